@@ -1,0 +1,100 @@
+"""camgate: consent-gated access to privately owned security cameras.
+
+The public API, re-exported here; the machinery lives in the submodules. Start with
+:class:`Gate`, which decides requests and holds the embedded :class:`Edge`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from camgate.adapters import (
+    Adapter,
+    AdapterFactory,
+    Capabilities,
+    Credentials,
+    LatencyBudgets,
+    LiveStream,
+    Secret,
+    Simulator,
+)
+from camgate.audit import AuditLog, VerifyResult
+from camgate.edge import Edge, GuardedStream
+from camgate.errors import *  # noqa: F403 - the whole error tree is public
+from camgate.errors import __all__ as _errors
+from camgate.gate import Gate
+from camgate.grants import GrantSigner, GrantVerifier, SignedGrant
+from camgate.hookspecs import hookimpl
+from camgate.models import (
+    AccessRequest,
+    Camera,
+    CameraClass,
+    Clip,
+    ConsentRecord,
+    ConsentTerms,
+    Decision,
+    GeoPoint,
+    Grant,
+    Incident,
+    IncidentStatus,
+    MediaPacket,
+    Owner,
+    Scope,
+    Snapshot,
+    StreamInfo,
+    Verdict,
+    Vote,
+    Waiver,
+)
+from camgate.notify import OwnerNotice
+from camgate.plugins import PluginHost
+from camgate.policy import PolicyContext
+from camgate.store import Store
+
+try:
+    __version__ = version("camgate")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AccessRequest",
+    "Adapter",
+    "AdapterFactory",
+    "AuditLog",
+    "Camera",
+    "CameraClass",
+    "Capabilities",
+    "Clip",
+    "ConsentRecord",
+    "ConsentTerms",
+    "Credentials",
+    "Decision",
+    "Edge",
+    "Gate",
+    "GeoPoint",
+    "Grant",
+    "GrantSigner",
+    "GrantVerifier",
+    "GuardedStream",
+    "Incident",
+    "IncidentStatus",
+    "LatencyBudgets",
+    "LiveStream",
+    "MediaPacket",
+    "Owner",
+    "OwnerNotice",
+    "PluginHost",
+    "PolicyContext",
+    "Scope",
+    "Secret",
+    "SignedGrant",
+    "Simulator",
+    "Snapshot",
+    "Store",
+    "StreamInfo",
+    "Verdict",
+    "VerifyResult",
+    "Vote",
+    "Waiver",
+    "__version__",
+    "hookimpl",
+    *_errors,
+]

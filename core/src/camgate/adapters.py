@@ -1,0 +1,234 @@
+"""The contract between the gate and a vendor adapter.
+
+A plugin registers an :class:`AdapterFactory` through the ``camgate_register_adapters`` hook. The
+factory declares what the adapter can do (:class:`Capabilities`) and how fast it promises to do it
+(:class:`LatencyBudgets`), and builds an :class:`Adapter` from the edge's settings for that vendor
+(credentials included; they never leave the edge).
+
+Adapters are only ever called by the edge's guard, after it has verified a signed grant; they get
+the verified :class:`~camgate.models.Grant` so they can fetch exactly what it covers and nothing
+more. Hooks are synchronous (pluggy has no async hooks); the async work lives on the objects.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+import attrs
+
+from camgate.errors import ValidationError
+from camgate.models import Camera, Grant, MediaPacket, Scope, Snapshot, StreamInfo
+
+__all__ = [
+    "Adapter",
+    "AdapterFactory",
+    "Capabilities",
+    "Credentials",
+    "LatencyBudgets",
+    "LiveStream",
+    "Secret",
+    "Simulator",
+]
+
+
+class Secret:
+    """A string that never shows itself: repr, str and format give ``'***'``.
+
+    Call :meth:`reveal` at the one place that needs the value (building the connection).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise ValidationError("a secret must be a string")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value. Never log or format it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("secrets are not pickled")
+
+
+def _secret(value: str | Secret) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+@attrs.frozen
+class Credentials:
+    """A username and password for one camera, held at the edge only."""
+
+    username: str
+    password: Secret = attrs.field(converter=_secret)
+
+
+@attrs.frozen
+class Capabilities:
+    """What an adapter can serve, and how it behaves toward the camera.
+
+    ``keeps_connections_open`` is True when the adapter holds a connection to the camera between
+    grants (an edge cache); the gate's rules on caches then apply to it.
+    """
+
+    live: bool = False
+    recorded: bool = False
+    snapshot: bool = False
+    audio: bool = False
+    keeps_connections_open: bool = False
+
+    @property
+    def scopes(self) -> frozenset[Scope]:
+        """The scopes this adapter can serve."""
+        pairs = (
+            (Scope.LIVE, self.live),
+            (Scope.RECORDED, self.recorded),
+            (Scope.SNAPSHOT, self.snapshot),
+        )
+        return frozenset(scope for scope, able in pairs if able)
+
+    def to_list(self) -> list[str]:
+        """Capability names, sorted (``live``, ``recorded``, ``snapshot``, ``audio``)."""
+        names = [str(s) for s in self.scopes]
+        if self.audio:
+            names.append("audio")
+        return sorted(names)
+
+
+def _budget(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValidationError(f"{attribute.name}={value!r}: a budget must be a positive number")
+
+
+@attrs.frozen
+class LatencyBudgets:
+    """The adapter's promised latencies in seconds, checked by the conformance suite."""
+
+    discovery_s: float = attrs.field(default=5.0, validator=_budget)
+    snapshot_s: float = attrs.field(default=3.0, validator=_budget)
+    first_frame_s: float = attrs.field(default=3.0, validator=_budget)
+    revocation_s: float = attrs.field(default=0.5, validator=_budget)
+
+
+@runtime_checkable
+class LiveStream(Protocol):
+    """An open live stream from one camera: packets in arrival order, then the end.
+
+    ``info`` describes the video stream. Iteration ends (StopAsyncIteration) when the camera ends
+    the stream; errors are :class:`camgate.errors.AdapterError`. ``aclose`` closes the connection
+    to the camera and may be called more than once.
+    """
+
+    info: StreamInfo
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]: ...
+
+    async def aclose(self) -> None:
+        """Close the connection to the camera; return once it is closed. Idempotent."""
+        ...
+
+
+class Adapter:
+    """One vendor's way to reach cameras, built from the edge's settings for that vendor.
+
+    Subclasses implement the methods matching their declared capabilities; the others raise
+    :class:`camgate.errors.UnsupportedScope` (the default). The edge calls them only with a
+    verified grant for that camera and scope.
+    """
+
+    async def discover(self) -> list[Camera]:
+        """Cameras the adapter's settings give access to (may be empty for URL-addressed ones)."""
+        return []
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Open the camera's live stream for ``grant``; packets from the first keyframe."""
+        from camgate.errors import UnsupportedScope
+
+        raise UnsupportedScope(f"adapter {type(self).__name__} does not serve live video")
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        """Return one JPEG still of the camera for ``grant``."""
+        from camgate.errors import UnsupportedScope
+
+        raise UnsupportedScope(f"adapter {type(self).__name__} does not serve snapshots")
+
+    async def recorded(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Stream stored footage inside ``grant.window_start``..``grant.window_end`` only."""
+        from camgate.errors import UnsupportedScope
+
+        raise UnsupportedScope(f"adapter {type(self).__name__} does not serve recordings")
+
+    async def aclose(self) -> None:
+        """Release whatever the adapter holds (sessions, pools). Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+@attrs.frozen
+class AdapterFactory:
+    """What a plugin registers: the adapter's name, promises and a builder.
+
+    ``create(settings)`` builds the adapter from the edge's settings for this vendor (a mapping the
+    adapter documents; credentials arrive as :class:`Secret`). ``distribution`` and ``version`` are
+    filled in by the plugin host from the plugin's package metadata when left empty.
+    """
+
+    name: str
+    create: Callable[[Mapping[str, Any]], Adapter] = attrs.field(repr=False)
+    capabilities: Capabilities
+    budgets: LatencyBudgets = attrs.field(factory=LatencyBudgets)
+    description: str = ""
+    distribution: str = ""
+    version: str = ""
+
+
+class Simulator(AbstractContextManager["Simulator"], abc.ABC):
+    """A vendor's side running for real on loopback, for the demo, tests and conformance.
+
+    Entering starts it (processes, servers); leaving stops everything it started. ``sources``
+    are the camera addresses it serves and ``settings`` the adapter settings that reach them
+    (credentials included).
+    """
+
+    sources: list[str]
+    settings: dict[str, Any]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop everything the simulator started. Idempotent."""

@@ -1,0 +1,121 @@
+"""``camgate demo``: the whole path, from a reported incident to frames on disk, for real.
+
+It starts the rtsp adapter's simulator (a GStreamer RTSP server on loopback) with two cameras,
+enrols both under a waiver — Alice allows live and snapshot, Bob allows nothing live — reports a
+burglary near both, asks for a snapshot and a live clip of each, and writes into the output
+folder what the gate let through, the audit trail and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from camgate.errors import AccessDenied
+from camgate.gate import Gate
+from camgate.models import Camera, CameraClass, ConsentTerms, GeoPoint, Owner, Scope, Waiver
+
+__all__ = ["WAIVER_TEXT", "run_demo"]
+
+WAIVER_TEXT = """\
+I own the camera(s) named below and let the Real Time Crime Center reach them only while a crime
+reported near them is open, only in the ways I allow, and I am told of every access. I can revoke
+this at any moment and the access ends at once."""
+
+CLIP_SECONDS = 5.0
+JACKSON = GeoPoint(32.2988, -90.1848)
+
+
+async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
+    """Run the demo into ``out`` (created; an earlier demo's files there are replaced).
+
+    Returns the summary that is also written to ``out/summary.json``.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("camgate.db", "camgate.db-wal", "camgate.db-shm", "camgate.key"):
+        (out / stale).unlink(missing_ok=True)
+    gate = Gate.open(out / "camgate.db")
+    files: list[str] = []
+    granted: list[str] = []
+    denied: dict[str, list[str]] = {}
+    try:
+        with gate.host.simulator("rtsp", 2) as sim:
+            gate.edge.configure("rtsp", sim.settings)
+            log(f"RTSP test server up: {', '.join(sim.sources)}")
+            waiver = gate.publish_waiver(Waiver("jackson-pilot-1", WAIVER_TEXT))
+            people = [
+                (Owner("alice", "Alice (corner store)"), {Scope.LIVE, Scope.SNAPSHOT}, 40.0),
+                (Owner("bob", "Bob (residence)"), {Scope.RECORDED}, -60.0),
+            ]
+            for (owner, scopes, offset_m), source in zip(people, sim.sources, strict=True):
+                gate.add_owner(owner)
+                position = GeoPoint(JACKSON.lat + offset_m / 111_000, JACKSON.lon)
+                gate.add_camera(
+                    Camera(
+                        id=f"cam-{owner.id}",
+                        adapter="rtsp",
+                        source=source,
+                        owner_id=owner.id,
+                        position=position,
+                        camera_class=CameraClass.PRIVATE,
+                        label=owner.name,
+                    )
+                )
+                gate.enrol(
+                    owner.id,
+                    [f"cam-{owner.id}"],
+                    waiver_version=waiver.version,
+                    waiver_sha256=waiver.sha256,
+                    terms=ConsentTerms(scopes=scopes),
+                )
+                log(f"enrolled cam-{owner.id}: {owner.name} allows {sorted(map(str, scopes))}")
+            incident = gate.report_incident("burglary", JACKSON, radius_m=500.0)
+            log(f"incident {incident.id}: burglary, 500 m around {JACKSON.lat}, {JACKSON.lon}")
+            for camera in gate.store.cameras():
+                for scope in (Scope.SNAPSHOT, Scope.LIVE):
+                    try:
+                        signed = await gate.request_access(
+                            incident.id,
+                            camera.id,
+                            scope,
+                            requested_by="rtcc-demo",
+                            duration_s=CLIP_SECONDS + 15.0,
+                        )
+                    except AccessDenied as refusal:
+                        reasons = denied.setdefault(camera.id, [])
+                        reasons.extend(r for r in refusal.decision.reasons if r not in reasons)
+                        log(f"{camera.id} {scope}: refused ({'; '.join(refusal.decision.reasons)})")
+                        continue
+                    if scope is Scope.SNAPSHOT:
+                        snap = await gate.edge.snapshot(camera.id, signed)
+                        path = out / f"{camera.id}-snapshot.jpg"
+                        path.write_bytes(snap.jpeg)
+                        log(f"{camera.id} snapshot: {snap.width}x{snap.height}, {len(snap.jpeg)} B")
+                    else:
+                        path = out / f"{camera.id}-clip.mp4"
+                        clip = await gate.edge.record_clip(camera.id, signed, path, CLIP_SECONDS)
+                        log(f"{camera.id} clip: {clip.duration_s:.2f} s, {clip.size} B")
+                    files.append(str(path))
+                    if camera.id not in granted:
+                        granted.append(camera.id)
+        result = gate.audit.verify()
+        audit_path = out / "audit.jsonl"
+        audit_path.write_text("".join(line + "\n" for line in gate.audit.export_jsonl()))
+        files.append(str(audit_path))
+        notices = {o: gate.store.notices(o) for o in ("alice", "bob")}
+    finally:
+        await gate.aclose()
+    summary = {
+        "granted": granted,
+        "denied": [{"camera": cam, "reasons": reasons} for cam, reasons in denied.items()],
+        "files": files,
+        "audit_ok": result.ok,
+        "audit_records": result.records,
+        "audit_head": result.head,
+        "incident": incident.id,
+        "owner_notices": {owner: len(items) for owner, items in notices.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"audit chain: {result.records} records, {'verified' if result.ok else 'BROKEN'}")
+    return summary

@@ -1,0 +1,416 @@
+"""The edge: the owner's side of the trust boundary, where media is fetched and guarded.
+
+The edge holds the camera credentials and the adapters. It serves media only against a signed
+grant it verifies itself (offline, with the hub's public key), and only inside a guard:
+
+1. verify the token's signature, then that it names this camera and scope and is in its time;
+2. check the owner's consent still stands, and redeem the grant (once: a replay is refused);
+3. append ``access.start`` to the audit log — durable before the camera is even contacted;
+4. call the adapter, and hand its packets to the consumer through a :class:`GuardedStream`
+   that ends the stream when the grant expires or the owner revokes: a packet that would be
+   handed over after a revocation is never handed over;
+5. append ``access.end`` with the packets and bytes served, and why it ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from camgate.adapters import Adapter, LiveStream
+from camgate.audit import AuditLog
+from camgate.clock import Clock, SystemClock
+from camgate.codec import dump
+from camgate.errors import CameraProtocolError, ConsentRevoked, GrantReplayed, ValidationError
+from camgate.grants import GrantVerifier, SignedGrant, check_grant
+from camgate.media import Mp4Writer, sha256_file
+from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
+from camgate.plugins import PluginHost
+from camgate.store import Store
+
+__all__ = ["Edge", "GuardedStream", "StreamStats"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class StreamStats:
+    """An immutable snapshot of what a guarded stream has served."""
+
+    packets: int
+    nbytes: int
+    ended: bool
+    end_reason: str | None
+
+
+class GuardedStream:
+    """A live stream bound to one grant. Iterate it for packets; it ends itself.
+
+    Iteration stops (StopAsyncIteration) when the grant expires or the camera ends the stream;
+    it raises :class:`camgate.errors.ConsentRevoked` once the owner revokes — and no packet is
+    handed over after that moment. Use it as an async context manager, or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        edge: Edge,
+        grant: Grant,
+        camera: Camera,
+        upstream: LiveStream,
+        deadline: float,
+    ) -> None:
+        self.grant = grant
+        self.camera = camera
+        self.info: StreamInfo = upstream.info
+        self._edge = edge
+        self._upstream = upstream
+        self._iter = upstream.__aiter__()
+        self._deadline = deadline
+        self._revoked_at: float | None = None
+        self._read_scope: anyio.CancelScope | None = None
+        self._data_version = edge.store.data_version()
+        self._packets = 0
+        self._nbytes = 0
+        self._end_reason: str | None = None
+        self._close_lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<GuardedStream grant={self.grant.id} camera={self.camera.id} {self.stats()}>"
+
+    def stats(self) -> StreamStats:
+        """Packets and bytes handed to the consumer so far, and why the stream ended."""
+        return StreamStats(
+            self._packets, self._nbytes, self._end_reason is not None, self._end_reason
+        )
+
+    @property
+    def revoked(self) -> bool:
+        """True once the owner's revocation reached this stream."""
+        return self._revoked_at is not None
+
+    def trip(self) -> None:
+        """Mark the stream revoked now and interrupt a pending read. Synchronous and instant."""
+        if self._revoked_at is None:
+            self._revoked_at = self._edge.clock.monotonic()
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        clock = self._edge.clock
+        if self._end_reason is not None:
+            if self._end_reason == "revoked":
+                raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
+            raise StopAsyncIteration
+        if self.revoked:
+            await self._end("revoked")
+            raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
+        remaining = self._deadline - clock.monotonic()
+        packet: MediaPacket | None = None
+        if remaining > 0:
+            with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
+                self._read_scope = scope
+                try:
+                    packet = await self._iter.__anext__()
+                except StopAsyncIteration:
+                    self._read_scope = None
+                    await self._end("completed")
+                    raise
+                except anyio.get_cancelled_exc_class():
+                    self._read_scope = None
+                    await self._end("closed")  # the consumer was cancelled
+                    raise
+                except BaseException:
+                    self._read_scope = None
+                    await self._end("error")
+                    raise
+            self._read_scope = None
+        # Everything below runs after the packet arrived: check the grant still holds *now*.
+        # A revocation through this process tripped the stream already; one committed by
+        # another process changes the store's data_version, and only then is consent re-read.
+        if (
+            not self.revoked
+            and self._edge.store_changed(self)
+            and self._edge.store.active_consent(self.camera.id) is None
+        ):
+            self.trip()
+        if self._revoked_at is not None:
+            await self._end("revoked")
+            raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
+        if packet is None or clock.monotonic() >= self._deadline:
+            await self._end("expired")
+            raise StopAsyncIteration
+        self._packets += 1
+        self._nbytes += packet.size
+        return packet
+
+    async def _end(self, reason: str) -> None:
+        async with self._close_lock:
+            if self._end_reason is not None:
+                return
+            self._end_reason = reason
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._upstream.aclose()
+                finally:
+                    await self._edge._access_ended(self, reason)
+
+    async def aclose(self) -> None:
+        """Close the stream and the camera connection (reason ``closed``). Idempotent."""
+        await self._end("closed")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Edge:
+    """The owner's side: credentials, adapters, grant verification and guarded media.
+
+    ``adapter_settings`` maps an adapter name to its settings; camera credentials kept in the
+    store are added under ``credentials`` (by camera id). A revocation made through this process's
+    gate reaches every stream at once; one committed by another process sharing the store is seen
+    before the next packet is handed over.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        host: PluginHost,
+        verifier: GrantVerifier,
+        audit: AuditLog,
+        clock: Clock | None = None,
+        adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.verifier = verifier
+        self.audit = audit
+        self.clock: Clock = clock or SystemClock()
+        self._settings = dict(adapter_settings or {})
+        self._adapters: dict[str, Adapter] = {}
+        self._live: set[GuardedStream] = set()
+
+    def __repr__(self) -> str:
+        return f"<Edge store={self.store.path} live={len(self._live)}>"
+
+    # ------------------------------------------------------------------ adapters
+
+    def configure(self, adapter: str, settings: Mapping[str, Any]) -> None:
+        """Set (or replace) an adapter's settings; the adapter is rebuilt on next use."""
+        self._settings[adapter] = dict(settings)
+        self._adapters.pop(adapter, None)
+
+    def adapter(self, name: str) -> Adapter:
+        """The adapter called ``name``, built on first use from its settings and credentials."""
+        if name not in self._adapters:
+            factory = self.host.adapter(name)
+            settings = dict(self._settings.get(name, {}))
+            creds = dict(self.store.credentials())
+            creds.update(settings.get("credentials", {}))
+            settings["credentials"] = creds
+            self._adapters[name] = factory.create(settings)
+        return self._adapters[name]
+
+    async def aclose(self) -> None:
+        """End every live stream (reason ``closed``) and close the adapters."""
+        for stream in list(self._live):
+            await stream.aclose()
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        self._adapters.clear()
+
+    # ------------------------------------------------------------------ revocation
+
+    def store_changed(self, stream: GuardedStream) -> bool:
+        """True when another process committed to the store since ``stream`` last looked."""
+        version = self.store.data_version()
+        if version == stream._data_version:
+            return False
+        stream._data_version = version
+        return True
+
+    async def consent_revoked(self, camera_id: str) -> bool:
+        """True when the camera has no standing consent (checked in the store)."""
+        consent = await anyio.to_thread.run_sync(self.store.active_consent, camera_id)
+        return consent is None
+
+    def trip(self, camera_ids: set[str] | list[str]) -> int:
+        """End every live stream of these cameras now; returns how many were tripped."""
+        wanted = set(camera_ids)
+        hit = [s for s in self._live if s.camera.id in wanted]
+        for stream in hit:
+            stream.trip()
+        return len(hit)
+
+    async def close_revoked(self, camera_ids: set[str] | list[str]) -> None:
+        """Trip the cameras' streams and close their camera connections before returning."""
+        self.trip(camera_ids)
+        wanted = set(camera_ids)
+        for stream in [s for s in self._live if s.camera.id in wanted]:
+            await stream._end("revoked")
+
+    def live_streams(self) -> list[GuardedStream]:
+        """The streams open right now."""
+        return list(self._live)
+
+    # ------------------------------------------------------------------ redeeming grants
+
+    async def _redeem(
+        self, camera_id: str, token: str | SignedGrant, scope: Scope
+    ) -> tuple[Grant, Camera]:
+        grant = self.verifier.verify(token)
+        now = self.clock.now()
+        check_grant(grant, camera_id=camera_id, scope=scope, now=now)
+        camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
+        if await self.consent_revoked(camera_id):
+            raise ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
+        fresh = await anyio.to_thread.run_sync(self.store.redeem, grant.id, now)
+        if not fresh:
+            raise GrantReplayed(f"grant {grant.id} was already redeemed")
+        await self._audit("access.start", {"grant": dump(grant), "camera": camera_id}, now)
+        self.host.access_started(grant, camera)
+        return grant, camera
+
+    async def _audit(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> None:
+        await anyio.to_thread.run_sync(
+            lambda: self.audit.append(kind, body, at or self.clock.now())
+        )
+
+    def _deadline(self, grant: Grant) -> float:
+        left = (grant.expires_at - self.clock.now()).total_seconds()
+        return self.clock.monotonic() + max(0.0, left)
+
+    async def open_live(self, camera_id: str, token: str | SignedGrant) -> GuardedStream:
+        """Open ``camera_id``'s live stream under a live grant; returns the guarded stream.
+
+        Raises a :class:`camgate.errors.GrantError` subclass for a forged, expired, replayed or
+        mismatched grant, ConsentRevoked when consent no longer stands, or an AdapterError.
+        """
+        grant, camera = await self._redeem(camera_id, token, Scope.LIVE)
+        try:
+            with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
+                upstream = await self.adapter(camera.adapter).open_live(camera, grant)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._finish_unopened(grant, camera, exc)
+            raise
+        stream = GuardedStream(self, grant, camera, upstream, self._deadline(grant))
+        self._live.add(stream)
+        return stream
+
+    async def _finish_unopened(self, grant: Grant, camera: Camera, exc: BaseException) -> None:
+        reason = "expired" if isinstance(exc, TimeoutError) else "error"
+        await self._audit(
+            "access.end",
+            {
+                "grant": grant.id,
+                "camera": camera.id,
+                "reason": reason,
+                "packets": 0,
+                "bytes": 0,
+                "error": type(exc).__name__,
+            },
+        )
+        self.host.access_ended(grant, camera, reason, 0, 0)
+
+    async def _access_ended(self, stream: GuardedStream, reason: str) -> None:
+        self._live.discard(stream)
+        stats = stream.stats()
+        await self._audit(
+            "access.end",
+            {
+                "grant": stream.grant.id,
+                "camera": stream.camera.id,
+                "reason": reason,
+                "packets": stats.packets,
+                "bytes": stats.nbytes,
+            },
+        )
+        self.host.access_ended(stream.grant, stream.camera, reason, stats.packets, stats.nbytes)
+
+    async def snapshot(self, camera_id: str, token: str | SignedGrant) -> Snapshot:
+        """Take one still under a snapshot grant (audited with its size and hash)."""
+        grant, camera = await self._redeem(camera_id, token, Scope.SNAPSHOT)
+        try:
+            with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
+                snap = await self.adapter(camera.adapter).snapshot(camera, grant)
+            if await self.consent_revoked(camera_id):
+                raise ConsentRevoked(f"consent for camera {camera_id!r} was revoked")  # noqa: TRY301
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._finish_unopened(grant, camera, exc)
+            raise
+        await self._audit(
+            "access.end",
+            {
+                "grant": grant.id,
+                "camera": camera.id,
+                "reason": "completed",
+                "packets": 1,
+                "bytes": len(snap.jpeg),
+                "sha256": hashlib.sha256(snap.jpeg).hexdigest(),
+            },
+        )
+        self.host.access_ended(grant, camera, "completed", 1, len(snap.jpeg))
+        return snap
+
+    async def record_clip(
+        self, camera_id: str, token: str | SignedGrant, path: str | Path, duration_s: float
+    ) -> Clip:
+        """Record ``duration_s`` seconds of live video into an MP4 at ``path`` under a live grant.
+
+        The file starts at a keyframe and is written without re-encoding. If consent is revoked
+        while recording, the partial file is deleted and ConsentRevoked raised. The clip's
+        SHA-256 is appended to the audit log (``clip.exported``) before this returns.
+        """
+        if not (duration_s > 0 and math.isfinite(duration_s)):
+            raise ValidationError(f"duration_s={duration_s!r}: must be a positive number")
+        path = Path(path)
+        stream = await self.open_live(camera_id, token)
+        started = self.clock.now()
+        try:
+            async with stream:
+                with Mp4Writer(path, stream.info) as writer:
+                    async for packet in stream:
+                        writer.write(packet)
+                        if writer.duration >= duration_s:
+                            break
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if not writer.started:
+            path.unlink(missing_ok=True)
+            raise CameraProtocolError("the stream ended before its first keyframe")
+        digest = await anyio.to_thread.run_sync(sha256_file, path)
+        clip = Clip(
+            grant_id=stream.grant.id,
+            camera_id=camera_id,
+            path=str(path),
+            duration_s=writer.duration,
+            size=path.stat().st_size,
+            sha256=digest,
+            started_at=started,
+        )
+        await self._audit("clip.exported", dump(clip))
+        return clip

@@ -1,0 +1,138 @@
+"""Every exception camgate raises on purpose, in one tree.
+
+```
+CamgateError                     base of everything below; never carries a secret
+├── ValidationError              a model or setting was built from bad values (also a ValueError)
+├── PluginError                  a plugin failed to load, or broke its hook's contract
+├── ConfigError                  storage, keys or settings are missing or inconsistent
+├── NotFound                     an id names no camera, owner, incident, request or grant
+├── AccessDenied                 the gate refused a request; `.decision` holds every reason
+├── GrantError                   a grant could not be honoured at the edge
+│   ├── GrantForged              the signature does not verify against the hub's key
+│   ├── GrantExpired             the grant's expiry has passed (or it is not yet valid)
+│   ├── GrantReplayed            the grant was already redeemed once
+│   └── GrantMismatch            the grant names another camera, scope or window
+├── ConsentRevoked               the owner revoked consent; the stream was ended
+├── AuditError                   the audit log could not be written or does not verify
+└── AdapterError                 a vendor adapter failed to reach or read a camera
+    ├── CameraUnreachable        connection refused, timed out, or the peer vanished
+    ├── CameraAuthError          the camera refused the credentials (or none were given)
+    ├── CameraProtocolError      the peer does not speak the expected protocol (e.g. not RTSP)
+    ├── NoVideoError             the camera's stream has no video track
+    └── UnsupportedScope         the adapter does not serve that scope (live, snapshot, recorded)
+```
+
+Lower-level errors (PyAV, sockets, sqlite3) are mapped to the most specific class above with
+``raise ... from`` — or ``from None`` when the lower-level message could carry a credential (PyAV
+repeats the URL it was given, user and password included).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from camgate.models import Decision
+
+__all__ = [
+    "AccessDenied",
+    "AdapterError",
+    "AuditError",
+    "CameraAuthError",
+    "CameraProtocolError",
+    "CameraUnreachable",
+    "CamgateError",
+    "ConfigError",
+    "ConsentRevoked",
+    "GrantError",
+    "GrantExpired",
+    "GrantForged",
+    "GrantMismatch",
+    "GrantReplayed",
+    "NoVideoError",
+    "NotFound",
+    "PluginError",
+    "UnsupportedScope",
+    "ValidationError",
+]
+
+
+class CamgateError(Exception):
+    """Base class of every error camgate raises on purpose. Messages never contain secrets."""
+
+
+class ValidationError(CamgateError, ValueError):
+    """A model, setting or command argument was given a value it cannot accept."""
+
+
+class PluginError(CamgateError):
+    """A plugin could not be loaded, or an implementation broke its hook's contract."""
+
+
+class ConfigError(CamgateError):
+    """Storage, keys or settings are missing or do not fit together."""
+
+
+class NotFound(CamgateError, LookupError):
+    """An identifier names nothing that camgate knows."""
+
+
+class AccessDenied(CamgateError):
+    """The gate refused a request. ``decision`` carries every policy's vote and reason."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        reasons = "; ".join(f"{v.policy}: {v.reason}" for v in decision.denials) or "no reason"
+        super().__init__(f"access to camera {decision.camera_id!r} denied: {reasons}")
+
+
+class GrantError(CamgateError):
+    """A grant was presented at the edge and could not be honoured."""
+
+
+class GrantForged(GrantError):
+    """The grant's signature does not verify against the hub's public key."""
+
+
+class GrantExpired(GrantError):
+    """The grant is past its expiry, or not yet valid."""
+
+
+class GrantReplayed(GrantError):
+    """The grant was already redeemed; each grant opens media once."""
+
+
+class GrantMismatch(GrantError):
+    """The grant does not cover what was asked: another camera, scope or time window."""
+
+
+class ConsentRevoked(CamgateError):
+    """The owner revoked consent; the stream was ended and no later packet was served."""
+
+
+class AuditError(CamgateError):
+    """The audit log could not be appended durably, or its chain does not verify."""
+
+
+class AdapterError(CamgateError):
+    """A vendor adapter could not reach or read a camera."""
+
+
+class CameraUnreachable(AdapterError):
+    """The camera refused the connection, did not answer in time, or went away."""
+
+
+class CameraAuthError(AdapterError):
+    """The camera refused the credentials, or asked for credentials that were not configured."""
+
+
+class CameraProtocolError(AdapterError):
+    """The peer answered, but not in the protocol the adapter speaks."""
+
+
+class NoVideoError(AdapterError):
+    """The camera's stream carries no video track."""
+
+
+class UnsupportedScope(AdapterError):
+    """The adapter does not declare the capability needed for this scope."""

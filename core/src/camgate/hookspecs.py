@@ -1,0 +1,169 @@
+"""Hook specifications: the places where plugins plug into camgate.
+
+Plugins implement these with ``@camgate.hookimpl`` and are found through the ``camgate``
+entry-point group. camgate's own behaviour (the scope policy, the radius geofence, the durable
+notification outbox) is registered on the same specifications, so an agency can add to it or
+replace it. The core invariants of the gate — opt-in with a matching waiver, an open incident,
+an adapter able to serve the scope — are checked by the gate itself and cannot be unplugged.
+
+Every hook is synchronous (pluggy has no async hooks); adapters put their async work on the
+objects they register. Decisions where every plugin must be heard (consent, geofence) collect all
+answers; a ``firstresult`` hook stops at the first non-None answer.
+
+Each hook has a section in docs/hooks.md; a test fails when one is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from camgate.adapters import AdapterFactory, Simulator
+    from camgate.models import Camera, Decision, Grant, Incident, Vote
+    from camgate.notify import OwnerNotice
+    from camgate.policy import PolicyContext
+
+PROJECT = "camgate"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -------------------------------------------------------------------------------- adapters
+
+
+@hookspec
+def camgate_register_adapters(register: Callable[[AdapterFactory], None]) -> None:
+    """Register the camera adapters this plugin provides.
+
+    Called once when the plugin host starts.
+
+    :param register: call it with one :class:`camgate.adapters.AdapterFactory` per adapter.
+        Registering a name twice is a :class:`camgate.errors.PluginError`.
+
+    Implemented by every vendor plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def camgate_simulator(adapter: str, count: int) -> Simulator | None:
+    """Return a simulator of ``adapter``'s vendor side serving ``count`` cameras, not yet started.
+
+    Called by the demo, by tests and by the conformance suite when they need a real peer on
+    loopback for an adapter.
+
+    :param adapter: the adapter's registered name.
+    :param count: how many cameras the simulator should serve (at least 1).
+    :return: a :class:`camgate.adapters.Simulator`, or None when this plugin does not simulate
+        ``adapter``.
+
+    Stops at the first non-None result. Implemented by vendor plugins that ship a simulator.
+    """
+
+
+# -------------------------------------------------------------------------------- consent
+
+
+@hookspec
+def camgate_consent_vote(ctx: PolicyContext) -> Vote | Sequence[Vote] | None:
+    """Vote on one access request as a consent policy.
+
+    Called for every request that reaches the gate, after the geofence and core checks are known,
+    with everything the gate knows about it (request, camera, owner's consent record and waiver,
+    incident, the time of the decision).
+
+    :param ctx: a :class:`camgate.policy.PolicyContext`.
+    :return: a :class:`camgate.models.Vote` (allow, deny or abstain, with a reason an owner or
+        officer understands), several votes, or None to say nothing.
+
+    Every implementation is heard; any deny refuses the request and every reason is kept in the
+    decision and the audit log. Implemented by consent, agency and jurisdiction policies.
+    """
+
+
+# -------------------------------------------------------------------------------- geofence
+
+
+@hookspec
+def camgate_geofence_vote(incident: Incident, camera: Camera, now: datetime) -> Vote | None:
+    """Say whether ``incident`` may reach ``camera`` at ``now``.
+
+    Called for every request and for every candidate when the cameras an incident may reach
+    are listed.
+
+    :param incident: the reported incident (position, radius, time window, status).
+    :param camera: the camera in question (position and, when known, field of view).
+    :param now: the moment of the decision (UTC).
+    :return: a :class:`camgate.models.Vote`: allow when a zone of this plugin covers the camera,
+        deny when the plugin excludes it, abstain or None when it has no opinion.
+
+    Every implementation is heard; any deny excludes the camera and at least one allow is needed
+    to include it. Implemented by zone sources (radius, polygons, fields of view, exclusions).
+    """
+
+
+# -------------------------------------------------------------------------------- events
+
+
+@hookspec
+def camgate_decision_made(decision: Decision) -> None:
+    """Observe a decision, granted or refused, after it is durably in the audit log.
+
+    :param decision: the :class:`camgate.models.Decision` with every vote.
+
+    Every implementation is called; exceptions are logged and do not change the decision.
+    """
+
+
+@hookspec
+def camgate_access_started(grant: Grant, camera: Camera) -> None:
+    """Observe the start of an access: the grant was redeemed and media is about to flow.
+
+    Called after the access record is durable in the audit log, before the first byte.
+
+    :param grant: the verified grant.
+    :param camera: the camera being accessed.
+    """
+
+
+@hookspec
+def camgate_access_ended(
+    grant: Grant, camera: Camera, reason: str, packets: int, nbytes: int
+) -> None:
+    """Observe the end of an access, with what was served.
+
+    :param grant: the grant the access ran under.
+    :param camera: the camera.
+    :param reason: why it ended: ``completed``, ``closed``, ``expired``, ``revoked``, ``error``.
+    :param packets: packets (or images) handed to the consumer.
+    :param nbytes: bytes handed to the consumer.
+    """
+
+
+@hookspec
+def camgate_consent_revoked(owner_id: str, camera_ids: Sequence[str], at: datetime) -> None:
+    """Observe a revocation, after it is durable and every live stream of the cameras ended.
+
+    :param owner_id: the owner who revoked.
+    :param camera_ids: the cameras no longer reachable.
+    :param at: when the revocation took effect (UTC).
+    """
+
+
+@hookspec
+def camgate_notify_owner(notice: OwnerNotice) -> bool | None:
+    """Tell an owner about an access to one of their cameras, granted or refused.
+
+    Called for every decision and every revocation.
+
+    :param notice: a :class:`camgate.notify.OwnerNotice` (what, why, when, outcome).
+    :return: True when this notifier accepted the notice for delivery (delivered or durably
+        queued), None when it does not handle this owner.
+
+    Every implementation is called. When none accepts, the gate raises a
+    :class:`camgate.errors.PluginError`: an owner must always be told.
+    """

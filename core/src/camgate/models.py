@@ -1,0 +1,447 @@
+"""The nouns of camgate: frozen attrs classes, validated when they are built.
+
+Every model refuses bad values at construction with a :class:`camgate.errors.ValidationError`
+that names the field and the value, so nothing half-valid ever reaches the gate. Change a model
+with :func:`attrs.evolve`, which validates again. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from camgate.errors import ValidationError
+
+__all__ = [
+    "AccessRequest",
+    "Camera",
+    "CameraClass",
+    "Clip",
+    "ConsentRecord",
+    "ConsentTerms",
+    "Decision",
+    "GeoPoint",
+    "Grant",
+    "Incident",
+    "IncidentStatus",
+    "MediaPacket",
+    "Owner",
+    "Scope",
+    "Snapshot",
+    "StreamInfo",
+    "Verdict",
+    "Vote",
+    "Waiver",
+    "new_id",
+]
+
+
+def new_id(prefix: str) -> str:
+    """Return a fresh random identifier such as ``inc_3f9a0c12d4e5b6a7``."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class Scope(enum.StrEnum):
+    """What a grant lets a consumer have; each is a separate permission the owner sets."""
+
+    LIVE = "live"  #: the stream as it happens (and clips recorded from it while the grant lasts)
+    RECORDED = "recorded"  #: footage the camera stored before the request, inside a time window
+    SNAPSHOT = "snapshot"  #: one still image
+
+
+class CameraClass(enum.StrEnum):
+    """Who owns a camera; jurisdictions cap enrolment per class."""
+
+    PRIVATE = "private"
+    CITY = "city"
+
+
+class IncidentStatus(enum.StrEnum):
+    """An incident reaches cameras only while it is open."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Verdict(enum.StrEnum):
+    """A policy's vote. Any DENY refuses; ALLOW needs at least one voice; ABSTAIN says nothing."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    ABSTAIN = "abstain"
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def _fail(field: str, value: object, why: str) -> ValidationError:
+    return ValidationError(f"{field}={value!r}: {why}")
+
+
+def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(attribute.name, value, "must be a non-empty string")
+
+
+def _aware(_inst: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise _fail(attribute.name, value, "must be a timezone-aware datetime")
+
+
+def _finite_between(low: float, high: float, *, low_open: bool = False) -> Any:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(attribute.name, value, "must be a number")
+        if not math.isfinite(value):
+            raise _fail(attribute.name, value, "must be a finite number")
+        if value < low or value > high or (low_open and value == low):
+            left = "(" if low_open else "["
+            raise _fail(attribute.name, value, f"must be in {left}{low}, {high}]")
+
+    return check
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(attribute.name, value, "must be a finite number")
+    if value <= 0:
+        raise _fail(attribute.name, value, "must be greater than zero")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo else value
+
+
+# --------------------------------------------------------------------------- places and people
+
+
+@attrs.frozen
+class GeoPoint:
+    """A WGS84 position in decimal degrees (latitude first)."""
+
+    lat: float = attrs.field(validator=_finite_between(-90.0, 90.0))
+    lon: float = attrs.field(validator=_finite_between(-180.0, 180.0))
+
+
+@attrs.frozen
+class Owner:
+    """A resident or business (or the city) who owns cameras and decides who may see them."""
+
+    id: str = attrs.field(validator=_non_empty)
+    name: str = attrs.field(validator=_non_empty)
+    contact: str | None = None
+    time_zone: str = "UTC"
+
+
+@attrs.frozen
+class Camera:
+    """One camera, as the gate knows it.
+
+    ``source`` is the vendor address (an RTSP URL, a device id) *without* credentials: those stay
+    on the owner's side of the trust boundary, in the edge's settings. ``heading_deg``,
+    ``fov_deg`` and ``range_m`` describe the field of view when known.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    adapter: str = attrs.field(validator=_non_empty)
+    source: str = attrs.field(validator=_non_empty)
+    owner_id: str = attrs.field(validator=_non_empty)
+    position: GeoPoint
+    camera_class: CameraClass = attrs.field(default=CameraClass.PRIVATE, converter=CameraClass)
+    heading_deg: float | None = attrs.field(default=None, validator=_finite_between(0.0, 360.0))
+    fov_deg: float | None = attrs.field(
+        default=None, validator=_finite_between(0.0, 360.0, low_open=True)
+    )
+    range_m: float | None = attrs.field(default=None, validator=_positive)
+    battery: bool = False
+    label: str = ""
+
+    @source.validator
+    def _no_credentials(self, attribute: attrs.Attribute[str], value: str) -> None:
+        parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            # Do not echo the value: it holds a credential.
+            raise ValidationError(
+                "source: must not carry credentials; give them to the edge's adapter settings"
+            )
+
+    def __attrs_post_init__(self) -> None:
+        if self.fov_deg is not None and self.heading_deg is None:
+            raise _fail("fov_deg", self.fov_deg, "a field of view needs heading_deg too")
+
+
+@attrs.frozen
+class Waiver:
+    """A versioned waiver text. Its SHA-256 over the exact UTF-8 text goes into consent records."""
+
+    version: str = attrs.field(validator=_non_empty)
+    text: str = attrs.field(validator=_non_empty, repr=False)
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the exact waiver text."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _scopes(value: Iterable[Scope | str]) -> frozenset[Scope]:
+    try:
+        return frozenset(Scope(v) for v in value)
+    except ValueError as exc:
+        raise ValidationError(f"scopes: {exc}; known scopes: live, recorded, snapshot") from None
+
+
+@attrs.frozen
+class ConsentTerms:
+    """The owner's terms. The foundation enforces scopes; the consent issue adds the rest."""
+
+    scopes: frozenset[Scope] = attrs.field(converter=_scopes)
+    max_session_s: float | None = attrs.field(default=None, validator=_positive)
+
+
+@attrs.frozen
+class ConsentRecord:
+    """An owner's acceptance of a waiver for some cameras, under terms; revocable at any time."""
+
+    id: str = attrs.field(validator=_non_empty)
+    owner_id: str = attrs.field(validator=_non_empty)
+    camera_ids: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    waiver_version: str = attrs.field(validator=_non_empty)
+    waiver_sha256: str = attrs.field()
+    accepted_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    terms: ConsentTerms
+    revoked_at: datetime | None = attrs.field(default=None, validator=_aware)
+
+    @camera_ids.validator
+    def _cams(self, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+        if not value or not all(isinstance(c, str) and c for c in value):
+            raise _fail(attribute.name, value, "must name at least one camera")
+
+    @waiver_sha256.validator
+    def _hash(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if (
+            not isinstance(value, str)
+            or len(value) != 64
+            or any(c not in "0123456789abcdef" for c in value)
+        ):
+            raise _fail(attribute.name, value, "must be 64 lowercase hex digits")
+
+    @property
+    def active(self) -> bool:
+        """True until the owner revokes."""
+        return self.revoked_at is None
+
+
+@attrs.frozen
+class Incident:
+    """A reported crime: where, when, what kind, and how far around it cameras may be reached."""
+
+    id: str = attrs.field(validator=_non_empty)
+    kind: str = attrs.field(validator=_non_empty)
+    position: GeoPoint
+    reported_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    radius_m: float = attrs.field(validator=_positive)
+    status: IncidentStatus = attrs.field(default=IncidentStatus.OPEN, converter=IncidentStatus)
+    window_s: float = attrs.field(default=12 * 3600.0, validator=_positive)
+
+    @property
+    def window_end(self) -> datetime:
+        """The end of the time window in which the incident may reach cameras."""
+        return self.reported_at + timedelta(seconds=self.window_s)
+
+    def active_at(self, when: datetime) -> bool:
+        """True when the incident is open and ``when`` is inside its window."""
+        return self.status is IncidentStatus.OPEN and self.reported_at <= when <= self.window_end
+
+
+@attrs.frozen
+class AccessRequest:
+    """An officer's request for one scope of one camera under one incident.
+
+    ``duration_s`` bounds a live session; ``window_start``/``window_end`` bound recorded footage.
+    ``purpose`` names what the footage is for (jurisdictions may ban some, such as face
+    recognition).
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    incident_id: str = attrs.field(validator=_non_empty)
+    camera_id: str = attrs.field(validator=_non_empty)
+    scope: Scope = attrs.field(converter=Scope)
+    requested_by: str = attrs.field(validator=_non_empty)
+    requested_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    purpose: str = "investigation"
+    duration_s: float = attrs.field(default=60.0, validator=_positive)
+    window_start: datetime | None = attrs.field(default=None, validator=_aware)
+    window_end: datetime | None = attrs.field(default=None, validator=_aware)
+
+    def __attrs_post_init__(self) -> None:
+        has_window = self.window_start is not None and self.window_end is not None
+        if self.scope is Scope.RECORDED and not has_window:
+            raise _fail("window", None, "a recorded request needs window_start and window_end")
+        if (self.window_start is None) != (self.window_end is None):
+            raise _fail("window", None, "give both window_start and window_end, or neither")
+        if has_window and self.window_start >= self.window_end:  # type: ignore[operator]
+            raise _fail("window_end", self.window_end, "must be after window_start")
+
+
+@attrs.frozen
+class Vote:
+    """One policy's verdict on a request, with the reason in words an owner or officer reads."""
+
+    policy: str = attrs.field(validator=_non_empty)
+    verdict: Verdict = attrs.field(converter=Verdict)
+    reason: str = attrs.field(validator=_non_empty)
+
+
+def _vote_tuple(value: Iterable[Vote]) -> tuple[Vote, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Decision:
+    """The gate's answer to a request: allowed only when nobody denied and somebody allowed."""
+
+    request_id: str
+    camera_id: str
+    votes: tuple[Vote, ...] = attrs.field(converter=_vote_tuple)
+    decided_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+
+    @property
+    def denials(self) -> tuple[Vote, ...]:
+        """Votes that refused, in the order the policies answered."""
+        return tuple(v for v in self.votes if v.verdict is Verdict.DENY)
+
+    @property
+    def allowed(self) -> bool:
+        """Any deny wins; with no deny, at least one allow is needed."""
+        return not self.denials and any(v.verdict is Verdict.ALLOW for v in self.votes)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The denying reasons, ``"policy: reason"`` each (empty when allowed)."""
+        return [f"{v.policy}: {v.reason}" for v in self.denials]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict with every vote (for the audit log and reports)."""
+        return {
+            "request": self.request_id,
+            "camera": self.camera_id,
+            "allowed": self.allowed,
+            "decided_at": self.decided_at.isoformat(),
+            "votes": [
+                {"policy": v.policy, "verdict": str(v.verdict), "reason": v.reason}
+                for v in self.votes
+            ],
+        }
+
+
+@attrs.frozen
+class Grant:
+    """Permission for one scope of one camera under one incident, until ``expires_at``.
+
+    A grant is only honoured as a :class:`camgate.grants.SignedGrant`, which the edge verifies
+    offline with the hub's public key. It is redeemed once.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    request_id: str = attrs.field(validator=_non_empty)
+    camera_id: str = attrs.field(validator=_non_empty)
+    incident_id: str = attrs.field(validator=_non_empty)
+    scope: Scope = attrs.field(converter=Scope)
+    issued_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    expires_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    window_start: datetime | None = attrs.field(default=None, validator=_aware)
+    window_end: datetime | None = attrs.field(default=None, validator=_aware)
+    audio: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.expires_at <= self.issued_at:
+            raise _fail("expires_at", self.expires_at, "must be after issued_at")
+        if self.scope is Scope.RECORDED and (self.window_start is None or self.window_end is None):
+            raise _fail("window", None, "a recorded grant needs its window")
+
+
+# --------------------------------------------------------------------------- media
+
+
+@attrs.frozen
+class StreamInfo:
+    """What a consumer needs to decode or remux a stream without re-encoding it."""
+
+    codec: str = attrs.field(validator=_non_empty)
+    time_base: Fraction
+    width: int = 0
+    height: int = 0
+    extradata: bytes | None = attrs.field(default=None, repr=False)
+    kind: str = "video"
+    sample_rate: int = 0
+
+
+@attrs.frozen
+class MediaPacket:
+    """One compressed packet as it left the camera (no re-encoding).
+
+    ``arrival`` is ``time.monotonic()`` when the adapter read it: the guard refuses any packet
+    that it would hand over after a revocation or expiry.
+    """
+
+    data: bytes = attrs.field(repr=False)
+    pts: int | None
+    dts: int | None
+    is_keyframe: bool
+    stream: StreamInfo
+    arrival: float
+    duration: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Payload length in bytes."""
+        return len(self.data)
+
+    @property
+    def seconds(self) -> float | None:
+        """Presentation time in seconds, when the packet has one."""
+        return None if self.pts is None else float(self.pts * self.stream.time_base)
+
+
+@attrs.frozen
+class Snapshot:
+    """One JPEG still served under a grant."""
+
+    grant_id: str
+    camera_id: str
+    jpeg: bytes = attrs.field(repr=False)
+    width: int
+    height: int
+    taken_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen
+class Clip:
+    """A video file written under a grant, with its hash for the audit log."""
+
+    grant_id: str
+    camera_id: str
+    path: str
+    duration_s: float
+    size: int
+    sha256: str
+    started_at: datetime = attrs.field(validator=_aware)

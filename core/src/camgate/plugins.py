@@ -1,0 +1,250 @@
+"""The plugin host: a typed facade over pluggy, so core code never calls ``pm.hook.x`` by hand.
+
+Start-up is four steps: a ``PluginManager("camgate")``, the hook specifications, camgate's own
+built-in plugins, then the plugins found in the ``camgate`` entry-point group.
+
+Two environment variables rescue an install that a broken plugin made unusable:
+
+- ``CAMGATE_LOAD_PLUGINS=rtsp,onvif`` loads only these entry points (an empty value loads none);
+- ``CAMGATE_DISABLE_PLUGINS=wyze`` loads every entry point but these.
+
+They act on external plugins only. The built-ins can be replaced through the API
+(:meth:`PluginHost.unregister`), and the gate's core invariants are not plugins at all.
+A plugin that fails to import is named, with its distribution, in the :class:`PluginError`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+from camgate import hookspecs
+from camgate.adapters import AdapterFactory, Simulator
+from camgate.errors import PluginError
+from camgate.models import Camera, Decision, Grant, Incident, Vote
+
+if TYPE_CHECKING:
+    from camgate.notify import OwnerNotice
+    from camgate.policy import PolicyContext
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginHost", "PluginInfo"]
+
+ENTRY_POINT_GROUP = "camgate"
+log = logging.getLogger(__name__)
+
+
+def _names(value: str) -> set[str]:
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+@attrs.frozen
+class PluginInfo:
+    """A loaded plugin: its registered name, where it came from, and whether it is built in."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+
+
+class PluginHost:
+    """Loads plugins and calls their hooks with types, collecting what the gate needs.
+
+    ``PluginHost()`` loads entry points (subject to the environment variables above);
+    ``PluginHost(entry_points=False)`` loads none, for tests and embedding. ``builtins`` are
+    objects registered before external plugins (the gate passes its policy, geofence and
+    notifier).
+    """
+
+    def __init__(
+        self,
+        *,
+        builtins: Mapping[str, object] | None = None,
+        entry_points: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._info: dict[str, PluginInfo] = {}
+        for name, plugin in (builtins or {}).items():
+            self.register(plugin, name, builtin=True)
+        if entry_points:
+            self._load_entry_points(os.environ if environ is None else environ)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"a plugin implements a hook camgate does not have: {exc}") from exc
+        self._adapters: dict[str, AdapterFactory] | None = None
+
+    # ------------------------------------------------------------------ loading
+
+    def register(
+        self,
+        plugin: object,
+        name: str,
+        *,
+        builtin: bool = False,
+        distribution: str = "camgate",
+        version: str = "",
+    ) -> None:
+        """Register one plugin object (or module) under ``name``."""
+        try:
+            self.pm.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
+        if not version and distribution == "camgate":
+            version = _version("camgate")
+        self._info[name] = PluginInfo(name, distribution, version, builtin)
+        self._adapters = None
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin (built-in or not) by name; unknown names are an error."""
+        if self.pm.unregister(name=name) is None:
+            raise PluginError(f"no plugin named {name!r} is registered")
+        self._info.pop(name, None)
+        self._adapters = None
+
+    def _load_entry_points(self, environ: Mapping[str, str]) -> None:
+        allow = (
+            _names(environ["CAMGATE_LOAD_PLUGINS"]) if "CAMGATE_LOAD_PLUGINS" in environ else None
+        )
+        block = _names(environ.get("CAMGATE_DISABLE_PLUGINS", ""))
+        for ep in sorted(
+            importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name
+        ):
+            if (allow is not None and ep.name not in allow) or ep.name in block:
+                log.debug(
+                    "plugin %s skipped by CAMGATE_LOAD_PLUGINS/CAMGATE_DISABLE_PLUGINS", ep.name
+                )
+                continue
+            dist = ep.dist.name if ep.dist is not None else "?"
+            version = ep.dist.version if ep.dist is not None else ""
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name!r} (distribution {dist}) failed to import: "
+                    f"{type(exc).__name__}: {exc}. Start without it with "
+                    f"CAMGATE_DISABLE_PLUGINS={ep.name}"
+                ) from exc
+            self.register(plugin, ep.name, distribution=dist, version=version)
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every registered plugin, built-ins first, then by name."""
+        return sorted(self._info.values(), key=lambda p: (not p.builtin, p.name))
+
+    # ------------------------------------------------------------------ adapters
+
+    def adapters(self) -> dict[str, AdapterFactory]:
+        """Every registered adapter factory by name (collected once, then cached)."""
+        if self._adapters is None:
+            found: dict[str, AdapterFactory] = {}
+            for impl in self.pm.hook.camgate_register_adapters.get_hookimpls():
+                info = self._info.get(self.pm.get_name(impl.plugin) or "")
+
+                def register(factory: AdapterFactory, info: PluginInfo | None = info) -> None:
+                    if not isinstance(factory, AdapterFactory):
+                        raise PluginError(f"register() takes an AdapterFactory, got {factory!r}")
+                    if factory.name in found:
+                        raise PluginError(f"adapter {factory.name!r} is registered twice")
+                    if info is not None and not factory.distribution:
+                        factory = attrs.evolve(
+                            factory, distribution=info.distribution, version=info.version
+                        )
+                    found[factory.name] = factory
+
+                impl.function(register=register)
+            self._adapters = found
+        return dict(self._adapters)
+
+    def adapter(self, name: str) -> AdapterFactory:
+        """The adapter factory called ``name``; PluginError names the ones that exist."""
+        adapters = self.adapters()
+        if name not in adapters:
+            known = ", ".join(sorted(adapters)) or "none"
+            raise PluginError(f"no adapter named {name!r} (installed: {known})")
+        return adapters[name]
+
+    def simulator(self, adapter: str, count: int) -> Simulator:
+        """A simulator for ``adapter``; PluginError when no plugin provides one."""
+        sim: Simulator | None = self.pm.hook.camgate_simulator(adapter=adapter, count=count)
+        if sim is None:
+            raise PluginError(f"no plugin provides a simulator for adapter {adapter!r}")
+        return sim
+
+    # ------------------------------------------------------------------ decisions
+
+    def consent_votes(self, ctx: PolicyContext) -> list[Vote]:
+        """Every consent policy's votes, flattened, in plugin order."""
+        return _votes(self.pm.hook.camgate_consent_vote(ctx=ctx), "camgate_consent_vote")
+
+    def geofence_votes(self, incident: Incident, camera: Camera, now: datetime) -> list[Vote]:
+        """Every geofence's vote on whether ``incident`` may reach ``camera``."""
+        results = self.pm.hook.camgate_geofence_vote(incident=incident, camera=camera, now=now)
+        return _votes(results, "camgate_geofence_vote")
+
+    # ------------------------------------------------------------------ events
+
+    def notify_owner(self, notice: OwnerNotice) -> bool:
+        """Hand a notice to every notifier; True when at least one accepted it."""
+        return any(r is True for r in self.pm.hook.camgate_notify_owner(notice=notice))
+
+    def emit(self, hook: str, **kwargs: Any) -> None:
+        """Call an event hook; an observer's exception is logged, never propagated."""
+        caller = getattr(self.pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except Exception:
+                log.exception("event hook %s of plugin %s failed", hook, impl.plugin_name)
+
+    def decision_made(self, decision: Decision) -> None:
+        """Emit ``camgate_decision_made``."""
+        self.emit("camgate_decision_made", decision=decision)
+
+    def access_started(self, grant: Grant, camera: Camera) -> None:
+        """Emit ``camgate_access_started``."""
+        self.emit("camgate_access_started", grant=grant, camera=camera)
+
+    def access_ended(
+        self, grant: Grant, camera: Camera, reason: str, packets: int, nbytes: int
+    ) -> None:
+        """Emit ``camgate_access_ended``."""
+        self.emit(
+            "camgate_access_ended",
+            grant=grant,
+            camera=camera,
+            reason=reason,
+            packets=packets,
+            nbytes=nbytes,
+        )
+
+    def consent_revoked(self, owner_id: str, camera_ids: Sequence[str], at: datetime) -> None:
+        """Emit ``camgate_consent_revoked``."""
+        self.emit("camgate_consent_revoked", owner_id=owner_id, camera_ids=camera_ids, at=at)
+
+
+def _votes(results: Iterable[Any], hook: str) -> list[Vote]:
+    votes: list[Vote] = []
+    # pluggy calls the last-registered plugin first; report votes in registration order.
+    for result in reversed(list(results)):
+        items = [result] if isinstance(result, Vote) else list(result)
+        for vote in items:
+            if not isinstance(vote, Vote):
+                raise PluginError(f"{hook} must return Vote objects, got {vote!r}")
+            votes.append(vote)
+    return votes
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""

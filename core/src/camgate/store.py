@@ -1,0 +1,362 @@
+"""Storage: one SQLite file holds the registry, consent, incidents, grants, outbox and audit log.
+
+Each write is its own transaction, committed with ``synchronous=FULL`` in WAL mode, so a method
+that returned has reached the disk. The connection is shared by threads behind a lock; the gate
+calls the store from worker threads so the event loop never waits on fsync. Models are stored as
+their :mod:`camgate.codec` JSON, and rebuilt (and validated again) on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from camgate.codec import dump, load
+from camgate.errors import ConfigError, NotFound, ValidationError
+from camgate.models import (
+    AccessRequest,
+    Camera,
+    ConsentRecord,
+    Decision,
+    Grant,
+    Incident,
+    Owner,
+    Waiver,
+)
+
+if TYPE_CHECKING:
+    from camgate.adapters import Credentials
+    from camgate.notify import OwnerNotice
+
+__all__ = ["Store"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS owners (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cameras (
+    id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES owners(id), doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS waivers (
+    version TEXT PRIMARY KEY, sha256 TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS consents (
+    id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, revoked_at TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS consent_cameras (
+    consent_id TEXT NOT NULL REFERENCES consents(id), camera_id TEXT NOT NULL,
+    PRIMARY KEY (consent_id, camera_id));
+CREATE INDEX IF NOT EXISTS consent_cameras_camera ON consent_cameras(camera_id);
+CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (request_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS grants (
+    id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, token TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS redeemed (grant_id TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notices (
+    id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, doc TEXT NOT NULL, delivered_at TEXT);
+CREATE TABLE IF NOT EXISTS edge_credentials (
+    camera_id TEXT PRIMARY KEY, username TEXT NOT NULL, password TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
+    prev TEXT NOT NULL, hash TEXT NOT NULL);
+"""
+
+SCHEMA_VERSION = "1"
+
+
+class Store:
+    """The SQLite file behind one camgate installation (hub and edge in the embedded default).
+
+    ``Store(path)`` creates the file and schema when missing. Every ``add_*``/``set_*`` method is
+    durable when it returns; ``get_*`` methods raise :class:`camgate.errors.NotFound` for an
+    unknown id.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open the camgate store at {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        version = self.meta("schema")
+        if version is None:
+            self.set_meta("schema", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            raise ConfigError(f"{self.path}: schema {version}, this camgate reads {SCHEMA_VERSION}")
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One durable write transaction (BEGIN IMMEDIATE ... COMMIT), under the store's lock."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read query and return all rows."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """Close the connection. Idempotent."""
+        with self._lock:
+            self._conn.close()
+
+    def data_version(self) -> int:
+        """A number that changes whenever *another* connection commits to the file.
+
+        Costs microseconds (no table is read), so a guard can ask it for every packet and only
+        look at consent again when something changed.
+        """
+        with self._lock:
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def meta(self, key: str) -> str | None:
+        """A value from the meta table, or None."""
+        rows = self.query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value in the meta table."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _doc(self, cls: type[T], table: str, key: str, value: str) -> T:
+        rows = self.query(f"SELECT doc FROM {table} WHERE {key}=?", (value,))  # noqa: S608
+        if not rows:
+            raise NotFound(f"no {cls.__name__.lower()} {value!r}")
+        return load(cls, json.loads(rows[0][0]))
+
+    def _docs(self, cls: type[T], sql: str, params: tuple[Any, ...] = ()) -> list[T]:
+        return [load(cls, json.loads(row[0])) for row in self.query(sql, params)]
+
+    @staticmethod
+    def _json(obj: Any) -> str:
+        return json.dumps(dump(obj), sort_keys=True)
+
+    # ------------------------------------------------------------------ registry
+
+    def add_owner(self, owner: Owner) -> None:
+        """Create or update an owner."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO owners VALUES (?, ?)", (owner.id, self._json(owner)))
+
+    def get_owner(self, owner_id: str) -> Owner:
+        """The owner with this id."""
+        return self._doc(Owner, "owners", "id", owner_id)
+
+    def add_camera(self, camera: Camera) -> None:
+        """Create or update a camera; its owner must exist."""
+        self.get_owner(camera.owner_id)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cameras VALUES (?, ?, ?)",
+                (camera.id, camera.owner_id, self._json(camera)),
+            )
+
+    def get_camera(self, camera_id: str) -> Camera:
+        """The camera with this id."""
+        return self._doc(Camera, "cameras", "id", camera_id)
+
+    def cameras(self, owner_id: str | None = None) -> list[Camera]:
+        """Every camera, or one owner's, in id order."""
+        if owner_id is None:
+            return self._docs(Camera, "SELECT doc FROM cameras ORDER BY id")
+        return self._docs(
+            Camera, "SELECT doc FROM cameras WHERE owner_id=? ORDER BY id", (owner_id,)
+        )
+
+    def add_waiver(self, waiver: Waiver) -> None:
+        """Publish a waiver version. Its text can never change: a new text needs a new version."""
+        rows = self.query("SELECT sha256 FROM waivers WHERE version=?", (waiver.version,))
+        if rows and rows[0][0] != waiver.sha256:
+            raise ValidationError(
+                f"waiver {waiver.version!r} exists with other text; publish a new version"
+            )
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO waivers VALUES (?, ?, ?)",
+                (waiver.version, waiver.sha256, waiver.text),
+            )
+
+    def get_waiver(self, version: str) -> Waiver:
+        """The waiver with this version."""
+        rows = self.query("SELECT version, text FROM waivers WHERE version=?", (version,))
+        if not rows:
+            raise NotFound(f"no waiver version {version!r}")
+        return Waiver(version=rows[0][0], text=rows[0][1])
+
+    # ------------------------------------------------------------------ consent
+
+    def add_consent(self, record: ConsentRecord) -> None:
+        """Store a consent record and index its cameras."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO consents VALUES (?, ?, ?, ?)",
+                (record.id, record.owner_id, None, self._json(record)),
+            )
+            db.executemany(
+                "INSERT INTO consent_cameras VALUES (?, ?)",
+                [(record.id, cam) for cam in record.camera_ids],
+            )
+
+    def active_consent(self, camera_id: str) -> ConsentRecord | None:
+        """The newest unrevoked consent record covering the camera, or None."""
+        found = self._docs(
+            ConsentRecord,
+            "SELECT c.doc FROM consents c JOIN consent_cameras cc ON cc.consent_id = c.id "
+            "WHERE cc.camera_id=? AND c.revoked_at IS NULL ORDER BY c.rowid DESC LIMIT 1",
+            (camera_id,),
+        )
+        return found[0] if found else None
+
+    def consents(self, owner_id: str) -> list[ConsentRecord]:
+        """Every consent record of an owner, oldest first."""
+        return self._docs(
+            ConsentRecord, "SELECT doc FROM consents WHERE owner_id=? ORDER BY rowid", (owner_id,)
+        )
+
+    def revoke_consents(self, owner_id: str, at: datetime) -> list[str]:
+        """Mark every active consent of the owner revoked at ``at``; return the cameras covered."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT id, doc FROM consents WHERE owner_id=? AND revoked_at IS NULL", (owner_id,)
+            ).fetchall()
+            cameras: list[str] = []
+            for consent_id, doc in rows:
+                record = load(ConsentRecord, json.loads(doc))
+                cameras.extend(record.camera_ids)
+                revoked = dump(record) | {"revoked_at": at.isoformat()}
+                db.execute(
+                    "UPDATE consents SET revoked_at=?, doc=? WHERE id=?",
+                    (at.isoformat(), json.dumps(revoked, sort_keys=True), consent_id),
+                )
+        return sorted(set(cameras))
+
+    def revoked_since(self, camera_id: str) -> str | None:
+        """When the camera's newest consent was revoked (ISO text), or None while it stands.
+
+        Cheap enough for a guard to poll: one indexed lookup.
+        """
+        rows = self.query(
+            "SELECT c.revoked_at FROM consents c JOIN consent_cameras cc ON cc.consent_id = c.id "
+            "WHERE cc.camera_id=? ORDER BY c.rowid DESC LIMIT 1",
+            (camera_id,),
+        )
+        return rows[0][0] if rows else None
+
+    # ------------------------------------------------------------------ incidents and requests
+
+    def add_incident(self, incident: Incident) -> None:
+        """Create or update an incident."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO incidents VALUES (?, ?)",
+                (incident.id, self._json(incident)),
+            )
+
+    def get_incident(self, incident_id: str) -> Incident:
+        """The incident with this id."""
+        return self._doc(Incident, "incidents", "id", incident_id)
+
+    def add_request(self, request: AccessRequest, decision: Decision) -> None:
+        """Store a request with the decision made on it."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO requests VALUES (?, ?)", (request.id, self._json(request)))
+            db.execute(
+                "INSERT INTO decisions VALUES (?, ?)",
+                (request.id, json.dumps(decision.to_json(), sort_keys=True)),
+            )
+
+    def get_request(self, request_id: str) -> AccessRequest:
+        """The request with this id."""
+        return self._doc(AccessRequest, "requests", "id", request_id)
+
+    def decision_json(self, request_id: str) -> dict[str, Any]:
+        """The stored decision on a request, as JSON (every vote)."""
+        rows = self.query("SELECT doc FROM decisions WHERE request_id=?", (request_id,))
+        if not rows:
+            raise NotFound(f"no decision on request {request_id!r}")
+        result: dict[str, Any] = json.loads(rows[0][0])
+        return result
+
+    # ------------------------------------------------------------------ grants
+
+    def add_grant(self, grant: Grant, token: str) -> None:
+        """Store an issued grant with its signed token."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO grants VALUES (?, ?, ?, ?)",
+                (grant.id, grant.camera_id, token, self._json(grant)),
+            )
+
+    def get_grant_token(self, grant_id: str) -> str:
+        """The signed token of an issued grant."""
+        rows = self.query("SELECT token FROM grants WHERE id=?", (grant_id,))
+        if not rows:
+            raise NotFound(f"no grant {grant_id!r}")
+        token: str = rows[0][0]
+        return token
+
+    def redeem(self, grant_id: str, at: datetime) -> bool:
+        """Mark a grant redeemed; False when it already was (a replay)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO redeemed VALUES (?, ?)", (grant_id, at.isoformat())
+            )
+            return cur.rowcount == 1
+
+    # ------------------------------------------------------------------ notices
+
+    def add_notice(self, notice: OwnerNotice) -> None:
+        """Queue an owner notice durably."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO notices VALUES (?, ?, ?, NULL)",
+                (notice.id, notice.owner_id, json.dumps(notice.to_json(), sort_keys=True)),
+            )
+
+    def notices(self, owner_id: str) -> list[dict[str, Any]]:
+        """Every notice for an owner, oldest first, as JSON."""
+        rows = self.query("SELECT doc FROM notices WHERE owner_id=? ORDER BY rowid", (owner_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    # ------------------------------------------------------------------ edge credentials
+
+    def set_credentials(self, camera_id: str, credentials: Credentials) -> None:
+        """Keep a camera's credentials at the edge (this file is the owner's side)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO edge_credentials VALUES (?, ?, ?)",
+                (camera_id, credentials.username, credentials.password.reveal()),
+            )
+
+    def credentials(self) -> dict[str, Credentials]:
+        """Every camera's credentials, by camera id."""
+        from camgate.adapters import Credentials
+
+        rows = self.query("SELECT camera_id, username, password FROM edge_credentials")
+        return {cam: Credentials(user, pw) for cam, user, pw in rows}

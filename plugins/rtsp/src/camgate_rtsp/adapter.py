@@ -1,0 +1,380 @@
+"""The RTSP adapter: any camera that serves H.264/H.265 over RTSP, read with PyAV.
+
+Packets are relayed as they come (no re-encoding), from the first keyframe on. Settings
+(all optional):
+
+``transport``           ``"tcp"`` (default: interleaved, no UDP time-out fallback) or ``"udp"``
+``connect_timeout_s``   how long to wait for the camera to answer and describe its streams (5)
+``read_timeout_s``      how long a stalled stream may stay silent before it is an error (5)
+``fast_start``          small probe, no analysis delay (True); False uses FFmpeg's defaults
+``credentials``         ``{camera id or source URL: Credentials}``; basic or digest, whichever
+                        the camera asks for. Never logged, never in an error or repr.
+
+Errors are mapped to :mod:`camgate.errors`: refused credentials → CameraAuthError; refused
+connection, time-out, missing path → CameraUnreachable; a peer that is not RTSP →
+CameraProtocolError; a stream without video → NoVideoError; a source that is not an
+``rtsp://``/``rtsps://`` URL → ValidationError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+import attrs
+import av
+import av.error
+from camgate.adapters import Adapter, Credentials, LiveStream
+from camgate.errors import (
+    AdapterError,
+    CameraAuthError,
+    CameraProtocolError,
+    CameraUnreachable,
+    NoVideoError,
+    ValidationError,
+)
+from camgate.media import jpeg_from_packets
+from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
+
+__all__ = ["RtspAdapter", "RtspLiveStream", "RtspSettings", "redact", "rtsp_url"]
+
+log = logging.getLogger(__name__)
+
+_KNOWN = {
+    "transport",
+    "connect_timeout_s",
+    "read_timeout_s",
+    "fast_start",
+    "credentials",
+    "buffer_packets",
+}
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (isinstance(value, int | float) and value > 0):
+        raise ValidationError(f"rtsp setting {attribute.name}={value!r}: must be a positive number")
+
+
+def _transport(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ("tcp", "udp"):
+        raise ValidationError(f"rtsp setting transport={value!r}: must be 'tcp' or 'udp'")
+
+
+def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
+    out: dict[str, Credentials] = {}
+    for key, cred in dict(value).items():
+        if isinstance(cred, Credentials):
+            out[key] = cred
+        elif isinstance(cred, Mapping) and {"username", "password"} <= set(cred):
+            out[key] = Credentials(str(cred["username"]), cred["password"])
+        else:
+            raise ValidationError(
+                f"rtsp setting credentials[{key!r}]: needs a username and a password"
+            )
+    return out
+
+
+@attrs.frozen
+class RtspSettings:
+    """Validated settings of the RTSP adapter (see the module docstring)."""
+
+    transport: str = attrs.field(default="tcp", validator=_transport)
+    connect_timeout_s: float = attrs.field(default=5.0, validator=_positive)
+    read_timeout_s: float = attrs.field(default=5.0, validator=_positive)
+    fast_start: bool = True
+    buffer_packets: int = attrs.field(default=64, validator=_positive)
+    credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> RtspSettings:
+        """Build settings from a mapping; unknown keys are an error (a typo must not pass)."""
+        unknown = set(settings) - _KNOWN
+        if unknown:
+            raise ValidationError(f"rtsp settings: unknown keys {sorted(unknown)}")
+        return cls(**dict(settings))
+
+    def open_options(self) -> dict[str, str]:
+        """FFmpeg options for ``av.open``."""
+        options = {
+            "rtsp_transport": self.transport,
+            # The RTSP demuxer's socket time-out, in microseconds (not ``stimeout``).
+            "timeout": str(int(self.connect_timeout_s * 1_000_000)),
+        }
+        if self.fast_start:
+            # The SDP (sprop-parameter-sets) or the first keyframe carries what we need; do not
+            # spend seconds analysing the stream.
+            options |= {"probesize": "32768", "analyzeduration": "0", "fflags": "nobuffer"}
+        return options
+
+
+def redact(url: str) -> str:
+    """The URL without user and password (safe for messages and logs)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]  # drop user:password, keep host[:port] as written
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+def rtsp_url(source: str, credentials: Credentials | None) -> str:
+    """Validate ``source`` as an RTSP URL and attach percent-encoded credentials."""
+    parts = urlsplit(source)
+    if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+        raise ValidationError(
+            f"camera source {redact(source)!r} is not an rtsp:// or rtsps:// URL with a host"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValidationError(f"camera source {redact(source)!r} has an invalid port") from None
+    if credentials is None:
+        return source
+    userinfo = (
+        quote(credentials.username, safe="") + ":" + quote(credentials.password.reveal(), safe="")
+    )
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = f"{userinfo}@{host}" + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def _map_error(exc: BaseException, where: str, timeout_s: float) -> AdapterError:
+    """Map a PyAV/OS error to camgate's tree with a message that carries no credential."""
+    if isinstance(exc, av.error.HTTPUnauthorizedError):
+        return CameraAuthError(f"{where}: the camera refused the credentials (401)")
+    if isinstance(exc, av.error.HTTPForbiddenError):
+        return CameraAuthError(f"{where}: the camera forbids this stream (403)")
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return CameraUnreachable(f"{where}: the camera has no stream at this path (404)")
+    if isinstance(exc, ConnectionRefusedError):
+        return CameraUnreachable(f"{where}: connection refused")
+    if isinstance(exc, TimeoutError | av.error.ExitError):
+        return CameraUnreachable(f"{where}: no answer within {timeout_s:g} s")
+    if isinstance(exc, av.error.InvalidDataError | av.error.HTTPError):
+        return CameraProtocolError(f"{where}: the peer does not answer as an RTSP camera")
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | av.error.EOFError):
+        return CameraUnreachable(f"{where}: the camera closed the connection")
+    errno = getattr(exc, "errno", None)
+    name = type(exc).__name__
+    return CameraProtocolError(f"{where}: {name} (errno {errno}) while reading the stream")
+
+
+def _stream_info(stream: Any) -> StreamInfo:
+    ctx = stream.codec_context
+    return StreamInfo(
+        codec=ctx.name,
+        time_base=stream.time_base,
+        width=ctx.width or 0,
+        height=ctx.height or 0,
+        extradata=bytes(ctx.extradata) if ctx.extradata else None,
+    )
+
+
+class RtspLiveStream:
+    """One open RTSP session, read by a thread and handed to async consumers.
+
+    The reader thread owns the PyAV container (it is opened and closed there); packets cross to
+    the event loop through a bounded memory stream, so a slow consumer applies back-pressure on
+    the TCP connection instead of growing memory. ``aclose`` stops the thread and returns once
+    the connection to the camera is closed.
+    """
+
+    def __init__(self, url: str, settings: RtspSettings) -> None:
+        self._url = url
+        self._where = redact(url)
+        self._settings = settings
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._closed = threading.Event()
+        self._error: AdapterError | None = None
+        self.info: StreamInfo = StreamInfo(codec="none", time_base=1)  # type: ignore[arg-type]
+        send, receive = anyio.create_memory_object_stream[MediaPacket | AdapterError](
+            settings.buffer_packets
+        )
+        self._send = send
+        self._receive = receive
+        self._thread: threading.Thread | None = None
+        self.opened_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<RtspLiveStream {self._where}>"
+
+    @classmethod
+    async def open(cls, url: str, settings: RtspSettings) -> RtspLiveStream:
+        """Connect, read the stream description and start the reader; errors are mapped."""
+        self = cls(url, settings)
+        token = anyio.lowlevel.current_token()
+        self._thread = threading.Thread(
+            target=self._run, args=(token,), name=f"rtsp {self._where}", daemon=True
+        )
+        self._thread.start()
+        await anyio.to_thread.run_sync(self._ready.wait, abandon_on_cancel=True)
+        if self._error is not None:
+            await self.aclose()
+            raise self._error
+        return self
+
+    def _open_container(self) -> tuple[Any, Any]:
+        s = self._settings
+        error: AdapterError | None = None
+        started = time.monotonic()
+        try:
+            container = av.open(
+                self._url,
+                "r",
+                options=s.open_options(),
+                timeout=(s.connect_timeout_s, s.read_timeout_s),
+            )
+        except (av.error.FFmpegError, OSError) as exc:
+            error = _map_error(exc, self._where, s.connect_timeout_s)
+            # FFmpeg reports a peer that never answers as invalid data too; the clock tells.
+            waited = time.monotonic() - started
+            if isinstance(error, CameraProtocolError) and waited >= 0.9 * s.connect_timeout_s:
+                error = CameraUnreachable(
+                    f"{self._where}: no answer within {s.connect_timeout_s:g} s"
+                )
+        if error is not None:
+            # Raised outside the except block: PyAV's exception repeats the URL with its
+            # credentials, so it must not even be kept as __context__.
+            raise error
+        if not container.streams.video:
+            container.close()
+            raise NoVideoError(f"{self._where}: the stream has no video track")
+        return container, container.streams.video[0]
+
+    def _run(self, token: Any) -> None:
+        container = None
+        try:
+            try:
+                container, stream = self._open_container()
+                self.info = _stream_info(stream)
+                self.opened_at = time.monotonic()
+            except AdapterError as exc:
+                self._error = exc
+                return
+            finally:
+                self._ready.set()
+            self._pump(container, stream, token)
+        finally:
+            if container is not None:
+                container.close()
+            self._closed.set()
+            with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody listens
+                anyio.from_thread.run_sync(self._send.close, token=token)
+
+    def _pump(self, container: Any, stream: Any, token: Any) -> None:
+        seen_keyframe = False
+        info = self.info
+        try:
+            for packet in container.demux(stream):
+                if self._stop.is_set():
+                    return
+                if packet.size == 0:
+                    continue
+                if not seen_keyframe:
+                    if not packet.is_keyframe:
+                        continue
+                    seen_keyframe = True
+                if not info.extradata and stream.codec_context.extradata:
+                    info = self.info = _stream_info(stream)
+                item = MediaPacket(
+                    data=bytes(packet),
+                    pts=packet.pts,
+                    dts=packet.dts,
+                    is_keyframe=packet.is_keyframe,
+                    stream=info,
+                    arrival=time.monotonic(),
+                    duration=packet.duration or None,
+                )
+                anyio.from_thread.run(self._send.send, item, token=token)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
+            return  # the consumer closed the stream
+        except (av.error.FFmpegError, OSError) as exc:
+            if self._stop.is_set():
+                return
+            error = _map_error(exc, self._where, self._settings.read_timeout_s)
+            try:
+                anyio.from_thread.run(self._send.send, error, token=token)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
+                return
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        try:
+            item = await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, AdapterError):
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        """Stop reading and close the camera connection; returns when it is closed."""
+        self._stop.set()
+        self._receive.close()
+        if self._thread is not None and self._thread.is_alive():
+            await anyio.to_thread.run_sync(self._closed.wait, abandon_on_cancel=True)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection to the camera is closed."""
+        return self._closed.is_set()
+
+
+class RtspAdapter(Adapter):
+    """Reach cameras by their RTSP URL (the camera's ``source``)."""
+
+    def __init__(self, settings: RtspSettings) -> None:
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"RtspAdapter({self.settings!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> RtspAdapter:
+        """Build the adapter from the edge's ``rtsp`` settings."""
+        return cls(RtspSettings.from_mapping(settings))
+
+    def url_for(self, camera: Camera) -> str:
+        """The camera's URL with its credentials attached (for av.open only)."""
+        creds = self.settings.credentials
+        cred = creds.get(camera.id) or creds.get(camera.source)
+        return rtsp_url(camera.source, cred)
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Open the live stream; the first packet handed over is a keyframe."""
+        return await RtspLiveStream.open(self.url_for(camera), self.settings)
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        """Decode the first keyframe of the live stream into a JPEG."""
+        stream = await RtspLiveStream.open(self.url_for(camera), self.settings)
+        packets: list[MediaPacket] = []
+        try:
+            async for packet in stream:
+                packets.append(packet)
+                try:
+                    jpeg, width, height = await anyio.to_thread.run_sync(jpeg_from_packets, packets)
+                    break
+                except CameraProtocolError:
+                    continue  # the decoder needs more packets
+            else:
+                raise CameraUnreachable(f"{redact(camera.source)}: the stream ended first")
+        finally:
+            await stream.aclose()
+        return Snapshot(
+            grant_id=grant.id,
+            camera_id=camera.id,
+            jpeg=jpeg,
+            width=width,
+            height=height,
+            taken_at=datetime.now(UTC),
+        )

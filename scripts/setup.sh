@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install what camgate needs when it is missing, then sync the workspace. Quick when nothing is.
+#   - Debian packages: GStreamer's RTSP server (the real RTSP peer of tests and the demo), ffmpeg
+#     (ffprobe checks our output; the benchmarks' baseline);
+#   - uv (on PATH, or bootstrapped into .tools/ from PyPI);
+#   - the workspace's locked Python dependencies (uv sync --locked).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+  gstreamer1.0-plugins-bad ffmpeg
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if command -v uv >/dev/null 2>&1; then
+  UV=$(command -v uv)
+elif [ -x .tools/bin/uv ]; then
+  UV=.tools/bin/uv
+else
+  echo "setup: bootstrapping uv into .tools/" >&2
+  PY=$(command -v python3)
+  if ! "$PY" -m venv .tools >/dev/null 2>&1; then
+    # Debian's own python3 needs python3-venv for this.
+    rm -rf .tools
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    "$PY" -m venv .tools
+  fi
+  .tools/bin/python -m pip install -q --disable-pip-version-check uv
+  UV=.tools/bin/uv
+fi
+
+"$UV" sync --locked --quiet
