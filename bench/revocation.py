@@ -4,7 +4,8 @@ Each trial enrols Alice's camera, grants live access, opens the stream from the 
 RTSP server, reads a random number of packets, then revokes. Measured:
 
 - ``to_consumer``: revoke() called → the consumer's iteration raises ConsentRevoked;
-- ``to_closed``: revoke() called → revoke() returns, by which time the RTSP connection is closed;
+- ``to_closed``: revoke() called → the RTSP connection to the camera is closed;
+- ``to_return``: revoke() called → revoke() returns (closed, durable, audited, owner notified);
 - ``cross_process``: the revocation made by another process (``camgate revoke``), seen by the
   guard's store poll → the consumer's ConsentRevoked (measured from the CLI's commit).
 
@@ -38,7 +39,7 @@ HOME = GeoPoint(32.2988, -90.1848)
 
 async def trial(
     gate: Gate, incident_id: str, waiver: Waiver, packets: int, cross_process: bool
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     gate.enrol(
         "alice",
         ["cam-a"],
@@ -97,7 +98,8 @@ async def trial(
                 returned = time.monotonic()
     finally:
         await stream.aclose()
-    return ended - started, returned - started
+    closed = (stream.closed_at or returned) - started
+    return ended - started, closed, returned - started
 
 
 def pyav_close_baseline(url: str, trials: int) -> list[float]:
@@ -146,17 +148,19 @@ async def main_async(trials: int, cross_trials: int) -> None:
             )
         )
         incident = gate.report_incident("burglary", HOME, radius_m=200)
-        to_consumer, to_closed, cross = [], [], []
+        to_consumer, to_closed, to_return, cross = [], [], [], []
         for i in range(trials):
-            a, b = await trial(gate, incident.id, waiver, random.randint(3, 20), False)
+            a, b, c = await trial(gate, incident.id, waiver, random.randint(3, 20), False)
             to_consumer.append(a)
             to_closed.append(b)
+            to_return.append(c)
             print(
-                f"trial {i + 1}/{trials}: consumer {a * 1000:.2f} ms, closed {b * 1000:.2f} ms",
+                f"trial {i + 1}/{trials}: consumer {a * 1000:.2f} ms, "
+                f"closed {b * 1000:.2f} ms, returned {c * 1000:.2f} ms",
                 file=sys.stderr,
             )
         for i in range(cross_trials):
-            a, _ = await trial(gate, incident.id, waiver, random.randint(3, 20), True)
+            a, _, _ = await trial(gate, incident.id, waiver, random.randint(3, 20), True)
             cross.append(a)
             print(f"cross-process {i + 1}/{cross_trials}: {a * 1000:.2f} ms", file=sys.stderr)
         await gate.aclose()
@@ -171,6 +175,7 @@ async def main_async(trials: int, cross_trials: int) -> None:
             "camgate": {
                 "to_consumer": summary(to_consumer),
                 "to_connection_closed": closed,
+                "to_revoke_returned": summary(to_return),
                 "cross_process_to_consumer": summary(cross) if cross else None,
             },
             "baseline": {"pyav_close_reading_session": summary(baseline)},

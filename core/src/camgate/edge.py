@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import anyio
 import anyio.to_thread
@@ -77,8 +77,10 @@ class GuardedStream:
         self._iter = upstream.__aiter__()
         self._deadline = deadline
         self._revoked_at: float | None = None
+        self._revoker_closes = False
         self._read_scope: anyio.CancelScope | None = None
-        self._data_version = edge.store.data_version()
+        self._seen = edge.version()
+        self.closed_at: float | None = None
         self._packets = 0
         self._nbytes = 0
         self._end_reason: str | None = None
@@ -98,25 +100,32 @@ class GuardedStream:
         """True once the owner's revocation reached this stream."""
         return self._revoked_at is not None
 
-    def trip(self) -> None:
-        """Mark the stream revoked now and interrupt a pending read. Synchronous and instant."""
+    def trip(self, *, closer: bool = False) -> None:
+        """Mark the stream revoked now and interrupt a pending read. Synchronous and instant.
+
+        With ``closer=True`` the caller promises to close the camera connection itself, so the
+        consumer is told at once instead of waiting for the close.
+        """
         if self._revoked_at is None:
             self._revoked_at = self._edge.clock.monotonic()
+        self._revoker_closes = self._revoker_closes or closer
         if self._read_scope is not None:
             self._read_scope.cancel()
+
+    async def _refuse(self) -> NoReturn:
+        if not self._revoker_closes:
+            await self._end("revoked")
+        raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self
 
     async def __anext__(self) -> MediaPacket:
         clock = self._edge.clock
-        if self._end_reason is not None:
-            if self._end_reason == "revoked":
-                raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
-            raise StopAsyncIteration
         if self.revoked:
-            await self._end("revoked")
-            raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
+            await self._refuse()
+        if self._end_reason is not None:
+            raise StopAsyncIteration
         remaining = self._deadline - clock.monotonic()
         packet: MediaPacket | None = None
         if remaining > 0:
@@ -130,8 +139,9 @@ class GuardedStream:
                     raise
                 except anyio.get_cancelled_exc_class():
                     self._read_scope = None
-                    await self._end("closed")  # the consumer was cancelled
-                    raise
+                    if not scope.cancel_called:  # the consumer was cancelled, not our scope
+                        await self._end("closed")
+                    raise  # our own scope (revocation, deadline) swallows it on exit
                 except BaseException:
                     self._read_scope = None
                     await self._end("error")
@@ -142,13 +152,12 @@ class GuardedStream:
         # another process changes the store's data_version, and only then is consent re-read.
         if (
             not self.revoked
-            and self._edge.store_changed(self)
-            and self._edge.store.active_consent(self.camera.id) is None
+            and self._edge.changed_since(self)
+            and not self._edge.standing(self.camera)
         ):
             self.trip()
         if self._revoked_at is not None:
-            await self._end("revoked")
-            raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
+            await self._refuse()
         if packet is None or clock.monotonic() >= self._deadline:
             await self._end("expired")
             raise StopAsyncIteration
@@ -160,12 +169,13 @@ class GuardedStream:
         async with self._close_lock:
             if self._end_reason is not None:
                 return
-            self._end_reason = reason
+            self._end_reason = "revoked" if self.revoked else reason
             with anyio.CancelScope(shield=True):
                 try:
                     await self._upstream.aclose()
+                    self.closed_at = self._edge.clock.monotonic()
                 finally:
-                    await self._edge._access_ended(self, reason)
+                    await self._edge._access_ended(self, self._end_reason)
 
     async def aclose(self) -> None:
         """Close the stream and the camera connection (reason ``closed``). Idempotent."""
@@ -210,6 +220,8 @@ class Edge:
         self._settings = dict(adapter_settings or {})
         self._adapters: dict[str, Adapter] = {}
         self._live: set[GuardedStream] = set()
+        self._revoking: dict[str, int] = {}
+        self._generation = 0
 
     def __repr__(self) -> str:
         return f"<Edge store={self.store.path} live={len(self._live)}>"
@@ -242,32 +254,52 @@ class Edge:
 
     # ------------------------------------------------------------------ revocation
 
-    def store_changed(self, stream: GuardedStream) -> bool:
-        """True when another process committed to the store since ``stream`` last looked."""
-        version = self.store.data_version()
-        if version == stream._data_version:
+    def version(self) -> tuple[int, int]:
+        """Changes whenever consent may have changed: a commit by another process to the store
+        (SQLite's ``data_version``) or a revocation begun or finished in this process."""
+        return (self.store.data_version(), self._generation)
+
+    def changed_since(self, stream: GuardedStream) -> bool:
+        """True when :meth:`version` moved since ``stream`` last looked (and remember it)."""
+        now = self.version()
+        if now == stream._seen:
             return False
-        stream._data_version = version
+        stream._seen = now
         return True
 
-    async def consent_revoked(self, camera_id: str) -> bool:
-        """True when the camera has no standing consent (checked in the store)."""
-        consent = await anyio.to_thread.run_sync(self.store.active_consent, camera_id)
-        return consent is None
+    def standing(self, camera: Camera) -> bool:
+        """True while the camera's consent stands: no revocation under way, one on record."""
+        if camera.owner_id in self._revoking:
+            return False
+        return self.store.active_consent(camera.id) is not None
 
-    def trip(self, camera_ids: set[str] | list[str]) -> int:
-        """End every live stream of these cameras now; returns how many were tripped."""
-        wanted = set(camera_ids)
-        hit = [s for s in self._live if s.camera.id in wanted]
+    def begin_revocation(self, owner_id: str) -> int:
+        """Trip every live stream of the owner's cameras now, and refuse new ones.
+
+        Synchronous and instant: call it before anything touches the disk. Returns how many
+        streams were tripped. Pair it with :meth:`end_revocation` once the revocation is durable.
+        """
+        self._revoking[owner_id] = self._revoking.get(owner_id, 0) + 1
+        self._generation += 1
+        hit = [s for s in self._live if s.camera.owner_id == owner_id]
         for stream in hit:
-            stream.trip()
+            stream.trip(closer=True)  # the revoker closes them: close_owner_streams
         return len(hit)
 
-    async def close_revoked(self, camera_ids: set[str] | list[str]) -> None:
-        """Trip the cameras' streams and close their camera connections before returning."""
-        self.trip(camera_ids)
-        wanted = set(camera_ids)
-        for stream in [s for s in self._live if s.camera.id in wanted]:
+    def end_revocation(self, owner_id: str) -> None:
+        """The revocation is on record (or failed): stop refusing by the in-memory mark."""
+        left = self._revoking.get(owner_id, 0) - 1
+        if left > 0:
+            self._revoking[owner_id] = left
+        else:
+            self._revoking.pop(owner_id, None)
+        self._generation += 1
+
+    async def close_owner_streams(self, owner_id: str) -> None:
+        """End (reason ``revoked``) every stream of the owner's cameras and close their
+        connections before returning."""
+        for stream in [s for s in self._live if s.camera.owner_id == owner_id]:
+            stream.trip(closer=True)
             await stream._end("revoked")
 
     def live_streams(self) -> list[GuardedStream]:
@@ -283,7 +315,7 @@ class Edge:
         now = self.clock.now()
         check_grant(grant, camera_id=camera_id, scope=scope, now=now)
         camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
-        if await self.consent_revoked(camera_id):
+        if not await anyio.to_thread.run_sync(self.standing, camera):
             raise ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
         fresh = await anyio.to_thread.run_sync(self.store.redeem, grant.id, now)
         if not fresh:
@@ -355,7 +387,7 @@ class Edge:
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
                 snap = await self.adapter(camera.adapter).snapshot(camera, grant)
-            if await self.consent_revoked(camera_id):
+            if not await anyio.to_thread.run_sync(self.standing, camera):
                 raise ConsentRevoked(f"consent for camera {camera_id!r} was revoked")  # noqa: TRY301
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

@@ -205,21 +205,24 @@ class Gate:
     async def revoke(self, owner_id: str) -> list[str]:
         """Revoke every consent of an owner: live streams end at once, later requests fail.
 
-        Streams of the owner's cameras are tripped before anything touches the disk, so no
-        packet is handed over after this call begins; then the revocation is made durable,
-        audited, the camera connections closed, the owner notified. Returns the cameras.
+        First, synchronously and before anything touches the disk, every stream of the owner's
+        cameras is tripped (no packet is handed over after this call begins) and new grants for
+        them are refused; then the camera connections are closed, the revocation is made durable
+        and audited, and the owner notified. Returns the cameras whose consent was revoked.
         """
-        owner = await anyio.to_thread.run_sync(self.store.get_owner, owner_id)
-        owned = [c.id for c in await anyio.to_thread.run_sync(self.store.cameras, owner.id)]
-        self.edge.trip(owned)
         at = self.clock.now()
-        cameras = await anyio.to_thread.run_sync(self.store.revoke_consents, owner.id, at)
-        await anyio.to_thread.run_sync(
-            lambda: self.audit.append(
-                "consent.revoked", {"owner": owner.id, "cameras": cameras}, at
+        self.edge.begin_revocation(owner_id)
+        try:
+            owner = await anyio.to_thread.run_sync(self.store.get_owner, owner_id)
+            await self.edge.close_owner_streams(owner.id)
+            cameras = await anyio.to_thread.run_sync(self.store.revoke_consents, owner.id, at)
+            await anyio.to_thread.run_sync(
+                lambda: self.audit.append(
+                    "consent.revoked", {"owner": owner.id, "cameras": cameras}, at
+                )
             )
-        )
-        await self.edge.close_revoked(owned)
+        finally:
+            self.edge.end_revocation(owner_id)
         for camera_id in cameras:
             notice = OwnerNotice(
                 id=new_id("ntc"), owner_id=owner.id, camera_id=camera_id, event="revoked", at=at

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from camgate import (
     AccessDenied,
@@ -299,3 +301,67 @@ async def test_waiver_hash_mismatch_changes_nothing(world: World) -> None:
             terms=world.gate.store.active_consent("cam-a").terms,
         )  # type: ignore[union-attr]
     assert len(world.gate.store.consents("alice")) == before
+
+
+async def test_a_silent_camera_still_ends_at_expiry_and_on_revocation(world: World) -> None:
+    """Neither the deadline nor a revocation waits for the camera to send another packet."""
+    from camgate_rtsp.testserver import Mount, RtspTestServer
+
+    server = RtspTestServer([Mount("/quiet")])
+    server.start()
+    try:
+        world.gate.add_camera(
+            Camera(
+                id="cam-q",
+                adapter="rtsp",
+                source=server.url("/quiet"),
+                owner_id="alice",
+                position=world.cam.position,
+            )
+        )
+        world.gate.enrol(
+            "alice",
+            ["cam-q"],
+            waiver_version="w1",
+            waiver_sha256=world.waiver.sha256,
+            terms=world.gate.store.active_consent("cam-a").terms,
+        )  # type: ignore[union-attr]
+        # Expiry: the camera freezes (SIGSTOP keeps its socket open but sends nothing).
+        signed = await world.grant("live", camera="cam-q", duration_s=2.0)
+        stream = await world.gate.edge.open_live("cam-q", signed)
+        await stream.__anext__()
+        os.kill(server.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+        try:
+            with anyio.fail_after(10), pytest.raises(StopAsyncIteration):
+                while True:
+                    await stream.__anext__()
+            late = world.gate.clock.now() - signed.grant.expires_at
+        finally:
+            os.kill(server.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        assert stream.stats().end_reason == "expired"
+        assert timedelta(0) <= late < timedelta(seconds=0.5)
+        # Revocation: frozen again, the consumer waiting on a packet that will not come.
+        signed = await world.grant("live", camera="cam-q", duration_s=30.0)
+        frozen = await world.gate.edge.open_live("cam-q", signed)
+        await frozen.__anext__()
+        os.kill(server.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+        try:
+            told: list[float] = []
+
+            async def consume() -> None:
+                with pytest.raises(ConsentRevoked):
+                    while True:
+                        await frozen.__anext__()
+                told.append(time.monotonic())
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await anyio.lowlevel.checkpoint()
+                t0 = time.monotonic()
+                await world.gate.revoke("alice")
+        finally:
+            os.kill(server.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        assert told[0] - t0 < 0.1  # the consumer is told at once
+        assert frozen.stats().end_reason == "revoked"
+    finally:
+        server.stop()

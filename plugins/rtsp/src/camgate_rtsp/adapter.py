@@ -93,6 +93,7 @@ class RtspSettings:
     read_timeout_s: float = attrs.field(default=5.0, validator=_positive)
     fast_start: bool = True
     buffer_packets: int = attrs.field(default=64, validator=_positive)
+    close_wait_s: float = attrs.field(default=0.25, validator=_positive)
     credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
 
     @classmethod
@@ -297,13 +298,16 @@ class RtspLiveStream:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
             return  # the consumer closed the stream
         except (av.error.FFmpegError, OSError) as exc:
-            if self._stop.is_set():
-                return
             error = _map_error(exc, self._where, self._settings.read_timeout_s)
-            try:
-                anyio.from_thread.run(self._send.send, error, token=token)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
-                return
+        else:
+            # A live camera does not end its stream: the end means it went away.
+            error = CameraUnreachable(f"{self._where}: the camera closed the stream")
+        if self._stop.is_set():
+            return
+        with contextlib.suppress(
+            anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError
+        ):
+            anyio.from_thread.run(self._send.send, error, token=token)
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self
@@ -318,11 +322,18 @@ class RtspLiveStream:
         return item
 
     async def aclose(self) -> None:
-        """Stop reading and close the camera connection; returns when it is closed."""
+        """Stop reading and close the camera connection.
+
+        Returns once the connection is closed — normally within one packet interval — or after
+        ``close_wait_s`` when the camera has gone silent and PyAV's read is blocked; the reader
+        thread then closes the connection itself as soon as the read returns (at the latest
+        after ``read_timeout_s``). :attr:`closed` tells which.
+        """
         self._stop.set()
         self._receive.close()
         if self._thread is not None and self._thread.is_alive():
-            await anyio.to_thread.run_sync(self._closed.wait, abandon_on_cancel=True)
+            with anyio.move_on_after(self._settings.close_wait_s):
+                await anyio.to_thread.run_sync(self._closed.wait, abandon_on_cancel=True)
 
     @property
     def closed(self) -> bool:
