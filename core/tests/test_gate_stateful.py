@@ -71,8 +71,13 @@ class DeclaringAdapters:
 
     @hookimpl
     def camgate_register_adapters(self, register: Any) -> None:
-        register(AdapterFactory(name="test", create=lambda s: Adapter(),
-                                capabilities=Capabilities(live=True, snapshot=True)))
+        register(
+            AdapterFactory(
+                name="test",
+                create=lambda s: Adapter(),
+                capabilities=Capabilities(live=True, snapshot=True),
+            )
+        )
 
 
 class GateMachine(RuleBasedStateMachine):
@@ -81,18 +86,24 @@ class GateMachine(RuleBasedStateMachine):
         self.tmp = tempfile.TemporaryDirectory()
         self.clock = ShiftedClock()
         store = Store(Path(self.tmp.name) / "g.db")
-        host = PluginHost(builtins=builtin_plugins(store) | {"adapters": DeclaringAdapters()},
-                          entry_points=False)
+        host = PluginHost(
+            builtins=builtin_plugins(store) | {"adapters": DeclaringAdapters()}, entry_points=False
+        )
         self.signer = GrantSigner.generate()
         self.gate = Gate(store=store, host=host, signer=self.signer, clock=self.clock)
         self.waiver = self.gate.publish_waiver(Waiver("w1", "I agree."))
         for owner in ("alice", "bob", "carol"):
             self.gate.add_owner(Owner(owner, owner.title()))
         for cam, (owner, north) in CAMERAS.items():
-            self.gate.add_camera(Camera(id=cam, adapter="test", source=f"test://{cam}",
-                                        owner_id=owner,
-                                        position=GeoPoint(CENTRE.lat + north / 111_000,
-                                                          CENTRE.lon)))
+            self.gate.add_camera(
+                Camera(
+                    id=cam,
+                    adapter="test",
+                    source=f"test://{cam}",
+                    owner_id=owner,
+                    position=GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon),
+                )
+            )
         # the model
         self.consent: dict[str, set[Scope]] = {}  # owner -> allowed scopes (active consent)
         self.enrolled: dict[str, set[str]] = {}  # owner -> cameras under the active consent
@@ -104,8 +115,13 @@ class GateMachine(RuleBasedStateMachine):
         """Begin from a state where grants are possible, so both outcomes are exercised."""
         self.report(radius, 3600.0)
         cams = sorted(c for c, (o, _) in CAMERAS.items() if o == owner)
-        self.gate.enrol(owner, cams, waiver_version="w1", waiver_sha256=self.waiver.sha256,
-                        terms=ConsentTerms(scopes=SCOPES))
+        self.gate.enrol(
+            owner,
+            cams,
+            waiver_version="w1",
+            waiver_sha256=self.waiver.sha256,
+            terms=ConsentTerms(scopes=SCOPES),
+        )
         self.enrolled[owner] = set(cams)
         self.consent.update({cam: set(SCOPES) for cam in cams})
 
@@ -113,13 +129,21 @@ class GateMachine(RuleBasedStateMachine):
         self.gate.store.close()
         self.tmp.cleanup()
 
-    @rule(owner=st.sampled_from(["alice", "bob", "carol"]),
-          scopes=st.sets(st.sampled_from(SCOPES), min_size=1) | st.just(set()), data=st.data())
+    @rule(
+        owner=st.sampled_from(["alice", "bob", "carol"]),
+        scopes=st.sets(st.sampled_from(SCOPES), min_size=1) | st.just(set()),
+        data=st.data(),
+    )
     def enrol(self, owner: str, scopes: set[Scope], data: st.DataObject) -> None:
         mine = sorted(c for c, (o, _) in CAMERAS.items() if o == owner)
         cams = data.draw(st.lists(st.sampled_from(mine), min_size=1, unique=True))
-        self.gate.enrol(owner, cams, waiver_version="w1", waiver_sha256=self.waiver.sha256,
-                        terms=ConsentTerms(scopes=scopes))
+        self.gate.enrol(
+            owner,
+            cams,
+            waiver_version="w1",
+            waiver_sha256=self.waiver.sha256,
+            terms=ConsentTerms(scopes=scopes),
+        )
         # the newest active record covering a camera wins; model per camera
         for cam in cams:
             self.enrolled.setdefault(owner, set()).add(cam)
@@ -131,8 +155,7 @@ class GateMachine(RuleBasedStateMachine):
         for cam in self.enrolled.pop(owner, set()):
             self.consent.pop(cam, None)
 
-    @rule(radius=st.sampled_from([100.0, 300.0, 1000.0]),
-          window=st.sampled_from([60.0, 3600.0]))
+    @rule(radius=st.sampled_from([100.0, 300.0, 1000.0]), window=st.sampled_from([60.0, 3600.0]))
     def report(self, radius: float, window: float) -> None:
         inc = self.gate.report_incident("burglary", CENTRE, radius, window_s=window)
         self.incidents[inc.id] = (radius, self.clock.now() + timedelta(seconds=window), True)
@@ -156,14 +179,16 @@ class GateMachine(RuleBasedStateMachine):
         radius, end, is_open = self.incidents[inc]
         north = CAMERAS[cam][1]
         inside = distance_m(CENTRE, GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon)) <= radius
-        expected = (scope in self.consent.get(cam, set()) and is_open
-                    and self.clock.now() <= end and inside)
+        expected = (
+            scope in self.consent.get(cam, set()) and is_open and self.clock.now() <= end and inside
+        )
         self.decisions += 1
         try:
-            signed = anyio.run(lambda: self.gate.request_access(inc, cam, scope,
-                                                                requested_by="officer"))
+            signed = anyio.run(
+                lambda: self.gate.request_access(inc, cam, scope, requested_by="officer")
+            )
         except AccessDenied as refusal:
-            assert not expected, f"refused but the model allows: {refusal.decision.reasons}"
+            assert not expected, f"refused but the model allows: {refusal.decision.reasons}"  # noqa: PT017
             event("refused")
             return
         assert expected, "granted but the model refuses"

@@ -233,6 +233,13 @@ class Edge:
         self._settings[adapter] = dict(settings)
         self._adapters.pop(adapter, None)
 
+    def credentials_changed(self, adapter: str) -> None:
+        """Camera credentials in the store changed: rebuild the adapter on next use.
+
+        Streams already open keep the connection they have.
+        """
+        self._adapters.pop(adapter, None)
+
     def adapter(self, name: str) -> Adapter:
         """The adapter called ``name``, built on first use from its settings and credentials."""
         if name not in self._adapters:
@@ -352,7 +359,13 @@ class Edge:
         return stream
 
     async def _finish_unopened(self, grant: Grant, camera: Camera, exc: BaseException) -> None:
-        reason = "expired" if isinstance(exc, TimeoutError) else "error"
+        reason = (
+            "expired"
+            if isinstance(exc, TimeoutError)
+            else "revoked"
+            if isinstance(exc, ConsentRevoked)
+            else "error"
+        )
         await self._audit(
             "access.end",
             {

@@ -152,6 +152,7 @@ class Gate:
         self.store.add_camera(camera)
         if credentials is not None:
             self.store.set_credentials(camera.id, credentials)
+            self.edge.credentials_changed(camera.adapter)
         return camera
 
     def publish_waiver(self, waiver: Waiver) -> Waiver:

@@ -90,6 +90,26 @@ async def test_digest_credentials_from_settings_work(rtsp_server: RtspTestServer
     assert SECRET not in repr(adapter) and SECRET not in repr(adapter.settings)
 
 
+async def test_basic_credentials_work_too() -> None:
+    from camgate_rtsp.testserver import Mount
+
+    with RtspTestServer([Mount("/b", username="viewer", password=SECRET)], auth="basic") as srv:
+        cam = _camera(srv.url("/b"), "b")
+        good = RtspAdapter.from_settings(
+            {"credentials": {"b": {"username": "viewer", "password": SECRET}}}
+        )
+        stream = await good.open_live(cam, _grant("b"))
+        try:
+            assert (await stream.__aiter__().__anext__()).is_keyframe
+        finally:
+            await stream.aclose()
+        bad = RtspAdapter.from_settings(
+            {"credentials": {"b": {"username": "viewer", "password": "x"}}}
+        )
+        with pytest.raises(CameraAuthError, match="refused the credentials"):
+            await bad.open_live(cam, _grant("b"))
+
+
 @pytest.mark.parametrize("password", [None, "wrong-password"])
 async def test_refused_auth_is_clear_and_leaks_nothing(
     rtsp_server: RtspTestServer, password: str | None

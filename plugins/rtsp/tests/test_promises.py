@@ -365,3 +365,31 @@ async def test_a_silent_camera_still_ends_at_expiry_and_on_revocation(world: Wor
         assert frozen.stats().end_reason == "revoked"
     finally:
         server.stop()
+
+
+async def test_credentials_added_later_reach_the_adapter(world: World) -> None:
+    from camgate import Credentials
+
+    from .conftest import SECRET
+
+    # the rtsp adapter is built (and cached) by a first access without these credentials
+    await world.gate.edge.snapshot("cam-a", await world.grant("snapshot"))
+    world.gate.add_camera(
+        Camera(
+            id="cam-s",
+            adapter="rtsp",
+            source=world.server.url("/secure"),
+            owner_id="alice",
+            position=world.cam.position,
+        ),
+        Credentials("officer", SECRET),
+    )
+    world.gate.enrol(
+        "alice",
+        ["cam-s"],
+        waiver_version="w1",
+        waiver_sha256=world.waiver.sha256,
+        terms=world.gate.store.active_consent("cam-a").terms,
+    )  # type: ignore[union-attr]
+    snap = await world.gate.edge.snapshot("cam-s", await world.grant("snapshot", camera="cam-s"))
+    assert (snap.width, snap.height) == (640, 360)

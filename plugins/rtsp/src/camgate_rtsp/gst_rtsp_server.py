@@ -32,7 +32,8 @@ bitrate_kbps    1000      x264 target bitrate
 video           true      serve an H.264 stream (pt 96, "pay0")
 audio           false     serve an audio stream (after the video one)
 audio_codec     "aac"     "aac" (mpeg4-generic, pt 97) or "pcma" (G.711, pt 8)
-username        null      with password: this mount requires RTSP *digest* auth
+username        null      with password: this mount requires RTSP auth (digest, or basic
+                          when the top-level "auth" key is "basic")
 password        null      (never printed)
 =============== ========= ====================================================
 
@@ -180,19 +181,23 @@ def _pattern_nicks(Gst: Any) -> set[str]:
 # ----------------------------------------------------------------------- config
 
 
-def parse_config(text: str) -> list[dict[str, Any]]:
-    """Parse and validate the config JSON; return the mounts with defaults applied."""
+def parse_config(text: str) -> tuple[list[dict[str, Any]], str]:
+    """Parse and validate the config JSON; return the mounts (defaults applied) and the auth
+    method (``"digest"``, the default, or ``"basic"``) used by every protected mount."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SetupError(f"config is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("mounts"), list):
         raise SetupError('config must be a JSON object {"mounts": [...]}')
-    extra = set(data) - {"mounts"}
+    extra = set(data) - {"mounts", "auth"}
     if extra:
         raise SetupError(f"unknown config keys: {sorted(extra)}")
     if not data["mounts"]:
         raise SetupError("config has no mounts")
+    auth_method = data.get("auth", "digest")
+    if auth_method not in ("digest", "basic"):
+        raise SetupError(f"auth must be 'digest' or 'basic', got {auth_method!r}")
 
     mounts: list[dict[str, Any]] = []
     seen_paths: set[str] = set()
@@ -247,7 +252,7 @@ def parse_config(text: str) -> list[dict[str, Any]]:
                     "on different mounts (digest auth keys credentials by username)"
                 )
         mounts.append(mount)
-    return mounts
+    return mounts, auth_method
 
 
 def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
@@ -319,11 +324,14 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
 class Server:
     """The GstRtspServer, its mounts and their always-running media."""
 
-    def __init__(self, host: str, port: int, mounts: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, host: str, port: int, mounts: list[dict[str, Any]], auth_method: str = "digest"
+    ) -> None:
         self.Gst, self.GstRtsp, self.GstRtspServer, self.GLib = _load_gi()
         self.host = host
         self.port = port
         self.mounts = mounts
+        self.auth_method = auth_method
         self.loop = self.GLib.MainLoop()
         self.exit_status = 0
         self.shutting_down = False
@@ -367,14 +375,20 @@ class Server:
                 cred_roles.setdefault(key, f"user{len(cred_roles)}")
         if cred_roles:
             auth = GstRtspServer.RTSPAuth()
-            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            basic = self.auth_method == "basic"
+            auth.set_supported_methods(
+                GstRtsp.RTSPAuthMethod.BASIC if basic else GstRtsp.RTSPAuthMethod.DIGEST
+            )
             anonymous = GstRtspServer.RTSPToken()
             anonymous.set_string(role_key, "anonymous")
             auth.set_default_token(anonymous)
             for (username, password), role in cred_roles.items():
                 token = GstRtspServer.RTSPToken()
                 token.set_string(role_key, role)
-                auth.add_digest(username, password, token)
+                if basic:
+                    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(username, password), token)
+                else:
+                    auth.add_digest(username, password, token)
             server.set_auth(auth)
 
         factory_class = self._factory_class()
@@ -566,8 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     from_stdin = args.config == "-"
     text = sys.stdin.readline() if from_stdin else args.config
     try:
-        mounts = parse_config(text)
-        server = Server(args.host, args.port, mounts)
+        mounts, auth_method = parse_config(text)
+        server = Server(args.host, args.port, mounts, auth_method)
         server.build()
     except SetupError as exc:
         _fail(str(exc))

@@ -195,9 +195,11 @@ class RtspTestServer:
         port: int = 0,
         python: str = _DEFAULT_PYTHON,
         startup_timeout: float = 15.0,
+        auth: str = "digest",
     ) -> None:
         """Configure (but do not start) a server; validates the mount set.
 
+        ``auth`` is how protected mounts ask for credentials: ``"digest"`` or ``"basic"``.
         Raises TypeError for an item that is not a Mount, and ValueError for no
         mounts, duplicate paths, one username with different passwords, or a port
         outside 0..65535.
@@ -221,6 +223,9 @@ class RtspTestServer:
                     f"username {mount.username!r} is used with different passwords "
                     "(digest auth keys credentials by username)"
                 )
+        if auth not in ("digest", "basic"):
+            raise ValueError(f"auth must be 'digest' or 'basic', got {auth!r}")
+        self._auth = auth
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port!r}")
         self._mounts = mounts
@@ -313,7 +318,9 @@ class RtspTestServer:
                 raise TestServerError(f"RTSP test server already running (pid {self._proc.pid})")
             self._reap()
             port = self._bound_port if self._bound_port is not None else self._requested_port
-            config = json.dumps({"mounts": [m.to_config() for m in self._mounts]})
+            config = json.dumps(
+                {"mounts": [m.to_config() for m in self._mounts], "auth": self._auth}
+            )
             argv = [
                 self._python,
                 "-u",
