@@ -56,7 +56,7 @@ def check_latlon(lat: Any, lon: Any, what: str = "point") -> None:
     for name, values, limit in (("latitude", la, 90.0), ("longitude", lo, 180.0)):
         bad = ~np.isfinite(values) | (np.abs(values) > limit)
         if bad.any():
-            value = values[bad].flat[0] if values.ndim else float(values)
+            value = float(values[bad].flat[0]) if values.ndim else float(values)
             raise ValidationError(
                 f"{what}: {name} {value!r} is not a finite number in [-{limit:g}, {limit:g}]"
             )

@@ -154,6 +154,8 @@ class CameraIndex:
         if not len(ids) == len(lat_a) == len(lon_a):
             raise ValidationError("ids, lat and lon must have the same length")
         check_latlon(lat_a, lon_a, "camera position")
+        if not len(ids):
+            return
         if len(set(ids)) != len(ids):
             raise ValidationError("the same camera id is given twice")
         for camera_id in ids:
