@@ -38,7 +38,7 @@ import attrs
 
 from camgate.errors import NotFound, ValidationError
 from camgate.geofence.shapes import Area, Corridor, Disc, Shape, shape_from_json
-from camgate.geofence.view import covers_disc, has_fov, sees_any, view_of
+from camgate.geofence.view import View, covers_disc, has_fov, sees_any, view_of
 from camgate.hookspecs import hookimpl
 from camgate.models import Camera, Incident, IncidentStatus, Verdict, Vote, new_id
 from camgate.store import Store
@@ -213,6 +213,13 @@ def _fov_text(camera: Camera) -> str:
     return f"heading {camera.heading_deg:.0f}°, {camera.fov_deg:.0f}° wide{reach}"
 
 
+def _miss(camera: Camera, view: View) -> str:
+    assert camera.fov_deg is not None and view.off_axis_deg is not None
+    if view.off_axis_deg > camera.fov_deg / 2:
+        return f"{view.off_axis_deg:.0f}° off its axis"
+    return f"beyond its {camera.range_m:.0f} m range"
+
+
 class RadiusGeofence:
     """The incident's radius: allow a camera within it (that sees the incident, when known)."""
 
@@ -245,7 +252,7 @@ class RadiusGeofence:
                 self.policy,
                 Verdict.ABSTAIN,
                 f"camera is {dist:.0f} m from the incident but its field of view "
-                f"({_fov_text(camera)}) does not cover it: {view.off_axis_deg:.0f}° off its axis",
+                f"({_fov_text(camera)}) does not cover it: {_miss(camera, view)}",
             )
         seen = f", {view.off_axis_deg:.0f}° off its axis" if view.covers else ""
         return Vote(
