@@ -106,7 +106,7 @@ def main() -> None:
     write_result(
         "geofence",
         {
-            "what": "cameras within 500 m (geodesic, WGS84): grid index vs vectorised Geod.inv scan",
+            "what": "cameras within 500 m (geodesic): grid index vs a vectorised Geod.inv scan",
             "area": "uniform over 0.9 x 0.9 degrees round Jackson, MS (~100 x 85 km)",
             "radius_m": RADIUS_M,
             "cell_m": RADIUS_M,
