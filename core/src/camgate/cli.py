@@ -242,6 +242,81 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_geofence_query(args: argparse.Namespace) -> int:
+    """List the cameras round a point: distance, bearing, field of view, and why any is excluded.
+
+    Every camera of the store within --radius metres (geodesic, WGS84) of --lat/--lon is listed,
+    reachable ones first (best view first), each with every geofence's vote — the agency's
+    exclusion zones and jurisdiction included. --plot FILE also draws a PNG map.
+    """
+    from camgate.geofence import Disc, ZoneRole
+    from camgate.geofence.geodesy import point
+    from camgate.models import Incident
+
+    centre = point(args.lat, args.lon, "--lat/--lon")
+    zone = Disc.around(centre.lat, centre.lon, args.radius)
+    with _closing(_gate(args)) as gate:
+        now = gate.clock.now()
+        incident = Incident("query", "query", centre, now, zone.radius_m)
+        rows = gate.sightings(incident, now)
+        exclusions = [z.shape for z in gate.zones.zones(ZoneRole.EXCLUSION)]
+    result = {
+        "query": {"lat": centre.lat, "lon": centre.lon, "radius_m": zone.radius_m},
+        "cameras": [row.to_json() for row in rows],
+    }
+    if args.plot:
+        from camgate.geofence.plot import plot_sightings
+
+        result["plot"] = str(plot_sightings(args.plot, incident, rows, [zone], exclusions))
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{len(rows)} cameras within {zone.radius_m:.0f} m of {centre.lat}, {centre.lon}")
+    for row in rows:
+        fov = {None: "no FOV", True: "covers", False: "looks away"}[row.fov_covers]
+        print(
+            f"  {row.camera.id:<14} {row.distance_m:7.0f} m {row.bearing_deg:5.0f}°  "
+            f"{fov:<10} {row.status}"
+        )
+        for reason in row.reasons:
+            print(f"      {reason}")
+    if args.plot:
+        print(f"map: {args.plot}")
+    return 0
+
+
+def cmd_geofence_zone_add(args: argparse.Namespace) -> int:
+    """Store a zone: a search area or corridor of an incident, an exclusion, the jurisdiction."""
+    from camgate.geofence import Area, Corridor, Disc, Zone
+    from camgate.geofence.shapes import Shape
+
+    shape: Shape
+    if args.geojson:
+        shape = Area.from_geojson(Path(args.geojson).read_text(encoding="utf-8"), crs=args.crs)
+    elif args.corridor:
+        if args.width is None:
+            raise CamgateError("--corridor needs --width (metres either side of the route)")
+        pairs = [tuple(float(v) for v in p.split(",")) for p in args.corridor.split()]
+        shape = Corridor.along([(p[0], p[1]) for p in pairs], args.width)
+    elif args.disc:
+        lat, lon, radius = (float(v) for v in args.disc.split(","))
+        shape = Disc.around(lat, lon, radius)
+    else:
+        raise CamgateError("give the zone's shape: --geojson FILE, --corridor or --disc")
+    zone = Zone.new(args.role, shape, name=args.name, kind=args.kind, incident_id=args.incident)
+    with _closing(_gate(args)) as gate:
+        gate.zones.add(zone)
+    _print_json(zone.to_json())
+    return 0
+
+
+def cmd_geofence_zone_list(args: argparse.Namespace) -> int:
+    """Print the stored zones as JSON."""
+    with _closing(_gate(args)) as gate:
+        _print_json([z.to_json() for z in gate.zones.zones()])
+    return 0
+
+
 class _closing:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
@@ -351,6 +426,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(consent, "explain", cmd_explain, "print every policy's vote on a request")
     p.add_argument("request")
     p.add_argument("--json", action="store_true")
+
+    geofence = group("geofence", "which cameras a place may reach; zones and exclusions")
+    p = add(geofence, "query", cmd_geofence_query, "list cameras round a point, with reasons")
+    p.add_argument("--lat", type=float, required=True, help="latitude, WGS84 degrees")
+    p.add_argument("--lon", type=float, required=True, help="longitude, WGS84 degrees")
+    p.add_argument("--radius", type=float, required=True, help="metres (geodesic)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="FILE", help="also draw a PNG map into FILE")
+    p = add(geofence, "zone-add", cmd_geofence_zone_add, "store a zone")
+    p.add_argument("--role", required=True, choices=["search", "exclusion", "jurisdiction"])
+    p.add_argument("--name", default="", help="e.g. 'Beat 4', 'St Mark clinic'")
+    p.add_argument("--kind", default="", help="e.g. beat, clinic, school, shelter, worship")
+    p.add_argument("--incident", help="the incident a search zone belongs to")
+    p.add_argument("--geojson", metavar="FILE", help="polygons (GeoJSON, any CRS)")
+    p.add_argument("--crs", help="the GeoJSON's CRS when it does not say (default WGS84)")
+    p.add_argument("--corridor", metavar="'LAT,LON LAT,LON ...'", help="a route")
+    p.add_argument("--width", type=float, help="a corridor's half-width, metres")
+    p.add_argument("--disc", metavar="LAT,LON,RADIUS", help="a place and a radius in metres")
+    add(geofence, "zones", cmd_geofence_zone_list, "print the stored zones as JSON")
 
     audit = group("audit", "verify or export the audit log")
     p = add(audit, "verify", cmd_audit_verify, "verify the hash chain")

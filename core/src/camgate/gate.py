@@ -32,7 +32,17 @@ from camgate.clock import Clock, SystemClock
 from camgate.codec import dump
 from camgate.edge import Edge
 from camgate.errors import AccessDenied, NotFound, PluginError, ValidationError
-from camgate.geofence import RadiusGeofence, distance_m
+from camgate.geofence import (
+    Exclusions,
+    IncidentZones,
+    Jurisdiction,
+    RadiusGeofence,
+    Sighting,
+    StoreIndex,
+    ZoneBook,
+    distance_m,
+    survey,
+)
 from camgate.grants import GrantSigner, GrantVerifier, SignedGrant
 from camgate.models import (
     AccessRequest,
@@ -67,6 +77,9 @@ def builtin_plugins(store: Store) -> dict[str, object]:
     return {
         "camgate.policy": ScopePolicy(),
         "camgate.geofence": RadiusGeofence(),
+        "camgate.geofence.zones": IncidentZones(ZoneBook.for_store(store)),
+        "camgate.geofence.exclusions": Exclusions(ZoneBook.for_store(store)),
+        "camgate.geofence.jurisdiction": Jurisdiction(ZoneBook.for_store(store)),
         "camgate.outbox": OutboxNotifier(store),
     }
 
@@ -93,6 +106,10 @@ class Gate:
         self.clock: Clock = clock or SystemClock()
         self.audit = AuditLog(store)
         self._signer = signer
+        #: The agency's zones (search areas, corridors, exclusions, jurisdiction).
+        self.zones = ZoneBook.for_store(store)
+        #: The cameras' spatial index, kept in step with the store.
+        self.camera_index = StoreIndex(store)
         self.edge = Edge(
             store=store,
             host=host,
@@ -150,6 +167,7 @@ class Gate:
         """Register a camera; its credentials (if any) are kept at the edge, never in the model."""
         self.host.adapter(camera.adapter)  # a clear error now rather than at request time
         self.store.add_camera(camera)
+        self.camera_index.update(camera)
         if credentials is not None:
             self.store.set_credentials(camera.id, credentials)
             self.edge.credentials_changed(camera.adapter)
@@ -264,27 +282,38 @@ class Gate:
         return incident
 
     def reachable(self, incident_id: str) -> list[tuple[Camera, list[Vote]]]:
-        """Every registered camera with its geofence votes, reachable ones first, nearest first."""
+        """The cameras in the incident's zones with their geofence votes, reachable ones first.
+
+        Reachable cameras come best view first (see :meth:`sightings`), then the others, nearest
+        first. A closed incident, or one past its window, reaches none.
+        """
         incident = self.store.get_incident(incident_id)
-        now = self.clock.now()
-        rows = []
-        for camera in self.store.cameras():
-            votes = self._geofence(incident, camera, now)
-            ok = all(v.verdict is not Verdict.DENY for v in votes)
-            rows.append((not ok, distance_m(incident.position, camera.position), camera, votes))
-        rows.sort(key=lambda r: (r[0], r[1]))
-        return [(camera, votes) for _bad, _d, camera, votes in rows]
+        return [(s.camera, list(s.votes)) for s in self.sightings(incident)]
+
+    def sightings(self, incident: Incident, now: datetime | None = None) -> list[Sighting]:
+        """Every camera in the zones of ``incident`` (stored or not), voted on and ranked.
+
+        Uses the spatial index: only cameras that may lie in a zone source's extent are tested.
+        """
+        when = now or self.clock.now()
+        return survey(
+            incident,
+            self.camera_index.get(),
+            self.host.geofence_extents(incident),
+            lambda camera: self._geofence(incident, camera, when),
+        )
 
     # ------------------------------------------------------------------ decisions
 
     def _geofence(self, incident: Incident, camera: Camera, now: datetime) -> list[Vote]:
         votes = self.host.geofence_votes(incident, camera, now)
         if not any(v.verdict is Verdict.ALLOW for v in votes):
-            votes.append(
-                Vote(
-                    "core.geofence", Verdict.DENY, "no geofence of the incident covers this camera"
-                )
+            # Zones abstain with their reasons; the deny repeats them so a refusal says why.
+            said = "; ".join(
+                f"{v.policy}: {v.reason}" for v in votes if v.verdict is Verdict.ABSTAIN
             )
+            why = "no geofence of the incident covers this camera" + (f" ({said})" if said else "")
+            votes.append(Vote("core.geofence", Verdict.DENY, why))
         return votes
 
     def decide(self, request: AccessRequest) -> Decision:

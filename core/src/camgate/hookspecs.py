@@ -23,6 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from camgate.adapters import AdapterFactory, Simulator
+    from camgate.geofence.shapes import Shape
     from camgate.models import Camera, Decision, Grant, Incident, Vote
     from camgate.notify import OwnerNotice
     from camgate.policy import PolicyContext
@@ -103,6 +104,24 @@ def camgate_geofence_vote(incident: Incident, camera: Camera, now: datetime) -> 
 
     Every implementation is heard; any deny excludes the camera and at least one allow is needed
     to include it. Implemented by zone sources (radius, polygons, fields of view, exclusions).
+    """
+
+
+@hookspec
+def camgate_geofence_extent(incident: Incident) -> Sequence[Shape] | None:
+    """Say where this zone source may allow cameras for ``incident``.
+
+    Called when the cameras an incident may reach are listed (``Gate.reachable``, ``camgate
+    geofence query``): the spatial index is asked only for cameras inside some plugin's extent,
+    then every geofence votes on those.
+
+    :param incident: the reported incident.
+    :return: shapes (:class:`camgate.geofence.Disc`, ``Area``, ``Corridor``, or any object with
+        ``contains(lat, lon)`` and ``candidates(index)``) covering every camera this plugin could
+        allow, or None when it allows none for this incident.
+
+    Every implementation is heard; the union of the shapes is searched. Implemented by zone
+    sources that allow cameras; exclusions and jurisdiction only deny and need not implement it.
     """
 
 

@@ -31,6 +31,7 @@ from camgate.errors import PluginError
 from camgate.models import Camera, Decision, Grant, Incident, Vote
 
 if TYPE_CHECKING:
+    from camgate.geofence.shapes import Shape
     from camgate.notify import OwnerNotice
     from camgate.policy import PolicyContext
 
@@ -189,6 +190,11 @@ class PluginHost:
         """Every geofence's vote on whether ``incident`` may reach ``camera``."""
         results = self.pm.hook.camgate_geofence_vote(incident=incident, camera=camera, now=now)
         return _votes(results, "camgate_geofence_vote")
+
+    def geofence_extents(self, incident: Incident) -> list[Shape]:
+        """Every zone source's shapes for ``incident``, flattened, in plugin order."""
+        results = self.pm.hook.camgate_geofence_extent(incident=incident)
+        return [shape for result in reversed(results) for shape in result or ()]
 
     # ------------------------------------------------------------------ events
 

@@ -1,0 +1,80 @@
+"""Fields of view: a camera with a heading, an angle of view and a range covers a geodesic sector.
+
+The sector's apex is the camera; it opens ``fov_deg / 2`` either side of ``heading_deg``
+(degrees clockwise from north, measured as the geodesic azimuth from the camera) and reaches
+``range_m`` metres of geodesic distance (unbounded when the range is unknown). A point is
+covered when its distance is at most the range and its azimuth from the camera is at most half
+the angle of view off the heading; the camera's own position counts as covered.
+
+A camera has a field of view when both ``heading_deg`` and ``fov_deg`` are known; one without
+falls back to distance alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from camgate.geofence.geodesy import inverse, off_axis_deg, sector_gap_m
+from camgate.models import Camera, GeoPoint
+
+__all__ = ["View", "covers_disc", "has_fov", "sees_any", "view_of"]
+
+#: Stands in for an unknown range: longer than any distance on Earth.
+_UNBOUNDED_M = 1e8
+
+
+def has_fov(camera: Camera) -> bool:
+    """True when the camera's heading and angle of view are both known."""
+    return camera.heading_deg is not None and camera.fov_deg is not None
+
+
+def _sector(camera: Camera) -> tuple[float, float, float]:
+    assert camera.heading_deg is not None and camera.fov_deg is not None
+    reach = camera.range_m if camera.range_m is not None else _UNBOUNDED_M
+    return camera.heading_deg, camera.fov_deg / 2.0, reach
+
+
+@attrs.frozen
+class View:
+    """How a camera sees one place: distance, angle off its axis, whether its sector covers it.
+
+    ``off_axis_deg`` and ``covers`` are None when the camera has no field of view.
+    """
+
+    distance_m: float
+    off_axis_deg: float | None
+    covers: bool | None
+
+
+def view_of(camera: Camera, place: GeoPoint) -> View:
+    """How ``camera`` sees ``place`` (geodesic distance and azimuth from the camera)."""
+    az, dist = inverse(camera.position.lat, camera.position.lon, place.lat, place.lon)
+    d = float(dist)
+    if not has_fov(camera):
+        return View(d, None, None)
+    heading, half, reach = _sector(camera)
+    off = float(off_axis_deg(az, heading))
+    covered = bool(sector_gap_m(d, off, reach, half) <= 0.0)
+    return View(d, off, covered)
+
+
+def sees_any(camera: Camera, lat: Any, lon: Any) -> bool:
+    """True when the camera's sector covers at least one of the points (no FOV: False)."""
+    return covers_disc(camera, lat, lon, 0.0)
+
+
+def covers_disc(camera: Camera, lat: Any, lon: Any, radius_m: float) -> bool:
+    """True when the sector reaches within ``radius_m`` of any point (no FOV: False).
+
+    With ``radius_m`` > 0 this says whether the camera sees any part of a disc round a place,
+    measured in the plane tangent at the camera (exact to millimetres over a camera's range).
+    """
+    if not has_fov(camera):
+        return False
+    heading, half, reach = _sector(camera)
+    az, dist = inverse(camera.position.lat, camera.position.lon, lat, lon)
+    gap = sector_gap_m(dist, off_axis_deg(az, heading), reach, half)
+    return bool(np.any(gap <= radius_m))
