@@ -220,7 +220,7 @@ class Edge:
         self._settings = dict(adapter_settings or {})
         self._adapters: dict[str, Adapter] = {}
         self._live: set[GuardedStream] = set()
-        self._revoking: dict[str, int] = {}
+        self._marks: dict[tuple[str, str], int] = {}
         self._generation = 0
 
     def __repr__(self) -> str:
@@ -275,39 +275,67 @@ class Edge:
         return True
 
     def standing(self, camera: Camera) -> bool:
-        """True while the camera's consent stands: no revocation under way, one on record."""
-        if camera.owner_id in self._revoking:
+        """True while the camera's consent stands: no revocation or removal under way for it or
+        its owner, and an active consent on record."""
+        if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
             return False
         return self.store.active_consent(camera.id) is not None
+
+    def _begin(self, key: tuple[str, str]) -> int:
+        self._marks[key] = self._marks.get(key, 0) + 1
+        self._generation += 1
+        hit = [s for s in self._live if self._matches(s, key)]
+        for stream in hit:
+            stream.trip(closer=True)  # the caller closes them (_close_marked)
+        return len(hit)
+
+    def _finish(self, key: tuple[str, str]) -> None:
+        left = self._marks.get(key, 0) - 1
+        if left > 0:
+            self._marks[key] = left
+        else:
+            self._marks.pop(key, None)
+        self._generation += 1
+
+    @staticmethod
+    def _matches(stream: GuardedStream, key: tuple[str, str]) -> bool:
+        kind, ident = key
+        return (stream.camera.owner_id if kind == "owner" else stream.camera.id) == ident
+
+    async def _close_marked(self, key: tuple[str, str]) -> None:
+        for stream in [s for s in self._live if self._matches(s, key)]:
+            stream.trip(closer=True)
+            await stream._end("revoked")
 
     def begin_revocation(self, owner_id: str) -> int:
         """Trip every live stream of the owner's cameras now, and refuse new ones.
 
         Synchronous and instant: call it before anything touches the disk. Returns how many
-        streams were tripped. Pair it with :meth:`end_revocation` once the revocation is durable.
+        streams were tripped. Close them with :meth:`close_owner_streams`, and call
+        :meth:`end_revocation` once the revocation is durable (or failed).
         """
-        self._revoking[owner_id] = self._revoking.get(owner_id, 0) + 1
-        self._generation += 1
-        hit = [s for s in self._live if s.camera.owner_id == owner_id]
-        for stream in hit:
-            stream.trip(closer=True)  # the revoker closes them: close_owner_streams
-        return len(hit)
+        return self._begin(("owner", owner_id))
 
     def end_revocation(self, owner_id: str) -> None:
         """The revocation is on record (or failed): stop refusing by the in-memory mark."""
-        left = self._revoking.get(owner_id, 0) - 1
-        if left > 0:
-            self._revoking[owner_id] = left
-        else:
-            self._revoking.pop(owner_id, None)
-        self._generation += 1
+        self._finish(("owner", owner_id))
 
     async def close_owner_streams(self, owner_id: str) -> None:
         """End (reason ``revoked``) every stream of the owner's cameras and close their
         connections before returning."""
-        for stream in [s for s in self._live if s.camera.owner_id == owner_id]:
-            stream.trip(closer=True)
-            await stream._end("revoked")
+        await self._close_marked(("owner", owner_id))
+
+    def begin_removal(self, camera_id: str) -> int:
+        """Like :meth:`begin_revocation`, for one camera leaving camgate."""
+        return self._begin(("camera", camera_id))
+
+    def end_removal(self, camera_id: str) -> None:
+        """The camera's removal is on record (or failed)."""
+        self._finish(("camera", camera_id))
+
+    async def close_camera_streams(self, camera_id: str) -> None:
+        """End (reason ``revoked``) every stream of one camera, connections closed on return."""
+        await self._close_marked(("camera", camera_id))
 
     def live_streams(self) -> list[GuardedStream]:
         """The streams open right now."""

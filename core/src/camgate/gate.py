@@ -173,6 +173,22 @@ class Gate:
             self.edge.credentials_changed(camera.adapter)
         return camera
 
+    async def remove_camera(self, camera_id: str) -> Camera:
+        """Take a camera out of camgate: its live streams end, it leaves the index, and no
+        later request can reach it. Consent records and the audit history are kept."""
+        camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
+        self.edge.begin_removal(camera.id)
+        try:
+            await self.edge.close_camera_streams(camera.id)
+            await anyio.to_thread.run_sync(self.store.remove_camera, camera.id)
+            self.camera_index.discard(camera.id)
+            await anyio.to_thread.run_sync(
+                lambda: self.audit.append("camera.removed", {"camera": camera.id}, self.clock.now())
+            )
+        finally:
+            self.edge.end_removal(camera.id)
+        return camera
+
     def publish_waiver(self, waiver: Waiver) -> Waiver:
         """Publish a waiver version; owners accept it by its version and the hash of its text."""
         self.store.add_waiver(waiver)

@@ -189,6 +189,14 @@ class Store:
             Camera, "SELECT doc FROM cameras WHERE owner_id=? ORDER BY id", (owner_id,)
         )
 
+    def remove_camera(self, camera_id: str) -> Camera:
+        """Delete a camera and its edge credentials; its consent and audit history remain."""
+        camera = self.get_camera(camera_id)
+        with self.transaction() as db:
+            db.execute("DELETE FROM edge_credentials WHERE camera_id=?", (camera_id,))
+            db.execute("DELETE FROM cameras WHERE id=?", (camera_id,))
+        return camera
+
     def add_waiver(self, waiver: Waiver) -> None:
         """Publish a waiver version. Its text can never change: a new text needs a new version."""
         rows = self.query("SELECT sha256 FROM waivers WHERE version=?", (waiver.version,))

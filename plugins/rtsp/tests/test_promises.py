@@ -27,6 +27,7 @@ from camgate import (
     GrantMismatch,
     GrantReplayed,
     GrantSigner,
+    NotFound,
     Scope,
     ValidationError,
 )
@@ -393,3 +394,19 @@ async def test_credentials_added_later_reach_the_adapter(world: World) -> None:
     )  # type: ignore[union-attr]
     snap = await world.gate.edge.snapshot("cam-s", await world.grant("snapshot", camera="cam-s"))
     assert (snap.width, snap.height) == (640, 360)
+
+
+async def test_a_removed_camera_leaves_at_once(world: World) -> None:
+    signed = await world.grant("live")
+    stream = await world.gate.edge.open_live("cam-a", signed)
+    await stream.__anext__()
+    before = [c.id for c, _ in world.gate.reachable(world.incident.id)]
+    await world.gate.remove_camera("cam-a")
+    with pytest.raises(ConsentRevoked):
+        await stream.__anext__()
+    assert stream.stats().end_reason == "revoked"
+    after = [c.id for c, _ in world.gate.reachable(world.incident.id)]
+    assert "cam-a" in before and "cam-a" not in after
+    with pytest.raises(NotFound):
+        await world.grant("live")
+    assert "camera.removed" in _kinds(world)
