@@ -238,3 +238,24 @@ def test_codec_refuses_unknown_and_malformed_keys() -> None:
         )
     with pytest.raises(ValidationError, match="expected an object"):
         load(GeoPoint, [1, 2])
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "rtsp://10.0.0.5/cam/realmonitor?channel=1&user=admin&password=hunter2",
+        "http://10.0.0.5/snap.jpg?PWD=hunter2",
+        "rtsp://10.0.0.5/live?token=abc",
+    ],
+)
+def test_credentials_in_a_query_string_are_refused_too(source: str) -> None:
+    with pytest.raises(ValidationError, match="must not carry credentials") as info:
+        Camera(id="c", adapter="rtsp", source=source, owner_id="o", position=GeoPoint(0, 0))
+    assert "hunter2" not in str(info.value)
+
+
+def test_canonical_json_refuses_nan() -> None:
+    from camgate.codec import canonical
+
+    with pytest.raises(ValueError, match="JSON compliant"):
+        canonical({"x": float("nan")})

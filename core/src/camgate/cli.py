@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,21 @@ from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Scope, Waiver
 __all__ = ["main"]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DENIED = 1, 2, 3
+#: A live grant covers the clip plus this much, for connecting and waiting for a keyframe.
+CONNECT_MARGIN_S = 5.0
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime, datetime] | None:
+    if args.since is None and args.until is None:
+        if args.scope == "recorded":
+            raise CamgateError("--scope recorded needs --since and --until")
+        return None
+    if args.since is None or args.until is None:
+        raise CamgateError("give both --since and --until")
+    try:
+        return datetime.fromisoformat(args.since), datetime.fromisoformat(args.until)
+    except ValueError as exc:
+        raise CamgateError(f"--since/--until: {exc}") from None
 
 
 def _print_json(data: Any) -> None:
@@ -166,8 +182,11 @@ def cmd_request(args: argparse.Namespace) -> int:
                     args.camera,
                     args.scope,
                     requested_by=args.by,
-                    duration_s=args.duration + 30.0 if args.scope == "live" else args.duration,
+                    duration_s=(
+                        args.duration + CONNECT_MARGIN_S if args.scope == "live" else args.duration
+                    ),
                     purpose=args.purpose,
+                    window=_window(args),
                 )
             except AccessDenied as refusal:
                 result = {
@@ -413,7 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", required=True)
     p.add_argument("--scope", required=True, choices=[s.value for s in Scope])
     p.add_argument("--by", required=True, help="who asks (officer id)")
-    p.add_argument("--duration", type=float, default=10.0, help="live clip seconds")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help=f"live clip seconds (the grant asks {CONNECT_MARGIN_S:g} s more, to connect)",
+    )
+    p.add_argument("--since", help="recorded scope: window start, ISO 8601 with a time zone")
+    p.add_argument("--until", help="recorded scope: window end, ISO 8601 with a time zone")
     p.add_argument("--purpose", default="investigation")
     p.add_argument("--out", default=".", help="folder for the snapshot or clip")
 

@@ -47,7 +47,9 @@ def dump(obj: Any) -> dict[str, Any]:
 
 def canonical(data: Any) -> bytes:
     """The canonical bytes of JSON-ready data: what is hashed and signed."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 @cache

@@ -31,7 +31,14 @@ from camgate.adapters import Adapter, LiveStream
 from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
 from camgate.codec import dump
-from camgate.errors import CameraProtocolError, ConsentRevoked, GrantReplayed, ValidationError
+from camgate.errors import (
+    CameraProtocolError,
+    ConsentRevoked,
+    GrantExpired,
+    GrantReplayed,
+    NotFound,
+    ValidationError,
+)
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
 from camgate.media import Mp4Writer, sha256_file
 from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
@@ -68,6 +75,7 @@ class GuardedStream:
         camera: Camera,
         upstream: LiveStream,
         deadline: float,
+        seen: tuple[int, int],
     ) -> None:
         self.grant = grant
         self.camera = camera
@@ -79,7 +87,9 @@ class GuardedStream:
         self._revoked_at: float | None = None
         self._revoker_closes = False
         self._read_scope: anyio.CancelScope | None = None
-        self._seen = edge.version()
+        # The store's version *before* the edge last checked consent for this grant: any
+        # change after that check (even one made while the adapter was connecting) is seen.
+        self._seen = seen
         self.closed_at: float | None = None
         self._packets = 0
         self._nbytes = 0
@@ -150,12 +160,13 @@ class GuardedStream:
         # Everything below runs after the packet arrived: check the grant still holds *now*.
         # A revocation through this process tripped the stream already; one committed by
         # another process changes the store's data_version, and only then is consent re-read.
-        if (
-            not self.revoked
-            and self._edge.changed_since(self)
-            and not self._edge.standing(self.camera)
-        ):
-            self.trip()
+        if not self.revoked and self._edge.changed_since(self):
+            problem = self._edge.grant_problem(self.camera, self.grant, clock.now())
+            if problem == "revoked":
+                self.trip()
+            elif problem is not None:
+                await self._end(problem)
+                raise StopAsyncIteration
         if self._revoked_at is not None:
             await self._refuse()
         if packet is None or clock.monotonic() >= self._deadline:
@@ -166,11 +177,13 @@ class GuardedStream:
         return packet
 
     async def _end(self, reason: str) -> None:
-        async with self._close_lock:
-            if self._end_reason is not None:
-                return
-            self._end_reason = "revoked" if self.revoked else reason
-            with anyio.CancelScope(shield=True):
+        # Shielded as a whole: a cancelled consumer must still close the camera connection and
+        # write access.end (taking the lock in a cancelled task would raise at once).
+        with anyio.CancelScope(shield=True):
+            async with self._close_lock:
+                if self._end_reason is not None:
+                    return
+                self._end_reason = "revoked" if self.revoked else reason
                 try:
                     await self._upstream.aclose()
                     self.closed_at = self._edge.clock.monotonic()
@@ -240,8 +253,12 @@ class Edge:
         """
         self._adapters.pop(adapter, None)
 
-    def adapter(self, name: str) -> Adapter:
-        """The adapter called ``name``, built on first use from its settings and credentials."""
+    def _adapter(self, name: str) -> Adapter:
+        """The adapter called ``name``, built on first use from its settings and credentials.
+
+        Private on purpose: the adapter holds credentials and serves media to whoever calls it;
+        the edge calls it only for a verified grant.
+        """
         if name not in self._adapters:
             factory = self.host.adapter(name)
             settings = dict(self._settings.get(name, {}))
@@ -274,12 +291,28 @@ class Edge:
         stream._seen = now
         return True
 
-    def standing(self, camera: Camera) -> bool:
-        """True while the camera's consent stands: no revocation or removal under way for it or
-        its owner, and an active consent on record."""
+    def grant_problem(self, camera: Camera, grant: Grant, now: datetime) -> str | None:
+        """Why ``grant`` no longer holds for ``camera`` at ``now``, or None while it does.
+
+        ``"revoked"``: a revocation or removal is under way, or the consent the grant was issued
+        under is no longer the camera's standing consent by its current owner (revoked,
+        superseded by a re-enrolment, the camera changed hands) or no longer allows the scope.
+        ``"incident-closed"``: the grant's incident is closed or past its window.
+        """
         if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
-            return False
-        return self.store.active_consent(camera.id) is not None
+            return "revoked"
+        consent = self.store.active_consent(camera.id)
+        if consent is None or grant.scope not in consent.terms.scopes:
+            return "revoked"
+        if grant.consent_id is not None and consent.id != grant.consent_id:
+            return "revoked"
+        try:
+            incident = self.store.get_incident(grant.incident_id)
+        except NotFound:
+            return "incident-closed"
+        if not incident.active_at(now):
+            return "incident-closed"
+        return None
 
     def _begin(self, key: tuple[str, str]) -> int:
         self._marks[key] = self._marks.get(key, 0) + 1
@@ -345,19 +378,23 @@ class Edge:
 
     async def _redeem(
         self, camera_id: str, token: str | SignedGrant, scope: Scope
-    ) -> tuple[Grant, Camera]:
+    ) -> tuple[Grant, Camera, tuple[int, int]]:
         grant = self.verifier.verify(token)
         now = self.clock.now()
         check_grant(grant, camera_id=camera_id, scope=scope, now=now)
         camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
-        if not await anyio.to_thread.run_sync(self.standing, camera):
+        seen = self.version()  # before the check: a later change is noticed by the guard
+        problem = await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now)
+        if problem == "revoked":
             raise ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
+        if problem is not None:
+            raise GrantExpired(f"grant {grant.id}: its incident is closed or past its window")
         fresh = await anyio.to_thread.run_sync(self.store.redeem, grant.id, now)
         if not fresh:
             raise GrantReplayed(f"grant {grant.id} was already redeemed")
         await self._audit("access.start", {"grant": dump(grant), "camera": camera_id}, now)
         self.host.access_started(grant, camera)
-        return grant, camera
+        return grant, camera, seen
 
     async def _audit(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> None:
         await anyio.to_thread.run_sync(
@@ -374,15 +411,15 @@ class Edge:
         Raises a :class:`camgate.errors.GrantError` subclass for a forged, expired, replayed or
         mismatched grant, ConsentRevoked when consent no longer stands, or an AdapterError.
         """
-        grant, camera = await self._redeem(camera_id, token, Scope.LIVE)
+        grant, camera, seen = await self._redeem(camera_id, token, Scope.LIVE)
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
-                upstream = await self.adapter(camera.adapter).open_live(camera, grant)
+                upstream = await self._adapter(camera.adapter).open_live(camera, grant)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self._finish_unopened(grant, camera, exc)
             raise
-        stream = GuardedStream(self, grant, camera, upstream, self._deadline(grant))
+        stream = GuardedStream(self, grant, camera, upstream, self._deadline(grant), seen)
         self._live.add(stream)
         return stream
 
@@ -424,11 +461,12 @@ class Edge:
 
     async def snapshot(self, camera_id: str, token: str | SignedGrant) -> Snapshot:
         """Take one still under a snapshot grant (audited with its size and hash)."""
-        grant, camera = await self._redeem(camera_id, token, Scope.SNAPSHOT)
+        grant, camera, _seen = await self._redeem(camera_id, token, Scope.SNAPSHOT)
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
-                snap = await self.adapter(camera.adapter).snapshot(camera, grant)
-            if not await anyio.to_thread.run_sync(self.standing, camera):
+                snap = await self._adapter(camera.adapter).snapshot(camera, grant)
+            now = self.clock.now()
+            if await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now):
                 raise ConsentRevoked(f"consent for camera {camera_id!r} was revoked")  # noqa: TRY301
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

@@ -12,6 +12,7 @@ Core invariants, checked here and not through plugins, so no plugin set can swit
 - ``core.opt-in`` — the camera's owner enrolled it and accepted a published waiver whose hash
   matches the record, and has not revoked;
 - ``core.incident`` — the incident is open and the request falls inside its time window;
+- ``core.scope`` — the owner's terms allow the scope (live, recorded, snapshot);
 - ``core.capability`` — the camera's adapter is installed and can serve the scope;
 - ``core.geofence`` — at least one geofence plugin includes the camera and none excludes it.
 """
@@ -166,11 +167,11 @@ class Gate:
     def add_camera(self, camera: Camera, credentials: Credentials | None = None) -> Camera:
         """Register a camera; its credentials (if any) are kept at the edge, never in the model."""
         self.host.adapter(camera.adapter)  # a clear error now rather than at request time
-        self.store.add_camera(camera)
+        self.store.add_camera(camera)  # drops old credentials if the owner or source changed
         self.camera_index.update(camera)
         if credentials is not None:
             self.store.set_credentials(camera.id, credentials)
-            self.edge.credentials_changed(camera.adapter)
+        self.edge.credentials_changed(camera.adapter)
         return camera
 
     async def remove_camera(self, camera_id: str) -> Camera:
@@ -182,6 +183,7 @@ class Gate:
             await self.edge.close_camera_streams(camera.id)
             await anyio.to_thread.run_sync(self.store.remove_camera, camera.id)
             self.camera_index.discard(camera.id)
+            self.edge.credentials_changed(camera.adapter)
             await anyio.to_thread.run_sync(
                 lambda: self.audit.append("camera.removed", {"camera": camera.id}, self.clock.now())
             )
@@ -242,20 +244,23 @@ class Gate:
 
         First, synchronously and before anything touches the disk, every stream of the owner's
         cameras is tripped (no packet is handed over after this call begins) and new grants for
-        them are refused; then the camera connections are closed, the revocation is made durable
-        and audited, and the owner notified. Returns the cameras whose consent was revoked.
+        them are refused. Then the revocation is made durable and audited — shielded, so a
+        caller that gives up (a time-out, a cancelled request) cannot undo it — and only then are
+        the camera connections closed (a failing close cannot undo it either) and the owner
+        notified. Returns the cameras whose consent was revoked.
         """
         at = self.clock.now()
         self.edge.begin_revocation(owner_id)
         try:
-            owner = await anyio.to_thread.run_sync(self.store.get_owner, owner_id)
-            await self.edge.close_owner_streams(owner.id)
-            cameras = await anyio.to_thread.run_sync(self.store.revoke_consents, owner.id, at)
-            await anyio.to_thread.run_sync(
-                lambda: self.audit.append(
-                    "consent.revoked", {"owner": owner.id, "cameras": cameras}, at
+            with anyio.CancelScope(shield=True):
+                owner = await anyio.to_thread.run_sync(self.store.get_owner, owner_id)
+                cameras = await anyio.to_thread.run_sync(self.store.revoke_consents, owner.id, at)
+                await anyio.to_thread.run_sync(
+                    lambda: self.audit.append(
+                        "consent.revoked", {"owner": owner.id, "cameras": cameras}, at
+                    )
                 )
-            )
+                await self.edge.close_owner_streams(owner.id)
         finally:
             self.edge.end_revocation(owner_id)
         for camera_id in cameras:
@@ -334,6 +339,9 @@ class Gate:
 
     def decide(self, request: AccessRequest) -> Decision:
         """Collect every vote on a request (core invariants, geofences, consent policies)."""
+        return self._decide(request)[0]
+
+    def _decide(self, request: AccessRequest) -> tuple[Decision, ConsentRecord | None]:
         camera = self.store.get_camera(request.camera_id)
         incident = self.store.get_incident(request.incident_id)
         now = request.requested_at
@@ -364,6 +372,22 @@ class Gate:
                 votes.append(
                     Vote("core.opt-in", Verdict.ALLOW, f"enrolled under waiver {waiver.version}")
                 )
+                # The owner's scopes are promise 3: a core invariant, not an unpluggable policy.
+                allowed = ", ".join(sorted(consent.terms.scopes)) or "nothing"
+                if request.scope in consent.terms.scopes:
+                    votes.append(
+                        Vote(
+                            "core.scope", Verdict.ALLOW, f"the owner allows {request.scope} access"
+                        )
+                    )
+                else:
+                    votes.append(
+                        Vote(
+                            "core.scope",
+                            Verdict.DENY,
+                            f"the owner does not allow {request.scope} access (allowed: {allowed})",
+                        )
+                    )
         if incident.active_at(now):
             votes.append(
                 Vote(
@@ -410,7 +434,7 @@ class Gate:
             now=now,
         )
         votes.extend(self.host.consent_votes(ctx))
-        return Decision(request.id, camera.id, votes, self.clock.now())
+        return Decision(request.id, camera.id, votes, self.clock.now()), consent
 
     def _notify(self, notice: OwnerNotice) -> bool:
         accepted = self.host.notify_owner(notice)
@@ -453,7 +477,7 @@ class Gate:
         return await anyio.to_thread.run_sync(self._request_sync, request)
 
     def _request_sync(self, request: AccessRequest) -> SignedGrant:
-        decision = self.decide(request)
+        decision, consent = self._decide(request)
         camera = self.store.get_camera(request.camera_id)
         incident = self.store.get_incident(request.incident_id)
         self.store.add_request(request, decision)
@@ -486,6 +510,8 @@ class Gate:
             )
         issued = self.clock.now()
         lifetime = SNAPSHOT_GRANT_S if request.scope is Scope.SNAPSHOT else request.duration_s
+        # Never beyond the incident's window: a grant cannot outlive the reason for it.
+        expires = min(issued + timedelta(seconds=lifetime), incident.window_end)
         grant = Grant(
             id=new_id("grt"),
             request_id=request.id,
@@ -493,9 +519,10 @@ class Gate:
             incident_id=incident.id,
             scope=request.scope,
             issued_at=issued,
-            expires_at=issued + timedelta(seconds=lifetime),
+            expires_at=expires,
             window_start=request.window_start,
             window_end=request.window_end,
+            consent_id=consent.id if consent is not None else None,
         )
         signed = self._signer.sign(grant)
         self.store.add_grant(grant, signed.token)

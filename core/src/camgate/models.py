@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
@@ -43,6 +43,25 @@ __all__ = [
     "Waiver",
     "new_id",
 ]
+
+
+#: Query parameters that carry credentials in vendors' URL forms (``?user=admin&password=...``).
+_SECRET_KEYS = {
+    "user",
+    "username",
+    "password",
+    "pass",
+    "passwd",
+    "pwd",
+    "token",
+    "auth",
+    "authorization",
+    "secret",
+    "key",
+    "apikey",
+    "api_key",
+    "access_token",
+}
 
 
 def new_id(prefix: str) -> str:
@@ -174,10 +193,12 @@ class Camera:
     @source.validator
     def _no_credentials(self, attribute: attrs.Attribute[str], value: str) -> None:
         parts = urlsplit(value)
-        if parts.username is not None or parts.password is not None:
+        keys = {k.lower() for k, _v in parse_qsl(parts.query, keep_blank_values=True)}
+        if parts.username is not None or parts.password is not None or keys & _SECRET_KEYS:
             # Do not echo the value: it holds a credential.
             raise ValidationError(
-                "source: must not carry credentials; give them to the edge's adapter settings"
+                "source: must not carry credentials (in the address or its query); "
+                "give them to the edge's adapter settings"
             )
 
     def __attrs_post_init__(self) -> None:
@@ -371,6 +392,9 @@ class Grant:
     window_start: datetime | None = attrs.field(default=None, validator=_aware)
     window_end: datetime | None = attrs.field(default=None, validator=_aware)
     audio: bool = False
+    #: The consent record the grant was issued under; the edge honours the grant only while
+    #: that exact record is the camera's standing consent (not revoked, not superseded).
+    consent_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.expires_at <= self.issued_at:

@@ -5,11 +5,11 @@ and answers with a :class:`~camgate.models.Vote`. Any deny refuses the request.
 
 Built in (registered as the plugin ``camgate.policy``):
 
-- ``terms.scope``: the owner allowed this scope (live, recorded, snapshot);
 - ``terms.max-session``: a live request asks for no longer than the owner's maximum session.
 
-The core invariants (opt-in with a matching waiver, an open incident, an adapter able to serve
-the scope) are not plugins: the gate checks them itself so no plugin set can switch them off.
+The core invariants (opt-in with a matching waiver, the owner's scopes, an open incident, an
+adapter able to serve the scope) are not plugins: the gate checks them itself so no plugin set
+can switch them off.
 """
 
 from __future__ import annotations
@@ -52,34 +52,23 @@ class PolicyContext:
 
 
 class ScopePolicy:
-    """The owner's terms as far as the foundation enforces them: scopes and session length."""
+    """The owner's terms beyond the scopes themselves (which the gate checks as core.scope)."""
 
     @hookimpl
     def camgate_consent_vote(self, ctx: PolicyContext) -> list[Vote] | None:
-        """Deny a scope the owner did not allow, or a live session longer than their maximum."""
+        """Deny a live or recorded session longer than the owner's maximum."""
         if ctx.consent is None:
             return None
-        terms = ctx.consent.terms
+        limit = ctx.consent.terms.max_session_s
         scope = ctx.request.scope
-        allowed = ", ".join(sorted(terms.scopes)) or "nothing"
-        votes = []
-        if scope in terms.scopes:
-            votes.append(Vote("terms.scope", Verdict.ALLOW, f"the owner allows {scope} access"))
-        else:
-            votes.append(
-                Vote(
-                    "terms.scope",
-                    Verdict.DENY,
-                    f"the owner does not allow {scope} access (allowed: {allowed})",
-                )
-            )
-        limit = terms.max_session_s
         if limit is not None and scope is not Scope.SNAPSHOT and ctx.request.duration_s > limit:
-            votes.append(
+            return [
                 Vote(
                     "terms.max-session",
                     Verdict.DENY,
                     f"{ctx.request.duration_s:g} s asked; the owner allows at most {limit:g} s",
                 )
-            )
-        return votes
+            ]
+        return [
+            Vote("terms.max-session", Verdict.ABSTAIN, "no session limit applies to this request")
+        ]

@@ -9,6 +9,7 @@ their :mod:`camgate.codec` JSON, and rebuilt (and validated again) on the way ou
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -81,6 +82,10 @@ class Store:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # The file holds camera credentials: owner-only from the start. SQLite gives
+                # the -wal and -shm files the same permissions.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self._conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=30.0
             )
@@ -88,9 +93,15 @@ class Store:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            # Reads (the guard's per-packet checks among them) use their own connection, so
+            # they never wait behind a writer that is waiting for another process's lock.
+            self._reader = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot open the camgate store at {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
         version = self.meta("schema")
         if version is None:
             self.set_meta("schema", SCHEMA_VERSION)
@@ -109,29 +120,32 @@ class Store:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")  # never leave the connection wedged
                 raise
-            self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Run a read query and return all rows."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """Run a read query (on the read connection) and return all rows."""
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        """Close the connection. Idempotent."""
-        with self._lock:
+        """Close the connections. Idempotent."""
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._reader.close()
 
     def data_version(self) -> int:
-        """A number that changes whenever *another* connection commits to the file.
+        """A number that changes whenever a commit reaches the file (this store's own writes
+        included: they come from its other connection).
 
         Costs microseconds (no table is read), so a guard can ask it for every packet and only
         look at consent again when something changed.
         """
-        with self._lock:
-            row = self._conn.execute("PRAGMA data_version").fetchone()
+        with self._read_lock:
+            row = self._reader.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
     def meta(self, key: str) -> str | None:
@@ -168,14 +182,26 @@ class Store:
         """The owner with this id."""
         return self._doc(Owner, "owners", "id", owner_id)
 
-    def add_camera(self, camera: Camera) -> None:
-        """Create or update a camera; its owner must exist."""
+    def add_camera(self, camera: Camera) -> bool:
+        """Create or update a camera; its owner must exist.
+
+        When an existing camera changes owner or source, the credentials kept for it are
+        dropped (they belonged to the old device or owner). Returns True when they were.
+        """
         self.get_owner(camera.owner_id)
         with self.transaction() as db:
+            row = db.execute("SELECT doc FROM cameras WHERE id=?", (camera.id,)).fetchone()
+            moved = False
+            if row is not None:
+                old = load(Camera, json.loads(row[0]))
+                moved = (old.owner_id, old.source) != (camera.owner_id, camera.source)
+                if moved:
+                    db.execute("DELETE FROM edge_credentials WHERE camera_id=?", (camera.id,))
             db.execute(
                 "INSERT OR REPLACE INTO cameras VALUES (?, ?, ?)",
                 (camera.id, camera.owner_id, self._json(camera)),
             )
+        return moved
 
     def get_camera(self, camera_id: str) -> Camera:
         """The camera with this id."""
@@ -232,10 +258,15 @@ class Store:
             )
 
     def active_consent(self, camera_id: str) -> ConsentRecord | None:
-        """The newest unrevoked consent record covering the camera, or None."""
+        """The newest unrevoked consent covering the camera, given by its *current* owner.
+
+        A record given by someone else (the camera changed hands, or a removed camera's id was
+        registered again) does not count.
+        """
         found = self._docs(
             ConsentRecord,
             "SELECT c.doc FROM consents c JOIN consent_cameras cc ON cc.consent_id = c.id "
+            "JOIN cameras cam ON cam.id = cc.camera_id AND cam.owner_id = c.owner_id "
             "WHERE cc.camera_id=? AND c.revoked_at IS NULL ORDER BY c.rowid DESC LIMIT 1",
             (camera_id,),
         )

@@ -61,7 +61,7 @@ async def test_refused_request_gets_nothing_and_says_why(world: World) -> None:
     with pytest.raises(AccessDenied) as info:
         await world.grant("live", camera="cam-b")
     reasons = info.value.decision.reasons
-    assert reasons == ["terms.scope: the owner does not allow live access (allowed: recorded)"]
+    assert reasons == ["core.scope: the owner does not allow live access (allowed: recorded)"]
     # the owner was told, with the reason
     notice = world.gate.store.notices("bob")[-1]
     assert notice["event"] == "refused" and notice["reasons"] == reasons

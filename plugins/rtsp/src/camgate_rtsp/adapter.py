@@ -18,6 +18,7 @@ CameraProtocolError; a stream without video → NoVideoError; a source that is n
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -34,7 +35,7 @@ import anyio.to_thread
 import attrs
 import av
 import av.error
-from camgate.adapters import Adapter, Credentials, LiveStream
+from camgate.adapters import Adapter, Credentials, LiveStream, Secret
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -57,7 +58,17 @@ _KNOWN = {
     "fast_start",
     "credentials",
     "buffer_packets",
+    "close_wait_s",
 }
+
+
+#: What the reader thread meets when nobody listens any more (consumer closed, loop gone).
+_GONE = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    RuntimeError,
+    concurrent.futures.CancelledError,
+)
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -187,9 +198,10 @@ class RtspLiveStream:
     the connection to the camera is closed.
     """
 
-    def __init__(self, url: str, settings: RtspSettings) -> None:
-        self._url = url
-        self._where = redact(url)
+    def __init__(self, url: str | Secret, settings: RtspSettings) -> None:
+        # Held as a Secret so no frame's locals or attribute repr ever show the credentials.
+        self._url = url if isinstance(url, Secret) else Secret(url)
+        self._where = redact(self._url.reveal())
         self._settings = settings
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -208,15 +220,24 @@ class RtspLiveStream:
         return f"<RtspLiveStream {self._where}>"
 
     @classmethod
-    async def open(cls, url: str, settings: RtspSettings) -> RtspLiveStream:
-        """Connect, read the stream description and start the reader; errors are mapped."""
+    async def open(cls, url: str | Secret, settings: RtspSettings) -> RtspLiveStream:
+        """Connect, read the stream description and start the reader; errors are mapped.
+
+        If the caller is cancelled while connecting, the reader is told to stop: it closes the
+        connection as soon as PyAV's open returns (at the latest after ``connect_timeout_s``).
+        """
         self = cls(url, settings)
         token = anyio.lowlevel.current_token()
         self._thread = threading.Thread(
             target=self._run, args=(token,), name=f"rtsp {self._where}", daemon=True
         )
         self._thread.start()
-        await anyio.to_thread.run_sync(self._ready.wait, abandon_on_cancel=True)
+        try:
+            await anyio.to_thread.run_sync(self._ready.wait, abandon_on_cancel=True)
+        except BaseException:
+            self._stop.set()
+            self._receive.close()
+            raise
         if self._error is not None:
             await self.aclose()
             raise self._error
@@ -228,7 +249,7 @@ class RtspLiveStream:
         started = time.monotonic()
         try:
             container = av.open(
-                self._url,
+                self._url.reveal(),
                 "r",
                 options=s.open_options(),
                 timeout=(s.connect_timeout_s, s.read_timeout_s),
@@ -267,12 +288,14 @@ class RtspLiveStream:
             if container is not None:
                 container.close()
             self._closed.set()
-            with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody listens
+            with contextlib.suppress(*_GONE):  # the event loop is gone: nobody listens
                 anyio.from_thread.run_sync(self._send.close, token=token)
 
     def _pump(self, container: Any, stream: Any, token: Any) -> None:
         seen_keyframe = False
         info = self.info
+        if self._stop.is_set():  # the opener was cancelled while connecting
+            return
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
@@ -295,8 +318,8 @@ class RtspLiveStream:
                     duration=packet.duration or None,
                 )
                 anyio.from_thread.run(self._send.send, item, token=token)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
-            return  # the consumer closed the stream
+        except _GONE:
+            return  # the consumer closed the stream, or its event loop is gone
         except (av.error.FFmpegError, OSError) as exc:
             error = _map_error(exc, self._where, self._settings.read_timeout_s)
         else:
@@ -304,9 +327,7 @@ class RtspLiveStream:
             error = CameraUnreachable(f"{self._where}: the camera closed the stream")
         if self._stop.is_set():
             return
-        with contextlib.suppress(
-            anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError
-        ):
+        with contextlib.suppress(*_GONE):
             anyio.from_thread.run(self._send.send, error, token=token)
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
@@ -355,11 +376,11 @@ class RtspAdapter(Adapter):
         """Build the adapter from the edge's ``rtsp`` settings."""
         return cls(RtspSettings.from_mapping(settings))
 
-    def url_for(self, camera: Camera) -> str:
-        """The camera's URL with its credentials attached (for av.open only)."""
+    def url_for(self, camera: Camera) -> Secret:
+        """The camera's URL with its credentials attached, as a Secret (for av.open only)."""
         creds = self.settings.credentials
         cred = creds.get(camera.id) or creds.get(camera.source)
-        return rtsp_url(camera.source, cred)
+        return Secret(rtsp_url(camera.source, cred))
 
     async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
         """Open the live stream; the first packet handed over is a keyframe."""
