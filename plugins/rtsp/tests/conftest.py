@@ -88,6 +88,28 @@ class World:
         )
         self.incident: Incident = gate.report_incident("burglary", HOME, radius_m=300)
 
+    def enrol_camera(
+        self, camera_id: str, source: str, scopes: tuple[str, ...] = ("live", "snapshot")
+    ) -> Camera:
+        """Register one more of Alice's cameras at ``source`` and enrol it under ``scopes``."""
+        camera = self.gate.add_camera(
+            Camera(
+                id=camera_id,
+                adapter="rtsp",
+                source=source,
+                owner_id="alice",
+                position=self.cam.position,
+            )
+        )
+        self.gate.enrol(
+            "alice",
+            [camera_id],
+            waiver_version="w1",
+            waiver_sha256=self.waiver.sha256,
+            terms=ConsentTerms(scopes=scopes),
+        )
+        return camera
+
     async def grant(self, scope: str = "live", camera: str = "cam-a", duration_s: float = 30.0):  # type: ignore[no-untyped-def]
         return await self.gate.request_access(
             self.incident.id, camera, scope, requested_by="officer-7", duration_s=duration_s

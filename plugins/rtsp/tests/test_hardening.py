@@ -19,7 +19,6 @@ from camgate import (
     AccessDenied,
     Camera,
     ConsentRevoked,
-    ConsentTerms,
     Credentials,
     GrantExpired,
     NotFound,
@@ -35,22 +34,7 @@ async def test_a_revocation_completed_while_the_camera_connects_is_seen(world: W
     server = RtspTestServer([Mount("/slow")])
     server.start()
     try:
-        world.gate.add_camera(
-            Camera(
-                id="cam-s",
-                adapter="rtsp",
-                source=server.url("/slow"),
-                owner_id="alice",
-                position=world.cam.position,
-            )
-        )
-        world.gate.enrol(
-            "alice",
-            ["cam-s"],
-            waiver_version="w1",
-            waiver_sha256=world.waiver.sha256,
-            terms=ConsentTerms(scopes=["live"]),
-        )
+        world.enrol_camera("cam-s", server.url("/slow"), ("live",))
         signed = await world.grant("live", camera="cam-s")
         os.kill(server.pid, signal.SIGSTOP)  # type: ignore[arg-type]  # the camera is slow
         opened: list[object] = []

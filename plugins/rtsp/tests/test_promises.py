@@ -311,22 +311,7 @@ async def test_a_silent_camera_still_ends_at_expiry_and_on_revocation(world: Wor
     server = RtspTestServer([Mount("/quiet")])
     server.start()
     try:
-        world.gate.add_camera(
-            Camera(
-                id="cam-q",
-                adapter="rtsp",
-                source=server.url("/quiet"),
-                owner_id="alice",
-                position=world.cam.position,
-            )
-        )
-        world.gate.enrol(
-            "alice",
-            ["cam-q"],
-            waiver_version="w1",
-            waiver_sha256=world.waiver.sha256,
-            terms=world.gate.store.active_consent("cam-a").terms,
-        )  # type: ignore[union-attr]
+        world.enrol_camera("cam-q", server.url("/quiet"))
         # Expiry: the camera freezes (SIGSTOP keeps its socket open but sends nothing).
         signed = await world.grant("live", camera="cam-q", duration_s=2.0)
         stream = await world.gate.edge.open_live("cam-q", signed)
