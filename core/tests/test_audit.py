@@ -1,54 +1,345 @@
-"""The audit chain verifies when untouched and names the first record that was tampered with."""
+"""The audit log: chain, owner sub-chains, signed checkpoints, tampering of every kind, slices.
+
+Tampering is done the way an attacker with the file would: a plain sqlite3 connection to the
+real store file, bypassing camgate.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from camgate.audit import AuditLog, record_hash
+from camgate.audit import (
+    GENESIS,
+    AuditLog,
+    Checkpoint,
+    OwnerSlice,
+    record_hash,
+    verify_owner_slice,
+    verify_records,
+)
+from camgate.audit.chain import (
+    leaf_hash,
+    merkle_path,
+    merkle_root,
+    preimage,
+    verify_merkle_path,
+)
+from camgate.cli import main
+from camgate.codec import canonical
+from camgate.errors import NotFound
+from camgate.grants import GrantSigner
 from camgate.store import Store
+from hypothesis import given
+from hypothesis import strategies as st
+
+OWNERS = ["alice", "bob", "carol"]
+
+
+def make_log(path: Path, n: int = 40, every: int = 10) -> AuditLog:
+    log = AuditLog(Store(path), checkpoint_every=every)
+    for i in range(n):
+        log.append("event", {"n": i, "owner": OWNERS[i % 3], "text": f"record {i}"})
+    return log
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> AuditLog:
-    audit = AuditLog(Store(tmp_path / "a.db"))
-    for i in range(10):
-        audit.append("event", {"n": i, "text": f"record {i}"})
-    return audit
+    return make_log(tmp_path / "a.db")
 
 
-def test_untouched_chain_verifies(log: AuditLog) -> None:
+def raw(log: AuditLog) -> sqlite3.Connection:
+    return sqlite3.connect(log._store.path if log._store else "", isolation_level=None)
+
+
+def forge_from(log: AuditLog, first: int, body: dict[str, Any]) -> None:
+    """Rewrite record ``first`` and re-chain everything after it consistently (no key needed)."""
+    db = raw(log)
+    rows = db.execute("SELECT seq, at, kind, body, owners, prev, hash FROM audit ORDER BY seq")
+    heads: dict[str, str] = {}
+    prev = GENESIS
+    for seq, at, kind, text, owners, _prev, digest in rows.fetchall():
+        data = json.loads(text) if seq != first else body
+        links = {o: heads.get(o, GENESIS) for o in json.loads(owners)}
+        if seq >= first:
+            digest = record_hash(seq, at, kind, data, prev, links)
+            db.execute(
+                "UPDATE audit SET body=?, owners=?, prev=?, hash=? WHERE seq=?",
+                (canonical(data).decode(), canonical(links).decode(), prev, digest, seq),
+            )
+        for o in links:
+            heads[o] = digest
+        prev = digest
+
+
+def test_untouched_log_verifies_with_its_checkpoints(log: AuditLog) -> None:
     result = log.verify()
-    assert result.ok and result.records == 10
+    assert result.ok and result.records == 40
+    assert result.checkpoints == len(log.checkpoints()) >= 4
+    assert result.unsealed == 40 - log.checkpoints()[-1].seq
 
 
-def test_edited_body_is_found(log: AuditLog, tmp_path: Path) -> None:
-    store = log._store
-    with store.transaction() as db:
-        db.execute("UPDATE audit SET body=? WHERE seq=4", (json.dumps({"n": 99}),))
+def test_edited_body_is_found(log: AuditLog) -> None:
+    raw(log).execute("UPDATE audit SET body=? WHERE seq=4", (json.dumps({"n": 99}),))
     result = log.verify()
     assert not result.ok and result.first_bad == 4 and "hash" in result.problem
 
 
 def test_deleted_record_is_found(log: AuditLog) -> None:
-    with log._store.transaction() as db:
-        db.execute("DELETE FROM audit WHERE seq=6")
+    raw(log).execute("DELETE FROM audit WHERE seq=6")
     result = log.verify()
     assert not result.ok and result.first_bad == 7
 
 
+def test_reordered_records_are_found(log: AuditLog) -> None:
+    db = raw(log)
+    db.execute("UPDATE audit SET seq=-1 WHERE seq=5")
+    db.execute("UPDATE audit SET seq=5 WHERE seq=6")
+    db.execute("UPDATE audit SET seq=6 WHERE seq=-1")
+    result = log.verify()
+    assert not result.ok and result.first_bad == 5
+
+
 def test_rehashed_edit_breaks_the_next_link(log: AuditLog) -> None:
     rec = next(r for r in log.records() if r.seq == 3)
-    body = {"n": 3, "text": "rewritten"}
-    digest = record_hash(3, rec.at, rec.kind, body, rec.prev)
-    with log._store.transaction() as db:
-        db.execute("UPDATE audit SET body=?, hash=? WHERE seq=3", (json.dumps(body), digest))
+    body = {"n": 3, "owner": rec.body["owner"], "text": "rewritten"}
+    digest = record_hash(3, rec.at, rec.kind, body, rec.prev, rec.owners)
+    raw(log).execute("UPDATE audit SET body=?, hash=? WHERE seq=3", (json.dumps(body), digest))
     result = log.verify()
     assert not result.ok and result.first_bad == 4 and "link" in result.problem
 
 
-def test_export_is_one_json_object_per_line(log: AuditLog) -> None:
-    lines = list(log.export_jsonl())
-    assert len(lines) == 10
-    assert json.loads(lines[0])["prev"] == "0" * 64
+def test_truncation_below_a_checkpoint_is_found(log: AuditLog) -> None:
+    last = log.checkpoints()[-1].seq
+    raw(log).execute("DELETE FROM audit WHERE seq >= ?", (last - 3,))
+    result = log.verify()
+    assert not result.ok and result.first_bad == last - 3 and "truncated" in result.problem
+
+
+def test_truncation_with_its_checkpoints_is_found_against_an_earlier_export(
+    log: AuditLog,
+) -> None:
+    earlier = [
+        Checkpoint.from_json(json.loads(x)) for x in log.export_jsonl() if '"checkpoint"' in x
+    ]
+    cut = earlier[-2].seq
+    db = raw(log)
+    db.execute("DELETE FROM audit WHERE seq > ?", (cut - 2,))
+    db.execute("DELETE FROM audit_checkpoints WHERE seq > ?", (cut - 2,))
+    assert log.verify().ok  # the file alone looks whole: that is what witnesses are for
+    result = log.verify(known=earlier)
+    assert not result.ok and result.first_bad == cut - 1 and "truncated" in result.problem
+
+
+def test_consistently_forged_tail_is_found_by_the_checkpoint(log: AuditLog) -> None:
+    cps = [c.seq for c in log.checkpoints()]
+    target = cps[1] + 3  # between the second and third checkpoints
+    forge_from(log, target, {"n": -1, "owner": "alice", "text": "nothing happened"})
+    result = log.verify()
+    assert not result.ok and "rewritten" in result.problem
+    assert result.first_bad == cps[1] + 1 <= target  # the first record no signature vouches for
+
+
+def test_forged_tail_with_forged_checkpoints_fails_the_signature(log: AuditLog) -> None:
+    forge_from(log, 25, {"n": -1, "owner": "alice"})
+    other = GrantSigner.generate()
+    db = raw(log)
+    for seq, payload in db.execute("SELECT seq, payload FROM audit_checkpoints").fetchall():
+        head = db.execute("SELECT hash FROM audit WHERE seq=?", (seq,)).fetchone()[0]
+        forged = Checkpoint(json.loads(payload) | {"head": head}, "")
+        sig = other.sign_message(forged.message()).hex()
+        db.execute(
+            "UPDATE audit_checkpoints SET payload=?, signature=? WHERE seq=?",
+            (canonical(forged.payload).decode(), sig, seq),
+        )
+    result = log.verify()
+    assert not result.ok and "signature" in result.problem and result.first_bad == 1
+
+
+def test_a_removed_checkpoint_is_found(log: AuditLog) -> None:
+    middle = log.checkpoints()[1].seq
+    raw(log).execute("DELETE FROM audit_checkpoints WHERE seq=?", (middle,))
+    result = log.verify()
+    assert not result.ok and "checkpoint before it is gone" in result.problem
+
+
+def test_retagging_a_record_away_from_its_owner_is_found(log: AuditLog) -> None:
+    rec = next(r for r in log.records() if r.seq == 33)
+    digest = record_hash(33, rec.at, rec.kind, rec.body, rec.prev)  # no owners any more
+    db = raw(log)
+    db.execute("UPDATE audit SET owners='{}', hash=? WHERE seq=33", (digest,))
+    db.execute("UPDATE audit SET prev=? WHERE seq=34", (digest,))
+    assert not log.verify().ok
+
+
+def test_records_carry_their_owners_through_cameras(tmp_path: Path) -> None:
+    from camgate.models import Camera, GeoPoint, Owner
+
+    store = Store(tmp_path / "s.db")
+    store.add_owner(Owner(id="alice", name="Alice"))
+    store.add_camera(
+        Camera(
+            id="cam-a",
+            owner_id="alice",
+            adapter="rtsp",
+            source="rtsp://h/x",
+            position=GeoPoint(32.3, -90.2),
+        )
+    )
+    log = AuditLog(store)
+    first = log.append("access.start", {"grant": {"camera_id": "cam-a"}})
+    second = log.append("consent.revoked", {"owner": "alice", "cameras": ["cam-a"]})
+    third = log.append("incident.reported", {"kind": "burglary"})
+    assert first.owners == {"alice": GENESIS}
+    assert second.owners == {"alice": first.hash}
+    assert third.owners == {}
+
+
+def test_concurrent_appenders_share_commits_and_keep_one_chain(tmp_path: Path) -> None:
+    log = AuditLog(Store(tmp_path / "c.db"), checkpoint_every=50)
+    other = AuditLog(Store(tmp_path / "c.db"), checkpoint_every=50)  # a second writer, own conn
+    seqs: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        for j in range(25):
+            rec = (log if i % 2 else other).append("event", {"owner": OWNERS[j % 3], "i": i})
+            with lock:
+                seqs.append(rec.seq)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seqs) == list(range(1, 401))
+    result = log.verify()
+    assert result.ok and result.records == 400 and result.checkpoints >= 7
+
+
+def test_verify_records_in_memory(log: AuditLog) -> None:
+    assert verify_records(log.records()).ok
+
+
+# ---------------------------------------------------------------------- owner slices
+
+
+def test_owner_slice_between_checkpoints_verifies(log: AuditLog) -> None:
+    cps = [c.seq for c in log.checkpoints()]
+    piece = log.owner_slice("bob", cps[1], cps[3])
+    assert piece.records and all(cps[1] < r.seq <= cps[3] for r in piece.records)
+    assert all(r.body["owner"] == "bob" for r in piece.records)
+    assert log.public_key is not None
+    result = verify_owner_slice(OwnerSlice.from_json(piece.to_json()), log.public_key)
+    assert result.ok, result.problem
+    whole = log.owner_slice("bob")
+    assert verify_owner_slice(whole, log.public_key).ok
+    assert len(whole.records) == sum(1 for r in log.records() if r.body["owner"] == "bob") - sum(
+        1 for r in log.records() if r.body["owner"] == "bob" and r.seq > whole.end.seq
+    )
+
+
+@pytest.mark.parametrize("tamper", ["omit", "edit", "reorder", "other-key", "wrong-proof"])
+def test_owner_slice_with_anything_changed_fails(log: AuditLog, tamper: str) -> None:
+    cps = [c.seq for c in log.checkpoints()]
+    data = log.owner_slice("carol", cps[0], cps[3]).to_json()
+    key = log.public_key
+    assert key is not None
+    if tamper == "omit":
+        del data["records"][1]
+    elif tamper == "edit":
+        data["records"][0]["body"]["text"] = "changed"
+    elif tamper == "reorder":
+        data["records"][0], data["records"][1] = data["records"][1], data["records"][0]
+    elif tamper == "other-key":
+        key = GrantSigner.generate().public_key
+    else:
+        data["end_index"] = (data["end_index"] + 1) % data["end"]["payload"]["owners"]
+    assert not verify_owner_slice(OwnerSlice.from_json(data), key).ok
+
+
+def test_owner_slice_of_an_unknown_owner_is_not_found(log: AuditLog) -> None:
+    with pytest.raises(NotFound):
+        log.owner_slice("mallory")
+
+
+# ---------------------------------------------------------------------- format
+
+
+def _rfc_root(leaves: list[bytes]) -> bytes:
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _rfc_root(leaves[:k]) + _rfc_root(leaves[k:])).digest()
+
+
+@pytest.mark.parametrize("n", range(1, 18))
+def test_merkle_tree_is_rfc_9162_and_every_path_verifies(n: int) -> None:
+    leaves = [leaf_hash(f"o{i}", "ab" * 32, i) for i in range(n)]
+    root = merkle_root(leaves)
+    assert root == _rfc_root(leaves)
+    for i in range(n):
+        path = merkle_path(leaves, i)
+        assert verify_merkle_path(leaves[i], i, n, path, root)
+        assert not verify_merkle_path(leaves[(i + 1) % n], i, n, path, root) or n == 1
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    seq=st.integers(1, 10**9),
+    at=st.text(),
+    kind=st.text(),
+    body=st.dictionaries(st.text(), _json, max_size=4),
+    owners=st.dictionaries(st.text(min_size=1), st.just("cd" * 32), max_size=3),
+)
+def test_fast_preimage_is_the_canonical_json(
+    seq: int, at: str, kind: str, body: dict[str, Any], owners: dict[str, str]
+) -> None:
+    body = json.loads(canonical(body))
+    text = preimage(seq, at, kind, canonical(body).decode(), canonical(owners).decode(), "e" * 64)
+    digest = hashlib.sha256(text).hexdigest()
+    assert digest == record_hash(seq, at, kind, body, "e" * 64, owners)
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def test_cli_verify_export_slice_and_a_tampered_file(
+    log: AuditLog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "a.db")
+    assert main(["--db", db, "audit", "verify", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and out["records"] == 40 and out["checkpoints"] >= 4
+    assert main(["--db", db, "audit", "checkpoint"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "audit", "export"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["type"] == "log" and lines[-1]["type"] == "checkpoint"
+    assert lines[-1]["payload"]["seq"] == 40
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["--db", db, "audit", "slice", "alice"]) == 0
+    slice_file = tmp_path / "alice.json"
+    slice_file.write_text(capsys.readouterr().out)
+    assert log.public_key is not None
+    key = log.public_key.hex()
+    assert main(["--db", db, "audit", "verify", "--slice", str(slice_file), "--key", key]) == 0
+    assert "none left out" in capsys.readouterr().out
+    raw(log).execute("DELETE FROM audit WHERE seq > 30")
+    raw(log).execute("DELETE FROM audit_checkpoints WHERE seq > 30")
+    assert main(["--db", db, "audit", "verify"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "audit", "verify", "--against", str(export)]) == 1
+    assert "BROKEN at record 31" in capsys.readouterr().out

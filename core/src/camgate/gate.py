@@ -105,7 +105,7 @@ class Gate:
         self.store = store
         self.host = host
         self.clock: Clock = clock or SystemClock()
-        self.audit = AuditLog(store)
+        self.audit = AuditLog(store, signer=signer)
         self._signer = signer
         #: The agency's zones (search areas, corridors, exclusions, jurisdiction).
         self.zones = ZoneBook.for_store(store)
@@ -149,6 +149,7 @@ class Gate:
     async def aclose(self) -> None:
         """End every live stream, close adapters and the store."""
         await self.edge.aclose()
+        self.audit.close()
         self.store.close()
 
     async def __aenter__(self) -> Gate:

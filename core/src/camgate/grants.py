@@ -99,6 +99,15 @@ class GrantSigner:
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
 
+    def sign_message(self, message: bytes) -> bytes:
+        """Ed25519 signature of ``message`` (the audit log's checkpoints).
+
+        Callers must prefix their messages with a label of their own (the audit log uses
+        ``camgate-audit-checkpoint-v1``), so no signature can stand for a grant's, whose signed
+        bytes are canonical JSON starting with ``{``.
+        """
+        return self._key.sign(message)
+
     def sign(self, grant: Grant) -> SignedGrant:
         """Sign a grant; the token carries the grant's full content."""
         payload = canonical(dump(grant))

@@ -62,9 +62,7 @@ CREATE TABLE IF NOT EXISTS notices (
     id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, doc TEXT NOT NULL, delivered_at TEXT);
 CREATE TABLE IF NOT EXISTS edge_credentials (
     camera_id TEXT PRIMARY KEY, username TEXT NOT NULL, password TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
-    prev TEXT NOT NULL, hash TEXT NOT NULL);
+-- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
 """
 
 SCHEMA_VERSION = "1"

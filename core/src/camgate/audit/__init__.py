@@ -1,0 +1,405 @@
+"""The tamper-evident audit log: every decision, grant, access and revocation, hash-chained.
+
+Layout (the format is in :mod:`camgate.audit.chain`, storage in :mod:`camgate.audit.sqlite`):
+
+- each record is hash-chained to the one before it (an edit, deletion or reordering breaks the
+  chain at that record) and to the previous record about each owner it concerns (one sub-chain
+  per owner);
+- signed checkpoints (Ed25519, the hub's key) commit to the chain head and to a Merkle root over
+  every owner's head, so a truncation or a rewritten history is detected, and an owner can check
+  their own slice between two checkpoints with :func:`verify_owner_slice`;
+- :meth:`AuditLog.append` returns only when its record is durable (group commit shares one fsync
+  between concurrent appends); the gate appends before the media a record describes flows.
+
+The backend is a seam: :class:`AuditBackend` is what a store must provide (SQLite today,
+PostgreSQL later) — chaining happens inside the backend's write transaction, with the format
+functions shared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from camgate.audit.chain import (
+    GENESIS,
+    AuditRecord,
+    ChainVerifier,
+    Checkpoint,
+    VerifyResult,
+    leaf_hash,
+    merkle_path,
+    record_hash,
+    verify_merkle_path,
+    verify_records,
+)
+from camgate.audit.sqlite import Entry, Row, SQLiteAuditBackend
+from camgate.codec import canonical
+from camgate.errors import AuditError, NotFound
+from camgate.grants import GrantSigner
+from camgate.store import Store
+
+__all__ = [
+    "GENESIS",
+    "AuditBackend",
+    "AuditLog",
+    "AuditRecord",
+    "Checkpoint",
+    "OwnerSlice",
+    "SliceResult",
+    "VerifyResult",
+    "record_hash",
+    "subjects",
+    "verify_owner_slice",
+    "verify_records",
+]
+
+
+class AuditBackend(Protocol):
+    """What an audit store provides. Chaining and checkpoints happen in its write transaction."""
+
+    public_key: bytes | None
+    log_id: str
+
+    def append(self, entry: Entry) -> AuditRecord:
+        """Chain and durably commit one entry; return its record."""
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the current head now."""
+
+    def rows(self, after: int = 0, until: int | None = None) -> Iterator[Row]:
+        """Stored texts of the records in order."""
+
+    def owner_rows(self, owner: str, after: int, until: int) -> list[Row]:
+        """Stored texts of one owner's records in ``(after, until]``."""
+
+    def owner_heads_at(self, seq: int) -> list[tuple[str, str, int]]:
+        """Every owner's head as of record ``seq``, sorted by owner."""
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, oldest first."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+_OWNER_KEYS = frozenset({"owner", "owner_id"})
+_CAMERA_KEYS = frozenset({"camera", "camera_id"})
+_CAMERA_LIST_KEYS = frozenset({"camera_ids", "cameras"})
+
+
+def subjects(body: Any) -> tuple[set[str], set[str]]:
+    """The owner ids and camera ids a record body names, at any depth.
+
+    Keys ``owner``/``owner_id`` name an owner; ``camera``/``camera_id`` a camera;
+    ``camera_ids``/``cameras`` a list of cameras. This is how a record is tied to the owners it
+    is about (cameras through their owner), which decides the sub-chains it joins.
+    """
+    owners: set[str] = set()
+    cameras: set[str] = set()
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in _OWNER_KEYS and isinstance(value, str):
+                    owners.add(value)
+                elif key in _CAMERA_KEYS and isinstance(value, str):
+                    cameras.add(value)
+                elif key in _CAMERA_LIST_KEYS and isinstance(value, list):
+                    cameras.update(v for v in value if isinstance(v, str))
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return owners, cameras
+
+
+def _to_record(row: Row) -> AuditRecord:
+    seq, at, kind, body, owners, prev, digest = row
+    return AuditRecord(seq, at, kind, json.loads(body), prev, digest, json.loads(owners))
+
+
+class AuditLog:
+    """Append-only, hash-chained, checkpointed log (in the store's file by default).
+
+    ``AuditLog(store)`` keeps the log in the store's SQLite file and signs checkpoints with the
+    hub's key beside it (``.key``, created when missing), or with ``signer``. ``owner_of`` maps a
+    camera id to its owner (the store's registry by default).
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        signer: GrantSigner | None = None,
+        backend: AuditBackend | None = None,
+        owner_of: Callable[[str], str | None] | None = None,
+        checkpoint_every: int = 4096,
+        checkpoint_interval_s: float = 60.0,
+    ) -> None:
+        self._store = store
+        if backend is None:
+            if store is None:
+                raise AuditError("AuditLog needs a store or a backend")
+            if signer is None:
+                signer = GrantSigner.load_or_create(Path(store.path).with_suffix(".key"))
+            backend = SQLiteAuditBackend(
+                store.path,
+                sign=signer.sign_message,
+                public_key=signer.public_key,
+                checkpoint_every=checkpoint_every,
+                checkpoint_interval_s=checkpoint_interval_s,
+            )
+        self.backend: AuditBackend = backend
+        if owner_of is None and store is not None:
+            owner_of = self._registry_owner
+        self._owner_of = owner_of
+
+    def _registry_owner(self, camera_id: str) -> str | None:
+        assert self._store is not None
+        rows = self._store.query("SELECT owner_id FROM cameras WHERE id=?", (camera_id,))
+        return rows[0][0] if rows else None
+
+    @property
+    def public_key(self) -> bytes | None:
+        """The Ed25519 key checkpoints are signed with (raw 32 bytes), if any."""
+        return self.backend.public_key
+
+    def append(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> AuditRecord:
+        """Append one record and return it once it is durable on disk.
+
+        The record joins the sub-chain of every owner it names (directly or through a camera).
+        Raises AuditError when the record cannot be written; callers must then not serve media.
+        """
+        when = (at or datetime.now(UTC)).isoformat()
+        try:
+            text = canonical(body).decode()  # the exact JSON that is hashed
+            owners, cameras = subjects(json.loads(text))
+        except (ValueError, TypeError) as exc:
+            raise AuditError(f"audit record {kind!r} could not be written: {exc}") from exc
+        if self._owner_of is not None:
+            for camera in cameras:
+                owner = self._owner_of(camera)
+                if owner is not None:
+                    owners.add(owner)
+        return self.backend.append(Entry(kind, when, text, tuple(sorted(owners))))
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the current chain head now (None when there is nothing new or no key)."""
+        return self.backend.checkpoint()
+
+    def close(self) -> None:
+        """Release the log's connection."""
+        self.backend.close()
+
+    def records(self, kind: str | None = None) -> Iterator[AuditRecord]:
+        """Every record in order (or only those of one kind)."""
+        for row in self.backend.rows():
+            if kind is None or row[2] == kind:
+                yield _to_record(row)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, oldest first."""
+        return self.backend.checkpoints()
+
+    def verify(
+        self, *, public_key: bytes | None = None, known: Iterable[Checkpoint] = ()
+    ) -> VerifyResult:
+        """Check the chain, every owner sub-chain and every checkpoint; name the first bad record.
+
+        Checkpoint signatures are checked against ``public_key`` (default: this log's key).
+        ``known`` are checkpoints kept elsewhere (an earlier export): a log cut back below one
+        of them, or rewritten under it, fails.
+        """
+        key = public_key if public_key is not None else self.public_key
+        return ChainVerifier(self.backend.checkpoints(), key, known).run(self.backend.rows())
+
+    def export_jsonl(self) -> Iterator[str]:
+        """The log as JSON Lines: a header, then each record, each checkpoint after its record.
+
+        Lines are ``{"type": "log", ...}``, ``{"type": "record", ...}`` and
+        ``{"type": "checkpoint", "payload": ..., "signature": ...}``; docs/audit.md says how a
+        third party verifies them.
+        """
+        cps = self.backend.checkpoints()
+        header = {"type": "log", "format": 1, "log": self.backend.log_id}
+        if self.public_key is not None:
+            header["key"] = self.public_key.hex()
+        yield json.dumps(header, sort_keys=True)
+        i = 0
+        for row in self.backend.rows():
+            yield json.dumps({"type": "record", **_to_record(row).to_json()}, sort_keys=True)
+            while i < len(cps) and cps[i].seq == row[0]:
+                yield json.dumps(cps[i].to_json(), sort_keys=True)
+                i += 1
+
+    def owner_slice(
+        self, owner: str, since: int | None = None, until: int | None = None
+    ) -> OwnerSlice:
+        """Every record about ``owner`` between two checkpoints, with the proof nothing is missing.
+
+        ``since``/``until`` are checkpoint seqs (``since`` None: from the start of the log;
+        ``until`` None: the latest checkpoint). Raises NotFound when there is no such checkpoint
+        or the owner has no record by ``until`` (proofs of absence are not offered).
+        """
+        cps = {c.seq: c for c in self.backend.checkpoints()}
+        if not cps:
+            raise NotFound("the audit log has no checkpoint yet")
+        end_seq = max(cps) if until is None else until
+        if end_seq not in cps or (since is not None and since not in cps):
+            raise NotFound(f"no checkpoint at record {until if end_seq not in cps else since}")
+        start = cps[since] if since is not None else None
+        if start is not None and start.seq >= end_seq:
+            raise NotFound("the first checkpoint must come before the second")
+
+        def proof(cp: Checkpoint) -> tuple[dict[str, Any], int, list[str]] | None:
+            heads = self.backend.owner_heads_at(cp.seq)
+            leaves = [leaf_hash(o, h, s) for o, h, s in heads]
+            for i, (o, h, s) in enumerate(heads):
+                if o == owner:
+                    path = [p.hex() for p in merkle_path(leaves, i)]
+                    return {"owner": o, "head": h, "seq": s}, i, path
+            return None
+
+        end = proof(cps[end_seq])
+        if end is None:
+            raise NotFound(f"owner {owner!r} has no audit record by record {end_seq}")
+        begin = proof(start) if start is not None else None
+        if begin is None:
+            start = None  # nothing about the owner before `since`: prove from the beginning
+        after = start.seq if start is not None else 0
+        rows = self.backend.owner_rows(owner, after, end_seq)
+        return OwnerSlice(
+            owner=owner,
+            start=start,
+            start_leaf=begin[0] if begin else None,
+            start_index=begin[1] if begin else 0,
+            start_path=begin[2] if begin else [],
+            end=cps[end_seq],
+            end_leaf=end[0],
+            end_index=end[1],
+            end_path=end[2],
+            records=[_to_record(r) for r in rows],
+        )
+
+
+@attrs.frozen
+class OwnerSlice:
+    """One owner's records between two signed checkpoints, with Merkle proofs of their heads.
+
+    ``start`` None means from the beginning of the log (the owner's first record then links to
+    GENESIS). See docs/audit.md for what it proves.
+    """
+
+    owner: str
+    start: Checkpoint | None
+    start_leaf: dict[str, Any] | None
+    start_index: int
+    start_path: list[str]
+    end: Checkpoint
+    end_leaf: dict[str, Any]
+    end_index: int
+    end_path: list[str]
+    records: list[AuditRecord]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (what ``camgate audit slice`` prints)."""
+        return {
+            "owner": self.owner,
+            "start": self.start.to_json() if self.start else None,
+            "start_leaf": self.start_leaf,
+            "start_index": self.start_index,
+            "start_path": self.start_path,
+            "end": self.end.to_json(),
+            "end_leaf": self.end_leaf,
+            "end_index": self.end_index,
+            "end_path": self.end_path,
+            "records": [r.to_json() for r in self.records],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OwnerSlice:
+        """Read a slice printed by ``camgate audit slice``."""
+        return cls(
+            owner=data["owner"],
+            start=Checkpoint.from_json(data["start"]) if data.get("start") else None,
+            start_leaf=data.get("start_leaf"),
+            start_index=int(data.get("start_index", 0)),
+            start_path=list(data.get("start_path", [])),
+            end=Checkpoint.from_json(data["end"]),
+            end_leaf=data["end_leaf"],
+            end_index=int(data["end_index"]),
+            end_path=list(data["end_path"]),
+            records=[AuditRecord(**r) for r in data["records"]],
+        )
+
+
+@attrs.frozen
+class SliceResult:
+    """Whether an owner's slice is complete and authentic between its two checkpoints."""
+
+    ok: bool
+    owner: str
+    records: int
+    since: int
+    until: int
+    problem: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return attrs.asdict(self)
+
+
+def verify_owner_slice(piece: OwnerSlice, public_key: bytes) -> SliceResult:
+    """Check that ``piece`` holds every record about its owner between its two checkpoints.
+
+    Both checkpoints must be signed by ``public_key``; the owner's head at each must be a leaf of
+    that checkpoint's owners' Merkle root; and the records, each with a correct hash, must link
+    one to the next from the first head (or GENESIS) to the second. A record left out, added,
+    edited or reordered breaks one of these.
+    """
+    since = piece.start.seq if piece.start else 0
+    until = piece.end.seq
+
+    def bad(problem: str) -> SliceResult:
+        return SliceResult(False, piece.owner, len(piece.records), since, until, problem)
+
+    prev, after = GENESIS, 0
+    for name, cp, leaf, index, path in (
+        ("first", piece.start, piece.start_leaf, piece.start_index, piece.start_path),
+        ("second", piece.end, piece.end_leaf, piece.end_index, piece.end_path),
+    ):
+        if cp is None:
+            continue
+        if not cp.signature_ok(public_key):
+            return bad(f"the {name} checkpoint's signature does not verify")
+        if leaf is None or leaf.get("owner") != piece.owner:
+            return bad(f"the {name} checkpoint's proof is not about {piece.owner!r}")
+        ok = verify_merkle_path(
+            leaf_hash(leaf["owner"], leaf["head"], int(leaf["seq"])),
+            index,
+            int(cp.payload["owners"]),
+            [bytes.fromhex(p) for p in path],
+            bytes.fromhex(cp.payload["owners_root"]),
+        )
+        if not ok:
+            return bad(f"the owner's head is not in the {name} checkpoint's owners root")
+        if name == "first":
+            prev, after = leaf["head"], since
+    for r in piece.records:
+        if not after < r.seq <= until:
+            return bad(f"record {r.seq} is outside records {after + 1}..{until} or out of order")
+        if record_hash(r.seq, r.at, r.kind, r.body, r.prev, r.owners) != r.hash:
+            return bad(f"record {r.seq}: content does not match its hash")
+        if r.owners.get(piece.owner) != prev:
+            return bad(f"record {r.seq}: the owner's sub-chain is broken (a record left out?)")
+        prev, after = r.hash, r.seq
+    if piece.end_leaf.get("head") != prev:
+        return bad("the records do not end at the owner's head signed in the second checkpoint")
+    return SliceResult(True, piece.owner, len(piece.records), since, until)

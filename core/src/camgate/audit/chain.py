@@ -1,0 +1,383 @@
+"""The audit log's format, with no storage: records, owner sub-chains, checkpoints, Merkle proofs.
+
+A record is ``{seq, at, kind, body, owners, prev}``; its hash is SHA-256 over the canonical JSON
+(:func:`camgate.codec.canonical`) of those fields, with ``owners`` left out when it is empty (so
+records written before owner sub-chains existed still verify). ``prev`` is the previous record's
+hash (:data:`GENESIS` for the first). ``owners`` maps each owner the record is about to the hash of
+that owner's previous record (``GENESIS`` for their first): one sub-chain per owner, woven into
+the global chain.
+
+A checkpoint signs the chain head with Ed25519::
+
+    payload = {v, log, seq, head, at, owners, owners_root, prev, key}
+    signature = Ed25519(b"camgate-audit-checkpoint-v1\\n" + canonical(payload))
+
+``owners_root`` is the RFC 9162 Merkle tree hash over every owner's head at ``seq``, leaves
+sorted by owner id, leaf ``= SHA-256(0x00 || canonical({"head", "owner", "seq"}))``, node ``=
+SHA-256(0x01 || left || right)``; ``prev`` is the SHA-256 of the previous checkpoint's signed
+message. The prefix keeps a checkpoint signature from ever being taken for a grant signature
+(grants sign canonical JSON, which starts with ``{``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from camgate.codec import canonical
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "GENESIS",
+    "AuditRecord",
+    "Checkpoint",
+    "ChainVerifier",
+    "VerifyResult",
+    "leaf_hash",
+    "merkle_path",
+    "merkle_root",
+    "preimage",
+    "record_hash",
+    "verify_merkle_path",
+]
+
+GENESIS = "0" * 64
+CHECKPOINT_PREFIX = b"camgate-audit-checkpoint-v1\n"
+_encode_str = json.encoder.encode_basestring
+
+
+@attrs.frozen
+class AuditRecord:
+    """One entry of the chain; ``owners`` maps each owner it is about to their previous hash."""
+
+    seq: int
+    at: str
+    kind: str
+    body: dict[str, Any]
+    prev: str
+    hash: str
+    owners: dict[str, str] = attrs.field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as exported (every field, hash included)."""
+        return attrs.asdict(self)
+
+
+def preimage(seq: int, at: str, kind: str, body: str, owners: str, prev: str) -> bytes:
+    """The exact bytes hashed for a record, built from its stored canonical texts.
+
+    Equal to ``canonical({"at", "body", "kind", "owners"?, "prev", "seq"})`` when ``body`` and
+    ``owners`` are canonical JSON texts (the writer stores them so); it is string joining, not
+    JSON encoding, which is what makes verification fast.
+    """
+    own = "" if owners == "{}" else ',"owners":' + owners
+    text = (
+        f'{{"at":{_encode_str(at)},"body":{body},"kind":{_encode_str(kind)}{own}'
+        f',"prev":"{prev}","seq":{seq}}}'
+    )
+    return text.encode()
+
+
+def record_hash(
+    seq: int,
+    at: str,
+    kind: str,
+    body: dict[str, Any],
+    prev: str,
+    owners: dict[str, str] | None = None,
+) -> str:
+    """SHA-256 (hex) of the canonical JSON of a record's fields other than its hash."""
+    content: dict[str, Any] = {"seq": seq, "at": at, "kind": kind, "body": body, "prev": prev}
+    if owners:
+        content["owners"] = owners
+    return hashlib.sha256(canonical(content)).hexdigest()
+
+
+# ---------------------------------------------------------------------- Merkle tree (RFC 9162)
+
+
+def leaf_hash(owner: str, head: str, seq: int) -> bytes:
+    """The Merkle leaf of one owner's sub-chain head (the record ``seq`` with hash ``head``)."""
+    return hashlib.sha256(b"\x00" + canonical({"head": head, "owner": owner, "seq": seq})).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)  # the largest power of two smaller than n
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """RFC 9162 Merkle tree hash of leaf hashes (SHA-256 of nothing for no leaves)."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    level = list(leaves)
+    # Bottom-up pairing gives the RFC's tree: a lone last node is promoted unchanged.
+    while len(level) > 1:
+        paired = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
+
+
+def merkle_path(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """The inclusion proof (audit path) of leaf ``index``, per RFC 9162 section 2.1.3.1."""
+    if len(leaves) <= 1:
+        return []
+    k = _split(len(leaves))
+    if index < k:
+        return [*merkle_path(leaves[:k], index), merkle_root(leaves[k:])]
+    return [*merkle_path(leaves[k:], index - k), merkle_root(leaves[:k])]
+
+
+def verify_merkle_path(
+    leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """True when ``path`` proves ``leaf`` is leaf ``index`` of the ``size``-leaf tree ``root``."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+
+@attrs.frozen
+class Checkpoint:
+    """A signed statement of the chain head at record ``seq`` and of every owner's head."""
+
+    payload: dict[str, Any]
+    signature: str  # hex
+
+    @property
+    def seq(self) -> int:
+        """The last record this checkpoint covers."""
+        return int(self.payload["seq"])
+
+    @property
+    def head(self) -> str:
+        """The hash of record ``seq``."""
+        return str(self.payload["head"])
+
+    def message(self) -> bytes:
+        """The exact bytes signed."""
+        return CHECKPOINT_PREFIX + canonical(self.payload)
+
+    def digest(self) -> str:
+        """SHA-256 of the signed message: what the next checkpoint's ``prev`` names."""
+        return hashlib.sha256(self.message()).hexdigest()
+
+    def signature_ok(self, public_key: bytes) -> bool:
+        """True when the signature is the holder of ``public_key``'s over this payload."""
+        try:
+            Ed25519PublicKey.from_public_bytes(public_key).verify(
+                bytes.fromhex(self.signature), self.message()
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        """As exported: ``{"type": "checkpoint", "payload": ..., "signature": hex}``."""
+        return {"type": "checkpoint", "payload": self.payload, "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Checkpoint:
+        """Read an exported checkpoint line."""
+        return cls(dict(data["payload"]), str(data["signature"]))
+
+
+# ---------------------------------------------------------------------- verification
+
+
+@attrs.frozen
+class VerifyResult:
+    """What verification found.
+
+    ``ok`` when every hash, link and checkpoint holds; ``first_bad`` names the first record at
+    fault (for a rewrite detected only by a checkpoint, the first record after the last good
+    checkpoint, since a consistent forgery cannot be placed more exactly). ``unsealed`` counts
+    the records after the last checkpoint, which no signature covers yet.
+    """
+
+    ok: bool
+    records: int
+    head: str
+    first_bad: int | None = None
+    problem: str = ""
+    checkpoints: int = 0
+    unsealed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return attrs.asdict(self)
+
+
+class _Bad(Exception):
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(problem)
+        self.seq, self.problem = seq, problem
+
+
+def _same_content(
+    seq: int, at: str, kind: str, body: str, owners: str, prev: str, digest: str
+) -> bool:
+    # Stored texts that are valid JSON but not canonical (written by hand): judge the content,
+    # as a third party reading the export would.
+    try:
+        return record_hash(seq, at, kind, json.loads(body), prev, json.loads(owners)) == digest
+    except ValueError:
+        return False
+
+
+class ChainVerifier:
+    """Checks rows in order: seq, links, hashes, owner sub-chains, and checkpoints as they come.
+
+    Feed :meth:`rows` the stored texts ``(seq, at, kind, body, owners, prev, hash)``; checkpoints
+    are checked when the record they sign is reached: the signature against ``public_key``, the
+    head, the owners' Merkle root, and the link to the previous checkpoint. ``known`` are
+    checkpoints obtained elsewhere (an earlier export, a witness): each must be in the log.
+    """
+
+    def __init__(
+        self,
+        checkpoints: Iterable[Checkpoint],
+        public_key: bytes | None,
+        known: Iterable[Checkpoint] = (),
+    ) -> None:
+        self._cps = sorted(checkpoints, key=lambda c: c.seq)
+        self._key = public_key
+        self._known = {c.seq: c for c in known}
+        self._heads: dict[str, tuple[str, int]] = {}
+        self._leaves: dict[str, bytes] = {}
+        self._dirty: set[str] = set()
+        self.count = 0
+        self.head = GENESIS
+        self._cp_done = 0
+        self._last_good_cp = 0
+        self._prev_cp = GENESIS
+
+    def run(self, rows: Iterable[tuple[int, str, str, str, str, str, str]]) -> VerifyResult:
+        """Verify every row and the checkpoints; return the result (never raises on bad data)."""
+        try:
+            self._rows(rows)
+            self._finish()
+        except _Bad as bad:
+            return VerifyResult(
+                False, self.count, self.head, bad.seq, bad.problem, self._cp_done, 0
+            )
+        last = self._cps[-1].seq if self._cps else 0
+        return VerifyResult(True, self.count, self.head, None, "", self._cp_done, self.count - last)
+
+    def _rows(self, rows: Iterable[tuple[int, str, str, str, str, str, str]]) -> None:
+        sha, loads, heads, dirty = hashlib.sha256, json.loads, self._heads, self._dirty
+        prev, n = self.head, self.count
+        next_cp = self._cps[0].seq if self._cps else -1
+        for seq, at, kind, body, owners, link, digest in rows:
+            n += 1
+            if seq != n:
+                self.count, self.head = n, prev
+                raise _Bad(seq, f"expected record {n}, found {seq} (a record is missing or moved)")
+            if link != prev:
+                self.count, self.head = n, prev
+                raise _Bad(seq, "link to the previous record broken")
+            if sha(preimage(seq, at, kind, body, owners, link)).hexdigest() != digest and (
+                not _same_content(seq, at, kind, body, owners, link, digest)
+            ):
+                self.count, self.head = n, prev
+                raise _Bad(seq, "content does not match its hash")
+            if owners != "{}":
+                for owner, oprev in loads(owners).items():
+                    if oprev != heads.get(owner, (GENESIS, 0))[0]:
+                        self.count, self.head = n, prev
+                        raise _Bad(seq, f"owner {owner!r}'s sub-chain link broken")
+                    heads[owner] = (digest, seq)
+                    dirty.add(owner)
+            prev = digest
+            if seq == next_cp:
+                self.count, self.head = n, prev
+                self._checkpoint(self._cps[self._cp_done])
+                next_cp = self._cps[self._cp_done].seq if self._cp_done < len(self._cps) else -1
+        self.count, self.head = n, prev
+
+    def owners_root(self) -> tuple[bytes, int]:
+        """The Merkle root over every owner's head so far, and the number of owners."""
+        for owner in self._dirty:
+            digest, seq = self._heads[owner]
+            self._leaves[owner] = leaf_hash(owner, digest, seq)
+        self._dirty.clear()
+        return merkle_root([self._leaves[o] for o in sorted(self._leaves)]), len(self._leaves)
+
+    def _checkpoint(self, cp: Checkpoint) -> None:
+        after = self._last_good_cp + 1
+        if self._key is not None and not cp.signature_ok(self._key):
+            raise _Bad(after, f"checkpoint at record {cp.seq}: signature does not verify")
+        if cp.payload.get("prev") != self._prev_cp:
+            raise _Bad(after, f"checkpoint at record {cp.seq}: the checkpoint before it is gone")
+        if cp.head != self.head:
+            raise _Bad(
+                after,
+                f"record {cp.seq}'s hash differs from the signed checkpoint: history after "
+                f"record {after - 1} was rewritten",
+            )
+        root, size = self.owners_root()
+        if cp.payload.get("owners_root") != root.hex() or cp.payload.get("owners") != size:
+            raise _Bad(after, f"checkpoint at record {cp.seq}: owners' heads do not match")
+        self._cp_done += 1
+        self._last_good_cp = cp.seq
+        self._prev_cp = cp.digest()
+
+    def _finish(self) -> None:
+        end = self.count
+        if self._cp_done < len(self._cps):
+            cp = self._cps[self._cp_done]
+            raise _Bad(
+                end + 1, f"log truncated: a checkpoint signs record {cp.seq}, log ends at {end}"
+            )
+        mine = {c.seq: c for c in self._cps}
+        for seq, cp in sorted(self._known.items()):
+            if seq > end:
+                raise _Bad(end + 1, f"log truncated: a known checkpoint signs record {seq}")
+            if seq not in mine or mine[seq].signature != cp.signature:
+                raise _Bad(
+                    seq, f"the known checkpoint at record {seq} is not in the log (rewritten?)"
+                )
+
+
+def verify_records(records: Iterable[AuditRecord]) -> VerifyResult:
+    """Check records in memory (no checkpoints): consecutive seq from 1, links and hashes."""
+    rows = (
+        (
+            r.seq,
+            r.at,
+            r.kind,
+            canonical(r.body).decode(),
+            canonical(r.owners).decode(),
+            r.prev,
+            r.hash,
+        )
+        for r in records
+    )
+    return ChainVerifier((), None).run(rows)
