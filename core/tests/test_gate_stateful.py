@@ -9,17 +9,13 @@ inside the incident's radius. Every decision must be in the audit chain, which m
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 from camgate import (
     AccessDenied,
-    Adapter,
-    AdapterFactory,
     Camera,
-    Capabilities,
     ConsentTerms,
     Gate,
     GeoPoint,
@@ -27,13 +23,13 @@ from camgate import (
     Owner,
     Scope,
     Waiver,
-    hookimpl,
 )
 from camgate.gate import builtin_plugins
 from camgate.geofence import distance_m
 from camgate.grants import GrantSigner
 from camgate.plugins import PluginHost
 from camgate.store import Store
+from camgate.testing import DeclaringAdapters, ManualClock
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -48,43 +44,11 @@ CAMERAS = {  # id: (owner, metres north of the centre)
 SCOPES = [Scope.LIVE, Scope.SNAPSHOT]
 
 
-class ShiftedClock:
-    """Wall and monotonic time that tests move forward by hand."""
-
-    def __init__(self) -> None:
-        self.t = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-        self.mono = 1000.0
-
-    def now(self) -> datetime:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
-        self.mono += seconds
-
-
-class DeclaringAdapters:
-    """A plugin that declares an adapter able to serve live and snapshot (decisions only)."""
-
-    @hookimpl
-    def camgate_register_adapters(self, register: Any) -> None:
-        register(
-            AdapterFactory(
-                name="test",
-                create=lambda s: Adapter(),
-                capabilities=Capabilities(live=True, snapshot=True),
-            )
-        )
-
-
 class GateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
-        self.clock = ShiftedClock()
+        self.clock = ManualClock()
         store = Store(Path(self.tmp.name) / "g.db")
         host = PluginHost(
             builtins=builtin_plugins(store) | {"adapters": DeclaringAdapters()}, entry_points=False
