@@ -6,119 +6,26 @@ camera (an adapter that declares its capabilities) are replaced.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 from camgate import (
     AccessDenied,
-    Camera,
     CameraClass,
     ConsentTerms,
-    Gate,
-    GeoPoint,
     NotFound,
-    Owner,
     ValidationError,
-    Waiver,
 )
 from camgate.codec import load
 from camgate.errors import AnswerPending, RequestExpired
-from camgate.gate import builtin_plugins
-from camgate.grants import GrantSigner
 from camgate.notify import OwnerNotice
-from camgate.plugins import PluginHost
-from camgate.rules import AgencyRules, SensitivePlace
-from camgate.store import Store
-from camgate.testing import DeclaringAdapters, ManualClock
+from camgate.rules import AgencyRules
 
-CENTRE = GeoPoint(32.2988, -90.1848)
-CLINIC = GeoPoint(CENTRE.lat + 300 / 111_000, CENTRE.lon)
-JACKSON = AgencyRules(
-    name="Jackson RTCC",
-    enrolment_caps={"city": 5, "private": 5},
-    live_incident_kinds=["shooting", "armed robbery"],
-    banned_purposes=["Face Recognition"],
-    sensitive_places=[SensitivePlace("women's clinic", CLINIC, 50.0)],
-)
-
-
-class World:
-    """A gate with owners alice (America/Chicago) and bob, cameras north of the centre."""
-
-    def __init__(self, tmp: Path, rules: AgencyRules | None = None) -> None:
-        self.clock = ManualClock()
-        store = Store(tmp / "g.db")
-        host = PluginHost(
-            builtins=builtin_plugins(store, rules) | {"adapters": DeclaringAdapters()},
-            entry_points=False,
-        )
-        self.gate = Gate(store=store, host=host, signer=GrantSigner.generate(), clock=self.clock)
-        self.waiver = self.gate.publish_waiver(Waiver("w1", "I agree."))
-        self.gate.add_owner(Owner("alice", "Alice", time_zone="America/Chicago"))
-        self.gate.add_owner(Owner("bob", "Bob"))
-        self.camera("a1", "alice", 50.0)
-        self.camera("b1", "bob", 120.0)
-        self.incident = self.gate.report_incident("shooting", CENTRE, 1000.0)
-
-    def camera(self, cam: str, owner: str, north: float, cls: str = "private") -> None:
-        self.gate.add_camera(
-            Camera(
-                id=cam,
-                adapter="test",
-                source=f"test://{cam}",
-                owner_id=owner,
-                position=GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon),
-                camera_class=cls,
-            )
-        )
-
-    def enrol(self, owner: str, cams: list[str], **terms: Any) -> None:
-        terms.setdefault("scopes", ["live", "snapshot", "recorded"])
-        self.gate.enrol(
-            owner,
-            cams,
-            waiver_version="w1",
-            waiver_sha256=self.waiver.sha256,
-            terms=ConsentTerms(**terms),
-        )
-
-    def request(self, cam: str = "a1", scope: str = "live", **kw: Any) -> Any:
-        kw.setdefault("requested_by", "officer-7")
-        return anyio.run(
-            lambda: self.gate.request_access(self.incident.id, cam, scope, wait=False, **kw)
-        )
-
-    def refusal(self, cam: str = "a1", scope: str = "live", **kw: Any) -> dict[str, str]:
-        with pytest.raises(AccessDenied) as refused:
-            self.request(cam, scope, **kw)
-        return {v.policy: v.reason for v in refused.value.decision.denials}
-
-    def state(self) -> tuple[Any, ...]:
-        """Everything a bad input must leave unchanged."""
-        q = self.gate.store.query
-        return tuple(
-            q(f"SELECT * FROM {t} ORDER BY rowid")
-            for t in ("consents", "requests", "decisions", "grants", "pending", "notices", "audit")
-        )
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
-    yield w
-    w.gate.store.close()
-
-
-@pytest.fixture
-def jackson(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path, JACKSON)
-    yield w
-    w.gate.store.close()
-
+if TYPE_CHECKING:
+    from conftest import World
 
 # ---------------------------------------------------------------------------- the owner's terms
 
@@ -161,7 +68,7 @@ def test_quiet_hours_are_in_the_owners_time_zone(world: World) -> None:
 
 def test_a_grant_ends_when_a_term_stops_holding(world: World) -> None:
     world.clock.advance(13 * 3600 + 1800)  # 01:30 UTC, 19:30 in Chicago
-    world.incident = world.gate.report_incident("shooting", CENTRE, 1000.0)
+    world.incident = world.gate.report_incident("shooting", world.incident.position, 1000.0)
     world.enrol("alice", ["a1"], quiet_hours=["20:00", "07:00"])
     signed = world.request(duration_s=7200)
     assert signed.grant.expires_at - signed.grant.issued_at == timedelta(minutes=30)
@@ -199,7 +106,7 @@ def test_banned_purpose_is_refused(jackson: World) -> None:
 
 def test_live_view_only_for_listed_kinds(jackson: World) -> None:
     jackson.enrol("alice", ["a1"])
-    jackson.incident = jackson.gate.report_incident("Burglary", CENTRE, 1000.0)
+    jackson.incident = jackson.gate.report_incident("Burglary", jackson.incident.position, 1000.0)
     assert "live view only for: armed-robbery, shooting" in jackson.refusal()["agency.live-kinds"]
     assert jackson.request(scope="snapshot").grant.scope == "snapshot"
 
