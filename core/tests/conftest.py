@@ -8,13 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
-from camgate import AccessDenied, Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate import AccessDenied, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.gate import builtin_plugins
 from camgate.grants import GrantSigner
 from camgate.plugins import PluginHost
 from camgate.rules import AgencyRules, SensitivePlace
 from camgate.store import Store
-from camgate.testing import DeclaringAdapters, ManualClock
+from camgate.testing import DeclaringAdapters, ManualClock, camera_north_of
 
 CENTRE = GeoPoint(32.2988, -90.1848)
 CLINIC = GeoPoint(CENTRE.lat + 300 / 111_000, CENTRE.lon)
@@ -50,16 +50,7 @@ class World:
         self.incident = self.gate.report_incident("shooting", CENTRE, 1000.0)
 
     def camera(self, cam: str, owner: str, north: float, cls: str = "private") -> None:
-        self.gate.add_camera(
-            Camera(
-                id=cam,
-                adapter="test",
-                source=f"test://{cam}",
-                owner_id=owner,
-                position=GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon),
-                camera_class=cls,
-            )
-        )
+        self.gate.add_camera(camera_north_of(cam, owner, CENTRE, north, camera_class=cls))
 
     def enrol(self, owner: str, cams: list[str], **terms: Any) -> None:
         terms.setdefault("scopes", ["live", "snapshot", "recorded"])

@@ -15,7 +15,6 @@ from pathlib import Path
 import anyio
 from camgate import (
     AccessDenied,
-    Camera,
     ConsentTerms,
     Gate,
     GeoPoint,
@@ -29,7 +28,7 @@ from camgate.geofence import distance_m
 from camgate.grants import GrantSigner
 from camgate.plugins import PluginHost
 from camgate.store import Store
-from camgate.testing import DeclaringAdapters, ManualClock
+from camgate.testing import DeclaringAdapters, ManualClock, camera_north_of
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -59,15 +58,7 @@ class GateMachine(RuleBasedStateMachine):
         for owner in ("alice", "bob", "carol"):
             self.gate.add_owner(Owner(owner, owner.title()))
         for cam, (owner, north) in CAMERAS.items():
-            self.gate.add_camera(
-                Camera(
-                    id=cam,
-                    adapter="test",
-                    source=f"test://{cam}",
-                    owner_id=owner,
-                    position=GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon),
-                )
-            )
+            self.gate.add_camera(camera_north_of(cam, owner, CENTRE, north))
         # the model
         self.consent: dict[str, set[Scope]] = {}  # owner -> allowed scopes (active consent)
         self.enrolled: dict[str, set[str]] = {}  # owner -> cameras under the active consent
@@ -144,7 +135,7 @@ class GateMachine(RuleBasedStateMachine):
         north = CAMERAS[cam][1]
         inside = distance_m(CENTRE, GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon)) <= radius
         expected = (
-            scope in self.consent.get(cam, set()) and is_open and self.clock.now() <= end and inside
+            scope in self.consent.get(cam, set()) and is_open and self.clock.now() < end and inside
         )
         self.decisions += 1
         try:

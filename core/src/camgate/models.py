@@ -346,8 +346,9 @@ class Incident:
         return self.reported_at + timedelta(seconds=self.window_s)
 
     def active_at(self, when: datetime) -> bool:
-        """True when the incident is open and ``when`` is inside its window."""
-        return self.status is IncidentStatus.OPEN and self.reported_at <= when <= self.window_end
+        """True when the incident is open and ``when`` is inside its window ``[reported_at,
+        window_end)`` — half-open, so a grant issued inside it always has time left in it."""
+        return self.status is IncidentStatus.OPEN and self.reported_at <= when < self.window_end
 
 
 @attrs.frozen

@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from camgate.adapters import Adapter, AdapterFactory, Capabilities
 from camgate.hookspecs import hookimpl
+from camgate.models import Camera, GeoPoint
 
-__all__ = ["DeclaringAdapters", "ManualClock"]
+__all__ = ["DeclaringAdapters", "ManualClock", "camera_north_of"]
+
+
+def camera_north_of(
+    camera_id: str, owner_id: str, centre: GeoPoint, metres: float, **fields: Any
+) -> Camera:
+    """A camera of the ``test`` adapter about ``metres`` due north of ``centre``."""
+    return Camera(
+        id=camera_id,
+        adapter="test",
+        source=f"test://{camera_id}",
+        owner_id=owner_id,
+        position=GeoPoint(centre.lat + metres / 111_000, centre.lon),
+        **fields,
+    )
 
 
 class ManualClock:
