@@ -236,6 +236,19 @@ def test_no_answer_by_the_deadline_is_a_no_and_a_late_answer_is_refused(world: W
     assert world.gate.store.grant_for_request(rid) is None
 
 
+def test_revocation_refuses_held_requests_at_once(world: World) -> None:
+    world.enrol("alice", ["a1"], mode="ask")
+    with pytest.raises(AnswerPending) as held:
+        world.request()
+    rid = held.value.pending.request_id
+    anyio.run(world.gate.revoke, "alice")
+    with pytest.raises(AccessDenied, match="core.opt-in: the owner revoked consent"):
+        anyio.run(world.gate.wait_for_answer, rid)
+    with pytest.raises(ValidationError, match="refused when the owner revoked consent"):
+        anyio.run(world.gate.answer, rid, True)
+    assert world.gate.pending() == []
+
+
 def test_expire_pending_settles_what_nobody_waits_for(world: World) -> None:
     world.enrol("alice", ["a1"], mode="ask", ask_timeout_s=30.0)
     with pytest.raises(AnswerPending) as held:

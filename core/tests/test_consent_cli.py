@@ -109,3 +109,69 @@ def test_a_waiting_caller_sees_an_answer_from_another_process(db: Path) -> None:
 
     anyio.run(main)
     assert result["refused"] == ["terms.mode: the owner said no to this request"]
+
+
+def test_enrol_with_terms_and_malformed_terms(db: Path) -> None:
+    gate = Gate.open(db)
+    gate.add_camera(Camera("a2", "rtsp", "rtsp://127.0.0.1:9/a2", "alice", CENTRE))
+    sha = gate.store.get_waiver("w1").sha256
+    before = gate.store.query("SELECT * FROM consents")
+    gate.store.close()
+    base = ["enrol", "--owner", "alice", "--camera", "a2", "--waiver", "w1", "--allow", "live"]
+    bad = camgate(db, *base, "--quiet-hours", "22-07")
+    assert bad.returncode == 1 and "quiet_hours" in bad.stderr and "HH:MM" in bad.stderr
+    bad = camgate(db, *base, "--waiver-sha256", sha[::-1])
+    assert bad.returncode == 1 and "SHA-256 does not match" in bad.stderr
+    gate = Gate.open(db)
+    assert gate.store.query("SELECT * FROM consents") == before
+    gate.store.close()
+    ok = camgate(
+        db,
+        *base,
+        "--mode",
+        "ask",
+        "--ask-timeout",
+        "60",
+        "--incident-kind",
+        "shooting",
+        "--max-radius",
+        "300",
+        "--quiet-hours",
+        "22:00-07:00",
+        "--max-lookback",
+        "3600",
+        "--ends-at",
+        "2030-01-01T00:00:00+00:00",
+    )
+    assert ok.returncode == 0, ok.stderr
+    terms = json.loads(ok.stdout)["terms"]
+    assert terms["mode"] == "ask" and terms["quiet_hours"] == ["22:00", "07:00"]
+    assert terms["incident_kinds"] == ["shooting"] and terms["ends_at"].startswith("2030")
+
+
+def test_agency_rules_from_a_file(db: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "jackson.toml"
+    rules.write_text('[agency]\nname = "Jackson RTCC"\nbanned_purposes = ["face recognition"]\n')
+    inc = _incident(db)
+    out = camgate(
+        db,
+        "--rules",
+        str(rules),
+        "request",
+        "--incident",
+        inc,
+        "--camera",
+        "a1",
+        "--scope",
+        "snapshot",
+        "--by",
+        "o7",
+        "--purpose",
+        "face recognition",
+    )
+    assert out.returncode == 3, out.stderr
+    assert json.loads(out.stdout)["reasons"] == [
+        "agency.purpose: face-recognition is banned by Jackson RTCC"
+    ]
+    log = camgate(db, "audit", "export").stdout.splitlines()
+    assert any('"decision"' in line and "face-recognition is banned" in line for line in log)

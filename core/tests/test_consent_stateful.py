@@ -252,6 +252,10 @@ class ConsentMachine(RuleBasedStateMachine):
     @rule(owner=st.sampled_from(sorted(OWNERS)))
     def revoke(self, owner: str) -> None:
         anyio.run(self.gate.revoke, owner)
+        for rid in [r for r, req in self.pending.items() if CAMERAS[req["camera"]][0] == owner]:
+            del self.pending[rid]
+            assert self.gate.store.get_pending(rid).outcome == "revoked"
+            assert self.gate.store.grant_for_request(rid) is None
         for cam in [c for c in self.terms if CAMERAS[c][0] == owner]:
             del self.terms[cam]
 

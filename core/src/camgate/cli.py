@@ -212,6 +212,7 @@ def cmd_request(args: argparse.Namespace) -> int:
                 result = {
                     "granted": False,
                     "camera": args.camera,
+                    "request": refusal.decision.request_id,
                     "reasons": refusal.decision.reasons,
                 }
                 _print_json(result)
@@ -219,7 +220,12 @@ def cmd_request(args: argparse.Namespace) -> int:
                 return EXIT_DENIED
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
-            result = {"granted": True, "camera": args.camera, "grant": signed.grant.id}
+            result = {
+                "granted": True,
+                "camera": args.camera,
+                "request": signed.grant.request_id,
+                "grant": signed.grant.id,
+            }
             if signed.grant.scope is Scope.SNAPSHOT:
                 snap = await gate.edge.snapshot(args.camera, signed)
                 path = out / f"{args.camera}-{signed.grant.id}.jpg"

@@ -281,6 +281,7 @@ class Gate:
             )
         finally:
             self.edge.end_revocation(owner_id)
+        await anyio.to_thread.run_sync(self._refuse_pending_of, owner.id, at)
         for camera_id in cameras:
             notice = OwnerNotice(
                 id=new_id("ntc"), owner_id=owner.id, camera_id=camera_id, event="revoked", at=at
@@ -653,6 +654,11 @@ class Gate:
         if pending.open and now >= pending.deadline:
             self._expire(pending, now)
             pending = self.store.get_pending(request_id)
+        if pending.outcome == "revoked":
+            raise ValidationError(
+                f"request {request_id!r} was refused when the owner revoked consent; "
+                "the answer was not recorded"
+            )
         if pending.outcome == "expired":
             raise RequestExpired(
                 f"request {request_id!r} expired at "
@@ -676,24 +682,28 @@ class Gate:
 
     def _expire(self, pending: PendingRequest, now: datetime) -> bool:
         """Close an overdue held request as a no (once, whoever notices first)."""
-        if not self.store.resolve_pending(pending.request_id, "expired", now):
-            return False
-        decision = Decision(
-            pending.request_id,
-            pending.camera_id,
-            [
-                Vote(
-                    "terms.mode",
-                    Verdict.DENY,
-                    "the owner did not answer by "
-                    f"{pending.deadline.isoformat(timespec='seconds')}, which counts as no",
-                )
-            ],
-            now,
+        why = (
+            f"the owner did not answer by {pending.deadline.isoformat(timespec='seconds')}, "
+            "which counts as no"
         )
+        return self._refuse_held(pending, now, "expired", Vote("terms.mode", Verdict.DENY, why))
+
+    def _refuse_held(
+        self, pending: PendingRequest, now: datetime, outcome: str, vote: Vote
+    ) -> bool:
+        """Close a held request with a refusal (once): decision stored, audited, owner told."""
+        if not self.store.resolve_pending(pending.request_id, outcome, now):
+            return False
+        decision = Decision(pending.request_id, pending.camera_id, [vote], now)
         self.store.add_decision(pending.request_id, decision)
         self._conclude(self.store.get_request(pending.request_id), decision)
         return True
+
+    def _refuse_pending_of(self, owner_id: str, at: datetime) -> None:
+        """On revocation, refuse the owner's held requests at once (waiters are woken)."""
+        vote = Vote("core.opt-in", Verdict.DENY, "the owner revoked consent")
+        for pending in self.store.pending(owner_id):
+            self._refuse_held(pending, at, "revoked", vote)
 
     def expire_pending(self) -> list[str]:
         """Refuse every held request whose deadline has passed; returns their ids.

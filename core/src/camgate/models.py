@@ -446,7 +446,8 @@ class Decision:
 class PendingRequest:
     """An ask-first request held for its owner's answer until ``deadline`` (then it is a no).
 
-    ``outcome`` is None while open, then ``yes``, ``no`` or ``expired``.
+    ``outcome`` is None while open, then ``yes``, ``no``, ``expired`` (no answer by the deadline)
+    or ``revoked`` (the owner revoked consent meanwhile).
     """
 
     request_id: str = attrs.field(validator=_non_empty)
