@@ -9,17 +9,12 @@ inside the incident's radius. Every decision must be in the audit chain, which m
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 from camgate import (
     AccessDenied,
-    Adapter,
-    AdapterFactory,
-    Camera,
-    Capabilities,
     ConsentTerms,
     Gate,
     GeoPoint,
@@ -27,13 +22,13 @@ from camgate import (
     Owner,
     Scope,
     Waiver,
-    hookimpl,
 )
 from camgate.gate import builtin_plugins
 from camgate.geofence import distance_m
 from camgate.grants import GrantSigner
 from camgate.plugins import PluginHost
 from camgate.store import Store
+from camgate.testing import DeclaringAdapters, ManualClock, camera_north_of
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -48,43 +43,11 @@ CAMERAS = {  # id: (owner, metres north of the centre)
 SCOPES = [Scope.LIVE, Scope.SNAPSHOT]
 
 
-class ShiftedClock:
-    """Wall and monotonic time that tests move forward by hand."""
-
-    def __init__(self) -> None:
-        self.t = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-        self.mono = 1000.0
-
-    def now(self) -> datetime:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
-        self.mono += seconds
-
-
-class DeclaringAdapters:
-    """A plugin that declares an adapter able to serve live and snapshot (decisions only)."""
-
-    @hookimpl
-    def camgate_register_adapters(self, register: Any) -> None:
-        register(
-            AdapterFactory(
-                name="test",
-                create=lambda s: Adapter(),
-                capabilities=Capabilities(live=True, snapshot=True),
-            )
-        )
-
-
 class GateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
-        self.clock = ShiftedClock()
+        self.clock = ManualClock()
         store = Store(Path(self.tmp.name) / "g.db")
         host = PluginHost(
             builtins=builtin_plugins(store) | {"adapters": DeclaringAdapters()}, entry_points=False
@@ -95,15 +58,7 @@ class GateMachine(RuleBasedStateMachine):
         for owner in ("alice", "bob", "carol"):
             self.gate.add_owner(Owner(owner, owner.title()))
         for cam, (owner, north) in CAMERAS.items():
-            self.gate.add_camera(
-                Camera(
-                    id=cam,
-                    adapter="test",
-                    source=f"test://{cam}",
-                    owner_id=owner,
-                    position=GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon),
-                )
-            )
+            self.gate.add_camera(camera_north_of(cam, owner, CENTRE, north))
         # the model
         self.consent: dict[str, set[Scope]] = {}  # owner -> allowed scopes (active consent)
         self.enrolled: dict[str, set[str]] = {}  # owner -> cameras under the active consent
@@ -180,7 +135,7 @@ class GateMachine(RuleBasedStateMachine):
         north = CAMERAS[cam][1]
         inside = distance_m(CENTRE, GeoPoint(CENTRE.lat + north / 111_000, CENTRE.lon)) <= radius
         expected = (
-            scope in self.consent.get(cam, set()) and is_open and self.clock.now() <= end and inside
+            scope in self.consent.get(cam, set()) and is_open and self.clock.now() < end and inside
         )
         self.decisions += 1
         try:

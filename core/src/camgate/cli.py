@@ -2,8 +2,10 @@
 
 Every command takes ``--help``. State lives in one SQLite file: ``--db PATH`` (or the
 ``CAMGATE_DB`` environment variable; default ``./camgate.db``), with the hub's signing key beside
-it (``.key``). Exit status: 0 success, 1 an error (message on stderr), 2 bad usage, 3 the gate
-refused the request (reasons on stderr and in ``--json`` output).
+it (``.key``); the agency's rules are read from ``--rules PATH`` (or ``$CAMGATE_RULES``; a TOML
+file, see docs/consent.md). Exit status: 0 success, 1 an error (message on stderr), 2 bad usage,
+3 the gate refused the request (reasons on stderr and in ``--json`` output), 4 the request waits
+for the owner's answer (``camgate request --no-wait``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import anyio
 from camgate import __version__
 from camgate.adapters import Credentials
 from camgate.codec import dump
-from camgate.errors import AccessDenied, CamgateError
+from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound
 from camgate.gate import Gate
 from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Scope, Waiver
+from camgate.rules import AgencyRules
 
 __all__ = ["main"]
 
-EXIT_ERROR, EXIT_USAGE, EXIT_DENIED = 1, 2, 3
+EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_PENDING = 1, 2, 3, 4
 #: A live grant covers the clip plus this much, for connecting and waiting for a keyframe.
 CONNECT_MARGIN_S = 5.0
 
@@ -51,7 +54,8 @@ def _print_json(data: Any) -> None:
 
 
 def _gate(args: argparse.Namespace) -> Gate:
-    return Gate.open(args.db)
+    rules = AgencyRules.from_toml(args.rules) if args.rules else None
+    return Gate.open(args.db, rules=rules)
 
 
 # ---------------------------------------------------------------------- commands
@@ -148,10 +152,32 @@ def cmd_enrol(args: argparse.Namespace) -> int:
             args.camera,
             waiver_version=args.waiver,
             waiver_sha256=sha,
-            terms=ConsentTerms(scopes=scopes, max_session_s=args.max_session),
+            terms=_terms(args, scopes),
         )
         _print_json(dump(record))
     return 0
+
+
+def _terms(args: argparse.Namespace, scopes: list[str]) -> ConsentTerms:
+    quiet = None
+    if args.quiet_hours:
+        quiet = args.quiet_hours.split("-", 1) if "-" in args.quiet_hours else [args.quiet_hours]
+    ends_at = None
+    if args.ends_at:
+        ends_at = datetime.fromisoformat(args.ends_at)
+        if ends_at.tzinfo is None:
+            raise CamgateError(f"--ends-at {args.ends_at}: give a time zone, e.g. +00:00")
+    return ConsentTerms(
+        scopes=scopes,
+        max_session_s=args.max_session,
+        mode=args.mode,
+        ask_timeout_s=args.ask_timeout,
+        incident_kinds=args.incident_kind,
+        max_radius_m=args.max_radius,
+        quiet_hours=quiet,
+        max_lookback_s=args.max_lookback,
+        ends_at=ends_at,
+    )
 
 
 def cmd_incident_report(args: argparse.Namespace) -> int:
@@ -187,11 +213,24 @@ def cmd_request(args: argparse.Namespace) -> int:
                     ),
                     purpose=args.purpose,
                     window=_window(args),
+                    wait=not args.no_wait,
                 )
+            except AnswerPending as held:
+                _print_json(
+                    {
+                        "granted": False,
+                        "pending": True,
+                        "camera": args.camera,
+                        "request": held.pending.request_id,
+                        "deadline": held.pending.deadline.isoformat(),
+                    }
+                )
+                return EXIT_PENDING
             except AccessDenied as refusal:
                 result = {
                     "granted": False,
                     "camera": args.camera,
+                    "request": refusal.decision.request_id,
                     "reasons": refusal.decision.reasons,
                 }
                 _print_json(result)
@@ -199,7 +238,12 @@ def cmd_request(args: argparse.Namespace) -> int:
                 return EXIT_DENIED
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
-            result = {"granted": True, "camera": args.camera, "grant": signed.grant.id}
+            result = {
+                "granted": True,
+                "camera": args.camera,
+                "request": signed.grant.request_id,
+                "grant": signed.grant.id,
+            }
             if signed.grant.scope is Scope.SNAPSHOT:
                 snap = await gate.edge.snapshot(args.camera, signed)
                 path = out / f"{args.camera}-{signed.grant.id}.jpg"
@@ -216,15 +260,66 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """Print every vote on a request."""
+    """Print every policy's vote on a request and, for a refusal, why in plain words.
+
+    A request still waiting for its owner's answer is shown as pending, with its deadline.
+    """
     with _closing(_gate(args)) as gate:
-        decision = gate.store.decision_json(args.request)
+        try:
+            decision = gate.store.decision_json(args.request)
+        except NotFound:
+            try:
+                pending = gate.store.get_pending(args.request)
+            except NotFound:
+                raise NotFound(
+                    f"no decision on request {args.request!r}, and none waits for an answer"
+                ) from None
+            if args.json:
+                _print_json({"request": args.request, "pending": True} | dump(pending))
+            else:
+                print(
+                    f"request {args.request}: waiting for the owner's answer until "
+                    f"{pending.deadline.isoformat(timespec='seconds')} (no answer means no)"
+                )
+            return 0
     if args.json:
         _print_json(decision)
-    else:
-        print(f"request {decision['request']}: {'allowed' if decision['allowed'] else 'refused'}")
-        for vote in decision["votes"]:
-            print(f"  {vote['verdict']:<8} {vote['policy']:<20} {vote['reason']}")
+        return 0
+    verdict = "allowed" if decision["allowed"] else "refused"
+    print(f"request {decision['request']}: {verdict}")
+    denials = [v for v in decision["votes"] if v["verdict"] == "deny"]
+    if denials:
+        print("refused because:")
+        for vote in denials:
+            print(f"  - {vote['reason']} ({vote['policy']})")
+    print("every vote:")
+    for vote in decision["votes"]:
+        print(f"  {vote['verdict']:<8} {vote['policy']:<24} {vote['reason']}")
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    """Record the owner's yes or no to a request that waits for it; print the final decision."""
+
+    async def run() -> dict[str, Any]:
+        async with _gate(args) as gate:
+            decision = await gate.answer(args.request, args.approve, owner_id=args.owner)
+        return {
+            "request": args.request,
+            "answer": "yes" if args.approve else "no",
+            "allowed": decision.allowed,
+            "reasons": decision.reasons,
+        }
+
+    _print_json(anyio.run(run))
+    return 0
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    """List requests that wait for an owner's answer (first refusing any past their deadline)."""
+    with _closing(_gate(args)) as gate:
+        gate.expire_pending()
+        _print_json([dump(p) for p in gate.pending(args.owner)])
     return 0
 
 
@@ -429,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("CAMGATE_DB", "camgate.db"),
         help="the SQLite store (default: $CAMGATE_DB or ./camgate.db)",
     )
+    parser.add_argument(
+        "--rules",
+        default=os.environ.get("CAMGATE_RULES") or None,
+        help="the agency's rules, a TOML file (default: $CAMGATE_RULES; none)",
+    )
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(group: Any, name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
@@ -483,6 +583,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waiver-sha256", help="SHA-256 of the text the owner accepted")
     p.add_argument("--allow", default="", help="comma-separated scopes: live,recorded,snapshot")
     p.add_argument("--max-session", type=float, help="longest live session in seconds")
+    p.add_argument(
+        "--mode",
+        default="pre-authorised",
+        choices=["ask", "pre-authorised"],
+        help="ask: each request waits for the owner's yes; pre-authorised (default): no asking",
+    )
+    p.add_argument(
+        "--ask-timeout", type=float, default=300.0, help="seconds the owner has to answer"
+    )
+    p.add_argument(
+        "--incident-kind", action="append", help="an incident kind accepted (repeatable; any)"
+    )
+    p.add_argument("--max-radius", type=float, help="metres from the incident, at most")
+    p.add_argument("--quiet-hours", help="HH:MM-HH:MM in the owner's time zone, e.g. 22:00-07:00")
+    p.add_argument("--max-lookback", type=float, help="how far back recordings reach, seconds")
+    p.add_argument("--ends-at", help="when consent ends, ISO 8601 with a time zone")
 
     incidents = group("incident", "report and close incidents")
     p = add(incidents, "report", cmd_incident_report, "report an incident")
@@ -508,12 +624,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="recorded scope: window start, ISO 8601 with a time zone")
     p.add_argument("--until", help="recorded scope: window end, ISO 8601 with a time zone")
     p.add_argument("--purpose", default="investigation")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="if the owner must be asked, print the held request and exit 4 instead of waiting",
+    )
     p.add_argument("--out", default=".", help="folder for the snapshot or clip")
 
     p = add(top, "revoke", cmd_revoke, "revoke every consent of an owner")
     p.add_argument("--owner", required=True)
 
-    consent = group("consent", "revoke consent, explain decisions")
+    consent = group("consent", "answer requests, revoke consent, explain decisions")
+    p = add(consent, "answer", cmd_answer, "answer yes or no to a request that waits for it")
+    p.add_argument("request", help="the request id from the owner's notice")
+    yes_no = p.add_mutually_exclusive_group(required=True)
+    yes_no.add_argument("--yes", dest="approve", action="store_true", help="allow this request")
+    yes_no.add_argument("--no", dest="approve", action="store_false", help="refuse this request")
+    p.add_argument("--owner", help="check that the request is for a camera of this owner")
+    p = add(consent, "pending", cmd_pending, "list requests waiting for an owner's answer")
+    p.add_argument("--owner")
     p = add(consent, "revoke", cmd_revoke, "revoke every consent of an owner")
     p.add_argument("--owner", required=True)
     p = add(consent, "explain", cmd_explain, "print every policy's vote on a request")

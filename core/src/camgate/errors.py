@@ -7,6 +7,8 @@ CamgateError                     base of everything below; never carries a secre
 ├── ConfigError                  storage, keys or settings are missing or inconsistent
 ├── NotFound                     an id names no camera, owner, incident, request or grant
 ├── AccessDenied                 the gate refused a request; `.decision` holds every reason
+├── AnswerPending                an ask-first request is held for the owner; `.pending` says until
+├── RequestExpired               the owner's answer came after the request's deadline (a no)
 ├── GrantError                   a grant could not be honoured at the edge
 │   ├── GrantForged              the signature does not verify against the hub's key
 │   ├── GrantExpired             the grant's expiry has passed (or it is not yet valid)
@@ -32,11 +34,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from camgate.models import Decision
+    from camgate.models import Decision, PendingRequest
 
 __all__ = [
     "AccessDenied",
     "AdapterError",
+    "AnswerPending",
     "AuditError",
     "CameraAuthError",
     "CameraProtocolError",
@@ -52,6 +55,7 @@ __all__ = [
     "NoVideoError",
     "NotFound",
     "PluginError",
+    "RequestExpired",
     "UnsupportedScope",
     "ValidationError",
 ]
@@ -84,6 +88,27 @@ class AccessDenied(CamgateError):
         self.decision = decision
         reasons = "; ".join(f"{v.policy}: {v.reason}" for v in decision.denials) or "no reason"
         super().__init__(f"access to camera {decision.camera_id!r} denied: {reasons}")
+
+
+class AnswerPending(CamgateError):
+    """An ask-first request is held until its owner answers; ``pending`` names it and its deadline.
+
+    Raised by ``Gate.request_access(..., wait=False)``; await ``Gate.wait_for_answer`` later.
+    """
+
+    def __init__(self, pending: PendingRequest) -> None:
+        self.pending = pending
+        super().__init__(
+            f"request {pending.request_id!r} waits for the owner's answer until "
+            f"{pending.deadline.isoformat(timespec='seconds')}"
+        )
+
+
+class RequestExpired(CamgateError):
+    """The request's deadline passed before the owner answered: it counts as a no.
+
+    An answer given after the deadline is refused with this error and is not recorded.
+    """
 
 
 class GrantError(CamgateError):

@@ -32,7 +32,14 @@ from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
 from camgate.codec import dump
 from camgate.edge import Edge
-from camgate.errors import AccessDenied, NotFound, PluginError, ValidationError
+from camgate.errors import (
+    AccessDenied,
+    AnswerPending,
+    NotFound,
+    PluginError,
+    RequestExpired,
+    ValidationError,
+)
 from camgate.geofence import (
     Exclusions,
     IncidentZones,
@@ -48,6 +55,7 @@ from camgate.grants import GrantSigner, GrantVerifier, SignedGrant
 from camgate.models import (
     AccessRequest,
     Camera,
+    ConsentMode,
     ConsentRecord,
     ConsentTerms,
     Decision,
@@ -56,6 +64,7 @@ from camgate.models import (
     Incident,
     IncidentStatus,
     Owner,
+    PendingRequest,
     Scope,
     Verdict,
     Vote,
@@ -64,7 +73,8 @@ from camgate.models import (
 )
 from camgate.notify import OutboxNotifier, OwnerNotice
 from camgate.plugins import PluginHost
-from camgate.policy import PolicyContext, ScopePolicy
+from camgate.policy import AgencyPolicy, PolicyContext, TermsPolicy, in_quiet_hours
+from camgate.rules import AgencyRules
 from camgate.store import Store
 
 __all__ = ["Gate", "builtin_plugins"]
@@ -73,10 +83,16 @@ __all__ = ["Gate", "builtin_plugins"]
 SNAPSHOT_GRANT_S = 60.0
 
 
-def builtin_plugins(store: Store) -> dict[str, object]:
-    """camgate's own plugins, registered before external ones (replaceable by name)."""
+def builtin_plugins(store: Store, rules: AgencyRules | None = None) -> dict[str, object]:
+    """camgate's own plugins, registered before external ones (replaceable by name).
+
+    ``camgate.policy`` enforces the owner's terms, ``camgate.agency`` the agency's ``rules``
+    (none by default), ``camgate.geofence`` the incident radius, ``camgate.outbox`` keeps every
+    owner notice.
+    """
     return {
-        "camgate.policy": ScopePolicy(),
+        "camgate.policy": TermsPolicy(),
+        "camgate.agency": AgencyPolicy(rules or AgencyRules()),
         "camgate.geofence": RadiusGeofence(),
         "camgate.geofence.zones": IncidentZones(ZoneBook.for_store(store)),
         "camgate.geofence.exclusions": Exclusions(ZoneBook.for_store(store)),
@@ -111,6 +127,7 @@ class Gate:
         self.zones = ZoneBook.for_store(store)
         #: The cameras' spatial index, kept in step with the store.
         self.camera_index = StoreIndex(store)
+        self._answered: dict[str, anyio.Event] = {}
         self.edge = Edge(
             store=store,
             host=host,
@@ -129,11 +146,16 @@ class Gate:
         entry_points: bool = True,
         clock: Clock | None = None,
         adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        rules: AgencyRules | None = None,
     ) -> Gate:
-        """Open (or create) the store at ``path`` and the signing key beside it (``.key``)."""
+        """Open (or create) the store at ``path`` and the signing key beside it (``.key``).
+
+        ``rules`` are the agency's (enrolment caps, live-view kinds, banned purposes, sensitive
+        places); see :class:`camgate.rules.AgencyRules` and docs/consent.md.
+        """
         store = Store(path)
         signer = GrantSigner.load_or_create(key_path or Path(path).with_suffix(".key"))
-        host = PluginHost(builtins=builtin_plugins(store), entry_points=entry_points)
+        host = PluginHost(builtins=builtin_plugins(store, rules), entry_points=entry_points)
         return cls(
             store=store, host=host, signer=signer, clock=clock, adapter_settings=adapter_settings
         )
@@ -223,10 +245,7 @@ class Gate:
                 f"waiver {waiver_version!r}: the accepted text's SHA-256 does not match the "
                 "published text; show the owner the current text and enrol again"
             )
-        for camera_id in camera_ids:
-            camera = self.store.get_camera(camera_id)
-            if camera.owner_id != owner.id:
-                raise ValidationError(f"camera {camera_id!r} does not belong to {owner.id!r}")
+        self._check_enrolment(owner, camera_ids, terms)
         record = ConsentRecord(
             id=new_id("con"),
             owner_id=owner.id,
@@ -239,6 +258,44 @@ class Gate:
         self.store.add_consent(record)
         self.audit.append("consent.enrolled", dump(record), record.accepted_at)
         return record
+
+    @property
+    def rules(self) -> AgencyRules:
+        """The agency's rules in force (those of the registered ``camgate.agency`` plugin)."""
+        plugin = self.host.pm.get_plugin("camgate.agency")
+        return plugin.rules if isinstance(plugin, AgencyPolicy) else AgencyRules()
+
+    def _check_enrolment(
+        self, owner: Owner, camera_ids: Sequence[str], terms: ConsentTerms
+    ) -> list[Camera]:
+        """Refuse bad enrolments before anything is written (consent issue)."""
+        if not isinstance(terms, ConsentTerms):
+            raise ValidationError(f"terms: expected ConsentTerms, got {type(terms).__name__}")
+        if isinstance(camera_ids, str) or not camera_ids:
+            raise ValidationError("camera_ids: give a list of at least one camera id")
+        if len(set(camera_ids)) != len(camera_ids):
+            raise ValidationError(f"camera_ids: {list(camera_ids)!r} names a camera twice")
+        if terms.ends_at is not None and terms.ends_at <= self.clock.now():
+            raise ValidationError(f"terms.ends_at={terms.ends_at.isoformat()}: already passed")
+        cameras = []
+        for camera_id in camera_ids:
+            camera = self.store.get_camera(camera_id)
+            if camera.owner_id != owner.id:
+                raise ValidationError(f"camera {camera_id!r} does not belong to {owner.id!r}")
+            cameras.append(camera)
+        rules = self.rules
+        if rules.enrolment_caps:
+            enrolled = {c.id: c for c in self.store.enrolled_cameras()}
+            enrolled.update({c.id: c for c in cameras})
+            for cls in {c.camera_class for c in cameras}:
+                cap = rules.cap(cls)
+                count = sum(1 for c in enrolled.values() if c.camera_class is cls)
+                if cap is not None and count > cap:
+                    raise ValidationError(
+                        f"{rules.name} caps enrolment at {cap} {cls} cameras; "
+                        f"this enrolment would make {count}"
+                    )
+        return cameras
 
     async def revoke(self, owner_id: str) -> list[str]:
         """Revoke every consent of an owner: live streams end at once, later requests fail.
@@ -264,6 +321,7 @@ class Gate:
                 await self.edge.close_owner_streams(owner.id)
         finally:
             self.edge.end_revocation(owner_id)
+        await anyio.to_thread.run_sync(self._refuse_pending_of, owner.id, at)
         for camera_id in cameras:
             notice = OwnerNotice(
                 id=new_id("ntc"), owner_id=owner.id, camera_id=camera_id, event="revoked", at=at
@@ -338,14 +396,30 @@ class Gate:
             votes.append(Vote("core.geofence", Verdict.DENY, why))
         return votes
 
-    def decide(self, request: AccessRequest) -> Decision:
-        """Collect every vote on a request (core invariants, geofences, consent policies)."""
-        return self._decide(request)[0]
+    def decide(
+        self,
+        request: AccessRequest,
+        *,
+        at: datetime | None = None,
+        owner_answer: bool | None = None,
+    ) -> Decision:
+        """Collect every vote on a request (core invariants, geofences, consent policies).
 
-    def _decide(self, request: AccessRequest) -> tuple[Decision, ConsentRecord | None]:
+        ``at`` is the moment judged (default: when the request was made); ``owner_answer`` the
+        owner's yes or no to an ask-first request. Pure: nothing is written.
+        """
+        return self._decide(request, at=at, owner_answer=owner_answer)[0]
+
+    def _decide(
+        self,
+        request: AccessRequest,
+        *,
+        at: datetime | None = None,
+        owner_answer: bool | None = None,
+    ) -> tuple[Decision, ConsentRecord | None]:
         camera = self.store.get_camera(request.camera_id)
         incident = self.store.get_incident(request.incident_id)
-        now = request.requested_at
+        now = at or request.requested_at
         consent = self.store.active_consent(camera.id)
         waiver: Waiver | None = None
         votes: list[Vote] = []
@@ -433,6 +507,8 @@ class Gate:
             waiver=waiver,
             distance_m=distance_m(incident.position, camera.position),
             now=now,
+            owner=self.store.get_owner(camera.owner_id),
+            owner_answer=owner_answer,
         )
         votes.extend(self.host.consent_votes(ctx))
         return Decision(request.id, camera.id, votes, self.clock.now()), consent
@@ -456,12 +532,19 @@ class Gate:
         duration_s: float = 60.0,
         purpose: str = "investigation",
         window: tuple[datetime, datetime] | None = None,
+        wait: bool = True,
     ) -> SignedGrant:
         """Ask for one scope of one camera under an incident; returns a signed grant.
 
         The decision (every vote) is durable in the audit log and the owner notified before this
         returns or raises. Raises :class:`camgate.errors.AccessDenied` with every reason when any
         vote denies, NotFound for an unknown camera or incident.
+
+        When the owner's terms say ``ask``, a request that meets every other term is held and
+        the owner is sent an ``ask`` notice. With ``wait=True`` (the default) this then waits for
+        the owner's answer (see :meth:`wait_for_answer`) — wrap it in ``anyio.fail_after`` to
+        give up sooner; with ``wait=False`` it raises :class:`camgate.errors.AnswerPending` at
+        once, carrying the held request's id and deadline.
         """
         request = AccessRequest(
             id=new_id("req"),
@@ -475,57 +558,269 @@ class Gate:
             window_start=window[0] if window else None,
             window_end=window[1] if window else None,
         )
-        return await anyio.to_thread.run_sync(self._request_sync, request)
+        result = await anyio.to_thread.run_sync(self._request_sync, request)
+        if isinstance(result, SignedGrant):
+            return result
+        if not wait:
+            raise AnswerPending(result)
+        return await self.wait_for_answer(result.request_id)
 
-    def _request_sync(self, request: AccessRequest) -> SignedGrant:
+    def _request_sync(self, request: AccessRequest) -> SignedGrant | PendingRequest:
         decision, consent = self._decide(request)
+        if decision.allowed and consent is not None and consent.terms.mode is ConsentMode.ASK:
+            return self._hold(request, decision, consent)
+        self.store.add_request(request, decision)
+        signed = self._conclude(request, decision)
+        if signed is None:
+            raise AccessDenied(decision)
+        return signed
+
+    def _notice(
+        self, request: AccessRequest, event: str, at: datetime, **extra: Any
+    ) -> OwnerNotice:
         camera = self.store.get_camera(request.camera_id)
         incident = self.store.get_incident(request.incident_id)
-        self.store.add_request(request, decision)
+        return OwnerNotice(
+            id=new_id("ntc"),
+            owner_id=camera.owner_id,
+            camera_id=camera.id,
+            event=event,
+            at=at,
+            scope=str(request.scope),
+            incident_kind=incident.kind,
+            distance_m=round(distance_m(incident.position, camera.position), 1),
+            duration_s=request.duration_s,
+            requested_by=request.requested_by,
+            request_id=request.id,
+            purpose=request.purpose,
+            **extra,
+        )
+
+    def _conclude(self, request: AccessRequest, decision: Decision) -> SignedGrant | None:
+        """Audit a final decision, tell the owner, and issue the grant when it allows."""
         self.audit.append(
             "decision",
             {"request": dump(request), "decision": decision.to_json()},
             decision.decided_at,
         )
         self.host.decision_made(decision)
-        notice = OwnerNotice(
-            id=new_id("ntc"),
-            owner_id=camera.owner_id,
-            camera_id=camera.id,
-            event="granted" if decision.allowed else "refused",
-            at=decision.decided_at,
-            scope=str(request.scope),
-            incident_kind=incident.kind,
-            distance_m=round(distance_m(incident.position, camera.position), 1),
-            duration_s=request.duration_s,
-            requested_by=request.requested_by,
+        notice = self._notice(
+            request,
+            "granted" if decision.allowed else "refused",
+            decision.decided_at,
             reasons=tuple(decision.reasons),
         )
         told = self._notify(notice)
         if not decision.allowed:
-            raise AccessDenied(decision)
+            return None
         if not told:
             raise PluginError(
                 "no notifier accepted the owner's notice, so no grant was issued; "
                 "register a notifier (the built-in camgate.outbox accepts every notice)"
             )
         issued = self.clock.now()
+        consent = self.store.active_consent(request.camera_id)
         lifetime = SNAPSHOT_GRANT_S if request.scope is Scope.SNAPSHOT else request.duration_s
-        # Never beyond the incident's window: a grant cannot outlive the reason for it.
-        expires = min(issued + timedelta(seconds=lifetime), incident.window_end)
+        # Never beyond the incident's window, nor the owner's terms (end date, quiet hours): a
+        # grant cannot outlive the reason for it.
+        expires = issued + timedelta(seconds=lifetime)
+        horizon = self._terms_horizon(request, issued)
+        if horizon is not None:
+            expires = min(expires, horizon)
         grant = Grant(
             id=new_id("grt"),
             request_id=request.id,
-            camera_id=camera.id,
-            incident_id=incident.id,
+            camera_id=request.camera_id,
+            incident_id=request.incident_id,
             scope=request.scope,
             issued_at=issued,
             expires_at=expires,
             window_start=request.window_start,
             window_end=request.window_end,
+            # Bound to the consent standing now (for an ask-first request: at the owner's yes);
+            # the edge honours the grant only while that exact record stands.
             consent_id=consent.id if consent is not None else None,
         )
         signed = self._signer.sign(grant)
         self.store.add_grant(grant, signed.token)
         self.audit.append("grant.issued", dump(grant), issued)
         return signed
+
+    # ------------------------------------------------------------------ ask-first (consent)
+
+    def _terms_horizon(self, request: AccessRequest, now: datetime) -> datetime | None:
+        """The first moment after ``now`` at which a term would stop holding, so a grant ends
+        there: the incident's window, the consent's end date, the start of quiet hours."""
+        incident = self.store.get_incident(request.incident_id)
+        ends = [incident.window_end]
+        consent = self.store.active_consent(request.camera_id)
+        if consent is not None:
+            terms = consent.terms
+            if terms.ends_at is not None:
+                ends.append(terms.ends_at)
+            if terms.quiet_hours is not None:
+                zone = self.store.get_owner(consent.owner_id).time_zone
+                step = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+                for _ in range(int(request.duration_s // 60) + 2):  # minute resolution
+                    if in_quiet_hours(terms.quiet_hours, step, zone):
+                        ends.append(step)
+                        break
+                    step += timedelta(minutes=1)
+        later = [e for e in ends if e > now]
+        return min(later) if later else None
+
+    def _hold(
+        self, request: AccessRequest, decision: Decision, consent: ConsentRecord
+    ) -> PendingRequest:
+        now = self.clock.now()
+        pending = PendingRequest(
+            request_id=request.id,
+            camera_id=request.camera_id,
+            owner_id=consent.owner_id,
+            asked_at=now,
+            deadline=now + timedelta(seconds=consent.terms.ask_timeout_s),
+        )
+        self.store.add_held_request(request, pending)
+        self.audit.append(
+            "request.held",
+            {
+                "request": dump(request),
+                "deadline": pending.deadline.isoformat(),
+                "votes": decision.to_json()["votes"],
+            },
+            now,
+        )
+        self._notify(self._notice(request, "ask", now, deadline=pending.deadline))
+        return pending
+
+    def pending(self, owner_id: str | None = None) -> list[PendingRequest]:
+        """Ask-first requests still waiting for an answer (one owner's, or all)."""
+        return self.store.pending(owner_id)
+
+    async def answer(
+        self, request_id: str, approve: bool, *, owner_id: str | None = None
+    ) -> Decision:
+        """The owner's yes or no to a held ask-first request; returns the final decision.
+
+        A yes decides the request again at this moment, with the owner's yes as the
+        ``terms.mode`` vote, so every other term and rule must still hold; when it allows, the
+        grant is issued and a waiting :meth:`request_access` or :meth:`wait_for_answer` returns
+        it — in this process or any other sharing the store. A no refuses it. Either way the
+        decision is audited and the owner notified.
+
+        Raises NotFound for a request that was never held, ValidationError when ``owner_id`` is
+        not the camera's owner or the request was already answered, and
+        :class:`camgate.errors.RequestExpired` after the deadline. None of these records the
+        answer.
+        """
+        if not isinstance(approve, bool):
+            raise ValidationError(f"approve={approve!r}: must be True (yes) or False (no)")
+        decision = await anyio.to_thread.run_sync(self._answer_sync, request_id, approve, owner_id)
+        self._wake(request_id)
+        return decision
+
+    def _answer_sync(self, request_id: str, approve: bool, owner_id: str | None) -> Decision:
+        pending = self.store.get_pending(request_id)
+        if owner_id is not None and owner_id != pending.owner_id:
+            raise ValidationError(f"request {request_id!r} is not for a camera of {owner_id!r}")
+        now = self.clock.now()
+        if pending.open and now >= pending.deadline:
+            self._expire(pending, now)
+            pending = self.store.get_pending(request_id)
+        if pending.outcome == "revoked":
+            raise ValidationError(
+                f"request {request_id!r} was refused when the owner revoked consent; "
+                "the answer was not recorded"
+            )
+        if pending.outcome == "expired":
+            raise RequestExpired(
+                f"request {request_id!r} expired at "
+                f"{pending.deadline.isoformat(timespec='seconds')} without an answer, "
+                "which counts as no; the answer was not recorded"
+            )
+        outcome = "yes" if approve else "no"
+        if not self.store.resolve_pending(request_id, outcome, now):
+            done = self.store.get_pending(request_id).outcome
+            raise ValidationError(f"request {request_id!r} was already answered ({done})")
+        self.audit.append(
+            "owner.answered",
+            {"request": request_id, "owner": pending.owner_id, "answer": outcome},
+            now,
+        )
+        request = self.store.get_request(request_id)
+        decision = self._decide(request, at=now, owner_answer=approve)[0]
+        self.store.add_decision(request_id, decision)
+        self._conclude(request, decision)
+        return decision
+
+    def _expire(self, pending: PendingRequest, now: datetime) -> bool:
+        """Close an overdue held request as a no (once, whoever notices first)."""
+        why = (
+            f"the owner did not answer by {pending.deadline.isoformat(timespec='seconds')}, "
+            "which counts as no"
+        )
+        return self._refuse_held(pending, now, "expired", Vote("terms.mode", Verdict.DENY, why))
+
+    def _refuse_held(
+        self, pending: PendingRequest, now: datetime, outcome: str, vote: Vote
+    ) -> bool:
+        """Close a held request with a refusal (once): decision stored, audited, owner told."""
+        if not self.store.resolve_pending(pending.request_id, outcome, now):
+            return False
+        decision = Decision(pending.request_id, pending.camera_id, [vote], now)
+        self.store.add_decision(pending.request_id, decision)
+        self._conclude(self.store.get_request(pending.request_id), decision)
+        return True
+
+    def _refuse_pending_of(self, owner_id: str, at: datetime) -> None:
+        """On revocation, refuse the owner's held requests at once (waiters are woken)."""
+        vote = Vote("core.opt-in", Verdict.DENY, "the owner revoked consent")
+        for pending in self.store.pending(owner_id):
+            self._refuse_held(pending, at, "revoked", vote)
+
+    def expire_pending(self) -> list[str]:
+        """Refuse every held request whose deadline has passed; returns their ids.
+
+        Waiters do this for their own request; call it to settle requests nobody waits for.
+        """
+        now = self.clock.now()
+        done = [
+            p.request_id for p in self.store.pending() if now >= p.deadline and self._expire(p, now)
+        ]
+        for request_id in done:
+            self._wake(request_id)
+        return done
+
+    def _wake(self, request_id: str) -> None:
+        event = self._answered.pop(request_id, None)
+        if event is not None:
+            event.set()
+
+    def _settle(self, request_id: str) -> SignedGrant | Decision | PendingRequest:
+        pending = self.store.get_pending(request_id)
+        if pending.open and self.clock.now() >= pending.deadline:
+            self._expire(pending, self.clock.now())
+            pending = self.store.get_pending(request_id)
+        if pending.open:
+            return pending
+        found = self.store.grant_for_request(request_id)
+        if found is not None:
+            return SignedGrant(*found)
+        return Decision.from_json(self.store.decision_json(request_id))
+
+    async def wait_for_answer(self, request_id: str, *, poll_s: float = 0.05) -> SignedGrant:
+        """Wait until a held request is answered; return its grant or raise AccessDenied.
+
+        Wakes at once for an answer given through this gate; an answer from another process
+        sharing the store (``camgate consent answer``) is seen within ``poll_s``. At the deadline
+        the request is refused (``terms.mode``: no answer means no) and AccessDenied raised.
+        """
+        while True:
+            state = await anyio.to_thread.run_sync(self._settle, request_id)
+            if isinstance(state, SignedGrant):
+                return state
+            if isinstance(state, Decision):
+                raise AccessDenied(state)
+            event = self._answered.setdefault(request_id, anyio.Event())
+            with anyio.move_on_after(poll_s):
+                await event.wait()

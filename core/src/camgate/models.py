@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
+import re
 import secrets
+import zoneinfo
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -27,6 +29,7 @@ __all__ = [
     "CameraClass",
     "Clip",
     "ConsentRecord",
+    "ConsentMode",
     "ConsentTerms",
     "Decision",
     "GeoPoint",
@@ -35,6 +38,7 @@ __all__ = [
     "IncidentStatus",
     "MediaPacket",
     "Owner",
+    "PendingRequest",
     "Scope",
     "Snapshot",
     "StreamInfo",
@@ -164,7 +168,16 @@ class Owner:
     id: str = attrs.field(validator=_non_empty)
     name: str = attrs.field(validator=_non_empty)
     contact: str | None = None
-    time_zone: str = "UTC"
+    time_zone: str = attrs.field(default="UTC")
+
+    @time_zone.validator
+    def _zone(self, attribute: attrs.Attribute[str], value: str) -> None:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+            raise _fail(
+                attribute.name, value, "must be an IANA time zone such as America/Chicago"
+            ) from None
 
 
 @attrs.frozen
@@ -230,12 +243,77 @@ def _scopes(value: Iterable[Scope | str]) -> frozenset[Scope]:
         raise ValidationError(f"scopes: {exc}; known scopes: live, recorded, snapshot") from None
 
 
+class ConsentMode(enum.StrEnum):
+    """How the owner decides: asked for each request, or covered in advance by the waiver."""
+
+    ASK = "ask"  #: each request waits for the owner's yes; no answer by the deadline is a no
+    PRE_AUTHORISED = "pre-authorised"  #: requests that meet the terms need no answer
+
+
+def _mode(value: ConsentMode | str) -> ConsentMode:
+    try:
+        return ConsentMode(value)
+    except ValueError:
+        raise ValidationError(f"mode={value!r}: must be 'ask' or 'pre-authorised'") from None
+
+
+def _kinds(value: Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ValidationError(f"incident_kinds={value!r}: must be a list of kinds, not one string")
+    kinds = frozenset(str(v).strip().lower() for v in value)
+    if "" in kinds:
+        raise ValidationError("incident_kinds: an incident kind must be a non-empty string")
+    return kinds
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _quiet(value: Iterable[str] | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    pair = tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, str) and _HHMM.match(v) for v in pair):
+        raise ValidationError(
+            f"quiet_hours={pair!r}: must be two local times 'HH:MM', start then end "
+            "(e.g. ['22:00', '07:00'])"
+        )
+    if pair[0] == pair[1]:
+        raise ValidationError(f"quiet_hours={pair!r}: start and end must differ")
+    return (pair[0], pair[1])
+
+
 @attrs.frozen
 class ConsentTerms:
-    """The owner's terms. The foundation enforces scopes; the consent issue adds the rest."""
+    """The owner's terms; each one is enforced by a built-in policy (see docs/consent.md).
+
+    Every field but ``scopes`` has a default that adds no restriction, so records written before
+    a field existed load unchanged.
+
+    - ``scopes``: live, recorded, snapshot — each allowed or not (the gate's ``core.scope``);
+    - ``max_session_s``: the longest live session (``terms.max-session``);
+    - ``mode``: ``ask`` or ``pre-authorised`` (``terms.mode``); ``ask_timeout_s`` is how long an
+      asked owner has to answer before the request counts as refused;
+    - ``incident_kinds``: the kinds of incident the owner accepts, None for any
+      (``terms.incident-kind``);
+    - ``max_radius_m``: how far from the incident the camera may be (``terms.radius``);
+    - ``quiet_hours``: ``(start, end)`` local times in the owner's time zone during which nothing
+      is granted; may wrap midnight (``terms.quiet-hours``);
+    - ``max_lookback_s``: how far back recorded footage may reach (``terms.lookback``);
+    - ``ends_at``: when the consent ends by itself (``terms.end-date``).
+    """
 
     scopes: frozenset[Scope] = attrs.field(converter=_scopes)
     max_session_s: float | None = attrs.field(default=None, validator=_positive)
+    mode: ConsentMode = attrs.field(default=ConsentMode.PRE_AUTHORISED, converter=_mode)
+    ask_timeout_s: float = attrs.field(default=300.0, validator=_finite_between(1.0, 7 * 86400.0))
+    incident_kinds: frozenset[str] | None = attrs.field(default=None, converter=_kinds)
+    max_radius_m: float | None = attrs.field(default=None, validator=_positive)
+    quiet_hours: tuple[str, str] | None = attrs.field(default=None, converter=_quiet)
+    max_lookback_s: float | None = attrs.field(default=None, validator=_positive)
+    ends_at: datetime | None = attrs.field(default=None, validator=_aware)
 
 
 @attrs.frozen
@@ -289,8 +367,9 @@ class Incident:
         return self.reported_at + timedelta(seconds=self.window_s)
 
     def active_at(self, when: datetime) -> bool:
-        """True when the incident is open and ``when`` is inside its window."""
-        return self.status is IncidentStatus.OPEN and self.reported_at <= when <= self.window_end
+        """True when the incident is open and ``when`` is inside its window ``[reported_at,
+        window_end)`` — half-open, so a grant issued inside it always has time left in it."""
+        return self.status is IncidentStatus.OPEN and self.reported_at <= when < self.window_end
 
 
 @attrs.frozen
@@ -360,6 +439,16 @@ class Decision:
         """The denying reasons, ``"policy: reason"`` each (empty when allowed)."""
         return [f"{v.policy}: {v.reason}" for v in self.denials]
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Decision:
+        """Rebuild a decision from :meth:`to_json` output."""
+        return cls(
+            request_id=data["request"],
+            camera_id=data["camera"],
+            votes=[Vote(v["policy"], v["verdict"], v["reason"]) for v in data["votes"]],
+            decided_at=datetime.fromisoformat(data["decided_at"]),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict with every vote (for the audit log and reports)."""
         return {
@@ -372,6 +461,28 @@ class Decision:
                 for v in self.votes
             ],
         }
+
+
+@attrs.frozen
+class PendingRequest:
+    """An ask-first request held for its owner's answer until ``deadline`` (then it is a no).
+
+    ``outcome`` is None while open, then ``yes``, ``no``, ``expired`` (no answer by the deadline)
+    or ``revoked`` (the owner revoked consent meanwhile).
+    """
+
+    request_id: str = attrs.field(validator=_non_empty)
+    camera_id: str = attrs.field(validator=_non_empty)
+    owner_id: str = attrs.field(validator=_non_empty)
+    asked_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    deadline: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    outcome: str | None = None
+    answered_at: datetime | None = attrs.field(default=None, validator=_aware)
+
+    @property
+    def open(self) -> bool:
+        """True while the owner may still answer."""
+        return self.outcome is None
 
 
 @attrs.frozen

@@ -26,7 +26,9 @@ __all__ = ["OutboxNotifier", "OwnerNotice"]
 class OwnerNotice:
     """What an owner is told: which camera, what was asked and why, and what the gate decided.
 
-    ``event`` is ``granted``, ``refused`` or ``revoked``; ``reasons`` the refusal reasons in words.
+    ``event`` is ``ask`` (an ask-first request waits for the owner's yes or no until
+    ``deadline``; answer it by ``request_id``), ``granted``, ``refused`` or ``revoked``;
+    ``reasons`` the refusal reasons in words; ``purpose`` what the footage is for.
     """
 
     id: str
@@ -40,6 +42,33 @@ class OwnerNotice:
     duration_s: float | None = None
     requested_by: str = ""
     reasons: tuple[str, ...] = ()
+    request_id: str = ""
+    purpose: str = ""
+    deadline: datetime | None = None
+
+    def summary(self) -> str:
+        """One paragraph an owner reads: what, why, for how long, and what happened."""
+        what = f"{self.scope} access to camera {self.camera_id}" if self.scope else self.camera_id
+        why = f" for a {self.incident_kind} incident" if self.incident_kind else ""
+        if self.distance_m is not None:
+            why += f" {self.distance_m:.0f} m away"
+        how_long = f" for {self.duration_s:g} s" if self.duration_s and self.scope == "live" else ""
+        by = f" by {self.requested_by}" if self.requested_by else ""
+        purpose = f" (purpose: {self.purpose})" if self.purpose else ""
+        if self.event == "ask":
+            deadline = self.deadline.isoformat(timespec="seconds") if self.deadline else "soon"
+            return (
+                f"{self.requested_by or 'Someone'} asks for {what}{why}{how_long}{purpose}. "
+                f"Answer yes or no to request {self.request_id} before {deadline}; "
+                "no answer means no."
+            )
+        if self.event == "revoked":
+            return f"You revoked consent for camera {self.camera_id}; every stream of it ended."
+        verdict = "granted" if self.event == "granted" else "refused"
+        text = f"{what.capitalize()}{why}{how_long} was {verdict}{by}{purpose}."
+        if self.reasons:
+            text += " Why: " + "; ".join(self.reasons) + "."
+        return text
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready content of the notice."""

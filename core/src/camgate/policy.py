@@ -3,18 +3,27 @@
 A policy is a plugin implementing ``camgate_consent_vote(ctx)``. It gets a :class:`PolicyContext`
 and answers with a :class:`~camgate.models.Vote`. Any deny refuses the request.
 
-Built in (registered as the plugin ``camgate.policy``):
+Built in, the owner's terms (plugin ``camgate.policy``, :class:`TermsPolicy`):
 
-- ``terms.max-session``: a live request asks for no longer than the owner's maximum session.
+- ``terms.max-session``: a live request asks for no longer than the owner's maximum session;
+- ``terms.mode``: ask-first or pre-authorised (the gate holds an ask-first request for the owner);
+- ``terms.incident-kind``, ``terms.radius``, ``terms.quiet-hours``, ``terms.lookback``,
+  ``terms.end-date``.
 
-The core invariants (opt-in with a matching waiver, the owner's scopes, an open incident, an
-adapter able to serve the scope) are not plugins: the gate checks them itself so no plugin set
-can switch them off.
+Built in, the agency's rules (plugin ``camgate.agency``, :class:`AgencyPolicy` over
+:class:`camgate.rules.AgencyRules`): ``agency.live-kinds``, ``agency.purpose``,
+``agency.sensitive-place``, ``agency.waiver``. Enrolment caps are checked by
+:meth:`camgate.gate.Gate.enrol`.
+
+The core invariants (opt-in with a matching waiver, an open incident, an adapter able to serve
+the scope) and the owner's scopes (``core.scope``) are not plugins: the gate checks them itself
+so no plugin set can switch them off.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import zoneinfo
+from datetime import datetime, time, timedelta
 
 import attrs
 
@@ -22,15 +31,19 @@ from camgate.hookspecs import hookimpl
 from camgate.models import (
     AccessRequest,
     Camera,
+    ConsentMode,
     ConsentRecord,
+    ConsentTerms,
     Incident,
+    Owner,
     Scope,
     Verdict,
     Vote,
     Waiver,
 )
+from camgate.rules import AgencyRules, normalise
 
-__all__ = ["PolicyContext", "ScopePolicy"]
+__all__ = ["AgencyPolicy", "PolicyContext", "TermsPolicy", "in_quiet_hours"]
 
 
 @attrs.frozen
@@ -39,7 +52,9 @@ class PolicyContext:
 
     ``consent`` is the camera's active consent record (None when the camera is not enrolled or
     its owner revoked), ``waiver`` the waiver text that record names, ``distance_m`` the geodesic
-    distance from the incident to the camera, ``now`` the moment of the decision.
+    distance from the incident to the camera, ``now`` the moment of the decision, ``owner`` the
+    camera's owner, and ``owner_answer`` the owner's answer to an ask-first request (None while
+    nobody asked or the owner has not answered).
     """
 
     request: AccessRequest
@@ -49,26 +64,216 @@ class PolicyContext:
     waiver: Waiver | None
     distance_m: float
     now: datetime
+    owner: Owner | None = None
+    owner_answer: bool | None = None
 
 
-class ScopePolicy:
-    """The owner's terms beyond the scopes themselves (which the gate checks as core.scope)."""
+def in_quiet_hours(quiet: tuple[str, str], when: datetime, time_zone: str) -> bool:
+    """True when ``when`` falls in the quiet hours ``(start, end)`` in ``time_zone``.
+
+    The interval is start-inclusive, end-exclusive and may wrap midnight (``22:00``-``07:00``).
+    """
+    local = when.astimezone(zoneinfo.ZoneInfo(time_zone)).time()
+    start, end = (time.fromisoformat(t) for t in quiet)
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def _allow(policy: str, reason: str) -> Vote:
+    return Vote(policy, Verdict.ALLOW, reason)
+
+
+def _deny(policy: str, reason: str) -> Vote:
+    return Vote(policy, Verdict.DENY, reason)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g} days"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+class TermsPolicy:
+    """The owner's terms (:class:`camgate.models.ConsentTerms`), one named vote per term.
+
+    A term the owner did not set casts no vote. Each denial says, in plain words, what the owner
+    allows.
+    """
 
     @hookimpl
     def camgate_consent_vote(self, ctx: PolicyContext) -> list[Vote] | None:
-        """Deny a live or recorded session longer than the owner's maximum."""
+        """Vote on every term the owner set; any denial refuses the request."""
         if ctx.consent is None:
             return None
-        limit = ctx.consent.terms.max_session_s
+        terms = ctx.consent.terms
+        return [
+            *self._scope(ctx, terms),
+            *self._mode(ctx, terms),
+            *self._kind(ctx, terms),
+            *self._radius(ctx, terms),
+            *self._quiet(ctx, terms),
+            *self._lookback(ctx, terms),
+            *self._end(ctx, terms),
+        ]
+
+    @staticmethod
+    def _scope(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+        # The scope itself is the gate's core.scope check (promise 3, not unpluggable); this
+        # policy adds the session length that goes with it.
         scope = ctx.request.scope
+        votes: list[Vote] = []
+        limit = terms.max_session_s
         if limit is not None and scope is not Scope.SNAPSHOT and ctx.request.duration_s > limit:
-            return [
-                Vote(
+            votes.append(
+                _deny(
                     "terms.max-session",
-                    Verdict.DENY,
-                    f"{ctx.request.duration_s:g} s asked; the owner allows at most {limit:g} s",
+                    f"{_duration(ctx.request.duration_s)} asked; "
+                    f"the owner allows at most {_duration(limit)}",
+                )
+            )
+        return votes
+
+    @staticmethod
+    def _mode(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+        if terms.mode is ConsentMode.PRE_AUTHORISED:
+            return [_allow("terms.mode", "the owner pre-authorised requests that meet their terms")]
+        if ctx.owner_answer is True:
+            return [_allow("terms.mode", "the owner said yes to this request")]
+        if ctx.owner_answer is False:
+            return [_deny("terms.mode", "the owner said no to this request")]
+        return [Vote("terms.mode", Verdict.ABSTAIN, "the owner wants to be asked first")]
+
+    @staticmethod
+    def _kind(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+        if terms.incident_kinds is None:
+            return []
+        kind = normalise(ctx.incident.kind)
+        accepted = ", ".join(sorted(terms.incident_kinds)) or "none"
+        if kind in terms.incident_kinds:
+            return [_allow("terms.incident-kind", f"the owner accepts {kind} incidents")]
+        return [
+            _deny(
+                "terms.incident-kind",
+                f"the owner does not accept {kind} incidents (accepted: {accepted})",
+            )
+        ]
+
+    @staticmethod
+    def _radius(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+        limit = terms.max_radius_m
+        if limit is None:
+            return []
+        if ctx.distance_m <= limit:
+            return [_allow("terms.radius", f"{ctx.distance_m:.0f} m from the incident")]
+        return [
+            _deny(
+                "terms.radius",
+                f"the camera is {ctx.distance_m:.0f} m from the incident; "
+                f"the owner allows at most {limit:.0f} m",
+            )
+        ]
+
+    @staticmethod
+    def _quiet(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+        if terms.quiet_hours is None:
+            return []
+        zone = ctx.owner.time_zone if ctx.owner is not None else "UTC"
+        start, end = terms.quiet_hours
+        if in_quiet_hours(terms.quiet_hours, ctx.now, zone):
+            return [
+                _deny(
+                    "terms.quiet-hours",
+                    f"it is the owner's quiet hours ({start}-{end}, {zone}); ask again after {end}",
                 )
             ]
+        return [_allow("terms.quiet-hours", f"outside the owner's quiet hours ({start}-{end})")]
+
+    @staticmethod
+    def _lookback(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+        limit = terms.max_lookback_s
+        start = ctx.request.window_start
+        if limit is None or ctx.request.scope is not Scope.RECORDED or start is None:
+            return []
+        earliest = ctx.now - timedelta(seconds=limit)
+        if start >= earliest:
+            return [_allow("terms.lookback", "the footage asked for is recent enough")]
         return [
-            Vote("terms.max-session", Verdict.ABSTAIN, "no session limit applies to this request")
+            _deny(
+                "terms.lookback",
+                f"footage from {start:%Y-%m-%d %H:%M} UTC asked; the owner shares recordings "
+                f"from the last {_duration(limit)} only",
+            )
         ]
+
+    @staticmethod
+    def _end(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+        if terms.ends_at is None:
+            return []
+        if ctx.now < terms.ends_at:
+            return [_allow("terms.end-date", f"consent runs until {terms.ends_at:%Y-%m-%d}")]
+        return [
+            _deny("terms.end-date", f"the owner's consent ended on {terms.ends_at:%Y-%m-%d %H:%M}")
+        ]
+
+
+class AgencyPolicy:
+    """The agency's and jurisdiction's rules (:class:`camgate.rules.AgencyRules`) as votes.
+
+    A rule the agency did not set casts no vote. These apply to every camera, whatever its
+    owner's terms.
+    """
+
+    def __init__(self, rules: AgencyRules) -> None:
+        self.rules = rules
+
+    def __repr__(self) -> str:
+        return f"AgencyPolicy({self.rules.name!r})"
+
+    @hookimpl
+    def camgate_consent_vote(self, ctx: PolicyContext) -> list[Vote]:
+        """Vote on live-view kinds, banned purposes, sensitive places and required waivers."""
+        rules = self.rules
+        who = rules.name
+        votes: list[Vote] = []
+        kind = normalise(ctx.incident.kind)
+        if rules.live_incident_kinds is not None and ctx.request.scope is Scope.LIVE:
+            if kind in rules.live_incident_kinds:
+                votes.append(_allow("agency.live-kinds", f"{who} allows live view for {kind}"))
+            else:
+                allowed = ", ".join(sorted(rules.live_incident_kinds)) or "no incident"
+                votes.append(
+                    _deny(
+                        "agency.live-kinds",
+                        f"{who} allows live view only for: {allowed} (this is {kind})",
+                    )
+                )
+        banned = rules.banned_in(ctx.request.purpose)
+        if banned:
+            votes.append(_deny("agency.purpose", f"{', '.join(banned)} is banned by {who}"))
+        place = rules.sensitive_place_of(ctx.camera)
+        if place is not None:
+            votes.append(
+                _deny(
+                    "agency.sensitive-place",
+                    f"the camera is at a sensitive place ({place}); {who} never reaches it",
+                )
+            )
+        if (
+            rules.required_waivers is not None
+            and ctx.consent is not None
+            and ctx.consent.waiver_version not in rules.required_waivers
+        ):
+            wanted = ", ".join(sorted(rules.required_waivers))
+            votes.append(
+                _deny(
+                    "agency.waiver",
+                    f"the owner accepted waiver {ctx.consent.waiver_version}; {who} requires "
+                    f"re-acceptance of {wanted}",
+                )
+            )
+        return votes

@@ -28,6 +28,7 @@ from camgate.models import (
     Grant,
     Incident,
     Owner,
+    PendingRequest,
     Waiver,
 )
 
@@ -62,6 +63,15 @@ CREATE TABLE IF NOT EXISTS notices (
     id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, doc TEXT NOT NULL, delivered_at TEXT);
 CREATE TABLE IF NOT EXISTS edge_credentials (
     camera_id TEXT PRIMARY KEY, username TEXT NOT NULL, password TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    request_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, deadline TEXT NOT NULL,
+    outcome TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_open ON pending(outcome, deadline);
+CREATE TABLE IF NOT EXISTS deliveries (
+    channel TEXT NOT NULL, notice_id TEXT NOT NULL, owner_id TEXT NOT NULL, doc TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, delivered_at TEXT,
+    PRIMARY KEY (channel, notice_id));
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(channel, delivered_at, next_at);
 -- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
 """
 
@@ -326,6 +336,131 @@ class Store:
             db.execute(
                 "INSERT INTO decisions VALUES (?, ?)",
                 (request.id, json.dumps(decision.to_json(), sort_keys=True)),
+            )
+
+    # ------------------------------------------------------------------ ask-first (consent)
+
+    def add_held_request(self, request: AccessRequest, pending: PendingRequest) -> None:
+        """Store an ask-first request, held (no decision yet) until its owner answers."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO requests VALUES (?, ?)", (request.id, self._json(request)))
+            db.execute(
+                "INSERT INTO pending VALUES (?, ?, ?, NULL, ?)",
+                (
+                    pending.request_id,
+                    pending.owner_id,
+                    pending.deadline.isoformat(),
+                    self._json(pending),
+                ),
+            )
+
+    def get_pending(self, request_id: str) -> PendingRequest:
+        """The held request with this id (answered or not); NotFound when none was held."""
+        rows = self.query("SELECT doc FROM pending WHERE request_id=?", (request_id,))
+        if not rows:
+            raise NotFound(
+                f"no ask-first request {request_id!r}: it was never made, or its camera's owner "
+                "pre-authorised it"
+            )
+        return load(PendingRequest, json.loads(rows[0][0]))
+
+    def pending(self, owner_id: str | None = None) -> list[PendingRequest]:
+        """Held requests still waiting for an answer, oldest first (one owner's, or all)."""
+        sql = "SELECT doc FROM pending WHERE outcome IS NULL"
+        params: tuple[Any, ...] = ()
+        if owner_id is not None:
+            sql, params = sql + " AND owner_id=?", (owner_id,)
+        return self._docs(PendingRequest, sql + " ORDER BY rowid", params)
+
+    def resolve_pending(self, request_id: str, outcome: str, at: datetime) -> bool:
+        """Close a held request with ``outcome``; False when it was already closed (a race lost)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT doc FROM pending WHERE request_id=? AND outcome IS NULL", (request_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            doc = json.loads(row[0]) | {"outcome": outcome, "answered_at": at.isoformat()}
+            db.execute(
+                "UPDATE pending SET outcome=?, doc=? WHERE request_id=?",
+                (outcome, json.dumps(doc, sort_keys=True), request_id),
+            )
+            return True
+
+    def add_decision(self, request_id: str, decision: Decision) -> None:
+        """Store the final decision on a held request."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO decisions VALUES (?, ?)",
+                (request_id, json.dumps(decision.to_json(), sort_keys=True)),
+            )
+
+    def grant_for_request(self, request_id: str) -> tuple[Grant, str] | None:
+        """The grant issued for a request with its token, or None."""
+        rows = self.query(
+            "SELECT doc, token FROM grants WHERE json_extract(doc, '$.request_id')=?",
+            (request_id,),
+        )
+        if not rows:
+            return None
+        return load(Grant, json.loads(rows[0][0])), rows[0][1]
+
+    def enrolled_cameras(self) -> list[Camera]:
+        """Every camera under an active consent record."""
+        return self._docs(
+            Camera,
+            "SELECT DISTINCT k.doc FROM cameras k JOIN consent_cameras cc ON cc.camera_id = k.id "
+            "JOIN consents c ON c.id = cc.consent_id WHERE c.revoked_at IS NULL ORDER BY k.id",
+        )
+
+    # ------------------------------------------------------------------ notice deliveries
+
+    def queue_delivery(self, channel: str, notice: OwnerNotice, due: float) -> None:
+        """Queue a notice for a delivery channel (webhook, e-mail) durably, due at ``due``."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, 0, ?, NULL)",
+                (
+                    channel,
+                    notice.id,
+                    notice.owner_id,
+                    json.dumps(notice.to_json(), sort_keys=True),
+                    due,
+                ),
+            )
+
+    def due_deliveries(self, channel: str, now: float) -> list[tuple[str, int, dict[str, Any]]]:
+        """Undelivered notices of a channel due by ``now``: ``(notice id, attempts, notice)``."""
+        rows = self.query(
+            "SELECT notice_id, attempts, doc FROM deliveries WHERE channel=? AND "
+            "delivered_at IS NULL AND next_at<=? ORDER BY rowid",
+            (channel, now),
+        )
+        return [(r[0], int(r[1]), json.loads(r[2])) for r in rows]
+
+    def next_delivery_at(self, channel: str) -> float | None:
+        """When the channel's earliest undelivered notice is due, or None when all are out."""
+        rows = self.query(
+            "SELECT MIN(next_at) FROM deliveries WHERE channel=? AND delivered_at IS NULL",
+            (channel,),
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def delivery_done(self, channel: str, notice_ids: list[str], at: datetime) -> None:
+        """Mark notices delivered on a channel."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET delivered_at=? WHERE channel=? AND notice_id=?",
+                [(at.isoformat(), channel, n) for n in notice_ids],
+            )
+
+    def delivery_failed(self, channel: str, notice_ids: list[str], retry_at: float) -> None:
+        """Count a failed attempt and set when to try again."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET attempts=attempts+1, next_at=? "
+                "WHERE channel=? AND notice_id=?",
+                [(retry_at, channel, n) for n in notice_ids],
             )
 
     def get_request(self, request_id: str) -> AccessRequest:

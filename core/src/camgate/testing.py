@@ -1,0 +1,75 @@
+"""Helpers for tests of code built on camgate (and camgate's own): a clock moved by hand, and a
+plugin that declares an adapter for decision-only tests.
+
+Nothing here is a stand-in for camgate's own behaviour: the gate, store, policies and notifiers
+under test are the real ones; these only replace time and a vendor's camera.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from camgate.adapters import Adapter, AdapterFactory, Capabilities
+from camgate.hookspecs import hookimpl
+from camgate.models import Camera, GeoPoint
+
+__all__ = ["DeclaringAdapters", "ManualClock", "camera_north_of"]
+
+
+def camera_north_of(
+    camera_id: str, owner_id: str, centre: GeoPoint, metres: float, **fields: Any
+) -> Camera:
+    """A camera of the ``test`` adapter about ``metres`` due north of ``centre``."""
+    return Camera(
+        id=camera_id,
+        adapter="test",
+        source=f"test://{camera_id}",
+        owner_id=owner_id,
+        position=GeoPoint(centre.lat + metres / 111_000, centre.lon),
+        **fields,
+    )
+
+
+class ManualClock:
+    """Wall and monotonic time that a test moves forward with :meth:`advance` (a ``Clock``)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.t = start or datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+        self.mono = 1000.0
+
+    def now(self) -> datetime:
+        """The current (manual) time, timezone-aware UTC."""
+        return self.t
+
+    def monotonic(self) -> float:
+        """Seconds on the manual monotonic clock."""
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward by ``seconds``."""
+        self.t += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+class DeclaringAdapters:
+    """A plugin declaring an adapter ``name`` that can serve live, snapshot and recorded.
+
+    For tests of decisions only: the adapter it creates serves nothing.
+    """
+
+    def __init__(self, name: str = "test", create: Callable[..., Adapter] | None = None) -> None:
+        self.name = name
+        self.create = create or (lambda _settings: Adapter())
+
+    @hookimpl
+    def camgate_register_adapters(self, register: Callable[[AdapterFactory], None]) -> None:
+        """Register the declared adapter."""
+        register(
+            AdapterFactory(
+                name=self.name,
+                create=self.create,
+                capabilities=Capabilities(live=True, snapshot=True, recorded=True),
+            )
+        )

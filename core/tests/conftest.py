@@ -1,0 +1,96 @@
+"""Shared by the consent tests: a real gate over a real store, with a clock moved by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from camgate import AccessDenied, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate.gate import builtin_plugins
+from camgate.grants import GrantSigner
+from camgate.plugins import PluginHost
+from camgate.rules import AgencyRules, SensitivePlace
+from camgate.store import Store
+from camgate.testing import DeclaringAdapters, ManualClock, camera_north_of
+
+CENTRE = GeoPoint(32.2988, -90.1848)
+CLINIC = GeoPoint(CENTRE.lat + 300 / 111_000, CENTRE.lon)
+JACKSON = AgencyRules(
+    name="Jackson RTCC",
+    enrolment_caps={"city": 5, "private": 5},
+    live_incident_kinds=["shooting", "armed robbery"],
+    banned_purposes=["Face Recognition"],
+    sensitive_places=[SensitivePlace("women's clinic", CLINIC, 50.0)],
+)
+
+
+class World:
+    """A gate with owners alice (America/Chicago) and bob, cameras north of the centre."""
+
+    def __init__(
+        self, tmp: Path, rules: AgencyRules | None = None, plugins: dict[str, object] | None = None
+    ) -> None:
+        self.clock = ManualClock()
+        store = Store(tmp / "g.db")
+        host = PluginHost(
+            builtins=builtin_plugins(store, rules)
+            | {"adapters": DeclaringAdapters()}
+            | (plugins or {}),
+            entry_points=False,
+        )
+        self.gate = Gate(store=store, host=host, signer=GrantSigner.generate(), clock=self.clock)
+        self.waiver = self.gate.publish_waiver(Waiver("w1", "I agree."))
+        self.gate.add_owner(Owner("alice", "Alice", time_zone="America/Chicago"))
+        self.gate.add_owner(Owner("bob", "Bob"))
+        self.camera("a1", "alice", 50.0)
+        self.camera("b1", "bob", 120.0)
+        self.incident = self.gate.report_incident("shooting", CENTRE, 1000.0)
+
+    def camera(self, cam: str, owner: str, north: float, cls: str = "private") -> None:
+        self.gate.add_camera(camera_north_of(cam, owner, CENTRE, north, camera_class=cls))
+
+    def enrol(self, owner: str, cams: list[str], **terms: Any) -> None:
+        terms.setdefault("scopes", ["live", "snapshot", "recorded"])
+        self.gate.enrol(
+            owner,
+            cams,
+            waiver_version="w1",
+            waiver_sha256=self.waiver.sha256,
+            terms=ConsentTerms(**terms),
+        )
+
+    def request(self, cam: str = "a1", scope: str = "live", **kw: Any) -> Any:
+        kw.setdefault("requested_by", "officer-7")
+        return anyio.run(
+            lambda: self.gate.request_access(self.incident.id, cam, scope, wait=False, **kw)
+        )
+
+    def refusal(self, cam: str = "a1", scope: str = "live", **kw: Any) -> dict[str, str]:
+        with pytest.raises(AccessDenied) as refused:
+            self.request(cam, scope, **kw)
+        return {v.policy: v.reason for v in refused.value.decision.denials}
+
+    def state(self) -> tuple[Any, ...]:
+        """Everything a bad input must leave unchanged."""
+        q = self.gate.store.query
+        return tuple(
+            q(f"SELECT * FROM {t} ORDER BY rowid")
+            for t in ("consents", "requests", "decisions", "grants", "pending", "notices", "audit")
+        )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    yield w
+    w.gate.store.close()
+
+
+@pytest.fixture
+def jackson(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path, JACKSON)
+    yield w
+    w.gate.store.close()
