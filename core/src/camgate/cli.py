@@ -512,6 +512,32 @@ class _closing:
 # ---------------------------------------------------------------------- parser
 
 
+def cmd_conformance_missing(args: argparse.Namespace) -> int:
+    """Say how to install the conformance suite (it is a separate distribution)."""
+    print(
+        "camgate: the conformance suite is not installed: pip install camgate-conformance "
+        "(in this repository: uv sync)",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR
+
+
+def _add_conformance(top: Any) -> None:
+    """``camgate conformance``: provided by camgate-conformance when it is installed."""
+    help_text = "run the conformance suite against an adapter (camgate-conformance)"
+    try:
+        from camgate_conformance.cli import cmd_conformance, configure
+    except ImportError:
+        p = top.add_parser(
+            "conformance", help=help_text, description=cmd_conformance_missing.__doc__
+        )
+        p.add_argument("args", nargs=argparse.REMAINDER, help="the suite's arguments")
+        p.set_defaults(func=cmd_conformance_missing)
+        return
+    p = top.add_parser("conformance", help=help_text, description=cmd_conformance.__doc__)
+    configure(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -667,6 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, help="a corridor's half-width, metres")
     p.add_argument("--disc", metavar="LAT,LON,RADIUS", help="a place and a radius in metres")
     add(geofence, "zones", cmd_geofence_zone_list, "print the stored zones as JSON")
+
+    _add_conformance(top)
 
     audit = group("audit", "verify, export, checkpoint the audit log; an owner's slice")
     p = add(audit, "verify", cmd_audit_verify, "verify the chain and the signed checkpoints")

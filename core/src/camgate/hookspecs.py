@@ -15,9 +15,9 @@ Each hook has a section in docs/hooks.md; a test fails when one is missing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -63,6 +63,27 @@ def camgate_simulator(adapter: str, count: int) -> Simulator | None:
         ``adapter``.
 
     Stops at the first non-None result. Implemented by vendor plugins that ship a simulator.
+    """
+
+
+@hookspec(firstresult=True)
+def camgate_conformance_target(adapter: str, config: Mapping[str, Any] | None) -> object | None:
+    """Return the conformance suite's target for ``adapter``, not yet started.
+
+    Called by the conformance suite (``camgate conformance ADAPTER``). A target is a context
+    manager that serves the adapter's cameras — the plugin's simulator, or a real device or
+    account — and, for a simulator, exposes the vendor side's own record of every request (the
+    backdoor) and the vendor faults it can stage. Its shape is the ``Target`` protocol of
+    ``camgate_conformance.target``; a plugin implements it structurally and need not depend on
+    ``camgate-conformance``.
+
+    :param adapter: the adapter's registered name.
+    :param config: None for the plugin's simulator; otherwise the settings file QA gave with
+        ``--target CONFIG``, parsed (``sources``, ``settings``, vendor keys).
+    :return: the target, or None when this plugin does not provide one for ``adapter``.
+
+    Stops at the first non-None result. Implemented by vendor plugins; without one, the suite
+    wraps the ``camgate_simulator`` hook's simulator (no backdoor, no faults).
     """
 
 

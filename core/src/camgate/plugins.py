@@ -180,6 +180,13 @@ class PluginHost:
             raise PluginError(f"no plugin provides a simulator for adapter {adapter!r}")
         return sim
 
+    def conformance_target(self, adapter: str, config: Mapping[str, Any] | None) -> object | None:
+        """The conformance target a plugin provides for ``adapter``, or None."""
+        target: object | None = self.pm.hook.camgate_conformance_target(
+            adapter=adapter, config=config
+        )
+        return target
+
     # ------------------------------------------------------------------ decisions
 
     def consent_votes(self, ctx: PolicyContext) -> list[Vote]:

@@ -39,6 +39,14 @@ password        null      (never printed)
 
 Protocol with the launcher: once the server is listening and every mount's
 encoder is running, exactly one line ``READY <port>`` is printed on stdout.
+Then, for every client, one line per event::
+
+    EVENT <monotonic seconds> <client number> <kind> <path or -> [<Range header>]
+
+``kind`` is ``connect``, ``options``, ``describe``, ``setup``, ``play``, ``teardown`` or
+``closed`` (the connection is gone). The time is ``time.monotonic()`` of this process (the
+system-wide CLOCK_MONOTONIC on Linux, so the launcher can compare it with its own). This is
+the server's own view of what clients asked for: the conformance suite's backdoor.
 SIGTERM / SIGINT stop the server with exit status 0. A setup failure prints one
 line ``gst_rtsp_server: error: ...`` on stderr and exits with status 2; a
 pipeline error while running is reported the same way with exit status 1.
@@ -62,6 +70,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, NoReturn
 
 PROG = "gst_rtsp_server"
@@ -112,6 +121,19 @@ class SetupError(Exception):
 def _fail(message: str, status: int = 2) -> NoReturn:
     print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
     sys.exit(status)
+
+
+_EVENT_LOCK = threading.Lock()
+
+
+def _event(client: int, kind: str, path: str | None, extra: str = "") -> None:
+    """Print one client event line (see the module docstring); safe from any thread."""
+    line = f"EVENT {time.monotonic():.6f} {client} {kind} {path or '-'}"
+    if extra:
+        line += " " + " ".join(extra.split())
+    with _EVENT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _log(message: str) -> None:
@@ -422,7 +444,32 @@ class Server:
                 factory.set_permissions(permissions)
             mount_points.add_factory(mount["path"], factory)
             self.factories[mount["path"]] = factory
+        server.connect("client-connected", self._on_client)
+        self._clients = 0
         self.server = server
+
+    def _on_client(self, _server: Any, client: Any) -> None:
+        """Report the client's requests and its disconnection as EVENT lines."""
+        GstRtsp = self.GstRtsp
+        self._clients += 1
+        number = self._clients
+        _event(number, "connect", None)
+
+        def on_request(kind: str) -> Any:
+            def handler(_client: Any, ctx: Any) -> None:
+                path = ctx.uri.abspath if ctx.uri is not None else None
+                extra = ""
+                if kind == "play" and ctx.request is not None:
+                    result, value = ctx.request.get_header(GstRtsp.RTSPHeaderField.RANGE, 0)
+                    if result == GstRtsp.RTSPResult.OK and value:
+                        extra = value
+                _event(number, kind, path, extra)
+
+            return handler
+
+        for kind in ("options", "describe", "setup", "play", "teardown"):
+            client.connect(f"{kind}-request", on_request(kind))
+        client.connect("closed", lambda _client: _event(number, "closed", None))
 
     def attach(self) -> int:
         if not self.server.attach(None):

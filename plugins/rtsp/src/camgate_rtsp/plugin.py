@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from camgate import hookimpl
@@ -9,7 +10,13 @@ from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simul
 
 from camgate_rtsp.adapter import RtspAdapter
 
-__all__ = ["FACTORY", "RtspSimulator", "camgate_register_adapters", "camgate_simulator"]
+__all__ = [
+    "FACTORY",
+    "RtspSimulator",
+    "camgate_conformance_target",
+    "camgate_register_adapters",
+    "camgate_simulator",
+]
 
 FACTORY = AdapterFactory(
     name="rtsp",
@@ -69,3 +76,14 @@ def camgate_simulator(adapter: str, count: int) -> Simulator | None:
     if adapter != "rtsp":
         return None
     return RtspSimulator(count)
+
+
+@hookimpl
+def camgate_conformance_target(adapter: str, config: Mapping[str, Any] | None) -> object | None:
+    """The rtsp target: the test server with its request log; a settings file is left to the
+    suite (plain ``sources`` and ``settings``)."""
+    if adapter != "rtsp" or config is not None:
+        return None
+    from camgate_rtsp.conformance import RtspTarget
+
+    return RtspTarget()

@@ -33,7 +33,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,7 +41,14 @@ from urllib.parse import quote
 
 import attrs
 
-__all__ = ["Mount", "RtspTestServer", "TestServerError", "gstreamer_available", "SERVER_SCRIPT"]
+__all__ = [
+    "Mount",
+    "RequestEvent",
+    "RtspTestServer",
+    "TestServerError",
+    "gstreamer_available",
+    "SERVER_SCRIPT",
+]
 
 #: The standalone server script launched by :class:`RtspTestServer`.
 SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
@@ -130,6 +137,46 @@ class Mount:
     def to_config(self) -> dict[str, object]:
         """The mount as one entry of the server's JSON ``mounts`` list."""
         return attrs.asdict(self)
+
+
+#: Requests that ask the server for media (as opposed to OPTIONS, TEARDOWN, connect, closed).
+MEDIA_REQUESTS = frozenset({"describe", "setup", "play"})
+
+
+@attrs.frozen
+class RequestEvent:
+    """One thing a client did, as the server saw it (an ``EVENT`` line of the server script).
+
+    ``at`` is the server's ``time.monotonic()`` (system-wide on Linux, so comparable with this
+    process's); ``client`` numbers the connection (1, 2, ...) within one server run; ``kind`` is
+    ``connect``, ``options``, ``describe``, ``setup``, ``play``, ``teardown`` or ``closed``;
+    ``path`` is the mount path asked for (None for connect/closed); ``range`` is the PLAY
+    request's ``Range`` header, when it had one.
+    """
+
+    at: float
+    client: str
+    kind: str
+    path: str | None = None
+    range: str | None = None
+
+    @property
+    def media(self) -> bool:
+        """True for a request that asks for media (DESCRIBE, SETUP, PLAY)."""
+        return self.kind in MEDIA_REQUESTS
+
+    @classmethod
+    def from_line(cls, line: str, run: int) -> RequestEvent | None:
+        """Parse ``EVENT <at> <client> <kind> <path> [range]``; None for any other line."""
+        parts = line.strip().split(maxsplit=5)
+        if len(parts) < 5 or parts[0] != "EVENT":
+            return None
+        try:
+            at = float(parts[1])
+        except ValueError:
+            return None
+        path = None if parts[4] == "-" else parts[4]
+        return cls(at, f"{run}.{parts[2]}", parts[3], path, parts[5] if len(parts) > 5 else None)
 
 
 class TestServerError(RuntimeError):
@@ -239,6 +286,47 @@ class RtspTestServer:
         self._threads: list[threading.Thread] = []
         self._stderr = _StderrTail()
         self._lock = threading.Lock()
+        self._events: list[RequestEvent] = []
+        self._events_changed = threading.Condition()
+        self._runs = 0
+
+    # ------------------------------------------------------------------ request log
+
+    def requests(self) -> list[RequestEvent]:
+        """Every client event the server reported so far, over all its runs, in order."""
+        with self._events_changed:
+            return list(self._events)
+
+    def open_clients(self) -> set[str]:
+        """Clients connected now (a ``connect`` without its ``closed``), in the current run."""
+        open_: set[str] = set()
+        prefix = f"{self._runs}."
+        for event in self.requests():
+            if not event.client.startswith(prefix):
+                continue
+            if event.kind == "connect":
+                open_.add(event.client)
+            elif event.kind == "closed":
+                open_.discard(event.client)
+        return open_
+
+    def wait_requests(
+        self, predicate: Callable[[list[RequestEvent]], bool], timeout: float
+    ) -> bool:
+        """Wait until ``predicate(requests())`` holds; False when ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        with self._events_changed:
+            while not predicate(list(self._events)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._events_changed.wait(min(left, 0.1))
+            return True
+
+    def _record(self, event: RequestEvent) -> None:
+        with self._events_changed:
+            self._events.append(event)
+            self._events_changed.notify_all()
 
     # ------------------------------------------------------------------ props
 
@@ -354,8 +442,15 @@ class RtspTestServer:
             self._proc = proc
             ready = threading.Event()
             found: list[int] = []
+            self._runs += 1
+            run = self._runs
 
             def on_stdout_line(line: str) -> None:
+                if line.startswith("EVENT "):
+                    event = RequestEvent.from_line(line, run)
+                    if event is not None:
+                        self._record(event)
+                    return
                 parts = line.split()
                 if (
                     not ready.is_set()

@@ -1,0 +1,741 @@
+"""Every check of the suite, grouped: gating, latency budgets, robustness, stateful.
+
+Each check is an async function over a :class:`Context` registered with its id, the one-line
+promise it checks, and what it needs (capabilities, the backdoor, a staged fault). A check raises
+:class:`~camgate_conformance.model.CheckFailed` with the evidence when the promise is broken, and
+:class:`~camgate_conformance.model.NotRun` when it applies but cannot run here. No pytest.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+from camgate.adapters import AdapterFactory
+from camgate.errors import (
+    AccessDenied,
+    AdapterError,
+    CameraAuthError,
+    CamgateError,
+    ConsentRevoked,
+    GrantExpired,
+    GrantForged,
+    GrantMismatch,
+    GrantReplayed,
+)
+from camgate.grants import GrantSigner
+from camgate.models import Scope
+
+from camgate_conformance.harness import FAR, Harness
+from camgate_conformance.model import Check, CheckFailed, NotRun, SuiteConfig, percentile
+from camgate_conformance.target import FaultCase, Target, VendorEvent
+
+__all__ = ["CEILINGS", "CHECKS", "FAULTS", "Context", "NoSuchFault", "check_ids"]
+
+#: camgate's ceiling per budget class, in seconds: no adapter may promise (or take) more.
+CEILINGS: dict[str, float] = {
+    "discovery": 10.0,
+    "snapshot": 5.0,
+    "first_frame": 5.0,
+    "first_frame_warm": 1.0,
+    "revocation": 1.0,
+}
+#: How long after its last access an adapter without an edge cache may keep a connection.
+IDLE_CEILING_S = 5.0
+#: Added to a fault's own time limit before the suite calls it a hang.
+HANG_MARGIN_S = 3.0
+
+#: The vendor faults of the robustness group: name → what the vendor does.
+FAULTS: dict[str, str] = {
+    "auth": "refuses the credentials (401)",
+    "rate-limited": "answers 429 with Retry-After",
+    "server-error": "answers with a server error (5xx)",
+    "timeout": "accepts the connection and never answers",
+    "not-protocol": "answers, but not in the vendor's protocol (a malformed body)",
+    "refused": "refuses the connection",
+    "offline": "has no such camera any more (camera offline)",
+    "drops": "drops the stream mid-way",
+}
+_AUDIO_CODECS = frozenset({"aac", "mp3", "opus", "pcm_alaw", "pcm_mulaw", "adpcm_g726", "g722"})
+
+
+class NoSuchFault(Exception):
+    """The simulator's protocol has no such fault (e.g. 429 in RTSP): the check is skipped."""
+
+
+class Context:
+    """What a check gets: the adapter, the target, the configuration and small helpers."""
+
+    def __init__(
+        self, factory: AdapterFactory, target: Target, config: SuiteConfig, workdir: Path
+    ) -> None:
+        self.factory = factory
+        self.target = target
+        self.config = config
+        self.workdir = workdir
+        #: Errors the robustness checks saw: (fault, the secret in its settings, the error).
+        self.errors_seen: list[tuple[str, str, BaseException]] = []
+        #: Measurements a check leaves for the report (samples, median, p95...).
+        self.measurements: dict[str, Any] = {}
+
+    @property
+    def budgets(self) -> dict[str, float]:
+        """The adapter's declared budgets by class."""
+        b = self.factory.budgets
+        return {
+            "discovery": b.discovery_s,
+            "snapshot": b.snapshot_s,
+            "first_frame": b.first_frame_s,
+            "first_frame_warm": b.first_frame_s,
+            "revocation": b.revocation_s,
+        }
+
+    @asynccontextmanager
+    async def harness(
+        self, sources: Sequence[str] | None = None, settings: Any = None
+    ) -> AsyncIterator[Harness]:
+        """A fresh gate over the target's cameras (or ``sources`` with ``settings``)."""
+        h = Harness(
+            self.factory,
+            self.target.settings if settings is None else settings,
+            self.target.sources if sources is None else sources,
+            self.workdir,
+        )
+        async with h:
+            yield h
+
+    # ------------------------------------------------------------------ the backdoor
+
+    def events(self, since: float, camera: str | None = None) -> list[VendorEvent]:
+        """Vendor-side events at or after ``since`` (for ``camera`` only, when given)."""
+        backdoor = self.target.backdoor
+        if backdoor is None:
+            return []
+        return [
+            e for e in backdoor.events() if e.at >= since and (camera is None or e.camera == camera)
+        ]
+
+    def media_requests(self, since: float, camera: str | None = None) -> list[VendorEvent]:
+        """Media requests the vendor saw at or after ``since``."""
+        return [e for e in self.events(since, camera) if e.media]
+
+    async def quiesce(self, within: float = IDLE_CEILING_S + 2) -> None:
+        """Wait until the vendor side has no open connection (left by a previous check)."""
+        backdoor = self.target.backdoor
+        if backdoor is None:
+            return
+        with anyio.move_on_after(within):
+            # The log is another process's output: poll it (a condition, not a fixed sleep).
+            while backdoor.open_clients():  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+
+    async def wait_closed(self, clients: set[str], within: float) -> dict[str, float]:
+        """Wait until the vendor saw every client in ``clients`` close; their close times."""
+        backdoor = self.target.backdoor
+        closed: dict[str, float] = {}
+        if backdoor is None:
+            return closed
+        with anyio.move_on_after(within):
+            while True:
+                closed = {
+                    e.client: e.at
+                    for e in backdoor.events()
+                    if e.kind == "closed" and e.client in clients
+                }
+                if set(closed) >= clients:
+                    break
+                await anyio.sleep(0.01)
+        return closed
+
+    def clients_of(self, camera: str, since: float) -> set[str]:
+        """Connections that asked for ``camera``'s media since ``since`` and are open now."""
+        backdoor = self.target.backdoor
+        if backdoor is None:
+            return set()
+        asked = {e.client for e in self.media_requests(since, camera)}
+        return asked & backdoor.open_clients()
+
+
+CHECKS: list[Check] = []
+
+
+def check(
+    id: str,
+    promise: str,
+    *,
+    requires: Sequence[str] = (),
+    backdoor: bool = False,
+    fault: str | None = None,
+    depends: Sequence[str] = (),
+    budget: str | None = None,
+) -> Callable[[Callable[[Context], Awaitable[None]]], Callable[[Context], Awaitable[None]]]:
+    """Register a check (the group is the id's first part)."""
+
+    def register(
+        func: Callable[[Context], Awaitable[None]],
+    ) -> Callable[[Context], Awaitable[None]]:
+        CHECKS.append(
+            Check(
+                id=id,
+                group=id.split(".")[0],
+                promise=promise,
+                run=func,
+                requires=frozenset(requires),
+                backdoor=backdoor,
+                fault=fault,
+                depends=tuple(depends),
+                budget=budget,
+            )
+        )
+        return func
+
+    return register
+
+
+def check_ids() -> list[str]:
+    """Every check's id, in run order."""
+    return [c.id for c in CHECKS]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+async def _first_packet(h: Harness, token: Any, index: int = 0) -> None:
+    """Redeem ``token`` for the harness's default scope and take the first item."""
+    camera = h.cameras[index].id
+    if h.scope is Scope.LIVE:
+        async with await h.gate.edge.open_live(camera, token) as stream:
+            async for _packet in stream:
+                break
+    else:
+        await h.gate.edge.snapshot(camera, token)
+
+
+def _show(events: Sequence[VendorEvent], limit: int = 8) -> list[str]:
+    lines = [
+        f"vendor saw {e.kind} from client {e.client} for {e.camera} at {e.at:.3f}" for e in events
+    ]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
+    return lines
+
+
+async def _refused(
+    ctx: Context,
+    h: Harness,
+    attempt: Callable[[], Awaitable[object]],
+    expected: type[BaseException],
+    what: str,
+) -> None:
+    """``attempt`` must raise ``expected``, and the vendor must see no media request meanwhile."""
+    await ctx.quiesce()
+    since = time.monotonic()
+    try:
+        await attempt()
+    except expected:
+        pass
+    except CamgateError as exc:
+        raise CheckFailed(
+            f"{what}: refused with {type(exc).__name__}, expected {expected.__name__}"
+        ) from exc
+    else:
+        raise CheckFailed(f"{what}: media was served")
+    await anyio.sleep(ctx.config.settle_s)
+    seen = ctx.media_requests(since)
+    if seen:
+        raise CheckFailed(f"{what}: the vendor still received media requests", _show(seen))
+
+
+# ------------------------------------------------------------------------------ gating
+
+
+@check(
+    "gating.no-media-before-grant",
+    "No media request reaches the vendor before a grant: not at discovery, not for a refused "
+    "request; the first one follows the grant.",
+    backdoor=True,
+)
+async def no_media_before_grant(ctx: Context) -> None:
+    """Discover and be refused, watching the vendor side; then the first request follows a grant."""
+    await ctx.quiesce()
+    since = time.monotonic()
+    async with ctx.harness() as h:
+        await h.adapter.discover()
+        far = h.gate.report_incident("elsewhere", FAR, radius_m=50)
+        try:
+            await h.grant(incident=far)
+        except AccessDenied:
+            pass
+        else:
+            raise CheckFailed("the gate granted a request for a camera outside the incident")
+        await anyio.sleep(ctx.config.settle_s)
+        early = ctx.media_requests(since)
+        if early:
+            raise CheckFailed(
+                "the vendor received media requests while no grant existed", _show(early)
+            )
+        token = await h.grant()
+        granted = time.monotonic()
+        await _first_packet(h, token)
+        before = [e for e in ctx.media_requests(since) if e.at < granted]
+        if before:
+            raise CheckFailed("media requests preceded the grant", _show(before))
+        if not ctx.media_requests(granted):
+            raise CheckFailed("media was served, but the vendor saw no media request (backdoor?)")
+
+
+@check("gating.denied-gets-nothing", "A request the gate denies gets no grant and no media.")
+async def denied_gets_nothing(ctx: Context) -> None:
+    """Ask under an incident that does not cover the camera."""
+    async with ctx.harness() as h:
+        far = h.gate.report_incident("elsewhere", FAR, radius_m=50)
+        await _refused(ctx, h, lambda: h.grant(incident=far), AccessDenied, "denied request")
+
+
+@check("gating.expired-gets-nothing", "An expired grant gets nothing.")
+async def expired_gets_nothing(ctx: Context) -> None:
+    """Redeem a grant after its expiry (the harness clock moves past it)."""
+    async with ctx.harness() as h:
+        token = await h.grant(duration_s=5)
+        h.clock.advance(120)
+        await _refused(ctx, h, lambda: _first_packet(h, token), GrantExpired, "expired grant")
+
+
+@check("gating.forged-gets-nothing", "A grant signed with another key gets nothing.")
+async def forged_gets_nothing(ctx: Context) -> None:
+    """Re-sign a real grant's content with a key the edge does not trust."""
+    async with ctx.harness() as h:
+        real = await h.grant()
+        forged = GrantSigner.generate().sign(real.grant)
+        await _refused(ctx, h, lambda: _first_packet(h, forged), GrantForged, "forged grant")
+
+
+@check("gating.replayed-gets-nothing", "A grant redeemed once gets nothing the second time.")
+async def replayed_gets_nothing(ctx: Context) -> None:
+    """Redeem a grant, let it end, and redeem it again."""
+    async with ctx.harness() as h:
+        token = await h.grant()
+        await _first_packet(h, token)
+        await _refused(ctx, h, lambda: _first_packet(h, token), GrantReplayed, "replayed grant")
+
+
+@check("gating.wrong-camera-gets-nothing", "A grant for one camera gets nothing from another.")
+async def wrong_camera_gets_nothing(ctx: Context) -> None:
+    """Present camera 0's grant for camera 1."""
+    if len(ctx.target.sources) < 2:
+        raise NotRun("the target has one camera; this check needs two")
+    async with ctx.harness() as h:
+        token = await h.grant(0)
+        await _refused(
+            ctx, h, lambda: _first_packet(h, token, index=1), GrantMismatch, "wrong-camera grant"
+        )
+
+
+@check("gating.wrong-scope-gets-nothing", "A grant for one scope gets nothing in another.")
+async def wrong_scope_gets_nothing(ctx: Context) -> None:
+    """Present a live grant for a snapshot (or a snapshot grant for live video)."""
+    async with ctx.harness() as h:
+        token = await h.grant()
+
+        async def attempt() -> None:
+            if h.scope is Scope.LIVE:
+                await h.gate.edge.snapshot(h.cameras[0].id, token)
+            else:
+                await (await h.gate.edge.open_live(h.cameras[0].id, token)).aclose()
+
+        await _refused(ctx, h, attempt, GrantMismatch, "wrong-scope grant")
+
+
+@check(
+    "gating.revocation-closes",
+    "A revoked grant's stream ends at once, and the vendor sees the connection closed within "
+    "the revocation budget.",
+    requires=("live",),
+    backdoor=True,
+)
+async def revocation_closes(ctx: Context) -> None:
+    """Stream, revoke, and watch the consumer and the vendor side."""
+    budget = min(ctx.budgets["revocation"], CEILINGS["revocation"])
+    await ctx.quiesce()
+    since = time.monotonic()
+    async with ctx.harness() as h:
+        source = h.cameras[0].source
+        stream = await h.gate.edge.open_live(h.cameras[0].id, await h.grant())
+        async for _packet in stream:
+            break
+        clients = ctx.clients_of(source, since)
+        if not clients:
+            raise CheckFailed("a packet arrived, but the vendor shows no open connection for it")
+        revoked = await h.revoke(0)
+        try:
+            async for _packet in stream:
+                raise CheckFailed("a packet was handed over after the revocation")
+        except ConsentRevoked:
+            pass
+        else:
+            raise CheckFailed("the stream ended without ConsentRevoked")
+        closed = await ctx.wait_closed(clients, budget + 2.0)
+        late = {c: closed.get(c) for c in clients if closed.get(c, float("inf")) > revoked + budget}
+        if late:
+            raise CheckFailed(
+                f"the vendor did not see the connection closed within {budget:g} s",
+                [
+                    f"client {c}: "
+                    + ("still open" if at is None else f"closed after {at - revoked:.3f} s")
+                    for c, at in late.items()
+                ],
+            )
+
+
+@check(
+    "gating.recorded-window",
+    "Recorded footage outside the granted window is never requested or returned.",
+    requires=("recorded",),
+    backdoor=True,
+)
+async def recorded_window(ctx: Context) -> None:
+    """Not yet checkable: the edge serves no recorded scope until the media issue."""
+    raise NotRun("the edge serves no recorded scope yet (media issue); nothing to redeem")
+
+
+@check(
+    "gating.no-audio-without-grant",
+    "Audio is not served to a grant without audio.",
+    requires=("live",),
+)
+async def no_audio_without_grant(ctx: Context) -> None:
+    """Stream a camera that has audio under a grant without audio; no packet may be audio."""
+    source = ctx.target.audio_source or ctx.target.sources[0]
+    async with ctx.harness(sources=[source]) as h:
+        token = await h.grant()
+        if token.grant.audio:
+            raise CheckFailed("the gate issued a grant with audio nobody asked for")
+        seen = 0
+        async with await h.gate.edge.open_live(h.cameras[0].id, token) as stream:
+            with anyio.move_on_after(2.0):
+                async for packet in stream:
+                    seen += 1
+                    info = packet.stream
+                    if info.codec in _AUDIO_CODECS or (info.width == 0 and info.height == 0):
+                        raise CheckFailed(
+                            f"packet {seen} is audio ({info.codec}), "
+                            "served to a grant without audio"
+                        )
+                    if seen >= 30:
+                        break
+        if not seen:
+            raise CheckFailed("no packet arrived within 2 s; nothing to check")
+
+
+@check(
+    "gating.no-idle-connection",
+    "No connection to the camera stays open when no incident covers it (without a declared "
+    "edge cache).",
+    requires=("live",),
+    backdoor=True,
+)
+async def no_idle_connection(ctx: Context) -> None:
+    """End an access, close the incident, and watch the vendor side."""
+    if ctx.factory.capabilities.keeps_connections_open:
+        raise NotRun("the adapter declares an edge cache; the cache rules are the media issue's")
+    await ctx.quiesce()
+    since = time.monotonic()
+    async with ctx.harness() as h:
+        source = h.cameras[0].source
+        async with await h.gate.edge.open_live(h.cameras[0].id, await h.grant()) as stream:
+            async for _packet in stream:
+                break
+        h.gate.close_incident(h.incident.id)
+        ended = time.monotonic()
+        clients = {e.client for e in ctx.media_requests(since, source)}
+        closed = await ctx.wait_closed(clients, IDLE_CEILING_S)
+        still = clients - set(closed)
+        if still:
+            raise CheckFailed(
+                f"connections stayed open {IDLE_CEILING_S:g} s after the access ended and the "
+                "incident closed",
+                [f"client {c}" for c in sorted(still)],
+            )
+        await anyio.sleep(ctx.config.settle_s)
+        later = [e for e in ctx.events(ended, source) if e.kind in ("connect",) or e.media]
+        if later:
+            raise CheckFailed(
+                "the adapter reached the camera after the incident closed", _show(later)
+            )
+
+
+# ------------------------------------------------------------------------------ budgets
+
+
+def _judge(ctx: Context, name: str, samples: list[float]) -> None:
+    budget = ctx.budgets[name]
+    ceiling = CEILINGS[name]
+    median = statistics.median(samples)
+    p95 = percentile(samples, 95)
+    ctx.measurements.update(
+        {
+            "unit": "s",
+            "trials": len(samples),
+            "median": round(median, 6),
+            "p95": round(p95, 6),
+            "budget": budget,
+            "ceiling": ceiling,
+            "samples": [round(s, 6) for s in samples],
+        }
+    )
+    problems = []
+    if p95 > budget:
+        problems.append(f"p95 {p95:.3f} s exceeds the declared budget {budget:g} s")
+    if p95 > ceiling:
+        problems.append(f"p95 {p95:.3f} s exceeds camgate's ceiling {ceiling:g} s")
+    if budget > ceiling:
+        problems.append(
+            f"the declared budget {budget:g} s is above camgate's ceiling {ceiling:g} s"
+        )
+    if problems:
+        raise CheckFailed(
+            problems[0], [*problems[1:], f"median {median:.3f} s over {len(samples)} trials"]
+        )
+
+
+@check(
+    "budget.discovery", "Discovery answers within the declared budget (p95).", budget="discovery"
+)
+async def budget_discovery(ctx: Context) -> None:
+    """Time ``adapter.discover()`` over N trials."""
+    samples = []
+    async with ctx.harness() as h:
+        for _ in range(ctx.config.trials):
+            started = time.perf_counter()
+            await h.adapter.discover()
+            samples.append(time.perf_counter() - started)
+    _judge(ctx, "discovery", samples)
+
+
+@check(
+    "budget.snapshot",
+    "A snapshot arrives within the declared budget (p95).",
+    requires=("snapshot",),
+    budget="snapshot",
+)
+async def budget_snapshot(ctx: Context) -> None:
+    """Time ``Edge.snapshot`` (grant redeemed, audited, JPEG returned) over N trials."""
+    samples = []
+    async with ctx.harness() as h:
+        for _ in range(ctx.config.trials):
+            token = await h.grant(scope=Scope.SNAPSHOT)
+            started = time.perf_counter()
+            await h.gate.edge.snapshot(h.cameras[0].id, token)
+            samples.append(time.perf_counter() - started)
+    _judge(ctx, "snapshot", samples)
+
+
+async def _time_to_first_frame(h: Harness) -> float:
+    token = await h.grant()
+    started = time.perf_counter()
+    async with await h.gate.edge.open_live(h.cameras[0].id, token) as stream:
+        async for _packet in stream:
+            return time.perf_counter() - started
+    raise CheckFailed("the stream ended before its first packet")
+
+
+@check(
+    "budget.first-frame-cold",
+    "The first frame of a live stream with no open connection arrives within the budget (p95).",
+    requires=("live",),
+    budget="first_frame",
+)
+async def budget_first_frame_cold(ctx: Context) -> None:
+    """Time open → first packet over N trials, each on a fresh connection."""
+    samples = []
+    async with ctx.harness() as h:
+        for _ in range(ctx.config.trials):
+            samples.append(await _time_to_first_frame(h))
+    _judge(ctx, "first_frame", samples)
+
+
+@check(
+    "budget.first-frame-warm",
+    "With an edge cache, the first frame arrives within camgate's warm ceiling (p95).",
+    requires=("live", "edge_cache"),
+    budget="first_frame_warm",
+)
+async def budget_first_frame_warm(ctx: Context) -> None:
+    """Warm the cache with one stream, then time open → first packet over N trials."""
+    async with ctx.harness() as h:
+        await _time_to_first_frame(h)
+        samples = [await _time_to_first_frame(h) for _ in range(ctx.config.trials)]
+    _judge(ctx, "first_frame_warm", samples)
+
+
+@check(
+    "budget.revocation",
+    "Revocation closes the vendor connection within the declared budget (p95).",
+    requires=("live",),
+    depends=("gating.revocation-closes",),
+    budget="revocation",
+)
+async def budget_revocation(ctx: Context) -> None:
+    """Stream, revoke, time until the vendor saw the close (the edge's close without a backdoor)."""
+    samples = []
+    async with ctx.harness() as h:
+        for _ in range(ctx.config.trials):
+            await ctx.quiesce()
+            since = time.monotonic()
+            stream = await h.gate.edge.open_live(h.cameras[0].id, await h.grant())
+            async for _packet in stream:
+                break
+            clients = ctx.clients_of(h.cameras[0].source, since)
+            revoked = await h.revoke(0)
+            if ctx.target.backdoor is not None:
+                closed = await ctx.wait_closed(clients, CEILINGS["revocation"] + 2)
+                if set(closed) < clients:
+                    raise CheckFailed("a revoked stream's connection did not close")
+                samples.append(max(closed.values(), default=revoked) - revoked)
+            else:
+                samples.append((stream.closed_at or time.monotonic()) - revoked)
+            h.enrol(0)
+    _judge(ctx, "revocation", samples)
+
+
+# ------------------------------------------------------------------------------ robustness
+
+
+def _fault_check(name: str, what: str) -> None:
+    expected = CameraAuthError if name == "auth" else AdapterError
+
+    async def run(ctx: Context) -> None:
+        stage = ctx.target.fault(name)
+        if stage is None and ctx.target.backdoor is not None:
+            raise NoSuchFault(f"the simulator has no form of '{name}' in its protocol")
+        if stage is None:
+            raise NotRun(f"the target cannot stage '{name}' (faults need a simulator)")
+        with stage as fault:
+            error = await _provoke(ctx, fault)
+        if error is not None:
+            ctx.errors_seen.append((name, fault.secret, error))
+        if error is None:
+            return  # a gap: the stream ended
+        if not isinstance(error, expected):
+            raise CheckFailed(
+                f"ended in {type(error).__name__}, not the documented {expected.__name__}",
+                [f"{type(error).__module__}.{type(error).__qualname__}"],
+            )
+
+    run.__doc__ = f"Stage '{name}' and expect {expected.__name__} (or a gap), never a hang."
+    check(
+        f"robustness.{name}",
+        f"When the vendor {what}, the adapter ends in a documented error or a gap, never a hang.",
+        fault=name,
+    )(run)
+
+
+async def _provoke(ctx: Context, fault: FaultCase) -> BaseException | None:
+    """Reach the faulty camera through the gate; the error it ended in (None for a gap)."""
+    limit = fault.within_s + HANG_MARGIN_S
+    async with ctx.harness(sources=[fault.source], settings=fault.settings) as h:
+        token = await h.grant(duration_s=60)
+        outcome: str | BaseException = "hang"
+        with anyio.move_on_after(limit) as scope:
+            try:
+                outcome = await _consume(h, token, fault, scope)
+            except Exception as exc:  # what we judge: the adapter's error
+                outcome = exc
+        if isinstance(outcome, BaseException):
+            return outcome
+        if outcome == "gap":
+            return None
+        if outcome == "hang":
+            raise CheckFailed(f"no error and no end within {limit:g} s: the adapter hangs")
+        raise CheckFailed(outcome)
+
+
+async def _consume(h: Harness, token: Any, fault: FaultCase, scope: anyio.CancelScope) -> str:
+    """Read until the fault shows: ``gap`` (the stream ended) or what went wrong."""
+    if h.scope is not Scope.LIVE:
+        await h.gate.edge.snapshot(h.cameras[0].id, token)
+        return "a snapshot was served despite the fault"
+    async with await h.gate.edge.open_live(h.cameras[0].id, token) as stream:
+        triggered = False
+        async for _packet in stream:
+            if not fault.mid_stream:
+                return "media was served despite the fault"
+            if not triggered:
+                fault.trigger()
+                triggered = True
+                scope.deadline = anyio.current_time() + fault.within_s + HANG_MARGIN_S
+        if not triggered:
+            return "the stream ended at once, before the fault was staged"
+    return "gap"
+
+
+for _name, _what in FAULTS.items():
+    _fault_check(_name, _what)
+
+
+def _texts(error: BaseException) -> list[str]:
+    texts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts += [str(current), repr(current)]
+        current = current.__cause__ or current.__context__
+    texts.append("".join(traceback.format_exception(error)))
+    return texts
+
+
+@check(
+    "robustness.no-secret-in-errors",
+    "No error from the adapter carries a credential (message, repr, chained errors).",
+)
+async def no_secret_in_errors(ctx: Context) -> None:
+    """Look for each fault's password (plain and percent-encoded) in the errors seen."""
+    if not ctx.errors_seen:
+        raise NotRun("no fault produced an error to inspect")
+    leaks = []
+    for fault, secret, error in ctx.errors_seen:
+        forms = {secret, quote(secret, safe=""), quote(secret)}
+        if any(form in text for text in _texts(error) for form in forms):
+            leaks.append(f"fault '{fault}': {type(error).__name__} carries the password")
+    ctx.measurements["errors_inspected"] = len(ctx.errors_seen)
+    if leaks:
+        raise CheckFailed(leaks[0], leaks[1:])
+
+
+# ------------------------------------------------------------------------------ stateful
+
+
+@check(
+    "stateful.never-outside-grant",
+    "Driven through enrol / incident / request / revoke / expire, the vendor never serves media "
+    "outside a live grant.",
+    requires=("live",),
+    backdoor=True,
+)
+async def never_outside_grant(ctx: Context) -> None:
+    """Run the hypothesis state machine of :mod:`camgate_conformance.stateful`."""
+    from camgate_conformance.stateful import run_machine
+
+    await ctx.quiesce()
+    async with ctx.harness() as h:
+        await anyio.to_thread.run_sync(run_machine, ctx, h)
+
+
+def _validate() -> None:
+    ids = [c.id for c in CHECKS]
+    assert len(ids) == len(set(ids)), "check ids must be unique"
+    known = set(ids)
+    for c in CHECKS:
+        assert set(c.depends) <= known, f"{c.id} depends on unknown checks"
+
+
+_validate()

@@ -1,0 +1,164 @@
+"""Run the checks against one adapter and one target, and collect a :class:`Report`.
+
+:func:`run_suite` is the synchronous entry (the CLI, an agency's harness); :func:`run_checks`
+is the async core. Neither needs pytest.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+from camgate.adapters import AdapterFactory
+from camgate.errors import ConfigError
+from camgate.plugins import PluginHost
+
+from camgate_conformance.checks import CHECKS, Context, NoSuchFault
+from camgate_conformance.model import (
+    Check,
+    CheckFailed,
+    CheckResult,
+    NotRun,
+    Report,
+    Status,
+    SuiteConfig,
+)
+from camgate_conformance.target import Target, resolve_target
+
+__all__ = ["Progress", "run_checks", "run_suite", "validate"]
+
+#: Called before each check (result None) and after it (with its result).
+Progress = Callable[[int, int, Check, CheckResult | None], None]
+
+
+def _capabilities(factory: AdapterFactory) -> set[str]:
+    caps = set(factory.capabilities.to_list())
+    if factory.capabilities.keeps_connections_open:
+        caps.add("edge_cache")
+    return caps
+
+
+def _precheck(check: Check, ctx: Context, done: dict[str, CheckResult]) -> CheckResult | None:
+    """A result without running, when the check does not apply or cannot run."""
+
+    def result(status: Status, reason: str) -> CheckResult:
+        return CheckResult(check.id, check.group, check.promise, status, reason)
+
+    if check.id in ctx.config.skip:
+        return result(Status.SKIPPED, "left out by configuration (--skip)")
+    missing = sorted(check.requires - _capabilities(ctx.factory))
+    if missing:
+        return result(Status.SKIPPED, f"the adapter does not declare {', '.join(missing)}")
+    if check.backdoor and ctx.target.backdoor is None:
+        return result(
+            Status.NOT_RUN, "needs the vendor side's own log (backdoor); this target has none"
+        )
+    failed = [d for d in check.depends if d in done and done[d].failed]
+    if failed:
+        return result(Status.NOT_RUN, f"depends on {', '.join(failed)}, which failed")
+    return None
+
+
+async def _run_one(check: Check, ctx: Context) -> CheckResult:
+    ctx.measurements = {}
+    started = time.perf_counter()
+    status, reason = Status.PASSED, ""
+    evidence: tuple[str, ...] = ()
+    try:
+        with anyio.fail_after(check.timeout_s):
+            await check.run(ctx)
+    except CheckFailed as exc:
+        status, evidence = Status.FAILED, tuple(exc.evidence)
+    except NotRun as exc:
+        status, reason = Status.NOT_RUN, str(exc)
+    except NoSuchFault as exc:
+        status, reason = Status.SKIPPED, str(exc)
+    except TimeoutError:
+        status, evidence = Status.ERROR, (f"the check did not finish within {check.timeout_s:g} s",)
+    except Exception as exc:
+        lines = traceback.format_exception_only(exc)
+        status, evidence = Status.ERROR, (f"{type(exc).__name__}: {exc}", *lines[-1:])
+    return CheckResult(
+        check.id,
+        check.group,
+        check.promise,
+        status,
+        reason,
+        evidence,
+        time.perf_counter() - started,
+        dict(ctx.measurements),
+    )
+
+
+def validate(config: SuiteConfig) -> SuiteConfig:
+    """``config`` if it leaves out only known, non-gating checks; ConfigError otherwise."""
+    gating = sorted(i for i in config.skip if i.startswith("gating."))
+    if gating:
+        raise ConfigError(f"gating checks cannot be switched off: {', '.join(gating)}")
+    unknown = sorted(config.skip - {c.id for c in CHECKS})
+    if unknown:
+        raise ConfigError(f"no such checks: {', '.join(unknown)}")
+    return config
+
+
+async def run_checks(
+    factory: AdapterFactory,
+    target: Target,
+    config: SuiteConfig | None = None,
+    progress: Progress | None = None,
+    workdir: Path | None = None,
+) -> Report:
+    """Run every check against ``factory``'s adapter and a started ``target``."""
+    config = validate(config or SuiteConfig())
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    began = time.perf_counter()
+    done: dict[str, CheckResult] = {}
+    with tempfile.TemporaryDirectory(prefix="camgate-conformance-") as scratch:
+        ctx = Context(factory, target, config, workdir or Path(scratch))
+        for number, check in enumerate(CHECKS, 1):
+            if progress is not None:
+                progress(number, len(CHECKS), check, None)
+            result = _precheck(check, ctx, done) or await _run_one(check, ctx)
+            done[check.id] = result
+            if progress is not None:
+                progress(number, len(CHECKS), check, result)
+    b = factory.budgets
+    return Report(
+        adapter=factory.name,
+        distribution=factory.distribution,
+        version=factory.version,
+        target=target.description,
+        capabilities=tuple(sorted(_capabilities(factory))),
+        budgets={
+            "discovery_s": b.discovery_s,
+            "snapshot_s": b.snapshot_s,
+            "first_frame_s": b.first_frame_s,
+            "revocation_s": b.revocation_s,
+        },
+        config=config,
+        results=tuple(done.values()),
+        started_at=started_at,
+        duration_s=time.perf_counter() - began,
+    )
+
+
+def run_suite(
+    adapter: str,
+    target: str = "SIM",
+    config: SuiteConfig | None = None,
+    progress: Progress | None = None,
+    host: PluginHost | None = None,
+) -> Report:
+    """Run the suite for the installed adapter ``adapter`` against ``target`` (``SIM`` or a
+    settings file), starting and stopping the target."""
+    config = validate(config or SuiteConfig())
+    host = host or PluginHost()
+    factory = host.adapter(adapter)
+    resolved = resolve_target(host, adapter, target)
+    with resolved:
+        return anyio.run(run_checks, factory, resolved, config, progress)

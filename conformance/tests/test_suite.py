@@ -1,0 +1,134 @@
+"""The suite against every installed adapter's target (CI runs this), its reports and its CLI."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import anyio
+import pytest
+from camgate.cli import main
+from camgate.plugins import PluginHost
+from camgate_conformance import (
+    CHECKS,
+    ConfigTarget,
+    Report,
+    Status,
+    SuiteConfig,
+    run_checks,
+    to_html,
+    to_junit,
+)
+from camgate_conformance.pytest_plugin import ConformanceSuite, cached_report
+from camgate_rtsp.conformance import RtspTarget
+from camgate_rtsp.plugin import FACTORY
+
+pytestmark = pytest.mark.rtsp
+
+#: The configuration CI runs every adapter with (small N: the verdicts matter here).
+CI = SuiteConfig(trials=3, stateful_examples=2)
+
+
+class TestRtspConformance(ConformanceSuite):
+    """The rtsp adapter through the pytest plugin: one test per check."""
+
+    adapter = "rtsp"
+    trials = CI.trials
+    stateful_examples = CI.stateful_examples
+
+
+def _adapters() -> list[str]:
+    return sorted(PluginHost().adapters())
+
+
+@pytest.fixture(scope="module")
+def rtsp_report() -> Report:
+    return cached_report("rtsp", "SIM", CI)
+
+
+@pytest.mark.parametrize("adapter", _adapters())
+def test_every_installed_adapter_passes_against_its_own_target(adapter: str) -> None:
+    report = cached_report(adapter, "SIM", CI)
+    problems = {r.id: r.evidence for r in report.results if r.failed}
+    assert report.ok, problems
+    gating = [r for r in report.results if r.group == "gating"]
+    assert gating and all(r.status is not Status.NOT_RUN or r.reason for r in gating)
+
+
+def test_rtsp_passes_with_the_expected_skips(rtsp_report: Report) -> None:
+    status = {r.id: r.status for r in rtsp_report.results}
+    assert status["gating.recorded-window"] is Status.SKIPPED  # no recorded capability
+    assert status["budget.first-frame-warm"] is Status.SKIPPED  # no edge cache
+    assert status["robustness.rate-limited"] is Status.SKIPPED  # RTSP has no 429
+    ran = [r for r in rtsp_report.results if r.group != "robustness" or r.id.endswith("-errors")]
+    assert sum(r.status is Status.PASSED for r in ran) >= 13
+    assert rtsp_report.counts()["skipped"] == 4
+
+
+def test_json_lists_every_check_and_budgets_carry_median_and_p95(rtsp_report: Report) -> None:
+    data = json.loads(json.dumps(rtsp_report.to_json()))
+    assert [c["id"] for c in data["checks"]] == [c.id for c in CHECKS]
+    assert all(c["status"] in {str(s) for s in Status} for c in data["checks"])
+    budgets = [
+        c for c in data["checks"] if c["id"].startswith("budget.") and c["status"] == "passed"
+    ]
+    assert {c["id"] for c in budgets} >= {"budget.snapshot", "budget.first-frame-cold"}
+    for c in budgets:
+        assert 0 < c["median"] <= c["p95"] <= c["budget"] <= c["ceiling"]
+        assert len(c["measurements"]["samples"]) == CI.trials
+    assert data["summary"]["failed"] == 0 and data["ok"] is True
+
+
+def test_junit_and_html_reports(rtsp_report: Report) -> None:
+    suite = ET.fromstring(to_junit(rtsp_report))
+    assert suite.get("tests") == str(len(CHECKS)) and suite.get("failures") == "0"
+    skipped = suite.findall("testcase/skipped")
+    assert len(skipped) == rtsp_report.counts()["skipped"] + rtsp_report.counts()["not run"]
+    page = to_html(rtsp_report)
+    charts = [r for r in rtsp_report.results if r.measurements.get("samples")]
+    assert page.count("<svg") == len(charts) >= 3
+    assert "<script" not in page and "src=" not in page and "href=" not in page
+
+
+def test_a_real_device_from_a_settings_file_runs_without_the_backdoor(
+    rtsp_target: RtspTarget, tmp_path: Path
+) -> None:
+    """Checks needing the vendor's own log or staged faults are reported as not run, with why."""
+    target = ConfigTarget({"sources": rtsp_target.sources}, "camera from settings")
+    skip = {c.id for c in CHECKS if c.group in ("budget", "stateful") or c.fault}
+    report = anyio.run(run_checks, FACTORY, target, SuiteConfig(trials=1, skip=skip))
+    assert report.ok
+    result = report.result("gating.revocation-closes")
+    assert result.status is Status.NOT_RUN and "backdoor" in result.reason
+    assert report.result("gating.forged-gets-nothing").status is Status.PASSED
+
+
+def test_cli_writes_the_reports_and_exits_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slow = ["stateful.never-outside-grant", "robustness.timeout", "robustness.drops"]
+    out = tmp_path / "out.json"
+    argv = ["conformance", "rtsp", "--trials", "1", "--json", str(out)]
+    argv += ["--junit", str(tmp_path / "j.xml"), "--html", str(tmp_path / "r.html")]
+    for check_id in slow:
+        argv += ["--skip", check_id]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "rtsp against" in captured.out and "PASSED" in captured.out
+    assert "[ 1/" in captured.err  # the progress display
+    data = json.loads(out.read_text())
+    assert {c["id"] for c in data["checks"]} == {c.id for c in CHECKS}
+    assert (tmp_path / "j.xml").exists() and (tmp_path / "r.html").exists()
+
+
+def test_cli_refuses_to_switch_off_a_gating_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "rtsp", "--skip", "gating.denied-gets-nothing"]) == 1
+    assert "cannot be switched off" in capsys.readouterr().err
+
+
+def test_the_hook_gives_the_rtsp_target_and_leaves_settings_files_to_the_suite() -> None:
+    host = PluginHost()
+    assert isinstance(host.conformance_target("rtsp", None), RtspTarget)
+    assert host.conformance_target("rtsp", {"sources": ["rtsp://127.0.0.1/x"]}) is None
+    assert host.conformance_target("no-such-adapter", None) is None
