@@ -16,8 +16,8 @@ Errors are mapped to :mod:`camgate.errors` with the SOAP fault's text; none carr
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
-import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,6 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import httpx
-import onvif
 import zeep
 import zeep.exceptions
 import zeep.proxy
@@ -53,8 +52,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: onvif-zeep's WSDL directory (it installs them as a top-level ``wsdl`` folder).
-WSDL_DIR = Path(os.path.dirname(os.path.dirname(onvif.__file__))) / "wsdl"
+#: onvif-zeep's WSDL directory (it installs them as a top-level ``wsdl`` folder). Found through
+#: the distribution's metadata, not by importing ``onvif`` (a script onvif.py would shadow it).
+WSDL_DIR = Path(str(importlib.metadata.distribution("onvif-zeep").locate_file("wsdl")))
 
 #: service name -> (WSDL file, namespace, binding), after onvif-zeep's ``definition.SERVICES``.
 SERVICES: dict[str, tuple[str, str, str]] = {
