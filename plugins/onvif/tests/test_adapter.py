@@ -43,7 +43,7 @@ async def test_discovery_lists_each_video_profile_with_resolution_and_codec(make
         ("sub", 320, 180, "h264"),
     ]
     assert streams[0].source == f"{sim.device_url()}#profile=main"
-    assert set(device.xaddrs) == {"device", "media", "recording", "search", "replay"}
+    assert set(device.xaddrs) == {"device", "media", "media2", "recording", "search", "replay"}
     assert device.info["SerialNumber"] == "SIM-0001"
     ops = sim.operations()
     assert ops[:2] == ["GetSystemDateAndTime", "GetServices"]  # clock first, GetServices preferred
@@ -120,6 +120,43 @@ async def test_no_media_request_reaches_the_device_without_a_grant(world: World)
         "GetStreamUri",
         "SetSynchronizationPoint",
     }
+
+
+async def test_owner_masks_are_pushed_to_the_camera_once(tmp_path: Path, make_sim: Any) -> None:
+    sim = make_sim()
+    square = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5], [0.1, 0.5]]
+    world = open_world(tmp_path, sim, masks={"cam-a": [square]})
+    try:
+        for _ in range(2):  # the second grant finds the mask there and creates none
+            _elapsed, packet = await _first_packet(world, await world.grant("live"))
+            assert packet.is_keyframe
+        assert sim.operations().count("CreateMask") == 1
+        ((cfg, points, kind, enabled),) = sim.masks[1].values()
+        assert (cfg, kind, enabled) == ("vsc", "Color", True)
+        assert points == [(-0.8, 0.8), (-0.2, 0.8), (-0.2, 0.0), (-0.8, 0.0)]
+        # Media2 calls happen under the grant, before the stream is asked for.
+        ops = sim.operations()
+        assert ops.index("CreateMask") < ops.index("GetStreamUri")
+    finally:
+        await world.gate.aclose()
+
+
+async def test_a_device_without_media2_still_streams(tmp_path: Path, make_sim: Any) -> None:
+    sim = make_sim(quirks=Quirks(no_media2=True))
+    square = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]]
+    world = open_world(tmp_path, sim, masks={"cam-a": [square]})
+    try:
+        _elapsed, packet = await _first_packet(world, await world.grant("live"))
+        assert packet.is_keyframe and "CreateMask" not in sim.operations()
+    finally:
+        await world.gate.aclose()
+
+
+def test_mask_settings_are_validated() -> None:
+    with pytest.raises(ValidationError, match="3 or more points"):
+        OnvifAdapter.from_settings({"masks": {"c": [[[0, 0], [1, 1]]]}})
+    with pytest.raises(ValidationError, match="0..1"):
+        OnvifAdapter.from_settings({"masks": {"c": [[[0, 0], [2, 1], [0, 1]]]}})
 
 
 # ---------------------------------------------------------------- quirks

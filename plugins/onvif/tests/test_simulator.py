@@ -15,7 +15,7 @@ from camgate.adapters import Credentials
 from camgate.errors import CameraAuthError, PluginError
 from camgate.plugins import PluginHost
 from camgate_onvif.simulator import NS, OnvifSimulator
-from camgate_onvif.soap import WSDL_DIR, SoapClient
+from camgate_onvif.soap import MEDIA2_WSDL, WSDL_DIR, SoapClient
 from lxml import etree
 
 pytestmark = pytest.mark.anyio
@@ -27,13 +27,15 @@ SCHEMA_OF = {
     "media": "media.wsdl",
     "search": "search.wsdl",
     "replay": "replay.wsdl",
+    "media2": "media2.wsdl",
 }
 
 
 @functools.cache
 def schema(wsdl: str) -> etree.XMLSchema:
     """The XML Schema embedded in an ONVIF WSDL, its imports (onvif.xsd, ...) resolved."""
-    doc = etree.parse(str(WSDL_DIR / wsdl))
+    path = MEDIA2_WSDL if wsdl == "media2.wsdl" else WSDL_DIR / wsdl
+    doc = etree.parse(str(path))
     embedded = doc.find(f"{{{WSDL}}}types/{{{XS}}}schema")
     nsmap = {k: v for k, v in {**doc.getroot().nsmap, **embedded.nsmap}.items() if k}
     root = etree.Element(embedded.tag, nsmap=nsmap, attrib=dict(embedded.attrib))
@@ -61,6 +63,9 @@ async def test_every_answer_validates_against_the_onvif_schemas(make_sim: Any) -
     dev, media = sim.device_url(), sim.device_url().replace("device_service", "media_service")
     search = dev.replace("device_service", "search_service")
     replay = dev.replace("device_service", "replay_service")
+    media2 = dev.replace("device_service", "media2_service")
+    square = {"Point": [{"x": 0.1, "y": 0.1}, {"x": 0.5, "y": 0.1}, {"x": 0.5, "y": 0.5}]}
+    mask = {"ConfigurationToken": "vsc", "Polygon": square, "Type": "Color", "Enabled": True}
     setup = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
     try:
         await soap.measure_clock(dev)
@@ -76,9 +81,13 @@ async def test_every_answer_validates_against_the_onvif_schemas(make_sim: Any) -
             "search", search, "GetRecordingSearchResults", SearchToken=token, WaitTime="PT1S"
         )
         await soap.call("replay", replay, "GetReplayUri", StreamSetup=setup, RecordingToken="rec-1")
+        created = await soap.call("media2", media2, "CreateMask", Mask=mask)
+        masks = await soap.call("media2", media2, "GetMasks", ConfigurationToken="vsc")
+        assert [m.token for m in masks] == [created]
+        await soap.call("media2", media2, "DeleteMask", Token=created)
     finally:
         await soap.aclose()
-    assert len(answers) == 11
+    assert len(answers) == 14
     for url, content in answers:
         service = url.rsplit("/", 1)[1].removesuffix("_service")
         body = body_of(content)

@@ -65,6 +65,7 @@ _KNOWN = {
     "probe_bytes",
     "credentials",
     "devices",
+    "masks",
 }
 
 
@@ -81,6 +82,30 @@ def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
         return RtspSettings(credentials=value).credentials
     except ValidationError as exc:
         raise ValidationError(str(exc).replace("rtsp setting", "onvif setting")) from None
+
+
+Polygon = tuple[tuple[float, float], ...]
+
+
+def _masks(value: Mapping[str, Any]) -> dict[str, tuple[Polygon, ...]]:
+    out: dict[str, tuple[Polygon, ...]] = {}
+    for camera, polygons in dict(value).items():
+        shapes = []
+        for polygon in polygons:
+            try:
+                points = tuple((float(x), float(y)) for x, y in polygon)
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    f"onvif setting masks[{camera!r}]: a polygon is a list of [x, y] points"
+                ) from None
+            if len(points) < 3 or not all(0 <= v <= 1 for pt in points for v in pt):
+                raise ValidationError(
+                    f"onvif setting masks[{camera!r}]: a polygon needs 3 or more points "
+                    "with x and y in 0..1 (fractions of the picture, origin top left)"
+                )
+            shapes.append(points)
+        out[str(camera)] = tuple(shapes)
+    return out
 
 
 def _devices(value: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
@@ -110,6 +135,7 @@ class OnvifSettings:
     probe_bytes: int = attrs.field(default=2048, validator=_positive)
     credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
     devices: tuple[dict[str, Any], ...] = attrs.field(default=(), converter=_devices)
+    masks: dict[str, tuple[Polygon, ...]] = attrs.field(factory=dict, converter=_masks)
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> OnvifSettings:
@@ -208,6 +234,7 @@ class OnvifStream:
     width: int
     height: int
     source: str
+    source_config: str = ""
 
 
 @attrs.frozen
@@ -289,6 +316,7 @@ class OnvifDevice:
             "http://www.onvif.org/ver10/recording/wsdl": "recording",
             "http://www.onvif.org/ver10/search/wsdl": "search",
             "http://www.onvif.org/ver10/replay/wsdl": "replay",
+            "http://www.onvif.org/ver20/media/wsdl": "media2",
         }
         try:
             services = await self.soap.call(
@@ -331,6 +359,7 @@ class OnvifDevice:
             if enc is None:
                 continue  # audio- or metadata-only profile
             res = enc.Resolution
+            vsc = getattr(p, "VideoSourceConfiguration", None)
             self.streams.append(
                 OnvifStream(
                     token=str(p.token),
@@ -339,6 +368,7 @@ class OnvifDevice:
                     width=int(res.Width) if res is not None else 0,
                     height=int(res.Height) if res is not None else 0,
                     source=f"{self.url}#profile={p.token}",
+                    source_config=str(vsc.token) if vsc is not None else "",
                 )
             )
 
@@ -379,6 +409,37 @@ class OnvifDevice:
         await self.soap.call(
             "media", self.xaddrs["media"], "SetSynchronizationPoint", ProfileToken=token
         )
+
+    async def push_masks(self, token: str, polygons: Sequence[Polygon]) -> int:
+        """Make sure the camera masks ``polygons`` (fractions of the picture, origin top
+        left) on the video source of profile ``token``, with Media2 ``GetMasks`` and
+        ``CreateMask``; masks already there are left alone. Returns how many were created.
+        Raises UnsupportedScope when the device has no Media2 service."""
+        if "media2" not in self.xaddrs:
+            raise UnsupportedScope(f"{self.url}: the device has no Media2 service for masks")
+        stream = next(s for s in self.streams if s.token == token)
+        xaddr, config = self.xaddrs["media2"], stream.source_config
+        existing = await self.soap.call("media2", xaddr, "GetMasks", ConfigurationToken=config)
+        have = {
+            tuple((round(float(p.x), 3), round(float(p.y), 3)) for p in m.Polygon.Point)
+            for m in existing or []
+        }
+        created = 0
+        for polygon in polygons:
+            # ONVIF's normalised coordinates: -1..1, y pointing up.
+            points = tuple((round(2 * x - 1, 3), round(1 - 2 * y, 3)) for x, y in polygon)
+            if points in have:
+                continue
+            mask = {
+                "ConfigurationToken": config,
+                "Polygon": {"Point": [{"x": x, "y": y} for x, y in points]},
+                "Type": "Color",
+                "Color": {"X": 16.0, "Y": 128.0, "Z": 128.0},
+                "Enabled": True,
+            }
+            await self.soap.call("media2", xaddr, "CreateMask", Mask=mask)
+            created += 1
+        return created
 
     def _need(self, service: str) -> str:
         if service not in self.xaddrs:
@@ -525,6 +586,20 @@ class OnvifAdapter(Adapter):
                 )
         return cameras
 
+    async def _masks(self, camera: Camera, device: OnvifDevice, token: str) -> None:
+        """Push the owner's masks for ``camera`` to the device when it has Media2 (best effort:
+        the gate's own masking applies either way)."""
+        polygons = self.settings.masks.get(camera.id)
+        if not polygons:
+            return
+        try:
+            created = await device.push_masks(token, polygons)
+        except (UnsupportedScope, CameraProtocolError) as exc:
+            log.info("%s: owner's masks not pushed to the camera: %s", camera.id, exc)
+            return
+        if created:
+            log.info("%s: pushed %d privacy mask(s) to the camera", camera.id, created)
+
     def _rtsp_url(self, camera: Camera, uri: str) -> str:
         return rtsp_url(uri, self._credentials(camera.id, device_url(camera.source)))
 
@@ -533,6 +608,7 @@ class OnvifAdapter(Adapter):
         keyframe comes at once; packets from the first keyframe."""
         device = await self.device(camera.source, camera.id)
         token = device.profile(camera.source)
+        await self._masks(camera, device, token)
         uri = await device.stream_uri(token)
         stream = await RtspLiveStream.open(self._rtsp_url(camera, uri), self.settings.rtsp())
         if self.settings.sync_point:
@@ -550,6 +626,7 @@ class OnvifAdapter(Adapter):
         """GetSnapshotUri → HTTP JPEG (basic or digest), else a frame from the stream."""
         device = await self.device(camera.source, camera.id)
         token = device.profile(camera.source)
+        await self._masks(camera, device, token)
         try:
             uri = await device.snapshot_uri(token)
         except OnvifFault as exc:

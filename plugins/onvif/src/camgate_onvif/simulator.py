@@ -20,6 +20,7 @@ refused with ``ter:NotAuthorized``, as real cameras do.
 ``fault_on``                these operations answer a SOAP fault (``ter:ActionNotSupported``)
 ``no_recordings``           the device has no recording, search or replay service
 ``no_snapshot_uri``         GetSnapshotUri is not supported (clients fall back to the stream)
+``no_media2``               no Media2 service (so no privacy masks on the camera)
 
 ``requests`` records every request the server received (operation, path, user, whether it was
 authenticated, status) in arrival order — the conformance suite's backdoor to prove that no
@@ -58,6 +59,7 @@ NS = {
     "tds": "http://www.onvif.org/ver10/device/wsdl",
     "trt": "http://www.onvif.org/ver10/media/wsdl",
     "tt": "http://www.onvif.org/ver10/schema",
+    "tr2": "http://www.onvif.org/ver20/media/wsdl",
     "tse": "http://www.onvif.org/ver10/search/wsdl",
     "trp": "http://www.onvif.org/ver10/replay/wsdl",
     "trc": "http://www.onvif.org/ver10/recording/wsdl",
@@ -97,6 +99,7 @@ class Quirks:
     fault_on: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     no_recordings: bool = False
     no_snapshot_uri: bool = False
+    no_media2: bool = False
 
 
 @attrs.frozen
@@ -197,6 +200,8 @@ class OnvifSimulator(Simulator):
         self.started_at = datetime.now(UTC)
         self._lock = threading.Lock()
         self._nonces: set[str] = set()
+        #: Media2 privacy masks per device: token -> (configuration token, points, type, enabled)
+        self.masks: dict[int, dict[str, tuple[str, list[tuple[float, float]], str, bool]]] = {}
         self._jpeg: bytes | None = None
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -421,6 +426,8 @@ class OnvifSimulator(Simulator):
 
     def _services(self) -> list[tuple[str, str]]:
         out = [("device", NS["tds"]), ("media", NS["trt"])]
+        if not self.quirks.no_media2:
+            out.append(("media2", NS["tr2"]))
         if not (self.quirks.no_recordings or self.quirks.recording_in_extension):
             out += [("recording", NS["trc"]), ("search", NS["tse"]), ("replay", NS["trp"])]
         return out
@@ -521,6 +528,54 @@ class OnvifSimulator(Simulator):
         with self._lock:
             self.sync_points.append((time.monotonic(), path))
         return "<trt:SetSynchronizationPointResponse/>"
+
+    def _op_GetMasks(self, device: int, body: etree._Element) -> str:
+        self._need_media2()
+        config = body.findtext("tr2:ConfigurationToken", namespaces=NS)
+        with self._lock:
+            masks = dict(self.masks.get(device, {}))
+        items = "".join(
+            f'<tr2:Masks token="{token}"><tr2:ConfigurationToken>{cfg}</tr2:ConfigurationToken>'
+            "<tr2:Polygon>"
+            + "".join(f'<tt:Point x="{x:g}" y="{y:g}"/>' for x, y in points)
+            + f"</tr2:Polygon><tr2:Type>{escape(kind)}</tr2:Type>"
+            f"<tr2:Enabled>{'true' if enabled else 'false'}</tr2:Enabled></tr2:Masks>"
+            for token, (cfg, points, kind, enabled) in masks.items()
+            if config is None or cfg == config
+        )
+        return f"<tr2:GetMasksResponse>{items}</tr2:GetMasksResponse>"
+
+    def _op_CreateMask(self, device: int, body: etree._Element) -> str:
+        self._need_media2()
+        mask = body.find("tr2:Mask", NS)
+        if mask is None:
+            raise _Fault("Sender", "InvalidArgVal", "CreateMask needs a Mask")
+        points = [
+            (float(p.get("x", "nan")), float(p.get("y", "nan")))
+            for p in mask.findall("tr2:Polygon/tt:Point", NS)
+        ]
+        if len(points) < 3 or not all(-1 <= v <= 1 for pt in points for v in pt):
+            raise _Fault("Sender", "InvalidArgVal", "a mask needs 3+ points inside -1..1")
+        cfg = mask.findtext("tr2:ConfigurationToken", namespaces=NS) or ""
+        kind = mask.findtext("tr2:Type", namespaces=NS) or "Color"
+        enabled = (mask.findtext("tr2:Enabled", namespaces=NS) or "true").strip() == "true"
+        with self._lock:
+            masks = self.masks.setdefault(device, {})
+            token = f"mask{len(masks) + 1}"
+            masks[token] = (cfg, points, kind, enabled)
+        return f"<tr2:CreateMaskResponse><tr2:Token>{token}</tr2:Token></tr2:CreateMaskResponse>"
+
+    def _op_DeleteMask(self, device: int, body: etree._Element) -> str:
+        self._need_media2()
+        token = body.findtext("tr2:Token", namespaces=NS) or ""
+        with self._lock:
+            if self.masks.get(device, {}).pop(token, None) is None:
+                raise _Fault("Sender", "InvalidArgVal", f"no mask {token!r}")
+        return "<tr2:DeleteMaskResponse/>"
+
+    def _need_media2(self) -> None:
+        if self.quirks.no_media2:
+            raise _Fault("Receiver", "ActionNotSupported", "no Media2 service")
 
     def _recording_window(self) -> tuple[datetime, datetime]:
         return self.started_at - timedelta(hours=1), self.device_now()

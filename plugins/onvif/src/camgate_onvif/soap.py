@@ -67,7 +67,11 @@ SERVICES: dict[str, tuple[str, str, str]] = {
     ),
     "search": ("search.wsdl", "http://www.onvif.org/ver10/search/wsdl", "SearchBinding"),
     "replay": ("replay.wsdl", "http://www.onvif.org/ver10/replay/wsdl", "ReplayBinding"),
+    "media2": ("media2.wsdl", "http://www.onvif.org/ver20/media/wsdl", "Media2Binding"),
 }
+
+#: camgate's own Media2 (privacy masks) WSDL: onvif-zeep ships none (see the file's header).
+MEDIA2_WSDL = Path(__file__).with_name("wsdl") / "media2.wsdl"
 
 _doc_lock = threading.Lock()
 
@@ -75,6 +79,10 @@ _doc_lock = threading.Lock()
 @functools.cache
 def _load(name: str) -> zeep.wsdl.Document:
     transport = zeep.transports.Transport()
+    if name == "media2":
+        # Parsed as if it sat beside onvif-zeep's WSDLs, so "./onvif.xsd" resolves there.
+        with MEDIA2_WSDL.open("rb") as fh:
+            return zeep.wsdl.Document(fh, transport, base=str(WSDL_DIR / "media2.wsdl"))
     return zeep.wsdl.Document(str(WSDL_DIR / SERVICES[name][0]), transport)
 
 
