@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -299,3 +301,34 @@ def test_credentials_never_show(make_sim: Any) -> None:
     assert "s3cr3t-pw" not in repr(adapter) and "s3cr3t-pw" not in repr(adapter.settings)
     with pytest.raises(ValidationError, match="unknown keys"):
         OnvifAdapter.from_settings({"pasword": "x"})
+
+
+async def test_tls_device_service(tmp_path: Path, make_sim: Any) -> None:
+    sim = make_sim(tls=True)
+    assert sim.device_url().startswith("https://")
+    world = open_world(tmp_path, sim)
+    try:
+        snap = await world.gate.edge.snapshot("cam-a", await world.grant("snapshot"))
+        assert decode_jpeg(snap.jpeg) == (640, 360)
+    finally:
+        await world.gate.aclose()
+    # without the simulator's certificate the handshake fails, clearly
+    with pytest.raises(CameraProtocolError, match="TLS handshake failed"):
+        await _probe(sim, verify_tls=True)
+
+
+async def test_no_credential_in_any_log_record(
+    tmp_path: Path, make_sim: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = make_sim(quirks=Quirks(soap_digest=True, lan_address=True))
+    world = open_world(tmp_path, sim)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            await _first_packet(world, await world.grant("live"))
+            await world.gate.edge.snapshot("cam-a", await world.grant("snapshot"))
+    finally:
+        await world.gate.aclose()
+    assert caplog.records
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (sim.password, quote(sim.password, safe="")):
+        assert secret not in text

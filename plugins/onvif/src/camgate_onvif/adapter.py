@@ -39,7 +39,7 @@ from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot, Strea
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, redact, rtsp_url
 from lxml import etree
 
-from camgate_onvif.soap import OnvifFault, SoapClient
+from camgate_onvif.soap import OnvifFault, SoapClient, tls_verify
 
 __all__ = [
     "OnvifAdapter",
@@ -644,7 +644,7 @@ class OnvifAdapter(Adapter):
         error: AdapterError | None = None
         try:
             async with httpx.AsyncClient(
-                timeout=self.settings.timeout_s, verify=self.settings.verify_tls
+                timeout=self.settings.timeout_s, verify=tls_verify(self.settings.verify_tls)
             ) as http:
                 with anyio.fail_after(self.settings.timeout_s):
                     # httpx's DigestAuth answers a digest challenge itself; a camera that

@@ -22,6 +22,9 @@ refused with ``ter:NotAuthorized``, as real cameras do.
 ``no_snapshot_uri``         GetSnapshotUri is not supported (clients fall back to the stream)
 ``no_media2``               no Media2 service (so no privacy masks on the camera)
 
+With ``tls=True`` it serves HTTPS with a fresh self-signed certificate for 127.0.0.1, whose
+file (``ca_file``) is put into ``settings`` as ``verify_tls``.
+
 ``requests`` records every request the server received (operation, path, user, whether it was
 authenticated, status) in arrival order — the conformance suite's backdoor to prove that no
 media request reached the device without a grant.
@@ -31,7 +34,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -179,6 +185,7 @@ class OnvifSimulator(Simulator):
         gop_frames: int = 30,
         profiles: Sequence[tuple[str, int, int]] = _PROFILES,
         rtsp_server: Any = None,
+        tls: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("a simulator serves at least one device")
@@ -207,6 +214,9 @@ class OnvifSimulator(Simulator):
         self._thread: threading.Thread | None = None
         self._rtsp: Any = rtsp_server
         self._owns_rtsp = rtsp_server is None
+        self.tls = tls
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.ca_file: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,6 +236,8 @@ class OnvifSimulator(Simulator):
             handler = _handler_class(self)
             self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
             self._http.daemon_threads = True
+            if self.tls:
+                self._wrap_tls(self._http)
             self._thread = threading.Thread(
                 target=self._http.serve_forever, name="onvif-sim", daemon=True
             )
@@ -244,6 +256,53 @@ class OnvifSimulator(Simulator):
                 for d in range(1, self.count + 1)
             }
         }
+        if self.ca_file is not None:
+            self.settings["verify_tls"] = self.ca_file
+
+    def _wrap_tls(self, server: ThreadingHTTPServer) -> None:
+        """Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (``ca_file``)."""
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "camgate onvif simulator")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        self._tmp = tempfile.TemporaryDirectory(prefix="camgate-onvif-sim-")
+        cert_file = os.path.join(self._tmp.name, "cert.pem")
+        key_file = os.path.join(self._tmp.name, "key.pem")
+        with open(cert_file, "wb") as fh:
+            fh.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_file, "wb") as fh:
+            fh.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self.ca_file = cert_file
 
     def close(self) -> None:
         """Stop the SOAP server and the RTSP server. Idempotent."""
@@ -257,6 +316,9 @@ class OnvifSimulator(Simulator):
         if self._rtsp is not None and self._owns_rtsp:
             self._rtsp.stop()
             self._rtsp = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     @staticmethod
     def mounts(
@@ -291,13 +353,15 @@ class OnvifSimulator(Simulator):
 
     def device_url(self, device: int = 1) -> str:
         """The device service address of device ``device`` (what an owner configures)."""
-        return f"http://127.0.0.1:{self.port}/dev{device}/onvif/device_service"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/dev{device}/onvif/device_service"
 
     def _host(self) -> str:
         return LAN_HOST if self.quirks.lan_address else "127.0.0.1"
 
     def _xaddr(self, device: int, service: str) -> str:
-        return f"http://{self._host()}:{self.port}/dev{device}/onvif/{service}_service"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self._host()}:{self.port}/dev{device}/onvif/{service}_service"
 
     def device_now(self) -> datetime:
         """The device's clock: the host's clock plus ``clock_skew_s``."""
@@ -518,7 +582,8 @@ class OnvifSimulator(Simulator):
         if self.quirks.no_snapshot_uri:
             raise _Fault("Receiver", "ActionNotSupported", "GetSnapshotUri is not supported")
         profile = self._profile(body)
-        uri = f"http://{self._host()}:{self.port}/dev{device}/snapshot/{profile}.jpg"
+        scheme = "https" if self.tls else "http"
+        uri = f"{scheme}://{self._host()}:{self.port}/dev{device}/snapshot/{profile}.jpg"
         return self._media_uri("GetSnapshotUriResponse", uri)
 
     def _op_SetSynchronizationPoint(self, device: int, body: etree._Element) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,7 @@ __all__ = [
     "OnvifFault",
     "SoapClient",
     "document",
+    "tls_verify",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,13 @@ def document(name: str) -> zeep.wsdl.Document:
     """The parsed WSDL of service ``name`` (parsed once per process; blocking the first time)."""
     with _doc_lock:
         return _load(name)
+
+
+def tls_verify(value: bool | str) -> bool | ssl.SSLContext:
+    """httpx's ``verify`` for the ``verify_tls`` setting: True, False, or a CA bundle path."""
+    if isinstance(value, str):
+        return ssl.create_default_context(cafile=value)
+    return value
 
 
 class OnvifFault(CameraProtocolError):
@@ -153,7 +162,7 @@ class SoapClient:
             if credentials is not None
             else None
         )
-        self.http = httpx.AsyncClient(auth=auth, timeout=timeout_s, verify=verify)
+        self.http = httpx.AsyncClient(auth=auth, timeout=timeout_s, verify=tls_verify(verify))
         self._clients: dict[str, zeep.AsyncClient] = {}
 
     def __repr__(self) -> str:
