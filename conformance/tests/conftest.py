@@ -93,7 +93,8 @@ class LeakyAdapter(RtspAdapter):
     """Puts the camera URL — credentials included — into its errors."""
 
     def _leak(self, exc: AdapterError, camera: Camera) -> AdapterError:
-        return type(exc)(f"{exc} (while opening {self.url_for(camera)})")
+        # url_for returns a Secret (it prints as ***): this adapter leaks it on purpose.
+        return type(exc)(f"{exc} (while opening {self.url_for(camera).reveal()})")
 
     async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
         """As the RTSP adapter, with a 'helpful' error message."""

@@ -35,6 +35,7 @@ from camgate.errors import (
     CameraProtocolError,
     ConsentRevoked,
     GrantExpired,
+    GrantMismatch,
     GrantReplayed,
     NotFound,
     ValidationError,
@@ -411,10 +412,31 @@ class Edge:
         Raises a :class:`camgate.errors.GrantError` subclass for a forged, expired, replayed or
         mismatched grant, ConsentRevoked when consent no longer stands, or an AdapterError.
         """
-        grant, camera, seen = await self._redeem(camera_id, token, Scope.LIVE)
+        return await self._open_stream(camera_id, token, Scope.LIVE)
+
+    async def open_recorded(self, camera_id: str, token: str | SignedGrant) -> GuardedStream:
+        """Replay ``camera_id``'s stored footage inside the grant's window, under a recorded
+        grant; the same guard as :meth:`open_live` (expiry, revocation, audit) applies.
+
+        Raises GrantMismatch when the grant names no window, and what :meth:`open_live` raises.
+        """
+        return await self._open_stream(camera_id, token, Scope.RECORDED)
+
+    async def _open_stream(
+        self, camera_id: str, token: str | SignedGrant, scope: Scope
+    ) -> GuardedStream:
+        if scope is Scope.RECORDED:
+            grant = self.verifier.verify(token)
+            if grant.window_start is None or grant.window_end is None:
+                raise GrantMismatch(f"grant {grant.id} covers no recorded window")
+        grant, camera, seen = await self._redeem(camera_id, token, scope)
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
-                upstream = await self._adapter(camera.adapter).open_live(camera, grant)
+                adapter = self._adapter(camera.adapter)
+                if scope is Scope.RECORDED:
+                    upstream = await adapter.recorded(camera, grant)
+                else:
+                    upstream = await adapter.open_live(camera, grant)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self._finish_unopened(grant, camera, exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import anyio
@@ -20,7 +21,7 @@ from camgate.errors import (
 from camgate.media import decode_jpeg
 from camgate.models import Camera, GeoPoint, Grant
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, redact, rtsp_url
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_rtsp.testserver import Mount, RtspTestServer, TestServerError
 
 from .conftest import SECRET
 
@@ -240,3 +241,28 @@ def test_credentials_are_percent_encoded_and_redacted() -> None:
     url = rtsp_url("rtsp://10.0.0.2:554/Streaming/Channels/101", Credentials("ad min", SECRET))
     assert "ad%20min:pa%3Ass%20w%40rd%2F%C3%BC@10.0.0.2:554" in url
     assert redact(url) == "rtsp://10.0.0.2:554/Streaming/Channels/101"
+
+
+async def test_force_keyframe_makes_the_encoder_emit_one_now(
+    rtsp_server: RtspTestServer,
+) -> None:
+    """The test server's control channel (``KEY <path>``), used by the ONVIF simulator's
+    SetSynchronizationPoint: a keyframe comes within a few frames, not at the next GOP."""
+    with RtspTestServer([Mount("/slow", gop_frames=300)]) as server:  # a keyframe every 10 s
+        stream = await RtspLiveStream.open(server.url("/slow"), RtspSettings())
+        try:
+            server.force_keyframe("/slow")
+            packets = stream.__aiter__()
+            assert (await packets.__anext__()).is_keyframe  # the stream starts at one
+            # Right after a keyframe the next natural one is 10 s away: ask for one now.
+            t0 = time.monotonic()
+            server.force_keyframe("/slow")
+            while not (await packets.__anext__()).is_keyframe:
+                pass
+            assert time.monotonic() - t0 < 1.5
+        finally:
+            await stream.aclose()
+        with pytest.raises(ValueError, match="no mount"):
+            server.force_keyframe("/nope")
+    with pytest.raises(TestServerError, match="not running"):
+        server.force_keyframe("/slow")

@@ -47,6 +47,9 @@ Then, for every client, one line per event::
 ``closed`` (the connection is gone). The time is ``time.monotonic()`` of this process (the
 system-wide CLOCK_MONOTONIC on Linux, so the launcher can compare it with its own). This is
 the server's own view of what clients asked for: the conformance suite's backdoor.
+With ``--config -``, later stdin lines are commands: ``KEY <path>`` makes that
+mount's encoder emit a keyframe at once (answered ``KEY <path> ok`` or
+``KEY <path> unknown`` on stdout).
 SIGTERM / SIGINT stop the server with exit status 0. A setup failure prints one
 line ``gst_rtsp_server: error: ...`` on stderr and exits with status 2; a
 pipeline error while running is reported the same way with exit status 1.
@@ -301,7 +304,7 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
             f"video/x-raw,format=I420,width={mount['width']},height={mount['height']},"
             f"framerate={mount['fps']}/1 ! "
             f"{overlay}"
-            "x264enc tune=zerolatency speed-preset=ultrafast "
+            "x264enc name=enc tune=zerolatency speed-preset=ultrafast "
             f"key-int-max={gop} bitrate={mount['bitrate_kbps']} "
             "byte-stream=true option-string=scenecut=0 ! "
             "video/x-h264,stream-format=byte-stream,alignment=au ! "
@@ -570,6 +573,8 @@ class Server:
     def watch_stdin_eof(self) -> None:
         GLib = self.GLib
 
+        pending = bytearray()
+
         def on_stdin(fd: int, _condition: Any) -> bool:
             try:
                 data = os.read(fd, 65536)
@@ -578,6 +583,11 @@ class Server:
             if not data:
                 self.loop.quit()
                 return False
+            pending.extend(data)
+            while b"\n" in pending:
+                line, _, rest = bytes(pending).partition(b"\n")
+                pending[:] = rest
+                self.command(line.decode("utf-8", "replace").strip())
             return True
 
         GLib.io_add_watch(
@@ -586,6 +596,32 @@ class Server:
             GLib.IOCondition.IN | GLib.IOCondition.HUP | GLib.IOCondition.ERR,
             on_stdin,
         )
+
+    def command(self, line: str) -> None:
+        """Run one control command from stdin: ``KEY <path>`` makes that mount's encoder emit a
+        keyframe now (a force-key-unit event sent upstream into x264enc, as an ONVIF
+        SetSynchronizationPoint asks a camera to). Replies ``KEY <path> ok|unknown`` on stdout."""
+        verb, _, path = line.partition(" ")
+        if verb != "KEY":
+            if line:
+                _log(f"warning: unknown command {line[:40]!r}")
+            return
+        Gst = self.Gst
+        for mount_path, media in self.medias:
+            if mount_path != path:
+                continue
+            encoder = media.get_element().get_by_name("enc")
+            if encoder is not None:
+                event = Gst.Event.new_custom(
+                    Gst.EventType.CUSTOM_UPSTREAM,
+                    Gst.Structure.new_from_string(
+                        "GstForceKeyUnit, all-headers=(boolean)true, count=(uint)0"
+                    ),
+                )
+                encoder.get_static_pad("src").send_event(event)
+                print(f"KEY {path} ok", flush=True)
+                return
+        print(f"KEY {path} unknown", flush=True)
 
     def shutdown(self) -> None:
         self.shutting_down = True

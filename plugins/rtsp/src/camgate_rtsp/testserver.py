@@ -286,6 +286,7 @@ class RtspTestServer:
         self._threads: list[threading.Thread] = []
         self._stderr = _StderrTail()
         self._lock = threading.Lock()
+        self._control = threading.Lock()
         self._events: list[RequestEvent] = []
         self._events_changed = threading.Condition()
         self._runs = 0
@@ -512,6 +513,25 @@ class RtspTestServer:
                     f"{self._tail_suffix()}"
                 )
             self._bound_port = found[0]
+
+    def force_keyframe(self, path: str) -> None:
+        """Ask the encoder of the mount at ``path`` for a keyframe now (non-blocking).
+
+        Sends ``KEY <path>`` down the control pipe; the server answers on stdout (read by
+        the drain thread). Raises TestServerError when the server is not running and
+        ValueError for a path that is not a mount.
+        """
+        if path not in self._by_path:
+            raise ValueError(f"no mount {path!r}")
+        proc = self._proc
+        if proc is None or proc.poll() is not None or proc.stdin is None:
+            raise TestServerError("RTSP test server is not running")
+        try:
+            with self._control:
+                proc.stdin.write(f"KEY {path}\n")
+                proc.stdin.flush()
+        except OSError as exc:
+            raise TestServerError(f"cannot reach the RTSP test server: {exc}") from exc
 
     def stop(self) -> None:
         """Stop the server: SIGTERM, wait up to 5 s, then SIGKILL; always reaps it.

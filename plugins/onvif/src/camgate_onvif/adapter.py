@@ -1,0 +1,719 @@
+"""The ONVIF adapter: discovery, live, snapshot and recordings of any ONVIF camera or NVR.
+
+A camera is one video profile of a device: its ``source`` is the device service address with
+the profile token in the fragment, ``http://192.0.2.7/onvif/device_service#profile=main``
+(no fragment: the device's first video profile). Settings are in docs/onvif.md and
+:class:`OnvifSettings`.
+
+Per device the adapter measures the clock offset (GetSystemDateAndTime), learns the service
+addresses (GetServices, else GetCapabilities including ``Extension``) and the profiles, then
+per grant asks for exactly what the grant covers: GetStreamUri + SetSynchronizationPoint (live),
+GetSnapshotUri (snapshot, or a frame from the stream), FindRecordings / GetReplayUri
+(recorded). Every address the device hands back is checked before anything connects to it:
+scheme, and a host equal to the configured one — a LAN address reported from behind NAT is
+rewritten to the configured host (``rewrite_hosts``), any other host refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import attrs
+import httpx
+from camgate.adapters import Adapter, Credentials, LiveStream
+from camgate.errors import (
+    AdapterError,
+    CameraAuthError,
+    CameraProtocolError,
+    CameraUnreachable,
+    UnsupportedScope,
+    ValidationError,
+)
+from camgate.media import decode_jpeg, jpeg_from_packets
+from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot, StreamInfo
+from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, redact, rtsp_url
+from lxml import etree
+
+from camgate_onvif.soap import OnvifFault, SoapClient, tls_verify
+
+__all__ = [
+    "OnvifAdapter",
+    "OnvifDevice",
+    "OnvifRtspSettings",
+    "OnvifSettings",
+    "OnvifStream",
+    "checked_url",
+    "device_url",
+    "profile_of",
+]
+
+log = logging.getLogger(__name__)
+
+_KNOWN = {
+    "timeout_s",
+    "connect_timeout_s",
+    "read_timeout_s",
+    "sync_point",
+    "rewrite_hosts",
+    "verify_tls",
+    "snapshot_fallback",
+    "probe_bytes",
+    "credentials",
+    "devices",
+    "masks",
+}
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+        raise ValidationError(
+            f"onvif setting {attribute.name}={value!r}: must be a positive number"
+        )
+
+
+def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
+    # The same shape as the RTSP adapter's credentials setting: reuse its validation.
+    try:
+        return RtspSettings(credentials=value).credentials
+    except ValidationError as exc:
+        raise ValidationError(str(exc).replace("rtsp setting", "onvif setting")) from None
+
+
+Polygon = tuple[tuple[float, float], ...]
+
+
+def _masks(value: Mapping[str, Any]) -> dict[str, tuple[Polygon, ...]]:
+    out: dict[str, tuple[Polygon, ...]] = {}
+    for camera, polygons in dict(value).items():
+        shapes = []
+        for polygon in polygons:
+            try:
+                points = tuple((float(x), float(y)) for x, y in polygon)
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    f"onvif setting masks[{camera!r}]: a polygon is a list of [x, y] points"
+                ) from None
+            if len(points) < 3 or not all(0 <= v <= 1 for pt in points for v in pt):
+                raise ValidationError(
+                    f"onvif setting masks[{camera!r}]: a polygon needs 3 or more points "
+                    "with x and y in 0..1 (fractions of the picture, origin top left)"
+                )
+            shapes.append(points)
+        out[str(camera)] = tuple(shapes)
+    return out
+
+
+def _devices(value: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    out = []
+    for i, dev in enumerate(value):
+        if not isinstance(dev, Mapping) or "url" not in dev:
+            raise ValidationError(f"onvif setting devices[{i}]: needs at least a 'url'")
+        unknown = set(dev) - {"url", "owner_id", "position", "id", "label"}
+        if unknown:
+            raise ValidationError(f"onvif setting devices[{i}]: unknown keys {sorted(unknown)}")
+        device_url(str(dev["url"]))
+        out.append(dict(dev))
+    return tuple(out)
+
+
+@attrs.frozen
+class OnvifSettings:
+    """Validated settings of the ONVIF adapter (table in docs/onvif.md)."""
+
+    timeout_s: float = attrs.field(default=5.0, validator=_positive)
+    connect_timeout_s: float = attrs.field(default=5.0, validator=_positive)
+    read_timeout_s: float = attrs.field(default=5.0, validator=_positive)
+    sync_point: bool = True
+    rewrite_hosts: bool = True
+    verify_tls: bool | str = True
+    snapshot_fallback: bool = True
+    probe_bytes: int = attrs.field(default=2048, validator=_positive)
+    credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
+    devices: tuple[dict[str, Any], ...] = attrs.field(default=(), converter=_devices)
+    masks: dict[str, tuple[Polygon, ...]] = attrs.field(factory=dict, converter=_masks)
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> OnvifSettings:
+        """Build settings from a mapping; unknown keys are an error (a typo must not pass)."""
+        unknown = set(settings) - _KNOWN
+        if unknown:
+            raise ValidationError(f"onvif settings: unknown keys {sorted(unknown)}")
+        return cls(**dict(settings))
+
+    def rtsp(self) -> OnvifRtspSettings:
+        """Settings for the RTSP reader of the live and replay paths."""
+        return OnvifRtspSettings(
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            probe_bytes=self.probe_bytes,
+        )
+
+
+@attrs.frozen
+class OnvifRtspSettings(RtspSettings):
+    """RTSP reader settings with a smaller probe: the SDP of an ONVIF stream carries the
+    parameter sets, so a few KiB of probing are enough and the first keyframe a sync point
+    asked for is not spent waiting in the probe."""
+
+    probe_bytes: int = 2048
+
+    def open_options(self) -> dict[str, str]:
+        """FFmpeg options for ``av.open``: RtspSettings' with ``probesize`` = probe_bytes."""
+        options = super().open_options()
+        if self.fast_start:
+            options["probesize"] = str(self.probe_bytes)
+        return options
+
+
+def device_url(source: str) -> str:
+    """The device service address of a camera source (the URL without its fragment),
+    validated: http or https, a host, no credentials."""
+    parts = urlsplit(source)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(
+            f"onvif source {redact(source)!r} is not an http:// or https:// device address"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("onvif source: must not carry credentials")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValidationError(f"onvif source {redact(source)!r} has an invalid port") from None
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+
+
+def profile_of(source: str) -> str | None:
+    """The profile token in a source's fragment (``#profile=TOKEN``), or None."""
+    fragment = urlsplit(source).fragment
+    key, _, value = fragment.partition("=")
+    return value if key == "profile" and value else None
+
+
+def checked_url(url: str, configured_host: str, schemes: Sequence[str], *, rewrite: bool) -> str:
+    """A URL the device handed back, made safe to connect to, or CameraProtocolError.
+
+    The scheme must be one of ``schemes``; credentials in it are dropped (ours are attached
+    later); a host other than ``configured_host`` is replaced by it when ``rewrite`` is on
+    (a LAN address behind NAT), and refused otherwise — the adapter connects only to the
+    address the owner configured.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        raise CameraProtocolError(
+            f"the device handed back {redact(url)!r}: expected a {'/'.join(schemes)} URL"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise CameraProtocolError(f"the device handed back {redact(url)!r}: bad port") from None
+    host = parts.hostname
+    if host.lower() != configured_host.lower():
+        if not rewrite:
+            raise CameraProtocolError(
+                f"the device handed back {redact(url)!r}, on host {host!r}, not the configured "
+                f"{configured_host!r} (set rewrite_hosts to use the configured address)"
+            )
+        log.info("rewrote device address %s to the configured host %s", host, configured_host)
+        host = configured_host
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
+
+
+@attrs.frozen
+class OnvifStream:
+    """One video profile of a device: a camera stream."""
+
+    token: str
+    name: str
+    codec: str
+    width: int
+    height: int
+    source: str
+    source_config: str = ""
+
+
+@attrs.frozen
+class Recording:
+    """One recording of a device (Profile G), with the span it holds."""
+
+    token: str
+    earliest: datetime | None
+    latest: datetime | None
+
+
+def _extension_xaddr(ext: Any, attr: str) -> str | None:
+    """The XAddr of ``Capabilities/Extension/<attr>``.
+
+    zeep lets the extension's leading ``xs:any`` swallow the typed elements that follow it, so
+    Recording, Search and Replay often arrive as raw XML in ``_value_1``: look in both.
+    """
+    if ext is None:
+        return None
+    sub = getattr(ext, attr, None)
+    if sub is not None and getattr(sub, "XAddr", None):
+        return str(sub.XAddr)
+    for element in getattr(ext, "_value_1", None) or []:
+        if isinstance(element, etree._Element) and etree.QName(element).localname == attr:
+            for child in element:
+                if etree.QName(child).localname == "XAddr" and child.text:
+                    return str(child.text).strip()
+    return None
+
+
+class OnvifDevice:
+    """A connected ONVIF device: clock offset, service addresses, profiles.
+
+    Built by :meth:`connect`; every address it keeps has been through :func:`checked_url`.
+    """
+
+    def __init__(self, url: str, soap: SoapClient, settings: OnvifSettings) -> None:
+        self.url = url
+        self.soap = soap
+        self.settings = settings
+        self.host = urlsplit(url).hostname or ""
+        self.xaddrs: dict[str, str] = {"device": url}
+        self.info: dict[str, str] = {}
+        self.streams: list[OnvifStream] = []
+        self.notes: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"<OnvifDevice {self.url} services={sorted(self.xaddrs)}>"
+
+    def _check(self, url: str, schemes: Sequence[str]) -> str:
+        return checked_url(url, self.host, schemes, rewrite=self.settings.rewrite_hosts)
+
+    @classmethod
+    async def connect(
+        cls, url: str, credentials: Credentials | None, settings: OnvifSettings
+    ) -> OnvifDevice:
+        """Measure the clock, learn services and profiles. Errors are camgate AdapterErrors."""
+        where = url
+        verify = settings.verify_tls
+        soap = SoapClient(where, credentials, timeout_s=settings.timeout_s, verify=verify)
+        self = cls(url, soap, settings)
+        try:
+            await soap.measure_clock(url)
+            await self._services()
+            info = await soap.call("device", url, "GetDeviceInformation")
+            self.info = {
+                k: str(getattr(info, k, "") or "")
+                for k in ("Manufacturer", "Model", "FirmwareVersion", "SerialNumber")
+            }
+            await self._profiles()
+        except BaseException:
+            await soap.aclose()
+            raise
+        return self
+
+    async def _services(self) -> None:
+        ns_names = {
+            "http://www.onvif.org/ver10/media/wsdl": "media",
+            "http://www.onvif.org/ver10/recording/wsdl": "recording",
+            "http://www.onvif.org/ver10/search/wsdl": "search",
+            "http://www.onvif.org/ver10/replay/wsdl": "replay",
+            "http://www.onvif.org/ver20/media/wsdl": "media2",
+        }
+        try:
+            services = await self.soap.call(
+                "device", self.url, "GetServices", IncludeCapability=False
+            )
+            for svc in services or []:
+                name = ns_names.get(str(svc.Namespace))
+                if name:
+                    self.xaddrs[name] = self._check(str(svc.XAddr), ("http", "https"))
+        except (OnvifFault, CameraProtocolError) as exc:
+            self.notes.append(f"GetServices unavailable ({exc}); used GetCapabilities")
+            await self._capabilities()
+            return
+        if "media" not in self.xaddrs:
+            await self._capabilities()
+
+    async def _capabilities(self) -> None:
+        try:
+            caps = await self.soap.call("device", self.url, "GetCapabilities", Category="All")
+        except CameraProtocolError as exc:
+            raise CameraProtocolError(
+                f"{self.url}: neither GetServices nor GetCapabilities answered: {exc}"
+            ) from None
+        media = getattr(caps, "Media", None)
+        if media is not None and media.XAddr:
+            self.xaddrs["media"] = self._check(str(media.XAddr), ("http", "https"))
+        ext = getattr(caps, "Extension", None)
+        for name, attr in (("recording", "Recording"), ("search", "Search"), ("replay", "Replay")):
+            xaddr = _extension_xaddr(ext, attr)
+            if xaddr:
+                self.xaddrs[name] = self._check(xaddr, ("http", "https"))
+        if "media" not in self.xaddrs:
+            raise CameraProtocolError(f"{self.url}: the device reports no media service")
+
+    async def _profiles(self) -> None:
+        profiles = await self.soap.call("media", self.xaddrs["media"], "GetProfiles")
+        self.streams = []
+        for p in profiles or []:
+            enc = getattr(p, "VideoEncoderConfiguration", None)
+            if enc is None:
+                continue  # audio- or metadata-only profile
+            res = enc.Resolution
+            vsc = getattr(p, "VideoSourceConfiguration", None)
+            self.streams.append(
+                OnvifStream(
+                    token=str(p.token),
+                    name=str(p.Name),
+                    codec=str(enc.Encoding).lower(),
+                    width=int(res.Width) if res is not None else 0,
+                    height=int(res.Height) if res is not None else 0,
+                    source=f"{self.url}#profile={p.token}",
+                    source_config=str(vsc.token) if vsc is not None else "",
+                )
+            )
+
+    def profile(self, source: str) -> str:
+        """The profile token a camera source names (first video profile when it names none)."""
+        token = profile_of(source)
+        if token is None:
+            if not self.streams:
+                raise CameraProtocolError(f"{self.url}: the device has no video profile")
+            return self.streams[0].token
+        if token not in {s.token for s in self.streams}:
+            raise CameraProtocolError(f"{self.url}: the device has no profile {token!r}")
+        return token
+
+    def _setup(self) -> dict[str, Any]:
+        return {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
+
+    async def stream_uri(self, token: str) -> str:
+        """GetStreamUri (RTP unicast over RTSP), checked: an rtsp/rtsps URL on our host."""
+        answer = await self.soap.call(
+            "media",
+            self.xaddrs["media"],
+            "GetStreamUri",
+            StreamSetup=self._setup(),
+            ProfileToken=token,
+        )
+        return self._check(str(answer.Uri), ("rtsp", "rtsps"))
+
+    async def snapshot_uri(self, token: str) -> str:
+        """GetSnapshotUri, checked: an http/https URL on our host."""
+        answer = await self.soap.call(
+            "media", self.xaddrs["media"], "GetSnapshotUri", ProfileToken=token
+        )
+        return self._check(str(answer.Uri), ("http", "https"))
+
+    async def sync_point(self, token: str) -> None:
+        """SetSynchronizationPoint: ask the encoder of ``token`` for a keyframe now."""
+        await self.soap.call(
+            "media", self.xaddrs["media"], "SetSynchronizationPoint", ProfileToken=token
+        )
+
+    async def push_masks(self, token: str, polygons: Sequence[Polygon]) -> int:
+        """Make sure the camera masks ``polygons`` (fractions of the picture, origin top
+        left) on the video source of profile ``token``, with Media2 ``GetMasks`` and
+        ``CreateMask``; masks already there are left alone. Returns how many were created.
+        Raises UnsupportedScope when the device has no Media2 service."""
+        if "media2" not in self.xaddrs:
+            raise UnsupportedScope(f"{self.url}: the device has no Media2 service for masks")
+        stream = next(s for s in self.streams if s.token == token)
+        xaddr, config = self.xaddrs["media2"], stream.source_config
+        existing = await self.soap.call("media2", xaddr, "GetMasks", ConfigurationToken=config)
+        have = {
+            tuple((round(float(p.x), 3), round(float(p.y), 3)) for p in m.Polygon.Point)
+            for m in existing or []
+        }
+        created = 0
+        for polygon in polygons:
+            # ONVIF's normalised coordinates: -1..1, y pointing up.
+            points = tuple((round(2 * x - 1, 3), round(1 - 2 * y, 3)) for x, y in polygon)
+            if points in have:
+                continue
+            mask = {
+                "ConfigurationToken": config,
+                "Polygon": {"Point": [{"x": x, "y": y} for x, y in points]},
+                "Type": "Color",
+                "Color": {"X": 16.0, "Y": 128.0, "Z": 128.0},
+                "Enabled": True,
+            }
+            await self.soap.call("media2", xaddr, "CreateMask", Mask=mask)
+            created += 1
+        return created
+
+    def _need(self, service: str) -> str:
+        if service not in self.xaddrs:
+            found = ", ".join(sorted(self.xaddrs))
+            raise UnsupportedScope(
+                f"{self.url}: the device has no {service} service (Profile G): it reports "
+                f"{found}; recordings cannot be served from it"
+            )
+        return self.xaddrs[service]
+
+    async def recordings(self, start: datetime, end: datetime) -> list[Recording]:
+        """FindRecordings + GetRecordingSearchResults: recordings holding footage in the window."""
+        search = self._need("search")
+        self._need("replay")
+        token = await self.soap.call(
+            "search", search, "FindRecordings", Scope={}, MaxMatches=50, KeepAliveTime="PT10S"
+        )
+        results = await self.soap.call(
+            "search",
+            search,
+            "GetRecordingSearchResults",
+            SearchToken=str(token),
+            MinResults=1,
+            MaxResults=50,
+            WaitTime="PT5S",
+        )
+        found = []
+        for info in getattr(results, "RecordingInformation", None) or []:
+            early, late = info.EarliestRecording, info.LatestRecording
+            if (early is None or early <= end) and (late is None or late >= start):
+                found.append(Recording(str(info.RecordingToken), early, late))
+        return found
+
+    async def replay_uri(self, recording: str) -> str:
+        """GetReplayUri, checked: an rtsp/rtsps URL on our host."""
+        uri = await self.soap.call(
+            "replay",
+            self._need("replay"),
+            "GetReplayUri",
+            StreamSetup=self._setup(),
+            RecordingToken=recording,
+        )
+        return self._check(str(uri), ("rtsp", "rtsps"))
+
+    async def aclose(self) -> None:
+        """Close the device's connection pool."""
+        await self.soap.aclose()
+
+
+class WindowedStream:
+    """A replay stream cut to ``duration_s`` of media time from its first packet."""
+
+    def __init__(self, upstream: RtspLiveStream, duration_s: float) -> None:
+        self.info: StreamInfo = upstream.info
+        self._upstream = upstream
+        self._duration_s = duration_s
+        self._origin: int | None = None
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        packet = await self._upstream.__anext__()
+        self.info = self._upstream.info
+        if packet.pts is not None:
+            if self._origin is None:
+                self._origin = packet.pts
+            if float((packet.pts - self._origin) * packet.stream.time_base) >= self._duration_s:
+                await self._upstream.aclose()
+                raise StopAsyncIteration
+        return packet
+
+    async def aclose(self) -> None:
+        """Close the replay connection."""
+        await self._upstream.aclose()
+
+
+def _snapshot(camera: Camera, grant: Grant, jpeg: bytes, width: int, height: int) -> Snapshot:
+    return Snapshot(
+        grant_id=grant.id,
+        camera_id=camera.id,
+        jpeg=jpeg,
+        width=width,
+        height=height,
+        taken_at=datetime.now(UTC),
+    )
+
+
+class OnvifAdapter(Adapter):
+    """Reach ONVIF devices (Profile S/T live and snapshot, Profile G recordings)."""
+
+    def __init__(self, settings: OnvifSettings) -> None:
+        self.settings = settings
+        self._devices: dict[str, OnvifDevice] = {}
+        self._lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"OnvifAdapter({self.settings!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> OnvifAdapter:
+        """Build the adapter from the edge's ``onvif`` settings."""
+        return cls(OnvifSettings.from_mapping(settings))
+
+    def _credentials(self, camera_id: str | None, url: str) -> Credentials | None:
+        creds = self.settings.credentials
+        if camera_id is not None and camera_id in creds:
+            return creds[camera_id]
+        return creds.get(url)
+
+    async def device(self, source: str, camera_id: str | None = None) -> OnvifDevice:
+        """The connected device behind ``source`` (connected once, then reused)."""
+        url = device_url(source)
+        async with self._lock:
+            if url not in self._devices:
+                creds = self._credentials(camera_id, url)
+                self._devices[url] = await OnvifDevice.connect(url, creds, self.settings)
+            return self._devices[url]
+
+    async def streams(self, source: str) -> list[OnvifStream]:
+        """Every video profile of the device at ``source``, with resolution and codec."""
+        return list((await self.device(source)).streams)
+
+    async def discover(self) -> list[Camera]:
+        """One camera per video profile of each configured device that names an owner and a
+        position (``devices`` setting); ids are ``<id>-<profile>``."""
+        cameras = []
+        for dev in self.settings.devices:
+            if "owner_id" not in dev or "position" not in dev:
+                continue
+            lat, lon = dev["position"]
+            base = dev.get("id") or urlsplit(dev["url"]).hostname
+            for stream in await self.streams(str(dev["url"])):
+                cameras.append(
+                    Camera(
+                        id=f"{base}-{stream.token}",
+                        adapter="onvif",
+                        source=stream.source,
+                        owner_id=str(dev["owner_id"]),
+                        position=GeoPoint(float(lat), float(lon)),
+                        label=f"{dev.get('label', base)} {stream.name} "
+                        f"{stream.width}x{stream.height} {stream.codec}",
+                    )
+                )
+        return cameras
+
+    async def _masks(self, camera: Camera, device: OnvifDevice, token: str) -> None:
+        """Push the owner's masks for ``camera`` to the device when it has Media2 (best effort:
+        the gate's own masking applies either way)."""
+        polygons = self.settings.masks.get(camera.id)
+        if not polygons:
+            return
+        try:
+            created = await device.push_masks(token, polygons)
+        except (UnsupportedScope, CameraProtocolError) as exc:
+            log.info("%s: owner's masks not pushed to the camera: %s", camera.id, exc)
+            return
+        if created:
+            log.info("%s: pushed %d privacy mask(s) to the camera", camera.id, created)
+
+    def _rtsp_url(self, camera: Camera, uri: str) -> str:
+        return rtsp_url(uri, self._credentials(camera.id, device_url(camera.source)))
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """GetStreamUri → RTSP (credentials attached), then SetSynchronizationPoint so the first
+        keyframe comes at once; packets from the first keyframe."""
+        device = await self.device(camera.source, camera.id)
+        token = device.profile(camera.source)
+        await self._masks(camera, device, token)
+        uri = await device.stream_uri(token)
+        stream = await RtspLiveStream.open(self._rtsp_url(camera, uri), self.settings.rtsp())
+        if self.settings.sync_point:
+            try:
+                await device.sync_point(token)
+            except AdapterError as exc:
+                # Not every device supports it; the stream still starts at the next keyframe.
+                log.info("%s: SetSynchronizationPoint failed: %s", device.url, exc)
+            except BaseException:
+                await stream.aclose()
+                raise
+        return stream
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        """GetSnapshotUri → HTTP JPEG (basic or digest), else a frame from the stream."""
+        device = await self.device(camera.source, camera.id)
+        token = device.profile(camera.source)
+        await self._masks(camera, device, token)
+        try:
+            uri = await device.snapshot_uri(token)
+        except OnvifFault as exc:
+            if not self.settings.snapshot_fallback:
+                raise
+            log.info("%s: no snapshot URI (%s); taking a frame from the stream", device.url, exc)
+            return await self._frame_from_stream(camera, grant, device, token)
+        creds = self._credentials(camera.id, device.url)
+        jpeg = await self._fetch_jpeg(uri, creds)
+        width, height = await anyio.to_thread.run_sync(decode_jpeg, jpeg)
+        return _snapshot(camera, grant, jpeg, width, height)
+
+    async def _fetch_jpeg(self, uri: str, creds: Credentials | None) -> bytes:
+        where = redact(uri)
+        error: AdapterError | None = None
+        try:
+            async with httpx.AsyncClient(
+                timeout=self.settings.timeout_s, verify=tls_verify(self.settings.verify_tls)
+            ) as http:
+                with anyio.fail_after(self.settings.timeout_s):
+                    # httpx's DigestAuth answers a digest challenge itself; a camera that
+                    # asks for basic instead gets it on a second request.
+                    user, password = (
+                        (creds.username, creds.password.reveal()) if creds else ("", "")
+                    )
+                    auth = httpx.DigestAuth(user, password) if creds else None
+                    response = await http.get(uri, auth=auth)
+                    challenge = response.headers.get("WWW-Authenticate", "").lower()
+                    if response.status_code == 401 and creds and challenge.startswith("basic"):
+                        response = await http.get(uri, auth=httpx.BasicAuth(user, password))
+            if response.status_code in (401, 403):
+                error = CameraAuthError(
+                    f"{where}: the camera refused the snapshot credentials ({response.status_code})"
+                )
+            elif response.status_code != 200:
+                error = CameraProtocolError(f"{where}: snapshot answered {response.status_code}")
+            else:
+                return response.content
+        except (TimeoutError, httpx.TimeoutException):
+            error = CameraUnreachable(f"{where}: no snapshot within {self.settings.timeout_s:g} s")
+        except httpx.HTTPError as exc:
+            error = CameraUnreachable(f"{where}: {type(exc).__name__} fetching the snapshot")
+        raise error
+
+    async def _frame_from_stream(
+        self, camera: Camera, grant: Grant, device: OnvifDevice, token: str
+    ) -> Snapshot:
+        uri = await device.stream_uri(token)
+        stream = await RtspLiveStream.open(self._rtsp_url(camera, uri), self.settings.rtsp())
+        packets: list[MediaPacket] = []
+        try:
+            if self.settings.sync_point:
+                try:
+                    await device.sync_point(token)
+                except AdapterError as exc:
+                    log.info("%s: SetSynchronizationPoint failed: %s", device.url, exc)
+            async for packet in stream:
+                packets.append(packet)
+                try:
+                    jpeg, width, height = await anyio.to_thread.run_sync(jpeg_from_packets, packets)
+                    break
+                except CameraProtocolError:
+                    continue
+            else:
+                raise CameraUnreachable(f"{device.url}: the stream ended before a picture")
+        finally:
+            await stream.aclose()
+        return _snapshot(camera, grant, jpeg, width, height)
+
+    async def recorded(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Replay the grant's window: FindRecordings → GetReplayUri → RTSP, cut to the window."""
+        start, end = grant.window_start, grant.window_end
+        if start is None or end is None or end <= start:
+            raise ValidationError("a recorded grant needs a window (start before end)")
+        device = await self.device(camera.source, camera.id)
+        found = await device.recordings(start, end)
+        if not found:
+            raise CameraProtocolError(
+                f"{device.url}: no recording holds footage between {start.isoformat()} "
+                f"and {end.isoformat()}"
+            )
+        uri = await device.replay_uri(found[0].token)
+        stream = await RtspLiveStream.open(self._rtsp_url(camera, uri), self.settings.rtsp())
+        return WindowedStream(stream, (end - start) / timedelta(seconds=1))
+
+    async def aclose(self) -> None:
+        """Close every device's connection pool."""
+        for device in self._devices.values():
+            await device.aclose()
+        self._devices.clear()

@@ -1,0 +1,795 @@
+"""A simulated ONVIF device: a real SOAP 1.2 server on loopback, for tests, demos and conformance.
+
+:class:`OnvifSimulator` serves ``count`` devices from one HTTP server (device ``i`` under
+``/dev<i>/onvif/...``). Each device has two video profiles — ``main`` (640x360) and ``sub``
+(320x180), H.264 — whose stream URIs point at a real GStreamer RTSP server
+(:mod:`camgate_rtsp.testserver`), a JPEG snapshot URL behind HTTP digest (or basic) auth, and one
+recording (Profile G search and replay). Every request but ``GetSystemDateAndTime`` must carry a
+WS-Security UsernameToken digest; the device's clock runs ``clock_skew_s`` away from the host's
+and tokens whose ``Created`` is more than ``token_tolerance_s`` off the *device's* clock are
+refused with ``ter:NotAuthorized``, as real cameras do.
+
+:class:`Quirks` makes it behave like the firmware that breaks ONVIF clients:
+
+``capabilities_500``        GetCapabilities answers HTTP 500 with an empty body
+``no_get_services``         GetServices is not supported (``ter:ActionNotSupported``)
+``lan_address``             service XAddrs, stream and snapshot URIs name a LAN address
+``recording_in_extension``  recording/search/replay appear only under Capabilities/Extension
+                            (and GetServices does not list them)
+``soap_digest``             the SOAP endpoints demand HTTP digest before anything else
+``fault_on``                these operations answer a SOAP fault (``ter:ActionNotSupported``)
+``no_recordings``           the device has no recording, search or replay service
+``no_snapshot_uri``         GetSnapshotUri is not supported (clients fall back to the stream)
+``no_media2``               no Media2 service (so no privacy masks on the camera)
+
+With ``tls=True`` it serves HTTPS with a fresh self-signed certificate for 127.0.0.1, whose
+file (``ca_file``) is put into ``settings`` as ``verify_tls``.
+
+``requests`` records every request the server received (operation, path, user, whether it was
+authenticated, status) in arrival order — the conformance suite's backdoor to prove that no
+media request reached the device without a grant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from xml.sax.saxutils import escape
+
+import attrs
+from camgate.adapters import Simulator
+from lxml import etree
+
+__all__ = [
+    "MEDIA_OPERATIONS",
+    "NS",
+    "OnvifSimulator",
+    "Quirks",
+    "SimRequest",
+    "jpeg_bytes",
+]
+
+NS = {
+    "s": "http://www.w3.org/2003/05/soap-envelope",
+    "tds": "http://www.onvif.org/ver10/device/wsdl",
+    "trt": "http://www.onvif.org/ver10/media/wsdl",
+    "tt": "http://www.onvif.org/ver10/schema",
+    "tr2": "http://www.onvif.org/ver20/media/wsdl",
+    "tse": "http://www.onvif.org/ver10/search/wsdl",
+    "trp": "http://www.onvif.org/ver10/replay/wsdl",
+    "trc": "http://www.onvif.org/ver10/recording/wsdl",
+    "ter": "http://www.onvif.org/ver10/error",
+    "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
+    "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
+}
+
+#: Operations that start or prepare media (or reveal where it is): none may arrive before a grant.
+MEDIA_OPERATIONS = frozenset(
+    {
+        "GetStreamUri",
+        "GetSnapshotUri",
+        "SetSynchronizationPoint",
+        "FindRecordings",
+        "GetRecordingSearchResults",
+        "GetReplayUri",
+        "snapshot",
+    }
+)
+
+LAN_HOST = "192.168.1.64"  # what a camera behind NAT reports; never connected to
+USERNAME = "admin"
+PASSWORD = "onvif:pa ss/ü"  # noqa: S105 - the simulator's own test credential
+_PROFILES = (("main", 640, 360), ("sub", 320, 180))
+
+
+@attrs.frozen
+class Quirks:
+    """Firmware behaviours the simulator can play (see the module docstring)."""
+
+    capabilities_500: bool = False
+    no_get_services: bool = False
+    lan_address: bool = False
+    recording_in_extension: bool = False
+    soap_digest: bool = False
+    fault_on: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    no_recordings: bool = False
+    no_snapshot_uri: bool = False
+    no_media2: bool = False
+
+
+@attrs.frozen
+class SimRequest:
+    """One request the simulator received."""
+
+    at: float  # time.monotonic() on arrival
+    method: str
+    path: str
+    operation: str
+    user: str | None
+    authenticated: bool
+    status: int
+
+
+def jpeg_bytes(width: int = 640, height: int = 360) -> bytes:
+    """A real JPEG picture (a grey gradient) of the given size, encoded with PyAV."""
+    import av
+    import numpy as np
+
+    row = np.linspace(16, 235, width, dtype=np.uint8)
+    plane = np.tile(row, (height, 1))
+    frame = av.VideoFrame.from_ndarray(np.stack([plane] * 3, axis=-1), format="rgb24")
+    enc: Any = av.CodecContext.create("mjpeg", "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, "yuvj420p"
+    enc.time_base = Fraction(1, 25)
+    packets = enc.encode(frame.reformat(format="yuvj420p")) + enc.encode(None)
+    return b"".join(bytes(p) for p in packets)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+
+
+class _Fault(Exception):
+    def __init__(self, code: str, subcode: str, reason: str, http: int = 400) -> None:
+        super().__init__(reason)
+        self.code, self.subcode, self.reason, self.http = code, subcode, reason, http
+
+
+def _envelope(body: str) -> bytes:
+    ns = " ".join(f'xmlns:{k}="{v}"' for k, v in NS.items())
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    return f"{head}<s:Envelope {ns}><s:Body>{body}</s:Body></s:Envelope>".encode()
+
+
+def _fault_xml(fault: _Fault) -> bytes:
+    return _envelope(
+        f"<s:Fault><s:Code><s:Value>s:{fault.code}</s:Value>"
+        f"<s:Subcode><s:Value>ter:{fault.subcode}</s:Value></s:Subcode></s:Code>"
+        f'<s:Reason><s:Text xml:lang="en">{escape(fault.reason)}</s:Text></s:Reason>'
+        "</s:Fault>"
+    )
+
+
+class OnvifSimulator(Simulator):
+    """``count`` simulated ONVIF devices on one loopback HTTP server, streams from GStreamer.
+
+    Entering starts the RTSP test server and the SOAP server; leaving stops both. ``sources``
+    lists one camera per device and profile (``<device URL>#profile=<token>``); ``settings`` are
+    the ``onvif`` adapter settings that reach them, credentials included. ``gop_frames`` sets the
+    encoders' keyframe interval (30 fps).
+    """
+
+    def __init__(
+        self,
+        count: int = 1,
+        *,
+        quirks: Quirks | None = None,
+        clock_skew_s: float = 0.0,
+        token_tolerance_s: float = 5.0,
+        snapshot_auth: str = "digest",
+        gop_frames: int = 30,
+        profiles: Sequence[tuple[str, int, int]] = _PROFILES,
+        rtsp_server: Any = None,
+        tls: bool = False,
+    ) -> None:
+        if count < 1:
+            raise ValueError("a simulator serves at least one device")
+        if snapshot_auth not in ("digest", "basic"):
+            raise ValueError("snapshot_auth must be 'digest' or 'basic'")
+        self.count = count
+        self.quirks = quirks or Quirks()
+        self.clock_skew_s = clock_skew_s
+        self.token_tolerance_s = token_tolerance_s
+        self.snapshot_auth = snapshot_auth
+        self.gop_frames = gop_frames
+        self.profiles = tuple(profiles)
+        self.username, self.password = USERNAME, PASSWORD
+        self.realm = "camgate-onvif-sim"
+        self.requests: list[SimRequest] = []
+        self.sync_points: list[tuple[float, str]] = []
+        self.sources: list[str] = []
+        self.settings: dict[str, Any] = {}
+        self.started_at = datetime.now(UTC)
+        self._lock = threading.Lock()
+        self._nonces: set[str] = set()
+        #: Media2 privacy masks per device: token -> (configuration token, points, type, enabled)
+        self.masks: dict[int, dict[str, tuple[str, list[tuple[float, float]], str, bool]]] = {}
+        self._jpeg: bytes | None = None
+        self._http: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._rtsp: Any = rtsp_server
+        self._owns_rtsp = rtsp_server is None
+        self.tls = tls
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.ca_file: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> OnvifSimulator:
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Start the RTSP test server and the SOAP server (returns once both listen)."""
+        from camgate_rtsp.testserver import RtspTestServer
+
+        if self._owns_rtsp:
+            self._rtsp = RtspTestServer(self.mounts(self.count, self.profiles, self.gop_frames))
+            self._rtsp.start()
+        try:
+            self._jpeg = jpeg_bytes()
+            handler = _handler_class(self)
+            self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            self._http.daemon_threads = True
+            if self.tls:
+                self._wrap_tls(self._http)
+            self._thread = threading.Thread(
+                target=self._http.serve_forever, name="onvif-sim", daemon=True
+            )
+            self._thread.start()
+        except BaseException:
+            self.close()
+            raise
+        self.sources = [
+            f"{self.device_url(d)}#profile={name}"
+            for d in range(1, self.count + 1)
+            for name, _w, _h in self.profiles
+        ]
+        self.settings = {
+            "credentials": {
+                self.device_url(d): {"username": self.username, "password": self.password}
+                for d in range(1, self.count + 1)
+            }
+        }
+        if self.ca_file is not None:
+            self.settings["verify_tls"] = self.ca_file
+
+    def _wrap_tls(self, server: ThreadingHTTPServer) -> None:
+        """Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (``ca_file``)."""
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "camgate onvif simulator")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        self._tmp = tempfile.TemporaryDirectory(prefix="camgate-onvif-sim-")
+        cert_file = os.path.join(self._tmp.name, "cert.pem")
+        key_file = os.path.join(self._tmp.name, "key.pem")
+        with open(cert_file, "wb") as fh:
+            fh.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_file, "wb") as fh:
+            fh.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self.ca_file = cert_file
+
+    def close(self) -> None:
+        """Stop the SOAP server and the RTSP server. Idempotent."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self._rtsp is not None and self._owns_rtsp:
+            self._rtsp.stop()
+            self._rtsp = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    @staticmethod
+    def mounts(
+        count: int = 1,
+        profiles: Sequence[tuple[str, int, int]] = _PROFILES,
+        gop_frames: int = 30,
+    ) -> list[Any]:
+        """The RTSP test server mounts a simulator of ``count`` devices streams from (give an
+        :class:`~camgate_rtsp.testserver.RtspTestServer` of them as ``rtsp_server`` to share
+        one server between simulators)."""
+        from camgate_rtsp.testserver import Mount
+
+        return [
+            Mount(f"/dev{d}/{name}", width=w, height=h, gop_frames=gop_frames)
+            for d in range(1, count + 1)
+            for name, w, h in profiles
+        ]
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def port(self) -> int:
+        """The SOAP server's TCP port."""
+        if self._http is None:
+            raise RuntimeError("the simulator is not running")
+        return int(self._http.server_address[1])
+
+    @property
+    def rtsp(self) -> Any:
+        """The :class:`camgate_rtsp.testserver.RtspTestServer` behind the stream URIs."""
+        return self._rtsp
+
+    def device_url(self, device: int = 1) -> str:
+        """The device service address of device ``device`` (what an owner configures)."""
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/dev{device}/onvif/device_service"
+
+    def _host(self) -> str:
+        return LAN_HOST if self.quirks.lan_address else "127.0.0.1"
+
+    def _xaddr(self, device: int, service: str) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self._host()}:{self.port}/dev{device}/onvif/{service}_service"
+
+    def device_now(self) -> datetime:
+        """The device's clock: the host's clock plus ``clock_skew_s``."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_skew_s)
+
+    def operations(self, *, authenticated_only: bool = False) -> list[str]:
+        """The operations received so far, in order."""
+        with self._lock:
+            return [r.operation for r in self.requests if r.authenticated or not authenticated_only]
+
+    def media_requests(self) -> list[SimRequest]:
+        """Requests for media (stream/snapshot/replay URIs, sync points, snapshots, searches)."""
+        with self._lock:
+            return [r for r in self.requests if r.operation in MEDIA_OPERATIONS]
+
+    def _record(self, req: SimRequest) -> None:
+        with self._lock:
+            self.requests.append(req)
+
+    # ------------------------------------------------------------------ security
+
+    def check_token(self, header: etree._Element | None) -> str:
+        """Verify the WS-Security UsernameToken digest; return the user or raise a fault."""
+        if header is None:
+            raise _Fault("Sender", "NotAuthorized", "Sender not Authorized", 400)
+        token = header.find("wsse:Security/wsse:UsernameToken", NS)
+        if token is None:
+            raise _Fault("Sender", "NotAuthorized", "Sender not Authorized", 400)
+        user = token.findtext("wsse:Username", namespaces=NS) or ""
+        digest = token.findtext("wsse:Password", namespaces=NS) or ""
+        nonce = token.findtext("wsse:Nonce", namespaces=NS) or ""
+        created = token.findtext("wsu:Created", namespaces=NS) or ""
+        try:
+            raw_nonce = base64.b64decode(nonce, validate=True)
+            when = _parse_iso(created)
+        except ValueError:
+            raise _Fault("Sender", "NotAuthorized", "malformed UsernameToken") from None
+        expected = base64.b64encode(
+            hashlib.sha1(raw_nonce + created.encode() + self.password.encode()).digest()  # noqa: S324
+        ).decode()
+        if user != self.username or not secrets.compare_digest(digest, expected):
+            raise _Fault("Sender", "NotAuthorized", "The action requested requires authorization")
+        if abs((when - self.device_now()).total_seconds()) > self.token_tolerance_s:
+            raise _Fault("Sender", "NotAuthorized", "UsernameToken Created time out of range")
+        with self._lock:
+            if nonce in self._nonces:
+                raise _Fault("Sender", "NotAuthorized", "UsernameToken nonce replayed")
+            self._nonces.add(nonce)
+        return user
+
+    def check_http_digest(self, method: str, header: str | None) -> bool:
+        """True when ``header`` is a valid HTTP digest (RFC 7616, MD5, qop=auth) answer."""
+        if not header or not header.startswith("Digest "):
+            return False
+        fields: dict[str, str] = {}
+        for part in _split_auth(header[7:]):
+            key, _, value = part.partition("=")
+            fields[key.strip()] = value.strip().strip('"')
+        try:
+            ha1 = _md5(f"{fields['username']}:{self.realm}:{self.password}")
+            ha2 = _md5(f"{method}:{fields['uri']}")
+            if "qop" in fields:
+                want = _md5(
+                    f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:"
+                    f"{fields['qop']}:{ha2}"
+                )
+            else:
+                want = _md5(f"{ha1}:{fields['nonce']}:{ha2}")
+        except KeyError:
+            return False
+        return fields["username"] == self.username and secrets.compare_digest(
+            want, fields.get("response", "")
+        )
+
+    def check_http_basic(self, header: str | None) -> bool:
+        """True when ``header`` is HTTP basic auth with the device's credentials."""
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return user == self.username and secrets.compare_digest(
+            password.encode(), self.password.encode()
+        )
+
+    def challenge(self, kind: str) -> str:
+        """A WWW-Authenticate header value for ``kind`` (``digest`` or ``basic``)."""
+        if kind == "basic":
+            return f'Basic realm="{self.realm}"'
+        nonce = secrets.token_hex(16)
+        return f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", algorithm=MD5'
+
+    # ------------------------------------------------------------------ operations
+
+    def answer(self, device: int, service: str, op: str, body: etree._Element) -> str:
+        """The response body for one operation (raises _Fault for faults)."""
+        q = self.quirks
+        if op in q.fault_on:
+            raise _Fault("Receiver", "ActionNotSupported", f"{op} is not supported by this device")
+        handler = getattr(self, f"_op_{op}", None)
+        if handler is None:
+            raise _Fault("Receiver", "ActionNotSupported", f"{op} is not implemented")
+        return str(handler(device, body))
+
+    def _op_GetSystemDateAndTime(self, device: int, body: etree._Element) -> str:
+        now = self.device_now()
+        return (
+            "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
+            "<tt:DateTimeType>NTP</tt:DateTimeType><tt:DaylightSavings>false</tt:DaylightSavings>"
+            "<tt:TimeZone><tt:TZ>UTC0</tt:TZ></tt:TimeZone><tt:UTCDateTime>"
+            f"<tt:Time><tt:Hour>{now.hour}</tt:Hour><tt:Minute>{now.minute}</tt:Minute>"
+            f"<tt:Second>{now.second}</tt:Second></tt:Time>"
+            f"<tt:Date><tt:Year>{now.year}</tt:Year><tt:Month>{now.month}</tt:Month>"
+            f"<tt:Day>{now.day}</tt:Day></tt:Date>"
+            "</tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
+        )
+
+    def _op_GetDeviceInformation(self, device: int, body: etree._Element) -> str:
+        return (
+            "<tds:GetDeviceInformationResponse><tds:Manufacturer>camgate</tds:Manufacturer>"
+            "<tds:Model>ONVIF simulator</tds:Model><tds:FirmwareVersion>1.0</tds:FirmwareVersion>"
+            f"<tds:SerialNumber>SIM-{device:04d}</tds:SerialNumber>"
+            "<tds:HardwareId>loopback</tds:HardwareId></tds:GetDeviceInformationResponse>"
+        )
+
+    def _services(self) -> list[tuple[str, str]]:
+        out = [("device", NS["tds"]), ("media", NS["trt"])]
+        if not self.quirks.no_media2:
+            out.append(("media2", NS["tr2"]))
+        if not (self.quirks.no_recordings or self.quirks.recording_in_extension):
+            out += [("recording", NS["trc"]), ("search", NS["tse"]), ("replay", NS["trp"])]
+        return out
+
+    def _op_GetServices(self, device: int, body: etree._Element) -> str:
+        if self.quirks.no_get_services or self.quirks.recording_in_extension:
+            raise _Fault("Receiver", "ActionNotSupported", "GetServices is not supported")
+        items = "".join(
+            f"<tds:Service><tds:Namespace>{ns}</tds:Namespace>"
+            f"<tds:XAddr>{self._xaddr(device, name)}</tds:XAddr>"
+            "<tds:Version><tt:Major>2</tt:Major><tt:Minor>0</tt:Minor></tds:Version>"
+            "</tds:Service>"
+            for name, ns in self._services()
+        )
+        return f"<tds:GetServicesResponse>{items}</tds:GetServicesResponse>"
+
+    def _op_GetCapabilities(self, device: int, body: etree._Element) -> str:
+        if self.quirks.capabilities_500:
+            raise _Fault("Receiver", "", "", 500)
+        ext = ""
+        if not self.quirks.no_recordings:
+            ext = (
+                "<tt:Extension>"
+                f"<tt:Recording><tt:XAddr>{self._xaddr(device, 'recording')}</tt:XAddr>"
+                "<tt:ReceiverSource>false</tt:ReceiverSource>"
+                "<tt:MediaProfileSource>true</tt:MediaProfileSource>"
+                "<tt:DynamicRecordings>false</tt:DynamicRecordings>"
+                "<tt:DynamicTracks>false</tt:DynamicTracks>"
+                "<tt:MaxStringLength>64</tt:MaxStringLength></tt:Recording>"
+                f"<tt:Search><tt:XAddr>{self._xaddr(device, 'search')}</tt:XAddr>"
+                "<tt:MetadataSearch>false</tt:MetadataSearch></tt:Search>"
+                f"<tt:Replay><tt:XAddr>{self._xaddr(device, 'replay')}</tt:XAddr></tt:Replay>"
+                "</tt:Extension>"
+            )
+        return (
+            "<tds:GetCapabilitiesResponse><tds:Capabilities>"
+            f"<tt:Device><tt:XAddr>{self._xaddr(device, 'device')}</tt:XAddr></tt:Device>"
+            f"<tt:Media><tt:XAddr>{self._xaddr(device, 'media')}</tt:XAddr>"
+            "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast>"
+            "<tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP>"
+            "</tt:StreamingCapabilities></tt:Media>"
+            f"{ext}</tds:Capabilities></tds:GetCapabilitiesResponse>"
+        )
+
+    def _op_GetProfiles(self, device: int, body: etree._Element) -> str:
+        profiles = "".join(
+            f'<trt:Profiles token="{name}" fixed="true"><tt:Name>{name}</tt:Name>'
+            f'<tt:VideoSourceConfiguration token="vsc"><tt:Name>vsc</tt:Name>'
+            "<tt:UseCount>2</tt:UseCount><tt:SourceToken>vs1</tt:SourceToken>"
+            '<tt:Bounds x="0" y="0" width="640" height="360"/></tt:VideoSourceConfiguration>'
+            f'<tt:VideoEncoderConfiguration token="enc-{name}"><tt:Name>enc-{name}</tt:Name>'
+            "<tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding>"
+            f"<tt:Resolution><tt:Width>{w}</tt:Width><tt:Height>{h}</tt:Height></tt:Resolution>"
+            "<tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>30</tt:FrameRateLimit>"
+            "<tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>1000</tt:BitrateLimit>"
+            f"</tt:RateControl><tt:H264><tt:GovLength>{self.gop_frames}</tt:GovLength>"
+            "<tt:H264Profile>Main</tt:H264Profile></tt:H264><tt:Multicast><tt:Address>"
+            "<tt:Type>IPv4</tt:Type><tt:IPv4Address>0.0.0.0</tt:IPv4Address></tt:Address>"
+            "<tt:Port>0</tt:Port><tt:TTL>1</tt:TTL><tt:AutoStart>false</tt:AutoStart>"
+            "</tt:Multicast><tt:SessionTimeout>PT60S</tt:SessionTimeout>"
+            "</tt:VideoEncoderConfiguration></trt:Profiles>"
+            for name, w, h in self.profiles
+        )
+        return f"<trt:GetProfilesResponse>{profiles}</trt:GetProfilesResponse>"
+
+    def _profile(self, body: etree._Element) -> str:
+        token = (body.findtext("trt:ProfileToken", namespaces=NS) or "").strip()
+        if token not in {name for name, _w, _h in self.profiles}:
+            raise _Fault("Sender", "NoProfile", f"no profile {token!r}")
+        return token
+
+    def _media_uri(self, tag: str, uri: str) -> str:
+        return (
+            f"<trt:{tag}><trt:MediaUri><tt:Uri>{escape(uri)}</tt:Uri>"
+            "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect>"
+            "<tt:InvalidAfterReboot>false</tt:InvalidAfterReboot>"
+            f"<tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:{tag}>"
+        )
+
+    def _rtsp_uri(self, device: int, profile: str) -> str:
+        return f"rtsp://{self._host()}:{self._rtsp.port}/dev{device}/{profile}"
+
+    def _op_GetStreamUri(self, device: int, body: etree._Element) -> str:
+        profile = self._profile(body)
+        return self._media_uri("GetStreamUriResponse", self._rtsp_uri(device, profile))
+
+    def _op_GetSnapshotUri(self, device: int, body: etree._Element) -> str:
+        if self.quirks.no_snapshot_uri:
+            raise _Fault("Receiver", "ActionNotSupported", "GetSnapshotUri is not supported")
+        profile = self._profile(body)
+        scheme = "https" if self.tls else "http"
+        uri = f"{scheme}://{self._host()}:{self.port}/dev{device}/snapshot/{profile}.jpg"
+        return self._media_uri("GetSnapshotUriResponse", uri)
+
+    def _op_SetSynchronizationPoint(self, device: int, body: etree._Element) -> str:
+        profile = self._profile(body)
+        path = f"/dev{device}/{profile}"
+        self._rtsp.force_keyframe(path)
+        with self._lock:
+            self.sync_points.append((time.monotonic(), path))
+        return "<trt:SetSynchronizationPointResponse/>"
+
+    def _op_GetMasks(self, device: int, body: etree._Element) -> str:
+        self._need_media2()
+        config = body.findtext("tr2:ConfigurationToken", namespaces=NS)
+        with self._lock:
+            masks = dict(self.masks.get(device, {}))
+        items = "".join(
+            f'<tr2:Masks token="{token}"><tr2:ConfigurationToken>{cfg}</tr2:ConfigurationToken>'
+            "<tr2:Polygon>"
+            + "".join(f'<tt:Point x="{x:g}" y="{y:g}"/>' for x, y in points)
+            + f"</tr2:Polygon><tr2:Type>{escape(kind)}</tr2:Type>"
+            f"<tr2:Enabled>{'true' if enabled else 'false'}</tr2:Enabled></tr2:Masks>"
+            for token, (cfg, points, kind, enabled) in masks.items()
+            if config is None or cfg == config
+        )
+        return f"<tr2:GetMasksResponse>{items}</tr2:GetMasksResponse>"
+
+    def _op_CreateMask(self, device: int, body: etree._Element) -> str:
+        self._need_media2()
+        mask = body.find("tr2:Mask", NS)
+        if mask is None:
+            raise _Fault("Sender", "InvalidArgVal", "CreateMask needs a Mask")
+        points = [
+            (float(p.get("x", "nan")), float(p.get("y", "nan")))
+            for p in mask.findall("tr2:Polygon/tt:Point", NS)
+        ]
+        if len(points) < 3 or not all(-1 <= v <= 1 for pt in points for v in pt):
+            raise _Fault("Sender", "InvalidArgVal", "a mask needs 3+ points inside -1..1")
+        cfg = mask.findtext("tr2:ConfigurationToken", namespaces=NS) or ""
+        kind = mask.findtext("tr2:Type", namespaces=NS) or "Color"
+        enabled = (mask.findtext("tr2:Enabled", namespaces=NS) or "true").strip() == "true"
+        with self._lock:
+            masks = self.masks.setdefault(device, {})
+            token = f"mask{len(masks) + 1}"
+            masks[token] = (cfg, points, kind, enabled)
+        return f"<tr2:CreateMaskResponse><tr2:Token>{token}</tr2:Token></tr2:CreateMaskResponse>"
+
+    def _op_DeleteMask(self, device: int, body: etree._Element) -> str:
+        self._need_media2()
+        token = body.findtext("tr2:Token", namespaces=NS) or ""
+        with self._lock:
+            if self.masks.get(device, {}).pop(token, None) is None:
+                raise _Fault("Sender", "InvalidArgVal", f"no mask {token!r}")
+        return "<tr2:DeleteMaskResponse/>"
+
+    def _need_media2(self) -> None:
+        if self.quirks.no_media2:
+            raise _Fault("Receiver", "ActionNotSupported", "no Media2 service")
+
+    def _recording_window(self) -> tuple[datetime, datetime]:
+        return self.started_at - timedelta(hours=1), self.device_now()
+
+    def _op_FindRecordings(self, device: int, body: etree._Element) -> str:
+        return (
+            "<tse:FindRecordingsResponse>"
+            f"<tse:SearchToken>search-{device}-{secrets.token_hex(4)}</tse:SearchToken>"
+            "</tse:FindRecordingsResponse>"
+        )
+
+    def _op_GetRecordingSearchResults(self, device: int, body: etree._Element) -> str:
+        start, end = self._recording_window()
+        source = f"http://127.0.0.1:{self.port}/dev{device}"
+        return (
+            "<tse:GetRecordingSearchResultsResponse><tse:ResultList>"
+            "<tt:SearchState>Completed</tt:SearchState><tt:RecordingInformation>"
+            f"<tt:RecordingToken>rec-{device}</tt:RecordingToken><tt:Source>"
+            f"<tt:SourceId>{source}</tt:SourceId><tt:Name>main</tt:Name>"
+            "<tt:Location>loopback</tt:Location><tt:Description>continuous</tt:Description>"
+            f"<tt:Address>{source}</tt:Address></tt:Source>"
+            f"<tt:EarliestRecording>{_iso(start)}</tt:EarliestRecording>"
+            f"<tt:LatestRecording>{_iso(end)}</tt:LatestRecording>"
+            "<tt:Content>continuous</tt:Content><tt:Track><tt:TrackToken>video</tt:TrackToken>"
+            "<tt:TrackType>Video</tt:TrackType><tt:Description>main</tt:Description>"
+            f"<tt:DataFrom>{_iso(start)}</tt:DataFrom><tt:DataTo>{_iso(end)}</tt:DataTo>"
+            "</tt:Track><tt:RecordingStatus>Recording</tt:RecordingStatus>"
+            "</tt:RecordingInformation></tse:ResultList></tse:GetRecordingSearchResultsResponse>"
+        )
+
+    def _op_GetReplayUri(self, device: int, body: etree._Element) -> str:
+        token = body.findtext("trp:RecordingToken", namespaces=NS) or ""
+        if token != f"rec-{device}":
+            raise _Fault("Sender", "InvalidArgVal", f"no recording {token!r}")
+        # The GStreamer test server cannot seek stored footage: replay serves the main
+        # encoder, which stands in for the recording (see docs/onvif.md).
+        return (
+            f"<trp:GetReplayUriResponse><trp:Uri>{escape(self._rtsp_uri(device, 'main'))}"
+            "</trp:Uri></trp:GetReplayUriResponse>"
+        )
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - HTTP digest is MD5
+
+
+def _split_auth(text: str) -> Iterable[str]:
+    part, quoted = "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            yield part
+            part = ""
+        else:
+            part += ch
+    if part.strip():
+        yield part
+
+
+def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "camgate-onvif-sim/1.0"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # quiet: the request log is sim.requests
+
+        def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _log(self, op: str, user: str | None, ok: bool, status: int) -> None:
+            sim._record(SimRequest(time.monotonic(), self.command, self.path, op, user, ok, status))
+
+        def do_GET(self) -> None:
+            parts = self.path.strip("/").split("/")
+            if len(parts) != 3 or parts[1] != "snapshot" or not parts[2].endswith(".jpg"):
+                self._log("unknown", None, False, 404)
+                self._send(404, b"not found", "text/plain", {})
+                return
+            header = self.headers.get("Authorization")
+            ok = (
+                sim.check_http_basic(header)
+                if sim.snapshot_auth == "basic"
+                else sim.check_http_digest("GET", header)
+            )
+            if not ok:
+                self._log("snapshot", None, False, 401)
+                self._send(
+                    401,
+                    b"unauthorized",
+                    "text/plain",
+                    {"WWW-Authenticate": sim.challenge(sim.snapshot_auth)},
+                )
+                return
+            self._log("snapshot", sim.username, True, 200)
+            self._send(200, sim._jpeg or b"", "image/jpeg", {})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            parts = self.path.strip("/").split("/")
+            op = "unknown"
+            try:
+                root = etree.fromstring(raw, parser=etree.XMLParser(resolve_entities=False))
+                body = root.find("s:Body", NS)
+                first = body[0] if body is not None and len(body) else None
+                if first is not None:
+                    op = etree.QName(first).localname
+            except etree.XMLSyntaxError:
+                root, first = None, None
+            if (
+                len(parts) != 3
+                or not parts[0].startswith("dev")
+                or not parts[0][3:].isdigit()
+                or not 1 <= int(parts[0][3:]) <= sim.count
+            ):
+                self._log(op, None, False, 404)
+                self._send(404, b"no such device", "text/plain", {})
+                return
+            device = int(parts[0][3:])
+            service = parts[2].removesuffix("_service")
+            if sim.quirks.soap_digest and not sim.check_http_digest(
+                "POST", self.headers.get("Authorization")
+            ):
+                self._log(op, None, False, 401)
+                self._send(401, b"", "text/plain", {"WWW-Authenticate": sim.challenge("digest")})
+                return
+            user: str | None = None
+            try:
+                if root is None or first is None:
+                    raise _Fault("Sender", "WellFormed", "not a SOAP envelope")  # noqa: TRY301
+                if op != "GetSystemDateAndTime":
+                    user = sim.check_token(root.find("s:Header", NS))
+                text = _envelope(sim.answer(device, service, op, first))
+            except _Fault as fault:
+                self._log(op, user, user is not None, fault.http)
+                if fault.http == 500 and not fault.reason:
+                    self._send(500, b"", "text/plain", {})
+                else:
+                    self._send(fault.http, _fault_xml(fault), "application/soap+xml", {})
+                return
+            self._log(op, user, user is not None, 200)
+            self._send(200, text, "application/soap+xml; charset=utf-8", {})
+
+    return Handler
