@@ -28,6 +28,7 @@ from camgate.models import (
     Camera,
     CameraClass,
     Clip,
+    ConsentMode,
     ConsentRecord,
     ConsentTerms,
     Decision,
@@ -37,6 +38,7 @@ from camgate.models import (
     IncidentStatus,
     MediaPacket,
     Owner,
+    PendingRequest,
     Scope,
     Snapshot,
     StreamInfo,
@@ -47,6 +49,7 @@ from camgate.models import (
 from camgate.notify import OwnerNotice
 from camgate.plugins import PluginHost
 from camgate.policy import PolicyContext
+from camgate.rules import AgencyRules, SensitivePlace
 from camgate.store import Store
 
 try:
@@ -58,11 +61,13 @@ __all__ = [
     "AccessRequest",
     "Adapter",
     "AdapterFactory",
+    "AgencyRules",
     "AuditLog",
     "Camera",
     "CameraClass",
     "Capabilities",
     "Clip",
+    "ConsentMode",
     "ConsentRecord",
     "ConsentTerms",
     "Credentials",
@@ -81,10 +86,12 @@ __all__ = [
     "MediaPacket",
     "Owner",
     "OwnerNotice",
+    "PendingRequest",
     "PluginHost",
     "PolicyContext",
     "Scope",
     "Secret",
+    "SensitivePlace",
     "SignedGrant",
     "Simulator",
     "Snapshot",
