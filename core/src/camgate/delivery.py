@@ -22,6 +22,7 @@ a webhook URL is logged without its query string or user info (also in httpx's o
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import hmac
 import json
@@ -122,7 +123,7 @@ class _RedactUrls(logging.Filter):
 _REDACT = _RedactUrls()
 
 
-class DeliveryChannel:
+class DeliveryChannel(abc.ABC):
     """A durable, retried delivery of owner notices; subclasses say how one message is sent.
 
     ``now`` is wall-clock seconds (shared with other processes through the store); tests may
@@ -152,13 +153,13 @@ class DeliveryChannel:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
+    @abc.abstractmethod
     def handles(self, owner_id: str) -> bool:
         """True when this channel knows where to reach the owner."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def send(self, owner_id: str, notices: Sequence[OwnerNotice]) -> None:
         """Send one message carrying ``notices``; raise DeliveryFailed when not accepted."""
-        raise NotImplementedError
 
     @hookimpl
     def camgate_notify_owner(self, notice: OwnerNotice) -> bool | None:
