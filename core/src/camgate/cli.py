@@ -177,6 +177,7 @@ def _terms(args: argparse.Namespace, scopes: list[str]) -> ConsentTerms:
         quiet_hours=quiet,
         max_lookback_s=args.max_lookback,
         ends_at=ends_at,
+        retention_days=args.retention_days,
     )
 
 
@@ -248,7 +249,16 @@ def cmd_request(args: argparse.Namespace) -> int:
                 snap = await gate.edge.snapshot(args.camera, signed)
                 path = out / f"{args.camera}-{signed.grant.id}.jpg"
                 path.write_bytes(snap.jpeg)
-                result["file"] = str(path)
+                art = await anyio.to_thread.run_sync(
+                    lambda: gate.retention.register(
+                        path,
+                        "snapshot",
+                        camera_id=args.camera,
+                        grant_id=signed.grant.id,
+                        created_at=snap.taken_at,
+                    )
+                )
+                result |= {"file": str(path), "sha256": art.sha256}
             elif signed.grant.scope is Scope.LIVE:
                 path = out / f"{args.camera}-{signed.grant.id}.mp4"
                 clip = await gate.edge.record_clip(args.camera, signed, path, args.duration)
@@ -498,6 +508,59 @@ def cmd_geofence_zone_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    """Delete every exported file (clip, snapshot, HLS segment, cache) past its expiry, unless
+    its incident is on hold; each deletion is in the audit log before the file goes."""
+    with _closing(_gate(args)) as gate:
+        run = gate.retention.run(dry_run=args.dry_run)
+    if args.json:
+        _print_json(run.to_json())
+        return 0
+    verb = "would delete" if run.dry_run else "deleted"
+    print(f"retention: {verb} {len(run.deleted)}, kept by a hold {len(run.held)}")
+    for item in run.deleted:
+        print(f"  {verb} {item['kind']:<12} {item['path']} ({item['found']})")
+    for item in run.held:
+        print(f"  held    {item['kind']:<12} {item['path']} (incident {item['incident']})")
+    return 0
+
+
+def cmd_retention_list(args: argparse.Namespace) -> int:
+    """Print every registered file with its expiry and state, as JSON."""
+    with _closing(_gate(args)) as gate:
+        _print_json([a.to_json() for a in gate.retention.artifacts()])
+    return 0
+
+
+def cmd_hold_add(args: argparse.Namespace) -> int:
+    """Place an evidence hold on an incident: its files are kept past expiry (audited)."""
+    with _closing(_gate(args)) as gate:
+        _print_json(gate.retention.place_hold(args.incident, args.reason, by=args.by).to_json())
+    return 0
+
+
+def cmd_hold_release(args: argparse.Namespace) -> int:
+    """Release an incident's evidence hold (audited); expired files go at the next run."""
+    with _closing(_gate(args)) as gate:
+        hold = gate.retention.release_hold(args.incident, reason=args.reason, by=args.by)
+        _print_json({"released": hold.to_json()})
+    return 0
+
+
+def cmd_hold_list(args: argparse.Namespace) -> int:
+    """List the evidence holds in force."""
+    with _closing(_gate(args)) as gate:
+        holds = [h.to_json() for h in gate.retention.holds()]
+    if args.json:
+        _print_json(holds)
+    else:
+        for h in holds:
+            print(f"{h['incident']}  since {h['placed_at']}  by {h['by']}: {h['reason']}")
+        if not holds:
+            print("no evidence holds")
+    return 0
+
+
 class _closing:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
@@ -625,6 +688,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet-hours", help="HH:MM-HH:MM in the owner's time zone, e.g. 22:00-07:00")
     p.add_argument("--max-lookback", type=float, help="how far back recordings reach, seconds")
     p.add_argument("--ends-at", help="when consent ends, ISO 8601 with a time zone")
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        help="keep footage at most this many days (the agency's limit applies if shorter)",
+    )
 
     incidents = group("incident", "report and close incidents")
     p = add(incidents, "report", cmd_incident_report, "report an incident")
@@ -693,6 +761,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, help="a corridor's half-width, metres")
     p.add_argument("--disc", metavar="LAT,LON,RADIUS", help="a place and a radius in metres")
     add(geofence, "zones", cmd_geofence_zone_list, "print the stored zones as JSON")
+
+    retention = group("retention", "delete expired footage files; list what is registered")
+    p = add(retention, "run", cmd_retention_run, "delete what expired (audited first)")
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.add_argument("--json", action="store_true")
+    add(retention, "list", cmd_retention_list, "every registered file, its expiry and state")
+
+    holds = group("hold", "evidence holds: keep an incident's footage past its expiry")
+    p = add(holds, "add", cmd_hold_add, "place a hold on an incident")
+    p.add_argument("incident")
+    p.add_argument("--reason", required=True, help="why (e.g. the case number)")
+    p.add_argument("--by", default="", help="who places it")
+    p = add(holds, "release", cmd_hold_release, "release an incident's hold")
+    p.add_argument("incident")
+    p.add_argument("--reason", default="", help="why it is released")
+    p.add_argument("--by", default="", help="who releases it")
+    p = add(holds, "list", cmd_hold_list, "list the holds in force")
+    p.add_argument("--json", action="store_true")
 
     _add_conformance(top)
 

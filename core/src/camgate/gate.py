@@ -74,6 +74,7 @@ from camgate.models import (
 from camgate.notify import OutboxNotifier, OwnerNotice
 from camgate.plugins import PluginHost
 from camgate.policy import AgencyPolicy, PolicyContext, TermsPolicy, in_quiet_hours
+from camgate.retention import Retention
 from camgate.rules import AgencyRules
 from camgate.store import Store
 
@@ -136,6 +137,9 @@ class Gate:
             clock=self.clock,
             adapter_settings=adapter_settings,
         )
+        #: The registry of exported files, evidence holds and deletions (docs/retention.md).
+        self.retention = Retention(store, self.audit, rules=lambda: self.rules, clock=self.clock)
+        self.edge.retention = self.retention
 
     @classmethod
     def open(
