@@ -106,6 +106,53 @@ def cmd_owner_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_owner_history(args: argparse.Namespace) -> int:
+    """Every access to the owner's cameras — when, for which kind of incident, how long, what
+    was exported (with SHA-256) — and their revocations and notices, from the owner's slice of
+    the audit log. Nothing about another owner is shown."""
+    from camgate.activity import owner_history
+
+    with _closing(_gate(args)) as gate:
+        history = owner_history(gate.store, gate.audit, args.owner)
+    if args.json:
+        _print_json(history)
+        return 0
+    s = history["summary"]
+    print(
+        f"owner {history['owner']} ({history['name']}): {s['requests']} requests — "
+        f"{s['granted']} granted, {s['refused']} refused, {s['no-answer']} not answered, "
+        f"{s['waiting']} waiting; {s['exports']} files exported; {s['revocations']} "
+        f"revocations; {s['notifications']} notices"
+    )
+    for r in history["requests"]:
+        kind = r["incident_kind"] or "unknown"
+        print(
+            f"{r['at'][:19]}  {r['scope']:<8} camera {r['camera']}  {kind} incident  "
+            f"{r['outcome']}  (asked by {r['requested_by']}, purpose: {r['purpose']})"
+        )
+        for reason in r["reasons"]:
+            print(f"    refused: {reason}")
+        a = r["access"]
+        if a:
+            took = f"{a['seconds']:.1f} s" if a["seconds"] is not None else "not ended"
+            print(
+                f"    accessed {a['started_at'][:19]}, {took}, {a.get('packets') or 0} packets, "
+                f"{a.get('bytes') or 0} bytes, ended: {a.get('reason') or '-'}"
+            )
+        for e in r["exports"]:
+            gone = f"deleted {e['deleted_at'][:19]}" if e["deleted_at"] else "kept"
+            print(
+                f"    exported {e['kind']} {e['path']} sha256 {e['sha256']} "
+                f"(expires {e['expires_at'][:19]}; {gone})"
+            )
+    for v in history["revocations"]:
+        print(f"{v['at'][:19]}  revoked consent for {', '.join(v['cameras']) or 'no camera'}")
+    for n in history["notifications"]:
+        state = "sent" if n["delivered"] else "NOT accepted by any notifier"
+        print(f"{n['at'][:19]}  notice {n['event']} camera {n['camera']} ({state})")
+    return 0
+
+
 def cmd_waiver_publish(args: argparse.Namespace) -> int:
     """Publish a waiver version from a text file."""
     text = Path(args.file).read_text(encoding="utf-8")
@@ -643,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--contact")
     p.add_argument("--time-zone", default="UTC")
+    p = add(owners, "history", cmd_owner_history, "every access to an owner's cameras")
+    p.add_argument("owner", help="the owner's id")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     waivers = group("waiver", "manage waivers")
     p = add(waivers, "publish", cmd_waiver_publish, "publish a waiver version")
