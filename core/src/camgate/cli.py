@@ -153,6 +153,32 @@ def cmd_owner_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the transparency report for a period (report.html with charts, report.json):
+    counts only, no owner identity, small counts suppressed. The audit log is verified first;
+    a log that fails is refused unless --allow-unverified (then the report says so)."""
+    from camgate.report import Period, build_report, write_report
+
+    period = Period.parse(args.period)
+    with _closing(_gate(args)) as gate:
+        verified = gate.audit.verify()
+        if not verified.ok and not args.allow_unverified:
+            raise CamgateError(
+                f"the audit log does not verify (record {verified.first_bad}: "
+                f"{verified.problem}); no report written (--allow-unverified publishes it "
+                "flagged)"
+            )
+        # Exactly the records verified (appends may continue meanwhile); all, when flagged.
+        records = [r for r in gate.audit.records() if r.seq <= verified.records or not verified.ok]
+    report = build_report(records, period, k=args.k, verified=verified)
+    page, data = write_report(report, args.out)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"report {report['period']}: wrote {page} and {data}")
+    return 0
+
+
 def cmd_waiver_publish(args: argparse.Namespace) -> int:
     """Publish a waiver version from a text file."""
     text = Path(args.file).read_text(encoding="utf-8")
@@ -811,6 +837,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, help="a corridor's half-width, metres")
     p.add_argument("--disc", metavar="LAT,LON,RADIUS", help="a place and a radius in metres")
     add(geofence, "zones", cmd_geofence_zone_list, "print the stored zones as JSON")
+
+    p = add(top, "report", cmd_report, "write the transparency report for a period")
+    p.add_argument("--period", required=True, help="YYYY-MM, YYYY-Qn or YYYY (UTC)")
+    p.add_argument("--out", required=True, help="folder for report.html and report.json")
+    p.add_argument(
+        "--k", type=int, default=5, help="suppress counts below this (default 5; 1: none)"
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="write the report even if the audit log fails verification (flagged in it)",
+    )
+    p.add_argument("--json", action="store_true", help="also print the report's JSON")
 
     retention = group("retention", "delete expired footage files; list what is registered")
     p = add(retention, "run", cmd_retention_run, "delete what expired (audited first)")
