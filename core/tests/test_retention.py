@@ -3,13 +3,15 @@ audited before the file goes, evidence holds — on a real gate, store and files
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from camgate.errors import NotFound, ValidationError
+from camgate.errors import ConfigError, NotFound, ValidationError
 from camgate.rules import AgencyRules
 
 if TYPE_CHECKING:
@@ -152,3 +154,17 @@ def test_a_folder_is_registered_and_deleted_whole(city: World, tmp_path: Path) -
     city.clock.advance(31 * DAY)
     assert [d["artifact"] for d in city.gate.retention.run().deleted] == [art.id]
     assert not hls.exists()
+
+
+def test_one_run_at_a_time(city: World, tmp_path: Path) -> None:
+    path, _ = _register(city, tmp_path, "a1", "a.jpg")
+    city.clock.advance(8 * DAY)
+    lock = os.open(f"{city.gate.store.path}.retention.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a run in another process would hold it
+        with pytest.raises(ConfigError, match="another retention run"):
+            city.gate.retention.run()
+        assert path.exists() and len(city.gate.retention.run(dry_run=True).deleted) == 1
+    finally:
+        os.close(lock)
+    assert len(city.gate.retention.run().deleted) == 1 and not path.exists()

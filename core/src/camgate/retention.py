@@ -24,8 +24,10 @@ and each artifact gets exactly one deletion record.
 from __future__ import annotations
 
 import enum
+import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -37,7 +39,7 @@ import attrs
 
 from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
-from camgate.errors import NotFound, ValidationError
+from camgate.errors import ConfigError, NotFound, ValidationError
 from camgate.media import sha256_file
 from camgate.models import new_id
 from camgate.rules import AgencyRules
@@ -413,7 +415,28 @@ class Retention:
     def run(self, *, dry_run: bool = False, now: datetime | None = None) -> RetentionRun:
         """Delete every expired artifact not under a hold, each after its durable
         ``retention.deleted`` record; finish deletions a crash interrupted. ``dry_run`` lists
-        what would go and changes nothing."""
+        what would go and changes nothing.
+
+        One run at a time per store (an exclusive lock on ``<store>.retention.lock``, released
+        by the kernel if the process dies): a second one raises ConfigError rather than record
+        a deletion twice.
+        """
+        if dry_run:
+            return self._run(True, now)
+        lock = Path(f"{self.store.path}.retention.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(
+                    f"another retention run is under way on {self.store.path}; try again later"
+                ) from None
+            return self._run(False, now)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _run(self, dry_run: bool, now: datetime | None) -> RetentionRun:
         at = now or self.clock.now()
         todo, held = self.due(at)
         done: list[dict[str, Any]] = []
