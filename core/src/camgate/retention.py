@@ -15,7 +15,9 @@ Deleting (:meth:`Retention.run`), for each expired file not under a hold:
    ``missing``) and the reason;
 3. the file is unlinked; 4. the row is marked ``deleted`` with the record's seq.
 
-So no file is unlinked before its record is durable. A process killed between 1 and 4 leaves a
+Steps 1 and 4 are one commit per batch of 256 files, and the records of a batch are appended
+by 16 threads so they share commits (the audit log's group commit). So no file is unlinked
+before its record is durable. A process killed between 1 and 4 leaves a
 ``deleting`` row; the next run looks for that artifact's record in the log, finishes the unlink
 if the record is there, and writes the record first if it is not. Nothing is deleted unrecorded,
 and each artifact gets exactly one deletion record.
@@ -31,6 +33,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,8 @@ _SCHEMA = (
         incident_id TEXT PRIMARY KEY, reason TEXT NOT NULL, placed_at TEXT NOT NULL,
         placed_by TEXT NOT NULL)""",
 )
+#: Deletions per batch (one 'deleting' commit, one 'deleted' commit) and concurrent appenders.
+_BATCH, _WORKERS = 256, 16
 _KIND = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _COLUMNS = (
     "id, path, kind, camera_id, grant_id, incident_id, sha256, size, created_at, expires_at, "
@@ -392,16 +397,13 @@ class Retention:
             [a for a in expired if a.incident_id in held],
         )
 
-    def _set_state(self, artifact: Artifact, state: ArtifactState, seq: int | None = None) -> None:
+    def _set_states(self, state: ArtifactState, items: list[tuple[str, int | None]]) -> None:
+        """Set the state (and deletion seq) of many artifacts in one transaction."""
+        when = self.clock.now().isoformat() if state is ArtifactState.DELETED else None
         with self.store.transaction() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE artifacts SET state=?, deleted_at=?, deletion_seq=? WHERE id=?",
-                (
-                    str(state),
-                    self.clock.now().isoformat() if state is ArtifactState.DELETED else None,
-                    seq,
-                    artifact.id,
-                ),
+                [(str(state), when, seq, ident) for ident, seq in items],
             )
 
     def _recorded(self, ids: set[str]) -> dict[str, int]:
@@ -439,30 +441,47 @@ class Retention:
     def _run(self, dry_run: bool, now: datetime | None) -> RetentionRun:
         at = now or self.clock.now()
         todo, held = self.due(at)
-        done: list[dict[str, Any]] = []
-        interrupted = {a.id for a in todo if a.state is ArtifactState.DELETING}
-        recorded = self._recorded(interrupted) if interrupted and not dry_run else {}
+        kept = [a.to_json() for a in held]
+        entries = []
         for artifact in todo:
-            target = Path(artifact.path)
-            present = target.exists() or target.is_symlink()
+            present = Path(artifact.path).exists() or Path(artifact.path).is_symlink()
             entry = artifact.to_json() | {"found": "present" if present else "missing"}
             del entry["state"], entry["deleted_at"]
-            if dry_run:
-                done.append(entry)
-                continue
-            seq = recorded.get(artifact.id)
+            entries.append(entry)
+        if dry_run:
+            return RetentionRun(True, at, entries, kept)
+        interrupted = {a.id for a in todo if a.state is ArtifactState.DELETING}
+        recorded = self._recorded(interrupted) if interrupted else {}
+        done: list[dict[str, Any]] = []
+        for first in range(0, len(entries), _BATCH):
+            done.extend(self._delete(entries[first : first + _BATCH], recorded))
+        return RetentionRun(False, at, done, kept)
+
+    def _delete(
+        self, entries: list[dict[str, Any]], recorded: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        """Delete one batch: mark every row ``deleting`` (one commit); then, concurrently so
+        the records share commits, append each ``retention.deleted`` and — only once it is
+        durable — unlink its file; then mark every row ``deleted`` (one commit)."""
+        fresh = [e for e in entries if e["artifact"] not in recorded]
+        self._set_states(ArtifactState.DELETING, [(e["artifact"], None) for e in fresh])
+
+        def one(entry: dict[str, Any]) -> dict[str, Any]:
+            target = Path(entry["path"])
+            seq = recorded.get(entry["artifact"])
             if seq is None:
-                self._set_state(artifact, ArtifactState.DELETING)
-                if present and not target.is_symlink():
+                if entry["found"] == "present" and not target.is_symlink():
                     entry["sha256_found"] = sha256_path(target)[0]
-                    entry["intact"] = entry["sha256_found"] == artifact.sha256
+                    entry["intact"] = entry["sha256_found"] == entry["sha256"]
                 entry["reason"] = "expired"
                 seq = self.audit.append("retention.deleted", entry, self.clock.now()).seq
             else:
                 entry["recovered"] = True  # the record was written before a crash
-            if present:
+            if entry["found"] == "present":
                 _remove(target)
-            self._set_state(artifact, ArtifactState.DELETED, seq)
-            done.append(entry | {"seq": seq})
-        kept = [a.to_json() for a in held]
-        return RetentionRun(dry_run, at, done, kept)
+            return entry | {"seq": seq}
+
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            done = list(pool.map(one, entries))
+        self._set_states(ArtifactState.DELETED, [(e["artifact"], e["seq"]) for e in done])
+        return done
