@@ -106,6 +106,7 @@ async def _flow(db: Path, url: str) -> dict[str, Any]:
         clock.advance(25 * 86400)  # December
         await ask(gate.report_incident("burglary", CENTRE, 2000.0).id, "p2", "snapshot")
         positions = {c.id: c.position for c in gate.store.cameras()}
+        await gate.remove_camera("p5")  # leaves the December count of enrolled cameras
         cams = [f"p{i}" for i in range(1, 7)] + [f"p{i}" for i in range(1, 6)] + ["c1", "c2"]
         cams += ["p1", "p2", "p3", "p4", "p5", "p6"]
         return {"distances": [distance_m(CENTRE, positions[c]) for c in cams]}
@@ -153,7 +154,8 @@ def test_report_numbers_match_the_flow(flow: tuple[Path, Any], tmp_path: Path) -
     assert build_report(records, Period.parse("2026-11"), k=1) | {"log": r["log"]} == r
     dec = build_report(records, Period.parse("2026-12"), k=1)
     assert dec["requests"]["total"] == 1 and dec["figures"]["revocations"] == 0
-    assert dec["enrolled_in_period"]["total"] == 0 and dec["enrolled_at_end"]["total"] == 7
+    assert dec["enrolled_in_period"]["total"] == 0
+    assert dec["enrolled_at_end"]["cells"]["cameras"] == {"city": 2, "private": 4, "unknown": 0}
     year = build_report(records, Period.parse("2026"), k=1)
     quarter = build_report(records, Period.parse("2026-q4"), k=1)
     assert year["requests"]["total"] == quarter["requests"]["total"] == 20

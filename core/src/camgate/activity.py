@@ -69,6 +69,7 @@ class Activity:
     exports: list[dict[str, Any]] = attrs.Factory(list)
     deletions: list[dict[str, Any]] = attrs.Factory(list)
     revocations: list[dict[str, Any]] = attrs.Factory(list)
+    removals: list[dict[str, Any]] = attrs.Factory(list)
     notices: list[dict[str, Any]] = attrs.Factory(list)
     enrolments: list[dict[str, Any]] = attrs.Factory(list)
     holds: list[dict[str, Any]] = attrs.Factory(list)
@@ -156,6 +157,8 @@ def collect(records: Iterable[AuditRecord]) -> Activity:
             act.exports.append(dict(body))
         elif kind == "retention.deleted":
             act.deletions.append(body | {"at": at})
+        elif kind == "camera.removed":
+            act.removals.append({"at": at, "cameras": [body.get("camera")]})
         elif kind == "consent.revoked":
             act.revocations.append(
                 {"at": at, "owner": body.get("owner"), "cameras": body.get("cameras", [])}

@@ -167,7 +167,7 @@ def build_report(
         if a["scope"] == "live" and a["started_at"] in period and a["seconds"] is not None
     ]
     distances = [v.distance_m for v in requests if v.distance_m is not None]
-    classes = _enrolments(act.enrolments, act.revocations, period)
+    classes = _enrolments(act.enrolments, act.revocations + act.removals, period)
     deletions = Counter(d.get("kind", "unknown") for d in act.deletions if d["at"] in period)
     sessions = _count(len(live), k)
     figures = {
@@ -216,10 +216,11 @@ def build_report(
 
 
 def _enrolments(
-    enrolments: list[dict[str, Any]], revocations: list[dict[str, Any]], period: Period
+    enrolments: list[dict[str, Any]], ends: list[dict[str, Any]], period: Period
 ) -> tuple[Counter[str], Counter[str]]:
-    """Cameras enrolled in the period, and enrolled at its end, by camera class."""
-    events = [(e["at"], 0, e) for e in enrolments] + [(r["at"], 1, r) for r in revocations]
+    """Cameras enrolled in the period, and enrolled at its end (less those revoked or removed
+    by then), by camera class."""
+    events = [(e["at"], 0, e) for e in enrolments] + [(r["at"], 1, r) for r in ends]
     new: Counter[str] = Counter()
     active: dict[str, str] = {}
     for at, is_revocation, event in sorted(events, key=lambda x: (x[0], x[1])):
