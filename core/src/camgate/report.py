@@ -251,25 +251,27 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _bars(title: str, table: dict[str, Any], rows: list[str] | None = None) -> str:
-    """A PNG (base64) of a table's published counts as grouped bars; suppressed ones as '*'."""
+def _bars(title: str, panels: list[tuple[str, Mapping[str, int | None]]]) -> str:
+    """A PNG (base64) of published counts, one bar chart per panel; a suppressed count is drawn
+    as a '*' on an empty bar (never as a value)."""
     from matplotlib.figure import Figure
 
-    rows = rows or table["rows"]
-    fig = Figure(figsize=(7, 0.6 + 0.5 * max(1, len(rows)) * len(table["columns"]) / 2))
-    ax = fig.add_subplot()
-    height = 0.8 / max(1, len(table["columns"]))
-    for i, column in enumerate(table["columns"]):
-        ys = [n + i * height for n in range(len(rows))]
-        values = [table["cells"][r][column] for r in rows]
-        bars = ax.barh(ys, [v or 0 for v in values], height=height, label=column)
-        for bar, v in zip(bars, values, strict=True):
-            if v is None:
-                ax.annotate("*", (0, bar.get_y() + height / 2), va="center", xytext=(2, 0),
-                            textcoords="offset points")  # fmt: skip
-    ax.set_yticks([n + 0.4 - height / 2 for n in range(len(rows))], rows)
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
+    tallest = max([1, *(len(values) for _, values in panels)])
+    fig = Figure(figsize=(7, 0.8 + (0.35 * tallest + 0.5) * len(panels)))
+    fig.suptitle(title)
+    for n, (name, values) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, n + 1)
+        labels = list(values)
+        bars = ax.barh(labels, [values[label] or 0 for label in labels], color=f"C{n}")
+        for bar, label in zip(bars, labels, strict=True):
+            shown = values[label]
+            ax.annotate("*" if shown is None else str(shown), (bar.get_width(),
+                        bar.get_y() + bar.get_height() / 2), va="center", xytext=(3, 0),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_title(name, fontsize="medium")
+        ax.invert_yaxis()
+        ax.margins(x=0.15)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -298,13 +300,27 @@ def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (charts embedded as PNG data URIs)."""
     f = report["figures"]
     k = report["suppression"]["k"]
+    req = report["requests"]
     charts = [
-        ("Requests by incident kind and outcome", _bars("Requests", report["requests"])),
-        ("Cameras enrolled at the end, by class", _bars("Enrolled", report["enrolled_at_end"])),
+        (
+            "Requests by incident kind and by outcome",
+            _bars(
+                "Requests",
+                [("by incident kind", req["row_totals"]), ("by outcome", req["column_totals"])],
+            ),
+        ),
+        (
+            "Cameras enrolled at the end of the period, by class",
+            _bars(
+                "Enrolled cameras", [("by class", report["enrolled_at_end"]["cells"]["cameras"])]
+            ),
+        ),
     ]
     if report["retention_deletions"]["columns"]:
-        deleted = _bars("Retention deletions", report["retention_deletions"])
-        charts.append(("Files deleted by retention, by kind", deleted))
+        deleted = report["retention_deletions"]["cells"]["files"]
+        charts.append(
+            ("Files deleted by retention, by kind", _bars("Retention", [("by kind", deleted)]))
+        )
 
     def fig(name: str, unit: str = "") -> str:
         v = f[name]
