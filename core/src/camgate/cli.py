@@ -109,14 +109,25 @@ def cmd_owner_add(args: argparse.Namespace) -> int:
 def cmd_owner_history(args: argparse.Namespace) -> int:
     """Every access to the owner's cameras — when, for which kind of incident, how long, what
     was exported (with SHA-256) — and their revocations and notices, from the owner's slice of
-    the audit log. Nothing about another owner is shown."""
+    the audit log. Nothing about another owner is shown. --verify also proves the slice complete
+    (a checkpoint is signed first; exit 1 if the proof fails)."""
     from camgate.activity import owner_history
 
     with _closing(_gate(args)) as gate:
         history = owner_history(gate.store, gate.audit, args.owner)
+        if args.verify:
+            history["slice"] = _verified_slice(gate, args.owner)
     if args.json:
         _print_json(history)
-        return 0
+        return 0 if history.get("slice", {"ok": True})["ok"] else EXIT_ERROR
+    if args.verify:
+        v = history["slice"]
+        print(
+            f"slice verified: {v['records']} records about {args.owner}, none left out, up to the "
+            f"signed checkpoint at record {v['until']}"
+            if v["ok"]
+            else f"slice does NOT verify: {v['problem']}"
+        )
     s = history["summary"]
     print(
         f"owner {history['owner']} ({history['name']}): {s['requests']} requests — "
@@ -150,7 +161,22 @@ def cmd_owner_history(args: argparse.Namespace) -> int:
     for n in history["notifications"]:
         state = "sent" if n["delivered"] else "NOT accepted by any notifier"
         print(f"{n['at'][:19]}  notice {n['event']} camera {n['camera']} ({state})")
-    return 0
+    return 0 if history.get("slice", {"ok": True})["ok"] else EXIT_ERROR
+
+
+def _verified_slice(gate: Gate, owner: str) -> dict[str, Any]:
+    """Sign a checkpoint now and verify the owner's slice from the start of the log up to it."""
+    from camgate.audit import verify_owner_slice
+
+    gate.audit.checkpoint()
+    try:
+        piece = gate.audit.owner_slice(owner)
+    except NotFound as exc:
+        return {"ok": True, "records": 0, "since": 0, "until": 0, "problem": str(exc)}
+    key = gate.audit.public_key
+    if key is None:
+        return {"ok": False, "records": 0, "since": 0, "until": 0, "problem": "no signing key"}
+    return verify_owner_slice(piece, key).to_json()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -719,6 +745,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(owners, "history", cmd_owner_history, "every access to an owner's cameras")
     p.add_argument("owner", help="the owner's id")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="sign a checkpoint now and prove the owner's slice complete up to it",
+    )
 
     waivers = group("waiver", "manage waivers")
     p = add(waivers, "publish", cmd_waiver_publish, "publish a waiver version")

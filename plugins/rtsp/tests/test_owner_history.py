@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 from camgate import AccessDenied
+from camgate.audit import AuditLog
 from camgate.testing import run_cli
 
 if TYPE_CHECKING:
@@ -87,3 +89,20 @@ async def test_owner_history_shows_exactly_that_owners_accesses(
     assert "cam-a" not in json.dumps(bob) and "alice" not in json.dumps(bob).lower()
     missing = run_cli("--db", db, "owner", "history", "carol", check=False)
     assert missing.returncode == 1 and "no owner 'carol'" in missing.stderr
+
+    proved = json.loads(
+        run_cli("--db", db, "owner", "history", "alice", "--verify", "--json").stdout
+    )
+    audit = AuditLog(gate.store)
+    try:
+        tagged = [r.seq for r in audit.records() if "alice" in r.owners]
+    finally:
+        audit.close()
+    assert proved["slice"]["ok"] is True and proved["slice"]["records"] == len(tagged)
+    with sqlite3.connect(db) as conn:  # rewrite one of Alice's records behind the log's back
+        conn.execute(
+            "UPDATE audit SET body = replace(body, 'officer-7', 'officer-8') WHERE seq = ?",
+            (tagged[2],),
+        )
+    broken = run_cli("--db", db, "owner", "history", "alice", "--verify", check=False)
+    assert broken.returncode == 1 and "slice does NOT verify" in broken.stdout
