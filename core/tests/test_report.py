@@ -290,7 +290,7 @@ def test_bad_periods_are_refused() -> None:
 
 
 def test_anyone_with_the_export_recomputes_the_published_report(
-    flow: tuple[Path, Any], published: Path
+    flow: tuple[Path, Any], published: Path, tmp_path: Path
 ) -> None:
     """The procedure in docs/report.md, run on `camgate audit export`, gives the same numbers."""
     doc = (Path(__file__).parents[2] / "docs" / "report.md").read_text()
@@ -302,3 +302,16 @@ def test_anyone_with_the_export_recomputes_the_published_report(
     records = [ln for ln in lines if json.loads(ln)["type"] == "record"]
     again = namespace["report_from_export"](records[: report["log"]["records"]], "2026-11")
     assert again | {"log": report["log"]} == report
+
+    export = tmp_path / "audit.jsonl"  # the same from the command line, with no database
+    export.write_text("\n".join(lines) + "\n")
+    key = json.loads(lines[0])["key"]  # the test is the trusted channel for the hub's key
+    out = tmp_path / "from-export"
+    args = ["--db", str(tmp_path / "none.db"), "report", "--period", "2026-11", "--out", str(out)]
+    run_cli(*args, "--export", str(export), "--key", key)
+    assert not (tmp_path / "none.db").exists()
+    from_export = json.loads((out / "report.json").read_text())
+    assert from_export["log"]["verified"] is True
+    assert from_export | {"log": report["log"]} == report
+    wrong = run_cli(*args, "--export", str(export), "--key", "11" * 32, check=False)
+    assert wrong.returncode == 1 and "does not verify" in wrong.stderr

@@ -182,20 +182,31 @@ def _verified_slice(gate: Gate, owner: str) -> dict[str, Any]:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the transparency report for a period (report.html with charts, report.json):
     counts only, no owner identity, small counts suppressed. The audit log is verified first;
-    a log that fails is refused unless --allow-unverified (then the report says so)."""
-    from camgate.report import Period, build_report, write_report
+    a log that fails is refused unless --allow-unverified (then the report says so). With
+    --export FILE --key HEX it is computed from an audit export instead, verified the same way."""
+    from camgate.report import Period, build_report, verify_export, write_report
 
     period = Period.parse(args.period)
-    with _closing(_gate(args)) as gate:
-        verified = gate.audit.verify()
-        if not verified.ok and not args.allow_unverified:
+    if args.export:
+        key = _audit_key(args, None)
+        if key is None:
             raise CamgateError(
-                f"the audit log does not verify (record {verified.first_bad}: "
-                f"{verified.problem}); no report written (--allow-unverified publishes it "
-                "flagged)"
+                "--export needs --key (the hub's public key, from a trusted channel)"
             )
-        # Exactly the records verified (appends may continue meanwhile); all, when flagged.
-        records = [r for r in gate.audit.records() if r.seq <= verified.records or not verified.ok]
+        with open(args.export, encoding="utf-8") as export:
+            records, verified = verify_export(export, key)
+    else:
+        with _closing(_gate(args)) as gate:
+            verified = gate.audit.verify()
+            # Exactly the records verified (appends may continue meanwhile); all, when flagged.
+            records = [
+                r for r in gate.audit.records() if r.seq <= verified.records or not verified.ok
+            ]
+    if not verified.ok and not args.allow_unverified:
+        raise CamgateError(
+            f"the audit log does not verify (record {verified.first_bad}: {verified.problem}); "
+            "no report written (--allow-unverified publishes it flagged)"
+        )
     report = build_report(records, period, k=args.k, verified=verified)
     page, data = write_report(report, args.out)
     if args.json:
@@ -881,6 +892,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the report even if the audit log fails verification (flagged in it)",
     )
     p.add_argument("--json", action="store_true", help="also print the report's JSON")
+    p.add_argument(
+        "--export",
+        metavar="FILE",
+        help="compute it from an audit export (camgate audit export) instead of --db",
+    )
+    p.add_argument("--key", help="with --export: the hub's Ed25519 public key, hex")
 
     retention = group("retention", "delete expired footage files; list what is registered")
     p = add(retention, "run", cmd_retention_run, "delete what expired (audited first)")

@@ -27,14 +27,17 @@ from typing import Any
 import attrs
 
 from camgate.activity import GRANTED, NO_ANSWER, REFUSED, WAITING, collect
-from camgate.audit import AuditRecord, VerifyResult
+from camgate.audit import AuditRecord, Checkpoint, VerifyResult
+from camgate.audit.chain import ChainVerifier
+from camgate.codec import canonical
 from camgate.errors import ValidationError
 
-__all__ = ["Period", "Table", "build_report", "suppress", "write_report"]
+__all__ = ["Period", "Table", "build_report", "suppress", "verify_export", "write_report"]
 
 OUTCOMES = (GRANTED, REFUSED, NO_ANSWER, WAITING)
 TOTAL = "total"
 CLASSES = ("city", "private", "unknown")
+_RECORD_KEYS = ("seq", "at", "kind", "body", "prev", "hash", "owners")
 
 
 @attrs.frozen
@@ -140,6 +143,44 @@ def suppress(counts: Mapping[str, Mapping[str, int]], columns: Sequence[str], k:
         total=pub((TOTAL, TOTAL)),
         suppressed=sorted([r, c] for r, c in hidden),
     )
+
+
+def verify_export(
+    lines: Iterable[str], public_key: bytes
+) -> tuple[list[AuditRecord], VerifyResult]:
+    """Read an audit export (``camgate audit export``: JSON Lines) and verify it as
+    ``camgate audit verify`` does — every hash and link, each owner's sub-chain, and every
+    checkpoint against ``public_key`` (the hub's key, from a channel you trust; not the
+    export's header). Returns the records and the result. Raises ValidationError for a line
+    that is not an export line."""
+    records: list[AuditRecord] = []
+    checkpoints: list[Checkpoint] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if item["type"] == "record":
+                records.append(AuditRecord(**{key: item[key] for key in _RECORD_KEYS}))
+            elif item["type"] == "checkpoint":
+                checkpoints.append(Checkpoint.from_json(item))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValidationError(
+                f"export line {number}: not an audit export line ({exc})"
+            ) from None
+    rows = (
+        (
+            r.seq,
+            r.at,
+            r.kind,
+            canonical(r.body).decode(),
+            canonical(r.owners).decode(),
+            r.prev,
+            r.hash,
+        )
+        for r in records
+    )
+    return records, ChainVerifier(checkpoints, public_key).run(rows)
 
 
 def _count(n: int, k: int) -> int | None:
