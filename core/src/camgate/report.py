@@ -154,6 +154,7 @@ def verify_export(
     export's header). Returns the records and the result. Raises ValidationError for a line
     that is not an export line."""
     records: list[AuditRecord] = []
+    rows: list[tuple[int, str, str, str, str, str, str]] = []  # as the log stores them
     checkpoints: list[Checkpoint] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -161,25 +162,16 @@ def verify_export(
         try:
             item = json.loads(line)
             if item["type"] == "record":
-                records.append(AuditRecord(**{key: item[key] for key in _RECORD_KEYS}))
+                record = AuditRecord(**{key: item[key] for key in _RECORD_KEYS})
+                texts = (canonical(record.body).decode(), canonical(record.owners).decode())
+                rows.append((record.seq, record.at, record.kind, *texts, record.prev, record.hash))
+                records.append(record)
             elif item["type"] == "checkpoint":
                 checkpoints.append(Checkpoint.from_json(item))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValidationError(
                 f"export line {number}: not an audit export line ({exc})"
             ) from None
-    rows = (
-        (
-            r.seq,
-            r.at,
-            r.kind,
-            canonical(r.body).decode(),
-            canonical(r.owners).decode(),
-            r.prev,
-            r.hash,
-        )
-        for r in records
-    )
     return records, ChainVerifier(checkpoints, public_key).run(rows)
 
 
