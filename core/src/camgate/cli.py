@@ -106,6 +106,116 @@ def cmd_owner_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_owner_history(args: argparse.Namespace) -> int:
+    """Every access to the owner's cameras — when, for which kind of incident, how long, what
+    was exported (with SHA-256) — and their revocations and notices, from the owner's slice of
+    the audit log. Nothing about another owner is shown. --verify also proves the slice complete
+    (a checkpoint is signed first; exit 1 if the proof fails)."""
+    from camgate.activity import owner_history
+
+    with _closing(_gate(args)) as gate:
+        history = owner_history(gate.store, gate.audit, args.owner)
+        if args.verify:
+            history["slice"] = _verified_slice(gate, args.owner)
+    if args.json:
+        _print_json(history)
+        return 0 if history.get("slice", {"ok": True})["ok"] else EXIT_ERROR
+    if args.verify:
+        v = history["slice"]
+        print(
+            f"slice verified: {v['records']} records about {args.owner}, none left out, up to the "
+            f"signed checkpoint at record {v['until']}"
+            if v["ok"]
+            else f"slice does NOT verify: {v['problem']}"
+        )
+    s = history["summary"]
+    print(
+        f"owner {history['owner']} ({history['name']}): {s['requests']} requests — "
+        f"{s['granted']} granted, {s['refused']} refused, {s['no-answer']} not answered, "
+        f"{s['waiting']} waiting; {s['exports']} files exported; {s['revocations']} "
+        f"revocations; {s['notifications']} notices"
+    )
+    for r in history["requests"]:
+        kind = r["incident_kind"] or "unknown"
+        print(
+            f"{r['at'][:19]}  {r['scope']:<8} camera {r['camera']}  {kind} incident  "
+            f"{r['outcome']}  (asked by {r['requested_by']}, purpose: {r['purpose']})"
+        )
+        for reason in r["reasons"]:
+            print(f"    refused: {reason}")
+        a = r["access"]
+        if a:
+            took = f"{a['seconds']:.1f} s" if a["seconds"] is not None else "not ended"
+            print(
+                f"    accessed {a['started_at'][:19]}, {took}, {a.get('packets') or 0} packets, "
+                f"{a.get('bytes') or 0} bytes, ended: {a.get('reason') or '-'}"
+            )
+        for e in r["exports"]:
+            gone = f"deleted {e['deleted_at'][:19]}" if e["deleted_at"] else "kept"
+            print(
+                f"    exported {e['kind']} {e['path']} sha256 {e['sha256']} "
+                f"(expires {e['expires_at'][:19]}; {gone})"
+            )
+    for v in history["revocations"]:
+        print(f"{v['at'][:19]}  revoked consent for {', '.join(v['cameras']) or 'no camera'}")
+    for n in history["notifications"]:
+        state = "sent" if n["delivered"] else "NOT accepted by any notifier"
+        print(f"{n['at'][:19]}  notice {n['event']} camera {n['camera']} ({state})")
+    return 0 if history.get("slice", {"ok": True})["ok"] else EXIT_ERROR
+
+
+def _verified_slice(gate: Gate, owner: str) -> dict[str, Any]:
+    """Sign a checkpoint now and verify the owner's slice from the start of the log up to it."""
+    from camgate.audit import verify_owner_slice
+
+    gate.audit.checkpoint()
+    try:
+        piece = gate.audit.owner_slice(owner)
+    except NotFound as exc:
+        return {"ok": True, "records": 0, "since": 0, "until": 0, "problem": str(exc)}
+    key = gate.audit.public_key
+    if key is None:
+        return {"ok": False, "records": 0, "since": 0, "until": 0, "problem": "no signing key"}
+    return verify_owner_slice(piece, key).to_json()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the transparency report for a period (report.html with charts, report.json):
+    counts only, no owner identity, small counts suppressed. The audit log is verified first;
+    a log that fails is refused unless --allow-unverified (then the report says so). With
+    --export FILE --key HEX it is computed from an audit export instead, verified the same way."""
+    from camgate.report import Period, build_report, verify_export, write_report
+
+    period = Period.parse(args.period)
+    if args.export:
+        key = _audit_key(args, None)
+        if key is None:
+            raise CamgateError(
+                "--export needs --key (the hub's public key, from a trusted channel)"
+            )
+        with open(args.export, encoding="utf-8") as export:
+            records, verified = verify_export(export, key)
+    else:
+        with _closing(_gate(args)) as gate:
+            verified = gate.audit.verify()
+            # Exactly the records verified (appends may continue meanwhile); all, when flagged.
+            records = [
+                r for r in gate.audit.records() if r.seq <= verified.records or not verified.ok
+            ]
+    if not verified.ok and not args.allow_unverified:
+        raise CamgateError(
+            f"the audit log does not verify (record {verified.first_bad}: {verified.problem}); "
+            "no report written (--allow-unverified publishes it flagged)"
+        )
+    report = build_report(records, period, k=args.k, verified=verified)
+    page, data = write_report(report, args.out)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"report {report['period']}: wrote {page} and {data}")
+    return 0
+
+
 def cmd_waiver_publish(args: argparse.Namespace) -> int:
     """Publish a waiver version from a text file."""
     text = Path(args.file).read_text(encoding="utf-8")
@@ -177,6 +287,7 @@ def _terms(args: argparse.Namespace, scopes: list[str]) -> ConsentTerms:
         quiet_hours=quiet,
         max_lookback_s=args.max_lookback,
         ends_at=ends_at,
+        retention_days=args.retention_days,
     )
 
 
@@ -248,7 +359,16 @@ def cmd_request(args: argparse.Namespace) -> int:
                 snap = await gate.edge.snapshot(args.camera, signed)
                 path = out / f"{args.camera}-{signed.grant.id}.jpg"
                 path.write_bytes(snap.jpeg)
-                result["file"] = str(path)
+                art = await anyio.to_thread.run_sync(
+                    lambda: gate.retention.register(
+                        path,
+                        "snapshot",
+                        camera_id=args.camera,
+                        grant_id=signed.grant.id,
+                        created_at=snap.taken_at,
+                    )
+                )
+                result |= {"file": str(path), "sha256": art.sha256}
             elif signed.grant.scope is Scope.LIVE:
                 path = out / f"{args.camera}-{signed.grant.id}.mp4"
                 clip = await gate.edge.record_clip(args.camera, signed, path, args.duration)
@@ -498,6 +618,59 @@ def cmd_geofence_zone_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    """Delete every exported file (clip, snapshot, HLS segment, cache) past its expiry, unless
+    its incident is on hold; each deletion is in the audit log before the file goes."""
+    with _closing(_gate(args)) as gate:
+        run = gate.retention.run(dry_run=args.dry_run)
+    if args.json:
+        _print_json(run.to_json())
+        return 0
+    verb = "would delete" if run.dry_run else "deleted"
+    print(f"retention: {verb} {len(run.deleted)}, kept by a hold {len(run.held)}")
+    for item in run.deleted:
+        print(f"  {verb} {item['kind']:<12} {item['path']} ({item['found']})")
+    for item in run.held:
+        print(f"  held    {item['kind']:<12} {item['path']} (incident {item['incident']})")
+    return 0
+
+
+def cmd_retention_list(args: argparse.Namespace) -> int:
+    """Print every registered file with its expiry and state, as JSON."""
+    with _closing(_gate(args)) as gate:
+        _print_json([a.to_json() for a in gate.retention.artifacts()])
+    return 0
+
+
+def cmd_hold_add(args: argparse.Namespace) -> int:
+    """Place an evidence hold on an incident: its files are kept past expiry (audited)."""
+    with _closing(_gate(args)) as gate:
+        _print_json(gate.retention.place_hold(args.incident, args.reason, by=args.by).to_json())
+    return 0
+
+
+def cmd_hold_release(args: argparse.Namespace) -> int:
+    """Release an incident's evidence hold (audited); expired files go at the next run."""
+    with _closing(_gate(args)) as gate:
+        hold = gate.retention.release_hold(args.incident, reason=args.reason, by=args.by)
+        _print_json({"released": hold.to_json()})
+    return 0
+
+
+def cmd_hold_list(args: argparse.Namespace) -> int:
+    """List the evidence holds in force."""
+    with _closing(_gate(args)) as gate:
+        holds = [h.to_json() for h in gate.retention.holds()]
+    if args.json:
+        _print_json(holds)
+    else:
+        for h in holds:
+            print(f"{h['incident']}  since {h['placed_at']}  by {h['by']}: {h['reason']}")
+        if not holds:
+            print("no evidence holds")
+    return 0
+
+
 class _closing:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
@@ -580,6 +753,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--contact")
     p.add_argument("--time-zone", default="UTC")
+    p = add(owners, "history", cmd_owner_history, "every access to an owner's cameras")
+    p.add_argument("owner", help="the owner's id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="sign a checkpoint now and prove the owner's slice complete up to it",
+    )
 
     waivers = group("waiver", "manage waivers")
     p = add(waivers, "publish", cmd_waiver_publish, "publish a waiver version")
@@ -625,6 +806,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet-hours", help="HH:MM-HH:MM in the owner's time zone, e.g. 22:00-07:00")
     p.add_argument("--max-lookback", type=float, help="how far back recordings reach, seconds")
     p.add_argument("--ends-at", help="when consent ends, ISO 8601 with a time zone")
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        help="keep footage at most this many days (the agency's limit applies if shorter)",
+    )
 
     incidents = group("incident", "report and close incidents")
     p = add(incidents, "report", cmd_incident_report, "report an incident")
@@ -693,6 +879,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, help="a corridor's half-width, metres")
     p.add_argument("--disc", metavar="LAT,LON,RADIUS", help="a place and a radius in metres")
     add(geofence, "zones", cmd_geofence_zone_list, "print the stored zones as JSON")
+
+    p = add(top, "report", cmd_report, "write the transparency report for a period")
+    p.add_argument("--period", required=True, help="YYYY-MM, YYYY-Qn or YYYY (UTC)")
+    p.add_argument("--out", required=True, help="folder for report.html and report.json")
+    p.add_argument(
+        "--k", type=int, default=5, help="suppress counts below this (default 5; 1: none)"
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="write the report even if the audit log fails verification (flagged in it)",
+    )
+    p.add_argument("--json", action="store_true", help="also print the report's JSON")
+    p.add_argument(
+        "--export",
+        metavar="FILE",
+        help="compute it from an audit export (camgate audit export) instead of --db",
+    )
+    p.add_argument("--key", help="with --export: the hub's Ed25519 public key, hex")
+
+    retention = group("retention", "delete expired footage files; list what is registered")
+    p = add(retention, "run", cmd_retention_run, "delete what expired (audited first)")
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.add_argument("--json", action="store_true")
+    add(retention, "list", cmd_retention_list, "every registered file, its expiry and state")
+
+    holds = group("hold", "evidence holds: keep an incident's footage past its expiry")
+    p = add(holds, "add", cmd_hold_add, "place a hold on an incident")
+    p.add_argument("incident")
+    p.add_argument("--reason", required=True, help="why (e.g. the case number)")
+    p.add_argument("--by", default="", help="who places it")
+    p = add(holds, "release", cmd_hold_release, "release an incident's hold")
+    p.add_argument("incident")
+    p.add_argument("--reason", default="", help="why it is released")
+    p.add_argument("--by", default="", help="who releases it")
+    p = add(holds, "list", cmd_hold_list, "list the holds in force")
+    p.add_argument("--json", action="store_true")
 
     _add_conformance(top)
 

@@ -91,6 +91,9 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
                         snap = await gate.edge.snapshot(camera.id, signed)
                         path = out / f"{camera.id}-snapshot.jpg"
                         path.write_bytes(snap.jpeg)
+                        gate.retention.register(  # its expiry, as every exported file
+                            path, "snapshot", camera_id=camera.id, grant_id=signed.grant.id
+                        )
                         log(f"{camera.id} snapshot: {snap.width}x{snap.height}, {len(snap.jpeg)} B")
                     else:
                         path = out / f"{camera.id}-clip.mp4"

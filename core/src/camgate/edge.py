@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import anyio
 import anyio.to_thread
@@ -45,6 +45,9 @@ from camgate.media import Mp4Writer, sha256_file
 from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
 from camgate.plugins import PluginHost
 from camgate.store import Store
+
+if TYPE_CHECKING:
+    from camgate.retention import Retention
 
 __all__ = ["Edge", "GuardedStream", "StreamStats"]
 
@@ -236,6 +239,8 @@ class Edge:
         self._live: set[GuardedStream] = set()
         self._marks: dict[tuple[str, str], int] = {}
         self._generation = 0
+        #: Where exported files are registered with their expiry (set by the gate); None: not.
+        self.retention: Retention | None = None
 
     def __repr__(self) -> str:
         return f"<Edge store={self.store.path} live={len(self._live)}>"
@@ -515,7 +520,8 @@ class Edge:
 
         The file starts at a keyframe and is written without re-encoding. If consent is revoked
         while recording, the partial file is deleted and ConsentRevoked raised. The clip's
-        SHA-256 is appended to the audit log (``clip.exported``) before this returns.
+        SHA-256 is appended to the audit log (``clip.exported``) before this returns, and the
+        file is registered for retention (``artifact.registered``, with its expiry).
         """
         if not (duration_s > 0 and math.isfinite(duration_s)):
             raise ValidationError(f"duration_s={duration_s!r}: must be a positive number")
@@ -546,4 +552,17 @@ class Edge:
             started_at=started,
         )
         await self._audit("clip.exported", dump(clip))
+        if self.retention is not None:
+            retention = self.retention
+            await anyio.to_thread.run_sync(
+                lambda: retention.register(
+                    path,
+                    "clip",
+                    camera_id=camera_id,
+                    grant_id=stream.grant.id,
+                    incident_id=stream.grant.incident_id,
+                    sha256=digest,
+                    created_at=started,
+                )
+            )
         return clip

@@ -74,6 +74,7 @@ from camgate.models import (
 from camgate.notify import OutboxNotifier, OwnerNotice
 from camgate.plugins import PluginHost
 from camgate.policy import AgencyPolicy, PolicyContext, TermsPolicy, in_quiet_hours
+from camgate.retention import Retention
 from camgate.rules import AgencyRules
 from camgate.store import Store
 
@@ -136,6 +137,9 @@ class Gate:
             clock=self.clock,
             adapter_settings=adapter_settings,
         )
+        #: The registry of exported files, evidence holds and deletions (docs/retention.md).
+        self.retention = Retention(store, self.audit, rules=lambda: self.rules, clock=self.clock)
+        self.edge.retention = self.retention
 
     @classmethod
     def open(
@@ -245,7 +249,7 @@ class Gate:
                 f"waiver {waiver_version!r}: the accepted text's SHA-256 does not match the "
                 "published text; show the owner the current text and enrol again"
             )
-        self._check_enrolment(owner, camera_ids, terms)
+        cameras = self._check_enrolment(owner, camera_ids, terms)
         record = ConsentRecord(
             id=new_id("con"),
             owner_id=owner.id,
@@ -256,7 +260,11 @@ class Gate:
             terms=terms,
         )
         self.store.add_consent(record)
-        self.audit.append("consent.enrolled", dump(record), record.accepted_at)
+        # The classes go into the record so a report can count enrolments from the log alone.
+        classes = {c.id: str(c.camera_class) for c in cameras}
+        self.audit.append(
+            "consent.enrolled", dump(record) | {"camera_classes": classes}, record.accepted_at
+        )
         return record
 
     @property

@@ -302,7 +302,9 @@ class ConsentTerms:
     - ``quiet_hours``: ``(start, end)`` local times in the owner's time zone during which nothing
       is granted; may wrap midnight (``terms.quiet-hours``);
     - ``max_lookback_s``: how far back recorded footage may reach (``terms.lookback``);
-    - ``ends_at``: when the consent ends by itself (``terms.end-date``).
+    - ``ends_at``: when the consent ends by itself (``terms.end-date``);
+    - ``retention_days``: how long footage and files derived from it may be kept, None for the
+      agency's policy alone; the shorter of the two wins (:mod:`camgate.retention`).
     """
 
     scopes: frozenset[Scope] = attrs.field(converter=_scopes)
@@ -314,6 +316,7 @@ class ConsentTerms:
     quiet_hours: tuple[str, str] | None = attrs.field(default=None, converter=_quiet)
     max_lookback_s: float | None = attrs.field(default=None, validator=_positive)
     ends_at: datetime | None = attrs.field(default=None, validator=_aware)
+    retention_days: float | None = attrs.field(default=None, validator=_positive)
 
 
 @attrs.frozen

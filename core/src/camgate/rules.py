@@ -11,6 +11,7 @@ or ``$CAMGATE_RULES``). The gate registers them as the built-in policy plugin ``
     banned_purposes = ["face-recognition"]
     live_incident_kinds = ["homicide", "shooting", "armed-robbery"]
     required_waivers = ["2026-1"]
+    retention_days = 30
     sensitive_cameras = ["cam-clinic-door"]
 
     [agency.enrolment_caps]
@@ -29,6 +30,7 @@ underscores as hyphens), so ``"Face Recognition"`` is ``face-recognition``.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -87,6 +89,13 @@ def _caps(value: Mapping[str, int] | None) -> Mapping[str, int]:
     return caps
 
 
+def _retention(_inst: object, _attr: object, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"retention_days={value!r}: must be a number of days")
+    if not (math.isfinite(value) and value > 0):
+        raise ValidationError(f"retention_days={value!r}: must be a finite number above zero")
+
+
 @attrs.frozen
 class SensitivePlace:
     """A place (a clinic, a shelter, a place of worship) whose cameras are never reachable."""
@@ -133,7 +142,9 @@ class AgencyRules:
     - ``banned_purposes``: purposes a request may not name (``face-recognition``);
     - ``sensitive_places`` and ``sensitive_cameras``: cameras that are never reachable;
     - ``required_waivers``: waiver versions a consent must name (None: any published one), so
-      an agency can require owners to accept a new waiver again.
+      an agency can require owners to accept a new waiver again;
+    - ``retention_days``: how long footage and derived files are kept (default 30); an owner's
+      shorter ``ConsentTerms.retention_days`` wins (``camgate retention run`` deletes them).
     """
 
     name: str = "the agency"
@@ -143,6 +154,7 @@ class AgencyRules:
     sensitive_places: tuple[SensitivePlace, ...] = attrs.field(default=(), converter=_places)
     sensitive_cameras: frozenset[str] = attrs.field(default=(), converter=_ids)
     required_waivers: frozenset[str] | None = attrs.field(default=None, converter=_optional_ids)
+    retention_days: float = attrs.field(default=30.0, validator=_retention)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AgencyRules:

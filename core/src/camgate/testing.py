@@ -1,5 +1,5 @@
-"""Helpers for tests of code built on camgate (and camgate's own): a clock moved by hand, and a
-plugin that declares an adapter for decision-only tests.
+"""Helpers for tests of code built on camgate (and camgate's own): a clock moved by hand, a
+plugin that declares an adapter for decision-only tests, and the CLI run as a real process.
 
 Nothing here is a stand-in for camgate's own behaviour: the gate, store, policies and notifiers
 under test are the real ones; these only replace time and a vendor's camera.
@@ -7,6 +7,9 @@ under test are the real ones; these only replace time and a vendor's camera.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +18,7 @@ from camgate.adapters import Adapter, AdapterFactory, Capabilities
 from camgate.hookspecs import hookimpl
 from camgate.models import Camera, GeoPoint
 
-__all__ = ["DeclaringAdapters", "ManualClock", "camera_north_of"]
+__all__ = ["DeclaringAdapters", "ManualClock", "camera_north_of", "run_cli"]
 
 
 def camera_north_of(
@@ -30,6 +33,24 @@ def camera_north_of(
         position=GeoPoint(centre.lat + metres / 111_000, centre.lon),
         **fields,
     )
+
+
+def run_cli(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``camgate ARGS`` as a real process (``CAMGATE_*`` variables cleared); with ``check``,
+    raise AssertionError with its output when it exits non-zero."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "camgate.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"camgate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 class ManualClock:

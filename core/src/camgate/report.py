@@ -1,0 +1,415 @@
+"""The transparency report: what the agency did with the cameras in a period, as counts only.
+
+:func:`build_report` is a pure function of audit records (the log, or an export of it) and a
+period, so anyone holding the export can compute the same report; the report names the records
+it was computed from (their count and the head hash). It holds no owner identity: counts by
+incident kind, outcome, camera class and file kind, live minutes, and a median distance.
+
+Small counts are suppressed (:func:`suppress`): a count of 1 to k-1 (k = 5 by default) is
+published as null, and so are enough other cells that no suppressed count can be worked out from
+the published totals. See docs/report.md for the rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from camgate.activity import GRANTED, NO_ANSWER, REFUSED, WAITING, collect
+from camgate.audit import AuditRecord, Checkpoint, VerifyResult
+from camgate.audit.chain import ChainVerifier
+from camgate.codec import canonical
+from camgate.errors import ValidationError
+
+__all__ = ["Period", "Table", "build_report", "suppress", "verify_export", "write_report"]
+
+OUTCOMES = (GRANTED, REFUSED, NO_ANSWER, WAITING)
+TOTAL = "total"
+CLASSES = ("city", "private", "unknown")
+_RECORD_KEYS = ("seq", "at", "kind", "body", "prev", "hash", "owners")
+
+
+@attrs.frozen
+class Period:
+    """A reporting period ``[start, end)`` in UTC: a month, a quarter or a year."""
+
+    label: str
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """``2026-10`` (a month), ``2026-Q4`` (a quarter) or ``2026`` (a year)."""
+        m = re.fullmatch(r"(\d{4})(?:-(\d{2})|-[Qq]([1-4]))?", text.strip())
+        if not m or (m.group(2) and not 1 <= int(m.group(2)) <= 12):
+            raise ValidationError(f"--period {text!r}: give YYYY-MM, YYYY-Qn or YYYY")
+        year = int(m.group(1))
+        if m.group(2):
+            first, months = int(m.group(2)), 1
+        elif m.group(3):
+            first, months = 3 * int(m.group(3)) - 2, 3
+        else:
+            first, months = 1, 12
+        start = datetime(year, first, 1, tzinfo=UTC)
+        last = first + months
+        end = datetime(year + (last - 1) // 12, (last - 1) % 12 + 1, 1, tzinfo=UTC)
+        return cls(text.strip().upper(), start, end)
+
+    def __contains__(self, when: object) -> bool:
+        return isinstance(when, datetime) and self.start <= when < self.end
+
+
+@attrs.frozen
+class Table:
+    """Counts by row and column with their totals, after suppression (None = suppressed)."""
+
+    rows: list[str]
+    columns: list[str]
+    cells: dict[str, dict[str, int | None]]
+    row_totals: dict[str, int | None]
+    column_totals: dict[str, int | None]
+    total: int | None
+    suppressed: list[list[str]]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return attrs.asdict(self)
+
+
+def suppress(counts: Mapping[str, Mapping[str, int]], columns: Sequence[str], k: int) -> Table:
+    """Publish ``counts[row][column]`` with its row, column and grand totals, suppressing small
+    counts so that none can be recovered from what is published.
+
+    1. Primary: every count (cell or total) from 1 to k-1 is suppressed.
+    2. Complementary, repeated until nothing changes: in every row and every column (its cells
+       and its total), if exactly one entry is suppressed, or the suppressed cells hold fewer
+       than k between them while some cell is still shown, the smallest shown cell (a non-zero
+       one first) is suppressed too — or the total, when every cell is suppressed.
+
+    So no row or column has a single unknown (which subtraction from its total would reveal),
+    and what is hidden in a line is at least k or the whole line.
+    """
+    if k < 1:
+        raise ValidationError(f"k={k!r}: the suppression threshold must be at least 1")
+    rows = sorted(counts)
+    value: dict[tuple[str, str], int] = {}
+    for r in rows:
+        for c in columns:
+            value[r, c] = int(counts[r].get(c, 0))
+        value[r, TOTAL] = sum(value[r, c] for c in columns)
+    for c in [*columns, TOTAL]:
+        value[TOTAL, c] = sum(value[r, c] for r in rows)
+    hidden = {key for key, v in value.items() if 0 < v < k}
+    lines = [([(r, c) for c in columns], (r, TOTAL)) for r in [*rows, TOTAL]]
+    lines += [([(r, c) for r in rows], (TOTAL, c)) for c in [*columns, TOTAL]]
+    changed = True
+    while changed:
+        changed = False
+        for cells, total in lines:
+            shown = [key for key in cells if key not in hidden]
+            out = [key for key in [*cells, total] if key in hidden]
+            mass = sum(value[key] for key in cells if key in hidden)
+            if not out or (len(out) >= 2 and (mass >= k or not shown)):
+                continue
+            if shown:
+                pick = min(shown, key=lambda key: (value[key] == 0, value[key]))
+            elif total not in hidden:
+                pick = total
+            else:
+                continue
+            hidden.add(pick)
+            changed = True
+
+    def pub(key: tuple[str, str]) -> int | None:
+        return None if key in hidden else value[key]
+
+    return Table(
+        rows=rows,
+        columns=list(columns),
+        cells={r: {c: pub((r, c)) for c in columns} for r in rows},
+        row_totals={r: pub((r, TOTAL)) for r in rows},
+        column_totals={c: pub((TOTAL, c)) for c in columns},
+        total=pub((TOTAL, TOTAL)),
+        suppressed=sorted([r, c] for r, c in hidden),
+    )
+
+
+def verify_export(
+    lines: Iterable[str], public_key: bytes
+) -> tuple[list[AuditRecord], VerifyResult]:
+    """Read an audit export (``camgate audit export``: JSON Lines) and verify it as
+    ``camgate audit verify`` does — every hash and link, each owner's sub-chain, and every
+    checkpoint against ``public_key`` (the hub's key, from a channel you trust; not the
+    export's header). Returns the records and the result. Raises ValidationError for a line
+    that is not an export line."""
+    records: list[AuditRecord] = []
+    rows: list[tuple[int, str, str, str, str, str, str]] = []  # as the log stores them
+    checkpoints: list[Checkpoint] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if item["type"] == "record":
+                record = AuditRecord(**{key: item[key] for key in _RECORD_KEYS})
+                texts = (canonical(record.body).decode(), canonical(record.owners).decode())
+                rows.append((record.seq, record.at, record.kind, *texts, record.prev, record.hash))
+                records.append(record)
+            elif item["type"] == "checkpoint":
+                checkpoints.append(Checkpoint.from_json(item))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValidationError(
+                f"export line {number}: not an audit export line ({exc})"
+            ) from None
+    return records, ChainVerifier(checkpoints, public_key).run(rows)
+
+
+def _count(n: int, k: int) -> int | None:
+    return None if 0 < n < k else n
+
+
+def build_report(
+    records: Iterable[AuditRecord],
+    period: Period,
+    *,
+    k: int = 5,
+    verified: VerifyResult | None = None,
+) -> dict[str, Any]:
+    """The report over ``records`` for ``period`` (see the module docstring); ``verified`` is
+    the log's verification result, copied into the report."""
+    records = list(records)
+    act = collect(records)
+    requests = [v for v in act.requests.values() if v.at in period]
+    by_kind: dict[str, Counter[str]] = {}
+    for v in requests:
+        by_kind.setdefault(v.incident_kind or "unknown", Counter())[v.outcome] += 1
+    live = [
+        a
+        for a in act.accesses.values()
+        if a["scope"] == "live" and a["started_at"] in period and a["seconds"] is not None
+    ]
+    distances = [v.distance_m for v in requests if v.distance_m is not None]
+    classes = _enrolments(act.enrolments, act.revocations + act.removals, period)
+    deletions = Counter(d.get("kind", "unknown") for d in act.deletions if d["at"] in period)
+    sessions = _count(len(live), k)
+    figures = {
+        "live_sessions": sessions,
+        "live_minutes": None
+        if sessions is None
+        else round(sum(a["seconds"] for a in live) / 60, 1),
+        "clips_exported": _count(sum(1 for c in act.clips if c["at"] in period), k),
+        "files_exported": _count(
+            sum(1 for e in act.exports if datetime.fromisoformat(e["created_at"]) in period), k
+        ),
+        "revocations": _count(sum(1 for r in act.revocations if r["at"] in period), k),
+        "median_distance_m": (
+            round(statistics.median(distances), 1) if len(distances) >= k else None
+        ),
+    }
+    log: dict[str, Any] = {"records": len(records), "head": records[-1].hash if records else None}
+    if verified is not None:
+        log |= {
+            "verified": verified.ok,
+            "checkpoints": verified.checkpoints,
+            "problem": verified.problem or None,
+        }
+    return {
+        "format": 1,
+        "period": period.label,
+        "from": period.start.isoformat(),
+        "until": period.end.isoformat(),
+        "log": log,
+        "suppression": {
+            "k": k,
+            "rule": f"counts from 1 to {k - 1} are null, and so are enough other cells that "
+            "none can be worked out from the totals (docs/report.md)",
+            "suppressed_figures": sorted(
+                name
+                for name, v in figures.items()
+                if v is None and not (name == "median_distance_m" and not distances)
+            ),
+        },
+        "requests": suppress(by_kind, OUTCOMES, k).to_json(),
+        "enrolled_in_period": suppress({"cameras": classes[0]}, CLASSES, k).to_json(),
+        "enrolled_at_end": suppress({"cameras": classes[1]}, CLASSES, k).to_json(),
+        "retention_deletions": suppress({"files": deletions}, sorted(deletions), k).to_json(),
+        "figures": figures,
+    }
+
+
+def _enrolments(
+    enrolments: list[dict[str, Any]], ends: list[dict[str, Any]], period: Period
+) -> tuple[Counter[str], Counter[str]]:
+    """Cameras enrolled in the period, and enrolled at its end (less those revoked or removed
+    by then), by camera class."""
+    events = [(e["at"], 0, e) for e in enrolments] + [(r["at"], 1, r) for r in ends]
+    new: Counter[str] = Counter()
+    active: dict[str, str] = {}
+    for at, is_revocation, event in sorted(events, key=lambda x: (x[0], x[1])):
+        if at >= period.end:
+            break
+        if is_revocation:
+            for camera in event.get("cameras", []):
+                active.pop(camera, None)
+            continue
+        classes = event.get("camera_classes") or {}
+        for camera in event.get("camera_ids", []):
+            cls = classes.get(camera, "unknown")
+            active[camera] = cls
+            if at in period:
+                new[cls] += 1
+    return new, Counter(active.values())
+
+
+# ---------------------------------------------------------------------- output
+
+
+def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _bars(title: str, panels: list[tuple[str, Mapping[str, int | None]]]) -> str:
+    """A PNG (base64) of published counts, one bar chart per panel; a suppressed count is drawn
+    as a '*' on an empty bar (never as a value)."""
+    from matplotlib.figure import Figure
+
+    tallest = max([1, *(len(values) for _, values in panels)])
+    fig = Figure(figsize=(7, 0.8 + (0.35 * tallest + 0.5) * len(panels)))
+    fig.suptitle(title)
+    for n, (name, values) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, n + 1)
+        labels = list(values)
+        bars = ax.barh(labels, [values[label] or 0 for label in labels], color=f"C{n}")
+        for bar, label in zip(bars, labels, strict=True):
+            shown = values[label]
+            ax.annotate("*" if shown is None else str(shown), (bar.get_width(),
+                        bar.get_y() + bar.get_height() / 2), va="center", xytext=(3, 0),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_title(name, fontsize="medium")
+        ax.invert_yaxis()
+        ax.margins(x=0.15)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _html_table(caption: str, table: dict[str, Any]) -> str:
+    def cell(v: int | None) -> str:
+        return "<td>*</td>" if v is None else f"<td>{v}</td>"
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table["columns"])
+    body = "".join(
+        f"<tr><th>{html.escape(r)}</th>"
+        + "".join(cell(table["cells"][r][c]) for c in table["columns"])
+        + cell(table["row_totals"][r])
+        + "</tr>"
+        for r in table["rows"]
+    )
+    foot = "".join(cell(table["column_totals"][c]) for c in table["columns"])
+    if len(table["rows"]) > 1:  # one row: its cells are the column totals
+        body += f"<tr><th>total</th>{foot}{cell(table['total'])}</tr>"
+    return (
+        f"<table><caption>{html.escape(caption)}</caption><tr><th></th>{head}<th>total</th></tr>"
+        f"{body}</table>"
+    )
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page (charts embedded as PNG data URIs)."""
+    f = report["figures"]
+    k = report["suppression"]["k"]
+    req = report["requests"]
+    charts = [
+        (
+            "Requests by incident kind and by outcome",
+            _bars(
+                "Requests",
+                [("by incident kind", req["row_totals"]), ("by outcome", req["column_totals"])],
+            ),
+        ),
+        (
+            "Cameras enrolled at the end of the period, by class",
+            _bars(
+                "Enrolled cameras", [("by class", report["enrolled_at_end"]["cells"]["cameras"])]
+            ),
+        ),
+    ]
+    if report["retention_deletions"]["columns"]:
+        deleted = report["retention_deletions"]["cells"]["files"]
+        charts.append(
+            ("Files deleted by retention, by kind", _bars("Retention", [("by kind", deleted)]))
+        )
+
+    def fig(name: str, unit: str = "") -> str:
+        v = f[name]
+        return "*" if v is None else f"{v}{unit}"
+
+    log = report["log"]
+    problem = html.escape(str(log.get("problem")))
+    banner = (
+        ""
+        if log.get("verified", True)
+        else f"<p class=bad>The audit log did NOT verify: {problem}</p>"
+    )
+    imgs = "".join(
+        f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{png}">'
+        f"<figcaption>{html.escape(t)}</figcaption></figure>"
+        for t, png in charts
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Camera access transparency report {html.escape(report["period"])}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:auto}}td,th{{padding:.2em .6em;
+text-align:right}}table{{border-collapse:collapse;margin:1em 0}}
+tr:nth-child(even){{background:#eee}}
+.bad{{color:#a00;font-weight:bold}}</style></head><body>
+<h1>Camera access transparency report: {html.escape(report["period"])}</h1>
+<p>From {report["from"]} to {report["until"]} (UTC). Computed from the first {log["records"]}
+records of the audit log (head {log["head"]}); anyone holding the export can compute it again.</p>
+{banner}
+<p>* suppressed: counts from 1 to {k - 1} are not shown, nor enough other cells that they
+cannot be worked out from the totals.</p>
+<h2>Requests</h2>
+{_html_table("Requests by incident kind", report["requests"])}
+<ul>
+<li>Live sessions: {fig("live_sessions")}; live minutes: {fig("live_minutes")}</li>
+<li>Clips exported: {fig("clips_exported")}; files exported (clips, snapshots, segments):
+{fig("files_exported")}</li>
+<li>Median distance from the incident: {fig("median_distance_m", " m")}</li>
+<li>Revocations by owners: {fig("revocations")}</li>
+</ul>
+<h2>Enrolment</h2>
+{_html_table("Cameras enrolled during the period, by class", report["enrolled_in_period"])}
+{_html_table("Cameras enrolled at the end of the period, by class", report["enrolled_at_end"])}
+<h2>Retention</h2>
+{_html_table("Files deleted by retention, by kind", report["retention_deletions"])}
+<h2>Charts</h2>
+{imgs}
+</body></html>
+"""
+
+
+def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``out`` (created); return their paths."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "report.json"
+    page = folder / "report.html"
+    data.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    page.write_text(render_html(report), encoding="utf-8")
+    return page, data

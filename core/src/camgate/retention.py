@@ -1,0 +1,487 @@
+"""Retention: every file made from footage carries an expiry, and expired files are deleted
+with a durable audit record; an evidence hold on an incident keeps its files past expiry.
+
+What is registered (:meth:`Retention.register`): clips, snapshots written to disk, HLS segments
+and playlists, caches — any file or folder, by whoever writes it (the edge registers the clips it
+records, the CLI its snapshots; an HLS writer calls ``gate.retention.register`` per segment).
+Its expiry is ``created + min(owner's ConsentTerms.retention_days, agency's
+AgencyRules.retention_days)``: the shorter wins.
+
+Deleting (:meth:`Retention.run`), for each expired file not under a hold:
+
+1. the registry row is marked ``deleting`` (committed);
+2. ``retention.deleted`` is appended to the audit log (durable on return) with the artifact, its
+   registered SHA-256, what was found on disk (``present`` with the SHA-256 found, or
+   ``missing``) and the reason;
+3. the file is unlinked; 4. the row is marked ``deleted`` with the record's seq.
+
+Steps 1 and 4 are one commit per batch of 256 files, and the records of a batch are appended
+by 16 threads so they share commits (the audit log's group commit). So no file is unlinked
+before its record is durable. A process killed between 1 and 4 leaves a
+``deleting`` row; the next run looks for that artifact's record in the log, finishes the unlink
+if the record is there, and writes the record first if it is not. Nothing is deleted unrecorded,
+and each artifact gets exactly one deletion record.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from camgate.audit import AuditLog
+from camgate.clock import Clock, SystemClock
+from camgate.errors import ConfigError, NotFound, ValidationError
+from camgate.media import sha256_file
+from camgate.models import new_id
+from camgate.rules import AgencyRules
+from camgate.store import Store
+
+__all__ = ["Artifact", "ArtifactState", "Hold", "Retention", "RetentionRun", "sha256_path"]
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS artifacts (
+        id TEXT PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, camera_id TEXT NOT NULL,
+        grant_id TEXT, incident_id TEXT, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+        created_at TEXT NOT NULL, expires_at TEXT NOT NULL, expires_ts REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'kept', deleted_at TEXT, deletion_seq INTEGER)""",
+    "CREATE INDEX IF NOT EXISTS artifacts_due ON artifacts(state, expires_ts)",
+    "CREATE INDEX IF NOT EXISTS artifacts_incident ON artifacts(incident_id)",
+    """CREATE TABLE IF NOT EXISTS holds (
+        incident_id TEXT PRIMARY KEY, reason TEXT NOT NULL, placed_at TEXT NOT NULL,
+        placed_by TEXT NOT NULL)""",
+)
+#: Deletions per batch (one 'deleting' commit, one 'deleted' commit) and concurrent appenders.
+_BATCH, _WORKERS = 256, 16
+_KIND = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_COLUMNS = (
+    "id, path, kind, camera_id, grant_id, incident_id, sha256, size, created_at, expires_at, "
+    "state, deleted_at"
+)
+
+
+class ArtifactState(enum.StrEnum):
+    """Where an artifact is in its life: kept, being deleted (record maybe written), deleted."""
+
+    KEPT = "kept"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+@attrs.frozen
+class Artifact:
+    """A registered file (or folder) made from footage, with when it must be gone."""
+
+    id: str
+    path: str
+    kind: str
+    camera_id: str
+    grant_id: str | None
+    incident_id: str | None
+    sha256: str
+    size: int
+    created_at: datetime
+    expires_at: datetime
+    state: ArtifactState = ArtifactState.KEPT
+    deleted_at: datetime | None = None
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> Artifact:
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            int(row[7]),
+            datetime.fromisoformat(row[8]),
+            datetime.fromisoformat(row[9]),
+            ArtifactState(row[10]),
+            datetime.fromisoformat(row[11]) if row[11] else None,
+        )
+
+    def _row(self) -> tuple[Any, ...]:
+        return (
+            *attrs.astuple(self, recurse=False)[:8],
+            self.created_at.isoformat(),
+            self.expires_at.isoformat(),
+            str(self.state),
+            self.deleted_at.isoformat() if self.deleted_at else None,
+            self.expires_at.timestamp(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "artifact": self.id,
+            "path": self.path,
+            "kind": self.kind,
+            "camera": self.camera_id,
+            "grant": self.grant_id,
+            "incident": self.incident_id,
+            "sha256": self.sha256,
+            "size": self.size,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "state": str(self.state),
+            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
+        }
+
+
+@attrs.frozen
+class Hold:
+    """An evidence hold: the incident's artifacts are kept past their expiry until released."""
+
+    incident_id: str
+    reason: str
+    placed_at: datetime
+    placed_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "incident": self.incident_id,
+            "reason": self.reason,
+            "placed_at": self.placed_at.isoformat(),
+            "by": self.placed_by,
+        }
+
+
+@attrs.frozen
+class RetentionRun:
+    """What a retention run did (or, with ``dry_run``, would do)."""
+
+    dry_run: bool
+    at: datetime
+    deleted: list[dict[str, Any]]
+    held: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (what ``camgate retention run --json`` prints)."""
+        return {
+            "dry_run": self.dry_run,
+            "at": self.at.isoformat(),
+            "deleted": self.deleted,
+            "held": self.held,
+        }
+
+
+def sha256_path(path: str | Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, or of a folder (over its files' relative names and hashes,
+    sorted, so a changed, added or removed file changes it)."""
+    p = Path(path)
+    if p.is_dir():
+        digest, size = hashlib.sha256(), 0
+        for child in sorted(c for c in p.rglob("*") if c.is_file()):
+            digest.update(f"{child.relative_to(p).as_posix()}\0{sha256_file(child)}\n".encode())
+            size += child.stat().st_size
+        return digest.hexdigest(), size
+    return sha256_file(p), p.stat().st_size
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+class Retention:
+    """The registry of exported artifacts, evidence holds and the deleting run.
+
+    ``rules`` returns the agency's rules in force (their ``retention_days``); the owner's terms
+    come from the consent the artifact's grant was issued under (else the camera's standing
+    consent). Every method is synchronous and durable on return; call them from a worker
+    thread in async code.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditLog,
+        *,
+        rules: Callable[[], AgencyRules] = AgencyRules,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.rules = rules
+        self.clock: Clock = clock or SystemClock()
+        with store.transaction() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    def __repr__(self) -> str:
+        return f"<Retention store={self.store.path}>"
+
+    # ------------------------------------------------------------------ registering
+
+    def _grant_doc(self, grant_id: str) -> dict[str, Any]:
+        rows = self.store.query("SELECT doc FROM grants WHERE id=?", (grant_id,))
+        if not rows:
+            raise NotFound(f"no grant {grant_id!r}")
+        doc: dict[str, Any] = json.loads(rows[0][0])
+        return doc
+
+    def _owner_days(self, camera_id: str, consent_id: str | None) -> float | None:
+        if consent_id is not None:
+            owner = self.store.get_camera(camera_id).owner_id
+            for record in self.store.consents(owner):
+                if record.id == consent_id:
+                    return record.terms.retention_days
+        consent = self.store.active_consent(camera_id)
+        return consent.terms.retention_days if consent is not None else None
+
+    def expiry(
+        self, camera_id: str, created_at: datetime, consent_id: str | None = None
+    ) -> tuple[datetime, dict[str, float | None]]:
+        """When an artifact of ``camera_id`` made at ``created_at`` expires, and the two terms
+        (``owner_days``, ``agency_days``) it came from: the shorter wins."""
+        agency = float(self.rules().retention_days)
+        owner = self._owner_days(camera_id, consent_id)
+        days = agency if owner is None else min(agency, owner)
+        return created_at + timedelta(days=days), {"owner_days": owner, "agency_days": agency}
+
+    def register(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        camera_id: str,
+        grant_id: str | None = None,
+        incident_id: str | None = None,
+        sha256: str | None = None,
+        created_at: datetime | None = None,
+    ) -> Artifact:
+        """Register a file (or folder) written from ``camera_id``'s footage; return it with its
+        expiry. ``kind`` names what it is: ``clip``, ``snapshot``, ``hls-segment``, ``cache``...
+
+        The incident is taken from the grant when not given. The row is committed before the
+        ``artifact.registered`` audit record, so a crash between them leaves a file that will
+        still be deleted (and its deletion recorded). Raises ValidationError for a missing file
+        or a bad kind, NotFound for an unknown camera or grant.
+        """
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            raise ValidationError(f"kind={kind!r}: lower-case letters, digits and '-' (≤ 32)")
+        target = Path(path).absolute()
+        if not target.exists():
+            raise ValidationError(f"{target}: no such file to register")
+        self.store.get_camera(camera_id)
+        consent_id = None
+        if grant_id is not None:
+            grant = self._grant_doc(grant_id)
+            if grant["camera_id"] != camera_id:
+                raise ValidationError(f"grant {grant_id!r} is not for camera {camera_id!r}")
+            incident_id = incident_id or grant["incident_id"]
+            consent_id = grant.get("consent_id")
+        found, size = sha256_path(target)
+        if sha256 is not None and sha256 != found:
+            raise ValidationError(f"{target}: its SHA-256 is not the one given")
+        created = (created_at or self.clock.now()).astimezone(UTC)
+        expires, terms = self.expiry(camera_id, created, consent_id)
+        artifact = Artifact(
+            new_id("art"),
+            str(target),
+            kind,
+            camera_id,
+            grant_id,
+            incident_id,
+            found,
+            size,
+            created,
+            expires,
+        )
+        with self.store.transaction() as db:
+            db.execute(
+                f"INSERT INTO artifacts ({_COLUMNS}, expires_ts) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                artifact._row(),
+            )
+        body = artifact.to_json()
+        del body["state"], body["deleted_at"]
+        self.audit.append("artifact.registered", body | {"retention": terms}, created)
+        return artifact
+
+    def artifacts(self, *, camera_id: str | None = None) -> list[Artifact]:
+        """Every registered artifact (one camera's), oldest first, deleted ones included."""
+        sql = f"SELECT {_COLUMNS} FROM artifacts"  # noqa: S608
+        params: tuple[str, ...] = ()
+        if camera_id is not None:
+            sql, params = sql + " WHERE camera_id=?", (camera_id,)
+        return [Artifact._from_row(r) for r in self.store.query(sql + " ORDER BY rowid", params)]
+
+    # ------------------------------------------------------------------ holds
+
+    def holds(self) -> list[Hold]:
+        """The evidence holds in force, oldest first."""
+        rows = self.store.query(
+            "SELECT incident_id, reason, placed_at, placed_by FROM holds ORDER BY rowid"
+        )
+        return [Hold(r[0], r[1], datetime.fromisoformat(r[2]), r[3]) for r in rows]
+
+    def place_hold(self, incident_id: str, reason: str, *, by: str = "") -> Hold:
+        """Keep every artifact of ``incident_id`` past its expiry until the hold is released.
+
+        Audited (``hold.placed``) before it takes effect; running it again after a crash in
+        between is safe. Raises NotFound for an unknown incident, ValidationError for an empty
+        reason or an incident already on hold.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError("a hold needs a reason (e.g. the case number)")
+        self.store.get_incident(incident_id)
+        for hold in self.holds():
+            if hold.incident_id == incident_id:
+                raise ValidationError(
+                    f"incident {incident_id!r} is on hold since {hold.placed_at.isoformat()}"
+                )
+        hold = Hold(incident_id, reason.strip(), self.clock.now(), by or "unknown")
+        self.audit.append(
+            "hold.placed",
+            {"incident": incident_id, "reason": hold.reason, "by": hold.placed_by},
+            hold.placed_at,
+        )
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?)",
+                (incident_id, hold.reason, hold.placed_at.isoformat(), hold.placed_by),
+            )
+        return hold
+
+    def release_hold(self, incident_id: str, *, reason: str = "", by: str = "") -> Hold:
+        """Release an evidence hold; the incident's expired artifacts go at the next run.
+
+        Audited (``hold.released``) before the hold is dropped, so a crash in between keeps the
+        files (the safe side) and the release can be run again. NotFound when not on hold.
+        """
+        found = [h for h in self.holds() if h.incident_id == incident_id]
+        if not found:
+            raise NotFound(f"incident {incident_id!r} is not on hold")
+        self.audit.append(
+            "hold.released",
+            {"incident": incident_id, "reason": reason, "by": by or "unknown"},
+            self.clock.now(),
+        )
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM holds WHERE incident_id=?", (incident_id,))
+        return found[0]
+
+    # ------------------------------------------------------------------ deleting
+
+    def _rows(self, where: str, params: tuple[Any, ...]) -> list[Artifact]:
+        rows = self.store.query(
+            f"SELECT {_COLUMNS} FROM artifacts WHERE {where} ORDER BY expires_ts, rowid",  # noqa: S608
+            params,
+        )
+        return [Artifact._from_row(r) for r in rows]
+
+    def due(self, now: datetime | None = None) -> tuple[list[Artifact], list[Artifact]]:
+        """Expired artifacts still on disk: ``(to delete, kept by a hold)``."""
+        ts = (now or self.clock.now()).timestamp()
+        expired = self._rows("state != 'deleted' AND expires_ts <= ?", (ts,))
+        held = {h.incident_id for h in self.holds()}
+        return (
+            [a for a in expired if a.incident_id not in held],
+            [a for a in expired if a.incident_id in held],
+        )
+
+    def _set_states(self, state: ArtifactState, items: list[tuple[str, int | None]]) -> None:
+        """Set the state (and deletion seq) of many artifacts in one transaction."""
+        when = self.clock.now().isoformat() if state is ArtifactState.DELETED else None
+        with self.store.transaction() as db:
+            db.executemany(
+                "UPDATE artifacts SET state=?, deleted_at=?, deletion_seq=? WHERE id=?",
+                [(str(state), when, seq, ident) for ident, seq in items],
+            )
+
+    def _recorded(self, ids: set[str]) -> dict[str, int]:
+        """Deletion records already in the log for these artifacts (after a crash)."""
+        found: dict[str, int] = {}
+        for record in self.audit.records("retention.deleted"):
+            if record.body.get("artifact") in ids:
+                found[record.body["artifact"]] = record.seq
+        return found
+
+    def run(self, *, dry_run: bool = False, now: datetime | None = None) -> RetentionRun:
+        """Delete every expired artifact not under a hold, each after its durable
+        ``retention.deleted`` record; finish deletions a crash interrupted. ``dry_run`` lists
+        what would go and changes nothing.
+
+        One run at a time per store (an exclusive lock on ``<store>.retention.lock``, released
+        by the kernel if the process dies): a second one raises ConfigError rather than record
+        a deletion twice.
+        """
+        if dry_run:
+            return self._run(True, now)
+        lock = Path(f"{self.store.path}.retention.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(
+                    f"another retention run is under way on {self.store.path}; try again later"
+                ) from None
+            return self._run(False, now)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _run(self, dry_run: bool, now: datetime | None) -> RetentionRun:
+        at = now or self.clock.now()
+        todo, held = self.due(at)
+        kept = [a.to_json() for a in held]
+        entries = []
+        for artifact in todo:
+            present = Path(artifact.path).exists() or Path(artifact.path).is_symlink()
+            entry = artifact.to_json() | {"found": "present" if present else "missing"}
+            del entry["state"], entry["deleted_at"]
+            entries.append(entry)
+        if dry_run:
+            return RetentionRun(True, at, entries, kept)
+        interrupted = {a.id for a in todo if a.state is ArtifactState.DELETING}
+        recorded = self._recorded(interrupted) if interrupted else {}
+        done: list[dict[str, Any]] = []
+        for first in range(0, len(entries), _BATCH):
+            done.extend(self._delete(entries[first : first + _BATCH], recorded))
+        return RetentionRun(False, at, done, kept)
+
+    def _delete(
+        self, entries: list[dict[str, Any]], recorded: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        """Delete one batch: mark every row ``deleting`` (one commit); then, concurrently so
+        the records share commits, append each ``retention.deleted`` and — only once it is
+        durable — unlink its file; then mark every row ``deleted`` (one commit)."""
+        fresh = [e for e in entries if e["artifact"] not in recorded]
+        self._set_states(ArtifactState.DELETING, [(e["artifact"], None) for e in fresh])
+
+        def one(entry: dict[str, Any]) -> dict[str, Any]:
+            target = Path(entry["path"])
+            seq = recorded.get(entry["artifact"])
+            if seq is None:
+                if entry["found"] == "present" and not target.is_symlink():
+                    entry["sha256_found"] = sha256_path(target)[0]
+                    entry["intact"] = entry["sha256_found"] == entry["sha256"]
+                entry["reason"] = "expired"
+                seq = self.audit.append("retention.deleted", entry, self.clock.now()).seq
+            else:
+                entry["recovered"] = True  # the record was written before a crash
+            if entry["found"] == "present":
+                _remove(target)
+            return entry | {"seq": seq}
+
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            done = list(pool.map(one, entries))
+        self._set_states(ArtifactState.DELETED, [(e["artifact"], e["seq"]) for e in done])
+        return done
