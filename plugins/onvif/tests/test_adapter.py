@@ -19,10 +19,11 @@ from camgate.errors import (
     ValidationError,
 )
 from camgate.media import decode_jpeg
+from camgate.models import Camera
 from camgate_onvif.adapter import OnvifAdapter, checked_url, device_url, profile_of
 from camgate_onvif.simulator import LAN_HOST, MEDIA_OPERATIONS, OnvifSimulator, Quirks
 
-from .conftest import World, open_world
+from .conftest import HOME, World, open_world
 
 pytestmark = pytest.mark.anyio
 
@@ -72,6 +73,27 @@ async def test_live_through_the_gate_starts_at_a_keyframe_after_a_sync_point(wor
     assert elapsed < 1.5
     end = list(world.gate.audit.records("access.end"))[-1]
     assert end.body["reason"] == "closed" and end.body["packets"] == 1
+
+
+async def test_request_keyframe_sends_a_sync_point_the_device_sees(make_sim: Any) -> None:
+    sim: OnvifSimulator = make_sim()
+    camera = Camera(
+        id="cam-k", adapter="onvif", source=sim.sources[1], owner_id="alice", position=HOME
+    )
+    async with OnvifAdapter.from_settings(sim.settings) as adapter:
+        assert await adapter.request_keyframe(camera) is True
+    assert [p for _t, p in sim.sync_points] == ["/dev1/sub"]
+    assert sim.operations()[-1] == "SetSynchronizationPoint"
+
+
+async def test_request_keyframe_is_false_when_the_device_refuses(make_sim: Any) -> None:
+    sim: OnvifSimulator = make_sim(quirks=Quirks(fault_on={"SetSynchronizationPoint"}))
+    camera = Camera(
+        id="cam-k", adapter="onvif", source=sim.sources[0], owner_id="alice", position=HOME
+    )
+    async with OnvifAdapter.from_settings(sim.settings) as adapter:
+        assert await adapter.request_keyframe(camera) is False
+    assert sim.sync_points == [] and "SetSynchronizationPoint" in sim.operations()
 
 
 async def test_snapshot_over_http_digest(world: World) -> None:

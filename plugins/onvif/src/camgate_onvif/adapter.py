@@ -622,6 +622,19 @@ class OnvifAdapter(Adapter):
                 raise
         return stream
 
+    async def request_keyframe(self, camera: Camera) -> bool:
+        """Ask the camera's encoder for a keyframe now (Media ``SetSynchronizationPoint`` on the
+        camera's profile), as the edge does when a live grant is issued. True when the device
+        accepted the call; False when it refused or failed (logged, never raised: a stream
+        still starts at the encoder's next regular keyframe)."""
+        try:
+            device = await self.device(camera.source, camera.id)
+            await device.sync_point(device.profile(camera.source))
+        except (AdapterError, ValidationError) as exc:
+            log.info("%s: keyframe request refused: %s", camera.id, exc)
+            return False
+        return True
+
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """GetSnapshotUri → HTTP JPEG (basic or digest), else a frame from the stream."""
         device = await self.device(camera.source, camera.id)
