@@ -51,6 +51,9 @@ import attrs
 from camgate.adapters import Simulator
 from lxml import etree
 
+from camgate_onvif.recording import Recording, encode_recording
+from camgate_onvif.replay_server import ReplayServer, stop_serving
+
 __all__ = [
     "MEDIA_OPERATIONS",
     "NS",
@@ -186,6 +189,7 @@ class OnvifSimulator(Simulator):
         profiles: Sequence[tuple[str, int, int]] = _PROFILES,
         rtsp_server: Any = None,
         tls: bool = False,
+        recording_s: int = 30,
     ) -> None:
         if count < 1:
             raise ValueError("a simulator serves at least one device")
@@ -206,6 +210,7 @@ class OnvifSimulator(Simulator):
         self.settings: dict[str, Any] = {}
         self.started_at = datetime.now(UTC)
         self._lock = threading.Lock()
+        self._recording_lock = threading.Lock()
         self._nonces: set[str] = set()
         #: Media2 privacy masks per device: token -> (configuration token, points, type, enabled)
         self.masks: dict[int, dict[str, tuple[str, list[tuple[float, float]], str, bool]]] = {}
@@ -217,6 +222,12 @@ class OnvifSimulator(Simulator):
         self.tls = tls
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: str | None = None
+        #: Recorded footage every device replays: ``recording_s`` seconds ending when the
+        #: simulator was built (on the device's clock), frames that show their own index.
+        self.recording_s = recording_s
+        self.recording_start = self.started_at + timedelta(seconds=clock_skew_s - recording_s)
+        self._recording: Recording | None = None
+        self._replay: ReplayServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -242,6 +253,12 @@ class OnvifSimulator(Simulator):
                 target=self._http.serve_forever, name="onvif-sim", daemon=True
             )
             self._thread.start()
+            self._replay = ReplayServer(
+                self._recording_at,
+                check_auth=self.check_http_digest,
+                challenge=lambda: self.challenge("digest"),
+            )
+            self._replay.start()
         except BaseException:
             self.close()
             raise
@@ -306,13 +323,11 @@ class OnvifSimulator(Simulator):
 
     def close(self) -> None:
         """Stop the SOAP server and the RTSP server. Idempotent."""
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        stop_serving(self._http, self._thread)
+        self._http = self._thread = None
+        if self._replay is not None:
+            self._replay.close()
+            self._replay = None
         if self._rtsp is not None and self._owns_rtsp:
             self._rtsp.stop()
             self._rtsp = None
@@ -642,8 +657,36 @@ class OnvifSimulator(Simulator):
         if self.quirks.no_media2:
             raise _Fault("Receiver", "ActionNotSupported", "no Media2 service")
 
+    @property
+    def recording(self) -> Recording:
+        """The recorded footage (encoded on first use, ~1 s, then cached per process)."""
+        with self._recording_lock:
+            if self._recording is None:
+                self._recording = encode_recording(self.recording_start, self.recording_s)
+            return self._recording
+
+    def _recording_at(self, path: str) -> Recording | None:
+        parts = path.strip("/").split("/")
+        if (
+            len(parts) == 2
+            and parts[1] == "recording"
+            and parts[0].startswith("dev")
+            and parts[0][3:].isdigit()
+            and 1 <= int(parts[0][3:]) <= self.count
+        ):
+            return self.recording
+        return None
+
+    @property
+    def replay(self) -> ReplayServer:
+        """The RTSP replay server behind GetReplayUri (its ``requests`` list what it got)."""
+        if self._replay is None:
+            raise RuntimeError("the simulator is not running")
+        return self._replay
+
     def _recording_window(self) -> tuple[datetime, datetime]:
-        return self.started_at - timedelta(hours=1), self.device_now()
+        start = self.recording_start
+        return start, start + timedelta(seconds=self.recording_s)
 
     def _op_FindRecordings(self, device: int, body: etree._Element) -> str:
         return (
@@ -675,11 +718,9 @@ class OnvifSimulator(Simulator):
         token = body.findtext("trp:RecordingToken", namespaces=NS) or ""
         if token != f"rec-{device}":
             raise _Fault("Sender", "InvalidArgVal", f"no recording {token!r}")
-        # The GStreamer test server cannot seek stored footage: replay serves the main
-        # encoder, which stands in for the recording (see docs/onvif.md).
+        uri = f"rtsp://{self._host()}:{self.replay.port}/dev{device}/recording"
         return (
-            f"<trp:GetReplayUriResponse><trp:Uri>{escape(self._rtsp_uri(device, 'main'))}"
-            "</trp:Uri></trp:GetReplayUriResponse>"
+            f"<trp:GetReplayUriResponse><trp:Uri>{escape(uri)}</trp:Uri></trp:GetReplayUriResponse>"
         )
 
 
