@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import os
 import secrets
 import ssl
@@ -190,9 +191,12 @@ class OnvifSimulator(Simulator):
         rtsp_server: Any = None,
         tls: bool = False,
         recording_s: int = 30,
+        masks_in_picture: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("a simulator serves at least one device")
+        if masks_in_picture and rtsp_server is not None:
+            raise ValueError("masks_in_picture needs the simulator's own RTSP server")
         if snapshot_auth not in ("digest", "basic"):
             raise ValueError("snapshot_auth must be 'digest' or 'basic'")
         self.count = count
@@ -214,6 +218,8 @@ class OnvifSimulator(Simulator):
         self._nonces: set[str] = set()
         #: Media2 privacy masks per device: token -> (configuration token, points, type, enabled)
         self.masks: dict[int, dict[str, tuple[str, list[tuple[float, float]], str, bool]]] = {}
+        self._colors: dict[tuple[int, str], tuple[int, int, int]] = {}
+        self._mask_ids = itertools.count(1)
         self._jpeg: bytes | None = None
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -225,6 +231,7 @@ class OnvifSimulator(Simulator):
         #: Recorded footage every device replays: ``recording_s`` seconds ending when the
         #: simulator was built (on the device's clock), frames that show their own index.
         self.recording_s = recording_s
+        self.masks_in_picture = masks_in_picture
         self.recording_start = self.started_at + timedelta(seconds=clock_skew_s - recording_s)
         self._recording: Recording | None = None
         self._replay: ReplayServer | None = None
@@ -240,7 +247,11 @@ class OnvifSimulator(Simulator):
         from camgate_rtsp.testserver import RtspTestServer
 
         if self._owns_rtsp:
-            self._rtsp = RtspTestServer(self.mounts(self.count, self.profiles, self.gop_frames))
+            self._rtsp = RtspTestServer(
+                self.mounts(
+                    self.count, self.profiles, self.gop_frames, maskable=self.masks_in_picture
+                )
+            )
             self._rtsp.start()
         try:
             self._jpeg = jpeg_bytes()
@@ -340,14 +351,16 @@ class OnvifSimulator(Simulator):
         count: int = 1,
         profiles: Sequence[tuple[str, int, int]] = _PROFILES,
         gop_frames: int = 30,
+        *,
+        maskable: bool = False,
     ) -> list[Any]:
         """The RTSP test server mounts a simulator of ``count`` devices streams from (give an
         :class:`~camgate_rtsp.testserver.RtspTestServer` of them as ``rtsp_server`` to share
-        one server between simulators)."""
+        one server between simulators); ``maskable`` mounts draw privacy masks."""
         from camgate_rtsp.testserver import Mount
 
         return [
-            Mount(f"/dev{d}/{name}", width=w, height=h, gop_frames=gop_frames)
+            Mount(f"/dev{d}/{name}", width=w, height=h, gop_frames=gop_frames, maskable=maskable)
             for d in range(1, count + 1)
             for name, w, h in profiles
         ]
@@ -641,8 +654,10 @@ class OnvifSimulator(Simulator):
         enabled = (mask.findtext("tr2:Enabled", namespaces=NS) or "true").strip() == "true"
         with self._lock:
             masks = self.masks.setdefault(device, {})
-            token = f"mask{len(masks) + 1}"
+            token = f"mask{next(self._mask_ids)}"
             masks[token] = (cfg, points, kind, enabled)
+            self._colors[(device, token)] = _mask_rgb(mask)
+        self._draw_masks(device)
         return f"<tr2:CreateMaskResponse><tr2:Token>{token}</tr2:Token></tr2:CreateMaskResponse>"
 
     def _op_DeleteMask(self, device: int, body: etree._Element) -> str:
@@ -651,7 +666,22 @@ class OnvifSimulator(Simulator):
         with self._lock:
             if self.masks.get(device, {}).pop(token, None) is None:
                 raise _Fault("Sender", "InvalidArgVal", f"no mask {token!r}")
+        self._draw_masks(device)
         return "<tr2:DeleteMaskResponse/>"
+
+    def _draw_masks(self, device: int) -> None:
+        """Draw the device's enabled Color masks into its pictures (``masks_in_picture``), as a
+        camera does: every profile of the device shows them from the next frame on."""
+        if not self.masks_in_picture:
+            return
+        with self._lock:
+            shapes = [
+                ([((x + 1) / 2, (1 - y) / 2) for x, y in points], self._colors[(device, token)])
+                for token, (_cfg, points, kind, enabled) in self.masks.get(device, {}).items()
+                if enabled and kind == "Color"
+            ]
+        for name, _w, _h in self.profiles:
+            self._rtsp.set_masks(f"/dev{device}/{name}", shapes)
 
     def _need_media2(self) -> None:
         if self.quirks.no_media2:
@@ -722,6 +752,25 @@ class OnvifSimulator(Simulator):
         return (
             f"<trp:GetReplayUriResponse><trp:Uri>{escape(uri)}</trp:Uri></trp:GetReplayUriResponse>"
         )
+
+
+def _mask_rgb(mask: etree._Element) -> tuple[int, int, int]:
+    """The RGB fill of a Media2 mask's ``Color`` (YCbCr, BT.601 studio range); black without."""
+    color = mask.find("tr2:Color", NS)
+    if color is None:
+        return (0, 0, 0)
+    try:
+        y, cb, cr = (float(color.get(k, d)) for k, d in (("X", "16"), ("Y", "128"), ("Z", "128")))
+    except ValueError:
+        return (0, 0, 0)
+    luma = 1.164 * (y - 16)
+    rgb = (
+        luma + 1.596 * (cr - 128),
+        luma - 0.392 * (cb - 128) - 0.813 * (cr - 128),
+        luma + 2.017 * (cb - 128),
+    )
+    r, g, b = (max(0, min(255, round(c))) for c in rgb)
+    return (r, g, b)
 
 
 def _md5(text: str) -> str:
