@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,10 +26,10 @@ from camgate_onvif.replay import (
     replay_address,
 )
 from camgate_onvif.replay_server import packetize, parse_clock
-from camgate_onvif.simulator import OnvifSimulator
+from camgate_onvif.simulator import OnvifSimulator, Quirks
 from camgate_rtsp.testserver import RtspTestServer
 
-from .conftest import SECURE, World
+from .conftest import SECURE, World, open_world
 
 pytestmark = pytest.mark.anyio
 
@@ -75,6 +76,30 @@ async def test_replay_serves_exactly_the_recorded_window(world: World) -> None:
         "GetRecordingSearchResults",
         "GetReplayUri",
     ]
+
+
+async def test_replay_on_a_skewed_device_behind_nat(tmp_path: Path, make_sim: Any) -> None:
+    skew = -3 * 3600.0
+    sim: OnvifSimulator = make_sim(clock_skew_s=skew, quirks=Quirks(lan_address=True))
+    world = open_world(tmp_path, sim)
+    try:
+        rec = sim.recording  # on the device's clock, 3 h behind the host's
+        start = rec.start - timedelta(seconds=skew) + timedelta(seconds=5.5)
+        end = start + timedelta(seconds=2)
+        token = await world.grant("recorded", window=(start, end))
+        async with await world.gate.edge.open_recorded("cam-a", token) as stream:
+            packets = [p async for p in stream]
+    finally:
+        await world.gate.aclose()
+    codes = [read_code(frame) for frame in _decode(packets)]
+    # The offset is measured to GetSystemDateAndTime's one second: a keyframe within it.
+    assert codes[0] % 10 == 0 and 50 <= codes[0] <= 70
+    assert codes == list(range(codes[0], codes[0] + len(codes))) and len(codes) >= 5
+    (play,) = [r for r in sim.replay.requests if r.method == "PLAY"]
+    asked, _ = parse_clock(play.range or "")
+    assert abs((asked - (rec.start + timedelta(seconds=5.5))).total_seconds()) < 1.5
+    for packet in packets:  # clocks are back on the host's time
+        assert start - timedelta(seconds=1.5) <= packet.clock < end + timedelta(seconds=1.5)
 
 
 async def test_a_window_without_recorded_footage_is_a_clear_error(world: World) -> None:

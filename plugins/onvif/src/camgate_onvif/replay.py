@@ -14,7 +14,9 @@ window's length of media time from the first keyframe.
 
 What it refuses, with a camgate error and no credential in it: a URL that is not
 ``rtsp://host[:port]/…`` without credentials (checked before connecting); an answer that is
-not RTSP, has headers over 16 KiB, a body over 64 KiB, or a CSeq that is not ours; an access
+not RTSP, has headers over 16 KiB, a body over 64 KiB, or a CSeq that is not ours (the SDP's
+track URL may name another host, a LAN address behind NAT: it is only a name in SETUP, nothing
+connects to it); an access
 unit over 8 MiB; a device that stays silent longer than ``read_timeout_s``; a device that
 closes the connection before the replay reached its end. Limits: H.264 only, one video
 track, TCP only (no UDP, no ``rtsps``), no RTSP keep-alive (fine for the short windows a
@@ -532,10 +534,10 @@ class ReplayStream:
         self.info = attrs.evolve(self.info, extradata=extradata)
         if not control or control == "*":
             return base
+        # The track URL only names the track in SETUP, sent on the connection already open:
+        # nothing connects to its host (behind NAT a device names its LAN address there).
         url = control if "://" in control else urljoin(base, control)
-        replay_address(url)  # the track URL is checked like the first one
-        if urlsplit(url).hostname != self._host:
-            raise CameraProtocolError(f"{self._where}: the SDP names a track on another host")
+        replay_address(url)
         return url
 
     @classmethod
@@ -581,6 +583,7 @@ class ReplayStream:
                 f"{self._where}: no replay answer within {connect_timeout_s:g} s"
             )
         except Exception as exc:
+            await self.aclose()
             error = self._failure(exc, "the device closed the connection", "opening the replay")
         if error is not None:
             await self.aclose()

@@ -115,7 +115,8 @@ class ReplayServer:
     ``recordings(path)`` is the recording at a path (``/dev1/recording``) or None (called on
     each request, so a recording can be made lazily); ``check_auth(method,
     header)`` verifies an ``Authorization`` header and ``challenge()`` makes a
-    ``WWW-Authenticate`` value (the simulator's digest); ``host`` is the address it listens on.
+    ``WWW-Authenticate`` value (the simulator's digest); ``host`` is the address it listens on,
+    ``advertised_host()`` the one it names in ``Content-Base`` (a LAN address behind NAT).
     """
 
     def __init__(
@@ -125,11 +126,13 @@ class ReplayServer:
         check_auth: Callable[[str, str | None], bool],
         challenge: Callable[[], str],
         host: str = "127.0.0.1",
+        advertised_host: Callable[[], str] | None = None,
     ) -> None:
         self.recordings = recordings
         self.check_auth = check_auth
         self.challenge = challenge
         self.host = host
+        self.advertised_host = advertised_host or (lambda: host)
         self.requests: list[ReplayRequest] = []
         self._lock = threading.Lock()
         self._server: socketserver.ThreadingTCPServer | None = None
@@ -280,7 +283,7 @@ def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandl
                 f"a=fmtp:96 packetization-mode=1;profile-level-id={profile};"
                 f"sprop-parameter-sets={sets}\r\na=control:trackID=0\r\na=recvonly\r\n"
             )
-            base = f"rtsp://{server.host}:{server.port}{path}/"
+            base = f"rtsp://{server.advertised_host()}:{server.port}{path}/"
             self.reply(
                 200, cseq, {"Content-Type": "application/sdp", "Content-Base": base}, sdp.encode()
             )

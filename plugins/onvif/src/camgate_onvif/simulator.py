@@ -268,6 +268,7 @@ class OnvifSimulator(Simulator):
                 self._recording_at,
                 check_auth=self.check_http_digest,
                 challenge=lambda: self.challenge("digest"),
+                advertised_host=self._host,
             )
             self._replay.start()
         except BaseException:
