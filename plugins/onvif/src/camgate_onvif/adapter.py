@@ -36,6 +36,7 @@ from camgate.errors import (
 )
 from camgate.media import decode_jpeg, jpeg_from_packets
 from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot
+from camgate.settings import build_settings, parse_credentials, positive
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, redact, rtsp_url
 from lxml import etree
 
@@ -55,34 +56,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_KNOWN = {
-    "timeout_s",
-    "connect_timeout_s",
-    "read_timeout_s",
-    "sync_point",
-    "rewrite_hosts",
-    "verify_tls",
-    "snapshot_fallback",
-    "probe_bytes",
-    "credentials",
-    "devices",
-    "masks",
-}
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
-        raise ValidationError(
-            f"onvif setting {attribute.name}={value!r}: must be a positive number"
-        )
+_positive = positive("onvif")
 
 
 def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
-    # The same shape as the RTSP adapter's credentials setting: reuse its validation.
-    try:
-        return RtspSettings(credentials=value).credentials
-    except ValidationError as exc:
-        raise ValidationError(str(exc).replace("rtsp setting", "onvif setting")) from None
+    return parse_credentials(value, "onvif")
 
 
 Polygon = tuple[tuple[float, float], ...]
@@ -141,10 +119,7 @@ class OnvifSettings:
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> OnvifSettings:
         """Build settings from a mapping; unknown keys are an error (a typo must not pass)."""
-        unknown = set(settings) - _KNOWN
-        if unknown:
-            raise ValidationError(f"onvif settings: unknown keys {sorted(unknown)}")
-        return cls(**dict(settings))
+        return build_settings(cls, "onvif", settings)
 
     def rtsp(self) -> OnvifRtspSettings:
         """Settings for the RTSP reader of the live and replay paths."""
