@@ -19,8 +19,8 @@ track URL may name another host, a LAN address behind NAT: it is only a name in 
 connects to it); an access
 unit over 8 MiB; a device that stays silent longer than ``read_timeout_s``; a device that
 closes the connection before the replay reached its end. Limits: H.264 only, one video
-track, TCP only (no UDP, no ``rtsps``), no RTSP keep-alive (fine for the short windows a
-grant covers; a session timeout of the device ends a longer replay with an error).
+track, TCP only (no UDP, no ``rtsps``). The session is kept alive with GET_PARAMETER at half
+the time-out the device names in ``Session`` (default 60 s).
 """
 
 from __future__ import annotations
@@ -312,6 +312,9 @@ class ReplayStream:
         self._last_time = 0
         self._unwrapped = 0
         self._pending: collections.deque[AccessUnit] = collections.deque()
+        self._base = self._url
+        self._keepalive_s = 30.0  # half of RTSP's default session time-out (60 s)
+        self._last_request = time.monotonic()
         self._done = False
         self._delivered = 0
         self.info = StreamInfo(
@@ -457,23 +460,29 @@ class ReplayStream:
         self._challenge = (scheme, fields)
         return True
 
+    def _compose(self, method: str, uri: str, headers: dict[str, str] | None = None) -> bytes:
+        """One request, with the next CSeq, the session, Require (on DESCRIBE/SETUP/PLAY)
+        and the authorisation the device asked for."""
+        self._cseq += 1
+        self._last_request = time.monotonic()
+        lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {self._cseq}", "User-Agent: camgate"]
+        if self._require and method in ("DESCRIBE", "SETUP", "PLAY"):
+            lines.append(f"Require: {self._require}")
+        if self._session:
+            lines.append(f"Session: {self._session}")
+        auth = self._authorization(method, uri)
+        if auth:
+            lines.append(f"Authorization: {auth}")
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
     async def _request(
         self, method: str, uri: str, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         assert self._sock is not None
         retried = False
         while True:
-            self._cseq += 1
-            lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {self._cseq}", "User-Agent: camgate"]
-            if self._require and method != "TEARDOWN":
-                lines.append(f"Require: {self._require}")
-            if self._session:
-                lines.append(f"Session: {self._session}")
-            auth = self._authorization(method, uri)
-            if auth:
-                lines.append(f"Authorization: {auth}")
-            lines += [f"{k}: {v}" for k, v in headers.items()]
-            await self._sock.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+            await self._sock.send(self._compose(method, uri, headers))
             status, reply, body = await self._response(self._cseq)
             if status == 401 and not retried:
                 retried = True
@@ -624,7 +633,13 @@ class ReplayStream:
                 self._channels = (int(low), int(high) if high.isdigit() else int(low) + 1)
         if "TCP" not in transport.upper():
             raise CameraProtocolError(f"{self._where}: the device refused RTP over TCP")
-        self._session = headers.get("session", "").split(";")[0].strip() or None
+        session, *params = headers.get("session", "").split(";")
+        self._session = session.strip() or None
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "timeout" and value.strip().isdigit() and int(value) > 0:
+                # keep the session alive at half the device's time-out
+                self._keepalive_s = max(int(value) / 2, 0.5)
         if not self._session:
             raise CameraProtocolError(f"{self._where}: SETUP answered without a Session")
         play: dict[str, str] = {}
@@ -632,6 +647,7 @@ class ReplayStream:
             play["Range"] = clock_range(
                 self._start + self._offset, None if self._end is None else self._end + self._offset
             )
+        self._base = base
         status, headers, _ = await self._request("PLAY", base, play)
         self._check("PLAY", status, headers)
 
@@ -641,6 +657,9 @@ class ReplayStream:
         if self._early:
             return self._early.pop(0)
         while True:
+            if self._sock is not None and time.monotonic() - self._last_request > self._keepalive_s:
+                # RTSP keep-alive: the answer arrives later and is skipped like any message
+                await self._sock.send(self._compose("GET_PARAMETER", self._base))
             message = await self._message()
             if len(message) == 2:
                 return message
@@ -741,16 +760,6 @@ class ReplayStream:
             return
         with contextlib.suppress(Exception), anyio.move_on_after(0.5):
             if self._session:
-                self._cseq += 1
-                lines = [
-                    f"TEARDOWN {self._url} RTSP/1.0",
-                    f"CSeq: {self._cseq}",
-                    f"Session: {self._session}",
-                    "User-Agent: camgate",
-                ]
-                auth = self._authorization("TEARDOWN", self._url)
-                if auth:
-                    lines.append(f"Authorization: {auth}")
-                await sock.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+                await sock.send(self._compose("TEARDOWN", self._base))
         with contextlib.suppress(Exception):
             await sock.aclose()

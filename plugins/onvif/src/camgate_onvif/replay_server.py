@@ -23,6 +23,7 @@ Specification, "RTSP replay"):
 from __future__ import annotations
 
 import secrets
+import socket
 import socketserver
 import threading
 import time
@@ -117,6 +118,8 @@ class ReplayServer:
     header)`` verifies an ``Authorization`` header and ``challenge()`` makes a
     ``WWW-Authenticate`` value (the simulator's digest); ``host`` is the address it listens on,
     ``advertised_host()`` the one it names in ``Content-Base`` (a LAN address behind NAT).
+    A session that sends no request for ``session_timeout_s`` (named in ``Session``) is
+    dropped: its streaming stops and the connection is closed, as a device does.
     """
 
     def __init__(
@@ -127,12 +130,14 @@ class ReplayServer:
         challenge: Callable[[], str],
         host: str = "127.0.0.1",
         advertised_host: Callable[[], str] | None = None,
+        session_timeout_s: int = 60,
     ) -> None:
         self.recordings = recordings
         self.check_auth = check_auth
         self.challenge = challenge
         self.host = host
         self.advertised_host = advertised_host or (lambda: host)
+        self.session_timeout_s = session_timeout_s
         self.requests: list[ReplayRequest] = []
         self._lock = threading.Lock()
         self._server: socketserver.ThreadingTCPServer | None = None
@@ -185,6 +190,7 @@ class _Session:
         self.base = secrets.randbits(32)
         self.sender: threading.Thread | None = None
         self.stop = threading.Event()
+        self.last_seen = time.monotonic()
 
 
 def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandler]:
@@ -243,6 +249,8 @@ def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandl
 
         def request_line(self, method: str, url: str, headers: dict[str, str]) -> None:
             cseq = headers.get("cseq", "0")
+            if self.session is not None and headers.get("session", "").startswith(self.session.id):
+                self.session.last_seen = time.monotonic()
             path = "/" + url.split("://", 1)[-1].partition("/")[2]
             path = path.partition("?")[0]
             status = self.answer(method, path, headers, cseq)
@@ -303,7 +311,7 @@ def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandl
                 200,
                 cseq,
                 {
-                    "Session": f"{self.session.id};timeout=60",
+                    "Session": f"{self.session.id};timeout={server.session_timeout_s}",
                     "Transport": f"RTP/AVP/TCP;unicast;interleaved={channels};"
                     f"ssrc={self.session.ssrc:08X}",
                 },
@@ -368,6 +376,9 @@ def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandl
             try:
                 for index in range(first, last):
                     if session.stop.is_set():
+                        return
+                    if time.monotonic() - session.last_seen > server.session_timeout_s:
+                        self.connection.shutdown(socket.SHUT_RDWR)  # the session expired
                         return
                     if paced:
                         delay = began + (index - first) / rec.fps - time.monotonic()

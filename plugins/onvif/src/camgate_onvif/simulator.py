@@ -192,6 +192,7 @@ class OnvifSimulator(Simulator):
         tls: bool = False,
         recording_s: int = 30,
         masks_in_picture: bool = False,
+        replay_session_timeout_s: int = 60,
     ) -> None:
         if count < 1:
             raise ValueError("a simulator serves at least one device")
@@ -232,6 +233,7 @@ class OnvifSimulator(Simulator):
         #: simulator was built (on the device's clock), frames that show their own index.
         self.recording_s = recording_s
         self.masks_in_picture = masks_in_picture
+        self.replay_session_timeout_s = replay_session_timeout_s
         self.recording_start = self.started_at + timedelta(seconds=clock_skew_s - recording_s)
         self._recording: Recording | None = None
         self._replay: ReplayServer | None = None
@@ -269,6 +271,7 @@ class OnvifSimulator(Simulator):
                 check_auth=self.check_http_digest,
                 challenge=lambda: self.challenge("digest"),
                 advertised_host=self._host,
+                session_timeout_s=self.replay_session_timeout_s,
             )
             self._replay.start()
         except BaseException:
