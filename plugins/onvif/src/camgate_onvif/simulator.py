@@ -123,6 +123,14 @@ class SimRequest:
     user: str | None
     authenticated: bool
     status: int
+    profile: str | None = None  # the profile token the request names, if any
+    connection: int = 0  # the HTTP connection it came on (see ``OnvifSimulator.connections``)
+
+    @property
+    def device(self) -> int | None:
+        """The device number of the path (``/dev<i>/...``), if it names one."""
+        first = self.path.strip("/").split("/")[0]
+        return int(first[3:]) if first.startswith("dev") and first[3:].isdigit() else None
 
 
 def jpeg_bytes(width: int = 640, height: int = 360) -> bytes:
@@ -210,6 +218,8 @@ class OnvifSimulator(Simulator):
         self.username, self.password = USERNAME, PASSWORD
         self.realm = "camgate-onvif-sim"
         self.requests: list[SimRequest] = []
+        #: Every HTTP connection's ``connect`` and ``closed``: (time.monotonic(), number, kind)
+        self.connections: list[tuple[float, int, str]] = []
         self.sync_points: list[tuple[float, str]] = []
         self.sources: list[str] = []
         self.settings: dict[str, Any] = {}
@@ -412,6 +422,14 @@ class OnvifSimulator(Simulator):
     def _record(self, req: SimRequest) -> None:
         with self._lock:
             self.requests.append(req)
+
+    def _connection(self, kind: str, number: int | None = None) -> int:
+        """Log an HTTP connection's ``connect`` (a new number) or ``closed``."""
+        with self._lock:
+            if number is None:
+                number = len([c for c in self.connections if c[2] == "connect"]) + 1
+            self.connections.append((time.monotonic(), number, kind))
+            return number
 
     # ------------------------------------------------------------------ security
 
@@ -812,11 +830,36 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        profile: str | None = None
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection_id = sim._connection("connect")
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                sim._connection("closed", self.connection_id)
+
         def _log(self, op: str, user: str | None, ok: bool, status: int) -> None:
-            sim._record(SimRequest(time.monotonic(), self.command, self.path, op, user, ok, status))
+            sim._record(
+                SimRequest(
+                    time.monotonic(),
+                    self.command,
+                    self.path,
+                    op,
+                    user,
+                    ok,
+                    status,
+                    self.profile,
+                    self.connection_id,
+                )
+            )
 
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
+            self.profile = parts[-1].removesuffix(".jpg") if len(parts) == 3 else None
             if len(parts) != 3 or parts[1] != "snapshot" or not parts[2].endswith(".jpg"):
                 self._log("unknown", None, False, 404)
                 self._send(404, b"not found", "text/plain", {})
@@ -840,6 +883,7 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             self._send(200, sim._jpeg or b"", "image/jpeg", {})
 
         def do_POST(self) -> None:
+            self.profile = None
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             parts = self.path.strip("/").split("/")
@@ -850,6 +894,7 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
                 first = body[0] if body is not None and len(body) else None
                 if first is not None:
                     op = etree.QName(first).localname
+                    self.profile = first.findtext("trt:ProfileToken", namespaces=NS)
             except etree.XMLSyntaxError:
                 root, first = None, None
             if (
