@@ -370,6 +370,21 @@ async def test_a_device_that_goes_silent_mid_replay_is_an_error(scripted: Any) -
         await stream.__anext__()
 
 
+async def test_a_device_that_sends_everything_but_video_is_an_error(scripted: Any) -> None:
+    def then(conn: socket.socket) -> None:
+        report = bytes([0x80, 201, 0, 1]) + b"\x00" * 4  # an RTCP receiver report, no BYE
+        for _ in range(60):
+            conn.sendall(b"$\x01" + len(report).to_bytes(2, "big") + report + b"\r\n" * 50)
+            time.sleep(0.05)
+
+    port = scripted(_serve_then(then))
+    stream = await ReplayStream.open(
+        f"rtsp://127.0.0.1:{port}/rec", start=datetime.now(UTC), read_timeout_s=0.5
+    )
+    with anyio.fail_after(5), pytest.raises(CameraUnreachable, match="no video .* for 0.5 s"):
+        await stream.__anext__()
+
+
 def test_replay_urls_are_checked_before_connecting() -> None:
     assert replay_address("rtsp://10.0.0.5/rec?x=1") == (
         "10.0.0.5",

@@ -317,6 +317,7 @@ class ReplayStream:
         self._last_request = time.monotonic()
         self._done = False
         self._delivered = 0
+        self._last_unit = time.monotonic()
         self.info = StreamInfo(
             codec="h264", time_base=Fraction(1, 90000), width=width, height=height
         )
@@ -365,8 +366,16 @@ class ReplayStream:
     async def _message(self) -> tuple[str, dict[str, str], bytes] | tuple[int, bytes]:
         """The next thing on the connection: an interleaved frame ``(channel, data)`` or an
         RTSP message ``(first line, headers, body)``."""
-        while not self._buf:
-            await self._fill()
+        skipped = 0
+        while True:  # blank lines between messages and frames are tolerated, within a budget
+            while len(self._buf) < 2:
+                await self._fill()
+            if self._buf[:2] != b"\r\n":
+                break
+            del self._buf[:2]
+            skipped += 2
+            if skipped > MAX_HEADER_BYTES:
+                raise CameraProtocolError(f"{self._where}: a flood of blank lines")
         if self._buf[0] == 0x24:  # '$': an interleaved frame, taken whole (cancel-safe)
             while len(self._buf) < 4:
                 await self._fill()
@@ -378,7 +387,12 @@ class ReplayStream:
             return frame[1], frame[4:]
         budget = MAX_HEADER_BYTES
         first = await self._read_line(budget)
-        while not first:  # tolerate blank lines between messages
+        while not first:  # tolerate blank lines between messages, within the same budget
+            budget -= 2
+            if budget < 0:
+                raise CameraProtocolError(
+                    f"{self._where}: an RTSP answer's headers exceed {MAX_HEADER_BYTES} bytes"
+                )
             first = await self._read_line(budget)
         budget -= len(first)
         headers: dict[str, str] = {}
@@ -650,6 +664,7 @@ class ReplayStream:
         self._base = base
         status, headers, _ = await self._request("PLAY", base, play)
         self._check("PLAY", status, headers)
+        self._last_unit = time.monotonic()
 
     # ------------------------------------------------------------------ iteration
 
@@ -737,11 +752,19 @@ class ReplayStream:
                     return packet
             if self._done or self._sock is None:
                 return None
+            if time.monotonic() - self._last_unit > self._read_timeout_s:
+                # data flows (RTCP, other payloads, requests) but no picture: as good as silent
+                raise CameraUnreachable(
+                    f"{self._where}: no video from the device for {self._read_timeout_s:g} s"
+                )
             channel, data = await self._frame()
             if channel == self._channels[1]:
                 self._done = self._bye(data)
             elif channel == self._channels[0]:
-                self._pending.extend(self._depacketizer.push(data))
+                units = self._depacketizer.push(data)
+                if units:
+                    self._last_unit = time.monotonic()
+                    self._pending.extend(units)
 
     @staticmethod
     def _bye(data: bytes) -> bool:
