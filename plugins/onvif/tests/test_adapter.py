@@ -117,7 +117,7 @@ async def test_no_media_request_reaches_the_device_without_a_grant(world: World)
         await world.grant("live", camera="cam-b")  # Bob allows recorded only
     with pytest.raises(Exception, match="signature|token|grant"):
         await world.gate.edge.open_live("cam-a", "")
-    assert world.sim.media_requests() == []
+    assert world.sim.media_requests() == [] and world.sim.replay.requests == []
     before = time.monotonic()
     await _first_packet(world, await world.grant("live"))
     starts = [r.at for r in world.sim.media_requests()]
