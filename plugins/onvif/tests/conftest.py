@@ -10,9 +10,11 @@ import pytest
 from camgate import ConsentTerms, Gate, GeoPoint, Incident, Owner, Waiver
 from camgate.models import Camera
 from camgate_onvif.simulator import OnvifSimulator
-from camgate_rtsp.testserver import RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
 
 HOME = GeoPoint(32.2988, -90.1848)
+#: A mount of the shared GStreamer server behind RTSP digest auth (for the replay client).
+SECURE = {"username": "officer", "password": "rtsp pa:ss/é"}
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +23,8 @@ def rtsp_server() -> Iterator[RtspTestServer]:
     reason = gstreamer_available()
     if reason:
         pytest.fail(f"the GStreamer RTSP server is not usable: {reason} (run scripts/setup.sh)")
-    with RtspTestServer(OnvifSimulator.mounts(1, gop_frames=60)) as server:
+    mounts = [*OnvifSimulator.mounts(1, gop_frames=60), Mount("/secure", **SECURE)]
+    with RtspTestServer(mounts) as server:
         yield server
 
 

@@ -19,10 +19,11 @@ from camgate.errors import (
     ValidationError,
 )
 from camgate.media import decode_jpeg
+from camgate.models import Camera
 from camgate_onvif.adapter import OnvifAdapter, checked_url, device_url, profile_of
 from camgate_onvif.simulator import LAN_HOST, MEDIA_OPERATIONS, OnvifSimulator, Quirks
 
-from .conftest import World, open_world
+from .conftest import HOME, World, open_world
 
 pytestmark = pytest.mark.anyio
 
@@ -74,6 +75,27 @@ async def test_live_through_the_gate_starts_at_a_keyframe_after_a_sync_point(wor
     assert end.body["reason"] == "closed" and end.body["packets"] == 1
 
 
+async def test_request_keyframe_sends_a_sync_point_the_device_sees(make_sim: Any) -> None:
+    sim: OnvifSimulator = make_sim()
+    camera = Camera(
+        id="cam-k", adapter="onvif", source=sim.sources[1], owner_id="alice", position=HOME
+    )
+    async with OnvifAdapter.from_settings(sim.settings) as adapter:
+        assert await adapter.request_keyframe(camera) is True
+    assert [p for _t, p in sim.sync_points] == ["/dev1/sub"]
+    assert sim.operations()[-1] == "SetSynchronizationPoint"
+
+
+async def test_request_keyframe_is_false_when_the_device_refuses(make_sim: Any) -> None:
+    sim: OnvifSimulator = make_sim(quirks=Quirks(fault_on={"SetSynchronizationPoint"}))
+    camera = Camera(
+        id="cam-k", adapter="onvif", source=sim.sources[0], owner_id="alice", position=HOME
+    )
+    async with OnvifAdapter.from_settings(sim.settings) as adapter:
+        assert await adapter.request_keyframe(camera) is False
+    assert sim.sync_points == [] and "SetSynchronizationPoint" in sim.operations()
+
+
 async def test_snapshot_over_http_digest(world: World) -> None:
     snap = await world.gate.edge.snapshot("cam-a", await world.grant("snapshot"))
     assert (snap.width, snap.height) == (640, 360) == decode_jpeg(snap.jpeg)
@@ -90,30 +112,12 @@ async def test_snapshot_over_http_basic(tmp_path: Path, make_sim: Any) -> None:
         await world.gate.aclose()
 
 
-async def test_replay_of_a_window(world: World) -> None:
-    now = world.gate.clock.now()
-    window = (now - timedelta(minutes=10), now - timedelta(minutes=10) + timedelta(seconds=1))
-    token = await world.grant("recorded", window=window)
-    packets = []
-    async with await world.gate.edge.open_recorded("cam-a", token) as stream:
-        async for packet in stream:
-            packets.append(packet)
-    assert packets[0].is_keyframe
-    span = (packets[-1].pts - packets[0].pts) * packets[0].stream.time_base
-    assert 0.8 <= span < 1.0  # exactly the 1 s window, then the stream ends
-    assert world.sim.operations()[-3:] == [
-        "FindRecordings",
-        "GetRecordingSearchResults",
-        "GetReplayUri",
-    ]
-
-
 async def test_no_media_request_reaches_the_device_without_a_grant(world: World) -> None:
     with pytest.raises(AccessDenied):
         await world.grant("live", camera="cam-b")  # Bob allows recorded only
     with pytest.raises(Exception, match="signature|token|grant"):
         await world.gate.edge.open_live("cam-a", "")
-    assert world.sim.media_requests() == []
+    assert world.sim.media_requests() == [] and world.sim.replay.requests == []
     before = time.monotonic()
     await _first_packet(world, await world.grant("live"))
     starts = [r.at for r in world.sim.media_requests()]

@@ -17,7 +17,7 @@ rewritten to the configured host (``rewrite_hosts``), any other host refused.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,10 +35,12 @@ from camgate.errors import (
     ValidationError,
 )
 from camgate.media import decode_jpeg, jpeg_from_packets
-from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot, StreamInfo
+from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot
+from camgate.settings import build_settings, parse_credentials, positive
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, redact, rtsp_url
 from lxml import etree
 
+from camgate_onvif.replay import ReplayStream
 from camgate_onvif.soap import OnvifFault, SoapClient, tls_verify
 
 __all__ = [
@@ -54,34 +56,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_KNOWN = {
-    "timeout_s",
-    "connect_timeout_s",
-    "read_timeout_s",
-    "sync_point",
-    "rewrite_hosts",
-    "verify_tls",
-    "snapshot_fallback",
-    "probe_bytes",
-    "credentials",
-    "devices",
-    "masks",
-}
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
-        raise ValidationError(
-            f"onvif setting {attribute.name}={value!r}: must be a positive number"
-        )
+_positive = positive("onvif")
 
 
 def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
-    # The same shape as the RTSP adapter's credentials setting: reuse its validation.
-    try:
-        return RtspSettings(credentials=value).credentials
-    except ValidationError as exc:
-        raise ValidationError(str(exc).replace("rtsp setting", "onvif setting")) from None
+    return parse_credentials(value, "onvif")
 
 
 Polygon = tuple[tuple[float, float], ...]
@@ -140,10 +119,7 @@ class OnvifSettings:
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> OnvifSettings:
         """Build settings from a mapping; unknown keys are an error (a typo must not pass)."""
-        unknown = set(settings) - _KNOWN
-        if unknown:
-            raise ValidationError(f"onvif settings: unknown keys {sorted(unknown)}")
-        return cls(**dict(settings))
+        return build_settings(cls, "onvif", settings)
 
     def rtsp(self) -> OnvifRtspSettings:
         """Settings for the RTSP reader of the live and replay paths."""
@@ -489,34 +465,6 @@ class OnvifDevice:
         await self.soap.aclose()
 
 
-class WindowedStream:
-    """A replay stream cut to ``duration_s`` of media time from its first packet."""
-
-    def __init__(self, upstream: RtspLiveStream, duration_s: float) -> None:
-        self.info: StreamInfo = upstream.info
-        self._upstream = upstream
-        self._duration_s = duration_s
-        self._origin: int | None = None
-
-    def __aiter__(self) -> AsyncIterator[MediaPacket]:
-        return self
-
-    async def __anext__(self) -> MediaPacket:
-        packet = await self._upstream.__anext__()
-        self.info = self._upstream.info
-        if packet.pts is not None:
-            if self._origin is None:
-                self._origin = packet.pts
-            if float((packet.pts - self._origin) * packet.stream.time_base) >= self._duration_s:
-                await self._upstream.aclose()
-                raise StopAsyncIteration
-        return packet
-
-    async def aclose(self) -> None:
-        """Close the replay connection."""
-        await self._upstream.aclose()
-
-
 def _snapshot(camera: Camera, grant: Grant, jpeg: bytes, width: int, height: int) -> Snapshot:
     return Snapshot(
         grant_id=grant.id,
@@ -622,6 +570,19 @@ class OnvifAdapter(Adapter):
                 raise
         return stream
 
+    async def request_keyframe(self, camera: Camera) -> bool:
+        """Ask the camera's encoder for a keyframe now (Media ``SetSynchronizationPoint`` on the
+        camera's profile), as the edge does when a live grant is issued. True when the device
+        accepted the call; False when it refused or failed (logged, never raised: a stream
+        still starts at the encoder's next regular keyframe)."""
+        try:
+            device = await self.device(camera.source, camera.id)
+            await device.sync_point(device.profile(camera.source))
+        except (AdapterError, ValidationError) as exc:
+            log.info("%s: keyframe request refused: %s", camera.id, exc)
+            return False
+        return True
+
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """GetSnapshotUri → HTTP JPEG (basic or digest), else a frame from the stream."""
         device = await self.device(camera.source, camera.id)
@@ -697,20 +658,36 @@ class OnvifAdapter(Adapter):
         return _snapshot(camera, grant, jpeg, width, height)
 
     async def recorded(self, camera: Camera, grant: Grant) -> LiveStream:
-        """Replay the grant's window: FindRecordings → GetReplayUri → RTSP, cut to the window."""
+        """Replay the grant's window: FindRecordings → GetReplayUri → RTSP with
+        ``Require: onvif-replay`` and ``Range: clock=<start>-<end>`` (on the device's clock)
+        through camgate's own client (:mod:`camgate_onvif.replay`); packets carry the time
+        each frame was recorded and are cut to the window by it."""
         start, end = grant.window_start, grant.window_end
         if start is None or end is None or end <= start:
             raise ValidationError("a recorded grant needs a window (start before end)")
         device = await self.device(camera.source, camera.id)
-        found = await device.recordings(start, end)
+        offset = device.soap.offset
+        if abs(offset) < timedelta(seconds=2):
+            offset = timedelta(0)  # within GetSystemDateAndTime's one-second resolution
+        found = await device.recordings(start + offset, end + offset)
         if not found:
             raise CameraProtocolError(
                 f"{device.url}: no recording holds footage between {start.isoformat()} "
                 f"and {end.isoformat()}"
             )
         uri = await device.replay_uri(found[0].token)
-        stream = await RtspLiveStream.open(self._rtsp_url(camera, uri), self.settings.rtsp())
-        return WindowedStream(stream, (end - start) / timedelta(seconds=1))
+        stream = next(s for s in device.streams if s.token == device.profile(camera.source))
+        return await ReplayStream.open(
+            uri,
+            self._credentials(camera.id, device.url),
+            start=start,
+            end=end,
+            clock_offset=offset,
+            width=stream.width,
+            height=stream.height,
+            connect_timeout_s=self.settings.connect_timeout_s,
+            read_timeout_s=self.settings.read_timeout_s,
+        )
 
     async def aclose(self) -> None:
         """Close every device's connection pool."""

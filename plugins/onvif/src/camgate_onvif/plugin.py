@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from camgate import hookimpl
@@ -9,7 +10,12 @@ from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simul
 
 from camgate_onvif.adapter import OnvifAdapter
 
-__all__ = ["FACTORY", "camgate_register_adapters", "camgate_simulator"]
+__all__ = [
+    "FACTORY",
+    "camgate_conformance_target",
+    "camgate_register_adapters",
+    "camgate_simulator",
+]
 
 FACTORY = AdapterFactory(
     name="onvif",
@@ -34,3 +40,14 @@ def camgate_simulator(adapter: str, count: int) -> Simulator | None:
     from camgate_onvif.simulator import OnvifSimulator
 
     return OnvifSimulator(count)
+
+
+@hookimpl
+def camgate_conformance_target(adapter: str, config: Mapping[str, Any] | None) -> object | None:
+    """The onvif target: simulated devices with their SOAP and RTSP logs as the backdoor, and
+    staged faults; a settings file is left to the suite (plain ``sources`` and ``settings``)."""
+    if adapter != "onvif" or config is not None:
+        return None
+    from camgate_onvif.conformance import OnvifTarget
+
+    return OnvifTarget()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import os
 import secrets
 import ssl
@@ -50,6 +51,9 @@ from xml.sax.saxutils import escape
 import attrs
 from camgate.adapters import Simulator
 from lxml import etree
+
+from camgate_onvif.recording import Recording, encode_recording
+from camgate_onvif.replay_server import ReplayServer, stop_serving
 
 __all__ = [
     "MEDIA_OPERATIONS",
@@ -119,6 +123,14 @@ class SimRequest:
     user: str | None
     authenticated: bool
     status: int
+    profile: str | None = None  # the profile token the request names, if any
+    connection: int = 0  # the HTTP connection it came on (see ``OnvifSimulator.connections``)
+
+    @property
+    def device(self) -> int | None:
+        """The device number of the path (``/dev<i>/...``), if it names one."""
+        first = self.path.strip("/").split("/")[0]
+        return int(first[3:]) if first.startswith("dev") and first[3:].isdigit() else None
 
 
 def jpeg_bytes(width: int = 640, height: int = 360) -> bytes:
@@ -186,9 +198,14 @@ class OnvifSimulator(Simulator):
         profiles: Sequence[tuple[str, int, int]] = _PROFILES,
         rtsp_server: Any = None,
         tls: bool = False,
+        recording_s: int = 30,
+        masks_in_picture: bool = False,
+        replay_session_timeout_s: int = 60,
     ) -> None:
         if count < 1:
             raise ValueError("a simulator serves at least one device")
+        if masks_in_picture and rtsp_server is not None:
+            raise ValueError("masks_in_picture needs the simulator's own RTSP server")
         if snapshot_auth not in ("digest", "basic"):
             raise ValueError("snapshot_auth must be 'digest' or 'basic'")
         self.count = count
@@ -201,14 +218,19 @@ class OnvifSimulator(Simulator):
         self.username, self.password = USERNAME, PASSWORD
         self.realm = "camgate-onvif-sim"
         self.requests: list[SimRequest] = []
+        #: Every HTTP connection's ``connect`` and ``closed``: (time.monotonic(), number, kind)
+        self.connections: list[tuple[float, int, str]] = []
         self.sync_points: list[tuple[float, str]] = []
         self.sources: list[str] = []
         self.settings: dict[str, Any] = {}
         self.started_at = datetime.now(UTC)
         self._lock = threading.Lock()
+        self._recording_lock = threading.Lock()
         self._nonces: set[str] = set()
         #: Media2 privacy masks per device: token -> (configuration token, points, type, enabled)
         self.masks: dict[int, dict[str, tuple[str, list[tuple[float, float]], str, bool]]] = {}
+        self._colors: dict[tuple[int, str], tuple[int, int, int]] = {}
+        self._mask_ids = itertools.count(1)
         self._jpeg: bytes | None = None
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -217,6 +239,14 @@ class OnvifSimulator(Simulator):
         self.tls = tls
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.ca_file: str | None = None
+        #: Recorded footage every device replays: ``recording_s`` seconds ending when the
+        #: simulator was built (on the device's clock), frames that show their own index.
+        self.recording_s = recording_s
+        self.masks_in_picture = masks_in_picture
+        self.replay_session_timeout_s = replay_session_timeout_s
+        self.recording_start = self.started_at + timedelta(seconds=clock_skew_s - recording_s)
+        self._recording: Recording | None = None
+        self._replay: ReplayServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -229,7 +259,11 @@ class OnvifSimulator(Simulator):
         from camgate_rtsp.testserver import RtspTestServer
 
         if self._owns_rtsp:
-            self._rtsp = RtspTestServer(self.mounts(self.count, self.profiles, self.gop_frames))
+            self._rtsp = RtspTestServer(
+                self.mounts(
+                    self.count, self.profiles, self.gop_frames, maskable=self.masks_in_picture
+                )
+            )
             self._rtsp.start()
         try:
             self._jpeg = jpeg_bytes()
@@ -242,6 +276,14 @@ class OnvifSimulator(Simulator):
                 target=self._http.serve_forever, name="onvif-sim", daemon=True
             )
             self._thread.start()
+            self._replay = ReplayServer(
+                self._recording_at,
+                check_auth=self.check_http_digest,
+                challenge=lambda: self.challenge("digest"),
+                advertised_host=self._host,
+                session_timeout_s=self.replay_session_timeout_s,
+            )
+            self._replay.start()
         except BaseException:
             self.close()
             raise
@@ -306,13 +348,11 @@ class OnvifSimulator(Simulator):
 
     def close(self) -> None:
         """Stop the SOAP server and the RTSP server. Idempotent."""
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        stop_serving(self._http, self._thread)
+        self._http = self._thread = None
+        if self._replay is not None:
+            self._replay.close()
+            self._replay = None
         if self._rtsp is not None and self._owns_rtsp:
             self._rtsp.stop()
             self._rtsp = None
@@ -325,14 +365,16 @@ class OnvifSimulator(Simulator):
         count: int = 1,
         profiles: Sequence[tuple[str, int, int]] = _PROFILES,
         gop_frames: int = 30,
+        *,
+        maskable: bool = False,
     ) -> list[Any]:
         """The RTSP test server mounts a simulator of ``count`` devices streams from (give an
         :class:`~camgate_rtsp.testserver.RtspTestServer` of them as ``rtsp_server`` to share
-        one server between simulators)."""
+        one server between simulators); ``maskable`` mounts draw privacy masks."""
         from camgate_rtsp.testserver import Mount
 
         return [
-            Mount(f"/dev{d}/{name}", width=w, height=h, gop_frames=gop_frames)
+            Mount(f"/dev{d}/{name}", width=w, height=h, gop_frames=gop_frames, maskable=maskable)
             for d in range(1, count + 1)
             for name, w, h in profiles
         ]
@@ -380,6 +422,14 @@ class OnvifSimulator(Simulator):
     def _record(self, req: SimRequest) -> None:
         with self._lock:
             self.requests.append(req)
+
+    def _connection(self, kind: str, number: int | None = None) -> int:
+        """Log an HTTP connection's ``connect`` (a new number) or ``closed``."""
+        with self._lock:
+            if number is None:
+                number = len([c for c in self.connections if c[2] == "connect"]) + 1
+            self.connections.append((time.monotonic(), number, kind))
+            return number
 
     # ------------------------------------------------------------------ security
 
@@ -626,8 +676,10 @@ class OnvifSimulator(Simulator):
         enabled = (mask.findtext("tr2:Enabled", namespaces=NS) or "true").strip() == "true"
         with self._lock:
             masks = self.masks.setdefault(device, {})
-            token = f"mask{len(masks) + 1}"
+            token = f"mask{next(self._mask_ids)}"
             masks[token] = (cfg, points, kind, enabled)
+            self._colors[(device, token)] = _mask_rgb(mask)
+        self._draw_masks(device)
         return f"<tr2:CreateMaskResponse><tr2:Token>{token}</tr2:Token></tr2:CreateMaskResponse>"
 
     def _op_DeleteMask(self, device: int, body: etree._Element) -> str:
@@ -636,14 +688,57 @@ class OnvifSimulator(Simulator):
         with self._lock:
             if self.masks.get(device, {}).pop(token, None) is None:
                 raise _Fault("Sender", "InvalidArgVal", f"no mask {token!r}")
+        self._draw_masks(device)
         return "<tr2:DeleteMaskResponse/>"
+
+    def _draw_masks(self, device: int) -> None:
+        """Draw the device's enabled Color masks into its pictures (``masks_in_picture``), as a
+        camera does: every profile of the device shows them from the next frame on."""
+        if not self.masks_in_picture:
+            return
+        with self._lock:
+            shapes = [
+                ([((x + 1) / 2, (1 - y) / 2) for x, y in points], self._colors[(device, token)])
+                for token, (_cfg, points, kind, enabled) in self.masks.get(device, {}).items()
+                if enabled and kind == "Color"
+            ]
+        for name, _w, _h in self.profiles:
+            self._rtsp.set_masks(f"/dev{device}/{name}", shapes)
 
     def _need_media2(self) -> None:
         if self.quirks.no_media2:
             raise _Fault("Receiver", "ActionNotSupported", "no Media2 service")
 
+    @property
+    def recording(self) -> Recording:
+        """The recorded footage (encoded on first use, ~1 s, then cached per process)."""
+        with self._recording_lock:
+            if self._recording is None:
+                self._recording = encode_recording(self.recording_start, self.recording_s)
+            return self._recording
+
+    def _recording_at(self, path: str) -> Recording | None:
+        parts = path.strip("/").split("/")
+        if (
+            len(parts) == 2
+            and parts[1] == "recording"
+            and parts[0].startswith("dev")
+            and parts[0][3:].isdigit()
+            and 1 <= int(parts[0][3:]) <= self.count
+        ):
+            return self.recording
+        return None
+
+    @property
+    def replay(self) -> ReplayServer:
+        """The RTSP replay server behind GetReplayUri (its ``requests`` list what it got)."""
+        if self._replay is None:
+            raise RuntimeError("the simulator is not running")
+        return self._replay
+
     def _recording_window(self) -> tuple[datetime, datetime]:
-        return self.started_at - timedelta(hours=1), self.device_now()
+        start = self.recording_start
+        return start, start + timedelta(seconds=self.recording_s)
 
     def _op_FindRecordings(self, device: int, body: etree._Element) -> str:
         return (
@@ -675,12 +770,29 @@ class OnvifSimulator(Simulator):
         token = body.findtext("trp:RecordingToken", namespaces=NS) or ""
         if token != f"rec-{device}":
             raise _Fault("Sender", "InvalidArgVal", f"no recording {token!r}")
-        # The GStreamer test server cannot seek stored footage: replay serves the main
-        # encoder, which stands in for the recording (see docs/onvif.md).
+        uri = f"rtsp://{self._host()}:{self.replay.port}/dev{device}/recording"
         return (
-            f"<trp:GetReplayUriResponse><trp:Uri>{escape(self._rtsp_uri(device, 'main'))}"
-            "</trp:Uri></trp:GetReplayUriResponse>"
+            f"<trp:GetReplayUriResponse><trp:Uri>{escape(uri)}</trp:Uri></trp:GetReplayUriResponse>"
         )
+
+
+def _mask_rgb(mask: etree._Element) -> tuple[int, int, int]:
+    """The RGB fill of a Media2 mask's ``Color`` (YCbCr, BT.601 studio range); black without."""
+    color = mask.find("tr2:Color", NS)
+    if color is None:
+        return (0, 0, 0)
+    try:
+        y, cb, cr = (float(color.get(k, d)) for k, d in (("X", "16"), ("Y", "128"), ("Z", "128")))
+    except ValueError:
+        return (0, 0, 0)
+    luma = 1.164 * (y - 16)
+    rgb = (
+        luma + 1.596 * (cr - 128),
+        luma - 0.392 * (cb - 128) - 0.813 * (cr - 128),
+        luma + 2.017 * (cb - 128),
+    )
+    r, g, b = (max(0, min(255, round(c))) for c in rgb)
+    return (r, g, b)
 
 
 def _md5(text: str) -> str:
@@ -718,11 +830,36 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        profile: str | None = None
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection_id = sim._connection("connect")
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                sim._connection("closed", self.connection_id)
+
         def _log(self, op: str, user: str | None, ok: bool, status: int) -> None:
-            sim._record(SimRequest(time.monotonic(), self.command, self.path, op, user, ok, status))
+            sim._record(
+                SimRequest(
+                    time.monotonic(),
+                    self.command,
+                    self.path,
+                    op,
+                    user,
+                    ok,
+                    status,
+                    self.profile,
+                    self.connection_id,
+                )
+            )
 
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
+            self.profile = parts[-1].removesuffix(".jpg") if len(parts) == 3 else None
             if len(parts) != 3 or parts[1] != "snapshot" or not parts[2].endswith(".jpg"):
                 self._log("unknown", None, False, 404)
                 self._send(404, b"not found", "text/plain", {})
@@ -746,6 +883,7 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             self._send(200, sim._jpeg or b"", "image/jpeg", {})
 
         def do_POST(self) -> None:
+            self.profile = None
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             parts = self.path.strip("/").split("/")
@@ -756,6 +894,7 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
                 first = body[0] if body is not None and len(body) else None
                 if first is not None:
                     op = etree.QName(first).localname
+                    self.profile = first.findtext("trt:ProfileToken", namespaces=NS)
             except etree.XMLSyntaxError:
                 root, first = None, None
             if (

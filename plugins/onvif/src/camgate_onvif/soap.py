@@ -162,7 +162,14 @@ class SoapClient:
             if credentials is not None
             else None
         )
-        self.http = httpx.AsyncClient(auth=auth, timeout=timeout_s, verify=tls_verify(verify))
+        # No idle keep-alive connection: each call's connection closes with its answer, so no
+        # connection to the camera stays open between grants (the conformance suite checks it).
+        self.http = httpx.AsyncClient(
+            auth=auth,
+            timeout=timeout_s,
+            verify=tls_verify(verify),
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         self._clients: dict[str, zeep.AsyncClient] = {}
 
     def __repr__(self) -> str:

@@ -46,21 +46,11 @@ from camgate.errors import (
 )
 from camgate.media import jpeg_from_packets
 from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
+from camgate.settings import build_settings, parse_credentials, positive
 
 __all__ = ["RtspAdapter", "RtspLiveStream", "RtspSettings", "redact", "rtsp_url"]
 
 log = logging.getLogger(__name__)
-
-_KNOWN = {
-    "transport",
-    "connect_timeout_s",
-    "read_timeout_s",
-    "fast_start",
-    "credentials",
-    "buffer_packets",
-    "close_wait_s",
-}
-
 
 #: What the reader thread meets when nobody listens any more (consumer closed, loop gone).
 _GONE = (
@@ -71,28 +61,16 @@ _GONE = (
 )
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (isinstance(value, int | float) and value > 0):
-        raise ValidationError(f"rtsp setting {attribute.name}={value!r}: must be a positive number")
+_positive = positive("rtsp")
+
+
+def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
+    return parse_credentials(value, "rtsp")
 
 
 def _transport(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
     if value not in ("tcp", "udp"):
         raise ValidationError(f"rtsp setting transport={value!r}: must be 'tcp' or 'udp'")
-
-
-def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
-    out: dict[str, Credentials] = {}
-    for key, cred in dict(value).items():
-        if isinstance(cred, Credentials):
-            out[key] = cred
-        elif isinstance(cred, Mapping) and {"username", "password"} <= set(cred):
-            out[key] = Credentials(str(cred["username"]), cred["password"])
-        else:
-            raise ValidationError(
-                f"rtsp setting credentials[{key!r}]: needs a username and a password"
-            )
-    return out
 
 
 @attrs.frozen
@@ -110,10 +88,7 @@ class RtspSettings:
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> RtspSettings:
         """Build settings from a mapping; unknown keys are an error (a typo must not pass)."""
-        unknown = set(settings) - _KNOWN
-        if unknown:
-            raise ValidationError(f"rtsp settings: unknown keys {sorted(unknown)}")
-        return cls(**dict(settings))
+        return build_settings(cls, "rtsp", settings)
 
     def open_options(self) -> dict[str, str]:
         """FFmpeg options for ``av.open``."""

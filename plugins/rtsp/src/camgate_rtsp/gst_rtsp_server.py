@@ -35,6 +35,7 @@ audio_codec     "aac"     "aac" (mpeg4-generic, pt 97) or "pcma" (G.711, pt 8)
 username        null      with password: this mount requires RTSP auth (digest, or basic
                           when the top-level "auth" key is "basic")
 password        null      (never printed)
+maskable        false     draw privacy masks (``MASK`` command) on the picture before encoding
 =============== ========= ====================================================
 
 Protocol with the launcher: once the server is listening and every mount's
@@ -49,7 +50,9 @@ system-wide CLOCK_MONOTONIC on Linux, so the launcher can compare it with its ow
 the server's own view of what clients asked for: the conformance suite's backdoor.
 With ``--config -``, later stdin lines are commands: ``KEY <path>`` makes that
 mount's encoder emit a keyframe at once (answered ``KEY <path> ok`` or
-``KEY <path> unknown`` on stdout).
+``KEY <path> unknown`` on stdout); ``MASK <path> <json>`` replaces the privacy masks a
+``maskable`` mount draws on its picture (``[{"points": [[x, y], ...], "rgb": [r, g, b]}, ...]``,
+x and y fractions of the picture, origin top left; answered ``MASK <path> ok|unknown|bad``).
 SIGTERM / SIGINT stop the server with exit status 0. A setup failure prints one
 line ``gst_rtsp_server: error: ...`` on stderr and exits with status 2; a
 pipeline error while running is reported the same way with exit status 1.
@@ -90,9 +93,10 @@ DEFAULTS: dict[str, Any] = {
     "audio_codec": "aac",
     "username": None,
     "password": None,
+    "maskable": False,
 }
 _INT_KEYS = ("width", "height", "fps", "gop_frames", "bitrate_kbps")
-_BOOL_KEYS = ("video", "audio")
+_BOOL_KEYS = ("video", "audio", "maskable")
 _AUDIO_CODECS = ("aac", "pcma")
 
 # element -> package that provides it (Debian names), for install hints
@@ -103,6 +107,7 @@ _ELEMENT_PACKAGES = {
     "audioconvert": "gstreamer1.0-plugins-base",
     "audioresample": "gstreamer1.0-plugins-base",
     "timeoverlay": "gstreamer1.0-plugins-base",
+    "rsvgoverlay": "gstreamer1.0-plugins-bad",
     "x264enc": "gstreamer1.0-plugins-ugly",
     "h264parse": "gstreamer1.0-plugins-bad",
     "rtph264pay": "gstreamer1.0-plugins-good",
@@ -299,11 +304,20 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
                 "timeoverlay time-mode=running-time halignment=left valignment=top "
                 'font-desc="Sans 18" ! '
             )
+        masks = ""
+        if mount["maskable"]:
+            # Privacy masks drawn into the picture, as a camera does (SVG polygons, set at
+            # run time by the MASK command; an empty SVG draws nothing).
+            _require_elements(Gst, ("rsvgoverlay", "videoconvert"))
+            masks = (
+                "videoconvert ! rsvgoverlay name=mask fit-to-frame=true ! videoconvert ! "
+                "video/x-raw,format=I420 ! "
+            )
         parts.append(
             f"videotestsrc is-live=true pattern={mount['pattern']} ! "
             f"video/x-raw,format=I420,width={mount['width']},height={mount['height']},"
             f"framerate={mount['fps']}/1 ! "
-            f"{overlay}"
+            f"{overlay}{masks}"
             "x264enc name=enc tune=zerolatency speed-preset=ultrafast "
             f"key-int-max={gop} bitrate={mount['bitrate_kbps']} "
             "byte-stream=true option-string=scenecut=0 ! "
@@ -602,6 +616,9 @@ class Server:
         keyframe now (a force-key-unit event sent upstream into x264enc, as an ONVIF
         SetSynchronizationPoint asks a camera to). Replies ``KEY <path> ok|unknown`` on stdout."""
         verb, _, path = line.partition(" ")
+        if verb == "MASK":
+            self.set_masks(*path.partition(" ")[::2])
+            return
         if verb != "KEY":
             if line:
                 _log(f"warning: unknown command {line[:40]!r}")
@@ -622,6 +639,35 @@ class Server:
                 print(f"KEY {path} ok", flush=True)
                 return
         print(f"KEY {path} unknown", flush=True)
+
+    def set_masks(self, path: str, text: str) -> None:
+        """``MASK <path> <json>``: draw these polygons on the mount's picture from now on."""
+        mount = next((m for m in self.mounts if m["path"] == path), None)
+        overlay = None
+        for mount_path, media in self.medias:
+            if mount_path == path:
+                overlay = media.get_element().get_by_name("mask")
+        if mount is None or overlay is None:
+            print(f"MASK {path} unknown", flush=True)
+            return
+        width, height = mount["width"], mount["height"]
+        try:
+            shapes = []
+            for mask in json.loads(text):
+                points = " ".join(
+                    f"{float(x) * width:.1f},{float(y) * height:.1f}" for x, y in mask["points"]
+                )
+                r, g, b = (max(0, min(255, int(c))) for c in mask.get("rgb", (0, 0, 0)))
+                shapes.append(f'<polygon points="{points}" fill="rgb({r},{g},{b})"/>')
+        except (ValueError, TypeError, KeyError):
+            print(f"MASK {path} bad", flush=True)
+            return
+        overlay.set_property(
+            "data",
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}">{"".join(shapes)}</svg>',
+        )
+        print(f"MASK {path} ok", flush=True)
 
     def shutdown(self) -> None:
         self.shutting_down = True

@@ -96,7 +96,8 @@ class Mount:
     ``bitrate_kbps``. With ``audio`` a 440 Hz tone is added as a second stream
     (first if ``video`` is False): AAC (``audio_codec="aac"``) or G.711 A-law
     (``"pcma"``). With ``username`` and ``password`` the mount requires RTSP digest
-    authentication; mounts without them accept anonymous clients.
+    authentication; mounts without them accept anonymous clients. A ``maskable`` mount
+    draws the privacy masks given to :meth:`RtspTestServer.set_masks` into its picture.
 
     Construction validates: ``path`` starts with "/" (no whitespace, "?", "#" or
     empty segments), the integers are positive, width/height are even, at least
@@ -116,6 +117,7 @@ class Mount:
     audio_codec: str = attrs.field(default="aac", validator=_check_audio_codec)
     username: str | None = attrs.field(default=None, validator=_optional_nonempty_str)
     password: str | None = attrs.field(default=None, repr=False, validator=_optional_nonempty_str)
+    maskable: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.width % 2 or self.height % 2:
@@ -287,6 +289,8 @@ class RtspTestServer:
         self._stderr = _StderrTail()
         self._lock = threading.Lock()
         self._control = threading.Lock()
+        self._replies = threading.Condition()
+        self._mask_replies: list[str] = []
         self._events: list[RequestEvent] = []
         self._events_changed = threading.Condition()
         self._runs = 0
@@ -447,6 +451,11 @@ class RtspTestServer:
             run = self._runs
 
             def on_stdout_line(line: str) -> None:
+                if line.startswith("MASK "):
+                    with self._replies:
+                        self._mask_replies.append(line.strip())
+                        self._replies.notify_all()
+                    return
                 if line.startswith("EVENT "):
                     event = RequestEvent.from_line(line, run)
                     if event is not None:
@@ -523,15 +532,45 @@ class RtspTestServer:
         """
         if path not in self._by_path:
             raise ValueError(f"no mount {path!r}")
+        self._command(f"KEY {path}")
+
+    def _command(self, line: str) -> None:
+        """Send one control line to the running server (TestServerError when it is gone)."""
         proc = self._proc
         if proc is None or proc.poll() is not None or proc.stdin is None:
             raise TestServerError("RTSP test server is not running")
         try:
             with self._control:
-                proc.stdin.write(f"KEY {path}\n")
+                proc.stdin.write(line + "\n")
                 proc.stdin.flush()
         except OSError as exc:
             raise TestServerError(f"cannot reach the RTSP test server: {exc}") from exc
+
+    def set_masks(
+        self,
+        path: str,
+        masks: Sequence[tuple[Sequence[tuple[float, float]], tuple[int, int, int]]],
+        timeout: float = 5.0,
+    ) -> None:
+        """Draw ``masks`` — (polygon, RGB colour) pairs, points as fractions of the picture
+        with the origin top left — on the picture of the ``maskable`` mount at ``path`` from
+        now on, replacing any earlier ones (an empty list removes them). Returns once the
+        server applied them; TestServerError when it did not within ``timeout`` seconds,
+        ValueError for a path that is not a maskable mount."""
+        mount = self._by_path.get(path)
+        if mount is None or not mount.maskable:
+            raise ValueError(f"no maskable mount {path!r}")
+        payload = json.dumps(
+            [{"points": [list(p) for p in points], "rgb": list(rgb)} for points, rgb in masks]
+        )
+        with self._replies:
+            self._mask_replies.clear()
+            self._command(f"MASK {path} {payload}")
+            if not self._replies.wait_for(lambda: bool(self._mask_replies), timeout):
+                raise TestServerError(f"the RTSP test server did not apply masks on {path}")
+            reply = self._mask_replies[-1]
+        if reply != f"MASK {path} ok":
+            raise TestServerError(f"the RTSP test server answered {reply!r}")
 
     def stop(self) -> None:
         """Stop the server: SIGTERM, wait up to 5 s, then SIGKILL; always reaps it.

@@ -1,0 +1,67 @@
+"""The onvif conformance target: its backdoor sees what the device saw, its faults are real."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import pytest
+from camgate.errors import CameraAuthError
+from camgate.plugins import PluginHost
+from camgate_onvif.adapter import OnvifAdapter
+from camgate_onvif.conformance import FAULT_SECRET, OnvifBackdoor, OnvifTarget
+from camgate_onvif.simulator import OnvifSimulator
+
+pytestmark = pytest.mark.anyio
+
+
+def _open(sim: OnvifSimulator) -> set[int]:
+    state: dict[int, str] = {}
+    for _at, number, kind in sim.connections:
+        state[number] = kind
+    return {n for n, kind in state.items() if kind == "connect"}
+
+
+async def test_the_adapter_leaves_no_idle_soap_connection(make_sim: Any) -> None:
+    sim: OnvifSimulator = make_sim()
+    async with OnvifAdapter.from_settings(sim.settings) as adapter:
+        device = await adapter.device(sim.device_url())
+        await device.stream_uri("main")
+        with anyio.fail_after(2):
+            # the server logs the close just after the answer (another thread): poll
+            while _open(sim):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        calls = [r for r in sim.requests if r.operation != "unknown"]
+        # each call came on its own connection, closed with its answer
+        assert len({r.connection for r in calls}) == len(calls) >= 5
+
+
+async def test_backdoor_maps_requests_to_cameras(make_sim: Any) -> None:
+    sim: OnvifSimulator = make_sim()
+    since = time.monotonic()
+    async with OnvifAdapter.from_settings(sim.settings) as adapter:
+        device = await adapter.device(sim.device_url())
+        await device.sync_point("sub")
+    events = [e for e in OnvifBackdoor(sim).events() if e.at >= since]
+    (sync,) = [e for e in events if e.kind == "SetSynchronizationPoint"]
+    assert sync.media and sync.camera == sim.sources[1]
+    assert not any(e.media for e in events if e.kind != "SetSynchronizationPoint")
+    assert {e.kind for e in events} >= {"connect", "closed", "GetProfiles"}
+
+
+def test_the_plugin_provides_the_target() -> None:
+    host = PluginHost()
+    assert isinstance(host.conformance_target("onvif", None), OnvifTarget)
+    assert host.conformance_target("onvif", {"sources": ["x"]}) is None
+
+
+async def test_the_auth_fault_is_refused_without_showing_its_password() -> None:
+    with OnvifTarget() as target:
+        stage = target.fault("auth")
+        assert stage is not None and target.fault("rate-limited") is None
+        with stage as fault:
+            async with OnvifAdapter.from_settings(fault.settings) as adapter:
+                with pytest.raises(CameraAuthError) as info:
+                    await adapter.device(fault.source)
+        assert FAULT_SECRET not in str(info.value)
