@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -125,11 +125,11 @@ class ChainingBackend:
     def __init__(
         self,
         *,
-        sign: Callable[[bytes], bytes] | None,
-        public_key: bytes | None,
-        checkpoint_every: int,
-        checkpoint_interval_s: float,
-        group_commit: bool,
+        sign: Callable[[bytes], bytes] | None = None,
+        public_key: bytes | None = None,
+        checkpoint_every: int = 4096,
+        checkpoint_interval_s: float = 60.0,
+        group_commit: bool = True,
     ) -> None:
         self._sign, self.public_key = sign, public_key
         self.checkpoint_every, self.checkpoint_interval_s = checkpoint_every, checkpoint_interval_s
@@ -149,6 +149,47 @@ class ChainingBackend:
 
     def _close_store(self) -> None:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ reading
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run one read-only query (``?`` placeholders) on a fresh snapshot; all its rows."""
+        raise NotImplementedError
+
+    def owner_rows(self, owner: str, after: int, until: int) -> list[Row]:
+        """Every stored record about ``owner`` with ``after < seq <= until``, in order."""
+        return [
+            (int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
+            for r in self._read(
+                "SELECT a.seq, a.at, a.kind, a.body, a.owners, a.prev, a.hash "
+                "FROM audit_owner_records o JOIN audit a ON a.seq = o.seq "
+                "WHERE o.owner = ? AND o.seq > ? AND o.seq <= ? ORDER BY o.seq",
+                (owner, after, until),
+            )
+        ]
+
+    def owner_heads_at(self, seq: int) -> list[tuple[str, str, int]]:
+        """Every owner's head ``(owner, hash, seq)`` as of record ``seq``, sorted by owner
+        (in code-point order, as the Merkle tree wants; sorted here, not by the database's
+        collation)."""
+        return sorted(
+            (o, h, int(s))
+            for o, s, h in self._read(
+                "SELECT o.owner, o.seq, a.hash FROM ("
+                "  SELECT owner, MAX(seq) AS seq FROM audit_owner_records WHERE seq <= ?"
+                "  GROUP BY owner) o JOIN audit a ON a.seq = o.seq",
+                (seq,),
+            )
+        )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every stored checkpoint, oldest first."""
+        return [
+            Checkpoint(json.loads(p), s)
+            for p, s in self._read(
+                "SELECT payload, signature FROM audit_checkpoints ORDER BY seq", ()
+            )
+        ]
 
     # ------------------------------------------------------------------ writing
 

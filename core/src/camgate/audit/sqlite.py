@@ -10,16 +10,15 @@ processes appending to one file (the hub and the CLI) still extend one chain.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from camgate.audit.base import ChainingBackend, Entry, Row, WriteTx, _Pending
-from camgate.audit.chain import GENESIS, Checkpoint
+from camgate.audit.chain import GENESIS
 from camgate.errors import AuditError
 
 __all__ = ["Entry", "Row", "SQLiteAuditBackend", "_Pending"]
@@ -104,23 +103,8 @@ class SQLiteAuditBackend(ChainingBackend):
     its own (the naive baseline the benchmark compares with).
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        sign: Callable[[bytes], bytes] | None = None,
-        public_key: bytes | None = None,
-        checkpoint_every: int = 4096,
-        checkpoint_interval_s: float = 60.0,
-        group_commit: bool = True,
-    ) -> None:
-        super().__init__(
-            sign=sign,
-            public_key=public_key,
-            checkpoint_every=checkpoint_every,
-            checkpoint_interval_s=checkpoint_interval_s,
-            group_commit=group_commit,
-        )
+    def __init__(self, path: str | Path, **options: Any) -> None:
+        super().__init__(**options)  # sign, public_key, checkpoint_every/_interval_s, group_commit
         self.path = Path(path)
         try:
             self._conn = self._connect()
@@ -181,36 +165,6 @@ class SQLiteAuditBackend(ChainingBackend):
             yield from conn.execute(sql + " ORDER BY seq", params)
         finally:
             conn.close()
-
-    def owner_rows(self, owner: str, after: int, until: int) -> list[Row]:
-        """Every stored record about ``owner`` with ``after < seq <= until``, in order."""
-        return self._read(
-            "SELECT a.seq, a.at, a.kind, a.body, a.owners, a.prev, a.hash "
-            "FROM audit_owner_records o JOIN audit a ON a.seq = o.seq "
-            "WHERE o.owner = ? AND o.seq > ? AND o.seq <= ? ORDER BY o.seq",
-            (owner, after, until),
-        )
-
-    def owner_heads_at(self, seq: int) -> list[tuple[str, str, int]]:
-        """Every owner's head ``(owner, hash, seq)`` as of record ``seq``, sorted by owner."""
-        return [
-            (o, h, s)
-            for o, s, h in self._read(
-                "SELECT o.owner, o.seq, a.hash FROM ("
-                "  SELECT owner, MAX(seq) AS seq FROM audit_owner_records WHERE seq <= ?"
-                "  GROUP BY owner) o JOIN audit a ON a.seq = o.seq ORDER BY o.owner",
-                (seq,),
-            )
-        ]
-
-    def checkpoints(self) -> list[Checkpoint]:
-        """Every stored checkpoint, oldest first."""
-        return [
-            Checkpoint(json.loads(p), s)
-            for p, s in self._read(
-                "SELECT payload, signature FROM audit_checkpoints ORDER BY seq", ()
-            )
-        ]
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         conn = sqlite3.connect(self.path, timeout=30.0)
