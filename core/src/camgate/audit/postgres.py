@@ -30,7 +30,7 @@ from camgate.audit.base import ChainingBackend, Row, WriteTx
 from camgate.audit.chain import GENESIS
 from camgate.errors import AuditError
 
-__all__ = ["PostgresAuditBackend", "is_postgres_dsn", "redact_dsn"]
+__all__ = ["PostgresAuditBackend", "redact_dsn"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -45,14 +45,6 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SCHEMA_LOCK = 0x63616D67  # pg_advisory_xact_lock key: creating the tables once at a time
-
-
-def is_postgres_dsn(target: str) -> bool:
-    """True when ``target`` names a PostgreSQL database (a ``postgresql://`` or
-    ``postgres://`` URL, or a libpq ``key=value`` string with a ``dbname`` or ``host``)."""
-    if target.startswith(("postgresql://", "postgres://")):
-        return True
-    return "=" in target and any(k in target for k in ("dbname=", "host="))
 
 
 def redact_dsn(dsn: str) -> str:
