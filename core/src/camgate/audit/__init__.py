@@ -41,6 +41,7 @@ from camgate.audit.chain import (
     verify_merkle_path,
     verify_records,
 )
+from camgate.audit.fastverify import default_workers, fast_verify
 from camgate.audit.sqlite import SQLiteAuditBackend
 from camgate.codec import canonical
 from camgate.errors import AuditError, NotFound
@@ -76,8 +77,8 @@ class AuditBackend(Protocol):
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now."""
 
-    def rows(self, after: int = 0, until: int | None = None) -> Iterator[Row]:
-        """Stored texts of the records in order."""
+    def rows(self, after: int | None = 0, until: int | None = None) -> Iterator[Row]:
+        """Stored texts of the records ``after < seq <= until`` in order (None: unbounded)."""
 
     def owner_rows(self, owner: str, after: int, until: int) -> list[Row]:
         """Stored texts of one owner's records in ``(after, until]``."""
@@ -228,16 +229,39 @@ class AuditLog:
         return self.backend.checkpoints()
 
     def verify(
-        self, *, public_key: bytes | None = None, known: Iterable[Checkpoint] = ()
+        self,
+        *,
+        public_key: bytes | None = None,
+        known: Iterable[Checkpoint] = (),
+        workers: int | None = None,
+        records_per_worker: int = 50_000,
     ) -> VerifyResult:
         """Check the chain, every owner sub-chain and every checkpoint; name the first bad record.
 
         Checkpoint signatures are checked against ``public_key`` (default: this log's key).
         ``known`` are checkpoints kept elsewhere (an earlier export): a log cut back below one
         of them, or rewritten under it, fails.
+
+        A large log is checked in ranges by ``workers`` processes (default: one per CPU, at most
+        8; one per ``records_per_worker`` records) and the ranges merged
+        (:mod:`camgate.audit.fastverify`); if anything fails there, the log is verified again
+        record by record, so the result — and the first bad record it names — is the same.
         """
         key = public_key if public_key is not None else self.public_key
-        return ChainVerifier(self.backend.checkpoints(), key, known).run(self.backend.rows())
+        cps = self.backend.checkpoints()
+        range_reader = getattr(self.backend, "range_reader", None)
+        last_seq = getattr(self.backend, "last_seq", None)
+        if range_reader is not None and last_seq is not None:
+            fast = fast_verify(
+                ChainVerifier(cps, key, known),
+                range_reader(),
+                last_seq(),
+                workers=default_workers() if workers is None else workers,
+                records_per_worker=records_per_worker,
+            )
+            if fast is not None:
+                return fast
+        return ChainVerifier(cps, key, known).run(self.backend.rows(after=None))
 
     def export_jsonl(self) -> Iterator[str]:
         """The log as JSON Lines: a header, then each record, each checkpoint after its record.

@@ -182,6 +182,11 @@ class ChainingBackend:
             )
         )
 
+    def last_seq(self) -> int:
+        """The highest record seq stored (0 for an empty log)."""
+        rows = self._read("SELECT max(seq) FROM audit", ())
+        return int(rows[0][0] or 0)
+
     def checkpoints(self) -> list[Checkpoint]:
         """Every stored checkpoint, oldest first."""
         return [

@@ -18,8 +18,9 @@ The DSN may hold a password; it never appears in a repr, a log line or an error 
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -65,6 +66,44 @@ def _password(dsn: str) -> str | None:
     except psycopg.Error:
         return None
     return str(value) if value else None
+
+
+@contextmanager
+def _snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A read-only REPEATABLE READ transaction; errors say where, never the password."""
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=30)
+    except psycopg.Error as exc:
+        raise AuditError(
+            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
+        ) from None
+    try:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield conn
+    except psycopg.Error as exc:
+        raise AuditError(
+            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
+        ) from None
+    finally:
+        conn.close()
+
+
+def read_rows(dsn: str, after: int | None, until: int | None) -> Iterator[Row]:
+    """Rows ``after < seq <= until`` (None: unbounded) of the log at ``dsn``, in seq order."""
+    where = [f"seq {op} {int(v)}" for op, v in ((">", after), ("<=", until)) if v is not None]
+    sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    with _snapshot(dsn) as conn, conn.cursor(name="audit_rows") as cur:
+        cur.itersize = 20_000
+        cur.execute(sql + " ORDER BY seq")
+        yield from cur
+
+
+def _scrub(dsn: str, exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    secret = _password(dsn)
+    return text.replace(secret, "***") if secret else text
 
 
 class _PgTx:
@@ -166,9 +205,7 @@ class PostgresAuditBackend(ChainingBackend):
         return conn
 
     def _scrub(self, exc: BaseException) -> str:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        secret = _password(self._dsn)
-        return text.replace(secret, "***") if secret else text
+        return _scrub(self._dsn, exc)
 
     @contextmanager
     def _transaction(self) -> Iterator[WriteTx]:
@@ -187,39 +224,16 @@ class PostgresAuditBackend(ChainingBackend):
 
     # ------------------------------------------------------------------ reading
 
-    @contextmanager
-    def _reader(self) -> Iterator[psycopg.Connection[Any]]:
-        try:
-            conn = psycopg.connect(self._dsn, connect_timeout=30)
-        except psycopg.Error as exc:
-            raise AuditError(
-                f"cannot read the audit log in {self.where}: {self._scrub(exc)}"
-            ) from None
-        try:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield conn
-        finally:
-            conn.close()
-
-    def rows(self, after: int = 0, until: int | None = None) -> Iterator[Row]:
+    def rows(self, after: int | None = 0, until: int | None = None) -> Iterator[Row]:
         """Stored texts ``(seq, at, kind, body, owners, prev, hash)`` in order, from one
-        snapshot (a server-side cursor: memory stays flat however long the log)."""
-        sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit WHERE seq > %s"
-        params: tuple[int, ...] = (after,)
-        if until is not None:
-            sql += " AND seq <= %s"
-            params = (after, until)
-        with self._reader() as conn, conn.cursor(name="audit_rows") as cur:
-            cur.itersize = 20_000
-            cur.execute(sql + " ORDER BY seq", params)
-            for seq, at, kind, body, owners, prev, digest in cur:
-                yield int(seq), at, kind, body, owners, prev, digest
+        snapshot (a server-side cursor: memory stays flat however long the log). ``after``
+        None: from the very first row, whatever its seq."""
+        return read_rows(self._dsn, after, until)
+
+    def range_reader(self) -> Callable[[int | None, int | None], Iterator[Row]]:
+        """A picklable ``rows`` for worker processes (parallel verification)."""
+        return functools.partial(read_rows, self._dsn)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        with self._reader() as conn:
-            try:
-                return conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall()
-            except psycopg.Error as exc:
-                raise AuditError(
-                    f"cannot read the audit log in {self.where}: {self._scrub(exc)}"
-                ) from None
+        with _snapshot(self._dsn) as conn:
+            return conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall()

@@ -10,9 +10,10 @@ processes appending to one file (the hub and the CLI) still extend one chain.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,20 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def read_rows(path: Path, after: int | None, until: int | None) -> Iterator[Row]:
+    """Rows ``after < seq <= until`` (None: unbounded) of the log in ``path``, in seq order."""
+    conn = sqlite3.connect(path, timeout=30.0)
+    try:
+        where = [f"seq {op} {int(v)}" for op, v in ((">", after), ("<=", until)) if v is not None]
+        sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        conn.execute("BEGIN")
+        yield from conn.execute(sql + " ORDER BY seq")
+    finally:
+        conn.close()
 
 
 class _SQLiteTx:
@@ -151,20 +166,15 @@ class SQLiteAuditBackend(ChainingBackend):
 
     # ------------------------------------------------------------------ reading
 
-    def rows(self, after: int = 0, until: int | None = None) -> Iterator[Row]:
+    def rows(self, after: int | None = 0, until: int | None = None) -> Iterator[Row]:
         """Stored texts ``(seq, at, kind, body, owners, prev, hash)`` in order, from a fresh
-        read connection (a consistent snapshot, not blocking appends)."""
-        conn = sqlite3.connect(self.path, timeout=30.0)
-        try:
-            sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit WHERE seq > ?"
-            params: tuple[int, ...] = (after,)
-            if until is not None:
-                sql += " AND seq <= ?"
-                params = (after, until)
-            conn.execute("BEGIN")
-            yield from conn.execute(sql + " ORDER BY seq", params)
-        finally:
-            conn.close()
+        read connection (a consistent snapshot, not blocking appends). ``after`` None: from
+        the very first row, whatever its seq."""
+        return read_rows(self.path, after, until)
+
+    def range_reader(self) -> Callable[[int | None, int | None], Iterator[Row]]:
+        """A picklable ``rows`` for worker processes (parallel verification)."""
+        return functools.partial(read_rows, self.path)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         conn = sqlite3.connect(self.path, timeout=30.0)
