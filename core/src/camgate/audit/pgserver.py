@@ -67,6 +67,9 @@ def _free_port() -> int:
 class PostgresServer:
     """A PostgreSQL server in a temporary directory; a context manager (stopped on exit).
 
+    ``base_dir`` is where that directory goes (default: the system's temp dir); as root, the
+    ``postgres`` user must be able to reach it (every parent searchable by others).
+
     ``dsn`` (after start) connects as the superuser to database ``postgres``;
     :meth:`create_database` makes a fresh database and returns its DSN.
     """
@@ -103,7 +106,7 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         """initdb, then start the server and wait until it accepts connections."""
-        self.dir = Path(tempfile.mkdtemp(prefix="camgate-pg-", dir=self._base))
+        self.dir = Path(tempfile.mkdtemp(prefix="camgate-pg-", dir=self._base)).resolve()
         data = self.dir / "data"
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")
