@@ -120,3 +120,13 @@ def test_two_logs_in_one_database_share_one_chain(dsn: str) -> None:
     assert (a.seq, b.seq) == (1, 2) and b.prev == a.hash and b.owners == {"alice": a.hash}
     first.close()
     second.close()
+
+
+def test_a_hub_with_another_key_is_refused(dsn: str) -> None:
+    first = AuditLog(dsn=dsn, signer=GrantSigner.generate())
+    first.append("event", {"owner": "alice"})
+    with pytest.raises(AuditError, match="must share the hub's key"):
+        AuditLog(dsn=dsn, signer=GrantSigner.generate())
+    reader = PostgresAuditBackend(dsn)  # no key: reading and verifying are fine
+    assert AuditLog(backend=reader).verify(public_key=first.public_key).ok
+    first.close()

@@ -189,12 +189,32 @@ class PostgresAuditBackend(ChainingBackend):
                     (uuid.uuid4().hex,),
                 )
                 row = self._conn.execute("SELECT value FROM audit_meta WHERE key='log'").fetchone()
+                sealed = None
+                if self._sign is not None and self.public_key is not None:
+                    self._conn.execute(
+                        "INSERT INTO audit_meta VALUES ('key', %s) ON CONFLICT DO NOTHING",
+                        (self.public_key.hex(),),
+                    )
+                    sealed = self._conn.execute(
+                        "SELECT value FROM audit_meta WHERE key='key'"
+                    ).fetchone()
         except psycopg.Error as exc:
             raise AuditError(
                 f"cannot open the audit log in {self.where}: {self._scrub(exc)}"
             ) from None
         assert row is not None
         self.log_id = str(row[0])
+        if (
+            sealed is not None
+            and self.public_key is not None
+            and sealed[0] != self.public_key.hex()
+        ):
+            self._conn.close()
+            raise AuditError(
+                f"the audit log in {self.where} is sealed with key {sealed[0][:16]}…, not this "
+                f"hub's key {self.public_key.hex()[:16]}…: processes sharing a log must share "
+                "the hub's key (.key beside the store)"
+            )
 
     def __repr__(self) -> str:
         return f"PostgresAuditBackend({self.where!r}, log={self.log_id!r})"
