@@ -28,7 +28,7 @@ import json
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import attrs
@@ -62,6 +62,14 @@ class RangeScan:
     tail: dict[str, tuple[str, int]] = attrs.field(factory=dict)
 
 
+def _plain(owner: str, plain: set[str]) -> bool:
+    """True (and remembered) when ``owner`` is written in JSON as itself, between quotes."""
+    if "\\" in owner or not owner.isprintable():
+        return False
+    plain.add(owner)
+    return True
+
+
 def scan_range(
     reader: RangeReader, after: int | None, until: int | None, lo: int, checkpoints: Sequence[int]
 ) -> RangeScan:
@@ -73,6 +81,7 @@ def scan_range(
     sha = hashlib.sha256
     enc = _encode_str
     kinds: dict[str, str] = {}
+    plain: set[str] = set()  # owner ids seen to need no JSON escape
     heads: dict[str, tuple[str, int]] = {}
     first: dict[str, str] = {}
     moved: dict[str, tuple[str, int]] = {}
@@ -110,22 +119,27 @@ def scan_range(
                 and parts[0] == "{"
                 and parts[2] == ":"
                 and parts[4] == "}"
-                and "\\" not in parts[1]
-                and parts[1].isprintable()
+                and (parts[1] in plain or _plain(parts[1], plain))
             ):
-                pairs: Iterable[tuple[str, str]] = ((parts[1], parts[3]),)
+                owner = parts[1]
+                head = heads.get(owner)
+                if head is None:
+                    first[owner] = parts[3]
+                elif head[0] != parts[3]:
+                    return RangeScan(False)
+                heads[owner] = moved[owner] = (digest, seq)
             else:
                 try:
                     pairs = json.loads(owners).items()
                 except (ValueError, AttributeError):
                     return RangeScan(False)
-            for owner, oprev in pairs:
-                head = heads.get(owner)
-                if head is None:
-                    first[owner] = oprev
-                elif head[0] != oprev:
-                    return RangeScan(False)
-                heads[owner] = moved[owner] = (digest, seq)
+                for owner, oprev in pairs:
+                    head = heads.get(owner)
+                    if head is None:
+                        first[owner] = oprev
+                    elif head[0] != oprev:
+                        return RangeScan(False)
+                    heads[owner] = moved[owner] = (digest, seq)
         prev = digest
         if seq == next_cp:
             leaves = {o: leaf_hash(o, h, s) for o, (h, s) in moved.items()}
