@@ -130,3 +130,20 @@ def test_a_hub_with_another_key_is_refused(dsn: str) -> None:
     reader = PostgresAuditBackend(dsn)  # no key: reading and verifying are fine
     assert AuditLog(backend=reader).verify(public_key=first.public_key).ok
     first.close()
+
+
+def test_the_newest_installed_server_is_found_and_a_missing_one_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from camgate.audit import pgserver
+
+    monkeypatch.setattr(pgserver, "PG_ROOT", tmp_path / "postgresql")
+    assert pgserver.find_postgres_bin() is None
+    reason = pgserver.postgres_available()
+    assert reason is not None and "scripts/setup.sh" in reason
+    for version, tools in (("9", ("initdb", "pg_ctl")), ("13", ("initdb", "pg_ctl")), ("16", ())):
+        binary = tmp_path / "postgresql" / version / "bin"
+        binary.mkdir(parents=True)
+        for tool in tools:
+            (binary / tool).write_text("")
+    assert pgserver.find_postgres_bin() == tmp_path / "postgresql" / "13" / "bin"  # 16 is empty
