@@ -1,36 +1,52 @@
-"""Audit log throughput on SQLite: durable appends with concurrent writers, and verification.
+"""Audit log throughput on SQLite and PostgreSQL: durable appends with concurrent writers, and
+verification.
 
 Appends: W threads (1, 8, 64) each append records as fast as they can for a fixed count; every
-append returns only after the COMMIT holding its record (WAL, synchronous=FULL). Measured with
-group commit (camgate's AuditLog) and, in the same run, a naive baseline committing each record
-on its own (``group_commit=False``: same chaining, one transaction per record). Each record is
-about one of 1 000 owners, with a body shaped like an ``access.start``.
+append returns only after the COMMIT holding its record (SQLite: WAL, synchronous=FULL;
+PostgreSQL: synchronous_commit=on, fsync=on). Measured with group commit (camgate's backends)
+and, in the same run, a naive baseline committing each record on its own
+(``group_commit=False``: same chaining, one transaction per record). Each record is about one of
+1 000 owners, with a body shaped like an ``access.start``. PostgreSQL is a real server started
+for the run (Debian's package, the same helper as the tests), its data on the same disk.
 
-Verify: a log of N records (default 1 000 000, built with large batches) verified end to end by
-``AuditLog.verify`` — hashes, links, owner sub-chains, checkpoint signatures and owners' roots.
+Verify: a log of N records (default 1 000 000, built with large batches) verified end to end —
+hashes, links, owner sub-chains, checkpoint signatures and owners' roots — by the sequential
+verifier (the baseline: what ``AuditLog.verify`` did before the fast path) and by the fast path
+with 1 and with W worker processes (default: the CPUs available). Each is run ``--runs`` times;
+medians are reported.
 
-Usage: uv run python bench/audit.py [--records 1000000] [--appends 2000] [--dir DIR]
-The database lives on a real disk (``--dir``, default the current directory), not tmpfs.
+Usage: uv run python bench/audit.py [--records 1000000] [--appends 2000] [--repeat 3]
+       [--runs 3] [--pg-records N] [--dir DIR]
+The databases live on a real disk (``--dir``, default the current directory), not tmpfs.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
 from camgate.audit import AuditLog
-from camgate.audit.sqlite import Entry, SQLiteAuditBackend
+from camgate.audit.base import ChainingBackend, Entry, _Pending
+from camgate.audit.chain import ChainVerifier
+from camgate.audit.fastverify import default_workers
+from camgate.audit.pgserver import PostgresServer
+from camgate.audit.postgres import PostgresAuditBackend
+from camgate.audit.sqlite import SQLiteAuditBackend
 from camgate.codec import canonical
 from camgate.grants import GrantSigner
 
 OWNERS = 1000
+AT = "2026-10-01T10:00:00+00:00"
 
 
 def body(i: int) -> str:
@@ -45,10 +61,8 @@ def body(i: int) -> str:
     return canonical({"grant": grant, "camera": f"cam-{i % OWNERS}"}).decode()
 
 
-def appends(path: Path, writers: int, total: int, group: bool, signer: GrantSigner) -> float:
-    backend = SQLiteAuditBackend(
-        path, sign=signer.sign_message, public_key=signer.public_key, group_commit=group
-    )
+def appends(backend: ChainingBackend, writers: int, total: int) -> float:
+    """Durable appends per second with ``writers`` threads appending ``total`` records."""
     per = max(1, total // writers)
     start = threading.Barrier(writers + 1)
 
@@ -56,9 +70,7 @@ def appends(path: Path, writers: int, total: int, group: bool, signer: GrantSign
         start.wait()
         for j in range(per):
             i = w * per + j
-            backend.append(
-                Entry("access.start", "2026-10-01T10:00:00+00:00", body(i), (f"o{i % OWNERS}",))
-            )
+            backend.append(Entry("access.start", AT, body(i), (f"o{i % OWNERS}",)))
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
     for t in threads:
@@ -72,16 +84,35 @@ def appends(path: Path, writers: int, total: int, group: bool, signer: GrantSign
     return per * writers / elapsed
 
 
-def build(path: Path, n: int, signer: GrantSigner) -> None:
-    backend = SQLiteAuditBackend(path, sign=signer.sign_message, public_key=signer.public_key)
-    from camgate.audit.sqlite import _Pending
+def append_rows(
+    name: str, make: Callable[[bool], ChainingBackend], total: int, repeat: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for writers in (1, 8, 64):
+        naive, group = [], []
+        for _ in range(repeat):  # interleaved, so both see the same noise
+            naive.append(appends(make(False), writers, total))
+            group.append(appends(make(True), writers, total))
+        row = {
+            "store": name,
+            "writers": writers,
+            "group_commit_per_s": round(statistics.median(group)),
+            "naive_per_s": round(statistics.median(naive)),
+            "speedup": round(statistics.median(group) / statistics.median(naive), 2),
+            "group_runs": [round(x) for x in group],
+            "naive_runs": [round(x) for x in naive],
+        }
+        print(row, flush=True)
+        rows.append(row)
+    return rows
 
+
+def build(backend: ChainingBackend, n: int) -> None:
+    """Write ``n`` records in batches of 5 000 (checkpoints every 4 096), then seal the head."""
     batch = 5000
     for start in range(0, n, batch):
         pending = [
-            _Pending(
-                Entry("access.start", "2026-10-01T10:00:00+00:00", body(i), (f"o{i % OWNERS}",))
-            )
+            _Pending(Entry("access.start", AT, body(i), (f"o{i % OWNERS}",)))
             for i in range(start, min(n, start + batch))
         ]
         backend._commit(pending, force_checkpoint=False)
@@ -89,54 +120,123 @@ def build(path: Path, n: int, signer: GrantSigner) -> None:
     backend.close()
 
 
+def verify_runs(backend: ChainingBackend, n: int, runs: int, workers: int) -> dict[str, Any]:
+    """Sequential baseline and fast path (1 and ``workers`` processes), ``runs`` times each."""
+    log = AuditLog(backend=backend)
+    cps = backend.checkpoints()
+    modes: dict[str, Callable[[], Any]] = {
+        "sequential": lambda: ChainVerifier(cps, backend.public_key).run(backend.rows()),
+        "fast_1": lambda: log.verify(workers=1),
+        f"fast_{workers}": lambda: log.verify(workers=workers),
+    }
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(runs):
+        for mode, run in modes.items():  # interleaved, so all see the same noise
+            c0, t0 = time.process_time(), time.perf_counter()
+            result = run()
+            times[mode].append(time.perf_counter() - t0)
+            cpu[mode].append(time.process_time() - c0)
+            assert result.ok and result.records == n, (mode, result)
+    out: dict[str, Any] = {"records": n, "checkpoints": len(cps), "owners": OWNERS}
+    base = statistics.median(times["sequential"])
+    for mode, samples in times.items():
+        med = statistics.median(samples)
+        out[mode] = {
+            "median_s": round(med, 3),
+            "records_per_s": round(n / med),
+            "runs_records_per_s": [round(n / s) for s in samples],
+            "speedup_vs_sequential": round(base / med, 2),
+        }
+        if mode != f"fast_{workers}":  # in-process: CPU time is this process's, less noisy
+            out[mode]["records_per_cpu_s"] = round(n / statistics.median(cpu[mode]))
+    print(out, flush=True)
+    return out
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="records to verify")
+    parser.add_argument("--pg-records", type=int, default=None, help="(default: --records)")
     parser.add_argument("--appends", type=int, default=2000, help="records per append run")
+    parser.add_argument("--repeat", type=int, default=3, help="append runs per setting")
+    parser.add_argument("--runs", type=int, default=3, help="verify runs per mode")
+    parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--dir", default=".", help="where the scratch databases go (real disk)")
+    parser.add_argument(
+        "--verify-only", action="store_true", help="SQLite verification only (results/audit-verify)"
+    )
     args = parser.parse_args()
+    pg_records = args.records if args.pg_records is None else args.pg_records
     signer = GrantSigner.generate()
+    keys: dict[str, Any] = {"sign": signer.sign_message, "public_key": signer.public_key}
     work = Path(tempfile.mkdtemp(prefix="camgate-bench-audit-", dir=args.dir))
     try:
-        rows = []
-        for writers in (1, 8, 64):
-            naive = appends(work / f"naive{writers}.db", writers, args.appends, False, signer)
-            group = appends(work / f"group{writers}.db", writers, args.appends, True, signer)
-            rows.append(
-                {
-                    "writers": writers,
-                    "group_commit_per_s": round(group),
-                    "naive_per_s": round(naive),
-                    "speedup": round(group / naive, 2),
-                }
+        if args.verify_only:
+            db = work / "verify.db"
+            build(SQLiteAuditBackend(db, **keys), args.records)
+            result = verify_runs(
+                SQLiteAuditBackend(db, public_key=signer.public_key),
+                args.records,
+                args.runs,
+                args.workers,
             )
-            print(rows[-1], flush=True)
+            write_result("audit-verify", {"store": "sqlite", "verify": result})
+            return
+        counter = iter(range(10**6))
+        rows = append_rows(
+            "sqlite",
+            lambda group: SQLiteAuditBackend(
+                work / f"a{next(counter)}.db", group_commit=group, **keys
+            ),
+            args.appends,
+            args.repeat,
+        )
+        with PostgresServer(base_dir=Path(args.dir).resolve()) as server:
+            rows += append_rows(
+                "postgresql",
+                lambda group: PostgresAuditBackend(
+                    server.create_database(), group_commit=group, **keys
+                ),
+                args.appends,
+                args.repeat,
+            )
+            pg_dsn = server.create_database()
+            t0 = time.perf_counter()
+            build(PostgresAuditBackend(pg_dsn, **keys), pg_records)
+            pg_built = time.perf_counter() - t0
+            pg_verify = verify_runs(
+                PostgresAuditBackend(pg_dsn, public_key=signer.public_key),
+                pg_records,
+                args.runs,
+                args.workers,
+            )
+            pg_verify["build_seconds"] = round(pg_built, 1)
         db = work / "verify.db"
         t0 = time.perf_counter()
-        build(db, args.records, signer)
+        build(SQLiteAuditBackend(db, **keys), args.records)
         built = time.perf_counter() - t0
-        log = AuditLog(backend=SQLiteAuditBackend(db, public_key=signer.public_key))
-        t0 = time.perf_counter()
-        result = log.verify()
-        elapsed = time.perf_counter() - t0
-        assert result.ok and result.records == args.records, result
-        verify = {
-            "records": result.records,
-            "checkpoints": result.checkpoints,
-            "owners": OWNERS,
-            "seconds": round(elapsed, 2),
-            "records_per_s": round(result.records / elapsed),
-            "build_seconds": round(built, 1),
-            "bytes": db.stat().st_size,
-        }
-        print(verify, flush=True)
+        verify = verify_runs(
+            SQLiteAuditBackend(db, public_key=signer.public_key),
+            args.records,
+            args.runs,
+            args.workers,
+        )
+        verify["build_seconds"] = round(built, 1)
+        verify["bytes"] = db.stat().st_size
         write_result(
             "audit",
             {
-                "store": "sqlite (WAL, synchronous=FULL)",
+                "stores": {
+                    "sqlite": "WAL, synchronous=FULL",
+                    "postgresql": "15 (Debian), fsync=on, synchronous_commit=on, loopback TCP",
+                },
                 "appends_per_run": args.appends,
+                "repeat": args.repeat,
                 "appends": rows,
+                "verify_workers": args.workers,
                 "verify": verify,
+                "verify_postgresql": pg_verify,
                 "targets": {"speedup_at_64": 5.0, "verify_records_per_s": 500_000},
             },
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,37 @@ def jackson(tmp_path: Path) -> Iterator[World]:
     w = World(tmp_path, JACKSON)
     yield w
     w.gate.store.close()
+
+
+# ---------------------------------------------------------------------- audit stores
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server (Debian's package) for the session, on loopback.
+
+    Missing PostgreSQL fails the tests that need it; set CAMGATE_SKIP_POSTGRES=1 to skip them.
+    """
+    from camgate.audit.pgserver import PostgresServer, postgres_available
+
+    reason = postgres_available()
+    if reason:
+        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
+            pytest.skip(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
+        pytest.fail(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def audit_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once per audit store. For "postgres", CAMGATE_AUDIT_DSN names a fresh
+    database, so every AuditLog (and Gate, CLI, child process) in the test uses it."""
+    from camgate.audit import AUDIT_DSN_ENV
+
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres")
+        monkeypatch.setenv(AUDIT_DSN_ENV, server.create_database())
+    else:
+        monkeypatch.delenv(AUDIT_DSN_ENV, raising=False)
+    return str(request.param)

@@ -1,20 +1,26 @@
 """The audit log: chain, owner sub-chains, signed checkpoints, tampering of every kind, slices.
 
-Tampering is done the way an attacker with the file would: a plain sqlite3 connection to the
-real store file, bypassing camgate.
+Every test that touches a log runs on both stores (the ``audit_store`` fixture: SQLite, and a
+real PostgreSQL server). Tampering is done the way an attacker with the database would: a plain
+sqlite3 or psycopg connection to the real store, bypassing camgate.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from camgate.audit import (
+    AUDIT_DSN_ENV,
     GENESIS,
     AuditLog,
     Checkpoint,
@@ -49,12 +55,30 @@ def make_log(path: Path, n: int = 40, every: int = 10) -> AuditLog:
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> AuditLog:
+def log(tmp_path: Path, audit_store: str) -> AuditLog:
     return make_log(tmp_path / "a.db")
 
 
-def raw(log: AuditLog) -> sqlite3.Connection:
-    return sqlite3.connect(log._store.path if log._store else "", isolation_level=None)
+class Raw:
+    """A plain connection to the log's database (sqlite3 or psycopg), autocommitting; SQL is
+    written with ``?`` placeholders for both."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.dsn = os.environ.get(AUDIT_DSN_ENV)
+        if self.dsn:
+            self.pg: psycopg.Connection[Any] | None = psycopg.connect(self.dsn, autocommit=True)
+        else:
+            self.pg = None
+            self.lite = sqlite3.connect(log._store.path if log._store else "", isolation_level=None)
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        if self.pg is not None:
+            return self.pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return self.lite.execute(sql, params)
+
+
+def raw(log: AuditLog) -> Raw:
+    return Raw(log)
 
 
 def forge_from(log: AuditLog, first: int, body: dict[str, Any]) -> None:
@@ -177,7 +201,7 @@ def test_retagging_a_record_away_from_its_owner_is_found(log: AuditLog) -> None:
     assert not log.verify().ok
 
 
-def test_records_carry_their_owners_through_cameras(tmp_path: Path) -> None:
+def test_records_carry_their_owners_through_cameras(tmp_path: Path, audit_store: str) -> None:
     from camgate.models import Camera, GeoPoint, Owner
 
     store = Store(tmp_path / "s.db")
@@ -200,7 +224,9 @@ def test_records_carry_their_owners_through_cameras(tmp_path: Path) -> None:
     assert third.owners == {}
 
 
-def test_concurrent_appenders_share_commits_and_keep_one_chain(tmp_path: Path) -> None:
+def test_concurrent_appenders_share_commits_and_keep_one_chain(
+    tmp_path: Path, audit_store: str
+) -> None:
     log = AuditLog(Store(tmp_path / "c.db"), checkpoint_every=50)
     other = AuditLog(Store(tmp_path / "c.db"), checkpoint_every=50)  # a second writer, own conn
     seqs: list[int] = []
@@ -316,6 +342,12 @@ def test_fast_preimage_is_the_canonical_json(
     assert digest == record_hash(seq, at, kind, body, "e" * 64, owners)
 
 
+@given(owner=st.text(), head=st.text(), seq=st.integers())
+def test_fast_leaf_hash_is_the_canonical_json(owner: str, head: str, seq: int) -> None:
+    expected = hashlib.sha256(b"\x00" + canonical({"head": head, "owner": owner, "seq": seq}))
+    assert leaf_hash(owner, head, seq) == expected.digest()
+
+
 # ---------------------------------------------------------------------- command line
 
 
@@ -347,3 +379,138 @@ def test_cli_verify_export_slice_and_a_tampered_file(
     capsys.readouterr()
     assert main(["--db", db, "audit", "verify", "--against", str(export)]) == 1
     assert "BROKEN at record 31" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- several processes
+
+WRITER = r"""
+import os, sys, threading, time
+from camgate.audit import AuditLog
+from camgate.store import Store
+
+db, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+log = AuditLog(Store(db), checkpoint_every=64)
+open(db + "." + name + ".ready", "w").close()
+while not os.path.exists(db + ".go"):  # start together
+    time.sleep(0.005)
+
+def work(t):
+    for n in range(count):
+        log.append("event", {"owner": ["alice", "bob", "carol"][n % 3], "w": name, "t": t, "n": n})
+
+threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+log.close()
+"""
+
+
+def test_two_processes_append_to_one_log_at_once(tmp_path: Path, audit_store: str) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "shared.db"
+    AuditLog(Store(db)).close()  # the hub's key and the tables exist before both start
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(db), name, "60"])
+        for name in ("p1", "p2")
+    ]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{db}.{name}.ready").exists() for name in ("p1", "p2")):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    Path(f"{db}.go").touch()
+    assert [p.wait(timeout=90) for p in procs] == [0, 0]
+    log = AuditLog(Store(db))
+    result = log.verify()
+    assert result.ok, result
+    assert result.records == 2 * 4 * 60 and result.checkpoints >= 2 * 4 * 60 // 64
+    seen = {(r.body["w"], r.body["t"], r.body["n"]) for r in log.records("event")}
+    assert seen == {(w, t, n) for w in ("p1", "p2") for t in range(4) for n in range(60)}
+    writers = [r.body["w"] for r in log.records("event")]
+    switches = sum(1 for a, b in itertools.pairwise(writers) if a != b)
+    assert switches > 0  # the two processes really interleaved in one chain
+    assert log.public_key is not None
+    assert verify_owner_slice(log.owner_slice("bob"), log.public_key).ok
+
+
+# ---------------------------------------------------------------------- parallel verification
+
+
+def _retag(seq: int) -> Any:
+    def tamper(log: AuditLog) -> None:
+        rec = next(r for r in log.records() if r.seq == seq)
+        digest = record_hash(seq, rec.at, rec.kind, rec.body, rec.prev)  # no owners any more
+        raw(log).execute("UPDATE audit SET owners='{}', hash=? WHERE seq=?", (digest, seq))
+        raw(log).execute("UPDATE audit SET prev=? WHERE seq=?", (digest, seq + 1))
+
+    return tamper
+
+
+def _swap(log: AuditLog) -> None:
+    db = raw(log)
+    db.execute("UPDATE audit SET seq=-1 WHERE seq=15")
+    db.execute("UPDATE audit SET seq=15 WHERE seq=16")
+    db.execute("UPDATE audit SET seq=16 WHERE seq=-1")
+
+
+def _rehash(log: AuditLog) -> None:
+    rec = next(r for r in log.records() if r.seq == 14)
+    body = {"n": 13, "owner": rec.body["owner"], "text": "rewritten"}
+    digest = record_hash(14, rec.at, rec.kind, body, rec.prev, rec.owners)
+    raw(log).execute("UPDATE audit SET body=?, hash=? WHERE seq=14", (canonical(body), digest))
+
+
+TAMPERS: dict[str, Any] = {
+    "edit": lambda log: raw(log).execute("UPDATE audit SET body='{\"n\":99}' WHERE seq=27"),
+    "delete": lambda log: raw(log).execute("DELETE FROM audit WHERE seq=14"),
+    "delete-first": lambda log: raw(log).execute("DELETE FROM audit WHERE seq=1"),
+    "stray-row": lambda log: raw(log).execute(
+        "INSERT INTO audit SELECT -5, at, kind, body, owners, prev, hash FROM audit WHERE seq=3"
+    ),
+    "reorder": _swap,
+    "rehash": _rehash,
+    "truncate": lambda log: raw(log).execute(
+        "DELETE FROM audit WHERE seq >= ?", (log.checkpoints()[-1].seq - 3,)
+    ),
+    "forge-tail": lambda log: forge_from(log, 24, {"n": -1, "owner": "alice"}),
+    "retag-cross-range": _retag(26),  # bob's next record (29) is in the next range
+    "retag-in-range": _retag(33),
+    "drop-checkpoint": lambda log: raw(log).execute(
+        "DELETE FROM audit_checkpoints WHERE seq=?", (log.checkpoints()[1].seq,)
+    ),
+}
+
+
+@pytest.mark.parametrize("tamper", [None, *TAMPERS])
+def test_parallel_verification_agrees_with_the_sequential_one(
+    log: AuditLog, tamper: str | None
+) -> None:
+    from camgate.audit.base import ChainingBackend
+    from camgate.audit.chain import ChainVerifier
+    from camgate.audit.fastverify import fast_verify
+
+    if tamper is not None:
+        TAMPERS[tamper](log)
+    backend = log.backend
+    assert isinstance(backend, ChainingBackend)
+    cps = log.checkpoints()
+    sequential = ChainVerifier(cps, log.public_key).run(log.backend.rows(after=None))
+    assert sequential.ok == (tamper is None), sequential
+    fast = fast_verify(
+        ChainVerifier(cps, log.public_key),
+        backend.range_reader(),  # type: ignore[attr-defined]
+        backend.last_seq(),
+        workers=3,  # ranges (0, 13], (13, 26], (26, ...): three processes
+        records_per_worker=1,
+    )
+    if tamper is None:
+        assert fast == sequential  # the fast path decided, with the same result
+    else:
+        assert fast is None  # the fast path saw it, and leaves the naming to the sequential
+    for workers in (1, 3):
+        assert log.verify(workers=workers, records_per_worker=1) == sequential

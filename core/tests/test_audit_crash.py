@@ -4,7 +4,9 @@ every grant whose media reached the consumer has its durable ``access.start`` re
 The child process runs a real gate against the GStreamer RTSP server: it streams live video
 (writing one line per packet handed to it into a ledger with unbuffered ``os.write``, which the
 kernel keeps when the process dies) while eight threads append records as fast as they can, so
-kills land mid-stream and mid-commit.
+kills land mid-stream and mid-commit. Run on both audit stores: with PostgreSQL the child
+inherits CAMGATE_AUDIT_DSN, and the killed client's open transaction is rolled back by the
+server.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def lines(path: Path) -> list[str]:
 
 
 def test_sigkill_at_random_moments_leaves_a_verifying_log_and_no_unrecorded_media(
-    tmp_path: Path, server: RtspTestServer
+    tmp_path: Path, server: RtspTestServer, audit_store: str
 ) -> None:
     db = tmp_path / "camgate.db"
     incident = setup_world(db, server.url("/cam1"))

@@ -1,4 +1,5 @@
-"""The third-party procedure in docs/audit.md verifies an export with the standard library only."""
+"""The third-party procedure in docs/audit.md verifies an export with the standard library only
+(an export from either store: SQLite, or a real PostgreSQL server)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def script(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> tuple[list[str], str]:
+def export(tmp_path: Path, audit_store: str) -> tuple[list[str], str]:
     log = AuditLog(Store(tmp_path / "a.db"), checkpoint_every=7)
     for i in range(30):
         log.append("event", {"n": i, "owner": ["alice", "bob"][i % 2], "text": "ü ✓"})

@@ -55,7 +55,7 @@ def _print_json(data: Any) -> None:
 
 def _gate(args: argparse.Namespace) -> Gate:
     rules = AgencyRules.from_toml(args.rules) if args.rules else None
-    return Gate.open(args.db, rules=rules)
+    return Gate.open(args.db, rules=rules, audit_dsn=args.audit_dsn)
 
 
 # ---------------------------------------------------------------------- commands
@@ -727,6 +727,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules",
         default=os.environ.get("CAMGATE_RULES") or None,
         help="the agency's rules, a TOML file (default: $CAMGATE_RULES; none)",
+    )
+    parser.add_argument(
+        "--audit-dsn",
+        default=None,
+        help="keep the audit log in this PostgreSQL database (default: $CAMGATE_AUDIT_DSN, "
+        "else in the store); prefer PGPASSWORD or ~/.pgpass to a password in the DSN",
     )
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -118,11 +118,14 @@ class Gate:
         signer: GrantSigner,
         clock: Clock | None = None,
         adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        audit_dsn: str | None = None,
     ) -> None:
         self.store = store
         self.host = host
         self.clock: Clock = clock or SystemClock()
-        self.audit = AuditLog(store, signer=signer)
+        # The audit log: in the store's file, or the PostgreSQL database of ``audit_dsn`` (or
+        # of $CAMGATE_AUDIT_DSN); see docs/audit.md.
+        self.audit = AuditLog(store, signer=signer, dsn=audit_dsn)
         self._signer = signer
         #: The agency's zones (search areas, corridors, exclusions, jurisdiction).
         self.zones = ZoneBook.for_store(store)
@@ -151,17 +154,24 @@ class Gate:
         clock: Clock | None = None,
         adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
         rules: AgencyRules | None = None,
+        audit_dsn: str | None = None,
     ) -> Gate:
         """Open (or create) the store at ``path`` and the signing key beside it (``.key``).
 
         ``rules`` are the agency's (enrolment caps, live-view kinds, banned purposes, sensitive
-        places); see :class:`camgate.rules.AgencyRules` and docs/consent.md.
+        places); see :class:`camgate.rules.AgencyRules` and docs/consent.md. ``audit_dsn``
+        keeps the audit log in PostgreSQL (default: ``$CAMGATE_AUDIT_DSN``, else the store).
         """
         store = Store(path)
         signer = GrantSigner.load_or_create(key_path or Path(path).with_suffix(".key"))
         host = PluginHost(builtins=builtin_plugins(store, rules), entry_points=entry_points)
         return cls(
-            store=store, host=host, signer=signer, clock=clock, adapter_settings=adapter_settings
+            store=store,
+            host=host,
+            signer=signer,
+            clock=clock,
+            adapter_settings=adapter_settings,
+            audit_dsn=audit_dsn,
         )
 
     def __repr__(self) -> str:

@@ -11,14 +11,16 @@ Layout (the format is in :mod:`camgate.audit.chain`, storage in :mod:`camgate.au
 - :meth:`AuditLog.append` returns only when its record is durable (group commit shares one fsync
   between concurrent appends); the gate appends before the media a record describes flows.
 
-The backend is a seam: :class:`AuditBackend` is what a store must provide (SQLite today,
-PostgreSQL later) — chaining happens inside the backend's write transaction, with the format
-functions shared.
+The backend is a seam: :class:`AuditBackend` is what a store must provide (SQLite by default,
+PostgreSQL when a DSN is given: ``AuditLog(store, dsn=...)`` or ``CAMGATE_AUDIT_DSN``) —
+chaining happens inside the backend's write transaction, with the format, group commit and
+checkpoint policy shared (:mod:`camgate.audit.base`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from camgate.audit.base import Entry, Row
 from camgate.audit.chain import (
     GENESIS,
     AuditRecord,
@@ -38,7 +41,8 @@ from camgate.audit.chain import (
     verify_merkle_path,
     verify_records,
 )
-from camgate.audit.sqlite import Entry, Row, SQLiteAuditBackend
+from camgate.audit.fastverify import default_workers, fast_verify
+from camgate.audit.sqlite import SQLiteAuditBackend
 from camgate.codec import canonical
 from camgate.errors import AuditError, NotFound
 from camgate.grants import GrantSigner
@@ -48,6 +52,7 @@ __all__ = [
     "GENESIS",
     "AuditBackend",
     "AuditLog",
+    "AUDIT_DSN_ENV",
     "AuditRecord",
     "Checkpoint",
     "OwnerSlice",
@@ -72,8 +77,8 @@ class AuditBackend(Protocol):
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now."""
 
-    def rows(self, after: int = 0, until: int | None = None) -> Iterator[Row]:
-        """Stored texts of the records in order."""
+    def rows(self, after: int | None = 0, until: int | None = None) -> Iterator[Row]:
+        """Stored texts of the records ``after < seq <= until`` in order (None: unbounded)."""
 
     def owner_rows(self, owner: str, after: int, until: int) -> list[Row]:
         """Stored texts of one owner's records in ``(after, until]``."""
@@ -87,6 +92,9 @@ class AuditBackend(Protocol):
     def close(self) -> None:
         """Release the connection."""
 
+
+AUDIT_DSN_ENV = "CAMGATE_AUDIT_DSN"
+"""Environment variable naming a PostgreSQL database for the audit log (unset: SQLite)."""
 
 _OWNER_KEYS = frozenset({"owner", "owner_id"})
 _CAMERA_KEYS = frozenset({"camera", "camera_id"})
@@ -129,8 +137,11 @@ class AuditLog:
     """Append-only, hash-chained, checkpointed log (in the store's file by default).
 
     ``AuditLog(store)`` keeps the log in the store's SQLite file and signs checkpoints with the
-    hub's key beside it (``.key``, created when missing), or with ``signer``. ``owner_of`` maps a
-    camera id to its owner (the store's registry by default).
+    hub's key beside it (``.key``, created when missing), or with ``signer``. With ``dsn`` (or,
+    when no ``dsn`` or ``backend`` is passed, the ``CAMGATE_AUDIT_DSN`` environment variable) the
+    log lives in that PostgreSQL database instead, shared by every process pointed at it (they
+    must share the hub's key to sign its checkpoints). ``owner_of`` maps a camera id to its owner
+    (the store's registry by default).
     """
 
     def __init__(
@@ -142,20 +153,29 @@ class AuditLog:
         owner_of: Callable[[str], str | None] | None = None,
         checkpoint_every: int = 4096,
         checkpoint_interval_s: float = 60.0,
+        dsn: str | None = None,
     ) -> None:
         self._store = store
         if backend is None:
-            if store is None:
-                raise AuditError("AuditLog needs a store or a backend")
+            dsn = dsn or os.environ.get(AUDIT_DSN_ENV) or None
+            if store is None and (dsn is None or signer is None):
+                raise AuditError("AuditLog needs a store, or a DSN and a signer, or a backend")
             if signer is None:
+                assert store is not None
                 signer = GrantSigner.load_or_create(Path(store.path).with_suffix(".key"))
-            backend = SQLiteAuditBackend(
-                store.path,
-                sign=signer.sign_message,
-                public_key=signer.public_key,
-                checkpoint_every=checkpoint_every,
-                checkpoint_interval_s=checkpoint_interval_s,
-            )
+            options: dict[str, Any] = {
+                "sign": signer.sign_message,
+                "public_key": signer.public_key,
+                "checkpoint_every": checkpoint_every,
+                "checkpoint_interval_s": checkpoint_interval_s,
+            }
+            if dsn is not None:
+                from camgate.audit.postgres import PostgresAuditBackend
+
+                backend = PostgresAuditBackend(dsn, **options)
+            else:
+                assert store is not None
+                backend = SQLiteAuditBackend(store.path, **options)
         self.backend: AuditBackend = backend
         if owner_of is None and store is not None:
             owner_of = self._registry_owner
@@ -209,16 +229,39 @@ class AuditLog:
         return self.backend.checkpoints()
 
     def verify(
-        self, *, public_key: bytes | None = None, known: Iterable[Checkpoint] = ()
+        self,
+        *,
+        public_key: bytes | None = None,
+        known: Iterable[Checkpoint] = (),
+        workers: int | None = None,
+        records_per_worker: int = 50_000,
     ) -> VerifyResult:
         """Check the chain, every owner sub-chain and every checkpoint; name the first bad record.
 
         Checkpoint signatures are checked against ``public_key`` (default: this log's key).
         ``known`` are checkpoints kept elsewhere (an earlier export): a log cut back below one
         of them, or rewritten under it, fails.
+
+        A large log is checked in ranges by ``workers`` processes (default: one per CPU, at most
+        8; one per ``records_per_worker`` records) and the ranges merged
+        (:mod:`camgate.audit.fastverify`); if anything fails there, the log is verified again
+        record by record, so the result — and the first bad record it names — is the same.
         """
         key = public_key if public_key is not None else self.public_key
-        return ChainVerifier(self.backend.checkpoints(), key, known).run(self.backend.rows())
+        cps = self.backend.checkpoints()
+        range_reader = getattr(self.backend, "range_reader", None)
+        last_seq = getattr(self.backend, "last_seq", None)
+        if range_reader is not None and last_seq is not None:
+            fast = fast_verify(
+                ChainVerifier(cps, key, known),
+                range_reader(),
+                last_seq(),
+                workers=default_workers() if workers is None else workers,
+                records_per_worker=records_per_worker,
+            )
+            if fast is not None:
+                return fast
+        return ChainVerifier(cps, key, known).run(self.backend.rows(after=None))
 
     def export_jsonl(self) -> Iterator[str]:
         """The log as JSON Lines: a header, then each record, each checkpoint after its record.

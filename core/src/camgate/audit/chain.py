@@ -103,8 +103,10 @@ def record_hash(
 
 
 def leaf_hash(owner: str, head: str, seq: int) -> bytes:
-    """The Merkle leaf of one owner's sub-chain head (the record ``seq`` with hash ``head``)."""
-    return hashlib.sha256(b"\x00" + canonical({"head": head, "owner": owner, "seq": seq})).digest()
+    """The Merkle leaf of one owner's sub-chain head (the record ``seq`` with hash ``head``):
+    SHA-256 of 0x00 and ``canonical({"head", "owner", "seq"})``, built by string joining."""
+    text = f'\x00{{"head":{_encode_str(head)},"owner":{_encode_str(owner)},"seq":{int(seq)}}}'
+    return hashlib.sha256(text.encode()).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:

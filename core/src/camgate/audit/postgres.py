@@ -1,0 +1,259 @@
+"""The audit log's PostgreSQL backend: one log shared by several camgate processes.
+
+Same tables, same chain format and the same group commit as SQLite (:mod:`camgate.audit.base`);
+what differs is how writers are serialized. Each batch is one transaction that first takes a
+row lock on the log's row in ``audit_meta`` (``SELECT ... FOR UPDATE``), then reads the chain
+head and the owners' heads, inserts, and commits. Processes queue on that lock, so any number of
+them extend one chain; inside a process the leader/follower group commit shares one transaction
+(and one WAL flush) between concurrent appenders. ``synchronous_commit`` is set ``on`` for the
+session, so COMMIT returns only once the record is flushed to the server's WAL: an append is
+durable when it returns (given the server runs with ``fsync=on``, the default).
+
+Record texts are stored as ``text``, not ``jsonb``: the hash is over the exact canonical bytes,
+which ``jsonb`` would not keep.
+
+The DSN may hold a password; it never appears in a repr, a log line or an error from here
+(:func:`redact_dsn`); prefer ``PGPASSWORD`` or ``~/.pgpass``, which libpq reads itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from camgate.audit.base import ChainingBackend, Row, WriteTx
+from camgate.audit.chain import GENESIS
+from camgate.errors import AuditError
+
+__all__ = ["PostgresAuditBackend", "redact_dsn"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq BIGINT PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
+    owners TEXT NOT NULL DEFAULT '{}', prev TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_owner_records (
+    owner TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (owner, seq));
+CREATE TABLE IF NOT EXISTS audit_owner_heads (
+    owner TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq BIGINT PRIMARY KEY, at TEXT NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_SCHEMA_LOCK = 0x63616D67  # pg_advisory_xact_lock key: creating the tables once at a time
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN's user, host, port and database, never its password (or anything else)."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "postgresql://(unreadable DSN)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = str(parts.get("host") or "")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
+
+
+def _password(dsn: str) -> str | None:
+    try:
+        value = conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:
+        return None
+    return str(value) if value else None
+
+
+@contextmanager
+def _snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A read-only REPEATABLE READ transaction; errors say where, never the password."""
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=30)
+    except psycopg.Error as exc:
+        raise AuditError(
+            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
+        ) from None
+    try:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield conn
+    except psycopg.Error as exc:
+        raise AuditError(
+            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
+        ) from None
+    finally:
+        conn.close()
+
+
+def read_rows(dsn: str, after: int | None, until: int | None) -> Iterator[Row]:
+    """Rows ``after < seq <= until`` (None: unbounded) of the log at ``dsn``, in seq order."""
+    where = [f"seq {op} {int(v)}" for op, v in ((">", after), ("<=", until)) if v is not None]
+    sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    with _snapshot(dsn) as conn, conn.cursor(name="audit_rows") as cur:
+        cur.itersize = 20_000
+        cur.execute(sql + " ORDER BY seq")
+        yield from cur
+
+
+def _scrub(dsn: str, exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    secret = _password(dsn)
+    return text.replace(secret, "***") if secret else text
+
+
+class _PgTx:
+    """The audit tables inside a transaction holding the log's row lock."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def head(self) -> tuple[int, str]:
+        row = self.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def owner_heads(self, owners: Collection[str]) -> dict[str, tuple[str, int]]:
+        rows = self.conn.execute(
+            "SELECT owner, hash, seq FROM audit_owner_heads WHERE owner = ANY(%s)",
+            (list(owners),),
+        ).fetchall()
+        return {o: (h, int(s)) for o, h, s in rows}
+
+    def insert(
+        self,
+        rows: list[Row],
+        owner_rows: list[tuple[str, int]],
+        heads: dict[str, tuple[str, int]],
+    ) -> None:
+        with self.conn.cursor() as cur:
+            with cur.copy(
+                "COPY audit (seq, at, kind, body, owners, prev, hash) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if owner_rows:
+                with cur.copy("COPY audit_owner_records (owner, seq) FROM STDIN") as copy:
+                    for owner_row in owner_rows:
+                        copy.write_row(owner_row)
+            if heads:
+                cur.executemany(
+                    "INSERT INTO audit_owner_heads (owner, seq, hash) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (owner) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
+                    [(o, s, h) for o, (h, s) in sorted(heads.items())],
+                )
+
+    def last_checkpoint(self) -> tuple[int, str, str, str] | None:
+        row = self.conn.execute(
+            "SELECT seq, at, payload, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]), row[1], row[2], row[3]) if row else None
+
+    def all_owner_heads(self) -> list[tuple[str, str, int]]:
+        rows = self.conn.execute("SELECT owner, hash, seq FROM audit_owner_heads").fetchall()
+        return sorted((o, h, int(s)) for o, h, s in rows)  # code-point order, any collation
+
+    def insert_checkpoint(self, seq: int, at: str, payload: str, signature: str) -> None:
+        self.conn.execute(
+            "INSERT INTO audit_checkpoints (seq, at, payload, signature) VALUES (%s, %s, %s, %s)",
+            (seq, at, payload, signature),
+        )
+
+
+class PostgresAuditBackend(ChainingBackend):
+    """The audit tables in a PostgreSQL database named by ``dsn`` (a libpq URL or key=value).
+
+    Several processes may append to one database at once (a row lock serializes chaining);
+    within a process, concurrent appends share a transaction (group commit). Checkpoint options
+    as :class:`~camgate.audit.sqlite.SQLiteAuditBackend`. The DSN's password is never shown:
+    ``repr`` and errors name the database by :func:`redact_dsn`.
+    """
+
+    _keep_cause = False  # psycopg's messages are scrubbed of the password and not chained
+
+    def __init__(self, dsn: str, **options: Any) -> None:
+        super().__init__(**options)  # sign, public_key, checkpoint_every/_interval_s, group_commit
+        self._dsn = dsn
+        self.where = redact_dsn(dsn)
+        try:
+            self._conn = self._connect()
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._conn.execute(statement)
+                self._conn.execute(
+                    "INSERT INTO audit_meta VALUES ('log', %s) ON CONFLICT DO NOTHING",
+                    (uuid.uuid4().hex,),
+                )
+                row = self._conn.execute("SELECT value FROM audit_meta WHERE key='log'").fetchone()
+                sealed = None
+                if self._sign is not None and self.public_key is not None:
+                    self._conn.execute(
+                        "INSERT INTO audit_meta VALUES ('key', %s) ON CONFLICT DO NOTHING",
+                        (self.public_key.hex(),),
+                    )
+                    sealed = self._conn.execute(
+                        "SELECT value FROM audit_meta WHERE key='key'"
+                    ).fetchone()
+        except psycopg.Error as exc:
+            raise AuditError(
+                f"cannot open the audit log in {self.where}: {self._scrub(exc)}"
+            ) from None
+        assert row is not None
+        self.log_id = str(row[0])
+        if (
+            sealed is not None
+            and self.public_key is not None
+            and sealed[0] != self.public_key.hex()
+        ):
+            self._conn.close()
+            raise AuditError(
+                f"the audit log in {self.where} is sealed with key {sealed[0][:16]}…, not this "
+                f"hub's key {self.public_key.hex()[:16]}…: processes sharing a log must share "
+                "the hub's key (.key beside the store)"
+            )
+
+    def __repr__(self) -> str:
+        return f"PostgresAuditBackend({self.where!r}, log={self.log_id!r})"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=30)
+        conn.execute("SET synchronous_commit = on")
+        return conn
+
+    def _scrub(self, exc: BaseException) -> str:
+        return _scrub(self._dsn, exc)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[WriteTx]:
+        conn = self._conn
+        with conn.transaction():
+            conn.execute("SELECT 1 FROM audit_meta WHERE key = 'log' FOR UPDATE")
+            yield _PgTx(conn)
+
+    def _store_error(self, exc: BaseException) -> str | None:
+        if isinstance(exc, psycopg.Error):
+            return f"{self.where}: {self._scrub(exc)}"
+        return super()._store_error(exc)
+
+    def _close_store(self) -> None:
+        self._conn.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def rows(self, after: int | None = 0, until: int | None = None) -> Iterator[Row]:
+        """Stored texts ``(seq, at, kind, body, owners, prev, hash)`` in order, from one
+        snapshot (a server-side cursor: memory stays flat however long the log). ``after``
+        None: from the very first row, whatever its seq."""
+        return read_rows(self._dsn, after, until)
+
+    def range_reader(self) -> Callable[[int | None, int | None], Iterator[Row]]:
+        """A picklable ``rows`` for worker processes (parallel verification)."""
+        return functools.partial(read_rows, self._dsn)
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with _snapshot(self._dsn) as conn:
+            return conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall()
