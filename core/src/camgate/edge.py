@@ -41,12 +41,26 @@ from camgate.errors import (
     ValidationError,
 )
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
-from camgate.media import Mp4Writer, sha256_file
+from camgate.media import (
+    Cut,
+    HlsWriter,
+    MaskTransform,
+    Muxer,
+    PacketTransform,
+    WindowCut,
+    mask_jpeg,
+    sha256_file,
+    transformed,
+)
 from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
 from camgate.plugins import PluginHost
 from camgate.store import Store
 
-__all__ = ["Edge", "GuardedStream", "StreamStats"]
+__all__ = ["CLIP_FORMATS", "Edge", "GuardedStream", "StreamStats"]
+
+#: What :meth:`Edge.record_clip` writes: an MP4 file, a fragmented MP4 file, an MPEG-TS file,
+#: or an HLS directory (VOD playlist ``index.m3u8`` plus segments).
+CLIP_FORMATS = ("mp4", "fmp4", "ts", "hls")
 
 log = logging.getLogger(__name__)
 
@@ -487,6 +501,10 @@ class Edge:
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
                 snap = await self._adapter(camera.adapter).snapshot(camera, grant)
+                masks = await anyio.to_thread.run_sync(self.store.masks, camera.id)
+                if masks is not None:
+                    jpeg = await anyio.to_thread.run_sync(mask_jpeg, snap.jpeg, masks.polygons)
+                    snap = attrs.evolve(snap, jpeg=jpeg)
             now = self.clock.now()
             if await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now):
                 raise ConsentRevoked(f"consent for camera {camera_id!r} was revoked")  # noqa: TRY301
@@ -508,42 +526,130 @@ class Edge:
         self.host.access_ended(grant, camera, "completed", 1, len(snap.jpeg))
         return snap
 
-    async def record_clip(
-        self, camera_id: str, token: str | SignedGrant, path: str | Path, duration_s: float
-    ) -> Clip:
-        """Record ``duration_s`` seconds of live video into an MP4 at ``path`` under a live grant.
+    def mask_transform(self, camera: Camera) -> PacketTransform | None:
+        """The camera's privacy-mask re-encoder, or None when its owner set no masks.
 
-        The file starts at a keyframe and is written without re-encoding. If consent is revoked
-        while recording, the partial file is deleted and ConsentRevoked raised. The clip's
-        SHA-256 is appended to the audit log (``clip.exported``) before this returns.
+        A :data:`camgate.media.TransformFactory`: live streams, clips and snapshots all pass
+        through it before anything leaves the gate.
         """
-        if not (duration_s > 0 and math.isfinite(duration_s)):
+        masks = self.store.masks(camera.id)
+        return None if masks is None else MaskTransform(masks.polygons)
+
+    async def end_camera_streams(self, camera_id: str, reason: str) -> int:
+        """End every open stream of one camera with ``reason``; returns how many."""
+        streams = [s for s in self._live if s.camera.id == camera_id]
+        for stream in streams:
+            await stream._end(reason)
+        return len(streams)
+
+    async def record_clip(
+        self,
+        camera_id: str,
+        token: str | SignedGrant,
+        path: str | Path,
+        duration_s: float | None = None,
+        *,
+        format: str = "mp4",
+    ) -> Clip:
+        """Write a clip under a live grant (``duration_s`` seconds from the next keyframe) or a
+        recorded grant (the grant's window, cut on capture times: see docs/media.md).
+
+        ``format`` is one of :data:`CLIP_FORMATS`; for ``hls`` ``path`` is a directory. Video
+        passes through as it is unless the owner set privacy masks: then it is re-encoded with
+        the masks burnt in. MP4 files carry the grant id in their tags (``camgate_grant``). If
+        consent is revoked while recording, the partial output is deleted and ConsentRevoked
+        raised. The clip's SHA-256 (of the file, or of the HLS playlist with every segment's
+        hash beside it) is appended to the audit log (``clip.exported``) before this returns.
+        """
+        if format not in CLIP_FORMATS:
+            raise ValidationError(f"format={format!r}: must be one of {', '.join(CLIP_FORMATS)}")
+        grant = self.verifier.verify(token)
+        cut: WindowCut | None = None
+        if grant.scope is Scope.RECORDED:
+            if grant.window_start is None or grant.window_end is None:
+                raise GrantMismatch(f"grant {grant.id} covers no recorded window")
+            cut = WindowCut(grant.window_start, grant.window_end)
+        elif not (duration_s is not None and duration_s > 0 and math.isfinite(duration_s)):
             raise ValidationError(f"duration_s={duration_s!r}: must be a positive number")
         path = Path(path)
-        stream = await self.open_live(camera_id, token)
+        if grant.scope is Scope.RECORDED:
+            stream = await self.open_recorded(camera_id, token)
+        else:
+            stream = await self.open_live(camera_id, token)
         started = self.clock.now()
+        writer: Muxer | None = None
         try:
             async with stream:
-                with Mp4Writer(path, stream.info) as writer:
-                    async for packet in stream:
-                        writer.write(packet)
-                        if writer.duration >= duration_s:
+                transform = await anyio.to_thread.run_sync(self.mask_transform, stream.camera)
+                async for packet in transformed(stream, transform):
+                    if cut is not None:
+                        verdict = cut(packet)
+                        if verdict is Cut.STOP:
                             break
+                        if verdict is Cut.SKIP:
+                            continue
+                    if writer is None:
+                        if packet.stream.kind != "video":
+                            continue
+                        writer = _clip_writer(path, format, packet.stream, stream.grant)
+                    writer.write(packet)
+                    if duration_s is not None and cut is None and writer.duration >= duration_s:
+                        break
         except BaseException:
-            path.unlink(missing_ok=True)
+            if writer is not None:
+                writer.close()
+            _remove_output(path, format)
             raise
-        if not writer.started:
-            path.unlink(missing_ok=True)
+        if writer is not None:
+            writer.close()
+        if writer is None or not writer.started:
+            _remove_output(path, format)
             raise CameraProtocolError("the stream ended before its first keyframe")
-        digest = await anyio.to_thread.run_sync(sha256_file, path)
+        if cut is not None and cut.first is not None:
+            started = cut.first
+        body: dict[str, Any] = {}
+        if format == "hls":
+            digest = await anyio.to_thread.run_sync(sha256_file, path / "index.m3u8")
+            body["segments"] = {
+                p.name: await anyio.to_thread.run_sync(sha256_file, p)
+                for p in sorted(path.glob("*.ts"))
+            }
+            size = sum(p.stat().st_size for p in path.iterdir())
+        else:
+            digest = await anyio.to_thread.run_sync(sha256_file, path)
+            size = path.stat().st_size
         clip = Clip(
             grant_id=stream.grant.id,
             camera_id=camera_id,
             path=str(path),
             duration_s=writer.duration,
-            size=path.stat().st_size,
+            size=size,
             sha256=digest,
             started_at=started,
         )
-        await self._audit("clip.exported", dump(clip))
+        await self._audit(
+            "clip.exported",
+            dump(clip) | body | {"format": format, "masked": transform is not None},
+        )
         return clip
+
+
+def _clip_writer(path: Path, format: str, info: StreamInfo, grant: Grant) -> Muxer:
+    if format == "hls":
+        return HlsWriter(path, info)
+    tags = {"camgate_grant": grant.id, "camgate_camera": grant.camera_id}
+    if format == "ts":
+        tags = {"service_provider": "camgate", "service_name": f"grant {grant.id}"}
+    return Muxer(
+        path, info, format=format, metadata=tags | {"comment": f"camgate grant {grant.id}"}
+    )
+
+
+def _remove_output(path: Path, format: str) -> None:
+    if format == "hls" and path.is_dir():
+        for child in [path / "index.m3u8", *path.glob("segment*.ts")]:
+            child.unlink(missing_ok=True)
+        if not any(path.iterdir()):
+            path.rmdir()
+    else:
+        path.unlink(missing_ok=True)

@@ -65,6 +65,7 @@ from camgate.models import (
     IncidentStatus,
     Owner,
     PendingRequest,
+    PrivacyMask,
     Scope,
     Verdict,
     Vote,
@@ -213,6 +214,32 @@ class Gate:
         finally:
             self.edge.end_removal(camera.id)
         return camera
+
+    async def set_masks(
+        self, owner_id: str, camera_id: str, polygons: Sequence[Sequence[Sequence[float]]]
+    ) -> PrivacyMask:
+        """The owner sets (or, with no polygons, clears) a camera's privacy masks.
+
+        Polygons are in normalised image coordinates (see :class:`PrivacyMask`; invalid ones
+        raise ValidationError and change nothing). Only the camera's owner may set them. The
+        change is stored and audited (``masks.set``) before it returns, and every open stream of
+        the camera is ended (reason ``masks-changed``) so nothing keeps flowing under the old
+        masks; a new request opens with the new ones.
+        """
+        camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
+        if camera.owner_id != owner_id:
+            raise ValidationError(f"camera {camera_id!r} does not belong to owner {owner_id!r}")
+        mask = PrivacyMask(camera.id, polygons, self.clock.now(), owner_id)
+        await anyio.to_thread.run_sync(self.store.set_masks, mask)
+        await anyio.to_thread.run_sync(
+            lambda: self.audit.append("masks.set", dump(mask) | {"owner": owner_id}, mask.set_at)
+        )
+        await self.edge.end_camera_streams(camera.id, "masks-changed")
+        return mask
+
+    def masks(self, camera_id: str) -> PrivacyMask | None:
+        """The camera's privacy masks, or None."""
+        return self.store.masks(camera_id)
 
     def publish_waiver(self, waiver: Waiver) -> Waiver:
         """Publish a waiver version; owners accept it by its version and the hash of its text."""

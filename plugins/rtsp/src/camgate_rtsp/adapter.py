@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -189,6 +189,24 @@ def _stream_info(stream: Any) -> StreamInfo:
     )
 
 
+class _Wallclock:
+    """Capture times of live packets: the first keyframe's arrival plus media time since.
+
+    An estimate: later than the true capture time by the first packet's transport delay
+    (typically milliseconds on a LAN). Recordings carry the replay's own clock instead.
+    """
+
+    def __init__(self, pts: int | None, time_base: Any) -> None:
+        self.origin = datetime.now(UTC)
+        self.pts = pts or 0
+        self.time_base = time_base
+
+    def at(self, pts: int | None) -> datetime | None:
+        if pts is None:
+            return None
+        return self.origin + timedelta(seconds=float((pts - self.pts) * self.time_base))
+
+
 class RtspLiveStream:
     """One open RTSP session, read by a thread and handed to async consumers.
 
@@ -294,6 +312,7 @@ class RtspLiveStream:
     def _pump(self, container: Any, stream: Any, token: Any) -> None:
         seen_keyframe = False
         info = self.info
+        clock: _Wallclock | None = None
         if self._stop.is_set():  # the opener was cancelled while connecting
             return
         try:
@@ -308,6 +327,7 @@ class RtspLiveStream:
                     seen_keyframe = True
                 if not info.extradata and stream.codec_context.extradata:
                     info = self.info = _stream_info(stream)
+                clock = clock or _Wallclock(packet.pts, stream.time_base)
                 item = MediaPacket(
                     data=bytes(packet),
                     pts=packet.pts,
@@ -316,6 +336,7 @@ class RtspLiveStream:
                     stream=info,
                     arrival=time.monotonic(),
                     duration=packet.duration or None,
+                    wallclock=clock.at(packet.pts),
                 )
                 anyio.from_thread.run(self._send.send, item, token=token)
         except _GONE:
