@@ -177,6 +177,7 @@ def _terms(args: argparse.Namespace, scopes: list[str]) -> ConsentTerms:
         quiet_hours=quiet,
         max_lookback_s=args.max_lookback,
         ends_at=ends_at,
+        audio=args.audio,
     )
 
 
@@ -214,6 +215,7 @@ def cmd_request(args: argparse.Namespace) -> int:
                     purpose=args.purpose,
                     window=_window(args),
                     wait=not args.no_wait,
+                    audio=args.audio,
                 )
             except AnswerPending as held:
                 _print_json(
@@ -693,6 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet-hours", help="HH:MM-HH:MM in the owner's time zone, e.g. 22:00-07:00")
     p.add_argument("--max-lookback", type=float, help="how far back recordings reach, seconds")
     p.add_argument("--ends-at", help="when consent ends, ISO 8601 with a time zone")
+    p.add_argument("--audio", action="store_true", help="share sound too (default: video only)")
 
     incidents = group("incident", "report and close incidents")
     p = add(incidents, "report", cmd_incident_report, "report an incident")
@@ -724,6 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="if the owner must be asked, print the held request and exit 4 instead of waiting",
     )
     p.add_argument("--out", default=".", help="folder for the snapshot or clip")
+    p.add_argument("--audio", action="store_true", help="ask for sound too, if the owner shares it")
     p.add_argument(
         "--format",
         default="mp4",

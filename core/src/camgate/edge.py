@@ -110,6 +110,7 @@ class GuardedStream:
         self._nbytes = 0
         self._end_reason: str | None = None
         self._close_lock = anyio.Lock()
+        self._dropped_audio = 0
 
     def __repr__(self) -> str:
         return f"<GuardedStream grant={self.grant.id} camera={self.camera.id} {self.stats()}>"
@@ -142,10 +143,28 @@ class GuardedStream:
             await self._end("revoked")
         raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
 
+    @property
+    def audio_info(self) -> StreamInfo | None:
+        """The audio track handed over, when the grant allows audio and the camera has one
+        (known once the first packet arrived); None otherwise."""
+        if not self.grant.audio:
+            return None
+        info = getattr(self._upstream, "audio_info", None)
+        return info if isinstance(info, StreamInfo) else None
+
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self
 
     async def __anext__(self) -> MediaPacket:
+        # Audio is a scope of its own: for a grant without it, audio packets are never handed
+        # over (the adapter should not even send them; this is the guard making sure).
+        while True:
+            packet = await self._next()
+            if packet.stream.kind != "audio" or self.grant.audio:
+                return packet
+            self._dropped_audio += 1
+
+    async def _next(self) -> MediaPacket:
         clock = self._edge.clock
         if self.revoked:
             await self._refuse()
@@ -591,7 +610,9 @@ class Edge:
                     if writer is None:
                         if packet.stream.kind != "video":
                             continue
-                        writer = _clip_writer(path, format, packet.stream, stream.grant)
+                        writer = _clip_writer(
+                            path, format, packet.stream, stream.grant, stream.audio_info
+                        )
                     writer.write(packet)
                     if duration_s is not None and cut is None and writer.duration >= duration_s:
                         break
@@ -634,15 +655,16 @@ class Edge:
         return clip
 
 
-def _clip_writer(path: Path, format: str, info: StreamInfo, grant: Grant) -> Muxer:
+def _clip_writer(
+    path: Path, format: str, info: StreamInfo, grant: Grant, audio: StreamInfo | None
+) -> Muxer:
     if format == "hls":
-        return HlsWriter(path, info)
+        return HlsWriter(path, info, audio=audio)
     tags = {"camgate_grant": grant.id, "camgate_camera": grant.camera_id}
     if format == "ts":
         tags = {"service_provider": "camgate", "service_name": f"grant {grant.id}"}
-    return Muxer(
-        path, info, format=format, metadata=tags | {"comment": f"camgate grant {grant.id}"}
-    )
+    tags |= {"comment": f"camgate grant {grant.id}"}
+    return Muxer(path, info, format=format, audio=audio, metadata=tags)
 
 
 def _remove_output(path: Path, format: str) -> None:

@@ -560,6 +560,7 @@ class Gate:
         purpose: str = "investigation",
         window: tuple[datetime, datetime] | None = None,
         wait: bool = True,
+        audio: bool = False,
     ) -> SignedGrant:
         """Ask for one scope of one camera under an incident; returns a signed grant.
 
@@ -571,7 +572,8 @@ class Gate:
         the owner is sent an ``ask`` notice. With ``wait=True`` (the default) this then waits for
         the owner's answer (see :meth:`wait_for_answer`) — wrap it in ``anyio.fail_after`` to
         give up sooner; with ``wait=False`` it raises :class:`camgate.errors.AnswerPending` at
-        once, carrying the held request's id and deadline.
+        once, carrying the held request's id and deadline. ``audio=True`` asks for sound too:
+        the grant carries it only when the owner's terms share audio (``ConsentTerms.audio``).
         """
         request = AccessRequest(
             id=new_id("req"),
@@ -584,6 +586,7 @@ class Gate:
             duration_s=duration_s,
             window_start=window[0] if window else None,
             window_end=window[1] if window else None,
+            audio=audio,
         )
         result = await anyio.to_thread.run_sync(self._request_sync, request)
         if isinstance(result, SignedGrant):
@@ -664,6 +667,8 @@ class Gate:
             expires_at=expires,
             window_start=request.window_start,
             window_end=request.window_end,
+            # Sound only when asked for and the owner shares it; otherwise the edge drops it.
+            audio=request.audio and consent is not None and consent.terms.audio,
             # Bound to the consent standing now (for an ask-first request: at the owner's yes);
             # the edge honours the grant only while that exact record stands.
             consent_id=consent.id if consent is not None else None,

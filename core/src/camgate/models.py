@@ -305,7 +305,9 @@ class ConsentTerms:
     - ``quiet_hours``: ``(start, end)`` local times in the owner's time zone during which nothing
       is granted; may wrap midnight (``terms.quiet-hours``);
     - ``max_lookback_s``: how far back recorded footage may reach (``terms.lookback``);
-    - ``ends_at``: when the consent ends by itself (``terms.end-date``).
+    - ``ends_at``: when the consent ends by itself (``terms.end-date``);
+    - ``audio``: the owner shares sound too; without it every grant is video only and the edge
+      drops audio packets (docs/media.md).
     """
 
     scopes: frozenset[Scope] = attrs.field(converter=_scopes)
@@ -317,6 +319,7 @@ class ConsentTerms:
     quiet_hours: tuple[str, str] | None = attrs.field(default=None, converter=_quiet)
     max_lookback_s: float | None = attrs.field(default=None, validator=_positive)
     ends_at: datetime | None = attrs.field(default=None, validator=_aware)
+    audio: bool = False
 
 
 @attrs.frozen
@@ -394,6 +397,8 @@ class AccessRequest:
     duration_s: float = attrs.field(default=60.0, validator=_positive)
     window_start: datetime | None = attrs.field(default=None, validator=_aware)
     window_end: datetime | None = attrs.field(default=None, validator=_aware)
+    #: Sound too, if the owner shares it (the grant says whether it was given).
+    audio: bool = False
 
     def __attrs_post_init__(self) -> None:
         has_window = self.window_start is not None and self.window_end is not None
@@ -531,6 +536,7 @@ class StreamInfo:
     extradata: bytes | None = attrs.field(default=None, repr=False)
     kind: str = "video"
     sample_rate: int = 0
+    channels: int = 0
 
 
 @attrs.frozen

@@ -49,18 +49,21 @@ def media_server() -> Iterator[RtspTestServer]:
         [
             Mount("/big", width=640, height=360, gop_frames=15),
             Mount("/small", width=320, height=180, gop_frames=15, pattern="ball"),
+            Mount("/av", gop_frames=15, audio=True),
+            Mount("/av-pcma", gop_frames=15, audio=True, audio_codec="pcma"),
         ]
     ) as server:
         yield server
 
 
-async def _capture(url: str, count: int) -> list[MediaPacket]:
-    stream = await RtspLiveStream.open(url, RtspSettings())
+async def _capture(url: str, count: int, *, audio: bool = False) -> list[MediaPacket]:
+    """``count`` video packets (and the audio between them, with ``audio``) from the server."""
+    stream = await RtspLiveStream.open(url, RtspSettings(), audio=audio)
     packets: list[MediaPacket] = []
     try:
         async for packet in stream:
             packets.append(packet)
-            if len(packets) >= count:
+            if sum(p.stream.kind == "video" for p in packets) >= count:
                 break
     finally:
         await stream.aclose()
@@ -391,3 +394,39 @@ async def test_a_clip_window_needs_capture_times(big: list[MediaPacket]) -> None
         cut(attrs.evolve(big[0], wallclock=None))
     with pytest.raises(ValidationError):
         WindowCut(first, first)
+
+
+# --------------------------------------------------------------------------- audio
+
+
+@pytest.mark.parametrize(("mount", "codec"), [("/av", "aac"), ("/av-pcma", "pcm_alaw")])
+async def test_audio_is_demuxed_only_when_asked_and_kept_in_the_clip(
+    media_server: RtspTestServer, tmp_path: Path, mount: str, codec: str
+) -> None:
+    without = await _capture(media_server.url(mount), 30)
+    assert {p.stream.kind for p in without} == {"video"}, "audio only for a grant with audio"
+    packets = await _capture(media_server.url(mount), 60, audio=True)
+    audio = [p for p in packets if p.stream.kind == "audio"]
+    assert audio and audio[0].stream.codec == codec
+    assert all(p.wallclock is not None for p in packets)
+    video = next(p for p in packets if p.stream.kind == "video")
+    for fmt in ("mp4", "ts"):
+        path = tmp_path / f"av.{fmt}"
+        with Muxer(path, video.stream, format=fmt, audio=audio[0].stream) as mux:
+            for packet in packets:
+                mux.write(packet)
+        info = _probe(path, "stream=codec_type,codec_name")
+        kinds = {s["codec_type"]: s["codec_name"] for s in info["streams"]}  # type: ignore[attr-defined]
+        assert kinds == {"video": "h264", "audio": "aac"}, fmt  # G.711 becomes AAC
+        _run("ffmpeg", "-i", str(path), "-f", "null", "-")
+        with av.open(str(path)) as container:
+            samples = sum(f.samples for f in container.decode(audio=0))
+        rate = audio[0].stream.sample_rate
+        assert samples / rate > 1.0, f"{fmt}: the sound is there (about 2 s of it)"
+    # Without an audio track the muxer drops audio.
+    with Muxer(tmp_path / "v.mp4", video.stream) as mux:
+        for packet in packets:
+            mux.write(packet)
+    assert [
+        s["codec_type"] for s in _probe(tmp_path / "v.mp4", "stream=codec_type")["streams"]
+    ] == ["video"]  # type: ignore[index]

@@ -10,12 +10,15 @@ import anyio
 import av
 import numpy as np
 import pytest
-from camgate import ConsentRevoked, ValidationError
+from camgate import ConsentRevoked, ConsentTerms, ValidationError
 from camgate.cli import main
 from camgate.media import clip_tags, find_clip
+from camgate_rtsp.testserver import RtspTestServer
 
 from .conftest import World
-from .test_media import POLYGONS, _decode_all, _ffmpeg_decodes, _inside, _probe
+from .test_media import POLYGONS, _decode_all, _ffmpeg_decodes, _inside, _probe, media_server
+
+__all__ = ["media_server"]  # the module-scoped server with audio mounts, shared
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +162,25 @@ def test_masked_pixels_stay_masked_in_the_unmasked_decoder() -> None:
     inside = _inside([[(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]], 4, 4)
     assert inside.tolist() == [[True, True, False, False]] * 2 + [[False] * 4] * 2
     assert np.count_nonzero(inside) == 4
+
+
+@pytest.mark.parametrize(("shares", "asks"), [(True, True), (False, True), (True, False)])
+async def test_audio_only_when_the_owner_shares_it_and_the_grant_asks(
+    world: World, media_server: RtspTestServer, tmp_path: Path, shares: bool, asks: bool
+) -> None:
+    gate = world.gate
+    world.enrol_camera("cam-av", media_server.url("/av"))
+    gate.enrol(
+        "alice",
+        ["cam-av"],
+        waiver_version="w1",
+        waiver_sha256=world.waiver.sha256,
+        terms=ConsentTerms(scopes=["live"], audio=shares),
+    )
+    token = await gate.request_access(
+        world.incident.id, "cam-av", "live", requested_by="officer-7", duration_s=30, audio=asks
+    )
+    assert token.grant.audio is (shares and asks)
+    clip = await gate.edge.record_clip("cam-av", token, tmp_path / "av.mp4", 2.0)
+    kinds = [s["codec_type"] for s in _probe(clip.path, "stream=codec_type")["streams"]]  # type: ignore[index]
+    assert kinds == (["video", "audio"] if shares and asks else ["video"])

@@ -4,7 +4,8 @@ Every writer takes :class:`~camgate.models.MediaPacket` objects as the guard han
 muxes them as they are (H.264 and H.265 alike): timestamps are shifted so the output starts at
 zero at its first video keyframe, packets before that keyframe are skipped, and audio packets
 are written only when the writer was given an audio track (the edge gives it one only for a
-grant that allows audio).
+grant that allows audio). AAC passes through; G.711 (A-law, µ-law), which MP4 cannot hold and
+players rarely take from MPEG-TS, is transcoded to AAC.
 
 A stream whose video changes shape mid-way (resolution or codec parameters) cannot be carried
 by one MP4 ``moov``: MP4 and fragmented MP4 writers raise
@@ -60,6 +61,10 @@ def _shape(info: StreamInfo) -> tuple[str, int, int, bytes | None]:
     return (info.codec, info.width, info.height, info.extradata)
 
 
+#: Audio codecs MP4 and MPEG-TS players cannot take as they are: transcoded to AAC (cheap).
+_TRANSCODED_AUDIO = ("pcm_alaw", "pcm_mulaw")
+
+
 class _Track:
     """One output stream and the timestamp bookkeeping that goes with it."""
 
@@ -68,6 +73,11 @@ class _Track:
         self.info = info
         self.prev_dts: int | None = None
         self.last_end = 0
+        self.decoder: Any = None
+        if info.codec in _TRANSCODED_AUDIO:
+            self.decoder = av.CodecContext.create(info.codec, "r")
+            self.decoder.sample_rate = info.sample_rate or 8000
+            self.decoder.layout = "mono" if info.channels <= 1 else "stereo"
 
 
 class Muxer:
@@ -128,7 +138,11 @@ class Muxer:
     def _add(self, info: StreamInfo) -> Any:
         try:
             if info.kind == "audio":
-                stream: Any = self._container.add_stream(info.codec, rate=info.sample_rate or 8000)
+                codec = "aac" if info.codec in _TRANSCODED_AUDIO else info.codec
+                stream: Any = self._container.add_stream(codec, rate=info.sample_rate or 8000)
+                stream.layout = "mono" if info.channels <= 1 else "stereo"
+                if codec != info.codec:
+                    return stream  # an encoder of our own: no extradata or time base to copy
             else:
                 stream = self._container.add_stream(info.codec)
                 stream.width = info.width
@@ -185,7 +199,27 @@ class Muxer:
     def _write_audio(self, packet: MediaPacket) -> int:
         if self._audio is None or self._origin_s is None:
             return 0
-        return self._mux(self._audio, packet)
+        if self._audio.decoder is None:
+            return self._mux(self._audio, packet)
+        # G.711: decode and encode as AAC, on a sample clock that starts with the video.
+        track, rate = self._audio, self._audio.stream.codec_context.sample_rate
+        start = round((Fraction(packet.pts or 0) * packet.stream.time_base - self._origin_s) * rate)
+        written = 0
+        try:
+            frames = track.decoder.decode(av.Packet(packet.data))
+            for frame in frames:
+                if start < 0 or (track.prev_dts is not None and start <= track.prev_dts):
+                    continue  # before the first picture, or a repeated timestamp
+                frame.pts, frame.time_base = start, Fraction(1, rate)
+                track.prev_dts = start
+                start += frame.samples
+                for out in track.stream.encode(frame):
+                    self._container.mux(out)
+                    written += 1
+        except av.error.FFmpegError as exc:
+            raise CameraProtocolError(f"cannot transcode G.711 audio: {exc}") from None
+        self.packets += written
+        return written
 
     def _mux(self, track: _Track, packet: MediaPacket) -> int:
         assert self._origin_s is not None
@@ -219,6 +253,9 @@ class Muxer:
         """Finish the output (writes the index / trailer). Idempotent."""
         if self._container is not None:
             try:
+                if self._audio is not None and self._audio.decoder is not None and self.started:
+                    for out in self._audio.stream.encode(None):
+                        self._container.mux(out)
                 self._container.close()
             finally:
                 self._container = None
