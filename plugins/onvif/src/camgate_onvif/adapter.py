@@ -490,12 +490,20 @@ class OnvifDevice:
 
 
 class WindowedStream:
-    """A replay stream cut to ``duration_s`` of media time from its first packet."""
+    """A replay stream cut to ``duration_s`` of media time from its first packet.
 
-    def __init__(self, upstream: RtspLiveStream, duration_s: float) -> None:
+    With ``start``, packets are stamped with their capture time on the replay's clock: the
+    window's start plus media time since the first packet (``MediaPacket.wallclock``), which
+    the edge cuts clips on.
+    """
+
+    def __init__(
+        self, upstream: RtspLiveStream, duration_s: float, start: datetime | None = None
+    ) -> None:
         self.info: StreamInfo = upstream.info
         self._upstream = upstream
         self._duration_s = duration_s
+        self._start = start
         self._origin: int | None = None
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
@@ -507,9 +515,12 @@ class WindowedStream:
         if packet.pts is not None:
             if self._origin is None:
                 self._origin = packet.pts
-            if float((packet.pts - self._origin) * packet.stream.time_base) >= self._duration_s:
+            offset = float((packet.pts - self._origin) * packet.stream.time_base)
+            if offset >= self._duration_s:
                 await self._upstream.aclose()
                 raise StopAsyncIteration
+            if self._start is not None:
+                packet = attrs.evolve(packet, wallclock=self._start + timedelta(seconds=offset))
         return packet
 
     async def aclose(self) -> None:
@@ -710,7 +721,7 @@ class OnvifAdapter(Adapter):
             )
         uri = await device.replay_uri(found[0].token)
         stream = await RtspLiveStream.open(self._rtsp_url(camera, uri), self.settings.rtsp())
-        return WindowedStream(stream, (end - start) / timedelta(seconds=1))
+        return WindowedStream(stream, (end - start) / timedelta(seconds=1), start)
 
     async def aclose(self) -> None:
         """Close every device's connection pool."""
