@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, Literal, NoReturn, Self
 
 import anyio
 import anyio.to_thread
@@ -50,7 +51,6 @@ from camgate.media import (
     WindowCut,
     mask_jpeg,
     sha256_file,
-    transformed,
 )
 from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
 from camgate.plugins import PluginHost
@@ -91,11 +91,17 @@ class GuardedStream:
         upstream: LiveStream,
         deadline: float,
         seen: tuple[int, int],
+        transform: PacketTransform | Literal["masks"] | None = "masks",
     ) -> None:
         self.grant = grant
         self.camera = camera
         self.info: StreamInfo = upstream.info
         self._edge = edge
+        # The camera's privacy masks, burnt in before any packet is handed over. ("masks": the
+        # edge's own transform for the camera; a relay that already applied it upstream passes
+        # None.)
+        self.transform = edge.mask_transform(camera) if transform == "masks" else transform
+        self._ready: deque[MediaPacket] = deque()
         self._upstream = upstream
         self._iter = upstream.__aiter__()
         self._deadline = deadline
@@ -156,13 +162,29 @@ class GuardedStream:
         return self
 
     async def __anext__(self) -> MediaPacket:
-        # Audio is a scope of its own: for a grant without it, audio packets are never handed
-        # over (the adapter should not even send them; this is the guard making sure).
         while True:
+            if self._ready:  # transformed packets: the grant must still hold *now*
+                if self.revoked:
+                    await self._refuse()
+                if self._end_reason is not None or self._edge.clock.monotonic() >= self._deadline:
+                    self._ready.clear()
+                    await self._end("expired")
+                    raise StopAsyncIteration
+                return self._served(self._ready.popleft())
             packet = await self._next()
-            if packet.stream.kind != "audio" or self.grant.audio:
-                return packet
-            self._dropped_audio += 1
+            # Audio is a scope of its own: for a grant without it, audio packets are never
+            # handed over (the adapter should not even send them; this is the guard making sure).
+            if packet.stream.kind == "audio" and not self.grant.audio:
+                self._dropped_audio += 1
+                continue
+            if self.transform is None:
+                return self._served(packet)
+            self._ready.extend(await anyio.to_thread.run_sync(self.transform.feed, packet))
+
+    def _served(self, packet: MediaPacket) -> MediaPacket:
+        self._packets += 1
+        self._nbytes += packet.size
+        return packet
 
     async def _next(self) -> MediaPacket:
         clock = self._edge.clock
@@ -206,8 +228,6 @@ class GuardedStream:
         if packet is None or clock.monotonic() >= self._deadline:
             await self._end("expired")
             raise StopAsyncIteration
-        self._packets += 1
-        self._nbytes += packet.size
         return packet
 
     async def _end(self, reason: str) -> None:
@@ -599,8 +619,7 @@ class Edge:
         writer: Muxer | None = None
         try:
             async with stream:
-                transform = await anyio.to_thread.run_sync(self.mask_transform, stream.camera)
-                async for packet in transformed(stream, transform):
+                async for packet in stream:  # masked by the guard when the camera has masks
                     if cut is not None:
                         verdict = cut(packet)
                         if verdict is Cut.STOP:
@@ -650,7 +669,7 @@ class Edge:
         )
         await self._audit(
             "clip.exported",
-            dump(clip) | body | {"format": format, "masked": transform is not None},
+            dump(clip) | body | {"format": format, "masked": stream.transform is not None},
         )
         return clip
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from camgate import ConsentRevoked, ConsentTerms, ValidationError
 from camgate.cli import main
-from camgate.media import clip_tags, find_clip
+from camgate.media import Mp4Writer, clip_tags, find_clip
 from camgate_rtsp.testserver import RtspTestServer
 
 from .conftest import World
@@ -62,6 +62,27 @@ async def test_masked_clip_and_snapshot_leave_the_gate_masked(world: World, tmp_
         grey = next(iter(container.decode(video=0))).to_ndarray(format="gray")
     assert int(grey[inside].max()) <= 24
     assert grey[~inside].mean() > 60  # the rest of the picture is there
+
+
+async def test_live_stream_of_a_masked_camera_is_masked(world: World, tmp_path: Path) -> None:
+    await world.gate.set_masks("alice", "cam-a", POLYGONS)
+    stream = await world.gate.edge.open_live("cam-a", await world.grant())
+    packets = []
+    async with stream:
+        async for packet in stream:
+            packets.append(packet)
+            if len(packets) >= 45:
+                break
+    assert stream.transform is not None and packets[0].is_keyframe
+    assert stream.stats().nbytes == sum(p.size for p in packets)  # what was served, counted
+    path = tmp_path / "live.mp4"
+    with Mp4Writer(path, packets[0].stream) as writer:
+        for packet in packets:
+            writer.write(packet)
+    inside = _inside(POLYGONS, 640, 360)
+    frames = _decode_all(path)
+    assert len(frames) == 45
+    assert all(int(f[inside].max()) <= 24 for f in frames)
 
 
 async def test_setting_masks_ends_open_streams(world: World) -> None:
