@@ -150,6 +150,11 @@ class GuardedStream:
         raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
 
     @property
+    def dropped_audio(self) -> int:
+        """Audio packets the adapter sent that this grant does not allow (never handed over)."""
+        return self._dropped_audio
+
+    @property
     def audio_info(self) -> StreamInfo | None:
         """The audio track handed over, when the grant allows audio and the camera has one
         (known once the first packet arrived); None otherwise."""

@@ -5,14 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 import av
 import numpy as np
 import pytest
-from camgate import ConsentRevoked, ConsentTerms, ValidationError
+from camgate import (
+    AdapterFactory,
+    Camera,
+    Capabilities,
+    ConsentRevoked,
+    ConsentTerms,
+    Grant,
+    LiveStream,
+    ValidationError,
+    hookimpl,
+)
 from camgate.cli import main
 from camgate.media import Mp4Writer, clip_tags, find_clip
+from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings
 from camgate_rtsp.testserver import RtspTestServer
 
 from .conftest import World
@@ -205,3 +217,58 @@ async def test_audio_only_when_the_owner_shares_it_and_the_grant_asks(
     clip = await gate.edge.record_clip("cam-av", token, tmp_path / "av.mp4", 2.0)
     kinds = [s["codec_type"] for s in _probe(clip.path, "stream=codec_type")["streams"]]  # type: ignore[index]
     assert kinds == (["video", "audio"] if shares and asks else ["video"])
+
+
+class _LoudAdapter(RtspAdapter):
+    """A vendor adapter that sends the camera's audio whatever the grant says."""
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        return await RtspLiveStream.open(self.url_for(camera), self.settings, audio=True)
+
+
+class _LoudPlugin:
+    @hookimpl
+    def camgate_register_adapters(self, register: Any) -> None:
+        register(
+            AdapterFactory(
+                "rtsp-loud",
+                lambda settings: _LoudAdapter(RtspSettings.from_mapping(settings)),
+                Capabilities(live=True, audio=True),
+            )
+        )
+
+
+async def test_the_guard_drops_audio_a_grant_does_not_allow(
+    world: World, media_server: RtspTestServer
+) -> None:
+    gate = world.gate
+    gate.host.register(_LoudPlugin(), "loud")
+    gate.add_camera(
+        Camera(
+            id="cam-loud",
+            adapter="rtsp-loud",
+            source=media_server.url("/av"),
+            owner_id="alice",
+            position=world.cam.position,
+        )
+    )
+    gate.enrol(
+        "alice",
+        ["cam-loud"],
+        waiver_version="w1",
+        waiver_sha256=world.waiver.sha256,
+        terms=ConsentTerms(scopes=["live"], audio=False),
+    )
+    token = await gate.request_access(
+        world.incident.id, "cam-loud", "live", requested_by="officer-7", duration_s=30, audio=True
+    )
+    assert token.grant.audio is False  # the owner does not share sound
+    stream = await gate.edge.open_live("cam-loud", token)
+    kinds = []
+    async with stream:
+        async for packet in stream:
+            kinds.append(packet.stream.kind)
+            if len(kinds) >= 60:
+                break
+    assert set(kinds) == {"video"}
+    assert stream.dropped_audio > 0, "the adapter did send audio: the guard dropped it"
