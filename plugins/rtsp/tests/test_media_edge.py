@@ -19,6 +19,7 @@ from camgate import (
     ConsentTerms,
     Grant,
     LiveStream,
+    SignedGrant,
     ValidationError,
     hookimpl,
 )
@@ -197,22 +198,30 @@ def test_masked_pixels_stay_masked_in_the_unmasked_decoder() -> None:
     assert np.count_nonzero(inside) == 4
 
 
+async def _audio_camera(
+    world: World, camera_id: str, source: str, adapter: str, shares: bool, asks: bool
+) -> SignedGrant:
+    """Add one of Alice's cameras, enrol it for live (sound shared or not), ask for a grant."""
+    camera = Camera(camera_id, adapter, source, "alice", world.cam.position)
+    world.gate.add_camera(camera)
+    world.gate.enrol(
+        "alice",
+        [camera_id],
+        waiver_version="w1",
+        waiver_sha256=world.waiver.sha256,
+        terms=ConsentTerms(scopes=["live"], audio=shares),
+    )
+    return await world.gate.request_access(
+        world.incident.id, camera_id, "live", requested_by="officer-7", duration_s=30, audio=asks
+    )
+
+
 @pytest.mark.parametrize(("shares", "asks"), [(True, True), (False, True), (True, False)])
 async def test_audio_only_when_the_owner_shares_it_and_the_grant_asks(
     world: World, media_server: RtspTestServer, tmp_path: Path, shares: bool, asks: bool
 ) -> None:
     gate = world.gate
-    world.enrol_camera("cam-av", media_server.url("/av"))
-    gate.enrol(
-        "alice",
-        ["cam-av"],
-        waiver_version="w1",
-        waiver_sha256=world.waiver.sha256,
-        terms=ConsentTerms(scopes=["live"], audio=shares),
-    )
-    token = await gate.request_access(
-        world.incident.id, "cam-av", "live", requested_by="officer-7", duration_s=30, audio=asks
-    )
+    token = await _audio_camera(world, "cam-av", media_server.url("/av"), "rtsp", shares, asks)
     assert token.grant.audio is (shares and asks)
     clip = await gate.edge.record_clip("cam-av", token, tmp_path / "av.mp4", 2.0)
     kinds = [s["codec_type"] for s in _probe(clip.path, "stream=codec_type")["streams"]]  # type: ignore[index]
@@ -243,24 +252,8 @@ async def test_the_guard_drops_audio_a_grant_does_not_allow(
 ) -> None:
     gate = world.gate
     gate.host.register(_LoudPlugin(), "loud")
-    gate.add_camera(
-        Camera(
-            id="cam-loud",
-            adapter="rtsp-loud",
-            source=media_server.url("/av"),
-            owner_id="alice",
-            position=world.cam.position,
-        )
-    )
-    gate.enrol(
-        "alice",
-        ["cam-loud"],
-        waiver_version="w1",
-        waiver_sha256=world.waiver.sha256,
-        terms=ConsentTerms(scopes=["live"], audio=False),
-    )
-    token = await gate.request_access(
-        world.incident.id, "cam-loud", "live", requested_by="officer-7", duration_s=30, audio=True
+    token = await _audio_camera(
+        world, "cam-loud", media_server.url("/av"), "rtsp-loud", False, True
     )
     assert token.grant.audio is False  # the owner does not share sound
     stream = await gate.edge.open_live("cam-loud", token)
