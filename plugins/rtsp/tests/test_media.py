@@ -29,6 +29,7 @@ from camgate.media import (
     WindowCut,
     mask_jpeg,
     stream_bytes,
+    transformed,
 )
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
 from camgate_rtsp.testserver import Mount, RtspTestServer
@@ -188,7 +189,7 @@ def _hevc_packets(count: int = 40, gop: int = 10) -> list[MediaPacket]:
     for n in range(count + 1):
         frame = None
         if n < count:
-            picture = np.full((240 * 3 // 2, 320), 16 + (n * 5) % 200, dtype=np.uint8)
+            picture = np.full((240 * 3 // 2, 320), 100 + (n * 5) % 120, dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
             frame.pts = n * 3000
         for p in encoder.encode(frame):
@@ -341,6 +342,23 @@ async def test_damaged_packets_give_a_gap_never_an_unmasked_picture(
     # Passed through (no masks), damaged packets are muxed as they are: a readable container.
     info = _probe(_write(tmp_path / "raw.mp4", damaged), "stream=nb_frames")
     assert info["streams"] == [{"nb_frames": str(len(damaged))}]
+
+
+async def test_h265_input_is_masked_into_h264(tmp_path: Path) -> None:
+    """A masked H.265 camera: decoded, filled, re-encoded as H.264 (every consumer plays it)."""
+    source = _hevc_packets(count=20, gop=10)
+
+    async def packets() -> AsyncIterator[MediaPacket]:
+        for packet in source:
+            yield packet
+
+    transform = MaskTransform(POLYGONS)  # type: ignore[arg-type]
+    masked = [p async for p in transformed(packets(), transform)]
+    assert len(masked) == len(source) and {p.stream.codec for p in masked} == {"h264"}
+    assert [p.is_keyframe for p in masked] == [p.is_keyframe for p in source]
+    inside = _inside(POLYGONS, 320, 240)
+    frames = _decode_all(_write(tmp_path / "hevc-masked.mp4", masked))
+    assert len(frames) == 20 and all(int(f[inside].max()) <= 24 for f in frames)
 
 
 async def test_snapshot_masking(big: list[MediaPacket]) -> None:
