@@ -149,6 +149,20 @@ async def test_clip_carries_its_grant_and_is_found_by_its_hash(
     assert main(["--db", db, "audit", "find-clip", str(altered)]) == 1
 
 
+async def test_request_cli_writes_the_chosen_format(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--db", str(world.gate.store.path), "request", "--incident", world.incident.id]
+    args += ["--camera", "cam-a", "--scope", "live", "--by", "o7", "--duration", "1"]
+    args += ["--format", "hls", "--out", str(tmp_path)]
+    assert await anyio.to_thread.run_sync(main, args) == 0
+    result = json.loads(capsys.readouterr().out)
+    playlist = Path(result["file"]) / "index.m3u8"
+    assert "#EXT-X-ENDLIST" in playlist.read_text()
+    assert _ffmpeg_decodes(playlist) >= 25
+    assert result["sha256"] == hashlib.sha256(playlist.read_bytes()).hexdigest()
+
+
 async def test_masks_cli(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(world.gate.store.path)
 
