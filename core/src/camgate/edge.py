@@ -175,7 +175,10 @@ class GuardedStream:
                     self._ready.clear()
                     await self._end("expired")
                     raise StopAsyncIteration
-                return self._served(self._ready.popleft())
+                packet = self._ready.popleft()
+                if packet.stream.kind == "video":
+                    self.info = packet.stream  # what is served: camgate's H.264 once masked
+                return self._served(packet)
             packet = await self._next()
             # Audio is a scope of its own: for a grant without it, audio packets are never
             # handed over (the adapter should not even send them; this is the guard making sure).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ from camgate import (
     ConsentTerms,
     Grant,
     LiveStream,
+    MediaPacket,
     SignedGrant,
     ValidationError,
     hookimpl,
 )
 from camgate.cli import main
-from camgate.media import Mp4Writer, clip_tags, find_clip
+from camgate.media import clip_tags, find_clip, stream_bytes
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings
 from camgate_rtsp.testserver import RtspTestServer
 
@@ -88,10 +90,14 @@ async def test_live_stream_of_a_masked_camera_is_masked(world: World, tmp_path: 
                 break
     assert stream.transform is not None and packets[0].is_keyframe
     assert stream.stats().nbytes == sum(p.size for p in packets)  # what was served, counted
-    path = tmp_path / "live.mp4"
-    with Mp4Writer(path, packets[0].stream) as writer:
+    assert stream.info is packets[-1].stream  # the guard describes what it serves
+
+    async def served() -> AsyncIterator[MediaPacket]:
         for packet in packets:
-            writer.write(packet)
+            yield packet
+
+    path = tmp_path / "live.mp4"
+    path.write_bytes(b"".join([c async for c in stream_bytes(served(), format="fmp4")]))
     inside = _inside(POLYGONS, 640, 360)
     frames = _decode_all(path)
     assert len(frames) == 45

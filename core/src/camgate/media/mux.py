@@ -305,7 +305,7 @@ class _Chunks:
 
 async def stream_bytes(
     packets: AsyncIterable[MediaPacket],
-    info: StreamInfo,
+    info: StreamInfo | None = None,
     *,
     format: str = "fmp4",
     audio: StreamInfo | None = None,
@@ -316,20 +316,30 @@ async def stream_bytes(
     Yields byte chunks as the muxer produces them (an fMP4 fragment is emitted when the next
     keyframe starts a new one), then the trailer when ``packets`` ends. Concatenated, the chunks
     are a file ffmpeg, VLC or a browser's Media Source Extensions can play. The plain ``mp4``
-    format needs a seekable file: use :class:`Mp4Writer` for that.
+    format needs a seekable file: use :class:`Mp4Writer` for that. Without ``info`` the video
+    track is described by the first video packet's ``stream`` — right for a masked stream,
+    whose packets are H.264 from camgate's encoder whatever the camera sends.
     """
     if format not in ("fmp4", "ts"):
         raise ValidationError(f"format={format!r}: a byte stream is 'fmp4' or 'ts'")
     sink = _Chunks()
-    muxer = Muxer(sink, info, format=format, audio=audio, metadata=metadata)  # type: ignore[arg-type]
+    muxer: Muxer | None = None
     try:
         async for packet in packets:
+            if muxer is None:
+                if info is None and packet.stream.kind != "video":
+                    continue
+                target: Any = sink
+                muxer = Muxer(
+                    target, info or packet.stream, format=format, audio=audio, metadata=metadata
+                )
             muxer.write(packet)
             chunk = sink.drain()
             if chunk:
                 yield chunk
     finally:
-        muxer.close()
+        if muxer is not None:
+            muxer.close()
     tail = sink.drain()
     if tail:
         yield tail
