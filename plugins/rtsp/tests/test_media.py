@@ -448,3 +448,13 @@ async def test_audio_is_demuxed_only_when_asked_and_kept_in_the_clip(
     assert [
         s["codec_type"] for s in _probe(tmp_path / "v.mp4", "stream=codec_type")["streams"]
     ] == ["video"]  # type: ignore[index]
+
+
+async def test_a_stream_described_without_its_size_still_muxes(
+    big: list[MediaPacket], tmp_path: Path
+) -> None:
+    """A short probe can leave width/height out of the description: learnt from the keyframe."""
+    unsized = attrs.evolve(big[0].stream, width=0, height=0)
+    packets = [attrs.evolve(p, stream=unsized) for p in big]
+    info = _probe(_write(tmp_path / "unsized.mp4", packets), "stream=width,height")
+    assert info["streams"] == [{"width": 640, "height": 360}]

@@ -73,6 +73,8 @@ class _Track:
         self.info = info
         self.prev_dts: int | None = None
         self.last_end = 0
+        #: Source time (seconds) that is 0 in the output.
+        self.origin_s: Fraction | None = None
         self.decoder: Any = None
         if info.codec in _TRANSCODED_AUDIO:
             self.decoder = av.CodecContext.create(info.codec, "r")
@@ -193,17 +195,55 @@ class Muxer:
             if not packet.is_keyframe:
                 return 0
             first = packet.dts if packet.dts is not None else packet.pts
-            self._origin_s = Fraction(first) * self.info.time_base
+            self._origin_s = self._video.origin_s = Fraction(first) * self.info.time_base
+            if not (self.info.width and self.info.height):
+                self._learn_size(packet)
         return self._mux(self._video, packet)
+
+    def _learn_size(self, keyframe: MediaPacket) -> None:
+        """A camera whose description left the picture size out (a short probe): decode the
+        first keyframe once to learn it, before the header is written."""
+        try:
+            decoder: Any = av.CodecContext.create(keyframe.stream.codec, "r")
+            if keyframe.stream.extradata:
+                decoder.extradata = keyframe.stream.extradata
+            frames = decoder.decode(av.Packet(keyframe.data)) + decoder.decode(None)
+        except av.error.FFmpegError:
+            frames = []
+        if not frames:
+            raise CameraProtocolError("the first keyframe does not decode: picture size unknown")
+        self._video.stream.width = frames[0].width
+        self._video.stream.height = frames[0].height
+
+    def _anchor_audio(self, track: _Track, packet: MediaPacket) -> None:
+        """Place audio on the video's output clock.
+
+        An RTSP camera's audio and video clocks are only tied together once its first RTCP
+        sender report arrives (and may jump then): the first audio packet is taken to sound
+        with the latest picture, and audio is placed again whenever the two drift more than a
+        second apart.
+        """
+        at = Fraction(packet.pts or 0) * packet.stream.time_base
+        video_now = Fraction(self._video.prev_dts or 0) * self.info.time_base
+        if track.origin_s is None or abs(at - track.origin_s - video_now) > 1:
+            resume = video_now  # never back over sound already written
+            if track.prev_dts is not None:
+                resume = max(resume, Fraction(track.prev_dts + 1) * packet.stream.time_base)
+            track.origin_s = at - resume
 
     def _write_audio(self, packet: MediaPacket) -> int:
         if self._audio is None or self._origin_s is None:
             return 0
+        self._anchor_audio(self._audio, packet)
         if self._audio.decoder is None:
             return self._mux(self._audio, packet)
         # G.711: decode and encode as AAC, on a sample clock that starts with the video.
         track, rate = self._audio, self._audio.stream.codec_context.sample_rate
-        start = round((Fraction(packet.pts or 0) * packet.stream.time_base - self._origin_s) * rate)
+        assert track.origin_s is not None
+        at = Fraction(packet.pts or 0) * packet.stream.time_base
+        start = round((at - track.origin_s) * rate)
+        if track.last_end and start < track.last_end:
+            start = track.last_end  # re-anchored backwards: continue where the sound ended
         written = 0
         try:
             frames = track.decoder.decode(av.Packet(packet.data))
@@ -213,6 +253,7 @@ class Muxer:
                 frame.pts, frame.time_base = start, Fraction(1, rate)
                 track.prev_dts = start
                 start += frame.samples
+                track.last_end = start
                 for out in track.stream.encode(frame):
                     self._container.mux(out)
                     written += 1
@@ -222,9 +263,9 @@ class Muxer:
         return written
 
     def _mux(self, track: _Track, packet: MediaPacket) -> int:
-        assert self._origin_s is not None
+        assert track.origin_s is not None
         tb = packet.stream.time_base
-        origin = round(self._origin_s / tb)
+        origin = round(track.origin_s / tb)
         pts = packet.pts - origin if packet.pts is not None else 0
         dts = (packet.dts if packet.dts is not None else packet.pts or 0) - origin
         if dts < 0 and track is self._audio:
