@@ -424,7 +424,9 @@ async def no_audio_without_grant(ctx: Context) -> None:
                 async for packet in stream:
                     seen += 1
                     info = packet.stream
-                    if info.codec in _AUDIO_CODECS or (info.width == 0 and info.height == 0):
+                    # Audio is typed (kind "audio"); a video track whose size a short probe
+                    # left out (0x0) is not audio.
+                    if info.kind == "audio" or info.codec in _AUDIO_CODECS:
                         raise CheckFailed(
                             f"packet {seen} is audio ({info.codec}), "
                             "served to a grant without audio"

@@ -288,6 +288,7 @@ def _terms(args: argparse.Namespace, scopes: list[str]) -> ConsentTerms:
         max_lookback_s=args.max_lookback,
         ends_at=ends_at,
         retention_days=args.retention_days,
+        audio=args.audio,
     )
 
 
@@ -325,6 +326,7 @@ def cmd_request(args: argparse.Namespace) -> int:
                     purpose=args.purpose,
                     window=_window(args),
                     wait=not args.no_wait,
+                    audio=args.audio,
                 )
             except AnswerPending as held:
                 _print_json(
@@ -369,9 +371,12 @@ def cmd_request(args: argparse.Namespace) -> int:
                     )
                 )
                 result |= {"file": str(path), "sha256": art.sha256}
-            elif signed.grant.scope is Scope.LIVE:
-                path = out / f"{args.camera}-{signed.grant.id}.mp4"
-                clip = await gate.edge.record_clip(args.camera, signed, path, args.duration)
+            else:
+                suffix = {"mp4": ".mp4", "fmp4": ".mp4", "ts": ".ts", "hls": ""}[args.format]
+                path = out / f"{args.camera}-{signed.grant.id}{suffix}"
+                clip = await gate.edge.record_clip(
+                    args.camera, signed, path, args.duration, format=args.format
+                )
                 result |= {"file": str(path), "sha256": clip.sha256, "duration_s": clip.duration_s}
             _print_json(result)
             return 0
@@ -453,6 +458,71 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     cameras = anyio.run(run)
     _print_json({"owner": args.owner, "revoked": cameras})
     return 0
+
+
+def _polygon(text: str) -> list[tuple[float, float]]:
+    points = []
+    for pair in text.split():
+        x, sep, y = pair.partition(",")
+        try:
+            points.append((float(x), float(y)))
+        except ValueError:
+            raise ValueError(f"--polygon: {pair!r} is not an x,y pair of numbers") from None
+        if not sep:
+            raise ValueError(f"--polygon: {pair!r} is not an x,y pair of numbers")
+    return points
+
+
+def cmd_masks_set(args: argparse.Namespace) -> int:
+    """Set (replace) a camera's privacy masks: polygons in normalised image coordinates, (0,0)
+    top-left to (1,1) bottom-right. Masked areas are filled in every frame that leaves the gate
+    (live, clips, snapshots); open streams of the camera end so new ones use the new masks.
+    With --clear, remove every mask."""
+    polygons = [] if args.clear else [_polygon(p) for p in args.polygon or []]
+    if not polygons and not args.clear:
+        raise ValueError("give at least one --polygon, or --clear")
+
+    async def run() -> dict[str, Any]:
+        async with _gate(args) as gate:
+            return dump(await gate.set_masks(args.owner, args.camera, polygons))
+
+    _print_json(anyio.run(run))
+    return 0
+
+
+def cmd_masks_show(args: argparse.Namespace) -> int:
+    """Print a camera's privacy masks as JSON (an empty list when it has none)."""
+    with _closing(_gate(args)) as gate:
+        gate.store.get_camera(args.camera)
+        mask = gate.masks(args.camera)
+    _print_json({"camera": args.camera, "polygons": dump(mask)["polygons"] if mask else []})
+    return 0
+
+
+def cmd_audit_find_clip(args: argparse.Namespace) -> int:
+    """Re-hash a clip file and print the audit records that exported exactly these bytes (grant,
+    camera, time); exit 1 when none did (an altered or foreign file)."""
+    from camgate.media import clip_tags, find_clip
+
+    with _closing(_gate(args)) as gate:
+        found = find_clip(gate.audit, args.file)
+    tags = {} if Path(args.file).is_dir() else clip_tags(args.file)
+    _print_json(
+        {
+            "file": args.file,
+            "tagged_grant": tags.get("camgate_grant"),
+            "records": [
+                {
+                    "seq": r.seq,
+                    "at": r.at,
+                    "grant": r.body["grant_id"],
+                    "camera": r.body["camera_id"],
+                }
+                for r in found
+            ],
+        }
+    )
+    return 0 if found else EXIT_ERROR
 
 
 def _audit_key(args: argparse.Namespace, gate: Gate | None) -> bytes | None:
@@ -817,6 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="keep footage at most this many days (the agency's limit applies if shorter)",
     )
+    p.add_argument("--audio", action="store_true", help="share sound too (default: video only)")
 
     incidents = group("incident", "report and close incidents")
     p = add(incidents, "report", cmd_incident_report, "report an incident")
@@ -848,6 +919,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="if the owner must be asked, print the held request and exit 4 instead of waiting",
     )
     p.add_argument("--out", default=".", help="folder for the snapshot or clip")
+    p.add_argument("--audio", action="store_true", help="ask for sound too, if the owner shares it")
+    p.add_argument(
+        "--format",
+        default="mp4",
+        choices=["mp4", "fmp4", "ts", "hls"],
+        help="clip container (live and recorded scopes): mp4 (default), fragmented mp4, "
+        "MPEG-TS, or hls (a folder with index.m3u8 and segments)",
+    )
 
     p = add(top, "revoke", cmd_revoke, "revoke every consent of an owner")
     p.add_argument("--owner", required=True)
@@ -922,6 +1001,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="", help="who releases it")
     p = add(holds, "list", cmd_hold_list, "list the holds in force")
     p.add_argument("--json", action="store_true")
+    masks = group("masks", "privacy masks: areas filled in every frame that leaves the gate")
+    p = add(masks, "set", cmd_masks_set, "set (replace) a camera's privacy masks")
+    p.add_argument("camera")
+    p.add_argument("--owner", required=True, help="the camera's owner (only they may set masks)")
+    p.add_argument(
+        "--polygon",
+        action="append",
+        metavar="'X,Y X,Y X,Y ...'",
+        help="corners in normalised coordinates, 0..1 (repeatable, one per polygon)",
+    )
+    p.add_argument("--clear", action="store_true", help="remove every mask")
+    p = add(masks, "show", cmd_masks_show, "print a camera's privacy masks")
+    p.add_argument("camera")
 
     _add_conformance(top)
 
@@ -939,6 +1031,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("owner")
     p.add_argument("--since", type=int, help="seq of the first checkpoint (default: the start)")
     p.add_argument("--until", type=int, help="seq of the second checkpoint (default: latest)")
+    p = add(audit, "find-clip", cmd_audit_find_clip, "match a clip file to its audit record")
+    p.add_argument("file", help="a clip file (or an HLS playlist or segment)")
     return parser
 
 

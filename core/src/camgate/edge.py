@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Self
 
 import anyio
 import anyio.to_thread
@@ -41,7 +42,16 @@ from camgate.errors import (
     ValidationError,
 )
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
-from camgate.media import Mp4Writer, sha256_file
+from camgate.media import (
+    Cut,
+    HlsWriter,
+    MaskTransform,
+    Muxer,
+    PacketTransform,
+    WindowCut,
+    mask_jpeg,
+    sha256_file,
+)
 from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
 from camgate.plugins import PluginHost
 from camgate.store import Store
@@ -49,7 +59,11 @@ from camgate.store import Store
 if TYPE_CHECKING:
     from camgate.retention import Retention
 
-__all__ = ["Edge", "GuardedStream", "StreamStats"]
+__all__ = ["CLIP_FORMATS", "Edge", "GuardedStream", "StreamStats"]
+
+#: What :meth:`Edge.record_clip` writes: an MP4 file, a fragmented MP4 file, an MPEG-TS file,
+#: or an HLS directory (VOD playlist ``index.m3u8`` plus segments).
+CLIP_FORMATS = ("mp4", "fmp4", "ts", "hls")
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +94,17 @@ class GuardedStream:
         upstream: LiveStream,
         deadline: float,
         seen: tuple[int, int],
+        transform: PacketTransform | Literal["masks"] | None = "masks",
     ) -> None:
         self.grant = grant
         self.camera = camera
         self.info: StreamInfo = upstream.info
         self._edge = edge
+        # The camera's privacy masks, burnt in before any packet is handed over. ("masks": the
+        # edge's own transform for the camera; a relay that already applied it upstream passes
+        # None.)
+        self.transform = edge.mask_transform(camera) if transform == "masks" else transform
+        self._ready: deque[MediaPacket] = deque()
         self._upstream = upstream
         self._iter = upstream.__aiter__()
         self._deadline = deadline
@@ -99,6 +119,7 @@ class GuardedStream:
         self._nbytes = 0
         self._end_reason: str | None = None
         self._close_lock = anyio.Lock()
+        self._dropped_audio = 0
 
     def __repr__(self) -> str:
         return f"<GuardedStream grant={self.grant.id} camera={self.camera.id} {self.stats()}>"
@@ -131,10 +152,52 @@ class GuardedStream:
             await self._end("revoked")
         raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
 
+    @property
+    def dropped_audio(self) -> int:
+        """Audio packets the adapter sent that this grant does not allow (never handed over)."""
+        return self._dropped_audio
+
+    @property
+    def audio_info(self) -> StreamInfo | None:
+        """The audio track handed over, when the grant allows audio and the camera has one
+        (known once the first packet arrived); None otherwise."""
+        if not self.grant.audio:
+            return None
+        info = getattr(self._upstream, "audio_info", None)
+        return info if isinstance(info, StreamInfo) else None
+
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self
 
     async def __anext__(self) -> MediaPacket:
+        while True:
+            if self._ready:  # transformed packets: the grant must still hold *now*
+                if self.revoked:
+                    await self._refuse()
+                if self._end_reason is not None or self._edge.clock.monotonic() >= self._deadline:
+                    self._ready.clear()
+                    await self._end("expired")
+                    raise StopAsyncIteration
+                packet = self._ready.popleft()
+                if packet.stream.kind == "video":
+                    self.info = packet.stream  # what is served: camgate's H.264 once masked
+                return self._served(packet)
+            packet = await self._next()
+            # Audio is a scope of its own: for a grant without it, audio packets are never
+            # handed over (the adapter should not even send them; this is the guard making sure).
+            if packet.stream.kind == "audio" and not self.grant.audio:
+                self._dropped_audio += 1
+                continue
+            if self.transform is None:
+                return self._served(packet)
+            self._ready.extend(await anyio.to_thread.run_sync(self.transform.feed, packet))
+
+    def _served(self, packet: MediaPacket) -> MediaPacket:
+        self._packets += 1
+        self._nbytes += packet.size
+        return packet
+
+    async def _next(self) -> MediaPacket:
         clock = self._edge.clock
         if self.revoked:
             await self._refuse()
@@ -176,8 +239,6 @@ class GuardedStream:
         if packet is None or clock.monotonic() >= self._deadline:
             await self._end("expired")
             raise StopAsyncIteration
-        self._packets += 1
-        self._nbytes += packet.size
         return packet
 
     async def _end(self, reason: str) -> None:
@@ -492,6 +553,10 @@ class Edge:
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
                 snap = await self._adapter(camera.adapter).snapshot(camera, grant)
+                masks = await anyio.to_thread.run_sync(self.store.masks, camera.id)
+                if masks is not None:
+                    jpeg = await anyio.to_thread.run_sync(mask_jpeg, snap.jpeg, masks.polygons)
+                    snap = attrs.evolve(snap, jpeg=jpeg)
             now = self.clock.now()
             if await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now):
                 raise ConsentRevoked(f"consent for camera {camera_id!r} was revoked")  # noqa: TRY301
@@ -513,45 +578,113 @@ class Edge:
         self.host.access_ended(grant, camera, "completed", 1, len(snap.jpeg))
         return snap
 
-    async def record_clip(
-        self, camera_id: str, token: str | SignedGrant, path: str | Path, duration_s: float
-    ) -> Clip:
-        """Record ``duration_s`` seconds of live video into an MP4 at ``path`` under a live grant.
+    def mask_transform(self, camera: Camera) -> PacketTransform | None:
+        """The camera's privacy-mask re-encoder, or None when its owner set no masks.
 
-        The file starts at a keyframe and is written without re-encoding. If consent is revoked
-        while recording, the partial file is deleted and ConsentRevoked raised. The clip's
-        SHA-256 is appended to the audit log (``clip.exported``) before this returns, and the
-        file is registered for retention (``artifact.registered``, with its expiry).
+        A :data:`camgate.media.TransformFactory`: live streams, clips and snapshots all pass
+        through it before anything leaves the gate.
         """
-        if not (duration_s > 0 and math.isfinite(duration_s)):
+        masks = self.store.masks(camera.id)
+        return None if masks is None else MaskTransform(masks.polygons)
+
+    async def end_camera_streams(self, camera_id: str, reason: str) -> int:
+        """End every open stream of one camera with ``reason``; returns how many."""
+        streams = [s for s in self._live if s.camera.id == camera_id]
+        for stream in streams:
+            await stream._end(reason)
+        return len(streams)
+
+    async def record_clip(
+        self,
+        camera_id: str,
+        token: str | SignedGrant,
+        path: str | Path,
+        duration_s: float | None = None,
+        *,
+        format: str = "mp4",
+    ) -> Clip:
+        """Write a clip under a live grant (``duration_s`` seconds from the next keyframe) or a
+        recorded grant (the grant's window, cut on capture times: see docs/media.md).
+
+        ``format`` is one of :data:`CLIP_FORMATS`; for ``hls`` ``path`` is a directory. Video
+        passes through as it is unless the owner set privacy masks: then it is re-encoded with
+        the masks burnt in. MP4 files carry the grant id in their tags (``camgate_grant``). If
+        consent is revoked while recording, the partial output is deleted and ConsentRevoked
+        raised. The clip's SHA-256 (of the file, or of the HLS playlist with every segment's
+        hash beside it) is appended to the audit log (``clip.exported``) before this returns,
+        and the output is registered for retention (``artifact.registered``, with its expiry).
+        """
+        if format not in CLIP_FORMATS:
+            raise ValidationError(f"format={format!r}: must be one of {', '.join(CLIP_FORMATS)}")
+        grant = self.verifier.verify(token)
+        cut: WindowCut | None = None
+        if grant.scope is Scope.RECORDED:
+            if grant.window_start is None or grant.window_end is None:
+                raise GrantMismatch(f"grant {grant.id} covers no recorded window")
+            cut = WindowCut(grant.window_start, grant.window_end)
+        elif not (duration_s is not None and duration_s > 0 and math.isfinite(duration_s)):
             raise ValidationError(f"duration_s={duration_s!r}: must be a positive number")
         path = Path(path)
-        stream = await self.open_live(camera_id, token)
+        if grant.scope is Scope.RECORDED:
+            stream = await self.open_recorded(camera_id, token)
+        else:
+            stream = await self.open_live(camera_id, token)
         started = self.clock.now()
+        writer: Muxer | None = None
         try:
             async with stream:
-                with Mp4Writer(path, stream.info) as writer:
-                    async for packet in stream:
-                        writer.write(packet)
-                        if writer.duration >= duration_s:
+                async for packet in stream:  # masked by the guard when the camera has masks
+                    if cut is not None:
+                        verdict = cut(packet)
+                        if verdict is Cut.STOP:
                             break
+                        if verdict is Cut.SKIP:
+                            continue
+                    if writer is None:
+                        if packet.stream.kind != "video":
+                            continue
+                        writer = _clip_writer(
+                            path, format, packet.stream, stream.grant, stream.audio_info
+                        )
+                    writer.write(packet)
+                    if duration_s is not None and cut is None and writer.duration >= duration_s:
+                        break
         except BaseException:
-            path.unlink(missing_ok=True)
+            if writer is not None:
+                writer.close()
+            _remove_output(path, format)
             raise
-        if not writer.started:
-            path.unlink(missing_ok=True)
+        if writer is not None:
+            writer.close()
+        if writer is None or not writer.started:
+            _remove_output(path, format)
             raise CameraProtocolError("the stream ended before its first keyframe")
-        digest = await anyio.to_thread.run_sync(sha256_file, path)
+        if cut is not None and cut.first is not None:
+            started = cut.first
+        body: dict[str, Any] = {}
+        if format == "hls":
+            digest = await anyio.to_thread.run_sync(sha256_file, path / "index.m3u8")
+            body["segments"] = {
+                p.name: await anyio.to_thread.run_sync(sha256_file, p)
+                for p in sorted(path.glob("*.ts"))
+            }
+            size = sum(p.stat().st_size for p in path.iterdir())
+        else:
+            digest = await anyio.to_thread.run_sync(sha256_file, path)
+            size = path.stat().st_size
         clip = Clip(
             grant_id=stream.grant.id,
             camera_id=camera_id,
             path=str(path),
             duration_s=writer.duration,
-            size=path.stat().st_size,
+            size=size,
             sha256=digest,
             started_at=started,
         )
-        await self._audit("clip.exported", dump(clip))
+        await self._audit(
+            "clip.exported",
+            dump(clip) | body | {"format": format, "masked": stream.transform is not None},
+        )
         if self.retention is not None:
             retention = self.retention
             await anyio.to_thread.run_sync(
@@ -561,8 +694,30 @@ class Edge:
                     camera_id=camera_id,
                     grant_id=stream.grant.id,
                     incident_id=stream.grant.incident_id,
-                    sha256=digest,
+                    sha256=None if format == "hls" else digest,
                     created_at=started,
                 )
             )
         return clip
+
+
+def _clip_writer(
+    path: Path, format: str, info: StreamInfo, grant: Grant, audio: StreamInfo | None
+) -> Muxer:
+    if format == "hls":
+        return HlsWriter(path, info, audio=audio)
+    tags = {"camgate_grant": grant.id, "camgate_camera": grant.camera_id}
+    if format == "ts":
+        tags = {"service_provider": "camgate", "service_name": f"grant {grant.id}"}
+    tags |= {"comment": f"camgate grant {grant.id}"}
+    return Muxer(path, info, format=format, audio=audio, metadata=tags)
+
+
+def _remove_output(path: Path, format: str) -> None:
+    if format == "hls" and path.is_dir():
+        for child in [path / "index.m3u8", *path.glob("segment*.ts")]:
+            child.unlink(missing_ok=True)
+        if not any(path.iterdir()):
+            path.rmdir()
+    else:
+        path.unlink(missing_ok=True)

@@ -65,6 +65,7 @@ from camgate.models import (
     IncidentStatus,
     Owner,
     PendingRequest,
+    PrivacyMask,
     Scope,
     Verdict,
     Vote,
@@ -227,6 +228,32 @@ class Gate:
         finally:
             self.edge.end_removal(camera.id)
         return camera
+
+    async def set_masks(
+        self, owner_id: str, camera_id: str, polygons: Sequence[Sequence[Sequence[float]]]
+    ) -> PrivacyMask:
+        """The owner sets (or, with no polygons, clears) a camera's privacy masks.
+
+        Polygons are in normalised image coordinates (see :class:`PrivacyMask`; invalid ones
+        raise ValidationError and change nothing). Only the camera's owner may set them. The
+        change is stored and audited (``masks.set``) before it returns, and every open stream of
+        the camera is ended (reason ``masks-changed``) so nothing keeps flowing under the old
+        masks; a new request opens with the new ones.
+        """
+        camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
+        if camera.owner_id != owner_id:
+            raise ValidationError(f"camera {camera_id!r} does not belong to owner {owner_id!r}")
+        mask = PrivacyMask(camera.id, polygons, self.clock.now(), owner_id)
+        await anyio.to_thread.run_sync(self.store.set_masks, mask)
+        await anyio.to_thread.run_sync(
+            lambda: self.audit.append("masks.set", dump(mask) | {"owner": owner_id}, mask.set_at)
+        )
+        await self.edge.end_camera_streams(camera.id, "masks-changed")
+        return mask
+
+    def masks(self, camera_id: str) -> PrivacyMask | None:
+        """The camera's privacy masks, or None."""
+        return self.store.masks(camera_id)
 
     def publish_waiver(self, waiver: Waiver) -> Waiver:
         """Publish a waiver version; owners accept it by its version and the hash of its text."""
@@ -551,6 +578,7 @@ class Gate:
         purpose: str = "investigation",
         window: tuple[datetime, datetime] | None = None,
         wait: bool = True,
+        audio: bool = False,
     ) -> SignedGrant:
         """Ask for one scope of one camera under an incident; returns a signed grant.
 
@@ -562,7 +590,8 @@ class Gate:
         the owner is sent an ``ask`` notice. With ``wait=True`` (the default) this then waits for
         the owner's answer (see :meth:`wait_for_answer`) — wrap it in ``anyio.fail_after`` to
         give up sooner; with ``wait=False`` it raises :class:`camgate.errors.AnswerPending` at
-        once, carrying the held request's id and deadline.
+        once, carrying the held request's id and deadline. ``audio=True`` asks for sound too:
+        the grant carries it only when the owner's terms share audio (``ConsentTerms.audio``).
         """
         request = AccessRequest(
             id=new_id("req"),
@@ -575,6 +604,7 @@ class Gate:
             duration_s=duration_s,
             window_start=window[0] if window else None,
             window_end=window[1] if window else None,
+            audio=audio,
         )
         result = await anyio.to_thread.run_sync(self._request_sync, request)
         if isinstance(result, SignedGrant):
@@ -655,6 +685,8 @@ class Gate:
             expires_at=expires,
             window_start=request.window_start,
             window_end=request.window_end,
+            # Sound only when asked for and the owner shares it; otherwise the edge drops it.
+            audio=request.audio and consent is not None and consent.terms.audio,
             # Bound to the consent standing now (for an ask-first request: at the owner's yes);
             # the edge honours the grant only while that exact record stands.
             consent_id=consent.id if consent is not None else None,

@@ -38,7 +38,10 @@ __all__ = [
     "IncidentStatus",
     "MediaPacket",
     "Owner",
+    "MAX_MASK_POINTS",
+    "MAX_MASK_POLYGONS",
     "PendingRequest",
+    "PrivacyMask",
     "Scope",
     "Snapshot",
     "StreamInfo",
@@ -305,6 +308,8 @@ class ConsentTerms:
     - ``ends_at``: when the consent ends by itself (``terms.end-date``);
     - ``retention_days``: how long footage and files derived from it may be kept, None for the
       agency's policy alone; the shorter of the two wins (:mod:`camgate.retention`).
+    - ``audio``: the owner shares sound too; without it every grant is video only and the edge
+      drops audio packets (docs/media.md).
     """
 
     scopes: frozenset[Scope] = attrs.field(converter=_scopes)
@@ -317,6 +322,7 @@ class ConsentTerms:
     max_lookback_s: float | None = attrs.field(default=None, validator=_positive)
     ends_at: datetime | None = attrs.field(default=None, validator=_aware)
     retention_days: float | None = attrs.field(default=None, validator=_positive)
+    audio: bool = False
 
 
 @attrs.frozen
@@ -394,6 +400,8 @@ class AccessRequest:
     duration_s: float = attrs.field(default=60.0, validator=_positive)
     window_start: datetime | None = attrs.field(default=None, validator=_aware)
     window_end: datetime | None = attrs.field(default=None, validator=_aware)
+    #: Sound too, if the owner shares it (the grant says whether it was given).
+    audio: bool = False
 
     def __attrs_post_init__(self) -> None:
         has_window = self.window_start is not None and self.window_end is not None
@@ -531,6 +539,7 @@ class StreamInfo:
     extradata: bytes | None = attrs.field(default=None, repr=False)
     kind: str = "video"
     sample_rate: int = 0
+    channels: int = 0
 
 
 @attrs.frozen
@@ -548,6 +557,10 @@ class MediaPacket:
     stream: StreamInfo
     arrival: float
     duration: int | None = None
+    #: When the camera captured this picture (UTC), when the adapter can tell: the replay's
+    #: clock range for recordings, the arrival of the first packet plus media time for live.
+    #: Clip windows are cut on it (see docs/media.md, Clip windows).
+    wallclock: datetime | None = attrs.field(default=None, validator=_aware)
 
     @property
     def size(self) -> int:
@@ -583,3 +596,57 @@ class Clip:
     size: int
     sha256: str
     started_at: datetime = attrs.field(validator=_aware)
+
+
+#: At most this many polygons per camera, and this many corners per polygon.
+MAX_MASK_POLYGONS = 32
+MAX_MASK_POINTS = 64
+
+
+def _polygons(value: Any) -> tuple[tuple[tuple[float, float], ...], ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise _fail("polygons", value, "must be a list of polygons")
+    if len(value) > MAX_MASK_POLYGONS:
+        raise _fail("polygons", len(value), f"at most {MAX_MASK_POLYGONS} polygons")
+    out = []
+    for n, polygon in enumerate(value):
+        where = f"polygons[{n}]"
+        if isinstance(polygon, str | bytes) or not isinstance(polygon, list | tuple):
+            raise _fail(where, polygon, "must be a list of (x, y) points")
+        if not 3 <= len(polygon) <= MAX_MASK_POINTS:
+            raise _fail(where, len(polygon), f"needs 3 to {MAX_MASK_POINTS} points")
+        points = []
+        for point in polygon:
+            if isinstance(point, str | bytes) or not isinstance(point, list | tuple):
+                raise _fail(where, point, "each point must be an (x, y) pair")
+            if len(point) != 2:
+                raise _fail(where, point, "each point must be an (x, y) pair")
+            for c in point:
+                if isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c):
+                    raise _fail(where, point, "coordinates must be finite numbers")
+                if not 0.0 <= c <= 1.0:
+                    raise _fail(where, point, "coordinates are normalised: 0 <= x, y <= 1")
+            points.append((float(point[0]), float(point[1])))
+        area = sum(
+            x0 * y1 - x1 * y0
+            for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True)
+        )
+        if abs(area) < 1e-9:
+            raise _fail(where, polygon, "encloses no area")
+        out.append(tuple(points))
+    return tuple(out)
+
+
+@attrs.frozen
+class PrivacyMask:
+    """The owner's privacy masks for one camera, burnt into every frame that leaves the gate.
+
+    ``polygons`` are in normalised image coordinates: (0, 0) is the top-left corner, (1, 1) the
+    bottom-right, so a mask holds at any resolution. Each has 3 to 64 corners and encloses some
+    area; at most 32 per camera. An empty tuple means no masks.
+    """
+
+    camera_id: str = attrs.field(validator=_non_empty)
+    polygons: tuple[tuple[tuple[float, float], ...], ...] = attrs.field(converter=_polygons)
+    set_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    set_by: str = attrs.field(validator=_non_empty)

@@ -29,6 +29,7 @@ from camgate.models import (
     Incident,
     Owner,
     PendingRequest,
+    PrivacyMask,
     Waiver,
 )
 
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     channel TEXT NOT NULL, notice_id TEXT NOT NULL, owner_id TEXT NOT NULL, doc TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, delivered_at TEXT,
     PRIMARY KEY (channel, notice_id));
+CREATE TABLE IF NOT EXISTS masks (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(channel, delivered_at, next_at);
 -- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
 """
@@ -228,8 +230,22 @@ class Store:
         camera = self.get_camera(camera_id)
         with self.transaction() as db:
             db.execute("DELETE FROM edge_credentials WHERE camera_id=?", (camera_id,))
+            db.execute("DELETE FROM masks WHERE camera_id=?", (camera_id,))
             db.execute("DELETE FROM cameras WHERE id=?", (camera_id,))
         return camera
+
+    def set_masks(self, mask: PrivacyMask) -> None:
+        """Store a camera's privacy masks (replacing any); the camera must exist."""
+        self.get_camera(mask.camera_id)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO masks VALUES (?, ?)", (mask.camera_id, self._json(mask))
+            )
+
+    def masks(self, camera_id: str) -> PrivacyMask | None:
+        """The camera's privacy masks, or None when the owner set none."""
+        rows = self._docs(PrivacyMask, "SELECT doc FROM masks WHERE camera_id=?", (camera_id,))
+        return rows[0] if rows and rows[0].polygons else None
 
     def add_waiver(self, waiver: Waiver) -> None:
         """Publish a waiver version. Its text can never change: a new text needs a new version."""

@@ -123,7 +123,8 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 @attrs.frozen
 class ReplayPacket(MediaPacket):
     """A replayed access unit; ``clock`` is when the device recorded it (the ONVIF RTP header
-    extension's NTP time, on the host's clock), or None when the device did not say."""
+    extension's NTP time, on the host's clock), or None when the device did not say.
+    ``wallclock`` is ``clock`` when known, else the window's start plus media time."""
 
     clock: datetime | None = None
 
@@ -685,6 +686,13 @@ class ReplayStream:
         self._unwrapped += (unit.rtp_time - self._last_time + (1 << 31)) % (1 << 32) - (1 << 31)
         self._last_time = unit.rtp_time
         clock = None if unit.ntp is None else ntp_to_datetime(unit.ntp) - self._offset
+        # The capture time the edge cuts clips on: the device's own stamp when it sends one,
+        # else the window's start plus media time since the first unit (an estimate).
+        wallclock = clock
+        if wallclock is None and self._start is not None:
+            wallclock = self._start + timedelta(
+                seconds=float(self._unwrapped * self.info.time_base)
+            )
         return ReplayPacket(
             data=b"".join(_START + n for n in unit.nals),
             pts=self._unwrapped,
@@ -693,6 +701,7 @@ class ReplayStream:
             stream=self.info,
             arrival=time.monotonic(),
             clock=clock,
+            wallclock=wallclock,
         )
 
     def _in_window(self, packet: ReplayPacket) -> bool | None:

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -155,6 +155,15 @@ def _map_error(exc: BaseException, where: str, timeout_s: float) -> AdapterError
 
 def _stream_info(stream: Any) -> StreamInfo:
     ctx = stream.codec_context
+    if stream.type == "audio":
+        return StreamInfo(
+            codec=ctx.name,
+            time_base=stream.time_base,
+            extradata=bytes(ctx.extradata) if ctx.extradata else None,
+            kind="audio",
+            sample_rate=ctx.sample_rate or 0,
+            channels=ctx.channels or 0,
+        )
     return StreamInfo(
         codec=ctx.name,
         time_base=stream.time_base,
@@ -162,6 +171,23 @@ def _stream_info(stream: Any) -> StreamInfo:
         height=ctx.height or 0,
         extradata=bytes(ctx.extradata) if ctx.extradata else None,
     )
+
+
+class _Wallclock:
+    """Capture times of live packets: the first keyframe's arrival plus media time since.
+
+    An estimate: later than the true capture time by the first packet's transport delay
+    (typically milliseconds on a LAN). Recordings carry the replay's own clock instead.
+    """
+
+    def __init__(self, pts: int | None, time_base: Any) -> None:
+        self.origin = datetime.now(UTC)
+        self.start = (pts or 0) * time_base
+
+    def at(self, pts: int | None, time_base: Any) -> datetime | None:
+        if pts is None:
+            return None
+        return self.origin + timedelta(seconds=float(pts * time_base - self.start))
 
 
 class RtspLiveStream:
@@ -173,7 +199,7 @@ class RtspLiveStream:
     the connection to the camera is closed.
     """
 
-    def __init__(self, url: str | Secret, settings: RtspSettings) -> None:
+    def __init__(self, url: str | Secret, settings: RtspSettings, *, audio: bool = False) -> None:
         # Held as a Secret so no frame's locals or attribute repr ever show the credentials.
         self._url = url if isinstance(url, Secret) else Secret(url)
         self._where = redact(self._url.reveal())
@@ -190,18 +216,24 @@ class RtspLiveStream:
         self._receive = receive
         self._thread: threading.Thread | None = None
         self.opened_at: float | None = None
+        #: Demux the camera's first audio track too (only for a grant that allows audio).
+        self.audio = audio
+        #: The audio track handed over (AAC or G.711), once known; None without audio.
+        self.audio_info: StreamInfo | None = None
 
     def __repr__(self) -> str:
         return f"<RtspLiveStream {self._where}>"
 
     @classmethod
-    async def open(cls, url: str | Secret, settings: RtspSettings) -> RtspLiveStream:
+    async def open(
+        cls, url: str | Secret, settings: RtspSettings, *, audio: bool = False
+    ) -> RtspLiveStream:
         """Connect, read the stream description and start the reader; errors are mapped.
 
         If the caller is cancelled while connecting, the reader is told to stop: it closes the
         connection as soon as PyAV's open returns (at the latest after ``connect_timeout_s``).
         """
-        self = cls(url, settings)
+        self = cls(url, settings, audio=audio)
         token = anyio.lowlevel.current_token()
         self._thread = threading.Thread(
             target=self._run, args=(token,), name=f"rtsp {self._where}", daemon=True
@@ -269,13 +301,21 @@ class RtspLiveStream:
     def _pump(self, container: Any, stream: Any, token: Any) -> None:
         seen_keyframe = False
         info = self.info
+        clock: _Wallclock | None = None
         if self._stop.is_set():  # the opener was cancelled while connecting
             return
         try:
-            for packet in container.demux(stream):
+            audio = container.streams.audio[0] if self.audio and container.streams.audio else None
+            if audio is not None:
+                self.audio_info = _stream_info(audio)
+            for packet in container.demux(stream, *([audio] if audio is not None else [])):
                 if self._stop.is_set():
                     return
                 if packet.size == 0:
+                    continue
+                if audio is not None and packet.stream.index == audio.index:
+                    if clock is not None and self.audio_info is not None:
+                        self._hand_over(self._audio_packet(packet, clock), token)
                     continue
                 if not seen_keyframe:
                     if not packet.is_keyframe:
@@ -283,6 +323,7 @@ class RtspLiveStream:
                     seen_keyframe = True
                 if not info.extradata and stream.codec_context.extradata:
                     info = self.info = _stream_info(stream)
+                clock = clock or _Wallclock(packet.pts, stream.time_base)
                 item = MediaPacket(
                     data=bytes(packet),
                     pts=packet.pts,
@@ -291,8 +332,9 @@ class RtspLiveStream:
                     stream=info,
                     arrival=time.monotonic(),
                     duration=packet.duration or None,
+                    wallclock=clock.at(packet.pts, stream.time_base),
                 )
-                anyio.from_thread.run(self._send.send, item, token=token)
+                self._hand_over(item, token)
         except _GONE:
             return  # the consumer closed the stream, or its event loop is gone
         except (av.error.FFmpegError, OSError) as exc:
@@ -304,6 +346,22 @@ class RtspLiveStream:
             return
         with contextlib.suppress(*_GONE):
             anyio.from_thread.run(self._send.send, error, token=token)
+
+    def _audio_packet(self, packet: Any, clock: _Wallclock) -> MediaPacket:
+        assert self.audio_info is not None
+        return MediaPacket(
+            data=bytes(packet),
+            pts=packet.pts,
+            dts=packet.dts,
+            is_keyframe=True,
+            stream=self.audio_info,
+            arrival=time.monotonic(),
+            duration=packet.duration or None,
+            wallclock=clock.at(packet.pts, packet.stream.time_base),
+        )
+
+    def _hand_over(self, item: MediaPacket, token: Any) -> None:
+        anyio.from_thread.run(self._send.send, item, token=token)
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self
@@ -358,8 +416,9 @@ class RtspAdapter(Adapter):
         return Secret(rtsp_url(camera.source, cred))
 
     async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
-        """Open the live stream; the first packet handed over is a keyframe."""
-        return await RtspLiveStream.open(self.url_for(camera), self.settings)
+        """Open the live stream; the first packet handed over is a keyframe. Audio packets
+        (``stream.kind == "audio"``) follow only when the grant allows audio."""
+        return await RtspLiveStream.open(self.url_for(camera), self.settings, audio=grant.audio)
 
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """Decode the first keyframe of the live stream into a JPEG."""

@@ -1,0 +1,44 @@
+"""Media on PyAV: containers, JPEG stills, privacy masks, clip windows, packet transforms.
+
+Everything works on :class:`~camgate.models.MediaPacket` objects, whatever adapter produced them,
+so the edge writes every clip, stream and snapshot the same way after its guard has let the
+packets through. See docs/media.md.
+
+- :mod:`camgate.media.mux` — MP4 files, fragmented MP4 / MPEG-TS byte streams, HLS (no
+  re-encoding);
+- :mod:`camgate.media.jpeg` — a keyframe to a JPEG still;
+- :mod:`camgate.media.masks` — privacy masks burnt in (decode, fill, libx264);
+- :mod:`camgate.media.window` — clips cut to a grant's window;
+- :mod:`camgate.media.transform` — the per-camera packet transform protocol;
+- :mod:`camgate.media.provenance` — match a clip file to the audit record that exported it.
+"""
+
+from camgate.media.jpeg import decode_jpeg, encode_jpeg, jpeg_from_packets
+from camgate.media.masks import MaskTransform, PlaneMasks, mask_jpeg, rasterise
+from camgate.media.mux import FORMATS, HlsWriter, Mp4Writer, Muxer, sha256_file, stream_bytes
+from camgate.media.provenance import clip_tags, find_clip
+from camgate.media.transform import PacketTransform, TransformFactory, transformed
+from camgate.media.window import Cut, WindowCut
+
+__all__ = [
+    "FORMATS",
+    "Cut",
+    "HlsWriter",
+    "MaskTransform",
+    "Mp4Writer",
+    "Muxer",
+    "PacketTransform",
+    "PlaneMasks",
+    "TransformFactory",
+    "WindowCut",
+    "clip_tags",
+    "decode_jpeg",
+    "encode_jpeg",
+    "find_clip",
+    "jpeg_from_packets",
+    "mask_jpeg",
+    "rasterise",
+    "sha256_file",
+    "stream_bytes",
+    "transformed",
+]

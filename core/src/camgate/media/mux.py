@@ -1,0 +1,433 @@
+"""Containers without re-encoding: MP4 files, fragmented MP4 and MPEG-TS byte streams, HLS.
+
+Every writer takes :class:`~camgate.models.MediaPacket` objects as the guard handed them over and
+muxes them as they are (H.264 and H.265 alike): timestamps are shifted so the output starts at
+zero at its first video keyframe, packets before that keyframe are skipped, and audio packets
+are written only when the writer was given an audio track (the edge gives it one only for a
+grant that allows audio). AAC passes through; G.711 (A-law, µ-law), which MP4 cannot hold and
+players rarely take from MPEG-TS, is transcoded to AAC.
+
+A stream whose video changes shape mid-way (resolution or codec parameters) cannot be carried
+by one MP4 ``moov``: MP4 and fragmented MP4 writers raise
+:class:`~camgate.errors.CameraProtocolError` naming both shapes. MPEG-TS and HLS carry the
+parameter sets in-band, so they keep going.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, BinaryIO, Self
+
+import av
+import av.error
+
+from camgate.errors import CameraProtocolError, ValidationError
+from camgate.models import MediaPacket, StreamInfo
+
+__all__ = [
+    "FORMATS",
+    "HlsWriter",
+    "Mp4Writer",
+    "Muxer",
+    "sha256_file",
+    "stream_bytes",
+]
+
+#: Container formats a :class:`Muxer` writes: ``mp4`` (a file with its index at the front),
+#: ``fmp4`` (fragmented MP4, one fragment per keyframe, for byte streams) and ``ts`` (MPEG-TS).
+FORMATS = ("mp4", "fmp4", "ts")
+
+_FFMPEG_FORMAT = {"mp4": "mp4", "fmp4": "mp4", "ts": "mpegts"}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _frame_ticks(info: StreamInfo) -> int:
+    # Without a packet duration assume 30 fps, the commonest camera rate.
+    return max(1, round(1 / (30 * info.time_base)))
+
+
+def _shape(info: StreamInfo) -> tuple[str, int, int, bytes | None]:
+    return (info.codec, info.width, info.height, info.extradata)
+
+
+#: Audio codecs MP4 and MPEG-TS players cannot take as they are: transcoded to AAC (cheap).
+_TRANSCODED_AUDIO = ("pcm_alaw", "pcm_mulaw")
+
+
+class _Track:
+    """One output stream and the timestamp bookkeeping that goes with it."""
+
+    def __init__(self, stream: Any, info: StreamInfo) -> None:
+        self.stream = stream
+        self.info = info
+        self.prev_dts: int | None = None
+        self.last_end = 0
+        #: Source time (seconds) that is 0 in the output.
+        self.origin_s: Fraction | None = None
+        self.decoder: Any = None
+        if info.codec in _TRANSCODED_AUDIO:
+            self.decoder = av.CodecContext.create(info.codec, "r")
+            self.decoder.sample_rate = info.sample_rate or 8000
+            self.decoder.layout = "mono" if info.channels <= 1 else "stereo"
+
+
+class Muxer:
+    """Mux packets into ``target`` (a path or a writable binary file object) in ``format``.
+
+    ``format`` is one of :data:`FORMATS`. ``audio`` adds an audio track (AAC or G.711) for the
+    audio packets; without it they are dropped. ``metadata`` becomes container tags (MP4 writes
+    arbitrary keys, e.g. ``camgate_grant``). ``started`` is True once the first keyframe was
+    written; ``duration`` is the video span written so far in seconds; ``packets`` counts the
+    packets written.
+    """
+
+    def __init__(
+        self,
+        target: str | Path | BinaryIO,
+        info: StreamInfo,
+        *,
+        format: str = "mp4",
+        audio: StreamInfo | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        if info.kind != "video":
+            raise ValidationError(f"a muxer needs a video stream first, got a {info.kind} stream")
+        if format not in FORMATS:
+            raise ValidationError(f"format={format!r}: must be one of {', '.join(FORMATS)}")
+        if audio is not None and audio.kind != "audio":
+            raise ValidationError(f"audio= needs an audio stream, got a {audio.kind} stream")
+        self.format = format
+        self.info = info
+        self.path = Path(target) if isinstance(target, str | Path) else None
+        options: dict[str, str] = {}
+        if format == "mp4":
+            options["movflags"] = "+faststart+use_metadata_tags"
+        elif format == "fmp4":
+            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags"
+        dest: Any = str(self.path) if self.path is not None else target
+        self._setup(dest, _FFMPEG_FORMAT[format], options, audio, metadata)
+
+    def _setup(
+        self,
+        dest: Any,
+        ffmpeg_format: str,
+        options: dict[str, str],
+        audio: StreamInfo | None,
+        metadata: Mapping[str, str] | None,
+    ) -> None:
+        try:
+            self._container: Any = av.open(dest, "w", format=ffmpeg_format, options=options)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise ValidationError(f"cannot open the {self.format} output: {exc}") from None
+        for key, value in (metadata or {}).items():
+            self._container.metadata[key] = value
+        self._video = _Track(self._add(self.info), self.info)
+        self._audio = _Track(self._add(audio), audio) if audio is not None else None
+        self._origin_s: Fraction | None = None
+        self.packets = 0
+
+    def _add(self, info: StreamInfo) -> Any:
+        try:
+            if info.kind == "audio":
+                codec = "aac" if info.codec in _TRANSCODED_AUDIO else info.codec
+                stream: Any = self._container.add_stream(codec, rate=info.sample_rate or 8000)
+                stream.layout = "mono" if info.channels <= 1 else "stereo"
+                if codec != info.codec:
+                    return stream  # an encoder of our own: no extradata or time base to copy
+            else:
+                stream = self._container.add_stream(info.codec)
+                stream.width = info.width
+                stream.height = info.height
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise CameraProtocolError(f"cannot write a {info.codec} stream: {exc}") from None
+        if info.extradata:
+            stream.codec_context.extradata = info.extradata
+        stream.time_base = info.time_base
+        return stream
+
+    @property
+    def started(self) -> bool:
+        """True once the first keyframe was written."""
+        return self._origin_s is not None
+
+    @property
+    def duration(self) -> float:
+        """Seconds of video written so far."""
+        return float(self._video.last_end * self.info.time_base)
+
+    def write(self, packet: MediaPacket) -> int:
+        """Mux one packet; returns 1 when it was written, 0 when skipped.
+
+        Skipped: anything before the first video keyframe, audio without an audio track,
+        packets without a timestamp. Raises CameraProtocolError when an MP4's video changes
+        shape, or when FFmpeg refuses the packet.
+        """
+        if packet.pts is None:
+            return 0
+        if packet.stream.kind == "audio":
+            return self._write_audio(packet)
+        if packet.stream.kind != "video":
+            return 0
+        if (
+            self.format != "ts"
+            and packet.stream is not self.info
+            and packet.stream.extradata is not None
+            and _shape(packet.stream) != _shape(self.info)
+        ):
+            old, new = self.info, packet.stream
+            raise CameraProtocolError(
+                f"the video changed from {old.codec} {old.width}x{old.height} to "
+                f"{new.codec} {new.width}x{new.height} mid-way; one {self.format} file "
+                "cannot hold both: start a new one"
+            )
+        if self._origin_s is None:
+            if not packet.is_keyframe:
+                return 0
+            first = packet.dts if packet.dts is not None else packet.pts
+            self._origin_s = self._video.origin_s = Fraction(first) * self.info.time_base
+            if not (self.info.width and self.info.height):
+                self._learn_size(packet)
+        return self._mux(self._video, packet)
+
+    def _learn_size(self, keyframe: MediaPacket) -> None:
+        """A camera whose description left the picture size out (a short probe): decode the
+        first keyframe once to learn it, before the header is written."""
+        try:
+            decoder: Any = av.CodecContext.create(keyframe.stream.codec, "r")
+            if keyframe.stream.extradata:
+                decoder.extradata = keyframe.stream.extradata
+            frames = decoder.decode(av.Packet(keyframe.data)) + decoder.decode(None)
+        except av.error.FFmpegError:
+            frames = []
+        if not frames:
+            raise CameraProtocolError("the first keyframe does not decode: picture size unknown")
+        self._video.stream.width = frames[0].width
+        self._video.stream.height = frames[0].height
+
+    def _anchor_audio(self, track: _Track, packet: MediaPacket) -> None:
+        """Place audio on the video's output clock.
+
+        An RTSP camera's audio and video clocks are only tied together once its first RTCP
+        sender report arrives (and may jump then): the first audio packet is taken to sound
+        with the latest picture, and audio is placed again whenever the two drift more than a
+        second apart.
+        """
+        at = Fraction(packet.pts or 0) * packet.stream.time_base
+        video_now = Fraction(self._video.prev_dts or 0) * self.info.time_base
+        if track.origin_s is None or abs(at - track.origin_s - video_now) > 1:
+            resume = video_now  # never back over sound already written
+            if track.prev_dts is not None:
+                resume = max(resume, Fraction(track.prev_dts + 1) * packet.stream.time_base)
+            track.origin_s = at - resume
+
+    def _write_audio(self, packet: MediaPacket) -> int:
+        if self._audio is None or self._origin_s is None:
+            return 0
+        self._anchor_audio(self._audio, packet)
+        if self._audio.decoder is None:
+            return self._mux(self._audio, packet)
+        # G.711: decode and encode as AAC, on a sample clock that starts with the video.
+        track, rate = self._audio, self._audio.stream.codec_context.sample_rate
+        assert track.origin_s is not None
+        at = Fraction(packet.pts or 0) * packet.stream.time_base
+        start = round((at - track.origin_s) * rate)
+        if track.last_end and start < track.last_end:
+            start = track.last_end  # re-anchored backwards: continue where the sound ended
+        written = 0
+        try:
+            frames = track.decoder.decode(av.Packet(packet.data))
+            for frame in frames:
+                if start < 0 or (track.prev_dts is not None and start <= track.prev_dts):
+                    continue  # before the first picture, or a repeated timestamp
+                frame.pts, frame.time_base = start, Fraction(1, rate)
+                track.prev_dts = start
+                start += frame.samples
+                track.last_end = start
+                for out in track.stream.encode(frame):
+                    self._container.mux(out)
+                    written += 1
+        except av.error.FFmpegError as exc:
+            raise CameraProtocolError(f"cannot transcode G.711 audio: {exc}") from None
+        self.packets += written
+        return written
+
+    def _mux(self, track: _Track, packet: MediaPacket) -> int:
+        assert track.origin_s is not None
+        tb = packet.stream.time_base
+        origin = round(track.origin_s / tb)
+        pts = packet.pts - origin if packet.pts is not None else 0
+        dts = (packet.dts if packet.dts is not None else packet.pts or 0) - origin
+        if dts < 0 and track is self._audio:
+            return 0  # audio from before the first picture
+        if track.prev_dts is not None and dts <= track.prev_dts:
+            dts = track.prev_dts + 1  # a camera repeating a timestamp must not break the muxer
+        pts = max(pts, dts)
+        track.prev_dts = dts
+        out = av.Packet(packet.data)
+        out.pts, out.dts = pts, dts
+        out.time_base = tb
+        out.stream = track.stream
+        if packet.is_keyframe:
+            out.is_keyframe = True
+        try:
+            self._container.mux(out)
+        except av.error.FFmpegError as exc:
+            where = self.path.name if self.path is not None else self.format
+            raise CameraProtocolError(f"cannot write packet to {where}: {exc}") from None
+        self.packets += 1
+        frame = packet.duration or _frame_ticks(track.info)
+        track.last_end = max(track.last_end, pts + frame)
+        return 1
+
+    def close(self) -> None:
+        """Finish the output (writes the index / trailer). Idempotent."""
+        if self._container is not None:
+            try:
+                if self._audio is not None and self._audio.decoder is not None and self.started:
+                    for out in self._audio.stream.encode(None):
+                        self._container.mux(out)
+                self._container.close()
+            finally:
+                self._container = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Mp4Writer(Muxer):
+    """Write video packets into an MP4 file, as they are (no re-encoding).
+
+    Timestamps are shifted so the file starts at zero; the writer skips packets until the first
+    keyframe so the file plays from its first frame. ``duration`` is the span written so far in
+    seconds (last end minus first start). ``metadata`` becomes the file's tags.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        info: StreamInfo,
+        *,
+        audio: StreamInfo | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(path, info, format="mp4", audio=audio, metadata=metadata)
+        self.path = Path(path)
+
+
+class _Chunks:
+    """A write-only file object collecting what the muxer writes, drained after each packet."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+async def stream_bytes(
+    packets: AsyncIterable[MediaPacket],
+    info: StreamInfo | None = None,
+    *,
+    format: str = "fmp4",
+    audio: StreamInfo | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> AsyncIterator[bytes]:
+    """Turn packets into a fragmented MP4 (``fmp4``) or MPEG-TS (``ts``) byte stream.
+
+    Yields byte chunks as the muxer produces them (an fMP4 fragment is emitted when the next
+    keyframe starts a new one), then the trailer when ``packets`` ends. Concatenated, the chunks
+    are a file ffmpeg, VLC or a browser's Media Source Extensions can play. The plain ``mp4``
+    format needs a seekable file: use :class:`Mp4Writer` for that. Without ``info`` the video
+    track is described by the first video packet's ``stream`` — right for a masked stream,
+    whose packets are H.264 from camgate's encoder whatever the camera sends.
+    """
+    if format not in ("fmp4", "ts"):
+        raise ValidationError(f"format={format!r}: a byte stream is 'fmp4' or 'ts'")
+    sink = _Chunks()
+    muxer: Muxer | None = None
+    try:
+        async for packet in packets:
+            if muxer is None:
+                if info is None and packet.stream.kind != "video":
+                    continue
+                target: Any = sink
+                muxer = Muxer(
+                    target, info or packet.stream, format=format, audio=audio, metadata=metadata
+                )
+            muxer.write(packet)
+            chunk = sink.drain()
+            if chunk:
+                yield chunk
+    finally:
+        if muxer is not None:
+            muxer.close()
+    tail = sink.drain()
+    if tail:
+        yield tail
+
+
+class HlsWriter(Muxer):
+    """HLS: an ``index.m3u8`` playlist and MPEG-TS segments written into ``directory``.
+
+    Segments are cut at keyframes, each at least ``target_duration_s`` long (longer when the
+    camera's GOP is). With ``live_window=N`` the playlist is a live sliding window of the last N
+    segments and older segment files are deleted; without it (the default) every segment is
+    kept and :meth:`close` finishes a VOD playlist (``#EXT-X-PLAYLIST-TYPE:VOD`` and
+    ``#EXT-X-ENDLIST``). Written with FFmpeg's own HLS muxer, so ffmpeg, VLC and hls.js read it.
+    Writing and closing work as for :class:`Muxer`.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        info: StreamInfo,
+        *,
+        target_duration_s: float = 2.0,
+        live_window: int | None = None,
+        audio: StreamInfo | None = None,
+    ) -> None:
+        if info.kind != "video":
+            raise ValidationError(f"HLS needs a video stream first, got a {info.kind} stream")
+        if not (0 < target_duration_s < 3600):
+            raise ValidationError(f"target_duration_s={target_duration_s!r}: must be in (0, 3600)")
+        if live_window is not None and live_window < 2:
+            raise ValidationError(f"live_window={live_window!r}: must be at least 2 segments")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.playlist = self.directory / "index.m3u8"
+        options = {
+            "hls_time": f"{target_duration_s:g}",
+            "hls_segment_filename": str(self.directory / "segment%05d.ts"),
+            "hls_flags": "independent_segments",
+        }
+        if live_window is None:
+            options |= {"hls_playlist_type": "vod", "hls_list_size": "0"}
+        else:
+            options |= {
+                "hls_list_size": str(live_window),
+                "hls_flags": "independent_segments+delete_segments",
+            }
+        self.format = "ts"  # segments carry parameter sets in-band, like MPEG-TS
+        self.info = info
+        self.path = self.playlist
+        self._setup(str(self.playlist), "hls", options, audio, None)
