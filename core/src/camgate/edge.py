@@ -120,6 +120,7 @@ class GuardedStream:
         self._end_reason: str | None = None
         self._close_lock = anyio.Lock()
         self._dropped_audio = 0
+        self._flushed = False
 
     def __repr__(self) -> str:
         return f"<GuardedStream grant={self.grant.id} camera={self.camera.id} {self.stats()}>"
@@ -174,7 +175,8 @@ class GuardedStream:
             if self._ready:  # transformed packets: the grant must still hold *now*
                 if self.revoked:
                     await self._refuse()
-                if self._end_reason is not None or self._edge.clock.monotonic() >= self._deadline:
+                ended = self._end_reason not in (None, "completed")
+                if ended or self._edge.clock.monotonic() >= self._deadline:
                     self._ready.clear()
                     await self._end("expired")
                     raise StopAsyncIteration
@@ -182,7 +184,18 @@ class GuardedStream:
                 if packet.stream.kind == "video":
                     self.info = packet.stream  # what is served: camgate's H.264 once masked
                 return self._served(packet)
-            packet = await self._next()
+            try:
+                packet = await self._next()
+            except StopAsyncIteration:
+                # The camera ended the stream: what the transform still holds arrived before
+                # the end, under the grant; hand it over (once), checked like any other packet.
+                if self.transform is None or self._flushed or self._end_reason != "completed":
+                    raise
+                self._flushed = True
+                self._ready.extend(await anyio.to_thread.run_sync(self.transform.flush))
+                if not self._ready:
+                    raise
+                continue
             # Audio is a scope of its own: for a grant without it, audio packets are never
             # handed over (the adapter should not even send them; this is the guard making sure).
             if packet.stream.kind == "audio" and not self.grant.audio:

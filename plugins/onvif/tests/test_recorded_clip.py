@@ -22,9 +22,8 @@ async def test_recorded_clip_holds_only_the_window_masked_and_tagged(
     world: World, tmp_path: Path
 ) -> None:
     await world.gate.set_masks("alice", "cam-a", MASK)
-    now = world.gate.clock.now()
-    start = now - timedelta(minutes=10)
-    end = start + timedelta(seconds=1.5)
+    rec = world.sim.recording  # footage the simulated device recorded before the test
+    start, end = rec.start + timedelta(seconds=5.5), rec.start + timedelta(seconds=7.5)
     token = await world.grant("recorded", window=(start, end))
     clip = await world.gate.edge.record_clip("cam-a", token, tmp_path / "rec.mp4")
     assert start <= clip.started_at < end
@@ -37,7 +36,8 @@ async def test_recorded_clip_holds_only_the_window_masked_and_tagged(
     assert frames[0]["key_frame"] == 1
     captured = [clip.started_at + timedelta(seconds=float(f["pts_time"])) for f in frames]
     assert all(start <= at < end for at in captured)
-    assert len(frames) >= 30  # 1.5 s at 30 fps from the window's first keyframe
+    # from the window's first keyframe (6.0 s) to its end: every frame recorded in 6.0..7.5 s
+    assert len(frames) == round(1.5 * rec.fps)
     with av.open(clip.path) as container:
         grey = next(iter(container.decode(video=0))).to_ndarray(format="gray")
     assert int(grey[: 180 - 2, : 320 - 2].max()) <= 24, "the mask is burnt in"
