@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, Self
@@ -33,6 +34,7 @@ from camgate.clock import Clock, SystemClock
 from camgate.codec import dump
 from camgate.errors import (
     CameraProtocolError,
+    CamgateError,
     ConsentRevoked,
     GrantExpired,
     GrantMismatch,
@@ -42,8 +44,18 @@ from camgate.errors import (
 )
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
 from camgate.media import Mp4Writer, sha256_file
-from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
+from camgate.models import (
+    Camera,
+    Clip,
+    Grant,
+    Incident,
+    MediaPacket,
+    Scope,
+    Snapshot,
+    StreamInfo,
+)
 from camgate.plugins import PluginHost
+from camgate.relay import Opener, Relay, RelaySettings, Subscription, TransformFactory
 from camgate.store import Store
 
 __all__ = ["Edge", "GuardedStream", "StreamStats"]
@@ -225,6 +237,8 @@ class Edge:
         audit: AuditLog,
         clock: Clock | None = None,
         adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        relay_settings: RelaySettings | None = None,
+        transform_factory: TransformFactory | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -236,6 +250,11 @@ class Edge:
         self._live: set[GuardedStream] = set()
         self._marks: dict[tuple[str, str], int] = {}
         self._generation = 0
+        #: One upstream per camera, fanned out to every guarded consumer (docs/media.md).
+        self.relay = Relay(relay_settings, transform_factory)
+        #: camera id -> the open incidents whose geofence allows its GOP cache.
+        self._warmth: dict[str, set[str]] = {}
+        self._dropping: dict[tuple[str, str], list[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Edge store={self.store.path} live={len(self._live)}>"
@@ -273,6 +292,8 @@ class Edge:
         """End every live stream (reason ``closed``) and close the adapters."""
         for stream in list(self._live):
             await stream.aclose()
+        self._warmth.clear()
+        await self.relay.aclose()
         for adapter in self._adapters.values():
             await adapter.aclose()
         self._adapters.clear()
@@ -321,6 +342,16 @@ class Edge:
         hit = [s for s in self._live if self._matches(s, key)]
         for stream in hit:
             stream.trip(closer=True)  # the caller closes them (_close_marked)
+        # The GOP caches of those cameras are dropped now, their upstreams start closing.
+        kind, ident = key
+        cameras = [
+            up.camera.id
+            for up in self.relay.upstreams()
+            if (up.camera.owner_id if kind == "owner" else up.camera.id) == ident
+        ]
+        for camera_id in cameras:
+            self._warmth.pop(camera_id, None)
+        self._dropping.setdefault(key, []).extend(self.relay.drop(cameras))
         return len(hit)
 
     def _finish(self, key: tuple[str, str]) -> None:
@@ -340,6 +371,8 @@ class Edge:
         for stream in [s for s in self._live if self._matches(s, key)]:
             stream.trip(closer=True)
             await stream._end("revoked")
+        for upstream in self._dropping.pop(key, []):
+            await upstream.aclose()
 
     def begin_revocation(self, owner_id: str) -> int:
         """Trip every live stream of the owner's cameras now, and refuse new ones.
@@ -378,7 +411,11 @@ class Edge:
     # ------------------------------------------------------------------ redeeming grants
 
     async def _redeem(
-        self, camera_id: str, token: str | SignedGrant, scope: Scope
+        self,
+        camera_id: str,
+        token: str | SignedGrant,
+        scope: Scope,
+        attach: Callable[[Grant, Camera], dict[str, Any]] | None = None,
     ) -> tuple[Grant, Camera, tuple[int, int]]:
         grant = self.verifier.verify(token)
         now = self.clock.now()
@@ -393,7 +430,10 @@ class Edge:
         fresh = await anyio.to_thread.run_sync(self.store.redeem, grant.id, now)
         if not fresh:
             raise GrantReplayed(f"grant {grant.id} was already redeemed")
-        await self._audit("access.start", {"grant": dump(grant), "camera": camera_id}, now)
+        body: dict[str, Any] = {"grant": dump(grant), "camera": camera_id}
+        if attach is not None:
+            body |= attach(grant, camera)
+        await self._audit("access.start", body, now)
         self.host.access_started(grant, camera)
         return grant, camera, seen
 
@@ -429,21 +469,136 @@ class Edge:
             grant = self.verifier.verify(token)
             if grant.window_start is None or grant.window_end is None:
                 raise GrantMismatch(f"grant {grant.id} covers no recorded window")
-        grant, camera, seen = await self._redeem(camera_id, token, scope)
+        subs: list[Subscription] = []
+
+        def attach(grant: Grant, camera: Camera) -> dict[str, Any]:
+            # Synchronous, right before access.start: what the cache holds now is what this
+            # consumer gets, and its age goes into the audit record.
+            opener = self._opener(camera, grant)
+            sub = self.relay.subscribe(camera, opener, time.monotonic())
+            subs.append(sub)
+            offset = sub.start_offset_s
+            return {
+                "start": "cold" if offset is None else "cached",
+                "cache_offset_s": offset or 0.0,
+            }
+
+        try:
+            grant, camera, seen = await self._redeem(
+                camera_id, token, scope, attach if scope is Scope.LIVE else None
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for sub in subs:
+                    await sub.aclose()
+            raise
+        upstream: LiveStream
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
-                adapter = self._adapter(camera.adapter)
                 if scope is Scope.RECORDED:
-                    upstream = await adapter.recorded(camera, grant)
+                    upstream = await self._adapter(camera.adapter).recorded(camera, grant)
                 else:
-                    upstream = await adapter.open_live(camera, grant)
+                    upstream = sub = subs[0]
+                    joined = self.relay.upstream(camera.id)
+                    already_open = joined is not None and joined.opened
+                    await sub.wait_open()
+                    if sub.start_offset_s is None and already_open:
+                        # Joining a running stream mid-GOP: ask for a keyframe if the camera can.
+                        await self.request_keyframe(camera)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
+                for sub in subs:
+                    await sub.aclose()
                 await self._finish_unopened(grant, camera, exc)
             raise
         stream = GuardedStream(self, grant, camera, upstream, self._deadline(grant), seen)
         self._live.add(stream)
         return stream
+
+    def _opener(self, camera: Camera, grant: Grant) -> Opener:
+        async def open_upstream() -> LiveStream:
+            return await self._adapter(camera.adapter).open_live(camera, grant)
+
+        return open_upstream
+
+    async def request_keyframe(self, camera: Camera, timeout_s: float = 1.0) -> bool:
+        """Ask the camera's adapter for a keyframe now (for a live grant just issued, or a
+        consumer joining a running stream). True when the camera said yes; a failure or a
+        time-out is logged and gives False — the stream still starts at the next keyframe."""
+        try:
+            with anyio.fail_after(timeout_s):
+                return await self._adapter(camera.adapter).request_keyframe(camera)
+        except (CamgateError, TimeoutError) as exc:
+            log.info("%s: keyframe request failed: %s", camera.id, type(exc).__name__)
+            return False
+
+    async def live_grant_issued(self, grant: Grant) -> bool:
+        """The hub issued a live grant: ask the camera for a keyframe before the consumer opens,
+        so the stream it opens starts without waiting for the next GOP. Returns what
+        :meth:`request_keyframe` returned (False for other scopes)."""
+        if grant.scope is not Scope.LIVE:
+            return False
+        camera = await anyio.to_thread.run_sync(self.store.get_camera, grant.camera_id)
+        return await self.request_keyframe(camera)
+
+    # ------------------------------------------------------------------ GOP cache
+
+    def cache_allowed(self, camera: Camera) -> str | None:
+        """Why ``camera`` may not have a GOP cache, or None when it may: never for a battery
+        camera, never without the owner's standing consent to live view, never while a
+        revocation or removal of it is under way."""
+        if not self.relay.settings.gop_cache:
+            return "the GOP cache is off (RelaySettings.gop_cache)"
+        if camera.battery:
+            return "battery camera"
+        if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
+            return "revocation under way"
+        consent = self.store.active_consent(camera.id)
+        if consent is None or Scope.LIVE not in consent.terms.scopes:
+            return "no consent to live view"
+        return None
+
+    def warm(self, incident: Incident, camera: Camera) -> bool:
+        """An open incident's geofence covers ``camera``: keep its GOP cache (starting its
+        upstream) until the incident closes or its window ends, if :meth:`cache_allowed`.
+
+        Must run inside the event loop (the upstream's pump is a task of it). The upstream is
+        opened under an unsigned warrant naming the incident, never handed to anyone: a consumer
+        still needs its own grant. Returns True when the cache is on.
+        """
+        if self.cache_allowed(camera) is not None or not incident.active_at(self.clock.now()):
+            return False
+        self._warmth.setdefault(camera.id, set()).add(incident.id)
+        now = self.clock.now()
+        warrant = Grant(
+            id=f"cache-{incident.id}-{camera.id}",
+            request_id="edge-cache",
+            camera_id=camera.id,
+            incident_id=incident.id,
+            scope=Scope.LIVE,
+            issued_at=now,
+            expires_at=max(incident.window_end, now + timedelta(seconds=1)),
+        )
+        up = self.relay.warm(camera, self._opener(camera, warrant))
+        left = (incident.window_end - now).total_seconds()
+        up.warm_until = max(up.warm_until or 0.0, time.monotonic() + left)
+        return True
+
+    def cool(self, incident_id: str) -> list[str]:
+        """``incident_id`` closed: drop the GOP cache of every camera no other open incident
+        keeps warm, and close its upstream when nobody consumes it. Synchronous; returns the
+        cameras whose cache was dropped."""
+        dropped = []
+        for camera_id, incidents in list(self._warmth.items()):
+            incidents.discard(incident_id)
+            if incidents:
+                continue
+            del self._warmth[camera_id]
+            dropped.append(camera_id)
+            up = self.relay.cool(camera_id)
+            if up is not None and not up.consumers:
+                up.drop()
+        return dropped
 
     async def _finish_unopened(self, grant: Grant, camera: Camera, exc: BaseException) -> None:
         reason = (

@@ -535,7 +535,9 @@ class MediaPacket:
     """One compressed packet as it left the camera (no re-encoding).
 
     ``arrival`` is ``time.monotonic()`` when the adapter read it: the guard refuses any packet
-    that it would hand over after a revocation or expiry.
+    that it would hand over after a revocation or expiry. ``discontinuity`` marks a gap: packets
+    before this one were lost (the camera reconnected, or the consumer was too slow and was
+    dropped to this keyframe); such a packet is a keyframe and timestamps may restart at it.
     """
 
     data: bytes = attrs.field(repr=False)
@@ -545,6 +547,7 @@ class MediaPacket:
     stream: StreamInfo
     arrival: float
     duration: int | None = None
+    discontinuity: bool = False
 
     @property
     def size(self) -> int:
