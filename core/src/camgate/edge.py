@@ -499,11 +499,10 @@ class Edge:
                     upstream = await self._adapter(camera.adapter).recorded(camera, grant)
                 else:
                     upstream = sub = subs[0]
-                    joined = self.relay.upstream(camera.id)
-                    already_open = joined is not None and joined.opened
                     await sub.wait_open()
-                    if sub.start_offset_s is None and already_open:
-                        # Joining a running stream mid-GOP: ask for a keyframe if the camera can.
+                    if sub.start_offset_s is None:
+                        # Nothing cached: ask for a keyframe now, if the camera can, rather
+                        # than wait for its next GOP (the connection is open, so it is not missed).
                         await self.request_keyframe(camera)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

@@ -143,7 +143,8 @@ class Subscription:
 
     def __init__(self, upstream: Upstream, limit: int, start: list[MediaPacket], now: float):
         self._up = upstream
-        self._limit = limit
+        # Room for the cached GOP on top of the queue: a warm start is not an overflow.
+        self._limit = limit + len(start)
         self._queue: deque[MediaPacket] = deque(start)
         self._need_key = not start
         self._mark_gap = False
@@ -174,10 +175,16 @@ class Subscription:
         """True once the subscription is closed (its upstream may live on for others)."""
         return self._closed
 
+    @property
+    def pending(self) -> int:
+        """Packets queued for this consumer (never more than ``queue_packets`` plus the cached
+        GOP it started with)."""
+        return len(self._queue)
+
     def _offer(self, packet: MediaPacket) -> None:
         if self._closed:
             return
-        if not self._need_key and len(self._queue) >= self._limit:
+        if len(self._queue) >= self._limit:
             # Too slow: drop what is queued and wait for the next keyframe.
             self.dropped += len(self._queue)
             self._queue.clear()

@@ -7,13 +7,17 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
+import attrs
 import pytest
-from camgate import ConsentRevoked, Gate, Incident
+from camgate import Camera, ConsentRevoked, Gate, Incident
 from camgate.edge import GuardedStream
 from camgate.models import MediaPacket
 from camgate.relay import Relay, RelaySettings
+from camgate.testing import DeclaringAdapters
+from camgate_rtsp.adapter import RtspAdapter, RtspSettings
 from camgate_rtsp.testserver import Mount, RtspTestServer
 
 from .conftest import World
@@ -237,3 +241,44 @@ async def test_revocation_drops_the_cache_and_ends_consumers_at_once(world: Worl
     # A new incident does not warm a camera whose owner revoked.
     world.gate.report_incident("robbery", world.cam.position, radius_m=300)
     assert world.gate.edge.relay.upstream("cam-a") is None
+
+
+class KeyframeOnDemand(RtspAdapter):
+    """An RTSP camera whose vendor has a keyframe call: here, the test server's control pipe."""
+
+    def __init__(self, server: RtspTestServer) -> None:
+        super().__init__(RtspSettings())
+        self.server = server
+        self.calls: list[float] = []
+
+    async def request_keyframe(self, camera: Camera) -> bool:
+        self.calls.append(time.monotonic())
+        self.server.force_keyframe(urlsplit(camera.source).path)
+        return True
+
+
+async def test_the_edge_asks_for_a_keyframe_at_grant_time_and_on_a_cold_open(
+    world: World,
+) -> None:
+    server = RtspTestServer([Mount("/slow-gop", gop_frames=300)])  # a keyframe every 10 s
+    server.start()
+    try:
+        adapter = KeyframeOnDemand(server)
+        world.gate.host.register(DeclaringAdapters("keyed", lambda _s: adapter), "keyed")
+        camera = world.enrol_camera("cam-k", server.url("/slow-gop"))
+        world.gate.add_camera(attrs.evolve(camera, adapter="keyed"))
+        grant = await world.grant(camera="cam-k")
+        assert len(adapter.calls) == 1  # at grant time, before anything opened
+        t0 = time.monotonic()
+        async with await world.gate.edge.open_live("cam-k", grant) as stream:
+            first = await take(stream, 1)
+        assert len(adapter.calls) == 2  # and once the cold upstream was open
+        assert first[0].is_keyframe
+        assert time.monotonic() - t0 < 2.0  # not the 5 s a 10 s GOP costs on average
+    finally:
+        server.stop()
+
+
+async def test_a_plain_rtsp_camera_cannot_be_asked_for_a_keyframe(world: World) -> None:
+    assert await RtspAdapter(RtspSettings()).request_keyframe(world.cam) is False
+    assert await world.gate.edge.live_grant_issued((await world.grant()).grant) is False
