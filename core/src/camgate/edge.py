@@ -581,7 +581,35 @@ class Edge:
         up = self.relay.warm(camera, self._opener(camera, warrant))
         left = (incident.window_end - now).total_seconds()
         up.warm_until = max(up.warm_until or 0.0, time.monotonic() + left)
+        up.cache_guard = self._cache_guard(camera.id)
         return True
+
+    def _cache_guard(self, camera_id: str) -> Callable[[], bool]:
+        """Whether the camera's cache may go on, re-read only when the store changed (another
+        process revoked, removed the camera or closed the incident: SQLite's data_version)."""
+        seen = [self.version()]
+
+        def still_allowed() -> bool:
+            now = self.version()
+            if now == seen[0]:
+                return True
+            seen[0] = now
+            try:
+                camera = self.store.get_camera(camera_id)
+                open_ = [
+                    i
+                    for i in self._warmth.get(camera_id, set())
+                    if self.store.get_incident(i).active_at(self.clock.now())
+                ]
+            except NotFound:
+                return False
+            if not open_ or self.cache_allowed(camera) is not None:
+                self._warmth.pop(camera_id, None)
+                return False
+            self._warmth[camera_id] = set(open_)
+            return True
+
+        return still_allowed
 
     def cool(self, incident_id: str) -> list[str]:
         """``incident_id`` closed: drop the GOP cache of every camera no other open incident

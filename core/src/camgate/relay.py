@@ -274,6 +274,9 @@ class Upstream:
         self.packets = 0
         #: ``time.monotonic()`` after which the cache is no longer allowed (the incident's window).
         self.warm_until: float | None = None
+        #: Asked before each packet is cached: False drops the cache (and, with no consumer, the
+        #: upstream). The edge uses it to see a revocation committed by another process.
+        self.cache_guard: Callable[[], bool] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -359,8 +362,14 @@ class Upstream:
             self.packets += 1
             if packet.stream.kind == "video":
                 self._info = packet.stream
-            if self._warm and self.warm_until is not None and packet.arrival >= self.warm_until:
-                self.warm = False  # the incident's window ended
+            if self._warm and (
+                (self.warm_until is not None and packet.arrival >= self.warm_until)
+                or (self.cache_guard is not None and not self.cache_guard())
+            ):
+                self.warm = False  # the incident's window ended, or consent or incident changed
+                if not self._subs:
+                    self.drop()  # nobody watches: close the connection too
+                    return
             if self._warm:
                 if _is_key(packet):
                     self._gop = [packet]

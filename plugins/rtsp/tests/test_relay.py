@@ -4,6 +4,7 @@ cache's promise rules (docs/media.md, "Fast start and relay")."""
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -282,3 +283,25 @@ async def test_the_edge_asks_for_a_keyframe_at_grant_time_and_on_a_cold_open(
 async def test_a_plain_rtsp_camera_cannot_be_asked_for_a_keyframe(world: World) -> None:
     assert await RtspAdapter(RtspSettings()).request_keyframe(world.cam) is False
     assert await world.gate.edge.live_grant_issued((await world.grant()).grant) is False
+
+
+async def test_a_revocation_committed_by_another_process_drops_the_cache(world: World) -> None:
+    import sys
+
+    await warm_up(world)
+    up = world.gate.edge.relay.upstream("cam-a")
+    assert up is not None
+    db = str(world.gate.store.path)
+    cli = await anyio.run_process(
+        [sys.executable, "-m", "camgate.cli", "--db", db, "revoke", "--owner", "alice"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")},
+    )
+    assert b"cam-a" in cli.stdout
+    with anyio.fail_after(5):
+        while not up.finished:  # noqa: ASYNC110 - the pump sees it with the next packet
+            await anyio.sleep(0.02)
+    assert up.cached == 0 and world.gate.edge.relay.upstream("cam-a") is None
+    server = world.server
+    assert await anyio.to_thread.run_sync(
+        lambda: server.wait_requests(lambda _: not server.open_clients(), 5)
+    )
