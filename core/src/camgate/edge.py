@@ -360,6 +360,7 @@ class Edge:
             self._marks[key] = left
         else:
             self._marks.pop(key, None)
+            self._dropping.pop(key, None)
         self._generation += 1
 
     @staticmethod

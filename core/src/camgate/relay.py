@@ -150,7 +150,7 @@ class Subscription:
         self._mark_gap = False
         self._wake = anyio.Event()
         self._closed = False
-        self._error: AdapterError | None = None
+        self._error: Exception | None = None
         self._info: StreamInfo | None = start[0].stream if start else None
         #: Seconds between the arrival of the first packet handed over (a cached keyframe) and
         #: the subscription; None for a cold start (the first keyframe that arrives live).
@@ -207,7 +207,7 @@ class Subscription:
     def _wakeup(self) -> None:
         self._wake.set()
 
-    def _fail(self, error: AdapterError) -> None:
+    def _fail(self, error: Exception) -> None:
         self._error = error
         self._wake.set()
 
@@ -267,7 +267,7 @@ class Upstream:
         self._ready = anyio.Event()
         self._done = anyio.Event()
         self._info: StreamInfo | None = None
-        self.error: AdapterError | None = None
+        self.error: Exception | None = None
         self.opened = False
         self.finished = False
         self.reconnects = 0
@@ -401,8 +401,12 @@ class Upstream:
                 while True:
                     try:
                         stream = await self._opener()
-                    except AdapterError as exc:
+                    except Exception as exc:  # handed to the consumers
                         self.error = exc
+                        if not isinstance(exc, AdapterError):
+                            for sub in list(self._subs):
+                                sub._fail(exc)  # settings or a bug: retrying cannot help
+                            return
                         if not self.opened and not self._warm:
                             return  # nobody to reconnect for: the waiting consumers get it
                         log.info("%s: reconnect failed: %s", self.camera.id, exc)

@@ -305,3 +305,14 @@ async def test_a_revocation_committed_by_another_process_drops_the_cache(world: 
     assert await anyio.to_thread.run_sync(
         lambda: server.wait_requests(lambda _: not server.open_clients(), 5)
     )
+
+
+async def test_a_camera_the_adapter_refuses_fails_the_open_with_its_error(world: World) -> None:
+    from camgate.errors import ValidationError
+
+    world.enrol_camera("cam-x", "http://127.0.0.1:9/not-rtsp")
+    with anyio.fail_after(5), pytest.raises(ValidationError, match="not an rtsp"):
+        await world.gate.edge.open_live("cam-x", await world.grant(camera="cam-x"))
+    end = list(world.gate.audit.records("access.end"))[-1]
+    assert end.body["reason"] == "error" and end.body["error"] == "ValidationError"
+    assert world.gate.edge.relay.upstream("cam-x") is None
