@@ -504,7 +504,8 @@ async def main_async(args: argparse.Namespace) -> None:
         for key, (name, run) in parts.items():
             if key in skip:
                 if name in old:
-                    result[name] = old[name]
+                    kept = {"measured_at": old.get("when"), "command": old.get("command")}
+                    result[name] = kept | old[name]
                 continue
             result[name] = stamp | await run(Path(tmp))
     write_result("media_relay", result)
