@@ -209,9 +209,9 @@ class RelayMachine(RuleBasedStateMachine):
         up = self._up()
         if up is None:
             return
-        assert [p.pts for p in up._gop] == self.gop
+        assert [p.pts for p in up.cached_packets] == self.gop
         if self.gop:
-            assert up._gop[0].is_keyframe
+            assert up.cached_packets[0].is_keyframe
 
     @invariant()
     def queues_are_bounded(self) -> None:

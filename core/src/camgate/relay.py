@@ -271,7 +271,9 @@ class Upstream:
         self.opened = False
         self.finished = False
         self.reconnects = 0
+        #: Packets relayed (after the transform) and packets read from the camera.
         self.packets = 0
+        self.packets_in = 0
         #: ``time.monotonic()`` after which the cache is no longer allowed (the incident's window).
         self.warm_until: float | None = None
         #: Asked before each packet is cached: False drops the cache (and, with no consumer, the
@@ -298,6 +300,11 @@ class Upstream:
     def cached(self) -> int:
         """Packets in the GOP cache (0 unless warm)."""
         return len(self._gop)
+
+    @property
+    def cached_packets(self) -> tuple[MediaPacket, ...]:
+        """A copy of the GOP cache: a keyframe and the packets after it (empty unless warm)."""
+        return tuple(self._gop)
 
     @property
     def warm(self) -> bool:
@@ -426,6 +433,7 @@ class Upstream:
                         backoff = settings.backoff_initial_s
                         try:
                             async for packet in stream:
+                                self.packets_in += 1
                                 if self._transform is None:
                                     self._publish((packet,))
                                 else:

@@ -316,3 +316,48 @@ async def test_a_camera_the_adapter_refuses_fails_the_open_with_its_error(world:
     end = list(world.gate.audit.records("access.end"))[-1]
     assert end.body["reason"] == "error" and end.body["error"] == "ValidationError"
     assert world.gate.edge.relay.upstream("cam-x") is None
+
+
+class KeyframesOnly:
+    """A real (if simple) transform: relay keyframes only, as a low-bandwidth view would."""
+
+    def __init__(self) -> None:
+        self.fed = 0
+        self.flushed = 0
+
+    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
+        self.fed += 1
+        return [packet] if packet.is_keyframe else []
+
+    def flush(self) -> list[MediaPacket]:
+        self.flushed += 1
+        return []
+
+
+async def test_the_transform_runs_once_upstream_before_the_cache_and_the_fan_out(
+    world: World,
+) -> None:
+    made: list[KeyframesOnly] = []
+
+    def factory(camera: Camera) -> KeyframesOnly | None:
+        made.append(KeyframesOnly())
+        return made[-1]
+
+    world.gate.edge.relay = Relay(RelaySettings(gop_cache=True), transform_factory=factory)
+    incident = world.gate.report_incident("burglary", world.cam.position, radius_m=300)
+    streams = [await open_live(world, incident.id) for _ in range(2)]
+    try:
+        runs = [await take(s, 3) for s in streams]
+        up = world.gate.edge.relay.upstream("cam-a")
+        assert up is not None
+        assert len(made) == 1  # one transform for the camera, whatever the consumers
+        assert made[0].fed == up.packets_in  # fed once per packet from the camera
+        assert up.packets_in > 60  # 3 keyframes of a 30-frame GOP: the rest were dropped
+        for run in runs:
+            assert all(p.is_keyframe for p in run)
+        assert all(
+            p.is_keyframe for p in up.cached_packets
+        )  # the cache holds transformed packets only
+    finally:
+        for s in streams:
+            await s.aclose()
