@@ -538,7 +538,10 @@ class Edge:
         :meth:`request_keyframe` returned (False for other scopes)."""
         if grant.scope is not Scope.LIVE:
             return False
-        camera = await anyio.to_thread.run_sync(self.store.get_camera, grant.camera_id)
+        try:
+            camera = await anyio.to_thread.run_sync(self.store.get_camera, grant.camera_id)
+        except NotFound:
+            return False  # removed meanwhile: the grant will be refused at the edge anyway
         return await self.request_keyframe(camera)
 
     # ------------------------------------------------------------------ GOP cache
