@@ -14,7 +14,7 @@ it exactly as it wrapped an adapter's stream). What it promises:
   opens it again. Consumers are not failed: the first packet each receives after the gap is a
   keyframe with ``discontinuity=True`` (timestamps may restart there). A camera that cannot be
   opened at all, or not again within ``give_up_s``, fails its consumers with the adapter's
-  error (never a hang).
+  error (never a hang); so does any other error of the adapter or the transform, at once.
 - **A GOP cache only when allowed.** While :attr:`Upstream.warm` is set (the edge decides: an open
   incident's geofence covers the camera, the owner's consent stands, not a battery camera) the
   upstream keeps, in memory only, the packets since the last keyframe (at most
@@ -440,6 +440,11 @@ class Upstream:
                                     self._publish(self._transform.feed(packet))
                         except AdapterError as exc:
                             log.info("%s: upstream lost: %s", self.camera.id, exc)
+                        except Exception as exc:  # the transform (or the adapter) is broken
+                            self.error = exc
+                            for sub in list(self._subs):
+                                sub._fail(exc)  # reconnecting cannot help: tell and stop
+                            return
                         with anyio.CancelScope(shield=True):
                             await stream.aclose()
                         stream = None

@@ -15,6 +15,7 @@ import attrs
 import pytest
 from camgate import Camera, ConsentRevoked, Gate, Incident
 from camgate.edge import GuardedStream
+from camgate.errors import ValidationError
 from camgate.models import MediaPacket
 from camgate.relay import Relay, RelaySettings
 from camgate.testing import DeclaringAdapters
@@ -308,8 +309,6 @@ async def test_a_revocation_committed_by_another_process_drops_the_cache(world: 
 
 
 async def test_a_camera_the_adapter_refuses_fails_the_open_with_its_error(world: World) -> None:
-    from camgate.errors import ValidationError
-
     world.enrol_camera("cam-x", "http://127.0.0.1:9/not-rtsp")
     with anyio.fail_after(5), pytest.raises(ValidationError, match="not an rtsp"):
         await world.gate.edge.open_live("cam-x", await world.grant(camera="cam-x"))
@@ -361,3 +360,24 @@ async def test_the_transform_runs_once_upstream_before_the_cache_and_the_fan_out
     finally:
         for s in streams:
             await s.aclose()
+
+
+class BreaksOnTheFifth(KeyframesOnly):
+    """A transform that fails, as a re-encoder meeting a frame it cannot handle would."""
+
+    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
+        if self.fed == 5:
+            raise ValidationError("the transform cannot handle this frame")
+        self.fed += 1
+        return [packet]
+
+
+async def test_a_failing_transform_ends_its_consumers_with_its_error(world: World) -> None:
+    world.gate.edge.relay = Relay(transform_factory=lambda _camera: BreaksOnTheFifth())
+    async with await world.gate.edge.open_live("cam-a", await world.grant()) as stream:
+        with anyio.fail_after(5), pytest.raises(ValidationError, match="cannot handle"):
+            async for _packet in stream:
+                pass
+    assert world.gate.edge.relay.upstream("cam-a") is None  # and the connection is closed
+    end = list(world.gate.audit.records("access.end"))[-1]
+    assert end.body["reason"] == "error"
