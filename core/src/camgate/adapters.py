@@ -165,6 +165,16 @@ class Adapter:
 
         raise UnsupportedScope(f"adapter {type(self).__name__} does not serve live video")
 
+    async def request_keyframe(self, camera: Camera) -> bool:
+        """Ask the camera to send a keyframe now (ONVIF ``SetSynchronizationPoint``, say), so a
+        consumer that is about to join its stream need not wait for the next GOP.
+
+        Returns True when the camera accepted, False when it cannot (the default: a plain RTSP
+        camera has no such call). The edge calls it when a live grant is issued and when a
+        consumer joins a stream already running; failures should be AdapterError.
+        """
+        return False
+
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """Return one JPEG still of the camera for ``grant``."""
         from camgate.errors import UnsupportedScope

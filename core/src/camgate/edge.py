@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Self
@@ -34,6 +35,7 @@ from camgate.clock import Clock, SystemClock
 from camgate.codec import dump
 from camgate.errors import (
     CameraProtocolError,
+    CamgateError,
     ConsentRevoked,
     GrantExpired,
     GrantMismatch,
@@ -52,8 +54,18 @@ from camgate.media import (
     mask_jpeg,
     sha256_file,
 )
-from camgate.models import Camera, Clip, Grant, MediaPacket, Scope, Snapshot, StreamInfo
+from camgate.models import (
+    Camera,
+    Clip,
+    Grant,
+    Incident,
+    MediaPacket,
+    Scope,
+    Snapshot,
+    StreamInfo,
+)
 from camgate.plugins import PluginHost
+from camgate.relay import Opener, Relay, RelaySettings, Subscription, TransformFactory
 from camgate.store import Store
 
 if TYPE_CHECKING:
@@ -242,6 +254,8 @@ class GuardedStream:
         # another process changes the store's data_version, and only then is consent re-read.
         if not self.revoked and self._edge.changed_since(self):
             problem = self._edge.grant_problem(self.camera, self.grant, clock.now())
+            if problem is None and self._edge.masks_changed(self.camera):
+                problem = "masks-changed"  # set by another process: this picture is stale
             if problem == "revoked":
                 self.trip()
             elif problem is not None:
@@ -284,6 +298,20 @@ class GuardedStream:
         await self.aclose()
 
 
+class _Chain:
+    """Two packet transforms in a row (the masks first)."""
+
+    def __init__(self, first: PacketTransform, second: PacketTransform) -> None:
+        self._first, self._second = first, second
+
+    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
+        return [out for mid in self._first.feed(packet) for out in self._second.feed(mid)]
+
+    def flush(self) -> list[MediaPacket]:
+        tail = [out for mid in self._first.flush() for out in self._second.feed(mid)]
+        return tail + self._second.flush()
+
+
 class Edge:
     """The owner's side: credentials, adapters, grant verification and guarded media.
 
@@ -302,6 +330,8 @@ class Edge:
         audit: AuditLog,
         clock: Clock | None = None,
         adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        relay_settings: RelaySettings | None = None,
+        transform_factory: TransformFactory | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -315,6 +345,15 @@ class Edge:
         self._generation = 0
         #: Where exported files are registered with their expiry (set by the gate); None: not.
         self.retention: Retention | None = None
+        #: One upstream per camera, fanned out to every guarded consumer (docs/media.md).
+        # Masks are applied once, upstream, by the relay (so live consumers' guards pass None);
+        # an embedder's own transform factory runs after them.
+        self._extra_transform = transform_factory
+        self._masks_used: dict[str, tuple[tuple[tuple[float, float], ...], ...]] = {}
+        self.relay = Relay(relay_settings, self._transform)
+        #: camera id -> the open incidents whose geofence allows its GOP cache.
+        self._warmth: dict[str, set[str]] = {}
+        self._dropping: dict[tuple[str, str], list[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Edge store={self.store.path} live={len(self._live)}>"
@@ -352,6 +391,8 @@ class Edge:
         """End every live stream (reason ``closed``) and close the adapters."""
         for stream in list(self._live):
             await stream.aclose()
+        self._warmth.clear()
+        await self.relay.aclose()
         for adapter in self._adapters.values():
             await adapter.aclose()
         self._adapters.clear()
@@ -400,6 +441,16 @@ class Edge:
         hit = [s for s in self._live if self._matches(s, key)]
         for stream in hit:
             stream.trip(closer=True)  # the caller closes them (_close_marked)
+        # The GOP caches of those cameras are dropped now, their upstreams start closing.
+        kind, ident = key
+        cameras = [
+            up.camera.id
+            for up in self.relay.upstreams()
+            if (up.camera.owner_id if kind == "owner" else up.camera.id) == ident
+        ]
+        for camera_id in cameras:
+            self._warmth.pop(camera_id, None)
+        self._dropping.setdefault(key, []).extend(self.relay.drop(cameras))
         return len(hit)
 
     def _finish(self, key: tuple[str, str]) -> None:
@@ -408,6 +459,7 @@ class Edge:
             self._marks[key] = left
         else:
             self._marks.pop(key, None)
+            self._dropping.pop(key, None)
         self._generation += 1
 
     @staticmethod
@@ -419,6 +471,8 @@ class Edge:
         for stream in [s for s in self._live if self._matches(s, key)]:
             stream.trip(closer=True)
             await stream._end("revoked")
+        for upstream in self._dropping.pop(key, []):
+            await upstream.aclose()
 
     def begin_revocation(self, owner_id: str) -> int:
         """Trip every live stream of the owner's cameras now, and refuse new ones.
@@ -457,7 +511,11 @@ class Edge:
     # ------------------------------------------------------------------ redeeming grants
 
     async def _redeem(
-        self, camera_id: str, token: str | SignedGrant, scope: Scope
+        self,
+        camera_id: str,
+        token: str | SignedGrant,
+        scope: Scope,
+        attach: Callable[[Grant, Camera], dict[str, Any]] | None = None,
     ) -> tuple[Grant, Camera, tuple[int, int]]:
         grant = self.verifier.verify(token)
         now = self.clock.now()
@@ -472,7 +530,10 @@ class Edge:
         fresh = await anyio.to_thread.run_sync(self.store.redeem, grant.id, now)
         if not fresh:
             raise GrantReplayed(f"grant {grant.id} was already redeemed")
-        await self._audit("access.start", {"grant": dump(grant), "camera": camera_id}, now)
+        body: dict[str, Any] = {"grant": dump(grant), "camera": camera_id}
+        if attach is not None:
+            body |= attach(grant, camera)
+        await self._audit("access.start", body, now)
         self.host.access_started(grant, camera)
         return grant, camera, seen
 
@@ -508,21 +569,170 @@ class Edge:
             grant = self.verifier.verify(token)
             if grant.window_start is None or grant.window_end is None:
                 raise GrantMismatch(f"grant {grant.id} covers no recorded window")
-        grant, camera, seen = await self._redeem(camera_id, token, scope)
+        subs: list[Subscription] = []
+
+        def attach(grant: Grant, camera: Camera) -> dict[str, Any]:
+            # Synchronous, right before access.start: what the cache holds now is what this
+            # consumer gets, and its age goes into the audit record.
+            opener = self._opener(camera, grant)
+            sub = self.relay.subscribe(camera, opener, time.monotonic())
+            subs.append(sub)
+            offset = sub.start_offset_s
+            return {
+                "start": "cold" if offset is None else "cached",
+                "cache_offset_s": offset or 0.0,
+            }
+
+        try:
+            grant, camera, seen = await self._redeem(
+                camera_id, token, scope, attach if scope is Scope.LIVE else None
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for sub in subs:
+                    await sub.aclose()
+            raise
+        upstream: LiveStream
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
-                adapter = self._adapter(camera.adapter)
                 if scope is Scope.RECORDED:
-                    upstream = await adapter.recorded(camera, grant)
+                    upstream = await self._adapter(camera.adapter).recorded(camera, grant)
                 else:
-                    upstream = await adapter.open_live(camera, grant)
+                    upstream = sub = subs[0]
+                    await sub.wait_open()
+                    if sub.start_offset_s is None:
+                        # Nothing cached: ask for a keyframe now, if the camera can, rather
+                        # than wait for its next GOP (the connection is open, so it is not missed).
+                        await self.request_keyframe(camera)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
+                for sub in subs:
+                    await sub.aclose()
                 await self._finish_unopened(grant, camera, exc)
             raise
-        stream = GuardedStream(self, grant, camera, upstream, self._deadline(grant), seen)
+        # Live packets come through the relay, masked upstream already; a replay is masked here.
+        transform: Literal["masks"] | None = "masks" if scope is Scope.RECORDED else None
+        stream = GuardedStream(
+            self, grant, camera, upstream, self._deadline(grant), seen, transform=transform
+        )
         self._live.add(stream)
         return stream
+
+    def _opener(self, camera: Camera, grant: Grant) -> Opener:
+        async def open_upstream() -> LiveStream:
+            return await self._adapter(camera.adapter).open_live(camera, grant)
+
+        return open_upstream
+
+    async def request_keyframe(self, camera: Camera, timeout_s: float = 1.0) -> bool:
+        """Ask the camera's adapter for a keyframe now (for a live grant just issued, or a
+        consumer joining a running stream). True when the camera said yes; a failure or a
+        time-out is logged and gives False — the stream still starts at the next keyframe."""
+        try:
+            with anyio.fail_after(timeout_s):
+                return await self._adapter(camera.adapter).request_keyframe(camera)
+        except (CamgateError, TimeoutError) as exc:
+            log.info("%s: keyframe request failed: %s", camera.id, type(exc).__name__)
+            return False
+
+    async def live_grant_issued(self, grant: Grant) -> bool:
+        """The hub issued a live grant: ask the camera for a keyframe before the consumer opens,
+        so the stream it opens starts without waiting for the next GOP. Returns what
+        :meth:`request_keyframe` returned (False for other scopes)."""
+        if grant.scope is not Scope.LIVE:
+            return False
+        try:
+            camera = await anyio.to_thread.run_sync(self.store.get_camera, grant.camera_id)
+        except NotFound:
+            return False  # removed meanwhile: the grant will be refused at the edge anyway
+        return await self.request_keyframe(camera)
+
+    # ------------------------------------------------------------------ GOP cache
+
+    def cache_allowed(self, camera: Camera) -> str | None:
+        """Why ``camera`` may not have a GOP cache, or None when it may: never for a battery
+        camera, never without the owner's standing consent to live view, never while a
+        revocation or removal of it is under way."""
+        if not self.relay.settings.gop_cache:
+            return "the GOP cache is off (RelaySettings.gop_cache)"
+        if camera.battery:
+            return "battery camera"
+        if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
+            return "revocation under way"
+        consent = self.store.active_consent(camera.id)
+        if consent is None or Scope.LIVE not in consent.terms.scopes:
+            return "no consent to live view"
+        return None
+
+    def warm(self, incident: Incident, camera: Camera) -> bool:
+        """An open incident's geofence covers ``camera``: keep its GOP cache (starting its
+        upstream) until the incident closes or its window ends, if :meth:`cache_allowed`.
+
+        Must run inside the event loop (the upstream's pump is a task of it). The upstream is
+        opened under an unsigned warrant naming the incident, never handed to anyone: a consumer
+        still needs its own grant. Returns True when the cache is on.
+        """
+        if self.cache_allowed(camera) is not None or not incident.active_at(self.clock.now()):
+            return False
+        self._warmth.setdefault(camera.id, set()).add(incident.id)
+        now = self.clock.now()
+        warrant = Grant(
+            id=f"cache-{incident.id}-{camera.id}",
+            request_id="edge-cache",
+            camera_id=camera.id,
+            incident_id=incident.id,
+            scope=Scope.LIVE,
+            issued_at=now,
+            expires_at=max(incident.window_end, now + timedelta(seconds=1)),
+        )
+        up = self.relay.warm(camera, self._opener(camera, warrant))
+        left = (incident.window_end - now).total_seconds()
+        up.warm_until = max(up.warm_until or 0.0, time.monotonic() + left)
+        up.cache_guard = self._cache_guard(camera.id)
+        return True
+
+    def _cache_guard(self, camera_id: str) -> Callable[[], bool]:
+        """Whether the camera's cache may go on, re-read only when the store changed (another
+        process revoked, removed the camera or closed the incident: SQLite's data_version)."""
+        seen = [self.version()]
+
+        def still_allowed() -> bool:
+            now = self.version()
+            if now == seen[0]:
+                return True
+            seen[0] = now
+            try:
+                camera = self.store.get_camera(camera_id)
+                open_ = [
+                    i
+                    for i in self._warmth.get(camera_id, set())
+                    if self.store.get_incident(i).active_at(self.clock.now())
+                ]
+            except NotFound:
+                return False
+            if not open_ or self.cache_allowed(camera) is not None:
+                self._warmth.pop(camera_id, None)
+                return False
+            self._warmth[camera_id] = set(open_)
+            return True
+
+        return still_allowed
+
+    def cool(self, incident_id: str) -> list[str]:
+        """``incident_id`` closed: drop the GOP cache of every camera no other open incident
+        keeps warm, and close its upstream when nobody consumes it. Synchronous; returns the
+        cameras whose cache was dropped."""
+        dropped = []
+        for camera_id, incidents in list(self._warmth.items()):
+            incidents.discard(incident_id)
+            if incidents:
+                continue
+            del self._warmth[camera_id]
+            dropped.append(camera_id)
+            up = self.relay.cool(camera_id)
+            if up is not None and not up.consumers:
+                up.drop()
+        return dropped
 
     async def _finish_unopened(self, grant: Grant, camera: Camera, exc: BaseException) -> None:
         reason = (
@@ -598,13 +808,45 @@ class Edge:
         through it before anything leaves the gate.
         """
         masks = self.store.masks(camera.id)
+        self._masks_used[camera.id] = () if masks is None else masks.polygons
         return None if masks is None else MaskTransform(masks.polygons)
 
+    def _transform(self, camera: Camera) -> PacketTransform | None:
+        """The relay's transform for ``camera``: its masks, then the embedder's own transform
+        (if any) — masks always apply, whatever else an embedder plugs in."""
+        masks = self.mask_transform(camera)
+        extra = None if self._extra_transform is None else self._extra_transform(camera)
+        if masks is None or extra is None:
+            return masks or extra
+        return _Chain(masks, extra)
+
+    def masks_changed(self, camera: Camera) -> bool:
+        """True when the camera's masks in the store differ from those its current transform
+        was built with (an owner changed them, maybe from another process). The relay's
+        upstream is dropped at once, so the next consumer gets a transform built afresh."""
+        used = self._masks_used.get(camera.id)
+        if used is None:
+            return False
+        masks = self.store.masks(camera.id)
+        if (() if masks is None else masks.polygons) == used:
+            return False
+        self._masks_used.pop(camera.id, None)
+        self._warmth.pop(camera.id, None)
+        self.relay.drop([camera.id])
+        return True
+
     async def end_camera_streams(self, camera_id: str, reason: str) -> int:
-        """End every open stream of one camera with ``reason``; returns how many."""
+        """End every open stream of one camera with ``reason`` and close its relay upstream
+        (with its GOP cache and transform: the next consumer starts afresh); returns how many
+        streams ended."""
+        self._masks_used.pop(camera_id, None)
+        self._warmth.pop(camera_id, None)
+        dropped = self.relay.drop([camera_id])  # synchronous: no one attaches to it any more
         streams = [s for s in self._live if s.camera.id == camera_id]
         for stream in streams:
             await stream._end(reason)
+        for up in dropped:
+            await up.aclose()
         return len(streams)
 
     async def record_clip(

@@ -76,6 +76,7 @@ from camgate.notify import OutboxNotifier, OwnerNotice
 from camgate.plugins import PluginHost
 from camgate.policy import AgencyPolicy, PolicyContext, TermsPolicy, in_quiet_hours
 from camgate.retention import Retention
+from camgate.relay import RelaySettings, TransformFactory
 from camgate.rules import AgencyRules
 from camgate.store import Store
 
@@ -120,6 +121,8 @@ class Gate:
         clock: Clock | None = None,
         adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
         audit_dsn: str | None = None,
+        relay_settings: RelaySettings | None = None,
+        transform_factory: TransformFactory | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -140,6 +143,8 @@ class Gate:
             audit=self.audit,
             clock=self.clock,
             adapter_settings=adapter_settings,
+            relay_settings=relay_settings,
+            transform_factory=transform_factory,
         )
         #: The registry of exported files, evidence holds and deletions (docs/retention.md).
         self.retention = Retention(store, self.audit, rules=lambda: self.rules, clock=self.clock)
@@ -156,12 +161,14 @@ class Gate:
         adapter_settings: Mapping[str, Mapping[str, Any]] | None = None,
         rules: AgencyRules | None = None,
         audit_dsn: str | None = None,
+        relay_settings: RelaySettings | None = None,
     ) -> Gate:
         """Open (or create) the store at ``path`` and the signing key beside it (``.key``).
 
         ``rules`` are the agency's (enrolment caps, live-view kinds, banned purposes, sensitive
         places); see :class:`camgate.rules.AgencyRules` and docs/consent.md. ``audit_dsn``
         keeps the audit log in PostgreSQL (default: ``$CAMGATE_AUDIT_DSN``, else the store).
+        ``relay_settings`` bound the edge's relay and turn its GOP cache on (docs/media.md).
         """
         store = Store(path)
         signer = GrantSigner.load_or_create(key_path or Path(path).with_suffix(".key"))
@@ -173,6 +180,7 @@ class Gate:
             clock=clock,
             adapter_settings=adapter_settings,
             audit_dsn=audit_dsn,
+            relay_settings=relay_settings,
         )
 
     def __repr__(self) -> str:
@@ -397,13 +405,34 @@ class Gate:
         )
         self.store.add_incident(incident)
         self.audit.append("incident.reported", dump(incident), self.clock.now())
+        self._warm_up(incident)
         return incident
+
+    def _warm_up(self, incident: Incident) -> None:
+        """Start the edge's GOP cache for the cameras the incident's geofence reaches (only
+        inside a running event loop: the cache lives in the process that serves media)."""
+        if not (self.edge.relay.settings.gop_cache and self.edge.relay.can_start()):
+            return
+        warmed = [
+            s.camera.id
+            for s in self.sightings(incident)
+            if s.reachable and self.edge.warm(incident, s.camera)
+        ]
+        if warmed:
+            self.audit.append(
+                "cache.warm", {"incident": incident.id, "cameras": warmed}, self.clock.now()
+            )
 
     def close_incident(self, incident_id: str) -> Incident:
         """Close an incident: it reaches no camera any more."""
         incident = attrs.evolve(self.store.get_incident(incident_id), status=IncidentStatus.CLOSED)
         self.store.add_incident(incident)
-        self.audit.append("incident.closed", {"incident": incident.id}, self.clock.now())
+        dropped = self.edge.cool(incident.id)
+        self.audit.append(
+            "incident.closed",
+            {"incident": incident.id, "caches_dropped": dropped},
+            self.clock.now(),
+        )
         return incident
 
     def reachable(self, incident_id: str) -> list[tuple[Camera, list[Vote]]]:
@@ -607,11 +636,12 @@ class Gate:
             audio=audio,
         )
         result = await anyio.to_thread.run_sync(self._request_sync, request)
-        if isinstance(result, SignedGrant):
-            return result
-        if not wait:
-            raise AnswerPending(result)
-        return await self.wait_for_answer(result.request_id)
+        if not isinstance(result, SignedGrant):
+            if not wait:
+                raise AnswerPending(result)
+            result = await self.wait_for_answer(result.request_id)
+        await self.edge.live_grant_issued(result.grant)
+        return result
 
     def _request_sync(self, request: AccessRequest) -> SignedGrant | PendingRequest:
         decision, consent = self._decide(request)

@@ -547,7 +547,9 @@ class MediaPacket:
     """One compressed packet as it left the camera (no re-encoding).
 
     ``arrival`` is ``time.monotonic()`` when the adapter read it: the guard refuses any packet
-    that it would hand over after a revocation or expiry.
+    that it would hand over after a revocation or expiry. ``discontinuity`` marks a gap: packets
+    before this one were lost (the camera reconnected, or the consumer was too slow and was
+    dropped to this keyframe); such a packet is a keyframe and timestamps may restart at it.
     """
 
     data: bytes = attrs.field(repr=False)
@@ -561,6 +563,7 @@ class MediaPacket:
     #: clock range for recordings, the arrival of the first packet plus media time for live.
     #: Clip windows are cut on it (see docs/media.md, Clip windows).
     wallclock: datetime | None = attrs.field(default=None, validator=_aware)
+    discontinuity: bool = False
 
     @property
     def size(self) -> int:

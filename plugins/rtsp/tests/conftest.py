@@ -89,7 +89,12 @@ class World:
         self.incident: Incident = gate.report_incident("burglary", HOME, radius_m=300)
 
     def enrol_camera(
-        self, camera_id: str, source: str, scopes: tuple[str, ...] = ("live", "snapshot")
+        self,
+        camera_id: str,
+        source: str,
+        scopes: tuple[str, ...] = ("live", "snapshot"),
+        *,
+        battery: bool = False,
     ) -> Camera:
         """Register one more of Alice's cameras at ``source`` and enrol it under ``scopes``."""
         camera = self.gate.add_camera(
@@ -99,6 +104,7 @@ class World:
                 source=source,
                 owner_id="alice",
                 position=self.cam.position,
+                battery=battery,
             )
         )
         self.gate.enrol(

@@ -99,8 +99,10 @@ class RtspSettings:
         }
         if self.fast_start:
             # The SDP (sprop-parameter-sets) or the first keyframe carries what we need; do not
-            # spend seconds analysing the stream.
-            options |= {"probesize": "32768", "analyzeduration": "0", "fflags": "nobuffer"}
+            # spend time analysing the stream. analyzeduration is 1 µs, not 0: FFmpeg reads 0 as
+            # "its default" (5 s), and then probes until probesize is filled (about 0.2 s of
+            # 1080p video); 4 KiB is enough to read the stream's first packet.
+            options |= {"probesize": "4096", "analyzeduration": "1", "fflags": "nobuffer"}
         return options
 
 

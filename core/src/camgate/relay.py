@@ -1,0 +1,564 @@
+"""The relay: one upstream connection per camera, fanned out to every granted consumer.
+
+The edge opens a camera once, however many consumers hold a grant for it, and hands each consumer
+its own :class:`Subscription` (a :class:`~camgate.adapters.LiveStream`, so the edge's guard wraps
+it exactly as it wrapped an adapter's stream). What it promises:
+
+- **Fan-out without stalls.** The upstream is read by one pump task; every packet is offered to
+  every subscription's own queue of at most ``queue_packets``. A consumer whose queue is full is
+  *dropped to the next keyframe*: its queue is emptied and it receives nothing until the next
+  video keyframe, which carries ``discontinuity=True``. The pump never waits for a consumer, so
+  a slow one neither stalls the others nor grows memory without bound.
+- **Reconnect, with a gap marker.** When an upstream that had opened fails or ends, the pump
+  closes it, waits (exponential back-off from ``backoff_initial_s`` to ``backoff_max_s``) and
+  opens it again. Consumers are not failed: the first packet each receives after the gap is a
+  keyframe with ``discontinuity=True`` (timestamps may restart there). A camera that cannot be
+  opened at all, or not again within ``give_up_s``, fails its consumers with the adapter's
+  error (never a hang); so does any other error of the adapter or the transform, at once.
+- **A GOP cache only when allowed.** While :attr:`Upstream.warm` is set (the edge decides: an open
+  incident's geofence covers the camera, the owner's consent stands, not a battery camera) the
+  upstream keeps, in memory only, the packets since the last keyframe (at most
+  ``gop_max_packets``). A new subscription starts from that keyframe — never more than one GOP
+  back — and reports how far back in :attr:`Subscription.start_offset_s`. Clearing ``warm``
+  drops the cache at once.
+- **One transform, upstream.** An optional :class:`PacketTransform` per camera (a privacy-mask
+  re-encoder, say) is applied once, before the cache and the fan-out, so no consumer and no cached
+  packet ever holds an untransformed packet.
+
+Pumps run as tasks of the event loop that started them (not of a task group: the edge is used
+without an async context); :meth:`Relay.aclose` and :meth:`Upstream.aclose` cancel them and wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import attrs
+
+from camgate.adapters import LiveStream
+from camgate.errors import AdapterError, ValidationError
+from camgate.models import Camera, MediaPacket, StreamInfo
+
+__all__ = [
+    "Opener",
+    "PacketTransform",
+    "Relay",
+    "RelaySettings",
+    "Subscription",
+    "TransformFactory",
+    "Upstream",
+]
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class PacketTransform(Protocol):
+    """A per-camera packet filter applied once, upstream of the GOP cache and the fan-out.
+
+    ``feed`` takes one packet as the camera sent it and returns the packets to relay in its place
+    (none, one or several; a re-encoder may hold some back). ``flush`` returns what is held back
+    when the upstream ends or is lost (before the gap). Output packets carry their own
+    :class:`~camgate.models.StreamInfo`; a transform that re-encodes must start its output at a
+    keyframe after a flush.
+    """
+
+    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
+        """Transform one upstream packet; return the packets to relay."""
+        ...
+
+    def flush(self) -> list[MediaPacket]:
+        """Return the packets still held back (the upstream ended or was lost)."""
+        ...
+
+
+#: Builds the camera's transform, or None for pass-through.
+TransformFactory = Callable[[Camera], PacketTransform | None]
+#: Opens the camera's live stream (the edge binds the adapter, camera and warrant).
+Opener = Callable[[], Awaitable[LiveStream]]
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValidationError(f"relay setting {attribute.name}={value!r}: must be positive")
+
+
+@attrs.frozen
+class RelaySettings:
+    """Bounds of the relay: per-consumer queue, cache size and reconnect back-off.
+
+    ``give_up_s`` is how long consumers wait through failed reconnects before they get the
+    adapter's error (a camera gone for good must not leave them hanging); a cached upstream with
+    no consumer keeps retrying. ``gop_cache`` turns the warm start on (off by default: a cache
+    keeps the camera connection open while an incident is near, which costs the owner bandwidth;
+    the edge's operator opts in).
+    """
+
+    gop_cache: bool = False
+    queue_packets: int = attrs.field(default=256, validator=_positive)
+    gop_max_packets: int = attrs.field(default=1024, validator=_positive)
+    backoff_initial_s: float = attrs.field(default=0.2, validator=_positive)
+    backoff_max_s: float = attrs.field(default=5.0, validator=_positive)
+    give_up_s: float = attrs.field(default=3.0, validator=_positive)
+
+
+def _is_key(packet: MediaPacket) -> bool:
+    return packet.is_keyframe and packet.stream.kind == "video"
+
+
+def _spawn(fn: Callable[[], Awaitable[None]]) -> None:
+    """Run ``fn`` as a task of the current event loop (asyncio or trio), outside any task group."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # type: ignore[import-not-found,unused-ignore]
+
+        trio.lowlevel.spawn_system_task(fn)
+        return
+
+    async def run() -> None:
+        await fn()
+
+    task = loop.create_task(run())
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+class Subscription:
+    """One consumer of a camera's upstream: its own bounded queue, a LiveStream.
+
+    Iteration yields packets from a video keyframe on; it blocks while the upstream reconnects and
+    raises the adapter's error only when the camera could never be opened. ``dropped`` counts
+    packets this consumer lost by being slow, ``gaps`` the discontinuities it was handed.
+    """
+
+    def __init__(self, upstream: Upstream, limit: int, start: list[MediaPacket], now: float):
+        self._up = upstream
+        # Room for the cached GOP on top of the queue: a warm start is not an overflow.
+        self._limit = limit + len(start)
+        self._queue: deque[MediaPacket] = deque(start)
+        self._need_key = not start
+        self._mark_gap = False
+        self._wake = anyio.Event()
+        self._closed = False
+        self._error: Exception | None = None
+        self._info: StreamInfo | None = start[0].stream if start else None
+        #: Seconds between the arrival of the first packet handed over (a cached keyframe) and
+        #: the subscription; None for a cold start (the first keyframe that arrives live).
+        self.start_offset_s: float | None = round(now - start[0].arrival, 6) if start else None
+        self.dropped = 0
+        self.gaps = 0
+
+    def __repr__(self) -> str:
+        return f"<Subscription camera={self._up.camera.id} queued={len(self._queue)}>"
+
+    @property
+    def info(self) -> StreamInfo:
+        """The video stream as relayed (after the camera's transform, when it has one)."""
+        return self._info or self._up.info
+
+    @info.setter
+    def info(self, value: StreamInfo) -> None:
+        self._info = value
+
+    @property
+    def closed(self) -> bool:
+        """True once the subscription is closed (its upstream may live on for others)."""
+        return self._closed
+
+    @property
+    def pending(self) -> int:
+        """Packets queued for this consumer (never more than ``queue_packets`` plus the cached
+        GOP it started with)."""
+        return len(self._queue)
+
+    def _offer(self, packet: MediaPacket) -> None:
+        if self._closed:
+            return
+        if len(self._queue) >= self._limit:
+            # Too slow: drop what is queued and wait for the next keyframe.
+            self.dropped += len(self._queue)
+            self._queue.clear()
+            self._need_key = self._mark_gap = True
+        if self._need_key:
+            if not _is_key(packet):
+                self.dropped += 1 if self._mark_gap else 0
+                return
+            self._need_key = False
+            if self._mark_gap:
+                self._mark_gap = False
+                self.gaps += 1
+                packet = attrs.evolve(packet, discontinuity=True)
+        self._queue.append(packet)
+        self._wake.set()
+
+    def _gap(self) -> None:
+        self._need_key = self._mark_gap = True
+
+    def _wakeup(self) -> None:
+        self._wake.set()
+
+    def _fail(self, error: Exception) -> None:
+        self._error = error
+        self._wake.set()
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._error is not None and not self._closed:
+                raise self._error
+            if self._closed or self._up.finished:
+                if self._up.error is not None and not self._up.opened:
+                    raise self._up.error
+                raise StopAsyncIteration
+            self._wake = anyio.Event()
+            await self._wake.wait()
+
+    async def wait_open(self) -> None:
+        """Start the upstream if needed and wait until it is open (its ``info`` known).
+
+        Raises the adapter's error when the camera cannot be opened.
+        """
+        await self._up.wait_open()
+
+    async def aclose(self) -> None:
+        """Leave the upstream; the last consumer of a camera without a cache closes it, and this
+        returns once that connection is closed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._wake.set()
+        await self._up.leave(self)
+
+
+class Upstream:
+    """One camera's connection, pumped by one task, offered to every subscription."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        camera: Camera,
+        opener: Opener,
+        transform: PacketTransform | None,
+    ) -> None:
+        self.camera = camera
+        self._relay = relay
+        self._opener = opener
+        self._transform = transform
+        self._subs: set[Subscription] = set()
+        self._gop: list[MediaPacket] = []
+        self._warm = False
+        self._started = False
+        self._scope: anyio.CancelScope | None = None
+        self._ready = anyio.Event()
+        self._done = anyio.Event()
+        self._info: StreamInfo | None = None
+        self.error: Exception | None = None
+        self.opened = False
+        self.finished = False
+        self.reconnects = 0
+        #: Packets relayed (after the transform) and packets read from the camera.
+        self.packets = 0
+        self.packets_in = 0
+        #: ``time.monotonic()`` after which the cache is no longer allowed (the incident's window).
+        self.warm_until: float | None = None
+        #: Asked before each packet is cached: False drops the cache (and, with no consumer, the
+        #: upstream). The edge uses it to see a revocation committed by another process.
+        self.cache_guard: Callable[[], bool] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Upstream camera={self.camera.id} consumers={len(self._subs)} "
+            f"cached={len(self._gop)} warm={self._warm}>"
+        )
+
+    @property
+    def info(self) -> StreamInfo:
+        """The relayed stream's description (a placeholder until the upstream has opened)."""
+        return self._info or StreamInfo(codec="none", time_base=1)  # type: ignore[arg-type]
+
+    @property
+    def consumers(self) -> int:
+        """How many subscriptions are attached."""
+        return len(self._subs)
+
+    @property
+    def cached(self) -> int:
+        """Packets in the GOP cache (0 unless warm)."""
+        return len(self._gop)
+
+    @property
+    def cached_packets(self) -> tuple[MediaPacket, ...]:
+        """A copy of the GOP cache: a keyframe and the packets after it (empty unless warm)."""
+        return tuple(self._gop)
+
+    @property
+    def warm(self) -> bool:
+        """True while the GOP cache is allowed; setting False drops it at once."""
+        return self._warm
+
+    @warm.setter
+    def warm(self, value: bool) -> None:
+        self._warm = value
+        if not value:
+            self._gop.clear()
+
+    def start(self) -> None:
+        """Start the pump (once)."""
+        if not self._started and not self.finished:
+            self._started = True
+            _spawn(self._run)
+
+    async def wait_open(self) -> None:
+        """Start the pump if needed; return once open, raise the error if it never opens."""
+        self.start()
+        await self._ready.wait()
+        if not self.opened and self.error is not None:
+            raise self.error
+
+    def _subscribe(self, now: float) -> Subscription:
+        sub = Subscription(self, self._relay.settings.queue_packets, list(self._gop), now)
+        self._subs.add(sub)
+        return sub
+
+    async def leave(self, sub: Subscription) -> None:
+        """Detach ``sub``; close the upstream when nobody is left and no cache is allowed."""
+        self._subs.discard(sub)
+        if not self._subs and not self._warm:
+            await self.aclose()
+
+    def drop(self) -> None:
+        """Drop the cache and start closing now (synchronous): nothing more is offered."""
+        self._warm = False
+        self._gop.clear()
+        self.finished = True
+        self._relay._forget(self)
+        if self._scope is not None:
+            self._scope.cancel()
+        for sub in list(self._subs):
+            sub._wakeup()
+
+    async def aclose(self) -> None:
+        """Drop the cache, close the camera connection and end every subscription; returns once
+        the connection is closed. Idempotent."""
+        started = self._started
+        self.drop()
+        self._ready.set()
+        if started:
+            with anyio.CancelScope(shield=True):
+                await self._done.wait()
+
+    def _publish(self, packets: Iterable[MediaPacket]) -> None:
+        for packet in packets:
+            if self.finished:
+                return
+            self.packets += 1
+            if packet.stream.kind == "video":
+                self._info = packet.stream
+            if self._warm and (
+                (self.warm_until is not None and packet.arrival >= self.warm_until)
+                or (self.cache_guard is not None and not self.cache_guard())
+            ):
+                self.warm = False  # the incident's window ended, or consent or incident changed
+                if not self._subs:
+                    self.drop()  # nobody watches: close the connection too
+                    return
+            if self._warm:
+                if _is_key(packet):
+                    self._gop = [packet]
+                elif self._gop:
+                    if len(self._gop) >= self._relay.settings.gop_max_packets:
+                        self._gop = []  # a GOP too long to hold: cache from the next keyframe
+                    else:
+                        self._gop.append(packet)
+            for sub in list(self._subs):
+                sub._offer(packet)
+
+    def _lost(self) -> None:
+        if self._transform is not None:
+            self._publish(self._transform.flush())
+        self._gop.clear()
+        for sub in list(self._subs):
+            sub._gap()
+
+    async def _run(self) -> None:
+        stream: LiveStream | None = None
+        settings = self._relay.settings
+        backoff = settings.backoff_initial_s
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self.finished:
+                    return
+                lost_at: float | None = None
+                while True:
+                    try:
+                        stream = await self._opener()
+                    except Exception as exc:  # handed to the consumers
+                        self.error = exc
+                        if not isinstance(exc, AdapterError):
+                            for sub in list(self._subs):
+                                sub._fail(exc)  # settings or a bug: retrying cannot help
+                            return
+                        if not self.opened and not self._warm:
+                            return  # nobody to reconnect for: the waiting consumers get it
+                        log.info("%s: reconnect failed: %s", self.camera.id, exc)
+                        now = anyio.current_time()
+                        lost_at = now if lost_at is None else lost_at
+                        if now - lost_at >= settings.give_up_s:
+                            for sub in list(self._subs):
+                                sub._fail(exc)
+                            if not self._warm:
+                                return
+                    else:
+                        lost_at = None
+                        if self._info is None or self._transform is None:
+                            self._info = stream.info
+                        self.opened = True
+                        self._ready.set()
+                        backoff = settings.backoff_initial_s
+                        try:
+                            async for packet in stream:
+                                self.packets_in += 1
+                                if self._transform is None:
+                                    self._publish((packet,))
+                                else:
+                                    self._publish(self._transform.feed(packet))
+                        except AdapterError as exc:
+                            log.info("%s: upstream lost: %s", self.camera.id, exc)
+                        except Exception as exc:  # the transform (or the adapter) is broken
+                            self.error = exc
+                            for sub in list(self._subs):
+                                sub._fail(exc)  # reconnecting cannot help: tell and stop
+                            return
+                        with anyio.CancelScope(shield=True):
+                            await stream.aclose()
+                        stream = None
+                        self._lost()
+                        self.reconnects += 1
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, settings.backoff_max_s)
+        finally:
+            self.finished = True
+            self._relay._forget(self)
+            if stream is not None:
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+            self._gop.clear()
+            self._ready.set()
+            self._done.set()
+            for sub in list(self._subs):
+                sub._wakeup()
+
+
+class Relay:
+    """Every camera's upstream, keyed by camera id.
+
+    ``transform_factory`` builds each camera's :class:`PacketTransform` when its upstream is
+    created (None: pass-through).
+    """
+
+    def __init__(
+        self,
+        settings: RelaySettings | None = None,
+        transform_factory: TransformFactory | None = None,
+    ) -> None:
+        self.settings = settings or RelaySettings()
+        self.transform_factory = transform_factory
+        self._upstreams: dict[str, Upstream] = {}
+
+    def __repr__(self) -> str:
+        return f"<Relay upstreams={len(self._upstreams)}>"
+
+    @staticmethod
+    def can_start() -> bool:
+        """True inside a running event loop (asyncio or trio), where a pump can start."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            try:
+                import trio  # type: ignore[import-not-found,unused-ignore]
+
+                trio.lowlevel.current_trio_token()
+            except (ImportError, RuntimeError):
+                return False
+        return True
+
+    def upstream(self, camera_id: str) -> Upstream | None:
+        """The camera's live upstream, if one exists."""
+        return self._upstreams.get(camera_id)
+
+    def upstreams(self) -> list[Upstream]:
+        """Every upstream that exists now."""
+        return list(self._upstreams.values())
+
+    def _get(self, camera: Camera, opener: Opener) -> Upstream:
+        up = self._upstreams.get(camera.id)
+        if up is None or up.finished:
+            factory = self.transform_factory
+            up = Upstream(self, camera, opener, factory(camera) if factory else None)
+            self._upstreams[camera.id] = up
+        return up
+
+    def _forget(self, up: Upstream) -> None:
+        if self._upstreams.get(up.camera.id) is up:
+            del self._upstreams[up.camera.id]
+
+    def subscribe(self, camera: Camera, opener: Opener, now: float) -> Subscription:
+        """Attach a consumer to the camera's upstream (created, not yet started, if missing).
+
+        Synchronous, so the caller can record :attr:`Subscription.start_offset_s` before any
+        packet is handed over; call :meth:`Subscription.wait_open` next.
+        """
+        return self._get(camera, opener)._subscribe(now)
+
+    def warm(self, camera: Camera, opener: Opener) -> Upstream:
+        """Allow the camera's GOP cache and start its upstream (call inside the event loop)."""
+        up = self._get(camera, opener)
+        up.warm = True
+        up.start()
+        return up
+
+    def cool(self, camera_id: str) -> Upstream | None:
+        """Drop the camera's GOP cache now; returns the upstream for the caller to close when
+        nobody consumes it (see :meth:`close_idle`)."""
+        up = self._upstreams.get(camera_id)
+        if up is not None:
+            up.warm = False
+        return up
+
+    async def close_idle(self, camera_id: str) -> None:
+        """Close the camera's upstream if it has no cache and no consumer."""
+        up = self._upstreams.get(camera_id)
+        if up is not None and not up.warm and not up.consumers:
+            await up.aclose()
+
+    def drop(self, camera_ids: Iterable[str]) -> list[Upstream]:
+        """Drop the caches of ``camera_ids`` and start closing their upstreams, synchronously;
+        await :meth:`Upstream.aclose` on the returned ones to wait for the connections."""
+        dropped = []
+        for camera_id in camera_ids:
+            up = self._upstreams.get(camera_id)
+            if up is not None:
+                up.drop()
+                dropped.append(up)
+        return dropped
+
+    async def aclose(self) -> None:
+        """Close every upstream and wait for their connections to close."""
+        for up in list(self._upstreams.values()):
+            await up.aclose()
