@@ -75,8 +75,8 @@ from camgate.models import (
 from camgate.notify import OutboxNotifier, OwnerNotice
 from camgate.plugins import PluginHost
 from camgate.policy import AgencyPolicy, PolicyContext, TermsPolicy, in_quiet_hours
-from camgate.retention import Retention
 from camgate.relay import RelaySettings, TransformFactory
+from camgate.retention import Retention
 from camgate.rules import AgencyRules
 from camgate.store import Store
 
