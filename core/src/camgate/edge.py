@@ -116,6 +116,9 @@ class GuardedStream:
         # edge's own transform for the camera; a relay that already applied it upstream passes
         # None.)
         self.transform = edge.mask_transform(camera) if transform == "masks" else transform
+        #: True when the owner's privacy masks are burnt into what this stream serves (here,
+        #: or upstream in the relay for live streams).
+        self.masked = self.transform is not None
         self._ready: deque[MediaPacket] = deque()
         self._upstream = upstream
         self._iter = upstream.__aiter__()
@@ -192,10 +195,7 @@ class GuardedStream:
                     self._ready.clear()
                     await self._end("expired")
                     raise StopAsyncIteration
-                packet = self._ready.popleft()
-                if packet.stream.kind == "video":
-                    self.info = packet.stream  # what is served: camgate's H.264 once masked
-                return self._served(packet)
+                return self._served(self._ready.popleft())
             try:
                 packet = await self._next()
             except StopAsyncIteration:
@@ -218,6 +218,8 @@ class GuardedStream:
             self._ready.extend(await anyio.to_thread.run_sync(self.transform.feed, packet))
 
     def _served(self, packet: MediaPacket) -> MediaPacket:
+        if packet.stream.kind == "video":
+            self.info = packet.stream  # what is served (camgate's H.264 once masked)
         self._packets += 1
         self._nbytes += packet.size
         return packet
@@ -615,12 +617,19 @@ class Edge:
         stream = GuardedStream(
             self, grant, camera, upstream, self._deadline(grant), seen, transform=transform
         )
+        if transform is None:
+            stream.masked = bool(self._masks_used.get(camera.id))
         self._live.add(stream)
         return stream
 
     def _opener(self, camera: Camera, grant: Grant) -> Opener:
         async def open_upstream() -> LiveStream:
-            return await self._adapter(camera.adapter).open_live(camera, grant)
+            # One upstream serves every consumer of the camera: it carries sound whenever the
+            # owner shares it, and each consumer's guard drops audio its own grant lacks.
+            consent = self.store.active_consent(camera.id)
+            shares = consent is not None and consent.terms.audio
+            upstream_grant = grant if grant.audio == shares else attrs.evolve(grant, audio=shares)
+            return await self._adapter(camera.adapter).open_live(camera, upstream_grant)
 
         return open_upstream
 
@@ -938,7 +947,7 @@ class Edge:
         )
         await self._audit(
             "clip.exported",
-            dump(clip) | body | {"format": format, "masked": stream.transform is not None},
+            dump(clip) | body | {"format": format, "masked": stream.masked},
         )
         if self.retention is not None:
             retention = self.retention

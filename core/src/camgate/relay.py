@@ -171,6 +171,12 @@ class Subscription:
         self._info = value
 
     @property
+    def audio_info(self) -> StreamInfo | None:
+        """The camera's audio track, when the upstream carries one (each consumer's guard
+        drops audio its grant does not allow)."""
+        return self._up.audio_info
+
+    @property
     def closed(self) -> bool:
         """True once the subscription is closed (its upstream may live on for others)."""
         return self._closed
@@ -260,6 +266,7 @@ class Upstream:
         self._opener = opener
         self._transform = transform
         self._subs: set[Subscription] = set()
+        self._stream: LiveStream | None = None
         self._gop: list[MediaPacket] = []
         self._warm = False
         self._started = False
@@ -290,6 +297,12 @@ class Upstream:
     def info(self) -> StreamInfo:
         """The relayed stream's description (a placeholder until the upstream has opened)."""
         return self._info or StreamInfo(codec="none", time_base=1)  # type: ignore[arg-type]
+
+    @property
+    def audio_info(self) -> StreamInfo | None:
+        """The camera's audio track as the adapter describes it, when it sends one."""
+        info = getattr(self._stream, "audio_info", None)
+        return info if isinstance(info, StreamInfo) else None
 
     @property
     def consumers(self) -> int:
@@ -408,6 +421,7 @@ class Upstream:
                 while True:
                     try:
                         stream = await self._opener()
+                        self._stream = stream
                     except Exception as exc:  # handed to the consumers
                         self.error = exc
                         if not isinstance(exc, AdapterError):
