@@ -13,7 +13,9 @@ Verify: a log of N records (default 1 000 000, built with large batches) verifie
 hashes, links, owner sub-chains, checkpoint signatures and owners' roots — by the sequential
 verifier (the baseline: what ``AuditLog.verify`` did before the fast path) and by the fast path
 with 1 and with W worker processes (default: the CPUs available). Each is run ``--runs`` times;
-medians are reported.
+medians are reported, in wall-clock time and per CPU-second (this process and its ended worker
+processes), with the load average before and after. ``bench/audit_verify_costs.py`` breaks
+one pass down into its steps.
 
 Usage: uv run python bench/audit.py [--records 1000000] [--appends 2000] [--repeat 3]
        [--runs 3] [--pg-records N] [--dir DIR]
@@ -23,6 +25,7 @@ The databases live on a real disk (``--dir``, default the current directory), no
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -120,6 +123,13 @@ def build(backend: ChainingBackend, n: int) -> None:
     backend.close()
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (the worker processes of
+    the fast path are joined before ``verify`` returns)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def verify_runs(backend: ChainingBackend, n: int, runs: int, workers: int) -> dict[str, Any]:
     """Sequential baseline and fast path (1 and ``workers`` processes), ``runs`` times each."""
     log = AuditLog(backend=backend)
@@ -131,14 +141,23 @@ def verify_runs(backend: ChainingBackend, n: int, runs: int, workers: int) -> di
     }
     times: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
+    load_before = os.getloadavg()
     for _ in range(runs):
         for mode, run in modes.items():  # interleaved, so all see the same noise
-            c0, t0 = time.process_time(), time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             result = run()
             times[mode].append(time.perf_counter() - t0)
-            cpu[mode].append(time.process_time() - c0)
+            cpu[mode].append(cpu_seconds() - c0)
             assert result.ok and result.records == n, (mode, result)
-    out: dict[str, Any] = {"records": n, "checkpoints": len(cps), "owners": OWNERS}
+    out: dict[str, Any] = {
+        "records": n,
+        "checkpoints": len(cps),
+        "owners": OWNERS,
+        "load_average_1_5_15_min": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
+    }
     base = statistics.median(times["sequential"])
     for mode, samples in times.items():
         med = statistics.median(samples)
@@ -148,8 +167,9 @@ def verify_runs(backend: ChainingBackend, n: int, runs: int, workers: int) -> di
             "runs_records_per_s": [round(n / s) for s in samples],
             "speedup_vs_sequential": round(base / med, 2),
         }
-        if mode != f"fast_{workers}":  # in-process: CPU time is this process's, less noisy
-            out[mode]["records_per_cpu_s"] = round(n / statistics.median(cpu[mode]))
+        # CPU time (this process and its finished worker processes): less disturbed by the
+        # other jobs on a shared machine than wall-clock time.
+        out[mode]["records_per_cpu_s"] = round(n / statistics.median(cpu[mode]))
     print(out, flush=True)
     return out
 
