@@ -187,6 +187,15 @@ class Adapter:
 
         raise UnsupportedScope(f"adapter {type(self).__name__} does not serve recordings")
 
+    async def push_masks(
+        self, camera: Camera, polygons: tuple[tuple[tuple[float, float], ...], ...]
+    ) -> bool:
+        """Ask the camera to mask ``polygons`` itself (normalised coordinates, origin top left),
+        as well as the gate's own masking, which applies whatever this returns. True when the
+        camera took them; False (the default) when it cannot. Best effort: the edge calls it
+        when the owner sets masks, and logs a failure."""
+        return False
+
     async def aclose(self) -> None:
         """Release whatever the adapter holds (sessions, pools). Idempotent."""
 

@@ -644,6 +644,22 @@ class Edge:
             log.info("%s: keyframe request failed: %s", camera.id, type(exc).__name__)
             return False
 
+    async def push_masks(
+        self,
+        camera: Camera,
+        polygons: tuple[tuple[tuple[float, float], ...], ...],
+        timeout_s: float = 5.0,
+    ) -> bool:
+        """Hand the owner's masks to the camera's adapter, for cameras that can mask their own
+        picture (ONVIF Media2). True when the camera took them; a failure or time-out is logged
+        and gives False — the gate's own masking applies either way."""
+        try:
+            with anyio.fail_after(timeout_s):
+                return await self._adapter(camera.adapter).push_masks(camera, polygons)
+        except (CamgateError, TimeoutError) as exc:
+            log.info("%s: masks not pushed to the camera: %s", camera.id, type(exc).__name__)
+            return False
+
     async def live_grant_issued(self, grant: Grant) -> bool:
         """The hub issued a live grant: ask the camera for a keyframe before the consumer opens,
         so the stream it opens starts without waiting for the next GOP. Returns what

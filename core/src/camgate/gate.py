@@ -246,7 +246,9 @@ class Gate:
         raise ValidationError and change nothing). Only the camera's owner may set them. The
         change is stored and audited (``masks.set``) before it returns, and every open stream of
         the camera is ended (reason ``masks-changed``) so nothing keeps flowing under the old
-        masks; a new request opens with the new ones.
+        masks; a new request opens with the new ones. Cameras that can mask their own picture
+        (ONVIF Media2) are given the masks too, best effort (``masks.pushed`` when they took
+        them); the gate's own masking applies either way.
         """
         camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
         if camera.owner_id != owner_id:
@@ -257,6 +259,14 @@ class Gate:
             lambda: self.audit.append("masks.set", dump(mask) | {"owner": owner_id}, mask.set_at)
         )
         await self.edge.end_camera_streams(camera.id, "masks-changed")
+        if await self.edge.push_masks(camera, mask.polygons):
+            await anyio.to_thread.run_sync(
+                lambda: self.audit.append(
+                    "masks.pushed",
+                    {"camera_id": camera.id, "owner": owner_id, "polygons": len(mask.polygons)},
+                    self.clock.now(),
+                )
+            )
         return mask
 
     def masks(self, camera_id: str) -> PrivacyMask | None:

@@ -158,6 +158,39 @@ async def test_a_device_without_media2_still_streams(tmp_path: Path, make_sim: A
         await world.gate.aclose()
 
 
+async def test_the_owners_masks_set_through_the_gate_are_pushed_to_the_camera(
+    world: World,
+) -> None:
+    """Masks the owner sets (Gate.set_masks) reach a Media2 camera at once, audited; they are
+    pushed again at the next grant, and the gate's own masking still applies."""
+    sim = world.sim
+    square = [(0.1, 0.1), (0.4, 0.1), (0.4, 0.5), (0.1, 0.5)]
+    await world.gate.set_masks("alice", "cam-a", [square])
+    ((cfg, points, kind, enabled),) = sim.masks[1].values()
+    assert (cfg, kind, enabled) == ("vsc", "Color", True)
+    assert points == [(-0.8, 0.8), (-0.2, 0.8), (-0.2, 0.0), (-0.8, 0.0)]
+    (pushed,) = world.gate.audit.records("masks.pushed")
+    assert pushed.body == {"camera_id": "cam-a", "owner": "alice", "polygons": 1}
+    sim.masks[1].clear()  # the camera was reset: the next grant pushes them again
+    async with await world.gate.edge.open_live("cam-a", await world.grant("live")) as stream:
+        assert stream.masked  # the gate masks too, whatever the camera does
+    assert len(sim.masks[1]) == 1
+
+
+async def test_masks_for_a_camera_without_media2_are_the_gates_alone(
+    tmp_path: Path, make_sim: Any
+) -> None:
+    sim = make_sim(quirks=Quirks(no_media2=True))
+    world = open_world(tmp_path, sim)
+    try:
+        await world.gate.set_masks("alice", "cam-a", [[(0.1, 0.1), (0.4, 0.1), (0.4, 0.5)]])
+        assert world.gate.masks("cam-a") is not None
+        assert not list(world.gate.audit.records("masks.pushed"))
+        assert "CreateMask" not in sim.operations()
+    finally:
+        await world.gate.aclose()
+
+
 def test_mask_settings_are_validated() -> None:
     with pytest.raises(ValidationError, match="3 or more points"):
         OnvifAdapter.from_settings({"masks": {"c": [[[0, 0], [1, 1]]]}})

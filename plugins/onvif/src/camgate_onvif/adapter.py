@@ -483,6 +483,9 @@ class OnvifAdapter(Adapter):
         self.settings = settings
         self._devices: dict[str, OnvifDevice] = {}
         self._lock = anyio.Lock()
+        #: The owners' masks the edge handed over (camera id -> polygons), pushed again at
+        #: each grant in case the camera was unreachable or reset meanwhile.
+        self._owner_masks: dict[str, tuple[Polygon, ...]] = {}
 
     def __repr__(self) -> str:
         return f"OnvifAdapter({self.settings!r})"
@@ -537,7 +540,7 @@ class OnvifAdapter(Adapter):
     async def _masks(self, camera: Camera, device: OnvifDevice, token: str) -> None:
         """Push the owner's masks for ``camera`` to the device when it has Media2 (best effort:
         the gate's own masking applies either way)."""
-        polygons = self.settings.masks.get(camera.id)
+        polygons = self.settings.masks.get(camera.id) or self._owner_masks.get(camera.id)
         if not polygons:
             return
         try:
@@ -547,6 +550,25 @@ class OnvifAdapter(Adapter):
             return
         if created:
             log.info("%s: pushed %d privacy mask(s) to the camera", camera.id, created)
+
+    async def push_masks(
+        self, camera: Camera, polygons: tuple[tuple[tuple[float, float], ...], ...]
+    ) -> bool:
+        """Make the camera mask the owner's ``polygons`` itself with Media2 (``GetMasks``, then
+        ``CreateMask`` for those it lacks); they are pushed again at each later grant. True when
+        the device has them; False when it has no Media2 or refused (logged). Masks already on
+        the camera stay: it may mask more than the owner asked, never less."""
+        if not polygons:
+            self._owner_masks.pop(camera.id, None)
+            return False
+        self._owner_masks[camera.id] = tuple(polygons)
+        try:
+            device = await self.device(camera.source, camera.id)
+            await device.push_masks(device.profile(camera.source), polygons)
+        except (AdapterError, ValidationError) as exc:
+            log.info("%s: owner's masks not pushed to the camera: %s", camera.id, exc)
+            return False
+        return True
 
     def _rtsp_url(self, camera: Camera, uri: str) -> str:
         return rtsp_url(uri, self._credentials(camera.id, device_url(camera.source)))
