@@ -624,12 +624,10 @@ class Edge:
 
     def _opener(self, camera: Camera, grant: Grant) -> Opener:
         async def open_upstream() -> LiveStream:
-            # One upstream serves every consumer of the camera: it carries sound whenever the
-            # owner shares it, and each consumer's guard drops audio its own grant lacks.
-            consent = self.store.active_consent(camera.id)
-            shares = consent is not None and consent.terms.audio
-            upstream_grant = grant if grant.audio == shares else attrs.evolve(grant, audio=shares)
-            return await self._adapter(camera.adapter).open_live(camera, upstream_grant)
+            # Opened for the first consumer's grant: the camera is asked for sound only when that
+            # grant allows it. Later consumers share what the upstream carries; each one's guard
+            # drops audio its own grant lacks.
+            return await self._adapter(camera.adapter).open_live(camera, grant)
 
         return open_upstream
 

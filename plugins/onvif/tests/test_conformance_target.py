@@ -42,11 +42,14 @@ async def test_backdoor_maps_requests_to_cameras(make_sim: Any) -> None:
     since = time.monotonic()
     async with OnvifAdapter.from_settings(sim.settings) as adapter:
         device = await adapter.device(sim.device_url())
+        await device.stream_uri("sub")
         await device.sync_point("sub")
     events = [e for e in OnvifBackdoor(sim).events() if e.at >= since]
+    (uri,) = [e for e in events if e.kind == "GetStreamUri"]
+    assert uri.media and uri.camera == sim.sources[1]
     (sync,) = [e for e in events if e.kind == "SetSynchronizationPoint"]
-    assert sync.media and sync.camera == sim.sources[1]
-    assert not any(e.media for e in events if e.kind != "SetSynchronizationPoint")
+    assert not sync.media and sync.camera == sim.sources[1]  # fetches nothing (see the simulator)
+    assert not any(e.media for e in events if e.kind != "GetStreamUri")
     assert {e.kind for e in events} >= {"connect", "closed", "GetProfiles"}
 
 

@@ -78,12 +78,13 @@ NS = {
     "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
 }
 
-#: Operations that start or prepare media (or reveal where it is): none may arrive before a grant.
+#: Operations that start media or reveal where it is: none may arrive outside a redeemed grant.
+#: (``SetSynchronizationPoint`` fetches nothing: the edge sends it when a live grant is issued,
+#: before the consumer redeems it, so the keyframe is on its way — docs/media.md.)
 MEDIA_OPERATIONS = frozenset(
     {
         "GetStreamUri",
         "GetSnapshotUri",
-        "SetSynchronizationPoint",
         "FindRecordings",
         "GetRecordingSearchResults",
         "GetReplayUri",
