@@ -6,6 +6,7 @@ camera (an adapter that declares its capabilities) are replaced.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,12 @@ from camgate import (
     CameraClass,
     ConsentTerms,
     NotFound,
+    PluginError,
     ValidationError,
 )
 from camgate.codec import load
 from camgate.errors import AnswerPending, RequestExpired
+from camgate.hookspecs import hookimpl
 from camgate.notify import OwnerNotice
 from camgate.rules import AgencyRules
 
@@ -194,6 +197,80 @@ def test_yes_issues_the_grant_to_the_waiting_caller(world: World) -> None:
     anyio.run(main)
     events = [n["event"] for n in world.gate.store.notices("alice")]
     assert events == ["ask", "granted"]
+
+
+class _SlowOutbox:
+    """The outbox, but each notice takes ``delay`` seconds to accept (or is declined).
+
+    The answering side stores its decision, then tells the owner, then issues the grant: a
+    slow notifier widens the moment in which a waiter sees the request answered but not yet
+    concluded.
+    """
+
+    def __init__(self, world: World, delay: float, accept: bool = True) -> None:
+        self.inner = world.gate.host.pm.get_plugin("camgate.outbox")
+        self.delay, self.accept = delay, accept
+
+    @hookimpl
+    def camgate_notify_owner(self, notice: OwnerNotice) -> bool:
+        if notice.event == "granted":
+            time.sleep(self.delay)
+            if not self.accept:
+                return False
+        return bool(self.inner.camgate_notify_owner(notice))
+
+
+def _answer_from_a_thread(world: World, rid: str, outbox: _SlowOutbox) -> dict[str, Any]:
+    """Answer yes in a worker thread while this side waits; what each side ended with."""
+    world.gate.host.pm.unregister(name="camgate.outbox")
+    world.gate.host.pm.register(outbox, name="camgate.outbox")
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        async def owner() -> None:
+            try:
+                out["answer"] = await world.gate.answer(rid, True)
+            except Exception as exc:
+                out["answer"] = exc
+
+        async def officer() -> None:
+            try:
+                out["waiter"] = await world.gate.wait_for_answer(rid, poll_s=0.01)
+            except Exception as exc:
+                out["waiter"] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(officer)
+            await anyio.sleep(0.05)
+            tg.start_soon(owner)
+
+    anyio.run(main)
+    return out
+
+
+def test_a_waiter_is_not_told_no_while_the_yes_is_being_concluded(world: World) -> None:
+    world.enrol("alice", ["a1"], mode="ask")
+    with pytest.raises(AnswerPending) as held:
+        world.request()
+    rid = held.value.pending.request_id
+    out = _answer_from_a_thread(world, rid, _SlowOutbox(world, 0.5))
+    assert out["answer"].allowed
+    assert not isinstance(out["waiter"], Exception), out["waiter"]
+    assert out["waiter"].grant.request_id == rid
+
+
+def test_a_waiter_is_told_when_the_answering_side_never_concludes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("camgate.gate.CONCLUDE_GRACE_S", 0.3)
+    world.enrol("alice", ["a1"], mode="ask")
+    with pytest.raises(AnswerPending) as held:
+        world.request()
+    rid = held.value.pending.request_id
+    out = _answer_from_a_thread(world, rid, _SlowOutbox(world, 0.0, accept=False))
+    assert isinstance(out["answer"], PluginError) and "no notifier accepted" in str(out["answer"])
+    assert isinstance(out["waiter"], PluginError)
+    assert "answered (yes) but no decision or grant followed" in str(out["waiter"])
 
 
 def test_no_refuses_and_explains(world: World) -> None:

@@ -19,6 +19,7 @@ Core invariants, checked here and not through plugins, so no plugin set can swit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,6 +85,9 @@ __all__ = ["Gate", "builtin_plugins"]
 
 #: How long a snapshot grant stays redeemable.
 SNAPSHOT_GRANT_S = 60.0
+# How long a waiter gives an answering process to store its decision and grant after it closed
+# the held request (one SQLite transaction each; seconds is ample even on a loaded machine).
+CONCLUDE_GRACE_S = 30.0
 
 
 def builtin_plugins(store: Store, rules: AgencyRules | None = None) -> dict[str, object]:
@@ -896,7 +900,15 @@ class Gate:
         found = self.store.grant_for_request(request_id)
         if found is not None:
             return SignedGrant(*found)
-        return Decision.from_json(self.store.decision_json(request_id))
+        try:
+            decision = Decision.from_json(self.store.decision_json(request_id))
+        except NotFound:
+            # Closed a moment ago by whoever answered (maybe another process), which is still
+            # storing its decision: not an answer yet.
+            return pending
+        if decision.allowed:
+            return pending  # the grant is being issued
+        return decision
 
     async def wait_for_answer(self, request_id: str, *, poll_s: float = 0.05) -> SignedGrant:
         """Wait until a held request is answered; return its grant or raise AccessDenied.
@@ -905,12 +917,25 @@ class Gate:
         sharing the store (``camgate consent answer``) is seen within ``poll_s``. At the deadline
         the request is refused (``terms.mode``: no answer means no) and AccessDenied raised.
         """
+        concluding_since: float | None = None
         while True:
             state = await anyio.to_thread.run_sync(self._settle, request_id)
             if isinstance(state, SignedGrant):
                 return state
             if isinstance(state, Decision):
                 raise AccessDenied(state)
+            if not state.open:
+                # Answered, but the answering side has not stored its decision or grant yet.
+                # It does so in moments; if it never does (it crashed, or no notifier took the
+                # owner's notice, so no grant may be issued) say so rather than wait forever.
+                concluding_since = concluding_since or time.monotonic()
+                if time.monotonic() - concluding_since > CONCLUDE_GRACE_S:
+                    raise PluginError(
+                        f"request {request_id!r} was answered ({state.outcome}) but no "
+                        f"decision or grant followed within {CONCLUDE_GRACE_S:g} s; the "
+                        "answering process failed before it concluded (see its log and the "
+                        "audit log)"
+                    )
             event = self._answered.setdefault(request_id, anyio.Event())
             with anyio.move_on_after(poll_s):
                 await event.wait()
