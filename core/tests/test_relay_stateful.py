@@ -14,7 +14,8 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
-from camgate.errors import AdapterError, CameraUnreachable
+import pytest
+from camgate.errors import AdapterError, CameraProtocolError, CameraUnreachable
 from camgate.models import Camera, GeoPoint, MediaPacket, StreamInfo
 from camgate.relay import Relay, RelaySettings, Subscription
 from hypothesis import settings
@@ -246,3 +247,75 @@ class RelayMachine(RuleBasedStateMachine):
 
 RelayMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 TestRelay = RelayMachine.TestCase
+
+# ---------------------------------------------------------------------------------------------
+# When a camera's upstream must stop at once: masks changed, or its transform broke. Found by an
+# independent review: a consumer attached just before the masks changed was still handed the
+# packets queued from the old upstream (masked the old way), and a transform that raised made
+# the upstream reconnect for ever.
+
+
+def _packet(seq: int, key: bool) -> MediaPacket:
+    return MediaPacket(bytes([seq % 256]) * 8, seq * 3000, seq * 3000, key, INFO, float(seq))
+
+
+class _Camera:
+    def __init__(self) -> None:
+        self.streams: list[FedStream] = []
+
+    async def open(self) -> FedStream:
+        stream = FedStream()
+        self.streams.append(stream)
+        return stream
+
+
+def test_a_dropped_upstream_hands_out_nothing_still_queued() -> None:
+    anyio.run(_dropped_upstream)
+
+
+async def _dropped_upstream() -> None:
+    camera = _Camera()
+    relay = Relay(RelaySettings(queue_packets=16))
+    sub = relay.subscribe(CAMERA, camera.open, anyio.current_time())
+    await sub.wait_open()
+    for seq in range(4):
+        await camera.streams[0].send.send(_packet(seq, seq == 0))
+    with anyio.fail_after(5):
+        while sub.pending < 4:  # noqa: ASYNC110 - polling the relay, which has no event
+            await anyio.sleep(0.001)
+    (dropped,) = relay.drop([CAMERA.id])
+    with anyio.fail_after(5):
+        assert [p async for p in sub] == []  # the old upstream's packets are gone, and it ends
+        await dropped.aclose()
+    await sub.aclose()
+    assert relay.upstream(CAMERA.id) is None
+
+
+class _Broken:
+    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
+        raise CameraProtocolError("cannot decode to apply masks")
+
+    def flush(self) -> list[MediaPacket]:
+        return []
+
+
+def test_a_transform_error_fails_consumers_and_never_reconnects() -> None:
+    anyio.run(_broken_transform)
+
+
+async def _broken_transform() -> None:
+    camera = _Camera()
+    relay = Relay(
+        RelaySettings(backoff_initial_s=0.001, backoff_max_s=0.001), lambda cam: _Broken()
+    )
+    sub = relay.subscribe(CAMERA, camera.open, anyio.current_time())
+    await sub.wait_open()
+    await camera.streams[0].send.send(_packet(0, True))
+    got: list[Any] = []
+    with anyio.fail_after(5), pytest.raises(CameraProtocolError, match="apply masks"):
+        async for packet in sub:
+            got.append(packet)
+    assert got == []
+    await anyio.sleep(0.05)
+    assert len(camera.streams) == 1  # reconnecting cannot mend a broken transform
+    await sub.aclose()

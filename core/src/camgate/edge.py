@@ -116,6 +116,13 @@ class GuardedStream:
         # edge's own transform for the camera; a relay that already applied it upstream passes
         # None.)
         self.transform = edge.mask_transform(camera) if transform == "masks" else transform
+        #: The masks this stream's packets are burnt with (for a relayed stream, set by the
+        #: edge to its upstream's); compared with the store's whenever the store changes.
+        self.masks_key: Any = (
+            tuple(tuple(p) for p in self.transform.polygons)
+            if isinstance(self.transform, MaskTransform)
+            else ()
+        )
         #: True when the owner's privacy masks are burnt into what this stream serves (here,
         #: or upstream in the relay for live streams).
         self.masked = self.transform is not None
@@ -256,7 +263,7 @@ class GuardedStream:
         # another process changes the store's data_version, and only then is consent re-read.
         if not self.revoked and self._edge.changed_since(self):
             problem = self._edge.grant_problem(self.camera, self.grant, clock.now())
-            if problem is None and self._edge.masks_changed(self.camera):
+            if problem is None and self._edge.masks_changed(self):
                 problem = "masks-changed"  # set by another process: this picture is stale
             if problem == "revoked":
                 self.trip()
@@ -572,13 +579,18 @@ class Edge:
             if grant.window_start is None or grant.window_end is None:
                 raise GrantMismatch(f"grant {grant.id} covers no recorded window")
         subs: list[Subscription] = []
+        live_masks: list[Any] = []  # what the upstream this consumer joins is masked with
 
         def attach(grant: Grant, camera: Camera) -> dict[str, Any]:
             # Synchronous, right before access.start: what the cache holds now is what this
             # consumer gets, and its age goes into the audit record.
             opener = self._opener(camera, grant)
+            # Never join an upstream (or its cache) masked otherwise than the owner now asks.
+            stored = self.store.masks(camera.id)
+            self._drop_if_stale(camera.id, () if stored is None else stored.polygons)
             sub = self.relay.subscribe(camera, opener, time.monotonic())
             subs.append(sub)
+            live_masks.append(self._masks_used.get(camera.id, ()))
             offset = sub.start_offset_s
             return {
                 "start": "cold" if offset is None else "cached",
@@ -618,7 +630,8 @@ class Edge:
             self, grant, camera, upstream, self._deadline(grant), seen, transform=transform
         )
         if transform is None:
-            stream.masked = bool(self._masks_used.get(camera.id))
+            stream.masks_key = live_masks[0] if live_masks else ()
+            stream.masked = bool(stream.masks_key)
         self._live.add(stream)
         return stream
 
@@ -736,6 +749,10 @@ class Edge:
             if not open_ or self.cache_allowed(camera) is not None:
                 self._warmth.pop(camera_id, None)
                 return False
+            masks = self.store.masks(camera_id)
+            if self._masks_used.get(camera_id, ()) != (() if masks is None else masks.polygons):
+                self._warmth.pop(camera_id, None)
+                return False  # masked otherwise than the owner now asks: drop it
             self._warmth[camera_id] = set(open_)
             return True
 
@@ -831,32 +848,39 @@ class Edge:
         through it before anything leaves the gate.
         """
         masks = self.store.masks(camera.id)
-        self._masks_used[camera.id] = () if masks is None else masks.polygons
         return None if masks is None else MaskTransform(masks.polygons)
 
     def _transform(self, camera: Camera) -> PacketTransform | None:
         """The relay's transform for ``camera``: its masks, then the embedder's own transform
         (if any) — masks always apply, whatever else an embedder plugs in."""
-        masks = self.mask_transform(camera)
+        stored = self.store.masks(camera.id)
+        # What the camera's (one) upstream is masked with, for masks_changed to compare.
+        self._masks_used[camera.id] = () if stored is None else stored.polygons
+        masks = None if stored is None else MaskTransform(stored.polygons)
         extra = None if self._extra_transform is None else self._extra_transform(camera)
         if masks is None or extra is None:
             return masks or extra
         return _Chain(masks, extra)
 
-    def masks_changed(self, camera: Camera) -> bool:
-        """True when the camera's masks in the store differ from those its current transform
-        was built with (an owner changed them, maybe from another process). The relay's
-        upstream is dropped at once, so the next consumer gets a transform built afresh."""
-        used = self._masks_used.get(camera.id)
-        if used is None:
-            return False
+    def masks_changed(self, stream: GuardedStream) -> bool:
+        """True when the camera's masks in the store differ from those ``stream``'s packets
+        were masked with (an owner changed them, maybe from another process). A stale relay
+        upstream (and its GOP cache) is dropped at once, so the next consumer gets a transform
+        built afresh."""
+        camera = stream.camera
         masks = self.store.masks(camera.id)
-        if (() if masks is None else masks.polygons) == used:
+        now = () if masks is None else masks.polygons
+        if now == stream.masks_key:
             return False
-        self._masks_used.pop(camera.id, None)
-        self._warmth.pop(camera.id, None)
-        self.relay.drop([camera.id])
+        self._drop_if_stale(camera.id, now)
         return True
+
+    def _drop_if_stale(self, camera_id: str, masks: Any) -> None:
+        """Drop the camera's upstream and cache when they were masked otherwise than ``masks``."""
+        if camera_id in self._masks_used and self._masks_used[camera_id] != masks:
+            self._masks_used.pop(camera_id, None)
+            self._warmth.pop(camera_id, None)
+            self.relay.drop([camera_id])
 
     async def end_camera_streams(self, camera_id: str, reason: str) -> int:
         """End every open stream of one camera with ``reason`` and close its relay upstream
@@ -865,6 +889,7 @@ class Edge:
         self._masks_used.pop(camera_id, None)
         self._warmth.pop(camera_id, None)
         dropped = self.relay.drop([camera_id])  # synchronous: no one attaches to it any more
+        self._generation += 1  # every stream re-reads the store before its next packet
         streams = [s for s in self._live if s.camera.id == camera_id]
         for stream in streams:
             await stream._end(reason)

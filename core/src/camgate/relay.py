@@ -58,6 +58,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+class _TransformFailed(Exception):
+    """The camera's transform raised: its consumers get the error, nothing reconnects."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @runtime_checkable
 class PacketTransform(Protocol):
     """A per-camera packet filter applied once, upstream of the GOP cache and the fan-out.
@@ -355,10 +363,13 @@ class Upstream:
             await self.aclose()
 
     def drop(self) -> None:
-        """Drop the cache and start closing now (synchronous): nothing more is offered."""
+        """Drop the cache and start closing now (synchronous): nothing more is offered, and
+        nothing still queued for a consumer is handed out."""
         self._warm = False
         self._gop.clear()
         self.finished = True
+        for sub in self._subs:
+            sub._queue.clear()
         self._relay._forget(self)
         if self._scope is not None:
             self._scope.cancel()
@@ -450,8 +461,17 @@ class Upstream:
                                 self.packets_in += 1
                                 if self._transform is None:
                                     self._publish((packet,))
-                                else:
-                                    self._publish(self._transform.feed(packet))
+                                    continue
+                                try:
+                                    out = self._transform.feed(packet)
+                                except Exception as exc:  # handed to the consumers
+                                    raise _TransformFailed(exc) from exc
+                                self._publish(out)
+                        except _TransformFailed as failed:  # reconnecting cannot help
+                            self.error = failed.error
+                            for sub in list(self._subs):
+                                sub._fail(failed.error)
+                            return
                         except AdapterError as exc:
                             log.info("%s: upstream lost: %s", self.camera.id, exc)
                         except Exception as exc:  # the transform (or the adapter) is broken
