@@ -199,6 +199,8 @@ def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandl
             super().setup()
             self.write_lock = threading.Lock()
             self.session: _Session | None = None
+            #: The request being answered, logged by ``reply`` just before the answer is sent.
+            self.answering: tuple[str, str, dict[str, str]] | None = None
 
         def send(self, data: bytes) -> None:
             with self.write_lock:
@@ -208,6 +210,9 @@ def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandl
         def reply(
             self, status: int, cseq: str, headers: dict[str, str] | None = None, body: bytes = b""
         ) -> None:
+            # Logged before the answer leaves, so a client that has its answer (or has sent its
+            # next request) finds the request in ``requests``.
+            self.log_answer(status)
             lines = [f"RTSP/1.0 {status} {_REASONS.get(status, 'Error')}", f"CSeq: {cseq}"]
             lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
             if body:
@@ -253,10 +258,17 @@ def _handler_class(server: ReplayServer) -> type[socketserver.StreamRequestHandl
                 self.session.last_seen = time.monotonic()
             path = "/" + url.split("://", 1)[-1].partition("/")[2]
             path = path.partition("?")[0]
+            self.answering = (method, path, headers)
             status = self.answer(method, path, headers, cseq)
-            server.record(
-                ReplayRequest(method, path, headers.get("require"), headers.get("range"), status)
-            )
+            self.log_answer(status)  # when it was answered without a reply
+
+        def log_answer(self, status: int) -> None:
+            if self.answering is not None:
+                method, path, asked = self.answering
+                self.answering = None
+                server.record(
+                    ReplayRequest(method, path, asked.get("require"), asked.get("range"), status)
+                )
 
         def answer(self, method: str, path: str, headers: dict[str, str], cseq: str) -> int:
             if method == "OPTIONS":
