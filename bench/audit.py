@@ -11,10 +11,12 @@ for the run (Debian's package, the same helper as the tests), its data on the sa
 
 Verify: a log of N records (default 1 000 000, built with large batches) verified end to end —
 hashes, links, owner sub-chains, checkpoint signatures and owners' roots — by the sequential
-verifier (the baseline: what ``AuditLog.verify`` did before the fast path) and by the fast path
-with 1 and with W worker processes (default: the CPUs available). Each is run ``--runs`` times;
-medians are reported, in wall-clock time and per CPU-second (this process and its ended worker
-processes), with the load average before and after. ``bench/audit_verify_costs.py`` breaks
+verifier (the baseline: what ``AuditLog.verify`` did before the fast path), by the Python fast
+path with 1 and with W worker processes (default: the CPUs available), and on SQLite by the
+compiled scan of camgate-native with 1 and W threads (``native_*``: what ``AuditLog.verify``
+runs when it is installed). Each is run ``--runs`` times, interleaved; medians are reported, in
+wall-clock time and per CPU-second (this process and its ended worker processes), with the load
+average before and after. ``bench/audit_verify_costs.py`` breaks
 one pass down into its steps.
 
 Usage: uv run python bench/audit.py [--records 1000000] [--appends 2000] [--repeat 3]
@@ -41,7 +43,7 @@ from _common import write_result
 from camgate.audit import AuditLog
 from camgate.audit.base import ChainingBackend, Entry, _Pending
 from camgate.audit.chain import ChainVerifier
-from camgate.audit.fastverify import default_workers
+from camgate.audit.fastverify import default_workers, fast_verify
 from camgate.audit.pgserver import PostgresServer
 from camgate.audit.postgres import PostgresAuditBackend
 from camgate.audit.sqlite import SQLiteAuditBackend
@@ -131,14 +133,27 @@ def cpu_seconds() -> float:
 
 
 def verify_runs(backend: ChainingBackend, n: int, runs: int, workers: int) -> dict[str, Any]:
-    """Sequential baseline and fast path (1 and ``workers`` processes), ``runs`` times each."""
+    """Sequential baseline, the Python fast path (1 and ``workers`` processes) and, on SQLite,
+    the compiled scan (1 and ``workers`` threads: what ``AuditLog.verify`` runs when
+    camgate-native is installed), ``runs`` times each."""
     log = AuditLog(backend=backend)
     cps = backend.checkpoints()
+
+    def python(w: int) -> Any:
+        verifier = ChainVerifier(cps, backend.public_key)
+        reader = backend.range_reader()  # type: ignore[attr-defined]
+        found = fast_verify(verifier, reader, backend.last_seq(), workers=w)
+        assert found is not None, "the Python fast path doubted an untouched log"
+        return found
+
     modes: dict[str, Callable[[], Any]] = {
         "sequential": lambda: ChainVerifier(cps, backend.public_key).run(backend.rows()),
-        "fast_1": lambda: log.verify(workers=1),
-        f"fast_{workers}": lambda: log.verify(workers=workers),
+        "python_1": lambda: python(1),
+        f"python_{workers}": lambda: python(workers),
     }
+    if getattr(backend, "native_scanner", lambda: None)() is not None:
+        modes["native_1"] = lambda: log.verify(workers=1)
+        modes[f"native_{workers}"] = lambda: log.verify(workers=workers)
     times: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     load_before = os.getloadavg()

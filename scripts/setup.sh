@@ -2,7 +2,9 @@
 # Install what camgate needs when it is missing, then sync the workspace. Quick when nothing is.
 #   - Debian packages: GStreamer's RTSP server (the real RTSP peer of tests and the demo), ffmpeg
 #     (ffprobe checks our output; the benchmarks' baseline), PostgreSQL (the audit log's second
-#     store: tests and benchmarks start their own server from /usr/lib/postgresql/<ver>/bin);
+#     store: tests and benchmarks start their own server from /usr/lib/postgresql/<ver>/bin), a
+#     C compiler with the headers of Python, SQLite and OpenSSL (uv sync builds camgate-native,
+#     the audit log's compiled verifier, from source);
 #   - uv (on PATH, or bootstrapped into .tools/ from PyPI);
 #   - the workspace's locked Python dependencies (uv sync --locked).
 set -euo pipefail
@@ -11,7 +13,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
-  gstreamer1.0-plugins-bad ffmpeg postgresql
+  gstreamer1.0-plugins-bad ffmpeg postgresql gcc libc6-dev python3-dev libsqlite3-dev libssl-dev
 )
 
 missing=()

@@ -244,13 +244,15 @@ class AuditLog:
 
         A large log is checked in ranges by ``workers`` processes (default: one per CPU, at most
         8; one per ``records_per_worker`` records) and the ranges merged
-        (:mod:`camgate.audit.fastverify`); if anything fails there, the log is verified again
+        (:mod:`camgate.audit.fastverify`) — on SQLite with ``camgate-native`` installed, by
+        threads running its compiled scan; if anything fails there, the log is verified again
         record by record, so the result — and the first bad record it names — is the same.
         """
         key = public_key if public_key is not None else self.public_key
         cps = self.backend.checkpoints()
         range_reader = getattr(self.backend, "range_reader", None)
         last_seq = getattr(self.backend, "last_seq", None)
+        native_scanner = getattr(self.backend, "native_scanner", None)
         if range_reader is not None and last_seq is not None:
             fast = fast_verify(
                 ChainVerifier(cps, key, known),
@@ -258,6 +260,7 @@ class AuditLog:
                 last_seq(),
                 workers=default_workers() if workers is None else workers,
                 records_per_worker=records_per_worker,
+                native=None if native_scanner is None else native_scanner(),
             )
             if fast is not None:
                 return fast

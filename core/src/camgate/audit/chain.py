@@ -311,7 +311,13 @@ class ChainVerifier:
                 self.count, self.head = n, prev
                 raise _Bad(seq, "content does not match its hash")
             if owners != "{}":
-                for owner, oprev in loads(owners).items():
+                try:
+                    links = loads(owners)
+                    pairs = list(links.items())
+                except (ValueError, AttributeError):
+                    self.count, self.head = n, prev
+                    raise _Bad(seq, "owner links are not a JSON object") from None
+                for owner, oprev in pairs:
                     if oprev != heads.get(owner, (GENESIS, 0))[0]:
                         self.count, self.head = n, prev
                         raise _Bad(seq, f"owner {owner!r}'s sub-chain link broken")

@@ -29,17 +29,33 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import attrs
 
 from camgate.audit.chain import GENESIS, ChainVerifier, VerifyResult, _Bad, leaf_hash
 
-__all__ = ["RangeReader", "RangeScan", "default_workers", "fast_verify", "scan_range"]
+__all__ = [
+    "NativeScan",
+    "RangeReader",
+    "RangeScan",
+    "default_workers",
+    "fast_verify",
+    "native_range",
+    "scan_range",
+]
 
 RangeReader = Callable[[int | None, int | None], Iterator[tuple[int, str, str, str, str, str, str]]]
 """``reader(after, until)``: the rows ``after < seq <= until`` in seq order (None: unbounded);
 picklable when it is to run in worker processes."""
+
+NativeScan = Callable[
+    [int | None, int | None, int, Sequence[int]],
+    tuple[int, str, str, dict[str, str],
+          list[tuple[int, str, dict[str, tuple[str, int]], dict[str, bytes]]],
+          dict[str, tuple[str, int]]] | None,
+]  # fmt: skip
+"""``scan(after, until, lo, checkpoints)``: :func:`camgate_native.scan_sqlite` bound to a file."""
 
 _encode_str = json.encoder.encode_basestring
 _NO_OWNERS = "{}"
@@ -76,8 +92,19 @@ def scan_range(
     """Check the rows ``after < seq <= until``, which must be records ``lo+1, lo+2, ...``.
 
     ``checkpoints`` are the checkpoint seqs in the range (ascending): at each, the hash and the
-    owner heads moved since the one before are reported for the merge.
+    owner heads moved since the one before are reported for the merge. A row the reader cannot
+    hand over (text that is not UTF-8, say) is a doubt too: the sequential verifier reads rows
+    its own, lenient way, and names the record or raises the store's error.
     """
+    try:
+        return _scan_range(reader, after, until, lo, checkpoints)
+    except Exception:
+        return RangeScan(False)
+
+
+def _scan_range(
+    reader: RangeReader, after: int | None, until: int | None, lo: int, checkpoints: Sequence[int]
+) -> RangeScan:
     sha = hashlib.sha256
     enc = _encode_str
     kinds: dict[str, str] = {}
@@ -194,6 +221,30 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver")
 
 
+def native_range(
+    native: NativeScan,
+    reader: RangeReader,
+    after: int | None,
+    until: int | None,
+    lo: int,
+    checkpoints: Sequence[int],
+) -> RangeScan:
+    """:func:`scan_range` by the compiled scanner (``camgate_native``), same result.
+
+    Where the scanner doubts (an owner id written with escapes, say) or cannot read the file,
+    the range is scanned again by :func:`scan_range`, which knows every case; its doubt is the
+    caller's cue for the sequential verifier, as always.
+    """
+    try:
+        found = native(after, until, lo, checkpoints)
+    except OSError:
+        found = None
+    if found is None:
+        return scan_range(reader, after, until, lo, checkpoints)
+    count, first_link, last, first, snapshots, tail = found
+    return RangeScan(True, count, first_link, last, first, snapshots, tail)
+
+
 def fast_verify(
     verifier: ChainVerifier,
     reader: RangeReader,
@@ -201,6 +252,7 @@ def fast_verify(
     *,
     workers: int = 1,
     records_per_worker: int = 50_000,
+    native: NativeScan | None = None,
 ) -> VerifyResult | None:
     """Verify the log through ``reader`` in ``workers`` ranges (processes when more than one).
 
@@ -210,6 +262,10 @@ def fast_verify(
     does not (then run ``verifier.run`` on the rows to name the first bad record). A process
     is started only for every ``records_per_worker`` records (starting one costs more than
     checking a small log).
+
+    With ``native`` (the compiled scanner bound to the log's SQLite file, see
+    :func:`native_range`) the ranges are checked in C by threads of this process, since the
+    scanner releases the GIL: no process to start, no row ever becomes a Python object.
     """
     workers = max(1, min(workers, last_seq // max(1, records_per_worker)))
     cp_seqs = [c.seq for c in verifier._cps]
@@ -221,16 +277,22 @@ def fast_verify(
         until = None if i == workers - 1 else hi
         mine = [s for s in cp_seqs if (i == 0 or s > lo) and (until is None or s <= hi)]
         tasks.append((reader, after, until, lo, mine))
-    if workers == 1:
+    if native is not None:
+        if workers == 1:
+            scans = [native_range(native, *tasks[0])]
+        else:
+            with ThreadPoolExecutor(workers) as threads:
+                scans = list(threads.map(lambda t: native_range(native, *t), tasks))
+    elif workers == 1:
         scans = [scan_range(*tasks[0])]
     else:
         with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
             futures = [pool.submit(scan_range, *t) for t in tasks]
             scans = [f.result() for f in futures]
-        # Every range but the last must hold exactly its records (the last may have grown).
-        for i, scan in enumerate(scans[:-1]):
-            if scan.count != bounds[i + 1] - bounds[i]:
-                return None
+    # Every range but the last must hold exactly its records (the last may have grown).
+    for i, scan in enumerate(scans[:-1]):
+        if scan.count != bounds[i + 1] - bounds[i]:
+            return None
     return _merge(verifier, scans)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from camgate.audit.base import ChainingBackend, Entry, Row, WriteTx, _Pending
 from camgate.audit.chain import GENESIS
+from camgate.audit.fastverify import NativeScan
 from camgate.errors import AuditError
 
 __all__ = ["Entry", "Row", "SQLiteAuditBackend", "_Pending"]
@@ -38,9 +39,22 @@ CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 """
 
 
-def read_rows(path: Path, after: int | None, until: int | None) -> Iterator[Row]:
-    """Rows ``after < seq <= until`` (None: unbounded) of the log in ``path``, in seq order."""
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def read_rows(
+    path: Path, after: int | None, until: int | None, *, lenient: bool = False
+) -> Iterator[Row]:
+    """Rows ``after < seq <= until`` (None: unbounded) of the log in ``path``, in seq order.
+
+    Text that is not UTF-8 (camgate never writes any; someone else did) raises
+    ``sqlite3.OperationalError``, or with ``lenient`` is read with U+FFFD in place of the bad
+    bytes — so the record's hash no longer matches and verification names it.
+    """
     conn = sqlite3.connect(path, timeout=30.0)
+    if lenient:
+        conn.text_factory = _lenient_text
     try:
         where = [f"seq {op} {int(v)}" for op, v in ((">", after), ("<=", until)) if v is not None]
         sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
@@ -169,12 +183,22 @@ class SQLiteAuditBackend(ChainingBackend):
     def rows(self, after: int | None = 0, until: int | None = None) -> Iterator[Row]:
         """Stored texts ``(seq, at, kind, body, owners, prev, hash)`` in order, from a fresh
         read connection (a consistent snapshot, not blocking appends). ``after`` None: from
-        the very first row, whatever its seq."""
-        return read_rows(self.path, after, until)
+        the very first row, whatever its seq. Text that is not UTF-8 is read with U+FFFD in
+        place of the bad bytes (see :func:`read_rows`)."""
+        return read_rows(self.path, after, until, lenient=True)
 
     def range_reader(self) -> Callable[[int | None, int | None], Iterator[Row]]:
         """A picklable ``rows`` for worker processes (parallel verification)."""
         return functools.partial(read_rows, self.path)
+
+    def native_scanner(self) -> NativeScan | None:
+        """The compiled range check bound to this file, when ``camgate-native`` is installed
+        (None otherwise: verification then runs the Python fast path)."""
+        try:
+            from camgate_native import scan_sqlite
+        except ImportError:
+            return None
+        return functools.partial(scan_sqlite, self.path)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         conn = sqlite3.connect(self.path, timeout=30.0)
