@@ -11,9 +11,11 @@ import hashlib
 import itertools
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -472,6 +474,10 @@ TAMPERS: dict[str, Any] = {
     "stray-row": lambda log: raw(log).execute(
         "INSERT INTO audit SELECT -5, at, kind, body, owners, prev, hash FROM audit WHERE seq=3"
     ),
+    "stray-row-at-the-lowest-seq": lambda log: raw(log).execute(
+        "INSERT INTO audit SELECT -9223372036854775808, at, kind, body, owners, prev, hash "
+        "FROM audit WHERE seq=3"
+    ),
     "reorder": _swap,
     "rehash": _rehash,
     "truncate": lambda log: raw(log).execute(
@@ -592,15 +598,17 @@ def test_the_compiled_scan_doubts_every_tampering_of_records(tmp_path: Path, tam
     assert native(None, None, 0, cps) is None
 
 
-def _forge_last(log: AuditLog, column: str, text: bytes) -> None:
-    """Rewrite the last record's ``column`` with raw ``text`` (stored as TEXT) and give it the
-    hash of the bytes a byte-level reader would join: what an attacker would try on a verifier
-    that parses less strictly than Python."""
+def _forge_last(log: AuditLog, column: str, text: bytes | Callable[[bytes], bytes]) -> None:
+    """Rewrite the last record's ``column`` with raw ``text`` (or ``text(stored)``, stored as
+    TEXT) and give it the hash of the bytes a byte-level reader would join: what an attacker
+    would try on a verifier that parses less strictly than Python."""
     db = sqlite3.connect(log.backend.path)  # type: ignore[attr-defined]
     seq, at, kind, body, owners, prev = db.execute(
         "SELECT seq, at, kind, body, owners, prev FROM audit ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     parts = {"at": at, "kind": kind, "body": body, "owners": owners}
+    if callable(text):
+        text = text(parts[column].encode())
     raw_parts = {k: v.encode() for k, v in parts.items()} | {column: text}
     own = b"" if raw_parts["owners"] == b"{}" else b',"owners":' + raw_parts["owners"]
     joined = (
@@ -622,10 +630,12 @@ def _forge_last(log: AuditLog, column: str, text: bytes) -> None:
         ("owners", b'{"al\x01ice":"' + b"0" * 64 + b'"}'),  # JSON forbids a raw control char
         ("body", b'{"n":"\xff\xfe"}'),  # not UTF-8: Python cannot even read it as text
         ("body", b'{"n":"\xed\xa0\x80"}'),  # a surrogate, which strict UTF-8 refuses
+        ("owners", lambda old: old[:-1] + b",}"),  # a trailing comma, which JSON refuses
     ],
+    ids=["control-char-owner", "not-utf8", "surrogate", "trailing-comma"],
 )
 def test_the_compiled_scan_is_not_more_lenient_than_python(
-    tmp_path: Path, column: str, text: bytes
+    tmp_path: Path, column: str, text: bytes | Callable[[bytes], bytes]
 ) -> None:
     log = make_log(tmp_path / "a.db", n=5, every=100)  # the last record is in the unsealed tail
     native = _native(log)
@@ -645,3 +655,75 @@ def test_the_compiled_scan_names_a_file_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=r"cannot read the audit log in .*other\.db: no such table"):
         scan_sqlite(other, None, None, 0, [])
     assert native(None, None, 0, [c.seq for c in log.checkpoints()]) is not None
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("seq", None), ("seq", "41"), ("seq", 1e300), ("seq", b"x"), ("at", None), ("kind", b"k")],
+)
+def test_a_rebuilt_table_with_values_of_other_types_is_named(
+    tmp_path: Path, column: str, value: Any
+) -> None:
+    """An attacker with the file can rebuild the table so that a column holds NULL, text,
+    a real or a blob where camgate writes integers or text: every verifier refuses the log,
+    none raises, and the compiled scan does not say "all good"."""
+    log = make_log(tmp_path / "a.db", n=40, every=10)
+    native = _native(log)
+    db = sqlite3.connect(log.backend.path, isolation_level=None)  # type: ignore[attr-defined]
+    db.executescript(
+        """BEGIN;
+        CREATE TABLE audit2 (seq, at, kind, body, prev, hash, owners);
+        INSERT INTO audit2 SELECT seq, at, kind, body, prev, hash, owners FROM audit;
+        DROP TABLE audit; ALTER TABLE audit2 RENAME TO audit; COMMIT;"""
+    )
+    if column == "seq":  # one more row, whose seq is not an integer
+        db.execute("INSERT INTO audit SELECT ?, at, kind, body, prev, hash, owners FROM audit "
+                   "WHERE seq=40", (value,))  # fmt: skip
+    else:  # the last record's text replaced
+        db.execute(f"UPDATE audit SET {column}=? WHERE seq=40", (value,))
+    db.close()
+    assert native(None, None, 0, [c.seq for c in log.checkpoints()]) is None
+    result = log.verify()
+    assert not result.ok, result
+    assert log.verify(workers=3, records_per_worker=1) == result
+
+
+def test_owner_ids_built_to_collide_do_not_slow_the_compiled_scan_down(tmp_path: Path) -> None:
+    """Owner ids whose FNV-1a hashes agree in their low 24 bits (blocks that collide there,
+    joined: the low bits of FNV-1a's state depend only on low bits) once made the compiled
+    scan's owner map probe linearly for ever. It now hashes from a random seed, mixes all 64
+    bits into the slot, and doubts past 64 probes; the result is the Python scan's."""
+    from camgate.audit.fastverify import native_range, scan_range
+
+    mask, prime = (1 << 24) - 1, 1099511628211
+
+    def step(state: int, data: bytes) -> int:
+        for byte in data:
+            state = ((state ^ byte) * prime) & mask
+        return state
+
+    state, blocks, rnd = 1469598103934665603 & mask, [], random.Random(8)
+    while len(blocks) < 13:  # pairs of 6-letter blocks that collide from the current state
+        seen: dict[int, bytes] = {}
+        while True:
+            block = bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(6))
+            h = step(state, block)
+            if h in seen and seen[h] != block:
+                blocks.append((seen[h], block))
+                state = h
+                break
+            seen[h] = block
+    names = [
+        b"".join(pair[(i >> j) & 1] for j, pair in enumerate(blocks)).decode()
+        for i in range(1 << len(blocks))
+    ]
+    log = AuditLog(Store(tmp_path / "a.db"), checkpoint_every=2)
+    log.append("event", {"who": [{"owner": o} for o in names]})
+    log.append("event", {"who": [{"owner": o} for o in names[::-1]]})
+    native = _native(log)
+    reader = log.backend.range_reader()  # type: ignore[attr-defined]
+    cps = [c.seq for c in log.checkpoints()]
+    assert native_range(native, reader, None, None, 0, cps) == scan_range(
+        reader, None, None, 0, cps
+    )
+    assert log.verify().ok

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define HEX 64 /* a SHA-256 in hex */
 
@@ -139,27 +141,44 @@ typedef struct {
     size_t *moved;
     size_t nmoved, moved_cap;
     int64_t epoch;
+    uint64_t seed;
 } Owners;
 
-static uint64_t fnv1a(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
+/* Owner ids are chosen by whoever writes records, so the map must not be floodable: FNV-1a
+ * from a random per-scan seed, its 64 bits mixed down (splitmix64's finaliser) so the slot
+ * depends on all of them, and a cap on the probe run. Past the cap the scan doubts, and the
+ * range goes to Python's dict (SipHash). */
+#define MAX_PROBES 64
+#define CROWDED (SIZE_MAX - 1)
+
+static uint64_t owner_hash(uint64_t seed, const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ULL ^ seed;
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
         h *= 1099511628211ULL;
     }
-    return h;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
 }
 
+/* The slot of s (its own, or the empty one it would take); CROWDED past MAX_PROBES. */
 static size_t owners_find(const Owners *m, const char *s, size_t n) {
-    size_t mask = m->cap - 1, i = (size_t)fnv1a(s, n) & mask;
-    while (m->slots[i].owner &&
-           !(m->slots[i].len == n && memcmp(m->slots[i].owner, s, n) == 0))
+    size_t mask = m->cap - 1, i = (size_t)owner_hash(m->seed, s, n) & mask;
+    for (int probes = 0; m->slots[i].owner; probes++) {
+        if (m->slots[i].len == n && memcmp(m->slots[i].owner, s, n) == 0) return i;
+        if (probes == MAX_PROBES) return CROWDED;
         i = (i + 1) & mask;
+    }
     return i;
 }
 
 static int owners_init(Owners *m) {
     memset(m, 0, sizeof *m);
+    if (getrandom(&m->seed, sizeof m->seed, 0) != (ssize_t)sizeof m->seed)
+        m->seed = (uint64_t)(uintptr_t)m ^ (uint64_t)time(NULL); /* no entropy: still varies */
     m->cap = 1024;
     m->slots = calloc(m->cap, sizeof(Owner));
     return m->slots ? 0 : -1;
@@ -171,6 +190,7 @@ static void owners_free(Owners *m) {
     free(m->moved);
 }
 
+/* 0, -1 out of memory, 1 crowded (the caller doubts). */
 static int owners_grow(Owners *m) {
     Owners bigger = *m;
     bigger.cap = m->cap * 2;
@@ -178,7 +198,12 @@ static int owners_grow(Owners *m) {
     if (!bigger.slots) return -1;
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].owner) continue;
-        bigger.slots[owners_find(&bigger, m->slots[i].owner, m->slots[i].len)] = m->slots[i];
+        size_t j = owners_find(&bigger, m->slots[i].owner, m->slots[i].len);
+        if (j == CROWDED) {
+            free(bigger.slots); /* the names are still the old table's */
+            return 1;
+        }
+        bigger.slots[j] = m->slots[i];
     }
     /* the moved list holds slot indexes: rebuild it for the new table */
     bigger.nmoved = 0;
@@ -190,10 +215,15 @@ static int owners_grow(Owners *m) {
     return 0;
 }
 
-/* The owner's slot, created (empty head) when new; SIZE_MAX when out of memory. */
+/* The owner's slot, created (empty head) when new; SIZE_MAX when out of memory, CROWDED when
+ * the map is being flooded. */
 static size_t owners_get(Owners *m, const char *s, size_t n) {
-    if ((m->used + 1) * 2 > m->cap && owners_grow(m)) return SIZE_MAX;
+    if ((m->used + 1) * 2 > m->cap) {
+        int grown = owners_grow(m);
+        if (grown) return grown < 0 ? SIZE_MAX : CROWDED;
+    }
     size_t i = owners_find(m, s, n);
+    if (i == CROWDED) return CROWDED;
     if (!m->slots[i].owner) {
         char *copy = malloc(n ? n : 1);
         if (!copy) return SIZE_MAX;
@@ -242,7 +272,7 @@ typedef struct {
     Moved *moved;
     size_t nmoved, moved_cap;
     Snapshot *snaps;
-    size_t nsnaps;
+    size_t nsnaps, snaps_cap;
 } Found;
 
 /* SHA-256 of 0x00 and canonical({"head", "owner", "seq"}): camgate.audit.chain.leaf_hash. */
@@ -294,6 +324,7 @@ enum { SCAN_OK = 0, SCAN_DOUBT = 1, SCAN_NOMEM = 2, SCAN_SQL = 3 };
 typedef struct {
     /* in */
     const char *path;
+    int has_after, has_until;
     int64_t after, until, lo;
     const int64_t *cps;
     size_t ncps;
@@ -303,6 +334,16 @@ typedef struct {
     int have_last;
     char sql_error[256];
 } Scan;
+
+/* The same ranges as camgate.audit.base.range_where: an unbounded side has no clause at all (a
+ * bound of INT64_MIN or INT64_MAX would skip rows whose seq is not an integer, or is INT64_MIN,
+ * which the other verifiers read and reject), and the first range takes NULL seqs too. */
+#define SELECT_ROWS "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
+static const char *const SELECTS[2][2] = {
+    {SELECT_ROWS " ORDER BY seq", SELECT_ROWS " WHERE (seq IS NULL OR seq <= ?2) ORDER BY seq"},
+    {SELECT_ROWS " WHERE seq > ?1 ORDER BY seq",
+     SELECT_ROWS " WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"},
+};
 
 static const char GENESIS[HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -347,15 +388,12 @@ static int scan_rows(Scan *s, Owners *owners, Found *found) {
         /* the file mapped, not copied page by page through read(): ~10 % of the scan's time */
         sqlite3_exec(db, "PRAGMA mmap_size=17179869184", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT seq, at, kind, body, owners, prev, hash FROM audit "
-                           "WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
-                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(db, SELECTS[s->has_after][s->has_until], -1, &st, NULL) != SQLITE_OK) {
         rc = SCAN_SQL;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, s->after);
-    sqlite3_bind_int64(st, 2, s->until);
+    if (s->has_after) sqlite3_bind_int64(st, 1, s->after);
+    if (s->has_until) sqlite3_bind_int64(st, 2, s->until);
     int64_t n = s->lo;
     size_t next_cp = 0;
     const unsigned char *prev = NULL;
@@ -434,13 +472,14 @@ static int scan_rows(Scan *s, Owners *owners, Found *found) {
                 const char *name, *olink;
                 size_t nlen;
                 p = owner_pair(p, end, &name, &nlen, &olink);
-                if (!p || (p < end && *p++ != ',')) {
+                /* between pairs a comma, and after a comma another pair ("{..,}" is not JSON) */
+                if (!p || (p < end && (*p++ != ',' || p == end))) {
                     rc = SCAN_DOUBT;
                     goto done;
                 }
                 size_t i = owners_get(owners, name, nlen);
-                if (i == SIZE_MAX) {
-                    rc = SCAN_NOMEM;
+                if (i == SIZE_MAX || i == CROWDED) {
+                    rc = i == SIZE_MAX ? SCAN_NOMEM : SCAN_DOUBT;
                     goto done;
                 }
                 Owner *o = &owners->slots[i];
@@ -462,12 +501,16 @@ static int scan_rows(Scan *s, Owners *owners, Found *found) {
         memcpy(prev_buf, digest, HEX);
         prev = (const unsigned char *)prev_buf;
         if (next_cp < s->ncps && seq == s->cps[next_cp]) {
-            Snapshot *snaps = realloc(found->snaps, (found->nsnaps + 1) * sizeof(Snapshot));
-            if (!snaps) {
-                rc = SCAN_NOMEM;
-                goto done;
+            if (found->nsnaps == found->snaps_cap) {
+                size_t cap = found->snaps_cap ? found->snaps_cap * 2 : 64;
+                Snapshot *snaps = realloc(found->snaps, cap * sizeof(Snapshot));
+                if (!snaps) {
+                    rc = SCAN_NOMEM;
+                    goto done;
+                }
+                found->snaps = snaps;
+                found->snaps_cap = cap;
             }
-            found->snaps = snaps;
             Snapshot *sn = &found->snaps[found->nsnaps++];
             sn->seq = seq;
             memcpy(sn->head, digest, HEX);
@@ -604,11 +647,14 @@ static PyObject *scan_sqlite(PyObject *self, PyObject *args) {
     memset(&s, 0, sizeof s);
     s.path = PyBytes_AS_STRING(path_obj);
     s.lo = lo;
-    s.after = after_obj == Py_None ? INT64_MIN : PyLong_AsLongLong(after_obj);
-    s.until = until_obj == Py_None ? INT64_MAX : PyLong_AsLongLong(until_obj);
-    PyObject *seq = PySequence_Fast(cps_obj, "checkpoints must be a sequence of ints");
-    if (PyErr_Occurred() || !seq) {
-        Py_XDECREF(seq);
+    s.has_after = after_obj != Py_None;
+    s.has_until = until_obj != Py_None;
+    s.after = s.has_after ? PyLong_AsLongLong(after_obj) : 0;
+    if (!PyErr_Occurred()) s.until = s.has_until ? PyLong_AsLongLong(until_obj) : 0;
+    PyObject *seq = PyErr_Occurred()
+                        ? NULL
+                        : PySequence_Fast(cps_obj, "checkpoints must be a sequence of ints");
+    if (!seq) {
         Py_DECREF(path_obj);
         return NULL;
     }

@@ -110,6 +110,24 @@ def chain(
     return rows, owner_rows, moved, seq, prev
 
 
+def rows_sql(after: int | None, until: int | None) -> str:
+    """The SELECT of the stored texts of rows ``after < seq <= until`` (None: unbounded), in
+    seq order, for SQLite and PostgreSQL alike.
+
+    The first range (``after`` None) also takes every row whose seq is NULL, which no
+    comparison admits: ranges must cover every row of the table, whatever an attacker put in
+    it, so that some range sees it and doubts.
+    """
+    if after is None:
+        where = "" if until is None else f"WHERE (seq IS NULL OR seq <= {int(until)})"
+    elif until is None:
+        where = f"WHERE seq > {int(after)}"
+    else:
+        where = f"WHERE seq > {int(after)} AND seq <= {int(until)}"
+    # S608: the only values joined in are int() of the bounds.
+    return f"SELECT seq, at, kind, body, owners, prev, hash FROM audit {where} ORDER BY seq"  # noqa: S608
+
+
 class ChainingBackend:
     """Group commit, chaining and checkpoints over a store's :class:`WriteTx`.
 
@@ -185,7 +203,10 @@ class ChainingBackend:
     def last_seq(self) -> int:
         """The highest record seq stored (0 for an empty log)."""
         rows = self._read("SELECT max(seq) FROM audit", ())
-        return int(rows[0][0] or 0)
+        top = rows[0][0]
+        # Only integers are ever written; anything else (a rewritten table) places no bound:
+        # 0 makes the fast path one range, whose first row then fails the seq check.
+        return top if type(top) is int and top > 0 else 0
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every stored checkpoint, oldest first."""

@@ -231,13 +231,13 @@ def native_range(
 ) -> RangeScan:
     """:func:`scan_range` by the compiled scanner (``camgate_native``), same result.
 
-    Where the scanner doubts (an owner id written with escapes, say) or cannot read the file,
-    the range is scanned again by :func:`scan_range`, which knows every case; its doubt is the
-    caller's cue for the sequential verifier, as always.
+    Where the scanner doubts (an owner id written with escapes, say) or fails (it cannot read
+    the file, say), the range is scanned again by :func:`scan_range`, which knows every case;
+    its doubt is the caller's cue for the sequential verifier, as always.
     """
     try:
         found = native(after, until, lo, checkpoints)
-    except OSError:
+    except Exception:  # unreadable file, a bound beyond int64, no memory: the Python scan looks
         found = None
     if found is None:
         return scan_range(reader, after, until, lo, checkpoints)

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from camgate.audit.base import ChainingBackend, Row, WriteTx
+from camgate.audit.base import ChainingBackend, Row, WriteTx, rows_sql
 from camgate.audit.chain import GENESIS
 from camgate.errors import AuditError
 
@@ -90,13 +90,9 @@ def _snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
 
 def read_rows(dsn: str, after: int | None, until: int | None) -> Iterator[Row]:
     """Rows ``after < seq <= until`` (None: unbounded) of the log at ``dsn``, in seq order."""
-    where = [f"seq {op} {int(v)}" for op, v in ((">", after), ("<=", until)) if v is not None]
-    sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
     with _snapshot(dsn) as conn, conn.cursor(name="audit_rows") as cur:
         cur.itersize = 20_000
-        cur.execute(sql + " ORDER BY seq")
+        cur.execute(rows_sql(after, until))
         yield from cur
 
 

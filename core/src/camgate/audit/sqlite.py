@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from camgate.audit.base import ChainingBackend, Entry, Row, WriteTx, _Pending
+from camgate.audit.base import ChainingBackend, Entry, Row, WriteTx, _Pending, rows_sql
 from camgate.audit.chain import GENESIS
 from camgate.audit.fastverify import NativeScan
 from camgate.errors import AuditError
@@ -56,12 +56,8 @@ def read_rows(
     if lenient:
         conn.text_factory = _lenient_text
     try:
-        where = [f"seq {op} {int(v)}" for op, v in ((">", after), ("<=", until)) if v is not None]
-        sql = "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
         conn.execute("BEGIN")
-        yield from conn.execute(sql + " ORDER BY seq")
+        yield from conn.execute(rows_sql(after, until))
     finally:
         conn.close()
 
