@@ -58,14 +58,25 @@ def media_server() -> Iterator[RtspTestServer]:
 
 
 async def _capture(url: str, count: int, *, audio: bool = False) -> list[MediaPacket]:
-    """``count`` video packets (and the audio between them, with ``audio``) from the server."""
+    """``count`` video packets from the server; with ``audio``, also until the audio read so
+    far spans 1.5 s (on a loaded machine the sound may lag the picture by a second or more)."""
+
+    def enough(packets: list[MediaPacket]) -> bool:
+        if sum(p.stream.kind == "video" for p in packets) < count:
+            return False
+        sound = [p for p in packets if p.stream.kind == "audio" and p.pts is not None]
+        return not audio or (
+            len(sound) > 1 and (sound[-1].pts - sound[0].pts) * sound[0].stream.time_base >= 1.5  # type: ignore[operator]
+        )
+
     stream = await RtspLiveStream.open(url, RtspSettings(), audio=audio)
     packets: list[MediaPacket] = []
     try:
-        async for packet in stream:
-            packets.append(packet)
-            if sum(p.stream.kind == "video" for p in packets) >= count:
-                break
+        with anyio.fail_after(30):
+            async for packet in stream:
+                packets.append(packet)
+                if enough(packets):
+                    break
     finally:
         await stream.aclose()
     return packets

@@ -280,9 +280,10 @@ async def test_the_guard_drops_audio_a_grant_does_not_allow(
     stream = await gate.edge.open_live("cam-loud", token)
     kinds = []
     async with stream:
-        async for packet in stream:
-            kinds.append(packet.stream.kind)
-            if len(kinds) >= 60:
-                break
+        with anyio.fail_after(30):  # the sound may lag the picture on a loaded machine
+            async for packet in stream:
+                kinds.append(packet.stream.kind)
+                if len(kinds) >= 60 and stream.dropped_audio > 0:
+                    break
     assert set(kinds) == {"video"}
     assert stream.dropped_audio > 0, "the adapter did send audio: the guard dropped it"
