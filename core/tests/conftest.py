@@ -16,6 +16,7 @@ from camgate.plugins import PluginHost
 from camgate.rules import AgencyRules, SensitivePlace
 from camgate.store import Store
 from camgate.testing import DeclaringAdapters, ManualClock, camera_north_of
+from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
 
 CENTRE = GeoPoint(32.2988, -90.1848)
 CLINIC = GeoPoint(CENTRE.lat + 300 / 111_000, CENTRE.lon)
@@ -129,3 +130,13 @@ def audit_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     else:
         monkeypatch.delenv(AUDIT_DSN_ENV, raising=False)
     return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RtspTestServer]:
+    """A GStreamer RTSP server with one camera, ``/cam1`` (for the tests that stream for real)."""
+    reason = gstreamer_available()
+    if reason:
+        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
+    with RtspTestServer([Mount("/cam1", gop_frames=10)]) as srv:
+        yield srv

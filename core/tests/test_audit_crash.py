@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -26,7 +25,7 @@ import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.audit import AuditLog
 from camgate.store import Store
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import RtspTestServer
 
 pytestmark = pytest.mark.rtsp
 
@@ -62,15 +61,6 @@ async def main():
 
 anyio.run(main)
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RtspTestServer]:
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
-    with RtspTestServer([Mount("/cam1", gop_frames=10)]) as srv:
-        yield srv
 
 
 def setup_world(db: Path, url: str) -> str:

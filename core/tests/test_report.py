@@ -9,7 +9,6 @@ import json
 import re
 import sqlite3
 import statistics
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,13 @@ from camgate.geofence import distance_m
 from camgate.report import Period, build_report, suppress
 from camgate.store import Store
 from camgate.testing import ManualClock, run_cli
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import RtspTestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 CENTRE = GeoPoint(32.2988, -90.1848)
 OWNERS = [f"owner-{i}" for i in range(1, 8)]
 NAMES = [f"Resident Number{i}" for i in range(1, 8)]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RtspTestServer]:
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
-    with RtspTestServer([Mount("/cam1", gop_frames=10)]) as srv:
-        yield srv
 
 
 async def _flow(db: Path, url: str) -> dict[str, Any]:

@@ -586,8 +586,7 @@ class Edge:
             # consumer gets, and its age goes into the audit record.
             opener = self._opener(camera, grant)
             # Never join an upstream (or its cache) masked otherwise than the owner now asks.
-            stored = self.store.masks(camera.id)
-            self._drop_if_stale(camera.id, () if stored is None else stored.polygons)
+            self._drop_if_stale(camera.id, self._polygons(camera.id))
             sub = self.relay.subscribe(camera, opener, time.monotonic())
             subs.append(sub)
             live_masks.append(self._masks_used.get(camera.id, ()))
@@ -749,8 +748,7 @@ class Edge:
             if not open_ or self.cache_allowed(camera) is not None:
                 self._warmth.pop(camera_id, None)
                 return False
-            masks = self.store.masks(camera_id)
-            if self._masks_used.get(camera_id, ()) != (() if masks is None else masks.polygons):
+            if self._masks_used.get(camera_id, ()) != self._polygons(camera_id):
                 self._warmth.pop(camera_id, None)
                 return False  # masked otherwise than the owner now asks: drop it
             self._warmth[camera_id] = set(open_)
@@ -853,10 +851,9 @@ class Edge:
     def _transform(self, camera: Camera) -> PacketTransform | None:
         """The relay's transform for ``camera``: its masks, then the embedder's own transform
         (if any) — masks always apply, whatever else an embedder plugs in."""
-        stored = self.store.masks(camera.id)
         # What the camera's (one) upstream is masked with, for masks_changed to compare.
-        self._masks_used[camera.id] = () if stored is None else stored.polygons
-        masks = None if stored is None else MaskTransform(stored.polygons)
+        self._masks_used[camera.id] = polygons = self._polygons(camera.id)
+        masks = MaskTransform(polygons) if polygons else None
         extra = None if self._extra_transform is None else self._extra_transform(camera)
         if masks is None or extra is None:
             return masks or extra
@@ -867,13 +864,16 @@ class Edge:
         were masked with (an owner changed them, maybe from another process). A stale relay
         upstream (and its GOP cache) is dropped at once, so the next consumer gets a transform
         built afresh."""
-        camera = stream.camera
-        masks = self.store.masks(camera.id)
-        now = () if masks is None else masks.polygons
+        now = self._polygons(stream.camera.id)
         if now == stream.masks_key:
             return False
-        self._drop_if_stale(camera.id, now)
+        self._drop_if_stale(stream.camera.id, now)
         return True
+
+    def _polygons(self, camera_id: str) -> Any:
+        """The camera's mask polygons in the store now (``()`` for none)."""
+        masks = self.store.masks(camera_id)
+        return () if masks is None else masks.polygons
 
     def _drop_if_stale(self, camera_id: str, masks: Any) -> None:
         """Drop the camera's upstream and cache when they were masked otherwise than ``masks``."""

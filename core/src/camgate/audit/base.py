@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -128,7 +129,7 @@ def rows_sql(after: int | None, until: int | None) -> str:
     return f"SELECT seq, at, kind, body, owners, prev, hash FROM audit {where} ORDER BY seq"  # noqa: S608
 
 
-class ChainingBackend:
+class ChainingBackend(ABC):
     """Group commit, chaining and checkpoints over a store's :class:`WriteTx`.
 
     ``sign`` (bytes → Ed25519 signature) and ``public_key`` enable checkpoints: one every
@@ -157,22 +158,23 @@ class ChainingBackend:
         self._leading = False
         self._closed = False
 
+    @abstractmethod
     def _transaction(self) -> AbstractContextManager[WriteTx]:
         """A write transaction holding the store's write lock; commits on a clean exit."""
-        raise NotImplementedError
 
     def _store_error(self, exc: BaseException) -> str | None:
         """The message for a store-level failure (None: not a store error, re-raise as is)."""
         return str(exc) if isinstance(exc, OSError | ValueError | TypeError) else None
 
+    @abstractmethod
     def _close_store(self) -> None:
-        raise NotImplementedError
+        """Close the store's connections."""
 
     # ------------------------------------------------------------------ reading
 
+    @abstractmethod
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run one read-only query (``?`` placeholders) on a fresh snapshot; all its rows."""
-        raise NotImplementedError
 
     def owner_rows(self, owner: str, after: int, until: int) -> list[Row]:
         """Every stored record about ``owner`` with ``after < seq <= until``, in order."""
