@@ -6,6 +6,7 @@ make; the suite's own tests check that each one fails exactly the check meant to
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
@@ -25,8 +26,9 @@ from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
 from camgate_rtsp.testserver import gstreamer_available
 
-#: Small numbers: the suite's own tests check verdicts, not statistics.
-QUICK = SuiteConfig(trials=3, stateful_examples=2, stateful_steps=5, settle_s=0.3)
+#: Small numbers: the suite's own tests check verdicts, not statistics. Time limits times 3: CI's
+#: machine is shared, and a p95 over 3 trials is the slowest trial.
+QUICK = SuiteConfig(trials=3, stateful_examples=2, stateful_steps=5, settle_s=0.3, budget_slack=3.0)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +60,9 @@ class EagerAdapter(RtspAdapter):
         self.sources = list(sources)
 
     def _probe(self, url: str) -> None:
-        av.open(url, "r", options=self.settings.open_options(), timeout=(2.0, 2.0)).close()
+        # The DESCRIBE is the fault, and the server logs it whether or not the open succeeds.
+        with contextlib.suppress(av.FFmpegError):
+            av.open(url, "r", options=self.settings.open_options(), timeout=(15.0, 15.0)).close()
 
     async def discover(self) -> list[Camera]:
         """Open each camera's stream once, to have its codec ready (a grant-less fetch)."""
@@ -120,7 +124,7 @@ class LeakyAdapter(RtspAdapter):
 
 
 class SlowAdapter(RtspAdapter):
-    """Too slow: a snapshot takes longer than the 3 s the rtsp adapter promises."""
+    """Too slow: a snapshot takes over 3 s, where it promises 0.5 s (times the suite's slack)."""
 
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """Wait, then take the snapshot."""
@@ -157,7 +161,7 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
             {"robustness.no-secret-in-errors"},
         ),
         "slow": (
-            _factory("rtsp-slow", lambda s: SlowAdapter(_settings(s))),
+            _factory("rtsp-slow", lambda s: SlowAdapter(_settings(s)), snapshot_s=0.5),
             {"budget.snapshot"},
         ),
     }

@@ -9,7 +9,8 @@ from camgate_rtsp.conformance import RtspTarget
 
 from .conftest import QUICK, broken_factories
 
-pytestmark = pytest.mark.rtsp
+# A whole suite runs inside one test (about 30 s quiet): room for a loaded machine.
+pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(600)]
 
 
 @pytest.mark.parametrize("name", ["eager", "lingering", "leaky", "slow"])

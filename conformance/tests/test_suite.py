@@ -24,10 +24,12 @@ from camgate_conformance.pytest_plugin import ConformanceSuite, cached_report
 from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
 
-pytestmark = pytest.mark.rtsp
+# A whole suite runs inside one test (about 30 s quiet): room for a loaded machine.
+pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(600)]
 
-#: The configuration CI runs every adapter with (small N: the verdicts matter here).
-CI = SuiteConfig(trials=3, stateful_examples=2)
+#: The configuration CI runs every adapter with (small N: the verdicts matter here; time limits
+#: times 3, since CI's machine is shared and a p95 over 3 trials is the slowest trial).
+CI = SuiteConfig(trials=3, stateful_examples=2, budget_slack=3.0)
 
 
 class TestRtspConformance(ConformanceSuite):
@@ -36,6 +38,7 @@ class TestRtspConformance(ConformanceSuite):
     adapter = "rtsp"
     trials = CI.trials
     stateful_examples = CI.stateful_examples
+    budget_slack = CI.budget_slack
 
 
 def _adapters() -> list[str]:
@@ -75,9 +78,11 @@ def test_json_lists_every_check_and_budgets_carry_median_and_p95(rtsp_report: Re
     ]
     assert {c["id"] for c in budgets} >= {"budget.snapshot", "budget.first-frame-cold"}
     for c in budgets:
-        assert 0 < c["median"] <= c["p95"] <= c["budget"] <= c["ceiling"]
+        assert 0 < c["median"] <= c["p95"] <= c["budget"] * CI.budget_slack
+        assert c["budget"] <= c["ceiling"] and c["measurements"]["budget_slack"] == 3.0
         assert len(c["measurements"]["samples"]) == CI.trials
     assert data["summary"]["failed"] == 0 and data["ok"] is True
+    assert data["config"]["budget_slack"] == 3.0
 
 
 def test_junit_and_html_reports(rtsp_report: Report) -> None:
@@ -109,7 +114,7 @@ def test_cli_writes_the_reports_and_exits_zero(
 ) -> None:
     slow = ["stateful.never-outside-grant", "robustness.timeout", "robustness.drops"]
     out = tmp_path / "out.json"
-    argv = ["conformance", "rtsp", "--trials", "1", "--json", str(out)]
+    argv = ["conformance", "rtsp", "--trials", "1", "--budget-slack", "3", "--json", str(out)]
     argv += ["--junit", str(tmp_path / "j.xml"), "--html", str(tmp_path / "r.html")]
     for check_id in slow:
         argv += ["--skip", check_id]
@@ -120,6 +125,11 @@ def test_cli_writes_the_reports_and_exits_zero(
     data = json.loads(out.read_text())
     assert {c["id"] for c in data["checks"]} == {c.id for c in CHECKS}
     assert (tmp_path / "j.xml").exists() and (tmp_path / "r.html").exists()
+
+
+def test_cli_refuses_a_slack_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "rtsp", "--budget-slack", "0.5"]) == 2
+    assert "--budget-slack must be at least 1" in capsys.readouterr().err
 
 
 def test_cli_refuses_to_switch_off_a_gating_check(capsys: pytest.CaptureFixture[str]) -> None:

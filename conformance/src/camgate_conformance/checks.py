@@ -8,13 +8,14 @@ promise it checks, and what it needs (capabilities, the backdoor, a staged fault
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -52,6 +53,10 @@ CEILINGS: dict[str, float] = {
 IDLE_CEILING_S = 5.0
 #: Added to a fault's own time limit before the suite calls it a hang.
 HANG_MARGIN_S = 3.0
+#: How long a check streams before it concludes that no packet comes.
+NO_PACKET_S = 5.0
+
+_T = TypeVar("_T")
 
 #: The vendor faults of the robustness group: name → what the vendor does.
 FAULTS: dict[str, str] = {
@@ -154,6 +159,19 @@ class Context:
                     break
                 await anyio.sleep(0.01)
         return closed
+
+    async def seen(self, look: Callable[[], _T], within: float = 5.0) -> _T:
+        """``look()`` again until it finds something or ``within`` s pass; its last answer.
+
+        The backdoor's log is another process's output, read by a thread: what the vendor
+        did a moment ago may not be in it yet. Where a check would conclude that something
+        did not happen, it looks this way (which costs nothing when it did happen)."""
+        found = look()
+        with anyio.move_on_after(within):
+            while not found:
+                await anyio.sleep(0.02)
+                found = look()
+        return found
 
     def clients_of(self, camera: str, since: float) -> set[str]:
         """Connections that asked for ``camera``'s media since ``since`` and are open now."""
@@ -288,7 +306,7 @@ async def no_media_before_grant(ctx: Context) -> None:
         before = [e for e in ctx.media_requests(since) if e.at < granted]
         if before:
             raise CheckFailed("media requests preceded the grant", _show(before))
-        if not ctx.media_requests(granted):
+        if not await ctx.seen(lambda: ctx.media_requests(granted)):
             raise CheckFailed("media was served, but the vendor saw no media request (backdoor?)")
 
 
@@ -363,7 +381,7 @@ async def wrong_scope_gets_nothing(ctx: Context) -> None:
 )
 async def revocation_closes(ctx: Context) -> None:
     """Stream, revoke, and watch the consumer and the vendor side."""
-    budget = min(ctx.budgets["revocation"], CEILINGS["revocation"])
+    budget = min(ctx.budgets["revocation"], CEILINGS["revocation"]) * ctx.config.budget_slack
     await ctx.quiesce()
     since = time.monotonic()
     async with ctx.harness() as h:
@@ -371,7 +389,7 @@ async def revocation_closes(ctx: Context) -> None:
         stream = await h.gate.edge.open_live(h.cameras[0].id, await h.grant())
         async for _packet in stream:
             break
-        clients = ctx.clients_of(source, since)
+        clients = await ctx.seen(lambda: ctx.clients_of(source, since))
         if not clients:
             raise CheckFailed("a packet arrived, but the vendor shows no open connection for it")
         revoked = await h.revoke(0)
@@ -420,7 +438,7 @@ async def no_audio_without_grant(ctx: Context) -> None:
             raise CheckFailed("the gate issued a grant with audio nobody asked for")
         seen = 0
         async with await h.gate.edge.open_live(h.cameras[0].id, token) as stream:
-            with anyio.move_on_after(2.0):
+            with anyio.move_on_after(NO_PACKET_S):
                 async for packet in stream:
                     seen += 1
                     info = packet.stream
@@ -434,7 +452,7 @@ async def no_audio_without_grant(ctx: Context) -> None:
                     if seen >= 30:
                         break
         if not seen:
-            raise CheckFailed("no packet arrived within 2 s; nothing to check")
+            raise CheckFailed(f"no packet arrived within {NO_PACKET_S:g} s; nothing to check")
 
 
 @check(
@@ -480,6 +498,7 @@ async def no_idle_connection(ctx: Context) -> None:
 def _judge(ctx: Context, name: str, samples: list[float]) -> None:
     budget = ctx.budgets[name]
     ceiling = CEILINGS[name]
+    slack = ctx.config.budget_slack
     median = statistics.median(samples)
     p95 = percentile(samples, 95)
     ctx.measurements.update(
@@ -490,14 +509,16 @@ def _judge(ctx: Context, name: str, samples: list[float]) -> None:
             "p95": round(p95, 6),
             "budget": budget,
             "ceiling": ceiling,
+            "budget_slack": slack,
             "samples": [round(s, 6) for s in samples],
         }
     )
+    times = "" if slack == 1.0 else f" times slack {slack:g}"
     problems = []
-    if p95 > budget:
-        problems.append(f"p95 {p95:.3f} s exceeds the declared budget {budget:g} s")
-    if p95 > ceiling:
-        problems.append(f"p95 {p95:.3f} s exceeds camgate's ceiling {ceiling:g} s")
+    if p95 > budget * slack:
+        problems.append(f"p95 {p95:.3f} s exceeds the declared budget {budget:g} s{times}")
+    if p95 > ceiling * slack:
+        problems.append(f"p95 {p95:.3f} s exceeds camgate's ceiling {ceiling:g} s{times}")
     if budget > ceiling:
         problems.append(
             f"the declared budget {budget:g} s is above camgate's ceiling {ceiling:g} s"
@@ -595,7 +616,7 @@ async def budget_revocation(ctx: Context) -> None:
             stream = await h.gate.edge.open_live(h.cameras[0].id, await h.grant())
             async for _packet in stream:
                 break
-            clients = ctx.clients_of(h.cameras[0].source, since)
+            clients = await ctx.seen(functools.partial(ctx.clients_of, h.cameras[0].source, since))
             revoked = await h.revoke(0)
             if ctx.target.backdoor is not None:
                 closed = await ctx.wait_closed(clients, CEILINGS["revocation"] + 2)

@@ -46,6 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--trials", type=int, default=20, metavar="N", help="trials per latency budget (20)"
     )
     parser.add_argument(
+        "--budget-slack",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiply every time limit by X on a shared, loaded machine (1: the real verdict)",
+    )
+    parser.add_argument(
         "--skip",
         action="append",
         default=[],
@@ -104,7 +111,12 @@ def summary_table(report: Report) -> str:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     """Run the conformance suite against an adapter's simulator or a real device."""
-    config = SuiteConfig(trials=args.trials, skip=frozenset(args.skip))
+    if args.budget_slack < 1.0:
+        print("camgate conformance: --budget-slack must be at least 1", file=sys.stderr)
+        return 2
+    config = SuiteConfig(
+        trials=args.trials, skip=frozenset(args.skip), budget_slack=args.budget_slack
+    )
     progress = None if args.quiet else _ProgressDisplay(sys.stderr)
     report = run_suite(args.adapter, args.target, config, progress)
     write_reports(report, json_path=args.json, junit_path=args.junit, html_path=args.html)

@@ -44,6 +44,7 @@ class ConformanceSuite:
     target: ClassVar[str] = "SIM"
     trials: ClassVar[int] = 5
     stateful_examples: ClassVar[int] = 3
+    budget_slack: ClassVar[float] = 1.0
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -51,7 +52,11 @@ class ConformanceSuite:
         """The suite's report for this class's adapter (run once, cached)."""
         if not cls.adapter:
             pytest.fail(f"{cls.__name__} must set `adapter`", pytrace=False)
-        config = SuiteConfig(trials=cls.trials, stateful_examples=cls.stateful_examples)
+        config = SuiteConfig(
+            trials=cls.trials,
+            stateful_examples=cls.stateful_examples,
+            budget_slack=cls.budget_slack,
+        )
         return cached_report(cls.adapter, cls.target, config)
 
     @pytest.mark.parametrize("check_id", check_ids())

@@ -38,7 +38,11 @@ def to_junit(report: Report) -> str:
         },
     )
     props = ET.SubElement(suite, "properties")
-    for name, value in (("target", report.target), ("trials", str(report.config.trials))):
+    for name, value in (
+        ("target", report.target),
+        ("trials", str(report.config.trials)),
+        ("budget_slack", f"{report.config.budget_slack:g}"),
+    ):
         ET.SubElement(props, "property", {"name": name, "value": value})
     for r in report.results:
         case = ET.SubElement(
@@ -149,7 +153,11 @@ def to_html(report: Report) -> str:
 <body><h1>camgate conformance: <code>{e(report.adapter)}</code> —
 <span class="{"passed" if report.ok else "failed"}">{verdict}</span></h1>
 <p>{e(report.distribution)} {e(report.version)}; target: {e(report.target)};
-capabilities: {e(", ".join(report.capabilities))}; {report.config.trials} trials per budget;
+capabilities: {e(", ".join(report.capabilities))}; {report.config.trials} trials per budget{
+        ""
+        if report.config.budget_slack == 1.0
+        else f", time limits times {report.config.budget_slack:g} (slack for a shared machine)"
+    };
 started {e(report.started_at)}, took {report.duration_s:.1f} s.</p>
 <p>{e(counts)}</p>
 <h2>Checks</h2>
