@@ -89,7 +89,7 @@ class RelayMachine(RuleBasedStateMachine):
         return self.relay.upstream("cam")
 
     async def _settle(self, published: int, opens: int) -> None:
-        with anyio.fail_after(2):
+        with anyio.fail_after(30):  # a hang guard: it returns in milliseconds
             while True:
                 up = self._up()
                 if up is not None and up.packets >= published and len(self.streams) >= opens:

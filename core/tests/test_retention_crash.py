@@ -70,7 +70,9 @@ def test_sigkill_during_retention_run_loses_no_record(tmp_path: Path) -> None:
     rng = random.Random(8)
     kills = 0
     states: Counter[str] = Counter()
-    for _ in range(4):
+    for _ in range(8):  # until two runs were killed mid-way (a loaded machine may miss one)
+        if kills >= 2 or not any(f.exists() for f in files):
+            break
         before = sum(f.exists() for f in files)
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

@@ -133,7 +133,8 @@ async def test_live_stream_ends_when_the_grant_expires(world: World) -> None:
     assert stream.stats().end_reason == "expired"
     assert last is not None
     assert world.gate.clock.now() >= deadline
-    assert world.gate.clock.now() - deadline < timedelta(seconds=0.5)
+    # At the deadline, not at some later packet or check (slack for a loaded machine).
+    assert world.gate.clock.now() - deadline < timedelta(seconds=1.5)
 
 
 async def test_revocation_ends_the_stream_and_nothing_arrives_after(world: World) -> None:
@@ -158,12 +159,14 @@ async def test_revocation_ends_the_stream_and_nothing_arrives_after(world: World
         await flowing.wait()
         revoked_at.append(time.monotonic())
         cameras = await world.gate.revoke("alice")
+        closed_when_returned = stream.closed_at is not None
         closed_after = time.monotonic() - revoked_at[0]
     assert cameras == ["cam-a"]
     assert outcome and isinstance(outcome[0], ConsentRevoked)
     assert max(arrivals) < revoked_at[0]
     assert stream.stats().end_reason == "revoked"
-    assert closed_after < 0.5  # the camera connection is closed when revoke() returns
+    assert closed_when_returned  # the camera connection is closed when revoke() returns
+    assert closed_after < 3.0  # and revoke() waits for no packet, no time-out
     with pytest.raises(AccessDenied, match="the owner revoked consent"):
         await world.grant("live")
     kinds = _kinds(world)
@@ -209,7 +212,7 @@ async def test_revocation_from_another_process_ends_the_stream(
                 assert late.arrival < done  # only packets that arrived before the commit
         seen_after = time.monotonic() - done
     assert stream.stats().end_reason == "revoked"
-    assert seen_after < 1.0
+    assert seen_after < 3.0  # at the next packet (33 ms), not when the grant runs out (30 s)
 
 
 async def test_clip_and_snapshot_are_audited_with_their_hash(world: World, tmp_path: Path) -> None:
@@ -325,7 +328,8 @@ async def test_a_silent_camera_still_ends_at_expiry_and_on_revocation(world: Wor
         finally:
             os.kill(server.pid, signal.SIGCONT)  # type: ignore[arg-type]
         assert stream.stats().end_reason == "expired"
-        assert timedelta(0) <= late < timedelta(seconds=0.5)
+        # well before the camera's read time-out (5 s), which a wait for a packet would take
+        assert timedelta(0) <= late < timedelta(seconds=2.5)
         # Revocation: frozen again, the consumer waiting on a packet that will not come.
         signed = await world.grant("live", camera="cam-q", duration_s=30.0)
         frozen = await world.gate.edge.open_live("cam-q", signed)
@@ -347,7 +351,7 @@ async def test_a_silent_camera_still_ends_at_expiry_and_on_revocation(world: Wor
                 await world.gate.revoke("alice")
         finally:
             os.kill(server.pid, signal.SIGCONT)  # type: ignore[arg-type]
-        assert told[0] - t0 < 0.1  # the consumer is told at once
+        assert told[0] - t0 < 2.5  # told at once, not after the read time-out (5 s)
         assert frozen.stats().end_reason == "revoked"
     finally:
         server.stop()
