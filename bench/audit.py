@@ -133,9 +133,9 @@ def cpu_seconds() -> float:
 
 
 def verify_runs(backend: ChainingBackend, n: int, runs: int, workers: int) -> dict[str, Any]:
-    """Sequential baseline, the Python fast path (1 and ``workers`` processes) and, on SQLite,
-    the compiled scan (1 and ``workers`` threads: what ``AuditLog.verify`` runs when
-    camgate-native is installed), ``runs`` times each."""
+    """Sequential baseline, the Python fast path (1 and ``workers`` processes) and the compiled
+    scan (1 and ``workers`` threads: what ``AuditLog.verify`` runs when camgate-native is
+    installed), ``runs`` times each."""
     log = AuditLog(backend=backend)
     cps = backend.checkpoints()
 
@@ -199,7 +199,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--dir", default=".", help="where the scratch databases go (real disk)")
     parser.add_argument(
-        "--verify-only", action="store_true", help="SQLite verification only (results/audit-verify)"
+        "--verify-only",
+        action="store_true",
+        help="verification only (results/audit-verify, audit-verify-postgresql)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the store --verify-only verifies (sqlite)",
     )
     args = parser.parse_args()
     pg_records = args.records if args.pg_records is None else args.pg_records
@@ -207,6 +215,18 @@ def main() -> None:
     keys: dict[str, Any] = {"sign": signer.sign_message, "public_key": signer.public_key}
     work = Path(tempfile.mkdtemp(prefix="camgate-bench-audit-", dir=args.dir))
     try:
+        if args.verify_only and args.store == "postgresql":
+            with PostgresServer(base_dir=Path(args.dir).resolve()) as server:
+                dsn = server.create_database()
+                build(PostgresAuditBackend(dsn, **keys), pg_records)
+                result = verify_runs(
+                    PostgresAuditBackend(dsn, public_key=signer.public_key),
+                    pg_records,
+                    args.runs,
+                    args.workers,
+                )
+            write_result("audit-verify-postgresql", {"store": "postgresql", "verify": result})
+            return
         if args.verify_only:
             db = work / "verify.db"
             build(SQLiteAuditBackend(db, **keys), args.records)

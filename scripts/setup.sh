@@ -3,8 +3,8 @@
 #   - Debian packages: GStreamer's RTSP server (the real RTSP peer of tests and the demo), ffmpeg
 #     (ffprobe checks our output; the benchmarks' baseline), PostgreSQL (the audit log's second
 #     store: tests and benchmarks start their own server from /usr/lib/postgresql/<ver>/bin), a
-#     C compiler with the headers of Python, SQLite and OpenSSL (uv sync builds camgate-native,
-#     the audit log's compiled verifier, from source);
+#     C compiler with the headers of Python, SQLite, OpenSSL and libpq (uv sync builds
+#     camgate-native, the audit log's compiled verifier, from source);
 #   - uv (on PATH, or bootstrapped into .tools/ from PyPI);
 #   - the workspace's locked Python dependencies (uv sync --locked).
 set -euo pipefail
@@ -14,6 +14,7 @@ APT_PACKAGES=(
   python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad ffmpeg postgresql gcc libc6-dev python3-dev libsqlite3-dev libssl-dev
+  libpq-dev
 )
 
 missing=()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import random
 import sqlite3
 import threading
@@ -22,7 +21,6 @@ from typing import Any
 import psycopg
 import pytest
 from camgate.audit import (
-    AUDIT_DSN_ENV,
     GENESIS,
     AuditLog,
     Checkpoint,
@@ -66,7 +64,7 @@ class Raw:
     written with ``?`` placeholders for both."""
 
     def __init__(self, log: AuditLog) -> None:
-        self.dsn = os.environ.get(AUDIT_DSN_ENV)
+        self.dsn: str | None = getattr(log.backend, "_dsn", None)  # a PostgreSQL log
         if self.dsn:
             self.pg: psycopg.Connection[Any] | None = psycopg.connect(self.dsn, autocommit=True)
         else:
@@ -493,12 +491,9 @@ TAMPERS: dict[str, Any] = {
 
 
 def _native(log: AuditLog) -> Any:
-    """The compiled scanner for a SQLite log (camgate-native is part of the workspace: its
-    absence is a failure, not a skip); None for PostgreSQL, which it does not read."""
-    scanner = getattr(log.backend, "native_scanner", None)
-    if scanner is None:
-        return None
-    native = scanner()
+    """The compiled scanner bound to the log's store, SQLite or PostgreSQL (camgate-native is
+    part of the workspace: its absence is a failure, not a skip)."""
+    native = log.backend.native_scanner()  # type: ignore[attr-defined]
     assert native is not None, "camgate-native is not installed (scripts/setup.sh builds it)"
     return native
 
@@ -519,8 +514,8 @@ def test_parallel_verification_agrees_with_the_sequential_one(
     cps = log.checkpoints()
     sequential = ChainVerifier(cps, log.public_key).run(log.backend.rows(after=None))
     assert sequential.ok == (tamper is None), sequential
-    # Python ranges in processes; on SQLite also the compiled scan in threads.
-    for engine in [None] if native is None else [None, native]:
+    # Python ranges in processes, and the compiled scan in threads.
+    for engine in [None, native]:
         fast = fast_verify(
             ChainVerifier(cps, log.public_key),
             backend.range_reader(),  # type: ignore[attr-defined]
@@ -538,41 +533,20 @@ def test_parallel_verification_agrees_with_the_sequential_one(
 
 
 _awkward = st.text(st.characters(codec="utf-8"), max_size=6)  # quotes, controls, any script
+# PostgreSQL's text holds no NUL; tabs, newlines and backslashes go through COPY's escapes.
+_awkward_pg = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6)
+_owner_ids = ["al", 'b"ob', "c\x01", "dé", "", "t\tab\\"]
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    entries=st.lists(
-        st.tuples(_awkward, st.lists(st.sampled_from(["al", 'b"ob', "c\x01", "dé", ""]))),
-        min_size=1,
-        max_size=30,
-    ),
-    every=st.integers(1, 7),
-    cuts=st.lists(st.integers(0, 30), max_size=3),
-)
-def test_compiled_scan_agrees_with_the_python_scan(
-    tmp_path_factory: pytest.TempPathFactory,
-    entries: list[tuple[str, list[str]]],
-    every: int,
-    cuts: list[int],
-) -> None:
-    """On any log — kinds with quotes and control characters, owner ids that need escapes,
-    records about several owners or none — and any ranges, the C scan finds what the Python
-    scan finds (itself, or by handing a range it doubts to the Python scan)."""
+def _scans_agree(log: AuditLog, n: int, cuts: list[int]) -> None:
+    """Over the ranges ``cuts`` makes of ``log`` (``n`` records), the C scan finds what the
+    Python scan finds (itself, or by handing a range it doubts to the Python scan)."""
     from camgate.audit.fastverify import native_range, scan_range
-    from camgate.audit.sqlite import SQLiteAuditBackend
 
-    path = tmp_path_factory.mktemp("native") / "a.db"
-    log = AuditLog(Store(path), checkpoint_every=every)
-    for i, (kind, owners) in enumerate(entries):
-        log.append(kind, {"n": i, "who": [{"owner": o} for o in owners]})
-    backend = log.backend
-    assert isinstance(backend, SQLiteAuditBackend)
-    native = backend.native_scanner()
-    assert native is not None
-    reader = backend.range_reader()
+    native = _native(log)
+    reader = log.backend.range_reader()  # type: ignore[attr-defined]
     cps = [c.seq for c in log.checkpoints()]
-    bounds = sorted({0, len(entries), *(min(c, len(entries)) for c in cuts)})
+    bounds = sorted({0, n, *(min(c, n) for c in cuts)})
     for lo, hi in itertools.pairwise(bounds):
         mine = [c for c in cps if lo < c <= hi]
         assert native_range(native, reader, lo, hi, lo, mine) == scan_range(
@@ -584,13 +558,63 @@ def test_compiled_scan_agrees_with_the_python_scan(
             assert scan_range(reader, lo, hi, lo, mine).ok
 
 
+def _fill(log: AuditLog, entries: list[tuple[str, list[str]]]) -> None:
+    for i, (kind, owners) in enumerate(entries):
+        log.append(kind, {"n": i, "who": [{"owner": o} for o in owners]})
+
+
+def _log_shapes(kinds: st.SearchStrategy[str]) -> Any:
+    """Up to 30 entries (a kind, the owners a record is about), a checkpoint interval, cuts."""
+    return given(
+        entries=st.lists(
+            st.tuples(kinds, st.lists(st.sampled_from(_owner_ids))), min_size=1, max_size=30
+        ),
+        every=st.integers(1, 7),
+        cuts=st.lists(st.integers(0, 30), max_size=3),
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@_log_shapes(_awkward)
+def test_compiled_scan_agrees_with_the_python_scan(
+    tmp_path_factory: pytest.TempPathFactory,
+    entries: list[tuple[str, list[str]]],
+    every: int,
+    cuts: list[int],
+) -> None:
+    """On any SQLite log — kinds with quotes and control characters, owner ids that need
+    escapes, records about several owners or none — and any ranges, the scans agree."""
+    log = AuditLog(Store(tmp_path_factory.mktemp("native") / "a.db"), checkpoint_every=every)
+    _fill(log, entries)
+    _scans_agree(log, len(entries), cuts)
+
+
+@settings(max_examples=25, deadline=None)
+@_log_shapes(_awkward_pg)
+def test_compiled_scan_agrees_with_the_python_scan_on_postgres(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: Any,
+    entries: list[tuple[str, list[str]]],
+    every: int,
+    cuts: list[int],
+) -> None:
+    """The same on PostgreSQL, whose rows the C scan reads as COPY text: every escape COPY
+    writes (tab, newline, backslash, other controls) decoded as psycopg decodes it."""
+    store = Store(tmp_path_factory.mktemp("native") / "a.db")
+    log = AuditLog(store, dsn=postgres.create_database(), checkpoint_every=every)
+    try:
+        _fill(log, entries)
+        _scans_agree(log, len(entries), cuts)
+    finally:
+        log.close()
+
+
 # Found when the ranges are merged with the checkpoints (signatures, roots), not by a range scan.
 _MERGE_FINDS = {"forge-tail", "drop-checkpoint"}
 
 
 @pytest.mark.parametrize("tamper", [t for t in TAMPERS if t not in _MERGE_FINDS])
-def test_the_compiled_scan_doubts_every_tampering_of_records(tmp_path: Path, tamper: str) -> None:
-    log = make_log(tmp_path / "a.db")
+def test_the_compiled_scan_doubts_every_tampering_of_records(log: AuditLog, tamper: str) -> None:
     native = _native(log)
     cps = [c.seq for c in log.checkpoints()]
     assert native(None, None, 0, cps) is not None
@@ -602,7 +626,7 @@ def _forge_last(log: AuditLog, column: str, text: bytes | Callable[[bytes], byte
     """Rewrite the last record's ``column`` with raw ``text`` (or ``text(stored)``, stored as
     TEXT) and give it the hash of the bytes a byte-level reader would join: what an attacker
     would try on a verifier that parses less strictly than Python."""
-    db = sqlite3.connect(log.backend.path)  # type: ignore[attr-defined]
+    db = raw(log)
     seq, at, kind, body, owners, prev = db.execute(
         "SELECT seq, at, kind, body, owners, prev FROM audit ORDER BY seq DESC LIMIT 1"
     ).fetchone()
@@ -617,32 +641,144 @@ def _forge_last(log: AuditLog, column: str, text: bytes | Callable[[bytes], byte
         + b',"prev":"' + prev.encode() + b'","seq":' + str(seq).encode() + b"}"
     )  # fmt: skip
     digest = hashlib.sha256(joined).hexdigest()
+    value: bytes | str = text if db.pg is None else text.decode()  # PostgreSQL holds only UTF-8
     db.execute(
-        f"UPDATE audit SET {column}=CAST(? AS TEXT), hash=? WHERE seq=?", (text, digest, seq)
+        f"UPDATE audit SET {column}=CAST(? AS TEXT), hash=? WHERE seq=?", (value, digest, seq)
     )
-    db.commit()
-    db.close()
+
+
+_FORGED: dict[str, tuple[str, bytes | Callable[[bytes], bytes]]] = {
+    # JSON forbids a raw control character
+    "control-char-owner": ("owners", b'{"al\x01ice":"' + b"0" * 64 + b'"}'),
+    "trailing-comma": ("owners", lambda old: old[:-1] + b",}"),  # JSON refuses it too
+    # not UTF-8 (Python cannot even read it as text), and a surrogate (strict UTF-8 refuses it):
+    # only SQLite can hold these, PostgreSQL stores valid UTF-8 only
+    "not-utf8": ("body", b'{"n":"\xff\xfe"}'),
+    "surrogate": ("body", b'{"n":"\xed\xa0\x80"}'),
+}
 
 
 @pytest.mark.parametrize(
-    ("column", "text"),
+    ("store", "forged"),
     [
-        ("owners", b'{"al\x01ice":"' + b"0" * 64 + b'"}'),  # JSON forbids a raw control char
-        ("body", b'{"n":"\xff\xfe"}'),  # not UTF-8: Python cannot even read it as text
-        ("body", b'{"n":"\xed\xa0\x80"}'),  # a surrogate, which strict UTF-8 refuses
-        ("owners", lambda old: old[:-1] + b",}"),  # a trailing comma, which JSON refuses
+        *itertools.product(["sqlite", "postgres"], ["control-char-owner", "trailing-comma"]),
+        ("sqlite", "not-utf8"),
+        ("sqlite", "surrogate"),
     ],
-    ids=["control-char-owner", "not-utf8", "surrogate", "trailing-comma"],
 )
 def test_the_compiled_scan_is_not_more_lenient_than_python(
-    tmp_path: Path, column: str, text: bytes | Callable[[bytes], bytes]
+    tmp_path: Path, request: pytest.FixtureRequest, store: str, forged: str
 ) -> None:
-    log = make_log(tmp_path / "a.db", n=5, every=100)  # the last record is in the unsealed tail
+    dsn = request.getfixturevalue("postgres").create_database() if store == "postgres" else None
+    column, text = _FORGED[forged]
+    log = AuditLog(Store(tmp_path / "a.db"), dsn=dsn, checkpoint_every=100)
+    for i in range(5):  # the last record is in the unsealed tail
+        log.append("event", {"n": i, "owner": OWNERS[i % 3], "text": f"record {i}"})
     native = _native(log)
     _forge_last(log, column, text)
     assert native(None, None, 0, []) is None
     result = log.verify()
     assert not result.ok and result.first_bad == 5, result
+
+
+@pytest.mark.parametrize(
+    ("column", "sql_type"), [("seq", "TEXT"), ("seq", "NUMERIC"), ("at", "VARCHAR")]
+)
+def test_a_postgres_column_of_another_type_is_doubted(
+    tmp_path: Path, postgres: Any, column: str, sql_type: str
+) -> None:
+    """COPY writes the same text for a seq stored as text or numeric, which psycopg reads as
+    other values than an int: the C scan checks the columns' types and doubts, and the log
+    verifies (or not) exactly as Python says."""
+    dsn = postgres.create_database()
+    log = AuditLog(Store(tmp_path / "a.db"), dsn=dsn, checkpoint_every=10)
+    for i in range(30):
+        log.append("event", {"n": i, "owner": OWNERS[i % 3]})
+    native = _native(log)
+    cps = [c.seq for c in log.checkpoints()]
+    assert native(None, None, 0, cps) is not None
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE audit ALTER COLUMN {column} TYPE {sql_type}")
+    assert native(None, None, 0, cps) is None
+    assert log.verify(workers=3, records_per_worker=1) == log.verify(workers=1)
+    log.close()
+
+
+def test_the_compiled_postgres_scan_decodes_copy_escapes(tmp_path: Path, postgres: Any) -> None:
+    """Text that COPY escapes (tab, newline, carriage return, backslash, other controls) is
+    decoded back to what was hashed: the C scan says "all good" on such a log."""
+    log = AuditLog(Store(tmp_path / "a.db"), dsn=postgres.create_database(), checkpoint_every=2)
+    awkward = "a\tb\\c\nd\re\x01f\x7f\u00e9\u2028\U0001f600\\N"
+    for i in range(5):
+        log.append(awkward, {"n": i, "owner": OWNERS[i % 3], "text": awkward * i, awkward: i})
+    native = _native(log)
+    found = native(None, None, 0, [c.seq for c in log.checkpoints()])
+    assert found is not None and found[0] == 5
+    assert log.verify().ok
+    log.close()
+
+
+@pytest.mark.parametrize("where", ["database", "client"])
+def test_text_that_is_not_utf8_end_to_end_is_left_to_python(
+    tmp_path: Path, postgres: Any, where: str
+) -> None:
+    """psycopg decodes in the connection's client encoding, and PostgreSQL's conversion tables
+    and Python's codecs disagree on some characters: EUC_JP's 0xA1C1 is U+FF5E to the server,
+    U+301C to Python. A record forged with the hash of the server's reading must fail, so the C
+    scan (which would read UTF-8) doubts unless both encodings are UTF8."""
+    if where == "database":
+        name = f"eucjp_{random.randrange(10**12)}"
+        with psycopg.connect(postgres.create_database(), autocommit=True) as conn:
+            conn.execute(
+                f"CREATE DATABASE {name} ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' "
+                "TEMPLATE template0"
+            )
+        dsn = postgres.create_database().rsplit("/", 1)[0] + f"/{name}"
+    else:
+        dsn = postgres.create_database() + "?client_encoding=EUC_JP"
+    log = AuditLog(Store(tmp_path / "a.db"), dsn=dsn, checkpoint_every=100)
+    for i in range(5):
+        log.append("event", {"n": i, "owner": OWNERS[i % 3]})
+    native = _native(log)
+    plain = dsn.split("?")[0] + "?client_encoding=UTF8"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT seq, at, kind, body, owners, prev FROM audit ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        seq, at, kind, body, owners, prev = row
+        body = body[:-1] + ',"x":"\uff5e"}'
+        digest = record_hash(seq, at, kind, json.loads(body), prev, json.loads(owners))
+        conn.execute("UPDATE audit SET body=%s, hash=%s WHERE seq=%s", (body, digest, seq))
+    assert native(None, None, 0, []) is None
+    result = log.verify()
+    assert not result.ok and result.first_bad == 5, result
+    assert log.verify(workers=3, records_per_worker=1) == result
+    log.close()
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:s3cr3t-pw@127.0.0.1:1/db",  # well formed: libpq's own error
+        "postgresql://u:s3cr3t%ZZpw@127.0.0.1/db",  # libpq would quote the bad token
+        "postgresql://u:s3cr3t-pw@[s3cr3t/db",  # ... or the whole URI
+        "host=127.0.0.1 password=s3cr3t pw",  # ... or the text after the password
+    ],
+)
+def test_the_compiled_postgres_scan_never_shows_the_password(dsn: str) -> None:
+    from camgate_native import scan_postgres
+
+    with pytest.raises(OSError, match="cannot read the audit log from PostgreSQL") as failed:
+        scan_postgres(dsn, None, None, 0, [])
+    assert "s3cr3t" not in str(failed.value)
+
+
+def test_the_compiled_postgres_scan_names_a_database_without_a_log(postgres: Any) -> None:
+    from camgate_native import scan_postgres
+
+    with pytest.raises(OSError, match='relation "audit" does not exist'):
+        scan_postgres(postgres.create_database(), None, None, 0, [])
 
 
 def test_the_compiled_scan_names_a_file_it_cannot_read(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from camgate.audit.base import ChainingBackend, Row, WriteTx, rows_sql
 from camgate.audit.chain import GENESIS
+from camgate.audit.fastverify import NativeScan
 from camgate.errors import AuditError
 
 __all__ = ["PostgresAuditBackend", "redact_dsn"]
@@ -249,6 +250,15 @@ class PostgresAuditBackend(ChainingBackend):
     def range_reader(self) -> Callable[[int | None, int | None], Iterator[Row]]:
         """A picklable ``rows`` for worker processes (parallel verification)."""
         return functools.partial(read_rows, self._dsn)
+
+    def native_scanner(self) -> NativeScan | None:
+        """The compiled range check bound to this database, when ``camgate-native`` is installed
+        (None otherwise: verification then runs the Python fast path)."""
+        try:
+            from camgate_native import scan_postgres
+        except ImportError:
+            return None
+        return functools.partial(scan_postgres, self._dsn)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with _snapshot(self._dsn) as conn:
