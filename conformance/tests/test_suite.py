@@ -127,9 +127,16 @@ def test_cli_writes_the_reports_and_exits_zero(
     assert (tmp_path / "j.xml").exists() and (tmp_path / "r.html").exists()
 
 
-def test_cli_refuses_a_slack_below_one(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["conformance", "rtsp", "--budget-slack", "0.5"]) == 2
-    assert "--budget-slack must be at least 1" in capsys.readouterr().err
+@pytest.mark.parametrize("slack", ["0.5", "inf", "nan", "three"])
+def test_cli_refuses_a_slack_that_is_not_a_finite_number_of_at_least_one(
+    capsys: pytest.CaptureFixture[str], slack: str
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(["conformance", "rtsp", "--budget-slack", slack])
+    assert usage.value.code == 2
+    assert "--budget-slack: must be a finite number of at least 1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="budget_slack must be a finite number"):
+        SuiteConfig(budget_slack=float("inf") if slack == "three" else float(slack))
 
 
 def test_cli_refuses_to_switch_off_a_gating_check(capsys: pytest.CaptureFixture[str]) -> None:

@@ -533,7 +533,7 @@ def test_parallel_verification_agrees_with_the_sequential_one(
 
 
 _awkward = st.text(st.characters(codec="utf-8"), max_size=6)  # quotes, controls, any script
-# PostgreSQL's text holds no NUL; tabs, newlines and backslashes go through COPY's escapes.
+# PostgreSQL's text holds no NUL; tabs, newlines and backslashes must come back byte for byte.
 _awkward_pg = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6)
 _owner_ids = ["al", 'b"ob', "c\x01", "dé", "", "t\tab\\"]
 
@@ -598,8 +598,8 @@ def test_compiled_scan_agrees_with_the_python_scan_on_postgres(
     every: int,
     cuts: list[int],
 ) -> None:
-    """The same on PostgreSQL, whose rows the C scan reads as COPY text: every escape COPY
-    writes (tab, newline, backslash, other controls) decoded as psycopg decodes it."""
+    """The same on PostgreSQL, whose rows the C scan reads from COPY's binary format: text
+    with tabs, newlines, backslashes and other controls read as psycopg reads it."""
     store = Store(tmp_path_factory.mktemp("native") / "a.db")
     log = AuditLog(store, dsn=postgres.create_database(), checkpoint_every=every)
     try:
@@ -687,9 +687,9 @@ def test_the_compiled_scan_is_not_more_lenient_than_python(
 def test_a_postgres_column_of_another_type_is_doubted(
     tmp_path: Path, postgres: Any, column: str, sql_type: str
 ) -> None:
-    """COPY writes the same text for a seq stored as text or numeric, which psycopg reads as
-    other values than an int: the C scan checks the columns' types and doubts, and the log
-    verifies (or not) exactly as Python says."""
+    """A seq stored as text or numeric (or a timestamp as varchar) is another value to psycopg
+    than an int (a str): the C scan checks the columns' types and doubts, and the log verifies
+    (or not) exactly as Python says."""
     dsn = postgres.create_database()
     log = AuditLog(Store(tmp_path / "a.db"), dsn=dsn, checkpoint_every=10)
     for i in range(30):
@@ -704,9 +704,11 @@ def test_a_postgres_column_of_another_type_is_doubted(
     log.close()
 
 
-def test_the_compiled_postgres_scan_decodes_copy_escapes(tmp_path: Path, postgres: Any) -> None:
-    """Text that COPY escapes (tab, newline, carriage return, backslash, other controls) is
-    decoded back to what was hashed: the C scan says "all good" on such a log."""
+def test_the_compiled_postgres_scan_reads_awkward_text_as_written(
+    tmp_path: Path, postgres: Any
+) -> None:
+    """Text with tabs, newlines, carriage returns, backslashes, other controls and ``\\N`` (which
+    COPY's text format would escape) comes back as it was hashed: the C scan says "all good"."""
     log = AuditLog(Store(tmp_path / "a.db"), dsn=postgres.create_database(), checkpoint_every=2)
     awkward = "a\tb\\c\nd\re\x01f\x7f\u00e9\u2028\U0001f600\\N"
     for i in range(5):

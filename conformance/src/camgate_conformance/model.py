@@ -108,13 +108,19 @@ class CheckResult:
         return out
 
 
+def _valid_slack(_config: object, _attribute: object, value: float) -> None:
+    if not (math.isfinite(value) and value >= 1.0):
+        raise ValueError(f"budget_slack must be a finite number of at least 1, not {value!r}")
+
+
 @attrs.frozen
 class SuiteConfig:
     """How to run: trials per budget, the observation window, the stateful test's size,
     non-gating checks to leave out (``skip``), and ``budget_slack``.
 
     ``budget_slack`` multiplies every time limit a check holds an adapter to (its declared
-    budgets, camgate's ceilings, the revocation window) before comparing: for a shared, loaded
+    budgets, camgate's ceilings, the revocation window, the idle-connection limit, a fault's
+    time to report) before comparing: for a shared, loaded
     CI machine, where a p95 over a few trials is one slow trial. At 1.0 (the default) the
     verdict is the one an adapter is certified on; reports say which slack a run used.
     """
@@ -124,7 +130,7 @@ class SuiteConfig:
     stateful_examples: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     stateful_steps: int = attrs.field(default=8, validator=attrs.validators.ge(1))
     skip: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset)
-    budget_slack: float = attrs.field(default=1.0, validator=attrs.validators.ge(1.0))
+    budget_slack: float = attrs.field(default=1.0, validator=_valid_slack)
 
 
 @attrs.frozen

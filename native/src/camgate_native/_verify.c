@@ -11,7 +11,7 @@
  *
  * The checks (check_row) are fed by one of two readers: SQLite's, on its own read-only
  * connection inside one read transaction (a consistent snapshot that does not block appends),
- * and PostgreSQL's, which streams the range by COPY (text format, decoded here) in one
+ * and PostgreSQL's, which streams the range by COPY (binary format, parsed here) in one
  * REPEATABLE READ, READ ONLY transaction through libpq. The scan runs with the GIL released, so
  * several threads check several ranges at once. SHA-256 is OpenSSL's (the library Python's
  * hashlib uses).

@@ -55,7 +55,8 @@ NativeScan = Callable[
           list[tuple[int, str, dict[str, tuple[str, int]], dict[str, bytes]]],
           dict[str, tuple[str, int]]] | None,
 ]  # fmt: skip
-"""``scan(after, until, lo, checkpoints)``: :func:`camgate_native.scan_sqlite` bound to a file."""
+"""``scan(after, until, lo, checkpoints)``: :func:`camgate_native.scan_sqlite` bound to a file,
+or :func:`camgate_native.scan_postgres` bound to a connection string."""
 
 _encode_str = json.encoder.encode_basestring
 _NO_OWNERS = "{}"
@@ -263,7 +264,7 @@ def fast_verify(
     is started only for every ``records_per_worker`` records (starting one costs more than
     checking a small log).
 
-    With ``native`` (the compiled scanner bound to the log's SQLite file, see
+    With ``native`` (the compiled scanner bound to the log's SQLite file or database, see
     :func:`native_range`) the ranges are checked in C by threads of this process, since the
     scanner releases the GIL: no process to start, no row ever becomes a Python object.
     """
