@@ -65,7 +65,14 @@ from camgate.models import (
     StreamInfo,
 )
 from camgate.plugins import PluginHost
-from camgate.relay import Opener, Relay, RelaySettings, Subscription, TransformFactory
+from camgate.relay import (
+    Opener,
+    Relay,
+    RelaySettings,
+    Subscription,
+    TransformFactory,
+    Upstream,
+)
 from camgate.store import Store
 
 if TYPE_CHECKING:
@@ -457,9 +464,7 @@ class Edge:
             for up in self.relay.upstreams()
             if (up.camera.owner_id if kind == "owner" else up.camera.id) == ident
         ]
-        for camera_id in cameras:
-            self._warmth.pop(camera_id, None)
-        self._dropping.setdefault(key, []).extend(self.relay.drop(cameras))
+        self._dropping.setdefault(key, []).extend(self._drop_upstreams(cameras))
         return len(hit)
 
     def _finish(self, key: tuple[str, str]) -> None:
@@ -745,12 +750,14 @@ class Edge:
                 ]
             except NotFound:
                 return False
-            if not open_ or self.cache_allowed(camera) is not None:
+            if (
+                not open_
+                or self.cache_allowed(camera) is not None
+                # masked otherwise than the owner now asks: drop it
+                or self._masks_used.get(camera_id, ()) != self._polygons(camera_id)
+            ):
                 self._warmth.pop(camera_id, None)
                 return False
-            if self._masks_used.get(camera_id, ()) != self._polygons(camera_id):
-                self._warmth.pop(camera_id, None)
-                return False  # masked otherwise than the owner now asks: drop it
             self._warmth[camera_id] = set(open_)
             return True
 
@@ -878,17 +885,21 @@ class Edge:
     def _drop_if_stale(self, camera_id: str, masks: Any) -> None:
         """Drop the camera's upstream and cache when they were masked otherwise than ``masks``."""
         if camera_id in self._masks_used and self._masks_used[camera_id] != masks:
+            self._drop_upstreams([camera_id])
+
+    def _drop_upstreams(self, camera_ids: list[str]) -> list[Upstream]:
+        """Drop these cameras' relay upstreams now, with their GOP caches, warmth and the masks
+        they were built with (synchronous: no one attaches to them any more); the dropped."""
+        for camera_id in camera_ids:
             self._masks_used.pop(camera_id, None)
             self._warmth.pop(camera_id, None)
-            self.relay.drop([camera_id])
+        return self.relay.drop(camera_ids)
 
     async def end_camera_streams(self, camera_id: str, reason: str) -> int:
         """End every open stream of one camera with ``reason`` and close its relay upstream
         (with its GOP cache and transform: the next consumer starts afresh); returns how many
         streams ended."""
-        self._masks_used.pop(camera_id, None)
-        self._warmth.pop(camera_id, None)
-        dropped = self.relay.drop([camera_id])  # synchronous: no one attaches to it any more
+        dropped = self._drop_upstreams([camera_id])
         self._generation += 1  # every stream re-reads the store before its next packet
         streams = [s for s in self._live if s.camera.id == camera_id]
         for stream in streams:

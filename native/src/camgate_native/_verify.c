@@ -524,33 +524,41 @@ static int checker_end(Checker *k) {
 
 /* ------------------------------------------------------------------------ SQLite's reader */
 
-/* The same ranges as camgate.audit.base.rows_sql: an unbounded side has no clause at all (a
- * bound of INT64_MIN or INT64_MAX would skip rows whose seq is not an integer, or is INT64_MIN,
- * which the other verifiers read and reject), and the first range takes NULL seqs too. */
-#define SELECT_ROWS "SELECT seq, at, kind, body, owners, prev, hash FROM audit"
-static const char *const SELECTS[2][2] = {
-    {SELECT_ROWS " ORDER BY seq", SELECT_ROWS " WHERE (seq IS NULL OR seq <= ?2) ORDER BY seq"},
-    {SELECT_ROWS " WHERE seq > ?1 ORDER BY seq",
-     SELECT_ROWS " WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"},
-};
+#define COLUMNS "seq, at, kind, body, owners, prev, hash"
+
+/* The SELECT of the range's rows from table, for both stores: camgate.audit.base.rows_sql. An
+ * unbounded side has no clause at all (a bound of INT64_MIN or INT64_MAX would skip rows whose
+ * seq is not an integer, or is INT64_MIN, which the other verifiers read and reject), and the
+ * first range takes NULL seqs too. The bounds are written in (COPY takes no parameters). */
+static void rows_sql(const Scan *s, const char *table, char *out, size_t size) {
+    char where[96] = "";
+    if (!s->has_after && s->has_until)
+        snprintf(where, sizeof where, "WHERE (seq IS NULL OR seq <= %lld) ", (long long)s->until);
+    else if (s->has_after && !s->has_until)
+        snprintf(where, sizeof where, "WHERE seq > %lld ", (long long)s->after);
+    else if (s->has_after)
+        snprintf(where, sizeof where, "WHERE seq > %lld AND seq <= %lld ", (long long)s->after,
+                 (long long)s->until);
+    snprintf(out, size, "SELECT " COLUMNS " FROM %s %sORDER BY seq", table, where);
+}
 
 static int scan_sqlite_rows(Checker *k) {
     Scan *s = k->s;
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     int rc = SCAN_OK;
+    char sql[256];
+    rows_sql(s, "audit", sql, sizeof sql);
     if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         sqlite3_busy_timeout(db, 30000) != SQLITE_OK ||
         /* the file mapped, not copied page by page through read(): ~10 % of the scan's time */
         sqlite3_exec(db, "PRAGMA mmap_size=17179869184", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, SELECTS[s->has_after][s->has_until], -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = SCAN_SQL;
         goto done;
     }
-    if (s->has_after) sqlite3_bind_int64(st, 1, s->after);
-    if (s->has_until) sqlite3_bind_int64(st, 2, s->until);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         /* the type first: reading a column may convert it */
@@ -727,9 +735,8 @@ static int scan_pg_rows(Checker *k) {
      * text would be read by psycopg as a str, which the Python scan refuses), and each from that
      * table. The lock this takes holds until the transaction ends: no ALTER or RENAME of the
      * table between this look and the COPY. */
-    char sql[512];
-    snprintf(sql, sizeof sql, "SELECT seq, at, kind, body, owners, prev, hash FROM %s LIMIT 0",
-             table);
+    char sql[640]; /* the COPY of a SELECT of at most 511 bytes */
+    snprintf(sql, sizeof sql, "SELECT " COLUMNS " FROM %s LIMIT 0", table);
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 7) {
         rc = pg_fail(s, conn, password);
@@ -750,25 +757,9 @@ static int scan_pg_rows(Checker *k) {
         goto done;
     }
     PQclear(res);
-    /* camgate.audit.base.rows_sql, as a COPY (which takes no parameters) */
-    const char *cols = "seq, at, kind, body, owners, prev, hash";
-    if (!s->has_after && !s->has_until)
-        snprintf(sql, sizeof sql, "COPY (SELECT %s FROM %s ORDER BY seq) TO STDOUT (FORMAT binary)",
-                 cols, table);
-    else if (!s->has_after)
-        snprintf(sql, sizeof sql,
-                 "COPY (SELECT %s FROM %s WHERE (seq IS NULL OR seq <= %lld) ORDER BY seq) "
-                 "TO STDOUT (FORMAT binary)",
-                 cols, table, (long long)s->until);
-    else if (!s->has_until)
-        snprintf(sql, sizeof sql,
-                 "COPY (SELECT %s FROM %s WHERE seq > %lld ORDER BY seq) TO STDOUT (FORMAT binary)",
-                 cols, table, (long long)s->after);
-    else
-        snprintf(sql, sizeof sql,
-                 "COPY (SELECT %s FROM %s WHERE seq > %lld AND seq <= %lld ORDER BY seq) "
-                 "TO STDOUT (FORMAT binary)",
-                 cols, table, (long long)s->after, (long long)s->until);
+    char select[512];
+    rows_sql(s, table, select, sizeof select);
+    snprintf(sql, sizeof sql, "COPY (%s) TO STDOUT (FORMAT binary)", select);
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT || PQbinaryTuples(res) != 1) {
         rc = pg_fail(s, conn, password);
