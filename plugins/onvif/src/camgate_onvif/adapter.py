@@ -60,6 +60,26 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+class RedactUrls(logging.Filter):
+    """A logging filter that passes every URL argument of a record through
+    :func:`camgate_rtsp.adapter.redact` (no user, password or credential-looking query
+    parameter). Installed on httpx's logger, whose INFO line names each request's URL — a
+    snapshot URI may carry ``user=…&password=…``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record's URL arguments; always keep the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact(str(a)) if isinstance(a, httpx.URL | str) and "://" in str(a) else a
+                for a in record.args
+            )
+        return True
+
+
+if not any(isinstance(f, RedactUrls) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(RedactUrls())
+
 _positive = positive("onvif")
 
 
@@ -90,6 +110,9 @@ def _masks(value: Mapping[str, Any]) -> dict[str, tuple[Polygon, ...]]:
         out[str(camera)] = tuple(shapes)
     return out
 
+
+#: Video encodings a profile may have to become a camera (ONVIF's, lower case).
+VIDEO_CODECS = frozenset({"h264", "h265", "hevc", "jpeg", "mpeg4"})
 
 #: The services of the ``ports`` setting: SOAP endpoints (the device's XAddrs), the HTTP
 #: snapshot URL, RTSP (live streams and replay).
@@ -319,6 +342,7 @@ class OnvifStream:
     height: int
     source: str
     source_config: str = ""
+    source_token: str = ""  # the video source (an NVR's channel) the profile encodes
 
 
 @attrs.frozen
@@ -328,6 +352,13 @@ class Recording:
     token: str
     earliest: datetime | None
     latest: datetime | None
+
+
+def _aware(moment: Any) -> datetime | None:
+    """A search date as an aware datetime: one without a time zone is UTC (device clock)."""
+    if not isinstance(moment, datetime):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _extension_xaddr(ext: Any, attr: str) -> str | None:
@@ -450,19 +481,46 @@ class OnvifDevice:
             enc = getattr(p, "VideoEncoderConfiguration", None)
             if enc is None:
                 continue  # audio- or metadata-only profile
-            res = enc.Resolution
+            res = getattr(enc, "Resolution", None)
             vsc = getattr(p, "VideoSourceConfiguration", None)
-            self.streams.append(
-                OnvifStream(
-                    token=str(p.token),
-                    name=str(p.Name),
-                    codec=str(enc.Encoding).lower(),
-                    width=int(res.Width) if res is not None else 0,
-                    height=int(res.Height) if res is not None else 0,
-                    source=f"{self.url}#profile={p.token}",
-                    source_config=str(vsc.token) if vsc is not None else "",
-                )
+            self._add_stream(
+                str(p.token),
+                str(getattr(p, "Name", "") or p.token),
+                getattr(enc, "Encoding", None),
+                getattr(res, "Width", None),
+                getattr(res, "Height", None),
+                vsc,
             )
+
+    def _add_stream(
+        self, token: str, name: str, codec: Any, width: Any, height: Any, vsc: Any
+    ) -> None:
+        """Keep a video profile as a stream, or skip it with a note when its encoder is
+        not usable (no or an unknown encoding, no or a 0x0 resolution: an NVR's empty
+        channel), so it never becomes a camera nor a source's default profile."""
+        codec = str(codec or "").strip().lower()
+        try:
+            w, h = int(width or 0), int(height or 0)
+        except (TypeError, ValueError):
+            w = h = 0
+        if codec not in VIDEO_CODECS or w <= 0 or h <= 0:
+            self.notes.append(
+                f"profile {token!r} skipped: its video encoder is not usable "
+                f"(encoding {codec or 'missing'}, {w}x{h})"
+            )
+            return
+        self.streams.append(
+            OnvifStream(
+                token=token,
+                name=name,
+                codec=codec,
+                width=w,
+                height=h,
+                source=f"{self.url}#profile={token}",
+                source_config=str(getattr(vsc, "token", "") or ""),
+                source_token=str(getattr(vsc, "SourceToken", "") or ""),
+            )
+        )
 
     def profile(self, source: str) -> str:
         """The profile token a camera source names (first video profile when it names none)."""
@@ -542,25 +600,46 @@ class OnvifDevice:
             )
         return self.xaddrs[service]
 
-    async def recordings(self, start: datetime, end: datetime) -> list[Recording]:
-        """FindRecordings + GetRecordingSearchResults: recordings holding footage in the window."""
+    async def recordings(self, start: datetime, end: datetime, token: str) -> list[Recording]:
+        """FindRecordings + GetRecordingSearchResults: the recordings of profile ``token``'s
+        video source holding footage in the window (device clock).
+
+        The search is scoped to the source (``IncludedSources``), and each result must name
+        it as its ``Source/SourceId`` — a device that ignores the scope (an NVR answering with
+        every channel) cannot hand over another channel's recording; results that cannot be
+        tied to the source are left out. Dates without a time zone are taken as UTC on the
+        device's clock."""
         search = self._need("search")
         self._need("replay")
-        token = await self.soap.call(
-            "search", search, "FindRecordings", Scope={}, MaxMatches=50, KeepAliveTime="PT10S"
+        stream = next(s for s in self.streams if s.token == token)
+        if not stream.source_token:
+            raise UnsupportedScope(
+                f"{self.url}: profile {token!r} names no video source, so no recording can be "
+                "tied to it; recordings are not served from it"
+            )
+        scope = {"IncludedSources": [{"Token": stream.source_token}]}
+        search_token = await self.soap.call(
+            "search", search, "FindRecordings", Scope=scope, MaxMatches=50, KeepAliveTime="PT10S"
         )
         results = await self.soap.call(
             "search",
             search,
             "GetRecordingSearchResults",
-            SearchToken=str(token),
+            SearchToken=str(search_token),
             MinResults=1,
             MaxResults=50,
             WaitTime="PT5S",
         )
         found = []
         for info in getattr(results, "RecordingInformation", None) or []:
-            early, late = info.EarliestRecording, info.LatestRecording
+            source = getattr(getattr(info, "Source", None), "SourceId", None)
+            if str(source or "").strip() != stream.source_token:
+                self.notes.append(
+                    f"recording {info.RecordingToken!r} left out: its source {source!r} is not "
+                    f"the camera's video source {stream.source_token!r}"
+                )
+                continue
+            early, late = _aware(info.EarliestRecording), _aware(info.LatestRecording)
             if (early is None or early <= end) and (late is None or late >= start):
                 found.append(Recording(str(info.RecordingToken), early, late))
         return found
@@ -732,7 +811,18 @@ class OnvifAdapter(Adapter):
             if not self.settings.snapshot_fallback:
                 raise
             log.info("%s: no snapshot URI (%s); taking a frame from the stream", device.url, exc)
-            return await self._frame_from_stream(camera, grant, device, token)
+            try:
+                return await self._frame_from_stream(camera, grant, device, token)
+            except AdapterError as fallback:
+                kind = next(
+                    k
+                    for k in (CameraAuthError, CameraUnreachable, UnsupportedScope, AdapterError)
+                    if isinstance(fallback, k)
+                )
+                raise kind(
+                    f"no snapshot: GetSnapshotUri failed ({exc}), and so did taking a frame "
+                    f"from the stream ({fallback})"
+                ) from None
         creds = self._credentials(camera.id, device.url)
         jpeg = await self._fetch_jpeg(uri, creds)
         width, height = await anyio.to_thread.run_sync(decode_jpeg, jpeg)
@@ -832,14 +922,15 @@ class OnvifAdapter(Adapter):
         offset = device.soap.offset
         if abs(offset) < timedelta(seconds=2):
             offset = timedelta(0)  # within GetSystemDateAndTime's one-second resolution
-        found = await device.recordings(start + offset, end + offset)
+        token = device.profile(camera.source)
+        found = await device.recordings(start + offset, end + offset, token)
         if not found:
             raise CameraProtocolError(
                 f"{device.url}: no recording holds footage between {start.isoformat()} "
                 f"and {end.isoformat()}"
             )
         uri = await device.replay_uri(found[0].token)
-        stream = next(s for s in device.streams if s.token == device.profile(camera.source))
+        stream = next(s for s in device.streams if s.token == token)
         return await ReplayStream.open(
             uri,
             self._credentials(camera.id, device.url),

@@ -36,6 +36,8 @@ refused with ``ter:NotAuthorized``, as real cameras do.
                             profile's size; FindRecordings honours ``IncludedSources``
 ``ignores_scope``           (with ``nvr``) FindRecordings returns every recording whatever scope
 ``media2_only``             only Media2 (Profile T): no ver10 media service, GetCapabilities fails
+``endless_body``            these operations (SOAP names, or ``snapshot``) answer 200 with a body
+                            that never ends (up to 256 MiB; ``sent_bytes`` counts what went out)
 
 With ``tls=True`` it serves HTTPS with a fresh self-signed certificate for 127.0.0.1, whose
 file (``ca_file``) is put into ``settings`` as ``verify_tls``.
@@ -137,6 +139,7 @@ class Quirks:
     nvr: bool = False
     ignores_scope: bool = False
     media2_only: bool = False
+    endless_body: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
 
 
 @attrs.frozen
@@ -260,6 +263,8 @@ class OnvifSimulator(Simulator):
         self._recording_lock = threading.Lock()
         self._nonces: set[str] = set()
         self._searches: dict[str, set[str]] = {}
+        #: Bytes sent of each endless body (``endless_body`` quirk), in order.
+        self.sent_bytes: list[int] = []
         #: Media2 privacy masks per device: token -> (configuration token, points, type, enabled)
         self.masks: dict[int, dict[str, tuple[str, list[tuple[float, float]], str, bool]]] = {}
         self._colors: dict[tuple[int, str], tuple[int, int, int]] = {}
@@ -557,7 +562,7 @@ class OnvifSimulator(Simulator):
         if q.media2_only and service == "media" and op != "GetServices":
             raise _Fault("Receiver", "ActionNotSupported", "no ver10 media service", 400)
         if q.media2_only and service == "media2" and op in _MEDIA2_OPS:
-            return _MEDIA2_OPS[op](self, device, body)
+            return str(_MEDIA2_OPS[op](self, device, body))
         handler = getattr(self, f"_op_{op}", None)
         if handler is None:
             raise _Fault("Receiver", "ActionNotSupported", f"{op} is not implemented")
@@ -947,6 +952,26 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
 
         profile: str | None = None
 
+        def _send_endless(self, ctype: str, head: bytes, unit: bytes) -> None:
+            """200 with a body that does not end (bounded at 256 MiB for the host's sake)."""
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            sent = 0
+            chunk = unit * (65536 // len(unit))
+            try:
+                self.wfile.write(head)
+                sent += len(head)
+                while sent < 256 * 1024 * 1024:
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass
+            with sim._lock:
+                sim.sent_bytes.append(sent)
+
         def setup(self) -> None:
             super().setup()
             self.connection_id = sim._connection("connect")
@@ -995,6 +1020,9 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             self._log("snapshot", sim.username, True, 200)
+            if "snapshot" in sim.quirks.endless_body:
+                self._send_endless("image/jpeg", (sim._jpeg or b"")[:2], b"\x00")
+                return
             self._send(200, sim._jpeg or b"", "image/jpeg", {})
 
         def do_POST(self) -> None:
@@ -1035,6 +1063,11 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
                     raise _Fault("Sender", "WellFormed", "not a SOAP envelope")  # noqa: TRY301
                 if op != "GetSystemDateAndTime" or sim.quirks.clock == "auth":
                     user = sim.check_token(root.find("s:Header", NS))
+                if op in sim.quirks.endless_body:
+                    self._log(op, user, user is not None, 200)
+                    head = _envelope("").split(b"</s:Body>")[0]
+                    self._send_endless("application/soap+xml", head, b"<tt:Pad>xxxx</tt:Pad>")
+                    return
                 text = _envelope(sim.answer(device, service, op, first))
             except _Fault as fault:
                 self._log(op, user, user is not None, fault.http)
