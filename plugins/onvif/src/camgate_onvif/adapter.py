@@ -607,7 +607,8 @@ class OnvifDevice:
         The search is scoped to the source (``IncludedSources``), and each result must name
         it as its ``Source/SourceId`` — a device that ignores the scope (an NVR answering with
         every channel) cannot hand over another channel's recording; results that cannot be
-        tied to the source are left out. Dates without a time zone are taken as UTC on the
+        tied to the source are left out (on a device with a single video source, every
+        recording is that source's). Dates without a time zone are taken as UTC on the
         device's clock."""
         search = self._need("search")
         self._need("replay")
@@ -630,10 +631,12 @@ class OnvifDevice:
             MaxResults=50,
             WaitTime="PT5S",
         )
+        # A device with one video source (a camera, not an NVR) records only that source.
+        single = {s.source_token for s in self.streams} == {stream.source_token}
         found = []
         for info in getattr(results, "RecordingInformation", None) or []:
             source = getattr(getattr(info, "Source", None), "SourceId", None)
-            if str(source or "").strip() != stream.source_token:
+            if not single and str(source or "").strip() != stream.source_token:
                 self.notes.append(
                     f"recording {info.RecordingToken!r} left out: its source {source!r} is not "
                     f"the camera's video source {stream.source_token!r}"
@@ -816,7 +819,13 @@ class OnvifAdapter(Adapter):
             except AdapterError as fallback:
                 kind = next(
                     k
-                    for k in (CameraAuthError, CameraUnreachable, UnsupportedScope, AdapterError)
+                    for k in (
+                        CameraAuthError,
+                        CameraUnreachable,
+                        UnsupportedScope,
+                        CameraProtocolError,
+                        AdapterError,
+                    )
                     if isinstance(fallback, k)
                 )
                 raise kind(

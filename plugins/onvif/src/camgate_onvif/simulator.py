@@ -26,7 +26,7 @@ refused with ``ter:NotAuthorized``, as real cameras do.
                             behind port forwarding, or one pointing at another port of its host)
 ``undeclared_ter``          faults use the ``ter:`` prefix without declaring it
 ``ver20_body``              these operations answer with a body in the ver20 media namespace
-``invalid_encoders``        GetProfiles adds profiles with a 0x0, missing or unknown encoding
+``invalid_encoders``        GetProfiles adds profiles with a 0x0 resolution or an empty encoding
 ``clock``                   ``"auth"``: GetSystemDateAndTime needs a UsernameToken;
                             ``"missing"``: it is not implemented (the HTTP Date header still is)
 ``naive_dates``             recording search results carry dates without a time zone
@@ -662,7 +662,7 @@ class OnvifSimulator(Simulator):
             '<tt:Bounds x="0" y="0" width="640" height="360"/></tt:VideoSourceConfiguration>'
             f'<tt:VideoEncoderConfiguration token="enc-{name}"><tt:Name>enc-{name}</tt:Name>'
             "<tt:UseCount>1</tt:UseCount>"
-            + (f"<tt:Encoding>{codec}</tt:Encoding>" if codec else "")
+            + f"<tt:Encoding>{codec}</tt:Encoding>"
             + f"<tt:Resolution><tt:Width>{w}</tt:Width><tt:Height>{h}</tt:Height></tt:Resolution>"
             "<tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>30</tt:FrameRateLimit>"
             "<tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>1000</tt:BitrateLimit>"
