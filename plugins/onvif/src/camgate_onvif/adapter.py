@@ -305,8 +305,10 @@ def checked_url(url: str, policy: UrlPolicy, service: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in schemes or not parts.hostname:
+        # Not echoed unless it parses: redact finds no userinfo in a URL without a scheme.
+        shown = repr(redact(url)) if parts.scheme and parts.hostname else "a malformed URL"
         raise CameraProtocolError(
-            f"the device handed back {redact(url)!r}: expected a {'/'.join(schemes)} URL"
+            f"the device handed back {shown}: expected a {'/'.join(schemes)} URL"
         )
     try:
         reported = parts.port or _DEFAULT_PORTS[scheme]
