@@ -87,10 +87,12 @@ def _call(url: str, status: int, body: bytes) -> None:
         finally:
             await client.aclose()
 
+    message = ""
     try:
         anyio.run(run)
     except CamgateError as exc:
-        assert PASSWORD not in str(exc)
+        message = str(exc)
+    assert PASSWORD not in message
 
 
 def _mutate(text: str, cuts: list[tuple[int, str]]) -> bytes:
@@ -184,7 +186,11 @@ def test_checked_url_never_leaves_the_policy(
     try:
         out = checked_url(url, policy, service)
     except CameraProtocolError as exc:
-        assert "u:p" not in str(exc)
+        message = str(exc)
+    else:
+        message = ""
+    if message:
+        assert "u:p" not in message
         return
     parts = urlsplit(out)
     assert parts.hostname == "203.0.113.9" and parts.username is None and parts.password is None
