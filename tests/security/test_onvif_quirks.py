@@ -174,3 +174,24 @@ async def test_snapshot_fallback_failure_names_both_attempts(make_sim: Any) -> N
         with pytest.raises(CameraProtocolError) as info:
             await onvif.snapshot(cam, grant(cam, "snapshot"))
     assert "GetSnapshotUri" in str(info.value) and "frame from the stream" in str(info.value)
+
+
+async def test_media2_only_device_streams_and_snapshots(make_sim: Any) -> None:
+    sim = make_sim(quirks=Quirks(media2_only=True))
+    cam = camera(sim)
+    async with adapter(sim) as onvif:
+        device = await onvif.device(cam.source, cam.id)
+        assert device.media == "media2" and "media" not in device.xaddrs
+        assert [(s.token, s.width, s.codec) for s in device.streams] == [
+            ("main", 640, "h264"),
+            ("sub", 320, "h264"),
+        ]
+        packet = await _first(await onvif.open_live(cam, grant(cam, "live")))
+        assert packet.data
+        snap = await onvif.snapshot(cam, grant(cam, "snapshot"))
+        assert decode_jpeg(snap.jpeg) == (640, 360)
+    ops = sim.operations()
+    assert "GetStreamUri" in ops and "GetSnapshotUri" in ops
+    assert all(
+        r.path.endswith("media2_service") for r in sim.requests if r.operation == "GetProfiles"
+    )

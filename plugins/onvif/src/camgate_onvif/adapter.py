@@ -363,6 +363,18 @@ def _aware(moment: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _is_element(value: Any) -> bool:
+    return isinstance(value, etree._Element) and isinstance(value.tag, str)
+
+
+def _child_text(elements: Sequence[Any], name: str) -> str | None:
+    """The text of the first element named ``name`` (any namespace) among ``elements``."""
+    for element in elements:
+        if _is_element(element) and etree.QName(element).localname == name:
+            return (element.text or "").strip()
+    return None
+
+
 def _extension_xaddr(ext: Any, attr: str) -> str | None:
     """The XAddr of ``Capabilities/Extension/<attr>``.
 
@@ -453,18 +465,22 @@ class OnvifDevice:
                     self.xaddrs[name] = self._check(str(svc.XAddr), "soap")
         except (OnvifFault, CameraProtocolError) as exc:
             self.notes.append(f"GetServices unavailable ({exc}); used GetCapabilities")
-            await self._capabilities()
+            await self._capabilities("neither GetServices nor GetCapabilities answered")
             return
-        if "media" not in self.xaddrs:
-            await self._capabilities()
+        if "media" not in self.xaddrs and "media2" not in self.xaddrs:
+            await self._capabilities("GetServices lists no media service; GetCapabilities failed")
 
-    async def _capabilities(self) -> None:
+    @property
+    def media(self) -> str:
+        """The media service streams come from: ``media`` (ver10), else ``media2`` (a
+        Profile T device without the ver10 service)."""
+        return "media" if "media" in self.xaddrs else "media2"
+
+    async def _capabilities(self, failing: str) -> None:
         try:
             caps = await self.soap.call("device", self.url, "GetCapabilities", Category="All")
         except CameraProtocolError as exc:
-            raise CameraProtocolError(
-                f"{self.url}: neither GetServices nor GetCapabilities answered: {exc}"
-            ) from None
+            raise CameraProtocolError(f"{self.url}: {failing}: {exc}") from None
         media = getattr(caps, "Media", None)
         if media is not None and media.XAddr:
             self.xaddrs["media"] = self._check(str(media.XAddr), "soap")
@@ -477,8 +493,11 @@ class OnvifDevice:
             raise CameraProtocolError(f"{self.url}: the device reports no media service")
 
     async def _profiles(self) -> None:
-        profiles = await self.soap.call("media", self.xaddrs["media"], "GetProfiles")
         self.streams = []
+        if self.media == "media2":
+            await self._profiles2()
+            return
+        profiles = await self.soap.call("media", self.xaddrs["media"], "GetProfiles")
         for p in profiles or []:
             enc = getattr(p, "VideoEncoderConfiguration", None)
             if enc is None:
@@ -492,6 +511,27 @@ class OnvifDevice:
                 getattr(res, "Width", None),
                 getattr(res, "Height", None),
                 vsc,
+            )
+
+    async def _profiles2(self) -> None:
+        """Media2 GetProfiles (Type All); the encoder configuration arrives as raw XML."""
+        profiles = await self.soap.call(
+            "media2", self.xaddrs["media2"], "GetProfiles", Type=["All"]
+        )
+        for p in profiles or []:
+            configs = getattr(p, "Configurations", None)
+            encoder = getattr(configs, "VideoEncoder", None)
+            if encoder is None:
+                continue  # audio- or metadata-only profile
+            raw = [e for e in getattr(encoder, "_value_1", None) or [] if _is_element(e)]
+            res = next((e for e in raw if etree.QName(e).localname == "Resolution"), None)
+            self._add_stream(
+                str(p.token),
+                str(getattr(p, "Name", "") or p.token),
+                _child_text(raw, "Encoding"),
+                _child_text(list(res) if res is not None else [], "Width"),
+                _child_text(list(res) if res is not None else [], "Height"),
+                getattr(configs, "VideoSource", None),
             )
 
     def _add_stream(
@@ -540,6 +580,11 @@ class OnvifDevice:
 
     async def stream_uri(self, token: str) -> str:
         """GetStreamUri (RTP unicast over RTSP), checked: an rtsp/rtsps URL on our host."""
+        if self.media == "media2":
+            uri = await self.soap.call(
+                "media2", self.xaddrs["media2"], "GetStreamUri", Protocol="RTSP", ProfileToken=token
+            )
+            return self._check(str(uri), "rtsp")
         answer = await self.soap.call(
             "media",
             self.xaddrs["media"],
@@ -552,14 +597,14 @@ class OnvifDevice:
     async def snapshot_uri(self, token: str) -> str:
         """GetSnapshotUri, checked: an http/https URL on our host."""
         answer = await self.soap.call(
-            "media", self.xaddrs["media"], "GetSnapshotUri", ProfileToken=token
+            self.media, self.xaddrs[self.media], "GetSnapshotUri", ProfileToken=token
         )
-        return self._check(str(answer.Uri), "snapshot")
+        return self._check(str(getattr(answer, "Uri", answer)), "snapshot")
 
     async def sync_point(self, token: str) -> None:
         """SetSynchronizationPoint: ask the encoder of ``token`` for a keyframe now."""
         await self.soap.call(
-            "media", self.xaddrs["media"], "SetSynchronizationPoint", ProfileToken=token
+            self.media, self.xaddrs[self.media], "SetSynchronizationPoint", ProfileToken=token
         )
 
     async def push_masks(self, token: str, polygons: Sequence[Polygon]) -> int:

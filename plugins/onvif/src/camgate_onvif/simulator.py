@@ -892,8 +892,58 @@ class OnvifSimulator(Simulator):
         )
 
 
+def _m2_token(sim: OnvifSimulator, body: etree._Element) -> str:
+    token = (body.findtext("tr2:ProfileToken", namespaces=NS) or "").strip()
+    if token not in {name for name, _w, _h in sim.profiles}:
+        raise _Fault("Sender", "NoProfile", f"no profile {token!r}")
+    return token
+
+
+def _m2_profiles(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    items = "".join(
+        f'<tr2:Profiles token="{name}" fixed="true"><tr2:Name>{name}</tr2:Name>'
+        "<tr2:Configurations>"
+        f'<tr2:VideoSource token="vsc"><tt:Name>vsc</tt:Name><tt:UseCount>2</tt:UseCount>'
+        f"<tt:SourceToken>{sim.source_token(name)}</tt:SourceToken>"
+        '<tt:Bounds x="0" y="0" width="640" height="360"/></tr2:VideoSource>'
+        f'<tr2:VideoEncoder token="enc-{name}" GovLength="{sim.gop_frames}" Profile="Main">'
+        f"<tt:Name>enc-{name}</tt:Name><tt:UseCount>1</tt:UseCount>"
+        "<tt:Encoding>H264</tt:Encoding>"
+        f"<tt:Resolution><tt:Width>{w}</tt:Width><tt:Height>{h}</tt:Height></tt:Resolution>"
+        "<tt:Quality>5</tt:Quality></tr2:VideoEncoder>"
+        "</tr2:Configurations></tr2:Profiles>"
+        for name, w, h in sim.profiles
+    )
+    return f"<tr2:GetProfilesResponse>{items}</tr2:GetProfilesResponse>"
+
+
+def _m2_stream(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    uri = sim._rtsp_uri(device, _m2_token(sim, body))
+    return f"<tr2:GetStreamUriResponse><tr2:Uri>{escape(uri)}</tr2:Uri></tr2:GetStreamUriResponse>"
+
+
+def _m2_snapshot(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    uri = sim._snapshot_uri(device, _m2_token(sim, body))
+    return (
+        f"<tr2:GetSnapshotUriResponse><tr2:Uri>{escape(uri)}</tr2:Uri></tr2:GetSnapshotUriResponse>"
+    )
+
+
+def _m2_sync(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    path = f"/dev{device}/{_m2_token(sim, body)}"
+    sim._rtsp.force_keyframe(path)
+    with sim._lock:
+        sim.sync_points.append((time.monotonic(), path))
+    return "<tr2:SetSynchronizationPointResponse/>"
+
+
 #: Media2 operations a ``media2_only`` device answers (others: the masks' handlers).
-_MEDIA2_OPS: dict[str, Any] = {}
+_MEDIA2_OPS: dict[str, Any] = {
+    "GetProfiles": _m2_profiles,
+    "GetStreamUri": _m2_stream,
+    "GetSnapshotUri": _m2_snapshot,
+    "SetSynchronizationPoint": _m2_sync,
+}
 
 
 def _mask_rgb(mask: etree._Element) -> tuple[int, int, int]:
