@@ -20,6 +20,7 @@ import pytest
 from camgate.adapters import Credentials
 from camgate.errors import CameraProtocolError, CamgateError
 from camgate_onvif.adapter import UrlPolicy, checked_url
+from camgate_onvif.replay import play_anchor
 from camgate_onvif.soap import SoapClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -199,3 +200,25 @@ def test_checked_url_never_leaves_the_policy(
         assert parts.port in (554, 322, 10554)
     else:
         assert parts.scheme == "https" and parts.port == 18080
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    range_=st.one_of(
+        st.text(max_size=60),
+        st.builds(
+            lambda a, b: f"clock={a}-{b}",
+            st.from_regex(r"[0-9]{8}T[0-9]{6}(\.[0-9]{0,9})?Z?", fullmatch=True),
+            st.text(max_size=10),
+        ),
+    ),
+    rtp_info=st.one_of(
+        st.text(max_size=60),
+        st.builds(lambda n: f"url=rtsp://h/x;seq=1;rtptime={n}", st.integers(-(2**40), 2**40)),
+    ),
+)
+def test_play_answer_dating_never_raises(range_: str, rtp_info: str) -> None:
+    # PLAY's Range and RTP-Info come from the device: a date or None, never an exception.
+    anchor = play_anchor({"range": range_, "rtp-info": rtp_info})
+    if anchor is not None:
+        assert anchor[0].tzinfo is not None and 0 <= anchor[1] < 2**32
