@@ -9,8 +9,9 @@ or basic auth, then depacketises H.264 (RFC 6184: single NAL units, STAP-A, FU-A
 access units handed over as :class:`ReplayPacket` s. When the device sends ONVIF's RTP header
 extension (``0xABAC``: the NTP time each frame was taken), each packet carries that wall-clock
 time in ``clock`` and the stream is cut to the window by it: from the first keyframe taken at
-or after the window's start, up to the window's end. Without the extension it is cut to the
-window's length of media time from the first keyframe.
+or after the window's start, up to the window's end. Without the extension the PLAY answer's
+``Range: clock=`` and ``RTP-Info`` ``rtptime`` date each frame the same way; with neither it
+is cut to the window's length of media time from the first keyframe.
 
 What it refuses, with a camgate error and no credential in it: a URL that is not
 ``rtsp://host[:port]/…`` without credentials (checked before connecting); an answer that is
