@@ -3,6 +3,7 @@ that records whether anything (credentials above all) reached another port of th
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -27,18 +28,12 @@ def rtsp_server() -> Iterator[RtspTestServer]:
 
 @pytest.fixture
 def make_sim(rtsp_server: RtspTestServer) -> Iterator[Any]:
-    """Start a simulator on the shared RTSP server; stopped after the test."""
-    started: list[OnvifSimulator] = []
-
-    def make(**kwargs: Any) -> OnvifSimulator:
-        sim = OnvifSimulator(1, rtsp_server=rtsp_server, gop_frames=30, **kwargs)
-        sim.start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.close()
+    """Start a simulator on the shared RTSP server (``make_sim(**kwargs)``); all are stopped
+    after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **kw: stack.enter_context(
+            OnvifSimulator(1, rtsp_server=rtsp_server, gop_frames=30, **kw)
+        )
 
 
 def adapter(sim: OnvifSimulator, **settings: Any) -> OnvifAdapter:

@@ -25,33 +25,27 @@ def _basic(sim: OnvifSimulator) -> bytes:
     return base64.b64encode(f"{sim.username}:{sim.password}".encode())
 
 
+@pytest.mark.parametrize(
+    ("tls", "auth"),
+    [(False, "digest"), (True, "basic")],
+    ids=["http-digest", "https-basic"],
+)
 async def test_snapshot_on_another_port_never_gets_the_password(
-    make_sim: Any, listener: Listener
+    make_sim: Any, listener: Listener, tls: bool, auth: str
 ) -> None:
-    # The device hands back a snapshot URL on another port of its host, where a listener
-    # asks for Basic credentials. The snapshot is fetched from the configured port instead.
-    sim = make_sim(quirks=Quirks(report_ports={"snapshot": listener.port}))
+    # The device hands back a snapshot URL on another port of its host (plain http even when
+    # the device is https), where a listener asks for Basic credentials. The snapshot is
+    # fetched from the configured scheme and port instead.
+    sim = make_sim(
+        tls=tls, snapshot_auth=auth, quirks=Quirks(report_ports={"snapshot": listener.port})
+    )
     cam = camera(sim)
     async with adapter(sim) as onvif:
         snap = await onvif.snapshot(cam, grant(cam, "snapshot"))
     assert decode_jpeg(snap.jpeg) == (640, 360)
     assert listener.anything == b""  # nothing reached the other port, no credentials
-    assert [r.status for r in sim.requests if r.operation == "snapshot"] == [401, 200]
-
-
-async def test_https_device_is_never_downgraded_to_basic_over_http(
-    make_sim: Any, listener: Listener
-) -> None:
-    # An https device whose snapshot URI says http:// on another port, where Basic is asked.
-    sim = make_sim(
-        tls=True, snapshot_auth="basic", quirks=Quirks(report_ports={"snapshot": listener.port})
-    )
-    cam = camera(sim)
-    async with adapter(sim) as onvif:
-        snap = await onvif.snapshot(cam, grant(cam, "snapshot"))
-    assert decode_jpeg(snap.jpeg) == (640, 360)  # over https, the configured scheme and port
-    assert listener.anything == b""
     assert _basic(sim) not in listener.anything
+    assert [r.status for r in sim.requests if r.operation == "snapshot"] == [401, 200]
 
 
 async def test_basic_over_plain_http_only_when_the_settings_allow_it(make_sim: Any) -> None:
