@@ -7,6 +7,8 @@ another port of the camera's host."""
 from __future__ import annotations
 
 import base64
+import socket
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -99,20 +101,26 @@ async def test_port_forwarding_is_mapped_by_the_ports_setting(make_sim: Any) -> 
         with pytest.raises(CameraUnreachable, match="127.0.0.1:554"):
             await onvif.open_live(cam, grant(cam, "live"))  # the error names the URL tried
     ports = {"rtsp": {"554": sim.rtsp.port, "8554": sim.replay.port}}
+    start = sim.recording_start + timedelta(seconds=5)
+    grants = [grant(cam, "live"), grant(cam, "recorded", (start, start + timedelta(seconds=2)))]
     async with adapter(sim, ports=ports) as onvif:
-        stream = await onvif.open_live(cam, grant(cam, "live"))
-        try:
-            packet = await anext(aiter(stream))
-            assert packet.is_keyframe
-        finally:
-            await stream.aclose()
+        for granted in grants:
+            opener = onvif.open_live if granted.scope == "live" else onvif.recorded
+            stream = await opener(cam, granted)
+            try:
+                packet = await anext(aiter(stream))
+                assert packet.is_keyframe
+            finally:
+                await stream.aclose()
+    assert sim.replay.requests  # the replay came through the mapped port
 
 
 async def test_errors_name_the_soap_url_actually_tried(make_sim: Any) -> None:
     sim = make_sim()
-    closed = Listener()
-    port = closed.port
-    closed.close()  # nothing listens there any more
-    async with adapter(sim, ports={"soap": {str(sim.port): port}}, timeout_s=3) as onvif:
-        with pytest.raises(CameraUnreachable, match=f"127.0.0.1:{port}/dev1/onvif/media_service"):
-            await onvif.streams(sim.sources[0])
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        async with adapter(sim, ports={"soap": {str(sim.port): port}}, timeout_s=3) as onvif:
+            where = f"127.0.0.1:{port}/dev1/onvif/media_service"
+            with pytest.raises(CameraUnreachable, match=where):
+                await onvif.streams(sim.sources[0])

@@ -50,6 +50,7 @@ media request reached the device without a grant.
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import itertools
 import os
@@ -990,6 +991,10 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # quiet: the request log is sim.requests
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            # The Date header on the device's clock, as a camera sends it.
+            return email.utils.format_datetime(sim.device_now(), usegmt=True)
 
         def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
             self.send_response(status)

@@ -371,16 +371,18 @@ class SoapClient:
     async def measure_clock(self, xaddr: str) -> timedelta:
         """Measure the device's clock and remember the offset (``offset``, ``clock_source``).
 
-        GetSystemDateAndTime unauthenticated (``clock_source`` "device"); when that fails for
-        any reason but an unreachable device, again with a UsernameToken ("device
-        (authenticated)"); else the HTTP ``Date`` header of the failed reply ("http date");
-        else no offset ("none"). The offset is the device's UTC minus the host's, taken at
-        the midpoint of the call. A reply without UTC leaves the offset at zero.
+        GetSystemDateAndTime unauthenticated (``clock_source`` "device"). When that fails for
+        any reason but an unreachable device, the failed reply's HTTP ``Date`` header gives a
+        first offset ("http date"), and GetSystemDateAndTime is asked again with a
+        UsernameToken dated by it ("device (authenticated)"); when that fails too the
+        ``Date`` offset stays, else there is none ("none"). The offset is the device's UTC
+        minus the host's, taken at the midpoint of the call. A reply without UTC leaves the
+        offset as it was.
         """
         attempts: list[tuple[bool, str]] = [(False, "device")]
         if self.credentials is not None:
             attempts.append((True, "device (authenticated)"))
-        date = ""
+        self.clock_source = "none"
         for authenticated, source in attempts:
             before = datetime.now(UTC)
             try:
@@ -390,32 +392,32 @@ class SoapClient:
             except CameraUnreachable:
                 raise
             except AdapterError as exc:
-                raw = _last_reply.get()
-                date = date or (raw[1] if raw is not None else "")
                 log.info("%s: GetSystemDateAndTime failed: %s", self.where, exc)
+                raw = _last_reply.get()
+                if self.clock_source == "none" and raw is not None:
+                    self._date_offset(raw[1])
                 continue
             after = datetime.now(UTC)
             self.clock_source = source
             utc = getattr(answer, "UTCDateTime", None)
-            if utc is None:
-                return self.offset
-            d, t = utc.Date, utc.Time
+            d: Any = getattr(utc, "Date", None)
+            t: Any = getattr(utc, "Time", None)
             try:
                 device = datetime(d.Year, d.Month, d.Day, t.Hour, t.Minute, t.Second, tzinfo=UTC)
-            except (TypeError, ValueError):
-                return self.offset
+            except (AttributeError, TypeError, ValueError):
+                break
             self.offset = device - (before + (after - before) / 2)
             break
-        else:
-            try:
-                stamp = parsedate_to_datetime(date) if date else None
-            except (TypeError, ValueError):
-                stamp = None
-            if stamp is not None and stamp.tzinfo is not None:
-                self.offset = stamp - datetime.now(UTC)
-                self.clock_source = "http date"
-            else:
-                self.clock_source = "none"
         if abs(self.offset.total_seconds()) > 5:
             log.info("%s: device clock is %+.0f s off", self.where, self.offset.total_seconds())
         return self.offset
+
+    def _date_offset(self, date: str) -> None:
+        """Take the offset from an HTTP ``Date`` header, when it is a valid date."""
+        try:
+            stamp = parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            stamp = None
+        if stamp is not None and stamp.tzinfo is not None:
+            self.offset = stamp - datetime.now(UTC)
+            self.clock_source = "http date"
