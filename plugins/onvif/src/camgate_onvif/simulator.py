@@ -134,7 +134,9 @@ class Quirks:
     undeclared_ter: bool = False
     ver20_body: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     invalid_encoders: bool = False
-    clock: str = "open"
+    clock: str = attrs.field(
+        default="open", validator=attrs.validators.in_(("open", "auth", "missing"))
+    )
     naive_dates: bool = False
     query_credentials: bool = False
     nvr: bool = False
