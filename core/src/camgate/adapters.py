@@ -13,14 +13,14 @@ more. Hooks are synchronous (pluggy has no async hooks); the async work lives on
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
-from camgate.errors import ValidationError
+from camgate.errors import CameraProtocolError, ValidationError
 from camgate.models import Camera, Grant, MediaPacket, Scope, Snapshot, StreamInfo
 
 __all__ = [
@@ -32,7 +32,32 @@ __all__ = [
     "LiveStream",
     "Secret",
     "Simulator",
+    "VENDOR_BODY_LIMIT",
+    "read_capped",
 ]
+
+#: The most bytes an adapter reads of any one body a vendor sends (a snapshot, a SOAP or JSON
+#: reply), unless its settings lower it: 16 MiB, several times a 4K JPEG. A device that sends
+#: more (an endless body, a decompression bomb) gets a CameraProtocolError, and memory stays
+#: bounded by the limit (the ONVIF adapter: ``max_body_bytes`` in docs/onvif.md).
+VENDOR_BODY_LIMIT = 16 * 1024 * 1024
+
+
+async def read_capped(chunks: AsyncIterable[bytes], limit: int, where: str) -> bytes:
+    """Join the body ``chunks`` (as they arrive, e.g. httpx's ``aiter_bytes()``), stopping
+    at ``limit`` bytes: raises CameraProtocolError naming ``where`` (a URL without secrets)
+    as soon as the body is longer, so no more than ``limit`` plus one chunk is ever held."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise CameraProtocolError(
+                f"{where}: the body is longer than {limit} bytes (the limit for a vendor's "
+                "reply); refused"
+            )
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class Secret:

@@ -781,6 +781,17 @@ def _add_conformance(top: Any) -> None:
     configure(p)
 
 
+def _add_onvif(top: Any) -> None:
+    """``camgate onvif probe``: provided by camgate-onvif when it is installed (imported here,
+    when the parser is built, never when this module is imported)."""
+    try:
+        from camgate_onvif.cli import configure
+    except ImportError:
+        return
+    p = top.add_parser("onvif", help="ONVIF devices: probe (camgate-onvif)")
+    configure(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -1016,6 +1027,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("camera")
 
     _add_conformance(top)
+    _add_onvif(top)
 
     audit = group("audit", "verify, export, checkpoint the audit log; an owner's slice")
     p = add(audit, "verify", cmd_audit_verify, "verify the chain and the signed checkpoints")

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
+import attrs
 import pytest
 from camgate import AccessDenied
 from camgate.errors import (
@@ -20,7 +21,7 @@ from camgate.errors import (
 )
 from camgate.media import decode_jpeg
 from camgate.models import Camera
-from camgate_onvif.adapter import OnvifAdapter, checked_url, device_url, profile_of
+from camgate_onvif.adapter import OnvifAdapter, UrlPolicy, checked_url, device_url, profile_of
 from camgate_onvif.simulator import LAN_HOST, MEDIA_OPERATIONS, OnvifSimulator, Quirks
 
 from .conftest import HOME, World, open_world
@@ -106,7 +107,8 @@ async def test_snapshot_over_http_digest(world: World) -> None:
 
 
 async def test_snapshot_over_http_basic(tmp_path: Path, make_sim: Any) -> None:
-    world = open_world(tmp_path, make_sim(snapshot_auth="basic"))
+    # Basic over plain http only because the settings allow it (#12 item 4).
+    world = open_world(tmp_path, make_sim(snapshot_auth="basic"), allow_basic_over_http=True)
     try:
         snap = await world.gate.edge.snapshot("cam-a", await world.grant("snapshot"))
         assert decode_jpeg(snap.jpeg) == (640, 360)
@@ -324,13 +326,12 @@ def test_device_urls_are_validated() -> None:
 
 
 def test_stream_urls_from_the_device_are_checked_before_use() -> None:
-    assert checked_url("rtsp://u:p@10.0.0.5:554/s", "203.0.113.9", ["rtsp"], rewrite=True) == (
-        "rtsp://203.0.113.9:554/s"
-    )
+    policy = UrlPolicy("http", "203.0.113.9", 80, rewrite_hosts=True)
+    assert checked_url("rtsp://u:p@10.0.0.5:554/s", policy, "rtsp") == ("rtsp://203.0.113.9:554/s")
     with pytest.raises(CameraProtocolError, match="expected a rtsp"):
-        checked_url("http://203.0.113.9/s", "203.0.113.9", ["rtsp"], rewrite=True)
+        checked_url("http://203.0.113.9/s", policy, "rtsp")
     with pytest.raises(CameraProtocolError, match="not the configured"):
-        checked_url("rtsp://evil.example/s", "203.0.113.9", ["rtsp"], rewrite=False)
+        checked_url("rtsp://evil.example/s", attrs.evolve(policy, rewrite_hosts=False), "rtsp")
 
 
 def test_credentials_never_show(make_sim: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 from camgate.adapters import Credentials
 from camgate.errors import CameraAuthError, PluginError
 from camgate.plugins import PluginHost
-from camgate_onvif.simulator import NS, OnvifSimulator
+from camgate_onvif.simulator import NS, OnvifSimulator, Quirks
 from camgate_onvif.soap import MEDIA2_WSDL, WSDL_DIR, SoapClient
 from lxml import etree
 
@@ -93,6 +93,56 @@ async def test_every_answer_validates_against_the_onvif_schemas(make_sim: Any) -
         body = body_of(content)
         validator = schema(SCHEMA_OF[service])
         assert validator.validate(etree.ElementTree(body)), (url, validator.error_log)
+
+
+async def test_quirk_answers_validate_too(make_sim: Any) -> None:
+    """The NVR's scoped search and naive dates, the Media2-only device's streaming answers."""
+    nvr = make_sim(
+        profiles=(("ch1", 640, 360), ("ch2", 320, 180)),
+        quirks=Quirks(nvr=True, naive_dates=True),
+    )
+    m2 = make_sim(quirks=Quirks(media2_only=True))
+    answers: list[tuple[str, bytes]] = []
+
+    async def keep(response: httpx.Response) -> None:
+        await response.aread()
+        answers.append((str(response.url), response.content))
+
+    for sim in (nvr, m2):
+        soap = SoapClient("sim", Credentials(sim.username, sim.password), timeout_s=5)
+        soap.http.event_hooks["response"].append(keep)
+        dev = sim.device_url()
+        try:
+            if sim is nvr:
+                search = dev.replace("device_service", "search_service")
+                scope = {"IncludedSources": [{"Token": "vs-ch2"}]}
+                token = await soap.call(
+                    "search", search, "FindRecordings", Scope=scope, KeepAliveTime="PT10S"
+                )
+                found = await soap.call(
+                    "search",
+                    search,
+                    "GetRecordingSearchResults",
+                    SearchToken=token,
+                    WaitTime="PT1S",
+                )
+                assert [r.RecordingToken for r in found.RecordingInformation] == ["rec-1-ch2"]
+            else:
+                media2 = dev.replace("device_service", "media2_service")
+                profiles = await soap.call("media2", media2, "GetProfiles", Type=["All"])
+                assert [p.token for p in profiles] == ["main", "sub"]
+                await soap.call(
+                    "media2", media2, "GetStreamUri", Protocol="RTSP", ProfileToken="main"
+                )
+                await soap.call("media2", media2, "GetSnapshotUri", ProfileToken="sub")
+                await soap.call("media2", media2, "SetSynchronizationPoint", ProfileToken="main")
+        finally:
+            await soap.aclose()
+    assert len(answers) == 6
+    for url, content in answers:
+        service = url.rsplit("/", 1)[1].removesuffix("_service")
+        validator = schema(SCHEMA_OF[service])
+        assert validator.validate(etree.ElementTree(body_of(content))), (url, validator.error_log)
 
 
 def test_the_schema_check_has_teeth() -> None:

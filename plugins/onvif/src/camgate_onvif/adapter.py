@@ -9,9 +9,12 @@ Per device the adapter measures the clock offset (GetSystemDateAndTime), learns 
 addresses (GetServices, else GetCapabilities including ``Extension``) and the profiles, then
 per grant asks for exactly what the grant covers: GetStreamUri + SetSynchronizationPoint (live),
 GetSnapshotUri (snapshot, or a frame from the stream), FindRecordings / GetReplayUri
-(recorded). Every address the device hands back is checked before anything connects to it:
-scheme, and a host equal to the configured one — a LAN address reported from behind NAT is
-rewritten to the configured host (``rewrite_hosts``), any other host refused.
+(recorded). Every address the device hands back is checked before anything connects to it
+(:class:`UrlPolicy`): SOAP and snapshot URLs keep the configured scheme, every URL the
+configured host — a LAN address reported from behind NAT is rewritten to it
+(``rewrite_hosts``), any other host refused — and a port the settings allow (``ports``: by
+default the configured port for SOAP and snapshots, 554/322 for RTSP), so credentials never
+reach another host or another port of it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import attrs
 import httpx
-from camgate.adapters import Adapter, Credentials, LiveStream
+from camgate.adapters import VENDOR_BODY_LIMIT, Adapter, Credentials, LiveStream, read_capped
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -49,12 +52,33 @@ __all__ = [
     "OnvifRtspSettings",
     "OnvifSettings",
     "OnvifStream",
+    "UrlPolicy",
     "checked_url",
     "device_url",
     "profile_of",
 ]
 
 log = logging.getLogger(__name__)
+
+
+class RedactUrls(logging.Filter):
+    """A logging filter that passes every URL argument of a record through
+    :func:`camgate_rtsp.adapter.redact` (no user, password or credential-looking query
+    parameter). Installed on httpx's logger, whose INFO line names each request's URL — a
+    snapshot URI may carry ``user=…&password=…``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record's URL arguments; always keep the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact(str(a)) if isinstance(a, httpx.URL | str) and "://" in str(a) else a
+                for a in record.args
+            )
+        return True
+
+
+if not any(isinstance(f, RedactUrls) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(RedactUrls())
 
 _positive = positive("onvif")
 
@@ -87,6 +111,48 @@ def _masks(value: Mapping[str, Any]) -> dict[str, tuple[Polygon, ...]]:
     return out
 
 
+#: Video encodings a profile may have to become a camera (ONVIF's, lower case).
+VIDEO_CODECS = frozenset({"h264", "h265", "hevc", "jpeg", "mpeg4"})
+
+#: The services of the ``ports`` setting: SOAP endpoints (the device's XAddrs), the HTTP
+#: snapshot URL, RTSP (live streams and replay).
+PORT_SERVICES = ("soap", "snapshot", "rtsp")
+#: RTSP ports allowed without a ``ports.rtsp`` entry (the IANA ports of rtsp and rtsps).
+DEFAULT_RTSP_PORTS = {"rtsp": 554, "rtsps": 322}
+_DEFAULT_PORTS = {"http": 80, "https": 443, **DEFAULT_RTSP_PORTS}
+
+
+def _port(value: Any, where: str) -> int:
+    try:
+        port = int(str(value), 10)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535 or isinstance(value, bool):
+        raise ValidationError(f"onvif setting {where}: {value!r} is not a TCP port (1..65535)")
+    return port
+
+
+def _ports(value: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for service, table in dict(value).items():
+        if service not in PORT_SERVICES:
+            raise ValidationError(
+                f"onvif setting ports: unknown service {service!r} "
+                f"(one of {', '.join(PORT_SERVICES)})"
+            )
+        if not isinstance(table, Mapping):
+            raise ValidationError(
+                f"onvif setting ports.{service}: a table of reported port = reachable port"
+            )
+        out[service] = {
+            ("*" if str(k) == "*" else str(_port(k, f"ports.{service}"))): _port(
+                v, f"ports.{service}.{k}"
+            )
+            for k, v in table.items()
+        }
+    return out
+
+
 def _devices(value: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
     out = []
     for i, dev in enumerate(value):
@@ -112,6 +178,9 @@ class OnvifSettings:
     verify_tls: bool | str = True
     snapshot_fallback: bool = True
     probe_bytes: int = attrs.field(default=2048, validator=_positive)
+    ports: dict[str, dict[str, int]] = attrs.field(factory=dict, converter=_ports)
+    allow_basic_over_http: bool = False
+    max_body_bytes: int = attrs.field(default=VENDOR_BODY_LIMIT, validator=_positive)
     credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
     devices: tuple[dict[str, Any], ...] = attrs.field(default=(), converter=_devices)
     masks: dict[str, tuple[Polygon, ...]] = attrs.field(factory=dict, converter=_masks)
@@ -170,34 +239,98 @@ def profile_of(source: str) -> str | None:
     return value if key == "profile" and value else None
 
 
-def checked_url(url: str, configured_host: str, schemes: Sequence[str], *, rewrite: bool) -> str:
-    """A URL the device handed back, made safe to connect to, or CameraProtocolError.
+@attrs.frozen
+class UrlPolicy:
+    """Where the adapter may connect for one device: the configured ``scheme``, ``host`` and
+    ``port`` (of its device service address), whether a foreign host is rewritten to the
+    configured one (``rewrite_hosts``) and the ``ports`` setting (service -> reported port or
+    ``*`` -> port to connect to)."""
 
-    The scheme must be one of ``schemes``; credentials in it are dropped (ours are attached
-    later); a host other than ``configured_host`` is replaced by it when ``rewrite`` is on
-    (a LAN address behind NAT), and refused otherwise — the adapter connects only to the
-    address the owner configured.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in schemes or not parts.hostname:
+    scheme: str
+    host: str
+    port: int
+    rewrite_hosts: bool = True
+    ports: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+
+    @classmethod
+    def for_device(cls, url: str, settings: OnvifSettings) -> UrlPolicy:
+        """The policy of the device at ``url`` (a :func:`device_url`) under ``settings``."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return cls(
+            scheme,
+            parts.hostname or "",
+            parts.port or _DEFAULT_PORTS[scheme],
+            settings.rewrite_hosts,
+            settings.ports,
+        )
+
+    def port_for(self, service: str, scheme: str, reported: int) -> int:
+        """The port to connect to for a URL of ``service`` the device reported on ``reported``.
+
+        ``ports.<service>`` maps a reported port (or ``*``, any) to a reachable one; without
+        an entry, SOAP and snapshot URLs go to the configured port, and RTSP is allowed on
+        the reported port only when it is the standard one (554, rtsps 322) or a port the map
+        sends another to. Anything else is a CameraProtocolError.
+        """
+        table = self.ports.get(service, {})
+        if str(reported) in table:
+            return table[str(reported)]
+        if "*" in table:
+            return table["*"]
+        if service != "rtsp":
+            return self.port
+        allowed = {DEFAULT_RTSP_PORTS[scheme], *table.values()}
+        if reported in allowed:
+            return reported
         raise CameraProtocolError(
-            f"the device handed back {redact(url)!r}: expected a {'/'.join(schemes)} URL"
+            f"the device reported {service} port {reported}, which the settings do not allow "
+            f"(allowed: {', '.join(map(str, sorted(allowed)))}); if the camera is reached "
+            f'through a forwarded port, map it: ports.{service} = {{ "{reported}" = '
+            "<reachable port> }"
+        )
+
+
+def checked_url(url: str, policy: UrlPolicy, service: str) -> str:
+    """A URL the device handed back for ``service`` (``soap``, ``snapshot`` or ``rtsp``), made
+    safe to connect to, or CameraProtocolError.
+
+    SOAP and snapshot URLs must be http(s) and take the configured scheme; RTSP URLs must be
+    rtsp or rtsps. Credentials in the URL are dropped (ours are attached later). A host other
+    than the configured one is replaced by it when ``rewrite_hosts`` is on (a LAN address
+    behind NAT) and refused otherwise; the port is the one :meth:`UrlPolicy.port_for` allows.
+    The result never names another host, scheme or port than the policy allows.
+    """
+    schemes = ("rtsp", "rtsps") if service == "rtsp" else ("http", "https")
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in schemes or not parts.hostname:
+        # Not echoed unless it parses: redact finds no userinfo in a URL without a scheme.
+        shown = repr(redact(url)) if parts.scheme and parts.hostname else "a malformed URL"
+        raise CameraProtocolError(
+            f"the device handed back {shown}: expected a {'/'.join(schemes)} URL"
         )
     try:
-        port = parts.port
+        reported = parts.port or _DEFAULT_PORTS[scheme]
     except ValueError:
         raise CameraProtocolError(f"the device handed back {redact(url)!r}: bad port") from None
     host = parts.hostname
-    if host.lower() != configured_host.lower():
-        if not rewrite:
+    if host.lower() != policy.host.lower():
+        if not policy.rewrite_hosts:
             raise CameraProtocolError(
                 f"the device handed back {redact(url)!r}, on host {host!r}, not the configured "
-                f"{configured_host!r} (set rewrite_hosts to use the configured address)"
+                f"{policy.host!r} (set rewrite_hosts to use the configured address)"
             )
-        log.info("rewrote device address %s to the configured host %s", host, configured_host)
-        host = configured_host
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
+        log.info("rewrote device address %s to the configured host %s", host, policy.host)
+    if service != "rtsp":
+        scheme = policy.scheme
+    try:
+        port = policy.port_for(service, scheme, reported)
+    except CameraProtocolError as exc:
+        raise CameraProtocolError(f"the device handed back {redact(url)!r}: {exc}") from None
+    host = policy.host
+    netloc = (f"[{host}]" if ":" in host else host) + f":{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 @attrs.frozen
@@ -211,6 +344,7 @@ class OnvifStream:
     height: int
     source: str
     source_config: str = ""
+    source_token: str = ""  # the video source (an NVR's channel) the profile encodes
 
 
 @attrs.frozen
@@ -220,6 +354,25 @@ class Recording:
     token: str
     earliest: datetime | None
     latest: datetime | None
+
+
+def _aware(moment: Any) -> datetime | None:
+    """A search date as an aware datetime: one without a time zone is UTC (device clock)."""
+    if not isinstance(moment, datetime):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _is_element(value: Any) -> bool:
+    return isinstance(value, etree._Element) and isinstance(value.tag, str)
+
+
+def _child_text(elements: Sequence[Any], name: str) -> str | None:
+    """The text of the first element named ``name`` (any namespace) among ``elements``."""
+    for element in elements:
+        if _is_element(element) and etree.QName(element).localname == name:
+            return (element.text or "").strip()
+    return None
 
 
 def _extension_xaddr(ext: Any, attr: str) -> str | None:
@@ -251,7 +404,7 @@ class OnvifDevice:
         self.url = url
         self.soap = soap
         self.settings = settings
-        self.host = urlsplit(url).hostname or ""
+        self.policy = UrlPolicy.for_device(url, settings)
         self.xaddrs: dict[str, str] = {"device": url}
         self.info: dict[str, str] = {}
         self.streams: list[OnvifStream] = []
@@ -260,8 +413,8 @@ class OnvifDevice:
     def __repr__(self) -> str:
         return f"<OnvifDevice {self.url} services={sorted(self.xaddrs)}>"
 
-    def _check(self, url: str, schemes: Sequence[str]) -> str:
-        return checked_url(url, self.host, schemes, rewrite=self.settings.rewrite_hosts)
+    def _check(self, url: str, service: str) -> str:
+        return checked_url(url, self.policy, service)
 
     @classmethod
     async def connect(
@@ -270,10 +423,18 @@ class OnvifDevice:
         """Measure the clock, learn services and profiles. Errors are camgate AdapterErrors."""
         where = url
         verify = settings.verify_tls
-        soap = SoapClient(where, credentials, timeout_s=settings.timeout_s, verify=verify)
+        soap = SoapClient(
+            where,
+            credentials,
+            timeout_s=settings.timeout_s,
+            verify=verify,
+            max_body_bytes=settings.max_body_bytes,
+        )
         self = cls(url, soap, settings)
         try:
             await soap.measure_clock(url)
+            if soap.clock_source != "device":
+                self.notes.append(f"clock offset from: {soap.clock_source}")
             await self._services()
             info = await soap.call("device", url, "GetDeviceInformation")
             self.info = {
@@ -301,52 +462,107 @@ class OnvifDevice:
             for svc in services or []:
                 name = ns_names.get(str(svc.Namespace))
                 if name:
-                    self.xaddrs[name] = self._check(str(svc.XAddr), ("http", "https"))
+                    self.xaddrs[name] = self._check(str(svc.XAddr), "soap")
         except (OnvifFault, CameraProtocolError) as exc:
             self.notes.append(f"GetServices unavailable ({exc}); used GetCapabilities")
-            await self._capabilities()
+            await self._capabilities("neither GetServices nor GetCapabilities answered")
             return
-        if "media" not in self.xaddrs:
-            await self._capabilities()
+        if "media" not in self.xaddrs and "media2" not in self.xaddrs:
+            await self._capabilities("GetServices lists no media service; GetCapabilities failed")
 
-    async def _capabilities(self) -> None:
+    @property
+    def media(self) -> str:
+        """The media service streams come from: ``media`` (ver10), else ``media2`` (a
+        Profile T device without the ver10 service)."""
+        return "media" if "media" in self.xaddrs else "media2"
+
+    async def _capabilities(self, failing: str) -> None:
         try:
             caps = await self.soap.call("device", self.url, "GetCapabilities", Category="All")
         except CameraProtocolError as exc:
-            raise CameraProtocolError(
-                f"{self.url}: neither GetServices nor GetCapabilities answered: {exc}"
-            ) from None
+            raise CameraProtocolError(f"{self.url}: {failing}: {exc}") from None
         media = getattr(caps, "Media", None)
         if media is not None and media.XAddr:
-            self.xaddrs["media"] = self._check(str(media.XAddr), ("http", "https"))
+            self.xaddrs["media"] = self._check(str(media.XAddr), "soap")
         ext = getattr(caps, "Extension", None)
         for name, attr in (("recording", "Recording"), ("search", "Search"), ("replay", "Replay")):
             xaddr = _extension_xaddr(ext, attr)
             if xaddr:
-                self.xaddrs[name] = self._check(xaddr, ("http", "https"))
+                self.xaddrs[name] = self._check(xaddr, "soap")
         if "media" not in self.xaddrs:
             raise CameraProtocolError(f"{self.url}: the device reports no media service")
 
     async def _profiles(self) -> None:
-        profiles = await self.soap.call("media", self.xaddrs["media"], "GetProfiles")
         self.streams = []
+        if self.media == "media2":
+            await self._profiles2()
+            return
+        profiles = await self.soap.call("media", self.xaddrs["media"], "GetProfiles")
         for p in profiles or []:
             enc = getattr(p, "VideoEncoderConfiguration", None)
             if enc is None:
                 continue  # audio- or metadata-only profile
-            res = enc.Resolution
+            res = getattr(enc, "Resolution", None)
             vsc = getattr(p, "VideoSourceConfiguration", None)
-            self.streams.append(
-                OnvifStream(
-                    token=str(p.token),
-                    name=str(p.Name),
-                    codec=str(enc.Encoding).lower(),
-                    width=int(res.Width) if res is not None else 0,
-                    height=int(res.Height) if res is not None else 0,
-                    source=f"{self.url}#profile={p.token}",
-                    source_config=str(vsc.token) if vsc is not None else "",
-                )
+            self._add_stream(
+                str(p.token),
+                str(getattr(p, "Name", "") or p.token),
+                getattr(enc, "Encoding", None),
+                getattr(res, "Width", None),
+                getattr(res, "Height", None),
+                vsc,
             )
+
+    async def _profiles2(self) -> None:
+        """Media2 GetProfiles (Type All); the encoder configuration arrives as raw XML."""
+        profiles = await self.soap.call(
+            "media2", self.xaddrs["media2"], "GetProfiles", Type=["All"]
+        )
+        for p in profiles or []:
+            configs = getattr(p, "Configurations", None)
+            encoder = getattr(configs, "VideoEncoder", None)
+            if encoder is None:
+                continue  # audio- or metadata-only profile
+            raw = [e for e in getattr(encoder, "_value_1", None) or [] if _is_element(e)]
+            res = next((e for e in raw if etree.QName(e).localname == "Resolution"), None)
+            self._add_stream(
+                str(p.token),
+                str(getattr(p, "Name", "") or p.token),
+                _child_text(raw, "Encoding"),
+                _child_text(list(res) if res is not None else [], "Width"),
+                _child_text(list(res) if res is not None else [], "Height"),
+                getattr(configs, "VideoSource", None),
+            )
+
+    def _add_stream(
+        self, token: str, name: str, codec: Any, width: Any, height: Any, vsc: Any
+    ) -> None:
+        """Keep a video profile as a stream, or skip it with a note when its encoder is
+        not usable (no or an unknown encoding, no or a 0x0 resolution: an NVR's empty
+        channel), so it never becomes a camera nor a source's default profile."""
+        codec = str(codec or "").strip().lower()
+        try:
+            w, h = int(width or 0), int(height or 0)
+        except (TypeError, ValueError):
+            w = h = 0
+        if codec not in VIDEO_CODECS or w <= 0 or h <= 0:
+            self.notes.append(
+                f"profile {token!r} skipped: its video encoder is not usable "
+                f"(encoding {codec or 'missing'}, {w}x{h})"
+            )
+            return
+        self.streams.append(
+            OnvifStream(
+                token=token,
+                name=name,
+                codec=codec,
+                width=w,
+                height=h,
+                source=f"{self.url}#profile={token}",
+                source_config=str(getattr(vsc, "token", "") or ""),
+                source_token=str(getattr(vsc, "SourceToken", "") or ""),
+            )
+        )
 
     def profile(self, source: str) -> str:
         """The profile token a camera source names (first video profile when it names none)."""
@@ -364,6 +580,11 @@ class OnvifDevice:
 
     async def stream_uri(self, token: str) -> str:
         """GetStreamUri (RTP unicast over RTSP), checked: an rtsp/rtsps URL on our host."""
+        if self.media == "media2":
+            uri = await self.soap.call(
+                "media2", self.xaddrs["media2"], "GetStreamUri", Protocol="RTSP", ProfileToken=token
+            )
+            return self._check(str(uri), "rtsp")
         answer = await self.soap.call(
             "media",
             self.xaddrs["media"],
@@ -371,19 +592,19 @@ class OnvifDevice:
             StreamSetup=self._setup(),
             ProfileToken=token,
         )
-        return self._check(str(answer.Uri), ("rtsp", "rtsps"))
+        return self._check(str(answer.Uri), "rtsp")
 
     async def snapshot_uri(self, token: str) -> str:
         """GetSnapshotUri, checked: an http/https URL on our host."""
         answer = await self.soap.call(
-            "media", self.xaddrs["media"], "GetSnapshotUri", ProfileToken=token
+            self.media, self.xaddrs[self.media], "GetSnapshotUri", ProfileToken=token
         )
-        return self._check(str(answer.Uri), ("http", "https"))
+        return self._check(str(getattr(answer, "Uri", answer)), "snapshot")
 
     async def sync_point(self, token: str) -> None:
         """SetSynchronizationPoint: ask the encoder of ``token`` for a keyframe now."""
         await self.soap.call(
-            "media", self.xaddrs["media"], "SetSynchronizationPoint", ProfileToken=token
+            self.media, self.xaddrs[self.media], "SetSynchronizationPoint", ProfileToken=token
         )
 
     async def push_masks(self, token: str, polygons: Sequence[Polygon]) -> int:
@@ -426,25 +647,49 @@ class OnvifDevice:
             )
         return self.xaddrs[service]
 
-    async def recordings(self, start: datetime, end: datetime) -> list[Recording]:
-        """FindRecordings + GetRecordingSearchResults: recordings holding footage in the window."""
+    async def recordings(self, start: datetime, end: datetime, token: str) -> list[Recording]:
+        """FindRecordings + GetRecordingSearchResults: the recordings of profile ``token``'s
+        video source holding footage in the window (device clock).
+
+        The search is scoped to the source (``IncludedSources``), and each result must name
+        it as its ``Source/SourceId`` — a device that ignores the scope (an NVR answering with
+        every channel) cannot hand over another channel's recording; results that cannot be
+        tied to the source are left out (on a device with a single video source, every
+        recording is that source's). Dates without a time zone are taken as UTC on the
+        device's clock."""
         search = self._need("search")
         self._need("replay")
-        token = await self.soap.call(
-            "search", search, "FindRecordings", Scope={}, MaxMatches=50, KeepAliveTime="PT10S"
+        stream = next(s for s in self.streams if s.token == token)
+        if not stream.source_token:
+            raise UnsupportedScope(
+                f"{self.url}: profile {token!r} names no video source, so no recording can be "
+                "tied to it; recordings are not served from it"
+            )
+        scope = {"IncludedSources": [{"Token": stream.source_token}]}
+        search_token = await self.soap.call(
+            "search", search, "FindRecordings", Scope=scope, MaxMatches=50, KeepAliveTime="PT10S"
         )
         results = await self.soap.call(
             "search",
             search,
             "GetRecordingSearchResults",
-            SearchToken=str(token),
+            SearchToken=str(search_token),
             MinResults=1,
             MaxResults=50,
             WaitTime="PT5S",
         )
+        # A device with one video source (a camera, not an NVR) records only that source.
+        single = {s.source_token for s in self.streams} == {stream.source_token}
         found = []
         for info in getattr(results, "RecordingInformation", None) or []:
-            early, late = info.EarliestRecording, info.LatestRecording
+            source = getattr(getattr(info, "Source", None), "SourceId", None)
+            if not single and str(source or "").strip() != stream.source_token:
+                self.notes.append(
+                    f"recording {info.RecordingToken!r} left out: its source {source!r} is not "
+                    f"the camera's video source {stream.source_token!r}"
+                )
+                continue
+            early, late = _aware(info.EarliestRecording), _aware(info.LatestRecording)
             if (early is None or early <= end) and (late is None or late >= start):
                 found.append(Recording(str(info.RecordingToken), early, late))
         return found
@@ -458,7 +703,7 @@ class OnvifDevice:
             StreamSetup=self._setup(),
             RecordingToken=recording,
         )
-        return self._check(str(uri), ("rtsp", "rtsps"))
+        return self._check(str(uri), "rtsp")
 
     async def aclose(self) -> None:
         """Close the device's connection pool."""
@@ -616,14 +861,35 @@ class OnvifAdapter(Adapter):
             if not self.settings.snapshot_fallback:
                 raise
             log.info("%s: no snapshot URI (%s); taking a frame from the stream", device.url, exc)
-            return await self._frame_from_stream(camera, grant, device, token)
+            try:
+                return await self._frame_from_stream(camera, grant, device, token)
+            except AdapterError as fallback:
+                kind = next(
+                    k
+                    for k in (
+                        CameraAuthError,
+                        CameraUnreachable,
+                        UnsupportedScope,
+                        CameraProtocolError,
+                        AdapterError,
+                    )
+                    if isinstance(fallback, k)
+                )
+                raise kind(
+                    f"no snapshot: GetSnapshotUri failed ({exc}), and so did taking a frame "
+                    f"from the stream ({fallback})"
+                ) from None
         creds = self._credentials(camera.id, device.url)
         jpeg = await self._fetch_jpeg(uri, creds)
         width, height = await anyio.to_thread.run_sync(decode_jpeg, jpeg)
         return _snapshot(camera, grant, jpeg, width, height)
 
     async def _fetch_jpeg(self, uri: str, creds: Credentials | None) -> bytes:
+        """GET the snapshot: digest when challenged for it; basic only over https or when
+        ``allow_basic_over_http`` says so; the body read as it arrives, at most
+        ``max_body_bytes``. Errors name the URL tried (without credentials)."""
         where = redact(uri)
+        limit = self.settings.max_body_bytes
         error: AdapterError | None = None
         try:
             async with httpx.AsyncClient(
@@ -631,28 +897,49 @@ class OnvifAdapter(Adapter):
             ) as http:
                 with anyio.fail_after(self.settings.timeout_s):
                     # httpx's DigestAuth answers a digest challenge itself; a camera that
-                    # asks for basic instead gets it on a second request.
+                    # asks for basic instead gets it on a second request, if allowed.
                     user, password = (
                         (creds.username, creds.password.reveal()) if creds else ("", "")
                     )
-                    auth = httpx.DigestAuth(user, password) if creds else None
-                    response = await http.get(uri, auth=auth)
-                    challenge = response.headers.get("WWW-Authenticate", "").lower()
-                    if response.status_code == 401 and creds and challenge.startswith("basic"):
-                        response = await http.get(uri, auth=httpx.BasicAuth(user, password))
-            if response.status_code in (401, 403):
+                    auth: httpx.Auth | None = httpx.DigestAuth(user, password) if creds else None
+                    status, body, challenge = await self._get_capped(http, uri, auth, limit)
+                    if status == 401 and creds and challenge.startswith("basic"):
+                        if urlsplit(uri).scheme != "https" and not (
+                            self.settings.allow_basic_over_http
+                        ):
+                            raise CameraAuthError(
+                                f"{where}: the camera asks for HTTP Basic over plain http, which "
+                                "would send the password in clear text; refused (configure the "
+                                "device as https, or set allow_basic_over_http)"
+                            )
+                        auth = httpx.BasicAuth(user, password)
+                        status, body, challenge = await self._get_capped(http, uri, auth, limit)
+            if status in (401, 403):
                 error = CameraAuthError(
-                    f"{where}: the camera refused the snapshot credentials ({response.status_code})"
+                    f"{where}: the camera refused the snapshot credentials ({status})"
                 )
-            elif response.status_code != 200:
-                error = CameraProtocolError(f"{where}: snapshot answered {response.status_code}")
+            elif status != 200:
+                error = CameraProtocolError(f"{where}: snapshot answered {status}")
             else:
-                return response.content
+                return body
         except (TimeoutError, httpx.TimeoutException):
             error = CameraUnreachable(f"{where}: no snapshot within {self.settings.timeout_s:g} s")
         except httpx.HTTPError as exc:
             error = CameraUnreachable(f"{where}: {type(exc).__name__} fetching the snapshot")
         raise error
+
+    @staticmethod
+    async def _get_capped(
+        http: httpx.AsyncClient, uri: str, auth: httpx.Auth | None, limit: int
+    ) -> tuple[int, bytes, str]:
+        """GET ``uri``: status, body (at most ``limit`` bytes, else CameraProtocolError) and
+        the WWW-Authenticate challenge (lower case)."""
+        async with http.stream("GET", uri, auth=auth) as response:
+            challenge = response.headers.get("WWW-Authenticate", "").lower()
+            if response.status_code != 200:
+                return response.status_code, b"", challenge
+            body = await read_capped(response.aiter_bytes(), limit, redact(uri))
+            return response.status_code, body, challenge
 
     async def _frame_from_stream(
         self, camera: Camera, grant: Grant, device: OnvifDevice, token: str
@@ -691,14 +978,15 @@ class OnvifAdapter(Adapter):
         offset = device.soap.offset
         if abs(offset) < timedelta(seconds=2):
             offset = timedelta(0)  # within GetSystemDateAndTime's one-second resolution
-        found = await device.recordings(start + offset, end + offset)
+        token = device.profile(camera.source)
+        found = await device.recordings(start + offset, end + offset, token)
         if not found:
             raise CameraProtocolError(
                 f"{device.url}: no recording holds footage between {start.isoformat()} "
                 f"and {end.isoformat()}"
             )
         uri = await device.replay_uri(found[0].token)
-        stream = next(s for s in device.streams if s.token == device.profile(camera.source))
+        stream = next(s for s in device.streams if s.token == token)
         return await ReplayStream.open(
             uri,
             self._credentials(camera.id, device.url),

@@ -9,8 +9,9 @@ or basic auth, then depacketises H.264 (RFC 6184: single NAL units, STAP-A, FU-A
 access units handed over as :class:`ReplayPacket` s. When the device sends ONVIF's RTP header
 extension (``0xABAC``: the NTP time each frame was taken), each packet carries that wall-clock
 time in ``clock`` and the stream is cut to the window by it: from the first keyframe taken at
-or after the window's start, up to the window's end. Without the extension it is cut to the
-window's length of media time from the first keyframe.
+or after the window's start, up to the window's end. Without the extension the PLAY answer's
+``Range: clock=`` and ``RTP-Info`` ``rtptime`` date each frame the same way; with neither it
+is cut to the window's length of media time from the first keyframe.
 
 What it refuses, with a camgate error and no credential in it: a URL that is not
 ``rtsp://host[:port]/…`` without credentials (checked before connecting); an answer that is
@@ -56,16 +57,58 @@ __all__ = [
     "clock_range",
     "ntp_to_datetime",
     "parse_challenge",
+    "parse_clock",
+    "play_anchor",
     "replay_address",
 ]
 
 _START = b"\x00\x00\x00\x01"
+
+
+def _signed(delta: int) -> int:
+    """A 32-bit RTP timestamp difference as a signed number (wrap-around aware)."""
+    return (delta + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 MAX_ACCESS_UNIT_BYTES = 8 * 1024 * 1024
 _MAX_EARLY_FRAMES = 4096  # interleaved frames that may arrive before PLAY's answer
 _NTP_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
 ONVIF_EXTENSION = (0xABAC, 0xABAD)
+
+
+def parse_clock(text: str) -> datetime | None:
+    """The UTC moment of an RTSP ``clock=`` time (``YYYYMMDDTHHMMSS[.fraction]Z``), or None."""
+    text = text.strip()
+    if not text.endswith("Z") or len(text) < 16 or text[8] != "T":
+        return None
+    whole, _, fraction = text[:-1].partition(".")
+    try:
+        moment = datetime.strptime(whole, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        micros = int((fraction + "000000")[:6]) if fraction else 0
+    except ValueError:
+        return None
+    if fraction and not fraction.isdigit():
+        return None
+    return moment + timedelta(microseconds=micros)
+
+
+def play_anchor(headers: dict[str, str]) -> tuple[datetime, int] | None:
+    """(device-clock time, RTP timestamp) of the first packet a PLAY answer announces: its
+    ``Range: clock=<start>-`` and the first ``RTP-Info`` ``rtptime``; None without both."""
+    unit, _, span = headers.get("range", "").partition("=")
+    if unit.strip().lower() != "clock":
+        return None
+    start = parse_clock(span.partition("-")[0])
+    rtptime = None
+    for field in headers.get("rtp-info", "").split(",")[0].split(";"):
+        key, _, value = field.strip().partition("=")
+        if key.lower() == "rtptime" and value.strip().isdigit():
+            rtptime = int(value) % (1 << 32)
+    if start is None or rtptime is None:
+        return None
+    return start, rtptime
 
 
 def clock_range(start: datetime, end: datetime | None) -> str:
@@ -312,6 +355,10 @@ class ReplayStream:
         self._first_time: int | None = None
         self._last_time = 0
         self._unwrapped = 0
+        #: (host-clock time, RTP time) of the first packet, from PLAY's Range and RTP-Info:
+        #: dates the frames of a device that sends no ONVIF header extension.
+        self._anchor: tuple[datetime, int] | None = None
+        self._since_anchor = 0
         self._pending: collections.deque[AccessUnit] = collections.deque()
         self._base = self._url
         self._keepalive_s = 30.0  # half of RTSP's default session time-out (60 s)
@@ -665,6 +712,9 @@ class ReplayStream:
         self._base = base
         status, headers, _ = await self._request("PLAY", base, play)
         self._check("PLAY", status, headers)
+        anchor = play_anchor(headers)
+        if anchor is not None:
+            self._anchor = (anchor[0] - self._offset, anchor[1])
         self._last_unit = time.monotonic()
 
     # ------------------------------------------------------------------ iteration
@@ -683,9 +733,18 @@ class ReplayStream:
     def _packet(self, unit: AccessUnit) -> ReplayPacket:
         if self._first_time is None:
             self._first_time = self._last_time = unit.rtp_time
-        self._unwrapped += (unit.rtp_time - self._last_time + (1 << 31)) % (1 << 32) - (1 << 31)
+            if self._anchor is not None:
+                self._since_anchor = _signed(unit.rtp_time - self._anchor[1])
+        step = _signed(unit.rtp_time - self._last_time)
+        self._unwrapped += step
+        self._since_anchor += step
         self._last_time = unit.rtp_time
         clock = None if unit.ntp is None else ntp_to_datetime(unit.ntp) - self._offset
+        if clock is None and self._anchor is not None:
+            # No header extension: the time PLAY's answer gave its first packet, plus media
+            # time since (so the window is cut by recorded time, not by length).
+            seconds = float(self._since_anchor * self.info.time_base)
+            clock = self._anchor[0] + timedelta(seconds=seconds)
         # The capture time the edge cuts clips on: the device's own stamp when it sends one,
         # else the window's start plus media time since the first unit (an estimate).
         wallclock = clock

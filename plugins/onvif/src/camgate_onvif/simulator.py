@@ -21,6 +21,23 @@ refused with ``ter:NotAuthorized``, as real cameras do.
 ``no_recordings``           the device has no recording, search or replay service
 ``no_snapshot_uri``         GetSnapshotUri is not supported (clients fall back to the stream)
 ``no_media2``               no Media2 service (so no privacy masks on the camera)
+``report_ports``            the ports replies name instead of the real ones: a mapping of
+                            ``soap``, ``snapshot``, ``rtsp``, ``replay`` to a port (a camera
+                            behind port forwarding, or one pointing at another port of its host)
+``undeclared_ter``          faults use the ``ter:`` prefix without declaring it
+``ver20_body``              these operations answer with a body in the ver20 media namespace
+``invalid_encoders``        GetProfiles adds profiles with a 0x0 resolution or an empty encoding
+``clock``                   ``"auth"``: GetSystemDateAndTime needs a UsernameToken;
+                            ``"missing"``: it is not implemented (the HTTP Date header still is)
+``naive_dates``             recording search results carry dates without a time zone
+``query_credentials``       the snapshot URI carries ``user=…&password=…`` in its query
+``nvr``                     every profile is a channel of its own (video source ``vs-<token>``)
+                            with its own recording ``rec-<device>-<token>``, pictures of the
+                            profile's size; FindRecordings honours ``IncludedSources``
+``ignores_scope``           (with ``nvr``) FindRecordings returns every recording whatever scope
+``media2_only``             only Media2 (Profile T): no ver10 media service, GetCapabilities fails
+``endless_body``            these operations (SOAP names, or ``snapshot``) answer 200 with a body
+                            that never ends (up to 256 MiB; ``sent_bytes`` counts what went out)
 
 With ``tls=True`` it serves HTTPS with a fresh self-signed certificate for 127.0.0.1, whose
 file (``ca_file``) is put into ``settings`` as ``verify_tls``.
@@ -33,6 +50,7 @@ media request reached the device without a grant.
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import itertools
 import os
@@ -46,6 +64,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import attrs
@@ -111,6 +130,19 @@ class Quirks:
     no_recordings: bool = False
     no_snapshot_uri: bool = False
     no_media2: bool = False
+    report_ports: dict[str, int] = attrs.field(factory=dict, converter=dict)
+    undeclared_ter: bool = False
+    ver20_body: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    invalid_encoders: bool = False
+    clock: str = attrs.field(
+        default="open", validator=attrs.validators.in_(("open", "auth", "missing"))
+    )
+    naive_dates: bool = False
+    query_credentials: bool = False
+    nvr: bool = False
+    ignores_scope: bool = False
+    media2_only: bool = False
+    endless_body: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
 
 
 @attrs.frozen
@@ -169,13 +201,18 @@ def _envelope(body: str) -> bytes:
     return f"{head}<s:Envelope {ns}><s:Body>{body}</s:Body></s:Envelope>".encode()
 
 
-def _fault_xml(fault: _Fault) -> bytes:
-    return _envelope(
-        f"<s:Fault><s:Code><s:Value>s:{fault.code}</s:Value>"
-        f"<s:Subcode><s:Value>ter:{fault.subcode}</s:Value></s:Subcode></s:Code>"
+def _fault_xml(fault: _Fault, *, undeclared_ter: bool = False) -> bytes:
+    subcode = (
+        f"<s:Subcode><s:Value>ter:{fault.subcode}</s:Value></s:Subcode>" if fault.subcode else ""
+    )
+    text = _envelope(
+        f"<s:Fault><s:Code><s:Value>s:{fault.code}</s:Value>{subcode}</s:Code>"
         f'<s:Reason><s:Text xml:lang="en">{escape(fault.reason)}</s:Text></s:Reason>'
         "</s:Fault>"
     )
+    if undeclared_ter:
+        text = text.replace(f' xmlns:ter="{NS["ter"]}"'.encode(), b"")
+    return text
 
 
 class OnvifSimulator(Simulator):
@@ -228,6 +265,9 @@ class OnvifSimulator(Simulator):
         self._lock = threading.Lock()
         self._recording_lock = threading.Lock()
         self._nonces: set[str] = set()
+        self._searches: dict[str, set[str]] = {}
+        #: Bytes sent of each endless body (``endless_body`` quirk), in order.
+        self.sent_bytes: list[int] = []
         #: Media2 privacy masks per device: token -> (configuration token, points, type, enabled)
         self.masks: dict[int, dict[str, tuple[str, list[tuple[float, float]], str, bool]]] = {}
         self._colors: dict[tuple[int, str], tuple[int, int, int]] = {}
@@ -297,7 +337,11 @@ class OnvifSimulator(Simulator):
             "credentials": {
                 self.device_url(d): {"username": self.username, "password": self.password}
                 for d in range(1, self.count + 1)
-            }
+            },
+            # The RTSP ports the stream and replay URIs name (not the standard 554).
+            "ports": {
+                "rtsp": {str(p): p for p in (self._rtsp.port, self.replay.port)},
+            },
         }
         if self.ca_file is not None:
             self.settings["verify_tls"] = self.ca_file
@@ -402,9 +446,14 @@ class OnvifSimulator(Simulator):
     def _host(self) -> str:
         return LAN_HOST if self.quirks.lan_address else "127.0.0.1"
 
+    def _reported(self, kind: str, port: int) -> int:
+        """The port replies name for ``kind`` (``report_ports`` quirk, else the real one)."""
+        return self.quirks.report_ports.get(kind, port)
+
     def _xaddr(self, device: int, service: str) -> str:
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://{self._host()}:{self.port}/dev{device}/onvif/{service}_service"
+        port = self._reported("soap", self.port)
+        return f"{scheme}://{self._host()}:{port}/dev{device}/onvif/{service}_service"
 
     def device_now(self) -> datetime:
         """The device's clock: the host's clock plus ``clock_skew_s``."""
@@ -513,12 +562,21 @@ class OnvifSimulator(Simulator):
         q = self.quirks
         if op in q.fault_on:
             raise _Fault("Receiver", "ActionNotSupported", f"{op} is not supported by this device")
+        if q.media2_only and service == "media" and op != "GetServices":
+            raise _Fault("Receiver", "ActionNotSupported", "no ver10 media service", 400)
+        if q.media2_only and service == "media2" and op in _MEDIA2_OPS:
+            return str(_MEDIA2_OPS[op](self, device, body))
         handler = getattr(self, f"_op_{op}", None)
         if handler is None:
             raise _Fault("Receiver", "ActionNotSupported", f"{op} is not implemented")
-        return str(handler(device, body))
+        text = str(handler(device, body))
+        if op in q.ver20_body:
+            text = text.replace("<trt:", "<tr2:").replace("</trt:", "</tr2:")
+        return text
 
     def _op_GetSystemDateAndTime(self, device: int, body: etree._Element) -> str:
+        if self.quirks.clock == "missing":
+            raise _Fault("Receiver", "ActionNotSupported", "GetSystemDateAndTime not supported")
         now = self.device_now()
         return (
             "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
@@ -540,6 +598,8 @@ class OnvifSimulator(Simulator):
         )
 
     def _services(self) -> list[tuple[str, str]]:
+        if self.quirks.media2_only:
+            return [("device", NS["tds"]), ("media2", NS["tr2"])]
         out = [("device", NS["tds"]), ("media", NS["trt"])]
         if not self.quirks.no_media2:
             out.append(("media2", NS["tr2"]))
@@ -562,6 +622,8 @@ class OnvifSimulator(Simulator):
     def _op_GetCapabilities(self, device: int, body: etree._Element) -> str:
         if self.quirks.capabilities_500:
             raise _Fault("Receiver", "", "", 500)
+        if self.quirks.media2_only:
+            raise _Fault("Receiver", "ActionNotSupported", "use GetServices (Media2)")
         ext = ""
         if not self.quirks.no_recordings:
             ext = (
@@ -587,15 +649,24 @@ class OnvifSimulator(Simulator):
             f"{ext}</tds:Capabilities></tds:GetCapabilitiesResponse>"
         )
 
+    def source_token(self, profile: str) -> str:
+        """The video source token of ``profile`` (``vs-<token>`` on an NVR, else ``vs1``)."""
+        return f"vs-{profile}" if self.quirks.nvr else "vs1"
+
     def _op_GetProfiles(self, device: int, body: etree._Element) -> str:
+        shapes = [(name, w, h, "H264") for name, w, h in self.profiles]
+        if self.quirks.invalid_encoders:
+            shapes += [("bad-size", 0, 0, "H264"), ("bad-codec", 640, 360, "")]
         profiles = "".join(
             f'<trt:Profiles token="{name}" fixed="true"><tt:Name>{name}</tt:Name>'
             f'<tt:VideoSourceConfiguration token="vsc"><tt:Name>vsc</tt:Name>'
-            "<tt:UseCount>2</tt:UseCount><tt:SourceToken>vs1</tt:SourceToken>"
+            f"<tt:UseCount>2</tt:UseCount><tt:SourceToken>{self.source_token(name)}"
+            "</tt:SourceToken>"
             '<tt:Bounds x="0" y="0" width="640" height="360"/></tt:VideoSourceConfiguration>'
             f'<tt:VideoEncoderConfiguration token="enc-{name}"><tt:Name>enc-{name}</tt:Name>'
-            "<tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding>"
-            f"<tt:Resolution><tt:Width>{w}</tt:Width><tt:Height>{h}</tt:Height></tt:Resolution>"
+            "<tt:UseCount>1</tt:UseCount>"
+            + f"<tt:Encoding>{codec}</tt:Encoding>"
+            + f"<tt:Resolution><tt:Width>{w}</tt:Width><tt:Height>{h}</tt:Height></tt:Resolution>"
             "<tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>30</tt:FrameRateLimit>"
             "<tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>1000</tt:BitrateLimit>"
             f"</tt:RateControl><tt:H264><tt:GovLength>{self.gop_frames}</tt:GovLength>"
@@ -604,7 +675,7 @@ class OnvifSimulator(Simulator):
             "<tt:Port>0</tt:Port><tt:TTL>1</tt:TTL><tt:AutoStart>false</tt:AutoStart>"
             "</tt:Multicast><tt:SessionTimeout>PT60S</tt:SessionTimeout>"
             "</tt:VideoEncoderConfiguration></trt:Profiles>"
-            for name, w, h in self.profiles
+            for name, w, h, codec in shapes
         )
         return f"<trt:GetProfilesResponse>{profiles}</trt:GetProfilesResponse>"
 
@@ -623,7 +694,8 @@ class OnvifSimulator(Simulator):
         )
 
     def _rtsp_uri(self, device: int, profile: str) -> str:
-        return f"rtsp://{self._host()}:{self._rtsp.port}/dev{device}/{profile}"
+        port = self._reported("rtsp", self._rtsp.port)
+        return f"rtsp://{self._host()}:{port}/dev{device}/{profile}"
 
     def _op_GetStreamUri(self, device: int, body: etree._Element) -> str:
         profile = self._profile(body)
@@ -633,9 +705,15 @@ class OnvifSimulator(Simulator):
         if self.quirks.no_snapshot_uri:
             raise _Fault("Receiver", "ActionNotSupported", "GetSnapshotUri is not supported")
         profile = self._profile(body)
+        return self._media_uri("GetSnapshotUriResponse", self._snapshot_uri(device, profile))
+
+    def _snapshot_uri(self, device: int, profile: str) -> str:
         scheme = "https" if self.tls else "http"
-        uri = f"{scheme}://{self._host()}:{self.port}/dev{device}/snapshot/{profile}.jpg"
-        return self._media_uri("GetSnapshotUriResponse", uri)
+        port = self._reported("snapshot", self.port)
+        uri = f"{scheme}://{self._host()}:{port}/dev{device}/snapshot/{profile}.jpg"
+        if self.quirks.query_credentials:
+            uri += f"?user={quote(self.username)}&password={quote(self.password, safe='')}"
+        return uri
 
     def _op_SetSynchronizationPoint(self, device: int, body: etree._Element) -> str:
         profile = self._profile(body)
@@ -718,16 +796,24 @@ class OnvifSimulator(Simulator):
                 self._recording = encode_recording(self.recording_start, self.recording_s)
             return self._recording
 
+    def recording_of(self, profile: str) -> Recording:
+        """The recording of channel ``profile`` on an NVR (pictures of the profile's size)."""
+        w, h = next((w, h) for name, w, h in self.profiles if name == profile)
+        return encode_recording(self.recording_start, self.recording_s, width=w, height=h)
+
     def _recording_at(self, path: str) -> Recording | None:
         parts = path.strip("/").split("/")
-        if (
-            len(parts) == 2
-            and parts[1] == "recording"
-            and parts[0].startswith("dev")
+        if not (
+            parts[0].startswith("dev")
             and parts[0][3:].isdigit()
             and 1 <= int(parts[0][3:]) <= self.count
         ):
+            return None
+        if len(parts) == 2 and parts[1] == "recording" and not self.quirks.nvr:
             return self.recording
+        names = {name for name, _w, _h in self.profiles}
+        if len(parts) == 3 and parts[1] == "recording" and self.quirks.nvr and parts[2] in names:
+            return self.recording_of(parts[2])
         return None
 
     @property
@@ -742,39 +828,125 @@ class OnvifSimulator(Simulator):
         return start, start + timedelta(seconds=self.recording_s)
 
     def _op_FindRecordings(self, device: int, body: etree._Element) -> str:
+        token = f"search-{device}-{secrets.token_hex(4)}"
+        sources = {
+            (e.text or "").strip()
+            for e in body.findall("tse:Scope/tt:IncludedSources/tt:Token", NS)
+        }
+        with self._lock:
+            self._searches[token] = sources
         return (
             "<tse:FindRecordingsResponse>"
-            f"<tse:SearchToken>search-{device}-{secrets.token_hex(4)}</tse:SearchToken>"
+            f"<tse:SearchToken>{token}</tse:SearchToken>"
             "</tse:FindRecordingsResponse>"
         )
 
+    def _recordings(self, device: int, search: str) -> list[tuple[str, str, str]]:
+        """(recording token, source id, name) of the recordings a search finds."""
+        if not self.quirks.nvr:
+            return [(f"rec-{device}", f"http://127.0.0.1:{self.port}/dev{device}", "main")]
+        with self._lock:
+            sources = self._searches.get(search, set())
+        found = [
+            (f"rec-{device}-{name}", self.source_token(name), name)
+            for name, _w, _h in self.profiles
+        ]
+        if sources and not self.quirks.ignores_scope:
+            found = [f for f in found if f[1] in sources]
+        return found
+
     def _op_GetRecordingSearchResults(self, device: int, body: etree._Element) -> str:
         start, end = self._recording_window()
-        source = f"http://127.0.0.1:{self.port}/dev{device}"
-        return (
-            "<tse:GetRecordingSearchResultsResponse><tse:ResultList>"
-            "<tt:SearchState>Completed</tt:SearchState><tt:RecordingInformation>"
-            f"<tt:RecordingToken>rec-{device}</tt:RecordingToken><tt:Source>"
-            f"<tt:SourceId>{source}</tt:SourceId><tt:Name>main</tt:Name>"
+        search = (body.findtext("tse:SearchToken", namespaces=NS) or "").strip()
+        iso = (lambda m: _iso(m)[:-1]) if self.quirks.naive_dates else _iso
+        items = "".join(
+            "<tt:RecordingInformation>"
+            f"<tt:RecordingToken>{token}</tt:RecordingToken><tt:Source>"
+            f"<tt:SourceId>{escape(source)}</tt:SourceId><tt:Name>{name}</tt:Name>"
             "<tt:Location>loopback</tt:Location><tt:Description>continuous</tt:Description>"
-            f"<tt:Address>{source}</tt:Address></tt:Source>"
-            f"<tt:EarliestRecording>{_iso(start)}</tt:EarliestRecording>"
-            f"<tt:LatestRecording>{_iso(end)}</tt:LatestRecording>"
+            f"<tt:Address>{escape(source)}</tt:Address></tt:Source>"
+            f"<tt:EarliestRecording>{iso(start)}</tt:EarliestRecording>"
+            f"<tt:LatestRecording>{iso(end)}</tt:LatestRecording>"
             "<tt:Content>continuous</tt:Content><tt:Track><tt:TrackToken>video</tt:TrackToken>"
             "<tt:TrackType>Video</tt:TrackType><tt:Description>main</tt:Description>"
-            f"<tt:DataFrom>{_iso(start)}</tt:DataFrom><tt:DataTo>{_iso(end)}</tt:DataTo>"
+            f"<tt:DataFrom>{iso(start)}</tt:DataFrom><tt:DataTo>{iso(end)}</tt:DataTo>"
             "</tt:Track><tt:RecordingStatus>Recording</tt:RecordingStatus>"
-            "</tt:RecordingInformation></tse:ResultList></tse:GetRecordingSearchResultsResponse>"
+            "</tt:RecordingInformation>"
+            for token, source, name in self._recordings(device, search)
+        )
+        return (
+            "<tse:GetRecordingSearchResultsResponse><tse:ResultList>"
+            f"<tt:SearchState>Completed</tt:SearchState>{items}"
+            "</tse:ResultList></tse:GetRecordingSearchResultsResponse>"
         )
 
     def _op_GetReplayUri(self, device: int, body: etree._Element) -> str:
-        token = body.findtext("trp:RecordingToken", namespaces=NS) or ""
-        if token != f"rec-{device}":
+        token = (body.findtext("trp:RecordingToken", namespaces=NS) or "").strip()
+        port = self._reported("replay", self.replay.port)
+        base = f"rtsp://{self._host()}:{port}/dev{device}/recording"
+        if self.quirks.nvr and token.startswith(f"rec-{device}-"):
+            uri = f"{base}/{token.removeprefix(f'rec-{device}-')}"
+        elif token == f"rec-{device}" and not self.quirks.nvr:
+            uri = base
+        else:
             raise _Fault("Sender", "InvalidArgVal", f"no recording {token!r}")
-        uri = f"rtsp://{self._host()}:{self.replay.port}/dev{device}/recording"
         return (
             f"<trp:GetReplayUriResponse><trp:Uri>{escape(uri)}</trp:Uri></trp:GetReplayUriResponse>"
         )
+
+
+def _m2_token(sim: OnvifSimulator, body: etree._Element) -> str:
+    token = (body.findtext("tr2:ProfileToken", namespaces=NS) or "").strip()
+    if token not in {name for name, _w, _h in sim.profiles}:
+        raise _Fault("Sender", "NoProfile", f"no profile {token!r}")
+    return token
+
+
+def _m2_profiles(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    items = "".join(
+        f'<tr2:Profiles token="{name}" fixed="true"><tr2:Name>{name}</tr2:Name>'
+        "<tr2:Configurations>"
+        f'<tr2:VideoSource token="vsc"><tt:Name>vsc</tt:Name><tt:UseCount>2</tt:UseCount>'
+        f"<tt:SourceToken>{sim.source_token(name)}</tt:SourceToken>"
+        '<tt:Bounds x="0" y="0" width="640" height="360"/></tr2:VideoSource>'
+        f'<tr2:VideoEncoder token="enc-{name}" GovLength="{sim.gop_frames}" Profile="Main">'
+        f"<tt:Name>enc-{name}</tt:Name><tt:UseCount>1</tt:UseCount>"
+        "<tt:Encoding>H264</tt:Encoding>"
+        f"<tt:Resolution><tt:Width>{w}</tt:Width><tt:Height>{h}</tt:Height></tt:Resolution>"
+        "<tt:Quality>5</tt:Quality></tr2:VideoEncoder>"
+        "</tr2:Configurations></tr2:Profiles>"
+        for name, w, h in sim.profiles
+    )
+    return f"<tr2:GetProfilesResponse>{items}</tr2:GetProfilesResponse>"
+
+
+def _m2_stream(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    uri = sim._rtsp_uri(device, _m2_token(sim, body))
+    return f"<tr2:GetStreamUriResponse><tr2:Uri>{escape(uri)}</tr2:Uri></tr2:GetStreamUriResponse>"
+
+
+def _m2_snapshot(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    uri = sim._snapshot_uri(device, _m2_token(sim, body))
+    return (
+        f"<tr2:GetSnapshotUriResponse><tr2:Uri>{escape(uri)}</tr2:Uri></tr2:GetSnapshotUriResponse>"
+    )
+
+
+def _m2_sync(sim: OnvifSimulator, device: int, body: etree._Element) -> str:
+    path = f"/dev{device}/{_m2_token(sim, body)}"
+    sim._rtsp.force_keyframe(path)
+    with sim._lock:
+        sim.sync_points.append((time.monotonic(), path))
+    return "<tr2:SetSynchronizationPointResponse/>"
+
+
+#: Media2 operations a ``media2_only`` device answers (others: the masks' handlers).
+_MEDIA2_OPS: dict[str, Any] = {
+    "GetProfiles": _m2_profiles,
+    "GetStreamUri": _m2_stream,
+    "GetSnapshotUri": _m2_snapshot,
+    "SetSynchronizationPoint": _m2_sync,
+}
 
 
 def _mask_rgb(mask: etree._Element) -> tuple[int, int, int]:
@@ -822,6 +994,10 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             return  # quiet: the request log is sim.requests
 
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            # The Date header on the device's clock, as a camera sends it.
+            return email.utils.format_datetime(sim.device_now(), usegmt=True)
+
         def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -832,6 +1008,26 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         profile: str | None = None
+
+        def _send_endless(self, ctype: str, head: bytes, unit: bytes) -> None:
+            """200 with a body that does not end (bounded at 256 MiB for the host's sake)."""
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            sent = 0
+            chunk = unit * (65536 // len(unit))
+            try:
+                self.wfile.write(head)
+                sent += len(head)
+                while sent < 256 * 1024 * 1024:
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass
+            with sim._lock:
+                sim.sent_bytes.append(sent)
 
         def setup(self) -> None:
             super().setup()
@@ -859,7 +1055,7 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             )
 
         def do_GET(self) -> None:
-            parts = self.path.strip("/").split("/")
+            parts = self.path.partition("?")[0].strip("/").split("/")
             self.profile = parts[-1].removesuffix(".jpg") if len(parts) == 3 else None
             if len(parts) != 3 or parts[1] != "snapshot" or not parts[2].endswith(".jpg"):
                 self._log("unknown", None, False, 404)
@@ -881,6 +1077,9 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             self._log("snapshot", sim.username, True, 200)
+            if "snapshot" in sim.quirks.endless_body:
+                self._send_endless("image/jpeg", (sim._jpeg or b"")[:2], b"\x00")
+                return
             self._send(200, sim._jpeg or b"", "image/jpeg", {})
 
         def do_POST(self) -> None:
@@ -919,15 +1118,21 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             try:
                 if root is None or first is None:
                     raise _Fault("Sender", "WellFormed", "not a SOAP envelope")  # noqa: TRY301
-                if op != "GetSystemDateAndTime":
+                if op != "GetSystemDateAndTime" or sim.quirks.clock == "auth":
                     user = sim.check_token(root.find("s:Header", NS))
+                if op in sim.quirks.endless_body:
+                    self._log(op, user, user is not None, 200)
+                    head = _envelope("").split(b"</s:Body>")[0]
+                    self._send_endless("application/soap+xml", head, b"<tt:Pad>xxxx</tt:Pad>")
+                    return
                 text = _envelope(sim.answer(device, service, op, first))
             except _Fault as fault:
                 self._log(op, user, user is not None, fault.http)
                 if fault.http == 500 and not fault.reason:
                     self._send(500, b"", "text/plain", {})
                 else:
-                    self._send(fault.http, _fault_xml(fault), "application/soap+xml", {})
+                    xml = _fault_xml(fault, undeclared_ter=sim.quirks.undeclared_ter)
+                    self._send(fault.http, xml, "application/soap+xml", {})
                 return
             self._log(op, user, user is not None, 200)
             self._send(200, text, "application/soap+xml; charset=utf-8", {})

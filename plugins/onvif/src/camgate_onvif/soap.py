@@ -9,8 +9,11 @@ per process, in a worker thread), time-outs are anyio's, HTTP digest on the SOAP
 httpx's, and TLS settings are httpx's.
 
 Every call carries a fresh WS-Security UsernameToken digest whose ``Created`` is the host's
-clock corrected by the offset measured with the unauthenticated ``GetSystemDateAndTime``.
-Errors are mapped to :mod:`camgate.errors` with the SOAP fault's text; none carries a credential.
+clock corrected by the offset measured with ``GetSystemDateAndTime`` (unauthenticated, else
+authenticated, else the HTTP ``Date`` header, else none — ``clock_source`` says which).
+Every reply is read as it arrives and refused past ``max_body_bytes``. Errors are mapped to
+:mod:`camgate.errors` — parse failures, faults with undeclared prefixes and wrong namespaces
+included — with the SOAP fault's text and the URL actually called; none carries a credential.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +39,14 @@ import zeep.proxy
 import zeep.transports
 import zeep.wsdl
 import zeep.wsse.username
-from camgate.adapters import Credentials
+from camgate.adapters import VENDOR_BODY_LIMIT, Credentials, read_capped
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
     CameraProtocolError,
     CameraUnreachable,
 )
+from camgate_rtsp.adapter import redact
 from lxml import etree
 
 __all__ = [
@@ -110,7 +116,69 @@ class OnvifFault(CameraProtocolError):
 
     def __init__(self, where: str, operation: str, subcode: str, text: str) -> None:
         self.operation, self.subcode, self.text = operation, subcode, text
-        super().__init__(f"{where}: {operation} failed with SOAP fault {subcode or '?'}: {text}")
+        kind = f"SOAP fault {subcode}" if subcode else "a SOAP fault without a subcode"
+        super().__init__(f"{where}: {operation} failed with {kind}: {text or '(no reason given)'}")
+
+
+#: The last reply the current task received: (HTTP status, Date header, body). Lets a call
+#: read a fault zeep could not parse (an undeclared ``ter:`` prefix) and the device's Date.
+_last_reply: ContextVar[tuple[int, str, bytes] | None] = ContextVar("_last_reply", default=None)
+
+
+class _CappedTransport(zeep.transports.AsyncTransport):  # type: ignore[misc]
+    """zeep's async transport, reading each reply as it arrives and at most ``limit`` bytes
+    (decoded), and remembering it in ``_last_reply`` for the call's error mapping."""
+
+    def __init__(self, client: httpx.AsyncClient, limit: int) -> None:
+        super().__init__(client=client)
+        self.limit = limit
+
+    async def post(self, address: str, message: Any, headers: Any) -> httpx.Response:
+        request = self.client.build_request("POST", address, content=message, headers=headers)
+        response = await self.client.send(request, stream=True)
+        try:
+            body = await read_capped(response.aiter_bytes(), self.limit, redact(address))
+        finally:
+            await response.aclose()
+        _last_reply.set((response.status_code, response.headers.get("Date", ""), body))
+        kept = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(response.status_code, headers=kept, content=body, request=request)
+
+
+_SAFE_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
+)
+
+
+def _raw_fault(body: bytes) -> tuple[str, str] | None:
+    """(subcode, reason) of a SOAP fault read leniently — prefixes need not be declared, the
+    envelope's namespace may be SOAP 1.1 or 1.2 — or None when ``body`` holds no fault."""
+    try:
+        root = etree.fromstring(body, parser=_SAFE_PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if root is None:
+        return None
+    fault = next((e for e in root.iter() if _local(e) == "Fault"), None)
+    if fault is None:
+        return None
+    values = [(e.text or "").strip() for e in fault.iter() if _local(e) in ("Value", "faultcode")]
+    codes = [v.rpartition(":")[2] for v in values if v]
+    subcode = codes[-1] if len(codes) > 1 else ""
+    reason = next(
+        ((e.text or "").strip() for e in fault.iter() if _local(e) in ("Text", "faultstring")),
+        "",
+    )
+    return subcode, reason
+
+
+def _local(element: Any) -> str:
+    tag = element.tag
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
 class _Token:
@@ -141,8 +209,9 @@ class _Token:
 class SoapClient:
     """SOAP calls to one ONVIF device over one httpx connection pool.
 
-    ``where`` names the device in messages (no credentials). ``timeout_s`` bounds each call.
-    ``verify`` is httpx's TLS verification (True, False or a CA bundle path).
+    ``where`` names the device (no credentials); messages name the URL each call went to.
+    ``timeout_s`` bounds each call. ``verify`` is httpx's TLS verification (True, False or a
+    CA bundle path). ``max_body_bytes`` bounds each reply.
     """
 
     def __init__(
@@ -152,8 +221,12 @@ class SoapClient:
         *,
         timeout_s: float,
         verify: bool | str = True,
+        max_body_bytes: int = VENDOR_BODY_LIMIT,
     ) -> None:
         self.where = where
+        self.max_body_bytes = max_body_bytes
+        #: How the clock offset was found (see :meth:`measure_clock`).
+        self.clock_source = "none"
         self.credentials = credentials
         self.timeout_s = timeout_s
         self.offset = timedelta(0)
@@ -183,7 +256,7 @@ class SoapClient:
         key = f"{name}:{authenticated}"
         if key not in self._clients:
             doc = await anyio.to_thread.run_sync(document, name)
-            transport = zeep.transports.AsyncTransport(client=self.http)
+            transport = _CappedTransport(self.http, self.max_body_bytes)
             wsse = (
                 _Token(self.credentials, lambda: self.offset)
                 if authenticated and self.credentials is not None
@@ -210,6 +283,9 @@ class SoapClient:
         bound = client.wsdl.bindings[f"{{{namespace}}}{binding}"]
         proxy = zeep.proxy.AsyncServiceProxy(client, bound, address=xaddr)
         error: AdapterError | None = None
+        where = f"{redact(xaddr)}"
+        sent = authenticated and self.credentials is not None
+        _last_reply.set(None)
         try:
             with anyio.fail_after(self.timeout_s):
                 return await getattr(proxy, operation)(**params)
@@ -217,65 +293,131 @@ class SoapClient:
             subcodes = list(fault.subcodes or [])
             subcode = etree.QName(subcodes[-1]).localname if subcodes else ""
             text = str(fault.message or "").strip()
-            if subcode == "NotAuthorized" or "NotAuthorized" in str(fault.code or ""):
-                error = CameraAuthError(
-                    f"{self.where}: {operation} refused: {text or 'not authorized'} "
-                    f"(WS-Security UsernameToken; clock offset applied "
-                    f"{self.offset.total_seconds():+.1f} s)"
-                )
-            else:
-                error = OnvifFault(self.where, operation, subcode, text)
+            error = self._fault(where, operation, subcode, text, str(fault.code or ""), sent)
         except zeep.exceptions.TransportError as exc:
             status = exc.status_code
+            raw = _last_reply.get()
+            found = _raw_fault(raw[2]) if raw is not None else None
             if status == 401:
                 error = CameraAuthError(
-                    f"{self.where}: {operation}: the device refused the HTTP credentials (401)"
+                    f"{where}: {operation}: the device refused the HTTP credentials (401)"
+                    if self.credentials is not None
+                    else f"{where}: {operation}: the device asks for credentials (401) and "
+                    "none are configured"
                 )
             elif status == 403:
-                error = CameraAuthError(f"{self.where}: {operation}: forbidden (403)")
+                error = CameraAuthError(f"{where}: {operation}: forbidden (403)")
+            elif found is not None:
+                error = self._fault(where, operation, *found, "", sent)
+            elif status == 200:
+                error = CameraProtocolError(
+                    f"{where}: {operation}: the answer is not well-formed SOAP XML"
+                )
             else:
                 error = CameraProtocolError(
-                    f"{self.where}: {operation}: HTTP {status} without a SOAP answer"
+                    f"{where}: {operation}: HTTP {status} without a SOAP answer"
                 )
-        except (etree.XMLSyntaxError, zeep.exceptions.XMLSyntaxError, ValueError) as exc:
+        except zeep.exceptions.Error as exc:
+            # XMLParseError (an undeclared prefix, a body of another namespace), a missing
+            # element, a forbidden entity: read what zeep could not, else say it is not ONVIF.
+            raw = _last_reply.get()
+            found = _raw_fault(raw[2]) if raw is not None else None
+            if found is not None:
+                error = self._fault(where, operation, *found, "", sent)
+            else:
+                error = CameraProtocolError(
+                    f"{where}: {operation}: the answer is not the ONVIF SOAP reply expected "
+                    f"({type(exc).__name__})"
+                )
+        except (etree.LxmlError, ValueError, TypeError, AttributeError) as exc:
             error = CameraProtocolError(
-                f"{self.where}: {operation}: the answer is not ONVIF SOAP ({type(exc).__name__})"
+                f"{where}: {operation}: the answer is not ONVIF SOAP ({type(exc).__name__})"
             )
-        except TimeoutError:
+        except CameraProtocolError as exc:
+            error = exc  # a body over max_body_bytes
+        except (TimeoutError, httpx.TimeoutException):
             error = CameraUnreachable(
-                f"{self.where}: {operation}: no answer within {self.timeout_s:g} s"
-            )
-        except httpx.TimeoutException:
-            error = CameraUnreachable(
-                f"{self.where}: {operation}: no answer within {self.timeout_s:g} s"
+                f"{where}: {operation}: no answer within {self.timeout_s:g} s"
             )
         except httpx.ConnectError as exc:
             tls = "certificate" in str(exc).lower() or "ssl" in str(exc).lower()
             error = (
-                CameraProtocolError(f"{self.where}: {operation}: TLS handshake failed")
+                CameraProtocolError(f"{where}: {operation}: TLS handshake failed")
                 if tls
-                else CameraUnreachable(f"{self.where}: {operation}: connection refused")
+                else CameraUnreachable(f"{where}: {operation}: connection refused")
             )
         except httpx.HTTPError as exc:
-            error = CameraUnreachable(f"{self.where}: {operation}: {type(exc).__name__}")
+            error = CameraUnreachable(f"{where}: {operation}: {type(exc).__name__}")
         # Raised outside the except blocks: lower-level messages may echo request content.
         raise error
 
-    async def measure_clock(self, xaddr: str) -> timedelta:
-        """Ask the device's clock (unauthenticated GetSystemDateAndTime) and remember the offset.
+    def _fault(
+        self, where: str, operation: str, subcode: str, text: str, code: str, sent: bool
+    ) -> AdapterError:
+        """The camgate error for a SOAP fault: CameraAuthError for NotAuthorized (saying
+        whether a UsernameToken was sent), else OnvifFault."""
+        if subcode == "NotAuthorized" or "NotAuthorized" in code:
+            how = (
+                "WS-Security UsernameToken sent; clock offset applied "
+                f"{self.offset.total_seconds():+.1f} s"
+                if sent
+                else "sent without credentials"
+            )
+            return CameraAuthError(
+                f"{where}: {operation} refused: {text or 'not authorized'} ({how})"
+            )
+        return OnvifFault(where, operation, subcode, text)
 
-        The offset is the device's UTC minus the host's, taken at the midpoint of the call.
-        A device that does not report UTC leaves the offset at zero.
+    async def measure_clock(self, xaddr: str) -> timedelta:
+        """Measure the device's clock and remember the offset (``offset``, ``clock_source``).
+
+        GetSystemDateAndTime unauthenticated (``clock_source`` "device"). When that fails for
+        any reason but an unreachable device, the failed reply's HTTP ``Date`` header gives a
+        first offset ("http date"), and GetSystemDateAndTime is asked again with a
+        UsernameToken dated by it ("device (authenticated)"); when that fails too the
+        ``Date`` offset stays, else there is none ("none"). The offset is the device's UTC
+        minus the host's, taken at the midpoint of the call. A reply without UTC leaves the
+        offset as it was.
         """
-        before = datetime.now(UTC)
-        answer = await self.call("device", xaddr, "GetSystemDateAndTime", authenticated=False)
-        after = datetime.now(UTC)
-        utc = getattr(answer, "UTCDateTime", None)
-        if utc is None:
-            return self.offset
-        d, t = utc.Date, utc.Time
-        device = datetime(d.Year, d.Month, d.Day, t.Hour, t.Minute, t.Second, tzinfo=UTC)
-        self.offset = device - (before + (after - before) / 2)
+        attempts: list[tuple[bool, str]] = [(False, "device")]
+        if self.credentials is not None:
+            attempts.append((True, "device (authenticated)"))
+        self.clock_source = "none"
+        for authenticated, source in attempts:
+            before = datetime.now(UTC)
+            try:
+                answer = await self.call(
+                    "device", xaddr, "GetSystemDateAndTime", authenticated=authenticated
+                )
+            except CameraUnreachable:
+                raise
+            except AdapterError as exc:
+                log.info("%s: GetSystemDateAndTime failed: %s", self.where, exc)
+                raw = _last_reply.get()
+                if self.clock_source == "none" and raw is not None:
+                    self._date_offset(raw[1])
+                continue
+            after = datetime.now(UTC)
+            self.clock_source = source
+            utc = getattr(answer, "UTCDateTime", None)
+            d: Any = getattr(utc, "Date", None)
+            t: Any = getattr(utc, "Time", None)
+            try:
+                device = datetime(d.Year, d.Month, d.Day, t.Hour, t.Minute, t.Second, tzinfo=UTC)
+            except (AttributeError, TypeError, ValueError):
+                break
+            self.offset = device - (before + (after - before) / 2)
+            break
         if abs(self.offset.total_seconds()) > 5:
             log.info("%s: device clock is %+.0f s off", self.where, self.offset.total_seconds())
         return self.offset
+
+    def _date_offset(self, date: str) -> None:
+        """Take the offset from an HTTP ``Date`` header, when it is a valid date."""
+        try:
+            stamp = parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            stamp = None
+        if stamp is not None and stamp.tzinfo is not None:
+            self.offset = stamp - datetime.now(UTC)
+            self.clock_source = "http date"
