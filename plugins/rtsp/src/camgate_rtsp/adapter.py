@@ -73,6 +73,32 @@ _GONE = (
 
 
 _positive = positive("rtsp")
+#: Longest time-out the settings take (a day): FFmpeg takes its time-outs in microseconds.
+MAX_TIMEOUT_S = 86_400.0
+#: Largest ``buffer_packets``.
+MAX_BUFFER_PACKETS = 100_000
+
+
+def _seconds(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _positive(inst, attribute, value)
+    if not value <= MAX_TIMEOUT_S:
+        raise ValidationError(
+            f"rtsp setting {attribute.name}={value!r}: must be at most {MAX_TIMEOUT_S:g} s"
+        )
+
+
+def _count(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValidationError(f"rtsp setting {attribute.name}={value!r}: must be an integer")
+    if not 0 < value <= MAX_BUFFER_PACKETS:
+        raise ValidationError(
+            f"rtsp setting {attribute.name}={value!r}: must be 1..{MAX_BUFFER_PACKETS}"
+        )
+
+
+def _flag(_inst: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"rtsp setting {attribute.name}={value!r}: must be true or false")
 
 
 def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
@@ -94,11 +120,11 @@ class RtspSettings:
     """Validated settings of the RTSP adapter (see the module docstring)."""
 
     transport: str = attrs.field(default="tcp", validator=_transport)
-    connect_timeout_s: float = attrs.field(default=5.0, validator=_positive)
-    read_timeout_s: float = attrs.field(default=5.0, validator=_positive)
-    fast_start: bool = True
-    buffer_packets: int = attrs.field(default=64, validator=_positive)
-    close_wait_s: float = attrs.field(default=0.25, validator=_positive)
+    connect_timeout_s: float = attrs.field(default=5.0, validator=_seconds)
+    read_timeout_s: float = attrs.field(default=5.0, validator=_seconds)
+    fast_start: bool = attrs.field(default=True, validator=_flag)
+    buffer_packets: int = attrs.field(default=64, validator=_count)
+    close_wait_s: float = attrs.field(default=0.25, validator=_seconds)
     credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
     ca_file: str | None = attrs.field(default=None, validator=_optional_file)
 
@@ -152,8 +178,14 @@ for _name in FFMPEG_LOGGERS:
 
 
 def rtsp_url(source: str, credentials: Credentials | None) -> str:
-    """Validate ``source`` as an RTSP URL and attach percent-encoded credentials."""
-    parts = urlsplit(source)
+    """Validate ``source`` as an RTSP URL and attach percent-encoded credentials.
+
+    A source that is not an ``rtsp://``/``rtsps://`` URL with a host and a valid port is a
+    ValidationError (its message shows the source redacted)."""
+    try:
+        parts = urlsplit(source)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        raise ValidationError(f"camera source {redact(source)!r} is not a valid URL") from None
     if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
         raise ValidationError(
             f"camera source {redact(source)!r} is not an rtsp:// or rtsps:// URL with a host"

@@ -26,9 +26,9 @@ _SECRET_STEMS = (
     "session",
 )
 _NAME = r"[^=&;/?#\s]*(?:" + "|".join(_SECRET_STEMS) + r")[^=&;/?#\s]*"
-#: ``name=value`` after the start or a separator; the value runs to the next ``&``, ``;``,
-#: ``?`` or ``#`` (a ``/`` does not end it: an unencoded password may contain one).
-_SECRET_PARAM = re.compile(rf"(?i)(^|[?&;/#])({_NAME})=([^&;?#]*)")
+#: ``name=value`` after the start or a separator; the value runs to the next ``&``, ``;`` or
+#: ``#`` (a ``/`` or ``?`` does not end it: an unencoded password may hold one).
+_SECRET_PARAM = re.compile(rf"(?i)(^|[?&;/#])({_NAME})=([^&;#]*)")
 #: ``scheme://userinfo@`` anywhere in free text (FFmpeg's log lines, vendor replies).
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#]*@")
 #: An ``Authorization:`` header line (FFmpeg logs the requests it sends at trace level).
@@ -42,19 +42,23 @@ def _params(text: str) -> str:
 def redact(url: str) -> str:
     """``url`` without what may be a secret, safe for messages, logs and reprs.
 
-    Drops the user and password (``user:password@``, even when the password holds an unencoded
-    ``/`` or ``@``: everything up to the last ``@`` before the query goes) and the fragment, and
+    Drops the user and password (``user:password@``; everything up to the last ``@`` goes, so
+    an unencoded ``/``, ``?``, ``#`` or ``@`` in a password cannot keep part of it — the cut is
+    then shown as ``***@``) and the fragment, and
     replaces the value of every credential-looking parameter — in the query, as a ``;name=``
     path parameter or as a ``/name=value&…`` path segment (user, password, pwd, pass, token,
     auth, key, signature, session…, case-insensitive) — with ``***``. Never raises: text that
     is not a URL is scrubbed the same way.
     """
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, rest = _params(url).partition("://")  # parameters first: a value may hold "@"
     if not sep:
-        return _params(url)
-    head = re.split(r"[?#]", rest, maxsplit=1)[0]
-    if "@" in head:  # user:password@ — also when the password holds "/" or "@"
-        rest = rest[head.rindex("@") + 1 :]
+        return scheme
+    marker = ""
+    if "@" in rest:  # user:password@ — cut to the last "@", wherever it is
+        before, _, rest = rest.rpartition("@")
+        if any(c in before for c in "/?#"):  # "/", "?" or "#" in a password, or an "@" later on
+            marker = "***@"
+    rest = marker + rest
     try:
         parts = urlsplit(f"{scheme}://{rest}")
         clean = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
