@@ -10,9 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from types import TracebackType
+
+
+async def _cancel_others() -> None:
+    """Cancel and await every other task of the loop (its connections), so none is left."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 class RedirectingCamera:
@@ -68,6 +77,7 @@ class RedirectingCamera:
         self._ready.set()
         async with server:
             await self._stop.wait()
+        await _cancel_others()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -142,3 +152,89 @@ def listener() -> Iterator[Listener]:
         yield peer
     finally:
         peer.close()
+
+
+def self_signed(directory: str, host: str = "127.0.0.1") -> tuple[str, str]:
+    """A fresh self-signed certificate for ``host`` (an IP address) and its key, as PEM files
+    in ``directory``: the certificate is its own CA (pass it as ``ca_file``)."""
+    import ipaddress
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "camgate rtsps test camera")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = os.path.join(directory, "camera.pem")
+    key_file = os.path.join(directory, "camera.key")
+    with open(cert_file, "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_file, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_file, key_file
+
+
+class TlsFront(RedirectingCamera):
+    """An ``rtsps`` camera: TLS on 127.0.0.1 in front of a plain RTSP server at ``backend``
+    (``host``, ``port``), relaying bytes both ways unchanged."""
+
+    def __init__(self, backend: tuple[str, int], cert_file: str, key_file: str) -> None:
+        super().__init__({})
+        self._backend = backend
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(cert_file, key_file)
+
+    def url(self, path: str) -> str:
+        """``rtsps://127.0.0.1:<port><path>``."""
+        return f"rtsps://127.0.0.1:{self.port}{path}"
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self._context)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await self._stop.wait()
+        await _cancel_others()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._backend)
+        except OSError:
+            writer.close()
+            return
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))

@@ -11,6 +11,7 @@ import base64
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import anyio
@@ -20,7 +21,7 @@ from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, rtsp_url
 from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
 
-from ._rtsp import RedirectingCamera, listener
+from ._rtsp import RedirectingCamera, TlsFront, listener, self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -169,3 +170,17 @@ async def test_the_guard_closes_with_the_stream(gst: RtspTestServer) -> None:
     assert not _guard_threads()
     # The guard's listener and both of its connections are gone (at least three sockets).
     assert _open_fds() <= fds_open - 3
+
+
+async def test_rtsps_camera_streams_with_its_ca_and_is_refused_without(
+    gst: RtspTestServer, tmp_path: Path
+) -> None:
+    """rtsps: TLS is terminated in the guard with verification on — a certificate the
+    settings do not trust is refused (FFmpeg's own TLS does not verify by default)."""
+    cert, key = self_signed(str(tmp_path))
+    with TlsFront((gst.host, gst.port), cert, key) as camera:
+        url = rtsp_url(camera.url("/secure"), CREDS)
+        with pytest.raises(CameraProtocolError, match="certificate"):
+            await RtspLiveStream.open(url, SETTINGS)
+        stream = await _first_packet(url, RtspSettings(ca_file=cert))
+        await stream.aclose()

@@ -46,7 +46,6 @@ MAX_BODY = 1 << 20
 MAX_REDIRECTS = 3
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 
-_CHUNK = 1 << 16
 _STATUS = re.compile(rb"[0-9]{3}")
 _LENGTH = re.compile(rb"[ \t]*([0-9]{1,9})[ \t]*")
 _METHOD = re.compile(rb"[A-Za-z_][A-Za-z0-9_\-]*")
@@ -70,50 +69,57 @@ class ReplyScanner:
 
     def __init__(self, follow: Callable[[str], str], *, source: str | None = None) -> None:
         self._follow = follow
-        self._source = source.encode("ascii") if source else None
+        self._source: bytes | None = None
+        if source:
+            self.pin_source(source)
         self._buf = bytearray()
         self._skip = 0
         #: The status code of every reply seen, in order.
         self.statuses: list[int] = []
+
+    def pin_source(self, source: str) -> None:
+        """From now on, every ``Transport`` header of a reply says ``source=<source>``."""
+        self._source = source.encode("ascii")
 
     def feed(self, data: bytes) -> bytes:
         """The bytes of ``data`` (and earlier held-back bytes) that may go to FFmpeg now."""
         if not self._buf and self._skip >= len(data):  # the middle of a frame: pass it on
             self._skip -= len(data)
             return data
-        buf = self._buf
-        buf += data
-        out = bytearray()
-        pos = 0
+        buf = bytes(self._buf) + data if self._buf else data
+        pieces: list[bytes] = []
+        start = pos = 0
         end = len(buf)
+        skip = self._skip
         while pos < end:
-            if self._skip:
-                n = min(self._skip, end - pos)
-                out += buf[pos : pos + n]
-                pos += n
-                self._skip -= n
+            if skip:
+                step = min(skip, end - pos)
+                pos += step
+                skip -= step
                 continue
             first = buf[pos]
-            if first in b"\r\n":  # FFmpeg drops CR; a lone LF is an empty message
-                out.append(first)
-                pos += 1
-            elif first == 0x24:  # "$", channel, 16-bit length: an interleaved frame
+            if first == 0x24:  # "$", channel, 16-bit length: an interleaved frame
                 if end - pos < 4:
                     break
-                out += buf[pos : pos + 4]
-                self._skip = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                skip = int.from_bytes(buf[pos + 2 : pos + 4], "big")
                 pos += 4
+            elif first in b"\r\n":  # FFmpeg drops CR; a lone LF is an empty message
+                pos += 1
             else:
                 match = _HEADER_END.search(buf, pos)
                 if match is None:
                     if end - pos > MAX_HEADER:
                         raise CameraProtocolError("a reply header longer than 64 KiB")
                     break
-                head, self._skip = self._message(bytes(buf[pos : match.end()]))
-                out += head
-                pos = match.end()
-        del buf[:pos]
-        return bytes(out)
+                head, skip = self._message(buf[pos : match.end()])
+                pieces += (buf[start:pos], head)
+                pos = start = match.end()
+        self._skip = skip
+        self._buf = bytearray(buf[pos:])
+        if not pieces:
+            return buf[:pos]  # no copy when it is all of ``buf``
+        pieces.append(buf[start:pos])
+        return b"".join(pieces)
 
     def _message(self, head: bytes) -> tuple[bytes, int]:
         lines = head.replace(b"\r", b"").split(b"\n")[:-2]
@@ -204,7 +210,8 @@ class RtspGuard:
         self.port: int = self._listener.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._relays: set[_Relay] = set()
         self._thread = threading.Thread(target=self._main, name=f"rtsp-guard {where}", daemon=True)
         self._thread.start()
 
@@ -241,7 +248,8 @@ class RtspGuard:
             self._loop.close()
 
     async def _serve(self) -> None:
-        server = await asyncio.start_server(self._client, sock=self._listener)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _FfmpegSide(self), sock=self._listener)
         try:
             await self._stop.wait()
         finally:
@@ -249,51 +257,38 @@ class RtspGuard:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            for relay in list(self._relays):
+                relay.end(graceful=False)
+            for _ in range(3):  # let the transports' close callbacks run
+                await asyncio.sleep(0)
 
     def _refuse(self, problem: AdapterError) -> None:
         if self.problem is None:
             self.problem = problem
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accepted(self, ffmpeg: _FfmpegSide) -> None:
+        """FFmpeg connected: hold its bytes until the camera answers, then relay both ways."""
+        relay = ffmpeg.relay = _Relay(self, ffmpeg)
+        if self.problem is not None:  # an earlier connection was refused: nothing more
+            relay.end(graceful=False)
+            return
+        self._relays.add(relay)
+        task = asyncio.ensure_future(self._dial(relay))
         self._tasks.add(task)
-        upstream: asyncio.StreamWriter | None = None
-        graceful = False
-        try:
-            if self.problem is not None:
-                return
-            camera = await self._dial()
-            if camera is None:
-                return
-            up_reader, upstream = camera
-            peer = upstream.get_extra_info("peername")
-            scanner = ReplyScanner(self._follow, source=peer[0] if self._udp and peer else None)
-            graceful = await self._relay(reader, writer, up_reader, upstream, scanner)
-        except asyncio.CancelledError:
-            pass  # the guard is closing
-        except Exception as exc:  # an unexpected failure must end both sides, quietly
-            name = type(exc).__name__
-            self._refuse(CameraProtocolError(f"{self._where}: the guard failed ({name})"))
-        finally:
-            self._tasks.discard(task)
-            for side in (writer, upstream):
-                if side is not None:
-                    if graceful:
-                        side.close()
-                    else:
-                        side.transport.abort()
+        task.add_done_callback(self._tasks.discard)
 
-    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _dial(self, relay: _Relay) -> None:
         where = self._where
+        loop = asyncio.get_running_loop()
+        relay.scanner = ReplyScanner(self._follow)  # the camera may speak before FFmpeg does
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(
+            _, camera = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _CameraSide(relay),
                     self._host,
                     self._port,
                     ssl=self._tls,
                     server_hostname=self._host if self._tls else None,
-                    limit=_CHUNK,
                 ),
                 self._timeout,
             )
@@ -310,30 +305,13 @@ class RtspGuard:
         except OSError as exc:
             why = exc.strerror or type(exc).__name__
             self._refuse(CameraUnreachable(f"{where}: cannot connect ({why})"))
-        return None
-
-    async def _relay(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        up_reader: asyncio.StreamReader,
-        upstream: asyncio.StreamWriter,
-        scanner: ReplyScanner,
-    ) -> bool:
-        """Relay both ways until one side ends; True if it ended without a refusal."""
-        up = asyncio.ensure_future(_copy(reader, upstream, None))
-        down = asyncio.ensure_future(_copy(up_reader, writer, scanner))
-        try:
-            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            up.cancel()
-            down.cancel()
-            results = await asyncio.gather(up, down, return_exceptions=True)
-        for result in results:
-            if isinstance(result, CameraProtocolError):
-                self._refuse(CameraProtocolError(f"{self._where}: {result}"))
-                return False
-        return True
+        else:
+            peer = camera.transport.get_extra_info("peername") if camera.transport else None
+            if self._udp and peer:
+                relay.scanner.pin_source(peer[0])
+            relay.start(camera)
+            return
+        relay.end(graceful=False)
 
     def _follow(self, location: str) -> str:
         """The guard's own URL for a redirect to the camera's own address; refuse any other."""
@@ -364,14 +342,120 @@ class RtspGuard:
         return urlunsplit(("rtsp", f"127.0.0.1:{self.port}", path, parts.query, ""))
 
 
-async def _copy(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, scanner: ReplyScanner | None
-) -> None:
-    """Copy ``reader`` to ``writer`` until end of file, through ``scanner`` when given."""
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(_CHUNK):
-            if scanner is not None:
-                data = scanner.feed(data)
-            if data:
-                writer.write(data)
-                await writer.drain()
+class _Relay:
+    """One FFmpeg connection and its camera connection, relayed both ways."""
+
+    def __init__(self, guard: RtspGuard, ffmpeg: _FfmpegSide) -> None:
+        self.guard = guard
+        self.ffmpeg = ffmpeg
+        self.camera: _CameraSide | None = None
+        self.scanner: ReplyScanner | None = None
+        self.ended = False
+
+    def start(self, camera: _CameraSide) -> None:
+        if self.ended:
+            camera.close(graceful=False)
+            return
+        self.camera = camera
+        self.ffmpeg.resume()
+
+    def up(self, data: bytes) -> None:
+        """FFmpeg's bytes (requests, RTCP over TCP): to the camera unchanged."""
+        if self.camera is not None:
+            self.camera.write(data)
+
+    def down(self, data: bytes) -> None:
+        """The camera's bytes: through the scanner to FFmpeg, or a refusal that ends both."""
+        assert self.scanner is not None
+        try:
+            data = self.scanner.feed(data)
+        except CameraProtocolError as exc:
+            self.guard._refuse(CameraProtocolError(f"{self.guard._where}: {exc}"))
+            self.end(graceful=False)
+            return
+        if data:
+            self.ffmpeg.write(data)
+
+    def end(self, *, graceful: bool) -> None:
+        """Close both sides: after flushing what is buffered, or at once (a refusal)."""
+        if self.ended and graceful:
+            return
+        self.ended = True
+        self.guard._relays.discard(self)
+        for side in (self.ffmpeg, self.camera):
+            if side is not None:
+                side.close(graceful=graceful)
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a relay; back-pressure pauses reading on the other side."""
+
+    relay: _Relay
+    transport: asyncio.Transport | None = None
+
+    def peer(self) -> _Side | None:
+        raise NotImplementedError
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self, *, graceful: bool) -> None:
+        if self.transport is not None:
+            if graceful:
+                self.transport.close()
+            else:
+                self.transport.abort()
+
+    def eof_received(self) -> bool:
+        self.relay.end(graceful=True)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.relay.end(graceful=exc is None)
+
+    def pause_writing(self) -> None:
+        peer = self.peer()
+        if peer is not None and peer.transport is not None:
+            peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        peer = self.peer()
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            peer.transport.resume_reading()
+
+
+class _FfmpegSide(_Side):
+    def __init__(self, guard: RtspGuard) -> None:
+        self.guard = guard
+
+    def peer(self) -> _Side | None:
+        return self.relay.camera
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self.transport is not None
+        self.transport.pause_reading()  # until the camera answers
+        self.guard._accepted(self)
+
+    def resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.relay.up(data)
+
+
+class _CameraSide(_Side):
+    def __init__(self, relay: _Relay) -> None:
+        self.relay = relay
+
+    def peer(self) -> _Side | None:
+        return self.relay.ffmpeg
+
+    def data_received(self, data: bytes) -> None:
+        self.relay.down(data)
