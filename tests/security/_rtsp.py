@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from types import TracebackType
+
+import pytest
+from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
 
 
 async def _cancel_others() -> None:
@@ -43,6 +48,7 @@ class RedirectingCamera:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="redirecting-camera", daemon=True)
+        self._tls: ssl.SSLContext | None = None
         self.port = 0
 
     def url(self, path: str) -> str:
@@ -72,7 +78,7 @@ class RedirectingCamera:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        server = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self._tls)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         async with server:
@@ -144,6 +150,15 @@ class Listener:
         self._sock.close()
 
 
+def gst_server(*mounts: Mount, auth: str = "digest") -> Iterator[RtspTestServer]:
+    """GStreamer's RTSP server with ``mounts``, for a fixture to yield (fails when unusable)."""
+    reason = gstreamer_available()
+    if reason:
+        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
+    with RtspTestServer(mounts, auth=auth) as server:
+        yield server
+
+
 @contextlib.contextmanager
 def listener() -> Iterator[Listener]:
     """A :class:`Listener`, closed at the end."""
@@ -156,46 +171,21 @@ def listener() -> Iterator[Listener]:
 
 def self_signed(directory: str, host: str = "127.0.0.1") -> tuple[str, str]:
     """A fresh self-signed certificate for ``host`` (an IP address) and its key, as PEM files
-    in ``directory``: the certificate is its own CA (pass it as ``ca_file``)."""
-    import ipaddress
-    import os
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "camgate rtsps test camera")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    in ``directory`` (made by the ``openssl`` command): the certificate is its own CA (pass it
+    as ``ca_file``)."""
     cert_file = os.path.join(directory, "camera.pem")
     key_file = os.path.join(directory, "camera.key")
-    with open(cert_file, "wb") as fh:
-        fh.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_file, "wb") as fh:
-        fh.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+    command = "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
+    subprocess.run(
+        [
+            "openssl",
+            *command.split(),
+            *("-subj", "/CN=camgate rtsps test camera", "-addext", f"subjectAltName=IP:{host}"),
+            *("-keyout", key_file, "-out", cert_file),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert_file, key_file
 
 
@@ -206,21 +196,12 @@ class TlsFront(RedirectingCamera):
     def __init__(self, backend: tuple[str, int], cert_file: str, key_file: str) -> None:
         super().__init__({})
         self._backend = backend
-        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._context.load_cert_chain(cert_file, key_file)
+        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._tls.load_cert_chain(cert_file, key_file)
 
     def url(self, path: str) -> str:
         """``rtsps://127.0.0.1:<port><path>``."""
         return f"rtsps://127.0.0.1:{self.port}{path}"
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self._context)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        async with server:
-            await self._stop.wait()
-        await _cancel_others()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

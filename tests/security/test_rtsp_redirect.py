@@ -19,9 +19,9 @@ import pytest
 from camgate.adapters import Credentials
 from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, rtsp_url
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer
 
-from ._rtsp import RedirectingCamera, TlsFront, listener, self_signed
+from ._rtsp import RedirectingCamera, TlsFront, gst_server, listener, self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -40,18 +40,11 @@ def secret_forms() -> list[str]:
 @pytest.fixture(scope="module")
 def gst() -> Iterator[RtspTestServer]:
     """GStreamer's RTSP server: two enrolled cameras' paths and a digest-protected one."""
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
-    server = RtspTestServer(
-        [
-            Mount("/cam1", gop_frames=15),
-            Mount("/cam2", gop_frames=15),
-            Mount("/secure", gop_frames=15, username=USER, password=PASSWORD),
-        ]
+    yield from gst_server(
+        Mount("/cam1", gop_frames=15),
+        Mount("/cam2", gop_frames=15),
+        Mount("/secure", gop_frames=15, username=USER, password=PASSWORD),
     )
-    with server:
-        yield server
 
 
 async def _first_packet(url: str, settings: RtspSettings = SETTINGS) -> RtspLiveStream:

@@ -19,9 +19,9 @@ import pytest
 from camgate.adapters import Credentials
 from camgate.errors import AdapterError, CameraAuthError, CameraProtocolError
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, redact, rtsp_url
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer
 
-from ._rtsp import RedirectingCamera, listener
+from ._rtsp import RedirectingCamera, gst_server, listener
 
 pytestmark = pytest.mark.anyio
 
@@ -110,14 +110,9 @@ def every_log_record() -> Iterator[_Everything]:
 
 @pytest.fixture(scope="module")
 def basic_server() -> Iterator[RtspTestServer]:
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
-    server = RtspTestServer(
-        [Mount("/secure", gop_frames=15, username=USER, password=PASSWORD)], auth="basic"
+    yield from gst_server(
+        Mount("/secure", gop_frames=15, username=USER, password=PASSWORD), auth="basic"
     )
-    with server:
-        yield server
 
 
 def _assert_clean(handler: _Everything, *errors: BaseException) -> None:

@@ -330,16 +330,20 @@ class RtspLiveStream:
         url = self._url.reveal()
         options = s.open_options()
         tls = None
-        if url.startswith("rtsps:"):
-            options["rtsp_transport"] = "tcp"  # media stays inside the TLS connection
-            tls = s.tls_context()
-        self._guard = RtspGuard(
-            url,
-            self._where,
-            connect_timeout_s=s.connect_timeout_s,
-            udp=s.transport == "udp",
-            tls=tls,
-        )
+        try:
+            if urlsplit(url).scheme == "rtsps":
+                options["rtsp_transport"] = "tcp"  # media stays inside the TLS connection
+                tls = s.tls_context()
+            self._guard = RtspGuard(
+                url,
+                self._where,
+                connect_timeout_s=s.connect_timeout_s,
+                udp=s.transport == "udp",
+                tls=tls,
+            )
+        except (OSError, ssl.SSLError) as exc:  # an unreadable ca_file; no port for the guard
+            why = exc.strerror or type(exc).__name__
+            raise CameraUnreachable(f"{self._where}: cannot start the RTSP guard ({why})") from None
         try:
             container = av.open(
                 self._guard.local_url(url),

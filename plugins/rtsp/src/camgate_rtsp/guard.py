@@ -243,6 +243,8 @@ class RtspGuard:
     def _main(self) -> None:
         try:
             self._loop.run_until_complete(self._serve())
+            # A host name was resolved in the loop's executor: end its thread too.
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
         finally:
             self._listener.close()
             self._loop.close()
