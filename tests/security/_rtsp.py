@@ -112,8 +112,8 @@ class RedirectingCamera:
                     reply = "404 Not Found"
                 writer.write(f"RTSP/1.0 {reply}\r\nCSeq: {cseq}\r\n\r\n".encode("latin-1"))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.CancelledError):
+            pass  # the client left, spoke garbage, or the camera is closing
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
@@ -218,4 +218,8 @@ class TlsFront(RedirectingCamera):
                     await dst.drain()
             dst.close()
 
-        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        try:
+            await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        except asyncio.CancelledError:  # the front is closing: end quietly
+            writer.transport.abort()
+            up_writer.transport.abort()

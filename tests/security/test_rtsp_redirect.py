@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import anyio
 import pytest
+from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.adapters import Credentials
 from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, rtsp_url
@@ -177,3 +178,44 @@ async def test_rtsps_camera_streams_with_its_ca_and_is_refused_without(
             await RtspLiveStream.open(url, SETTINGS)
         stream = await _first_packet(url, RtspSettings(ca_file=cert))
         await stream.aclose()
+
+
+async def test_a_grant_for_one_camera_does_not_stream_another_through_a_redirect(
+    gst: RtspTestServer, tmp_path: Path
+) -> None:
+    """End to end: Alice's camera redirects to Bob's, whose owner shares only recordings. The
+    officer's live grant for Alice's camera gets an error, Bob's camera is never asked for media,
+    and neither the error nor the audit log holds Alice's camera password."""
+    here = GeoPoint(32.2988, -90.1848)
+    gate = Gate.open(tmp_path / "camgate.db")
+    try:
+        waiver = gate.publish_waiver(Waiver("w1", "I agree to share my camera."))
+        gate.add_owner(Owner("alice", "Alice"))
+        gate.add_owner(Owner("bob", "Bob"))
+        with RedirectingCamera({"/cam": gst.url("/cam2")}) as cam:
+            gate.add_camera(Camera("cam-a", "rtsp", cam.url("/cam"), "alice", here), CREDS)
+            gate.add_camera(Camera("cam-b", "rtsp", gst.url("/cam2"), "bob", here))
+            for owner, camera, scopes in (("alice", "cam-a", ["live"]), ("bob", "cam-b", [])):
+                gate.enrol(
+                    owner,
+                    [camera],
+                    waiver_version="w1",
+                    waiver_sha256=waiver.sha256,
+                    terms=ConsentTerms(scopes=scopes or ["recorded"]),
+                )
+            incident = gate.report_incident("burglary", here, radius_m=300)
+            signed = await gate.request_access(
+                incident.id, "cam-a", "live", requested_by="officer-7", duration_s=30
+            )
+            before = len(gst.requests())
+            with pytest.raises(CameraProtocolError, match="redirect") as info:
+                async with await gate.edge.open_live("cam-a", signed) as stream:
+                    async for _ in stream:
+                        pytest.fail("a packet was served")
+        asked = [e for e in gst.requests()[before:] if e.path == "/cam2" and e.media]
+        assert asked == []
+        records = "\n".join(repr(r.body) for r in gate.audit.records())
+        for form in secret_forms():
+            assert form not in str(info.value) and form not in records
+    finally:
+        await gate.aclose()
