@@ -8,7 +8,7 @@
     seconds per trial, FFmpeg demuxes it straight from the server (``av.open`` on the camera's
     URL, the path before the guard) or through an ``RtspGuard`` (the same loop, the reader's
     path now). Packets per CPU-second of this process (the server is another process, not
-    counted; an idle guard is started in both modes); median and ratio.
+    counted); median and ratio; and the median time ``av.open`` takes (plus the guard's start).
 
 Usage: uv run python bench/rtsp_guard.py [--trials 7] [--mib 256] [--live-s 5] [--skip a,b]
 """
@@ -16,6 +16,7 @@ Usage: uv run python bench/rtsp_guard.py [--trials 7] [--mib 256] [--live-s 5] [
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import resource
 import socket
@@ -101,30 +102,35 @@ def bench_raw(trials: int, mib: int) -> dict[str, Any]:
     }
 
 
-def _packets(url: str, seconds: float, guarded: bool) -> tuple[int, float]:
-    """Demux ``url`` for ``seconds`` (after the open), straight or through a guard."""
+def _packets(url: str, seconds: float, guarded: bool) -> tuple[int, float, float]:
+    """Demux ``url`` for ``seconds`` (after the open), straight or through a guard: packets,
+    CPU seconds, and the seconds ``av.open`` took (with the guard's start when guarded)."""
     options = RtspSettings().open_options()
-    with RtspGuard(url, url, connect_timeout_s=5) as guard:
-        target = guard.local_url(url) if guarded else url
+    started = time.perf_counter()
+    with RtspGuard(url, url, connect_timeout_s=5) if guarded else contextlib.nullcontext() as g:
+        target = g.local_url(url) if g is not None else url
         with av.open(target, "r", options=options, timeout=(5, 5)) as container:
+            opened = time.perf_counter() - started
             stream = container.streams.video[0]
             cpu, deadline, count = _cpu(), time.monotonic() + seconds, 0
             for packet in container.demux(stream):
                 count += packet.size > 0
                 if time.monotonic() >= deadline:
                     break
-            return count, _cpu() - cpu
+            return count, _cpu() - cpu, opened
 
 
 def bench_live(trials: int, seconds: float) -> dict[str, Any]:
     mount = Mount("/hd", width=1280, height=720, fps=30, gop_frames=60, bitrate_kbps=6000)
     samples: dict[str, list[float]] = {"direct": [], "guard": []}
     packets: dict[str, list[int]] = {"direct": [], "guard": []}
+    opens: dict[str, list[float]] = {"direct": [], "guard": []}
     with RtspTestServer([mount]) as server:
         url = server.url("/hd")
         for _ in range(trials):
             for mode in random.sample(["direct", "guard"], 2):
-                count, cpu = _packets(url, seconds, guarded=mode == "guard")
+                count, cpu, opened = _packets(url, seconds, guarded=mode == "guard")
+                opens[mode].append(opened)
                 packets[mode].append(count)
                 samples[mode].append(count / cpu if cpu > 0 else float("inf"))
     medians = {mode: statistics.median(values) for mode, values in samples.items()}
@@ -134,6 +140,9 @@ def bench_live(trials: int, seconds: float) -> dict[str, Any]:
         "packets_per_cpu_s": {mode: [round(v) for v in values] for mode, values in samples.items()},
         "median_packets_per_cpu_s": {mode: round(v) for mode, v in medians.items()},
         "guard_over_direct": round(medians["guard"] / medians["direct"], 3),
+        "median_open_ms": {
+            mode: round(statistics.median(v) * 1000, 1) for mode, v in opens.items()
+        },
     }
 
 
