@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import anyio
@@ -180,32 +181,40 @@ async def test_rtsps_camera_streams_with_its_ca_and_is_refused_without(
         await stream.aclose()
 
 
+HERE = GeoPoint(32.2988, -90.1848)
+
+
+async def _live_grant(gate: Gate, camera: Camera, creds: Credentials | None = None) -> Any:
+    """Alice's ``camera`` enrolled for live, an incident at it, and an officer's live grant."""
+    waiver = gate.publish_waiver(Waiver("w1", "I agree to share my camera."))
+    gate.add_owner(Owner("alice", "Alice"))
+    gate.add_camera(camera, creds)
+    gate.enrol(
+        "alice",
+        [camera.id],
+        waiver_version="w1",
+        waiver_sha256=waiver.sha256,
+        terms=ConsentTerms(scopes=["live"]),
+    )
+    incident = gate.report_incident("burglary", HERE, radius_m=300)
+    return await gate.request_access(
+        incident.id, camera.id, "live", requested_by="officer-7", duration_s=30
+    )
+
+
 async def test_a_grant_for_one_camera_does_not_stream_another_through_a_redirect(
     gst: RtspTestServer, tmp_path: Path
 ) -> None:
     """End to end: Alice's camera redirects to Bob's, whose owner shares only recordings. The
-    officer's live grant for Alice's camera gets an error, Bob's camera is never asked for media,
+    officer's live grant for Alice's camera gets an error, Bob's camera is asked for nothing,
     and neither the error nor the audit log holds Alice's camera password."""
-    here = GeoPoint(32.2988, -90.1848)
     gate = Gate.open(tmp_path / "camgate.db")
     try:
-        waiver = gate.publish_waiver(Waiver("w1", "I agree to share my camera."))
-        gate.add_owner(Owner("alice", "Alice"))
-        gate.add_owner(Owner("bob", "Bob"))
         with RedirectingCamera({"/cam": gst.url("/cam2")}) as cam:
-            gate.add_camera(Camera("cam-a", "rtsp", cam.url("/cam"), "alice", here), CREDS)
-            gate.add_camera(Camera("cam-b", "rtsp", gst.url("/cam2"), "bob", here))
-            for owner, camera, scopes in (("alice", "cam-a", ["live"]), ("bob", "cam-b", [])):
-                gate.enrol(
-                    owner,
-                    [camera],
-                    waiver_version="w1",
-                    waiver_sha256=waiver.sha256,
-                    terms=ConsentTerms(scopes=scopes or ["recorded"]),
-                )
-            incident = gate.report_incident("burglary", here, radius_m=300)
-            signed = await gate.request_access(
-                incident.id, "cam-a", "live", requested_by="officer-7", duration_s=30
+            gate.add_owner(Owner("bob", "Bob"))
+            gate.add_camera(Camera("cam-b", "rtsp", gst.url("/cam2"), "bob", HERE))
+            signed = await _live_grant(
+                gate, Camera("cam-a", "rtsp", cam.url("/cam"), "alice", HERE), CREDS
             )
             before = len(gst.requests())
             with pytest.raises(CameraProtocolError, match="redirect") as info:
@@ -219,3 +228,27 @@ async def test_a_grant_for_one_camera_does_not_stream_another_through_a_redirect
             assert form not in str(info.value) and form not in records
     finally:
         await gate.aclose()
+
+
+async def test_an_onvif_live_stream_is_guarded_too(tmp_path: Path) -> None:
+    """The ONVIF adapter reads live streams with the same reader: a device whose stream URI
+    redirects elsewhere is refused, and the ONVIF credentials do not follow."""
+    from camgate_onvif.simulator import OnvifSimulator
+
+    with listener() as other, RedirectingCamera({}) as cam:
+        with OnvifSimulator(1, rtsp_server=cam) as sim:
+            for profile in ("main", "sub"):
+                cam.redirects[f"/dev1/{profile}"] = f"rtsp://127.0.0.1:{other.port}/stolen"
+            gate = Gate.open(tmp_path / "camgate.db", adapter_settings={"onvif": sim.settings})
+            try:
+                signed = await _live_grant(
+                    gate, Camera("cam-o", "onvif", sim.sources[0], "alice", HERE)
+                )
+                with pytest.raises(CameraProtocolError, match=f"127.0.0.1:{other.port}/stolen"):
+                    async with await gate.edge.open_live("cam-o", signed) as stream:
+                        async for _ in stream:
+                            pytest.fail("a packet was served")
+            finally:
+                await gate.aclose()
+            assert any(auth for _, auth in cam.requests), "the device got no credentials"
+        assert other.received() == []
