@@ -9,6 +9,12 @@ Packets are relayed as they come (no re-encoding), from the first keyframe on. S
 ``fast_start``          small probe, no analysis delay (True); False uses FFmpeg's defaults
 ``credentials``         ``{camera id or source URL: Credentials}``; basic or digest, whichever
                         the camera asks for. Never logged, never in an error or repr.
+``ca_file``             PEM file of the certificate authorities an ``rtsps`` camera's
+                        certificate must chain to (default: the system's trust store)
+
+FFmpeg reaches the camera only through :class:`~camgate_rtsp.guard.RtspGuard`, which refuses
+any redirect that leaves the camera's configured host and port (CameraProtocolError naming the
+refused target) and verifies an ``rtsps`` camera's certificate.
 
 Errors are mapped to :mod:`camgate.errors`: refused credentials → CameraAuthError; refused
 connection, time-out, missing path → CameraUnreachable; a peer that is not RTSP →
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -48,6 +56,9 @@ from camgate.media import jpeg_from_packets
 from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
 from camgate.settings import build_settings, parse_credentials, positive
 
+from camgate_rtsp.guard import RtspGuard
+from camgate_rtsp.urls import redact, scrub_text
+
 __all__ = ["RtspAdapter", "RtspLiveStream", "RtspSettings", "redact", "rtsp_url"]
 
 log = logging.getLogger(__name__)
@@ -62,10 +73,41 @@ _GONE = (
 
 
 _positive = positive("rtsp")
+#: Longest time-out the settings take (a day): FFmpeg takes its time-outs in microseconds.
+MAX_TIMEOUT_S = 86_400.0
+#: Largest ``buffer_packets``.
+MAX_BUFFER_PACKETS = 100_000
+
+
+def _seconds(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _positive(inst, attribute, value)
+    if not value <= MAX_TIMEOUT_S:
+        raise ValidationError(
+            f"rtsp setting {attribute.name}={value!r}: must be at most {MAX_TIMEOUT_S:g} s"
+        )
+
+
+def _count(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValidationError(f"rtsp setting {attribute.name}={value!r}: must be an integer")
+    if not 0 < value <= MAX_BUFFER_PACKETS:
+        raise ValidationError(
+            f"rtsp setting {attribute.name}={value!r}: must be 1..{MAX_BUFFER_PACKETS}"
+        )
+
+
+def _flag(_inst: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"rtsp setting {attribute.name}={value!r}: must be true or false")
 
 
 def _creds(value: Mapping[str, Any]) -> dict[str, Credentials]:
     return parse_credentials(value, "rtsp")
+
+
+def _optional_file(_inst: object, _attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError("rtsp setting ca_file: must be a path to a PEM file")
 
 
 def _transport(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
@@ -78,12 +120,13 @@ class RtspSettings:
     """Validated settings of the RTSP adapter (see the module docstring)."""
 
     transport: str = attrs.field(default="tcp", validator=_transport)
-    connect_timeout_s: float = attrs.field(default=5.0, validator=_positive)
-    read_timeout_s: float = attrs.field(default=5.0, validator=_positive)
-    fast_start: bool = True
-    buffer_packets: int = attrs.field(default=64, validator=_positive)
-    close_wait_s: float = attrs.field(default=0.25, validator=_positive)
+    connect_timeout_s: float = attrs.field(default=5.0, validator=_seconds)
+    read_timeout_s: float = attrs.field(default=5.0, validator=_seconds)
+    fast_start: bool = attrs.field(default=True, validator=_flag)
+    buffer_packets: int = attrs.field(default=64, validator=_count)
+    close_wait_s: float = attrs.field(default=0.25, validator=_seconds)
     credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
+    ca_file: str | None = attrs.field(default=None, validator=_optional_file)
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> RtspSettings:
@@ -105,17 +148,44 @@ class RtspSettings:
             options |= {"probesize": "4096", "analyzeduration": "1", "fflags": "nobuffer"}
         return options
 
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context for ``rtsps`` cameras: verification and hostname check on."""
+        return _tls_context(self.ca_file)
 
-def redact(url: str) -> str:
-    """The URL without user and password (safe for messages and logs)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]  # drop user:password, keep host[:port] as written
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
+class _ScrubFfmpegLog(logging.Filter):
+    """Takes secrets out of FFmpeg's own log lines as PyAV forwards them (``libav.*``): at trace
+    level FFmpeg logs each request it sends, with its ``Authorization`` header."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+#: The loggers PyAV forwards the RTSP demuxer's and its protocols' FFmpeg logs to.
+FFMPEG_LOGGERS = ("rtsp", "tcp", "tls", "rtp", "udp", "sdp", "generic", "NULL")
+_SCRUB = _ScrubFfmpegLog()
+for _name in FFMPEG_LOGGERS:
+    logging.getLogger(f"libav.{_name}").addFilter(_SCRUB)
 
 
 def rtsp_url(source: str, credentials: Credentials | None) -> str:
-    """Validate ``source`` as an RTSP URL and attach percent-encoded credentials."""
-    parts = urlsplit(source)
+    """Validate ``source`` as an RTSP URL and attach percent-encoded credentials.
+
+    A source that is not an ``rtsp://``/``rtsps://`` URL with a host and a valid port is a
+    ValidationError (its message shows the source redacted)."""
+    try:
+        parts = urlsplit(source)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        raise ValidationError(f"camera source {redact(source)!r} is not a valid URL") from None
     if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
         raise ValidationError(
             f"camera source {redact(source)!r} is not an rtsp:// or rtsps:// URL with a host"
@@ -217,6 +287,7 @@ class RtspLiveStream:
         self._send = send
         self._receive = receive
         self._thread: threading.Thread | None = None
+        self._guard: RtspGuard | None = None
         self.opened_at: float | None = None
         #: Demux the camera's first audio track too (only for a grant that allows audio).
         self.audio = audio
@@ -256,18 +327,36 @@ class RtspLiveStream:
         s = self._settings
         error: AdapterError | None = None
         started = time.monotonic()
+        url = self._url.reveal()
+        options = s.open_options()
+        tls = None
+        try:
+            if urlsplit(url).scheme == "rtsps":
+                options["rtsp_transport"] = "tcp"  # media stays inside the TLS connection
+                tls = s.tls_context()
+            self._guard = RtspGuard(
+                url,
+                self._where,
+                connect_timeout_s=s.connect_timeout_s,
+                udp=s.transport == "udp",
+                tls=tls,
+            )
+        except (OSError, ssl.SSLError) as exc:  # an unreadable ca_file; no port for the guard
+            why = exc.strerror or type(exc).__name__
+            raise CameraUnreachable(f"{self._where}: cannot start the RTSP guard ({why})") from None
         try:
             container = av.open(
-                self._url.reveal(),
+                self._guard.local_url(url),
                 "r",
-                options=s.open_options(),
+                options=options,
                 timeout=(s.connect_timeout_s, s.read_timeout_s),
             )
         except (av.error.FFmpegError, OSError) as exc:
-            error = _map_error(exc, self._where, s.connect_timeout_s)
+            error = self._guard.problem or _map_error(exc, self._where, s.connect_timeout_s)
             # FFmpeg reports a peer that never answers as invalid data too; the clock tells.
             waited = time.monotonic() - started
-            if isinstance(error, CameraProtocolError) and waited >= 0.9 * s.connect_timeout_s:
+            slow = waited >= 0.9 * s.connect_timeout_s and self._guard.problem is None
+            if isinstance(error, CameraProtocolError) and slow:
                 error = CameraUnreachable(
                     f"{self._where}: no answer within {s.connect_timeout_s:g} s"
                 )
@@ -296,6 +385,8 @@ class RtspLiveStream:
         finally:
             if container is not None:
                 container.close()
+            if self._guard is not None:
+                self._guard.close()
             self._closed.set()
             with contextlib.suppress(*_GONE):  # the event loop is gone: nobody listens
                 anyio.from_thread.run_sync(self._send.close, token=token)
@@ -340,7 +431,8 @@ class RtspLiveStream:
         except _GONE:
             return  # the consumer closed the stream, or its event loop is gone
         except (av.error.FFmpegError, OSError) as exc:
-            error = _map_error(exc, self._where, self._settings.read_timeout_s)
+            problem = self._guard.problem if self._guard is not None else None
+            error = problem or _map_error(exc, self._where, self._settings.read_timeout_s)
         else:
             # A live camera does not end its stream: the end means it went away.
             error = CameraUnreachable(f"{self._where}: the camera closed the stream")
