@@ -441,8 +441,8 @@ class Edge:
         consent = self.store.active_consent(camera.id)
         if consent is None or grant.scope not in consent.terms.scopes:
             return "revoked"
-        if grant.consent_id is not None and consent.id != grant.consent_id:
-            return "revoked"
+        if grant.consent_id is None or consent.id != grant.consent_id:
+            return "revoked"  # a grant bound to no consent record, or to one no longer standing
         try:
             incident = self.store.get_incident(grant.incident_id)
         except NotFound:

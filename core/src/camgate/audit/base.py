@@ -29,7 +29,7 @@ import attrs
 
 from camgate.audit.chain import GENESIS, AuditRecord, Checkpoint, leaf_hash, merkle_root, preimage
 from camgate.codec import canonical
-from camgate.errors import AuditError
+from camgate.errors import AuditError, CamgateError
 
 __all__ = ["ChainingBackend", "Entry", "Row", "WriteTx"]
 
@@ -253,6 +253,49 @@ class ChainingBackend(ABC):
             raise self._as_audit_error(entry.kind, mine.error)
         assert mine.record is not None
         return mine.record
+
+    def append_within(self, make: Callable[[WriteTx], Entry]) -> AuditRecord:
+        """Commit one record in the same write transaction as other work on the store.
+
+        ``make`` runs inside the transaction, after its write lock is taken; it does its work
+        through the transaction (the SQLite backend's ``tx.db``) and returns the entry to chain.
+        Its work and the record commit together or not at all; if it raises, neither does.
+        """
+        with self._cv:
+            if self._closed:
+                raise AuditError("the audit log is closed")
+            while self._leading:
+                self._cv.wait()
+            self._leading = True
+        try:
+            with self._transaction() as tx:
+                entry = make(tx)
+                mine = _Pending(entry)
+                seq, prev = tx.head()
+                heads = tx.owner_heads(entry.owners) if entry.owners else {}
+                rows, owner_rows, moved, seq, prev = chain([mine], seq, prev, heads)
+                tx.insert(rows, owner_rows, moved)
+                self._maybe_checkpoint(tx, seq, prev, force=False)
+        except CamgateError:
+            raise  # the work refused (nothing was written): its own error
+        except Exception as exc:
+            raise self._as_audit_error("change", exc) from exc
+        finally:
+            with self._cv:
+                self._leading = False
+                self._cv.notify_all()
+        assert mine.record is not None
+        return mine.record
+
+    def has_record(self, kind: str, body: str, after: int) -> bool:
+        """True when a record of ``kind`` with exactly the body text ``body`` has a seq above
+        ``after`` (a bounded look, for settling an interrupted change)."""
+        return bool(
+            self._read(
+                "SELECT 1 FROM audit WHERE seq > ? AND kind = ? AND body = ? LIMIT 1",
+                (after, kind, body),
+            )
+        )
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (None when there is no key or nothing new to sign)."""
