@@ -49,10 +49,8 @@ def build_gate(
 ) -> Gate:
     """A real gate over ``db`` (key file beside it) with the ``test`` adapter."""
     store = Store(db)
-    host = PluginHost(
-        builtins=builtin_plugins(store, rules) | {"adapters": DeclaringAdapters()} | (plugins or {}),
-        entry_points=False,
-    )
+    builtins = builtin_plugins(store, rules) | {"adapters": DeclaringAdapters()}
+    host = PluginHost(builtins=builtins | (plugins or {}), entry_points=False)
     signer = GrantSigner.load_or_create(Path(db).with_suffix(".key"))
     return Gate(store=store, host=host, signer=signer, clock=clock or ManualClock())
 
@@ -170,7 +168,7 @@ def _child(argv: list[str]) -> None:
         if action == "race-enrol":  # say ready, wait for the go, enrol one camera
             camera, sync = rest[0], Path(rest[1])
             (sync / f"ready-{camera}").touch()
-            while not (sync / "go").exists():
+            while not (sync / "go").exists():  # noqa: ASYNC110 (another process's file)
                 await anyio.sleep(0.001)
             try:
                 return enrol(gate, "alice", [camera])
