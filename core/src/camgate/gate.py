@@ -512,7 +512,7 @@ class Gate:
     def _warm_up(self, incident: Incident) -> None:
         """Start the edge's GOP cache for the cameras the incident's geofence reaches (only
         inside a running event loop: the cache lives in the process that serves media)."""
-        if not (self.edge.relay.settings.gop_cache and self.edge.relay.can_start()):
+        if not self.edge.cache_enabled():
             return
         warmed = [
             s.camera.id
