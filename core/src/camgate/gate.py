@@ -453,14 +453,38 @@ class Gate:
             return body
         with self.store.transaction():
             body.update(prepare())
-            intent = self.store.add_intent(
-                kind, canonical(body).decode(), at.isoformat(), self.audit.last_seq()
-            )
-        self.audit.append(kind, body, at)
-        with self.store.transaction():
-            if self.store.drop_intent(intent):
-                apply(self, body, at)
+            after = self.audit.last_seq()
+            intent = self.store.add_intent(kind, canonical(body).decode(), at.isoformat(), after)
+        try:
+            self.audit.append(kind, body, at)
+        except Exception:
+            # Not written, or written and the reply lost: settle now if the log can tell (else
+            # the intent stays for the next open to settle).
+            self._settle_intent(intent, kind, body, at, after=after)
+            raise
+        self._settle_intent(intent, kind, body, at, recorded=True)
         return body
+
+    def _settle_intent(
+        self,
+        intent: int,
+        kind: str,
+        body: dict[str, Any],
+        at: datetime,
+        *,
+        recorded: bool | None = None,
+        after: int = 0,
+    ) -> None:
+        """Apply an intent's change when its record exists, drop it when it does not (both or
+        neither); leave it when the audit log cannot be asked."""
+        if recorded is None:
+            try:
+                recorded = self.audit.has_record(kind, body, after)
+            except Exception:  # the log is unreachable: the next open settles it
+                return
+        with self.store.transaction():
+            if self.store.drop_intent(intent) and recorded and kind in _CHANGES:
+                _CHANGES[kind](self, body, at)
 
     def _settle_interrupted(self) -> None:
         """On open: finish the changes a crashed process left between its audit record and the
@@ -468,13 +492,8 @@ class Gate:
         for intent_id, kind, text, at, after, pid in self.store.intents():
             if pid == os.getpid() or _alive(pid):
                 continue  # under way in a running process
-            body = json.loads(text)
-            if kind in _CHANGES and self.audit.has_record(kind, body, after):
-                with self.store.transaction():
-                    if self.store.drop_intent(intent_id):
-                        _CHANGES[kind](self, body, datetime.fromisoformat(at))
-            else:
-                self.store.drop_intent(intent_id)  # no record: the change never happened
+            when = datetime.fromisoformat(at)
+            self._settle_intent(intent_id, kind, json.loads(text), when, after=after)
         self._pay_owed_notices()
 
     def _pay_owed_notices(self, owner_id: str | None = None) -> None:
