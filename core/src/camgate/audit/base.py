@@ -20,8 +20,8 @@ import hashlib
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -261,29 +261,15 @@ class ChainingBackend(ABC):
         through the transaction (the SQLite backend's ``tx.db``) and returns the entry to chain.
         Its work and the record commit together or not at all; if it raises, neither does.
         """
-        with self._cv:
-            if self._closed:
-                raise AuditError("the audit log is closed")
-            while self._leading:
-                self._cv.wait()
-            self._leading = True
-        try:
-            with self._transaction() as tx:
-                entry = make(tx)
-                mine = _Pending(entry)
-                seq, prev = tx.head()
-                heads = tx.owner_heads(entry.owners) if entry.owners else {}
-                rows, owner_rows, moved, seq, prev = chain([mine], seq, prev, heads)
-                tx.insert(rows, owner_rows, moved)
-                self._maybe_checkpoint(tx, seq, prev, force=False)
-        except CamgateError:
-            raise  # the work refused (nothing was written): its own error
-        except Exception as exc:
-            raise self._as_audit_error("change", exc) from exc
-        finally:
-            with self._cv:
-                self._leading = False
-                self._cv.notify_all()
+        with self._lead():
+            try:
+                with self._transaction() as tx:
+                    mine = _Pending(make(tx))
+                    self._chain_into(tx, [mine], force_checkpoint=False)
+            except CamgateError:
+                raise  # the work refused (nothing was written): its own error
+            except Exception as exc:
+                raise self._as_audit_error("change", exc) from exc
         assert mine.record is not None
         return mine.record
 
@@ -299,6 +285,15 @@ class ChainingBackend(ABC):
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (None when there is no key or nothing new to sign)."""
+        with self._lead():
+            try:
+                return self._commit([], force_checkpoint=True)
+            except Exception as exc:
+                raise self._as_audit_error("checkpoint", exc) from exc
+
+    @contextmanager
+    def _lead(self) -> Iterator[None]:
+        """Be the only committer (no group commit runs meanwhile) for the block."""
         with self._cv:
             if self._closed:
                 raise AuditError("the audit log is closed")
@@ -306,9 +301,7 @@ class ChainingBackend(ABC):
                 self._cv.wait()
             self._leading = True
         try:
-            return self._commit([], force_checkpoint=True)
-        except Exception as exc:
-            raise self._as_audit_error("checkpoint", exc) from exc
+            yield
         finally:
             with self._cv:
                 self._leading = False
@@ -325,13 +318,18 @@ class ChainingBackend(ABC):
 
     def _commit(self, batch: list[_Pending], *, force_checkpoint: bool) -> Checkpoint | None:
         with self._transaction() as tx:
-            seq, prev = tx.head()
-            wanted = {o for p in batch for o in p.entry.owners}
-            heads = tx.owner_heads(wanted) if wanted else {}
-            rows, owner_rows, moved, seq, prev = chain(batch, seq, prev, heads)
-            if rows:
-                tx.insert(rows, owner_rows, moved)
-            return self._maybe_checkpoint(tx, seq, prev, force=force_checkpoint)
+            return self._chain_into(tx, batch, force_checkpoint=force_checkpoint)
+
+    def _chain_into(
+        self, tx: WriteTx, batch: list[_Pending], *, force_checkpoint: bool
+    ) -> Checkpoint | None:
+        seq, prev = tx.head()
+        wanted = {o for p in batch for o in p.entry.owners}
+        heads = tx.owner_heads(wanted) if wanted else {}
+        rows, owner_rows, moved, seq, prev = chain(batch, seq, prev, heads)
+        if rows:
+            tx.insert(rows, owner_rows, moved)
+        return self._maybe_checkpoint(tx, seq, prev, force=force_checkpoint)
 
     def _maybe_checkpoint(
         self, tx: WriteTx, seq: int, head: str, *, force: bool
