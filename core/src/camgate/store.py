@@ -340,23 +340,6 @@ class Store:
             ConsentRecord, "SELECT doc FROM consents WHERE owner_id=? ORDER BY rowid", (owner_id,)
         )
 
-    def revoke_consents(self, owner_id: str, at: datetime) -> list[str]:
-        """Mark every active consent of the owner revoked at ``at``; return the cameras covered."""
-        with self.transaction() as db:
-            rows = db.execute(
-                "SELECT id, doc FROM consents WHERE owner_id=? AND revoked_at IS NULL", (owner_id,)
-            ).fetchall()
-            cameras: list[str] = []
-            for consent_id, doc in rows:
-                record = load(ConsentRecord, json.loads(doc))
-                cameras.extend(record.camera_ids)
-                revoked = dump(record) | {"revoked_at": at.isoformat()}
-                db.execute(
-                    "UPDATE consents SET revoked_at=?, doc=? WHERE id=?",
-                    (at.isoformat(), json.dumps(revoked, sort_keys=True), consent_id),
-                )
-        return sorted(set(cameras))
-
     def active_consent_ids(self, owner_id: str) -> list[str]:
         """The ids of the owner's unrevoked consent records, oldest first."""
         rows = self.query(
