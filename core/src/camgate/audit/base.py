@@ -156,6 +156,7 @@ class ChainingBackend(ABC):
         self._cv = threading.Condition()
         self._pending: list[_Pending] = []
         self._leading = False
+        self._exclusive = 0  # committers waiting in _lead(): they go before the next batch
         self._closed = False
 
     @abstractmethod
@@ -228,7 +229,7 @@ class ChainingBackend(ABC):
             if self._closed:
                 raise AuditError("the audit log is closed")
             self._pending.append(mine)
-            while self._leading and not mine.done:
+            while (self._leading or self._exclusive) and not mine.done:
                 self._cv.wait()
             if not mine.done:
                 self._leading = True
@@ -297,8 +298,13 @@ class ChainingBackend(ABC):
         with self._cv:
             if self._closed:
                 raise AuditError("the audit log is closed")
-            while self._leading:
-                self._cv.wait()
+            # Announced first, so group commits queue behind it instead of starving it.
+            self._exclusive += 1
+            try:
+                while self._leading:
+                    self._cv.wait()
+            finally:
+                self._exclusive -= 1
             self._leading = True
         try:
             yield
