@@ -20,10 +20,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from camgate import ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.audit.base import ChainingBackend
 from camgate.audit.sqlite import _SQLiteTx
@@ -38,6 +40,21 @@ from camgate.testing import DeclaringAdapters, ManualClock, camera_north_of
 CENTRE = GeoPoint(32.2988, -90.1848)
 WAIVER = Waiver("w1", "I agree.")
 ALL = ("live", "snapshot", "recorded")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server (Debian's package) for a test module, on loopback (assign it
+    in the module: ``postgres = _gate.postgres``)."""
+    from camgate.audit.pgserver import PostgresServer, postgres_available
+
+    reason = postgres_available()
+    if reason:
+        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
+            pytest.skip(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
+        pytest.fail(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
+    with PostgresServer() as server:
+        yield server
 
 
 def build_gate(

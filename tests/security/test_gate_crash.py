@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +27,7 @@ _gate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_gate)
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Any]:
-    """A real PostgreSQL server (Debian's package) for this module, on loopback."""
-    from camgate.audit.pgserver import PostgresServer, postgres_available
-
-    reason = postgres_available()
-    if reason:
-        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
-            pytest.skip(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
-        pytest.fail(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
-    with PostgresServer() as server:
-        yield server
+postgres = _gate.postgres  # a real PostgreSQL server for this module
 
 
 # Each audit store, with the kill points that fall between the two writes there: one transaction
