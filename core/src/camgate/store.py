@@ -588,7 +588,8 @@ class Store:
 
     def owed_notices(self) -> list[dict[str, Any]]:
         """Every notice still owed (its change committed, its sending not confirmed), as JSON."""
-        return [json.loads(r[0]) for r in self.query("SELECT doc FROM owed_notices ORDER BY rowid")]
+        rows = self._rows_if_any("SELECT doc FROM owed_notices ORDER BY rowid")
+        return [json.loads(r[0]) for r in rows]
 
     def notice_paid(self, notice_id: str) -> None:
         """Forget an owed notice once it was handed to the notifiers."""
@@ -608,8 +609,17 @@ class Store:
 
     def intents(self) -> list[tuple[int, str, str, str, int, int]]:
         """Every unsettled intent: ``(id, kind, body, at, after_seq, pid)``."""
-        rows = self.query("SELECT id, kind, body, at, after_seq, pid FROM audit_intents")
+        rows = self._rows_if_any("SELECT id, kind, body, at, after_seq, pid FROM audit_intents")
         return [(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows]
+
+    def _rows_if_any(self, sql: str) -> list[tuple[Any, ...]]:
+        """``query``, with no rows for a table an older file (opened read-only) lacks."""
+        try:
+            return self.query(sql)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
 
     def drop_intent(self, intent_id: int) -> bool:
         """Settle an intent; False when it was already settled."""
