@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, summary, write_result
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.errors import CameraUnreachable
-from camgate.models import MediaPacket, StreamInfo
+from camgate.models import Grant, MediaPacket, StreamInfo
 from camgate.relay import Relay, RelaySettings
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
 from camgate_rtsp.testserver import Mount, RtspTestServer
@@ -146,7 +146,7 @@ async def first_frame_bench(trials: int, gop_s: float, workdir: Path) -> dict[st
                 enrol(gate, [("cam", url)])
                 incidents[name] = gate.report_incident("burglary", HOME, radius_m=300).id
             with anyio.fail_after(10):  # the warm gate's cache fills from the next keyframe
-                while not (up := warm.edge.relay.upstream("cam")) or not up.cached:  # noqa: ASYNC110
+                while not (up := warm.edge.relay_statistics().upstream("cam")) or not up.cached:  # noqa: ASYNC110
                     await anyio.sleep(0.05)
             clients = list(results)
             for i in range(trials):
@@ -279,7 +279,18 @@ async def relay_pass_through(source: Any) -> tuple[int, float, float]:
             raise CameraUnreachable("the input ended")
         return source
 
-    sub = relay.subscribe(camera, opener, time.monotonic())
+    now = datetime.now(UTC)
+    grant = Grant(  # the verified live grant the edge would subscribe for
+        id="grt",
+        request_id="req",
+        camera_id=camera.id,
+        incident_id="inc",
+        scope="live",
+        issued_at=now,
+        expires_at=now + timedelta(days=1),
+        consent_id="con",
+    )
+    sub = relay.subscribe(camera, grant, opener, time.monotonic())
     t0, c0 = time.monotonic(), time.process_time()
     await sub.wait_open()
     received = 0

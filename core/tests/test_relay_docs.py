@@ -22,7 +22,8 @@ def test_the_relay_example_turns_the_cache_on(
     exec(compile(code, str(DOC), "exec"), scope)  # our own documentation
     gate = scope["gate"]
     try:
-        assert gate.edge.relay.settings.gop_cache is True  # type: ignore[attr-defined]
-        assert gate.edge.relay.settings.queue_packets == 256  # type: ignore[attr-defined]
+        settings = gate.edge.relay_statistics().settings  # type: ignore[attr-defined]
+        assert settings.gop_cache is True
+        assert settings.queue_packets == 256
     finally:
         anyio.run(gate.aclose)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -16,7 +17,7 @@ import anyio
 import anyio.from_thread
 import pytest
 from camgate.errors import AdapterError, CameraProtocolError, CameraUnreachable
-from camgate.models import Camera, GeoPoint, MediaPacket, StreamInfo
+from camgate.models import Camera, GeoPoint, Grant, MediaPacket, StreamInfo
 from camgate.relay import Relay, RelaySettings, Subscription
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -27,6 +28,17 @@ CAMERA = Camera(
     id="cam", adapter="test", source="test://cam", owner_id="o", position=GeoPoint(0, 0)
 )
 LIMIT = 4
+# The verified live grant a subscription is made for (the relay checks camera, scope, expiry).
+GRANT = Grant(
+    id="grt",
+    request_id="req",
+    camera_id="cam",
+    incident_id="inc",
+    scope="live",
+    issued_at=datetime(2000, 1, 1, tzinfo=UTC),
+    expires_at=datetime(2999, 1, 1, tzinfo=UTC),
+    consent_id="con",
+)
 
 
 class FedStream:
@@ -130,7 +142,7 @@ class RelayMachine(RuleBasedStateMachine):
         return consumer
 
     def _subscribe(self) -> Subscription:
-        return self.relay.subscribe(CAMERA, self._open, anyio.current_time())
+        return self.relay.subscribe(CAMERA, GRANT, self._open, anyio.current_time())
 
     @rule(keyframe=st.booleans(), count=st.integers(1, 6))
     def camera_sends(self, keyframe: bool, count: int) -> None:
@@ -276,7 +288,7 @@ def test_a_dropped_upstream_hands_out_nothing_still_queued() -> None:
 async def _dropped_upstream() -> None:
     camera = _Camera()
     relay = Relay(RelaySettings(queue_packets=16))
-    sub = relay.subscribe(CAMERA, camera.open, anyio.current_time())
+    sub = relay.subscribe(CAMERA, GRANT, camera.open, anyio.current_time())
     await sub.wait_open()
     for seq in range(4):
         await camera.streams[0].send.send(_packet(seq, seq == 0))
@@ -308,7 +320,7 @@ async def _broken_transform() -> None:
     relay = Relay(
         RelaySettings(backoff_initial_s=0.001, backoff_max_s=0.001), lambda cam: _Broken()
     )
-    sub = relay.subscribe(CAMERA, camera.open, anyio.current_time())
+    sub = relay.subscribe(CAMERA, GRANT, camera.open, anyio.current_time())
     up = relay.upstream(CAMERA.id)
     assert up is not None
     await sub.wait_open()

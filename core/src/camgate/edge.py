@@ -69,6 +69,7 @@ from camgate.relay import (
     Opener,
     Relay,
     RelaySettings,
+    RelayStatistics,
     Subscription,
     TransformFactory,
     Upstream,
@@ -253,7 +254,9 @@ class GuardedStream:
                     packet = await self._iter.__anext__()
                 except StopAsyncIteration:
                     self._read_scope = None
-                    await self._end("completed")
+                    # A relay subscription ends itself when the grant expires.
+                    expired = getattr(self._upstream, "expired", False) is True
+                    await self._end("expired" if expired else "completed")
                     raise
                 except anyio.get_cancelled_exc_class():
                     self._read_scope = None
@@ -366,13 +369,37 @@ class Edge:
         # an embedder's own transform factory runs after them.
         self._extra_transform = transform_factory
         self._masks_used: dict[str, tuple[tuple[tuple[float, float], ...], ...]] = {}
-        self.relay = Relay(relay_settings, self._transform)
+        # Private: no public attribute hands out the relay, an upstream, cached packets or a
+        # subscription; media leaves only through open_live/open_recorded/snapshot/record_clip
+        # for a verified grant. relay_statistics() is the read-only view.
+        self._relay = Relay(relay_settings, self._transform, self.clock)
         #: camera id -> the open incidents whose geofence allows its GOP cache.
         self._warmth: dict[str, set[str]] = {}
         self._dropping: dict[tuple[str, str], list[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Edge store={self.store.path} live={len(self._live)}>"
+
+    # ------------------------------------------------------------------ relay (read-only)
+
+    def relay_statistics(self) -> RelayStatistics:
+        """A snapshot of the relay (settings, each camera's upstream: consumers, cache size,
+        reconnects), immutable and without packets: the relay itself stays private."""
+        return self._relay.statistics()
+
+    def configure_relay(
+        self, settings: RelaySettings, transform_factory: TransformFactory | None = None
+    ) -> None:
+        """Replace the relay's settings (and the embedder's transform, applied after the
+        owner's masks) while no upstream exists; ValidationError otherwise."""
+        if self._relay.upstreams():
+            raise ValidationError("the relay has open upstreams: configure it before streaming")
+        self._extra_transform = transform_factory
+        self._relay = Relay(settings, self._transform, self.clock)
+
+    def cache_enabled(self) -> bool:
+        """True when the GOP cache is on and a cache could start here (inside an event loop)."""
+        return self._relay.settings.gop_cache and self._relay.can_start()
 
     # ------------------------------------------------------------------ adapters
 
@@ -408,7 +435,7 @@ class Edge:
         for stream in list(self._live):
             await stream.aclose()
         self._warmth.clear()
-        await self.relay.aclose()
+        await self._relay.aclose()
         for adapter in self._adapters.values():
             await adapter.aclose()
         self._adapters.clear()
@@ -441,8 +468,8 @@ class Edge:
         consent = self.store.active_consent(camera.id)
         if consent is None or grant.scope not in consent.terms.scopes:
             return "revoked"
-        if grant.consent_id is not None and consent.id != grant.consent_id:
-            return "revoked"
+        if grant.consent_id is None or consent.id != grant.consent_id:
+            return "revoked"  # a grant bound to no consent record, or to one no longer standing
         try:
             incident = self.store.get_incident(grant.incident_id)
         except NotFound:
@@ -461,7 +488,7 @@ class Edge:
         kind, ident = key
         cameras = [
             up.camera.id
-            for up in self.relay.upstreams()
+            for up in self._relay.upstreams()
             if (up.camera.owner_id if kind == "owner" else up.camera.id) == ident
         ]
         self._dropping.setdefault(key, []).extend(self._drop_upstreams(cameras))
@@ -592,7 +619,7 @@ class Edge:
             opener = self._opener(camera, grant)
             # Never join an upstream (or its cache) masked otherwise than the owner now asks.
             self._drop_if_stale(camera.id, self._polygons(camera.id))
-            sub = self.relay.subscribe(camera, opener, time.monotonic())
+            sub = self._relay.subscribe(camera, grant, opener, time.monotonic())
             subs.append(sub)
             live_masks.append(self._masks_used.get(camera.id, ()))
             offset = sub.start_offset_s
@@ -693,7 +720,7 @@ class Edge:
         """Why ``camera`` may not have a GOP cache, or None when it may: never for a battery
         camera, never without the owner's standing consent to live view, never while a
         revocation or removal of it is under way."""
-        if not self.relay.settings.gop_cache:
+        if not self._relay.settings.gop_cache:
             return "the GOP cache is off (RelaySettings.gop_cache)"
         if camera.battery:
             return "battery camera"
@@ -725,7 +752,7 @@ class Edge:
             issued_at=now,
             expires_at=max(incident.window_end, now + timedelta(seconds=1)),
         )
-        up = self.relay.warm(camera, self._opener(camera, warrant))
+        up = self._relay.warm(camera, self._opener(camera, warrant))
         left = (incident.window_end - now).total_seconds()
         up.warm_until = max(up.warm_until or 0.0, time.monotonic() + left)
         up.cache_guard = self._cache_guard(camera.id)
@@ -774,7 +801,7 @@ class Edge:
                 continue
             del self._warmth[camera_id]
             dropped.append(camera_id)
-            up = self.relay.cool(camera_id)
+            up = self._relay.cool(camera_id)
             if up is not None and not up.consumers:
                 up.drop()
         return dropped
@@ -893,7 +920,7 @@ class Edge:
         for camera_id in camera_ids:
             self._masks_used.pop(camera_id, None)
             self._warmth.pop(camera_id, None)
-        return self.relay.drop(camera_ids)
+        return self._relay.drop(camera_ids)
 
     async def end_camera_streams(self, camera_id: str, reason: str) -> int:
         """End every open stream of one camera with ``reason`` and close its relay upstream

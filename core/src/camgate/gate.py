@@ -19,8 +19,11 @@ Core invariants, checked here and not through plugins, so no plugin set can swit
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ import attrs
 from camgate.adapters import Credentials
 from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
-from camgate.codec import dump
+from camgate.codec import canonical, dump, load
 from camgate.edge import Edge
 from camgate.errors import (
     AccessDenied,
@@ -153,6 +156,7 @@ class Gate:
         #: The registry of exported files, evidence holds and deletions (docs/retention.md).
         self.retention = Retention(store, self.audit, rules=lambda: self.rules, clock=self.clock)
         self.edge.retention = self.retention
+        self._settle_interrupted()
 
     @classmethod
     def open(
@@ -231,12 +235,14 @@ class Gate:
         self.edge.begin_removal(camera.id)
         try:
             await self.edge.close_camera_streams(camera.id)
-            await anyio.to_thread.run_sync(self.store.remove_camera, camera.id)
+            # The removal and its camera.removed record: both or neither (_audited).
+            await anyio.to_thread.run_sync(
+                lambda: self._audited(
+                    "camera.removed", lambda: {"camera": camera.id}, self.clock.now()
+                )
+            )
             self.camera_index.discard(camera.id)
             self.edge.credentials_changed(camera.adapter)
-            await anyio.to_thread.run_sync(
-                lambda: self.audit.append("camera.removed", {"camera": camera.id}, self.clock.now())
-            )
         finally:
             self.edge.end_removal(camera.id)
         return camera
@@ -258,9 +264,10 @@ class Gate:
         if camera.owner_id != owner_id:
             raise ValidationError(f"camera {camera_id!r} does not belong to owner {owner_id!r}")
         mask = PrivacyMask(camera.id, polygons, self.clock.now(), owner_id)
-        await anyio.to_thread.run_sync(self.store.set_masks, mask)
         await anyio.to_thread.run_sync(
-            lambda: self.audit.append("masks.set", dump(mask) | {"owner": owner_id}, mask.set_at)
+            lambda: self._audited(
+                "masks.set", lambda: dump(mask) | {"owner": owner_id}, mask.set_at
+            )
         )
         await self.edge.end_camera_streams(camera.id, "masks-changed")
         if await self.edge.push_masks(camera, mask.polygons):
@@ -318,12 +325,16 @@ class Gate:
             accepted_at=self.clock.now(),
             terms=terms,
         )
-        self.store.add_consent(record)
         # The classes go into the record so a report can count enrolments from the log alone.
         classes = {c.id: str(c.camera_class) for c in cameras}
-        self.audit.append(
-            "consent.enrolled", dump(record) | {"camera_classes": classes}, record.accepted_at
-        )
+
+        def checked() -> dict[str, Any]:
+            # Under the store's write lock, which every enrolling process takes: the count the
+            # cap is checked against cannot change before this record commits.
+            self._check_caps(cameras)
+            return dump(record) | {"camera_classes": classes}
+
+        self._audited("consent.enrolled", checked, record.accepted_at)
         return record
 
     @property
@@ -350,9 +361,20 @@ class Gate:
             if camera.owner_id != owner.id:
                 raise ValidationError(f"camera {camera_id!r} does not belong to {owner.id!r}")
             cameras.append(camera)
+        self._check_caps(cameras)  # early, for a clear error; again under the write lock
+        return cameras
+
+    def _check_caps(self, cameras: list[Camera]) -> None:
+        """Refuse an enrolment of ``cameras`` that would exceed the agency's caps. Counts the
+        enrolled cameras and those of enrolments under way in another process (intents)."""
         rules = self.rules
         if rules.enrolment_caps:
             enrolled = {c.id: c for c in self.store.enrolled_cameras()}
+            for _id, kind, body, *_rest in self.store.intents():
+                if kind == "consent.enrolled":
+                    for camera_id in json.loads(body)["camera_ids"]:
+                        with contextlib.suppress(NotFound):
+                            enrolled.setdefault(camera_id, self.store.get_camera(camera_id))
             enrolled.update({c.id: c for c in cameras})
             for cls in {c.camera_class for c in cameras}:
                 cap = rules.cap(cls)
@@ -362,7 +384,6 @@ class Gate:
                         f"{rules.name} caps enrolment at {cap} {cls} cameras; "
                         f"this enrolment would make {count}"
                     )
-        return cameras
 
     async def revoke(self, owner_id: str) -> list[str]:
         """Revoke every consent of an owner: live streams end at once, later requests fail.
@@ -376,26 +397,111 @@ class Gate:
         """
         at = self.clock.now()
         self.edge.begin_revocation(owner_id)
+
+        def revoked() -> dict[str, Any]:
+            # Under the write lock: exactly the records standing now are revoked, and the record
+            # names them, so the change can be applied again from the record alone.
+            ids = self.store.active_consent_ids(owner.id)
+            records = [c for c in self.store.consents(owner.id) if c.id in ids]
+            cameras = sorted({cam for c in records for cam in c.camera_ids})
+            return {"owner": owner.id, "cameras": cameras, "consents": ids}
+
         try:
             with anyio.CancelScope(shield=True):
                 owner = await anyio.to_thread.run_sync(self.store.get_owner, owner_id)
-                cameras = await anyio.to_thread.run_sync(self.store.revoke_consents, owner.id, at)
-                await anyio.to_thread.run_sync(
-                    lambda: self.audit.append(
-                        "consent.revoked", {"owner": owner.id, "cameras": cameras}, at
-                    )
+                # The revocation, its consent.revoked record and the owner notices it owes
+                # commit together (_audited); the notices are sent below, or on the next open.
+                body = await anyio.to_thread.run_sync(
+                    lambda: self._audited("consent.revoked", revoked, at)
                 )
+                cameras: list[str] = body["cameras"]
                 await self.edge.close_owner_streams(owner.id)
         finally:
             self.edge.end_revocation(owner_id)
         await anyio.to_thread.run_sync(self._refuse_pending_of, owner.id, at)
-        for camera_id in cameras:
-            notice = OwnerNotice(
-                id=new_id("ntc"), owner_id=owner.id, camera_id=camera_id, event="revoked", at=at
-            )
-            await anyio.to_thread.run_sync(self._notify, notice)
+        await anyio.to_thread.run_sync(self._pay_owed_notices, owner.id)
         self.host.consent_revoked(owner.id, cameras, at)
         return cameras
+
+    # ------------------------------------------------------------------ audited changes
+
+    def _audited(
+        self, kind: str, prepare: Callable[[], dict[str, Any]], at: datetime
+    ) -> dict[str, Any]:
+        """Make the state change ``kind`` names and write its audit record: both or neither.
+
+        ``prepare`` runs under the store's write lock (what it checks holds until the change
+        commits), may refuse by raising a camgate error (then nothing is written), and returns
+        the record's body; the change is ``_CHANGES[kind]`` applied from that body alone.
+
+        With the log in the store's file (the default) the change and its record are one SQLite
+        transaction. With the log elsewhere (PostgreSQL) no transaction spans both: an intent is
+        committed to the store first, then the record, then the change (deleting the intent).
+        :meth:`_settle_interrupted` finishes what a crash left: the change when its record
+        exists, nothing (the intent is dropped) when it does not. See docs/architecture.md.
+        """
+        apply = _CHANGES[kind]
+        body: dict[str, Any] = {}
+        if self.audit.shares_store:
+
+            def change() -> dict[str, Any]:
+                body.update(prepare())
+                apply(self, body, at)
+                return body
+
+            self.audit.append_with(kind, change, at)
+            return body
+        with self.store.transaction():
+            body.update(prepare())
+            after = self.audit.last_seq()
+            intent = self.store.add_intent(kind, canonical(body).decode(), at.isoformat(), after)
+        try:
+            self.audit.append(kind, body, at)
+        except Exception:
+            # Not written, or written and the reply lost: settle now if the log can tell (else
+            # the intent stays for the next open to settle).
+            self._settle_intent(intent, kind, body, at, after=after)
+            raise
+        self._settle_intent(intent, kind, body, at, recorded=True)
+        return body
+
+    def _settle_intent(
+        self,
+        intent: int,
+        kind: str,
+        body: dict[str, Any],
+        at: datetime,
+        *,
+        recorded: bool | None = None,
+        after: int = 0,
+    ) -> None:
+        """Apply an intent's change when its record exists, drop it when it does not (both or
+        neither); leave it when the audit log cannot be asked."""
+        if recorded is None:
+            try:
+                recorded = self.audit.has_record(kind, body, after)
+            except Exception:  # the log is unreachable: the next open settles it
+                return
+        with self.store.transaction():
+            if self.store.drop_intent(intent) and recorded and kind in _CHANGES:
+                _CHANGES[kind](self, body, at)
+
+    def _settle_interrupted(self) -> None:
+        """On open: finish the changes a crashed process left between its audit record and the
+        change (audit log in PostgreSQL), and send the owner notices it still owed."""
+        for intent_id, kind, text, at, after, pid in self.store.intents():
+            if pid == os.getpid() or _alive(pid):
+                continue  # under way in a running process
+            when = datetime.fromisoformat(at)
+            self._settle_intent(intent_id, kind, json.loads(text), when, after=after)
+        self._pay_owed_notices()
+
+    def _pay_owed_notices(self, owner_id: str | None = None) -> None:
+        """Send the owner notices committed changes owe (one owner's, or all)."""
+        for doc in self.store.owed_notices():
+            notice = load(OwnerNotice, doc)
+            if owner_id in (None, notice.owner_id) and self._notify(notice):
+                self.store.notice_paid(notice.id)
 
     # ------------------------------------------------------------------ incidents
 
@@ -425,7 +531,7 @@ class Gate:
     def _warm_up(self, incident: Incident) -> None:
         """Start the edge's GOP cache for the cameras the incident's geofence reaches (only
         inside a running event loop: the cache lives in the process that serves media)."""
-        if not (self.edge.relay.settings.gop_cache and self.edge.relay.can_start()):
+        if not self.edge.cache_enabled():
             return
         warmed = [
             s.camera.id
@@ -587,6 +693,7 @@ class Gate:
         except PluginError as exc:
             votes.append(Vote("core.capability", Verdict.DENY, str(exc)))
         votes.extend(self._geofence(incident, camera, now))
+        votes.extend(_window_votes(request, now))
         ctx = PolicyContext(
             request=request,
             camera=camera,
@@ -599,7 +706,14 @@ class Gate:
             owner_answer=owner_answer,
         )
         votes.extend(self.host.consent_votes(ctx))
-        return Decision(request.id, camera.id, votes, self.clock.now()), consent
+        decision = Decision(
+            request.id,
+            camera.id,
+            votes,
+            self.clock.now(),
+            consent_id=consent.id if consent is not None else None,
+        )
+        return decision, consent
 
     def _notify(self, notice: OwnerNotice) -> bool:
         accepted = self.host.notify_owner(notice)
@@ -711,12 +825,16 @@ class Gate:
                 "register a notifier (the built-in camgate.outbox accepts every notice)"
             )
         issued = self.clock.now()
-        consent = self.store.active_consent(request.camera_id)
+        # The consent the policies judged, loaded once: the grant is bound to that record and
+        # issued only while it still stands (checked again under the write lock below).
+        consent = (
+            None if decision.consent_id is None else self.store.get_consent(decision.consent_id)
+        )
         lifetime = SNAPSHOT_GRANT_S if request.scope is Scope.SNAPSHOT else request.duration_s
         # Never beyond the incident's window, nor the owner's terms (end date, quiet hours): a
         # grant cannot outlive the reason for it.
         expires = issued + timedelta(seconds=lifetime)
-        horizon = self._terms_horizon(request, issued)
+        horizon = self._terms_horizon(request, issued, consent)
         if horizon is not None:
             expires = min(expires, horizon)
         grant = Grant(
@@ -731,23 +849,43 @@ class Gate:
             window_end=request.window_end,
             # Sound only when asked for and the owner shares it; otherwise the edge drops it.
             audio=request.audio and consent is not None and consent.terms.audio,
-            # Bound to the consent standing now (for an ask-first request: at the owner's yes);
-            # the edge honours the grant only while that exact record stands.
-            consent_id=consent.id if consent is not None else None,
+            # Bound to the consent the decision was made under (for an ask-first request: at the
+            # owner's yes); the edge honours the grant only while that exact record stands.
+            consent_id=decision.consent_id,
         )
-        signed = self._signer.sign(grant)
-        self.store.add_grant(grant, signed.token)
-        self.audit.append("grant.issued", dump(grant), issued)
-        return signed
+
+        def still_standing() -> dict[str, Any]:
+            active = self.store.active_consent(request.camera_id)
+            if active is None or active.id != decision.consent_id:
+                raise AccessDenied(_unbound(decision, self.clock.now()))
+            return dump(grant)
+
+        try:
+            # The grant and its grant.issued record: both or neither; a waiting officer (any
+            # process) sees the grant only once its record is durable.
+            self._audited("grant.issued", still_standing, issued)
+        except AccessDenied as refused:
+            final = refused.decision
+            self._audited(
+                "grant.refused",
+                lambda: {"request": request.id, "decision": final.to_json()},
+                final.decided_at,
+            )
+            self._notify(
+                self._notice(request, "refused", final.decided_at, reasons=tuple(final.reasons))
+            )
+            raise
+        return self._signer.sign(grant)
 
     # ------------------------------------------------------------------ ask-first (consent)
 
-    def _terms_horizon(self, request: AccessRequest, now: datetime) -> datetime | None:
+    def _terms_horizon(
+        self, request: AccessRequest, now: datetime, consent: ConsentRecord | None
+    ) -> datetime | None:
         """The first moment after ``now`` at which a term would stop holding, so a grant ends
         there: the incident's window, the consent's end date, the start of quiet hours."""
         incident = self.store.get_incident(request.incident_id)
         ends = [incident.window_end]
-        consent = self.store.active_consent(request.camera_id)
         if consent is not None:
             terms = consent.terms
             if terms.ends_at is not None:
@@ -844,7 +982,10 @@ class Gate:
         request = self.store.get_request(request_id)
         decision = self._decide(request, at=now, owner_answer=approve)[0]
         self.store.add_decision(request_id, decision)
-        self._conclude(request, decision)
+        try:
+            self._conclude(request, decision)
+        except AccessDenied as refused:  # the consent changed before the grant was issued
+            return refused.decision
         return decision
 
     def _expire(self, pending: PendingRequest, now: datetime) -> bool:
@@ -939,3 +1080,93 @@ class Gate:
             event = self._answered.setdefault(request_id, anyio.Event())
             with anyio.move_on_after(poll_s):
                 await event.wait()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (the store is a local file)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _window_votes(request: AccessRequest, now: datetime) -> list[Vote]:
+    """``core.window``: recorded footage is footage already recorded — a recorded window must
+    end no later than the decision time, or a recording grant would watch with a delay."""
+    if request.scope is not Scope.RECORDED or request.window_end is None:
+        return []
+    if request.window_end <= now:
+        return [Vote("core.window", Verdict.ALLOW, "the window asked for has been recorded")]
+    return [
+        Vote(
+            "core.window",
+            Verdict.DENY,
+            f"the recorded window ends at {request.window_end:%Y-%m-%d %H:%M:%S} UTC, after "
+            f"the decision ({now:%Y-%m-%d %H:%M:%S} UTC); recorded access covers only footage "
+            "already recorded",
+        )
+    ]
+
+
+def _unbound(decision: Decision, at: datetime) -> Decision:
+    """``decision`` refused because its consent record stopped standing before the grant."""
+    vote = Vote(
+        "core.opt-in",
+        Verdict.DENY,
+        "the consent the decision was made under was revoked or replaced before the grant "
+        "was issued",
+    )
+    return attrs.evolve(decision, votes=[*decision.votes, vote], decided_at=at)
+
+
+# How each audited change is applied from its record's body (inside the store transaction that
+# also holds the record, or the intent's): the same code runs live and in recovery.
+
+
+def _apply_enrolled(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    record = {k: v for k, v in body.items() if k != "camera_classes"}
+    gate.store.add_consent(load(ConsentRecord, record))
+
+
+def _apply_revoked(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    gate.store.revoke_consent_ids(list(body["consents"]), at)
+    gate.store.owe_notices(
+        [
+            OwnerNotice(
+                id=new_id("ntc"), owner_id=body["owner"], camera_id=cam, event="revoked", at=at
+            )
+            for cam in body["cameras"]
+        ]
+    )
+
+
+def _apply_masks(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    gate.store.set_masks(load(PrivacyMask, {k: v for k, v in body.items() if k != "owner"}))
+
+
+def _apply_removed(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    with contextlib.suppress(NotFound):  # removed already
+        gate.store.remove_camera(body["camera"])
+
+
+def _apply_grant(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    grant = load(Grant, body)
+    # Ed25519 is deterministic: the token is the same whoever signs the grant again.
+    gate.store.add_grant(grant, gate._signer.sign(grant).token)
+
+
+def _apply_grant_refused(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    gate.store.add_decision(body["request"], Decision.from_json(body["decision"]), replace=True)
+
+
+_CHANGES: dict[str, Callable[[Gate, dict[str, Any], datetime], None]] = {
+    "consent.enrolled": _apply_enrolled,
+    "consent.revoked": _apply_revoked,
+    "masks.set": _apply_masks,
+    "camera.removed": _apply_removed,
+    "grant.issued": _apply_grant,
+    "grant.refused": _apply_grant_refused,
+}

@@ -434,6 +434,9 @@ class Decision:
     camera_id: str
     votes: tuple[Vote, ...] = attrs.field(converter=_vote_tuple)
     decided_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
+    #: The consent record the policies judged (None when there was none): the grant is bound
+    #: to it and issued only while it is still the camera's active consent.
+    consent_id: str | None = None
 
     @property
     def denials(self) -> tuple[Vote, ...]:
@@ -458,6 +461,7 @@ class Decision:
             camera_id=data["camera"],
             votes=[Vote(v["policy"], v["verdict"], v["reason"]) for v in data["votes"]],
             decided_at=datetime.fromisoformat(data["decided_at"]),
+            consent_id=data.get("consent"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -467,6 +471,7 @@ class Decision:
             "camera": self.camera_id,
             "allowed": self.allowed,
             "decided_at": self.decided_at.isoformat(),
+            "consent": self.consent_id,
             "votes": [
                 {"policy": v.policy, "verdict": str(v.verdict), "reason": v.reason}
                 for v in self.votes

@@ -32,6 +32,7 @@ without an async context); :meth:`Relay.aclose` and :meth:`Upstream.aclose` canc
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 from collections import deque
@@ -42,17 +43,20 @@ import anyio
 import attrs
 
 from camgate.adapters import LiveStream
-from camgate.errors import AdapterError, ValidationError
-from camgate.models import Camera, MediaPacket, StreamInfo
+from camgate.clock import Clock, SystemClock
+from camgate.errors import AdapterError, GrantExpired, GrantMismatch, ValidationError
+from camgate.models import Camera, Grant, MediaPacket, Scope, StreamInfo
 
 __all__ = [
     "Opener",
     "PacketTransform",
     "Relay",
     "RelaySettings",
+    "RelayStatistics",
     "Subscription",
     "TransformFactory",
     "Upstream",
+    "UpstreamStatistics",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,6 +120,42 @@ class RelaySettings:
     give_up_s: float = attrs.field(default=3.0, validator=_positive)
 
 
+@attrs.frozen
+class UpstreamStatistics:
+    """A snapshot of one camera's upstream, without its packets (for tests and operators).
+
+    ``serial`` tells upstreams of one camera apart (a dropped one is replaced by a new serial);
+    ``cached``/``cached_keyframes`` count the GOP cache's packets and keyframes,
+    ``cache_start_pts`` is the pts of its first packet (None when empty).
+    """
+
+    camera_id: str
+    serial: int
+    consumers: int
+    warm: bool
+    opened: bool
+    finished: bool
+    reconnects: int
+    packets: int
+    packets_in: int
+    cached: int
+    cached_keyframes: int
+    cache_start_pts: int | None
+
+
+@attrs.frozen
+class RelayStatistics:
+    """A snapshot of the relay: its settings and every upstream's statistics (no packets, no
+    handle on any connection or subscription)."""
+
+    settings: RelaySettings
+    upstreams: tuple[UpstreamStatistics, ...]
+
+    def upstream(self, camera_id: str) -> UpstreamStatistics | None:
+        """The camera's upstream as it was, or None when it had none."""
+        return next((u for u in self.upstreams if u.camera_id == camera_id), None)
+
+
 def _is_key(packet: MediaPacket) -> bool:
     return packet.is_keyframe and packet.stream.kind == "video"
 
@@ -139,6 +179,7 @@ def _spawn(fn: Callable[[], Awaitable[None]]) -> None:
 
 
 _TASKS: set[asyncio.Task[None]] = set()
+_SERIALS = itertools.count(1)
 
 
 class Subscription:
@@ -149,8 +190,16 @@ class Subscription:
     packets this consumer lost by being slow, ``gaps`` the discontinuities it was handed.
     """
 
-    def __init__(self, upstream: Upstream, limit: int, start: list[MediaPacket], now: float):
+    def __init__(
+        self,
+        upstream: Upstream,
+        limit: int,
+        start: list[MediaPacket],
+        now: float,
+        expires: Callable[[], bool] = lambda: False,
+    ):
         self._up = upstream
+        self._expired = expires  # True once the grant it was made for has expired
         # Room for the cached GOP on top of the queue: a warm start is not an overflow.
         self._limit = limit + len(start)
         self._queue: deque[MediaPacket] = deque(start)
@@ -190,6 +239,11 @@ class Subscription:
         return self._closed
 
     @property
+    def expired(self) -> bool:
+        """True once the grant this subscription was made for has expired (nothing flows)."""
+        return self._expired()
+
+    @property
     def pending(self) -> int:
         """Packets queued for this consumer (never more than ``queue_packets`` plus the cached
         GOP it started with)."""
@@ -197,6 +251,10 @@ class Subscription:
 
     def _offer(self, packet: MediaPacket) -> None:
         if self._closed:
+            return
+        if self._expired():
+            self._queue.clear()  # nothing flows past the grant's expiry, queued or not
+            self._wake.set()
             return
         if len(self._queue) >= self._limit:
             # Too slow: drop what is queued and wait for the next keyframe.
@@ -230,6 +288,9 @@ class Subscription:
 
     async def __anext__(self) -> MediaPacket:
         while True:
+            if self._expired():
+                self._queue.clear()
+                raise StopAsyncIteration
             if self._queue:
                 return self._queue.popleft()
             if self._error is not None and not self._closed:
@@ -270,6 +331,7 @@ class Upstream:
         transform: PacketTransform | None,
     ) -> None:
         self.camera = camera
+        self.serial = next(_SERIALS)
         self._relay = relay
         self._opener = opener
         self._transform = transform
@@ -351,8 +413,26 @@ class Upstream:
         if not self.opened and self.error is not None:
             raise self.error
 
-    def _subscribe(self, now: float) -> Subscription:
-        sub = Subscription(self, self._relay.settings.queue_packets, list(self._gop), now)
+    def statistics(self) -> UpstreamStatistics:
+        """A snapshot of this upstream, without its packets."""
+        gop = self._gop
+        return UpstreamStatistics(
+            camera_id=self.camera.id,
+            serial=self.serial,
+            consumers=len(self._subs),
+            warm=self._warm,
+            opened=self.opened,
+            finished=self.finished,
+            reconnects=self.reconnects,
+            packets=self.packets,
+            packets_in=self.packets_in,
+            cached=len(gop),
+            cached_keyframes=sum(1 for p in gop if p.is_keyframe),
+            cache_start_pts=gop[0].pts if gop else None,
+        )
+
+    def _subscribe(self, now: float, expires: Callable[[], bool]) -> Subscription:
+        sub = Subscription(self, self._relay.settings.queue_packets, list(self._gop), now, expires)
         self._subs.add(sub)
         return sub
 
@@ -503,16 +583,21 @@ class Relay:
     """Every camera's upstream, keyed by camera id.
 
     ``transform_factory`` builds each camera's :class:`PacketTransform` when its upstream is
-    created (None: pass-through).
+    created (None: pass-through). ``clock`` tells when a subscription's grant has expired.
+
+    The edge keeps its relay private: packets reach a consumer only through a subscription made
+    for a grant the edge's guard verified (see :meth:`subscribe`).
     """
 
     def __init__(
         self,
         settings: RelaySettings | None = None,
         transform_factory: TransformFactory | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings or RelaySettings()
         self.transform_factory = transform_factory
+        self.clock: Clock = clock or SystemClock()
         self._upstreams: dict[str, Upstream] = {}
 
     def __repr__(self) -> str:
@@ -552,13 +637,34 @@ class Relay:
         if self._upstreams.get(up.camera.id) is up:
             del self._upstreams[up.camera.id]
 
-    def subscribe(self, camera: Camera, opener: Opener, now: float) -> Subscription:
-        """Attach a consumer to the camera's upstream (created, not yet started, if missing).
+    def subscribe(self, camera: Camera, grant: Grant, opener: Opener, now: float) -> Subscription:
+        """Attach a consumer to the camera's upstream (created, not yet started, if missing),
+        for ``grant`` — a live grant of this camera that the caller verified.
 
-        Synchronous, so the caller can record :attr:`Subscription.start_offset_s` before any
-        packet is handed over; call :meth:`Subscription.wait_open` next.
+        Raises GrantMismatch for a grant of another camera or scope and GrantExpired for an
+        expired one; the subscription hands over nothing (queued or new) once the grant
+        expires, whoever reads it. Synchronous, so the caller can record
+        :attr:`Subscription.start_offset_s` before any packet is handed over; call
+        :meth:`Subscription.wait_open` next.
         """
-        return self._get(camera, opener)._subscribe(now)
+        if grant.camera_id != camera.id or grant.scope is not Scope.LIVE:
+            raise GrantMismatch(f"grant {grant.id} is not a live grant for camera {camera.id!r}")
+        clock = self.clock
+        left = (grant.expires_at - clock.now()).total_seconds()
+        if left <= 0:
+            raise GrantExpired(f"grant {grant.id} expired at {grant.expires_at.isoformat()}")
+        deadline = clock.monotonic() + left  # checked per packet: a monotonic read is cheap
+
+        def expired() -> bool:
+            return clock.monotonic() >= deadline
+
+        return self._get(camera, opener)._subscribe(now, expired)
+
+    def statistics(self) -> RelayStatistics:
+        """A snapshot of the relay's settings and upstreams, without packets."""
+        return RelayStatistics(
+            self.settings, tuple(up.statistics() for up in self._upstreams.values())
+        )
 
     def warm(self, camera: Camera, opener: Opener) -> Upstream:
         """Allow the camera's GOP cache and start its upstream (call inside the event loop)."""

@@ -74,6 +74,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (channel, notice_id));
 CREATE TABLE IF NOT EXISTS masks (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(channel, delivered_at, next_at);
+-- A change whose audit record goes to another database (PostgreSQL): written before the record,
+-- deleted with the change's effect; recovery settles what a crash left (camgate.gate).
+CREATE TABLE IF NOT EXISTS audit_intents (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL, at TEXT NOT NULL,
+    after_seq INTEGER NOT NULL, pid INTEGER NOT NULL);
+-- Owner notices a committed change owes (a revocation's), sent and deleted after the commit;
+-- whatever a crash left is sent when the gate next opens.
+CREATE TABLE IF NOT EXISTS owed_notices (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 -- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
 """
 
@@ -112,6 +120,7 @@ class Store:
             raise ConfigError(f"cannot open the camgate store at {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self._read_lock = threading.Lock()
+        self._local = threading.local()  # the write transaction this thread is inside, if any
         version = self.meta("schema")
         if version is None:
             self.set_meta("schema", SCHEMA_VERSION)
@@ -125,9 +134,20 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One durable write transaction (BEGIN IMMEDIATE ... COMMIT), under the store's lock."""
+        """One durable write transaction (BEGIN IMMEDIATE ... COMMIT), under the store's lock.
+
+        BEGIN IMMEDIATE takes SQLite's write lock at once, so writers in every process are
+        serialised: what a transaction reads (on the read connection too) after it began stays
+        true until it commits. Inside another transaction of the same thread (this one, or one
+        given with :meth:`joined`) it joins that transaction: the work commits with it.
+        """
+        outer: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if outer is not None:
+            yield outer
+            return
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
+            self._local.db = self._conn
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
@@ -135,6 +155,20 @@ class Store:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")  # never leave the connection wedged
                 raise
+            finally:
+                self._local.db = None
+
+    @contextmanager
+    def joined(self, db: sqlite3.Connection) -> Iterator[None]:
+        """Make this thread's store writes join ``db``'s open write transaction on this file
+        (the audit log's, so a change and its audit record commit together)."""
+        if getattr(self._local, "db", None) is not None:
+            raise RuntimeError("already inside a store transaction")
+        self._local.db = db
+        try:
+            yield
+        finally:
+            self._local.db = None
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run a read query (on the read connection) and return all rows."""
@@ -296,21 +330,36 @@ class Store:
         )
         return found[0] if found else None
 
+    def get_consent(self, consent_id: str) -> ConsentRecord:
+        """The consent record with this id (revoked or not)."""
+        return self._doc(ConsentRecord, "consents", "id", consent_id)
+
     def consents(self, owner_id: str) -> list[ConsentRecord]:
         """Every consent record of an owner, oldest first."""
         return self._docs(
             ConsentRecord, "SELECT doc FROM consents WHERE owner_id=? ORDER BY rowid", (owner_id,)
         )
 
-    def revoke_consents(self, owner_id: str, at: datetime) -> list[str]:
-        """Mark every active consent of the owner revoked at ``at``; return the cameras covered."""
+    def active_consent_ids(self, owner_id: str) -> list[str]:
+        """The ids of the owner's unrevoked consent records, oldest first."""
+        rows = self.query(
+            "SELECT id FROM consents WHERE owner_id=? AND revoked_at IS NULL ORDER BY rowid",
+            (owner_id,),
+        )
+        return [r[0] for r in rows]
+
+    def revoke_consent_ids(self, consent_ids: list[str], at: datetime) -> list[str]:
+        """Mark these consent records revoked at ``at`` (those not revoked yet); return the
+        cameras they covered."""
         with self.transaction() as db:
-            rows = db.execute(
-                "SELECT id, doc FROM consents WHERE owner_id=? AND revoked_at IS NULL", (owner_id,)
-            ).fetchall()
             cameras: list[str] = []
-            for consent_id, doc in rows:
-                record = load(ConsentRecord, json.loads(doc))
+            for consent_id in consent_ids:
+                row = db.execute(
+                    "SELECT doc FROM consents WHERE id=? AND revoked_at IS NULL", (consent_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                record = load(ConsentRecord, json.loads(row[0]))
                 cameras.extend(record.camera_ids)
                 revoked = dump(record) | {"revoked_at": at.isoformat()}
                 db.execute(
@@ -403,11 +452,12 @@ class Store:
             )
             return True
 
-    def add_decision(self, request_id: str, decision: Decision) -> None:
-        """Store the final decision on a held request."""
+    def add_decision(self, request_id: str, decision: Decision, *, replace: bool = False) -> None:
+        """Store the final decision on a held request (``replace``: instead of the stored one)."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO decisions VALUES (?, ?)",
+                f"{verb} INTO decisions VALUES (?, ?)",
                 (request_id, json.dumps(decision.to_json(), sort_keys=True)),
             )
 
@@ -523,9 +573,59 @@ class Store:
         """Queue an owner notice durably."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO notices VALUES (?, ?, ?, NULL)",
+                # A notice owed by a crashed process may be sent twice: the id makes it one.
+                "INSERT OR IGNORE INTO notices VALUES (?, ?, ?, NULL)",
                 (notice.id, notice.owner_id, json.dumps(notice.to_json(), sort_keys=True)),
             )
+
+    def owe_notices(self, notices: list[OwnerNotice]) -> None:
+        """Record notices a change owes its owner (sent after the change commits)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO owed_notices VALUES (?, ?)",
+                [(n.id, json.dumps(n.to_json(), sort_keys=True)) for n in notices],
+            )
+
+    def owed_notices(self) -> list[dict[str, Any]]:
+        """Every notice still owed (its change committed, its sending not confirmed), as JSON."""
+        rows = self._rows_if_any("SELECT doc FROM owed_notices ORDER BY rowid")
+        return [json.loads(r[0]) for r in rows]
+
+    def notice_paid(self, notice_id: str) -> None:
+        """Forget an owed notice once it was handed to the notifiers."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM owed_notices WHERE id=?", (notice_id,))
+
+    # ------------------------------------------------------------------ audit intents
+
+    def add_intent(self, kind: str, body: str, at: str, after_seq: int) -> int:
+        """Record, before its audit record is written elsewhere, a change about to be made."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO audit_intents (kind, body, at, after_seq, pid) VALUES (?, ?, ?, ?, ?)",
+                (kind, body, at, after_seq, os.getpid()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def intents(self) -> list[tuple[int, str, str, str, int, int]]:
+        """Every unsettled intent: ``(id, kind, body, at, after_seq, pid)``."""
+        rows = self._rows_if_any("SELECT id, kind, body, at, after_seq, pid FROM audit_intents")
+        return [(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows]
+
+    def _rows_if_any(self, sql: str) -> list[tuple[Any, ...]]:
+        """``query``, with no rows for a table an older file (opened read-only) lacks."""
+        try:
+            return self.query(sql)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+
+    def drop_intent(self, intent_id: int) -> bool:
+        """Settle an intent; False when it was already settled."""
+        with self.transaction() as db:
+            cur = db.execute("DELETE FROM audit_intents WHERE id=?", (intent_id,))
+            return cur.rowcount == 1
 
     def notices(self, owner_id: str) -> list[dict[str, Any]]:
         """Every notice for an owner, oldest first, as JSON."""

@@ -17,7 +17,7 @@ import av
 import pytest
 from camgate.errors import CameraProtocolError
 from camgate.models import Incident, MediaPacket
-from camgate.relay import Relay, RelaySettings, Upstream
+from camgate.relay import RelaySettings, UpstreamStatistics
 
 from .conftest import World
 from .test_relay import take
@@ -25,13 +25,13 @@ from .test_relay import take
 pytestmark = pytest.mark.anyio
 
 
-async def _warm(world: World) -> tuple[Incident, Upstream]:
+async def _warm(world: World) -> tuple[Incident, UpstreamStatistics]:
     edge = world.gate.edge
-    edge.relay = Relay(RelaySettings(gop_cache=True), edge._transform)
+    edge.configure_relay(RelaySettings(gop_cache=True))
     incident = world.gate.report_incident("burglary", world.cam.position, radius_m=300)
     with anyio.fail_after(10):
         while True:
-            up = edge.relay.upstream(world.cam.id)
+            up = edge.relay_statistics().upstream(world.cam.id)
             if up is not None and up.cached >= 10:
                 return incident, up
             await anyio.sleep(0.05)
@@ -61,7 +61,9 @@ async def test_masks_set_by_another_process_reach_a_warm_camera(world: World) ->
     )
     async with await world.gate.edge.open_live(world.cam.id, grant) as stream:
         packets = await take(stream, 30)
-    assert stream.masked and stale.finished  # the stale upstream and its cache are gone
+    now = world.gate.edge.relay_statistics().upstream(world.cam.id)
+    assert stream.masked  # and the stale upstream and its cache are gone:
+    assert now is None or now.serial != stale.serial
     lumas = _lumas(packets)
     assert lumas and max(lumas) < 40, lumas  # every picture served is the mask's fill
 
@@ -76,11 +78,11 @@ class _Broken:
 
 async def test_a_transform_error_ends_consumers_without_reconnecting(world: World) -> None:
     edge = world.gate.edge
-    edge.relay = Relay(RelaySettings(), lambda camera: _Broken())
+    edge.configure_relay(RelaySettings(), lambda camera: _Broken())
     grant = await world.grant()
     async with await edge.open_live(world.cam.id, grant) as stream:
         with anyio.fail_after(10), pytest.raises(CameraProtocolError, match="apply masks"):
             async for _packet in stream:
                 pass
-    up = edge.relay.upstream(world.cam.id)
+    up = edge.relay_statistics().upstream(world.cam.id)
     assert up is None or up.finished

@@ -17,7 +17,7 @@ from camgate import Camera, ConsentRevoked, Gate, Incident
 from camgate.edge import GuardedStream
 from camgate.errors import ValidationError
 from camgate.models import MediaPacket
-from camgate.relay import Relay, RelaySettings
+from camgate.relay import RelaySettings, UpstreamStatistics
 from camgate.testing import DeclaringAdapters
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
 from camgate_rtsp.testserver import Mount, RtspTestServer
@@ -31,8 +31,13 @@ pytestmark = pytest.mark.anyio
 
 def use_relay(world: World, **settings: Any) -> Gate:
     """Give the world's edge a relay with ``settings`` (before any stream is open)."""
-    world.gate.edge.relay = Relay(RelaySettings(**settings))
+    world.gate.edge.configure_relay(RelaySettings(**settings))
     return world.gate
+
+
+def upstream(world: World, camera: str) -> UpstreamStatistics | None:
+    """The camera's relay upstream as the edge's read-only statistics show it now."""
+    return world.gate.edge.relay_statistics().upstream(camera)
 
 
 async def open_live(world: World, incident_id: str, camera: str = "cam-a") -> GuardedStream:
@@ -93,7 +98,7 @@ async def test_consumers_share_one_upstream_and_get_the_same_packets(world: Worl
         for s in streams:
             await s.aclose()
     # The last consumer's close closes the camera connection (no cache).
-    assert world.gate.edge.relay.upstream("cam-a") is None
+    assert upstream(world, "cam-a") is None
     audit = list(world.gate.audit.records("access.end"))
     assert len(audit) == 3 and all(r.body["packets"] >= 45 for r in audit)
 
@@ -150,7 +155,7 @@ async def test_upstream_loss_gives_a_gap_marker_then_the_stream_resumes(world: W
             assert packet.is_keyframe
             after = await take(s, 10)  # and the stream goes on
             assert not any(p.discontinuity for p in after)
-            up = world.gate.edge.relay.upstream("cam-f")
+            up = upstream(world, "cam-f")
             assert up is not None and up.reconnects >= 1
     finally:
         server.stop()
@@ -180,7 +185,7 @@ async def warm_up(world: World, camera: str = "cam-a", packets: int = 10) -> Inc
     incident = world.gate.report_incident("burglary", world.cam.position, radius_m=300)
     with anyio.fail_after(10):
         while True:
-            up = world.gate.edge.relay.upstream(camera)
+            up = upstream(world, camera)
             if up is not None and up.cached >= packets:
                 return incident
             await anyio.sleep(0.05)
@@ -191,17 +196,17 @@ async def test_a_warm_consumer_starts_at_a_cached_keyframe_at_most_one_gop_back(
 ) -> None:
     incident = await warm_up(world)
     await anyio.sleep(0.5)
-    up = world.gate.edge.relay.upstream("cam-a")
-    assert up is not None
-    before = up.cached_packets
+    before = upstream(world, "cam-a")
     async with await open_live(world, incident.id) as stream:
-        after = up.cached_packets
+        after = upstream(world, "cam-a")
         first = await take(stream, 1)
     # It starts at the keyframe the cache held when it joined (the one of `before`, or a newer
     # one that came meanwhile), never further back; a cache is one GOP (30 frames) at most.
-    assert first[0].is_keyframe and before[0].is_keyframe
-    assert before[0].pts <= first[0].pts <= after[0].pts  # type: ignore[operator]
-    assert all(len(c) <= 30 for c in (before, after))
+    assert before is not None and after is not None
+    assert first[0].is_keyframe and before.cached_keyframes == 1
+    assert before.cache_start_pts is not None and after.cache_start_pts is not None
+    assert before.cache_start_pts <= first[0].pts <= after.cache_start_pts  # type: ignore[operator]
+    assert all(c.cached <= 30 for c in (before, after))
     start = next(world.gate.audit.records("access.start"))
     assert start.body["start"] == "cached"  # no wait for the camera's next keyframe
     # Wall-clock age of that keyframe: about one GOP (1 s); more only when the machine stalls.
@@ -213,8 +218,8 @@ async def test_no_cache_for_a_battery_camera_or_without_live_consent(world: Worl
     world.enrol_camera("cam-bat", world.server.url("/cam2"), battery=True)
     before = plays(world, "/cam2")
     await warm_up(world)  # cam-a is cached: the control
-    assert world.gate.edge.relay.upstream("cam-bat") is None  # battery camera: never
-    assert world.gate.edge.relay.upstream("cam-b") is None  # Bob allows no live view
+    assert upstream(world, "cam-bat") is None  # battery camera: never
+    assert upstream(world, "cam-b") is None  # Bob allows no live view
     assert plays(world, "/cam2") == before  # neither camera was even contacted
     bat = world.gate.store.get_camera("cam-bat")
     assert world.gate.edge.cache_allowed(bat) == "battery camera"
@@ -222,13 +227,13 @@ async def test_no_cache_for_a_battery_camera_or_without_live_consent(world: Worl
 
 async def test_closing_the_incident_drops_the_cache_and_its_connection(world: World) -> None:
     incident = await warm_up(world)
-    up = world.gate.edge.relay.upstream("cam-a")
-    assert up is not None
+    assert upstream(world, "cam-a") is not None
     world.gate.close_incident(incident.id)
-    assert up.cached == 0 and not up.warm  # dropped at once, synchronously
+    up = upstream(world, "cam-a")
+    assert up is None or (up.cached == 0 and not up.warm)  # dropped at once, synchronously
     with anyio.fail_after(5):
-        await up.aclose()  # returns once the pump closed the connection
-    assert world.gate.edge.relay.upstream("cam-a") is None
+        while upstream(world, "cam-a") is not None:  # noqa: ASYNC110 - the pump closing
+            await anyio.sleep(0.02)
     server = world.server
     assert await anyio.to_thread.run_sync(
         lambda: server.wait_requests(lambda _: not server.open_clients(), 5)
@@ -241,17 +246,15 @@ async def test_revocation_drops_the_cache_and_ends_consumers_at_once(world: Worl
     incident = await warm_up(world)
     stream = await open_live(world, incident.id)
     await take(stream, 3)
-    up = world.gate.edge.relay.upstream("cam-a")
-    assert up is not None
+    assert upstream(world, "cam-a") is not None
     await world.gate.revoke("alice")
     # On return: the cache is gone and the upstream's connection closed.
-    assert up.cached == 0 and up.finished
-    assert world.gate.edge.relay.upstream("cam-a") is None
+    assert upstream(world, "cam-a") is None
     with pytest.raises(ConsentRevoked):
         await stream.__anext__()
     # A new incident does not warm a camera whose owner revoked.
     world.gate.report_incident("robbery", world.cam.position, radius_m=300)
-    assert world.gate.edge.relay.upstream("cam-a") is None
+    assert upstream(world, "cam-a") is None
 
 
 class KeyframeOnDemand(RtspAdapter):
@@ -299,8 +302,7 @@ async def test_a_revocation_committed_by_another_process_drops_the_cache(world: 
     import sys
 
     await warm_up(world)
-    up = world.gate.edge.relay.upstream("cam-a")
-    assert up is not None
+    assert upstream(world, "cam-a") is not None
     db = str(world.gate.store.path)
     cli = await anyio.run_process(
         [sys.executable, "-m", "camgate.cli", "--db", db, "revoke", "--owner", "alice"],
@@ -308,9 +310,8 @@ async def test_a_revocation_committed_by_another_process_drops_the_cache(world: 
     )
     assert b"cam-a" in cli.stdout
     with anyio.fail_after(5):
-        while not up.finished:  # noqa: ASYNC110 - the pump sees it with the next packet
+        while upstream(world, "cam-a") is not None:  # noqa: ASYNC110 - seen at the next packet
             await anyio.sleep(0.02)
-    assert up.cached == 0 and world.gate.edge.relay.upstream("cam-a") is None
     server = world.server
     assert await anyio.to_thread.run_sync(
         lambda: server.wait_requests(lambda _: not server.open_clients(), 5)
@@ -323,7 +324,7 @@ async def test_a_camera_the_adapter_refuses_fails_the_open_with_its_error(world:
         await world.gate.edge.open_live("cam-x", await world.grant(camera="cam-x"))
     end = list(world.gate.audit.records("access.end"))[-1]
     assert end.body["reason"] == "error" and end.body["error"] == "ValidationError"
-    assert world.gate.edge.relay.upstream("cam-x") is None
+    assert upstream(world, "cam-x") is None
 
 
 class KeyframesOnly:
@@ -351,21 +352,19 @@ async def test_the_transform_runs_once_upstream_before_the_cache_and_the_fan_out
         made.append(KeyframesOnly())
         return made[-1]
 
-    world.gate.edge.relay = Relay(RelaySettings(gop_cache=True), transform_factory=factory)
+    world.gate.edge.configure_relay(RelaySettings(gop_cache=True), factory)
     incident = world.gate.report_incident("burglary", world.cam.position, radius_m=300)
     streams = [await open_live(world, incident.id) for _ in range(2)]
     try:
         runs = [await take(s, 3) for s in streams]
-        up = world.gate.edge.relay.upstream("cam-a")
+        up = upstream(world, "cam-a")
         assert up is not None
         assert len(made) == 1  # one transform for the camera, whatever the consumers
         assert made[0].fed == up.packets_in  # fed once per packet from the camera
         assert up.packets_in > 60  # 3 keyframes of a 30-frame GOP: the rest were dropped
         for run in runs:
             assert all(p.is_keyframe for p in run)
-        assert all(
-            p.is_keyframe for p in up.cached_packets
-        )  # the cache holds transformed packets only
+        assert up.cached_keyframes == up.cached  # the cache holds transformed packets only
     finally:
         for s in streams:
             await s.aclose()
@@ -382,11 +381,11 @@ class BreaksOnTheFifth(KeyframesOnly):
 
 
 async def test_a_failing_transform_ends_its_consumers_with_its_error(world: World) -> None:
-    world.gate.edge.relay = Relay(transform_factory=lambda _camera: BreaksOnTheFifth())
+    world.gate.edge.configure_relay(RelaySettings(), lambda _camera: BreaksOnTheFifth())
     async with await world.gate.edge.open_live("cam-a", await world.grant()) as stream:
         with anyio.fail_after(5), pytest.raises(ValidationError, match="cannot handle"):
             async for _packet in stream:
                 pass
-    assert world.gate.edge.relay.upstream("cam-a") is None  # and the connection is closed
+    assert upstream(world, "cam-a") is None  # and the connection is closed
     end = list(world.gate.audit.records("access.end"))[-1]
     assert end.body["reason"] == "error"

@@ -197,6 +197,54 @@ class AuditLog:
         The record joins the sub-chain of every owner it names (directly or through a camera).
         Raises AuditError when the record cannot be written; callers must then not serve media.
         """
+        return self.backend.append(self.entry(kind, body, at))
+
+    @property
+    def shares_store(self) -> bool:
+        """True when the log lives in the store's own SQLite file, so a store change and its
+        record can commit in one transaction (:meth:`append_with`)."""
+        backend = self.backend
+        return (
+            self._store is not None
+            and isinstance(backend, SQLiteAuditBackend)
+            and backend.path.resolve() == Path(self._store.path).resolve()
+        )
+
+    def append_with(
+        self, kind: str, change: Callable[[], dict[str, Any]], at: datetime | None = None
+    ) -> AuditRecord:
+        """Make a store change and append its record in one transaction (:attr:`shares_store`).
+
+        ``change`` runs with the log's write lock held and every store write of this thread
+        joined to the transaction; it returns the record's body. Both commit, or neither.
+        """
+        store = self._store
+        if store is None or not self.shares_store:
+            raise AuditError("append_with needs the audit log in the store's own SQLite file")
+
+        def make(tx: Any) -> Entry:
+            with store.joined(tx.db):
+                body = change()
+            return self.entry(kind, body, at)
+
+        backend = self.backend
+        assert isinstance(backend, SQLiteAuditBackend)  # shares_store says so
+        return backend.append_within(make)
+
+    def has_record(self, kind: str, body: dict[str, Any], after: int) -> bool:
+        """True when a record of ``kind`` with exactly this body has a seq above ``after``."""
+        has = getattr(self.backend, "has_record", None)
+        if has is None:
+            raise AuditError("this audit backend cannot look records up")
+        return bool(has(kind, canonical(body).decode(), after))
+
+    def last_seq(self) -> int:
+        """The highest record seq stored (0 for an empty log)."""
+        last = getattr(self.backend, "last_seq", None)
+        return int(last()) if last is not None else 0
+
+    def entry(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> Entry:
+        """The entry :meth:`append` chains for ``body``: its canonical text and its owners."""
         when = (at or datetime.now(UTC)).isoformat()
         try:
             text = canonical(body).decode()  # the exact JSON that is hashed
@@ -208,7 +256,7 @@ class AuditLog:
                 owner = self._owner_of(camera)
                 if owner is not None:
                     owners.add(owner)
-        return self.backend.append(Entry(kind, when, text, tuple(sorted(owners))))
+        return Entry(kind, when, text, tuple(sorted(owners)))
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current chain head now (None when there is nothing new or no key)."""

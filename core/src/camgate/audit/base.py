@@ -20,8 +20,8 @@ import hashlib
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ import attrs
 
 from camgate.audit.chain import GENESIS, AuditRecord, Checkpoint, leaf_hash, merkle_root, preimage
 from camgate.codec import canonical
-from camgate.errors import AuditError
+from camgate.errors import AuditError, CamgateError
 
 __all__ = ["ChainingBackend", "Entry", "Row", "WriteTx"]
 
@@ -156,6 +156,7 @@ class ChainingBackend(ABC):
         self._cv = threading.Condition()
         self._pending: list[_Pending] = []
         self._leading = False
+        self._exclusive = 0  # committers waiting in _lead(): they go before the next batch
         self._closed = False
 
     @abstractmethod
@@ -228,7 +229,7 @@ class ChainingBackend(ABC):
             if self._closed:
                 raise AuditError("the audit log is closed")
             self._pending.append(mine)
-            while self._leading and not mine.done:
+            while (self._leading or self._exclusive) and not mine.done:
                 self._cv.wait()
             if not mine.done:
                 self._leading = True
@@ -254,18 +255,59 @@ class ChainingBackend(ABC):
         assert mine.record is not None
         return mine.record
 
+    def append_within(self, make: Callable[[WriteTx], Entry]) -> AuditRecord:
+        """Commit one record in the same write transaction as other work on the store.
+
+        ``make`` runs inside the transaction, after its write lock is taken; it does its work
+        through the transaction (the SQLite backend's ``tx.db``) and returns the entry to chain.
+        Its work and the record commit together or not at all; if it raises, neither does.
+        """
+        with self._lead():
+            try:
+                with self._transaction() as tx:
+                    mine = _Pending(make(tx))
+                    self._chain_into(tx, [mine], force_checkpoint=False)
+            except CamgateError:
+                raise  # the work refused (nothing was written): its own error
+            except Exception as exc:
+                raise self._as_audit_error("change", exc) from exc
+        assert mine.record is not None
+        return mine.record
+
+    def has_record(self, kind: str, body: str, after: int) -> bool:
+        """True when a record of ``kind`` with exactly the body text ``body`` has a seq above
+        ``after`` (a bounded look, for settling an interrupted change)."""
+        return bool(
+            self._read(
+                "SELECT 1 FROM audit WHERE seq > ? AND kind = ? AND body = ? LIMIT 1",
+                (after, kind, body),
+            )
+        )
+
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (None when there is no key or nothing new to sign)."""
+        with self._lead():
+            try:
+                return self._commit([], force_checkpoint=True)
+            except Exception as exc:
+                raise self._as_audit_error("checkpoint", exc) from exc
+
+    @contextmanager
+    def _lead(self) -> Iterator[None]:
+        """Be the only committer (no group commit runs meanwhile) for the block."""
         with self._cv:
             if self._closed:
                 raise AuditError("the audit log is closed")
-            while self._leading:
-                self._cv.wait()
+            # Announced first, so group commits queue behind it instead of starving it.
+            self._exclusive += 1
+            try:
+                while self._leading:
+                    self._cv.wait()
+            finally:
+                self._exclusive -= 1
             self._leading = True
         try:
-            return self._commit([], force_checkpoint=True)
-        except Exception as exc:
-            raise self._as_audit_error("checkpoint", exc) from exc
+            yield
         finally:
             with self._cv:
                 self._leading = False
@@ -282,13 +324,18 @@ class ChainingBackend(ABC):
 
     def _commit(self, batch: list[_Pending], *, force_checkpoint: bool) -> Checkpoint | None:
         with self._transaction() as tx:
-            seq, prev = tx.head()
-            wanted = {o for p in batch for o in p.entry.owners}
-            heads = tx.owner_heads(wanted) if wanted else {}
-            rows, owner_rows, moved, seq, prev = chain(batch, seq, prev, heads)
-            if rows:
-                tx.insert(rows, owner_rows, moved)
-            return self._maybe_checkpoint(tx, seq, prev, force=force_checkpoint)
+            return self._chain_into(tx, batch, force_checkpoint=force_checkpoint)
+
+    def _chain_into(
+        self, tx: WriteTx, batch: list[_Pending], *, force_checkpoint: bool
+    ) -> Checkpoint | None:
+        seq, prev = tx.head()
+        wanted = {o for p in batch for o in p.entry.owners}
+        heads = tx.owner_heads(wanted) if wanted else {}
+        rows, owner_rows, moved, seq, prev = chain(batch, seq, prev, heads)
+        if rows:
+            tx.insert(rows, owner_rows, moved)
+        return self._maybe_checkpoint(tx, seq, prev, force=force_checkpoint)
 
     def _maybe_checkpoint(
         self, tx: WriteTx, seq: int, head: str, *, force: bool
