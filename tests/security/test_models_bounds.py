@@ -11,6 +11,7 @@ GeoJSON ``"features": [null]``, deeply nested arrays, a 1e12-metre EPSG:3857 pol
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,3 +270,26 @@ def test_malformed_disc_is_a_clear_error(world: tuple[Path, str], disc: str) -> 
     db, _incident = world
     result = cli(db, "geofence", "zone-add", "--role", "exclusion", "--disc", disc)
     assert_clean_error(result, "disc")
+
+
+def test_a_stored_term_above_its_limit_loads_as_the_limit(world: tuple[Path, str]) -> None:
+    """Consent stored before the limits keeps working, never looser than the limit."""
+    db, incident = world
+    con = sqlite3.connect(db)
+    with con:
+        (cid, doc) = con.execute("SELECT id, doc FROM consents").fetchone()
+        data = json.loads(doc)
+        data["terms"] |= {"max_lookback_s": 1e300, "max_radius_m": 1e9, "max_session_s": 1e300}
+        con.execute("UPDATE consents SET doc=? WHERE id=?", (json.dumps(data), cid))
+    con.close()
+
+    async def run() -> tuple[ConsentTerms, str]:
+        async with Gate.open(db) as gate:
+            record = gate.store.active_consent("a1")
+            assert record is not None
+            signed = await gate.request_access(incident, "a1", "snapshot", requested_by="o7")
+            return record.terms, signed.grant.id
+
+    terms, grant = anyio.run(run)
+    assert terms.max_lookback_s == MAX_DURATION_S and terms.max_session_s == MAX_DURATION_S
+    assert terms.max_radius_m == MAX_RADIUS_M and grant.startswith("grt_")

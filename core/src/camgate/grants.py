@@ -152,6 +152,8 @@ class GrantVerifier:
             raise GrantForged("grant signature does not verify against the hub's key") from None
         try:
             return load(Grant, json.loads(payload))
+        except RecursionError:
+            raise GrantForged("signed grant content is malformed: nested too deeply") from None
         except (ValueError, ValidationError) as exc:
             # Signed by the hub but unreadable: a bug or a key compromise; refuse either way.
             raise GrantForged(f"signed grant content is malformed: {exc}") from None

@@ -161,23 +161,27 @@ def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: str) -> No
         raise _fail(attribute.name, value, "must be a non-empty string")
 
 
-_lenient_ids: contextvars.ContextVar[bool] = contextvars.ContextVar("lenient_ids", default=False)
+#: True while :func:`camgate.codec.load` reads stored data (see :func:`stored_ids`).
+_stored: contextvars.ContextVar[bool] = contextvars.ContextVar("stored", default=False)
 _warned: set[str] = set()
 
 
 @contextlib.contextmanager
 def stored_ids() -> Iterator[None]:
-    """Inside this block, ids that break :data:`ID_RULE` load, with a logged warning.
+    """Inside this block, data stored before today's checks loads, with a logged warning.
 
-    :func:`camgate.codec.load` uses it: data camgate stored before the rule existed (a camera
-    ``"cam 7"``) stays readable, while every id built anew is checked. Any other problem (an
-    empty id, a non-string) is still an error.
+    :func:`camgate.codec.load` uses it, so a store written before a check existed stays
+    readable while everything built anew is checked: ids that break :data:`ID_RULE` (a camera
+    ``"cam 7"``) and camera sources the credential check now refuses load as they are; an
+    owner's ``max_*`` term or ``retention_days`` above its limit loads as the limit (stricter,
+    never looser). Any other problem (an empty id, a non-string, an incident's window above
+    :data:`MAX_DURATION_S`) is still an error.
     """
-    token = _lenient_ids.set(True)
+    token = _stored.set(True)
     try:
         yield
     finally:
-        _lenient_ids.reset(token)
+        _stored.reset(token)
 
 
 def _bad_id(value: object) -> str | None:
@@ -200,7 +204,7 @@ def check_id(value: object, field: str = "id") -> str:
     why = _bad_id(value)
     if why is None:
         return value  # type: ignore[return-value]
-    if _lenient_ids.get() and isinstance(value, str) and value.strip():
+    if _stored.get() and isinstance(value, str) and value.strip():
         if value not in _warned and len(_warned) < 10_000:
             _warned.add(value)
             _log.warning(
@@ -261,6 +265,31 @@ def _up_to(high: float, unit: str) -> Any:
     return check
 
 
+def _limit_when_stored(value: float | None, high: float) -> float | None:
+    """A stored value above ``high`` (see :func:`stored_ids`) is read as ``high``."""
+    if (
+        _stored.get()
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > high
+    ):
+        _log.warning("a stored term of %r is above its limit %g: read as %g", value, high, high)
+        return high
+    return value
+
+
+def _stored_duration(value: float | None) -> float | None:
+    return _limit_when_stored(value, MAX_DURATION_S)
+
+
+def _stored_radius(value: float | None) -> float | None:
+    return _limit_when_stored(value, MAX_RADIUS_M)
+
+
+def _stored_retention(value: float | None) -> float | None:
+    return _limit_when_stored(value, MAX_RETENTION_DAYS)
+
+
 _radius = _up_to(MAX_RADIUS_M, "metres (MAX_RADIUS_M)")
 _duration = _up_to(MAX_DURATION_S, "seconds (MAX_DURATION_S, 366 days)")
 _retention_days = _up_to(MAX_RETENTION_DAYS, "days (MAX_RETENTION_DAYS)")
@@ -298,8 +327,9 @@ MAX_NOTE_CHARS = 1000
 def purpose_names(value: str | Iterable[str]) -> tuple[str, ...]:
     """The purposes ``value`` names (separated by ``,`` or ``;``, or a list), each in
     :func:`normalise` form, without repeats; :class:`ValidationError` when it names none."""
-    items = re.split(r"[,;]", value) if isinstance(value, str) else [str(v) for v in value]
-    names = tuple(dict.fromkeys(n for n in (normalise(i) for i in items) if n))
+    items = [value] if isinstance(value, str) else [str(v) for v in value]
+    parts = (normalise(p) for item in items for p in re.split(r"[,;]", item))
+    names = tuple(dict.fromkeys(n for n in parts if n))
     if not names:
         raise ValidationError(
             f"purpose={value!r}: name at least one purpose from the agency's list (e.g. "
@@ -382,7 +412,7 @@ class Camera:
     def _no_credentials(self, attribute: attrs.Attribute[str], value: str) -> None:
         if not carries_credentials(value):
             return
-        if _lenient_ids.get():
+        if _stored.get():
             # Stored before the check was this wide: readable, but say so (without the value).
             _log.warning("camera %r: its stored source seems to carry a credential", self.id)
             return
@@ -489,15 +519,23 @@ class ConsentTerms:
     """
 
     scopes: frozenset[Scope] = attrs.field(converter=_scopes)
-    max_session_s: float | None = attrs.field(default=None, validator=_duration)
+    max_session_s: float | None = attrs.field(
+        default=None, converter=_stored_duration, validator=_duration
+    )
     mode: ConsentMode = attrs.field(default=ConsentMode.PRE_AUTHORISED, converter=_mode)
     ask_timeout_s: float = attrs.field(default=300.0, validator=_finite_between(1.0, 7 * 86400.0))
     incident_kinds: frozenset[str] | None = attrs.field(default=None, converter=_kinds)
-    max_radius_m: float | None = attrs.field(default=None, validator=_radius)
+    max_radius_m: float | None = attrs.field(
+        default=None, converter=_stored_radius, validator=_radius
+    )
     quiet_hours: tuple[str, str] | None = attrs.field(default=None, converter=_quiet)
-    max_lookback_s: float | None = attrs.field(default=None, validator=_duration)
+    max_lookback_s: float | None = attrs.field(
+        default=None, converter=_stored_duration, validator=_duration
+    )
     ends_at: datetime | None = attrs.field(default=None, validator=_aware)
-    retention_days: float | None = attrs.field(default=None, validator=_retention_days)
+    retention_days: float | None = attrs.field(
+        default=None, converter=_stored_retention, validator=_retention_days
+    )
     audio: bool = False
 
 

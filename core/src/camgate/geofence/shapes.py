@@ -219,6 +219,9 @@ def _polygon(
     budget[0] -= vertices
     if not source.is_geographic:
         poly = shapely.segmentize(poly, DENSIFY_STEP)
+        if not isinstance(poly, shapely.Polygon) or poly.is_empty or not shapely.is_valid(poly):
+            # GEOS can turn a sliver (a side 1e-55 units long) into an empty or multi polygon.
+            raise ValidationError(f"{where}: degenerate (it vanishes when its edges are densified)")
     rings_wgs = []
     for i, ring in enumerate([poly.exterior, *poly.interiors]):
         x, y = np.asarray(ring.coords).T
