@@ -14,7 +14,7 @@ import pytest
 from camgate.adapters import Secret
 from camgate.delivery import WebhookTarget
 from camgate.errors import ValidationError
-from camgate.grants import GrantSigner, GrantVerifier
+from camgate.grants import GrantSigner, GrantVerifier, SignedGrant
 from camgate.models import Camera, Grant
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SECRETS = st.text(alphabet=string.ascii_letters + string.digits, min_size=12, max_size=40)
 
 
-def _signed() -> tuple[GrantSigner, object]:
+def _signed() -> tuple[GrantSigner, SignedGrant]:
     signer = GrantSigner.generate()
     grant = Grant(
         "grt_1",
@@ -43,7 +43,7 @@ def _signed() -> tuple[GrantSigner, object]:
 
 def test_str_and_repr_of_a_signed_grant_never_show_the_token() -> None:
     signer, signed = _signed()
-    token = signed.token  # type: ignore[attr-defined]
+    token = signed.token
     texts = [str(signed), repr(signed), f"issued {signed}", f"{signed!r}", f"{signed:>200}"]
     texts.append("issued %s" % (signed,))  # noqa: UP031 - the logging module's way
     for text in texts:
@@ -54,7 +54,7 @@ def test_str_and_repr_of_a_signed_grant_never_show_the_token() -> None:
         )
         assert "grt_1" in text
     # The explicit accessor is the way to the token, and it verifies.
-    assert GrantVerifier(signer.public_key).verify(signed.token).id == "grt_1"  # type: ignore[attr-defined]
+    assert GrantVerifier(signer.public_key).verify(signed.token).id == "grt_1"
 
 
 def test_webhook_target_repr_hides_the_url_token() -> None:
@@ -113,18 +113,6 @@ def test_no_repr_or_error_contains_a_secret(secret: str, key: str, sep: str) -> 
     assert secret not in str(err.value)
     target = WebhookTarget(f"https://hooks.example/n{sep}{key}={secret}", Secret(secret))
     assert secret not in repr(target) and secret not in str(target)
-    signer = GrantSigner.generate()
-    signed = signer.sign(
-        Grant(
-            "grt_1",
-            "req_1",
-            "a1",
-            "inc_1",
-            "snapshot",
-            NOW,
-            NOW + timedelta(minutes=5),
-            consent_id="cns_1",
-        )
-    )
+    _signer, signed = _signed()
     assert signed.token not in repr(signed) and signed.token not in str(signed)
     assert secret not in repr(Secret(secret)) and secret not in f"{Secret(secret)}"
