@@ -287,7 +287,9 @@ def test_fuzz_ids(value: Any) -> None:
 
 @FUZZ
 @given(
-    purpose=st.one_of(st.text(max_size=60), st.lists(st.text(max_size=20), max_size=4)),
+    purpose=st.one_of(
+        st.text(max_size=60), st.lists(st.text(max_size=20), max_size=4), json_values
+    ),
     note=st.text(max_size=40),
 )
 def test_fuzz_purposes_and_notes(purpose: Any, note: str) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "ConsentRecord",
     "ConsentMode",
     "ConsentTerms",
+    "DEFAULT_PURPOSE",
     "Decision",
     "GeoPoint",
     "Grant",
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_DURATION_S",
     "MAX_MASK_POINTS",
     "MAX_MASK_POLYGONS",
+    "MAX_NOTE_CHARS",
     "MAX_RADIUS_M",
     "MAX_RETENTION_DAYS",
     "PendingRequest",
@@ -318,15 +320,18 @@ def normalise(name: str) -> str:
     return _SEPARATORS.sub("-", text).strip("-")
 
 
-#: The purposes a request names when it names none, and an agency's vocabulary when its rules
-#: define none.
+#: The purpose a request names when it names none, and an agency's only purpose when its rules
+#: list none.
 DEFAULT_PURPOSE = "investigation"
+#: The longest free-text note a request may carry, in characters.
 MAX_NOTE_CHARS = 1000
 
 
 def purpose_names(value: str | Iterable[str]) -> tuple[str, ...]:
     """The purposes ``value`` names (separated by ``,`` or ``;``, or a list), each in
     :func:`normalise` form, without repeats; :class:`ValidationError` when it names none."""
+    if not isinstance(value, str | Iterable) or isinstance(value, bytes | dict):
+        raise ValidationError(f"purpose={value!r}: give purpose names, comma-separated or a list")
     items = [value] if isinstance(value, str) else [str(v) for v in value]
     parts = (normalise(p) for item in items for p in re.split(r"[,;]", item))
     names = tuple(dict.fromkeys(n for n in parts if n))
