@@ -132,3 +132,20 @@ def test_an_id_stored_before_the_rule_still_loads_with_a_warning(
             gate.add_camera(Camera("new camera 8", "rtsp", "rtsp://h/s", "alice", CENTRE))
     finally:
         gate.store.close()
+
+
+def test_a_zone_naming_a_bad_incident_id_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    make_store(db)
+    result = cli(
+        db,
+        "geofence",
+        "zone-add",
+        "--role",
+        "search",
+        "--incident",
+        "../../inc",
+        "--disc",
+        "32.3,-90.18,100",
+    )
+    assert_clean_error(result, "incident_id")
