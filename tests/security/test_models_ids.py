@@ -60,6 +60,8 @@ def test_bad_ids_are_refused_by_every_model(bad: str) -> None:
         Incident(bad, "shooting", CENTRE, NOW, 100.0)
     with pytest.raises(ValidationError, match="camera_id"):
         AccessRequest("req_1", "inc_1", bad, "snapshot", "o7", NOW)
+    with pytest.raises(ValidationError, match="requested_by"):
+        AccessRequest("req_1", "inc_1", "a1", "snapshot", bad, NOW)
     with pytest.raises(ValidationError, match="camera_id"):
         PrivacyMask(bad, [], NOW, "alice")
 

@@ -617,7 +617,8 @@ class AccessRequest:
     incident_id: str = attrs.field(validator=_id)
     camera_id: str = attrs.field(validator=_id)
     scope: Scope = attrs.field(converter=Scope)
-    requested_by: str = attrs.field(validator=_non_empty)
+    #: Who asks: an officer's id (it follows the id rule, so it is safe in any log or file).
+    requested_by: str = attrs.field(validator=_id)
     requested_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
     purpose: str = attrs.field(default=DEFAULT_PURPOSE, converter=_purposes)
     duration_s: float = attrs.field(default=60.0, validator=_duration)
@@ -881,4 +882,4 @@ class PrivacyMask:
     camera_id: str = attrs.field(validator=_id)
     polygons: tuple[tuple[tuple[float, float], ...], ...] = attrs.field(converter=_polygons)
     set_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
-    set_by: str = attrs.field(validator=_non_empty)
+    set_by: str = attrs.field(validator=_id)
