@@ -47,23 +47,16 @@ def world(tmp_path: Path) -> tuple[Path, str]:
 # ------------------------------------------------------------------ item 17: radii and windows
 
 
+def _query(db: Path, radius: str, *before: str) -> subprocess.CompletedProcess[str]:
+    place = ["--lat", "32.3", "--lon", "-90.18", "--radius", radius]
+    return cli(db, *before, "geofence", "query", *place, timeout=30)
+
+
 def test_cli_geofence_query_with_a_huge_radius_is_refused_at_once(world: tuple[Path, str]) -> None:
     db, _incident = world
     for radius in ("3e9", "1e308", "inf", "nan", "-5", "0"):
         started = time.monotonic()
-        result = cli(
-            db,
-            "geofence",
-            "query",
-            "--lat",
-            "32.3",
-            "--lon",
-            "-90.18",
-            "--radius",
-            radius,
-            timeout=30,
-        )
-        assert_clean_error(result, "radius")
+        assert_clean_error(_query(db, radius), "radius")
         assert time.monotonic() - started < 30
 
 
@@ -152,20 +145,7 @@ def test_rules_with_caps_as_a_list_are_a_clear_error(
         rules.write_bytes(
             body.encode("utf-8", "surrogateescape") if body != "\xff\xfe" else b"\xff\xfe"
         )
-        result = cli(
-            db,
-            "--rules",
-            str(rules),
-            "geofence",
-            "query",
-            "--lat",
-            "32.3",
-            "--lon",
-            "-90.18",
-            "--radius",
-            "100",
-        )
-        assert_clean_error(result, "rules")
+        assert_clean_error(_query(db, "100", "--rules", str(rules)), "rules")
 
 
 def _zone(db: Path, tmp_path: Path, doc: object, *extra: str) -> subprocess.CompletedProcess[str]:
