@@ -159,7 +159,7 @@ def test_rules_from_toml(tmp_path: Path) -> None:
 def test_ask_first_holds_the_request_and_tells_the_owner(world: World) -> None:
     world.enrol("alice", ["a1"], mode="ask", ask_timeout_s=120.0)
     with pytest.raises(AnswerPending) as held:
-        world.request(duration_s=300, purpose="find the getaway car")
+        world.request(duration_s=300, purpose="investigation", note="find the getaway car")
     pending = held.value.pending
     assert pending.deadline - pending.asked_at == timedelta(seconds=120)
     notice = world.gate.store.notices("alice")[-1]
@@ -167,7 +167,8 @@ def test_ask_first_holds_the_request_and_tells_the_owner(world: World) -> None:
 
     text = load(OwnerNotice, notice).summary()
     assert "officer-7 asks for live access to camera a1 for a shooting incident 50 m away" in text
-    assert "for 300 s (purpose: find the getaway car)" in text and "no answer means no" in text
+    assert 'for 300 s (purpose: investigation) (note: "find the getaway car")' in text
+    assert "no answer means no" in text
     assert world.gate.store.grant_for_request(pending.request_id) is None
     assert [p.request_id for p in world.gate.pending("alice")] == [pending.request_id]
 

@@ -221,7 +221,7 @@ def test_email_reaches_the_owner_and_survives_an_smtp_outage(world: World, tmp_p
     world.gate.host.register(notifier, "owner.email")
     world.enrol("alice", ["a1"], mode="ask")
     with pytest.raises(Exception, match="waits for the owner's answer"):
-        world.request(scope="snapshot", purpose="identify a vehicle")
+        world.request(scope="snapshot", note="identify a vehicle")
     assert anyio.run(notifier.deliver_due) == 0  # no SMTP server yet
     mailbox = Mailbox()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
@@ -233,7 +233,7 @@ def test_email_reaches_the_owner_and_survives_an_smtp_outage(world: World, tmp_p
         (mail,) = mailbox.messages
         assert mail["To"] == "alice@example.org"
         assert "may the police see camera a1?" in mail["Subject"]
-        text = mail.get_payload()
+        text = mail.get_payload(decode=True).decode()  # quoted-printable: soft line breaks
         assert "asks for snapshot access to camera a1 for a shooting incident" in text
         assert "no answer means no" in text and "identify a vehicle" in text
     finally:

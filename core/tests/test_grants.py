@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from camgate.errors import GrantExpired, GrantForged, GrantMismatch
 from camgate.grants import GrantSigner, GrantVerifier, check_grant
-from camgate.models import Grant, Scope
+from camgate.models import ID_RULE, Grant, Scope
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,11 +17,13 @@ SIGNER = GrantSigner.generate()
 VERIFIER = GrantVerifier(SIGNER.public_key)
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
+#: Ids as the models accept them (camgate.models.ID_RULE).
+ids = st.from_regex(ID_RULE, fullmatch=True).filter(lambda s: ".." not in s)
 grants = st.builds(
     Grant,
-    id=st.text(min_size=1, max_size=30).filter(str.strip),
+    id=ids,
     request_id=st.just("req_1"),
-    camera_id=st.text(min_size=1, max_size=30).filter(str.strip),
+    camera_id=ids,
     incident_id=st.just("inc_1"),
     scope=st.sampled_from([Scope.LIVE, Scope.SNAPSHOT]),
     issued_at=st.just(T0),

@@ -32,7 +32,12 @@ lons = st.floats(-180, 180, allow_nan=False)
 aware = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
-ids = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=20)
+#: Ids as the models accept them (ID_RULE): a letter or digit first.
+ids = st.builds(
+    str.__add__,
+    st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=1),
+    st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", max_size=19),
+)
 
 
 @given(lats, lons)

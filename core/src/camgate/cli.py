@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ import anyio
 from camgate import __version__
 from camgate.adapters import Credentials
 from camgate.codec import dump
-from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound
+from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound, ValidationError
 from camgate.gate import Gate
 from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Scope, Waiver
 from camgate.rules import AgencyRules
@@ -324,6 +325,7 @@ def cmd_request(args: argparse.Namespace) -> int:
                         args.duration + CONNECT_MARGIN_S if args.scope == "live" else args.duration
                     ),
                     purpose=args.purpose,
+                    note=args.note,
                     window=_window(args),
                     wait=not args.no_wait,
                     audio=args.audio,
@@ -656,6 +658,18 @@ def cmd_geofence_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(text: str, count: int, option: str, form: str) -> list[float]:
+    """``count`` comma-separated finite numbers, or a CamgateError naming ``option``."""
+    parts = text.split(",")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    if len(parts) != count or len(values) != count or not all(map(math.isfinite, values)):
+        raise CamgateError(f"{option}: {text!r} is not {form} (finite numbers, commas between)")
+    return values
+
+
 def cmd_geofence_zone_add(args: argparse.Namespace) -> int:
     """Store a zone: a search area or corridor of an incident, an exclusion, the jurisdiction."""
     from camgate.geofence import Area, Corridor, Disc, Zone
@@ -667,11 +681,17 @@ def cmd_geofence_zone_add(args: argparse.Namespace) -> int:
     elif args.corridor:
         if args.width is None:
             raise CamgateError("--corridor needs --width (metres either side of the route)")
-        pairs = [tuple(float(v) for v in p.split(",")) for p in args.corridor.split()]
-        shape = Corridor.along([(p[0], p[1]) for p in pairs], args.width)
+        pairs = [_numbers(p, 2, "--corridor", "LAT,LON") for p in args.corridor.split()]
+        try:
+            shape = Corridor.along([(p[0], p[1]) for p in pairs], args.width)
+        except ValidationError as exc:
+            raise ValidationError(f"--corridor: {exc}") from None
     elif args.disc:
-        lat, lon, radius = (float(v) for v in args.disc.split(","))
-        shape = Disc.around(lat, lon, radius)
+        lat, lon, radius = _numbers(args.disc, 3, "--disc", "LAT,LON,RADIUS")
+        try:
+            shape = Disc.around(lat, lon, radius)
+        except ValidationError as exc:
+            raise ValidationError(f"--disc: {exc}") from None
     else:
         raise CamgateError("give the zone's shape: --geojson FILE, --corridor or --disc")
     zone = Zone.new(args.role, shape, name=args.name, kind=args.kind, incident_id=args.incident)
@@ -923,7 +943,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--since", help="recorded scope: window start, ISO 8601 with a time zone")
     p.add_argument("--until", help="recorded scope: window end, ISO 8601 with a time zone")
-    p.add_argument("--purpose", default="investigation")
+    p.add_argument(
+        "--purpose",
+        default="investigation",
+        help="what the footage is for: names from the agency's purposes list, comma-separated "
+        "(default: investigation); any other is refused",
+    )
+    p.add_argument("--note", default="", help="free text for the owner and the audit log")
     p.add_argument(
         "--no-wait",
         action="store_true",

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import attrs
 
 from camgate.errors import ValidationError
+from camgate.models import stored_ids
 
 __all__ = ["canonical", "dump", "load"]
 
@@ -74,7 +75,7 @@ def _convert(tp: Any, raw: Any, where: str) -> Any:
     if tp is bytes:
         return base64.b64decode(raw)
     if isinstance(tp, type) and attrs.has(tp):
-        return load(tp, raw)
+        return _load(tp, raw)
     return raw
 
 
@@ -82,7 +83,14 @@ def load(cls: type[T], data: Any) -> T:
     """Rebuild an instance of ``cls`` from :func:`dump` output, validating it again.
 
     Unknown keys, missing required keys and unparsable values raise ValidationError naming them.
+    Ids stored before camgate checked them (:data:`camgate.models.ID_RULE`) load with a
+    warning (:func:`camgate.models.stored_ids`): ``load`` reads what camgate itself wrote.
     """
+    with stored_ids():
+        return _load(cls, data)
+
+
+def _load(cls: type[T], data: Any) -> T:
     if not isinstance(data, dict):
         raise ValidationError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
     fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]

@@ -46,6 +46,7 @@ from camgate.adapters import Secret
 from camgate.codec import load
 from camgate.errors import ValidationError
 from camgate.hookspecs import hookimpl
+from camgate.models import carries_credentials
 from camgate.notify import OwnerNotice
 from camgate.store import Store
 
@@ -100,10 +101,18 @@ def verify_signature(
 
 
 def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    """The URL without user info, ``;`` parameters, query or fragment (where tokens live); a
+    path that looks like it holds a credential is shown as ``/…``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable url>"
+    path = parts.path.split(";", 1)[0]
+    if carries_credentials(path):
+        path = "/…"
+    return f"{parts.scheme}://{host}{port}{path}"
 
 
 class _RedactUrls(logging.Filter):
@@ -250,9 +259,12 @@ def _payload(notices: Sequence[OwnerNotice]) -> dict[str, Any]:
 
 @attrs.frozen
 class WebhookTarget:
-    """Where an owner's webhook lives and the secret it shares with camgate (never shown)."""
+    """Where an owner's webhook lives and the secret it shares with camgate (never shown).
 
-    url: str
+    The repr shows the URL without its query, fragment or user info, which often carry a token.
+    """
+
+    url: str = attrs.field(repr=lambda url: repr(_redacted(url)))
     secret: Secret = attrs.field(repr=False)
 
     def __attrs_post_init__(self) -> None:

@@ -732,10 +732,11 @@ class Gate:
         *,
         requested_by: str,
         duration_s: float = 60.0,
-        purpose: str = "investigation",
+        purpose: str | Sequence[str] = "investigation",
         window: tuple[datetime, datetime] | None = None,
         wait: bool = True,
         audio: bool = False,
+        note: str = "",
     ) -> SignedGrant:
         """Ask for one scope of one camera under an incident; returns a signed grant.
 
@@ -749,6 +750,8 @@ class Gate:
         give up sooner; with ``wait=False`` it raises :class:`camgate.errors.AnswerPending` at
         once, carrying the held request's id and deadline. ``audio=True`` asks for sound too:
         the grant carries it only when the owner's terms share audio (``ConsentTerms.audio``).
+        ``purpose`` names purposes from the agency's closed list (``AgencyRules.purposes``; any
+        other is refused); ``note`` is free text for the owner and the audit log.
         """
         request = AccessRequest(
             id=new_id("req"),
@@ -758,6 +761,7 @@ class Gate:
             requested_by=requested_by,
             requested_at=self.clock.now(),
             purpose=purpose,
+            note=note,
             duration_s=duration_s,
             window_start=window[0] if window else None,
             window_end=window[1] if window else None,
@@ -799,6 +803,7 @@ class Gate:
             requested_by=request.requested_by,
             request_id=request.id,
             purpose=request.purpose,
+            note=request.note,
             **extra,
         )
 

@@ -43,15 +43,27 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class SignedGrant:
-    """A grant with its token (what crosses from hub to edge)."""
+    """A grant with its token (what crosses from hub to edge).
+
+    The token is a bearer credential: whoever holds it may redeem the grant once. ``str``,
+    ``repr`` and ``format`` therefore never show it, only the grant's id, camera and scope, so
+    ``log.info(f"issued {signed}")`` is safe. Read :attr:`token` where the token must travel.
+    """
 
     grant: Grant
-    token: str = attrs.field(repr=False)
+    #: The redeemable token, ``<payload>.<signature>``: hand it to the edge, never log it.
+    token: str
 
-    def __str__(self) -> str:
-        return self.token
+    def __repr__(self) -> str:
+        g = self.grant
+        return f"SignedGrant(grant={g.id!r}, camera={g.camera_id!r}, scope={str(g.scope)!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(repr(self), spec)
 
 
 class GrantSigner:
@@ -140,6 +152,8 @@ class GrantVerifier:
             raise GrantForged("grant signature does not verify against the hub's key") from None
         try:
             return load(Grant, json.loads(payload))
+        except RecursionError:
+            raise GrantForged("signed grant content is malformed: nested too deeply") from None
         except (ValueError, ValidationError) as exc:
             # Signed by the hub but unreadable: a bug or a key compromise; refuse either way.
             raise GrantForged(f"signed grant content is malformed: {exc}") from None

@@ -7,17 +7,21 @@ with :func:`attrs.evolve`, which validates again. Times are timezone-aware UTC d
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import enum
 import hashlib
+import logging
 import math
 import re
 import secrets
+import unicodedata
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 
@@ -31,15 +35,21 @@ __all__ = [
     "ConsentRecord",
     "ConsentMode",
     "ConsentTerms",
+    "DEFAULT_PURPOSE",
     "Decision",
     "GeoPoint",
     "Grant",
+    "ID_RULE",
     "Incident",
     "IncidentStatus",
     "MediaPacket",
     "Owner",
+    "MAX_DURATION_S",
     "MAX_MASK_POINTS",
     "MAX_MASK_POLYGONS",
+    "MAX_NOTE_CHARS",
+    "MAX_RADIUS_M",
+    "MAX_RETENTION_DAYS",
     "PendingRequest",
     "PrivacyMask",
     "Scope",
@@ -48,27 +58,62 @@ __all__ = [
     "Verdict",
     "Vote",
     "Waiver",
+    "carries_credentials",
+    "check_id",
     "new_id",
+    "normalise",
+    "purpose_names",
+    "stored_ids",
 ]
 
+_log = logging.getLogger(__name__)
 
-#: Query parameters that carry credentials in vendors' URL forms (``?user=admin&password=...``).
-_SECRET_KEYS = {
-    "user",
-    "username",
-    "password",
-    "pass",
-    "passwd",
-    "pwd",
-    "token",
-    "auth",
-    "authorization",
-    "secret",
-    "key",
-    "apikey",
-    "api_key",
-    "access_token",
-}
+#: What an id may look like (docs/consent.md, "Identifiers"): a letter or digit, then up to 127
+#: letters, digits, ``.``, ``_``, ``:``, ``@`` or ``-`` (ASCII only), and never ``..``. So an id
+#: can never be a path (no ``/``, no leading ``.`` or ``/``), an option (no leading ``-``) or
+#: hold a control character, and it is safe in a file name, a URL path and a log line.
+ID_RULE = r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}"
+_ID = re.compile(ID_RULE)
+#: The widest radius anything may reach (an incident, a zone, a sensitive place, an owner's
+#: term), in metres: a city's reach, and far below where the geofence's arithmetic could strain.
+MAX_RADIUS_M = 50_000.0
+#: The longest time span a model accepts, in seconds (366 days): an incident's window, a live
+#: session, a request's duration, a look-back. Larger values made datetime arithmetic overflow.
+MAX_DURATION_S = 366 * 86400.0
+#: The longest retention, in days (100 years).
+MAX_RETENTION_DAYS = 36_525.0
+
+
+#: Words that mark a parameter as a credential in vendors' URL forms, wherever the parameter
+#: sits (``?user=admin&password=...``, ``;password=...``, ``/user=admin&password=...``,
+#: ``#access_token=...``): a parameter whose name contains one of them is refused.
+_SECRET_WORDS = ("pass", "pwd", "token", "secret", "auth", "cred", "login", "user")
+#: A ``name=`` in any position of an address: after its start or one of ``/?&;#,``.
+_PARAM = re.compile(r"(?:^|[/?&;#,])\s*([A-Za-z0-9_.\-]+)\s*=")
+#: ``user:password@host`` with or without a scheme.
+_USERINFO = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:)?(?://)?[^/?#@]*:[^/?#@]*@")
+
+
+def _credential_name(name: str) -> bool:
+    name = name.lower()
+    return any(w in name for w in _SECRET_WORDS) or name.endswith("key")
+
+
+def carries_credentials(address: str) -> bool:
+    """True when ``address`` (a URL or vendor address) seems to carry a credential.
+
+    Looks at user info (``user:pass@``) and at every ``name=value`` parameter in the query,
+    path, ``;`` parameters and fragment, also once percent-decoded, whose name contains a
+    credential word (pass, pwd, token, secret, auth, cred, login, user) or ends in ``key``.
+    """
+    texts = {address, unquote(address), unquote(unquote(address))}
+    for text in texts:
+        parts = urlsplit(text)
+        if parts.username is not None or parts.password is not None or _USERINFO.match(text):
+            return True
+        if any(_credential_name(m.group(1)) for m in _PARAM.finditer(text)):
+            return True
+    return False
 
 
 def new_id(prefix: str) -> str:
@@ -118,6 +163,68 @@ def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: str) -> No
         raise _fail(attribute.name, value, "must be a non-empty string")
 
 
+#: True while :func:`camgate.codec.load` reads stored data (see :func:`stored_ids`).
+_stored: contextvars.ContextVar[bool] = contextvars.ContextVar("stored", default=False)
+_warned: set[str] = set()
+
+
+@contextlib.contextmanager
+def stored_ids() -> Iterator[None]:
+    """Inside this block, data stored before today's checks loads, with a logged warning.
+
+    :func:`camgate.codec.load` uses it, so a store written before a check existed stays
+    readable while everything built anew is checked: ids that break :data:`ID_RULE` (a camera
+    ``"cam 7"``) and camera sources the credential check now refuses load as they are; an
+    owner's ``max_*`` term or ``retention_days`` above its limit loads as the limit (stricter,
+    never looser). Any other problem (an empty id, a non-string, an incident's window above
+    :data:`MAX_DURATION_S`) is still an error.
+    """
+    token = _stored.set(True)
+    try:
+        yield
+    finally:
+        _stored.reset(token)
+
+
+def _bad_id(value: object) -> str | None:
+    """Why ``value`` is not a valid id, or None when it is."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not _ID.fullmatch(value):
+        return (
+            f"an id is 1 to 128 characters of {ID_RULE} (letters, digits, '.', '_', ':', '@', "
+            "'-'), starting with a letter or digit"
+        )
+    if ".." in value:
+        return "an id must not contain '..'"
+    return None
+
+
+def check_id(value: object, field: str = "id") -> str:
+    """Return ``value`` when it is a valid id (:data:`ID_RULE`, no ``..``), else raise
+    :class:`ValidationError` naming ``field`` (the value is shown escaped and shortened)."""
+    why = _bad_id(value)
+    if why is None:
+        return value  # type: ignore[return-value]
+    if _stored.get() and isinstance(value, str) and value.strip():
+        if value not in _warned and len(_warned) < 10_000:
+            _warned.add(value)
+            _log.warning(
+                "%s=%r was stored before camgate checked ids (%s); it loads, but rename it: "
+                "new ids like it are refused",
+                field,
+                value[:80],
+                why,
+            )
+        return value
+    shown = repr(value[:60] + ("…" if len(value) > 60 else "")) if isinstance(value, str) else ""
+    raise ValidationError(f"{field}={shown or type(value).__name__}: {why}")
+
+
+def _id(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    check_id(value, attribute.name)
+
+
 def _aware(_inst: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
     if value is None:
         return
@@ -149,6 +256,106 @@ def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float | Non
         raise _fail(attribute.name, value, "must be greater than zero")
 
 
+def _up_to(high: float, unit: str) -> Any:
+    """A finite number above zero and at most ``high`` (``unit`` names it in the error)."""
+
+    def check(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        _positive(inst, attribute, value)
+        if value is not None and value > high:
+            raise _fail(attribute.name, value, f"must be at most {high:g} {unit}")
+
+    return check
+
+
+def _limit_when_stored(value: float | None, high: float) -> float | None:
+    """A stored value above ``high`` (see :func:`stored_ids`) is read as ``high``."""
+    if (
+        _stored.get()
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > high
+    ):
+        _log.warning("a stored term of %r is above its limit %g: read as %g", value, high, high)
+        return high
+    return value
+
+
+def _stored_duration(value: float | None) -> float | None:
+    return _limit_when_stored(value, MAX_DURATION_S)
+
+
+def _stored_radius(value: float | None) -> float | None:
+    return _limit_when_stored(value, MAX_RADIUS_M)
+
+
+def _stored_retention(value: float | None) -> float | None:
+    return _limit_when_stored(value, MAX_RETENTION_DAYS)
+
+
+_radius = _up_to(MAX_RADIUS_M, "metres (MAX_RADIUS_M)")
+_duration = _up_to(MAX_DURATION_S, "seconds (MAX_DURATION_S, 366 days)")
+_retention_days = _up_to(MAX_RETENTION_DAYS, "days (MAX_RETENTION_DAYS)")
+
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+#: Dash-like characters that are not in Unicode's dash punctuation category (Pd).
+_MORE_DASHES = {"\u2212", "\u2043", "\u02d7", "\u2796", "\ufe63", "\uff0d"}
+
+
+def normalise(name: str) -> str:
+    """The comparable form of a purpose or incident kind: ``"Face Recognition"`` →
+    ``"face-recognition"``.
+
+    NFKC (fullwidth and compatibility forms), case folded, invisible format characters (zero
+    width space, soft hyphen) removed, every dash or hyphen variant and every run of white
+    space, ``_`` or ``-`` made one ``-``, none at either end. Two spellings a reader takes for
+    the same word compare equal; a different word (``facial``) does not.
+    """
+    text = unicodedata.normalize("NFKC", str(name)).casefold()
+    text = "".join(
+        "-" if c in _MORE_DASHES or unicodedata.category(c) == "Pd" else c
+        for c in text
+        if unicodedata.category(c) != "Cf"
+    )
+    return _SEPARATORS.sub("-", text).strip("-")
+
+
+#: The purpose a request names when it names none, and an agency's only purpose when its rules
+#: list none.
+DEFAULT_PURPOSE = "investigation"
+#: The longest free-text note a request may carry, in characters.
+MAX_NOTE_CHARS = 1000
+
+
+def purpose_names(value: str | Iterable[str]) -> tuple[str, ...]:
+    """The purposes ``value`` names (separated by ``,`` or ``;``, or a list), each in
+    :func:`normalise` form, without repeats; :class:`ValidationError` when it names none."""
+    if not isinstance(value, str | Iterable) or isinstance(value, bytes | dict):
+        raise ValidationError(f"purpose={value!r}: give purpose names, comma-separated or a list")
+    items = [value] if isinstance(value, str) else [str(v) for v in value]
+    parts = (normalise(p) for item in items for p in re.split(r"[,;]", item))
+    names = tuple(dict.fromkeys(n for n in parts if n))
+    if not names:
+        raise ValidationError(
+            f"purpose={value!r}: name at least one purpose from the agency's list (e.g. "
+            f"{DEFAULT_PURPOSE!r}); free text goes in the note"
+        )
+    return names
+
+
+def _purposes(value: str | Iterable[str]) -> str:
+    return ", ".join(purpose_names(value))
+
+
+def _note(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str):
+        raise _fail(attribute.name, value, "must be a string")
+    if len(value) > MAX_NOTE_CHARS:
+        raise _fail(attribute.name, len(value), f"at most {MAX_NOTE_CHARS} characters")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
+        raise ValidationError(f"{attribute.name}: must not hold control characters")
+
+
 def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo else value
 
@@ -168,7 +375,7 @@ class GeoPoint:
 class Owner:
     """A resident or business (or the city) who owns cameras and decides who may see them."""
 
-    id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=_id)
     name: str = attrs.field(validator=_non_empty)
     contact: str | None = None
     time_zone: str = attrs.field(default="UTC")
@@ -192,30 +399,34 @@ class Camera:
     ``fov_deg`` and ``range_m`` describe the field of view when known.
     """
 
-    id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=_id)
     adapter: str = attrs.field(validator=_non_empty)
     source: str = attrs.field(validator=_non_empty)
-    owner_id: str = attrs.field(validator=_non_empty)
+    owner_id: str = attrs.field(validator=_id)
     position: GeoPoint
     camera_class: CameraClass = attrs.field(default=CameraClass.PRIVATE, converter=CameraClass)
     heading_deg: float | None = attrs.field(default=None, validator=_finite_between(0.0, 360.0))
     fov_deg: float | None = attrs.field(
         default=None, validator=_finite_between(0.0, 360.0, low_open=True)
     )
-    range_m: float | None = attrs.field(default=None, validator=_positive)
+    range_m: float | None = attrs.field(default=None, validator=_radius)
     battery: bool = False
     label: str = ""
 
     @source.validator
     def _no_credentials(self, attribute: attrs.Attribute[str], value: str) -> None:
-        parts = urlsplit(value)
-        keys = {k.lower() for k, _v in parse_qsl(parts.query, keep_blank_values=True)}
-        if parts.username is not None or parts.password is not None or keys & _SECRET_KEYS:
-            # Do not echo the value: it holds a credential.
-            raise ValidationError(
-                "source: must not carry credentials (in the address or its query); "
-                "give them to the edge's adapter settings"
-            )
+        if not carries_credentials(value):
+            return
+        if _stored.get():
+            # Stored before the check was this wide: readable, but say so (without the value).
+            _log.warning("camera %r: its stored source seems to carry a credential", self.id)
+            return
+        # Do not echo the value: it holds a credential.
+        raise ValidationError(
+            "source: must not carry credentials (user:password@, or a password=, user=, "
+            "token=, auth=, ...key= parameter anywhere in the address); give them to the "
+            "edge's adapter settings"
+        )
 
     def __attrs_post_init__(self) -> None:
         if self.fov_deg is not None and self.heading_deg is None:
@@ -313,15 +524,23 @@ class ConsentTerms:
     """
 
     scopes: frozenset[Scope] = attrs.field(converter=_scopes)
-    max_session_s: float | None = attrs.field(default=None, validator=_positive)
+    max_session_s: float | None = attrs.field(
+        default=None, converter=_stored_duration, validator=_duration
+    )
     mode: ConsentMode = attrs.field(default=ConsentMode.PRE_AUTHORISED, converter=_mode)
     ask_timeout_s: float = attrs.field(default=300.0, validator=_finite_between(1.0, 7 * 86400.0))
     incident_kinds: frozenset[str] | None = attrs.field(default=None, converter=_kinds)
-    max_radius_m: float | None = attrs.field(default=None, validator=_positive)
+    max_radius_m: float | None = attrs.field(
+        default=None, converter=_stored_radius, validator=_radius
+    )
     quiet_hours: tuple[str, str] | None = attrs.field(default=None, converter=_quiet)
-    max_lookback_s: float | None = attrs.field(default=None, validator=_positive)
+    max_lookback_s: float | None = attrs.field(
+        default=None, converter=_stored_duration, validator=_duration
+    )
     ends_at: datetime | None = attrs.field(default=None, validator=_aware)
-    retention_days: float | None = attrs.field(default=None, validator=_positive)
+    retention_days: float | None = attrs.field(
+        default=None, converter=_stored_retention, validator=_retention_days
+    )
     audio: bool = False
 
 
@@ -329,8 +548,8 @@ class ConsentTerms:
 class ConsentRecord:
     """An owner's acceptance of a waiver for some cameras, under terms; revocable at any time."""
 
-    id: str = attrs.field(validator=_non_empty)
-    owner_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=_id)
+    owner_id: str = attrs.field(validator=_id)
     camera_ids: tuple[str, ...] = attrs.field(converter=_str_tuple)
     waiver_version: str = attrs.field(validator=_non_empty)
     waiver_sha256: str = attrs.field()
@@ -340,8 +559,10 @@ class ConsentRecord:
 
     @camera_ids.validator
     def _cams(self, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
-        if not value or not all(isinstance(c, str) and c for c in value):
+        if not value:
             raise _fail(attribute.name, value, "must name at least one camera")
+        for camera_id in value:
+            check_id(camera_id, attribute.name)
 
     @waiver_sha256.validator
     def _hash(self, attribute: attrs.Attribute[str], value: str) -> None:
@@ -362,13 +583,13 @@ class ConsentRecord:
 class Incident:
     """A reported crime: where, when, what kind, and how far around it cameras may be reached."""
 
-    id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=_id)
     kind: str = attrs.field(validator=_non_empty)
     position: GeoPoint
     reported_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
-    radius_m: float = attrs.field(validator=_positive)
+    radius_m: float = attrs.field(validator=_radius)
     status: IncidentStatus = attrs.field(default=IncidentStatus.OPEN, converter=IncidentStatus)
-    window_s: float = attrs.field(default=12 * 3600.0, validator=_positive)
+    window_s: float = attrs.field(default=12 * 3600.0, validator=_duration)
 
     @property
     def window_end(self) -> datetime:
@@ -386,22 +607,31 @@ class AccessRequest:
     """An officer's request for one scope of one camera under one incident.
 
     ``duration_s`` bounds a live session; ``window_start``/``window_end`` bound recorded footage.
-    ``purpose`` names what the footage is for (jurisdictions may ban some, such as face
-    recognition).
+    ``purpose`` names what the footage is for: one or more names from the agency's closed list
+    (``AgencyRules.purposes``), comma-separated or a list, kept in :func:`normalise` form; the
+    agency's policy refuses any other name and any banned one. ``note`` is free text for people
+    (what the officer looks for), never matched against rules.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    incident_id: str = attrs.field(validator=_non_empty)
-    camera_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=_id)
+    incident_id: str = attrs.field(validator=_id)
+    camera_id: str = attrs.field(validator=_id)
     scope: Scope = attrs.field(converter=Scope)
-    requested_by: str = attrs.field(validator=_non_empty)
+    #: Who asks: an officer's id (it follows the id rule, so it is safe in any log or file).
+    requested_by: str = attrs.field(validator=_id)
     requested_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
-    purpose: str = "investigation"
-    duration_s: float = attrs.field(default=60.0, validator=_positive)
+    purpose: str = attrs.field(default=DEFAULT_PURPOSE, converter=_purposes)
+    duration_s: float = attrs.field(default=60.0, validator=_duration)
     window_start: datetime | None = attrs.field(default=None, validator=_aware)
     window_end: datetime | None = attrs.field(default=None, validator=_aware)
     #: Sound too, if the owner shares it (the grant says whether it was given).
     audio: bool = False
+    note: str = attrs.field(default="", validator=_note)
+
+    @property
+    def purposes(self) -> tuple[str, ...]:
+        """The purposes named, each in :func:`normalise` form."""
+        return tuple(self.purpose.split(", "))
 
     def __attrs_post_init__(self) -> None:
         has_window = self.window_start is not None and self.window_end is not None
@@ -487,9 +717,9 @@ class PendingRequest:
     or ``revoked`` (the owner revoked consent meanwhile).
     """
 
-    request_id: str = attrs.field(validator=_non_empty)
-    camera_id: str = attrs.field(validator=_non_empty)
-    owner_id: str = attrs.field(validator=_non_empty)
+    request_id: str = attrs.field(validator=_id)
+    camera_id: str = attrs.field(validator=_id)
+    owner_id: str = attrs.field(validator=_id)
     asked_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
     deadline: datetime = attrs.field(validator=_aware, converter=_to_utc)
     outcome: str | None = None
@@ -509,10 +739,10 @@ class Grant:
     offline with the hub's public key. It is redeemed once.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    request_id: str = attrs.field(validator=_non_empty)
-    camera_id: str = attrs.field(validator=_non_empty)
-    incident_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=_id)
+    request_id: str = attrs.field(validator=_id)
+    camera_id: str = attrs.field(validator=_id)
+    incident_id: str = attrs.field(validator=_id)
     scope: Scope = attrs.field(converter=Scope)
     issued_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
     expires_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
@@ -654,7 +884,7 @@ class PrivacyMask:
     area; at most 32 per camera. An empty tuple means no masks.
     """
 
-    camera_id: str = attrs.field(validator=_non_empty)
+    camera_id: str = attrs.field(validator=_id)
     polygons: tuple[tuple[tuple[float, float], ...], ...] = attrs.field(converter=_polygons)
     set_at: datetime = attrs.field(validator=_aware, converter=_to_utc)
-    set_by: str = attrs.field(validator=_non_empty)
+    set_by: str = attrs.field(validator=_id)

@@ -45,6 +45,8 @@ class OwnerNotice:
     request_id: str = ""
     purpose: str = ""
     deadline: datetime | None = None
+    #: The officer's free-text note on the request (what they look for).
+    note: str = ""
 
     def summary(self) -> str:
         """One paragraph an owner reads: what, why, for how long, and what happened."""
@@ -55,6 +57,8 @@ class OwnerNotice:
         how_long = f" for {self.duration_s:g} s" if self.duration_s and self.scope == "live" else ""
         by = f" by {self.requested_by}" if self.requested_by else ""
         purpose = f" (purpose: {self.purpose})" if self.purpose else ""
+        if self.note:
+            purpose += f' (note: "{self.note}")'
         if self.event == "ask":
             deadline = self.deadline.isoformat(timespec="seconds") if self.deadline else "soon"
             return (

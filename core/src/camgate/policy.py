@@ -252,9 +252,18 @@ class AgencyPolicy:
                         f"{who} allows live view only for: {allowed} (this is {kind})",
                     )
                 )
+        problems = []
         banned = rules.banned_in(ctx.request.purpose)
         if banned:
-            votes.append(_deny("agency.purpose", f"{', '.join(banned)} is banned by {who}"))
+            problems.append(f"{', '.join(banned)} is banned by {who}")
+        unknown = rules.unknown_in(ctx.request.purpose)
+        if unknown:
+            problems.append(
+                f"{', '.join(unknown)} is not a purpose {who} allows "
+                f"(its purposes: {', '.join(sorted(rules.purposes))})"
+            )
+        if problems:
+            votes.append(_deny("agency.purpose", "; ".join(problems)))
         place = rules.sensitive_place_of(ctx.camera)
         if place is not None:
             votes.append(

@@ -8,6 +8,7 @@ or ``$CAMGATE_RULES``). The gate registers them as the built-in policy plugin ``
 
     [agency]
     name = "Jackson RTCC"
+    purposes = ["investigation", "missing-person", "traffic-collision"]
     banned_purposes = ["face-recognition"]
     live_incident_kinds = ["homicide", "shooting", "armed-robbery"]
     required_waivers = ["2026-1"]
@@ -24,14 +25,17 @@ or ``$CAMGATE_RULES``). The gate registers them as the built-in policy plugin ``
     lon = -90.1790
     radius_m = 75
 
-Names of incident kinds and purposes are compared after :func:`normalise` (lower case, spaces and
-underscores as hyphens), so ``"Face Recognition"`` is ``face-recognition``.
+Names of incident kinds and purposes are compared after :func:`normalise` (Unicode NFKC, case
+folded, every dash variant, space and underscore as one hyphen), so ``"Face Recognition"`` and
+``face-recognition`` spelt with a non-breaking hyphen are ``face-recognition``. ``purposes`` is
+a closed vocabulary: a request naming anything else is refused, so a ban cannot be dodged by a
+spelling (``facial recognition``) or by wrapping it in words (``face-recognition search``);
+rules without ``purposes`` allow ``investigation`` only.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -41,33 +45,53 @@ import attrs
 
 from camgate.errors import ConfigError, ValidationError
 from camgate.geofence import distance_m
-from camgate.models import Camera, CameraClass, GeoPoint
+from camgate.models import (
+    DEFAULT_PURPOSE,
+    MAX_RADIUS_M,
+    MAX_RETENTION_DAYS,
+    Camera,
+    CameraClass,
+    GeoPoint,
+    normalise,
+    purpose_names,
+)
 
 __all__ = ["AgencyRules", "SensitivePlace", "normalise"]
 
 
-def normalise(name: str) -> str:
-    """The comparable form of an incident kind or purpose: ``"Face Recognition"`` →
-    ``"face-recognition"``."""
-    return re.sub(r"[\s_]+", "-", name.strip().lower())
+def _list(value: object, what: str) -> list[Any]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError(f"{what}={value!r}: give a list, not {type(value).__name__}")
+    return list(value)
 
 
 def _names(value: Iterable[str] | None) -> frozenset[str] | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        raise ValidationError(f"{value!r}: give a list of names, not one string")
-    return frozenset(normalise(str(v)) for v in value)
+    names = _list(value, "names")
+    if not all(isinstance(v, str) and normalise(v) for v in names):
+        raise ValidationError(f"{names!r}: every name must be a non-empty string")
+    return frozenset(normalise(v) for v in names)
 
 
 def _banned(value: Iterable[str]) -> frozenset[str]:
     return _names(value) or frozenset()
 
 
+def _vocabulary(value: Iterable[str]) -> frozenset[str]:
+    names = _names(value) or frozenset()
+    if not names:
+        raise ValidationError("purposes: list at least one purpose a request may name")
+    if any("," in n or ";" in n for n in names):
+        raise ValidationError(f"purposes={sorted(names)!r}: a purpose must not hold ',' or ';'")
+    return names
+
+
 def _ids(value: Iterable[str]) -> frozenset[str]:
-    if isinstance(value, str):
-        raise ValidationError(f"{value!r}: give a list of ids, not one string")
-    return frozenset(value)
+    ids = _list(value, "ids")
+    if not all(isinstance(v, str) for v in ids):
+        raise ValidationError(f"{ids!r}: every id must be a string")
+    return frozenset(ids)
 
 
 def _optional_ids(value: Iterable[str] | None) -> frozenset[str] | None:
@@ -76,6 +100,11 @@ def _optional_ids(value: Iterable[str] | None) -> frozenset[str] | None:
 
 def _caps(value: Mapping[str, int] | None) -> Mapping[str, int]:
     caps: dict[str, int] = {}
+    if value is not None and not isinstance(value, Mapping):
+        raise ValidationError(
+            f"enrolment_caps={value!r}: must be a table of camera class to cap, "
+            "e.g. {city = 5, private = 5}"
+        )
     for key, cap in (value or {}).items():
         try:
             cls = CameraClass(key)
@@ -92,8 +121,11 @@ def _caps(value: Mapping[str, int] | None) -> Mapping[str, int]:
 def _retention(_inst: object, _attr: object, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"retention_days={value!r}: must be a number of days")
-    if not (math.isfinite(value) and value > 0):
-        raise ValidationError(f"retention_days={value!r}: must be a finite number above zero")
+    if not (math.isfinite(value) and 0 < value <= MAX_RETENTION_DAYS):
+        raise ValidationError(
+            f"retention_days={value!r}: must be a number above zero and at most "
+            f"{MAX_RETENTION_DAYS:g}"
+        )
 
 
 @attrs.frozen
@@ -105,18 +137,29 @@ class SensitivePlace:
     radius_m: float
 
     def __attrs_post_init__(self) -> None:
-        if not self.name.strip():
+        if not isinstance(self.name, str) or not self.name.strip():
             raise ValidationError("sensitive place: name must be non-empty")
-        if not self.radius_m > 0:
-            raise ValidationError(f"sensitive place {self.name!r}: radius_m must be > 0")
+        if not (
+            isinstance(self.radius_m, int | float)
+            and math.isfinite(self.radius_m)
+            and 0 < self.radius_m <= MAX_RADIUS_M
+        ):
+            raise ValidationError(
+                f"sensitive place {self.name!r}: radius_m={self.radius_m!r} must be above 0 and "
+                f"at most {MAX_RADIUS_M:g} metres"
+            )
 
 
 def _places(value: Iterable[SensitivePlace | Mapping[str, Any]]) -> tuple[SensitivePlace, ...]:
     places = []
-    for item in value:
+    for item in _list(value, "sensitive_places"):
         if isinstance(item, SensitivePlace):
             places.append(item)
             continue
+        if not isinstance(item, Mapping):
+            raise ValidationError(
+                f"sensitive place {item!r}: must be a table with name, lat, lon and radius_m"
+            )
         try:
             places.append(
                 SensitivePlace(
@@ -125,7 +168,9 @@ def _places(value: Iterable[SensitivePlace | Mapping[str, Any]]) -> tuple[Sensit
                     radius_m=float(item["radius_m"]),
                 )
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ValidationError):
+                raise
             raise ValidationError(
                 f"sensitive place {item!r}: needs name, lat, lon and radius_m ({exc})"
             ) from None
@@ -139,7 +184,10 @@ class AgencyRules:
     - ``enrolment_caps``: how many cameras of each class (``city``, ``private``) may be enrolled
       at once (the Jackson pilot: 5 and 5); checked when an owner enrols;
     - ``live_incident_kinds``: the incident kinds that may use live view (None: any);
-    - ``banned_purposes``: purposes a request may not name (``face-recognition``);
+    - ``purposes``: the closed list of purposes a request may name (default: ``investigation``
+      only); any other name is refused, whatever its spelling;
+    - ``banned_purposes``: purposes a request may not name (``face-recognition``); a purpose
+      cannot be both listed and banned;
     - ``sensitive_places`` and ``sensitive_cameras``: cameras that are never reachable;
     - ``required_waivers``: waiver versions a consent must name (None: any published one), so
       an agency can require owners to accept a new waiver again;
@@ -150,36 +198,59 @@ class AgencyRules:
     name: str = "the agency"
     enrolment_caps: Mapping[str, int] = attrs.field(factory=dict, converter=_caps)
     live_incident_kinds: frozenset[str] | None = attrs.field(default=None, converter=_names)
+    purposes: frozenset[str] = attrs.field(default=(DEFAULT_PURPOSE,), converter=_vocabulary)
     banned_purposes: frozenset[str] = attrs.field(default=(), converter=_banned)
     sensitive_places: tuple[SensitivePlace, ...] = attrs.field(default=(), converter=_places)
     sensitive_cameras: frozenset[str] = attrs.field(default=(), converter=_ids)
     required_waivers: frozenset[str] | None = attrs.field(default=None, converter=_optional_ids)
     retention_days: float = attrs.field(default=30.0, validator=_retention)
 
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValidationError(f"name={self.name!r}: the agency's name must be a string")
+        both = self.purposes & self.banned_purposes
+        if both:
+            raise ValidationError(
+                f"purposes and banned_purposes both list {', '.join(sorted(both))}: "
+                "a banned purpose must not be one a request may name"
+            )
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AgencyRules:
         """Rules from the ``[agency]`` table of a settings file; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"[agency] must be a table, not {data!r}")
         known = {f.name for f in attrs.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValidationError(
-                f"agency rules: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})"
+                f"unknown keys {sorted(unknown)} in [agency] (known: {', '.join(sorted(known))})"
             )
         return cls(**data)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> AgencyRules:
-        """Read rules from the ``[agency]`` table of a TOML file."""
+        """Read rules from the ``[agency]`` table of a TOML file.
+
+        An unreadable file or one that is not TOML is a :class:`ConfigError`; a key of the wrong
+        type or value a :class:`ValidationError`; both name the file."""
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read agency rules from {path}: {exc}") from exc
-        return cls.from_mapping(data.get("agency", {}))
+        except (OSError, UnicodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read agency rules from {path}: {exc}") from None
+        try:
+            return cls.from_mapping(data.get("agency", {}))
+        except ValidationError as exc:
+            raise ValidationError(f"agency rules in {path}: {exc}") from None
 
-    def banned_in(self, purpose: str) -> list[str]:
-        """The banned purposes named in a request's ``purpose`` (comma-separated)."""
-        named = {normalise(p) for p in re.split(r"[,;]", purpose) if p.strip()}
-        return sorted(named & self.banned_purposes)
+    def banned_in(self, purpose: str | Iterable[str]) -> list[str]:
+        """The banned purposes a request names (``purpose`` as in :class:`AccessRequest`)."""
+        return sorted(set(purpose_names(purpose)) & self.banned_purposes)
+
+    def unknown_in(self, purpose: str | Iterable[str]) -> list[str]:
+        """The purposes a request names that are neither in :attr:`purposes` nor banned."""
+        named = purpose_names(purpose)
+        return [p for p in named if p not in self.purposes and p not in self.banned_purposes]
 
     def sensitive_place_of(self, camera: Camera) -> str | None:
         """The name of the sensitive place the camera is at, or None."""

@@ -23,6 +23,7 @@ from camgate import (
     GrantExpired,
     NotFound,
 )
+from camgate.models import MAX_DURATION_S
 from camgate_rtsp.testserver import Mount, RtspTestServer
 
 from .conftest import SECRET, World
@@ -137,7 +138,8 @@ async def test_a_cancelled_consumer_still_closes_and_audits(world: World) -> Non
 
 
 async def test_grants_never_outlive_their_incident(world: World) -> None:
-    signed = await world.grant("live", duration_s=10 * 365 * 24 * 3600.0)
+    # The longest duration a request may ask (366 days), far beyond the incident's window.
+    signed = await world.grant("live", duration_s=MAX_DURATION_S)
     assert signed.grant.expires_at == world.incident.window_end
     stream = await world.gate.edge.open_live("cam-a", signed)
     await stream.__anext__()

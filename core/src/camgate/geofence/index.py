@@ -46,6 +46,10 @@ _OFFSET = 1 << 20  # cube numbers are packed into 21 bits per axis
 _MASK = (1 << 21) - 1
 #: Above this many cubes a query scans every position at once instead of visiting cubes.
 _MAX_CUBES = 20_000
+#: Every indexed position (on the WGS84 ellipsoid) lies within this many metres of the Earth's
+#: centre on each axis: query boxes are clipped to it, so no radius, however large, makes the
+#: cube arithmetic overflow or a walk over more cubes than the Earth holds.
+_EARTH_REACH_M = 6_400_000.0
 
 
 class CameraIndex:
@@ -209,10 +213,22 @@ class CameraIndex:
     def candidates_in_ecef_box(
         self, low: npt.NDArray[np.float64], high: npt.NDArray[np.float64]
     ) -> Slots:
-        """Every slot whose ECEF position lies in the box ``low``..``high`` (m)."""
+        """Every slot whose ECEF position lies in the box ``low``..``high`` (m).
+
+        Any box works, however large: it is clipped to the Earth first; a box with a NaN bound
+        holds nothing.
+        """
+        low = np.asarray(low, float)
+        high = np.asarray(high, float)
+        if np.isnan(low).any() or np.isnan(high).any():
+            return np.zeros(0, np.int64)
+        low = np.clip(low, -_EARTH_REACH_M, _EARTH_REACH_M)
+        high = np.clip(high, -_EARTH_REACH_M, _EARTH_REACH_M)
+        if (low > high).any():
+            return np.zeros(0, np.int64)
         cube_lo = np.floor(low / self.cell_m).astype(np.int64)
         cube_hi = np.floor(high / self.cell_m).astype(np.int64)
-        count = int(np.prod(cube_hi - cube_lo + 1))
+        count = math.prod(int(n) for n in cube_hi - cube_lo + 1)  # Python ints: no overflow
         if count > min(_MAX_CUBES, 4 * len(self._cells) + 8):
             inside = self._active & np.all((self._xyz >= low) & (self._xyz <= high), axis=1)
             every: Slots = np.flatnonzero(inside).astype(np.int64)
@@ -239,7 +255,11 @@ class CameraIndex:
         geodesic distance is at least the chord, so none inside the radius is lost.
         """
         p = ecef(center.lat, center.lon)[0]
-        reach = radius_m * (1 + 1e-9) + 1e-3  # float slack: never drop a boundary camera
+        if math.isnan(radius_m) or radius_m < 0:
+            return np.zeros(0, np.int64)
+        # Float slack (never drop a boundary camera); beyond the Earth's diameter every camera
+        # is within reach, and a finite reach keeps the arithmetic below finite.
+        reach = min(radius_m * (1 + 1e-9) + 1e-3, 4 * _EARTH_REACH_M)
         slots = self.candidates_in_ecef_box(p - reach, p + reach)
         d2 = np.sum((self._xyz[slots] - p) ** 2, axis=1)
         near: Slots = slots[d2 <= reach * reach]

@@ -36,7 +36,7 @@ from pyproj.exceptions import CRSError
 
 from camgate.errors import ValidationError
 from camgate.geofence.geodesy import check_latlon, densify, inverse, point
-from camgate.models import GeoPoint
+from camgate.models import MAX_RADIUS_M, GeoPoint
 
 if TYPE_CHECKING:
     from camgate.geofence.index import CameraIndex, Slots
@@ -51,6 +51,11 @@ DENSIFY_STEP = 20.0
 #: Legs of a corridor's route are split to at most this many metres for the distance test.
 _LEG_M = 1000.0
 _WGS84_NAMES = {"EPSG:4326", "OGC:CRS84", "URN:OGC:DEF:CRS:OGC:1.3:CRS84", "CRS84"}
+#: An area holds at most this many vertices, after densifying a projected CRS's edges: a
+#: polygon larger than that (4 000 km of edges at 20 m) is refused, not densified.
+MAX_VERTICES = 200_000
+#: Features and collections nest at most this deep in a GeoJSON document.
+_MAX_NESTING = 16
 
 
 class Shape(Protocol):
@@ -71,6 +76,8 @@ def _non_negative_radius(value: float, what: str) -> float:
         raise ValidationError(f"{what}={value!r}: must be a finite number of metres")
     if value <= 0:
         raise ValidationError(f"{what}={value!r}: must be greater than zero (metres)")
+    if value > MAX_RADIUS_M:
+        raise ValidationError(f"{what}={value!r}: must be at most {MAX_RADIUS_M:g} metres")
     return float(value)
 
 
@@ -118,28 +125,38 @@ def _crs_of(data: Mapping[str, Any], crs: Any) -> CRS:
     if given is None:
         member = data.get("crs")
         if isinstance(member, Mapping):
-            given = (member.get("properties") or {}).get("name")
+            props = member.get("properties")
+            given = props.get("name") if isinstance(props, Mapping) else None
     if given is None:
         return CRS.from_user_input("OGC:CRS84")
+    if not isinstance(given, str | int | CRS):
+        raise ValidationError(f"unknown CRS {given!r}: give a name such as 'EPSG:32615'")
     try:
         return CRS.from_user_input(given)
-    except CRSError as exc:
+    except (CRSError, TypeError, ValueError) as exc:
         raise ValidationError(f"unknown CRS {given!r}: {exc}") from None
 
 
-def _geometries(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _geometries(data: object, depth: int = 0) -> list[Mapping[str, Any]]:
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"GeoJSON: expected an object, got {type(data).__name__}")
+    if depth > _MAX_NESTING:
+        raise ValidationError(f"GeoJSON: features nest more than {_MAX_NESTING} deep")
     kind = data.get("type")
     if kind == "FeatureCollection":
-        return [g for f in data.get("features") or [] for g in _geometries(f)]
+        features = data.get("features") or []
+        if not isinstance(features, list):
+            raise ValidationError("GeoJSON: a FeatureCollection's features must be a list")
+        return [g for f in features for g in _geometries(f, depth + 1)]
     if kind == "Feature":
         geometry = data.get("geometry")
         if not isinstance(geometry, Mapping):
             raise ValidationError("a GeoJSON Feature without a geometry")
-        return _geometries(geometry)
+        return _geometries(geometry, depth + 1)
     if kind in ("Polygon", "MultiPolygon"):
         return [data]
     raise ValidationError(
-        f"GeoJSON type {kind!r} is not an area: give a Polygon, a MultiPolygon, "
+        f"GeoJSON type {str(kind)[:40]!r} is not an area: give a Polygon, a MultiPolygon, "
         "or Features/FeatureCollections of them"
     )
 
@@ -147,7 +164,7 @@ def _geometries(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _ring(raw: Any, where: str) -> npt.NDArray[np.float64]:
     try:
         ring = np.asarray(raw, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError, OverflowError):
         raise ValidationError(f"{where}: positions must be [x, y] numbers") from None
     if ring.ndim != 2 or ring.shape[1] < 2:
         raise ValidationError(f"{where}: positions must be [x, y] numbers")
@@ -174,6 +191,47 @@ def _unwrap(lon: Floats, where: str) -> Floats:
     return out
 
 
+def _polygon(
+    rings: Any, where: str, source: CRS, to_wgs84: Transformer, budget: list[int]
+) -> shapely.Polygon:
+    """One GeoJSON polygon's rings, checked, densified in a projected CRS, in WGS84.
+
+    ``budget`` holds how many vertices the area may still add (:data:`MAX_VERTICES`): the
+    vertices and, in a projected CRS, the length of the edges are checked before densifying.
+    """
+    if not isinstance(rings, list) or not rings:
+        raise ValidationError(f"{where}: no rings")
+    drawn = [_ring(r, f"{where} ring {i}") for i, r in enumerate(rings)]
+    for i, ring in enumerate(drawn):
+        lon, lat = (np.asarray(v, float) for v in to_wgs84.transform(ring[:, 0], ring[:, 1]))
+        check_latlon(lat, lon, f"{where} ring {i} (in WGS84)")
+    poly = shapely.Polygon(drawn[0], drawn[1:])
+    if not shapely.is_valid(poly):
+        raise ValidationError(f"{where}: {shapely.is_valid_reason(poly)}")
+    vertices = sum(len(r) for r in drawn)
+    if not source.is_geographic:
+        vertices += int(min(shapely.length(poly) / DENSIFY_STEP, 2.0 * MAX_VERTICES))
+    if vertices > budget[0]:
+        raise ValidationError(
+            f"{where}: too large: it would need more than {MAX_VERTICES} vertices (edges are "
+            f"densified every {DENSIFY_STEP:g} units of a projected CRS); draw a smaller area"
+        )
+    budget[0] -= vertices
+    if not source.is_geographic:
+        poly = shapely.segmentize(poly, DENSIFY_STEP)
+        if not isinstance(poly, shapely.Polygon) or poly.is_empty or not shapely.is_valid(poly):
+            # GEOS can turn a sliver (a side 1e-55 units long) into an empty or multi polygon.
+            raise ValidationError(f"{where}: degenerate (it vanishes when its edges are densified)")
+    rings_wgs = []
+    for i, ring in enumerate([poly.exterior, *poly.interiors]):
+        x, y = np.asarray(ring.coords).T
+        lon, lat = to_wgs84.transform(x, y)
+        lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+        check_latlon(lat, lon, f"{where} ring {i} (in WGS84)")
+        rings_wgs.append(np.column_stack([_unwrap(lon, f"{where} ring {i}"), lat]))
+    return shapely.Polygon(rings_wgs[0], rings_wgs[1:])
+
+
 @attrs.frozen(eq=False)
 class Area:
     """One or more polygons (with holes) in WGS84; edges straight in the CRS they were drawn in.
@@ -196,14 +254,15 @@ class Area:
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"not GeoJSON: {exc}") from None
+            except (json.JSONDecodeError, RecursionError) as exc:
+                why = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                raise ValidationError(f"not GeoJSON: {why}") from None
         if not isinstance(data, Mapping):
             raise ValidationError("GeoJSON must be an object")
         source = _crs_of(data, crs)
-        geographic = source.is_geographic
         to_wgs84 = Transformer.from_crs(source, "OGC:CRS84", always_xy=True)
         polygons: list[shapely.Polygon] = []
+        budget = [MAX_VERTICES]
         for g, geometry in enumerate(_geometries(data)):
             coords = geometry.get("coordinates")
             parts = [coords] if geometry["type"] == "Polygon" else coords
@@ -211,22 +270,10 @@ class Area:
                 raise ValidationError(f"geometry {g}: no coordinates")
             for p, rings in enumerate(parts):
                 where = f"geometry {g} polygon {p}"
-                if not isinstance(rings, list) or not rings:
-                    raise ValidationError(f"{where}: no rings")
-                drawn = [_ring(r, f"{where} ring {i}") for i, r in enumerate(rings)]
-                poly = shapely.Polygon(drawn[0], drawn[1:])
-                if not shapely.is_valid(poly):
-                    raise ValidationError(f"{where}: {shapely.is_valid_reason(poly)}")
-                if not geographic:
-                    poly = shapely.segmentize(poly, DENSIFY_STEP)
-                rings_wgs = []
-                for i, ring in enumerate([poly.exterior, *poly.interiors]):
-                    x, y = np.asarray(ring.coords).T
-                    lon, lat = to_wgs84.transform(x, y)
-                    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
-                    check_latlon(lat, lon, f"{where} ring {i} (in WGS84)")
-                    rings_wgs.append(np.column_stack([_unwrap(lon, f"{where} ring {i}"), lat]))
-                polygons.append(shapely.Polygon(rings_wgs[0], rings_wgs[1:]))
+                try:
+                    polygons.append(_polygon(rings, where, source, to_wgs84, budget))
+                except shapely.errors.GEOSException as exc:
+                    raise ValidationError(f"{where}: {exc}") from None
         if not polygons:
             raise ValidationError("GeoJSON holds no polygon")
         return cls(shapely.MultiPolygon(polygons))

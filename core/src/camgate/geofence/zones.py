@@ -40,7 +40,16 @@ from camgate.errors import NotFound, ValidationError
 from camgate.geofence.shapes import Area, Corridor, Disc, Shape, shape_from_json
 from camgate.geofence.view import View, covers_disc, has_fov, sees_any, view_of
 from camgate.hookspecs import hookimpl
-from camgate.models import Camera, Incident, IncidentStatus, Verdict, Vote, new_id
+from camgate.models import (
+    Camera,
+    Incident,
+    IncidentStatus,
+    Verdict,
+    Vote,
+    check_id,
+    new_id,
+    stored_ids,
+)
 from camgate.store import Store
 
 __all__ = [
@@ -69,16 +78,21 @@ def _shape(value: Any) -> Disc | Area | Corridor:
     raise ValidationError(f"shape={value!r}: must be a Disc, an Area or a Corridor")
 
 
+def _zone_id(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        check_id(value, attribute.name)
+
+
 @attrs.frozen
 class Zone:
     """A named zone: its role, its shape, and for a search zone the incident it belongs to."""
 
-    id: str
+    id: str = attrs.field(validator=_zone_id)
     role: ZoneRole = attrs.field(converter=ZoneRole)
     shape: Disc | Area | Corridor = attrs.field(converter=_shape)
     name: str = ""
     kind: str = ""
-    incident_id: str | None = None
+    incident_id: str | None = attrs.field(default=None, validator=_zone_id)
 
     def __attrs_post_init__(self) -> None:
         if (self.role is ZoneRole.SEARCH) != (self.incident_id is not None):
@@ -116,15 +130,17 @@ class Zone:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Zone:
-        """Rebuild a zone from :meth:`to_json` data (validated again)."""
-        return cls(
-            data["id"],
-            data["role"],
-            shape_from_json(data["shape"]),
-            data.get("name", ""),
-            data.get("kind", ""),
-            data.get("incident"),
-        )
+        """Rebuild a zone from :meth:`to_json` data (validated again; ids stored before
+        camgate checked them load with a warning, see :func:`camgate.models.stored_ids`)."""
+        with stored_ids():
+            return cls(
+                data["id"],
+                data["role"],
+                shape_from_json(data["shape"]),
+                data.get("name", ""),
+                data.get("kind", ""),
+                data.get("incident"),
+            )
 
 
 _SCHEMA = """
