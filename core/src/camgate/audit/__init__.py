@@ -134,8 +134,9 @@ def subjects(body: Any) -> tuple[set[str], set[str]]:
 def _history(store_path: Path) -> str | None:
     """What shows that the SQLite store at ``store_path`` already has an audit log (None:
     nothing), read without writing anything."""
-    if seal_path(store_path).exists():
-        return f"is sealed ({seal_path(store_path)})"
+    for seal in [seal_path(store_path), *store_path.parent.glob(f"{store_path.stem}.pg-*.seal")]:
+        if seal.exists():
+            return f"is sealed ({seal})"
     if not store_path.exists() or store_path.stat().st_size == 0:
         return None
     conn = connect(store_path, read_only=True)

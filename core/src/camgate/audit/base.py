@@ -285,13 +285,15 @@ class ChainingBackend(ABC):
                 self._cv.wait()
             self._leading = True
         try:
-            return self._commit([], force_checkpoint=True)
+            try:
+                return self._commit([], force_checkpoint=True)
+            finally:
+                with self._cv:
+                    self._leading = False
+                    self._cv.notify_all()
         except Exception as exc:
-            raise self._as_audit_error("checkpoint", exc) from exc
-        finally:
-            with self._cv:
-                self._leading = False
-                self._cv.notify_all()
+            error = self._as_audit_error("checkpoint", exc)
+        raise error  # outside the handler: no implicit link to a driver error that was scrubbed
 
     def close(self) -> None:
         """Sign what this process left unsealed, then close the store once no commit is under

@@ -24,7 +24,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -149,22 +149,30 @@ def hide_password(dsn: str, text: str) -> str:
     return "".join(out)
 
 
+def _fail(message: str) -> NoReturn:
+    """Raise AuditError(message) linked to no other exception: the driver's exception, whose
+    text may hold the password, is neither its cause nor its context (which ``from None``
+    only hides from tracebacks; loggers and error trackers walk it)."""
+    err = AuditError(message)
+    try:
+        raise err
+    finally:
+        err.__cause__ = err.__context__ = None
+        err.__suppress_context__ = True
+
+
 @contextmanager
 def _snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """A read-only REPEATABLE READ transaction; errors say where, never the password."""
     try:
         conn = psycopg.connect(dsn, connect_timeout=30)
     except psycopg.Error as exc:
-        raise AuditError(
-            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
-        ) from None
+        _fail(f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}")
     try:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield conn
     except psycopg.Error as exc:
-        raise AuditError(
-            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
-        ) from None
+        _fail(f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}")
     finally:
         conn.close()
 
@@ -296,9 +304,7 @@ class PostgresAuditBackend(ChainingBackend):
                         "SELECT value FROM audit_meta WHERE key='key'"
                     ).fetchone()
         except psycopg.Error as exc:
-            raise AuditError(
-                f"cannot open the audit log in {self.where}: {self._scrub(exc)}"
-            ) from None
+            _fail(f"cannot open the audit log in {self.where}: {self._scrub(exc)}")
         assert row is not None
         self.log_id = str(row[0])
         self._check_pinned_key(None if sealed is None else str(sealed[0]), self.where)
