@@ -229,7 +229,8 @@ class VerifyResult:
     the log no longer has); ``empty`` (no record and nothing that proves there never was one);
     ``unpinned`` (the log's seal is missing, so nothing proves it was not cut back); ``key``
     (the checkpoints are signed with another key than the one verified against: the signing key
-    is missing or replaced). Only ``ok`` has ``ok`` True.
+    is missing or replaced); ``unsigned`` (an export with no checkpoint at all,
+    :func:`camgate.report.verify_export`). Only ``ok`` has ``ok`` True.
     """
 
     ok: bool
@@ -250,6 +251,14 @@ class _Bad(Exception):
     def __init__(self, seq: int, problem: str, status: str = "broken") -> None:
         super().__init__(problem)
         self.seq, self.problem, self.status = seq, problem, status
+
+
+def _hex(text: object) -> bytes:
+    """``text`` as bytes when it is hex, else nothing (a payload field anyone may have written)."""
+    try:
+        return bytes.fromhex(text) if isinstance(text, str) else b""
+    except ValueError:
+        return b""
 
 
 def check_public_key(key: bytes) -> bytes:
@@ -364,7 +373,7 @@ class ChainVerifier:
                 same = sha(preimage(seq, at, kind, body, owners, link)).hexdigest() == digest or (
                     _same_content(seq, at, kind, body, owners, link, digest)
                 )
-            except TypeError:  # a column that is not text (a rewritten table)
+            except (TypeError, UnicodeEncodeError):  # not text, or a lone surrogate (an export)
                 same = False
             if not same:
                 self.count, self.head = n, prev
@@ -400,13 +409,7 @@ class ChainVerifier:
     def _checkpoint(self, cp: Checkpoint) -> None:
         after = self._last_good_cp + 1
         named = cp.payload.get("key")
-        if (
-            self._key is not None
-            and named != self._key.hex()
-            and cp.signature_ok(
-                bytes.fromhex(named) if isinstance(named, str) and len(named) == 64 else b""
-            )
-        ):
+        if self._key is not None and named != self._key.hex() and cp.signature_ok(_hex(named)):
             raise _Bad(
                 after,
                 f"checkpoint at record {cp.seq} is signed with key {str(named)[:16]}…, not with "
