@@ -129,7 +129,7 @@ def mutated(draw: st.DrawFn, lines: list[str]) -> list[str]:
                 target[key] = draw(_VALUES)
             out[i] = json.dumps(item)
         elif op == "bytes":
-            raw = out[i].encode()
+            raw = out[i].encode("utf-8", "surrogateescape")
             at = draw(st.integers(0, max(0, len(raw) - 1)))
             junk = draw(st.binary(min_size=1, max_size=4))
             out[i] = (raw[:at] + junk + raw[at + 1 :]).decode("utf-8", "surrogateescape")
