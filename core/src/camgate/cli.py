@@ -29,6 +29,7 @@ from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound, 
 from camgate.gate import Gate
 from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Scope, Waiver
 from camgate.rules import AgencyRules
+from camgate.store import Store
 
 __all__ = ["main"]
 
@@ -62,27 +63,38 @@ def _gate(args: argparse.Namespace) -> Gate:
 class _Reader:
     """The store and audit log opened read-only (``mode=ro``: no key, table, journal or WAL is
     created or written), for the commands that only read: an auditor can run them on a
-    read-only copy, directory or mount."""
+    read-only copy, directory or mount. A command that reads only the audit log
+    (``store=False``) of a PostgreSQL log needs no store file."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        from camgate.audit import AuditLog
-        from camgate.store import Store
+    def __init__(self, args: argparse.Namespace, *, store: bool = True) -> None:
+        from camgate.audit import AUDIT_DSN_ENV, AuditLog
 
-        self.store = Store(args.db, read_only=True)
+        dsn = args.audit_dsn or os.environ.get(AUDIT_DSN_ENV) or None
+        self._store = (
+            Store(args.db, read_only=True) if store or not dsn or Path(args.db).exists() else None
+        )
         try:
-            self.audit = AuditLog(self.store, dsn=args.audit_dsn, read_only=True)
+            self.audit = AuditLog(self._store, dsn=dsn, read_only=True)
         except BaseException:
-            self.store.close()
+            if self._store is not None:
+                self._store.close()
             raise
+
+    @property
+    def store(self) -> Store:
+        """The store, read-only."""
+        assert self._store is not None  # commands that use it open it (store=True)
+        return self._store
 
     def close(self) -> None:
         """Close the log and the store."""
         self.audit.close()
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
 
-def _reader(args: argparse.Namespace) -> _Reader:
-    return _Reader(args)
+def _reader(args: argparse.Namespace, *, store: bool = True) -> _Reader:
+    return _Reader(args, store=store)
 
 
 # ---------------------------------------------------------------------- commands
@@ -223,15 +235,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         with open(args.export, encoding="utf-8") as export:
             records, verified = verify_export(export, key)
     else:
-        with _closing(_reader(args)) as gate:
+        with _closing(_reader(args, store=False)) as gate:
             verified = gate.audit.verify(public_key=_audit_key(args, None))
             # Exactly the records verified (appends may continue meanwhile); all, when flagged.
             records = [
                 r for r in gate.audit.records() if r.seq <= verified.records or not verified.ok
             ]
     if not verified.ok and not args.allow_unverified:
+        where = f"record {verified.first_bad}: " if verified.first_bad is not None else ""
         raise CamgateError(
-            f"the audit log does not verify ({_status_line(verified)}); "
+            f"the audit log does not verify ({where}{verified.status}: {verified.problem}); "
             "no report written (--allow-unverified publishes it flagged)"
         )
     report = build_report(records, period, k=args.k, verified=verified)
@@ -586,7 +599,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.slice:
         key = _audit_key(args, None)
         if key is None:
-            with _closing(_reader(args)) as gate:
+            with _closing(_reader(args, store=False)) as gate:
                 key = _audit_key(args, gate)
         if key is None:
             raise ValidationError("--slice needs --key (the hub's public key)")
@@ -611,7 +624,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             item = json.loads(line) if line.strip() else {}
             if item.get("type") == "checkpoint":
                 known.append(Checkpoint.from_json(item))
-    with _closing(_reader(args)) as gate:
+    with _closing(_reader(args, store=False)) as gate:
         result = gate.audit.verify(public_key=_audit_key(args, gate), known=known)
     return _verdict(
         args,
@@ -635,7 +648,7 @@ def _verdict(args: argparse.Namespace, ok: bool, data: dict[str, Any], good: str
 def cmd_audit_export(args: argparse.Namespace) -> int:
     """Write the audit log as JSON Lines: a header, the records, and the signed checkpoints
     (each after the record it signs); docs/audit.md says how a third party verifies it."""
-    with _closing(_reader(args)) as gate:
+    with _closing(_reader(args, store=False)) as gate:
         lines = gate.audit.export_jsonl(
             public_key=_audit_key(args, None), unverified=args.allow_unverified
         )
@@ -661,7 +674,7 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
 def cmd_audit_slice(args: argparse.Namespace) -> int:
     """Print every record about an owner's cameras between two checkpoints, with the proof
     (signed checkpoints and Merkle paths) that none was left out, as JSON."""
-    with _closing(_reader(args)) as gate:
+    with _closing(_reader(args, store=False)) as gate:
         piece = gate.audit.owner_slice(args.owner, args.since, args.until)
     _print_json(piece.to_json())
     return 0

@@ -360,7 +360,8 @@ class ChainingBackend(ABC):
         raise AuditError(
             f"the audit log in {where} is sealed with key {pinned[:16]}…, not this hub's key "
             f"{self.public_key.hex()[:16]}…: the signing key (.key beside the store) is not the "
-            "one the log was started with; restore it (processes sharing a log must share it)"
+            "one the log was started with; restore it (processes sharing a log must share the "
+            "hub's key)"
         )
 
     def _maybe_checkpoint(

@@ -276,11 +276,14 @@ class PostgresAuditBackend(ChainingBackend):
         if read_only:  # create nothing, pin nothing: read the log's id if there is a log
             self._sign = None
             self._conn: psycopg.Connection[Any] | None = None
-            found = (
-                self._read("SELECT value FROM audit_meta WHERE key='log'", ())
-                if self._has_log()
-                else []
-            )
+            try:
+                found = (
+                    self._read("SELECT value FROM audit_meta WHERE key='log'", ())
+                    if self._has_log()
+                    else []
+                )
+            except AuditError as exc:  # already scrubbed; said as any open would say it
+                _fail(str(exc).replace("cannot read", "cannot open", 1))
             self.log_id = str(found[0][0]) if found else None
             return
         try:
