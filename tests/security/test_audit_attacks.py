@@ -39,14 +39,9 @@ OWNERS = ["alice", "bob", "carol"]
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL server for this module (as core/tests/conftest.py starts one)."""
-    from camgate.audit.pgserver import PostgresServer, postgres_available
+    from camgate.audit.pgserver import server_for_tests
 
-    reason = postgres_available()
-    if reason:
-        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
-            pytest.skip(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
-        pytest.fail(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
-    with PostgresServer() as server:
+    with server_for_tests() as server:
         yield server
 
 
