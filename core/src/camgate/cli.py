@@ -429,6 +429,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     A request still waiting for its owner's answer is shown as pending, with its deadline.
     """
+    if not Path(args.db).exists():  # read-only: nothing is created to look in
+        raise NotFound(f"no decision on request {args.request!r}: no camgate store at {args.db}")
     with _closing(_reader(args)) as gate:
         try:
             decision = gate.store.decision_json(args.request)
