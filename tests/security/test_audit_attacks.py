@@ -485,3 +485,29 @@ def test_the_compiled_scan_the_fast_path_and_the_sequential_verifier_agree(
     ways = _three_ways(log)
     assert ways == [(False, "empty", None)] * 3, ways
     log.close()
+
+
+def test_records_appended_to_an_export_after_its_last_checkpoint_are_not_counted(
+    tmp_path: Path,
+) -> None:
+    from camgate.audit import record_hash
+
+    db = tmp_path / "a.db"
+    log = make_log(db, None, n=12)
+    assert log.public_key is not None
+    key = log.public_key.hex()
+    log.close()
+    lines = run_cli("--db", str(db), "audit", "export").stdout.splitlines()
+    last = json.loads(lines[-1])
+    assert last["type"] == "checkpoint"  # closing the log sealed every record
+    head = last["payload"]["head"]
+    # Forge a chain-consistent record after the last checkpoint (no key needed for that).
+    at, body = "2026-11-02T10:00:00+00:00", {"n": 99, "text": "forged"}
+    forged = {"seq": 13, "at": at, "kind": "event", "body": body, "prev": head, "owners": {}}
+    forged["hash"] = record_hash(13, at, "event", body, head)
+    path = tmp_path / "forged.jsonl"
+    path.write_text("\n".join([*lines, json.dumps({"type": "record", **forged})]) + "\n")
+    out = tmp_path / "rep"
+    run_cli("report", "--period", "2026", "--out", str(out), "--export", str(path), "--key", key)
+    report = json.loads((out / "report.json").read_text())
+    assert report["log"]["records"] == 12, report["log"]
