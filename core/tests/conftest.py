@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,14 +106,9 @@ def postgres() -> Iterator[Any]:
 
     Missing PostgreSQL fails the tests that need it; set CAMGATE_SKIP_POSTGRES=1 to skip them.
     """
-    from camgate.audit.pgserver import PostgresServer, postgres_available
+    from camgate.audit.pgserver import server_for_tests
 
-    reason = postgres_available()
-    if reason:
-        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
-            pytest.skip(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
-        pytest.fail(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
-    with PostgresServer() as server:
+    with server_for_tests() as server:
         yield server
 
 

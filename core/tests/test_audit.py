@@ -155,7 +155,13 @@ def test_truncation_with_its_checkpoints_is_found_against_an_earlier_export(
     db = raw(log)
     db.execute("DELETE FROM audit WHERE seq > ?", (cut - 2,))
     db.execute("DELETE FROM audit_checkpoints WHERE seq > ?", (cut - 2,))
-    assert log.verify().ok  # the file alone looks whole: that is what witnesses are for
+    # The seal beside the store pins the last checkpoint: the cut is seen without a witness.
+    result = log.verify()
+    assert not result.ok and result.status == "truncated" and "seal" in result.problem
+    # Delete the seal too, and the file alone proves nothing: that is what witnesses are for.
+    assert log.seal_path is not None
+    log.seal_path.unlink()
+    assert log.verify().status == "unpinned"
     result = log.verify(known=earlier)
     assert not result.ok and result.first_bad == cut - 1 and "truncated" in result.problem
 
@@ -375,10 +381,11 @@ def test_cli_verify_export_slice_and_a_tampered_file(
     assert "none left out" in capsys.readouterr().out
     raw(log).execute("DELETE FROM audit WHERE seq > 30")
     raw(log).execute("DELETE FROM audit_checkpoints WHERE seq > 30")
-    assert main(["--db", db, "audit", "verify"]) == 0
-    capsys.readouterr()
+    # The seal beside the store pins record 40: the cut is seen even without --against.
+    assert main(["--db", db, "audit", "verify"]) == 1
+    assert "TRUNCATED at record 31" in capsys.readouterr().out
     assert main(["--db", db, "audit", "verify", "--against", str(export)]) == 1
-    assert "BROKEN at record 31" in capsys.readouterr().out
+    assert "TRUNCATED at record 31" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------- several processes

@@ -56,8 +56,10 @@ def test_cli_audit_dsn_flag_and_environment_select_postgresql(
     log.close()
     assert main(["--db", db, "--audit-dsn", dsn, "audit", "verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["records"] == 5
-    assert main(["--db", db, "audit", "verify", "--json"]) == 0  # no DSN: the store's own log
-    assert json.loads(capsys.readouterr().out)["records"] == 0
+    # No DSN: the store's own log, which is empty: never OK (nothing proves it was never longer).
+    assert main(["--db", db, "audit", "verify", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["records"] == 0 and out["status"] == "empty"
     monkeypatch.setenv(AUDIT_DSN_ENV, dsn)
     assert main(["--db", db, "audit", "verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["records"] == 5

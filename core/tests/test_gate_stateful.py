@@ -154,7 +154,8 @@ class GateMachine(RuleBasedStateMachine):
     @invariant()
     def every_decision_is_in_the_verified_chain(self) -> None:
         result = self.gate.audit.verify()
-        assert result.ok, result
+        # A log nothing was written to yet is "empty": never OK, and never a broken chain.
+        assert result.ok or (result.status == "empty" and self.decisions == 0), result
         assert sum(1 for _ in self.gate.audit.records("decision")) == self.decisions
 
 

@@ -14,11 +14,12 @@ import argparse
 import json
 import math
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -29,6 +30,7 @@ from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound, 
 from camgate.gate import Gate
 from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Scope, Waiver
 from camgate.rules import AgencyRules
+from camgate.store import Store
 
 __all__ = ["main"]
 
@@ -57,6 +59,43 @@ def _print_json(data: Any) -> None:
 def _gate(args: argparse.Namespace) -> Gate:
     rules = AgencyRules.from_toml(args.rules) if args.rules else None
     return Gate.open(args.db, rules=rules, audit_dsn=args.audit_dsn)
+
+
+class _Reader:
+    """The store and audit log opened read-only (``mode=ro``: no key, table, journal or WAL is
+    created or written), for the commands that only read: an auditor can run them on a
+    read-only copy, directory or mount. A command that reads only the audit log
+    (``store=False``) of a PostgreSQL log needs no store file."""
+
+    def __init__(self, args: argparse.Namespace, *, store: bool = True) -> None:
+        from camgate.audit import AUDIT_DSN_ENV, AuditLog
+
+        dsn = args.audit_dsn or os.environ.get(AUDIT_DSN_ENV) or None
+        self._store = (
+            Store(args.db, read_only=True) if store or not dsn or Path(args.db).exists() else None
+        )
+        try:
+            self.audit = AuditLog(self._store, dsn=dsn, read_only=True)
+        except BaseException:
+            if self._store is not None:
+                self._store.close()
+            raise
+
+    @property
+    def store(self) -> Store:
+        """The store, read-only."""
+        assert self._store is not None  # commands that use it open it (store=True)
+        return self._store
+
+    def close(self) -> None:
+        """Close the log and the store."""
+        self.audit.close()
+        if self._store is not None:
+            self._store.close()
+
+
+def _reader(args: argparse.Namespace, *, store: bool = True) -> _Reader:
+    return _Reader(args, store=store)
 
 
 # ---------------------------------------------------------------------- commands
@@ -114,7 +153,7 @@ def cmd_owner_history(args: argparse.Namespace) -> int:
     (a checkpoint is signed first; exit 1 if the proof fails)."""
     from camgate.activity import owner_history
 
-    with _closing(_gate(args)) as gate:
+    with _closing(_gate(args) if args.verify else _reader(args)) as gate:
         history = owner_history(gate.store, gate.audit, args.owner)
         if args.verify:
             history["slice"] = _verified_slice(gate, args.owner)
@@ -165,7 +204,7 @@ def cmd_owner_history(args: argparse.Namespace) -> int:
     return 0 if history.get("slice", {"ok": True})["ok"] else EXIT_ERROR
 
 
-def _verified_slice(gate: Gate, owner: str) -> dict[str, Any]:
+def _verified_slice(gate: Gate | _Reader, owner: str) -> dict[str, Any]:
     """Sign a checkpoint now and verify the owner's slice from the start of the log up to it."""
     from camgate.audit import verify_owner_slice
 
@@ -196,16 +235,21 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         with open(args.export, encoding="utf-8") as export:
             records, verified = verify_export(export, key)
+        # An export's records after its last checkpoint carry no signature: anyone can append
+        # chain-consistent ones to the file. Only what a checkpoint vouches for is counted.
+        if verified.ok:
+            records = [r for r in records if r.seq <= verified.records - verified.unsealed]
     else:
-        with _closing(_gate(args)) as gate:
-            verified = gate.audit.verify()
+        with _closing(_reader(args, store=False)) as gate:
+            verified = gate.audit.verify(public_key=_audit_key(args, None))
             # Exactly the records verified (appends may continue meanwhile); all, when flagged.
             records = [
                 r for r in gate.audit.records() if r.seq <= verified.records or not verified.ok
             ]
     if not verified.ok and not args.allow_unverified:
+        where = f"record {verified.first_bad}: " if verified.first_bad is not None else ""
         raise CamgateError(
-            f"the audit log does not verify (record {verified.first_bad}: {verified.problem}); "
+            f"the audit log does not verify ({where}{verified.status}: {verified.problem}); "
             "no report written (--allow-unverified publishes it flagged)"
         )
     report = build_report(records, period, k=args.k, verified=verified)
@@ -391,7 +435,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     A request still waiting for its owner's answer is shown as pending, with its deadline.
     """
-    with _closing(_gate(args)) as gate:
+    if not Path(args.db).exists():  # read-only: nothing is created to look in
+        raise NotFound(f"no decision on request {args.request!r}: no camgate store at {args.db}")
+    with _closing(_reader(args)) as gate:
         try:
             decision = gate.store.decision_json(args.request)
         except NotFound:
@@ -506,7 +552,7 @@ def cmd_audit_find_clip(args: argparse.Namespace) -> int:
     camera, time); exit 1 when none did (an altered or foreign file)."""
     from camgate.media import clip_tags, find_clip
 
-    with _closing(_gate(args)) as gate:
+    with _closing(_reader(args)) as gate:
         found = find_clip(gate.audit, args.file)
     tags = {} if Path(args.file).is_dir() else clip_tags(args.file)
     _print_json(
@@ -527,13 +573,30 @@ def cmd_audit_find_clip(args: argparse.Namespace) -> int:
     return 0 if found else EXIT_ERROR
 
 
-def _audit_key(args: argparse.Namespace, gate: Gate | None) -> bytes | None:
-    if args.key:
+def _audit_key(args: argparse.Namespace, gate: Gate | _Reader | None) -> bytes | None:
+    from camgate.audit.chain import check_public_key
+
+    if getattr(args, "key", None):
         try:
-            return bytes.fromhex(args.key)
+            return check_public_key(bytes.fromhex(args.key))
         except ValueError:
-            raise ValueError("--key: expected the Ed25519 public key as 64 hex digits") from None
+            raise ValidationError(
+                "--key: bad key: expected the Ed25519 public key as 64 hex digits"
+            ) from None
     return gate.audit.public_key if gate is not None else None
+
+
+def _status_line(result: Any) -> str:
+    """One line for a verification verdict that is not OK, in capitals where it matters."""
+    where = f" at record {result.first_bad}" if result.first_bad is not None else ""
+    word = {
+        "broken": "BROKEN",
+        "truncated": "TRUNCATED",
+        "empty": "EMPTY",
+        "unpinned": "UNPINNED (its seal is missing)",
+        "key": "signed with ANOTHER KEY",
+    }.get(result.status, result.status.upper())
+    return f"{word}{where}: {result.problem}"
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -542,14 +605,19 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from camgate.audit import Checkpoint, OwnerSlice, verify_owner_slice
 
     if args.slice:
-        piece = OwnerSlice.from_json(json.loads(Path(args.slice).read_text()))
         key = _audit_key(args, None)
         if key is None:
-            with _closing(_gate(args)) as gate:
+            with _closing(_reader(args, store=False)) as gate:
                 key = _audit_key(args, gate)
         if key is None:
-            raise ValueError("--slice needs --key (the hub's public key)")
-        found = verify_owner_slice(piece, key)
+            raise ValidationError("--slice needs --key (the hub's public key)")
+        try:
+            piece = OwnerSlice.from_json(json.loads(Path(args.slice).read_text(encoding="utf-8")))
+            found = verify_owner_slice(piece, key)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValidationError(
+                f"--slice {args.slice}: not an owner's slice (camgate audit slice): {exc!r}"
+            ) from None
         return _verdict(
             args,
             found.ok,
@@ -564,7 +632,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             item = json.loads(line) if line.strip() else {}
             if item.get("type") == "checkpoint":
                 known.append(Checkpoint.from_json(item))
-    with _closing(_gate(args)) as gate:
+    with _closing(_reader(args, store=False)) as gate:
         result = gate.audit.verify(public_key=_audit_key(args, gate), known=known)
     return _verdict(
         args,
@@ -573,7 +641,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         f"audit log verified: {result.records} records, {result.checkpoints} signed "
         f"checkpoints, head {result.head[:16]} ({result.unsealed} records after the last "
         "checkpoint)",
-        f"audit log BROKEN at record {result.first_bad}: {result.problem}",
+        f"audit log {_status_line(result)}",
     )
 
 
@@ -588,8 +656,13 @@ def _verdict(args: argparse.Namespace, ok: bool, data: dict[str, Any], good: str
 def cmd_audit_export(args: argparse.Namespace) -> int:
     """Write the audit log as JSON Lines: a header, the records, and the signed checkpoints
     (each after the record it signs); docs/audit.md says how a third party verifies it."""
-    with _closing(_gate(args)) as gate:
-        for line in gate.audit.export_jsonl():
+    with _closing(_reader(args, store=False)) as gate:
+        lines = gate.audit.export_jsonl(
+            public_key=_audit_key(args, None), unverified=args.allow_unverified
+        )
+        first = next(lines)  # verification happens before the first line: refuse whole
+        print(first)
+        for line in lines:
             print(line)
     return 0
 
@@ -609,7 +682,7 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
 def cmd_audit_slice(args: argparse.Namespace) -> int:
     """Print every record about an owner's cameras between two checkpoints, with the proof
     (signed checkpoints and Merkle paths) that none was left out, as JSON."""
-    with _closing(_gate(args)) as gate:
+    with _closing(_reader(args, store=False)) as gate:
         piece = gate.audit.owner_slice(args.owner, args.since, args.until)
     _print_json(piece.to_json())
     return 0
@@ -761,14 +834,18 @@ def cmd_hold_list(args: argparse.Namespace) -> int:
     return 0
 
 
-class _closing:
-    def __init__(self, gate: Gate) -> None:
-        self.gate = gate
+_G = TypeVar("_G", bound=Gate | _Reader)
 
-    def __enter__(self) -> Gate:
+
+class _closing(Generic[_G]):
+    def __init__(self, gate: _G) -> None:
+        self.gate: _G = gate
+
+    def __enter__(self) -> _G:
         return self.gate
 
     def __exit__(self, *exc: object) -> None:
+        self.gate.audit.close()  # signs the records this command appended (the seal follows)
         self.gate.store.close()
 
 
@@ -1063,7 +1140,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--against", metavar="EXPORT", help="checkpoints seen before (an earlier export)"
     )
     p.add_argument("--slice", metavar="FILE", help="verify an owner's slice file instead")
-    add(audit, "export", cmd_audit_export, "print the log and checkpoints as JSON Lines")
+    p = add(audit, "export", cmd_audit_export, "print the log and checkpoints as JSON Lines")
+    p.add_argument("--key", help="the hub's Ed25519 public key, hex (default: this store's)")
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="export a log that does not verify, marked as such (default: refuse)",
+    )
     add(audit, "checkpoint", cmd_audit_checkpoint, "sign the current chain head now")
     p = add(audit, "slice", cmd_audit_slice, "an owner's records with a completeness proof")
     p.add_argument("owner")
@@ -1086,6 +1169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except CamgateError as exc:
         print(f"camgate: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except sqlite3.Error as exc:  # a path that did not map it: still name the file
+        from camgate.store import storage_error
+
+        print(f"camgate: {storage_error(exc, args.db)}", file=sys.stderr)
         return EXIT_ERROR
     except (OSError, ValueError) as exc:
         print(f"camgate: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ CamgateError                     base of everything below; never carries a secre
 ├── ValidationError              a model or setting was built from bad values (also a ValueError)
 ├── PluginError                  a plugin failed to load, or broke its hook's contract
 ├── ConfigError                  storage, keys or settings are missing or inconsistent
+│   └── StorageError             a store file: disk full, damaged, missing or read-only
 ├── NotFound                     an id names no camera, owner, incident, request or grant
 ├── AccessDenied                 the gate refused a request; `.decision` holds every reason
 ├── AnswerPending                an ask-first request is held for the owner; `.pending` says until
@@ -56,6 +57,7 @@ __all__ = [
     "NotFound",
     "PluginError",
     "RequestExpired",
+    "StorageError",
     "UnsupportedScope",
     "ValidationError",
 ]
@@ -133,6 +135,11 @@ class GrantMismatch(GrantError):
 
 class ConsentRevoked(CamgateError):
     """The owner revoked consent; the stream was ended and no later packet was served."""
+
+
+class StorageError(ConfigError):
+    """A store file cannot be read or written: the disk is full, the file is damaged, missing
+    or read-only. The message names the file."""
 
 
 class AuditError(CamgateError):

@@ -32,7 +32,7 @@ import anyio.to_thread
 import attrs
 
 from camgate.adapters import Credentials
-from camgate.audit import AuditLog
+from camgate.audit import AuditLog, hub_signer
 from camgate.clock import Clock, SystemClock
 from camgate.codec import canonical, dump, load
 from camgate.edge import Edge
@@ -179,7 +179,7 @@ class Gate:
         ``relay_settings`` bound the edge's relay and turn its GOP cache on (docs/media.md).
         """
         store = Store(path)
-        signer = GrantSigner.load_or_create(key_path or Path(path).with_suffix(".key"))
+        signer = hub_signer(path, key_path)  # never a new key for a log that has records
         host = PluginHost(builtins=builtin_plugins(store, rules), entry_points=entry_points)
         return cls(
             store=store,

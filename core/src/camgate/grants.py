@@ -81,17 +81,34 @@ class GrantSigner:
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
+    def load(cls, path: str | Path) -> GrantSigner:
+        """Load the key at ``path`` (PEM, PKCS8); ConfigError naming the file when it is
+        missing, unreadable or not an Ed25519 private key. Never creates one."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"the signing key {path} is missing") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the signing key {path}: {exc.strerror}") from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a PEM private key ({exc})") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"{path}: the key is not an Ed25519 key")
+        return cls(key)
+
+    @classmethod
     def load_or_create(cls, path: str | Path) -> GrantSigner:
-        """Load the key at ``path`` (PEM, PKCS8), creating it with mode 0600 when missing."""
+        """Load the key at ``path`` (PEM, PKCS8), creating it with mode 0600 when missing.
+
+        For the hub's key beside a store use :func:`camgate.audit.hub_signer`, which refuses to
+        create a new key for an audit log that already has records.
+        """
         path = Path(path)
         if path.exists():
-            try:
-                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{path}: not a PEM private key ({exc})") from None
-            if not isinstance(key, Ed25519PrivateKey):
-                raise ConfigError(f"{path}: the key is not an Ed25519 key")
-            return cls(key)
+            return cls.load(path)
         signer = cls.generate()
         pem = signer._key.private_bytes(
             serialization.Encoding.PEM,
@@ -99,9 +116,14 @@ class GrantSigner:
             serialization.NoEncryption(),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it meanwhile: use theirs
+            return cls.load(path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
         return signer
 
     @property

@@ -145,6 +145,21 @@ def suppress(counts: Mapping[str, Mapping[str, int]], columns: Sequence[str], k:
     )
 
 
+def _export_item(item: Any) -> AuditRecord | Checkpoint | None:
+    """One parsed export line as a record or checkpoint (None: the header); raises ValueError,
+    KeyError or TypeError for anything else."""
+    if item["type"] == "record":
+        return AuditRecord(**{key: item[key] for key in _RECORD_KEYS})
+    if item["type"] == "checkpoint":
+        cp = Checkpoint.from_json(item)
+        if not isinstance(cp.seq, int) or not isinstance(cp.head, str):
+            raise TypeError("the checkpoint names no record")
+        return cp
+    if item["type"] != "log":
+        raise ValueError(f"unknown line type {str(item['type'])[:40]!r}")
+    return None
+
+
 def verify_export(
     lines: Iterable[str], public_key: bytes
 ) -> tuple[list[AuditRecord], VerifyResult]:
@@ -152,27 +167,34 @@ def verify_export(
     ``camgate audit verify`` does — every hash and link, each owner's sub-chain, and every
     checkpoint against ``public_key`` (the hub's key, from a channel you trust; not the
     export's header). Returns the records and the result. Raises ValidationError for a line
-    that is not an export line."""
+    that is not an export line (text that is not UTF-8 or JSON, a line of unknown type, a
+    record or checkpoint missing a field). An export with no signed checkpoint is not OK
+    (status ``unsigned``): nothing in it is vouched for by the hub."""
     records: list[AuditRecord] = []
     rows: list[tuple[int, str, str, str, str, str, str]] = []  # as the log stores them
     checkpoints: list[Checkpoint] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            if item["type"] == "record":
-                record = AuditRecord(**{key: item[key] for key in _RECORD_KEYS})
-                texts = (canonical(record.body).decode(), canonical(record.owners).decode())
-                rows.append((record.seq, record.at, record.kind, *texts, record.prev, record.hash))
-                records.append(record)
-            elif item["type"] == "checkpoint":
-                checkpoints.append(Checkpoint.from_json(item))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValidationError(
-                f"export line {number}: not an audit export line ({exc})"
-            ) from None
-    return records, ChainVerifier(checkpoints, public_key).run(rows)
+    number = 0
+    try:
+        for number, line in enumerate(lines, 1):  # noqa: B007 - the error names the line
+            if not line.strip():
+                continue
+            item = _export_item(json.loads(line))
+            if isinstance(item, AuditRecord):
+                texts = (canonical(item.body).decode(), canonical(item.owners).decode())
+                rows.append((item.seq, item.at, item.kind, *texts, item.prev, item.hash))
+                records.append(item)
+            elif item is not None:
+                checkpoints.append(item)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        at = number + 1 if isinstance(exc, UnicodeDecodeError) else number
+        raise ValidationError(
+            f"export line {at}: not an audit export line ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+    result = ChainVerifier(checkpoints, public_key).run(rows)
+    if result.ok and not checkpoints:
+        problem = "no signed checkpoint: nothing in the export is vouched for by the hub's key"
+        result = attrs.evolve(result, ok=False, problem=problem, status="unsigned")
+    return records, result
 
 
 def _count(n: int, k: int) -> int | None:

@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from camgate.codec import dump, load
-from camgate.errors import ConfigError, NotFound, ValidationError
+from camgate.errors import CamgateError, ConfigError, NotFound, StorageError, ValidationError
 from camgate.models import (
     AccessRequest,
     Camera,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from camgate.adapters import Credentials
     from camgate.notify import OwnerNotice
 
-__all__ = ["Store"]
+__all__ = ["Store", "connect", "sqlite_errors", "storage_error"]
 
 T = TypeVar("T")
 
@@ -87,17 +88,121 @@ CREATE TABLE IF NOT EXISTS owed_notices (id TEXT PRIMARY KEY, doc TEXT NOT NULL)
 
 SCHEMA_VERSION = "1"
 
+_LOW_SPACE = 1 << 20  # bytes free below which an I/O error is reported as a full disk
+
+
+def storage_error(exc: sqlite3.Error, path: str | Path) -> CamgateError:
+    """The camgate error for an ``sqlite3`` failure on the file ``path``, naming it.
+
+    A full disk (``SQLITE_FULL``, or an I/O error while the file's filesystem has under 1 MiB
+    left) is :class:`~camgate.errors.StorageError` saying so; a damaged file ("database disk
+    image is malformed", "file is not a database") says the file is damaged; a file that
+    cannot be opened says that. Others keep SQLite's words, with the file named.
+    """
+    text = str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL") or "disk is full" in text or _low_space(path):
+        return StorageError(f"disk full: no space left to write {path} (SQLite: {text})")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text:
+        return StorageError(f"{path} is damaged: {text}; restore it from a backup")
+    if name.startswith("SQLITE_READONLY"):
+        return StorageError(f"{path} is read-only ({text}); this command writes to it")
+    if name.startswith("SQLITE_CANTOPEN"):
+        return StorageError(f"cannot open {path} ({text}): is the path right, and readable?")
+    return StorageError(f"{path}: {text}")
+
+
+def _low_space(path: str | Path) -> bool:
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _LOW_SPACE
+
+
+@contextmanager
+def sqlite_errors(path: str | Path) -> Iterator[None]:
+    """Turn a storage failure of SQLite (``sqlite3.OperationalError``, or a bare
+    ``sqlite3.DatabaseError`` such as a damaged page) inside the block into
+    :func:`storage_error`; constraint and programming errors pass unchanged."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise storage_error(exc, path) from exc
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:
+            raise
+        raise storage_error(exc, path) from exc
+
+
+def connect(path: str | Path, *, read_only: bool = False, **options: Any) -> sqlite3.Connection:
+    """A connection to the SQLite file ``path``; ``read_only`` opens it with ``mode=ro`` (no
+    file, journal or WAL is created or written), so a read-only file, directory or mount works.
+
+    A WAL file in a directory where SQLite cannot create the ``-shm`` index is opened as
+    ``immutable`` when no ``-wal`` file holds data that would then be missed; otherwise
+    StorageError says what to do. Errors name the file (:func:`storage_error`).
+    """
+    if not read_only:
+        with sqlite_errors(path):
+            conn: sqlite3.Connection = sqlite3.connect(path, **options)
+            return conn
+    path = Path(path)
+    if not path.exists():
+        raise StorageError(f"no camgate store at {path}")
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    wal = path.with_name(path.name + "-wal")
+    tries = [f"{uri}?mode=ro"]
+    if not (wal.exists() and wal.stat().st_size > 0):
+        tries.append(f"{uri}?mode=ro&immutable=1")
+    for i, target in enumerate(tries):
+        try:
+            ro: sqlite3.Connection = sqlite3.connect(target, uri=True, **options)
+            try:
+                ro.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error:
+                ro.close()
+                raise
+            else:
+                return ro
+        except sqlite3.OperationalError as exc:
+            if i + 1 < len(tries) and "unable to open" in str(exc):
+                continue
+            if "unable to open" in str(exc) and wal.exists():
+                raise StorageError(
+                    f"cannot open {path} read-only: its write-ahead log {wal.name} holds data "
+                    "and no index file can be created beside it; copy the files to a "
+                    "writable directory"
+                ) from exc
+            raise storage_error(exc, path) from exc
+        except sqlite3.DatabaseError as exc:
+            raise storage_error(exc, path) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
 
 class Store:
     """The SQLite file behind one camgate installation (hub and edge in the embedded default).
 
     ``Store(path)`` creates the file and schema when missing. Every ``add_*``/``set_*`` method is
     durable when it returns; ``get_*`` methods raise :class:`camgate.errors.NotFound` for an
-    unknown id.
+    unknown id. ``Store(path, read_only=True)`` opens an existing file with ``mode=ro`` (see
+    :func:`connect`): nothing is created or written, so it works on a read-only file, directory
+    or mount; writes then fail with StorageError. A storage failure (full disk, damaged file)
+    is a :class:`~camgate.errors.StorageError` naming the file, not a raw ``sqlite3`` error.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._local = threading.local()  # the write transaction this thread is inside, if any
+        if read_only:
+            self._conn = connect(
+                self.path, read_only=True, check_same_thread=False, isolation_level=None
+            )
+            self._reader = self._conn
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
@@ -117,10 +222,7 @@ class Store:
                 self.path, check_same_thread=False, isolation_level=None, timeout=30.0
             )
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"cannot open the camgate store at {self.path}: {exc}") from exc
-        self._lock = threading.RLock()
-        self._read_lock = threading.Lock()
-        self._local = threading.local()  # the write transaction this thread is inside, if any
+            raise storage_error(exc, self.path) from exc
         version = self.meta("schema")
         if version is None:
             self.set_meta("schema", SCHEMA_VERSION)
@@ -145,7 +247,7 @@ class Store:
         if outer is not None:
             yield outer
             return
-        with self._lock:
+        with self._lock, sqlite_errors(self.path):
             self._conn.execute("BEGIN IMMEDIATE")
             self._local.db = self._conn
             try:
@@ -172,14 +274,14 @@ class Store:
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run a read query (on the read connection) and return all rows."""
-        with self._read_lock:
+        with self._read_lock, sqlite_errors(self.path):
             return self._reader.execute(sql, params).fetchall()
 
     def close(self) -> None:
         """Close the connections. Idempotent."""
         with self._lock, self._read_lock:
             self._conn.close()
-            self._reader.close()
+            self._reader.close()  # the same connection when read-only: closing twice is fine
 
     def data_version(self) -> int:
         """A number that changes whenever a commit reaches the file (this store's own writes

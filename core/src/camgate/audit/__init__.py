@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,11 +43,12 @@ from camgate.audit.chain import (
     verify_records,
 )
 from camgate.audit.fastverify import default_workers, fast_verify
+from camgate.audit.seal import read_seal, seal_path
 from camgate.audit.sqlite import SQLiteAuditBackend
 from camgate.codec import canonical
-from camgate.errors import AuditError, NotFound
+from camgate.errors import AuditError, ConfigError, NotFound, StorageError
 from camgate.grants import GrantSigner
-from camgate.store import Store
+from camgate.store import Store, connect
 
 __all__ = [
     "GENESIS",
@@ -58,6 +60,7 @@ __all__ = [
     "OwnerSlice",
     "SliceResult",
     "VerifyResult",
+    "hub_signer",
     "record_hash",
     "subjects",
     "verify_owner_slice",
@@ -69,7 +72,7 @@ class AuditBackend(Protocol):
     """What an audit store provides. Chaining and checkpoints happen in its write transaction."""
 
     public_key: bytes | None
-    log_id: str
+    log_id: str | None
 
     def append(self, entry: Entry) -> AuditRecord:
         """Chain and durably commit one entry; return its record."""
@@ -128,6 +131,47 @@ def subjects(body: Any) -> tuple[set[str], set[str]]:
     return owners, cameras
 
 
+def _history(store_path: Path) -> str | None:
+    """What shows that the SQLite store at ``store_path`` already has an audit log (None:
+    nothing), read without writing anything."""
+    for seal in [seal_path(store_path), *store_path.parent.glob(f"{store_path.stem}.pg-*.seal")]:
+        if seal.exists():
+            return f"is sealed ({seal})"
+    if not store_path.exists() or store_path.stat().st_size == 0:
+        return None
+    conn = connect(store_path, read_only=True)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"audit", "audit_checkpoints"} <= names:
+            return None
+        records = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+        cps = conn.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read {store_path}: {exc}") from exc
+    finally:
+        conn.close()
+    return f"holds {records} records and {cps} checkpoints" if records or cps else None
+
+
+def hub_signer(store_path: str | Path, key_path: str | Path | None = None) -> GrantSigner:
+    """The hub's signing key for the store at ``store_path`` (``key_path``, default ``.key``
+    beside it), created (mode 0600) only for a store whose audit log has no record, checkpoint
+    or seal yet. A missing key for a log that has them is ConfigError naming the file: a new
+    key could not vouch for the old checkpoints, and verification would report every record
+    after them unproven — restore the key file instead."""
+    store_path = Path(store_path)
+    key = Path(key_path) if key_path is not None else store_path.with_suffix(".key")
+    if key.exists():
+        return GrantSigner.load(key)
+    history = _history(store_path)
+    if history is not None:
+        raise ConfigError(
+            f"the signing key {key} is missing, but the audit log in {store_path} {history}; "
+            "a key is never recreated for a log that has records: restore the key file"
+        )
+    return GrantSigner.load_or_create(key)
+
+
 def _to_record(row: Row) -> AuditRecord:
     seq, at, kind, body, owners, prev, digest = row
     return AuditRecord(seq, at, kind, json.loads(body), prev, digest, json.loads(owners))
@@ -142,6 +186,12 @@ class AuditLog:
     log lives in that PostgreSQL database instead, shared by every process pointed at it (they
     must share the hub's key to sign its checkpoints). ``owner_of`` maps a camera id to its owner
     (the store's registry by default).
+
+    With a store, every checkpoint is also pinned in a seal file beside it
+    (:mod:`camgate.audit.seal`; ``seal`` names another file), which verification checks, so a
+    log cut back with its checkpoints is ``truncated``. ``read_only`` opens the log for
+    reading only: nothing is created or written (no key, no table, no journal), the key beside
+    the store is read when it exists (for :meth:`verify`), and appends fail.
     """
 
     def __init__(
@@ -154,28 +204,39 @@ class AuditLog:
         checkpoint_every: int = 4096,
         checkpoint_interval_s: float = 60.0,
         dsn: str | None = None,
+        read_only: bool = False,
+        seal: str | Path | None = None,
     ) -> None:
         self._store = store
+        self.key_path = Path(store.path).with_suffix(".key") if store is not None else None
+        self.seal_path: Path | None = Path(seal) if seal is not None else None
         if backend is None:
             dsn = dsn or os.environ.get(AUDIT_DSN_ENV) or None
-            if store is None and (dsn is None or signer is None):
+            if store is None and (dsn is None or (signer is None and not read_only)):
                 raise AuditError("AuditLog needs a store, or a DSN and a signer, or a backend")
-            if signer is None:
-                assert store is not None
-                signer = GrantSigner.load_or_create(Path(store.path).with_suffix(".key"))
+            if signer is None and store is not None:
+                if not read_only:
+                    signer = hub_signer(store.path)
+                elif self.key_path is not None and self.key_path.exists():
+                    signer = GrantSigner.load(self.key_path)
             options: dict[str, Any] = {
-                "sign": signer.sign_message,
-                "public_key": signer.public_key,
+                "sign": None if signer is None else signer.sign_message,
+                "public_key": None if signer is None else signer.public_key,
                 "checkpoint_every": checkpoint_every,
                 "checkpoint_interval_s": checkpoint_interval_s,
+                "read_only": read_only,
             }
             if dsn is not None:
-                from camgate.audit.postgres import PostgresAuditBackend
+                from camgate.audit.postgres import PostgresAuditBackend, redact_dsn
 
-                backend = PostgresAuditBackend(dsn, **options)
+                if self.seal_path is None and store is not None:
+                    self.seal_path = seal_path(store.path, redact_dsn(dsn))
+                backend = PostgresAuditBackend(dsn, seal=self.seal_path, **options)
             else:
                 assert store is not None
-                backend = SQLiteAuditBackend(store.path, **options)
+                if self.seal_path is None:
+                    self.seal_path = seal_path(store.path)
+                backend = SQLiteAuditBackend(store.path, seal=self.seal_path, **options)
         self.backend: AuditBackend = backend
         if owner_of is None and store is not None:
             owner_of = self._registry_owner
@@ -295,15 +356,38 @@ class AuditLog:
         (:mod:`camgate.audit.fastverify`) — on SQLite with ``camgate-native`` installed, by
         threads running its compiled scan; if anything fails there, the log is verified again
         record by record, so the result — and the first bad record it names — is the same.
+
+        The seal file (when this log has one) is checked as a known checkpoint: a log cut back
+        below it is ``truncated``, a missing seal leaves a non-empty log ``unpinned``, and a log
+        with no record is ``empty`` (see :class:`VerifyResult`). With no key at all (none given,
+        no key file) a log with checkpoints cannot be checked: ConfigError naming the key file.
         """
         key = public_key if public_key is not None else self.public_key
         cps = self.backend.checkpoints()
+        seal = read_seal(self.seal_path) if self.seal_path is not None else None
+        if key is None and (cps or seal is not None):
+            where = self.key_path if self.key_path is not None else "the hub's key"
+            raise ConfigError(
+                f"signing key missing: {where} does not exist, so the checkpoints cannot be "
+                "checked; give the hub's public key (--key HEX)"
+            )
+
+        def verifier() -> ChainVerifier:
+            return ChainVerifier(
+                cps,
+                key,
+                known,
+                seal=seal,
+                sealed=self.seal_path is not None,
+                log_id=self.backend.log_id,
+            )
+
         range_reader = getattr(self.backend, "range_reader", None)
         last_seq = getattr(self.backend, "last_seq", None)
         native_scanner = getattr(self.backend, "native_scanner", None)
         if range_reader is not None and last_seq is not None:
             fast = fast_verify(
-                ChainVerifier(cps, key, known),
+                verifier(),
                 range_reader(),
                 last_seq(),
                 workers=default_workers() if workers is None else workers,
@@ -312,26 +396,56 @@ class AuditLog:
             )
             if fast is not None:
                 return fast
-        return ChainVerifier(cps, key, known).run(self.backend.rows(after=None))
+        return verifier().run(self.backend.rows(after=None))
 
-    def export_jsonl(self) -> Iterator[str]:
+    def export_jsonl(
+        self, *, public_key: bytes | None = None, unverified: bool = False
+    ) -> Iterator[str]:
         """The log as JSON Lines: a header, then each record, each checkpoint after its record.
 
         Lines are ``{"type": "log", ...}``, ``{"type": "record", ...}`` and
         ``{"type": "checkpoint", "payload": ..., "signature": ...}``; docs/audit.md says how a
         third party verifies them.
+
+        The log is verified first (:meth:`verify`, against ``public_key`` or this log's key):
+        one that does not verify raises AuditError naming the verdict and the first bad record,
+        before any line is produced. With ``unverified`` it is exported anyway, marked: the
+        header carries ``"verified": false`` and the verdict, a record that cannot be read is
+        an ``{"type": "unreadable", "seq": ...}`` line, and the seal, when the log no longer
+        holds the checkpoint it pins, ends the export — so no verifier passes the file.
         """
+        result = self.verify(public_key=public_key, workers=1)
+        if not result.ok and not unverified:
+            where = f" at record {result.first_bad}" if result.first_bad is not None else ""
+            raise AuditError(
+                f"the audit log does not verify ({result.status}{where}: {result.problem}); "
+                "nothing exported"
+            )
         cps = self.backend.checkpoints()
-        header = {"type": "log", "format": 1, "log": self.backend.log_id}
+        header: dict[str, Any] = {"type": "log", "format": 1, "log": self.backend.log_id}
         if self.public_key is not None:
             header["key"] = self.public_key.hex()
+        if not result.ok:
+            header |= {
+                "verified": False,
+                "status": result.status,
+                "first_bad": result.first_bad,
+                "problem": result.problem,
+            }
         yield json.dumps(header, sort_keys=True)
         i = 0
-        for row in self.backend.rows():
-            yield json.dumps({"type": "record", **_to_record(row).to_json()}, sort_keys=True)
+        for row in self.backend.rows(after=None):
+            try:
+                line = json.dumps({"type": "record", **_to_record(row).to_json()}, sort_keys=True)
+            except (ValueError, TypeError) as exc:
+                line = json.dumps({"type": "unreadable", "seq": str(row[0]), "problem": str(exc)})
+            yield line
             while i < len(cps) and cps[i].seq == row[0]:
                 yield json.dumps(cps[i].to_json(), sort_keys=True)
                 i += 1
+        seal = read_seal(self.seal_path) if self.seal_path is not None else None
+        if seal is not None and all(c.signature != seal.signature for c in cps):
+            yield json.dumps(seal.to_json(), sort_keys=True)
 
     def owner_slice(
         self, owner: str, since: int | None = None, until: int | None = None

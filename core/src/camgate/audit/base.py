@@ -18,20 +18,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
 from camgate.audit.chain import GENESIS, AuditRecord, Checkpoint, leaf_hash, merkle_root, preimage
+from camgate.audit.seal import write_seal
 from camgate.codec import canonical
 from camgate.errors import AuditError, CamgateError
 
 __all__ = ["ChainingBackend", "Entry", "Row", "WriteTx"]
+
+_log = logging.getLogger(__name__)
 
 Row = tuple[int, str, str, str, str, str, str]
 """A stored record's texts: ``(seq, at, kind, body, owners, prev, hash)``."""
@@ -136,9 +141,14 @@ class ChainingBackend(ABC):
     ``checkpoint_every`` records, or at the first commit ``checkpoint_interval_s`` after the last
     one, and whenever :meth:`checkpoint` is called. ``group_commit=False`` commits each record on
     its own (the naive baseline the benchmark compares with).
+
+    Records are not left unsealed on an idle system: ``checkpoint_interval_s`` after a commit
+    that left records without a checkpoint, a timer signs them, and :meth:`close` signs what
+    this process left unsealed. Each checkpoint is pinned in the ``seal`` file (when given)
+    once its transaction committed (:mod:`camgate.audit.seal`).
     """
 
-    log_id: str
+    log_id: str | None  # None: a read-only log whose store has no audit tables yet
     _keep_cause = True  # False where a driver's message could carry a secret (it is scrubbed)
 
     def __init__(
@@ -149,8 +159,12 @@ class ChainingBackend(ABC):
         checkpoint_every: int = 4096,
         checkpoint_interval_s: float = 60.0,
         group_commit: bool = True,
+        seal: Path | None = None,
     ) -> None:
         self._sign, self.public_key = sign, public_key
+        self.seal = seal
+        self._unsealed = False  # this process committed records no checkpoint covers yet
+        self._timer: threading.Timer | None = None
         self.checkpoint_every, self.checkpoint_interval_s = checkpoint_every, checkpoint_interval_s
         self._group = group_commit
         self._cv = threading.Condition()
@@ -206,19 +220,27 @@ class ChainingBackend(ABC):
     def last_seq(self) -> int:
         """The highest record seq stored (0 for an empty log)."""
         rows = self._read("SELECT max(seq) FROM audit", ())
-        top = rows[0][0]
+        top = rows[0][0] if rows else 0
         # Only integers are ever written; anything else (a rewritten table) places no bound:
         # 0 makes the fast path one range, whose first row then fails the seq check.
         return top if type(top) is int and top > 0 else 0
 
     def checkpoints(self) -> list[Checkpoint]:
-        """Every stored checkpoint, oldest first."""
-        return [
-            Checkpoint(json.loads(p), s)
-            for p, s in self._read(
-                "SELECT payload, signature FROM audit_checkpoints ORDER BY seq", ()
-            )
-        ]
+        """Every stored checkpoint, oldest first. One whose payload is not a JSON object (a
+        tampered row) is kept as an unreadable checkpoint at its row's seq, which verification
+        then rejects, rather than stopping the reader."""
+        found = []
+        for seq, p, s in self._read(
+            "SELECT seq, payload, signature FROM audit_checkpoints ORDER BY seq", ()
+        ):
+            try:
+                payload = json.loads(p)
+            except (ValueError, TypeError):
+                payload = None
+            if not isinstance(payload, dict) or type(payload.get("seq")) is not int:
+                payload = {"seq": seq if type(seq) is int else 0, "head": "", "unreadable": True}
+            found.append(Checkpoint(payload, str(s)))
+        return found
 
     # ------------------------------------------------------------------ writing
 
@@ -266,7 +288,8 @@ class ChainingBackend(ABC):
             try:
                 with self._transaction() as tx:
                     mine = _Pending(make(tx))
-                    self._chain_into(tx, [mine], force_checkpoint=False)
+                    cp, wrote = self._chain_into(tx, [mine], force_checkpoint=False)
+                self._sealed_after_commit(cp, wrote)
             except CamgateError:
                 raise  # the work refused (nothing was written): its own error
             except Exception as exc:
@@ -290,7 +313,8 @@ class ChainingBackend(ABC):
             try:
                 return self._commit([], force_checkpoint=True)
             except Exception as exc:
-                raise self._as_audit_error("checkpoint", exc) from exc
+                error = self._as_audit_error("checkpoint", exc)
+        raise error  # outside the handler: no implicit link to a driver error that was scrubbed
 
     @contextmanager
     def _lead(self) -> Iterator[None]:
@@ -314,8 +338,12 @@ class ChainingBackend(ABC):
                 self._cv.notify_all()
 
     def close(self) -> None:
-        """Close the store once no commit is under way. Idempotent."""
+        """Sign what this process left unsealed, then close the store once no commit is under
+        way. Idempotent."""
+        self._seal_pending()
         with self._cv:
+            if self._timer is not None:
+                self._timer.cancel()
             while self._leading:
                 self._cv.wait()
             if not self._closed:
@@ -324,18 +352,71 @@ class ChainingBackend(ABC):
 
     def _commit(self, batch: list[_Pending], *, force_checkpoint: bool) -> Checkpoint | None:
         with self._transaction() as tx:
-            return self._chain_into(tx, batch, force_checkpoint=force_checkpoint)
+            cp, wrote = self._chain_into(tx, batch, force_checkpoint=force_checkpoint)
+        self._sealed_after_commit(cp, wrote)
+        return cp
 
     def _chain_into(
         self, tx: WriteTx, batch: list[_Pending], *, force_checkpoint: bool
-    ) -> Checkpoint | None:
+    ) -> tuple[Checkpoint | None, bool]:
+        """Chain ``batch`` into the open transaction ``tx``; return the checkpoint written (if
+        any) and whether any record was."""
         seq, prev = tx.head()
         wanted = {o for p in batch for o in p.entry.owners}
         heads = tx.owner_heads(wanted) if wanted else {}
         rows, owner_rows, moved, seq, prev = chain(batch, seq, prev, heads)
         if rows:
             tx.insert(rows, owner_rows, moved)
-        return self._maybe_checkpoint(tx, seq, prev, force=force_checkpoint)
+        return self._maybe_checkpoint(tx, seq, prev, force=force_checkpoint), bool(rows)
+
+    def _sealed_after_commit(self, cp: Checkpoint | None, wrote: bool) -> None:
+        """After a commit: copy a new checkpoint to the seal file, or arm the timer that signs
+        records left unsealed."""
+        if cp is not None:
+            self._unsealed = False
+            if self.seal is not None:
+                write_seal(self.seal, cp)
+        elif wrote and self._sign is not None:
+            self._unsealed = True
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """Sign the records just committed ``checkpoint_interval_s`` from now, if no append
+        does it first (called by the commit's leader)."""
+        with self._cv:
+            if self._timer is not None or self._closed:
+                return
+            self._timer = threading.Timer(self.checkpoint_interval_s, self._on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _on_timer(self) -> None:
+        with self._cv:
+            self._timer = None
+        self._seal_pending()
+
+    def _seal_pending(self) -> None:
+        """Checkpoint the records this process left unsealed (errors are logged: the records
+        themselves are durable, only their signature waits for the next checkpoint)."""
+        if not self._unsealed or self._closed:
+            return
+        try:
+            self.checkpoint()
+        except Exception as exc:  # a timer or close() has no caller to tell
+            _log.warning("audit log: could not sign the unsealed records: %s", exc)
+
+    def _check_pinned_key(self, pinned: str | None, where: str) -> None:
+        """Raise AuditError when the log is pinned to another key than this process signs with
+        (the first writer pins its key; a hub whose ``.key`` was lost or replaced is refused)."""
+        if pinned is None or self.public_key is None or pinned == self.public_key.hex():
+            return
+        self._close_store()
+        raise AuditError(
+            f"the audit log in {where} is sealed with key {pinned[:16]}…, not this hub's key "
+            f"{self.public_key.hex()[:16]}…: the signing key (.key beside the store) is not the "
+            "one the log was started with; restore it (processes sharing a log must share the "
+            "hub's key)"
+        )
 
     def _maybe_checkpoint(
         self, tx: WriteTx, seq: int, head: str, *, force: bool

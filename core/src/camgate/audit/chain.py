@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from camgate.codec import canonical
+from camgate.errors import ConfigError
 
 __all__ = [
     "CHECKPOINT_PREFIX",
@@ -39,6 +40,7 @@ __all__ = [
     "Checkpoint",
     "ChainVerifier",
     "VerifyResult",
+    "check_public_key",
     "leaf_hash",
     "merkle_path",
     "merkle_root",
@@ -218,10 +220,17 @@ class Checkpoint:
 class VerifyResult:
     """What verification found.
 
-    ``ok`` when every hash, link and checkpoint holds; ``first_bad`` names the first record at
-    fault (for a rewrite detected only by a checkpoint, the first record after the last good
-    checkpoint, since a consistent forgery cannot be placed more exactly). ``unsealed`` counts
-    the records after the last checkpoint, which no signature covers yet.
+    ``ok`` when every hash, link and checkpoint holds and nothing suggests records are missing;
+    ``first_bad`` names the first record at fault (for a rewrite detected only by a checkpoint,
+    the first record after the last good checkpoint, since a consistent forgery cannot be placed
+    more exactly). ``unsealed`` counts the records after the last checkpoint, which no signature
+    covers yet. ``status`` says which verdict, as a word: ``ok``; ``broken`` (a record, link or
+    checkpoint fails); ``truncated`` (a checkpoint, the seal or a known checkpoint signs records
+    the log no longer has); ``empty`` (no record and nothing that proves there never was one);
+    ``unpinned`` (the log's seal is missing, so nothing proves it was not cut back); ``key``
+    (the checkpoints are signed with another key than the one verified against: the signing key
+    is missing or replaced); ``unsigned`` (an export with no checkpoint at all,
+    :func:`camgate.report.verify_export`). Only ``ok`` has ``ok`` True.
     """
 
     ok: bool
@@ -231,6 +240,7 @@ class VerifyResult:
     problem: str = ""
     checkpoints: int = 0
     unsealed: int = 0
+    status: str = "ok"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -238,9 +248,30 @@ class VerifyResult:
 
 
 class _Bad(Exception):
-    def __init__(self, seq: int, problem: str) -> None:
+    def __init__(self, seq: int, problem: str, status: str = "broken") -> None:
         super().__init__(problem)
-        self.seq, self.problem = seq, problem
+        self.seq, self.problem, self.status = seq, problem, status
+
+
+def _hex(text: object) -> bytes:
+    """``text`` as bytes when it is hex, else nothing (a payload field anyone may have written)."""
+    try:
+        return bytes.fromhex(text) if isinstance(text, str) else b""
+    except ValueError:
+        return b""
+
+
+def check_public_key(key: bytes) -> bytes:
+    """``key`` if it is a usable Ed25519 public key (32 bytes, a curve point); else ConfigError."""
+    if len(key) != 32:
+        raise ConfigError(
+            f"bad key: an Ed25519 public key is 32 bytes (64 hex digits), not {len(key)}"
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(key)
+    except ValueError as exc:
+        raise ConfigError(f"bad key: not an Ed25519 public key ({exc})") from None
+    return key
 
 
 def _same_content(
@@ -261,6 +292,14 @@ class ChainVerifier:
     are checked when the record they sign is reached: the signature against ``public_key``, the
     head, the owners' Merkle root, and the link to the previous checkpoint. ``known`` are
     checkpoints obtained elsewhere (an earlier export, a witness): each must be in the log.
+
+    ``seal`` is the log's pinned latest checkpoint (the seal file beside the store, see
+    :mod:`camgate.audit.seal`): it must verify against ``public_key`` and be in the log, so a log
+    cut back below it, checkpoints and all, is ``truncated``. ``sealed`` True says a seal is
+    expected: its absence (``seal`` None) then leaves a non-empty log ``unpinned``. A log with no
+    record is ``empty`` unless a checkpoint or seal says more: never ``ok``. A ``public_key`` that
+    is not an Ed25519 key raises ConfigError ("bad key"); checkpoints that name another key than
+    ``public_key`` give the verdict ``key``.
     """
 
     def __init__(
@@ -268,10 +307,15 @@ class ChainVerifier:
         checkpoints: Iterable[Checkpoint],
         public_key: bytes | None,
         known: Iterable[Checkpoint] = (),
+        *,
+        seal: Checkpoint | None = None,
+        sealed: bool = False,
+        log_id: str | None = None,
     ) -> None:
         self._cps = sorted(checkpoints, key=lambda c: c.seq)
-        self._key = public_key
+        self._key = None if public_key is None else check_public_key(public_key)
         self._known = {c.seq: c for c in known}
+        self._seal, self._sealed, self._log_id = seal, sealed, log_id
         self._heads: dict[str, tuple[str, int]] = {}
         self._leaves: dict[str, bytes] = {}
         self._dirty: set[str] = set()
@@ -287,8 +331,28 @@ class ChainVerifier:
             self._rows(rows)
             self._finish()
         except _Bad as bad:
+            return self.failed(bad)
+        return self.passed()
+
+    def failed(self, bad: _Bad) -> VerifyResult:
+        """The result for the problem ``bad`` found so far."""
+        return VerifyResult(
+            False, self.count, self.head, bad.seq, bad.problem, self._cp_done, 0, bad.status
+        )
+
+    def passed(self) -> VerifyResult:
+        """The result once every row passed :meth:`_finish` (``empty`` for no record at all)."""
+        if self.count == 0:
             return VerifyResult(
-                False, self.count, self.head, bad.seq, bad.problem, self._cp_done, 0
+                False,
+                0,
+                self.head,
+                None,
+                "the audit log is empty: no record, no checkpoint, "
+                "nothing that proves it never held any",
+                0,
+                0,
+                "empty",
             )
         last = self._cps[-1].seq if self._cps else 0
         return VerifyResult(True, self.count, self.head, None, "", self._cp_done, self.count - last)
@@ -309,7 +373,7 @@ class ChainVerifier:
                 same = sha(preimage(seq, at, kind, body, owners, link)).hexdigest() == digest or (
                     _same_content(seq, at, kind, body, owners, link, digest)
                 )
-            except TypeError:  # a column that is not text (a rewritten table)
+            except (TypeError, UnicodeEncodeError):  # not text, or a lone surrogate (an export)
                 same = False
             if not same:
                 self.count, self.head = n, prev
@@ -344,6 +408,15 @@ class ChainVerifier:
 
     def _checkpoint(self, cp: Checkpoint) -> None:
         after = self._last_good_cp + 1
+        named = cp.payload.get("key")
+        if self._key is not None and named != self._key.hex() and cp.signature_ok(_hex(named)):
+            raise _Bad(
+                after,
+                f"checkpoint at record {cp.seq} is signed with key {str(named)[:16]}…, not with "
+                f"the key verified against ({self._key.hex()[:16]}…): the signing key is "
+                "missing or does not match the key the log is pinned to",
+                "key",
+            )
         if self._key is not None and not cp.signature_ok(self._key):
             raise _Bad(after, f"checkpoint at record {cp.seq}: signature does not verify")
         if cp.payload.get("prev") != self._prev_cp:
@@ -366,16 +439,44 @@ class ChainVerifier:
         if self._cp_done < len(self._cps):
             cp = self._cps[self._cp_done]
             raise _Bad(
-                end + 1, f"log truncated: a checkpoint signs record {cp.seq}, log ends at {end}"
+                end + 1,
+                f"log truncated: a checkpoint signs record {cp.seq}, log ends at {end}",
+                "truncated",
             )
         mine = {c.seq: c for c in self._cps}
-        for seq, cp in sorted(self._known.items()):
+        known = sorted(self._known.items())
+        if self._seal is not None:
+            self._check_seal(self._seal, end)
+            known.append((self._seal.seq, self._seal))
+        for seq, cp in known:
+            what = "the seal" if cp is self._seal else "a known checkpoint"
             if seq > end:
-                raise _Bad(end + 1, f"log truncated: a known checkpoint signs record {seq}")
-            if seq not in mine or mine[seq].signature != cp.signature:
                 raise _Bad(
-                    seq, f"the known checkpoint at record {seq} is not in the log (rewritten?)"
+                    end + 1,
+                    f"log truncated: {what} signs record {seq}, log ends at {end}",
+                    "truncated",
                 )
+            if seq not in mine or mine[seq].signature != cp.signature:
+                raise _Bad(seq, f"{what} at record {seq} is not in the log (rewritten?)")
+        if self._sealed and self._seal is None and (end or self._cps):
+            raise _Bad(
+                end + 1,
+                "the log's seal file is missing: nothing proves the log was not cut back "
+                "(verify --against an earlier export; the next checkpoint writes a new seal)",
+                "unpinned",
+            )
+
+    def _check_seal(self, seal: Checkpoint, end: int) -> None:
+        if self._key is not None and not seal.signature_ok(self._key):
+            status = "key" if seal.payload.get("key") != self._key.hex() else "broken"
+            raise _Bad(end + 1, "the seal's signature does not verify against the key", status)
+        if self._log_id is not None and seal.payload.get("log") != self._log_id:
+            raise _Bad(
+                1,
+                f"the seal belongs to log {seal.payload.get('log')!r}, not to this log "
+                f"({self._log_id!r}): the log was replaced",
+                "truncated",
+            )
 
 
 def verify_records(records: Iterable[AuditRecord]) -> VerifyResult:

@@ -209,10 +209,7 @@ def _merge(verifier: ChainVerifier, scans: Sequence[RangeScan]) -> VerifyResult 
         verifier._finish()
     except _Bad:
         return None
-    last = cps[-1].seq if cps else 0
-    return VerifyResult(
-        True, verifier.count, verifier.head, None, "", verifier._cp_done, verifier.count - last
-    )
+    return verifier.passed()  # the same verdicts as the sequential verifier (``empty`` too)
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -18,10 +18,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import unittest
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["PostgresServer", "find_postgres_bin", "postgres_available"]
+__all__ = ["PostgresServer", "find_postgres_bin", "postgres_available", "server_for_tests"]
 
 PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -55,6 +58,23 @@ def postgres_available() -> str | None:
         if shutil.which("runuser") is None:
             return "running as root but runuser (util-linux) is missing"
     return None
+
+
+@contextmanager
+def server_for_tests() -> Iterator[PostgresServer]:
+    """A started :class:`PostgresServer` for a test run (pytest fixtures wrap it).
+
+    Where PostgreSQL cannot run, raises ``unittest.SkipTest`` (pytest skips) when
+    ``CAMGATE_SKIP_POSTGRES=1``, and otherwise RuntimeError saying why: the tests that need a
+    server fail rather than pass unseen.
+    """
+    reason = postgres_available()
+    if reason:
+        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
+            raise unittest.SkipTest(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
+        raise RuntimeError(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
+    with PostgresServer() as server:
+        yield server
 
 
 def _free_port() -> int:

@@ -19,10 +19,12 @@ The DSN may hold a password; it never appears in a repr, a log line or an error 
 from __future__ import annotations
 
 import functools
+import re
+import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -50,23 +52,113 @@ _SCHEMA_LOCK = 0x63616D67  # pg_advisory_xact_lock key: creating the tables once
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN's user, host, port and database, never its password (or anything else)."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.Error:
+    """The DSN's user, host, port and database, never its password (or anything else): no
+    4-character run of any text that may be the password (:func:`hide_password`) survives,
+    even where a malformed DSN made libpq read part of it as a host or a user."""
+    parts = _parse(dsn)
+    if parts is None:
         return "postgresql://(unreadable DSN)"
     user = f"{parts['user']}@" if parts.get("user") else ""
     host = str(parts.get("host") or "")
     port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
+    return hide_password(dsn, f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}")
 
 
-def _password(dsn: str) -> str | None:
+def _parse(dsn: str) -> dict[str, Any] | None:
     try:
-        value = conninfo_to_dict(dsn).get("password")
-    except psycopg.Error:
+        return conninfo_to_dict(dsn)
+    except (psycopg.Error, ValueError, TypeError):
         return None
-    return str(value) if value else None
+
+
+_URI = re.compile(r"\s*postgres(?:ql)?://", re.IGNORECASE)
+_NEXT_QUERY_KEY = re.compile(r"&[A-Za-z_%0-9]+=")
+_NEXT_KEY = re.compile(r"\s+[A-Za-z_]+\s*=")
+_PASSWORD_KEY = re.compile(r"password\s*=\s*", re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'')
+_MIN_RUN = 4  # no run of this many characters of a password candidate is ever shown
+
+
+def password_candidates(dsn: str) -> set[str]:
+    """Every text of ``dsn`` that may be its password or part of it, whether or not libpq can
+    parse the DSN: the parsed password; in a URL, everything between the first ``:`` of the
+    user part and the last ``@``, and each ``password=`` query value to the next parameter; in
+    key=value form, each ``password`` value (quoted, or to the next ``key=``); each also
+    percent-decoded and unescaped. Deliberately generous: hiding too much costs a less
+    specific message, hiding too little a password."""
+    found: set[str] = set()
+    parsed = _parse(dsn)
+    if parsed and parsed.get("password"):
+        found.add(str(parsed["password"]))
+    uri = _URI.match(dsn)
+    if uri:
+        rest = dsn[uri.end() :]
+        userinfo = rest[: max(rest.rfind("@"), 0)]
+        if ":" in userinfo:
+            found.add(userinfo.split(":", 1)[1])
+        for key in re.finditer(r"[?&]([^=&]*)=", rest):
+            if "password" in urllib.parse.unquote(key.group(1)).lower():
+                value = rest[key.end() :]
+                stop = _NEXT_QUERY_KEY.search(value)
+                found.add(value[: stop.start()] if stop else value)
+    else:
+        for key in _PASSWORD_KEY.finditer(dsn):
+            value = dsn[key.end() :]
+            if value.startswith("'"):
+                end = re.search(r"(?<!\\)'", value[1:])
+                found.add(value[1 : end.start() + 1] if end else value[1:])
+            stop = _NEXT_KEY.search(value)
+            found.add(value[: stop.start()] if stop else value)
+    for text in list(found):
+        found.add(urllib.parse.unquote(text, errors="replace"))
+        found.add(text.replace("\\'", "'").replace("\\\\", "\\"))
+    return {t for t in found if t}
+
+
+def hide_password(dsn: str, text: str) -> str:
+    """``text`` with every run of at least four characters that occurs in one of ``dsn``'s
+    :func:`password_candidates` replaced by ``***`` (and shorter candidates where they stand
+    whole)."""
+    candidates = password_candidates(dsn)
+    if not candidates:
+        return text
+    hidden = [False] * len(text)
+    for secret in candidates:
+        if len(secret) < _MIN_RUN:
+            start = text.find(secret)
+            while start >= 0 and len(secret) >= 3:
+                hidden[start : start + len(secret)] = [True] * len(secret)
+                start = text.find(secret, start + 1)
+            continue
+        for i in range(len(text) - _MIN_RUN + 1):
+            n = _MIN_RUN
+            if text[i : i + n] not in secret:
+                continue
+            while i + n < len(text) and text[i : i + n + 1] in secret:
+                n += 1
+            hidden[i : i + n] = [True] * n
+    out, i = [], 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _fail(message: str) -> NoReturn:
+    """Raise AuditError(message) linked to no other exception: the driver's exception, whose
+    text may hold the password, is neither its cause nor its context (which ``from None``
+    only hides from tracebacks; loggers and error trackers walk it)."""
+    err = AuditError(message)
+    try:
+        raise err
+    finally:
+        err.__cause__ = err.__context__ = None
+        err.__suppress_context__ = True
 
 
 @contextmanager
@@ -75,16 +167,12 @@ def _snapshot(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     try:
         conn = psycopg.connect(dsn, connect_timeout=30)
     except psycopg.Error as exc:
-        raise AuditError(
-            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
-        ) from None
+        _fail(f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}")
     try:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield conn
     except psycopg.Error as exc:
-        raise AuditError(
-            f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}"
-        ) from None
+        _fail(f"cannot read the audit log in {redact_dsn(dsn)}: {_scrub(dsn, exc)}")
     finally:
         conn.close()
 
@@ -98,9 +186,19 @@ def read_rows(dsn: str, after: int | None, until: int | None) -> Iterator[Row]:
 
 
 def _scrub(dsn: str, exc: BaseException) -> str:
+    """The first line of a driver error about ``dsn``, safe to show: quoted texts other than
+    the DSN's parsed host, port, user and database become ``"…"`` (libpq quotes the pieces of
+    a DSN it cannot read, the password among them), then :func:`hide_password`."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    secret = _password(dsn)
-    return text.replace(secret, "***") if secret else text
+    parsed = _parse(dsn) or {}
+    fields = ("host", "hostaddr", "port", "user", "dbname")
+    shown = {str(parsed[k]) for k in fields if parsed.get(k)}
+
+    def quoted(m: re.Match[str]) -> str:
+        inner = m.group(1) if m.group(1) is not None else m.group(2)
+        return m.group(0) if inner in shown else m.group(0)[0] + "…" + m.group(0)[0]
+
+    return hide_password(dsn, _QUOTED.sub(quoted, text))
 
 
 class _PgTx:
@@ -171,10 +269,23 @@ class PostgresAuditBackend(ChainingBackend):
 
     _keep_cause = False  # psycopg's messages are scrubbed of the password and not chained
 
-    def __init__(self, dsn: str, **options: Any) -> None:
+    def __init__(self, dsn: str, *, read_only: bool = False, **options: Any) -> None:
         super().__init__(**options)  # sign, public_key, checkpoint_every/_interval_s, group_commit
         self._dsn = dsn
         self.where = redact_dsn(dsn)
+        if read_only:  # create nothing, pin nothing: read the log's id if there is a log
+            self._sign = None
+            self._conn: psycopg.Connection[Any] | None = None
+            try:
+                found = (
+                    self._read("SELECT value FROM audit_meta WHERE key='log'", ())
+                    if self._has_log()
+                    else []
+                )
+            except AuditError as exc:  # already scrubbed; said as any open would say it
+                _fail(str(exc).replace("cannot read", "cannot open", 1))
+            self.log_id = str(found[0][0]) if found else None
+            return
         try:
             self._conn = self._connect()
             with self._conn.transaction():
@@ -196,22 +307,10 @@ class PostgresAuditBackend(ChainingBackend):
                         "SELECT value FROM audit_meta WHERE key='key'"
                     ).fetchone()
         except psycopg.Error as exc:
-            raise AuditError(
-                f"cannot open the audit log in {self.where}: {self._scrub(exc)}"
-            ) from None
+            _fail(f"cannot open the audit log in {self.where}: {self._scrub(exc)}")
         assert row is not None
         self.log_id = str(row[0])
-        if (
-            sealed is not None
-            and self.public_key is not None
-            and sealed[0] != self.public_key.hex()
-        ):
-            self._conn.close()
-            raise AuditError(
-                f"the audit log in {self.where} is sealed with key {sealed[0][:16]}…, not this "
-                f"hub's key {self.public_key.hex()[:16]}…: processes sharing a log must share "
-                "the hub's key (.key beside the store)"
-            )
+        self._check_pinned_key(None if sealed is None else str(sealed[0]), self.where)
 
     def __repr__(self) -> str:
         return f"PostgresAuditBackend({self.where!r}, log={self.log_id!r})"
@@ -227,17 +326,24 @@ class PostgresAuditBackend(ChainingBackend):
     @contextmanager
     def _transaction(self) -> Iterator[WriteTx]:
         conn = self._conn
+        if conn is None:
+            raise AuditError(f"the audit log in {self.where} was opened read-only")
         with conn.transaction():
             conn.execute("SELECT 1 FROM audit_meta WHERE key = 'log' FOR UPDATE")
             yield _PgTx(conn)
 
     def _store_error(self, exc: BaseException) -> str | None:
-        if isinstance(exc, psycopg.Error):
+        if isinstance(exc, psycopg.Error | OSError | ValueError | TypeError):
             return f"{self.where}: {self._scrub(exc)}"
-        return super()._store_error(exc)
+        return None
 
     def _close_store(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _has_log(self) -> bool:
+        found = self._read("SELECT to_regclass('audit_meta') IS NOT NULL", ())
+        return bool(found and found[0][0])
 
     # ------------------------------------------------------------------ reading
 

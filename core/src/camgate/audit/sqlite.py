@@ -22,6 +22,7 @@ from camgate.audit.base import ChainingBackend, Entry, Row, WriteTx, _Pending, r
 from camgate.audit.chain import GENESIS
 from camgate.audit.fastverify import NativeScan
 from camgate.errors import AuditError
+from camgate.store import connect, sqlite_errors, storage_error
 
 __all__ = ["Entry", "Row", "SQLiteAuditBackend", "_Pending"]
 
@@ -52,14 +53,22 @@ def read_rows(
     ``sqlite3.OperationalError``, or with ``lenient`` is read with U+FFFD in place of the bad
     bytes — so the record's hash no longer matches and verification names it.
     """
-    conn = sqlite3.connect(path, timeout=30.0)
+    conn = connect(path, read_only=True, timeout=30.0)
     if lenient:
         conn.text_factory = _lenient_text
     try:
-        conn.execute("BEGIN")
-        yield from conn.execute(rows_sql(after, until))
+        with sqlite_errors(path):
+            conn.execute("BEGIN")
+            if _has_log(conn):
+                yield from conn.execute(rows_sql(after, until))
     finally:
         conn.close()
+
+
+def _has_log(conn: sqlite3.Connection) -> bool:
+    """True when the file has the audit table (a 0-byte or foreign file has none: no rows)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='audit'")
+    return found.fetchone() is not None
 
 
 class _SQLiteTx:
@@ -126,11 +135,31 @@ class SQLiteAuditBackend(ChainingBackend):
     ``checkpoint_every`` records, or at the first commit ``checkpoint_interval_s`` after the last
     one, and whenever :meth:`checkpoint` is called. ``group_commit=False`` commits each record on
     its own (the naive baseline the benchmark compares with).
+
+    The first writer pins its public key in ``audit_meta``; a writer with another key is refused
+    (:meth:`~camgate.audit.base.ChainingBackend._check_pinned_key`). ``read_only`` opens the
+    file with ``mode=ro`` (:func:`camgate.store.connect`): no table is created, nothing is
+    written, a file without the audit tables reads as an empty log (``log_id`` None), and
+    appends fail.
     """
 
-    def __init__(self, path: str | Path, **options: Any) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, **options: Any) -> None:
         super().__init__(**options)  # sign, public_key, checkpoint_every/_interval_s, group_commit
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            self._sign = None  # a reader never signs
+            self._conn = connect(
+                self.path, read_only=True, check_same_thread=False, isolation_level=None
+            )
+            with sqlite_errors(self.path):
+                found = (
+                    self._conn.execute("SELECT value FROM audit_meta WHERE key='log'").fetchone()
+                    if _has_log(self._conn)
+                    else None
+                )
+            self.log_id = None if found is None else str(found[0])
+            return
         try:
             self._conn = self._connect()
             self._conn.executescript(_SCHEMA)
@@ -143,9 +172,18 @@ class SQLiteAuditBackend(ChainingBackend):
                     "INSERT OR IGNORE INTO audit_meta VALUES ('log', ?)", (uuid.uuid4().hex,)
                 )
                 row = self._conn.execute("SELECT value FROM audit_meta WHERE key='log'").fetchone()
+            pinned = None
+            if self._sign is not None and self.public_key is not None:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO audit_meta VALUES ('key', ?)", (self.public_key.hex(),)
+                )
+                pinned = self._conn.execute(
+                    "SELECT value FROM audit_meta WHERE key='key'"
+                ).fetchone()
         except sqlite3.Error as exc:
-            raise AuditError(f"cannot open the audit log in {self.path}: {exc}") from exc
+            raise AuditError(f"cannot open the audit log: {storage_error(exc, self.path)}") from exc
         self.log_id = row[0]
+        self._check_pinned_key(None if pinned is None else str(pinned[0]), str(self.path))
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -168,7 +206,7 @@ class SQLiteAuditBackend(ChainingBackend):
 
     def _store_error(self, exc: BaseException) -> str | None:
         if isinstance(exc, sqlite3.Error):
-            return str(exc)
+            return str(storage_error(exc, self.path))
         return super()._store_error(exc)
 
     def _close_store(self) -> None:
@@ -197,8 +235,9 @@ class SQLiteAuditBackend(ChainingBackend):
         return functools.partial(scan_sqlite, self.path)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        conn = sqlite3.connect(self.path, timeout=30.0)
+        conn = connect(self.path, read_only=True, timeout=30.0)
         try:
-            return conn.execute(sql, tuple(params)).fetchall()
+            with sqlite_errors(self.path):
+                return conn.execute(sql, tuple(params)).fetchall() if _has_log(conn) else []
         finally:
             conn.close()

@@ -1,0 +1,91 @@
+"""The seal: the log's latest signed checkpoint, pinned in a file beside the store.
+
+A log's own checkpoints live in the same database as its records, so someone who can delete
+records can delete the checkpoints that would betray them (or empty the file, or replace it).
+The seal is a copy of the latest checkpoint kept in a separate file (``<store>.seal`` for the
+SQLite log, ``<store>.<database>.seal`` for a PostgreSQL log), replaced atomically after each
+checkpoint commits (written to a temporary file, fsynced, renamed over the old one, the
+directory fsynced), and only ever moved forward. Verification treats it as a known checkpoint:
+a log cut back below it — checkpoints and all, down to a 0-byte file — is reported
+``truncated``, and a log whose seal file is gone is ``unpinned``, never OK. The seal is signed,
+so it cannot be forged without the hub's key; deleting both the log's tail and the seal is
+what an outside witness (``camgate audit verify --against EXPORT``) is still needed for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from camgate.audit.chain import Checkpoint
+from camgate.errors import AuditError
+
+__all__ = ["read_seal", "seal_path", "write_seal"]
+
+
+def seal_path(store_path: str | Path, database: str | None = None) -> Path:
+    """The seal file of the log kept in the store ``store_path`` (``database`` None), or in
+    the PostgreSQL database named (without password) by ``database``, beside that store."""
+    base = Path(store_path)
+    if database is None:
+        return base.with_suffix(".seal")
+    tag = hashlib.sha256(database.encode()).hexdigest()[:12]
+    return base.with_suffix(f".pg-{tag}.seal")
+
+
+def read_seal(path: Path) -> Checkpoint | None:
+    """The checkpoint pinned in ``path`` (None when there is no such file); AuditError naming
+    the file when it cannot be read or is not a checkpoint."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(f"cannot read the audit seal {path}: {exc}") from None
+    try:
+        cp = Checkpoint.from_json(json.loads(text))
+        cp.seq  # noqa: B018 - the payload must name a record
+        str(cp.payload["head"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise AuditError(f"the audit seal {path} is not a signed checkpoint ({exc!r})") from None
+    return cp
+
+
+def write_seal(path: Path, cp: Checkpoint) -> None:
+    """Pin ``cp`` in ``path`` unless a later checkpoint of the same log is pinned there already.
+
+    Atomic and durable: a crash leaves the old seal or the new one, never a torn file. Several
+    processes sealing one log take turns on a lock file (``<seal>.lock``). Raises OSError when
+    the file cannot be written (a full disk, say).
+    """
+    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(AuditError):
+            old = read_seal(path)
+            same_log = old is not None and old.payload.get("log") == cp.payload.get("log")
+            if same_log and old is not None and old.seq >= cp.seq:
+                return
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(cp.to_json(), fh, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        os.close(lock)
