@@ -210,7 +210,7 @@ async def test_revocation_while_writing_hls_removes_what_was_written(
         with pytest.raises(ConsentRevoked):
             await world.gate.edge.record_clip("cam-a", token, out, 20.0, format="hls")
     assert not out.exists()
-    assert not list(tmp_path.iterdir())
+    assert not partial.exists()
     assert not list(world.gate.audit.records("clip.exported"))
 
 
