@@ -193,14 +193,15 @@ def partial_name(final: str | Path) -> Path:
     return final.with_name(f".{final.name}.partial")
 
 
-def write_private(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a new file ``path`` (:func:`file_mode`): under its partial name, synced,
+def write_private(path: str | Path, data: bytes, *, replace: bool = False) -> None:
+    """Write ``data`` to the file ``path`` (:func:`file_mode`): under its partial name, synced,
     then renamed, so a reader never sees half a file. ExportError on a write error (the partial
-    is removed), ValidationError when ``path`` exists."""
+    is removed); ValidationError when ``path`` exists, unless ``replace``."""
     final = Path(path)
-    if final.exists() or final.is_symlink():
+    if not replace and (final.exists() or final.is_symlink()):
         raise ValidationError(f"{final} exists: camgate does not overwrite it")
     partial = partial_name(final)
+    partial.unlink(missing_ok=True)
     sink = open_private(partial)
     try:
         sink.write(data)
