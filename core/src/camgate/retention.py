@@ -683,7 +683,11 @@ class Export:
     def discard(self, reason: str) -> None:
         """Remove what was written; with retention, its row goes with a deletion record
         (``retention.deleted``, ``reason``). Idempotent."""
-        if self.retention is not None and self.artifact is not None:
-            artifact, self.artifact = self.artifact, None
-            self.retention.abandon(artifact, reason)
-        self.out.discard()
+        try:
+            if self.retention is not None and self.artifact is not None:
+                artifact, self.artifact = self.artifact, None
+                self.retention.abandon(artifact, reason)
+        finally:
+            # Without its record (the audit log failed too) the row stays ``writing``: the
+            # next run finds it, its lock free, and records it as missing.
+            self.out.discard()

@@ -119,7 +119,9 @@ class PrivateFile:
     """A raw, unbuffered file opened by :func:`open_private`, for a muxer to write into.
 
     ``write`` writes every byte (looping over short writes) or raises the OSError; the first
-    error is kept in ``error`` so a caller can find one that a library swallowed.
+    error is kept in ``error`` so a caller can find one that a library swallowed. After an
+    error the file is doomed: later writes are dropped quietly (the caller raises ``error``),
+    so a muxer finishing its trailer does not raise the same error again mid-cleanup.
     """
 
     def __init__(self, path: Path, fd: int) -> None:
@@ -136,6 +138,8 @@ class PrivateFile:
     def write(self, data: Any) -> int:
         """Write all of ``data``; return its length."""
         view = memoryview(data).cast("B")
+        if self.error is not None:
+            return len(view)
         done = 0
         try:
             while done < len(view):
@@ -258,7 +262,12 @@ def inside(folder: str | Path, name: str) -> Path:
     (ValidationError otherwise)."""
     base = Path(folder)
     target = base / name
-    if Path(name).name != name or target.resolve().parent != base.resolve():
+    try:
+        ok = "\0" not in name and Path(name).name == name not in ("", ".", "..")
+        ok = ok and target.resolve().parent == base.resolve()
+    except (OSError, ValueError):  # a name the filesystem cannot hold
+        ok = False
+    if not ok:
         raise ValidationError(f"{name!r} would leave the folder {base}")
     return target
 

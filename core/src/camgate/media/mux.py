@@ -317,6 +317,9 @@ class Muxer:
         if not flags & 2:  # AVIO_FLAG_WRITE
             return self._reopen(path)
         sink = open_private(path)
+        failed = self._failed()
+        if failed is not None:
+            sink.error = failed.error  # the output is doomed: nothing more is written
         self._files.append(sink)
         return sink
 
@@ -331,16 +334,21 @@ class Muxer:
         CameraProtocolError."""
         try:
             yield
-        except OSError as exc:
-            failed = next((f for f in self._files if f.error is not None), None)
-            where = failed.path if failed is not None else (self.path or self.format)
-            raise export_error(where, exc) from None
-        except av.error.FFmpegError as exc:
+        except (OSError, av.error.FFmpegError) as exc:
+            failed = self._failed()
+            if failed is not None:
+                raise export_error(failed.path, failed.error or exc) from None
+            if isinstance(exc, OSError) and not isinstance(exc, av.error.FFmpegError):
+                raise export_error(self.path or self.format, exc) from None
             where = self.path.name if self.path is not None else self.format
             raise CameraProtocolError(f"cannot write packet to {where}: {exc}") from None
-        for f in self._files:
-            if f.error is not None:
-                raise export_error(f.path, f.error)
+        failed = self._failed()
+        if failed is not None and failed.error is not None:
+            raise export_error(failed.path, failed.error)
+
+    def _failed(self) -> PrivateFile | None:
+        """The first file a write failed on, if any."""
+        return next((f for f in self._files if f.error is not None), None)
 
     def _close_files(self) -> None:
         for f in self._files:
