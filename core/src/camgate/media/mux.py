@@ -319,7 +319,7 @@ class Muxer:
         sink = open_private(path)
         failed = self._failed()
         if failed is not None:
-            sink.error = failed.error  # the output is doomed: nothing more is written
+            sink.error = failed[1]  # the output is doomed: nothing more is written
         self._files.append(sink)
         return sink
 
@@ -337,18 +337,21 @@ class Muxer:
         except (OSError, av.error.FFmpegError) as exc:
             failed = self._failed()
             if failed is not None:
-                raise export_error(failed.path, failed.error or exc) from None
+                raise export_error(*failed) from None
             if isinstance(exc, OSError) and not isinstance(exc, av.error.FFmpegError):
                 raise export_error(self.path or self.format, exc) from None
             where = self.path.name if self.path is not None else self.format
             raise CameraProtocolError(f"cannot write packet to {where}: {exc}") from None
         failed = self._failed()
-        if failed is not None and failed.error is not None:
-            raise export_error(failed.path, failed.error)
+        if failed is not None:
+            raise export_error(*failed)
 
-    def _failed(self) -> PrivateFile | None:
-        """The first file a write failed on, if any."""
-        return next((f for f in self._files if f.error is not None), None)
+    def _failed(self) -> tuple[Path, OSError] | None:
+        """The first file a write failed on, and its error, if any."""
+        for f in self._files:
+            if f.error is not None:
+                return f.path, f.error
+        return None
 
     def _close_files(self) -> None:
         for f in self._files:
