@@ -931,7 +931,8 @@ class Edge:
 
         The clip is written as ``.NAME.partial`` beside ``path`` (private mode, see
         :mod:`camgate.media.files`), registered for retention before its first byte, and moved
-        to ``path`` only once complete and audited; ValidationError when ``path`` exists. A
+        to ``path`` only once complete and audited, replacing a file (or an empty folder)
+        there in one rename; ValidationError when ``path`` is a folder with files in it. A
         write error (a full disk) raises ExportError naming the file; whatever failed, what was
         written is removed and ``clip.failed`` says what was not exported and why.
         """
@@ -962,6 +963,7 @@ class Edge:
                     grant_id=stream.grant.id,
                     incident_id=stream.grant.incident_id,
                     directory=format == "hls",
+                    replace=True,  # as before: a file (or empty folder) at path is replaced
                 )
             )
         except BaseException:

@@ -625,7 +625,8 @@ class Export:
     name, private mode, locked) and, with a ``retention``, registers it (:meth:`Retention.begin`)
     before the first byte. Write into :attr:`partial` (or call :meth:`write`), then
     :meth:`commit` — the row is finished, then the output moved to ``path`` — or
-    :meth:`discard`. Blocking: call it from a worker thread in async code.
+    :meth:`discard`. ``replace`` lets it replace a file (or empty folder) at ``path``.
+    Blocking: call it from a worker thread in async code.
     """
 
     def __init__(
@@ -638,8 +639,9 @@ class Export:
         grant_id: str | None = None,
         incident_id: str | None = None,
         directory: bool = False,
+        replace: bool = False,
     ) -> None:
-        self.out = PartialOutput(path, directory=directory)
+        self.out = PartialOutput(path, directory=directory, replace=replace)
         self.partial, self.final = self.out.partial, self.out.final
         self.retention = retention
         self.artifact: Artifact | None = None

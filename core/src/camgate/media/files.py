@@ -278,17 +278,21 @@ class PartialOutput:
     Creating it creates the partial file or folder (:func:`partial_name`, private mode) and
     takes an exclusive ``flock`` on it, held until :meth:`commit` or :meth:`discard`. Write
     into :attr:`partial`; :meth:`commit` moves it to ``final`` in one ``rename``. Refuses
-    (ValidationError) when ``final`` exists, or when a partial of the same name is there
-    (another writer, or a crash's leftover that ``camgate retention run`` removes).
+    (ValidationError) when ``final`` exists — unless ``replace``, then a file (or an empty
+    folder) there is replaced by the rename, atomically — or when a partial of the same name
+    is there (another writer, or a crash's leftover that ``camgate retention run`` removes).
     """
 
-    def __init__(self, final: str | Path, *, directory: bool = False) -> None:
+    def __init__(
+        self, final: str | Path, *, directory: bool = False, replace: bool = False
+    ) -> None:
         self.final = Path(final)
         self.partial = partial_name(self.final)
         self.directory = directory
-        for taken in (self.final, self.partial):
-            if taken.exists() or taken.is_symlink():
-                raise ValidationError(f"{taken} exists: camgate does not overwrite it")
+        self.replace = replace
+        self._check_final()
+        if self.partial.exists() or self.partial.is_symlink():
+            raise ValidationError(f"{self.partial} exists: another export is under way")
         make_dirs(self.final.parent)
         try:
             if directory:
@@ -304,6 +308,15 @@ class PartialOutput:
             raise export_error(self.partial, exc) from None
         fcntl.flock(self._lock, fcntl.LOCK_EX)
 
+    def _check_final(self) -> None:
+        final = self.final
+        if not (final.exists() or final.is_symlink()):
+            return
+        if not self.replace:
+            raise ValidationError(f"{final} exists: camgate does not overwrite it")
+        if final.is_dir() != self.directory or (self.directory and any(final.iterdir())):
+            raise ValidationError(f"{final} exists and cannot be replaced by this export")
+
     def _release(self) -> None:
         if self._lock is not None:
             lock, self._lock = self._lock, None
@@ -316,8 +329,7 @@ class PartialOutput:
                 for child in self.partial.iterdir():
                     _fsync(child)
             _fsync(self.partial)
-            if self.final.exists() or self.final.is_symlink():
-                raise ValidationError(f"{self.final} exists: camgate does not overwrite it")
+            self._check_final()
             os.rename(self.partial, self.final)
             _fsync(self.final.parent)
         except OSError as exc:
