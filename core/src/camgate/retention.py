@@ -300,12 +300,7 @@ class Retention:
             raise ValidationError(f"{target}: its SHA-256 is not the one given")
         artifact, terms = self._new(target, kind, camera_id, grant_id, incident_id, created_at)
         artifact = attrs.evolve(artifact, sha256=found, size=size)
-        with self.store.transaction() as db:
-            db.execute(
-                f"INSERT INTO artifacts ({_COLUMNS}, expires_ts) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                artifact._row(),
-            )
+        self._insert(artifact)
         self._registered(artifact, terms)
         return artifact
 
@@ -346,6 +341,14 @@ class Retention:
         )
         return artifact, terms
 
+    def _insert(self, artifact: Artifact) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                f"INSERT INTO artifacts ({_COLUMNS}, expires_ts) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                artifact._row(),
+            )
+
     def _registered(self, artifact: Artifact, terms: dict[str, float | None]) -> None:
         body = artifact.to_json()
         del body["state"], body["deleted_at"]
@@ -370,12 +373,7 @@ class Retention:
             raise ValidationError(f"{target}: no such file to register")
         artifact, _terms = self._new(target, kind, camera_id, grant_id, incident_id, None)
         artifact = attrs.evolve(artifact, state=ArtifactState.WRITING)
-        with self.store.transaction() as db:
-            db.execute(
-                f"INSERT INTO artifacts ({_COLUMNS}, expires_ts) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                artifact._row(),
-            )
+        self._insert(artifact)
         return artifact
 
     def complete(
