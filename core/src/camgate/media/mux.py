@@ -320,6 +320,9 @@ class Muxer:
         failed = self._failed()
         if failed is not None:
             sink.error = failed[1]  # the output is doomed: nothing more is written
+        # PyAV closes what FFmpeg is done with: keep only open files and failed ones, so a
+        # long live HLS output does not pile up one entry per segment.
+        self._files = [f for f in self._files if f.fd is not None or f.error is not None]
         self._files.append(sink)
         return sink
 
