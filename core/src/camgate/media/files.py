@@ -253,7 +253,7 @@ def safe_name(ident: str) -> str:
     whole id, so it never holds ``/``, ``..`` or a leading ``/`` and two ids never share it."""
     if _SAFE.match(ident) and ".." not in ident:
         return ident
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", ident).strip("-")[:40] or "id"
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", ident).strip("-_")[:40] or "id"
     return f"{slug}-{hashlib.sha256(ident.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
