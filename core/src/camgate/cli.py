@@ -356,6 +356,19 @@ def cmd_incident_close(args: argparse.Namespace) -> int:
 
 def cmd_request(args: argparse.Namespace) -> int:
     """Request access and, when granted, fetch the media into --out."""
+    from camgate.media.files import inside, make_dirs, safe_name
+    from camgate.retention import Export
+
+    def export_snapshot(gate: Gate, path: Path, snap: Any, grant_id: str) -> Any:
+        """Write a snapshot as an export (partial name, private mode, registered for retention
+        before its first byte, renamed when complete); on a failure nothing is left."""
+        export = Export(gate.retention, path, "snapshot", camera_id=args.camera, grant_id=grant_id)
+        try:
+            export.write(snap.jpeg)
+            return export.commit(created_at=snap.taken_at)
+        except BaseException as exc:
+            export.discard(str(exc) if isinstance(exc, CamgateError) else type(exc).__name__)
+            raise
 
     async def run() -> int:
         async with _gate(args) as gate:
@@ -395,31 +408,25 @@ def cmd_request(args: argparse.Namespace) -> int:
                 _print_json(result)
                 print(f"camgate: {refusal}", file=sys.stderr)
                 return EXIT_DENIED
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
+            out = make_dirs(args.out)
             result = {
                 "granted": True,
                 "camera": args.camera,
                 "request": signed.grant.request_id,
                 "grant": signed.grant.id,
             }
+            # The ids are not trusted as file names: a safe slug, and never outside --out.
+            stem = f"{safe_name(args.camera)}-{safe_name(signed.grant.id)}"
             if signed.grant.scope is Scope.SNAPSHOT:
                 snap = await gate.edge.snapshot(args.camera, signed)
-                path = out / f"{args.camera}-{signed.grant.id}.jpg"
-                path.write_bytes(snap.jpeg)
+                path = inside(out, f"{stem}.jpg")
                 art = await anyio.to_thread.run_sync(
-                    lambda: gate.retention.register(
-                        path,
-                        "snapshot",
-                        camera_id=args.camera,
-                        grant_id=signed.grant.id,
-                        created_at=snap.taken_at,
-                    )
+                    lambda: export_snapshot(gate, path, snap, signed.grant.id)
                 )
                 result |= {"file": str(path), "sha256": art.sha256}
             else:
                 suffix = {"mp4": ".mp4", "fmp4": ".mp4", "ts": ".ts", "hls": ""}[args.format]
-                path = out / f"{args.camera}-{signed.grant.id}{suffix}"
+                path = inside(out, f"{stem}{suffix}")
                 clip = await gate.edge.record_clip(
                     args.camera, signed, path, args.duration, format=args.format
                 )

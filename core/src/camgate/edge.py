@@ -74,6 +74,7 @@ from camgate.relay import (
     TransformFactory,
     Upstream,
 )
+from camgate.retention import Export
 from camgate.store import Store
 
 if TYPE_CHECKING:
@@ -954,6 +955,13 @@ class Edge:
         raised. The clip's SHA-256 (of the file, or of the HLS playlist with every segment's
         hash beside it) is appended to the audit log (``clip.exported``) before this returns,
         and the output is registered for retention (``artifact.registered``, with its expiry).
+
+        The clip is written as ``.NAME.partial`` beside ``path`` (private mode, see
+        :mod:`camgate.media.files`), registered for retention before its first byte, and moved
+        to ``path`` only once complete and audited, replacing a file (or an empty folder)
+        there in one rename; ValidationError when ``path`` is a folder with files in it. A
+        write error (a full disk) raises ExportError naming the file; whatever failed, what was
+        written is removed and ``clip.failed`` says what was not exported and why.
         """
         if format not in CLIP_FORMATS:
             raise ValidationError(f"format={format!r}: must be one of {', '.join(CLIP_FORMATS)}")
@@ -973,6 +981,23 @@ class Edge:
         started = self.clock.now()
         writer: Muxer | None = None
         try:
+            export = await anyio.to_thread.run_sync(
+                lambda: Export(
+                    self.retention,
+                    path,
+                    "clip",
+                    camera_id=camera_id,
+                    grant_id=stream.grant.id,
+                    incident_id=stream.grant.incident_id,
+                    directory=format == "hls",
+                    replace=True,  # as before: a file (or empty folder) at path is replaced
+                )
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            raise
+        try:
             async with stream:
                 async for packet in stream:  # masked by the guard when the camera has masks
                     if cut is not None:
@@ -985,60 +1010,102 @@ class Edge:
                         if packet.stream.kind != "video":
                             continue
                         writer = _clip_writer(
-                            path, format, packet.stream, stream.grant, stream.audio_info
+                            export.partial,
+                            format,
+                            packet.stream,
+                            stream.grant,
+                            stream.audio_info,
                         )
                     writer.write(packet)
                     if duration_s is not None and cut is None and writer.duration >= duration_s:
                         break
-        except BaseException:
             if writer is not None:
-                writer.close()
-            _remove_output(path, format)
+                await anyio.to_thread.run_sync(writer.close)
+            if writer is None or not writer.started:
+                raise CameraProtocolError("the stream ended before its first keyframe")  # noqa: TRY301
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._clip_failed(export, writer, stream, path, format, exc)
             raise
-        if writer is not None:
-            writer.close()
-        if writer is None or not writer.started:
-            _remove_output(path, format)
-            raise CameraProtocolError("the stream ended before its first keyframe")
         if cut is not None and cut.first is not None:
             started = cut.first
+        return await self._clip_done(export, writer, stream, format, started)
+
+    async def _clip_failed(
+        self,
+        export: Export,
+        writer: Muxer | None,
+        stream: GuardedStream,
+        path: Path,
+        format: str,
+        exc: BaseException,
+    ) -> None:
+        """A clip that did not complete: close the writer (its own error is secondary), remove
+        what it wrote with its retention record, and audit what was not exported and why."""
+        if writer is not None:
+            try:
+                writer.close()
+            except CamgateError:
+                log.debug("closing the failed clip's writer failed too", exc_info=True)
+        written = await anyio.to_thread.run_sync(lambda: _bytes_under(export.partial))
+        reason = str(exc) if isinstance(exc, CamgateError) else type(exc).__name__
+        await anyio.to_thread.run_sync(lambda: export.discard(reason))
+        await self._audit(
+            "clip.failed",
+            {
+                "grant": stream.grant.id,
+                "camera": stream.camera.id,
+                "path": str(path),
+                "format": format,
+                "error": reason,
+                "bytes_written": written,
+                "exported": False,
+                "removed": True,
+            },
+        )
+
+    async def _clip_done(
+        self,
+        export: Export,
+        writer: Muxer,
+        stream: GuardedStream,
+        format: str,
+        started: datetime,
+    ) -> Clip:
+        """Hash the complete clip (still under its partial name), audit ``clip.exported``,
+        finish its retention row and only then move it to its final name."""
+        partial, path = export.partial, export.final
         body: dict[str, Any] = {}
         if format == "hls":
-            digest = await anyio.to_thread.run_sync(sha256_file, path / "index.m3u8")
+            digest = await anyio.to_thread.run_sync(sha256_file, partial / "index.m3u8")
             body["segments"] = {
                 p.name: await anyio.to_thread.run_sync(sha256_file, p)
-                for p in sorted(path.glob("*.ts"))
+                for p in sorted(partial.glob("*.ts"))
             }
-            size = sum(p.stat().st_size for p in path.iterdir())
+            size = sum(p.stat().st_size for p in partial.iterdir())
         else:
-            digest = await anyio.to_thread.run_sync(sha256_file, path)
-            size = path.stat().st_size
+            digest = await anyio.to_thread.run_sync(sha256_file, partial)
+            size = partial.stat().st_size
         clip = Clip(
             grant_id=stream.grant.id,
-            camera_id=camera_id,
+            camera_id=stream.camera.id,
             path=str(path),
             duration_s=writer.duration,
             size=size,
             sha256=digest,
             started_at=started,
         )
-        await self._audit(
-            "clip.exported",
-            dump(clip) | body | {"format": format, "masked": stream.masked},
-        )
-        if self.retention is not None:
-            retention = self.retention
-            await anyio.to_thread.run_sync(
-                lambda: retention.register(
-                    path,
-                    "clip",
-                    camera_id=camera_id,
-                    grant_id=stream.grant.id,
-                    incident_id=stream.grant.incident_id,
-                    sha256=None if format == "hls" else digest,
-                    created_at=started,
-                )
+        try:
+            await self._audit(
+                "clip.exported",
+                dump(clip) | body | {"format": format, "masked": stream.masked},
             )
+            sha = None if format == "hls" else digest
+            await anyio.to_thread.run_sync(lambda: export.commit(sha256=sha, created_at=started))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(lambda: export.discard("not exported"))
+            raise
         return clip
 
 
@@ -1054,11 +1121,8 @@ def _clip_writer(
     return Muxer(path, info, format=format, audio=audio, metadata=tags)
 
 
-def _remove_output(path: Path, format: str) -> None:
-    if format == "hls" and path.is_dir():
-        for child in [path / "index.m3u8", *path.glob("segment*.ts")]:
-            child.unlink(missing_ok=True)
-        if not any(path.iterdir()):
-            path.rmdir()
-    else:
-        path.unlink(missing_ok=True)
+def _bytes_under(path: Path) -> int:
+    """Bytes a partial export holds (a file, or a folder's files)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size if path.exists() else 0

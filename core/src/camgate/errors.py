@@ -17,6 +17,7 @@ CamgateError                     base of everything below; never carries a secre
 │   └── GrantMismatch            the grant names another camera, scope or window
 ├── ConsentRevoked               the owner revoked consent; the stream was ended
 ├── AuditError                   the audit log could not be written or does not verify
+├── ExportError                  a clip, snapshot or report could not be written (disk full)
 └── AdapterError                 a vendor adapter failed to reach or read a camera
     ├── CameraUnreachable        connection refused, timed out, or the peer vanished
     ├── CameraAuthError          the camera refused the credentials (or none were given)
@@ -48,6 +49,7 @@ __all__ = [
     "CamgateError",
     "ConfigError",
     "ConsentRevoked",
+    "ExportError",
     "GrantError",
     "GrantExpired",
     "GrantForged",
@@ -144,6 +146,11 @@ class StorageError(ConfigError):
 
 class AuditError(CamgateError):
     """The audit log could not be appended durably, or its chain does not verify."""
+
+
+class ExportError(CamgateError):
+    """A file could not be written (a full disk, a file-size limit, no permission): the message
+    names the file and the cause; nothing partial is left at the final name."""
 
 
 class AdapterError(CamgateError):

@@ -31,6 +31,7 @@ from camgate.audit import AuditRecord, Checkpoint, VerifyResult
 from camgate.audit.chain import ChainVerifier
 from camgate.codec import canonical
 from camgate.errors import ValidationError
+from camgate.media.files import make_dirs, write_private
 
 __all__ = ["Period", "Table", "build_report", "suppress", "verify_export", "write_report"]
 
@@ -427,11 +428,17 @@ cannot be worked out from the totals.</p>
 
 
 def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.html`` into ``out`` (created); return their paths."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``report.json`` and ``report.html`` into ``out`` (created ``0700`` when missing);
+    return their paths. Each file is written whole under a partial name and renamed, with
+    camgate's private file mode (:func:`camgate.media.files.file_mode`, ``0600`` unless
+    ``CAMGATE_FILE_MODE`` says otherwise); a report already there is replaced. ExportError
+    (naming the file) when it cannot be written."""
+    folder = make_dirs(out)
     data = folder / "report.json"
     page = folder / "report.html"
-    data.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    page.write_text(render_html(report), encoding="utf-8")
+    for path, text in (
+        (data, json.dumps(report, indent=2, sort_keys=True) + "\n"),
+        (page, render_html(report)),
+    ):
+        write_private(path, text.encode("utf-8"), replace=True)
     return page, data

@@ -44,11 +44,20 @@ from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
 from camgate.errors import ConfigError, NotFound, ValidationError
 from camgate.media import sha256_file
+from camgate.media.files import PartialOutput, abandoned, export_error, open_private, partial_name
 from camgate.models import new_id
 from camgate.rules import AgencyRules
 from camgate.store import Store
 
-__all__ = ["Artifact", "ArtifactState", "Hold", "Retention", "RetentionRun", "sha256_path"]
+__all__ = [
+    "Artifact",
+    "ArtifactState",
+    "Export",
+    "Hold",
+    "Retention",
+    "RetentionRun",
+    "sha256_path",
+]
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS artifacts (
@@ -72,8 +81,10 @@ _COLUMNS = (
 
 
 class ArtifactState(enum.StrEnum):
-    """Where an artifact is in its life: kept, being deleted (record maybe written), deleted."""
+    """Where an artifact is in its life: being written (under its partial name), kept, being
+    deleted (record maybe written), deleted."""
 
+    WRITING = "writing"
     KEPT = "kept"
     DELETING = "deleting"
     DELETED = "deleted"
@@ -192,11 +203,18 @@ def sha256_path(path: str | Path) -> tuple[str, int]:
     return sha256_file(p), p.stat().st_size
 
 
+def _present(path: Path) -> bool:
+    """Whether an artifact's bytes are on disk: at its path, or still under the partial name a
+    crash between its registration and the final rename left."""
+    return any(p.exists() or p.is_symlink() for p in (path, partial_name(path)))
+
+
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+    for target in (path, partial_name(path)):
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 class Retention:
@@ -274,11 +292,31 @@ class Retention:
         still be deleted (and its deletion recorded). Raises ValidationError for a missing file
         or a bad kind, NotFound for an unknown camera or grant.
         """
-        if not isinstance(kind, str) or not _KIND.match(kind):
-            raise ValidationError(f"kind={kind!r}: lower-case letters, digits and '-' (≤ 32)")
         target = Path(path).absolute()
         if not target.exists():
             raise ValidationError(f"{target}: no such file to register")
+        found, size = sha256_path(target)
+        if sha256 is not None and sha256 != found:
+            raise ValidationError(f"{target}: its SHA-256 is not the one given")
+        artifact, terms = self._new(target, kind, camera_id, grant_id, incident_id, created_at)
+        artifact = attrs.evolve(artifact, sha256=found, size=size)
+        self._insert(artifact)
+        self._registered(artifact, terms)
+        return artifact
+
+    def _new(
+        self,
+        target: Path,
+        kind: str,
+        camera_id: str,
+        grant_id: str | None,
+        incident_id: str | None,
+        created_at: datetime | None,
+    ) -> tuple[Artifact, dict[str, float | None]]:
+        """An artifact row (not stored, no hash yet) after checking kind, camera and grant,
+        and the retention terms its expiry came from."""
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            raise ValidationError(f"kind={kind!r}: lower-case letters, digits and '-' (≤ 32)")
         self.store.get_camera(camera_id)
         consent_id = None
         if grant_id is not None:
@@ -287,9 +325,6 @@ class Retention:
                 raise ValidationError(f"grant {grant_id!r} is not for camera {camera_id!r}")
             incident_id = incident_id or grant["incident_id"]
             consent_id = grant.get("consent_id")
-        found, size = sha256_path(target)
-        if sha256 is not None and sha256 != found:
-            raise ValidationError(f"{target}: its SHA-256 is not the one given")
         created = (created_at or self.clock.now()).astimezone(UTC)
         expires, terms = self.expiry(camera_id, created, consent_id)
         artifact = Artifact(
@@ -299,21 +334,108 @@ class Retention:
             camera_id,
             grant_id,
             incident_id,
-            found,
-            size,
+            "",
+            0,
             created,
             expires,
         )
+        return artifact, terms
+
+    def _insert(self, artifact: Artifact) -> None:
         with self.store.transaction() as db:
             db.execute(
                 f"INSERT INTO artifacts ({_COLUMNS}, expires_ts) "  # noqa: S608
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 artifact._row(),
             )
+
+    def _registered(self, artifact: Artifact, terms: dict[str, float | None]) -> None:
         body = artifact.to_json()
         del body["state"], body["deleted_at"]
-        self.audit.append("artifact.registered", body | {"retention": terms}, created)
+        self.audit.append("artifact.registered", body | {"retention": terms}, artifact.created_at)
+
+    def begin(
+        self,
+        partial: str | Path,
+        kind: str,
+        *,
+        camera_id: str,
+        grant_id: str | None = None,
+        incident_id: str | None = None,
+    ) -> Artifact:
+        """Register an export *before its first byte*: ``partial`` is the file or folder it is
+        being written to (:class:`camgate.media.files.PartialOutput`, whose writer holds its
+        lock). The row is committed in state ``writing``; :meth:`complete` finishes it. If the
+        writer dies first, :meth:`run` finds the partial's lock free and deletes what it left
+        (``retention.deleted`` with reason ``incomplete``), whatever its expiry."""
+        target = Path(partial).absolute()
+        if not target.exists():
+            raise ValidationError(f"{target}: no such file to register")
+        artifact, _terms = self._new(target, kind, camera_id, grant_id, incident_id, None)
+        artifact = attrs.evolve(artifact, state=ArtifactState.WRITING)
+        self._insert(artifact)
         return artifact
+
+    def complete(
+        self,
+        artifact: Artifact,
+        final: str | Path,
+        *,
+        sha256: str | None = None,
+        created_at: datetime | None = None,
+    ) -> Artifact:
+        """Finish an export :meth:`begin` registered: hash what was written (still under its
+        partial name), then commit the row as ``kept`` at its ``final`` path (expiry from
+        ``created_at`` when given) and append ``artifact.registered``. Call it before moving
+        the partial to ``final``: a crash in between leaves bytes under the partial name of a
+        kept artifact, which its deletion removes too."""
+        found, size = sha256_path(artifact.path)
+        if sha256 is not None and sha256 != found:
+            raise ValidationError(f"{artifact.path}: its SHA-256 is not the one given")
+        consent = None
+        if artifact.grant_id is not None:
+            consent = self._grant_doc(artifact.grant_id).get("consent_id")
+        created = (created_at or artifact.created_at).astimezone(UTC)
+        expires, terms = self.expiry(artifact.camera_id, created, consent)
+        done = attrs.evolve(
+            artifact,
+            path=str(Path(final).absolute()),
+            sha256=found,
+            size=size,
+            created_at=created,
+            expires_at=expires,
+            state=ArtifactState.KEPT,
+        )
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE artifacts SET path=?, sha256=?, size=?, created_at=?, expires_at=?, "
+                "expires_ts=?, state=? WHERE id=? AND state=?",
+                (
+                    done.path,
+                    found,
+                    size,
+                    created.isoformat(),
+                    expires.isoformat(),
+                    expires.timestamp(),
+                    str(ArtifactState.KEPT),
+                    artifact.id,
+                    str(ArtifactState.WRITING),
+                ),
+            )
+        self._registered(done, terms)
+        return done
+
+    def abandon(self, artifact: Artifact, reason: str) -> dict[str, Any]:
+        """Delete an export that failed (what it wrote, under its partial name), with its
+        ``retention.deleted`` record (``reason``) durable first; returns that record's body."""
+        entry = self._entry(artifact) | {"reason": reason}
+        return self._delete([entry], {})[0]
+
+    def orphans(self) -> list[Artifact]:
+        """Exports registered by :meth:`begin` whose writer is gone (a crash): their partial
+        file or folder's lock is free; and those whose deletion a crash interrupted."""
+        rows = self._rows("state = 'writing' OR (state = 'deleting' AND sha256 = '')", ())
+        return [a for a in rows if a.state is ArtifactState.DELETING or abandoned(a.path)]
 
     def artifacts(self, *, camera_id: str | None = None) -> list[Artifact]:
         """Every registered artifact (one camera's), oldest first, deleted ones included."""
@@ -390,7 +512,7 @@ class Retention:
     def due(self, now: datetime | None = None) -> tuple[list[Artifact], list[Artifact]]:
         """Expired artifacts still on disk: ``(to delete, kept by a hold)``."""
         ts = (now or self.clock.now()).timestamp()
-        expired = self._rows("state != 'deleted' AND expires_ts <= ?", (ts,))
+        expired = self._rows("state IN ('kept', 'deleting') AND expires_ts <= ?", (ts,))
         held = {h.incident_id for h in self.holds()}
         return (
             [a for a in expired if a.incident_id not in held],
@@ -442,12 +564,12 @@ class Retention:
         at = now or self.clock.now()
         todo, held = self.due(at)
         kept = [a.to_json() for a in held]
-        entries = []
-        for artifact in todo:
-            present = Path(artifact.path).exists() or Path(artifact.path).is_symlink()
-            entry = artifact.to_json() | {"found": "present" if present else "missing"}
-            del entry["state"], entry["deleted_at"]
-            entries.append(entry)
+        entries = [self._entry(a) | {"reason": "expired"} for a in todo]
+        # A crash's leftovers go at once, hold or not: never exported, they are no evidence.
+        listed = {a.id for a in todo}
+        orphans = [a for a in self.orphans() if a.id not in listed]
+        entries += [self._entry(a) | {"reason": "incomplete"} for a in orphans]
+        todo += orphans
         if dry_run:
             return RetentionRun(True, at, entries, kept)
         interrupted = {a.id for a in todo if a.state is ArtifactState.DELETING}
@@ -456,6 +578,13 @@ class Retention:
         for first in range(0, len(entries), _BATCH):
             done.extend(self._delete(entries[first : first + _BATCH], recorded))
         return RetentionRun(False, at, done, kept)
+
+    @staticmethod
+    def _entry(artifact: Artifact) -> dict[str, Any]:
+        entry = artifact.to_json()
+        entry["found"] = "present" if _present(Path(artifact.path)) else "missing"
+        del entry["state"], entry["deleted_at"]
+        return entry
 
     def _delete(
         self, entries: list[dict[str, Any]], recorded: dict[str, int]
@@ -470,10 +599,10 @@ class Retention:
             target = Path(entry["path"])
             seq = recorded.get(entry["artifact"])
             if seq is None:
-                if entry["found"] == "present" and not target.is_symlink():
+                if entry["found"] == "present" and target.exists() and not target.is_symlink():
                     entry["sha256_found"] = sha256_path(target)[0]
-                    entry["intact"] = entry["sha256_found"] == entry["sha256"]
-                entry["reason"] = "expired"
+                    if entry["sha256"]:
+                        entry["intact"] = entry["sha256_found"] == entry["sha256"]
                 seq = self.audit.append("retention.deleted", entry, self.clock.now()).seq
             else:
                 entry["recovered"] = True  # the record was written before a crash
@@ -485,3 +614,80 @@ class Retention:
             done = list(pool.map(one, entries))
         self._set_states(ArtifactState.DELETED, [(e["artifact"], e["seq"]) for e in done])
         return done
+
+
+class Export:
+    """A file (or, with ``directory=True``, a folder) being exported from footage to ``path``.
+
+    Creating it creates the partial output (:class:`camgate.media.files.PartialOutput`: hidden
+    name, private mode, locked) and, with a ``retention``, registers it (:meth:`Retention.begin`)
+    before the first byte. Write into :attr:`partial` (or call :meth:`write`), then
+    :meth:`commit` — the row is finished, then the output moved to ``path`` — or
+    :meth:`discard`. ``replace`` lets it replace a file (or empty folder) at ``path``.
+    Blocking: call it from a worker thread in async code.
+    """
+
+    def __init__(
+        self,
+        retention: Retention | None,
+        path: str | Path,
+        kind: str,
+        *,
+        camera_id: str,
+        grant_id: str | None = None,
+        incident_id: str | None = None,
+        directory: bool = False,
+        replace: bool = False,
+    ) -> None:
+        self.out = PartialOutput(path, directory=directory, replace=replace)
+        self.partial, self.final = self.out.partial, self.out.final
+        self.retention = retention
+        self.artifact: Artifact | None = None
+        if retention is not None:
+            try:
+                self.artifact = retention.begin(
+                    self.partial,
+                    kind,
+                    camera_id=camera_id,
+                    grant_id=grant_id,
+                    incident_id=incident_id,
+                )
+            except BaseException:
+                self.out.discard()
+                raise
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` as the whole file (ExportError naming the final file on a failure)."""
+        sink = open_private(self.partial)
+        try:
+            sink.write(data)
+        except OSError as exc:
+            raise export_error(self.final, exc) from None
+        finally:
+            sink.close()
+
+    def commit(
+        self, *, sha256: str | None = None, created_at: datetime | None = None
+    ) -> Artifact | None:
+        """Finish the retention row at the final path, then move the output there; returns the
+        registered artifact (None without retention)."""
+        done = None
+        if self.retention is not None and self.artifact is not None:
+            done = self.retention.complete(
+                self.artifact, self.final, sha256=sha256, created_at=created_at
+            )
+            self.artifact = None
+        self.out.commit()
+        return done
+
+    def discard(self, reason: str) -> None:
+        """Remove what was written; with retention, its row goes with a deletion record
+        (``retention.deleted``, ``reason``). Idempotent."""
+        try:
+            if self.retention is not None and self.artifact is not None:
+                artifact, self.artifact = self.artifact, None
+                self.retention.abandon(artifact, reason)
+        finally:
+            # Without its record (the audit log failed too) the row stays ``writing``: the
+            # next run finds it, its lock free, and records it as missing.
+            self.out.discard()

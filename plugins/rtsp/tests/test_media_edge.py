@@ -196,10 +196,11 @@ async def test_revocation_while_writing_hls_removes_what_was_written(
     world: World, tmp_path: Path
 ) -> None:
     out = tmp_path / "hls"
+    partial = tmp_path / ".hls.partial"  # written there until complete
 
     async def revoke_soon() -> None:
         with anyio.fail_after(10):
-            while not out.exists() or not any(out.iterdir()):  # noqa: ASYNC110 - polling a directory
+            while not partial.exists() or not any(partial.iterdir()):  # noqa: ASYNC110 - polling a directory
                 await anyio.sleep(0.05)
         await world.gate.revoke("alice")
 
@@ -209,6 +210,7 @@ async def test_revocation_while_writing_hls_removes_what_was_written(
         with pytest.raises(ConsentRevoked):
             await world.gate.edge.record_clip("cam-a", token, out, 20.0, format="hls")
     assert not out.exists()
+    assert not partial.exists()
     assert not list(world.gate.audit.records("clip.exported"))
 
 

@@ -15,8 +15,10 @@ parameter sets in-band, so they keep going.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Self
@@ -25,6 +27,7 @@ import av
 import av.error
 
 from camgate.errors import CameraProtocolError, ValidationError
+from camgate.media.files import PrivateFile, export_error, make_dirs, open_private
 from camgate.models import MediaPacket, StreamInfo
 
 __all__ = [
@@ -90,7 +93,14 @@ class Muxer:
     arbitrary keys, e.g. ``camgate_grant``). ``started`` is True once the first keyframe was
     written; ``duration`` is the video span written so far in seconds; ``packets`` counts the
     packets written.
+
+    A path is opened by the muxer itself with camgate's private file mode
+    (:func:`camgate.media.files.file_mode`); a write error (a full disk) raises
+    :class:`~camgate.errors.ExportError` naming the file, from :meth:`write` or :meth:`close`.
     """
+
+    #: The folder the muxer may create files in (HLS), None for one file.
+    directory: Path | None = None
 
     def __init__(
         self,
@@ -115,7 +125,12 @@ class Muxer:
             options["movflags"] = "+faststart+use_metadata_tags"
         elif format == "fmp4":
             options["movflags"] = "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags"
-        dest: Any = str(self.path) if self.path is not None else target
+        self._files: list[PrivateFile] = []
+        dest: Any = target
+        if self.path is not None:
+            # Opened here, not by FFmpeg: private mode from the first byte, write errors seen.
+            dest = open_private(self.path)
+            self._files.append(dest)
         self._setup(dest, _FFMPEG_FORMAT[format], options, audio, metadata)
 
     def _setup(
@@ -127,8 +142,11 @@ class Muxer:
         metadata: Mapping[str, str] | None,
     ) -> None:
         try:
-            self._container: Any = av.open(dest, "w", format=ffmpeg_format, options=options)
+            self._container: Any = av.open(
+                dest, "w", format=ffmpeg_format, options=options, io_open=self._io_open
+            )
         except (av.error.FFmpegError, OSError) as exc:
+            self._close_files()
             raise ValidationError(f"cannot open the {self.format} output: {exc}") from None
         for key, value in (metadata or {}).items():
             self._container.metadata[key] = value
@@ -255,7 +273,8 @@ class Muxer:
                 start += frame.samples
                 track.last_end = start
                 for out in track.stream.encode(frame):
-                    self._container.mux(out)
+                    with self._writing():
+                        self._container.mux(out)
                     written += 1
         except av.error.FFmpegError as exc:
             raise CameraProtocolError(f"cannot transcode G.711 audio: {exc}") from None
@@ -280,26 +299,81 @@ class Muxer:
         out.stream = track.stream
         if packet.is_keyframe:
             out.is_keyframe = True
-        try:
+        with self._writing():
             self._container.mux(out)
-        except av.error.FFmpegError as exc:
-            where = self.path.name if self.path is not None else self.format
-            raise CameraProtocolError(f"cannot write packet to {where}: {exc}") from None
         self.packets += 1
         frame = packet.duration or _frame_ticks(track.info)
         track.last_end = max(track.last_end, pts + frame)
         return 1
 
+    def _io_open(self, url: str, flags: int, options: object) -> PrivateFile:
+        """Every further file FFmpeg opens (HLS segments and playlists, the MP4 re-read for
+        fast start) is opened here, so it is private and its write errors are seen."""
+        if url == "<none>" and self._files:  # the MP4 muxer re-reading its own output
+            return self._reopen(self._files[0].path)
+        path = Path(url)
+        if self.directory is None or path.parent != self.directory:
+            raise ValidationError(f"the muxer asked for a file outside its output: {url!r}")
+        if not flags & 2:  # AVIO_FLAG_WRITE
+            return self._reopen(path)
+        sink = open_private(path)
+        failed = self._failed()
+        if failed is not None:
+            sink.error = failed[1]  # the output is doomed: nothing more is written
+        # PyAV closes what FFmpeg is done with: keep only open files and failed ones, so a
+        # long live HLS output does not pile up one entry per segment.
+        self._files = [f for f in self._files if f.fd is not None or f.error is not None]
+        self._files.append(sink)
+        return sink
+
+    def _reopen(self, path: Path) -> PrivateFile:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return PrivateFile(path, fd)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Run one FFmpeg call; a write error of any file (raised, or swallowed by FFmpeg and
+        kept by the file) becomes ExportError naming the file; other FFmpeg errors
+        CameraProtocolError."""
+        try:
+            yield
+        except (OSError, av.error.FFmpegError) as exc:
+            failed = self._failed()
+            if failed is not None:
+                raise export_error(*failed) from None
+            if isinstance(exc, OSError) and not isinstance(exc, av.error.FFmpegError):
+                raise export_error(self.path or self.format, exc) from None
+            where = self.path.name if self.path is not None else self.format
+            raise CameraProtocolError(f"cannot write packet to {where}: {exc}") from None
+        failed = self._failed()
+        if failed is not None:
+            raise export_error(*failed)
+
+    def _failed(self) -> tuple[Path, OSError] | None:
+        """The first file a write failed on, and its error, if any."""
+        for f in self._files:
+            if f.error is not None:
+                return f.path, f.error
+        return None
+
+    def _close_files(self) -> None:
+        for f in self._files:
+            f.close()
+
     def close(self) -> None:
-        """Finish the output (writes the index / trailer). Idempotent."""
+        """Finish the output (writes the index / trailer). Idempotent. Raises ExportError when
+        a file could not be written; the files are closed whatever happens."""
         if self._container is not None:
             try:
-                if self._audio is not None and self._audio.decoder is not None and self.started:
-                    for out in self._audio.stream.encode(None):
-                        self._container.mux(out)
-                self._container.close()
+                with self._writing():
+                    audio = self._audio
+                    if audio is not None and audio.decoder is not None and self.started:
+                        for out in audio.stream.encode(None):
+                            self._container.mux(out)
+                    self._container.close()
             finally:
                 self._container = None
+                self._close_files()
 
     def __enter__(self) -> Self:
         return self
@@ -412,8 +486,7 @@ class HlsWriter(Muxer):
             raise ValidationError(f"target_duration_s={target_duration_s!r}: must be in (0, 3600)")
         if live_window is not None and live_window < 2:
             raise ValidationError(f"live_window={live_window!r}: must be at least 2 segments")
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = make_dirs(directory)
         self.playlist = self.directory / "index.m3u8"
         options = {
             "hls_time": f"{target_duration_s:g}",
@@ -430,4 +503,5 @@ class HlsWriter(Muxer):
         self.format = "ts"  # segments carry parameter sets in-band, like MPEG-TS
         self.info = info
         self.path = self.playlist
+        self._files = []
         self._setup(str(self.playlist), "hls", options, audio, None)

@@ -1,0 +1,334 @@
+"""Exports on disk (issue #12, items 6, 8, 12, 13): a full disk, a crash mid-export, file modes
+and names built from ids — against the real `camgate` command, the GStreamer RTSP server and a
+real full filesystem (a small tmpfs, mounted here; we run as root).
+
+Attackers: bad luck (a full disk, a killed process) must not leave footage that looks exported
+or that retention does not know about; a co-tenant on the host must not read footage; a
+hostile or careless id must not place a file outside the folder the officer chose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from camgate.testing import run_cli
+from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+
+FORMATS = ("mp4", "fmp4", "ts", "hls")
+
+
+@pytest.fixture(scope="module")
+def rtsp_server() -> Iterator[RtspTestServer]:
+    """A real GStreamer RTSP server on loopback (1 Mbit/s H.264, a keyframe a second)."""
+    reason = gstreamer_available()
+    if reason:
+        pytest.fail(f"the GStreamer RTSP server is not usable: {reason} (run scripts/setup.sh)")
+    with RtspTestServer([Mount("/cam1", gop_frames=30)]) as server:
+        yield server
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``camgate ARGS`` as a real process, not checked (``env`` added to a clean environment)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "camgate.cli", *args],
+        capture_output=True,
+        text=True,
+        env=base | (env or {}),
+        timeout=120,
+    )
+
+
+class World:
+    """A gate (SQLite file) with one camera on the RTSP server, enrolled, and an incident."""
+
+    def __init__(self, tmp: Path, server: RtspTestServer, camera: str = "door") -> None:
+        self.db = ["--db", str(tmp / "g.db")]
+        (tmp / "waiver.txt").write_text("I agree.\n")
+        run_cli(*self.db, "owner", "add", "--id", "alice", "--name", "Alice")
+        run_cli(*self.db, "waiver", "publish", "--version", "v1", "--file", str(tmp / "waiver.txt"))
+        self.added = run_cli(
+            *self.db, "camera", "add", "--id", camera, "--owner", "alice", "--adapter", "rtsp",
+            "--source", server.url("/cam1"), "--lat", "32.3", "--lon", "-90.18", check=False,
+        )  # fmt: skip
+        self.camera = camera
+        if self.added.returncode != 0:
+            return
+        run_cli(
+            *self.db, "enrol", "--owner", "alice", "--camera", camera, "--waiver", "v1",
+            "--allow", "live,snapshot",
+        )  # fmt: skip
+        self.incident = json.loads(
+            run_cli(
+                *self.db, "incident", "report", "--kind", "robbery", "--lat", "32.3005",
+                "--lon", "-90.18", "--radius", "200",
+            ).stdout
+        )["id"]  # fmt: skip
+
+    def request(self, *args: str) -> list[str]:
+        """The argv of a ``camgate request`` for this camera."""
+        return [
+            *self.db, "request", "--incident", self.incident, "--camera", self.camera,
+            "--by", "o7", *args,
+        ]  # fmt: skip
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        """The audit records of ``kind``, from ``camgate audit export``."""
+        lines = run_cli(*self.db, "audit", "export").stdout.splitlines()
+        found = [json.loads(line) for line in lines]
+        return [r for r in found if r.get("type") == "record" and r["kind"] == kind]
+
+    def artifacts(self) -> list[dict[str, Any]]:
+        """``camgate retention list``."""
+        listed: list[dict[str, Any]] = json.loads(run_cli(*self.db, "retention", "list").stdout)
+        return listed
+
+    def copy(self, tmp: Path) -> World:
+        """The same gate in another folder (its database files copied): set up once."""
+        folder = Path(self.db[1]).parent
+        for part in [*folder.glob("g.db*"), folder / "g.key"]:
+            shutil.copy2(part, tmp / part.name)
+        twin = copy.copy(self)
+        twin.db = ["--db", str(tmp / "g.db")]
+        return twin
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, rtsp_server: RtspTestServer) -> World:
+    return World(tmp_path_factory.mktemp("template"), rtsp_server)
+
+
+@pytest.fixture
+def world(template: World, tmp_path: Path) -> World:
+    return template.copy(tmp_path)
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every file and folder under ``folder``."""
+    return sorted(folder.rglob("*")) if folder.exists() else []
+
+
+# ---------------------------------------------------------------------- a full disk (item 6)
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A real 256 KiB filesystem (tmpfs), unmounted afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="camgate-full-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); see the RLIMIT test")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+        folder.rmdir()
+
+
+def _fill(folder: Path) -> None:
+    """Fill the filesystem of ``folder`` to the last byte."""
+    with contextlib.suppress(OSError), open(folder / "filler", "wb") as fh:
+        while True:
+            fh.write(b"\0" * 4096)
+            fh.flush()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_full_disk_fails_the_clip_clearly_and_leaves_nothing(
+    world: World, small_disk: Path, fmt: str
+) -> None:
+    out = small_disk / "out"
+    done = cli(*world.request("--scope", "live", "--duration", "4", "--format", fmt,
+                              "--out", str(out)))  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no space left" in done.stderr.lower()
+    assert str(out / ".door-") in done.stderr and "Traceback" not in done.stderr
+    assert _files(out) == []  # nothing at the final name, nothing partial
+    assert world.records("clip.exported") == []
+    (failed,) = world.records("clip.failed")
+    assert failed["body"]["exported"] is False and failed["body"]["format"] == fmt
+    assert "no space left" in failed["body"]["error"]
+    assert failed["body"]["path"].startswith(str(out))
+    arts = world.artifacts()
+    assert arts and all(a["state"] == "deleted" for a in arts)
+    (deleted,) = world.records("retention.deleted")
+    assert deleted["body"]["reason"] == failed["body"]["error"]
+
+
+def test_a_full_disk_fails_the_snapshot_clearly_and_leaves_nothing(
+    world: World, small_disk: Path
+) -> None:
+    out = small_disk / "out"
+    out.mkdir()
+    _fill(small_disk)
+    done = cli(*world.request("--scope", "snapshot", "--out", str(out)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no space left" in done.stderr.lower() and ".jpg" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _files(out) == []
+    assert all(a["state"] == "deleted" for a in world.artifacts())
+
+
+def test_a_file_size_limit_fails_the_clip_clearly(world: World, tmp_path: Path) -> None:
+    """The same through RLIMIT_FSIZE (no mount needed): the writer gets EFBIG, not a signal.
+    The limit is above the gate's database, below 6 s of 1 Mbit/s video."""
+    out = tmp_path / "out"
+    db = max(p.stat().st_size for p in tmp_path.glob("g.db*"))
+    size = max(256 * 1024, 2 * db)
+    assert size < 600 * 1024
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "camgate.cli",
+         *world.request("--scope", "live", "--duration", "6", "--format", "ts", "--out", str(out))],
+        capture_output=True, text=True, env=base, timeout=120, preexec_fn=limit,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "file too large" in done.stderr and "Traceback" not in done.stderr
+    assert _files(out) == []
+    assert world.records("clip.exported") == []
+
+
+# ---------------------------------------------------------------------- a crash (item 8)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sigkill_mid_export_leaves_nothing_retention_does_not_remove(
+    world: World, tmp_path: Path, fmt: str
+) -> None:
+    out = tmp_path / "out"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    argv = world.request("--scope", "live", "--duration", "60", "--format", fmt, "--out", str(out))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "camgate.cli", *argv],
+        env=base,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.is_file() and p.stat().st_size > 0 for p in _files(out)):
+            assert child.poll() is None, "the export ended before it could be killed"
+            assert time.monotonic() < deadline, "no byte written within 60 s"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    left = _files(out)
+    assert left, "the crash left nothing: the test did not kill mid-export"
+    assert all(p.relative_to(out).parts[0].startswith(".") for p in left), left  # no final name
+    assert world.records("clip.exported") == []
+
+    run = json.loads(run_cli(*world.db, "retention", "run", "--json").stdout)
+    assert _files(out) == []  # every byte the crash left is gone
+    (gone,) = run["deleted"]
+    assert gone["reason"] == "incomplete" and gone["found"] == "present"
+    assert [r["body"]["reason"] for r in world.records("retention.deleted")] == ["incomplete"]
+    assert "verified" in run_cli(*world.db, "audit", "verify").stdout
+
+
+# ---------------------------------------------------------------------- modes (item 12)
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_clips_snapshots_and_folders_are_private(world: World, tmp_path: Path, fmt: str) -> None:
+    chosen = tmp_path / "chosen"
+    chosen.mkdir(mode=0o755)
+    chosen.chmod(0o755)
+    out = chosen / "new" / "deeper"
+    with _umask(0):  # the most permissive umask: modes must not depend on it
+        clip = cli(*world.request("--scope", "live", "--duration", "1", "--format", fmt,
+                                  "--out", str(out)))  # fmt: skip
+        snap = cli(*world.request("--scope", "snapshot", "--out", str(out)))
+    assert clip.returncode == 0 and snap.returncode == 0, clip.stderr + snap.stderr
+    written = [Path(json.loads(clip.stdout)["file"]), Path(json.loads(snap.stdout)["file"])]
+    files = [p for p in _files(chosen) if p.is_file()]
+    assert len(files) >= 2 and set(written) <= set(_files(chosen))
+    assert {oct(_mode(p)) for p in files} == {"0o600"}
+    assert _mode(out) == _mode(out.parent) == 0o700  # folders camgate made
+    if fmt == "hls":
+        assert _mode(written[0]) == 0o700
+    assert _mode(chosen) == 0o755  # the user's own folder is left as it was
+
+
+def test_an_agency_can_choose_the_mode(world: World, tmp_path: Path) -> None:
+    out = tmp_path / "shared" / "hls"
+    env = {"CAMGATE_FILE_MODE": "0640"}
+    with _umask(0o077):  # stricter than asked: the setting still wins
+        done = cli(*world.request("--scope", "live", "--duration", "1", "--format", "hls",
+                                  "--out", str(out)), env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folder = Path(json.loads(done.stdout)["file"])
+    assert {_mode(p) for p in folder.iterdir()} == {0o640}
+    assert _mode(folder) == _mode(out) == 0o750
+    bad = cli(*world.request("--scope", "snapshot", "--out", str(out)),
+              env={"CAMGATE_FILE_MODE": "0777"})  # fmt: skip
+    assert bad.returncode == 1 and "CAMGATE_FILE_MODE" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_reports_are_private(world: World, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    with _umask(0):
+        run_cli(*world.db, "report", "--period", time.strftime("%Y"), "--out", str(out))
+    assert {_mode(p) for p in out.iterdir()} == {0o600}
+    assert _mode(out) == 0o700
+
+
+# ---------------------------------------------------------------------- names (item 13)
+
+
+@pytest.mark.parametrize("camera", ["../../escaped", "{tmp}/abs-escaped", "a/../../b"])
+def test_an_id_cannot_place_a_file_outside_out(
+    tmp_path: Path, rtsp_server: RtspTestServer, camera: str
+) -> None:
+    camera = camera.format(tmp=tmp_path)  # an absolute id
+    work = tmp_path / "W"
+    (work / "out").mkdir(parents=True)
+    world = World(tmp_path, rtsp_server, camera=camera)
+    if world.added.returncode != 0:  # the model refuses such an id: nothing to write at all
+        assert "camgate:" in world.added.stderr and "Traceback" not in world.added.stderr
+        return
+    before = set(_files(tmp_path))
+    done = cli(*world.request("--scope", "snapshot", "--out", str(work / "out")))
+    assert done.returncode == 0, done.stderr
+    path = Path(json.loads(done.stdout)["file"])
+    assert path.parent == work / "out" and path.is_file()
+    new = set(_files(tmp_path)) - before
+    assert {p for p in new if p.is_file() and not p.name.startswith("g.db")} == {path}
