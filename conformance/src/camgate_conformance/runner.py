@@ -18,8 +18,9 @@ from camgate.adapters import AdapterFactory
 from camgate.errors import ConfigError
 from camgate.plugins import PluginHost
 
-from camgate_conformance.checks import CHECKS, Context, NoSuchFault
+from camgate_conformance.checks import CHECKS, Context
 from camgate_conformance.model import (
+    NOT_DECLARED,
     Check,
     CheckFailed,
     CheckResult,
@@ -28,6 +29,7 @@ from camgate_conformance.model import (
     Status,
     SuiteConfig,
 )
+from camgate_conformance.recorder import Recorder
 from camgate_conformance.target import Target, resolve_target
 
 __all__ = ["Progress", "run_checks", "run_suite", "validate"]
@@ -47,16 +49,20 @@ def _precheck(check: Check, ctx: Context, done: dict[str, CheckResult]) -> Check
     """A result without running, when the check does not apply or cannot run."""
 
     def result(status: Status, reason: str) -> CheckResult:
-        return CheckResult(check.id, check.group, check.promise, status, reason)
+        return CheckResult(
+            check.id, check.group, check.promise, status, reason, observer=check.observer
+        )
 
     if check.id in ctx.config.skip:
         return result(Status.SKIPPED, "left out by configuration (--skip)")
     missing = sorted(check.requires - _capabilities(ctx.factory))
     if missing:
-        return result(Status.SKIPPED, f"the adapter does not declare {', '.join(missing)}")
-    if check.backdoor and ctx.target.backdoor is None:
+        return result(Status.SKIPPED, f"{NOT_DECLARED} {', '.join(missing)}")
+    if check.backdoor and not ctx.observed:
         return result(
-            Status.NOT_RUN, "needs the vendor side's own log (backdoor); this target has none"
+            Status.NOT_RUN,
+            "needs a view of the vendor side: the recorder could not be put in front of this "
+            "target's cameras and it has no backdoor",
         )
     failed = [d for d in check.depends if d in done and done[d].failed]
     if failed:
@@ -74,10 +80,10 @@ async def _run_one(check: Check, ctx: Context) -> CheckResult:
             await check.run(ctx)
     except CheckFailed as exc:
         status, evidence = Status.FAILED, tuple(exc.evidence)
+        if check.observer == "recorder" and not any(e.startswith("[recorder") for e in evidence):
+            evidence += tuple(ctx.evidence(time.monotonic() - 1.0))
     except NotRun as exc:
         status, reason = Status.NOT_RUN, str(exc)
-    except NoSuchFault as exc:
-        status, reason = Status.SKIPPED, str(exc)
     except TimeoutError:
         status, evidence = Status.ERROR, (f"the check did not finish within {check.timeout_s:g} s",)
     except Exception as exc:
@@ -92,6 +98,7 @@ async def _run_one(check: Check, ctx: Context) -> CheckResult:
         evidence,
         time.perf_counter() - started,
         dict(ctx.measurements),
+        check.observer,
     )
 
 
@@ -118,8 +125,11 @@ async def run_checks(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
     done: dict[str, CheckResult] = {}
-    with tempfile.TemporaryDirectory(prefix="camgate-conformance-") as scratch:
-        ctx = Context(factory, target, config, workdir or Path(scratch))
+    with (
+        tempfile.TemporaryDirectory(prefix="camgate-conformance-") as scratch,
+        Recorder() as recorder,
+    ):
+        ctx = Context(factory, target, config, workdir or Path(scratch), recorder)
         for number, check in enumerate(CHECKS, 1):
             if progress is not None:
                 progress(number, len(CHECKS), check, None)

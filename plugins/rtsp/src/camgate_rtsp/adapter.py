@@ -256,11 +256,16 @@ class RtspLiveStream:
         s = self._settings
         error: AdapterError | None = None
         started = time.monotonic()
+        options = s.open_options()
+        if not self.audio:
+            # Audio is a scope at the camera too: without an audio grant, do not SETUP the
+            # audio track at all (FFmpeg's RTSP demuxer sets up every track by default).
+            options["allowed_media_types"] = "video"
         try:
             container = av.open(
                 self._url.reveal(),
                 "r",
-                options=s.open_options(),
+                options=options,
                 timeout=(s.connect_timeout_s, s.read_timeout_s),
             )
         except (av.error.FFmpegError, OSError) as exc:
