@@ -8,6 +8,7 @@ promise it checks, and what it needs (capabilities, the backdoor, a staged fault
 
 from __future__ import annotations
 
+import base64
 import functools
 import statistics
 import time
@@ -107,20 +108,32 @@ class Context:
         config: SuiteConfig,
         workdir: Path,
         recorder: Recorder | None = None,
+        plugin: object | None = None,
     ) -> None:
         self.factory = factory
+        #: The vendor's whole plugin (every hook), registered in each harness's gate.
+        self.plugin = plugin
         self.target = target
         self.config = config
         self.workdir = workdir
         self.recorder = recorder
         #: Errors the robustness checks saw: (fault, the secret in its settings, the error).
         self.errors_seen: list[tuple[str, str, BaseException]] = []
+        #: Every credential the run used: (where, password, the settings holding it).
+        self.secrets: list[tuple[str, str, Any]] = [
+            ("target", p, target.settings) for p in _passwords(target.settings)
+        ]
+        #: Reprs of the adapters and streams the run built, and every log record (DEBUG up).
+        self.reprs: list[str] = []
+        self.log_lines: list[str] = []
         #: Measurements a check leaves for the report (samples, median, p95...).
         self.measurements: dict[str, Any] = {}
         #: Addresses the adapter may connect to directly: the staged faults' peers.
         self.fault_addresses: set[tuple[str, int]] = set()
-        #: How many times the adapter's open_live / snapshot ran (the stateful check's count).
+        #: Grants the stateful check had served through the adapter.
         self.redemptions = 0
+        #: Checks after which threads, descriptors or tasks stayed above what they were before.
+        self.leaks: list[str] = []
         self.sources = list(target.sources)
         self.settings: Any = dict(target.settings)
         self.audio_source = target.audio_source
@@ -160,6 +173,7 @@ class Context:
             self.settings if settings is None else settings,
             self.sources if sources is None else sources,
             self.workdir,
+            self.plugin,
         )
         async with h:
             yield h
@@ -300,10 +314,9 @@ async def _first_packet(h: Harness, token: Any, index: int = 0) -> None:
         await h.gate.edge.snapshot(camera, token)
 
 
-def _show(events: Sequence[VendorEvent], limit: int = 8) -> list[str]:
-    lines = [
-        f"vendor saw {e.kind} from client {e.client} for {e.camera} at {e.at:.3f}" for e in events
-    ]
+def _show(events: Sequence[Any], limit: int = 8) -> list[str]:
+    """Events as evidence lines, each saying which witness saw it."""
+    lines = [e.line() for e in events]
     if len(lines) > limit:
         lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
     return lines
@@ -587,8 +600,9 @@ async def no_idle_connection(ctx: Context) -> None:
         async with await h.gate.edge.open_live(h.cameras[0].id, await h.grant()) as stream:
             async for _packet in stream:
                 break
+            # The access is served: any media request from here on is a new one.
+            ended = time.monotonic()
         h.gate.close_incident(h.incident.id)
-        ended = time.monotonic()
         clients = {e.client for e in ctx.media_requests(since, source)}
         idle = IDLE_CEILING_S * ctx.config.budget_slack
         closed = await ctx.wait_closed(clients, idle)
@@ -599,12 +613,7 @@ async def no_idle_connection(ctx: Context) -> None:
                 "incident closed",
                 [f"client {c}" for c in sorted(still)],
             )
-        await anyio.sleep(ctx.config.settle_s)
-        later = [e for e in ctx.events(ended, source) if e.kind in ("connect",) or e.media]
-        if later:
-            raise CheckFailed(
-                "the adapter reached the camera after the incident closed", _show(later)
-            )
+        await _no_reconnect(ctx, source, ended, 0.0, "incident closed")
 
 
 # ------------------------------------------------------------------------------ budgets
@@ -787,6 +796,7 @@ def _fault_check(name: str, what: str) -> None:
             error = await _provoke(ctx, fault)
         if error is not None:
             ctx.errors_seen.append((name, fault.secret, error))
+        ctx.secrets.append((f"fault '{name}'", fault.secret, fault.settings))
         if error is None:
             return  # a gap: the stream ended
         if not isinstance(error, expected):
@@ -807,11 +817,12 @@ async def _provoke(ctx: Context, fault: FaultCase) -> BaseException | None:
     """Reach the faulty camera through the gate; the error it ended in (None for a gap)."""
     limit = fault.within_s * ctx.config.budget_slack + HANG_MARGIN_S
     async with ctx.harness(sources=[fault.source], settings=fault.settings) as h:
+        ctx.reprs += [repr(h.adapter), str(h.adapter)]
         token = await h.grant(duration_s=60)
         outcome: str | BaseException = "hang"
         with anyio.move_on_after(limit) as scope:
             try:
-                outcome = await _consume(h, token, fault, scope, limit)
+                outcome = await _consume(ctx, h, token, fault, scope, limit)
             except Exception as exc:  # what we judge: the adapter's error
                 outcome = exc
         if isinstance(outcome, BaseException):
@@ -824,13 +835,14 @@ async def _provoke(ctx: Context, fault: FaultCase) -> BaseException | None:
 
 
 async def _consume(
-    h: Harness, token: Any, fault: FaultCase, scope: anyio.CancelScope, limit: float
+    ctx: Context, h: Harness, token: Any, fault: FaultCase, scope: anyio.CancelScope, limit: float
 ) -> str:
     """Read until the fault shows: ``gap`` (the stream ended) or what went wrong."""
     if h.scope is not Scope.LIVE:
         await h.gate.edge.snapshot(h.cameras[0].id, token)
         return "a snapshot was served despite the fault"
     async with await h.gate.edge.open_live(h.cameras[0].id, token) as stream:
+        ctx.reprs += [repr(stream), str(stream)]
         triggered = False
         async for _packet in stream:
             if not fault.mid_stream:
@@ -849,31 +861,89 @@ for _name, _what in FAULTS.items():
 
 
 def _texts(error: BaseException) -> list[str]:
+    """Everything an error shows: message, repr, attributes, chained errors, traceback."""
     texts: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        texts += [str(current), repr(current)]
+        texts += [str(current), repr(current), *map(repr, current.args)]
+        for value in getattr(current, "__dict__", {}).values():
+            texts += [str(value), repr(value)]
         current = current.__cause__ or current.__context__
     texts.append("".join(traceback.format_exception(error)))
     return texts
 
 
+def _passwords(settings: Any) -> list[str]:
+    """Every ``password`` value in (nested) settings."""
+    found: list[str] = []
+    if isinstance(settings, dict):
+        for key, value in settings.items():
+            if key == "password" and isinstance(value, str) and value:
+                found.append(value)
+            else:
+                found += _passwords(value)
+    elif isinstance(settings, list | tuple):
+        for value in settings:
+            found += _passwords(value)
+    return found
+
+
+def _usernames(settings: Any, password: str) -> list[str]:
+    """The usernames that go with ``password`` in (nested) settings."""
+    found: list[str] = []
+    if isinstance(settings, dict):
+        if settings.get("password") == password and isinstance(settings.get("username"), str):
+            found.append(settings["username"])
+        for value in settings.values():
+            found += _usernames(value, password)
+    elif isinstance(settings, list | tuple):
+        for value in settings:
+            found += _usernames(value, password)
+    return found
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret_forms(secret: str, settings: Any = None) -> set[str]:
+    """The forms a password leaks in: plain, percent-encoded, base64, and ``user:pass``
+    plain, percent-encoded and base64 (HTTP Basic)."""
+    forms = {secret, quote(secret, safe=""), quote(secret), _b64(secret)}
+    for user in _usernames(settings, secret):
+        pair = f"{user}:{secret}"
+        forms |= {pair, quote(pair, safe=""), _b64(pair), f"{quote(user)}:{quote(secret)}"}
+    return {f for f in forms if f}
+
+
 @check(
     "robustness.no-secret-in-errors",
-    "No error from the adapter carries a credential (message, repr, chained errors).",
+    "No credential shows in the adapter's errors (message, repr, attributes, chained errors), "
+    "its reprs or any log record, in plain, percent-encoded or base64 form.",
 )
 async def no_secret_in_errors(ctx: Context) -> None:
-    """Look for each fault's password (plain and percent-encoded) in the errors seen."""
+    """Look for every password the run used in errors, reprs and log records."""
     if not ctx.errors_seen:
         raise NotRun("no fault produced an error to inspect")
     leaks = []
     for fault, secret, error in ctx.errors_seen:
-        forms = {secret, quote(secret, safe=""), quote(secret)}
+        settings = next((st for _w, p, st in ctx.secrets if p == secret), None)
+        forms = secret_forms(secret, settings)
         if any(form in text for text in _texts(error) for form in forms):
             leaks.append(f"fault '{fault}': {type(error).__name__} carries the password")
+    for where, secret, settings in ctx.secrets:
+        forms = secret_forms(secret, settings)
+        for line in ctx.log_lines:
+            if any(form in line for form in forms):
+                leaks.append(f"a log record carries the password of {where}: {line[:60]}...")
+                break
+        if any(form in text for text in ctx.reprs for form in forms):
+            leaks.append(f"an adapter's or stream's repr carries the password of {where}")
     ctx.measurements["errors_inspected"] = len(ctx.errors_seen)
+    ctx.measurements["log_records_inspected"] = len(ctx.log_lines)
+    ctx.measurements["reprs_inspected"] = len(ctx.reprs)
     if leaks:
         raise CheckFailed(leaks[0], leaks[1:])
 
@@ -895,6 +965,18 @@ async def never_outside_grant(ctx: Context) -> None:
     await ctx.quiesce()
     async with ctx.harness() as h:
         await anyio.to_thread.run_sync(run_machine, ctx, h)
+
+
+@check(
+    "robustness.no-resource-leak",
+    "Every check ends with no more threads, file descriptors or tasks than it began with.",
+)
+async def no_resource_leak(ctx: Context) -> None:
+    """Read what the runner counted before and after each earlier check."""
+    if ctx.leaks:
+        raise CheckFailed(
+            f"{len(ctx.leaks)} check(s) left threads, descriptors or tasks behind", ctx.leaks[:12]
+        )
 
 
 @check(

@@ -36,6 +36,8 @@ __all__ = ["RtspBackdoor", "RtspFault", "RtspTarget", "VendorEvent"]
 #: The password of every fault's settings; an error message that contains it leaks a secret.
 FAULT_SECRET = "fault-pa55:w0rd"  # noqa: S105 (a test password, there to be caught)
 _LOCKED_PASSWORD = "the-right-one"  # noqa: S105
+#: The password of the target's cameras (digest); it too must never show.
+CAMERA_SECRET = "cam-pa55:w0rd/x"  # noqa: S105
 
 
 @attrs.frozen
@@ -159,9 +161,17 @@ class RtspTarget:
     def __init__(self, gop_frames: int = 30) -> None:
         self.server = RtspTestServer(
             [
-                Mount("/cam1", gop_frames=gop_frames),
-                Mount("/cam2", gop_frames=gop_frames),
-                Mount("/cam3", gop_frames=gop_frames, audio=True),
+                # Credentials on every camera: the suite looks for them in every error, repr
+                # and log record, not only in the fault cases'.
+                Mount("/cam1", gop_frames=gop_frames, username="viewer", password=CAMERA_SECRET),
+                Mount("/cam2", gop_frames=gop_frames, username="viewer", password=CAMERA_SECRET),
+                Mount(
+                    "/cam3",
+                    gop_frames=gop_frames,
+                    audio=True,
+                    username="viewer",
+                    password=CAMERA_SECRET,
+                ),
                 Mount(
                     "/locked", gop_frames=gop_frames, username="owner", password=_LOCKED_PASSWORD
                 ),
@@ -177,6 +187,12 @@ class RtspTarget:
         self.server.start()
         self.sources = [self.server.url("/cam1"), self.server.url("/cam2")]
         self.audio_source = self.server.url("/cam3")
+        self.settings = {
+            "credentials": {
+                url: {"username": "viewer", "password": CAMERA_SECRET}
+                for url in [*self.sources, self.audio_source]
+            }
+        }
         self.backdoor = RtspBackdoor(self.server)
         return self
 
