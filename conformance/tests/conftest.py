@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import anyio
@@ -201,6 +202,25 @@ class LeakingAdapter(RtspAdapter):
         return await super().open_live(camera, grant)
 
 
+class CachingSnapshotAdapter(RtspAdapter):
+    """Keeps the first snapshot of each camera and serves it again, stamped now (item 4)."""
+
+    def __init__(self, settings: RtspSettings) -> None:
+        super().__init__(settings)
+        self.cache: dict[str, Snapshot] = {}
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        """The cached picture, re-stamped for this grant; the camera only the first time."""
+        if camera.source not in self.cache:
+            self.cache[camera.source] = await super().snapshot(camera, grant)
+        return attrs.evolve(
+            self.cache[camera.source],
+            grant_id=grant.id,
+            camera_id=camera.id,
+            taken_at=datetime.now(UTC),
+        )
+
+
 class BlindAdapter(RtspAdapter):
     """Overrides discovery but finds nothing, so its discovery budget times nothing (item 12)."""
 
@@ -247,6 +267,11 @@ def _settings(settings: Mapping[str, Any], **extra: Any) -> RtspSettings:
     return RtspSettings.from_mapping({**settings, **extra})
 
 
+#: Checks a broken adapter may fail besides its own, when the fault also shows there by chance
+#: (a reconnect a few ms after a close may fall inside the state machine's redemption window).
+MAY_ALSO: dict[str, set[str]] = {"reconnecting": {"stateful.never-outside-grant"}}
+
+
 def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[str]]]:
     """Each broken adapter's factory and the only checks it must fail."""
     sources = list(target.sources)
@@ -277,12 +302,8 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
         ),
         "reconnecting": (
             _factory("rtsp-reconnecting", lambda s: ReconnectingAdapter(_settings(s))),
-            # Reconnecting after every close breaks every promise about closed access.
-            {
-                "gating.revocation-closes",
-                "gating.no-idle-connection",
-                "stateful.never-outside-grant",
-            },
+            # Reconnecting after every close breaks the promises about closed access.
+            {"gating.revocation-closes", "gating.no-idle-connection"},
         ),
         "audio": (
             _factory("rtsp-audio", lambda s: AudioAskingAdapter(_settings(s))),
@@ -299,6 +320,10 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
         "debug-logging": (
             _factory("rtsp-debug-logging", lambda s: DebugLoggingAdapter(_settings(s))),
             {"robustness.no-secret-in-errors"},
+        ),
+        "caching": (
+            _factory("rtsp-caching", lambda s: CachingSnapshotAdapter(_settings(s))),
+            {"gating.snapshot-fresh-and-closed"},
         ),
         "blind": (
             _factory("rtsp-blind", lambda s: BlindAdapter(_settings(s))),

@@ -38,7 +38,7 @@ from camgate.models import Scope
 
 from camgate_conformance.harness import FAR, Harness
 from camgate_conformance.model import Check, CheckFailed, NotRun, SuiteConfig, percentile
-from camgate_conformance.recorder import Recorder
+from camgate_conformance.recorder import Connect, Recorder
 from camgate_conformance.target import FaultCase, Target, VendorEvent
 
 __all__ = ["CEILINGS", "CHECKS", "FAULTS", "Context", "check_ids"]
@@ -128,8 +128,9 @@ class Context:
         self.log_lines: list[str] = []
         #: Measurements a check leaves for the report (samples, median, p95...).
         self.measurements: dict[str, Any] = {}
-        #: Addresses the adapter may connect to directly: the staged faults' peers.
-        self.fault_addresses: set[tuple[str, int]] = set()
+        #: Staged faults' peers, which the adapter may reach directly while each is staged:
+        #: (host, port, from, until) on the monotonic clock.
+        self.fault_windows: list[tuple[str, int, float, float]] = []
         #: Grants the stateful check had served through the adapter.
         self.redemptions = 0
         #: Checks after which threads, descriptors or tasks stayed above what they were before.
@@ -616,6 +617,52 @@ async def no_idle_connection(ctx: Context) -> None:
         await _no_reconnect(ctx, source, ended, 0.0, "incident closed")
 
 
+@check(
+    "gating.snapshot-fresh-and-closed",
+    "Each snapshot is fetched from the camera after its grant and leaves no connection open; "
+    "discovery after activity asks the camera for no media.",
+    requires=("snapshot",),
+    backdoor=True,
+)
+async def snapshot_fresh_and_closed(ctx: Context) -> None:
+    """Two snapshot grants: each must reach the camera after it was issued (no picture cached
+    under an earlier grant), be stamped no earlier than its grant, and close its connections
+    within the idle limit; then ``discover()`` must ask for no media."""
+    idle = IDLE_CEILING_S * ctx.config.budget_slack
+    await ctx.quiesce()
+    async with ctx.harness() as h:
+        source = h.cameras[0].source
+        for n in (1, 2):
+            token = await h.grant(scope=Scope.SNAPSHOT)
+            granted = time.monotonic()
+            snap = await h.gate.edge.snapshot(h.cameras[0].id, token)
+            asked = await ctx.seen(functools.partial(ctx.media_requests, granted, source))
+            if not asked:
+                raise CheckFailed(
+                    f"snapshot {n} was served without asking the camera after its grant "
+                    "(a picture cached under an earlier grant?)",
+                    ctx.evidence(granted),
+                )
+            if snap.taken_at < token.grant.issued_at:
+                raise CheckFailed(
+                    f"snapshot {n} says it was taken at {snap.taken_at.isoformat()}, before "
+                    f"its grant was issued at {token.grant.issued_at.isoformat()}"
+                )
+            clients = {e.client for e in asked}
+            closed = await ctx.wait_closed(clients, idle)
+            if clients - set(closed):
+                raise CheckFailed(
+                    f"snapshot {n} left a connection to the camera open {idle:g} s later",
+                    [f"client {c}" for c in sorted(clients - set(closed))] + ctx.evidence(granted),
+                )
+        since = time.monotonic()
+        await h.adapter.discover()
+        await anyio.sleep(ctx.config.settle_s)
+        later = ctx.media_requests(since)
+        if later:
+            raise CheckFailed("discover() asked the camera for media after activity", _show(later))
+
+
 # ------------------------------------------------------------------------------ budgets
 
 
@@ -791,9 +838,14 @@ def _fault_check(name: str, what: str) -> None:
             raise NotRun(f"the target does not stage '{name}': the adapter is not certified")
         with stage as fault:
             parts = urlsplit(fault.source)
-            if parts.hostname and parts.port is not None:
-                ctx.fault_addresses.add((parts.hostname, parts.port))
-            error = await _provoke(ctx, fault)
+            began = time.monotonic()
+            try:
+                error = await _provoke(ctx, fault)
+            finally:
+                if parts.hostname and parts.port is not None:
+                    # The fault's peer may be reached directly, only while it is staged.
+                    window = (began, time.monotonic())
+                    ctx.fault_windows.append((parts.hostname, parts.port, *window))
         if error is not None:
             ctx.errors_seen.append((name, fault.secret, error))
         ctx.secrets.append((f"fault '{name}'", fault.secret, fault.settings))
@@ -990,12 +1042,18 @@ async def egress_only_to_target(ctx: Context) -> None:
     recorder = ctx.recorder
     if recorder is None:
         raise NotRun("needs the suite's recorder")
-    allowed = recorder.listen_addresses() | ctx.fault_addresses
+    allowed = recorder.listen_addresses()
     allowed |= {(str(h), int(p)) for h, p in getattr(ctx.target, "endpoints", ())}
     bypass = recorder.upstreams() - allowed
+
+    def fault_peer(c: Connect) -> bool:
+        return any(
+            (c.host, c.port) == (h, p) and a <= c.at <= b + 0.5 for h, p, a, b in ctx.fault_windows
+        )
+
     attempts = recorder.connects()
     ctx.measurements["connection_attempts"] = len(attempts)
-    wrong = [c for c in attempts if (c.host, c.port) not in allowed]
+    wrong = [c for c in attempts if (c.host, c.port) not in allowed and not fault_peer(c)]
     if wrong:
         lines = [
             f"[{c.via} {c.at:.3f}] connect to {c.host}:{c.port}"
