@@ -52,10 +52,32 @@ def rtsp_report() -> Report:
     return cached_report("rtsp", "SIM", CI)
 
 
+#: What keeps an installed adapter from certification today, each for a reason in the suite or
+#: its target rather than the adapter: the lead's list to close (issue 13).
+KNOWN_GAPS: dict[str, set[str]] = {
+    "onvif": {
+        # item 2: the simulated cameras carry no capture time in the picture yet
+        "gating.recorded-window",
+        # the ONVIF target stages no 429 (camgate_onvif.conformance has no rate-limited fault)
+        "robustness.rate-limited",
+        # the devices answer with their own address (XAddrs, stream URIs), so the adapter goes
+        # past the recorder after the first request: the recorder must rewrite those addresses
+        "gating.egress-only-to-target",
+        # the ONVIF target's settings list no devices, so discover() finds nothing
+        "budget.discovery",
+    },
+}
+
+
 @pytest.mark.parametrize("adapter", _adapters())
 def test_every_installed_adapter_is_certified_against_its_own_target(adapter: str) -> None:
     report = cached_report(adapter, "SIM", CI)
     problems = {r.id: r.evidence for r in report.results if r.failed}
+    gaps = {r.id for r in report.results if r.failed} | {r.id for r in report.incomplete}
+    assert gaps == KNOWN_GAPS.get(adapter, set()), (problems, report.verdict)
+    if adapter in KNOWN_GAPS:
+        assert not report.certified
+        return
     assert report.ok and report.certified, (problems, report.verdict)
     # No gating, robustness or stateful check was skipped or not run, unless the adapter does
     # not declare the capability it needs.
@@ -123,10 +145,11 @@ def test_a_real_device_from_a_settings_file_is_observed_by_the_recorder_but_not_
     rtsp_target: RtspTarget, tmp_path: Path
 ) -> None:
     """Without a backdoor the recorder still watches; without staged faults: not certified."""
-    target = ConfigTarget({"sources": rtsp_target.sources}, "camera from settings")
+    config = {"sources": rtsp_target.sources, "settings": rtsp_target.settings}
+    target = ConfigTarget(config, "camera from settings")
     skip = {c.id for c in CHECKS if c.group in ("budget", "stateful")}
     report = anyio.run(run_checks, FACTORY, target, SuiteConfig(trials=1, skip=skip))
-    assert not any(r.failed for r in report.results)
+    assert not any(r.failed for r in report.results), [r for r in report.results if r.failed]
     assert report.result("gating.revocation-closes").status is Status.PASSED
     assert report.result("gating.forged-gets-nothing").status is Status.PASSED
     faults = report.result("robustness.auth")

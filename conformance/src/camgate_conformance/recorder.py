@@ -503,12 +503,17 @@ class Recorder:
         except OSError:
             self._end(conn, "camera" if from_client else "adapter")
             return
-        if from_client:
-            for head, body in conn.up.feed(data):
-                self._request(conn, head, body, cameras)
-        else:
-            for head, body in conn.down.feed(data):
-                self._answer(conn, head, body)
+        try:
+            if from_client:
+                for head, body in conn.up.feed(data):
+                    self._request(conn, head, body, cameras)
+            else:
+                for head, body in conn.down.feed(data):
+                    self._answer(conn, head, body)
+        except Exception as exc:  # hostile bytes must not stop the recorder
+            side = conn.up if from_client else conn.down
+            side.opaque, side.buffer = "unparsed", b""
+            self._log(conn, "unparsed", detail=f"{type(exc).__name__}; only counted from here")
 
     def _end(self, conn: _Conn, by: str) -> None:
         if conn.closed:
