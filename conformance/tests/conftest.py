@@ -23,7 +23,7 @@ import pytest
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, LiveStream
 from camgate.errors import AdapterError
-from camgate.models import Camera, Grant, MediaPacket, Snapshot
+from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot
 from camgate_conformance import SuiteConfig
 from camgate_conformance.checks import CEILINGS
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, rtsp_url
@@ -60,20 +60,27 @@ def _factory(name: str, create: Any, **budgets: float) -> AdapterFactory:
 class EagerAdapter(RtspAdapter):
     """Fetches before the grant: 'warms up' every camera it knows at discovery."""
 
-    def __init__(self, settings: RtspSettings, sources: Sequence[str]) -> None:
-        super().__init__(settings)
-        self.sources = list(sources)
-
     def _probe(self, url: str) -> None:
         # The DESCRIBE is the fault, and the server logs it whether or not the open succeeds.
         with contextlib.suppress(av.FFmpegError):
             av.open(url, "r", options=self.settings.open_options(), timeout=(15.0, 15.0)).close()
 
     async def discover(self) -> list[Camera]:
-        """Open each camera's stream once, to have its codec ready (a grant-less fetch)."""
-        for source in self.sources:
-            await anyio.to_thread.run_sync(self._probe, source)
-        return []
+        """Open each camera it has credentials for once, to have its codec ready (a
+        grant-less fetch), and list them."""
+        cameras = []
+        for n, (source, creds) in enumerate(self.settings.credentials.items()):
+            await anyio.to_thread.run_sync(self._probe, rtsp_url(source, creds))
+            cameras.append(
+                Camera(
+                    id=f"eager-{n}",
+                    adapter="rtsp-eager",
+                    source=source,
+                    owner_id="unknown",
+                    position=GeoPoint(0, 0),
+                )
+            )
+        return cameras
 
 
 class LingeringStream:
@@ -274,14 +281,13 @@ MAY_ALSO: dict[str, set[str]] = {"reconnecting": {"stateful.never-outside-grant"
 
 def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[str]]]:
     """Each broken adapter's factory and the only checks it must fail."""
-    sources = list(target.sources)
     return {
         "eager": (
             # Opening every stream makes its discovery slow (2.1 s p95 on a loaded CI machine):
             # it declares camgate's ceiling, so that only the gating check speaks against it.
             _factory(
                 "rtsp-eager",
-                lambda s: EagerAdapter(_settings(s), sources),
+                lambda s: EagerAdapter(_settings(s)),
                 discovery_s=CEILINGS["discovery"],
             ),
             {"gating.no-media-before-grant"},
