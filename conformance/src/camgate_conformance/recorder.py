@@ -273,7 +273,8 @@ class Recorder:
         self._listen_of: dict[socket.socket, tuple[str, int]] = {}
         self._cameras: dict[tuple[str, int], list[str]] = {}  # listen address -> proxied sources
         self._conns: dict[socket.socket, _Conn] = {}
-        self._own_ports: set[int] = set()  # local ports of the recorder's own upstream sockets
+        #: Local ports of the recorder's own upstream sockets -> when closed (None: open).
+        self._own_ports: dict[int, float | None] = {}
         self._open: set[str] = set()
         self._numbers = 0
         self._selector = selectors.DefaultSelector()
@@ -426,9 +427,12 @@ class Recorder:
 
     def _watch_proc(self) -> None:
         while not self._stop.wait(self._poll_s):
+            addresses = _proc_remote_addresses()
+            # Read after /proc: a port is ours from before its connect until 1 s after close.
+            now = time.monotonic()
             with self._lock:
-                own = set(self._own_ports)
-            found = {a for a in _proc_remote_addresses() if a[2] not in own}
+                own = {p for p, t in self._own_ports.items() if t is None or now - t < 1.0}
+            found = {a for a in addresses if a[2] not in own}
             for host, port, _local in found - self._seen_proc:
                 self.connect_attempt(host, port, "/proc")
             self._seen_proc = found
@@ -458,14 +462,14 @@ class Recorder:
         upstream.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         local_port = upstream.getsockname()[1]
         with self._lock:
-            self._own_ports.add(local_port)
+            self._own_ports[local_port] = None
         _internal.on = True
         try:
             upstream.settimeout(2.0)
             upstream.connect(upstream_address)
         except OSError:
             with self._lock:
-                self._own_ports.discard(local_port)
+                self._own_ports[local_port] = time.monotonic()
             upstream.close()
             client.close()
             return
@@ -527,7 +531,7 @@ class Recorder:
         with self._lock:
             self._conns.pop(conn.client, None)
             self._open.discard(conn.id)
-            self._own_ports.discard(conn.port)
+            self._own_ports[conn.port] = time.monotonic()
         self._log(
             conn,
             "closed",
