@@ -290,7 +290,8 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
                 lambda s: EagerAdapter(_settings(s)),
                 discovery_s=CEILINGS["discovery"],
             ),
-            {"gating.no-media-before-grant"},
+            # ... and at every later discover(), after activity too (item 4).
+            {"gating.no-media-before-grant", "gating.snapshot-fresh-and-closed"},
         ),
         "lingering": (
             _factory(
