@@ -511,7 +511,7 @@ async def revocation_closes(ctx: Context) -> None:
 
 
 #: How long after a revocation or expiry the suite keeps watching for a reconnect.
-RECONNECT_WATCH_S = 1.5
+RECONNECT_WATCH_S = 1.0
 
 
 async def _no_reconnect(ctx: Context, source: str, ended: float, budget: float, why: str) -> None:
