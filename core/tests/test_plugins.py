@@ -154,3 +154,26 @@ def test_a_policy_returning_garbage_is_a_plugin_error() -> None:
     host = PluginHost(builtins={"bad": Bad()}, entry_points=False)
     with pytest.raises(PluginError, match="must return Vote"):
         host.consent_votes(ctx=None)  # type: ignore[arg-type]
+
+
+def test_a_plugin_raising_while_registering_adapters_names_the_rescue(tmp_path: Path) -> None:
+    """`camgate plugins` says which plugin broke and how to start without it, no traceback."""
+    _install_fake_dist(
+        tmp_path,
+        "camgate-raises",
+        "camgate_raises",
+        """
+        from camgate import hookimpl
+
+        @hookimpl
+        def camgate_register_adapters(register):
+            raise RuntimeError("vendor bug")
+    """,
+    )
+    code = "import sys; from camgate.cli import main; sys.exit(main(['plugins']))"
+    out = _run(tmp_path, code)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "plugin 'camgate_raises' (distribution camgate-raises)" in out.stderr
+    assert "RuntimeError: vendor bug" in out.stderr
+    assert "CAMGATE_DISABLE_PLUGINS=camgate_raises" in out.stderr

@@ -10,6 +10,7 @@ incident covering them all. Time is the machine's, plus an offset the check may 
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -30,6 +31,11 @@ HOME = GeoPoint(32.2988, -90.1848)
 FAR = GeoPoint(32.4000, -90.0000)
 _WAIVER = "I agree to share my camera with the city's RTCC under these terms. (conformance)"
 _runs = itertools.count(1)
+
+
+def _token(prefix: str) -> str:
+    """A random id, so an adapter cannot tell it is under test by its names."""
+    return f"{prefix}{secrets.token_hex(6)}"
 
 
 class OffsetClock(SystemClock):
@@ -72,8 +78,10 @@ class Harness:
         settings: Mapping[str, Any],
         sources: Sequence[str],
         workdir: Path,
+        plugin: object | None = None,
     ) -> None:
         self.factory = factory
+        self.plugin = plugin
         self.settings = dict(settings)
         self.sources = list(sources)
         self.workdir = workdir
@@ -89,13 +97,18 @@ class Harness:
             clock=self.clock,
             adapter_settings={self.factory.name: self.settings},
         )
-        self.gate.host.register(_Provider(self.factory), "conformance.adapter-under-test")
-        self.waiver = self.gate.publish_waiver(Waiver("conformance-1", _WAIVER))
+        if self.plugin is not None:
+            # The vendor's whole plugin, every hook of it (item 9): not only its adapter.
+            self.gate.host.register(self.plugin, "conformance.vendor-plugin")
+        if self.factory.name not in self.gate.host.adapters():
+            self.gate.host.register(_Provider(self.factory), "conformance.adapter-under-test")
+        self.waiver = self.gate.publish_waiver(Waiver(_token("waiver"), _WAIVER))
         for i, source in enumerate(self.sources):
-            owner = self.gate.add_owner(Owner(f"owner-{i}", f"Owner {i}"))
+            # Ids an adapter cannot tell from production ones (no "owner-0", "cam-1").
+            owner = self.gate.add_owner(Owner(_token("o"), f"Owner {_token('n')}"))
             camera = self.gate.add_camera(
                 Camera(
-                    id=f"cam-{i}",
+                    id=_token("c"),
                     adapter=self.factory.name,
                     source=source,
                     owner_id=owner.id,
@@ -143,10 +156,13 @@ class Harness:
         self,
         index: int = 0,
         scope: Scope | str | None = None,
-        duration_s: float = 60.0,
+        duration_s: float | None = None,
         incident: Incident | None = None,
     ) -> SignedGrant:
-        """Ask the gate for a grant on camera ``index`` (raises AccessDenied when refused)."""
+        """Ask the gate for a grant on camera ``index`` (raises AccessDenied when refused);
+        without ``duration_s``, a random duration between 45 and 120 s."""
+        if duration_s is None:
+            duration_s = secrets.randbelow(76) + 45.0
         scope = Scope(scope) if scope is not None else self.scope
         window = None
         if scope is Scope.RECORDED:

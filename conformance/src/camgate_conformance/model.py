@@ -37,6 +37,20 @@ class Status(enum.StrEnum):
     NOT_RUN = "not run"  # it applies, but could not run here (no backdoor, a failed dependency)
 
 
+#: The groups whose every check must pass (or not apply) for an adapter to be certified.
+CERTIFYING_GROUPS = frozenset({"gating", "robustness", "stateful"})
+#: A skip's reason when the adapter's capabilities say the check does not apply.
+NOT_DECLARED = "the adapter does not declare"
+#: Who observed a check: the suite's own recorder (and the vendor log as a second witness), the
+#: edge (the gate refuses before the adapter is called: no evidence about the adapter), or the
+#: suite itself timing and catching what the adapter does.
+OBSERVERS = {
+    "recorder": "the suite's recorder between adapter and camera (vendor log: second witness)",
+    "edge": "the edge, before the adapter is called (no evidence about the adapter)",
+    "suite": "the suite, calling the adapter and timing it",
+}
+
+
 class CheckFailed(Exception):
     """Raised by a check when the promise is broken; ``evidence`` says what was seen."""
 
@@ -69,6 +83,12 @@ class Check:
     depends: tuple[str, ...] = ()
     budget: str | None = None
     timeout_s: float = 120.0
+    observer: str = "suite"
+
+    @property
+    def certifying(self) -> bool:
+        """True for the checks certification needs passed: gating, robustness, stateful."""
+        return self.group in CERTIFYING_GROUPS
 
 
 @attrs.frozen
@@ -83,6 +103,19 @@ class CheckResult:
     evidence: tuple[str, ...] = ()
     duration_s: float = 0.0
     measurements: dict[str, Any] = attrs.field(factory=dict)
+    observer: str = "suite"
+
+    @property
+    def certifying(self) -> bool:
+        """True for a check certification needs passed (gating, robustness, stateful)."""
+        return self.group in CERTIFYING_GROUPS
+
+    @property
+    def complete(self) -> bool:
+        """True when it passed, or does not apply because the adapter does not declare it."""
+        return self.status is Status.PASSED or (
+            self.status is Status.SKIPPED and self.reason.startswith(NOT_DECLARED)
+        )
 
     @property
     def failed(self) -> bool:
@@ -96,11 +129,12 @@ class CheckResult:
             "group": self.group,
             "promise": self.promise,
             "status": str(self.status),
+            "observer": self.observer,
             "reason": self.reason,
             "evidence": list(self.evidence),
             "duration_s": round(self.duration_s, 3),
         }
-        for key in ("median", "p95", "budget", "ceiling"):
+        for key in ("median", "p95", "max", "budget", "ceiling"):
             if key in self.measurements:
                 out[key] = self.measurements[key]
         if self.measurements:
@@ -118,6 +152,11 @@ class SuiteConfig:
     """How to run: trials per budget, the observation window, the stateful test's size,
     non-gating checks to leave out (``skip``), and ``budget_slack``.
 
+    ``allow_incomplete`` (development only, printed in every report) lets a run whose gating,
+    robustness or stateful checks did not all pass still count as ok when none failed; it is
+    never certified. ``min_redemptions`` is how many grants the stateful check must have
+    redeemed through the adapter for its verdict to count.
+
     ``budget_slack`` multiplies every time limit a check holds an adapter to (its declared
     budgets, camgate's ceilings, the revocation window, the idle-connection limit, a fault's
     time to report) before comparing: for a shared, loaded
@@ -131,6 +170,8 @@ class SuiteConfig:
     stateful_steps: int = attrs.field(default=8, validator=attrs.validators.ge(1))
     skip: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset)
     budget_slack: float = attrs.field(default=1.0, validator=_valid_slack)
+    allow_incomplete: bool = False
+    min_redemptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen
@@ -149,9 +190,38 @@ class Report:
     duration_s: float
 
     @property
+    def incomplete(self) -> list[CheckResult]:
+        """Gating, robustness and stateful checks that neither passed nor are inapplicable."""
+        return [r for r in self.results if r.certifying and not r.complete]
+
+    @property
+    def certified(self) -> bool:
+        """True when no check failed and every gating, robustness and stateful check passed
+        (or does not apply to the adapter's declared capabilities)."""
+        return not any(r.failed for r in self.results) and not self.incomplete
+
+    @property
     def ok(self) -> bool:
-        """True when no check failed or errored."""
-        return not any(r.failed for r in self.results)
+        """The run's verdict: certified; with ``allow_incomplete``, only that nothing failed."""
+        if self.config.allow_incomplete:
+            return not any(r.failed for r in self.results)
+        return self.certified
+
+    @property
+    def verdict(self) -> str:
+        """One line: certified, or not and why (with ``--allow-incomplete`` said)."""
+        failed = [r.id for r in self.results if r.failed]
+        if self.certified:
+            return "CERTIFIED"
+        parts = []
+        if failed:
+            parts.append("failed: " + ", ".join(failed))
+        if self.incomplete:
+            parts.append("did not pass: " + ", ".join(r.id for r in self.incomplete))
+        text = "NOT CERTIFIED (" + "; ".join(parts) + ")"
+        if self.config.allow_incomplete:
+            text += " [--allow-incomplete: development run, never a certification]"
+        return text
 
     def counts(self) -> dict[str, int]:
         """How many checks ended in each status (every status present, zeros included)."""
@@ -183,8 +253,13 @@ class Report:
                 "stateful_steps": self.config.stateful_steps,
                 "skip": sorted(self.config.skip),
                 "budget_slack": self.config.budget_slack,
+                "allow_incomplete": self.config.allow_incomplete,
+                "min_redemptions": self.config.min_redemptions,
             },
             "ok": self.ok,
+            "certified": self.certified,
+            "verdict": self.verdict,
+            "incomplete": [r.id for r in self.incomplete],
             "summary": self.counts(),
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 2),

@@ -42,6 +42,9 @@ def to_junit(report: Report) -> str:
         ("target", report.target),
         ("trials", str(report.config.trials)),
         ("budget_slack", f"{report.config.budget_slack:g}"),
+        ("allow_incomplete", str(report.config.allow_incomplete).lower()),
+        ("certified", str(report.certified).lower()),
+        ("verdict", report.verdict),
     ):
         ET.SubElement(props, "property", {"name": name, "value": value})
     for r in report.results:
@@ -53,6 +56,9 @@ def to_junit(report: Report) -> str:
                 "name": r.id,
                 "time": f"{r.duration_s:.3f}",
             },
+        )
+        ET.SubElement(
+            ET.SubElement(case, "properties"), "property", {"name": "observer", "value": r.observer}
         )
         text = "\n".join(r.evidence)
         if r.status is Status.FAILED:
@@ -140,13 +146,14 @@ def to_html(report: Report) -> str:
         detail = r.reason or "\n".join(r.evidence)
         if "median" in r.measurements:
             detail = (
-                f"median {r.measurements['median']:.3f} s, p95 {r.measurements['p95']:.3f} s "
+                f"median {r.measurements['median']:.3f} s, p95 {r.measurements['p95']:.3f} s, "
+                f"max {r.measurements['max']:.3f} s "
                 f"(budget {r.measurements['budget']:g} s, ceiling {r.measurements['ceiling']:g} s)"
                 + (f"\n{detail}" if detail else "")
             )
         rows.append(
             f'<tr><td><code>{e(r.id)}</code></td><td class="{e(str(r.status))}">'
-            f"{e(str(r.status))}</td><td>{e(r.promise)}</td>"
+            f"{e(str(r.status))}</td><td>{e(r.observer)}</td><td>{e(r.promise)}</td>"
             f'<td class="evidence">{e(detail)}</td><td>{r.duration_s:.2f}s</td></tr>'
         )
     charts = [
@@ -154,12 +161,12 @@ def to_html(report: Report) -> str:
         for r in report.results
         if r.measurements.get("samples")
     ]
-    verdict = "PASSED" if report.ok else "FAILED"
+    verdict = "CERTIFIED" if report.certified else "NOT CERTIFIED"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>camgate conformance: {e(report.adapter)} {verdict}</title><style>{_CSS}</style></head>
 <body><h1>camgate conformance: <code>{e(report.adapter)}</code> —
-<span class="{"passed" if report.ok else "failed"}">{verdict}</span></h1>
+<span class="{"passed" if report.certified else "failed"}">{verdict}</span></h1>
 <p>{e(report.distribution)} {e(report.version)}; target: {e(report.target)};
 capabilities: {e(", ".join(report.capabilities))}; {report.config.trials} trials per budget{
         ""
@@ -168,8 +175,13 @@ capabilities: {e(", ".join(report.capabilities))}; {report.config.trials} trials
     };
 started {e(report.started_at)}, took {report.duration_s:.1f} s.</p>
 <p>{e(counts)}</p>
+<p class="{"passed" if report.certified else "failed"}">{e(report.verdict)}</p>
+<p>Observers: the recorder is the suite's own proxy between adapter and camera (the vendor's log
+is a second witness); "edge" checks are enforced by camgate before the adapter is called and say
+nothing about the adapter; "suite" checks time and catch what the adapter does.</p>
 <h2>Checks</h2>
-<table><tr><th>check</th><th>status</th><th>promise</th><th>evidence / why</th><th>time</th></tr>
+<table><tr><th>check</th><th>status</th><th>observed by</th><th>promise</th>
+<th>evidence / why</th><th>time</th></tr>
 {"".join(rows)}</table>
 <h2>Latency budgets</h2>
 {"".join(charts) or "<p>No budget was measured.</p>"}

@@ -6,10 +6,15 @@ is the async core. Neither needs pytest.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,8 +23,9 @@ from camgate.adapters import AdapterFactory
 from camgate.errors import ConfigError
 from camgate.plugins import PluginHost
 
-from camgate_conformance.checks import CHECKS, Context, NoSuchFault
+from camgate_conformance.checks import CHECKS, Context
 from camgate_conformance.model import (
+    NOT_DECLARED,
     Check,
     CheckFailed,
     CheckResult,
@@ -28,6 +34,7 @@ from camgate_conformance.model import (
     Status,
     SuiteConfig,
 )
+from camgate_conformance.recorder import Recorder
 from camgate_conformance.target import Target, resolve_target
 
 __all__ = ["Progress", "run_checks", "run_suite", "validate"]
@@ -47,16 +54,20 @@ def _precheck(check: Check, ctx: Context, done: dict[str, CheckResult]) -> Check
     """A result without running, when the check does not apply or cannot run."""
 
     def result(status: Status, reason: str) -> CheckResult:
-        return CheckResult(check.id, check.group, check.promise, status, reason)
+        return CheckResult(
+            check.id, check.group, check.promise, status, reason, observer=check.observer
+        )
 
     if check.id in ctx.config.skip:
         return result(Status.SKIPPED, "left out by configuration (--skip)")
     missing = sorted(check.requires - _capabilities(ctx.factory))
     if missing:
-        return result(Status.SKIPPED, f"the adapter does not declare {', '.join(missing)}")
-    if check.backdoor and ctx.target.backdoor is None:
+        return result(Status.SKIPPED, f"{NOT_DECLARED} {', '.join(missing)}")
+    if check.backdoor and not ctx.observed:
         return result(
-            Status.NOT_RUN, "needs the vendor side's own log (backdoor); this target has none"
+            Status.NOT_RUN,
+            "needs a view of the vendor side: the recorder could not be put in front of this "
+            "target's cameras and it has no backdoor",
         )
     failed = [d for d in check.depends if d in done and done[d].failed]
     if failed:
@@ -64,7 +75,80 @@ def _precheck(check: Check, ctx: Context, done: dict[str, CheckResult]) -> Check
     return None
 
 
+#: How long the suite waits for a check's threads, descriptors and tasks to be released
+#: (times the slack, at most twice this).
+SETTLE_RESOURCES_S = 2.0
+
+
+def _resources(ctx: Context) -> dict[str, int]:
+    """Threads, open file descriptors and asyncio tasks now (the recorder's own left out)."""
+    own_threads = set(ctx.recorder.threads) if ctx.recorder is not None else set()
+    own_fds = ctx.recorder.own_fds() if ctx.recorder is not None else set()
+    threads = [
+        t
+        for t in threading.enumerate()
+        # anyio's idle worker threads wait for work and go after 10 s; they are a pool
+        if t not in own_threads and not t.name.startswith("AnyIO worker")
+    ]
+    try:
+        fds = {int(fd) for fd in os.listdir("/proc/self/fd")} - own_fds
+    except OSError:
+        fds = set()
+    return {"threads": len(threads), "fds": len(fds), "tasks": len(asyncio.all_tasks())}
+
+
+class _Capture(logging.Handler):
+    """Keeps every log record of the run (DEBUG up), formatted with its traceback."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.lines.append(self.format(record) + " " + repr(record.args))
+
+
+@contextlib.contextmanager
+def _capture_logs(lines: list[str]) -> Iterator[None]:
+    """Capture every log record at DEBUG for the run (the root level restored after)."""
+    root = logging.getLogger()
+    handler, level = _Capture(lines), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def _leaked(ctx: Context, before: dict[str, int]) -> dict[str, int]:
+    """What stays above ``before`` once the check's resources had time to be released."""
+    grown: dict[str, int] = {}
+    with anyio.move_on_after(SETTLE_RESOURCES_S * min(ctx.config.budget_slack, 2.0)):
+        while True:
+            now = _resources(ctx)
+            grown = {k: now[k] - before[k] for k in now if now[k] > before[k]}
+            if not grown:
+                break
+            await anyio.sleep(0.05)
+    return grown
+
+
 async def _run_one(check: Check, ctx: Context) -> CheckResult:
+    before = _resources(ctx)
+    result = await _run_body(check, ctx)
+    grown = await _leaked(ctx, before)
+    if grown:
+        ctx.leaks.append(
+            f"{check.id}: " + ", ".join(f"{n} more {what}" for what, n in grown.items())
+        )
+    return result
+
+
+async def _run_body(check: Check, ctx: Context) -> CheckResult:
     ctx.measurements = {}
     started = time.perf_counter()
     status, reason = Status.PASSED, ""
@@ -74,10 +158,10 @@ async def _run_one(check: Check, ctx: Context) -> CheckResult:
             await check.run(ctx)
     except CheckFailed as exc:
         status, evidence = Status.FAILED, tuple(exc.evidence)
+        if check.observer == "recorder" and not any(e.startswith("[recorder") for e in evidence):
+            evidence += tuple(ctx.evidence(time.monotonic() - 1.0))
     except NotRun as exc:
         status, reason = Status.NOT_RUN, str(exc)
-    except NoSuchFault as exc:
-        status, reason = Status.SKIPPED, str(exc)
     except TimeoutError:
         status, evidence = Status.ERROR, (f"the check did not finish within {check.timeout_s:g} s",)
     except Exception as exc:
@@ -92,7 +176,18 @@ async def _run_one(check: Check, ctx: Context) -> CheckResult:
         evidence,
         time.perf_counter() - started,
         dict(ctx.measurements),
+        check.observer,
     )
+
+
+async def _run_all(ctx: Context, done: dict[str, CheckResult], progress: Progress | None) -> None:
+    for number, check in enumerate(CHECKS, 1):
+        if progress is not None:
+            progress(number, len(CHECKS), check, None)
+        result = _precheck(check, ctx, done) or await _run_one(check, ctx)
+        done[check.id] = result
+        if progress is not None:
+            progress(number, len(CHECKS), check, result)
 
 
 def validate(config: SuiteConfig) -> SuiteConfig:
@@ -112,21 +207,21 @@ async def run_checks(
     config: SuiteConfig | None = None,
     progress: Progress | None = None,
     workdir: Path | None = None,
+    plugin: object | None = None,
 ) -> Report:
-    """Run every check against ``factory``'s adapter and a started ``target``."""
+    """Run every check against ``factory``'s adapter and a started ``target``; ``plugin``, the
+    vendor's whole plugin, is registered in every check's gate (all its hooks run)."""
     config = validate(config or SuiteConfig())
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
     done: dict[str, CheckResult] = {}
-    with tempfile.TemporaryDirectory(prefix="camgate-conformance-") as scratch:
-        ctx = Context(factory, target, config, workdir or Path(scratch))
-        for number, check in enumerate(CHECKS, 1):
-            if progress is not None:
-                progress(number, len(CHECKS), check, None)
-            result = _precheck(check, ctx, done) or await _run_one(check, ctx)
-            done[check.id] = result
-            if progress is not None:
-                progress(number, len(CHECKS), check, result)
+    with (
+        tempfile.TemporaryDirectory(prefix="camgate-conformance-") as scratch,
+        Recorder() as recorder,
+    ):
+        ctx = Context(factory, target, config, workdir or Path(scratch), recorder, plugin)
+        with _capture_logs(ctx.log_lines):
+            await _run_all(ctx, done, progress)
     b = factory.budgets
     return Report(
         adapter=factory.name,
@@ -161,4 +256,16 @@ def run_suite(
     factory = host.adapter(adapter)
     resolved = resolve_target(host, adapter, target)
     with resolved:
-        return anyio.run(run_checks, factory, resolved, config, progress)
+        return anyio.run(
+            run_checks, factory, resolved, config, progress, None, _plugin_of(host, adapter)
+        )
+
+
+def _plugin_of(host: PluginHost, adapter: str) -> object | None:
+    """The plugin object that registers ``adapter`` (its other hooks run under test too)."""
+    for impl in host.pm.hook.camgate_register_adapters.get_hookimpls():
+        names: list[str] = []
+        impl.function(register=lambda factory, names=names: names.append(factory.name))
+        if adapter in names:
+            return impl.plugin
+    return None

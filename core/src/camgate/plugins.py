@@ -161,7 +161,18 @@ class PluginHost:
                         )
                     found[factory.name] = factory
 
-                impl.function(register=register)
+                try:
+                    impl.function(register=register)
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    name = self.pm.get_name(impl.plugin) or impl.plugin_name
+                    dist = f" (distribution {info.distribution})" if info is not None else ""
+                    raise PluginError(
+                        f"plugin {name!r}{dist} failed in camgate_register_adapters: "
+                        f"{type(exc).__name__}: {exc}. Start without it with "
+                        f"CAMGATE_DISABLE_PLUGINS={name}"
+                    ) from exc
             self._adapters = found
         return dict(self._adapters)
 

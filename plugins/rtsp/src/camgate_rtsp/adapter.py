@@ -329,6 +329,10 @@ class RtspLiveStream:
         started = time.monotonic()
         url = self._url.reveal()
         options = s.open_options()
+        if not self.audio:
+            # Audio is a scope at the camera too: without an audio grant, do not SETUP the
+            # audio track at all (FFmpeg's RTSP demuxer sets up every track by default).
+            options["allowed_media_types"] = "video"
         tls = None
         try:
             if urlsplit(url).scheme == "rtsps":

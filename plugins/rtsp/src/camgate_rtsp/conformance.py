@@ -13,11 +13,14 @@ Faults staged for the robustness checks, each reached with a password the suite 
 ``not-protocol``  a loopback peer that answers in HTTP
 ``offline``       a path the server does not serve (404: the camera is not there)
 ``drops``         a second server, killed after the first packet
+``rate-limited``  a loopback peer answering RTSP 503 Service Unavailable with Retry-After
+``server-error``  a loopback peer answering RTSP 500 Internal Server Error
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -33,6 +36,8 @@ __all__ = ["RtspBackdoor", "RtspFault", "RtspTarget", "VendorEvent"]
 #: The password of every fault's settings; an error message that contains it leaks a secret.
 FAULT_SECRET = "fault-pa55:w0rd"  # noqa: S105 (a test password, there to be caught)
 _LOCKED_PASSWORD = "the-right-one"  # noqa: S105
+#: The password of the target's cameras (digest); it too must never show.
+CAMERA_SECRET = "cam-pa55:w0rd/x"  # noqa: S105
 
 
 @attrs.frozen
@@ -101,9 +106,21 @@ def _settings(source: str, password: str = FAULT_SECRET) -> dict[str, Any]:
     }
 
 
+#: What a loopback peer answers to the first request, by mode.
+_ANSWERS = {
+    "http": b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
+    b"Content-Length: 21\r\n\r\n<h1>Bad Request</h1>\n",
+    # RTSP's rate limiting: 503 Service Unavailable with Retry-After (RFC 2326, 11.5.3 / 12.31)
+    "rtsp-503": b"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\nRetry-After: 30\r\n\r\n",
+    "rtsp-500": b"RTSP/1.0 500 Internal Server Error\r\nCSeq: {cseq}\r\n\r\n",
+    "http-429": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\n\r\n",
+}
+
+
 @contextlib.contextmanager
 def _peer(mode: str) -> Iterator[int]:
-    """A loopback TCP peer: ``silent`` accepts and never answers, ``http`` answers in HTTP."""
+    """A loopback TCP peer: ``silent`` accepts and never answers; ``http``, ``rtsp-503``,
+    ``rtsp-500`` and ``http-429`` answer the first request so (see ``_ANSWERS``)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -115,14 +132,13 @@ def _peer(mode: str) -> Iterator[int]:
                 conn, _addr = listener.accept()
             except (TimeoutError, OSError):
                 continue
-            if mode == "http":
+            if mode in _ANSWERS:
                 with contextlib.suppress(OSError):
                     conn.settimeout(1.0)
-                    conn.recv(4096)
-                    conn.sendall(
-                        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
-                        b"Content-Length: 21\r\n\r\n<h1>Bad Request</h1>\n"
-                    )
+                    request = conn.recv(4096)
+                    cseq = re.search(rb"(?im)^cseq:\s*(\d+)", request)
+                    number = cseq.group(1) if cseq else b"1"
+                    conn.sendall(_ANSWERS[mode].replace(b"{cseq}", number))
                 conn.close()
             else:
                 held.append(conn)
@@ -145,9 +161,17 @@ class RtspTarget:
     def __init__(self, gop_frames: int = 30) -> None:
         self.server = RtspTestServer(
             [
-                Mount("/cam1", gop_frames=gop_frames),
-                Mount("/cam2", gop_frames=gop_frames),
-                Mount("/cam3", gop_frames=gop_frames, audio=True),
+                # Credentials on every camera: the suite looks for them in every error, repr
+                # and log record, not only in the fault cases'.
+                Mount("/cam1", gop_frames=gop_frames, username="viewer", password=CAMERA_SECRET),
+                Mount("/cam2", gop_frames=gop_frames, username="viewer", password=CAMERA_SECRET),
+                Mount(
+                    "/cam3",
+                    gop_frames=gop_frames,
+                    audio=True,
+                    username="viewer",
+                    password=CAMERA_SECRET,
+                ),
                 Mount(
                     "/locked", gop_frames=gop_frames, username="owner", password=_LOCKED_PASSWORD
                 ),
@@ -163,6 +187,12 @@ class RtspTarget:
         self.server.start()
         self.sources = [self.server.url("/cam1"), self.server.url("/cam2")]
         self.audio_source = self.server.url("/cam3")
+        self.settings = {
+            "credentials": {
+                url: {"username": "viewer", "password": CAMERA_SECRET}
+                for url in [*self.sources, self.audio_source]
+            }
+        }
         self.backdoor = RtspBackdoor(self.server)
         return self
 
@@ -182,6 +212,8 @@ class RtspTarget:
             "not-protocol": self._not_protocol,
             "offline": self._offline,
             "drops": self._drops,
+            "rate-limited": self._rate_limited,
+            "server-error": self._server_error,
         }.get(name)
         return None if stage is None else contextlib.contextmanager(stage)()
 
@@ -208,6 +240,16 @@ class RtspTarget:
         with _peer("http") as port:
             source = f"rtsp://127.0.0.1:{port}/cam1"
             yield RtspFault(source, _settings(source), within_s=4.0)
+
+    def _rate_limited(self) -> Iterator[RtspFault]:
+        with _peer("rtsp-503") as port:
+            source = f"rtsp://127.0.0.1:{port}/cam1"
+            yield RtspFault(source, _settings(source))
+
+    def _server_error(self) -> Iterator[RtspFault]:
+        with _peer("rtsp-500") as port:
+            source = f"rtsp://127.0.0.1:{port}/cam1"
+            yield RtspFault(source, _settings(source))
 
     def _offline(self) -> Iterator[RtspFault]:
         source = self.server.url("/no-such-camera")
