@@ -357,18 +357,18 @@ def cmd_incident_close(args: argparse.Namespace) -> int:
 def cmd_request(args: argparse.Namespace) -> int:
     """Request access and, when granted, fetch the media into --out."""
     from camgate.media.files import inside, make_dirs, safe_name
-    from camgate.retention import Export
+    from camgate.retention import export_bytes
 
     def export_snapshot(gate: Gate, path: Path, snap: Any, grant_id: str) -> Any:
-        """Write a snapshot as an export (partial name, private mode, registered for retention
-        before its first byte, renamed when complete); on a failure nothing is left."""
-        export = Export(gate.retention, path, "snapshot", camera_id=args.camera, grant_id=grant_id)
-        try:
-            export.write(snap.jpeg)
-            return export.commit(created_at=snap.taken_at)
-        except BaseException as exc:
-            export.discard(str(exc) if isinstance(exc, CamgateError) else type(exc).__name__)
-            raise
+        return export_bytes(
+            gate.retention,
+            path,
+            "snapshot",
+            snap.jpeg,
+            camera_id=args.camera,
+            grant_id=grant_id,
+            created_at=snap.taken_at,
+        )
 
     async def run() -> int:
         async with _gate(args) as gate:

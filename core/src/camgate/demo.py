@@ -14,7 +14,9 @@ from typing import Any
 
 from camgate.errors import AccessDenied
 from camgate.gate import Gate
+from camgate.media.files import write_private
 from camgate.models import Camera, CameraClass, ConsentTerms, GeoPoint, Owner, Scope, Waiver
+from camgate.retention import export_bytes
 
 __all__ = ["WAIVER_TEXT", "run_demo"]
 
@@ -90,9 +92,15 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
                     if scope is Scope.SNAPSHOT:
                         snap = await gate.edge.snapshot(camera.id, signed)
                         path = out / f"{camera.id}-snapshot.jpg"
-                        path.write_bytes(snap.jpeg)
-                        gate.retention.register(  # its expiry, as every exported file
-                            path, "snapshot", camera_id=camera.id, grant_id=signed.grant.id
+                        export_bytes(  # private, registered for retention like every export
+                            gate.retention,
+                            path,
+                            "snapshot",
+                            snap.jpeg,
+                            camera_id=camera.id,
+                            grant_id=signed.grant.id,
+                            created_at=snap.taken_at,
+                            replace=True,
                         )
                         log(f"{camera.id} snapshot: {snap.width}x{snap.height}, {len(snap.jpeg)} B")
                     else:
@@ -104,7 +112,8 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
                         granted.append(camera.id)
         result = gate.audit.verify()
         audit_path = out / "audit.jsonl"
-        audit_path.write_text("".join(line + "\n" for line in gate.audit.export_jsonl()))
+        audit_lines = "".join(line + "\n" for line in gate.audit.export_jsonl())
+        write_private(audit_path, audit_lines.encode(), replace=True)
         files.append(str(audit_path))
         notices = {o: gate.store.notices(o) for o in ("alice", "bob")}
     finally:
@@ -119,6 +128,8 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
         "incident": incident.id,
         "owner_notices": {owner: len(items) for owner, items in notices.items()},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_private(
+        out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode(), replace=True
+    )
     log(f"audit chain: {result.records} records, {'verified' if result.ok else 'BROKEN'}")
     return summary

@@ -42,7 +42,7 @@ import attrs
 
 from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
-from camgate.errors import ConfigError, NotFound, ValidationError
+from camgate.errors import CamgateError, ConfigError, NotFound, ValidationError
 from camgate.media import sha256_file
 from camgate.media.files import PartialOutput, abandoned, export_error, open_private, partial_name
 from camgate.models import new_id
@@ -53,6 +53,7 @@ __all__ = [
     "Artifact",
     "ArtifactState",
     "Export",
+    "export_bytes",
     "Hold",
     "Retention",
     "RetentionRun",
@@ -691,3 +692,26 @@ class Export:
             # Without its record (the audit log failed too) the row stays ``writing``: the
             # next run finds it, its lock free, and records it as missing.
             self.out.discard()
+
+
+def export_bytes(
+    retention: Retention | None,
+    path: str | Path,
+    kind: str,
+    data: bytes,
+    *,
+    camera_id: str,
+    grant_id: str | None = None,
+    created_at: datetime | None = None,
+    replace: bool = False,
+) -> Artifact | None:
+    """Write ``data`` (a snapshot, say) as one :class:`Export` at ``path``: partial name, private
+    mode, registered for retention before its first byte, renamed when complete. On any
+    failure nothing is left and the row goes with a ``retention.deleted`` record."""
+    export = Export(retention, path, kind, camera_id=camera_id, grant_id=grant_id, replace=replace)
+    try:
+        export.write(data)
+        return export.commit(created_at=created_at)
+    except BaseException as exc:
+        export.discard(str(exc) if isinstance(exc, CamgateError) else type(exc).__name__)
+        raise
