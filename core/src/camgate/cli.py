@@ -28,7 +28,7 @@ from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound
 from camgate.gate import Gate
 from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Scope, Waiver
 from camgate.rules import AgencyRules
-from camgate.settings import parse_setting
+from camgate.settings import add_setting_option
 
 __all__ = ["main"]
 
@@ -821,15 +821,8 @@ def _add_onvif(top: Any) -> None:
 
 
 def _add_setting(p: argparse.ArgumentParser, where: str) -> None:
-    p.add_argument(
-        "--setting",
-        action="append",
-        type=parse_setting,
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"an adapter setting (docs/rtsp.md, docs/onvif.md), the value in TOML; {where}; "
-        "repeatable",
-    )
+    help_text = "an adapter setting (docs/rtsp.md, docs/onvif.md), the value in TOML"
+    add_setting_option(p, f"{help_text}; {where}; repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from camgate.adapters import AdapterFactory, Credentials
 from camgate.errors import ValidationError
 
 __all__ = [
+    "add_setting_option",
     "build_settings",
     "parse_credentials",
     "parse_setting",
@@ -103,3 +104,16 @@ def parse_setting(text: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         parsed = value
     return key.strip(), parsed
+
+
+def add_setting_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Add the repeatable ``--setting KEY=VALUE`` option (parsed by :func:`parse_setting`; the
+    list of ``(key, value)`` pairs in ``args.setting``, empty by default) to ``parser``."""
+    parser.add_argument(
+        "--setting",
+        action="append",
+        type=parse_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from camgate.settings import parse_setting
+from camgate.settings import add_setting_option
 
 __all__ = ["cmd_probe", "configure", "main", "probe"]
 
@@ -36,14 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "url", help="the device service address, e.g. http://192.0.2.7/onvif/device_service"
     )
     p.add_argument("--user", help=f"user name (the password comes from ${PASSWORD_ENV})")
-    p.add_argument(
-        "--setting",
-        action="append",
-        type=parse_setting,
-        default=[],
-        metavar="KEY=VALUE",
-        help="an adapter setting (docs/onvif.md), the value in TOML; repeatable",
-    )
+    add_setting_option(p, "an adapter setting (docs/onvif.md), the value in TOML; repeatable")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_probe)
 
