@@ -336,9 +336,10 @@ class Edge:
     """The owner's side: credentials, adapters, grant verification and guarded media.
 
     ``adapter_settings`` maps an adapter name to its settings; camera credentials kept in the
-    store are added under ``credentials`` (by camera id). A revocation made through this process's
-    gate reaches every stream at once; one committed by another process sharing the store is seen
-    before the next packet is handed over.
+    store are added under ``credentials`` (by camera id), and a camera's own stored settings
+    (and :meth:`override_settings`) go over them for that camera (:meth:`_adapter`). A
+    revocation made through this process's gate reaches every stream at once; one committed by
+    another process sharing the store is seen before the next packet is handed over.
     """
 
     def __init__(
