@@ -30,7 +30,9 @@ __all__ = [
     "Credentials",
     "LatencyBudgets",
     "LiveStream",
+    "SECRET",
     "Secret",
+    "SettingsClass",
     "Simulator",
     "VENDOR_BODY_LIMIT",
     "read_capped",
@@ -236,13 +238,35 @@ class Adapter:
         await self.aclose()
 
 
+@runtime_checkable
+class SettingsClass(Protocol):
+    """An adapter's settings class: ``from_mapping`` validates a settings mapping (unknown keys
+    and bad values are a :class:`ValidationError` naming the key, never a secret value).
+
+    An attrs class marks a field whose value is secret with ``metadata={"secret": True}``
+    (:data:`SECRET`): per-camera values of such keys are kept with the camera's credentials,
+    never with its other settings, and never shown."""
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> Any:
+        """Validated settings built from ``settings``."""
+        ...
+
+
+#: The attrs field metadata that marks a setting secret (``attrs.field(metadata=SECRET)``).
+SECRET: Mapping[str, Any] = {"secret": True}
+
+
 @attrs.frozen
 class AdapterFactory:
     """What a plugin registers: the adapter's name, promises and a builder.
 
     ``create(settings)`` builds the adapter from the edge's settings for this vendor (a mapping the
-    adapter documents; credentials arrive as :class:`Secret`). ``distribution`` and ``version`` are
-    filled in by the plugin host from the plugin's package metadata when left empty.
+    adapter documents; credentials arrive as :class:`Secret`). ``settings_class`` (optional)
+    validates a settings mapping without building anything (:meth:`check_settings`): the gate
+    uses it to refuse a camera's bad settings before storing them; without it the adapter takes
+    no per-camera settings. ``distribution`` and ``version`` are filled in by the plugin host from
+    the plugin's package metadata when left empty.
     """
 
     name: str
@@ -252,6 +276,38 @@ class AdapterFactory:
     description: str = ""
     distribution: str = ""
     version: str = ""
+    settings_class: type[SettingsClass] | None = attrs.field(default=None, repr=False)
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """Return when ``settings`` (a partial mapping: missing keys take their defaults) are
+        valid settings of this adapter; otherwise raise :class:`ValidationError` — the settings
+        class's own, or one naming the adapter (never a value: it may be secret). An adapter
+        without a ``settings_class`` accepts only an empty mapping."""
+        if self.settings_class is None:
+            if settings:
+                raise ValidationError(
+                    f"adapter {self.name!r} declares no settings class: it takes no per-camera "
+                    f"settings (given {sorted(settings)})"
+                )
+            return
+        try:
+            self.settings_class.from_mapping(settings)
+        except ValidationError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise ValidationError(
+                f"{self.name} settings: a value of {sorted(settings)} has the wrong type"
+            ) from None
+
+    @property
+    def secret_keys(self) -> frozenset[str]:
+        """The settings keys whose values are secret (fields with :data:`SECRET` metadata)."""
+        cls = self.settings_class
+        if cls is None or not attrs.has(cls):
+            return frozenset()
+        return frozenset(
+            field.alias or field.name for field in attrs.fields(cls) if field.metadata.get("secret")
+        )
 
 
 class Simulator(AbstractContextManager["Simulator"], abc.ABC):

@@ -30,6 +30,7 @@ from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound, 
 from camgate.gate import Gate
 from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Scope, Waiver
 from camgate.rules import AgencyRules
+from camgate.settings import add_setting_option
 from camgate.store import Store
 
 __all__ = ["main"]
@@ -289,9 +290,34 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         range_m=args.range,
         battery=args.battery,
     )
+    settings = dict(args.setting) if args.setting else None
     with _closing(_gate(args)) as gate:
-        gate.add_camera(camera, creds)
-        _print_json(dump(camera))
+        gate.add_camera(camera, creds, settings)
+        _print_json(dump(camera) | gate.camera_settings(camera.id))
+    return 0
+
+
+def cmd_camera_set(args: argparse.Namespace) -> int:
+    """Change a camera's own adapter settings (secret ones are kept with its credentials)."""
+    if not args.setting and not args.unset:
+        raise CamgateError("give --setting KEY=VALUE or --unset KEY")
+    with _closing(_gate(args)) as gate:
+        _print_json(gate.set_camera_settings(args.camera, dict(args.setting), args.unset))
+    return 0
+
+
+def cmd_camera_show(args: argparse.Namespace) -> int:
+    """Print a camera and its settings (the names of secret ones, never their values)."""
+    with _closing(_gate(args)) as gate:
+        _print_json(dump(gate.store.get_camera(args.camera)) | gate.camera_settings(args.camera))
+    return 0
+
+
+def cmd_camera_list(args: argparse.Namespace) -> int:
+    """Print every camera (or one owner's) with its settings, as :func:`cmd_camera_show`."""
+    with _closing(_gate(args)) as gate:
+        cameras = gate.store.cameras(args.owner)
+        _print_json([dump(c) | gate.camera_settings(c.id) for c in cameras])
     return 0
 
 
@@ -372,6 +398,8 @@ def cmd_request(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with _gate(args) as gate:
+            if args.setting:  # validated before anything is asked; never stored
+                gate.edge.override_settings(args.camera, dict(args.setting))
             try:
                 signed = await gate.request_access(
                     args.incident,
@@ -896,6 +924,11 @@ def _add_onvif(top: Any) -> None:
     configure(p)
 
 
+def _add_setting(p: argparse.ArgumentParser, where: str) -> None:
+    help_text = "an adapter setting (docs/rtsp.md, docs/onvif.md), the value in TOML"
+    add_setting_option(p, f"{help_text}; {where}; repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -973,6 +1006,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--battery", action="store_true", help="a battery camera")
     p.add_argument("--username", help="camera user (kept at the edge)")
     p.add_argument("--password-env", help="environment variable holding the camera password")
+    _add_setting(p, "stored with the camera")
+    p = add(cameras, "set", cmd_camera_set, "change a camera's adapter settings")
+    p.add_argument("camera")
+    _add_setting(p, "stored with the camera")
+    p.add_argument("--unset", action="append", default=[], metavar="KEY", help="remove a setting")
+    p = add(cameras, "show", cmd_camera_show, "print a camera and its settings")
+    p.add_argument("camera")
+    p = add(cameras, "list", cmd_camera_list, "print every camera and its settings")
+    p.add_argument("--owner", help="only this owner's cameras")
 
     p = add(top, "enrol", cmd_enrol, "enrol an owner's cameras under a waiver")
     p.add_argument("--owner", required=True)
@@ -1041,6 +1083,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=".", help="folder for the snapshot or clip")
     p.add_argument("--audio", action="store_true", help="ask for sound too, if the owner shares it")
+    _add_setting(p, "for this request only, over the camera's stored ones; not stored")
     p.add_argument(
         "--format",
         default="mp4",

@@ -15,6 +15,7 @@ grant it verifies itself (offline, with the hub's public key), and only inside a
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from camgate.adapters import Adapter, LiveStream
+from camgate.adapters import Adapter, Credentials, LiveStream, Secret
 from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
 from camgate.codec import dump
@@ -336,9 +337,10 @@ class Edge:
     """The owner's side: credentials, adapters, grant verification and guarded media.
 
     ``adapter_settings`` maps an adapter name to its settings; camera credentials kept in the
-    store are added under ``credentials`` (by camera id). A revocation made through this process's
-    gate reaches every stream at once; one committed by another process sharing the store is seen
-    before the next packet is handed over.
+    store are added under ``credentials`` (by camera id), and a camera's own stored settings
+    (and :meth:`override_settings`) go over them for that camera (:meth:`_adapter`). A
+    revocation made through this process's gate reaches every stream at once; one committed by
+    another process sharing the store is seen before the next packet is handed over.
     """
 
     def __init__(
@@ -359,7 +361,10 @@ class Edge:
         self.audit = audit
         self.clock: Clock = clock or SystemClock()
         self._settings = dict(adapter_settings or {})
-        self._adapters: dict[str, Adapter] = {}
+        #: (adapter name, fingerprint of the camera-level settings) -> the adapter built for them
+        self._adapters: dict[tuple[str, str], Adapter] = {}
+        #: camera id -> this process's settings over the stored ones (override_settings)
+        self._overrides: dict[str, dict[str, Any]] = {}
         self._live: set[GuardedStream] = set()
         self._marks: dict[tuple[str, str], int] = {}
         self._generation = 0
@@ -407,29 +412,60 @@ class Edge:
     def configure(self, adapter: str, settings: Mapping[str, Any]) -> None:
         """Set (or replace) an adapter's settings; the adapter is rebuilt on next use."""
         self._settings[adapter] = dict(settings)
-        self._adapters.pop(adapter, None)
+        self._forget(adapter)
 
     def credentials_changed(self, adapter: str) -> None:
         """Camera credentials in the store changed: rebuild the adapter on next use.
 
         Streams already open keep the connection they have.
         """
-        self._adapters.pop(adapter, None)
+        self._forget(adapter)
 
-    def _adapter(self, name: str) -> Adapter:
-        """The adapter called ``name``, built on first use from its settings and credentials.
+    def _forget(self, adapter: str) -> None:
+        for key in [key for key in self._adapters if key[0] == adapter]:
+            del self._adapters[key]
+
+    def override_settings(self, camera_id: str, settings: Mapping[str, Any]) -> None:
+        """Settings for ``camera_id`` over its stored ones, in this process only (never
+        stored): ``camgate request --setting``. Validated by the camera's adapter first
+        (ValidationError, nothing changed); ``{}`` removes the override. Streams (and relay
+        upstreams) already open keep the settings they were opened with."""
+        camera = self.store.get_camera(camera_id)
+        self.host.adapter(camera.adapter).check_settings(settings)
+        if settings:
+            self._overrides[camera_id] = dict(settings)
+        else:
+            self._overrides.pop(camera_id, None)
+
+    def _adapter(self, name: str, camera_id: str | None = None) -> Adapter:
+        """The adapter called ``name`` for ``camera_id``, built on first use from its settings
+        and credentials.
+
+        The settings are merged as: the adapter-wide ones (:meth:`configure`) < the camera's
+        stored ones (secret values included) < this process's override; ``credentials`` are
+        merged key by key over the store's. One adapter is built per distinct camera-level
+        settings (cameras without any share one), so two cameras of a vendor with different
+        settings never share a connection pool, device cache or TLS context.
 
         Private on purpose: the adapter holds credentials and serves media to whoever calls it;
         the edge calls it only for a verified grant.
         """
-        if name not in self._adapters:
+        own: dict[str, Any] = {}
+        if camera_id is not None:
+            own |= self.store.camera_settings(camera_id)
+            own |= self.store.secret_settings(camera_id)
+            own |= self._overrides.get(camera_id, {})
+        key = (name, _fingerprint(own))
+        if key not in self._adapters:
             factory = self.host.adapter(name)
-            settings = dict(self._settings.get(name, {}))
+            wide = self._settings.get(name, {})
+            settings = {**wide, **own}
             creds = dict(self.store.credentials())
-            creds.update(settings.get("credentials", {}))
+            creds.update(wide.get("credentials", {}))
+            creds.update(own.get("credentials", {}))
             settings["credentials"] = creds
-            self._adapters[name] = factory.create(settings)
-        return self._adapters[name]
+            self._adapters[key] = factory.create(settings)
+        return self._adapters[key]
 
     async def aclose(self) -> None:
         """End every live stream (reason ``closed``) and close the adapters."""
@@ -642,7 +678,9 @@ class Edge:
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
                 if scope is Scope.RECORDED:
-                    upstream = await self._adapter(camera.adapter).recorded(camera, grant)
+                    upstream = await self._adapter(camera.adapter, camera.id).recorded(
+                        camera, grant
+                    )
                 else:
                     upstream = sub = subs[0]
                     await sub.wait_open()
@@ -672,7 +710,7 @@ class Edge:
             # Opened for the first consumer's grant: the camera is asked for sound only when that
             # grant allows it. Later consumers share what the upstream carries; each one's guard
             # drops audio its own grant lacks.
-            return await self._adapter(camera.adapter).open_live(camera, grant)
+            return await self._adapter(camera.adapter, camera.id).open_live(camera, grant)
 
         return open_upstream
 
@@ -682,7 +720,7 @@ class Edge:
         time-out is logged and gives False — the stream still starts at the next keyframe."""
         try:
             with anyio.fail_after(timeout_s):
-                return await self._adapter(camera.adapter).request_keyframe(camera)
+                return await self._adapter(camera.adapter, camera.id).request_keyframe(camera)
         except (CamgateError, TimeoutError) as exc:
             log.info("%s: keyframe request failed: %s", camera.id, type(exc).__name__)
             return False
@@ -698,7 +736,7 @@ class Edge:
         and gives False — the gate's own masking applies either way."""
         try:
             with anyio.fail_after(timeout_s):
-                return await self._adapter(camera.adapter).push_masks(camera, polygons)
+                return await self._adapter(camera.adapter, camera.id).push_masks(camera, polygons)
         except (CamgateError, TimeoutError) as exc:
             log.info("%s: masks not pushed to the camera: %s", camera.id, type(exc).__name__)
             return False
@@ -848,7 +886,7 @@ class Edge:
         grant, camera, _seen = await self._redeem(camera_id, token, Scope.SNAPSHOT)
         try:
             with anyio.fail_after(max(0.001, self._deadline(grant) - self.clock.monotonic())):
-                snap = await self._adapter(camera.adapter).snapshot(camera, grant)
+                snap = await self._adapter(camera.adapter, camera.id).snapshot(camera, grant)
                 masks = await anyio.to_thread.run_sync(self.store.masks, camera.id)
                 if masks is not None:
                     jpeg = await anyio.to_thread.run_sync(mask_jpeg, snap.jpeg, masks.polygons)
@@ -1107,6 +1145,21 @@ class Edge:
                 await anyio.to_thread.run_sync(lambda: export.discard("not exported"))
             raise
         return clip
+
+
+def _fingerprint(settings: Mapping[str, Any]) -> str:
+    """A digest of camera-level settings (secret values included, so two cameras whose
+    passwords differ get two adapters; the digest shows none of them)."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, Secret):
+            return value.reveal()
+        if isinstance(value, Credentials):
+            return [value.username, value.password.reveal()]
+        return repr(value)
+
+    text = json.dumps(dict(settings), sort_keys=True, default=plain)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _clip_writer(

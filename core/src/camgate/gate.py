@@ -82,6 +82,7 @@ from camgate.policy import AgencyPolicy, PolicyContext, TermsPolicy, in_quiet_ho
 from camgate.relay import RelaySettings, TransformFactory
 from camgate.retention import Retention
 from camgate.rules import AgencyRules
+from camgate.settings import split_camera_settings
 from camgate.store import Store
 
 __all__ = ["Gate", "builtin_plugins"]
@@ -218,15 +219,61 @@ class Gate:
         self.store.add_owner(owner)
         return owner
 
-    def add_camera(self, camera: Camera, credentials: Credentials | None = None) -> Camera:
-        """Register a camera; its credentials (if any) are kept at the edge, never in the model."""
-        self.host.adapter(camera.adapter)  # a clear error now rather than at request time
-        self.store.add_camera(camera)  # drops old credentials if the owner or source changed
+    def add_camera(
+        self,
+        camera: Camera,
+        credentials: Credentials | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Camera:
+        """Register a camera; its credentials (if any) are kept at the edge, never in the model.
+
+        ``settings`` are the camera's own adapter settings (docs/rtsp.md, docs/onvif.md), over
+        the adapter-wide ones: validated by the adapter first (ValidationError, nothing stored),
+        then stored with the camera, the values of secret keys apart with the credentials. None
+        keeps the camera's stored settings; ``{}`` clears them. A camera that changes owner or
+        source loses its credentials and settings (they belonged to the old device or owner).
+        """
+        factory = self.host.adapter(camera.adapter)  # a clear error now, not at request time
+        plain, secret = (
+            split_camera_settings(factory, settings) if settings is not None else ({}, {})
+        )
+        self.store.add_camera(
+            camera, None if settings is None else plain, None if settings is None else secret
+        )
         self.camera_index.update(camera)
         if credentials is not None:
             self.store.set_credentials(camera.id, credentials)
         self.edge.credentials_changed(camera.adapter)
         return camera
+
+    def set_camera_settings(
+        self,
+        camera_id: str,
+        settings: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Change a camera's own adapter settings: ``settings`` set over the stored ones, then
+        the keys in ``unset`` removed. The result is validated by the adapter (ValidationError,
+        nothing changed) and stored like :meth:`add_camera`'s; new grants use it, streams
+        already open keep theirs. Returns :meth:`camera_settings`."""
+        camera = self.store.get_camera(camera_id)
+        current = self.store.camera_settings(camera_id) | self.store.secret_settings(camera_id)
+        current |= dict(settings or {})
+        for key in unset:
+            current.pop(key, None)
+        plain, secret = split_camera_settings(self.host.adapter(camera.adapter), current)
+        self.store.set_camera_settings(camera_id, plain, secret)
+        self.edge.credentials_changed(camera.adapter)
+        return self.camera_settings(camera_id)
+
+    def camera_settings(self, camera_id: str) -> dict[str, Any]:
+        """What may be shown of a camera's own settings: ``settings`` (the plain ones) and
+        ``secret`` (the names of the secret ones that are set, never their values)."""
+        self.store.get_camera(camera_id)
+        return {
+            "settings": self.store.camera_settings(camera_id),
+            "secret": sorted(self.store.secret_settings(camera_id)),
+        }
 
     async def remove_camera(self, camera_id: str) -> Camera:
         """Take a camera out of camgate: its live streams end, it leaves the index, and no

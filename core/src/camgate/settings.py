@@ -7,15 +7,25 @@ the vendor and the key (:class:`camgate.errors.ValidationError`) and never a pas
 
 from __future__ import annotations
 
+import argparse
+import json
+import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import attrs
 
-from camgate.adapters import Credentials
+from camgate.adapters import AdapterFactory, Credentials
 from camgate.errors import ValidationError
 
-__all__ = ["build_settings", "parse_credentials", "positive"]
+__all__ = [
+    "add_setting_option",
+    "build_settings",
+    "parse_credentials",
+    "parse_setting",
+    "positive",
+    "split_camera_settings",
+]
 
 T = TypeVar("T")
 
@@ -59,3 +69,51 @@ def parse_credentials(value: Mapping[str, Any], vendor: str) -> dict[str, Creden
                 f"{vendor} setting credentials[{key!r}]: needs a username and a password"
             )
     return out
+
+
+def split_camera_settings(
+    factory: AdapterFactory, settings: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A camera's own settings, validated by its adapter (:meth:`AdapterFactory.check_settings`)
+    and split into ``(plain, secret)``: ``secret`` holds the keys the adapter's settings class
+    marks secret, to be kept with the credentials. Values must be JSON values (they are
+    stored); anything else is a ValidationError naming the key, never the value."""
+    factory.check_settings(settings)
+    for key, value in settings.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"{factory.name} setting {key}: cannot be stored (not a JSON value)"
+            ) from None
+    secret_keys = factory.secret_keys
+    plain = {k: v for k, v in settings.items() if k not in secret_keys}
+    secret = {k: v for k, v in settings.items() if k in secret_keys}
+    return plain, secret
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """A command line's ``--setting key=value``: the value read as a TOML value (``10``,
+    ``false``, ``{rtsp={"554"=10554}}``), else taken as the bare string (a file path). Without
+    ``=`` or a key, an argparse error that does not repeat the text (it may hold a secret)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError("expected KEY=VALUE")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def add_setting_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Add the repeatable ``--setting KEY=VALUE`` option (parsed by :func:`parse_setting`; the
+    list of ``(key, value)`` pairs in ``args.setting``, empty by default) to ``parser``."""
+    parser.add_argument(
+        "--setting",
+        action="append",
+        type=parse_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )

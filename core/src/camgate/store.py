@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +74,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, delivered_at TEXT,
     PRIMARY KEY (channel, notice_id));
 CREATE TABLE IF NOT EXISTS masks (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+-- A camera's own adapter settings (JSON), validated by its adapter when stored; the values of
+-- keys the adapter marks secret are kept apart, with the credentials (edge_secret_settings).
+-- Both tables are created in a store made by an older camgate when it is next opened.
+CREATE TABLE IF NOT EXISTS camera_settings (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS edge_secret_settings (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(channel, delivered_at, next_at);
 -- A change whose audit record goes to another database (PostgreSQL): written before the record,
 -- deleted with the change's effect; recovery settles what a crash left (camgate.gate).
@@ -178,6 +183,11 @@ def connect(path: str | Path, *, read_only: bool = False, **options: Any) -> sql
         except sqlite3.DatabaseError as exc:
             raise storage_error(exc, path) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: What the edge keeps for a camera that belongs to its device and owner: dropped when the
+#: camera changes owner or source, and when it is removed.
+_CAMERA_EDGE_TABLES = ("edge_credentials", "camera_settings", "edge_secret_settings")
 
 
 class Store:
@@ -328,11 +338,18 @@ class Store:
         """The owner with this id."""
         return self._doc(Owner, "owners", "id", owner_id)
 
-    def add_camera(self, camera: Camera) -> bool:
+    def add_camera(
+        self,
+        camera: Camera,
+        settings: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Create or update a camera; its owner must exist.
 
-        When an existing camera changes owner or source, the credentials kept for it are
-        dropped (they belonged to the old device or owner). Returns True when they were.
+        When an existing camera changes owner or source, the credentials and settings kept for
+        it are dropped (they belonged to the old device or owner). Returns True when they were.
+        ``settings`` and ``secrets`` (already validated: see :meth:`set_camera_settings`), when
+        given, replace the camera's in the same transaction.
         """
         self.get_owner(camera.owner_id)
         with self.transaction() as db:
@@ -342,12 +359,52 @@ class Store:
                 old = load(Camera, json.loads(row[0]))
                 moved = (old.owner_id, old.source) != (camera.owner_id, camera.source)
                 if moved:
-                    db.execute("DELETE FROM edge_credentials WHERE camera_id=?", (camera.id,))
+                    for table in _CAMERA_EDGE_TABLES:
+                        db.execute(f"DELETE FROM {table} WHERE camera_id=?", (camera.id,))  # noqa: S608
             db.execute(
                 "INSERT OR REPLACE INTO cameras VALUES (?, ?, ?)",
                 (camera.id, camera.owner_id, self._json(camera)),
             )
+            if settings is not None or secrets is not None:
+                self._put_settings(db, camera.id, settings or {}, secrets or {})
         return moved
+
+    @staticmethod
+    def _put_settings(
+        db: sqlite3.Connection,
+        camera_id: str,
+        settings: Mapping[str, Any],
+        secrets: Mapping[str, Any],
+    ) -> None:
+        for table, values in (("camera_settings", settings), ("edge_secret_settings", secrets)):
+            db.execute(f"DELETE FROM {table} WHERE camera_id=?", (camera_id,))  # noqa: S608
+            if values:
+                db.execute(
+                    f"INSERT INTO {table} VALUES (?, ?)",  # noqa: S608
+                    (camera_id, json.dumps(dict(values), sort_keys=True)),
+                )
+
+    def set_camera_settings(
+        self, camera_id: str, settings: Mapping[str, Any], secrets: Mapping[str, Any]
+    ) -> None:
+        """Replace a camera's adapter settings: ``settings`` (shown by ``camera show``) and
+        ``secrets`` (the values of keys its adapter marks secret, kept like credentials). Both
+        must be JSON values; the caller validated them (``Gate.set_camera_settings``)."""
+        self.get_camera(camera_id)
+        with self.transaction() as db:
+            self._put_settings(db, camera_id, settings, secrets)
+
+    def camera_settings(self, camera_id: str) -> dict[str, Any]:
+        """The camera's own adapter settings, without the secret ones ({} when none)."""
+        return self._settings_doc("camera_settings", camera_id)
+
+    def secret_settings(self, camera_id: str) -> dict[str, Any]:
+        """The values of the camera's secret settings ({} when none). Never show them."""
+        return self._settings_doc("edge_secret_settings", camera_id)
+
+    def _settings_doc(self, table: str, camera_id: str) -> dict[str, Any]:
+        rows = self.query(f"SELECT doc FROM {table} WHERE camera_id=?", (camera_id,))  # noqa: S608
+        return dict(json.loads(rows[0][0])) if rows else {}
 
     def get_camera(self, camera_id: str) -> Camera:
         """The camera with this id."""
@@ -362,11 +419,12 @@ class Store:
         )
 
     def remove_camera(self, camera_id: str) -> Camera:
-        """Delete a camera and its edge credentials; its consent and audit history remain."""
+        """Delete a camera, its edge credentials and settings; its consent and audit history
+        remain."""
         camera = self.get_camera(camera_id)
         with self.transaction() as db:
-            db.execute("DELETE FROM edge_credentials WHERE camera_id=?", (camera_id,))
-            db.execute("DELETE FROM masks WHERE camera_id=?", (camera_id,))
+            for table in (*_CAMERA_EDGE_TABLES, "masks"):
+                db.execute(f"DELETE FROM {table} WHERE camera_id=?", (camera_id,))  # noqa: S608
             db.execute("DELETE FROM cameras WHERE id=?", (camera_id,))
         return camera
 

@@ -28,7 +28,14 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import attrs
 import httpx
-from camgate.adapters import VENDOR_BODY_LIMIT, Adapter, Credentials, LiveStream, read_capped
+from camgate.adapters import (
+    SECRET,
+    VENDOR_BODY_LIMIT,
+    Adapter,
+    Credentials,
+    LiveStream,
+    read_capped,
+)
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -181,7 +188,9 @@ class OnvifSettings:
     ports: dict[str, dict[str, int]] = attrs.field(factory=dict, converter=_ports)
     allow_basic_over_http: bool = False
     max_body_bytes: int = attrs.field(default=VENDOR_BODY_LIMIT, validator=_positive)
-    credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
+    credentials: dict[str, Credentials] = attrs.field(
+        factory=dict, converter=_creds, repr=False, metadata=SECRET
+    )
     devices: tuple[dict[str, Any], ...] = attrs.field(default=(), converter=_devices)
     masks: dict[str, tuple[Polygon, ...]] = attrs.field(factory=dict, converter=_masks)
 

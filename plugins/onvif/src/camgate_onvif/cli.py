@@ -16,24 +16,14 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
 from typing import Any
+
+from camgate.settings import add_setting_option
 
 __all__ = ["cmd_probe", "configure", "main", "probe"]
 
 PASSWORD_ENV = "CAMGATE_ONVIF_PASSWORD"  # noqa: S105 - the variable's name, not a password
-
-
-def _setting(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected key=value")
-    try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value  # a bare string (a CA bundle path for verify_tls)
-    return key.strip(), parsed
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -46,14 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "url", help="the device service address, e.g. http://192.0.2.7/onvif/device_service"
     )
     p.add_argument("--user", help=f"user name (the password comes from ${PASSWORD_ENV})")
-    p.add_argument(
-        "--setting",
-        action="append",
-        type=_setting,
-        default=[],
-        metavar="KEY=VALUE",
-        help="an adapter setting (docs/onvif.md), the value in TOML; repeatable",
-    )
+    add_setting_option(p, "an adapter setting (docs/onvif.md), the value in TOML; repeatable")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_probe)
 

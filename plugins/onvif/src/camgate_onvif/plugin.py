@@ -8,7 +8,7 @@ from typing import Any
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
 
-from camgate_onvif.adapter import OnvifAdapter
+from camgate_onvif.adapter import OnvifAdapter, OnvifSettings
 
 __all__ = [
     "FACTORY",
@@ -20,6 +20,7 @@ __all__ = [
 FACTORY = AdapterFactory(
     name="onvif",
     create=OnvifAdapter.from_settings,
+    settings_class=OnvifSettings,
     capabilities=Capabilities(live=True, snapshot=True, recorded=True),
     budgets=LatencyBudgets(discovery_s=3.0, snapshot_s=3.0, first_frame_s=2.5, revocation_s=0.5),
     description="ONVIF cameras and NVRs (Profile S/T/G): SOAP via zeep, media via RTSP/PyAV.",

@@ -43,7 +43,7 @@ import anyio.to_thread
 import attrs
 import av
 import av.error
-from camgate.adapters import Adapter, Credentials, LiveStream, Secret
+from camgate.adapters import SECRET, Adapter, Credentials, LiveStream, Secret
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -125,7 +125,9 @@ class RtspSettings:
     fast_start: bool = attrs.field(default=True, validator=_flag)
     buffer_packets: int = attrs.field(default=64, validator=_count)
     close_wait_s: float = attrs.field(default=0.25, validator=_seconds)
-    credentials: dict[str, Credentials] = attrs.field(factory=dict, converter=_creds, repr=False)
+    credentials: dict[str, Credentials] = attrs.field(
+        factory=dict, converter=_creds, repr=False, metadata=SECRET
+    )
     ca_file: str | None = attrs.field(default=None, validator=_optional_file)
 
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
 
-from camgate_rtsp.adapter import RtspAdapter
+from camgate_rtsp.adapter import RtspAdapter, RtspSettings
 
 __all__ = [
     "FACTORY",
@@ -21,6 +21,7 @@ __all__ = [
 FACTORY = AdapterFactory(
     name="rtsp",
     create=RtspAdapter.from_settings,
+    settings_class=RtspSettings,
     capabilities=Capabilities(live=True, snapshot=True),
     budgets=LatencyBudgets(discovery_s=1.0, snapshot_s=3.0, first_frame_s=2.5, revocation_s=0.5),
     description="Plain RTSP cameras (H.264/H.265), read with PyAV; no re-encoding.",
