@@ -13,16 +13,13 @@ import attrs
 import pytest
 from camgate_onvif.adapter import OnvifAdapter, OnvifSettings
 from camgate_onvif.simulator import OnvifSimulator
-from camgate_rtsp.testserver import RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import RtspTestServer, serving
 
 
 @pytest.fixture(scope="module")
 def rtsp_server() -> Iterator[RtspTestServer]:
     """The RTSP server behind the simulated devices' stream URIs."""
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason} (run scripts/setup.sh)")
-    with RtspTestServer(OnvifSimulator.mounts(1, gop_frames=30)) as server:
+    with serving(OnvifSimulator.mounts(1, gop_frames=30)) as server:
         yield server
 
 

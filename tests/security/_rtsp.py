@@ -17,8 +17,7 @@ import threading
 from collections.abc import Iterator
 from types import TracebackType
 
-import pytest
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer, serving
 
 
 async def _cancel_others() -> None:
@@ -152,10 +151,7 @@ class Listener:
 
 def gst_server(*mounts: Mount, auth: str = "digest") -> Iterator[RtspTestServer]:
     """GStreamer's RTSP server with ``mounts``, for a fixture to yield (fails when unusable)."""
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
-    with RtspTestServer(mounts, auth=auth) as server:
+    with serving(mounts, auth=auth) as server:
         yield server
 
 

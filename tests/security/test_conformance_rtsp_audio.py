@@ -13,17 +13,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from camgate.models import Camera, GeoPoint, Grant
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rtsp]
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RtspTestServer]:
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason}")
-    with RtspTestServer([Mount("/av", audio=True)]) as srv:
+    with serving([Mount("/av", audio=True)]) as srv:
         yield srv
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from camgate.testing import run_cli
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer, serving
 
 FORMATS = ("mp4", "fmp4", "ts", "hls")
 
@@ -34,10 +34,7 @@ FORMATS = ("mp4", "fmp4", "ts", "hls")
 @pytest.fixture(scope="module")
 def rtsp_server() -> Iterator[RtspTestServer]:
     """A real GStreamer RTSP server on loopback (1 Mbit/s H.264, a keyframe a second)."""
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason} (run scripts/setup.sh)")
-    with RtspTestServer([Mount("/cam1", gop_frames=30)]) as server:
+    with serving([Mount("/cam1", gop_frames=30)]) as server:
         yield server
 
 

@@ -25,7 +25,7 @@ from camgate.errors import GrantExpired, GrantMismatch
 from camgate.models import Grant, MediaPacket
 from camgate.relay import Relay, RelaySettings, Subscription, Upstream
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer, serving
 
 pytestmark = pytest.mark.anyio
 HOME = GeoPoint(32.2988, -90.1848)
@@ -33,10 +33,7 @@ HOME = GeoPoint(32.2988, -90.1848)
 
 @pytest.fixture(scope="module")
 def rtsp() -> Iterator[RtspTestServer]:
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason} (run scripts/setup.sh)")
-    with RtspTestServer([Mount("/cam1", gop_frames=30)]) as server:
+    with serving([Mount("/cam1", gop_frames=30)]) as server:
         yield server
 
 

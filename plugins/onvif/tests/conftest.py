@@ -10,7 +10,7 @@ import pytest
 from camgate import ConsentTerms, Gate, GeoPoint, Incident, Owner, Waiver
 from camgate.models import Camera
 from camgate_onvif.simulator import OnvifSimulator
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testserver import Mount, RtspTestServer, serving
 
 HOME = GeoPoint(32.2988, -90.1848)
 #: A mount of the shared GStreamer server behind RTSP digest auth (for the replay client).
@@ -20,11 +20,8 @@ SECURE = {"username": "officer", "password": "rtsp pa:ss/é"}
 @pytest.fixture(scope="session")
 def rtsp_server() -> Iterator[RtspTestServer]:
     """The RTSP server behind every simulated device's stream URIs (main and sub)."""
-    reason = gstreamer_available()
-    if reason:
-        pytest.fail(f"the GStreamer RTSP server is not usable: {reason} (run scripts/setup.sh)")
     mounts = [*OnvifSimulator.mounts(1, gop_frames=60), Mount("/secure", **SECURE)]
-    with RtspTestServer(mounts) as server:
+    with serving(mounts) as server:
         yield server
 
 

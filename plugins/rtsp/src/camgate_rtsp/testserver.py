@@ -33,7 +33,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -698,3 +698,18 @@ def gstreamer_available(python: str = _DEFAULT_PYTHON) -> str | None:
     err = [line.strip() for line in result.stderr.splitlines() if line.strip()]
     detail = err[-1] if err else f"exit status {result.returncode}"
     return f"GStreamer RTSP check with {python} failed: {detail}"
+
+
+@contextlib.contextmanager
+def serving(mounts: Sequence[Mount], **options: Any) -> Iterator[RtspTestServer]:
+    """A started :class:`RtspTestServer` for ``mounts`` (``options`` as its constructor takes
+    them), stopped after the block. RuntimeError naming the missing piece (and
+    scripts/setup.sh) when GStreamer's RTSP server cannot run here, so a test fixture fails
+    with the fix rather than a timeout."""
+    reason = gstreamer_available()
+    if reason:
+        raise RuntimeError(
+            f"the GStreamer RTSP server is not usable: {reason} (run scripts/setup.sh)"
+        )
+    with RtspTestServer(mounts, **options) as server:
+        yield server
