@@ -222,9 +222,10 @@ class RelayMachine(RuleBasedStateMachine):
         up = self._up()
         if up is None:
             return
-        assert [p.pts for p in up.cached_packets] == self.gop
+        cached = up._gop  # (no public property hands out the cache's packets)
+        assert [p.pts for p in cached] == self.gop
         if self.gop:
-            assert up.cached_packets[0].is_keyframe
+            assert cached[0].is_keyframe
 
     @invariant()
     def queues_are_bounded(self) -> None:

@@ -106,6 +106,11 @@ class GuardedStream:
     Iteration stops (StopAsyncIteration) when the grant expires or the camera ends the stream;
     it raises :class:`camgate.errors.ConsentRevoked` once the owner revokes — and no packet is
     handed over after that moment. Use it as an async context manager, or call :meth:`aclose`.
+
+    ``transform`` (this stream's own :class:`~camgate.media.PacketTransform`) is fed only packets
+    that passed the grant check, and what it returns is checked again before it is handed over;
+    at a gap (a packet with ``discontinuity``) it is flushed first. An error it raises ends the
+    stream (``access.end`` reason ``error``) and reaches the consumer.
     """
 
     def __init__(
@@ -221,7 +226,7 @@ class GuardedStream:
                 if self.transform is None or self._flushed or self._end_reason != "completed":
                     raise
                 self._flushed = True
-                self._ready.extend(await anyio.to_thread.run_sync(self.transform.flush))
+                self._ready.extend(await self._transformed(self.transform.flush))
                 if not self._ready:
                     raise
                 continue
@@ -232,7 +237,19 @@ class GuardedStream:
                 continue
             if self.transform is None:
                 return self._served(packet)
-            self._ready.extend(await anyio.to_thread.run_sync(self.transform.feed, packet))
+            if packet.discontinuity:  # what it holds came before the gap: out first
+                self._ready.extend(await self._transformed(self.transform.flush))
+            self._ready.extend(await self._transformed(self.transform.feed, packet))
+
+    async def _transformed(
+        self, call: Callable[..., list[MediaPacket]], *args: MediaPacket
+    ) -> list[MediaPacket]:
+        """Run the transform (in a worker thread: it may re-encode); its error ends the stream."""
+        try:
+            return await anyio.to_thread.run_sync(call, *args)
+        except Exception:
+            await self._end("error")
+            raise
 
     def _served(self, packet: MediaPacket) -> MediaPacket:
         if packet.stream.kind == "video":
@@ -319,20 +336,6 @@ class GuardedStream:
         await self.aclose()
 
 
-class _Chain:
-    """Two packet transforms in a row (the masks first)."""
-
-    def __init__(self, first: PacketTransform, second: PacketTransform) -> None:
-        self._first, self._second = first, second
-
-    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
-        return [out for mid in self._first.feed(packet) for out in self._second.feed(mid)]
-
-    def flush(self) -> list[MediaPacket]:
-        tail = [out for mid in self._first.flush() for out in self._second.feed(mid)]
-        return tail + self._second.flush()
-
-
 class Edge:
     """The owner's side: credentials, adapters, grant verification and guarded media.
 
@@ -371,8 +374,9 @@ class Edge:
         #: Where exported files are registered with their expiry (set by the gate); None: not.
         self.retention: Retention | None = None
         #: One upstream per camera, fanned out to every guarded consumer (docs/media.md).
-        # Masks are applied once, upstream, by the relay (so live consumers' guards pass None);
-        # an embedder's own transform factory runs after them.
+        # Masks are applied once, upstream, by the relay (camgate's own code: the relay runs
+        # before any grant, for the warm cache). An embedder's transform factory never runs
+        # there: each live consumer's guard builds and runs its own, after the grant check.
         self._extra_transform = transform_factory
         self._masks_used: dict[str, tuple[tuple[tuple[float, float], ...], ...]] = {}
         # Private: no public attribute hands out the relay, an upstream, cached packets or a
@@ -396,8 +400,13 @@ class Edge:
     def configure_relay(
         self, settings: RelaySettings, transform_factory: TransformFactory | None = None
     ) -> None:
-        """Replace the relay's settings (and the embedder's transform, applied after the
-        owner's masks) while no upstream exists; ValidationError otherwise."""
+        """Replace the relay's settings (and the embedder's transform factory) while no upstream
+        exists; ValidationError otherwise.
+
+        ``transform_factory`` builds one transform per live consumer, run inside its
+        :class:`GuardedStream` after the grant check and after the owner's masks (which the
+        relay burns in once per camera): embedder code sees only packets a verified grant is
+        being served, and runs once per consumer."""
         if self._relay.upstreams():
             raise ValidationError("the relay has open upstreams: configure it before streaming")
         self._extra_transform = transform_factory
@@ -695,11 +704,22 @@ class Edge:
                 await self._finish_unopened(grant, camera, exc)
             raise
         # Live packets come through the relay, masked upstream already; a replay is masked here.
-        transform: Literal["masks"] | None = "masks" if scope is Scope.RECORDED else None
+        # The embedder's transform (live only) is this consumer's own, made only now that the
+        # grant is verified, redeemed and audited; its guard feeds it only granted packets.
+        transform: PacketTransform | Literal["masks"] | None = "masks"
+        if scope is Scope.LIVE:
+            try:
+                factory = self._extra_transform
+                transform = None if factory is None else factory(camera)
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True):
+                    await upstream.aclose()
+                    await self._finish_unopened(grant, camera, exc)
+                raise
         stream = GuardedStream(
             self, grant, camera, upstream, self._deadline(grant), seen, transform=transform
         )
-        if transform is None:
+        if scope is Scope.LIVE:
             stream.masks_key = live_masks[0] if live_masks else ()
             stream.masked = bool(stream.masks_key)
         self._live.add(stream)
@@ -756,9 +776,10 @@ class Edge:
     # ------------------------------------------------------------------ GOP cache
 
     def cache_allowed(self, camera: Camera) -> str | None:
-        """Why ``camera`` may not have a GOP cache, or None when it may: never for a battery
-        camera, never without the owner's standing consent to live view, never while a
-        revocation or removal of it is under way."""
+        """Why ``camera`` may not have a GOP cache, or None when it may as far as the edge can
+        tell: never for a battery camera, never without the owner's standing consent to live
+        view, never while a revocation or removal of it is under way. (The owner's terms — ask
+        first, quiet hours, end date — are the consent policies': see :meth:`warm`.)"""
         if not self._relay.settings.gop_cache:
             return "the GOP cache is off (RelaySettings.gop_cache)"
         if camera.battery:
@@ -770,18 +791,34 @@ class Edge:
             return "no consent to live view"
         return None
 
-    def warm(self, incident: Incident, camera: Camera) -> bool:
+    def warm(
+        self,
+        incident: Incident,
+        camera: Camera,
+        authorised: Callable[[], datetime | None],
+    ) -> bool:
         """An open incident's geofence covers ``camera``: keep its GOP cache (starting its
-        upstream) until the incident closes or its window ends, if :meth:`cache_allowed`.
+        upstream) until the incident closes or its window ends, if :meth:`cache_allowed` and
+        the consent policies pre-authorise live view.
+
+        ``authorised`` is the gate's policy verdict: until when a live request for the camera
+        under ``incident`` would be granted now with nobody asked (the end of the incident's
+        window, the consent's end date or the next quiet hours, whichever comes first), or None
+        when it would not (ask-first, quiet hours, consent ended, any policy's denial). No
+        upstream is opened unless it answers a moment still ahead; it is asked again whenever
+        the store changes, and the cache is dropped at the moment it named.
 
         Must run inside the event loop (the upstream's pump is a task of it). The upstream is
         opened under an unsigned warrant naming the incident, never handed to anyone: a consumer
         still needs its own grant. Returns True when the cache is on.
         """
-        if self.cache_allowed(camera) is not None or not incident.active_at(self.clock.now()):
+        now = self.clock.now()
+        if self.cache_allowed(camera) is not None or not incident.active_at(now):
+            return False
+        until = authorised()
+        if until is None or until <= now:
             return False
         self._warmth.setdefault(camera.id, set()).add(incident.id)
-        now = self.clock.now()
         warrant = Grant(
             id=f"cache-{incident.id}-{camera.id}",
             request_id="edge-cache",
@@ -794,17 +831,23 @@ class Edge:
         up = self._relay.warm(camera, self._opener(camera, warrant))
         left = (incident.window_end - now).total_seconds()
         up.warm_until = max(up.warm_until or 0.0, time.monotonic() + left)
-        up.cache_guard = self._cache_guard(camera.id)
+        up.cache_guard = self._cache_guard(camera.id, authorised, until)
         return True
 
-    def _cache_guard(self, camera_id: str) -> Callable[[], bool]:
-        """Whether the camera's cache may go on, re-read only when the store changed (another
-        process revoked, removed the camera or closed the incident: SQLite's data_version)."""
+    def _cache_guard(
+        self, camera_id: str, authorised: Callable[[], datetime | None], until: datetime
+    ) -> Callable[[], bool]:
+        """Whether the camera's cache may go on, re-read (the policies asked again through
+        ``authorised``) only when the store changed (another process revoked, re-enrolled,
+        removed the camera or closed the incident: SQLite's data_version) or the moment the
+        policies last named (``until``: quiet hours begin, the consent ends) has come."""
         seen = [self.version()]
+        clock = self.clock
+        deadline = [clock.monotonic() + (until - clock.now()).total_seconds()]
 
         def still_allowed() -> bool:
             now = self.version()
-            if now == seen[0]:
+            if now == seen[0] and clock.monotonic() < deadline[0]:
                 return True
             seen[0] = now
             try:
@@ -816,14 +859,16 @@ class Edge:
                 ]
             except NotFound:
                 return False
+            horizon = None if not open_ or self.cache_allowed(camera) else authorised()
+            left = 0.0 if horizon is None else (horizon - clock.now()).total_seconds()
             if (
-                not open_
-                or self.cache_allowed(camera) is not None
+                left <= 0
                 # masked otherwise than the owner now asks: drop it
                 or self._masks_used.get(camera_id, ()) != self._polygons(camera_id)
             ):
                 self._warmth.pop(camera_id, None)
                 return False
+            deadline[0] = clock.monotonic() + left
             self._warmth[camera_id] = set(open_)
             return True
 
@@ -922,15 +967,11 @@ class Edge:
         return None if masks is None else MaskTransform(masks.polygons)
 
     def _transform(self, camera: Camera) -> PacketTransform | None:
-        """The relay's transform for ``camera``: its masks, then the embedder's own transform
-        (if any) — masks always apply, whatever else an embedder plugs in."""
+        """The relay's transform for ``camera``: its privacy masks only (camgate's own code; the
+        relay runs before any grant, so an embedder's transform never runs there)."""
         # What the camera's (one) upstream is masked with, for masks_changed to compare.
         self._masks_used[camera.id] = polygons = self._polygons(camera.id)
-        masks = MaskTransform(polygons) if polygons else None
-        extra = None if self._extra_transform is None else self._extra_transform(camera)
-        if masks is None or extra is None:
-            return masks or extra
-        return _Chain(masks, extra)
+        return MaskTransform(polygons) if polygons else None
 
     def masks_changed(self, stream: GuardedStream) -> bool:
         """True when the camera's masks in the store differ from those ``stream``'s packets

@@ -577,13 +577,55 @@ class Gate:
 
     def _warm_up(self, incident: Incident) -> None:
         """Start the edge's GOP cache for the cameras the incident's geofence reaches (only
-        inside a running event loop: the cache lives in the process that serves media)."""
+        inside a running event loop: the cache lives in the process that serves media), and
+        only for those whose live view the policies pre-authorise now (see ``authorised``)."""
         if not self.edge.cache_enabled():
             return
+
+        def authorised(camera_id: str) -> Callable[[], datetime | None]:
+            def until() -> datetime | None:
+                """Until when a live request for the camera under this incident would be
+                granted now with nobody asked, or None: the gate's own decision (every core
+                check and consent policy, nothing written) on a stand-in request, and for an
+                ask-first owner never; the horizon is the grant's (``_terms_horizon``: window,
+                end date, quiet hours), searched an hour ahead (the edge asks again then)."""
+                now = self.clock.now()
+                request = AccessRequest(
+                    id=new_id("req"),
+                    incident_id=incident.id,
+                    camera_id=camera_id,
+                    scope=Scope.LIVE,
+                    requested_by="camgate-cache",
+                    requested_at=now,
+                    purpose=min(self.rules.purposes),  # any purpose the agency allows
+                    duration_s=1.0,
+                )
+                try:
+                    decision = self.decide(request, at=now)
+                    consent = (
+                        None
+                        if decision.consent_id is None
+                        else self.store.get_consent(decision.consent_id)
+                    )
+                except NotFound:  # the camera or incident is gone
+                    return None
+                if (
+                    not decision.allowed
+                    or consent is None
+                    or consent.terms.mode is not ConsentMode.PRE_AUTHORISED
+                ):
+                    return None
+                span = min(3600.0, max(1.0, (incident.window_end - now).total_seconds()))
+                ahead = attrs.evolve(request, duration_s=span)
+                horizon = self._terms_horizon(ahead, now, consent)
+                return None if horizon is None else min(horizon, now + timedelta(seconds=span))
+
+            return until
+
         warmed = [
             s.camera.id
             for s in self.sightings(incident)
-            if s.reachable and self.edge.warm(incident, s.camera)
+            if s.reachable and self.edge.warm(incident, s.camera, authorised(s.camera.id))
         ]
         if warmed:
             self.audit.append(

@@ -21,9 +21,15 @@ it exactly as it wrapped an adapter's stream). What it promises:
   ``gop_max_packets``). A new subscription starts from that keyframe — never more than one GOP
   back — and reports how far back in :attr:`Subscription.start_offset_s`. Clearing ``warm``
   drops the cache at once.
-- **One transform, upstream.** An optional :class:`PacketTransform` per camera (a privacy-mask
-  re-encoder, say) is applied once, before the cache and the fan-out, so no consumer and no cached
-  packet ever holds an untransformed packet.
+- **One transform, upstream: camgate's own.** An optional :class:`PacketTransform` per camera is
+  applied once, before the cache and the fan-out, so no consumer and no cached packet ever holds
+  an untransformed packet. The edge gives it camgate's privacy-mask re-encoder only: the relay
+  runs before any grant (a warm cache), so no embedder code runs here (an embedder's transform
+  runs per consumer, in its guarded stream, after the grant check).
+- **No subscription without a grant.** A :class:`Subscription` is made only for a live grant of
+  its camera that has not expired (its constructor checks, and derives its expiry from the
+  grant): neither an :class:`Upstream` nor the relay has a grant-less way to attach a consumer,
+  and no public property of an upstream returns its packets.
 
 Pumps run as tasks of the event loop that started them (not of a task group: the edge is used
 without an async context); :meth:`Relay.aclose` and :meth:`Upstream.aclose` cancel them and wait.
@@ -72,7 +78,8 @@ class _TransformFailed(Exception):
 
 @runtime_checkable
 class PacketTransform(Protocol):
-    """A per-camera packet filter applied once, upstream of the GOP cache and the fan-out.
+    """A per-camera packet filter applied once, upstream of the GOP cache and the fan-out (the
+    edge's relay runs camgate's privacy-mask re-encoder here, never an embedder's code).
 
     ``feed`` takes one packet as the camera sent it and returns the packets to relay in its place
     (none, one or several; a re-encoder may hold some back). ``flush`` returns what is held back
@@ -182,6 +189,22 @@ _TASKS: set[asyncio.Task[None]] = set()
 _SERIALS = itertools.count(1)
 
 
+def _expiry(camera: Camera, grant: Grant, clock: Clock) -> Callable[[], bool]:
+    """For an unexpired live grant of ``camera``: a check that turns True once it expired
+    (GrantMismatch for another camera or scope, GrantExpired when expired already)."""
+    if grant.camera_id != camera.id or grant.scope is not Scope.LIVE:
+        raise GrantMismatch(f"grant {grant.id} is not a live grant for camera {camera.id!r}")
+    left = (grant.expires_at - clock.now()).total_seconds()
+    if left <= 0:
+        raise GrantExpired(f"grant {grant.id} expired at {grant.expires_at.isoformat()}")
+    deadline = clock.monotonic() + left  # checked per packet: a monotonic read is cheap
+
+    def expired() -> bool:
+        return clock.monotonic() >= deadline
+
+    return expired
+
+
 class Subscription:
     """One consumer of a camera's upstream: its own bounded queue, a LiveStream.
 
@@ -190,18 +213,15 @@ class Subscription:
     packets this consumer lost by being slow, ``gaps`` the discontinuities it was handed.
     """
 
-    def __init__(
-        self,
-        upstream: Upstream,
-        limit: int,
-        start: list[MediaPacket],
-        now: float,
-        expires: Callable[[], bool] = lambda: False,
-    ):
+    def __init__(self, upstream: Upstream, grant: Grant, now: float) -> None:
+        """Attach to ``upstream`` for ``grant`` (GrantMismatch/GrantExpired unless it is an
+        unexpired live grant of the upstream's camera), starting from its cached GOP."""
+        relay = upstream._relay
+        self._expired = _expiry(upstream.camera, grant, relay.clock)
         self._up = upstream
-        self._expired = expires  # True once the grant it was made for has expired
+        start = list(upstream._gop)
         # Room for the cached GOP on top of the queue: a warm start is not an overflow.
-        self._limit = limit + len(start)
+        self._limit = relay.settings.queue_packets + len(start)
         self._queue: deque[MediaPacket] = deque(start)
         self._need_key = not start
         self._mark_gap = False
@@ -214,6 +234,7 @@ class Subscription:
         self.start_offset_s: float | None = round(now - start[0].arrival, 6) if start else None
         self.dropped = 0
         self.gaps = 0
+        upstream._subs.add(self)
 
     def __repr__(self) -> str:
         return f"<Subscription camera={self._up.camera.id} queued={len(self._queue)}>"
@@ -385,11 +406,6 @@ class Upstream:
         return len(self._gop)
 
     @property
-    def cached_packets(self) -> tuple[MediaPacket, ...]:
-        """A copy of the GOP cache: a keyframe and the packets after it (empty unless warm)."""
-        return tuple(self._gop)
-
-    @property
     def warm(self) -> bool:
         """True while the GOP cache is allowed; setting False drops it at once."""
         return self._warm
@@ -430,11 +446,6 @@ class Upstream:
             cached_keyframes=sum(1 for p in gop if p.is_keyframe),
             cache_start_pts=gop[0].pts if gop else None,
         )
-
-    def _subscribe(self, now: float, expires: Callable[[], bool]) -> Subscription:
-        sub = Subscription(self, self._relay.settings.queue_packets, list(self._gop), now, expires)
-        self._subs.add(sub)
-        return sub
 
     async def leave(self, sub: Subscription) -> None:
         """Detach ``sub``; close the upstream when nobody is left and no cache is allowed."""
@@ -583,7 +594,8 @@ class Relay:
     """Every camera's upstream, keyed by camera id.
 
     ``transform_factory`` builds each camera's :class:`PacketTransform` when its upstream is
-    created (None: pass-through). ``clock`` tells when a subscription's grant has expired.
+    created (None: pass-through); it runs before any grant, so the edge passes camgate's own
+    mask re-encoder only. ``clock`` tells when a subscription's grant has expired.
 
     The edge keeps its relay private: packets reach a consumer only through a subscription made
     for a grant the edge's guard verified (see :meth:`subscribe`).
@@ -647,18 +659,8 @@ class Relay:
         :attr:`Subscription.start_offset_s` before any packet is handed over; call
         :meth:`Subscription.wait_open` next.
         """
-        if grant.camera_id != camera.id or grant.scope is not Scope.LIVE:
-            raise GrantMismatch(f"grant {grant.id} is not a live grant for camera {camera.id!r}")
-        clock = self.clock
-        left = (grant.expires_at - clock.now()).total_seconds()
-        if left <= 0:
-            raise GrantExpired(f"grant {grant.id} expired at {grant.expires_at.isoformat()}")
-        deadline = clock.monotonic() + left  # checked per packet: a monotonic read is cheap
-
-        def expired() -> bool:
-            return clock.monotonic() >= deadline
-
-        return self._get(camera, opener)._subscribe(now, expired)
+        _expiry(camera, grant, self.clock)  # before an upstream is made for it
+        return Subscription(self._get(camera, opener), grant, now)
 
     def statistics(self) -> RelayStatistics:
         """A snapshot of the relay's settings and upstreams, without packets."""

@@ -343,7 +343,7 @@ class KeyframesOnly:
         return []
 
 
-async def test_the_transform_runs_once_upstream_before_the_cache_and_the_fan_out(
+async def test_the_embedders_transform_runs_per_consumer_after_the_grant(
     world: World,
 ) -> None:
     made: list[KeyframesOnly] = []
@@ -354,17 +354,25 @@ async def test_the_transform_runs_once_upstream_before_the_cache_and_the_fan_out
 
     world.gate.edge.configure_relay(RelaySettings(gop_cache=True), factory)
     incident = world.gate.report_incident("burglary", world.cam.position, radius_m=300)
+    with anyio.fail_after(15):  # the warm cache runs before any grant: no transform there
+        while True:
+            up = upstream(world, "cam-a")
+            if up is not None and up.cached >= 5:
+                break
+            await anyio.sleep(0.05)
+    assert made == []
     streams = [await open_live(world, incident.id) for _ in range(2)]
     try:
         runs = [await take(s, 3) for s in streams]
         up = upstream(world, "cam-a")
         assert up is not None
-        assert len(made) == 1  # one transform for the camera, whatever the consumers
-        assert made[0].fed == up.packets_in  # fed once per packet from the camera
+        assert len(made) == 2  # one transform per consumer, made after its grant was redeemed
+        for transform in made:
+            assert transform.fed >= 3  # fed that consumer's granted packets only
+            assert transform.fed <= up.packets_in
         assert up.packets_in > 60  # 3 keyframes of a 30-frame GOP: the rest were dropped
         for run in runs:
             assert all(p.is_keyframe for p in run)
-        assert up.cached_keyframes == up.cached  # the cache holds transformed packets only
     finally:
         for s in streams:
             await s.aclose()
