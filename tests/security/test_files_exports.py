@@ -329,3 +329,77 @@ def test_an_id_cannot_place_a_file_outside_out(
     assert path.parent == work / "out" and path.is_file()
     new = set(_files(tmp_path)) - before
     assert {p for p in new if p.is_file() and not p.name.startswith("g.db")} == {path}
+
+
+# ---------------------------------------------------------------------- a co-tenant swaps (F5)
+
+
+DECOY = b"co-tenant decoy\n"
+
+
+def _swap_mid_export(out: Path, cotenant: Path, child: subprocess.Popen[bytes]) -> Path:
+    """Play the co-tenant who can write ``out``: once camgate's partial export holds bytes,
+    rename it away (to ``out/.stash``) and put a symlink to a folder (or file) of their own in
+    its place, holding a decoy. Returns the partial's name."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert child.poll() is None, "the export ended before the swap"
+        assert time.monotonic() < deadline, "no byte written within 60 s"
+        partials = [p for p in _files(out) if p.name.endswith(".partial")]
+        if partials:
+            partial = partials[0]
+            files = list(partial.iterdir()) if partial.is_dir() else [partial]
+            if any(p.stat().st_size > 0 for p in files):
+                break
+        time.sleep(0.02)
+    os.rename(partial, out / ".stash")
+    if files[0] is partial:
+        (cotenant / "decoy.ts").write_bytes(DECOY)
+        os.symlink(cotenant / "decoy.ts", partial)
+    else:
+        (cotenant / "segment00000.ts").write_bytes(DECOY)
+        os.symlink(cotenant, partial)
+    return partial
+
+
+@pytest.mark.parametrize("fmt", ["hls", "ts"])
+def test_a_swapped_partial_fails_the_export_and_leaves_no_footage(
+    world: World, tmp_path: Path, fmt: str
+) -> None:
+    """F5: the partial output renamed away and replaced by a symlink mid-export. camgate keeps
+    writing into its own file or folder (through the descriptor it opened), sees before the
+    rename that the partial name is no longer it, fails clearly, and removes what it wrote;
+    nothing is registered with the co-tenant's hash, and after ``retention run`` none of
+    camgate's bytes survive anywhere."""
+    out, cotenant = tmp_path / "out", tmp_path / "cotenant"
+    out.mkdir()
+    cotenant.mkdir()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    argv = world.request("--scope", "live", "--duration", "5", "--format", fmt, "--out", str(out))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "camgate.cli", *argv],
+        env=base,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        partial = _swap_mid_export(out, cotenant, child)
+        stdout, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    text = (stdout + stderr).decode()
+    assert child.returncode == 1, text
+    assert "was replaced" in text and str(partial) in text and "Traceback" not in text
+    assert world.records("clip.exported") == []
+    (failed,) = world.records("clip.failed")
+    assert "was replaced" in failed["body"]["error"]
+    assert not any(p.name.startswith("door-") for p in out.iterdir())  # no final name
+    assert all(a["state"] == "deleted" for a in world.artifacts())
+
+    run_cli(*world.db, "retention", "run", "--json")
+    left = {p: p.read_bytes() for p in [*_files(out), *_files(cotenant)] if p.is_file()}
+    assert all(data in (b"", DECOY) for data in left.values()), sorted(left)
+    assert not any(p.is_symlink() for p in _files(out) if not p.name.endswith(".partial"))
+    assert "verified" in run_cli(*world.db, "audit", "verify").stdout
