@@ -65,7 +65,8 @@ __all__ = [
 #: The environment variable that sets the mode of the files camgate writes (octal, e.g. 0640).
 FILE_MODE_ENV = "CAMGATE_FILE_MODE"
 _DEFAULT_MODE = 0o600
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A plain name: used as it is. Not ending in "." either: "ID-" + "0." + ".jpg" would hold "..".
+_SAFE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$")
 #: Opening a folder camgate writes into: never through a symlink at its name.
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: Opening a file or folder to read or hash it: never through a symlink, never blocking on a FIFO.
@@ -306,7 +307,7 @@ def abandoned(path: str | Path) -> bool:
 
 def safe_name(ident: str) -> str:
     """A file-name part for an id: the id itself when it is a plain name (letters, digits,
-    ``_ . -``, not starting with ``.``, ≤ 64), else a slug of it and a short hash of the
+    ``_ . -``, not starting or ending with ``.``, ≤ 64), else a slug of it and a short hash of the
     whole id, so it never holds ``/``, ``..`` or a leading ``/`` and two ids never share it."""
     if _SAFE.match(ident) and ".." not in ident:
         return ident
