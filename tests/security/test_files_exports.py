@@ -403,3 +403,57 @@ def test_a_swapped_partial_fails_the_export_and_leaves_no_footage(
     assert all(data in (b"", DECOY) for data in left.values()), sorted(left)
     assert not any(p.is_symlink() for p in _files(out) if not p.name.endswith(".partial"))
     assert "verified" in run_cli(*world.db, "audit", "verify").stdout
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_an_output_folder_others_can_write_is_refused(
+    world: World, tmp_path: Path, mode: int
+) -> None:
+    """F5: in a folder others can write (no sticky bit) a co-tenant could move finished footage
+    out of retention's reach: camgate refuses it, clearly, before the first byte."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    done = cli(*world.request("--scope", "snapshot", "--out", str(shared / "out")))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{shared} can be written by others" in done.stderr and "sticky" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _files(shared / "out") == []
+
+    shared.chmod(mode | 0o1000)  # sticky, like /tmp: only the owner may rename an entry
+    done = cli(*world.request("--scope", "snapshot", "--out", str(shared / "out")))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.suffix for p in _files(shared / "out")] == [".jpg"]
+
+
+def test_retention_never_follows_a_symlink_at_the_final_name(tmp_path: Path) -> None:
+    """F5: a clip's final name replaced by a symlink to someone's file: retention removes the
+    symlink (and camgate's own bytes under the partial name) and never deletes or hashes what
+    the symlink points to."""
+    from datetime import UTC, datetime, timedelta
+
+    import anyio
+    from camgate import Camera, Gate, GeoPoint, Owner
+    from camgate.retention import Export
+
+    gate = Gate.open(tmp_path / "g.db")
+    try:
+        gate.add_owner(Owner("alice", "Alice"))
+        gate.add_camera(
+            Camera("cam-a", "rtsp", "rtsp://127.0.0.1:9/a", "alice", GeoPoint(32.3, -90.18))
+        )
+        out, other = tmp_path / "out", tmp_path / "theirs.ts"
+        other.write_bytes(DECOY)
+        export = Export(gate.retention, out / "clip.ts", "clip", camera_id="cam-a")
+        export.write(b"FOOTAGE " * 1000)
+        art = export.commit()
+        assert art is not None and art.size == 8000
+        (out / "clip.ts").unlink()
+        (out / "clip.ts").symlink_to(other)
+        run = gate.retention.run(now=datetime.now(UTC) + timedelta(days=3650))
+        (gone,) = run.deleted
+        assert gone["found"] == "present" and "sha256_found" not in gone
+        assert not (out / "clip.ts").is_symlink() and _files(out) == []
+        assert other.read_bytes() == DECOY
+    finally:
+        anyio.run(gate.aclose)

@@ -48,6 +48,7 @@ __all__ = [
     "PartialOutput",
     "PrivateFile",
     "abandoned",
+    "check_folder",
     "dir_mode",
     "export_error",
     "file_mode",
@@ -503,7 +504,7 @@ class PartialOutput:
         self._check_final()
         if self.partial.exists() or self.partial.is_symlink():
             raise ValidationError(f"{self.partial} exists: another export is under way")
-        make_dirs(self.final.parent)
+        check_folder(make_dirs(self.final.parent))
         try:
             if directory:
                 self.folder = _new_folder(self.partial)
@@ -638,6 +639,33 @@ class PartialOutput:
             if mine:
                 remove_tree(self.partial)
         self._release()
+
+
+def check_folder(path: str | Path) -> None:
+    """ExportError unless only camgate's user (or root) can rename or replace what camgate
+    writes in the folder ``path``: that folder and every folder above it (as written and as
+    resolved) is owned by this user or root and is not writable by group or others, unless
+    it has the sticky bit (like ``/tmp``). Otherwise another user could move finished
+    footage out of retention's reach, or swap a partial export."""
+    folder = Path(os.path.abspath(path))
+    resolved = folder.resolve()
+    chain = {folder, *folder.parents, resolved, *resolved.parents}
+    for each in sorted(chain):
+        try:
+            info = os.stat(each)
+        except OSError as exc:
+            raise export_error(each, exc) from None
+        mode = info.st_mode
+        if info.st_uid not in (0, os.geteuid()):
+            why = f"is owned by another user (uid {info.st_uid})"
+        elif mode & 0o022 and not mode & stat.S_ISVTX:
+            why = f"can be written by others (mode {stat.S_IMODE(mode):04o}) without the sticky bit"
+        else:
+            continue
+        raise ExportError(
+            f"cannot export into {folder}: {each} {why}, so another user could move or replace "
+            "camgate's footage there; use a folder only you can write (or chmod +t it)"
+        )
 
 
 def _new_folder(path: Path) -> Folder:
