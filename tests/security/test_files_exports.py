@@ -212,19 +212,25 @@ def test_a_file_size_limit_fails_the_clip_clearly(world: World, tmp_path: Path) 
 # ---------------------------------------------------------------------- a crash (item 8)
 
 
+def _clip_child(
+    world: World, fmt: str, out: Path, seconds: int, output: int
+) -> subprocess.Popen[bytes]:
+    """A ``camgate request`` recording a live clip into ``out``, started, not waited for."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    argv = world.request(
+        "--scope", "live", "--duration", str(seconds), "--format", fmt, "--out", str(out)
+    )  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "camgate.cli", *argv], env=base, stdout=output, stderr=output
+    )
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_sigkill_mid_export_leaves_nothing_retention_does_not_remove(
     world: World, tmp_path: Path, fmt: str
 ) -> None:
     out = tmp_path / "out"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
-    argv = world.request("--scope", "live", "--duration", "60", "--format", fmt, "--out", str(out))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "camgate.cli", *argv],
-        env=base,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    child = _clip_child(world, fmt, out, 60, subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not any(p.is_file() and p.stat().st_size > 0 for p in _files(out)):
@@ -374,14 +380,7 @@ def test_a_swapped_partial_fails_the_export_and_leaves_no_footage(
     out, cotenant = tmp_path / "out", tmp_path / "cotenant"
     out.mkdir()
     cotenant.mkdir()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
-    argv = world.request("--scope", "live", "--duration", "5", "--format", fmt, "--out", str(out))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "camgate.cli", *argv],
-        env=base,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    child = _clip_child(world, fmt, out, 5, subprocess.PIPE)
     try:
         partial = _swap_mid_export(out, cotenant, child)
         stdout, stderr = child.communicate(timeout=120)
