@@ -402,14 +402,13 @@ class Folder:
     """A folder camgate writes into, held open by its descriptor (``O_DIRECTORY |
     O_NOFOLLOW``): files are created, re-read and hashed relative to it, so renaming the
     folder or putting a symlink at its name cannot send a byte anywhere else. Files are
-    created ``O_CREAT | O_EXCL | O_NOFOLLOW`` with :func:`file_mode`; a name this folder
-    created before is truncated and rewritten (an HLS playlist); a name it did not create is
-    unlinked (never followed) and created anew."""
+    created ``O_CREAT | O_EXCL | O_NOFOLLOW`` with :func:`file_mode`; a file already there
+    (an HLS playlist rewritten, a leftover) is unlinked first — never followed, never written
+    into, so a hard link planted there gets nothing."""
 
     def __init__(self, path: str | Path, fd: int) -> None:
         self.path = Path(path)
         self.fd: int | None = fd
-        self._made: set[str] = set()
 
     @classmethod
     def open(cls, path: str | Path) -> Folder:
@@ -432,13 +431,9 @@ class Folder:
     def create(self, name: str) -> PrivateFile:
         """A private file ``name`` in this folder, opened for writing (see the class)."""
         name, where = self._name(name), self.path / name
-        if name in self._made:
-            return PrivateFile(where, _private_fd(name, os.O_TRUNC, where, self._fd()))
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(name, dir_fd=self._fd())
-        fd = _private_fd(name, os.O_CREAT | os.O_EXCL, where, self._fd())
-        self._made.add(name)
-        return PrivateFile(where, fd)
+        return PrivateFile(where, _private_fd(name, os.O_CREAT | os.O_EXCL, where, self._fd()))
 
     def reopen(self, name: str) -> PrivateFile:
         """The file ``name`` of this folder, opened to read (not through a symlink)."""
