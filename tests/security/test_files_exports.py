@@ -212,19 +212,25 @@ def test_a_file_size_limit_fails_the_clip_clearly(world: World, tmp_path: Path) 
 # ---------------------------------------------------------------------- a crash (item 8)
 
 
+def _clip_child(
+    world: World, fmt: str, out: Path, seconds: int, output: int
+) -> subprocess.Popen[bytes]:
+    """A ``camgate request`` recording a live clip into ``out``, started, not waited for."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    argv = world.request(
+        "--scope", "live", "--duration", str(seconds), "--format", fmt, "--out", str(out)
+    )  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "camgate.cli", *argv], env=base, stdout=output, stderr=output
+    )
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_sigkill_mid_export_leaves_nothing_retention_does_not_remove(
     world: World, tmp_path: Path, fmt: str
 ) -> None:
     out = tmp_path / "out"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
-    argv = world.request("--scope", "live", "--duration", "60", "--format", fmt, "--out", str(out))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "camgate.cli", *argv],
-        env=base,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    child = _clip_child(world, fmt, out, 60, subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not any(p.is_file() and p.stat().st_size > 0 for p in _files(out)):
@@ -329,3 +335,124 @@ def test_an_id_cannot_place_a_file_outside_out(
     assert path.parent == work / "out" and path.is_file()
     new = set(_files(tmp_path)) - before
     assert {p for p in new if p.is_file() and not p.name.startswith("g.db")} == {path}
+
+
+# ---------------------------------------------------------------------- a co-tenant swaps (F5)
+
+
+DECOY = b"co-tenant decoy\n"
+
+
+def _swap_mid_export(out: Path, cotenant: Path, child: subprocess.Popen[bytes]) -> Path:
+    """Play the co-tenant who can write ``out``: once camgate's partial export holds bytes,
+    rename it away (to ``out/.stash``) and put a symlink to a folder (or file) of their own in
+    its place, holding a decoy. Returns the partial's name."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert child.poll() is None, "the export ended before the swap"
+        assert time.monotonic() < deadline, "no byte written within 60 s"
+        partials = [p for p in _files(out) if p.name.endswith(".partial")]
+        if partials:
+            partial = partials[0]
+            files = list(partial.iterdir()) if partial.is_dir() else [partial]
+            if any(p.stat().st_size > 0 for p in files):
+                break
+        time.sleep(0.02)
+    os.rename(partial, out / ".stash")
+    if files[0] is partial:
+        (cotenant / "decoy.ts").write_bytes(DECOY)
+        os.symlink(cotenant / "decoy.ts", partial)
+    else:
+        (cotenant / "segment00000.ts").write_bytes(DECOY)
+        os.symlink(cotenant, partial)
+    return partial
+
+
+@pytest.mark.parametrize("fmt", ["hls", "ts"])
+def test_a_swapped_partial_fails_the_export_and_leaves_no_footage(
+    world: World, tmp_path: Path, fmt: str
+) -> None:
+    """F5: the partial output renamed away and replaced by a symlink mid-export. camgate keeps
+    writing into its own file or folder (through the descriptor it opened), sees before the
+    rename that the partial name is no longer it, fails clearly, and removes what it wrote;
+    nothing is registered with the co-tenant's hash, and after ``retention run`` none of
+    camgate's bytes survive anywhere."""
+    out, cotenant = tmp_path / "out", tmp_path / "cotenant"
+    out.mkdir()
+    cotenant.mkdir()
+    child = _clip_child(world, fmt, out, 5, subprocess.PIPE)
+    try:
+        partial = _swap_mid_export(out, cotenant, child)
+        stdout, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    text = (stdout + stderr).decode()
+    assert child.returncode == 1, text
+    assert "was replaced" in text and str(partial) in text and "Traceback" not in text
+    assert world.records("clip.exported") == []
+    (failed,) = world.records("clip.failed")
+    assert "was replaced" in failed["body"]["error"]
+    assert not any(p.name.startswith("door-") for p in out.iterdir())  # no final name
+    assert all(a["state"] == "deleted" for a in world.artifacts())
+
+    run_cli(*world.db, "retention", "run", "--json")
+    left = {p: p.read_bytes() for p in [*_files(out), *_files(cotenant)] if p.is_file()}
+    assert all(data in (b"", DECOY) for data in left.values()), sorted(left)
+    assert not any(p.is_symlink() for p in _files(out) if not p.name.endswith(".partial"))
+    assert "verified" in run_cli(*world.db, "audit", "verify").stdout
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_an_output_folder_others_can_write_is_refused(
+    world: World, tmp_path: Path, mode: int
+) -> None:
+    """F5: in a folder others can write (no sticky bit) a co-tenant could move finished footage
+    out of retention's reach: camgate refuses it, clearly, before the first byte."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    done = cli(*world.request("--scope", "snapshot", "--out", str(shared / "out")))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{shared} can be written by others" in done.stderr and "sticky" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _files(shared / "out") == []
+
+    shared.chmod(mode | 0o1000)  # sticky, like /tmp: only the owner may rename an entry
+    done = cli(*world.request("--scope", "snapshot", "--out", str(shared / "out")))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.suffix for p in _files(shared / "out")] == [".jpg"]
+
+
+def test_retention_never_follows_a_symlink_at_the_final_name(tmp_path: Path) -> None:
+    """F5: a clip's final name replaced by a symlink to someone's file: retention removes the
+    symlink (and camgate's own bytes under the partial name) and never deletes or hashes what
+    the symlink points to."""
+    from datetime import UTC, datetime, timedelta
+
+    import anyio
+    from camgate import Camera, Gate, GeoPoint, Owner
+    from camgate.retention import Export
+
+    gate = Gate.open(tmp_path / "g.db")
+    try:
+        gate.add_owner(Owner("alice", "Alice"))
+        gate.add_camera(
+            Camera("cam-a", "rtsp", "rtsp://127.0.0.1:9/a", "alice", GeoPoint(32.3, -90.18))
+        )
+        out, other = tmp_path / "out", tmp_path / "theirs.ts"
+        other.write_bytes(DECOY)
+        export = Export(gate.retention, out / "clip.ts", "clip", camera_id="cam-a")
+        export.write(b"FOOTAGE " * 1000)
+        art = export.commit()
+        assert art is not None and art.size == 8000
+        (out / "clip.ts").unlink()
+        (out / "clip.ts").symlink_to(other)
+        run = gate.retention.run(now=datetime.now(UTC) + timedelta(days=3650))
+        (gone,) = run.deleted
+        assert gone["found"] == "present" and "sha256_found" not in gone
+        assert not (out / "clip.ts").is_symlink() and _files(out) == []
+        assert other.read_bytes() == DECOY
+    finally:
+        anyio.run(gate.aclose)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from camgate.errors import ConfigError, ValidationError
 from camgate.media.files import FILE_MODE_ENV, dir_mode, file_mode, inside, safe_name
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 _FOLDER = Path(tempfile.gettempdir()) / "camgate-fuzz-out"
@@ -26,6 +26,7 @@ ids = st.one_of(
 
 @settings(max_examples=400)
 @given(camera=ids, grant=ids)
+@example(camera="", grant="0.")  # "id-…-0." + ".jpg": a plain id ending in "." made ".."
 def test_a_name_from_any_id_stays_in_the_folder(camera: str, grant: str) -> None:
     name = f"{safe_name(camera)}-{safe_name(grant)}.jpg"
     assert _NAME.match(name) and "/" not in name and ".." not in name.replace("...", "")

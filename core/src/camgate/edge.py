@@ -53,8 +53,8 @@ from camgate.media import (
     PacketTransform,
     WindowCut,
     mask_jpeg,
-    sha256_file,
 )
+from camgate.media.files import Folder, PrivateFile
 from camgate.models import (
     Camera,
     Clip,
@@ -1089,7 +1089,7 @@ class Edge:
                         if packet.stream.kind != "video":
                             continue
                         writer = _clip_writer(
-                            export.partial,
+                            export.out.folder or export.out.sink(),
                             format,
                             packet.stream,
                             stream.grant,
@@ -1126,7 +1126,7 @@ class Edge:
                 writer.close()
             except CamgateError:
                 log.debug("closing the failed clip's writer failed too", exc_info=True)
-        written = await anyio.to_thread.run_sync(lambda: _bytes_under(export.partial))
+        written = await anyio.to_thread.run_sync(export.out.size)
         reason = str(exc) if isinstance(exc, CamgateError) else type(exc).__name__
         await anyio.to_thread.run_sync(lambda: export.discard(reason))
         await self._audit(
@@ -1153,18 +1153,20 @@ class Edge:
     ) -> Clip:
         """Hash the complete clip (still under its partial name), audit ``clip.exported``,
         finish its retention row and only then move it to its final name."""
-        partial, path = export.partial, export.final
+        path = export.final
+        try:  # through the export's descriptor: ExportError if its partial name was swapped
+            files = await anyio.to_thread.run_sync(export.out.hashes)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._clip_failed(export, None, stream, path, format, exc)
+            raise
         body: dict[str, Any] = {}
+        size = sum(length for _, length in files.values())
         if format == "hls":
-            digest = await anyio.to_thread.run_sync(sha256_file, partial / "index.m3u8")
-            body["segments"] = {
-                p.name: await anyio.to_thread.run_sync(sha256_file, p)
-                for p in sorted(partial.glob("*.ts"))
-            }
-            size = sum(p.stat().st_size for p in partial.iterdir())
+            digest = files["index.m3u8"][0]
+            body["segments"] = {n: h for n, (h, _) in sorted(files.items()) if n.endswith(".ts")}
         else:
-            digest = await anyio.to_thread.run_sync(sha256_file, partial)
-            size = partial.stat().st_size
+            ((digest, _),) = files.values()
         clip = Clip(
             grant_id=stream.grant.id,
             camera_id=stream.camera.id,
@@ -1204,19 +1206,12 @@ def _fingerprint(settings: Mapping[str, Any]) -> str:
 
 
 def _clip_writer(
-    path: Path, format: str, info: StreamInfo, grant: Grant, audio: StreamInfo | None
+    out: Folder | PrivateFile, format: str, info: StreamInfo, grant: Grant, audio: StreamInfo | None
 ) -> Muxer:
-    if format == "hls":
-        return HlsWriter(path, info, audio=audio)
+    if isinstance(out, Folder):
+        return HlsWriter(out, info, audio=audio)
     tags = {"camgate_grant": grant.id, "camgate_camera": grant.camera_id}
     if format == "ts":
         tags = {"service_provider": "camgate", "service_name": f"grant {grant.id}"}
     tags |= {"comment": f"camgate grant {grant.id}"}
-    return Muxer(path, info, format=format, audio=audio, metadata=tags)
-
-
-def _bytes_under(path: Path) -> int:
-    """Bytes a partial export holds (a file, or a folder's files)."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-    return path.stat().st_size if path.exists() else 0
+    return Muxer(out, info, format=format, audio=audio, metadata=tags)

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import enum
 import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -43,8 +43,7 @@ import attrs
 from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
 from camgate.errors import CamgateError, ConfigError, NotFound, ValidationError
-from camgate.media import sha256_file
-from camgate.media.files import PartialOutput, abandoned, export_error, open_private, partial_name
+from camgate.media.files import PartialOutput, abandoned, partial_name, sha256_path
 from camgate.models import new_id
 from camgate.rules import AgencyRules
 from camgate.store import Store
@@ -191,19 +190,6 @@ class RetentionRun:
         }
 
 
-def sha256_path(path: str | Path) -> tuple[str, int]:
-    """SHA-256 and size of a file, or of a folder (over its files' relative names and hashes,
-    sorted, so a changed, added or removed file changes it)."""
-    p = Path(path)
-    if p.is_dir():
-        digest, size = hashlib.sha256(), 0
-        for child in sorted(c for c in p.rglob("*") if c.is_file()):
-            digest.update(f"{child.relative_to(p).as_posix()}\0{sha256_file(child)}\n".encode())
-            size += child.stat().st_size
-        return digest.hexdigest(), size
-    return sha256_file(p), p.stat().st_size
-
-
 def _present(path: Path) -> bool:
     """Whether an artifact's bytes are on disk: at its path, or still under the partial name a
     crash between its registration and the final rename left."""
@@ -211,9 +197,15 @@ def _present(path: Path) -> bool:
 
 
 def _remove(path: Path) -> None:
+    """Remove an artifact at ``path`` and its partial name, never following a symlink: one
+    found there is removed itself (what it points to is not camgate's to delete)."""
     for target in (path, partial_name(path)):
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
+        try:
+            found = os.lstat(target)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(found.st_mode):
+            shutil.rmtree(target)  # descriptor-based: symlinks inside are unlinked, not followed
         else:
             target.unlink(missing_ok=True)
 
@@ -294,6 +286,8 @@ class Retention:
         or a bad kind, NotFound for an unknown camera or grant.
         """
         target = Path(path).absolute()
+        if target.is_symlink():
+            raise ValidationError(f"{target} is a symlink: register the file itself")
         if not target.exists():
             raise ValidationError(f"{target}: no such file to register")
         found, size = sha256_path(target)
@@ -384,13 +378,16 @@ class Retention:
         *,
         sha256: str | None = None,
         created_at: datetime | None = None,
+        measured: tuple[str, int] | None = None,
     ) -> Artifact:
         """Finish an export :meth:`begin` registered: hash what was written (still under its
         partial name), then commit the row as ``kept`` at its ``final`` path (expiry from
         ``created_at`` when given) and append ``artifact.registered``. Call it before moving
         the partial to ``final``: a crash in between leaves bytes under the partial name of a
-        kept artifact, which its deletion removes too."""
-        found, size = sha256_path(artifact.path)
+        kept artifact, which its deletion removes too. ``measured`` is the (SHA-256, size) the
+        writer took through its own descriptor (:meth:`Export.commit` passes it); without it
+        the partial is hashed by name, never through a symlink."""
+        found, size = measured or sha256_path(artifact.path)
         if sha256 is not None and sha256 != found:
             raise ValidationError(f"{artifact.path}: its SHA-256 is not the one given")
         consent = None
@@ -659,23 +656,22 @@ class Export:
 
     def write(self, data: bytes) -> None:
         """Write ``data`` as the whole file (ExportError naming the final file on a failure)."""
-        sink = open_private(self.partial)
-        try:
-            sink.write(data)
-        except OSError as exc:
-            raise export_error(self.final, exc) from None
-        finally:
-            sink.close()
+        self.out.write(data)
 
     def commit(
         self, *, sha256: str | None = None, created_at: datetime | None = None
     ) -> Artifact | None:
-        """Finish the retention row at the final path, then move the output there; returns the
-        registered artifact (None without retention)."""
+        """Hash the output through its descriptor (ExportError if the partial name no longer
+        holds it: see :meth:`PartialOutput.verify`), finish the retention row at the final path
+        with that hash, then move the output there; returns the registered artifact (None
+        without retention). On an error, call :meth:`discard`."""
+        measured = self.out.digest()
+        if sha256 is not None and sha256 != measured[0]:
+            raise ValidationError(f"{self.partial}: its SHA-256 is not the one given")
         done = None
         if self.retention is not None and self.artifact is not None:
             done = self.retention.complete(
-                self.artifact, self.final, sha256=sha256, created_at=created_at
+                self.artifact, self.final, created_at=created_at, measured=measured
             )
             self.artifact = None
         self.out.commit()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +26,7 @@ import av
 import av.error
 
 from camgate.errors import CameraProtocolError, ValidationError
-from camgate.media.files import PrivateFile, export_error, make_dirs, open_private
+from camgate.media.files import Folder, PrivateFile, export_error, make_dirs, open_private
 from camgate.models import MediaPacket, StreamInfo
 
 __all__ = [
@@ -86,7 +85,8 @@ class _Track:
 
 
 class Muxer:
-    """Mux packets into ``target`` (a path or a writable binary file object) in ``format``.
+    """Mux packets into ``target`` (a path, a :class:`~camgate.media.files.PrivateFile` or a
+    writable binary file object) in ``format``.
 
     ``format`` is one of :data:`FORMATS`. ``audio`` adds an audio track (AAC or G.711) for the
     audio packets; without it they are dropped. ``metadata`` becomes container tags (MP4 writes
@@ -95,16 +95,20 @@ class Muxer:
     packets written.
 
     A path is opened by the muxer itself with camgate's private file mode
-    (:func:`camgate.media.files.file_mode`); a write error (a full disk) raises
-    :class:`~camgate.errors.ExportError` naming the file, from :meth:`write` or :meth:`close`.
+    (:func:`camgate.media.files.file_mode`); a PrivateFile (a partial export's) is written
+    and re-read through its descriptor, never re-opened by name, and closed by :meth:`close`.
+    A write error (a full disk) raises :class:`~camgate.errors.ExportError` naming the file,
+    from :meth:`write` or :meth:`close`.
     """
 
     #: The folder the muxer may create files in (HLS), None for one file.
     directory: Path | None = None
+    _folder: Folder | None = None
+    _own_folder = False
 
     def __init__(
         self,
-        target: str | Path | BinaryIO,
+        target: str | Path | PrivateFile | BinaryIO,
         info: StreamInfo,
         *,
         format: str = "mp4",
@@ -120,6 +124,8 @@ class Muxer:
         self.format = format
         self.info = info
         self.path = Path(target) if isinstance(target, str | Path) else None
+        if isinstance(target, PrivateFile):
+            self.path = target.path
         options: dict[str, str] = {}
         if format == "mp4":
             options["movflags"] = "+faststart+use_metadata_tags"
@@ -127,11 +133,17 @@ class Muxer:
             options["movflags"] = "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags"
         self._files: list[PrivateFile] = []
         dest: Any = target
-        if self.path is not None:
+        if isinstance(target, PrivateFile):
+            self._files.append(target)
+        elif self.path is not None:
             # Opened here, not by FFmpeg: private mode from the first byte, write errors seen.
             dest = open_private(self.path)
             self._files.append(dest)
-        self._setup(dest, _FFMPEG_FORMAT[format], options, audio, metadata)
+        try:
+            self._setup(dest, _FFMPEG_FORMAT[format], options, audio, metadata)
+        except BaseException:
+            self._close_files()
+            raise
 
     def _setup(
         self,
@@ -310,13 +322,14 @@ class Muxer:
         """Every further file FFmpeg opens (HLS segments and playlists, the MP4 re-read for
         fast start) is opened here, so it is private and its write errors are seen."""
         if url == "<none>" and self._files:  # the MP4 muxer re-reading its own output
-            return self._reopen(self._files[0].path)
+            return self._files[0].reader()  # type: ignore[return-value]
         path = Path(url)
-        if self.directory is None or path.parent != self.directory:
+        folder = self._folder
+        if folder is None or path.parent != folder.path:
             raise ValidationError(f"the muxer asked for a file outside its output: {url!r}")
         if not flags & 2:  # AVIO_FLAG_WRITE
-            return self._reopen(path)
-        sink = open_private(path)
+            return folder.reopen(path.name)
+        sink = folder.create(path.name)  # relative to the folder's descriptor
         failed = self._failed()
         if failed is not None:
             sink.error = failed[1]  # the output is doomed: nothing more is written
@@ -325,10 +338,6 @@ class Muxer:
         self._files = [f for f in self._files if f.fd is not None or f.error is not None]
         self._files.append(sink)
         return sink
-
-    def _reopen(self, path: Path) -> PrivateFile:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        return PrivateFile(path, fd)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -359,6 +368,8 @@ class Muxer:
     def _close_files(self) -> None:
         for f in self._files:
             f.close()
+        if self._own_folder and self._folder is not None:
+            self._folder.close()
 
     def close(self) -> None:
         """Finish the output (writes the index / trailer). Idempotent. Raises ExportError when
@@ -468,12 +479,14 @@ class HlsWriter(Muxer):
     segments and older segment files are deleted; without it (the default) every segment is
     kept and :meth:`close` finishes a VOD playlist (``#EXT-X-PLAYLIST-TYPE:VOD`` and
     ``#EXT-X-ENDLIST``). Written with FFmpeg's own HLS muxer, so ffmpeg, VLC and hls.js read it.
-    Writing and closing work as for :class:`Muxer`.
+    Writing and closing work as for :class:`Muxer`. ``directory`` is a path (created if
+    missing) or an open :class:`~camgate.media.files.Folder` (a partial export's): either way
+    every file is created relative to the folder's descriptor, never through a symlink.
     """
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: str | Path | Folder,
         info: StreamInfo,
         *,
         target_duration_s: float = 2.0,
@@ -486,7 +499,12 @@ class HlsWriter(Muxer):
             raise ValidationError(f"target_duration_s={target_duration_s!r}: must be in (0, 3600)")
         if live_window is not None and live_window < 2:
             raise ValidationError(f"live_window={live_window!r}: must be at least 2 segments")
-        self.directory = make_dirs(directory)
+        if isinstance(directory, Folder):
+            self._folder = directory
+        else:
+            self._folder = Folder.open(make_dirs(directory))
+            self._own_folder = True
+        self.directory = self._folder.path
         self.playlist = self.directory / "index.m3u8"
         options = {
             "hls_time": f"{target_duration_s:g}",
@@ -504,4 +522,8 @@ class HlsWriter(Muxer):
         self.info = info
         self.path = self.playlist
         self._files = []
-        self._setup(str(self.playlist), "hls", options, audio, None)
+        try:
+            self._setup(str(self.playlist), "hls", options, audio, None)
+        except BaseException:
+            self._close_files()
+            raise
