@@ -159,9 +159,14 @@ def _c_int(text: bytes) -> int:
         return 0
 
 
-def ffmpeg_replies(data: bytes) -> list[tuple[int, bytes]]:
+def ffmpeg_replies(data: bytes, *, streaming: bool = False) -> list[tuple[int, bytes]]:
     """(status, Location) of each complete reply, as ``ff_rtsp_read_reply`` frames ``data``
-    (skipping interleaved packets, answering requests, reading Content-Length bodies)."""
+    (skipping interleaved packets, answering requests, reading Content-Length bodies).
+
+    During the handshake FFmpeg skips a whole interleaved packet (``ff_rtsp_skip_packet``);
+    once ``streaming``, ``ff_rtsp_tcp_read_packet`` reads it instead and, for one shorter than
+    8 bytes, skips only its 4-byte prefix and reads the payload as RTSP text
+    (``if (len > buf_size || len < 8) goto redo;``), starting a new message."""
     pos, out = 0, []
     while True:
         status, location, length, count, request = 0, b"", 0, 0, False
@@ -177,7 +182,10 @@ def ffmpeg_replies(data: bytes) -> list[tuple[int, bytes]]:
                 if ch == 0x24 and not line:  # "$" first on a line: skip a packet
                     if pos + 3 > len(data):
                         return out
-                    pos += 3 + int.from_bytes(data[pos + 1 : pos + 3], "big")
+                    size = int.from_bytes(data[pos + 1 : pos + 3], "big")
+                    pos += 3 if streaming and size < 8 else 3 + size
+                    if streaming:  # the reply read so far is dropped; a new one starts
+                        status, location, length, count, request = 0, b"", 0, 0, False
                 elif ch != 0x0D and len(line) < 4095:
                     line.append(ch)
             text = bytes(line).split(b"\0")[0]
@@ -236,8 +244,10 @@ def _check(data: bytes, cuts: list[int]) -> None:
     except CameraProtocolError:
         return
     seen = ffmpeg_replies(out)
-    # FFmpeg frames what it receives as the scanner did, reply for reply...
+    # FFmpeg frames what it receives as the scanner did, reply for reply, whether it reads
+    # during the handshake or while streaming...
     assert [s for s, _ in seen] == scanner.statuses
+    assert [s for s, _ in ffmpeg_replies(out, streaming=True)] == scanner.statuses
     # ...and the same as the camera's own bytes: nothing was hidden in a body or a frame.
     assert [s for s, _ in ffmpeg_replies(data)][: len(seen)] == scanner.statuses
     for status, location in seen:
@@ -320,7 +330,11 @@ def messages(draw: st.DrawFn) -> bytes:
         length = draw(st.sampled_from([len(body), len(body) // 2, 0]))
         headers.insert(draw(st.integers(0, len(headers))), name + spelling % length)
     head = eol.join([draw(status_lines), *headers])
-    frame = draw(st.sampled_from([b"", b"$\x00\x00\x04RTSP", b"$\x01\x00\x00", b"\r\n"]))
+    frame = draw(
+        st.sampled_from(
+            [b"", b"$\x00\x00\x08RTSP/1.0", b"$\x00\x00\x04RTSP", b"$\x01\x00\x00", b"\r\n"]
+        )
+    )
     return frame + head + eol + eol + body
 
 
@@ -338,6 +352,12 @@ def messages(draw: st.DrawFn) -> bytes:
 @example([b"RTSP/1.0 200 OK\r\nContent-Length: +%d\r\n\r\n" % len(SMUGGLED) + SMUGGLED], [])
 @example([b"RTSP/1.0 200 OK\r\n$\x00\x00\x02\r\n\r\nCSeq: 1\r\n\r\n" + SMUGGLED], [])
 @example([b"RTSP/1.0 200 OK\r\nX: 1\x00\r\nContent-Length: 0\r\n\r\n" + SMUGGLED], [5])
+# A frame shorter than 8 bytes: streaming FFmpeg reads its payload as text, so "RTSP/1." and
+# the next frame's prefix make a status line, and the "frame" after it a 302 (review F7).
+@example(
+    [b"$\x00\x00\x07RTSP/1.$\x01\x20\x20 302 Found\r\nLocation: " + b"rtsp://10.9.9.9/x\r\n\r\n"],
+    [],
+)
 def test_structured_replies_are_framed_as_ffmpeg_frames_them(
     parts: list[bytes], cuts: list[int]
 ) -> None:
@@ -355,7 +375,8 @@ def test_a_redirect_elsewhere_is_refused_and_its_own_address_rewritten() -> None
 
 
 def test_interleaved_media_passes_unchanged_in_any_chunking() -> None:
-    frames = b"".join(b"$\x00" + len(p).to_bytes(2, "big") + p for p in (b"x" * 1400, b"RTSP"))
+    payloads = (b"x" * 1400, b"RTSP/1.0", b"\x80" * 12)
+    frames = b"".join(b"$\x00" + len(p).to_bytes(2, "big") + p for p in payloads)
     reply = b"RTSP/1.0 200 OK\r\nCSeq: 5\r\nContent-Length: 3\r\n\r\nabc"
     data = frames + reply + frames
     for size in (1, 3, 7, 1500, len(data)):
@@ -375,3 +396,14 @@ def test_udp_transport_is_pinned_to_the_camera() -> None:
     assert transport == [
         b"Transport: RTP/AVP;unicast;client_port=5000-5001;server_port=7000-7001;source=10.0.0.2"
     ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 7])
+def test_an_interleaved_frame_shorter_than_8_bytes_ends_the_connection(size: int) -> None:
+    # Streaming FFmpeg would read its payload as RTSP text, the scanner would skip it (F7).
+    frame = b"$\x00" + size.to_bytes(2, "big") + b"RTSP/1.0"[:size]
+    for chunks in ([frame], [frame[:2], frame[2:]], [frame[:4]]):
+        with pytest.raises(CameraProtocolError, match="interleaved frame"):
+            _scan(chunks)
+    out, _, _ = _scan([b"$\x00\x00\x08RTSP/1.0"])  # 8 bytes: a frame either way
+    assert out == b"$\x00\x00\x08RTSP/1.0"

@@ -9,9 +9,10 @@ option turns that off. So FFmpeg never talks to the camera directly: it is hande
 * passes FFmpeg's requests through unchanged (a digest hash covers the request URI, so it is
   not rewritten),
 * reads every reply on the control connection with :class:`ReplyScanner`, which frames the
-  byte stream exactly as FFmpeg does (or stricter): interleaved ``$`` frames and bodies pass
-  through, a reply that is not RTSP or any ``3xx`` to another address ends both connections
-  before FFmpeg sees it, and :attr:`RtspGuard.problem` says why (no credentials in it),
+  byte stream as FFmpeg does in each of its states, or ends the connection where those could
+  differ (see the class): interleaved ``$`` frames and bodies pass through, a reply that is not
+  RTSP or any ``3xx`` to another address ends both connections before FFmpeg sees it, and
+  :attr:`RtspGuard.problem` says why (no credentials in it),
 * follows a ``3xx`` to the camera's own scheme, host and port (at most
   :data:`MAX_REDIRECTS`) by pointing its ``Location`` back at the guard, so the next hop is
   guarded too,
@@ -34,7 +35,7 @@ from camgate.errors import AdapterError, CameraProtocolError, CameraUnreachable
 
 from camgate_rtsp.urls import redact
 
-__all__ = ["MAX_REDIRECTS", "ReplyScanner", "RtspGuard"]
+__all__ = ["MAX_REDIRECTS", "MIN_FRAME", "ReplyScanner", "RtspGuard"]
 
 #: Longest header line accepted (FFmpeg keeps 4095 bytes of a line and drops the rest).
 MAX_LINE = 4000
@@ -42,6 +43,9 @@ MAX_LINE = 4000
 MAX_HEADER = 64 * 1024
 #: Largest reply body accepted (an SDP is a few KiB).
 MAX_BODY = 1 << 20
+#: Shortest interleaved frame accepted: FFmpeg's streaming reader reads the payload of a shorter
+#: one as RTSP text (the smallest RTCP packet is 8 bytes, an RTP packet 12).
+MIN_FRAME = 8
 #: Redirects followed on the camera's own address before the open fails.
 MAX_REDIRECTS = 3
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
@@ -63,7 +67,15 @@ class ReplyScanner:
     to refuse it. Anything FFmpeg could read differently — a status that is not three digits,
     a first line that is neither a status line nor ``METHOD uri RTSP/x``, a NUL, a ``$`` at the
     start of a header line, a repeated or odd ``Content-Length``, an over-long line, header or
-    body — raises :class:`~camgate.errors.CameraProtocolError` (the connection must then end).
+    body, an interleaved frame shorter than :data:`MIN_FRAME` bytes — raises
+    :class:`~camgate.errors.CameraProtocolError` (the connection must then end).
+
+    FFmpeg frames interleaved data in two ways: while it waits for a reply it skips a whole
+    frame (``ff_rtsp_skip_packet``); while streaming, ``ff_rtsp_tcp_read_packet`` skips only
+    the 4-byte prefix of a frame shorter than 8 bytes and reads its payload as RTSP text
+    (``if (len > buf_size || len < 8) goto redo;``). The scanner cannot know which state FFmpeg
+    is in, and no RTP or RTCP packet is shorter than 8 bytes, so such a frame ends the
+    connection; for every other frame both ways agree with the scanner.
     With ``source``, every ``Transport`` header of a reply says ``source=<source>``.
     """
 
@@ -102,6 +114,10 @@ class ReplyScanner:
                 if end - pos < 4:
                     break
                 skip = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                if skip < MIN_FRAME:
+                    raise CameraProtocolError(
+                        f"an interleaved frame of {skip} bytes (FFmpeg would read it as text)"
+                    )
                 pos += 4
             elif first in b"\r\n":  # FFmpeg drops CR; a lone LF is an empty message
                 pos += 1
