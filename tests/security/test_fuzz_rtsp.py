@@ -4,10 +4,11 @@
   own errors, never the password in one;
 * ``redact``: never raises, never shows a password it was given;
 * the guard's :class:`ReplyScanner`, which reads what a camera sends on the control connection:
-  random bytes and structured replies in random chunks give bytes or CameraProtocolError, never
-  another exception or a hang; and what it lets through is framed the same way by a port of
-  FFmpeg's ``ff_rtsp_read_reply`` — in particular no ``3xx`` reaches FFmpeg unless the guard's
-  policy rewrote its ``Location``.
+  random bytes and structured replies in random chunks give bytes, CameraProtocolError or
+  CameraAuthError (a Basic challenge alone), never another exception or a hang; and what it
+  lets through is framed the same way by a port of FFmpeg's ``ff_rtsp_read_reply``, during the
+  handshake and while streaming — in particular no ``3xx`` reaches FFmpeg unless the guard's
+  policy rewrote its ``Location``, and no Basic challenge reaches it at all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 from camgate.adapters import Credentials
-from camgate.errors import CameraProtocolError, CamgateError
+from camgate.errors import CameraAuthError, CameraProtocolError, CamgateError
 from camgate_rtsp.adapter import RtspSettings, redact, rtsp_url
 from camgate_rtsp.guard import ReplyScanner
 from hypothesis import HealthCheck, example, given, settings
@@ -241,8 +242,13 @@ def _chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 def _check(data: bytes, cuts: list[int]) -> None:
     try:
         out, scanner, policy = _scan(_chunked(data, cuts))
-    except CameraProtocolError:
+    except (CameraProtocolError, CameraAuthError):
         return
+    # No Basic challenge reaches FFmpeg over plain rtsp (review F4), in any message.
+    for line in out.replace(b"\r", b"").split(b"\n"):
+        value = line.partition(b":")[2].lstrip(b" \t")
+        if line[:17].lower() == b"www-authenticate:":
+            assert value[:6].lower() != b"basic ", out
     seen = ffmpeg_replies(out)
     # FFmpeg frames what it receives as the scanner did, reply for reply, whether it reads
     # during the handshake or while streaming...
@@ -302,6 +308,9 @@ header_lines = st.one_of(
             b"$\x00\x00\x06",
             b"\r$\x00\x00\x30",
             b"X-Junk: \x00",
+            b'WWW-Authenticate: Basic realm="x"',
+            b'www-authenticate:basic realm="x"',
+            b'WWW-Authenticate: Digest realm="x", nonce="1"',
         ]
     ),
     st.binary(max_size=30).filter(lambda b: b"\n" not in b),

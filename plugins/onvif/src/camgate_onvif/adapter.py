@@ -187,6 +187,7 @@ class OnvifSettings:
     probe_bytes: int = attrs.field(default=2048, validator=_positive)
     ports: dict[str, dict[str, int]] = attrs.field(factory=dict, converter=_ports)
     allow_basic_over_http: bool = False
+    allow_basic_over_rtsp: bool = False
     max_body_bytes: int = attrs.field(default=VENDOR_BODY_LIMIT, validator=_positive)
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_creds, repr=False, metadata=SECRET
@@ -205,6 +206,7 @@ class OnvifSettings:
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             probe_bytes=self.probe_bytes,
+            allow_basic_over_rtsp=self.allow_basic_over_rtsp,
         )
 
 
@@ -1006,6 +1008,7 @@ class OnvifAdapter(Adapter):
             height=stream.height,
             connect_timeout_s=self.settings.connect_timeout_s,
             read_timeout_s=self.settings.read_timeout_s,
+            allow_basic_over_rtsp=self.settings.allow_basic_over_rtsp,
         )
 
     async def aclose(self) -> None:

@@ -17,7 +17,9 @@ option turns that off. So FFmpeg never talks to the camera directly: it is hande
   :data:`MAX_REDIRECTS`) by pointing its ``Location`` back at the guard, so the next hop is
   guarded too,
 * pins ``source=`` in a UDP ``Transport`` reply to the camera's address, so RTCP and FFmpeg's
-  hole-punching packets go to the camera and nowhere else (RTP itself flows directly).
+  hole-punching packets go to the camera and nowhere else (RTP itself flows directly),
+* keeps FFmpeg from answering an HTTP Basic challenge over plain ``rtsp`` (the password in
+  clear text) unless ``allow_basic_over_rtsp`` says so: see :func:`basic_allowed`.
 """
 
 from __future__ import annotations
@@ -31,11 +33,36 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from camgate.errors import AdapterError, CameraProtocolError, CameraUnreachable
+from camgate.errors import AdapterError, CameraAuthError, CameraProtocolError, CameraUnreachable
 
 from camgate_rtsp.urls import redact
 
-__all__ = ["MAX_REDIRECTS", "MIN_FRAME", "ReplyScanner", "RtspGuard"]
+__all__ = [
+    "BASIC_REFUSED",
+    "MAX_REDIRECTS",
+    "MIN_FRAME",
+    "ReplyScanner",
+    "RtspGuard",
+    "basic_allowed",
+]
+
+#: Why a camera that asks for HTTP Basic over plain ``rtsp`` is refused (after its address):
+#: the one message of the RTSP adapter and the ONVIF replay client.
+BASIC_REFUSED = (
+    "the camera asks for HTTP Basic over plain rtsp, which would send the password in clear "
+    "text; refused (use rtsps, or set allow_basic_over_rtsp)"
+)
+
+
+def basic_allowed(scheme: str, allow_basic_over_rtsp: bool) -> bool:
+    """The one rule for HTTP Basic credentials on RTSP: inside TLS (``rtsps``) always; over
+    plain ``rtsp`` only when the setting ``allow_basic_over_rtsp`` is on.
+
+    Where Basic is not allowed, a Basic challenge beside a digest one is dropped (digest is
+    answered) and a Basic challenge alone is refused with ``CameraAuthError(BASIC_REFUSED)``.
+    """
+    return scheme.lower() == "rtsps" or allow_basic_over_rtsp
+
 
 #: Longest header line accepted (FFmpeg keeps 4095 bytes of a line and drops the rest).
 MAX_LINE = 4000
@@ -55,6 +82,8 @@ _LENGTH = re.compile(rb"[ \t]*([0-9]{1,9})[ \t]*")
 _METHOD = re.compile(rb"[A-Za-z_][A-Za-z0-9_\-]*")
 _BLANKS = re.compile(rb"[ \t]+")
 _HEADER_END = re.compile(rb"\n\r*\n")
+#: A ``WWW-Authenticate`` header line and its scheme (FFmpeg reads one from any message).
+_CHALLENGE = re.compile(rb"(?i)www-authenticate[ \t]*:[ \t]*([^ \t,]*)")
 
 
 class ReplyScanner:
@@ -77,10 +106,21 @@ class ReplyScanner:
     is in, and no RTP or RTCP packet is shorter than 8 bytes, so such a frame ends the
     connection; for every other frame both ways agree with the scanner.
     With ``source``, every ``Transport`` header of a reply says ``source=<source>``.
+
+    Unless ``allow_basic``, no HTTP Basic challenge reaches FFmpeg (which answers one from any
+    message, not only a ``401``, on every later request): one beside a digest challenge is
+    dropped, one alone raises :class:`~camgate.errors.CameraAuthError` (:data:`BASIC_REFUSED`).
     """
 
-    def __init__(self, follow: Callable[[str], str], *, source: str | None = None) -> None:
+    def __init__(
+        self,
+        follow: Callable[[str], str],
+        *,
+        source: str | None = None,
+        allow_basic: bool = False,
+    ) -> None:
         self._follow = follow
+        self._allow_basic = allow_basic
         self._source: bytes | None = None
         if source:
             self.pin_source(source)
@@ -162,11 +202,22 @@ class ReplyScanner:
             if value is None or int(value.group(1)) > MAX_BODY:
                 raise CameraProtocolError("a reply with a bad or too large Content-Length")
             body = int(value.group(1))
+        if not self._allow_basic:
+            lines = self._no_basic(lines)
         if status is not None and 300 <= status < 400:
             lines = self._redirect(lines)
         if status is not None and self._source is not None:
             lines = [self._pin_source(line) for line in lines]
         return b"\r\n".join(lines) + b"\r\n\r\n", body
+
+    @staticmethod
+    def _no_basic(lines: list[bytes]) -> list[bytes]:
+        schemes = [m.group(1).lower() if (m := _CHALLENGE.match(line)) else None for line in lines]
+        if b"basic" not in schemes[1:]:
+            return lines
+        if b"digest" not in schemes[1:]:
+            raise CameraAuthError(BASIC_REFUSED)
+        return [line for i, line in enumerate(lines) if not (i and schemes[i] == b"basic")]
 
     def _redirect(self, lines: list[bytes]) -> list[bytes]:
         locations = [line[9:].strip(b" \t") for line in lines if line[:9].lower() == b"location:"]
@@ -195,7 +246,9 @@ class RtspGuard:
     loop, its listener and every connection, and returns once they are gone. ``url`` is the
     camera's URL (its user and password are not kept); ``where`` is the redacted URL errors
     start with; ``udp`` pins the ``source`` of UDP transports; ``tls`` is the context for an
-    ``rtsps`` camera (default: the system's trust store, hostname checked).
+    ``rtsps`` camera (default: the system's trust store, hostname checked);
+    ``allow_basic_over_rtsp`` lets FFmpeg answer an HTTP Basic challenge over plain ``rtsp``
+    (see :func:`basic_allowed`).
     """
 
     def __init__(
@@ -206,6 +259,7 @@ class RtspGuard:
         connect_timeout_s: float,
         udp: bool = False,
         tls: ssl.SSLContext | None = None,
+        allow_basic_over_rtsp: bool = False,
     ) -> None:
         parts = urlsplit(url)
         self._scheme = parts.scheme
@@ -216,6 +270,7 @@ class RtspGuard:
         self._where = where
         self._timeout = connect_timeout_s
         self._udp = udp
+        self._allow_basic = basic_allowed(parts.scheme, allow_basic_over_rtsp)
         self._tls = (tls or ssl.create_default_context()) if parts.scheme == "rtsps" else None
         self._redirects = 0
         #: Why the guard ended a connection (a refused redirect, a peer that is not RTSP, a
@@ -298,7 +353,8 @@ class RtspGuard:
     async def _dial(self, relay: _Relay) -> None:
         where = self._where
         loop = asyncio.get_running_loop()
-        relay.scanner = ReplyScanner(self._follow)  # the camera may speak before FFmpeg does
+        # The camera may speak before FFmpeg does.
+        relay.scanner = ReplyScanner(self._follow, allow_basic=self._allow_basic)
         try:
             _, camera = await asyncio.wait_for(
                 loop.create_connection(
@@ -387,8 +443,8 @@ class _Relay:
         assert self.scanner is not None
         try:
             data = self.scanner.feed(data)
-        except CameraProtocolError as exc:
-            self.guard._refuse(CameraProtocolError(f"{self.guard._where}: {exc}"))
+        except (CameraProtocolError, CameraAuthError) as exc:
+            self.guard._refuse(type(exc)(f"{self.guard._where}: {exc}"))
             self.end(graceful=False)
             return
         if data:
