@@ -70,8 +70,8 @@ log = logging.getLogger(__name__)
 
 class RedactUrls(logging.Filter):
     """A logging filter that passes every URL argument of a record through
-    :func:`camgate_rtsp.adapter.redact` (no user, password or credential-looking query
-    parameter). Installed on httpx's logger, whose INFO line names each request's URL — a
+    :func:`camgate_rtsp.adapter.redact` (``scheme://host:port/path`` only: no user info,
+    query or parameters). Installed on httpx's logger, whose INFO line names each request's URL — a
     snapshot URI may carry ``user=…&password=…``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
