@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from types import TracebackType
 
+import anyio
+from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
 from camgate_rtsp.testserver import Mount, RtspTestServer, serving
 
 
@@ -162,6 +164,16 @@ class Listener:
 
     def close(self) -> None:
         self._sock.close()
+
+
+async def first_packet(url: str, settings: RtspSettings) -> RtspLiveStream:
+    """Open ``url`` and wait (at most 15 s) for its first packet, which must be a keyframe;
+    the stream stays open (the caller closes it)."""
+    stream = await RtspLiveStream.open(url, settings)
+    with anyio.fail_after(15):
+        packet = await stream.__anext__()
+    assert packet.is_keyframe
+    return stream
 
 
 def gst_server(*mounts: Mount, auth: str = "digest") -> Iterator[RtspTestServer]:

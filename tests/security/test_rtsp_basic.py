@@ -16,7 +16,6 @@ import base64
 from collections.abc import Iterator
 from pathlib import Path
 
-import anyio
 import pytest
 from camgate.adapters import Credentials
 from camgate.errors import CameraAuthError, CameraUnreachable, ValidationError
@@ -26,7 +25,7 @@ from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, rtsp_url
 from camgate_rtsp.guard import ReplyScanner
 from camgate_rtsp.testserver import Mount, RtspTestServer
 
-from ._rtsp import RedirectingCamera, TlsFront, gst_server, self_signed
+from ._rtsp import RedirectingCamera, TlsFront, first_packet, gst_server, self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -54,14 +53,6 @@ def _no_basic(camera: RedirectingCamera) -> None:
     sent = _auth(camera)
     assert not any(a.lower().startswith("basic") for a in sent), sent
     assert BASIC.split()[1] not in repr(camera.requests)
-
-
-async def _open(url: str, settings: RtspSettings) -> RtspLiveStream:
-    stream = await RtspLiveStream.open(url, settings)
-    with anyio.fail_after(15):
-        packet = await stream.__anext__()
-    assert packet.is_keyframe
-    return stream
 
 
 # ------------------------------------------------------------------ the RTSP adapter (guard)
@@ -123,7 +114,7 @@ async def test_basic_over_rtsp_works_when_the_setting_allows_it(
     with pytest.raises(CameraAuthError, match="allow_basic_over_rtsp"):
         await RtspLiveStream.open(url, SETTINGS)
     allow = {"connect_timeout_s": 3.0, "allow_basic_over_rtsp": True}
-    stream = await _open(url, RtspSettings.from_mapping(allow))
+    stream = await first_packet(url, RtspSettings.from_mapping(allow))
     await stream.aclose()
 
 
@@ -133,7 +124,7 @@ async def test_rtsps_may_use_basic_without_the_setting(
     cert, key = self_signed(str(tmp_path))
     with TlsFront((basic_gst.host, basic_gst.port), cert, key) as camera:
         url = rtsp_url(camera.url("/secure"), CREDS)
-        stream = await _open(url, RtspSettings(ca_file=cert, connect_timeout_s=3.0))
+        stream = await first_packet(url, RtspSettings(ca_file=cert, connect_timeout_s=3.0))
         await stream.aclose()
 
 

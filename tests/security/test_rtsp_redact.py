@@ -34,6 +34,7 @@ LEAKY = [
     f"rtsp://cam/live#{SECRET}12",
     f"rtsp://cam/live/pa%73sword%3D{SECRET}13/x",
     f"rtsp://cam/a;p={SECRET}14/b",
+    f"rtsp://;p=x/{SECRET}20",
     f"rtsp://admin:{SECRET}15/x@cam/live",
     f"rtsp://cam/live?p={SECRET}@x/18",
     f"rtsp://cam/a/p={SECRET}/19",

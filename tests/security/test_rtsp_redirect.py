@@ -23,7 +23,14 @@ from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, rtsp_url
 from camgate_rtsp.testserver import Mount, RtspTestServer
 
-from ._rtsp import RedirectingCamera, TlsFront, gst_server, listener, self_signed
+from ._rtsp import (
+    RedirectingCamera,
+    TlsFront,
+    first_packet,
+    gst_server,
+    listener,
+    self_signed,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -54,11 +61,7 @@ def gst() -> Iterator[RtspTestServer]:
 
 
 async def _first_packet(url: str, settings: RtspSettings = SETTINGS) -> RtspLiveStream:
-    stream = await RtspLiveStream.open(url, settings)
-    with anyio.fail_after(15):
-        packet = await stream.__anext__()
-    assert packet.is_keyframe
-    return stream
+    return await first_packet(url, settings)
 
 
 async def test_redirect_to_another_port_is_refused_and_no_credentials_follow() -> None:

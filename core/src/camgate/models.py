@@ -128,8 +128,9 @@ def redact_address(address: str) -> str:
     record or a repr: ``scheme://host:port/path``, and nothing that may be a secret.
 
     Not a list of suspicious names — whatever their names, it drops the user info
-    (``user:password@``), the whole query, every ``;`` parameter and the fragment, shows a
-    host that is not a host name or address as ``***``, and from the first path segment
+    (``user:password@``), the query, the fragment and everything from the first ``;``
+    parameter on (its value may hold an unencoded ``/``), shows a host that is not a host name
+    or address as ``***``, and from the first path segment
     holding ``=`` (also percent-encoded: vendors' ``/user=admin&password=…`` form) shows the
     rest of the path as ``***``. An ``@`` after the host — an unencoded ``/``, ``?`` or ``#``
     in a password, or an ``@`` in a query — leaves no way to tell the password from the host:
@@ -143,15 +144,14 @@ def redact_address(address: str) -> str:
     if "@" in rest[len(authority) :]:
         return head + "***"
     rest = rest[authority.rfind("@") + 1 :]  # user:password@ goes, to its last "@"
-    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    # The query, the fragment and ";" parameters go, up to the end: a value may hold a "/".
+    rest = re.split(r"[?#;]", rest, maxsplit=1)[0]
     if scheme:
         host, slash, rest = rest.partition("/")
-        host = host.split(";", 1)[0]
         head += host if _HOST_PORT.fullmatch(host) else "***"
         rest = slash + rest
     segments: list[str] = []
     for segment in rest.split("/"):
-        segment = segment.split(";", 1)[0]
         if "=" in unquote(unquote(segment)):  # a parameter; the rest may hold its value
             segments.append("***")
             break
