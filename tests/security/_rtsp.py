@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from types import TracebackType
 
+import anyio
+from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
 from camgate_rtsp.testserver import Mount, RtspTestServer, serving
 
 
@@ -34,13 +36,24 @@ class RedirectingCamera:
     ``redirects`` maps a path (``/a``) to a ``Location`` (absolute or relative); a path without
     an entry gets ``404``. With ``realm`` set, DESCRIBE without an ``Authorization`` header gets
     ``401`` with a Basic challenge first (so a client sends its credentials on every request
-    afterwards, which is what carries them to a redirect's target). ``requests`` lists every
+    afterwards, which is what carries them to a redirect's target); ``challenges`` replaces
+    that Basic challenge by these ``WWW-Authenticate`` values, in order, and ``options_challenge``
+    adds one to the (otherwise plain) ``200`` answer to OPTIONS. ``requests`` lists every
     request line with its ``Authorization`` header (or None), in order.
     """
 
-    def __init__(self, redirects: dict[str, str], *, realm: str | None = "cam") -> None:
+    def __init__(
+        self,
+        redirects: dict[str, str],
+        *,
+        realm: str | None = "cam",
+        challenges: tuple[str, ...] | None = None,
+        options_challenge: str | None = None,
+    ) -> None:
         self.redirects = redirects
         self.realm = realm
+        self.challenges = challenges or (f'Basic realm="{realm}"',)
+        self.options_challenge = options_challenge
         self.requests: list[tuple[str, str | None]] = []
         self.connections = 0
         self._loop = asyncio.new_event_loop()
@@ -101,10 +114,14 @@ class RedirectingCamera:
                 path = "/" + uri.split("://", 1)[-1].partition("/")[2].split("?")[0]
                 if method == "OPTIONS":
                     reply = "200 OK\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN"
+                    if self.options_challenge:
+                        reply += f"\r\nWWW-Authenticate: {self.options_challenge}"
                 elif method != "DESCRIBE":
                     reply = "455 Method Not Valid in This State"
                 elif self.realm and "authorization" not in headers:
-                    reply = f'401 Unauthorized\r\nWWW-Authenticate: Basic realm="{self.realm}"'
+                    reply = "401 Unauthorized" + "".join(
+                        f"\r\nWWW-Authenticate: {c}" for c in self.challenges
+                    )
                 elif path in self.redirects:
                     reply = f"302 Moved Temporarily\r\nLocation: {self.redirects[path]}"
                 else:
@@ -147,6 +164,16 @@ class Listener:
 
     def close(self) -> None:
         self._sock.close()
+
+
+async def first_packet(url: str, settings: RtspSettings) -> RtspLiveStream:
+    """Open ``url`` and wait (at most 15 s) for its first packet, which must be a keyframe;
+    the stream stays open (the caller closes it)."""
+    stream = await RtspLiveStream.open(url, settings)
+    with anyio.fail_after(15):
+        packet = await stream.__anext__()
+    assert packet.is_keyframe
+    return stream
 
 
 def gst_server(*mounts: Mount, auth: str = "digest") -> Iterator[RtspTestServer]:

@@ -2,12 +2,14 @@
 
 * camera source URLs and settings (``rtsp_url``, ``RtspSettings.from_mapping``): only camgate's
   own errors, never the password in one;
-* ``redact``: never raises, never shows a password it was given;
+* ``redact``: never raises, never shows a password it was given, nor any query, ``;``
+  parameter, fragment or ``name=value`` path segment whatever its name (review F8);
 * the guard's :class:`ReplyScanner`, which reads what a camera sends on the control connection:
-  random bytes and structured replies in random chunks give bytes or CameraProtocolError, never
-  another exception or a hang; and what it lets through is framed the same way by a port of
-  FFmpeg's ``ff_rtsp_read_reply`` — in particular no ``3xx`` reaches FFmpeg unless the guard's
-  policy rewrote its ``Location``.
+  random bytes and structured replies in random chunks give bytes, CameraProtocolError or
+  CameraAuthError (a Basic challenge alone), never another exception or a hang; and what it
+  lets through is framed the same way by a port of FFmpeg's ``ff_rtsp_read_reply``, during the
+  handshake and while streaming — in particular no ``3xx`` reaches FFmpeg unless the guard's
+  policy rewrote its ``Location``, and no Basic challenge reaches it at all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from urllib.parse import quote
 
 import pytest
 from camgate.adapters import Credentials
-from camgate.errors import CameraProtocolError, CamgateError
+from camgate.errors import CameraAuthError, CameraProtocolError, CamgateError
 from camgate_rtsp.adapter import RtspSettings, redact, rtsp_url
 from camgate_rtsp.guard import ReplyScanner
 from hypothesis import HealthCheck, example, given, settings
@@ -68,6 +70,7 @@ def test_rtsp_url_gives_a_url_or_a_validation_error(
 
 @FAST
 @given(source=st.text(url_chars, max_size=80), password=passwords)
+@example(source="", password="/0000000")  # a ";password=" value holding a "/" (F8)
 def test_a_source_with_credentials_in_it_is_never_shown_with_them(
     source: str, password: str
 ) -> None:
@@ -94,6 +97,34 @@ def test_a_source_with_credentials_in_it_is_never_shown_with_them(
 @given(st.text(max_size=200))
 def test_redact_never_raises(text: str) -> None:
     assert isinstance(redact(text), str)
+
+
+@FAST
+@given(
+    host=st.sampled_from(["10.0.0.2", "cam.example:8554", "[::1]:554", "[::1", ""]),
+    path=st.text(url_chars, max_size=30),
+    name=st.text(url_chars, max_size=8),
+    secret=st.text(url_chars, min_size=6, max_size=20),
+    form=st.sampled_from(["?{n}={s}", ";{n}={s}", "#{s}", "/{n}={s}", "?a=1&{n}={s}", "?{s}"]),
+    userinfo=st.booleans(),
+)
+@example("cam", "/live", "p", "pw-SECRET10", "?u=admin&{n}={s}", False)
+@example("cam", "/live", "pa%73sword", "pw-SECRET11", "?{n}={s}", False)
+@example("cam", "/live", "p", "pw@x/SECRET", "?{n}={s}", False)
+@example("cam", "/live", "p", "x/pw-SECRET", ";{n}={s}", False)
+def test_redact_shows_no_parameter_whatever_its_name(
+    host: str, path: str, name: str, secret: str, form: str, userinfo: bool
+) -> None:
+    """Review F8: no blocklist — a value in the query, a ``;`` parameter, the fragment, a
+    ``name=value`` path segment or the user info is never shown, whatever its name."""
+    path = "/" + path.lstrip("/")
+    url = f"rtsp://{'admin:' + secret + '@' if userinfo else ''}{host}{path}"
+    url += form.format(n=name, s=secret)
+    shown = redact(url)
+    # What is shown is the URL's own scheme, host and path (a secret equal to a piece of them
+    # is not a leak: it was never hidden).
+    visible = f"rtsp://{host}{path}"
+    assert secret not in shown or secret in visible, (url, shown)
 
 
 setting_values = st.one_of(
@@ -159,9 +190,14 @@ def _c_int(text: bytes) -> int:
         return 0
 
 
-def ffmpeg_replies(data: bytes) -> list[tuple[int, bytes]]:
+def ffmpeg_replies(data: bytes, *, streaming: bool = False) -> list[tuple[int, bytes]]:
     """(status, Location) of each complete reply, as ``ff_rtsp_read_reply`` frames ``data``
-    (skipping interleaved packets, answering requests, reading Content-Length bodies)."""
+    (skipping interleaved packets, answering requests, reading Content-Length bodies).
+
+    During the handshake FFmpeg skips a whole interleaved packet (``ff_rtsp_skip_packet``);
+    once ``streaming``, ``ff_rtsp_tcp_read_packet`` reads it instead and, for one shorter than
+    8 bytes, skips only its 4-byte prefix and reads the payload as RTSP text
+    (``if (len > buf_size || len < 8) goto redo;``), starting a new message."""
     pos, out = 0, []
     while True:
         status, location, length, count, request = 0, b"", 0, 0, False
@@ -177,7 +213,10 @@ def ffmpeg_replies(data: bytes) -> list[tuple[int, bytes]]:
                 if ch == 0x24 and not line:  # "$" first on a line: skip a packet
                     if pos + 3 > len(data):
                         return out
-                    pos += 3 + int.from_bytes(data[pos + 1 : pos + 3], "big")
+                    size = int.from_bytes(data[pos + 1 : pos + 3], "big")
+                    pos += 3 if streaming and size < 8 else 3 + size
+                    if streaming:  # the reply read so far is dropped; a new one starts
+                        status, location, length, count, request = 0, b"", 0, 0, False
                 elif ch != 0x0D and len(line) < 4095:
                     line.append(ch)
             text = bytes(line).split(b"\0")[0]
@@ -233,11 +272,18 @@ def _chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 def _check(data: bytes, cuts: list[int]) -> None:
     try:
         out, scanner, policy = _scan(_chunked(data, cuts))
-    except CameraProtocolError:
+    except (CameraProtocolError, CameraAuthError):
         return
+    # No Basic challenge reaches FFmpeg over plain rtsp (review F4), in any message.
+    for line in out.replace(b"\r", b"").split(b"\n"):
+        value = line.partition(b":")[2].lstrip(b" \t")
+        if line[:17].lower() == b"www-authenticate:":
+            assert value[:6].lower() != b"basic ", out
     seen = ffmpeg_replies(out)
-    # FFmpeg frames what it receives as the scanner did, reply for reply...
+    # FFmpeg frames what it receives as the scanner did, reply for reply, whether it reads
+    # during the handshake or while streaming...
     assert [s for s, _ in seen] == scanner.statuses
+    assert [s for s, _ in ffmpeg_replies(out, streaming=True)] == scanner.statuses
     # ...and the same as the camera's own bytes: nothing was hidden in a body or a frame.
     assert [s for s, _ in ffmpeg_replies(data)][: len(seen)] == scanner.statuses
     for status, location in seen:
@@ -292,6 +338,9 @@ header_lines = st.one_of(
             b"$\x00\x00\x06",
             b"\r$\x00\x00\x30",
             b"X-Junk: \x00",
+            b'WWW-Authenticate: Basic realm="x"',
+            b'www-authenticate:basic realm="x"',
+            b'WWW-Authenticate: Digest realm="x", nonce="1"',
         ]
     ),
     st.binary(max_size=30).filter(lambda b: b"\n" not in b),
@@ -320,7 +369,11 @@ def messages(draw: st.DrawFn) -> bytes:
         length = draw(st.sampled_from([len(body), len(body) // 2, 0]))
         headers.insert(draw(st.integers(0, len(headers))), name + spelling % length)
     head = eol.join([draw(status_lines), *headers])
-    frame = draw(st.sampled_from([b"", b"$\x00\x00\x04RTSP", b"$\x01\x00\x00", b"\r\n"]))
+    frame = draw(
+        st.sampled_from(
+            [b"", b"$\x00\x00\x08RTSP/1.0", b"$\x00\x00\x04RTSP", b"$\x01\x00\x00", b"\r\n"]
+        )
+    )
     return frame + head + eol + eol + body
 
 
@@ -338,6 +391,12 @@ def messages(draw: st.DrawFn) -> bytes:
 @example([b"RTSP/1.0 200 OK\r\nContent-Length: +%d\r\n\r\n" % len(SMUGGLED) + SMUGGLED], [])
 @example([b"RTSP/1.0 200 OK\r\n$\x00\x00\x02\r\n\r\nCSeq: 1\r\n\r\n" + SMUGGLED], [])
 @example([b"RTSP/1.0 200 OK\r\nX: 1\x00\r\nContent-Length: 0\r\n\r\n" + SMUGGLED], [5])
+# A frame shorter than 8 bytes: streaming FFmpeg reads its payload as text, so "RTSP/1." and
+# the next frame's prefix make a status line, and the "frame" after it a 302 (review F7).
+@example(
+    [b"$\x00\x00\x07RTSP/1.$\x01\x20\x20 302 Found\r\nLocation: " + b"rtsp://10.9.9.9/x\r\n\r\n"],
+    [],
+)
 def test_structured_replies_are_framed_as_ffmpeg_frames_them(
     parts: list[bytes], cuts: list[int]
 ) -> None:
@@ -355,7 +414,8 @@ def test_a_redirect_elsewhere_is_refused_and_its_own_address_rewritten() -> None
 
 
 def test_interleaved_media_passes_unchanged_in_any_chunking() -> None:
-    frames = b"".join(b"$\x00" + len(p).to_bytes(2, "big") + p for p in (b"x" * 1400, b"RTSP"))
+    payloads = (b"x" * 1400, b"RTSP/1.0", b"\x80" * 12)
+    frames = b"".join(b"$\x00" + len(p).to_bytes(2, "big") + p for p in payloads)
     reply = b"RTSP/1.0 200 OK\r\nCSeq: 5\r\nContent-Length: 3\r\n\r\nabc"
     data = frames + reply + frames
     for size in (1, 3, 7, 1500, len(data)):
@@ -375,3 +435,14 @@ def test_udp_transport_is_pinned_to_the_camera() -> None:
     assert transport == [
         b"Transport: RTP/AVP;unicast;client_port=5000-5001;server_port=7000-7001;source=10.0.0.2"
     ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 7])
+def test_an_interleaved_frame_shorter_than_8_bytes_ends_the_connection(size: int) -> None:
+    # Streaming FFmpeg would read its payload as RTSP text, the scanner would skip it (F7).
+    frame = b"$\x00" + size.to_bytes(2, "big") + b"RTSP/1.0"[:size]
+    for chunks in ([frame], [frame[:2], frame[2:]], [frame[:4]]):
+        with pytest.raises(CameraProtocolError, match="interleaved frame"):
+            _scan(chunks)
+    out, _, _ = _scan([b"$\x00\x00\x08RTSP/1.0"])  # 8 bytes: a frame either way
+    assert out == b"$\x00\x00\x08RTSP/1.0"

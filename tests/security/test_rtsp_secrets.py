@@ -1,7 +1,7 @@
 """Issue #12 item 16 (RTSP part): no camera password in an error, a repr or any log record.
 
-``redact`` (used by the RTSP and ONVIF adapters for every message built from a URL) removes the
-user and password and the values of credential-looking parameters; every log record emitted
+``redact`` (used by the RTSP and ONVIF adapters for every message built from a URL) keeps only
+``scheme://host:port/path`` (see test_rtsp_redact.py); every log record emitted
 while the adapter opens a stream — camgate's, asyncio's and FFmpeg's own, forwarded by PyAV at
 its most verbose level — is searched for the password in each form it can travel in.
 """
@@ -28,6 +28,9 @@ pytestmark = pytest.mark.anyio
 USER = "officer"
 PASSWORD = "Zq7-secret_pw"
 SETTINGS = RtspSettings(connect_timeout_s=3.0, read_timeout_s=3.0)
+#: For the peers that ask for Basic over plain rtsp (refused by default since review F4): the
+#: logs must hold no password even when Basic is allowed and the password travels.
+BASIC = RtspSettings(connect_timeout_s=3.0, read_timeout_s=3.0, allow_basic_over_rtsp=True)
 
 
 def forms(user: str = USER, password: str = PASSWORD) -> list[str]:
@@ -57,12 +60,16 @@ def test_redact_leaves_no_credential(url: str) -> None:
     clean = redact(url)
     for form in forms():
         assert form not in clean, clean
-    assert "10.0.0.2" in clean or "::1" in clean
+    # The host stays, but for an unencoded "/" in the password: an "@" after the host is
+    # ambiguous (review F8), and then nothing past the scheme is shown.
+    assert "10.0.0.2" in clean or "::1" in clean or clean == "rtsp://***"
 
 
-def test_redact_keeps_what_is_not_a_secret() -> None:
+def test_redact_keeps_what_identifies_the_camera() -> None:
+    # Since review F8 the whole query goes (a parameter's name cannot tell a secret apart):
+    # scheme, host, port and path stay.
     url = "rtsp://u:p@cam.example:8554/Streaming/Channels/101?channel=1&subtype=0"
-    assert redact(url) == "rtsp://cam.example:8554/Streaming/Channels/101?channel=1&subtype=0"
+    assert redact(url) == "rtsp://cam.example:8554/Streaming/Channels/101"
 
 
 def test_settings_and_stream_reprs_carry_no_password() -> None:
@@ -128,7 +135,7 @@ async def test_no_log_record_of_an_open_with_basic_credentials_carries_them(
     basic_server: RtspTestServer, every_log_record: _Everything
 ) -> None:
     url = rtsp_url(basic_server.url("/secure"), Credentials(USER, PASSWORD))
-    stream = await RtspLiveStream.open(url, SETTINGS)
+    stream = await RtspLiveStream.open(url, BASIC)
     with anyio.fail_after(15):
         await stream.__anext__()
     await stream.aclose()
@@ -142,7 +149,7 @@ async def test_no_log_record_of_a_refused_open_carries_the_password(
 ) -> None:
     url = rtsp_url(basic_server.url("/secure"), Credentials(USER, PASSWORD + "x"))
     with pytest.raises(CameraAuthError) as info:
-        await RtspLiveStream.open(url, SETTINGS)
+        await RtspLiveStream.open(url, BASIC)
     _assert_clean(every_log_record, info.value)
     assert info.value.__context__ is None and info.value.__cause__ is None
 
@@ -155,7 +162,7 @@ async def test_no_log_record_of_a_refused_redirect_carries_the_password(
         with RedirectingCamera({"/cam": target}) as cam:
             url = rtsp_url(cam.url("/cam"), Credentials(USER, PASSWORD))
             with pytest.raises(CameraProtocolError) as info:
-                await RtspLiveStream.open(url, SETTINGS)
+                await RtspLiveStream.open(url, BASIC)
         assert other.received() == []
     _assert_clean(every_log_record, info.value)
     assert isinstance(info.value, AdapterError)

@@ -63,6 +63,7 @@ __all__ = [
     "new_id",
     "normalise",
     "purpose_names",
+    "redact_address",
     "stored_ids",
 ]
 
@@ -114,6 +115,52 @@ def carries_credentials(address: str) -> bool:
         if any(_credential_name(m.group(1)) for m in _PARAM.finditer(text)):
             return True
     return False
+
+
+#: ``scheme://`` at the start of an address.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+#: What a host and port may be shown as: a name, an IPv4 or (bracketed) IPv6 address, a port.
+_HOST_PORT = re.compile(r"[A-Za-z0-9.\-_~%:\[\]]*")
+
+
+def redact_address(address: str) -> str:
+    """How ``address`` (a camera's URL or vendor address) may be shown in a message, a log
+    record or a repr: ``scheme://host:port/path``, and nothing that may be a secret.
+
+    Not a list of suspicious names — whatever their names, it drops the user info
+    (``user:password@``), the query, the fragment and everything from the first ``;``
+    parameter on (its value may hold an unencoded ``/``), shows a host that is not a host name
+    or address as ``***``, and from the first path segment
+    holding ``=`` (also percent-encoded: vendors' ``/user=admin&password=…`` form) shows the
+    rest of the path as ``***``. An ``@`` after the host — an unencoded ``/``, ``?`` or ``#``
+    in a password, or an ``@`` in a query — leaves no way to tell the password from the host:
+    then only ``scheme://***`` is shown. An address without ``scheme://`` is read as a path
+    (a ``user@`` before its first ``/`` dropped likewise). Never raises.
+    """
+    scheme = _SCHEME.match(address)
+    head = scheme.group(0) if scheme else ""
+    rest = address[len(head) :]
+    authority = re.split(r"[/?#;]", rest, maxsplit=1)[0]
+    if "@" in rest[len(authority) :]:
+        return head + "***"
+    rest = rest[authority.rfind("@") + 1 :]  # user:password@ goes, to its last "@"
+    # The query, the fragment and ";" parameters go, up to the end: a value may hold a "/".
+    rest = re.split(r"[?#;]", rest, maxsplit=1)[0]
+    if scheme:
+        host, slash, rest = rest.partition("/")
+        head += host if _HOST_PORT.fullmatch(host) else "***"
+        rest = slash + rest
+    segments: list[str] = []
+    for segment in rest.split("/"):
+        if "=" in unquote(unquote(segment)):  # a parameter; the rest may hold its value
+            segments.append("***")
+            break
+        segments.append(segment)
+    return head + "/".join(segments)
+
+
+def _shown_source(source: str) -> str:
+    return repr(redact_address(source))
 
 
 def new_id(prefix: str) -> str:
@@ -395,13 +442,16 @@ class Camera:
     """One camera, as the gate knows it.
 
     ``source`` is the vendor address (an RTSP URL, a device id) *without* credentials: those stay
-    on the owner's side of the trust boundary, in the edge's settings. ``heading_deg``,
+    on the owner's side of the trust boundary, in the edge's settings. A source whose
+    parameters are named like credentials (``password=``, ``token=``, ``user:pw@``…) is refused;
+    one the check cannot recognise (``?p=…``) is accepted, and so the repr shows the source
+    only as :func:`redact_address` does (no query, parameters or user info). ``heading_deg``,
     ``fov_deg`` and ``range_m`` describe the field of view when known.
     """
 
     id: str = attrs.field(validator=_id)
     adapter: str = attrs.field(validator=_non_empty)
-    source: str = attrs.field(validator=_non_empty)
+    source: str = attrs.field(validator=_non_empty, repr=_shown_source)
     owner_id: str = attrs.field(validator=_id)
     position: GeoPoint
     camera_class: CameraClass = attrs.field(default=CameraClass.PRIVATE, converter=CameraClass)

@@ -91,13 +91,15 @@ async def test_digest_credentials_from_settings_work(rtsp_server: RtspTestServer
 
 
 async def test_basic_credentials_work_too() -> None:
+    # Basic over plain rtsp sends the password in clear text: only with the setting (F4).
     from camgate_rtsp.testserver import Mount
 
     with RtspTestServer([Mount("/b", username="viewer", password=SECRET)], auth="basic") as srv:
         cam = _camera(srv.url("/b"), "b")
-        good = RtspAdapter.from_settings(
-            {"credentials": {"b": {"username": "viewer", "password": SECRET}}}
-        )
+        creds = {"credentials": {"b": {"username": "viewer", "password": SECRET}}}
+        with pytest.raises(CameraAuthError, match="allow_basic_over_rtsp"):
+            await RtspAdapter.from_settings(creds).open_live(cam, _grant("b"))
+        good = RtspAdapter.from_settings(creds | {"allow_basic_over_rtsp": True})
         stream = await good.open_live(cam, _grant("b"))
         try:
             assert (await stream.__aiter__().__anext__()).is_keyframe
@@ -105,6 +107,7 @@ async def test_basic_credentials_work_too() -> None:
             await stream.aclose()
         bad = RtspAdapter.from_settings(
             {"credentials": {"b": {"username": "viewer", "password": "x"}}}
+            | {"allow_basic_over_rtsp": True}
         )
         with pytest.raises(CameraAuthError, match="refused the credentials"):
             await bad.open_live(cam, _grant("b"))

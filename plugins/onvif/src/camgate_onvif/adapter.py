@@ -70,8 +70,8 @@ log = logging.getLogger(__name__)
 
 class RedactUrls(logging.Filter):
     """A logging filter that passes every URL argument of a record through
-    :func:`camgate_rtsp.adapter.redact` (no user, password or credential-looking query
-    parameter). Installed on httpx's logger, whose INFO line names each request's URL — a
+    :func:`camgate_rtsp.adapter.redact` (``scheme://host:port/path`` only: no user info,
+    query or parameters). Installed on httpx's logger, whose INFO line names each request's URL — a
     snapshot URI may carry ``user=…&password=…``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -187,6 +187,7 @@ class OnvifSettings:
     probe_bytes: int = attrs.field(default=2048, validator=_positive)
     ports: dict[str, dict[str, int]] = attrs.field(factory=dict, converter=_ports)
     allow_basic_over_http: bool = False
+    allow_basic_over_rtsp: bool = False
     max_body_bytes: int = attrs.field(default=VENDOR_BODY_LIMIT, validator=_positive)
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_creds, repr=False, metadata=SECRET
@@ -205,6 +206,7 @@ class OnvifSettings:
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             probe_bytes=self.probe_bytes,
+            allow_basic_over_rtsp=self.allow_basic_over_rtsp,
         )
 
 
@@ -1006,6 +1008,7 @@ class OnvifAdapter(Adapter):
             height=stream.height,
             connect_timeout_s=self.settings.connect_timeout_s,
             read_timeout_s=self.settings.read_timeout_s,
+            allow_basic_over_rtsp=self.settings.allow_basic_over_rtsp,
         )
 
     async def aclose(self) -> None:

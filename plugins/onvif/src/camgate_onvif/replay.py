@@ -48,6 +48,7 @@ from camgate.errors import (
     NoVideoError,
 )
 from camgate.models import MediaPacket, StreamInfo
+from camgate_rtsp.guard import BASIC_REFUSED, basic_allowed
 
 __all__ = [
     "AccessUnit",
@@ -334,8 +335,10 @@ class ReplayStream:
         width: int,
         height: int,
         read_timeout_s: float,
+        allow_basic_over_rtsp: bool = False,
     ) -> None:
         self._host, self._port, self._url = replay_address(url)
+        self._allow_basic = basic_allowed("rtsp", allow_basic_over_rtsp)
         self._where = urlunsplit(("rtsp", f"{self._host}:{self._port}", urlsplit(url).path, "", ""))
         self._request_url = url
         self._creds = credentials
@@ -452,7 +455,11 @@ class ReplayStream:
             key, sep, value = line.decode("latin-1").partition(":")
             if not sep:
                 raise CameraProtocolError(f"{self._where}: a malformed RTSP header line")
-            headers[key.strip().lower()] = value.strip()
+            key = key.strip().lower()
+            if key == "www-authenticate" and key in headers:  # every challenge offered
+                headers[key] += "\n" + value.strip()
+            else:
+                headers[key] = value.strip()
         try:
             length = int(headers.get("content-length", "0") or 0)
         except ValueError:
@@ -510,16 +517,28 @@ class ReplayStream:
         return value + f', response="{response}", algorithm=MD5'
 
     def _accept_challenge(self, header: str | None) -> bool:
+        """Choose what to answer among the challenges offered (one per line of ``header``):
+        digest (MD5) first; Basic only where :func:`~camgate_rtsp.guard.basic_allowed` says
+        (over plain rtsp, with ``allow_basic_over_rtsp``), else CameraAuthError."""
         if not header or self._creds is None:
             return False
-        scheme, fields = parse_challenge(header)
-        if scheme == "digest" and fields.get("algorithm", "MD5").upper() != "MD5":
-            raise CameraAuthError(
-                f"{self._where}: the device wants digest {fields['algorithm']!r} (MD5 only)"
-            )
-        if scheme not in ("digest", "basic"):
+        offered = [parse_challenge(line) for line in header.split("\n")]
+        digest = [c for c in offered if c[0] == "digest"]
+        if digest:
+            md5 = [c for c in digest if c[1].get("algorithm", "MD5").upper() == "MD5"]
+            if not md5:
+                raise CameraAuthError(
+                    f"{self._where}: the device wants digest "
+                    f"{digest[0][1].get('algorithm')!r} (MD5 only)"
+                )
+            self._challenge = md5[0]
+            return True
+        basic = [c for c in offered if c[0] == "basic"]
+        if not basic:
             return False
-        self._challenge = (scheme, fields)
+        if not self._allow_basic:
+            raise CameraAuthError(f"{self._where}: {BASIC_REFUSED}")
+        self._challenge = basic[0]
         return True
 
     def _compose(self, method: str, uri: str, headers: dict[str, str] | None = None) -> bytes:
@@ -625,13 +644,17 @@ class ReplayStream:
         height: int = 0,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 5.0,
+        allow_basic_over_rtsp: bool = False,
     ) -> ReplayStream:
         """Connect, DESCRIBE, SETUP and PLAY; raise a camgate AdapterError on any failure.
 
         With ``start`` and ``end`` (aware datetimes, host clock) PLAY carries
         ``Range: clock=<start>-<end>`` on the device's clock (``clock_offset`` = device minus
         host) and the stream is cut to that window. ``require=None`` drops the
-        ``Require: onvif-replay`` header (plain RTSP, for a live stream).
+        ``Require: onvif-replay`` header (plain RTSP, for a live stream). A device that asks
+        only for HTTP Basic is refused (CameraAuthError naming ``allow_basic_over_rtsp``)
+        unless ``allow_basic_over_rtsp``: replay is plain rtsp, Basic would send the password
+        in clear text.
         """
         self = cls(
             url,
@@ -643,6 +666,7 @@ class ReplayStream:
             width=width,
             height=height,
             read_timeout_s=read_timeout_s,
+            allow_basic_over_rtsp=allow_basic_over_rtsp,
         )
         error: AdapterError | None = None
         try:

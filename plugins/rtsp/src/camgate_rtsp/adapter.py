@@ -7,10 +7,13 @@ Packets are relayed as they come (no re-encoding), from the first keyframe on. S
 ``connect_timeout_s``   how long to wait for the camera to answer and describe its streams (5)
 ``read_timeout_s``      how long a stalled stream may stay silent before it is an error (5)
 ``fast_start``          small probe, no analysis delay (True); False uses FFmpeg's defaults
-``credentials``         ``{camera id or source URL: Credentials}``; basic or digest, whichever
-                        the camera asks for. Never logged, never in an error or repr.
+``credentials``         ``{camera id or source URL: Credentials}``; digest, or basic where
+                        allowed (see below). Never logged, never in an error or repr.
 ``ca_file``             PEM file of the certificate authorities an ``rtsps`` camera's
                         certificate must chain to (default: the system's trust store)
+``allow_basic_over_rtsp`` answer an HTTP Basic challenge over plain ``rtsp`` (False: the
+                        password would travel in clear text; a camera that asks only for
+                        Basic is a CameraAuthError). ``rtsps`` may always use Basic.
 
 FFmpeg reaches the camera only through :class:`~camgate_rtsp.guard.RtspGuard`, which refuses
 any redirect that leaves the camera's configured host and port (CameraProtocolError naming the
@@ -129,6 +132,7 @@ class RtspSettings:
         factory=dict, converter=_creds, repr=False, metadata=SECRET
     )
     ca_file: str | None = attrs.field(default=None, validator=_optional_file)
+    allow_basic_over_rtsp: bool = attrs.field(default=False, validator=_flag)
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> RtspSettings:
@@ -346,6 +350,7 @@ class RtspLiveStream:
                 connect_timeout_s=s.connect_timeout_s,
                 udp=s.transport == "udp",
                 tls=tls,
+                allow_basic_over_rtsp=s.allow_basic_over_rtsp,
             )
         except (OSError, ssl.SSLError) as exc:  # an unreadable ca_file; no port for the guard
             why = exc.strerror or type(exc).__name__

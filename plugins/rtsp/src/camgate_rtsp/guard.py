@@ -9,14 +9,17 @@ option turns that off. So FFmpeg never talks to the camera directly: it is hande
 * passes FFmpeg's requests through unchanged (a digest hash covers the request URI, so it is
   not rewritten),
 * reads every reply on the control connection with :class:`ReplyScanner`, which frames the
-  byte stream exactly as FFmpeg does (or stricter): interleaved ``$`` frames and bodies pass
-  through, a reply that is not RTSP or any ``3xx`` to another address ends both connections
-  before FFmpeg sees it, and :attr:`RtspGuard.problem` says why (no credentials in it),
+  byte stream as FFmpeg does in each of its states, or ends the connection where those could
+  differ (see the class): interleaved ``$`` frames and bodies pass through, a reply that is not
+  RTSP or any ``3xx`` to another address ends both connections before FFmpeg sees it, and
+  :attr:`RtspGuard.problem` says why (no credentials in it),
 * follows a ``3xx`` to the camera's own scheme, host and port (at most
   :data:`MAX_REDIRECTS`) by pointing its ``Location`` back at the guard, so the next hop is
   guarded too,
 * pins ``source=`` in a UDP ``Transport`` reply to the camera's address, so RTCP and FFmpeg's
-  hole-punching packets go to the camera and nowhere else (RTP itself flows directly).
+  hole-punching packets go to the camera and nowhere else (RTP itself flows directly),
+* keeps FFmpeg from answering an HTTP Basic challenge over plain ``rtsp`` (the password in
+  clear text) unless ``allow_basic_over_rtsp`` says so: see :func:`basic_allowed`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,36 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from camgate.errors import AdapterError, CameraProtocolError, CameraUnreachable
+from camgate.errors import AdapterError, CameraAuthError, CameraProtocolError, CameraUnreachable
 
 from camgate_rtsp.urls import redact
 
-__all__ = ["MAX_REDIRECTS", "ReplyScanner", "RtspGuard"]
+__all__ = [
+    "BASIC_REFUSED",
+    "MAX_REDIRECTS",
+    "MIN_FRAME",
+    "ReplyScanner",
+    "RtspGuard",
+    "basic_allowed",
+]
+
+#: Why a camera that asks for HTTP Basic over plain ``rtsp`` is refused (after its address):
+#: the one message of the RTSP adapter and the ONVIF replay client.
+BASIC_REFUSED = (
+    "the camera asks for HTTP Basic over plain rtsp, which would send the password in clear "
+    "text; refused (use rtsps, or set allow_basic_over_rtsp)"
+)
+
+
+def basic_allowed(scheme: str, allow_basic_over_rtsp: bool) -> bool:
+    """The one rule for HTTP Basic credentials on RTSP: inside TLS (``rtsps``) always; over
+    plain ``rtsp`` only when the setting ``allow_basic_over_rtsp`` is on.
+
+    Where Basic is not allowed, a Basic challenge beside a digest one is dropped (digest is
+    answered) and a Basic challenge alone is refused with ``CameraAuthError(BASIC_REFUSED)``.
+    """
+    return scheme.lower() == "rtsps" or allow_basic_over_rtsp
+
 
 #: Longest header line accepted (FFmpeg keeps 4095 bytes of a line and drops the rest).
 MAX_LINE = 4000
@@ -42,6 +70,9 @@ MAX_LINE = 4000
 MAX_HEADER = 64 * 1024
 #: Largest reply body accepted (an SDP is a few KiB).
 MAX_BODY = 1 << 20
+#: Shortest interleaved frame accepted: FFmpeg's streaming reader reads the payload of a shorter
+#: one as RTSP text (the smallest RTCP packet is 8 bytes, an RTP packet 12).
+MIN_FRAME = 8
 #: Redirects followed on the camera's own address before the open fails.
 MAX_REDIRECTS = 3
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
@@ -51,6 +82,8 @@ _LENGTH = re.compile(rb"[ \t]*([0-9]{1,9})[ \t]*")
 _METHOD = re.compile(rb"[A-Za-z_][A-Za-z0-9_\-]*")
 _BLANKS = re.compile(rb"[ \t]+")
 _HEADER_END = re.compile(rb"\n\r*\n")
+#: A ``WWW-Authenticate`` header line and its scheme (FFmpeg reads one from any message).
+_CHALLENGE = re.compile(rb"(?i)www-authenticate[ \t]*:[ \t]*([^ \t,]*)")
 
 
 class ReplyScanner:
@@ -63,12 +96,31 @@ class ReplyScanner:
     to refuse it. Anything FFmpeg could read differently — a status that is not three digits,
     a first line that is neither a status line nor ``METHOD uri RTSP/x``, a NUL, a ``$`` at the
     start of a header line, a repeated or odd ``Content-Length``, an over-long line, header or
-    body — raises :class:`~camgate.errors.CameraProtocolError` (the connection must then end).
+    body, an interleaved frame shorter than :data:`MIN_FRAME` bytes — raises
+    :class:`~camgate.errors.CameraProtocolError` (the connection must then end).
+
+    FFmpeg frames interleaved data in two ways: while it waits for a reply it skips a whole
+    frame (``ff_rtsp_skip_packet``); while streaming, ``ff_rtsp_tcp_read_packet`` skips only
+    the 4-byte prefix of a frame shorter than 8 bytes and reads its payload as RTSP text
+    (``if (len > buf_size || len < 8) goto redo;``). The scanner cannot know which state FFmpeg
+    is in, and no RTP or RTCP packet is shorter than 8 bytes, so such a frame ends the
+    connection; for every other frame both ways agree with the scanner.
     With ``source``, every ``Transport`` header of a reply says ``source=<source>``.
+
+    Unless ``allow_basic``, no HTTP Basic challenge reaches FFmpeg (which answers one from any
+    message, not only a ``401``, on every later request): one beside a digest challenge is
+    dropped, one alone raises :class:`~camgate.errors.CameraAuthError` (:data:`BASIC_REFUSED`).
     """
 
-    def __init__(self, follow: Callable[[str], str], *, source: str | None = None) -> None:
+    def __init__(
+        self,
+        follow: Callable[[str], str],
+        *,
+        source: str | None = None,
+        allow_basic: bool = False,
+    ) -> None:
         self._follow = follow
+        self._allow_basic = allow_basic
         self._source: bytes | None = None
         if source:
             self.pin_source(source)
@@ -102,6 +154,10 @@ class ReplyScanner:
                 if end - pos < 4:
                     break
                 skip = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                if skip < MIN_FRAME:
+                    raise CameraProtocolError(
+                        f"an interleaved frame of {skip} bytes (FFmpeg would read it as text)"
+                    )
                 pos += 4
             elif first in b"\r\n":  # FFmpeg drops CR; a lone LF is an empty message
                 pos += 1
@@ -146,11 +202,22 @@ class ReplyScanner:
             if value is None or int(value.group(1)) > MAX_BODY:
                 raise CameraProtocolError("a reply with a bad or too large Content-Length")
             body = int(value.group(1))
+        if not self._allow_basic:
+            lines = self._no_basic(lines)
         if status is not None and 300 <= status < 400:
             lines = self._redirect(lines)
         if status is not None and self._source is not None:
             lines = [self._pin_source(line) for line in lines]
         return b"\r\n".join(lines) + b"\r\n\r\n", body
+
+    @staticmethod
+    def _no_basic(lines: list[bytes]) -> list[bytes]:
+        schemes = [m.group(1).lower() if (m := _CHALLENGE.match(line)) else None for line in lines]
+        if b"basic" not in schemes[1:]:
+            return lines
+        if b"digest" not in schemes[1:]:
+            raise CameraAuthError(BASIC_REFUSED)
+        return [line for i, line in enumerate(lines) if not (i and schemes[i] == b"basic")]
 
     def _redirect(self, lines: list[bytes]) -> list[bytes]:
         locations = [line[9:].strip(b" \t") for line in lines if line[:9].lower() == b"location:"]
@@ -179,7 +246,9 @@ class RtspGuard:
     loop, its listener and every connection, and returns once they are gone. ``url`` is the
     camera's URL (its user and password are not kept); ``where`` is the redacted URL errors
     start with; ``udp`` pins the ``source`` of UDP transports; ``tls`` is the context for an
-    ``rtsps`` camera (default: the system's trust store, hostname checked).
+    ``rtsps`` camera (default: the system's trust store, hostname checked);
+    ``allow_basic_over_rtsp`` lets FFmpeg answer an HTTP Basic challenge over plain ``rtsp``
+    (see :func:`basic_allowed`).
     """
 
     def __init__(
@@ -190,6 +259,7 @@ class RtspGuard:
         connect_timeout_s: float,
         udp: bool = False,
         tls: ssl.SSLContext | None = None,
+        allow_basic_over_rtsp: bool = False,
     ) -> None:
         parts = urlsplit(url)
         self._scheme = parts.scheme
@@ -200,6 +270,7 @@ class RtspGuard:
         self._where = where
         self._timeout = connect_timeout_s
         self._udp = udp
+        self._allow_basic = basic_allowed(parts.scheme, allow_basic_over_rtsp)
         self._tls = (tls or ssl.create_default_context()) if parts.scheme == "rtsps" else None
         self._redirects = 0
         #: Why the guard ended a connection (a refused redirect, a peer that is not RTSP, a
@@ -282,7 +353,8 @@ class RtspGuard:
     async def _dial(self, relay: _Relay) -> None:
         where = self._where
         loop = asyncio.get_running_loop()
-        relay.scanner = ReplyScanner(self._follow)  # the camera may speak before FFmpeg does
+        # The camera may speak before FFmpeg does.
+        relay.scanner = ReplyScanner(self._follow, allow_basic=self._allow_basic)
         try:
             _, camera = await asyncio.wait_for(
                 loop.create_connection(
@@ -371,8 +443,8 @@ class _Relay:
         assert self.scanner is not None
         try:
             data = self.scanner.feed(data)
-        except CameraProtocolError as exc:
-            self.guard._refuse(CameraProtocolError(f"{self.guard._where}: {exc}"))
+        except (CameraProtocolError, CameraAuthError) as exc:
+            self.guard._refuse(type(exc)(f"{self.guard._where}: {exc}"))
             self.end(graceful=False)
             return
         if data:
