@@ -446,3 +446,23 @@ def test_an_interleaved_frame_shorter_than_8_bytes_ends_the_connection(size: int
             _scan(chunks)
     out, _, _ = _scan([b"$\x00\x00\x08RTSP/1.0"])  # 8 bytes: a frame either way
     assert out == b"$\x00\x00\x08RTSP/1.0"
+
+
+_SDP = b"v=0\r\ns=cam\r\nm=audio 0 RTP/AVP 97\r\na=control:trackID=1\r\n"
+_DESCRIBE = (
+    b"RTSP/1.0 200 OK\r\nCSeq: 3\r\nContent-Type: application/sdp\r\n"
+    b"Content-Length: " + str(len(_SDP)).encode() + b"\r\n\r\n" + _SDP
+)
+
+
+@FAST
+@given(st.lists(st.integers(min_value=1, max_value=len(_DESCRIBE)), max_size=12))
+def test_the_sdp_media_are_read_whatever_the_chunking(cuts: list[int]) -> None:
+    """The scanner notes an SDP's media types (how the adapter tells an audio-only camera's
+    "no video" from other failures) however the reply is split, and passes the bytes on as
+    they came."""
+    scanner = ReplyScanner(lambda location: location)
+    bounds = [0, *sorted(set(cuts)), len(_DESCRIBE)]
+    out = b"".join(scanner.feed(_DESCRIBE[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
+    assert out == _DESCRIBE
+    assert scanner.sdp_media == frozenset({"audio"})

@@ -364,6 +364,10 @@ class RtspLiveStream:
             )
         except (av.error.FFmpegError, OSError) as exc:
             error = self._guard.problem or _map_error(exc, self._where, s.connect_timeout_s)
+            media = self._guard.sdp_media
+            if error is not None and media is not None and "video" not in media:
+                # Asked for video only, FFmpeg set up nothing and the PLAY failed: say why.
+                error = NoVideoError(f"{self._where}: the stream has no video track")
             # FFmpeg reports a peer that never answers as invalid data too; the clock tells.
             waited = time.monotonic() - started
             slow = waited >= 0.9 * s.connect_timeout_s and self._guard.problem is None

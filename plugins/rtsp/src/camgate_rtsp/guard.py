@@ -126,8 +126,26 @@ class ReplyScanner:
             self.pin_source(source)
         self._buf = bytearray()
         self._skip = 0
+        self._sdp = bytearray()
+        self._sdp_left = 0  # bytes of an SDP body still to read (the body follows its header)
         #: The status code of every reply seen, in order.
         self.statuses: list[int] = []
+        #: The media types (``video``, ``audio``, …) of the last SDP a reply carried; None
+        #: until one has. The adapter tells "no video" from other failures by it.
+        self.sdp_media: frozenset[str] | None = None
+
+    def _take_sdp(self, data: bytes) -> None:
+        """Keep the bytes of an SDP body as they pass; once whole, note its media types."""
+        piece = data[: self._sdp_left]
+        self._sdp += piece
+        self._sdp_left -= len(piece)
+        if not self._sdp_left:
+            self.sdp_media = frozenset(
+                line[2:].split(b" ", 1)[0].decode("ascii", "replace")
+                for line in bytes(self._sdp).replace(b"\r", b"").split(b"\n")
+                if line.startswith(b"m=")
+            )
+            self._sdp = bytearray()
 
     def pin_source(self, source: str) -> None:
         """From now on, every ``Transport`` header of a reply says ``source=<source>``."""
@@ -137,6 +155,8 @@ class ReplyScanner:
         """The bytes of ``data`` (and earlier held-back bytes) that may go to FFmpeg now."""
         if not self._buf and self._skip >= len(data):  # the middle of a frame: pass it on
             self._skip -= len(data)
+            if self._sdp_left:
+                self._take_sdp(data)
             return data
         buf = bytes(self._buf) + data if self._buf else data
         pieces: list[bytes] = []
@@ -146,6 +166,8 @@ class ReplyScanner:
         while pos < end:
             if skip:
                 step = min(skip, end - pos)
+                if self._sdp_left:
+                    self._take_sdp(buf[pos : pos + step])
                 pos += step
                 skip -= step
                 continue
@@ -202,6 +224,15 @@ class ReplyScanner:
             if value is None or int(value.group(1)) > MAX_BODY:
                 raise CameraProtocolError("a reply with a bad or too large Content-Length")
             body = int(value.group(1))
+        if (
+            status is not None
+            and body
+            and any(
+                line[:13].lower() == b"content-type:" and b"application/sdp" in line.lower()
+                for line in lines[1:]
+            )
+        ):
+            self._sdp, self._sdp_left = bytearray(), body
         if not self._allow_basic:
             lines = self._no_basic(lines)
         if status is not None and 300 <= status < 400:
@@ -276,6 +307,8 @@ class RtspGuard:
         #: Why the guard ended a connection (a refused redirect, a peer that is not RTSP, a
         #: camera it could not reach); None while nothing went wrong. The first reason stays.
         self.problem: AdapterError | None = None
+        #: The media types of the last SDP the camera sent (None until it has sent one).
+        self.sdp_media: frozenset[str] | None = None
         self._listener = socket.create_server(("127.0.0.1", 0))
         #: The loopback port FFmpeg connects to.
         self.port: int = self._listener.getsockname()[1]
@@ -447,6 +480,8 @@ class _Relay:
             self.guard._refuse(type(exc)(f"{self.guard._where}: {exc}"))
             self.end(graceful=False)
             return
+        if self.scanner.sdp_media is not None:
+            self.guard.sdp_media = self.scanner.sdp_media
         if data:
             self.ffmpeg.write(data)
 
