@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from typing import Any
@@ -463,6 +464,6 @@ def test_the_sdp_media_are_read_whatever_the_chunking(cuts: list[int]) -> None:
     they came."""
     scanner = ReplyScanner(lambda location: location)
     bounds = [0, *sorted(set(cuts)), len(_DESCRIBE)]
-    out = b"".join(scanner.feed(_DESCRIBE[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
+    out = b"".join(scanner.feed(_DESCRIBE[a:b]) for a, b in itertools.pairwise(bounds))
     assert out == _DESCRIBE
     assert scanner.sdp_media == frozenset({"audio"})
