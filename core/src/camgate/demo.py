@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from camgate.audit.seal import seal_path
 from camgate.errors import AccessDenied
 from camgate.gate import Gate
 from camgate.media.files import write_private
@@ -35,9 +36,11 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
     Returns the summary that is also written to ``out/summary.json``.
     """
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("camgate.db", "camgate.db-wal", "camgate.db-shm", "camgate.key"):
-        (out / stale).unlink(missing_ok=True)
-    gate = Gate.open(out / "camgate.db")
+    db = out / "camgate.db"
+    seal = seal_path(db)  # an earlier demo's log, its key and seal all go: a fresh start
+    for stale in (db, *out.glob("camgate.db-*"), out / "camgate.key", seal, Path(f"{seal}.lock")):
+        stale.unlink(missing_ok=True)
+    gate = Gate.open(db)
     files: list[str] = []
     granted: list[str] = []
     denied: dict[str, list[str]] = {}
