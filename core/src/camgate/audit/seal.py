@@ -108,14 +108,14 @@ def read_witnesses(text: str, *, source: str = "witness") -> list[Checkpoint]:
     when the text is not JSON (or JSON Lines) or holds no checkpoint at all.
     """
     try:
-        docs = [json.loads(text)]
-    except ValueError:
         try:
+            docs = [json.loads(text)]
+        except ValueError:
             docs = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError as exc:
-            raise ValidationError(
-                f"{source}: not JSON or JSON Lines (a notice, checkpoint or export): {exc}"
-            ) from None
+    except ValueError as exc:
+        raise ValidationError(
+            f"{source}: not JSON or JSON Lines (a notice, checkpoint or export): {exc}"
+        ) from None
     except RecursionError:
         raise ValidationError(f"{source}: JSON nested too deeply") from None
     found: list[Checkpoint] = []
