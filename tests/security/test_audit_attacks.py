@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -511,3 +512,207 @@ def test_records_appended_to_an_export_after_its_last_checkpoint_are_not_counted
     run_cli("report", "--period", "2026", "--out", str(out), "--export", str(path), "--key", key)
     report = json.loads((out / "report.json").read_text())
     assert report["log"]["records"] == 12, report["log"]
+
+
+# ---------------------------------------------------------------------- F2: the seal rolled back
+
+
+def _gate(db: Path, dsn: str | None) -> Any:
+    """A gate on ``db`` (the hub's key beside it), with an adapter that only declares itself."""
+    from camgate import Gate
+    from camgate.audit import hub_signer
+    from camgate.gate import builtin_plugins
+    from camgate.plugins import PluginHost
+    from camgate.testing import DeclaringAdapters
+
+    store = Store(db)
+    host = PluginHost(
+        builtins=builtin_plugins(store) | {"adapters": DeclaringAdapters()}, entry_points=False
+    )
+    return Gate(store=store, host=host, signer=hub_signer(db), audit_dsn=dsn)
+
+
+def _session(db: Path, dsn: str | None, i: int) -> dict[str, Any] | None:
+    """One process's work, as /work/wt/review-notes/seal_rollback.py does it; the second
+    session also enrols a camera and revokes it, and returns the owner's revocation notice."""
+    import anyio
+    from camgate import ConsentTerms, GeoPoint, Owner, Waiver
+    from camgate.testing import camera_north_of
+
+    g = _gate(db, dsn)
+    notice = None
+    try:
+        if i == 0:
+            g.publish_waiver(Waiver("w1", "I agree."))
+        g.add_owner(Owner(f"o{i}", f"Owner {i}"))
+        centre = GeoPoint(32.3, -90.18)
+        g.report_incident("burglary", centre, 300.0)
+        if i == 1:
+            g.add_camera(camera_north_of("c1", "o1", centre, 40.0))
+            waiver = g.store.get_waiver("w1")
+            terms = ConsentTerms(scopes=["live"])
+            g.enrol("o1", ["c1"], waiver_version="w1", waiver_sha256=waiver.sha256, terms=terms)
+            anyio.run(g.revoke, "o1")
+            notice = g.store.notices("o1")[-1]
+    finally:
+        anyio.run(g.aclose)
+    return notice
+
+
+def _roll_the_seal_back(db: Path, dsn: str | None, seal: Path) -> tuple[int, str]:
+    """The attack of seal_rollback.py: put the log's oldest signed checkpoint (from its own
+    table, no key needed) in the seal file and cut the log back to it. Returns its seq and
+    its ``at``."""
+    from camgate.audit.chain import Checkpoint
+
+    if dsn is not None:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "select seq, payload, signature from audit_checkpoints order by seq"
+            ).fetchone()
+    else:
+        conn3 = sqlite3.connect(db)
+        row = conn3.execute(
+            "select seq, payload, signature from audit_checkpoints order by seq"
+        ).fetchone()
+        conn3.close()
+    assert row is not None
+    seq, payload, sig = row
+    old = Checkpoint(json.loads(payload), sig)
+    seal.write_text(json.dumps(old.to_json(), sort_keys=True))
+    execute(
+        db,
+        dsn,
+        f"delete from audit where seq > {seq}; delete from audit_checkpoints where seq > {seq}; "
+        f"delete from audit_owner_records where seq > {seq};",
+    )
+    return int(seq), str(old.payload["at"])
+
+
+def test_a_rolled_back_seal_is_not_ok_and_an_owners_notice_proves_the_cut(
+    tmp_path: Path, store_dsn: str | None
+) -> None:
+    """F2: someone who can write the store's directory rolls the seal back to an older signed
+    checkpoint and cuts the log to it. Verification with no outside witness no longer says
+    OK: it says what it proved (consistent up to that checkpoint) and that it cannot rule a
+    cut-back out; the owner's notice, which carries a later checkpoint, makes it TRUNCATED."""
+    db = tmp_path / "g.db"
+    assert _session(db, store_dsn, 0) is None
+    notice = _session(db, store_dsn, 1)
+    assert notice is not None and notice["event"] == "revoked"
+    witness = notice["witness"]
+    assert witness is not None and witness["type"] == "checkpoint"
+    revoked = [
+        r.seq for r in AuditLog(Store(db), dsn=store_dsn, read_only=True).records("consent.revoked")
+    ]
+    assert witness["payload"]["seq"] >= revoked[-1]  # the notice's own record is covered
+    saved = tmp_path / "notice.json"  # what the owner keeps, away from the hub's machine
+    saved.write_text(json.dumps(notice))
+    before = cli(db, store_dsn, "audit", "verify", "--witness", str(saved))
+    assert before.returncode == 0 and before.stdout.startswith("audit log verified"), before
+
+    reader = AuditLog(Store(db), dsn=store_dsn, read_only=True)
+    assert reader.seal_path is not None
+    seq, at = _roll_the_seal_back(db, store_dsn, reader.seal_path)
+    assert seq < witness["payload"]["seq"]
+
+    done = cli(db, store_dsn, "audit", "verify")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not done.stdout.startswith("audit log verified"), done.stdout
+    assert done.stdout.startswith("audit log consistent"), done.stdout
+    assert f"up to the checkpoint signed at {at} (seq {seq})" in done.stdout, done.stdout
+    assert "cannot rule out" in done.stdout and "cut back" in done.stdout, done.stdout
+    as_json = json.loads(cli(db, store_dsn, "audit", "verify", "--json").stdout)
+    assert as_json["status"] == "consistent" and as_json["witnessed_seq"] is None, as_json
+    assert (as_json["signed_seq"], as_json["signed_at"]) == (seq, at)
+
+    for given in (str(saved), json.dumps(notice), json.dumps(witness)):
+        done = cli(db, store_dsn, "audit", "verify", "--witness", given)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"TRUNCATED at record {seq + 1}" in done.stdout, done.stdout
+    result = reader.verify(known=_witness_checkpoints(notice))
+    assert (result.ok, result.status) == (False, "truncated")
+
+
+def _witness_checkpoints(doc: Any) -> list[Any]:
+    from camgate.audit.seal import read_witnesses
+
+    return read_witnesses(json.dumps(doc))
+
+
+def test_a_witness_not_signed_by_the_hub_is_refused_and_another_logs_is_a_replacement(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "a.db"
+    log = make_log(db, None)
+    witness = log.checkpoints()[-1].to_json()
+    log.close()
+    forged = json.loads(json.dumps(witness))
+    forged["payload"]["seq"] = 10_000  # claims a longer log: its signature no longer holds
+    done = cli(db, None, "audit", "verify", "--witness", json.dumps(forged))
+    assert done.returncode == 1 and "not signed by the key" in done.stderr, done.stderr
+    for junk in ("{}", "not json", "[1, 2]", str(tmp_path / "missing.json")):
+        done = cli(db, None, "audit", "verify", "--witness", junk)
+        assert done.returncode == 1 and done.stderr.startswith("camgate: "), done.stderr
+    # The same hub (same key) started another log in its place: the owner's witness names
+    # the old log, so the new log is a replacement, never "verified".
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    log.seal_path.unlink()  # type: ignore[union-attr]
+    make_log(db, None, n=60).close()
+    done = cli(db, None, "audit", "verify", "--witness", json.dumps(witness))
+    assert done.returncode == 1 and "TRUNCATED" in done.stdout and "replaced" in done.stdout
+
+
+def test_records_a_killed_process_left_unsealed_are_sealed_by_the_next_writable_open(
+    tmp_path: Path, store_dsn: str | None
+) -> None:
+    """A process SIGKILLed after appending (no close, no timer) leaves records no checkpoint
+    covers. The next process that opens the log for writing — here a Gate that appends
+    nothing — signs them at once; a missing seal is not papered over the same way."""
+    import anyio
+    from camgate import Gate
+
+    db = tmp_path / "g.db"
+    make_log(db, store_dsn, n=10).close()
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys\n"
+            "from camgate.audit import AuditLog\n"
+            "from camgate.store import Store\n"
+            "log = AuditLog(Store(sys.argv[1]), dsn=sys.argv[2] or None,\n"
+            "               checkpoint_every=10**6, checkpoint_interval_s=3600)\n"
+            "for i in range(3):\n"
+            "    log.append('event', {'n': i, 'owner': 'alice'})\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n",
+            str(db),
+            store_dsn or "",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    reader = AuditLog(Store(db), dsn=store_dsn, read_only=True)
+    result = reader.verify()
+    assert (result.records, result.unsealed) == (13, 3), result
+    assert reader.seal_path is not None
+    kept = reader.seal_path.read_bytes()
+
+    gate = Gate.open(db, entry_points=False, audit_dsn=store_dsn)
+    try:
+        assert gate.audit.checkpoints()[-1].seq == 13  # signed at open, before any append
+    finally:
+        anyio.run(gate.aclose)
+    result = reader.verify()
+    assert (result.ok, result.unsealed, result.signed_seq) == (True, 0, 13), result
+    assert json.loads(reader.seal_path.read_text())["payload"]["seq"] == 13
+
+    # Without its seal, an open leaves the verdict for the auditor to see.
+    reader.seal_path.write_bytes(kept)
+    execute(db, store_dsn, "DELETE FROM audit_checkpoints WHERE seq = 13;")
+    reader.seal_path.unlink()
+    anyio.run(Gate.open(db, entry_points=False, audit_dsn=store_dsn).aclose)
+    assert reader.verify().status == "unpinned"

@@ -95,9 +95,11 @@ class World:
         return listed
 
     def copy(self, tmp: Path) -> World:
-        """The same gate in another folder (its database files copied): set up once."""
+        """The same gate in another folder (its database files, key and audit seal copied):
+        set up once. A copy without ``g.seal`` is a gate whose seal was deleted, which every
+        read-only audit command rightly reports ``unpinned``."""
         folder = Path(self.db[1]).parent
-        for part in [*folder.glob("g.db*"), folder / "g.key"]:
+        for part in [*folder.glob("g.db*"), folder / "g.key", folder / "g.seal"]:
             shutil.copy2(part, tmp / part.name)
         twin = copy.copy(self)
         twin.db = ["--db", str(tmp / "g.db")]

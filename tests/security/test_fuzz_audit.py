@@ -186,3 +186,78 @@ def test_mutated_exports_through_the_cli_are_errors_not_tracebacks(
             name,
             done.stderr,
         )
+
+
+# ---------------------------------------------------------------------- witnesses (F2)
+
+
+@pytest.fixture(scope="module")
+def witnessed(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditLog, list[str]]:
+    """A read-only log and what an owner could hold of it: its export's checkpoint lines."""
+    path = tmp_path_factory.mktemp("witness") / "a.db"
+    log = AuditLog(Store(path), checkpoint_every=4)
+    for i in range(10):
+        log.append("event", {"n": i, "owner": "alice"})
+    lines = list(log.export_jsonl())
+    log.close()
+    return AuditLog(Store(path, read_only=True), read_only=True), lines
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mutated_witness_is_a_camgate_error_or_a_true_verdict(
+    witnessed: tuple[AuditLog, list[str]], data: st.DataObject
+) -> None:
+    """Whatever an owner's notice or printout holds (mutated lines, wrapped as a notice, a
+    webhook body or a bare list), ``read_witnesses`` and verification against it give a
+    camgate error or a verdict; ``verified`` only when every witness is the hub's own."""
+    from camgate.audit.seal import read_witnesses
+
+    log, lines = witnessed
+    own = {json.dumps(json.loads(x), sort_keys=True) for x in lines if '"checkpoint"' in x}
+    bad = data.draw(mutated([x for x in lines if '"checkpoint"' in x]))
+    items = []
+    for line in bad:
+        try:
+            items.append(json.loads(line))
+        except ValueError:
+            items.append(line)
+    wrap = data.draw(st.sampled_from(["lines", "notice", "webhook", "list"]))
+    text = {
+        "lines": "\n".join(bad),
+        "notice": json.dumps({"id": "ntc-1", "witness": items[0] if items else None}),
+        "webhook": json.dumps({"notices": [{"witness": w} for w in items]}),
+        "list": json.dumps(items),
+    }[wrap]
+    try:
+        found = read_witnesses(text)
+        result = log.verify(known=found, workers=1)
+    except CamgateError:
+        return
+    if result.status == "verified":
+        assert all(json.dumps(c.to_json(), sort_keys=True) in own for c in found)
+    else:
+        assert result.status in {"broken", "truncated", "key", "consistent"}, result
+
+
+def test_witnesses_that_are_not_json_are_errors_not_tracebacks(
+    witnessed: tuple[AuditLog, list[str]], tmp_path: Path
+) -> None:
+    """What ``verify --witness`` may be given by mistake: each is one camgate error line."""
+    path = tmp_path / "w.json"
+    cases = {
+        "not utf-8": b"\xff\xfe{}",
+        "nested": ("[" * 100_000 + "]" * 100_000).encode(),
+        "nested lines": ("x\n" + "[" * 100_000).encode(),
+        "seq as text": b'{"payload": {"seq": "3"}, "signature": "00"}',
+        "empty": b"",
+    }
+    db = witnessed[0].key_path.with_suffix(".db")  # type: ignore[union-attr]
+    for name, content in cases.items():
+        path.write_bytes(content)
+        done = run_cli("--db", str(db), "audit", "verify", "--witness", str(path), check=False)
+        assert done.returncode == 1, (name, done.stdout)
+        assert "Traceback" not in done.stderr and done.stderr.startswith("camgate: "), (
+            name,
+            done.stderr,
+        )

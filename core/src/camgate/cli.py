@@ -631,7 +631,7 @@ def _status_line(result: Any) -> str:
         "unpinned": "UNPINNED (its seal is missing)",
         "key": "signed with ANOTHER KEY",
     }.get(result.status, result.status.upper())
-    return f"{word}{where}: {result.problem}"
+    return f"audit log {word}{where}: {result.problem}"
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -662,21 +662,43 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             f"owner {found.owner}: slice does NOT verify: {found.problem}",
         )
     known: list[Checkpoint] = []
-    if args.against:
-        for line in Path(args.against).read_text().splitlines():
-            item = json.loads(line) if line.strip() else {}
-            if item.get("type") == "checkpoint":
-                known.append(Checkpoint.from_json(item))
+    for source in ([args.against] if args.against else []) + (args.witness or []):
+        known += _witnesses(source)
     with _closing(_reader(args, store=False)) as gate:
         result = gate.audit.verify(public_key=_audit_key(args, gate), known=known)
-    return _verdict(
-        args,
-        result.ok,
-        result.to_json(),
-        f"audit log verified: {result.records} records, {result.checkpoints} signed "
-        f"checkpoints, head {result.head[:16]} ({result.unsealed} records after the last "
-        "checkpoint)",
-        f"audit log {_status_line(result)}",
+    return _verdict(args, result.ok, result.to_json(), _passed_line(result), _status_line(result))
+
+
+def _witnesses(source: str) -> list[Any]:
+    """The checkpoints in a --witness/--against value: JSON given inline, or a file's path."""
+    from camgate.audit.seal import read_witnesses
+
+    if source.lstrip().startswith(("{", "[")):
+        return read_witnesses(source, source="--witness (inline JSON)")
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"--witness {source}: cannot read it ({exc})") from None
+    return read_witnesses(text, source=source)
+
+
+def _passed_line(result: Any) -> str:
+    """What a passing verification proved: ``verified`` against outside witnesses, or only
+    ``consistent`` up to the log's own latest checkpoint (never a bare OK)."""
+    counts = (
+        f"{result.records} records and {result.checkpoints} signed checkpoints verified, up to "
+        f"the checkpoint signed at {result.signed_at or '(none)'} (seq {result.signed_seq}), "
+        f"{result.unsealed} records after it, head {result.head[:16]}"
+    )
+    if result.status == "verified":
+        return (
+            f"audit log verified: {counts}; not cut back below the witnessed checkpoint of "
+            f"record {result.witnessed_seq}"
+        )
+    return (
+        f"audit log consistent: {counts}; no outside witness was given, so this cannot rule "
+        "out that the log and its seal were cut back together to an older checkpoint "
+        "(give --witness NOTICE, or --against an earlier export)"
     )
 
 
@@ -1188,6 +1210,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="the hub's Ed25519 public key, hex (default: this store's)")
     p.add_argument(
         "--against", metavar="EXPORT", help="checkpoints seen before (an earlier export)"
+    )
+    p.add_argument(
+        "--witness",
+        metavar="FILE|JSON",
+        action="append",
+        help="a checkpoint kept outside the store's directory: an owner's notice, a "
+        "checkpoint or an export, as a file or inline JSON (repeatable)",
     )
     p.add_argument("--slice", metavar="FILE", help="verify an owner's slice file instead")
     p = add(audit, "export", cmd_audit_export, "print the log and checkpoints as JSON Lines")

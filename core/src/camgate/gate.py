@@ -805,6 +805,7 @@ class Gate:
         return decision, consent
 
     def _notify(self, notice: OwnerNotice) -> bool:
+        notice = attrs.evolve(notice, witness=self.audit.witness())  # proof kept by the owner
         accepted = self.host.notify_owner(notice)
         self.audit.append(
             "owner.notified" if accepted else "owner.notify_failed",

@@ -29,6 +29,12 @@ class OwnerNotice:
     ``event`` is ``ask`` (an ask-first request waits for the owner's yes or no until
     ``deadline``; answer it by ``request_id``), ``granted``, ``refused`` or ``revoked``;
     ``reasons`` the refusal reasons in words; ``purpose`` what the footage is for.
+
+    ``witness`` is the audit log's latest signed checkpoint when the notice was sent
+    (``{"type": "checkpoint", "payload": {seq, head, at, log, key, ...}, "signature"}``),
+    covering every record up to this notice's decision: kept by the owner, outside the hub's
+    machine, it proves how long the log was (``camgate audit verify --witness NOTICE`` reports
+    a log cut back below it as truncated; docs/audit.md). None when the log has no key.
     """
 
     id: str
@@ -47,6 +53,8 @@ class OwnerNotice:
     deadline: datetime | None = None
     #: The officer's free-text note on the request (what they look for).
     note: str = ""
+    #: The audit log's latest signed checkpoint as exported (the gate adds it when sending).
+    witness: dict[str, Any] | None = attrs.field(default=None, hash=False, repr=False)
 
     def summary(self) -> str:
         """One paragraph an owner reads: what, why, for how long, and what happened."""

@@ -20,6 +20,7 @@ checkpoint policy shared (:mod:`camgate.audit.base`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -95,6 +96,8 @@ class AuditBackend(Protocol):
     def close(self) -> None:
         """Release the connection."""
 
+
+_log = logging.getLogger(__name__)
 
 AUDIT_DSN_ENV = "CAMGATE_AUDIT_DSN"
 """Environment variable naming a PostgreSQL database for the audit log (unset: SQLite)."""
@@ -237,10 +240,21 @@ class AuditLog:
                 if self.seal_path is None:
                     self.seal_path = seal_path(store.path)
                 backend = SQLiteAuditBackend(store.path, seal=self.seal_path, **options)
+            if not read_only:
+                self._seal_leftovers(backend)
         self.backend: AuditBackend = backend
         if owner_of is None and store is not None:
             owner_of = self._registry_owner
         self._owner_of = owner_of
+
+    @staticmethod
+    def _seal_leftovers(backend: Any) -> None:
+        """Sign what a dead process left unsealed (see ChainingBackend.seal_leftovers); a failure
+        is logged, not raised: the records are durable, only their signature waits."""
+        try:
+            backend.seal_leftovers()
+        except Exception as exc:
+            _log.warning("audit log: could not sign the records left unsealed: %s", exc)
 
     def _registry_owner(self, camera_id: str) -> str | None:
         assert self._store is not None
@@ -323,6 +337,31 @@ class AuditLog:
         """Sign the current chain head now (None when there is nothing new or no key)."""
         return self.backend.checkpoint()
 
+    def witness(self) -> dict[str, Any] | None:
+        """A checkpoint to hand to someone outside the store's directory (an owner's notice).
+
+        Signs the current head first when records are unsealed, so the checkpoint covers every
+        record written so far (the one a notice is about included), then returns the log's
+        latest checkpoint as exported (``{"type": "checkpoint", "payload", "signature"}``;
+        the payload names ``seq``, ``head``, ``at``, ``log`` and ``key``). Whoever keeps it can
+        later prove the log was not cut back below it: ``camgate audit verify --witness``.
+        None when the log has no checkpoint (no key) or cannot be read; a failure to sign is
+        logged and the latest stored checkpoint is returned instead: a notice is never lost
+        over its witness.
+        """
+        try:
+            self.backend.checkpoint()
+        except Exception as exc:
+            _log.warning("audit log: could not sign a checkpoint for a witness: %s", exc)
+        latest = getattr(self.backend, "latest_checkpoint", None)
+        try:
+            cps = [latest()] if latest is not None else self.backend.checkpoints()[-1:]
+            cp = cps[0] if cps else None
+        except Exception as exc:
+            _log.warning("audit log: could not read the latest checkpoint: %s", exc)
+            return None
+        return None if cp is None else cp.to_json()
+
     def close(self) -> None:
         """Release the log's connection."""
         self.backend.close()
@@ -348,8 +387,12 @@ class AuditLog:
         """Check the chain, every owner sub-chain and every checkpoint; name the first bad record.
 
         Checkpoint signatures are checked against ``public_key`` (default: this log's key).
-        ``known`` are checkpoints kept elsewhere (an earlier export): a log cut back below one
-        of them, or rewritten under it, fails.
+        ``known`` are witnesses: checkpoints kept outside the store's directory (an owner's
+        notice, an earlier export). Each must carry a valid signature (else ValidationError);
+        a log cut back below one of them is ``truncated``, one rewritten under it ``broken``.
+        With at least one witness a passing log is ``verified``; without, ``consistent``: the
+        seal beside the store can be rolled back by whoever can write that directory (see
+        :class:`VerifyResult`).
 
         A large log is checked in ranges by ``workers`` processes (default: one per CPU, at most
         8; one per ``records_per_worker`` records) and the ranges merged
@@ -365,7 +408,8 @@ class AuditLog:
         key = public_key if public_key is not None else self.public_key
         cps = self.backend.checkpoints()
         seal = read_seal(self.seal_path) if self.seal_path is not None else None
-        if key is None and (cps or seal is not None):
+        known = list(known)
+        if key is None and (cps or seal is not None or known):
             where = self.key_path if self.key_path is not None else "the hub's key"
             raise ConfigError(
                 f"signing key missing: {where} does not exist, so the checkpoints cannot be "

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import attrs
 
 from camgate.audit.chain import GENESIS, AuditRecord, Checkpoint, leaf_hash, merkle_root, preimage
-from camgate.audit.seal import write_seal
+from camgate.audit.seal import read_seal, write_seal
 from camgate.codec import canonical
 from camgate.errors import AuditError, CamgateError
 
@@ -242,7 +242,47 @@ class ChainingBackend(ABC):
             found.append(Checkpoint(payload, str(s)))
         return found
 
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The log's latest stored checkpoint (None when it has none)."""
+        rows = self._read(
+            "SELECT payload, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1", ()
+        )
+        if not rows:
+            return None
+        payload, signature = rows[0]
+        try:
+            return Checkpoint.from_json({"payload": json.loads(payload), "signature": signature})
+        except (ValueError, TypeError):
+            return None  # a tampered row: verification names it
+
     # ------------------------------------------------------------------ writing
+
+    def seal_leftovers(self) -> Checkpoint | None:
+        """On a writable open: sign the records a dead process left after the latest checkpoint,
+        and bring a seal file that lags the log's latest checkpoint up to it (a process killed
+        between a checkpoint's commit and its seal). Returns the checkpoint now sealed, if any.
+
+        Sealing only moves forward, and only this hub's key signs. Nothing is done when the
+        seal file is missing, unreadable or another log's while the log has records: that is the
+        ``unpinned`` (or ``truncated``) verdict's evidence, not for an open to paper over (the
+        next regular checkpoint writes a new seal, as before).
+        """
+        if self._sign is None or self.public_key is None or self.seal is None:
+            return None
+        latest, last = self.latest_checkpoint(), self.last_seq()
+        if latest is None and last == 0:
+            return None  # a new log: its first commit signs a checkpoint
+        try:
+            seal = read_seal(self.seal)
+        except AuditError:
+            return None
+        if seal is None or seal.payload.get("log") != self.log_id:
+            return None
+        if last > (latest.seq if latest is not None else 0):
+            return self.checkpoint()  # writes the seal too
+        if latest is not None:
+            write_seal(self.seal, latest)  # a no-op unless the seal lags behind
+        return latest
 
     def append(self, entry: Entry) -> AuditRecord:
         """Chain and commit one entry; return its record once the COMMIT holding it is done."""

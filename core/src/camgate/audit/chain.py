@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from camgate.codec import canonical
-from camgate.errors import ConfigError
+from camgate.errors import ConfigError, ValidationError
 
 __all__ = [
     "CHECKPOINT_PREFIX",
@@ -224,13 +224,26 @@ class VerifyResult:
     ``first_bad`` names the first record at fault (for a rewrite detected only by a checkpoint,
     the first record after the last good checkpoint, since a consistent forgery cannot be placed
     more exactly). ``unsealed`` counts the records after the last checkpoint, which no signature
-    covers yet. ``status`` says which verdict, as a word: ``ok``; ``broken`` (a record, link or
-    checkpoint fails); ``truncated`` (a checkpoint, the seal or a known checkpoint signs records
-    the log no longer has); ``empty`` (no record and nothing that proves there never was one);
-    ``unpinned`` (the log's seal is missing, so nothing proves it was not cut back); ``key``
-    (the checkpoints are signed with another key than the one verified against: the signing key
-    is missing or replaced); ``unsigned`` (an export with no checkpoint at all,
-    :func:`camgate.report.verify_export`). Only ``ok`` has ``ok`` True.
+    covers yet; ``signed_seq`` and ``signed_at`` name that last checkpoint (0 and "" when there
+    is none). ``status`` says which verdict, as a word:
+
+    - ``verified`` (``ok``): every check holds, and so does every outside witness given — a
+      checkpoint kept away from the log (an owner's notice, an earlier export);
+      ``witnessed_seq`` is the latest of them: the log provably was not cut below it;
+    - ``consistent`` (``ok``): every check holds, but no outside witness was given. The log
+      reaches its own seal, yet someone who can write the store's directory can roll the seal
+      back to an older signed checkpoint of the log and cut the records after it: this verdict
+      cannot rule that out (docs/audit.md, "What verification proves");
+    - ``broken`` (a record, link or checkpoint fails); ``truncated`` (a checkpoint, the seal or
+      a witness signs records the log no longer has, or the seal or a witness belongs to
+      another log); ``empty`` (no record and nothing that proves there never was one);
+      ``unpinned`` (the log's seal is missing, so nothing proves it was not cut back); ``key``
+      (the checkpoints are signed with another key than the one verified against: the signing
+      key is missing or replaced); ``unsigned`` (an export with no checkpoint at all,
+      :func:`camgate.report.verify_export`).
+
+    ``ok`` is True for ``verified`` and ``consistent`` only: nothing wrong was found. Callers
+    that need the log's length proven check ``status == "verified"``.
     """
 
     ok: bool
@@ -240,7 +253,10 @@ class VerifyResult:
     problem: str = ""
     checkpoints: int = 0
     unsealed: int = 0
-    status: str = "ok"
+    status: str = "consistent"
+    signed_seq: int = 0
+    signed_at: str = ""
+    witnessed_seq: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -314,7 +330,14 @@ class ChainVerifier:
     ) -> None:
         self._cps = sorted(checkpoints, key=lambda c: c.seq)
         self._key = None if public_key is None else check_public_key(public_key)
-        self._known = {c.seq: c for c in known}
+        self._known = sorted(known, key=lambda c: c.seq)
+        for cp in self._known:
+            if self._key is None or not cp.signature_ok(self._key):
+                raise ValidationError(
+                    f"witness: the checkpoint of record {cp.seq} is not signed by the key "
+                    "verified against: not a checkpoint of this hub's log (or no key to check "
+                    "it with)"
+                )
         self._seal, self._sealed, self._log_id = seal, sealed, log_id
         self._heads: dict[str, tuple[str, int]] = {}
         self._leaves: dict[str, bytes] = {}
@@ -354,8 +377,21 @@ class ChainVerifier:
                 0,
                 "empty",
             )
-        last = self._cps[-1].seq if self._cps else 0
-        return VerifyResult(True, self.count, self.head, None, "", self._cp_done, self.count - last)
+        last = self._cps[-1] if self._cps else None
+        witnessed = self._known[-1].seq if self._known else None
+        return VerifyResult(
+            True,
+            self.count,
+            self.head,
+            None,
+            "",
+            self._cp_done,
+            self.count - (last.seq if last is not None else 0),
+            "verified" if witnessed is not None else "consistent",
+            last.seq if last is not None else 0,
+            str(last.payload.get("at", "")) if last is not None else "",
+            witnessed,
+        )
 
     def _rows(self, rows: Iterable[tuple[int, str, str, str, str, str, str]]) -> None:
         sha, loads, heads, dirty = hashlib.sha256, json.loads, self._heads, self._dirty
@@ -444,12 +480,20 @@ class ChainVerifier:
                 "truncated",
             )
         mine = {c.seq: c for c in self._cps}
-        known = sorted(self._known.items())
+        known = [(c.seq, c) for c in self._known]
         if self._seal is not None:
             self._check_seal(self._seal, end)
             known.append((self._seal.seq, self._seal))
         for seq, cp in known:
-            what = "the seal" if cp is self._seal else "a known checkpoint"
+            what = "the seal" if cp is self._seal else "a witness"
+            theirs = cp.payload.get("log")
+            if cp is not self._seal and self._log_id is not None and theirs != self._log_id:
+                raise _Bad(
+                    1,
+                    f"{what} (record {seq}) belongs to log {theirs!r}, not to this log "
+                    f"({self._log_id!r}): the log was replaced",
+                    "truncated",
+                )
             if seq > end:
                 raise _Bad(
                     end + 1,
@@ -457,12 +501,17 @@ class ChainVerifier:
                     "truncated",
                 )
             if seq not in mine or mine[seq].signature != cp.signature:
-                raise _Bad(seq, f"{what} at record {seq} is not in the log (rewritten?)")
+                raise _Bad(
+                    seq,
+                    f"{what} at record {seq} is not in the log (cut back and regrown, or "
+                    "rewritten?)",
+                )
         if self._sealed and self._seal is None and (end or self._cps):
             raise _Bad(
                 end + 1,
                 "the log's seal file is missing: nothing proves the log was not cut back "
-                "(verify --against an earlier export; the next checkpoint writes a new seal)",
+                "(verify --witness NOTICE or --against an earlier export; the next checkpoint "
+                "writes a new seal)",
                 "unpinned",
             )
 

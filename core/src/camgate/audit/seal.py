@@ -8,8 +8,11 @@ checkpoint commits (written to a temporary file, fsynced, renamed over the old o
 directory fsynced), and only ever moved forward. Verification treats it as a known checkpoint:
 a log cut back below it — checkpoints and all, down to a 0-byte file — is reported
 ``truncated``, and a log whose seal file is gone is ``unpinned``, never OK. The seal is signed,
-so it cannot be forged without the hub's key; deleting both the log's tail and the seal is
-what an outside witness (``camgate audit verify --against EXPORT``) is still needed for.
+so it cannot be forged without the hub's key. But it lives beside the store: whoever can
+write that directory can put back an older signed checkpoint of the log (they are all in the
+log's own table) and cut the records after it. That is what outside witnesses are for:
+checkpoints kept away from the directory — every owner notice carries one — read here by
+:func:`read_witnesses` and given to verification (``camgate audit verify --witness``).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import os
 from pathlib import Path
 
 from camgate.audit.chain import Checkpoint
-from camgate.errors import AuditError
+from camgate.errors import AuditError, ValidationError
 
-__all__ = ["read_seal", "seal_path", "write_seal"]
+__all__ = ["read_seal", "read_witnesses", "seal_path", "write_seal"]
+
+_RECORD_KEYS = frozenset({"kind", "body", "hash"})
 
 
 def seal_path(store_path: str | Path, database: str | None = None) -> Path:
@@ -89,3 +94,49 @@ def write_seal(path: Path, cp: Checkpoint) -> None:
             os.close(directory)
     finally:
         os.close(lock)
+
+
+def read_witnesses(text: str, *, source: str = "witness") -> list[Checkpoint]:
+    """Every signed checkpoint in ``text``: one checkpoint (``camgate audit checkpoint``), an
+    owner notice or a list of them (its ``witness``), a webhook body (``{"notices": [...]}``),
+    an owner's slice, or JSON Lines of any of these (an export: its checkpoint lines).
+
+    A checkpoint is any JSON object with a ``payload`` object and a ``signature`` string;
+    records (objects with ``kind``, ``body`` and ``hash``, or ``"type": "record"``) are not
+    searched, so text inside a record body is never taken for a witness. Signatures are not
+    checked here (verification does, against the hub's key). ValidationError naming ``source``
+    when the text is not JSON (or JSON Lines) or holds no checkpoint at all.
+    """
+    try:
+        try:
+            docs = [json.loads(text)]
+        except ValueError:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise ValidationError(
+            f"{source}: not JSON or JSON Lines (a notice, checkpoint or export): {exc}"
+        ) from None
+    except RecursionError:
+        raise ValidationError(f"{source}: JSON nested too deeply") from None
+    found: list[Checkpoint] = []
+    stack: list[object] = list(reversed(docs))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            if item.get("type") == "record" or item.keys() >= _RECORD_KEYS:
+                continue
+            payload, signature = item.get("payload"), item.get("signature")
+            if isinstance(payload, dict) and isinstance(signature, str):
+                if type(payload.get("seq")) is not int or payload["seq"] < 1:
+                    raise ValidationError(f"{source}: a checkpoint without a record seq")
+                found.append(Checkpoint(dict(payload), signature))
+                continue
+            stack.extend(reversed(list(item.values())))
+    if not found:
+        raise ValidationError(
+            f"{source}: no signed checkpoint in it (expected an owner notice, a checkpoint "
+            "or an audit export)"
+        )
+    return found
