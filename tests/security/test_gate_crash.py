@@ -140,3 +140,54 @@ def test_an_ask_first_grant_exists_and_reaches_the_officer_only_with_its_record(
     settled = gate._settle(request_id)
     assert isinstance(settled, SignedGrant) == bool(recorded)
     anyio.run(gate.aclose)
+
+
+# Review finding F6: the other held-request and decision changes, each with its record.
+
+
+def test_an_owners_answer_is_stored_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    db = tmp_path / "g.db"
+    request_id = setup(db, "ask")["request"]
+    crash(db, "answer", request_id, kind="owner.answered", point=crash_point)
+    gate = reopen(db)
+    answered = gate.store.get_pending(request_id).outcome is not None
+    recorded = [b for b in kinds(gate, "owner.answered") if b["request"] == request_id]
+    assert answered == bool(recorded), (answered, recorded)
+    if not answered:  # the yes was not taken: the owner can give it again, and it counts
+        decision = anyio.run(gate.answer, request_id, True)
+        assert decision.allowed
+        assert gate.store.grant_for_request(request_id) is not None
+    anyio.run(gate.aclose)
+
+
+def test_a_request_is_held_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    db = tmp_path / "g.db"
+    incident = setup(db, "ask")["incident"]
+    crash(db, "hold", incident, kind="request.held", point=crash_point)
+    gate = reopen(db)
+    held = {p.request_id for p in gate.pending()}
+    recorded = {b["request"]["id"] for b in kinds(gate, "request.held")}
+    assert held == recorded, (held, recorded)
+    anyio.run(gate.aclose)
+
+
+def test_a_held_request_is_refused_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    db = tmp_path / "g.db"
+    request_id = setup(db, "ask")["request"]
+    crash(db, "revoke", kind="decision", point=crash_point)  # refusing alice's held request
+    gate = reopen(db)
+    closed = gate.store.get_pending(request_id).outcome is not None
+    recorded = [b for b in kinds(gate, "decision") if b["request"]["id"] == request_id]
+    assert closed == bool(recorded), (closed, recorded)
+    anyio.run(gate.aclose)
+
+
+def test_a_decision_is_stored_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    db = tmp_path / "g.db"
+    incident = setup(db)["incident"]
+    crash(db, "request", incident, kind="decision", point=crash_point)
+    gate = reopen(db)
+    stored = {r[0] for r in gate.store.query("SELECT request_id FROM decisions")}
+    recorded = {b["request"]["id"] for b in kinds(gate, "decision")}
+    assert stored == recorded, (stored, recorded)
+    anyio.run(gate.aclose)
