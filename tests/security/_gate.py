@@ -199,6 +199,14 @@ def _child(argv: list[str]) -> None:
             return (await gate.remove_camera("a1")).id
         if action == "answer":
             return str(await gate.answer(rest[0], True))
+        if action in ("request", "hold"):  # a1 live under incident rest[0]; hold: don't wait
+            try:
+                signed = await gate.request_access(
+                    rest[0], "a1", "live", requested_by="officer-7", wait=action == "request"
+                )
+            except AnswerPending as held:
+                return held.pending.request_id
+            return signed.grant.id
         if action == "inspect":
             return None
         raise SystemExit(f"unknown action {action!r}")

@@ -140,3 +140,56 @@ def test_an_ask_first_grant_exists_and_reaches_the_officer_only_with_its_record(
     settled = gate._settle(request_id)
     assert isinstance(settled, SignedGrant) == bool(recorded)
     anyio.run(gate.aclose)
+
+
+# Review finding F6: the other held-request and decision changes, each with its record.
+
+
+def crash_closing_held(db: Path, action: str, kind: str, point: str) -> tuple[Any, str]:
+    """Hold a request of alice's, crash ``action`` (which closes it) at ``kind``, reopen, and
+    check the held request is closed only with that record (naming it)."""
+    request_id = setup(db, "ask")["request"]
+    crash(db, action, *([request_id] if action == "answer" else []), kind=kind, point=point)
+    gate = reopen(db)
+    closed = gate.store.get_pending(request_id).outcome is not None
+    named = [b for b in kinds(gate, kind) if request_id in json.dumps(b)]
+    assert closed == bool(named), (closed, named)
+    return gate, request_id
+
+
+def test_an_owners_answer_is_stored_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    gate, request_id = crash_closing_held(
+        tmp_path / "g.db", "answer", "owner.answered", crash_point
+    )
+    if gate.store.get_pending(request_id).open:  # the yes was not taken: given again, it counts
+        assert anyio.run(gate.answer, request_id, True).allowed
+        assert gate.store.grant_for_request(request_id) is not None
+    anyio.run(gate.aclose)
+
+
+def test_a_held_request_is_refused_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    # Revoking refuses alice's held request: killed at that refusal's decision record.
+    gate, _ = crash_closing_held(tmp_path / "g.db", "revoke", "decision", crash_point)
+    anyio.run(gate.aclose)
+
+
+def test_a_request_is_held_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    db = tmp_path / "g.db"
+    incident = setup(db, "ask")["incident"]
+    crash(db, "hold", incident, kind="request.held", point=crash_point)
+    gate = reopen(db)
+    held = {p.request_id for p in gate.pending()}
+    recorded = {b["request"]["id"] for b in kinds(gate, "request.held")}
+    assert held == recorded, (held, recorded)
+    anyio.run(gate.aclose)
+
+
+def test_a_decision_is_stored_only_with_its_record(tmp_path: Path, crash_point: str) -> None:
+    db = tmp_path / "g.db"
+    incident = setup(db)["incident"]
+    crash(db, "request", incident, kind="decision", point=crash_point)
+    gate = reopen(db)
+    stored = {r[0] for r in gate.store.query("SELECT request_id FROM decisions")}
+    recorded = {b["request"]["id"] for b in kinds(gate, "decision")}
+    assert stored == recorded, (stored, recorded)
+    anyio.run(gate.aclose)

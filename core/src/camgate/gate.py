@@ -83,7 +83,7 @@ from camgate.relay import RelaySettings, TransformFactory
 from camgate.retention import Retention
 from camgate.rules import AgencyRules
 from camgate.settings import split_camera_settings
-from camgate.store import Store
+from camgate.store import Store, process_alive, process_identity
 
 __all__ = ["Gate", "builtin_plugins"]
 
@@ -355,6 +355,7 @@ class Gate:
         ``waiver_sha256`` is the hash of the text the owner was shown; it must match the
         published version's, so a record can never point at text the owner did not see.
         """
+        self._settle_interrupted()  # no enrolment counted against a dead process's intent
         owner = self.store.get_owner(owner_id)
         waiver = self.store.get_waiver(waiver_version)
         if waiver_sha256 != waiver.sha256:
@@ -482,10 +483,19 @@ class Gate:
         the record's body; the change is ``_CHANGES[kind]`` applied from that body alone.
 
         With the log in the store's file (the default) the change and its record are one SQLite
-        transaction. With the log elsewhere (PostgreSQL) no transaction spans both: an intent is
-        committed to the store first, then the record, then the change (deleting the intent).
-        :meth:`_settle_interrupted` finishes what a crash left: the change when its record
-        exists, nothing (the intent is dropped) when it does not. See docs/architecture.md.
+        transaction. With the log elsewhere (PostgreSQL) no transaction spans both, so an intent
+        (the body) is committed to the store first and the order depends on what the change
+        does to access (docs/architecture.md, "State changes and their audit records"):
+
+        - a change that reduces access (:data:`_ROLL_FORWARD`: a revocation, a camera removed,
+          masks) commits with its intent, then its record is appended: it is in force at once
+          in every process sharing the store, and recovery appends a record that is missing
+          (rolls forward) — access closes even when the record is late;
+        - any other change (it grants access, or leads to it) commits its intent, then its
+          record, then the change: recovery applies the change when the record exists and
+          drops the intent when it does not, so nothing is in force without its record.
+
+        :meth:`_settle_interrupted` settles the intents a dead process left.
         """
         apply = _CHANGES[kind]
         body: dict[str, Any] = {}
@@ -498,17 +508,26 @@ class Gate:
 
             self.audit.append_with(kind, change, at)
             return body
+        forward = kind in _ROLL_FORWARD
         with self.store.transaction():
             body.update(prepare())
+            if forward:
+                apply(self, body, at)
             after = self.audit.last_seq()
             intent = self.store.add_intent(kind, canonical(body).decode(), at.isoformat(), after)
+            _IN_FLIGHT.add(
+                (self.store.path, intent)
+            )  # before the commit: no settling pass of ours may take it
         try:
             self.audit.append(kind, body, at)
         except Exception:
             # Not written, or written and the reply lost: settle now if the log can tell (else
-            # the intent stays for the next open to settle).
-            self._settle_intent(intent, kind, body, at, after=after)
+            # the intent stays for a later pass). A change in force already stands either way.
+            _IN_FLIGHT.discard((self.store.path, intent))
+            if self._settle_intent(intent, kind, body, at, after=after) and forward:
+                return body  # the record was written after all (or again, now)
             raise
+        _IN_FLIGHT.discard((self.store.path, intent))
         self._settle_intent(intent, kind, body, at, recorded=True)
         return body
 
@@ -521,33 +540,64 @@ class Gate:
         *,
         recorded: bool | None = None,
         after: int = 0,
-    ) -> None:
-        """Apply an intent's change when its record exists, drop it when it does not (both or
-        neither); leave it when the audit log cannot be asked."""
-        if recorded is None:
-            try:
-                recorded = self.audit.has_record(kind, body, after)
-            except Exception:  # the log is unreachable: the next open settles it
-                return
-        with self.store.transaction():
-            if self.store.drop_intent(intent) and recorded and kind in _CHANGES:
-                _CHANGES[kind](self, body, at)
+    ) -> bool:
+        """Finish an intent: a change in force already (:data:`_ROLL_FORWARD`) gets its record
+        if it has none; any other is applied when its record exists and dropped when it does
+        not. False (the intent left for a later pass) when the audit log cannot be asked."""
+        try:
+            with self.store.transaction():
+                # Under the write lock, and the intent deleted in the same transaction: two
+                # processes settling the same intent cannot both append or both apply.
+                if not self.store.drop_intent(intent):
+                    return True  # settled by someone else
+                if recorded is None:
+                    recorded = self.audit.has_record(kind, body, after)
+                if kind in _ROLL_FORWARD:
+                    if not recorded:
+                        self.audit.append(kind, body, at)
+                elif recorded and kind in _CHANGES:
+                    _CHANGES[kind](self, body, at)
+        except Exception:  # the log is unreachable: the deletion rolled back, a later pass
+            return False
+        return True
 
     def _settle_interrupted(self) -> None:
-        """On open: finish the changes a crashed process left between its audit record and the
-        change (audit log in PostgreSQL), and send the owner notices it still owed."""
-        for intent_id, kind, text, at, after, pid in self.store.intents():
-            if pid == os.getpid() or _alive(pid):
-                continue  # under way in a running process
+        """Finish what interrupted processes left: their intents (audit log in PostgreSQL) and
+        the owner notices they owed. Runs on open and, when anything is left (one cheap
+        query), before every decision, enrolment and answer: a running hub never acts on a
+        state a crashed process left half-made, and notices owed by the dead are sent.
+
+        An intent of a process that still runs (same pid *and* start time, so a reused pid is
+        not mistaken for it) is under way and left alone; this process's own intents are left
+        only while in flight (:data:`_IN_FLIGHT`).
+        """
+        if not self.store.has_leftovers():
+            return
+        me = os.getpid()
+        for intent_id, kind, text, at, after, pid, started in self.store.intents():
+            if (self.store.path, intent_id) in _IN_FLIGHT or (
+                pid != me and process_alive(pid, started)
+            ):
+                continue  # under way
             when = datetime.fromisoformat(at)
             self._settle_intent(intent_id, kind, json.loads(text), when, after=after)
-        self._pay_owed_notices()
+        self._pay_owed_notices(dead_only=True)
 
-    def _pay_owed_notices(self, owner_id: str | None = None) -> None:
-        """Send the owner notices committed changes owe (one owner's, or all)."""
-        for doc in self.store.owed_notices():
+    def _pay_owed_notices(self, owner_id: str | None = None, *, dead_only: bool = False) -> None:
+        """Send the owner notices committed changes owe: this process's (one owner's, or all),
+        or with ``dead_only`` those of processes that died before sending them (taken over
+        first, so two processes never both send one)."""
+        me = (os.getpid(), process_identity())
+        for doc, pid, started in self.store.owed_notices():
             notice = load(OwnerNotice, doc)
-            if owner_id in (None, notice.owner_id) and self._notify(notice):
+            if owner_id not in (None, notice.owner_id):
+                continue
+            if (pid, started) != me:
+                if not dead_only or process_alive(pid, started):
+                    continue
+                if not self.store.claim_notice(notice.id, pid, started):
+                    continue
+            if self._notify(notice):
                 self.store.notice_paid(notice.id)
 
     # ------------------------------------------------------------------ incidents
@@ -866,14 +916,47 @@ class Gate:
         return result
 
     def _request_sync(self, request: AccessRequest) -> SignedGrant | PendingRequest:
+        self._settle_interrupted()  # decide on a settled state, never a half-made change
         decision, consent = self._decide(request)
         if decision.allowed and consent is not None and consent.terms.mode is ConsentMode.ASK:
             return self._hold(request, decision, consent)
-        self.store.add_request(request, decision)
+        # The request, its decision and the decision record: both or neither (_audited).
+        self._record_decision(request, decision)
         signed = self._conclude(request, decision)
         if signed is None:
             raise AccessDenied(decision)
         return signed
+
+    def _record_decision(
+        self,
+        request: AccessRequest,
+        decision: Decision,
+        *,
+        held: bool = False,
+        closes: tuple[PendingRequest, str] | None = None,
+    ) -> bool:
+        """Store a final decision and its ``decision`` record together (:meth:`_audited`).
+
+        ``held``: the request was held ask-first (stored already); ``closes``: a held request
+        this decision refuses, closed with that outcome in the same change — False (nothing
+        written) when it was closed already (a race lost).
+        """
+        body: dict[str, Any] = {"request": dump(request), "decision": decision.to_json()}
+        if closes is not None:
+            body["closes"] = closes[1]
+        elif held:
+            body["held"] = True
+
+        def prepare() -> dict[str, Any]:
+            if closes is not None and not self.store.get_pending(request.id).open:
+                raise _LostRace
+            return body
+
+        try:
+            self._audited("decision", prepare, decision.decided_at)
+        except _LostRace:
+            return False
+        return True
 
     def _notice(
         self, request: AccessRequest, event: str, at: datetime, **extra: Any
@@ -898,12 +981,8 @@ class Gate:
         )
 
     def _conclude(self, request: AccessRequest, decision: Decision) -> SignedGrant | None:
-        """Audit a final decision, tell the owner, and issue the grant when it allows."""
-        self.audit.append(
-            "decision",
-            {"request": dump(request), "decision": decision.to_json()},
-            decision.decided_at,
-        )
+        """Tell the owner of a final decision (stored and audited by :meth:`_record_decision`)
+        and issue the grant when it allows."""
         self.host.decision_made(decision)
         notice = self._notice(
             request,
@@ -1007,11 +1086,12 @@ class Gate:
             asked_at=now,
             deadline=now + timedelta(seconds=consent.terms.ask_timeout_s),
         )
-        self.store.add_held_request(request, pending)
-        self.audit.append(
+        # The held request and its request.held record: both or neither (_audited).
+        self._audited(
             "request.held",
-            {
+            lambda: {
                 "request": dump(request),
+                "pending": dump(pending),
                 "deadline": pending.deadline.isoformat(),
                 "votes": decision.to_json()["votes"],
             },
@@ -1047,6 +1127,7 @@ class Gate:
         return decision
 
     def _answer_sync(self, request_id: str, approve: bool, owner_id: str | None) -> Decision:
+        self._settle_interrupted()  # decide on a settled state, never a half-made change
         pending = self.store.get_pending(request_id)
         if owner_id is not None and owner_id != pending.owner_id:
             raise ValidationError(f"request {request_id!r} is not for a camera of {owner_id!r}")
@@ -1066,17 +1147,18 @@ class Gate:
                 "which counts as no; the answer was not recorded"
             )
         outcome = "yes" if approve else "no"
-        if not self.store.resolve_pending(request_id, outcome, now):
+
+        def still_open() -> dict[str, Any]:
             done = self.store.get_pending(request_id).outcome
-            raise ValidationError(f"request {request_id!r} was already answered ({done})")
-        self.audit.append(
-            "owner.answered",
-            {"request": request_id, "owner": pending.owner_id, "answer": outcome},
-            now,
-        )
+            if done is not None:
+                raise ValidationError(f"request {request_id!r} was already answered ({done})")
+            return {"request": request_id, "owner": pending.owner_id, "answer": outcome}
+
+        # The answer (the held request closed) and its owner.answered record: both or neither.
+        self._audited("owner.answered", still_open, now)
         request = self.store.get_request(request_id)
         decision = self._decide(request, at=now, owner_answer=approve)[0]
-        self.store.add_decision(request_id, decision)
+        self._record_decision(request, decision, held=True)
         try:
             self._conclude(request, decision)
         except AccessDenied as refused:  # the consent changed before the grant was issued
@@ -1094,12 +1176,13 @@ class Gate:
     def _refuse_held(
         self, pending: PendingRequest, now: datetime, outcome: str, vote: Vote
     ) -> bool:
-        """Close a held request with a refusal (once): decision stored, audited, owner told."""
-        if not self.store.resolve_pending(pending.request_id, outcome, now):
-            return False
+        """Close a held request with a refusal (once): closed, decision stored and audited in
+        one change (:meth:`_record_decision`), then the owner told."""
         decision = Decision(pending.request_id, pending.camera_id, [vote], now)
-        self.store.add_decision(pending.request_id, decision)
-        self._conclude(self.store.get_request(pending.request_id), decision)
+        request = self.store.get_request(pending.request_id)
+        if not self._record_decision(request, decision, closes=(pending, outcome)):
+            return False
+        self._conclude(request, decision)
         return True
 
     def _refuse_pending_of(self, owner_id: str, at: datetime) -> None:
@@ -1177,17 +1260,6 @@ class Gate:
                 await event.wait()
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process with this id runs on this host (the store is a local file)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _window_votes(request: AccessRequest, now: datetime) -> list[Vote]:
     """``core.window``: recorded footage is footage already recorded — a recorded window must
     end no later than the decision time, or a recording grant would watch with a delay."""
@@ -1257,7 +1329,44 @@ def _apply_grant_refused(gate: Gate, body: dict[str, Any], at: datetime) -> None
     gate.store.add_decision(body["request"], Decision.from_json(body["decision"]), replace=True)
 
 
+def _apply_held(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    gate.store.add_held_request(
+        load(AccessRequest, body["request"]), load(PendingRequest, body["pending"])
+    )
+
+
+def _apply_answered(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    # False when the request was closed meanwhile (recovery only: live, it was checked open).
+    gate.store.resolve_pending(body["request"], body["answer"], at)
+
+
+def _apply_decision(gate: Gate, body: dict[str, Any], at: datetime) -> None:
+    request = load(AccessRequest, body["request"])
+    decision = Decision.from_json(body["decision"])
+    if "closes" in body:  # a held request refused (no answer in time, or consent revoked)
+        gate.store.resolve_pending(request.id, body["closes"], at)
+    if "closes" in body or body.get("held"):
+        gate.store.add_decision(request.id, decision, replace=True)
+    else:
+        gate.store.add_request(request, decision)
+
+
+class _LostRace(Exception):
+    """A held request was closed by another process first (nothing written)."""
+
+
+#: Changes that reduce access: in force before their record when the log is elsewhere, and
+#: recorded by recovery if the record is missing (see Gate._audited).
+_ROLL_FORWARD = frozenset({"consent.revoked", "camera.removed", "masks.set"})
+
+#: This process's intents between their commit and their settling, as (store path, intent id):
+#: a settling pass in this process leaves them to the thread that wrote them.
+_IN_FLIGHT: set[tuple[Path, int]] = set()
+
 _CHANGES: dict[str, Callable[[Gate, dict[str, Any], datetime], None]] = {
+    "request.held": _apply_held,
+    "owner.answered": _apply_answered,
+    "decision": _apply_decision,
     "consent.enrolled": _apply_enrolled,
     "consent.revoked": _apply_revoked,
     "masks.set": _apply_masks,

@@ -38,7 +38,14 @@ if TYPE_CHECKING:
     from camgate.adapters import Credentials
     from camgate.notify import OwnerNotice
 
-__all__ = ["Store", "connect", "sqlite_errors", "storage_error"]
+__all__ = [
+    "Store",
+    "connect",
+    "process_alive",
+    "process_identity",
+    "sqlite_errors",
+    "storage_error",
+]
 
 T = TypeVar("T")
 
@@ -80,14 +87,17 @@ CREATE TABLE IF NOT EXISTS masks (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL)
 CREATE TABLE IF NOT EXISTS camera_settings (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS edge_secret_settings (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(channel, delivered_at, next_at);
--- A change whose audit record goes to another database (PostgreSQL): written before the record,
--- deleted with the change's effect; recovery settles what a crash left (camgate.gate).
+-- A change whose audit record goes to another database (PostgreSQL): written before the record
+-- (with the change itself when it reduces access), deleted once both are done; recovery settles
+-- what a crash left (camgate.gate). ``pid`` and ``started`` name the writing process
+-- (process_identity), so a reused pid is not mistaken for it.
 CREATE TABLE IF NOT EXISTS audit_intents (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL, at TEXT NOT NULL,
-    after_seq INTEGER NOT NULL, pid INTEGER NOT NULL);
--- Owner notices a committed change owes (a revocation's), sent and deleted after the commit;
--- whatever a crash left is sent when the gate next opens.
-CREATE TABLE IF NOT EXISTS owed_notices (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+    after_seq INTEGER NOT NULL, pid INTEGER NOT NULL, started TEXT);
+-- Owner notices a committed change owes (a revocation's), sent and deleted after the commit by
+-- the process named (pid, started); whatever a dead process left is sent by any other.
+CREATE TABLE IF NOT EXISTS owed_notices (
+    id TEXT PRIMARY KEY, doc TEXT NOT NULL, pid INTEGER, started TEXT);
 -- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
 """
 
@@ -185,6 +195,52 @@ def connect(path: str | Path, *, read_only: bool = False, **options: Any) -> sql
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _add_columns(db: sqlite3.Connection, table: str, columns: Mapping[str, str]) -> None:
+    """Give a table of an older file the columns this camgate writes (NULL in old rows)."""
+    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_identity(pid: int | None = None) -> str | None:
+    """What tells the process ``pid`` (default: this one) from a later one given the same pid:
+    this boot's id and the process's start time (``/proc/<pid>/stat``, in clock ticks since
+    boot). None when the process does not exist or the system has no ``/proc`` (then only the
+    pid can be compared)."""
+    try:
+        stat = Path(f"/proc/{os.getpid() if pid is None else pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
+    return f"{_boot_id()}:{fields[19]}"  # field 22 of stat(5), counted after the name
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    """Whether the process that wrote a row with ``pid`` and ``started``
+    (:func:`process_identity`) still runs on this host. A row with no pid (an older file's) has
+    no running writer; a live process with that pid but another start time is not the writer
+    (the pid was reused). Without ``/proc`` the pid alone decides."""
+    if pid is None:
+        return False
+    if started is not None and os.path.isdir("/proc/self"):
+        return process_identity(pid) == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 #: What the edge keeps for a camera that belongs to its device and owner: dropped when the
 #: camera changes owner or source, and when it is removed.
 _CAMERA_EDGE_TABLES = ("edge_credentials", "camera_settings", "edge_secret_settings")
@@ -226,6 +282,8 @@ class Store:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            _add_columns(self._conn, "audit_intents", {"started": "TEXT"})
+            _add_columns(self._conn, "owed_notices", {"pid": "INTEGER", "started": "TEXT"})
             # Reads (the guard's per-packet checks among them) use their own connection, so
             # they never wait behind a writer that is waiting for another process's lock.
             self._reader = sqlite3.connect(
@@ -740,16 +798,35 @@ class Store:
 
     def owe_notices(self, notices: list[OwnerNotice]) -> None:
         """Record notices a change owes its owner (sent after the change commits)."""
+        me, started = os.getpid(), process_identity()
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO owed_notices VALUES (?, ?)",
-                [(n.id, json.dumps(n.to_json(), sort_keys=True)) for n in notices],
+                "INSERT OR IGNORE INTO owed_notices VALUES (?, ?, ?, ?)",
+                [(n.id, json.dumps(n.to_json(), sort_keys=True), me, started) for n in notices],
             )
 
-    def owed_notices(self) -> list[dict[str, Any]]:
-        """Every notice still owed (its change committed, its sending not confirmed), as JSON."""
-        rows = self._rows_if_any("SELECT doc FROM owed_notices ORDER BY rowid")
-        return [json.loads(r[0]) for r in rows]
+    def owed_notices(self) -> list[tuple[dict[str, Any], int | None, str | None]]:
+        """Every notice still owed (its change committed, its sending not confirmed), as JSON,
+        with the process that owes it: ``(doc, pid, started)``."""
+        rows = self._rows_if_any("SELECT doc, pid, started FROM owed_notices ORDER BY rowid")
+        return [(json.loads(r[0]), r[1], r[2]) for r in rows]
+
+    def claim_notice(self, notice_id: str, pid: int | None, started: str | None) -> bool:
+        """Take over a notice owed by the process ``(pid, started)`` (this process sends it now);
+        False when another process took it first or it was sent."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE owed_notices SET pid=?, started=? WHERE id=? AND pid IS ? AND started IS ?",
+                (os.getpid(), process_identity(), notice_id, pid, started),
+            )
+            return cur.rowcount == 1
+
+    def has_leftovers(self) -> bool:
+        """Whether any intent or owed notice is stored (one cheap query, run before decisions)."""
+        rows = self._rows_if_any(
+            "SELECT EXISTS (SELECT 1 FROM audit_intents) OR EXISTS (SELECT 1 FROM owed_notices)"
+        )
+        return bool(rows and rows[0][0])
 
     def notice_paid(self, notice_id: str) -> None:
         """Forget an owed notice once it was handed to the notifiers."""
@@ -762,23 +839,26 @@ class Store:
         """Record, before its audit record is written elsewhere, a change about to be made."""
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT INTO audit_intents (kind, body, at, after_seq, pid) VALUES (?, ?, ?, ?, ?)",
-                (kind, body, at, after_seq, os.getpid()),
+                "INSERT INTO audit_intents (kind, body, at, after_seq, pid, started) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, body, at, after_seq, os.getpid(), process_identity()),
             )
             return int(cur.lastrowid or 0)
 
-    def intents(self) -> list[tuple[int, str, str, str, int, int]]:
-        """Every unsettled intent: ``(id, kind, body, at, after_seq, pid)``."""
-        rows = self._rows_if_any("SELECT id, kind, body, at, after_seq, pid FROM audit_intents")
-        return [(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows]
+    def intents(self) -> list[tuple[int, str, str, str, int, int, str | None]]:
+        """Every unsettled intent: ``(id, kind, body, at, after_seq, pid, started)``."""
+        rows = self._rows_if_any(
+            "SELECT id, kind, body, at, after_seq, pid, started FROM audit_intents ORDER BY id"
+        )
+        return [(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), r[6]) for r in rows]
 
     def _rows_if_any(self, sql: str) -> list[tuple[Any, ...]]:
         """``query``, with no rows for a table an older file (opened read-only) lacks."""
         try:
             return self.query(sql)
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
+            if "no such table" in str(exc) or "no such column" in str(exc):
+                return []  # an older file opened read-only: nothing of the kind stored
             raise
 
     def drop_intent(self, intent_id: int) -> bool:
