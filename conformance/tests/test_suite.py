@@ -58,13 +58,6 @@ KNOWN_GAPS: dict[str, set[str]] = {
     "onvif": {
         # item 2: the simulated cameras carry no capture time in the picture yet
         "gating.recorded-window",
-        # the ONVIF target stages no 429 (camgate_onvif.conformance has no rate-limited fault)
-        "robustness.rate-limited",
-        # the devices answer with their own address (XAddrs, stream URIs), so the adapter goes
-        # past the recorder after the first request: the recorder must rewrite those addresses
-        "gating.egress-only-to-target",
-        # the ONVIF target's settings list no devices, so discover() finds nothing
-        "budget.discovery",
     },
 }
 

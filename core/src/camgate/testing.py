@@ -7,10 +7,14 @@ under test are the real ones; these only replace time and a vendor's camera.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +22,7 @@ from camgate.adapters import Adapter, AdapterFactory, Capabilities
 from camgate.hookspecs import hookimpl
 from camgate.models import Camera, GeoPoint
 
-__all__ = ["DeclaringAdapters", "ManualClock", "camera_north_of", "run_cli"]
+__all__ = ["DeclaringAdapters", "ManualClock", "camera_north_of", "fault_peer", "run_cli"]
 
 
 def camera_north_of(
@@ -94,3 +98,57 @@ class DeclaringAdapters:
                 capabilities=Capabilities(live=True, snapshot=True, recorded=True),
             )
         )
+
+
+#: What a fault peer answers to the first request, by mode.
+_ANSWERS = {
+    "http": b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
+    b"Content-Length: 21\r\n\r\n<h1>Bad Request</h1>\n",
+    # RTSP's rate limiting: 503 Service Unavailable with Retry-After (RFC 2326, 11.5.3 / 12.31)
+    "rtsp-503": b"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\nRetry-After: 30\r\n\r\n",
+    "rtsp-500": b"RTSP/1.0 500 Internal Server Error\r\nCSeq: {cseq}\r\n\r\n",
+    "http-429": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\n\r\n",
+}
+
+
+@contextlib.contextmanager
+def fault_peer(mode: str) -> Iterator[int]:
+    """A loopback TCP peer that stages a vendor fault; yields its port and stops on exit.
+
+    ``silent`` accepts connections and never answers (a timeout); ``http`` (an HTML 400 where
+    another protocol was expected), ``rtsp-503`` (RTSP's rate limiting, with Retry-After),
+    ``rtsp-500`` and ``http-429`` (HTTP rate limiting, with Retry-After) answer the first
+    request of each connection so and close it. Conformance targets of several plugins share it.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _addr = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            if mode in _ANSWERS:
+                with contextlib.suppress(OSError):
+                    conn.settimeout(1.0)
+                    request = conn.recv(4096)
+                    cseq = re.search(rb"(?im)^cseq:\s*(\d+)", request)
+                    number = cseq.group(1) if cseq else b"1"
+                    conn.sendall(_ANSWERS[mode].replace(b"{cseq}", number))
+                conn.close()
+            else:
+                held.append(conn)
+
+    thread = threading.Thread(target=serve, name=f"conformance peer {mode}", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2.0)
+        listener.close()
+        for conn in held:
+            conn.close()
