@@ -54,12 +54,7 @@ def rtsp_report() -> Report:
 
 #: What keeps an installed adapter from certification today, each for a reason in the suite or
 #: its target rather than the adapter: the lead's list to close (issue 13).
-KNOWN_GAPS: dict[str, set[str]] = {
-    "onvif": {
-        # item 2: the simulated cameras carry no capture time in the picture yet
-        "gating.recorded-window",
-    },
-}
+KNOWN_GAPS: dict[str, set[str]] = {}
 
 
 @pytest.mark.parametrize("adapter", _adapters())

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 import statistics
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -35,6 +37,7 @@ from camgate.errors import (
 )
 from camgate.grants import GrantSigner
 from camgate.models import Scope
+from camgate.testing import read_picture_clock
 
 from camgate_conformance.harness import FAR, Harness
 from camgate_conformance.model import Check, CheckFailed, NotRun, SuiteConfig, percentile
@@ -539,8 +542,109 @@ async def _no_reconnect(ctx: Context, source: str, ended: float, budget: float, 
     backdoor=True,
 )
 async def recorded_window(ctx: Context) -> None:
-    """Not yet checkable: the edge serves no recorded scope until the media issue."""
-    raise NotRun("the edge serves no recorded scope yet (media issue); nothing to redeem")
+    """Grant a short window inside the footage the target holds (``recorded_span``), replay it
+    through the edge, decode every picture and read its capture time from the picture clock
+    (:func:`camgate.testing.read_picture_clock`): each must lie inside the window. Then the
+    replay range the recorder saw requested must lie inside it too."""
+    span = getattr(ctx.target, "recorded_span", None)
+    if span is None:
+        raise NotRun(
+            "the target declares no recorded footage (recorded_span) whose pictures carry "
+            "their capture time: the recorded scope cannot be checked"
+        )
+    first, last = span
+    start = first + (last - first) / 3
+    end = min(start + timedelta(seconds=RECORDED_WINDOW_S), last)
+    limit = (RECORDED_WINDOW_S + 10) * ctx.config.budget_slack
+    async with ctx.harness() as h:
+        since = time.monotonic()
+        token = await h.grant(0, Scope.RECORDED, window=(start, end))
+        stream = await h.gate.edge.open_recorded(h.cameras[0].id, token)
+        async with stream:
+            times, blank = await _picture_times(stream, limit)
+    ctx.measurements["pictures"] = len(times) + blank
+    slack = timedelta(seconds=WINDOW_SLACK_S)
+    shown = f"the window {start.isoformat()} to {end.isoformat()}"
+    if not times and not blank:
+        raise CheckFailed(f"the replay of {shown} returned no picture", ctx.evidence(since))
+    if blank:
+        raise CheckFailed(
+            f"{blank} of {blank + len(times)} pictures carry no capture time (no picture clock): "
+            f"not the camera's recording of {shown}",
+            ctx.evidence(since),
+        )
+    outside = [t for t in times if not start - slack <= t <= end + slack]
+    if outside:
+        raise CheckFailed(
+            f"{len(outside)} of {len(times)} pictures were taken outside {shown}",
+            [f"picture taken at {t.isoformat()}" for t in outside[:6]] + ctx.evidence(since),
+        )
+    if ctx.recorder is None:
+        return
+    plays = [e for e in ctx.recorder.events() if e.at >= since and e.kind == "play"]
+    lead = timedelta(seconds=REPLAY_RANGE_SLACK_S)
+    for play in plays:
+        asked = _clock_range(play.detail)
+        if asked is None or not (start - lead <= asked[0] and (asked[1] or end) <= end + lead):
+            raise CheckFailed(
+                f"the adapter asked the camera for a replay range outside {shown}"
+                if asked is not None
+                else "the adapter asked the camera to play without a clock range "
+                "(live video, not the recording of the window)",
+                [play.line(), *ctx.evidence(play.at)],
+            )
+    ctx.measurements["replay_requests"] = len(plays)
+
+
+#: How long a window ``gating.recorded-window`` grants (replay runs in real time).
+RECORDED_WINDOW_S = 2.0
+#: How far a picture's capture time may lie outside the window (millisecond rounding).
+WINDOW_SLACK_S = 0.05
+#: How far a requested replay range may reach past the window (a device's clock offset).
+REPLAY_RANGE_SLACK_S = 1.0
+
+
+def _clock_range(detail: str) -> tuple[datetime, datetime | None] | None:
+    """The ``Range: clock=start-[end]`` of a PLAY the recorder logged, or None."""
+    found = re.search(r"Range: clock=(\d{8}T\d{6}(?:\.\d+)?Z)-(\d{8}T\d{6}(?:\.\d+)?Z)?", detail)
+    if found is None:
+        return None
+
+    def one(stamp: str) -> datetime:
+        whole, _, frac = stamp.rstrip("Z").partition(".")
+        moment = datetime.strptime(whole, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        return moment + timedelta(seconds=float(f"0.{frac}") if frac else 0.0)
+
+    return one(found.group(1)), one(found.group(2)) if found.group(2) else None
+
+
+async def _picture_times(stream: Any, limit: float) -> tuple[list[datetime], int]:
+    """Decode the video of ``stream`` (until it ends, or ``limit`` s): the capture time each
+    picture carries, and how many carry none."""
+    import av
+
+    times: list[datetime] = []
+    blank = 0
+    decoder: Any = None
+    with anyio.move_on_after(limit):
+        async for packet in stream:
+            if packet.stream.kind != "video":
+                continue
+            if decoder is None:
+                decoder = av.CodecContext.create(packet.stream.codec, "r")
+                if packet.stream.extradata:
+                    decoder.extradata = packet.stream.extradata
+            try:
+                pictures = decoder.decode(av.Packet(packet.data))
+            except av.error.FFmpegError:
+                continue  # no reference picture yet (the replay started between keyframes)
+            for picture in pictures:
+                taken = read_picture_clock(picture)
+                if taken is None:
+                    blank += 1
+                else:
+                    times.append(taken)
+    return times, blank
 
 
 @check(

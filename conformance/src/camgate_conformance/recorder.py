@@ -151,8 +151,9 @@ def _proc_remote_addresses(
     the remote address is in ``keep`` (a target's: an in-process simulator is a camera)."""
     mine = _proc_sockets()
     # A socket whose local port one of ours listens on was accepted, not connected out; one
-    # whose remote port one of ours listens on (on loopback) stays inside the process.
+    # whose far end is another socket of ours (listening, or the accepted end) stays inside.
     listening = {cols[1].rsplit(":", 1)[1] for cols in mine if cols[3] == "0A"}
+    ends = {cols[1] for cols in mine}
     found: set[tuple[str, int, int]] = set()
     for cols in mine:
         if cols[3] == "0A" or cols[1].rsplit(":", 1)[1] in listening:
@@ -160,7 +161,8 @@ def _proc_remote_addresses(
         addr, port = cols[2].rsplit(":", 1)
         host = _proc_host(addr)
         remote = (host, int(port, 16))
-        if port in listening and host.startswith("127.") and remote not in keep:
+        inside = port in listening or cols[2] in ends
+        if inside and host.startswith("127.") and remote not in keep:
             continue
         found.add((*remote, int(cols[1].rsplit(":", 1)[1], 16)))
     return found
@@ -609,7 +611,11 @@ class Recorder:
             audio = kind == "setup" and any(
                 url.endswith("/" + c) or url == c for c in conn.audio_controls
             )
-            self._log(conn, kind, kind in RTSP_MEDIA, camera=camera, detail=first, audio=audio)
+            detail = first
+            play_range = _header(head, b"range").decode("latin-1")
+            if play_range:
+                detail += f" Range: {play_range}"
+            self._log(conn, kind, kind in RTSP_MEDIA, camera=camera, detail=detail, audio=audio)
             return
         if method in _HTTP_METHODS:
             if _header(head, b"upgrade").lower() == b"websocket":

@@ -30,6 +30,7 @@ import secrets
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -137,7 +138,8 @@ class OnvifTarget:
     """Two simulated ONVIF devices (one RTSP server), with their request logs as the backdoor."""
 
     def __init__(self, gop_frames: int = 30) -> None:
-        self.sim = OnvifSimulator(2, gop_frames=gop_frames)
+        # Recorded pictures carry their capture time: the suite reads it from the picture.
+        self.sim = OnvifSimulator(2, gop_frames=gop_frames, picture_clock=True)
         self.description = "simulated ONVIF devices on loopback (SOAP and RTSP logs as backdoor)"
         self.sources: list[str] = []
         self.settings: dict[str, Any] = {}
@@ -162,6 +164,14 @@ class OnvifTarget:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def recorded_span(self) -> tuple[datetime, datetime]:
+        """When the devices' recorded footage starts and ends (UTC): where the suite may ask
+        for a recorded window (``gating.recorded-window`` reads the time from the pictures)."""
+        return self.sim.recording_start, self.sim.recording_start + timedelta(
+            seconds=self.sim.recording_s
+        )
 
     def close(self) -> None:
         """Stop the simulator and its RTSP server."""

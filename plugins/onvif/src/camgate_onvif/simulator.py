@@ -237,6 +237,7 @@ class OnvifSimulator(Simulator):
         rtsp_server: Any = None,
         tls: bool = False,
         recording_s: int = 30,
+        picture_clock: bool = False,
         masks_in_picture: bool = False,
         replay_session_timeout_s: int = 60,
     ) -> None:
@@ -283,6 +284,8 @@ class OnvifSimulator(Simulator):
         #: Recorded footage every device replays: ``recording_s`` seconds ending when the
         #: simulator was built (on the device's clock), frames that show their own index.
         self.recording_s = recording_s
+        #: Recorded pictures carry their capture time (camgate.testing's picture clock).
+        self.picture_clock = picture_clock
         self.masks_in_picture = masks_in_picture
         self.replay_session_timeout_s = replay_session_timeout_s
         self.recording_start = self.started_at + timedelta(seconds=clock_skew_s - recording_s)
@@ -793,13 +796,21 @@ class OnvifSimulator(Simulator):
         """The recorded footage (encoded on first use, ~1 s, then cached per process)."""
         with self._recording_lock:
             if self._recording is None:
-                self._recording = encode_recording(self.recording_start, self.recording_s)
+                self._recording = encode_recording(
+                    self.recording_start, self.recording_s, picture_clock=self.picture_clock
+                )
             return self._recording
 
     def recording_of(self, profile: str) -> Recording:
         """The recording of channel ``profile`` on an NVR (pictures of the profile's size)."""
         w, h = next((w, h) for name, w, h in self.profiles if name == profile)
-        return encode_recording(self.recording_start, self.recording_s, width=w, height=h)
+        return encode_recording(
+            self.recording_start,
+            self.recording_s,
+            width=w,
+            height=h,
+            picture_clock=self.picture_clock,
+        )
 
     def _recording_at(self, path: str) -> Recording | None:
         parts = path.strip("/").split("/")

@@ -1,0 +1,78 @@
+"""Broken ONVIF adapters (recorded footage): each fails exactly the check meant for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import anyio
+import attrs
+import pytest
+from camgate.adapters import LiveStream
+from camgate.models import Camera, Grant, MediaPacket, Scope
+from camgate_conformance import Status, run_checks
+from camgate_onvif.adapter import OnvifAdapter
+from camgate_onvif.conformance import OnvifTarget
+from camgate_onvif.plugin import FACTORY
+
+from .conftest import QUICK
+
+pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def onvif_target() -> Iterator[OnvifTarget]:
+    with OnvifTarget() as target:
+        yield target
+
+
+class _Restamped:
+    """A live stream whose packets claim to have been taken inside the grant's window."""
+
+    def __init__(self, inner: LiveStream, grant: Grant) -> None:
+        self.inner, self.info = inner, inner.info
+        assert grant.window_start is not None
+        self.start = grant.window_start
+        self.first: float | None = None
+
+    async def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        async for packet in self.inner:
+            self.first = packet.arrival if self.first is None else self.first
+            moment = self.start + timedelta(seconds=packet.arrival - self.first)
+            yield attrs.evolve(packet, wallclock=moment)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class RestampingAdapter(OnvifAdapter):
+    """Serves a recorded grant with live video, restamped into the window."""
+
+    async def recorded(self, camera: Camera, grant: Grant) -> LiveStream:
+        as_live = attrs.evolve(grant, scope=Scope.LIVE, window_start=None, window_end=None)
+        live = await self.open_live(camera, as_live)
+        return _Restamped(live, grant)  # type: ignore[return-value]
+
+
+def test_live_video_restamped_into_the_window_fails_the_recorded_window_check(
+    onvif_target: OnvifTarget,
+) -> None:
+    factory = attrs.evolve(
+        FACTORY, name="onvif-restamping", create=lambda s: RestampingAdapter.from_settings(s)
+    )
+    report = anyio.run(run_checks, factory, onvif_target, QUICK)
+    failed = {r.id: r.evidence for r in report.results if r.failed}
+    assert set(failed) == {"gating.recorded-window"}, failed
+    evidence = failed["gating.recorded-window"]
+    assert "carry no capture time" in evidence[0], evidence
+    assert not report.certified
+
+
+def test_the_honest_onvif_adapter_reads_the_window_from_the_pictures(
+    onvif_target: OnvifTarget,
+) -> None:
+    report = anyio.run(run_checks, FACTORY, onvif_target, QUICK)
+    result = report.result("gating.recorded-window")
+    assert result.status is Status.PASSED, result
+    assert result.measurements["pictures"] >= 5 and result.measurements["replay_requests"] == 1
+    assert report.certified, report.verdict
