@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import functools
 import re
+import secrets
+import shutil
 import statistics
+import subprocess
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -24,6 +27,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 import anyio.to_thread
 from camgate.adapters import Adapter, AdapterFactory
+from camgate.edge import CLIP_FORMATS
 from camgate.errors import (
     AccessDenied,
     AdapterError,
@@ -1121,6 +1125,158 @@ async def never_outside_grant(ctx: Context) -> None:
     await ctx.quiesce()
     async with ctx.harness() as h:
         await anyio.to_thread.run_sync(run_machine, ctx, h)
+
+
+#: Codecs camgate's edge carries into every clip format (mp4, fmp4, ts, hls) as they are; an
+#: adapter may emit these (docs/conformance.md, "Codecs an adapter may emit").
+CLIP_VIDEO_CODECS = frozenset({"h264", "hevc"})
+CLIP_AUDIO_CODECS = frozenset({"aac", "pcm_alaw", "pcm_mulaw"})
+#: Seconds of video in each clip the media checks write.
+CLIP_S = 1.0
+#: The privacy mask the media checks set: the picture's middle, a quarter of its area.
+MEDIA_MASK = [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]
+_PICTURE_LIMIT = 16384
+
+
+def _stream_info_problem(info: Any) -> str | None:
+    """What is wrong with a packet's StreamInfo, or None."""
+    import av
+
+    if info.kind not in ("video", "audio"):
+        return f"kind {info.kind!r} is neither video nor audio"
+    if not info.codec or info.codec not in av.codecs_available:
+        return f"codec {info.codec!r} is unknown to FFmpeg: nothing can decode it"
+    if not info.time_base or info.time_base <= 0:
+        return f"time base {info.time_base} is not a positive fraction"
+    if info.kind == "video" and not (
+        0 < info.width <= _PICTURE_LIMIT and 0 < info.height <= _PICTURE_LIMIT
+    ):
+        return f"declares a {info.width}x{info.height} picture"
+    if info.kind == "audio" and not (info.sample_rate > 0 and info.channels > 0):
+        return f"declares {info.sample_rate} Hz, {info.channels} channel(s)"
+    return None
+
+
+@check(
+    "media.stream-info",
+    "Every packet's StreamInfo describes a stream a consumer can decode: a codec FFmpeg knows, a "
+    "positive time base, a picture size that is not 0x0 and matches the decoded picture.",
+    requires=("live",),
+)
+async def stream_info(ctx: Context) -> None:
+    """Take the first packets of a live stream; validate each one's StreamInfo and decode the
+    first keyframe to compare its size with the declared one."""
+    import av
+
+    async with ctx.harness() as h:
+        token = await h.grant(0, Scope.LIVE)
+        async with await h.gate.edge.open_live(h.cameras[0].id, token) as stream:
+            seen = 0
+            async for packet in stream:
+                problem = _stream_info_problem(packet.stream)
+                if problem is not None:
+                    raise CheckFailed(f"the stream's StreamInfo {problem}", [repr(packet.stream)])
+                seen += 1
+                if packet.stream.kind == "video" and packet.is_keyframe:
+                    info = packet.stream
+                    decoder: Any = av.CodecContext.create(info.codec, "r")
+                    if info.extradata:
+                        decoder.extradata = info.extradata
+                    try:
+                        pictures = [*decoder.decode(av.Packet(packet.data)), *decoder.decode(None)]
+                    except av.error.FFmpegError as exc:
+                        raise CheckFailed(
+                            f"the first keyframe does not decode as {info.codec}: {exc}",
+                            [repr(info)],
+                        ) from None
+                    sizes = {(p.width, p.height) for p in pictures}
+                    if sizes and sizes != {(info.width, info.height)}:
+                        raise CheckFailed(
+                            f"StreamInfo says {info.width}x{info.height}; the pictures are "
+                            + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)),
+                            [repr(info)],
+                        )
+                    break
+                if seen > 300:
+                    raise CheckFailed("no keyframe in the first 300 packets", [repr(packet.stream)])
+    ctx.measurements["packets"] = seen
+
+
+@check(
+    "media.clips",
+    "A clip of every format the edge offers (mp4, fmp4, ts, hls), with and without the owner's "
+    "privacy masks, is written and decodes fully.",
+    requires=("live",),
+)
+async def clips(ctx: Context) -> None:
+    """Write a short clip of each format under a live grant, then again with a mask set; each
+    must decode from start to end with PyAV (and ffprobe, when installed), and a masked clip
+    must show the mask."""
+    written: list[str] = []
+    async with ctx.harness() as h:
+        camera = h.cameras[0].id
+        for masked in (False, True):
+            if masked:
+                await h.gate.set_masks(h.owners[0], camera, [MEDIA_MASK])
+            for fmt in CLIP_FORMATS:
+                name = f"{'masked' if masked else 'plain'} {fmt} clip"
+                path = ctx.workdir / f"clip-{secrets.token_hex(4)}.{fmt}"
+                token = await h.grant(0, Scope.LIVE)
+                try:
+                    await h.gate.edge.record_clip(camera, token, path, CLIP_S, format=fmt)
+                except (AdapterError, CamgateError) as exc:
+                    raise CheckFailed(
+                        f"the {name} could not be written: {type(exc).__name__}: {exc}",
+                        written,
+                    ) from None
+                media = path / "index.m3u8" if fmt == "hls" else path
+                problem = await anyio.to_thread.run_sync(_clip_problem, media, masked)
+                if problem is not None:
+                    raise CheckFailed(f"the {name} {problem}", written)
+                written.append(f"{name}: decodes fully")
+    ctx.measurements["clips"] = len(written)
+
+
+def _clip_problem(path: Path, masked: bool) -> str | None:
+    """Decode ``path`` fully; what is wrong with it, or None."""
+    import av
+    import numpy as np
+
+    pictures = 0
+    unmasked = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return "has no video stream"
+            for picture in container.decode(video=0):
+                pictures += 1
+                if masked:
+                    luma = picture.to_ndarray(format="gray")
+                    height, width = luma.shape
+                    inside = luma[
+                        int(height * 0.35) : int(height * 0.65),
+                        int(width * 0.35) : int(width * 0.65),
+                    ]
+                    if float(np.std(inside)) > 6.0:
+                        unmasked += 1
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        return f"does not decode: {type(exc).__name__}: {exc}"
+    if pictures == 0:
+        return "holds no picture"
+    if unmasked:
+        return f"shows the masked area in {unmasked} of {pictures} pictures"
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is not None:
+        probe = subprocess.run(
+            [ffprobe, "-v", "error", "-show_entries", "stream=codec_name", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if probe.returncode != 0 or probe.stderr.strip():
+            return f"is refused by ffprobe: {probe.stderr.strip()[:200]}"
+    return None
 
 
 @check(
