@@ -28,6 +28,7 @@ __all__ = [
     "camera_north_of",
     "draw_picture_clock",
     "fault_peer",
+    "picture_luma",
     "read_picture_clock",
     "run_cli",
 ]
@@ -197,17 +198,22 @@ def draw_picture_clock(luma: Any, taken_at: datetime) -> None:
         luma[rows, cols] = _CLOCK_BRIGHT if code >> bit & 1 else _CLOCK_DARK
 
 
-def read_picture_clock(picture: Any) -> datetime | None:
-    """The capture time a decoded picture carries (``picture``: a PyAV ``VideoFrame`` or a
-    2-D/3-D numpy array), or None when it carries no valid picture clock (wrong marker or
-    checksum: a picture from a camera that does not burn one, or a damaged one)."""
+def picture_luma(picture: Any) -> Any:
+    """A decoded picture's brightness as a 2-D float numpy array (``picture``: a PyAV
+    ``VideoFrame``, or a grey or RGB numpy array)."""
     import numpy as np
 
     if hasattr(picture, "to_ndarray"):
         picture = picture.to_ndarray(format="gray")
     luma = np.asarray(picture, dtype=np.float64)
-    if luma.ndim == 3:
-        luma = luma.mean(axis=2)
+    return luma.mean(axis=2) if luma.ndim == 3 else luma
+
+
+def read_picture_clock(picture: Any) -> datetime | None:
+    """The capture time a decoded picture carries (``picture``: a PyAV ``VideoFrame`` or a
+    2-D/3-D numpy array), or None when it carries no valid picture clock (wrong marker or
+    checksum: a picture from a camera that does not burn one, or a damaged one)."""
+    luma = picture_luma(picture)
     height, width = luma.shape
     if height < 4 * _CLOCK_ROWS * 4 or width < _CLOCK_COLUMNS * 4:
         return None

@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import Any
 
 import attrs
-from camgate.testing import draw_picture_clock
+from camgate.testing import draw_picture_clock, picture_luma
 
 __all__ = ["Frame", "Recording", "code_picture", "encode_recording", "read_code", "split_nals"]
 
@@ -93,13 +93,7 @@ def code_picture(index: int, width: int, height: int, taken_at: datetime | None 
 def read_code(picture: Any) -> int:
     """The frame index a decoded picture of a recording carries (``picture``: an RGB or
     grey numpy array, or a PyAV ``VideoFrame``)."""
-    import numpy as np
-
-    if hasattr(picture, "to_ndarray"):
-        picture = picture.to_ndarray(format="gray")
-    luma = np.asarray(picture, dtype=np.float64)
-    if luma.ndim == 3:
-        luma = luma.mean(axis=2)
+    luma = picture_luma(picture)
     height, width = luma.shape
     block_w, block_h = width // _COLUMNS, height // 6
     index = 0
