@@ -9,7 +9,7 @@ import anyio
 import attrs
 import pytest
 from camgate.adapters import LiveStream
-from camgate.models import Camera, Grant, MediaPacket, Scope
+from camgate.models import Camera, Grant, MediaPacket, Scope, Snapshot
 from camgate_conformance import Status, run_checks
 from camgate_onvif.adapter import OnvifAdapter
 from camgate_onvif.conformance import OnvifTarget
@@ -52,6 +52,32 @@ class RestampingAdapter(OnvifAdapter):
         as_live = attrs.evolve(grant, scope=Scope.LIVE, window_start=None, window_end=None)
         live = await self.open_live(camera, as_live)
         return _Restamped(live, grant)  # type: ignore[return-value]
+
+
+class StaleSnapshotAdapter(OnvifAdapter):
+    """Asks the camera for every snapshot, as it should, but serves the first picture it ever
+    got, stamped with the new picture's time: only the time in the picture gives it away."""
+
+    first: bytes | None = None
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        fresh = await super().snapshot(camera, grant)
+        if StaleSnapshotAdapter.first is None:
+            StaleSnapshotAdapter.first = fresh.jpeg
+            await anyio.sleep(0.2)  # the next grant is issued after this picture was taken
+        return attrs.evolve(fresh, jpeg=StaleSnapshotAdapter.first)
+
+
+def test_a_stale_snapshot_with_a_fresh_stamp_fails_the_snapshot_check(
+    onvif_target: OnvifTarget,
+) -> None:
+    factory = attrs.evolve(
+        FACTORY, name="onvif-stale", create=lambda s: StaleSnapshotAdapter.from_settings(s)
+    )
+    report = anyio.run(run_checks, factory, onvif_target, QUICK)
+    failed = {r.id: r.evidence for r in report.results if r.failed}
+    assert set(failed) == {"gating.snapshot-fresh-and-closed"}, failed
+    assert "picture was taken at" in failed["gating.snapshot-fresh-and-closed"][0]
 
 
 def test_live_video_restamped_into_the_window_fails_the_recorded_window_check(

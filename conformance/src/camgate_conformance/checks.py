@@ -756,6 +756,22 @@ async def snapshot_fresh_and_closed(ctx: Context) -> None:
                     f"snapshot {n} says it was taken at {snap.taken_at.isoformat()}, before "
                     f"its grant was issued at {token.grant.issued_at.isoformat()}"
                 )
+            if getattr(ctx.target, "snapshot_clock", False):
+                # The time in the picture, not the adapter's stamp (issue 13, item 4).
+                pictured = _jpeg_clock(snap.jpeg)
+                if pictured is None or pictured < token.grant.issued_at - _CLOCK_SLACK:
+                    raise CheckFailed(
+                        f"snapshot {n}'s picture was taken "
+                        + (
+                            "at an unknown time (no picture clock)"
+                            if pictured is None
+                            else f"at {pictured.isoformat()}"
+                        )
+                        + f", not after its grant was issued at "
+                        f"{token.grant.issued_at.isoformat()} (a picture cached under an "
+                        "earlier grant?)",
+                        ctx.evidence(granted),
+                    )
             clients = {e.client for e in asked}
             closed = await ctx.wait_closed(clients, idle)
             if clients - set(closed):
@@ -769,6 +785,23 @@ async def snapshot_fresh_and_closed(ctx: Context) -> None:
         later = ctx.media_requests(since)
         if later:
             raise CheckFailed("discover() asked the camera for media after activity", _show(later))
+
+
+#: How far before its grant a snapshot's picture clock may read (the grant's issue time is
+#: taken on the edge's clock, the picture's on the camera's: the same machine's wall clock).
+_CLOCK_SLACK = timedelta(milliseconds=50)
+
+
+def _jpeg_clock(jpeg: bytes) -> datetime | None:
+    """The picture clock a JPEG carries, or None (not a JPEG, or no clock)."""
+    import av
+
+    try:
+        decoder: Any = av.CodecContext.create("mjpeg", "r")
+        pictures = [*decoder.decode(av.Packet(jpeg)), *decoder.decode(None)]
+    except (av.error.FFmpegError, ValueError):
+        return None
+    return read_picture_clock(pictures[0]) if pictures else None
 
 
 # ------------------------------------------------------------------------------ budgets

@@ -165,6 +165,9 @@ class OnvifTarget:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    #: Snapshots carry the moment they were taken as the picture clock (the suite reads it).
+    snapshot_clock = True
+
     @property
     def recorded_span(self) -> tuple[datetime, datetime]:
         """When the devices' recorded footage starts and ends (UTC): where the suite may ask

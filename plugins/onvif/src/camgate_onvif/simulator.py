@@ -69,6 +69,7 @@ from xml.sax.saxutils import escape
 
 import attrs
 from camgate.adapters import Simulator
+from camgate.testing import draw_picture_clock
 from lxml import etree
 
 from camgate_onvif.recording import Recording, encode_recording
@@ -166,13 +167,16 @@ class SimRequest:
         return int(first[3:]) if first.startswith("dev") and first[3:].isdigit() else None
 
 
-def jpeg_bytes(width: int = 640, height: int = 360) -> bytes:
-    """A real JPEG picture (a grey gradient) of the given size, encoded with PyAV."""
+def jpeg_bytes(width: int = 640, height: int = 360, taken_at: datetime | None = None) -> bytes:
+    """A real JPEG picture (a grey gradient) of the given size, encoded with PyAV; with
+    ``taken_at``, carrying that moment as the picture clock (camgate.testing)."""
     import av
     import numpy as np
 
     row = np.linspace(16, 235, width, dtype=np.uint8)
     plane = np.tile(row, (height, 1))
+    if taken_at is not None:
+        draw_picture_clock(plane, taken_at)
     frame = av.VideoFrame.from_ndarray(np.stack([plane] * 3, axis=-1), format="rgb24")
     enc: Any = av.CodecContext.create("mjpeg", "w")
     enc.width, enc.height, enc.pix_fmt = width, height, "yuvj420p"
@@ -284,7 +288,8 @@ class OnvifSimulator(Simulator):
         #: Recorded footage every device replays: ``recording_s`` seconds ending when the
         #: simulator was built (on the device's clock), frames that show their own index.
         self.recording_s = recording_s
-        #: Recorded pictures carry their capture time (camgate.testing's picture clock).
+        #: Recorded pictures and snapshots carry their capture time (camgate.testing's
+        #: picture clock); the live RTSP stream does not.
         self.picture_clock = picture_clock
         self.masks_in_picture = masks_in_picture
         self.replay_session_timeout_s = replay_session_timeout_s
@@ -1091,7 +1096,9 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             if "snapshot" in sim.quirks.endless_body:
                 self._send_endless("image/jpeg", (sim._jpeg or b"")[:2], b"\x00")
                 return
-            self._send(200, sim._jpeg or b"", "image/jpeg", {})
+            # With the picture clock, each snapshot is taken now (as a camera's is).
+            jpeg = jpeg_bytes(taken_at=datetime.now(UTC)) if sim.picture_clock else sim._jpeg
+            self._send(200, jpeg or b"", "image/jpeg", {})
 
         def do_POST(self) -> None:
             self.profile = None
