@@ -9,6 +9,7 @@ from fractions import Fraction
 import av
 import numpy as np
 from camgate.testing import draw_picture_clock, read_picture_clock
+from camgate_conformance.checks import _clock_range
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -57,3 +58,20 @@ def test_a_code_past_the_calendar_reads_as_none() -> None:
         y, x = 48 + r * 4, c * 4
         picture[y : y + 4, x : x + 4] = 235 if code >> bit & 1 else 16
     assert read_picture_clock(picture) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda a, b: f"PLAY rtsp://h/x RTSP/1.0 Range: clock={a}-{b}",
+            st.from_regex(r"\d{8}T\d{6}(\.\d{1,6})?Z", fullmatch=True),
+            st.from_regex(r"(\d{8}T\d{6}(\.\d{1,6})?Z)?", fullmatch=True),
+        ),
+    )
+)
+def test_a_replay_range_from_the_adapter_parses_or_reads_as_none(detail: str) -> None:
+    """The Range header the recorder logged comes from the adapter: any text, no traceback."""
+    found = _clock_range(detail)
+    assert found is None or found[0].tzinfo is UTC

@@ -619,7 +619,10 @@ def _clock_range(detail: str) -> tuple[datetime, datetime | None] | None:
         moment = datetime.strptime(whole, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
         return moment + timedelta(seconds=float(f"0.{frac}") if frac else 0.0)
 
-    return one(found.group(1)), one(found.group(2)) if found.group(2) else None
+    try:
+        return one(found.group(1)), one(found.group(2)) if found.group(2) else None
+    except ValueError:
+        return None  # not a date (month 13...): no clock range the suite can read
 
 
 async def _picture_times(stream: Any, limit: float) -> tuple[list[datetime], int]:
