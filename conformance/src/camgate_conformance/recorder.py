@@ -366,7 +366,7 @@ class Recorder:
         ``127.0.0.2`` and up, one per target host), so an adapter that keeps the configured
         host and takes the ports a device reports (ONVIF's stream and replay URIs, with the
         adapter's port map) still reaches the recorder. A port the mirror host cannot take
-        gets another one.
+        gets another one (and where only ``127.0.0.1`` exists, any port of it).
         """
         with self._lock:
             found = self._proxies.get((host, port))
@@ -379,7 +379,11 @@ class Recorder:
             try:
                 listener = socket.create_server((mirror, port))
             except OSError:
-                listener = socket.create_server((mirror, 0))
+                try:
+                    listener = socket.create_server((mirror, 0))
+                except OSError:  # no 127/8 beyond 127.0.0.1 (not Linux): any loopback port
+                    listener = socket.create_server(("127.0.0.1", 0))
+                    mirror = "127.0.0.1"
             listener.setblocking(False)
             address = (mirror, listener.getsockname()[1])
             self._proxies[(host, port)] = address
