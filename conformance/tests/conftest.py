@@ -23,7 +23,7 @@ import pytest
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, LiveStream
 from camgate.errors import AdapterError
-from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot
+from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot, StreamInfo
 from camgate_conformance import SuiteConfig
 from camgate_conformance.checks import CEILINGS
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, rtsp_url
@@ -270,6 +270,71 @@ class PrewarmPlugin:
                 av.open(url, "r", options=self.settings.open_options()).close()
 
 
+class _RewrittenStream:
+    """A live stream whose packets ``change`` rewrites (one packet in, zero or more out)."""
+
+    def __init__(self, inner: LiveStream, info: StreamInfo, change: Any) -> None:
+        self.inner, self.info, self.change = inner, info, change
+        self.pending: list[MediaPacket] = []
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        while not self.pending:
+            self.pending = list(self.change(await self.inner.__anext__()))
+        return self.pending.pop(0)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class ZeroSizeAdapter(RtspAdapter):
+    """Declares a 0x0 picture in every packet's StreamInfo (the video itself is fine)."""
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """The real stream, its StreamInfo claiming no size."""
+        inner = await super().open_live(camera, grant)
+        info = attrs.evolve(inner.info, width=0, height=0)
+        return _RewrittenStream(
+            inner,
+            info,
+            lambda p: [attrs.evolve(p, stream=info if p.stream.kind == "video" else p.stream)],
+        )
+
+
+class MjpegAdapter(RtspAdapter):
+    """Serves the camera's video as Motion JPEG (a camera that streams MJPEG): each picture a
+    JPEG, StreamInfo honest about it."""
+
+    async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
+        """The real stream, transcoded picture by picture to JPEG."""
+        inner = await super().open_live(camera, grant)
+        source = inner.info
+        decoder: Any = av.CodecContext.create(source.codec, "r")
+        if source.extradata:
+            decoder.extradata = source.extradata
+        encoder: Any = av.CodecContext.create("mjpeg", "w")
+        encoder.width, encoder.height = source.width, source.height
+        encoder.pix_fmt, encoder.time_base = "yuvj420p", source.time_base
+        info = StreamInfo("mjpeg", source.time_base, source.width, source.height)
+
+        def change(packet: MediaPacket) -> list[MediaPacket]:
+            if packet.stream.kind != "video":
+                return []
+            out = []
+            for picture in decoder.decode(av.Packet(packet.data)):
+                picture = picture.reformat(format="yuvj420p")
+                picture.pts = packet.pts
+                for jpeg in encoder.encode(picture):
+                    out.append(
+                        attrs.evolve(packet, data=bytes(jpeg), is_keyframe=True, stream=info)
+                    )
+            return out
+
+        return _RewrittenStream(inner, info, change)
+
+
 def _settings(settings: Mapping[str, Any], **extra: Any) -> RtspSettings:
     return RtspSettings.from_mapping({**settings, **extra})
 
@@ -331,6 +396,14 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
         "caching": (
             _factory("rtsp-caching", lambda s: CachingSnapshotAdapter(_settings(s))),
             {"gating.snapshot-fresh-and-closed"},
+        ),
+        "zero-size": (
+            _factory("rtsp-zero-size", lambda s: ZeroSizeAdapter(_settings(s))),
+            {"media.stream-info"},
+        ),
+        "mjpeg": (
+            _factory("rtsp-mjpeg", lambda s: MjpegAdapter(_settings(s))),
+            {"media.clips"},
         ),
         "blind": (
             _factory("rtsp-blind", lambda s: BlindAdapter(_settings(s))),

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
+import secrets
+import shutil
 import statistics
+import subprocess
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -22,6 +27,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 import anyio.to_thread
 from camgate.adapters import Adapter, AdapterFactory
+from camgate.edge import CLIP_FORMATS
 from camgate.errors import (
     AccessDenied,
     AdapterError,
@@ -35,6 +41,7 @@ from camgate.errors import (
 )
 from camgate.grants import GrantSigner
 from camgate.models import Scope
+from camgate.testing import read_picture_clock
 
 from camgate_conformance.harness import FAR, Harness
 from camgate_conformance.model import Check, CheckFailed, NotRun, SuiteConfig, percentile
@@ -539,8 +546,112 @@ async def _no_reconnect(ctx: Context, source: str, ended: float, budget: float, 
     backdoor=True,
 )
 async def recorded_window(ctx: Context) -> None:
-    """Not yet checkable: the edge serves no recorded scope until the media issue."""
-    raise NotRun("the edge serves no recorded scope yet (media issue); nothing to redeem")
+    """Grant a short window inside the footage the target holds (``recorded_span``), replay it
+    through the edge, decode every picture and read its capture time from the picture clock
+    (:func:`camgate.testing.read_picture_clock`): each must lie inside the window. Then the
+    replay range the recorder saw requested must lie inside it too."""
+    span = getattr(ctx.target, "recorded_span", None)
+    if span is None:
+        raise NotRun(
+            "the target declares no recorded footage (recorded_span) whose pictures carry "
+            "their capture time: the recorded scope cannot be checked"
+        )
+    first, last = span
+    start = first + (last - first) / 3
+    end = min(start + timedelta(seconds=RECORDED_WINDOW_S), last)
+    limit = (RECORDED_WINDOW_S + 10) * ctx.config.budget_slack
+    async with ctx.harness() as h:
+        since = time.monotonic()
+        token = await h.grant(0, Scope.RECORDED, window=(start, end))
+        stream = await h.gate.edge.open_recorded(h.cameras[0].id, token)
+        async with stream:
+            times, blank = await _picture_times(stream, limit)
+    ctx.measurements["pictures"] = len(times) + blank
+    slack = timedelta(seconds=WINDOW_SLACK_S)
+    shown = f"the window {start.isoformat()} to {end.isoformat()}"
+    if not times and not blank:
+        raise CheckFailed(f"the replay of {shown} returned no picture", ctx.evidence(since))
+    if blank:
+        raise CheckFailed(
+            f"{blank} of {blank + len(times)} pictures carry no capture time (no picture clock): "
+            f"not the camera's recording of {shown}",
+            ctx.evidence(since),
+        )
+    outside = [t for t in times if not start - slack <= t <= end + slack]
+    if outside:
+        raise CheckFailed(
+            f"{len(outside)} of {len(times)} pictures were taken outside {shown}",
+            [f"picture taken at {t.isoformat()}" for t in outside[:6]] + ctx.evidence(since),
+        )
+    if ctx.recorder is None:
+        return
+    plays = [e for e in ctx.recorder.events() if e.at >= since and e.kind == "play"]
+    lead = timedelta(seconds=REPLAY_RANGE_SLACK_S)
+    for play in plays:
+        asked = _clock_range(play.detail)
+        if asked is None or not (start - lead <= asked[0] and (asked[1] or end) <= end + lead):
+            raise CheckFailed(
+                f"the adapter asked the camera for a replay range outside {shown}"
+                if asked is not None
+                else "the adapter asked the camera to play without a clock range "
+                "(live video, not the recording of the window)",
+                [play.line(), *ctx.evidence(play.at)],
+            )
+    ctx.measurements["replay_requests"] = len(plays)
+
+
+#: How long a window ``gating.recorded-window`` grants (replay runs in real time).
+RECORDED_WINDOW_S = 2.0
+#: How far a picture's capture time may lie outside the window (millisecond rounding).
+WINDOW_SLACK_S = 0.05
+#: How far a requested replay range may reach past the window (a device's clock offset).
+REPLAY_RANGE_SLACK_S = 1.0
+
+
+def _clock_range(detail: str) -> tuple[datetime, datetime | None] | None:
+    """The ``Range: clock=start-[end]`` of a PLAY the recorder logged, or None."""
+    found = re.search(r"Range: clock=(\d{8}T\d{6}(?:\.\d+)?Z)-(\d{8}T\d{6}(?:\.\d+)?Z)?", detail)
+    if found is None:
+        return None
+
+    def one(stamp: str) -> datetime:
+        whole, _, frac = stamp.rstrip("Z").partition(".")
+        moment = datetime.strptime(whole, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        return moment + timedelta(seconds=float(f"0.{frac}") if frac else 0.0)
+
+    try:
+        return one(found.group(1)), one(found.group(2)) if found.group(2) else None
+    except ValueError:
+        return None  # not a date (month 13...): no clock range the suite can read
+
+
+async def _picture_times(stream: Any, limit: float) -> tuple[list[datetime], int]:
+    """Decode the video of ``stream`` (until it ends, or ``limit`` s): the capture time each
+    picture carries, and how many carry none."""
+    import av
+
+    times: list[datetime] = []
+    blank = 0
+    decoder: Any = None
+    with anyio.move_on_after(limit):
+        async for packet in stream:
+            if packet.stream.kind != "video":
+                continue
+            if decoder is None:
+                decoder = av.CodecContext.create(packet.stream.codec, "r")
+                if packet.stream.extradata:
+                    decoder.extradata = packet.stream.extradata
+            try:
+                pictures = decoder.decode(av.Packet(packet.data))
+            except av.error.FFmpegError:
+                continue  # no reference picture yet (the replay started between keyframes)
+            for picture in pictures:
+                taken = read_picture_clock(picture)
+                if taken is None:
+                    blank += 1
+                else:
+                    times.append(taken)
+    return times, blank
 
 
 @check(
@@ -648,6 +759,22 @@ async def snapshot_fresh_and_closed(ctx: Context) -> None:
                     f"snapshot {n} says it was taken at {snap.taken_at.isoformat()}, before "
                     f"its grant was issued at {token.grant.issued_at.isoformat()}"
                 )
+            if getattr(ctx.target, "snapshot_clock", False):
+                # The time in the picture, not the adapter's stamp (issue 13, item 4).
+                pictured = _jpeg_clock(snap.jpeg)
+                if pictured is None or pictured < token.grant.issued_at - _CLOCK_SLACK:
+                    raise CheckFailed(
+                        f"snapshot {n}'s picture was taken "
+                        + (
+                            "at an unknown time (no picture clock)"
+                            if pictured is None
+                            else f"at {pictured.isoformat()}"
+                        )
+                        + f", not after its grant was issued at "
+                        f"{token.grant.issued_at.isoformat()} (a picture cached under an "
+                        "earlier grant?)",
+                        ctx.evidence(granted),
+                    )
             clients = {e.client for e in asked}
             closed = await ctx.wait_closed(clients, idle)
             if clients - set(closed):
@@ -661,6 +788,23 @@ async def snapshot_fresh_and_closed(ctx: Context) -> None:
         later = ctx.media_requests(since)
         if later:
             raise CheckFailed("discover() asked the camera for media after activity", _show(later))
+
+
+#: How far before its grant a snapshot's picture clock may read (the grant's issue time is
+#: taken on the edge's clock, the picture's on the camera's: the same machine's wall clock).
+_CLOCK_SLACK = timedelta(milliseconds=50)
+
+
+def _jpeg_clock(jpeg: bytes) -> datetime | None:
+    """The picture clock a JPEG carries, or None (not a JPEG, or no clock)."""
+    import av
+
+    try:
+        decoder: Any = av.CodecContext.create("mjpeg", "r")
+        pictures = [*decoder.decode(av.Packet(jpeg)), *decoder.decode(None)]
+    except (av.error.FFmpegError, ValueError):
+        return None
+    return read_picture_clock(pictures[0]) if pictures else None
 
 
 # ------------------------------------------------------------------------------ budgets
@@ -1017,6 +1161,165 @@ async def never_outside_grant(ctx: Context) -> None:
     await ctx.quiesce()
     async with ctx.harness() as h:
         await anyio.to_thread.run_sync(run_machine, ctx, h)
+
+
+#: Codecs camgate's edge carries into every clip format (mp4, fmp4, ts, hls) as they are; an
+#: adapter may emit these (docs/conformance.md, "Codecs an adapter may emit").
+CLIP_VIDEO_CODECS = frozenset({"h264", "hevc"})
+CLIP_AUDIO_CODECS = frozenset({"aac", "pcm_alaw", "pcm_mulaw"})
+#: Seconds of video in each clip the media checks write.
+CLIP_S = 1.0
+#: The privacy mask the media checks set: the picture's middle, a quarter of its area.
+MEDIA_MASK = [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]
+_PICTURE_LIMIT = 16384
+
+
+def _stream_info_problem(info: Any) -> str | None:
+    """What is wrong with a packet's StreamInfo, or None."""
+    import av
+
+    if info.kind not in ("video", "audio"):
+        return f"kind {info.kind!r} is neither video nor audio"
+    if not info.codec or info.codec not in av.codecs_available:
+        return f"codec {info.codec!r} is unknown to FFmpeg: nothing can decode it"
+    if not info.time_base or info.time_base <= 0:
+        return f"time base {info.time_base} is not a positive fraction"
+    if info.kind == "video" and not (
+        0 < info.width <= _PICTURE_LIMIT and 0 < info.height <= _PICTURE_LIMIT
+    ):
+        return f"declares a {info.width}x{info.height} picture"
+    if info.kind == "audio" and not (info.sample_rate > 0 and info.channels > 0):
+        return f"declares {info.sample_rate} Hz, {info.channels} channel(s)"
+    return None
+
+
+@check(
+    "media.stream-info",
+    "Every packet's StreamInfo describes a stream a consumer can decode: a codec FFmpeg knows, a "
+    "positive time base, a picture size that is not 0x0 and matches the decoded picture.",
+    requires=("live",),
+)
+async def stream_info(ctx: Context) -> None:
+    """Take the first packets of a live stream; validate each one's StreamInfo and decode the
+    first keyframe to compare its size with the declared one."""
+    import av
+
+    async with ctx.harness() as h:
+        token = await h.grant(0, Scope.LIVE)
+        async with await h.gate.edge.open_live(h.cameras[0].id, token) as stream:
+            seen = 0
+            async for packet in stream:
+                problem = _stream_info_problem(packet.stream)
+                if problem is not None:
+                    raise CheckFailed(f"the stream's StreamInfo {problem}", [repr(packet.stream)])
+                seen += 1
+                if packet.stream.kind == "video" and packet.is_keyframe:
+                    info = packet.stream
+                    decoder: Any = av.CodecContext.create(info.codec, "r")
+                    if info.extradata:
+                        decoder.extradata = info.extradata
+                    try:
+                        pictures = [*decoder.decode(av.Packet(packet.data)), *decoder.decode(None)]
+                    except av.error.FFmpegError as exc:
+                        raise CheckFailed(
+                            f"the first keyframe does not decode as {info.codec}: {exc}",
+                            [repr(info)],
+                        ) from None
+                    sizes = {(p.width, p.height) for p in pictures}
+                    if sizes and sizes != {(info.width, info.height)}:
+                        raise CheckFailed(
+                            f"StreamInfo says {info.width}x{info.height}; the pictures are "
+                            + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)),
+                            [repr(info)],
+                        )
+                    break
+                if seen > 300:
+                    raise CheckFailed("no keyframe in the first 300 packets", [repr(packet.stream)])
+    ctx.measurements["packets"] = seen
+
+
+@check(
+    "media.clips",
+    "A clip of every format the edge offers (mp4, fmp4, ts, hls), with and without the owner's "
+    "privacy masks, is written and decodes fully.",
+    requires=("live",),
+)
+async def clips(ctx: Context) -> None:
+    """Write a short clip of each format under a live grant (the four at once, as four
+    consumers of one camera), then again with a mask set; each must decode from start to end
+    with PyAV (and ffprobe, when installed), and a masked clip must show the mask."""
+    written: list[str] = []
+    async with ctx.harness() as h:
+        camera = h.cameras[0].id
+
+        async def one(fmt: str, masked: bool, problems: list[str]) -> None:
+            name = f"{'masked' if masked else 'plain'} {fmt} clip"
+            path = ctx.workdir / f"clip-{secrets.token_hex(4)}.{fmt}"
+            token = await h.grant(0, Scope.LIVE)
+            try:
+                await h.gate.edge.record_clip(camera, token, path, CLIP_S, format=fmt)
+            except (AdapterError, CamgateError) as exc:
+                problems.append(f"the {name} could not be written: {type(exc).__name__}: {exc}")
+                return
+            media = path / "index.m3u8" if fmt == "hls" else path
+            problem = await anyio.to_thread.run_sync(_clip_problem, media, masked)
+            if problem is not None:
+                problems.append(f"the {name} {problem}")
+            else:
+                written.append(f"{name}: decodes fully")
+
+        for masked in (False, True):
+            if masked:
+                await h.gate.set_masks(h.owners[0], camera, [MEDIA_MASK])
+            problems: list[str] = []
+            async with anyio.create_task_group() as group:
+                for fmt in CLIP_FORMATS:
+                    group.start_soon(one, fmt, masked, problems)
+            if problems:
+                raise CheckFailed(problems[0], problems[1:] + written)
+    ctx.measurements["clips"] = len(written)
+
+
+def _clip_problem(path: Path, masked: bool) -> str | None:
+    """Decode ``path`` fully; what is wrong with it, or None."""
+    import av
+    import numpy as np
+
+    pictures = 0
+    unmasked = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return "has no video stream"
+            for picture in container.decode(video=0):
+                pictures += 1
+                if masked:
+                    luma = picture.to_ndarray(format="gray")
+                    height, width = luma.shape
+                    inside = luma[
+                        int(height * 0.35) : int(height * 0.65),
+                        int(width * 0.35) : int(width * 0.65),
+                    ]
+                    if float(np.std(inside)) > 6.0:
+                        unmasked += 1
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        return f"does not decode: {type(exc).__name__}: {exc}"
+    if pictures == 0:
+        return "holds no picture"
+    if unmasked:
+        return f"shows the masked area in {unmasked} of {pictures} pictures"
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is not None:
+        probe = subprocess.run(
+            [ffprobe, "-v", "error", "-show_entries", "stream=codec_name", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if probe.returncode != 0 or probe.stderr.strip():
+            return f"is refused by ffprobe: {probe.stderr.strip()[:200]}"
+    return None
 
 
 @check(

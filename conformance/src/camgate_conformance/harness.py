@@ -158,14 +158,15 @@ class Harness:
         scope: Scope | str | None = None,
         duration_s: float | None = None,
         incident: Incident | None = None,
+        window: tuple[datetime, datetime] | None = None,
     ) -> SignedGrant:
         """Ask the gate for a grant on camera ``index`` (raises AccessDenied when refused);
-        without ``duration_s``, a random duration between 45 and 120 s."""
+        without ``duration_s``, a random duration between 45 and 120 s; a recorded grant
+        covers ``window`` (by default 15 to 10 minutes ago)."""
         if duration_s is None:
             duration_s = secrets.randbelow(76) + 45.0
         scope = Scope(scope) if scope is not None else self.scope
-        window = None
-        if scope is Scope.RECORDED:
+        if scope is Scope.RECORDED and window is None:
             end = self.clock.now() - timedelta(minutes=10)
             window = (end - timedelta(minutes=5), end)
         return await self.gate.request_access(

@@ -38,7 +38,7 @@ class Status(enum.StrEnum):
 
 
 #: The groups whose every check must pass (or not apply) for an adapter to be certified.
-CERTIFYING_GROUPS = frozenset({"gating", "robustness", "stateful"})
+CERTIFYING_GROUPS = frozenset({"gating", "robustness", "stateful", "media"})
 #: A skip's reason when the adapter's capabilities say the check does not apply.
 NOT_DECLARED = "the adapter does not declare"
 #: Who observed a check: the suite's own recorder (and the vendor log as a second witness), the

@@ -126,8 +126,8 @@ def install_audit_hook() -> None:
         _hook_installed = True
 
 
-def _proc_remote_addresses() -> set[tuple[str, int, int]]:
-    """(remote host, remote port, local port) of this process's outbound TCP sockets."""
+def _proc_sockets() -> list[list[str]]:
+    """The rows of ``/proc/self/net/tcp{,6}`` for this process's own sockets."""
     inodes: set[str] = set()
     with contextlib.suppress(OSError):
         for fd in os.listdir("/proc/self/fd"):
@@ -140,15 +140,31 @@ def _proc_remote_addresses() -> set[tuple[str, int, int]]:
         with contextlib.suppress(OSError), open(table, encoding="ascii") as lines:
             next(lines, None)
             rows += [cols for cols in (line.split() for line in lines) if len(cols) >= 10]
-    mine = [cols for cols in rows if cols[9] in inodes]
-    # A socket whose local port one of ours listens on was accepted, not connected out.
+    return [cols for cols in rows if cols[9] in inodes]
+
+
+def _proc_remote_addresses(
+    keep: frozenset[tuple[str, int]] = frozenset(),
+) -> set[tuple[str, int, int]]:
+    """(remote host, remote port, local port) of this process's outbound TCP sockets, leaving
+    out connections between two sockets of its own (an in-process relay on loopback) unless
+    the remote address is in ``keep`` (a target's: an in-process simulator is a camera)."""
+    mine = _proc_sockets()
+    # A socket whose local port one of ours listens on was accepted, not connected out; one
+    # whose far end is another socket of ours (listening, or the accepted end) stays inside.
     listening = {cols[1].rsplit(":", 1)[1] for cols in mine if cols[3] == "0A"}
+    ends = {cols[1] for cols in mine}
     found: set[tuple[str, int, int]] = set()
     for cols in mine:
         if cols[3] == "0A" or cols[1].rsplit(":", 1)[1] in listening:
             continue
         addr, port = cols[2].rsplit(":", 1)
-        found.add((_proc_host(addr), int(port, 16), int(cols[1].rsplit(":", 1)[1], 16)))
+        host = _proc_host(addr)
+        remote = (host, int(port, 16))
+        inside = port in listening or cols[2] in ends
+        if inside and host.startswith("127.") and remote not in keep:
+            continue
+        found.add((*remote, int(cols[1].rsplit(":", 1)[1], 16)))
     return found
 
 
@@ -250,6 +266,8 @@ class _Conn:
         self.audio_controls: set[str] = set()
         self.closed = False
         self.port = 0
+        self.upstream_host = ""
+        self.asked_ports: set[int] = set()  # ports named in the adapter's own requests
 
 
 # ------------------------------------------------------------------ the recorder
@@ -270,6 +288,7 @@ class Recorder:
         self._connects: list[Connect] = []
         self._seen_proc: set[tuple[str, int, int]] = set()
         self._proxies: dict[tuple[str, int], tuple[str, int]] = {}  # upstream -> listen address
+        self._mirrors: dict[str, str] = {}  # target host -> the recorder's loopback host
         self._listen_of: dict[socket.socket, tuple[str, int]] = {}
         self._cameras: dict[tuple[str, int], list[str]] = {}  # listen address -> proxied sources
         self._conns: dict[socket.socket, _Conn] = {}
@@ -341,14 +360,32 @@ class Recorder:
     # -------------------------------------------------------------- addresses
 
     def proxy(self, host: str, port: int) -> tuple[str, int]:
-        """The loopback address that forwards to ``host:port`` (a listener made on first use)."""
+        """The loopback address that forwards to ``host:port`` (a listener made on first use).
+
+        It is the *same port* on a loopback address of the recorder's own (a **mirror host**,
+        ``127.0.0.2`` and up, one per target host), so an adapter that keeps the configured
+        host and takes the ports a device reports (ONVIF's stream and replay URIs, with the
+        adapter's port map) still reaches the recorder. A port the mirror host cannot take
+        gets another one (and where only ``127.0.0.1`` exists, any port of it).
+        """
         with self._lock:
             found = self._proxies.get((host, port))
             if found is not None:
                 return found
-            listener = socket.create_server(("127.0.0.1", 0))
+            mirror = self._mirrors.get(host)
+            if mirror is None:
+                mirror = f"127.0.0.{2 + len(self._mirrors)}"
+                self._mirrors[host] = mirror
+            try:
+                listener = socket.create_server((mirror, port))
+            except OSError:
+                try:
+                    listener = socket.create_server((mirror, 0))
+                except OSError:  # no 127/8 beyond 127.0.0.1 (not Linux): any loopback port
+                    listener = socket.create_server(("127.0.0.1", 0))
+                    mirror = "127.0.0.1"
             listener.setblocking(False)
-            address = ("127.0.0.1", listener.getsockname()[1])
+            address = (mirror, listener.getsockname()[1])
             self._proxies[(host, port)] = address
             self._listen_of[listener] = (host, port)
             self._selector.register(listener, selectors.EVENT_READ, "listen")
@@ -425,9 +462,31 @@ class Recorder:
 
     # -------------------------------------------------------------- forwarding
 
+    def _learn_ports(self, conn: _Conn, message: bytes) -> None:
+        """Proxy every port of the camera's host that an answer names (stream, snapshot,
+        replay, service addresses), on the mirror host, before the answer is forwarded.
+
+        The recorder does not rewrite what the camera says: an adapter that keeps the host it
+        was configured with (and maps ports as its settings say) reaches these proxies; one that
+        connects to the address the camera reports goes past the recorder, and
+        ``gating.egress-only-to-target`` says so.
+        """
+        host = conn.upstream_host
+        named = {int(m.group(1)) for m in _URL_PORT.finditer(message[:_MAX_MESSAGE])}
+        # A port the adapter itself put in its requests (an in-process relay's URL, echoed in
+        # a Content-Base) is not one the camera named.
+        named -= conn.asked_ports
+        named = {p for p in named if 0 < p < 65536 and (host, p) not in self._proxies}
+        for port in sorted(named):
+            if (host, port) not in self._proxies:
+                address = self.proxy(host, port)
+                self._log(conn, "learned", detail=f"{host}:{port}, proxied at {address[1]}")
+
     def _watch_proc(self) -> None:
         while not self._stop.wait(self._poll_s):
-            addresses = _proc_remote_addresses()
+            with self._lock:
+                keep = frozenset(self._proxies)
+            addresses = _proc_remote_addresses(keep)
             # Read after /proc: a port is ours from before its connect until 1 s after close.
             now = time.monotonic()
             with self._lock:
@@ -478,6 +537,7 @@ class Recorder:
         self._numbers += 1
         conn = _Conn(self._numbers, client, upstream)
         conn.port = local_port
+        conn.upstream_host = upstream_address[0]
         for sock in (client, upstream):
             sock.setblocking(False)
         with self._lock:
@@ -499,14 +559,8 @@ class Recorder:
         if not data:
             self._end(conn, "adapter" if from_client else "camera")
             return
-        other = conn.upstream if from_client else conn.client
-        try:
-            other.settimeout(5.0)  # a consumer that stops reading ends its connection
-            other.sendall(data)
-            other.setblocking(False)
-        except OSError:
-            self._end(conn, "camera" if from_client else "adapter")
-            return
+        # Read before forwarding: an answer naming another port of the camera's host gets its
+        # proxy before the adapter can act on it.
         try:
             if from_client:
                 for head, body in conn.up.feed(data):
@@ -518,6 +572,13 @@ class Recorder:
             side = conn.up if from_client else conn.down
             side.opaque, side.buffer = "unparsed", b""
             self._log(conn, "unparsed", detail=f"{type(exc).__name__}; only counted from here")
+        other = conn.upstream if from_client else conn.client
+        try:
+            other.settimeout(5.0)  # a consumer that stops reading ends its connection
+            other.sendall(data)
+            other.setblocking(False)
+        except OSError:
+            self._end(conn, "camera" if from_client else "adapter")
 
     def _end(self, conn: _Conn, by: str) -> None:
         if conn.closed:
@@ -542,6 +603,7 @@ class Recorder:
         if head == b"\x16":
             self._log(conn, "tls", detail="TLS hello: passed through, only counted")
             return
+        conn.asked_ports |= {int(m.group(1)) for m in _URL_PORT.finditer(head)}
         first = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = first.split(" ")
         method = parts[0] if parts else ""
@@ -553,7 +615,11 @@ class Recorder:
             audio = kind == "setup" and any(
                 url.endswith("/" + c) or url == c for c in conn.audio_controls
             )
-            self._log(conn, kind, kind in RTSP_MEDIA, camera=camera, detail=first, audio=audio)
+            detail = first
+            play_range = _header(head, b"range").decode("latin-1")
+            if play_range:
+                detail += f" Range: {play_range}"
+            self._log(conn, kind, kind in RTSP_MEDIA, camera=camera, detail=detail, audio=audio)
             return
         if method in _HTTP_METHODS:
             if _header(head, b"upgrade").lower() == b"websocket":
@@ -573,10 +639,16 @@ class Recorder:
         self._log(conn, "unknown", detail=f"{len(head)} B not RTSP or HTTP")
 
     def _answer(self, conn: _Conn, head: bytes, body: bytes) -> None:
+        self._learn_ports(conn, head + b"\r\n" + body)
         if head.startswith(b"RTSP/1.0") and conn.pending:
             kind = conn.pending.pop(0)
             if kind == "describe" and body:
                 conn.audio_controls |= _sdp_audio_controls(body)
+
+
+_URL_PORT = re.compile(
+    rb"(?:rtsps?|https?)://(?:[^/@\s<>\"']*@)?(?:\[[0-9a-fA-F:.]+\]|[\w.-]+):(\d{1,5})"
+)
 
 
 def _camera_of(url: str, cameras: list[str]) -> str | None:

@@ -7,10 +7,14 @@ under test are the real ones; these only replace time and a vendor's camera.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +22,16 @@ from camgate.adapters import Adapter, AdapterFactory, Capabilities
 from camgate.hookspecs import hookimpl
 from camgate.models import Camera, GeoPoint
 
-__all__ = ["DeclaringAdapters", "ManualClock", "camera_north_of", "run_cli"]
+__all__ = [
+    "DeclaringAdapters",
+    "ManualClock",
+    "camera_north_of",
+    "draw_picture_clock",
+    "fault_peer",
+    "picture_luma",
+    "read_picture_clock",
+    "run_cli",
+]
 
 
 def camera_north_of(
@@ -94,3 +107,127 @@ class DeclaringAdapters:
                 capabilities=Capabilities(live=True, snapshot=True, recorded=True),
             )
         )
+
+
+#: What a fault peer answers to the first request, by mode.
+_ANSWERS = {
+    "http": b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
+    b"Content-Length: 21\r\n\r\n<h1>Bad Request</h1>\n",
+    # RTSP's rate limiting: 503 Service Unavailable with Retry-After (RFC 2326, 11.5.3 / 12.31)
+    "rtsp-503": b"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\nRetry-After: 30\r\n\r\n",
+    "rtsp-500": b"RTSP/1.0 500 Internal Server Error\r\nCSeq: {cseq}\r\n\r\n",
+    "http-429": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\n\r\n",
+}
+
+
+@contextlib.contextmanager
+def fault_peer(mode: str) -> Iterator[int]:
+    """A loopback TCP peer that stages a vendor fault; yields its port and stops on exit.
+
+    ``silent`` accepts connections and never answers (a timeout); ``http`` (an HTML 400 where
+    another protocol was expected), ``rtsp-503`` (RTSP's rate limiting, with Retry-After),
+    ``rtsp-500`` and ``http-429`` (HTTP rate limiting, with Retry-After) answer the first
+    request of each connection so and close it. Conformance targets of several plugins share it.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _addr = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            if mode in _ANSWERS:
+                with contextlib.suppress(OSError):
+                    conn.settimeout(1.0)
+                    request = conn.recv(4096)
+                    cseq = re.search(rb"(?im)^cseq:\s*(\d+)", request)
+                    number = cseq.group(1) if cseq else b"1"
+                    conn.sendall(_ANSWERS[mode].replace(b"{cseq}", number))
+                conn.close()
+            else:
+                held.append(conn)
+
+    thread = threading.Thread(target=serve, name=f"conformance peer {mode}", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2.0)
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+# ------------------------------------------------------------------ the picture clock
+#
+# A simulated camera burns the moment each picture was taken into the picture itself, so a
+# referee can tell which moments it was given by decoding the video, without trusting any
+# timestamp the adapter attached. The code (docs/conformance.md, "The picture clock"): the
+# bottom quarter of the picture is a grid of 4 rows x 16 columns of blocks, read row by row,
+# left to right, least significant bit first; a bright block (luma 235) is a 1, a dark one
+# (luma 16) a 0. Bits 0-7 are the marker 0xA5, bits 8-55 the capture time in milliseconds
+# since the Unix epoch (UTC), bits 56-63 the sum of those six bytes modulo 256.
+
+_CLOCK_ROWS, _CLOCK_COLUMNS = 4, 16
+_CLOCK_MARKER = 0xA5
+_CLOCK_BRIGHT, _CLOCK_DARK = 235, 16
+
+
+def _clock_blocks(height: int, width: int) -> Iterator[tuple[int, slice, slice]]:
+    block_h, block_w = height // (4 * _CLOCK_ROWS), width // _CLOCK_COLUMNS
+    top = height - _CLOCK_ROWS * block_h
+    for bit in range(_CLOCK_ROWS * _CLOCK_COLUMNS):
+        r, c = divmod(bit, _CLOCK_COLUMNS)
+        y, x = top + r * block_h, c * block_w
+        yield bit, slice(y, y + block_h), slice(x, x + block_w)
+
+
+def draw_picture_clock(luma: Any, taken_at: datetime) -> None:
+    """Burn ``taken_at`` into ``luma`` (a writable 2-D numpy uint8 array: a picture's Y plane
+    or grey picture) as the picture clock; :func:`read_picture_clock` reads it back."""
+    millis = round(taken_at.timestamp() * 1000) & ((1 << 48) - 1)
+    checksum = sum(millis.to_bytes(6, "little")) & 0xFF
+    code = _CLOCK_MARKER | millis << 8 | checksum << 56
+    height, width = luma.shape[:2]
+    for bit, rows, cols in _clock_blocks(height, width):
+        luma[rows, cols] = _CLOCK_BRIGHT if code >> bit & 1 else _CLOCK_DARK
+
+
+def picture_luma(picture: Any) -> Any:
+    """A decoded picture's brightness as a 2-D float numpy array (``picture``: a PyAV
+    ``VideoFrame``, or a grey or RGB numpy array)."""
+    import numpy as np
+
+    if hasattr(picture, "to_ndarray"):
+        picture = picture.to_ndarray(format="gray")
+    luma = np.asarray(picture, dtype=np.float64)
+    return luma.mean(axis=2) if luma.ndim == 3 else luma
+
+
+def read_picture_clock(picture: Any) -> datetime | None:
+    """The capture time a decoded picture carries (``picture``: a PyAV ``VideoFrame`` or a
+    2-D/3-D numpy array), or None when it carries no valid picture clock (wrong marker or
+    checksum: a picture from a camera that does not burn one, or a damaged one)."""
+    luma = picture_luma(picture)
+    height, width = luma.shape
+    if height < 4 * _CLOCK_ROWS * 4 or width < _CLOCK_COLUMNS * 4:
+        return None
+    code = 0
+    for bit, rows, cols in _clock_blocks(height, width):
+        block = luma[rows, cols]
+        h, w = block.shape
+        centre = block[h // 4 : h - h // 4, w // 4 : w - w // 4]  # clear of the codec's edges
+        if float(centre.mean()) > (_CLOCK_BRIGHT + _CLOCK_DARK) / 2:
+            code |= 1 << bit
+    millis = code >> 8 & ((1 << 48) - 1)
+    if code & 0xFF != _CLOCK_MARKER or code >> 56 != sum(millis.to_bytes(6, "little")) & 0xFF:
+        return None
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None  # past datetime's range: not a clock any camera burns

@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
-from camgate.errors import CameraAuthError
+from camgate.errors import AdapterError, CameraAuthError
 from camgate.plugins import PluginHost
 from camgate_onvif.adapter import OnvifAdapter
 from camgate_onvif.conformance import FAULT_SECRET, OnvifBackdoor, OnvifTarget
@@ -65,9 +65,34 @@ def test_the_plugin_provides_the_target() -> None:
 async def test_the_auth_fault_is_refused_without_showing_its_password() -> None:
     with OnvifTarget() as target:
         stage = target.fault("auth")
-        assert stage is not None and target.fault("rate-limited") is None
+        assert stage is not None and target.fault("no-such-fault") is None
         with stage as fault:
             async with OnvifAdapter.from_settings(fault.settings) as adapter:
                 with pytest.raises(CameraAuthError) as info:
                     await adapter.device(fault.source)
         assert FAULT_SECRET not in str(info.value)
+
+
+async def test_the_rate_limited_fault_answers_429_and_the_adapter_reports_it() -> None:
+    with OnvifTarget() as target:
+        stage = target.fault("rate-limited")
+        assert stage is not None
+        with stage as fault:
+            async with OnvifAdapter.from_settings(fault.settings) as adapter:
+                with pytest.raises(AdapterError) as info:
+                    await adapter.device(fault.source)
+        assert not isinstance(info.value, CameraAuthError)
+        assert FAULT_SECRET not in str(info.value)
+
+
+def test_discovery_finds_the_targets_cameras_with_random_owners() -> None:
+    with OnvifTarget() as target:
+        devices = target.settings["devices"]
+        assert len(devices) == 2 and all("owner_id" in d and "position" in d for d in devices)
+        assert not any(d["owner_id"].startswith("owner") for d in devices)
+
+        async def discover() -> int:
+            async with OnvifAdapter.from_settings(target.settings) as adapter:
+                return len(await adapter.discover())
+
+        assert anyio.run(discover) >= 2

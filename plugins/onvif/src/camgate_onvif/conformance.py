@@ -17,20 +17,25 @@ Faults staged for the robustness checks, each reached with a password the suite 
 ``not-protocol``  a loopback peer that answers in HTML, not SOAP
 ``offline``       a device path the simulator does not serve (404)
 ``drops``         a device with an RTSP server of its own, killed after the first packet
+``rate-limited``  a loopback peer answering HTTP 429 Too Many Requests with Retry-After
 
-``rate-limited`` has no form here (the simulator never answers 429): the suite skips it.
+The target's ``settings`` list both devices under ``devices`` with an owner and a position, so
+``discover()`` finds their cameras (``budget.discovery``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
-from camgate_rtsp.conformance import VendorEvent, _peer
+from camgate.testing import fault_peer
+from camgate_rtsp.conformance import VendorEvent
 
 from camgate_onvif.simulator import MEDIA_OPERATIONS, OnvifSimulator, Quirks
 
@@ -121,6 +126,10 @@ def _settings(device_url: str, password: str = FAULT_SECRET) -> dict[str, Any]:
     }
 
 
+def _jitter() -> float:
+    return secrets.randbelow(10**6) / 1e6
+
+
 def _at(port: int) -> str:
     return f"http://127.0.0.1:{port}/dev1/onvif/device_service"
 
@@ -129,7 +138,8 @@ class OnvifTarget:
     """Two simulated ONVIF devices (one RTSP server), with their request logs as the backdoor."""
 
     def __init__(self, gop_frames: int = 30) -> None:
-        self.sim = OnvifSimulator(2, gop_frames=gop_frames)
+        # Recorded pictures carry their capture time: the suite reads it from the picture.
+        self.sim = OnvifSimulator(2, gop_frames=gop_frames, picture_clock=True)
         self.description = "simulated ONVIF devices on loopback (SOAP and RTSP logs as backdoor)"
         self.sources: list[str] = []
         self.settings: dict[str, Any] = {}
@@ -140,11 +150,31 @@ class OnvifTarget:
         self.sim.start()
         self.sources = [f"{self.sim.device_url(d)}#profile=main" for d in (1, 2)]
         self.settings = dict(self.sim.settings)
+        # Where the devices are and whose they are, for discover(); arbitrary owners and places.
+        self.settings["devices"] = [
+            {
+                "url": self.sim.device_url(d),
+                "owner_id": secrets.token_hex(6),
+                "position": [40 + _jitter(), -74 + _jitter()],
+            }
+            for d in (1, 2)
+        ]
         self.backdoor = OnvifBackdoor(self.sim)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    #: Snapshots carry the moment they were taken as the picture clock (the suite reads it).
+    snapshot_clock = True
+
+    @property
+    def recorded_span(self) -> tuple[datetime, datetime]:
+        """When the devices' recorded footage starts and ends (UTC): where the suite may ask
+        for a recorded window (``gating.recorded-window`` reads the time from the pictures)."""
+        return self.sim.recording_start, self.sim.recording_start + timedelta(
+            seconds=self.sim.recording_s
+        )
 
     def close(self) -> None:
         """Stop the simulator and its RTSP server."""
@@ -169,16 +199,20 @@ class OnvifTarget:
         yield OnvifFault(_at(port), _settings(_at(port)))
 
     def _fault_timeout(self) -> Iterator[OnvifFault]:
-        with _peer("silent") as port:
+        with fault_peer("silent") as port:
             yield OnvifFault(_at(port), _settings(_at(port)), within_s=4.0)
 
     def _fault_not_protocol(self) -> Iterator[OnvifFault]:
-        with _peer("http") as port:
+        with fault_peer("http") as port:
             yield OnvifFault(_at(port), _settings(_at(port)), within_s=4.0)
 
     def _fault_offline(self) -> Iterator[OnvifFault]:
         url = f"http://127.0.0.1:{self.sim.port}/dev9/onvif/device_service"
         yield OnvifFault(url, _settings(url))
+
+    def _fault_rate_limited(self) -> Iterator[OnvifFault]:
+        with fault_peer("http-429") as port:
+            yield OnvifFault(_at(port), _settings(_at(port)))
 
     def _fault_drops(self) -> Iterator[OnvifFault]:
         with OnvifSimulator(1) as sim:

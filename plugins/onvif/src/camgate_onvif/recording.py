@@ -5,7 +5,9 @@ every ``gop`` frames, SPS/PPS in front of every keyframe) in which frame ``i`` s
 as a 16-bit code: two rows of eight blocks across the top of the picture, a bright block for
 a 1 bit and a dark one for a 0. :func:`read_code` reads the index back from a decoded picture,
 so a test that received a replay can tell exactly which recorded moments it was given — the
-codec changes pixel values a little, never a block's side of mid-grey.
+codec changes pixel values a little, never a block's side of mid-grey. With ``picture_clock``
+the bottom quarter also carries the capture time itself (camgate's picture clock, read by the
+conformance suite without knowing the recording).
 
 A :class:`Recording` pins the frames to wall-clock time: frame ``i`` was taken at
 ``start + i / fps``.
@@ -19,6 +21,7 @@ from fractions import Fraction
 from typing import Any
 
 import attrs
+from camgate.testing import draw_picture_clock, picture_luma
 
 __all__ = ["Frame", "Recording", "code_picture", "encode_recording", "read_code", "split_nals"]
 
@@ -69,8 +72,10 @@ class Recording:
         return index
 
 
-def code_picture(index: int, width: int, height: int) -> Any:
-    """The RGB picture (numpy array) of frame ``index``: its code on top of a grey gradient."""
+def code_picture(index: int, width: int, height: int, taken_at: datetime | None = None) -> Any:
+    """The RGB picture (numpy array) of frame ``index``: its code on top of a grey gradient,
+    and with ``taken_at`` the picture clock (:func:`camgate.testing.draw_picture_clock`) in the
+    bottom quarter."""
     import numpy as np
 
     row = np.linspace(60, 190, width, dtype=np.uint8)
@@ -80,19 +85,15 @@ def code_picture(index: int, width: int, height: int) -> Any:
         r, c = divmod(bit, _COLUMNS)
         value = _BRIGHT if index >> bit & 1 else _DARK
         luma[r * block_h : (r + 1) * block_h, c * block_w : (c + 1) * block_w] = value
+    if taken_at is not None:
+        draw_picture_clock(luma, taken_at)
     return np.stack([luma] * 3, axis=-1)
 
 
 def read_code(picture: Any) -> int:
     """The frame index a decoded picture of a recording carries (``picture``: an RGB or
     grey numpy array, or a PyAV ``VideoFrame``)."""
-    import numpy as np
-
-    if hasattr(picture, "to_ndarray"):
-        picture = picture.to_ndarray(format="gray")
-    luma = np.asarray(picture, dtype=np.float64)
-    if luma.ndim == 3:
-        luma = luma.mean(axis=2)
+    luma = picture_luma(picture)
     height, width = luma.shape
     block_w, block_h = width // _COLUMNS, height // 6
     index = 0
@@ -127,7 +128,9 @@ def split_nals(annexb: bytes) -> list[bytes]:
 
 
 @functools.lru_cache(maxsize=4)
-def _encoded(seconds: int, fps: int, gop: int, width: int, height: int) -> tuple[Frame, ...]:
+def _encoded(
+    seconds: int, fps: int, gop: int, width: int, height: int, clock_from: datetime | None = None
+) -> tuple[Frame, ...]:
     import av
 
     enc: Any = av.CodecContext.create("libx264", "w")
@@ -151,7 +154,10 @@ def _encoded(seconds: int, fps: int, gop: int, width: int, height: int) -> tuple
             frames.append(Frame(len(frames), tuple(split_nals(bytes(packet))), packet.is_keyframe))
 
     for i in range(seconds * fps):
-        picture = av.VideoFrame.from_ndarray(code_picture(i, width, height), format="rgb24")
+        taken_at = None if clock_from is None else clock_from + timedelta(seconds=i / fps)
+        picture = av.VideoFrame.from_ndarray(
+            code_picture(i, width, height, taken_at), format="rgb24"
+        )
         picture = picture.reformat(format="yuv420p")
         picture.pts = i
         take(enc.encode(picture))
@@ -167,10 +173,12 @@ def encode_recording(
     gop: int = 10,
     width: int = 640,
     height: int = 360,
+    picture_clock: bool = False,
 ) -> Recording:
     """``seconds`` of coded footage taken from ``start`` (encoded once per process and
-    shape, ~1 s, then reused)."""
-    frames = _encoded(seconds, fps, gop, width, height)
+    shape, ~1 s, then reused). With ``picture_clock`` every picture also carries the moment it
+    was taken as the picture clock (then encoded once per ``start``)."""
+    frames = _encoded(seconds, fps, gop, width, height, start if picture_clock else None)
     first = frames[0].nals
     sps = next(n for n in first if n[0] & 0x1F == 7)
     pps = next(n for n in first if n[0] & 0x1F == 8)

@@ -69,6 +69,7 @@ from xml.sax.saxutils import escape
 
 import attrs
 from camgate.adapters import Simulator
+from camgate.testing import draw_picture_clock
 from lxml import etree
 
 from camgate_onvif.recording import Recording, encode_recording
@@ -166,13 +167,16 @@ class SimRequest:
         return int(first[3:]) if first.startswith("dev") and first[3:].isdigit() else None
 
 
-def jpeg_bytes(width: int = 640, height: int = 360) -> bytes:
-    """A real JPEG picture (a grey gradient) of the given size, encoded with PyAV."""
+def jpeg_bytes(width: int = 640, height: int = 360, taken_at: datetime | None = None) -> bytes:
+    """A real JPEG picture (a grey gradient) of the given size, encoded with PyAV; with
+    ``taken_at``, carrying that moment as the picture clock (camgate.testing)."""
     import av
     import numpy as np
 
     row = np.linspace(16, 235, width, dtype=np.uint8)
     plane = np.tile(row, (height, 1))
+    if taken_at is not None:
+        draw_picture_clock(plane, taken_at)
     frame = av.VideoFrame.from_ndarray(np.stack([plane] * 3, axis=-1), format="rgb24")
     enc: Any = av.CodecContext.create("mjpeg", "w")
     enc.width, enc.height, enc.pix_fmt = width, height, "yuvj420p"
@@ -237,6 +241,7 @@ class OnvifSimulator(Simulator):
         rtsp_server: Any = None,
         tls: bool = False,
         recording_s: int = 30,
+        picture_clock: bool = False,
         masks_in_picture: bool = False,
         replay_session_timeout_s: int = 60,
     ) -> None:
@@ -283,6 +288,9 @@ class OnvifSimulator(Simulator):
         #: Recorded footage every device replays: ``recording_s`` seconds ending when the
         #: simulator was built (on the device's clock), frames that show their own index.
         self.recording_s = recording_s
+        #: Recorded pictures and snapshots carry their capture time (camgate.testing's
+        #: picture clock); the live RTSP stream does not.
+        self.picture_clock = picture_clock
         self.masks_in_picture = masks_in_picture
         self.replay_session_timeout_s = replay_session_timeout_s
         self.recording_start = self.started_at + timedelta(seconds=clock_skew_s - recording_s)
@@ -793,13 +801,21 @@ class OnvifSimulator(Simulator):
         """The recorded footage (encoded on first use, ~1 s, then cached per process)."""
         with self._recording_lock:
             if self._recording is None:
-                self._recording = encode_recording(self.recording_start, self.recording_s)
+                self._recording = encode_recording(
+                    self.recording_start, self.recording_s, picture_clock=self.picture_clock
+                )
             return self._recording
 
     def recording_of(self, profile: str) -> Recording:
         """The recording of channel ``profile`` on an NVR (pictures of the profile's size)."""
         w, h = next((w, h) for name, w, h in self.profiles if name == profile)
-        return encode_recording(self.recording_start, self.recording_s, width=w, height=h)
+        return encode_recording(
+            self.recording_start,
+            self.recording_s,
+            width=w,
+            height=h,
+            picture_clock=self.picture_clock,
+        )
 
     def _recording_at(self, path: str) -> Recording | None:
         parts = path.strip("/").split("/")
@@ -1080,7 +1096,9 @@ def _handler_class(sim: OnvifSimulator) -> type[BaseHTTPRequestHandler]:
             if "snapshot" in sim.quirks.endless_body:
                 self._send_endless("image/jpeg", (sim._jpeg or b"")[:2], b"\x00")
                 return
-            self._send(200, sim._jpeg or b"", "image/jpeg", {})
+            # With the picture clock, each snapshot is taken now (as a camera's is).
+            jpeg = jpeg_bytes(taken_at=datetime.now(UTC)) if sim.picture_clock else sim._jpeg
+            self._send(200, jpeg or b"", "image/jpeg", {})
 
         def do_POST(self) -> None:
             self.profile = None

@@ -20,14 +20,13 @@ Faults staged for the robustness checks, each reached with a password the suite 
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
 import attrs
+from camgate.testing import fault_peer
 
 from camgate_rtsp.testserver import Mount, RequestEvent, RtspTestServer
 
@@ -104,55 +103,6 @@ def _settings(source: str, password: str = FAULT_SECRET) -> dict[str, Any]:
         "connect_timeout_s": 1.5,
         "read_timeout_s": 1.5,
     }
-
-
-#: What a loopback peer answers to the first request, by mode.
-_ANSWERS = {
-    "http": b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
-    b"Content-Length: 21\r\n\r\n<h1>Bad Request</h1>\n",
-    # RTSP's rate limiting: 503 Service Unavailable with Retry-After (RFC 2326, 11.5.3 / 12.31)
-    "rtsp-503": b"RTSP/1.0 503 Service Unavailable\r\nCSeq: {cseq}\r\nRetry-After: 30\r\n\r\n",
-    "rtsp-500": b"RTSP/1.0 500 Internal Server Error\r\nCSeq: {cseq}\r\n\r\n",
-    "http-429": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\n\r\n",
-}
-
-
-@contextlib.contextmanager
-def _peer(mode: str) -> Iterator[int]:
-    """A loopback TCP peer: ``silent`` accepts and never answers; ``http``, ``rtsp-503``,
-    ``rtsp-500`` and ``http-429`` answer the first request so (see ``_ANSWERS``)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _addr = listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            if mode in _ANSWERS:
-                with contextlib.suppress(OSError):
-                    conn.settimeout(1.0)
-                    request = conn.recv(4096)
-                    cseq = re.search(rb"(?im)^cseq:\s*(\d+)", request)
-                    number = cseq.group(1) if cseq else b"1"
-                    conn.sendall(_ANSWERS[mode].replace(b"{cseq}", number))
-                conn.close()
-            else:
-                held.append(conn)
-
-    thread = threading.Thread(target=serve, name=f"conformance peer {mode}", daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(2.0)
-        listener.close()
-        for conn in held:
-            conn.close()
 
 
 class RtspTarget:
@@ -232,22 +182,22 @@ class RtspTarget:
         yield RtspFault(source, _settings(source))
 
     def _timeout(self) -> Iterator[RtspFault]:
-        with _peer("silent") as port:
+        with fault_peer("silent") as port:
             source = f"rtsp://127.0.0.1:{port}/cam1"
             yield RtspFault(source, _settings(source), within_s=4.0)
 
     def _not_protocol(self) -> Iterator[RtspFault]:
-        with _peer("http") as port:
+        with fault_peer("http") as port:
             source = f"rtsp://127.0.0.1:{port}/cam1"
             yield RtspFault(source, _settings(source), within_s=4.0)
 
     def _rate_limited(self) -> Iterator[RtspFault]:
-        with _peer("rtsp-503") as port:
+        with fault_peer("rtsp-503") as port:
             source = f"rtsp://127.0.0.1:{port}/cam1"
             yield RtspFault(source, _settings(source))
 
     def _server_error(self) -> Iterator[RtspFault]:
-        with _peer("rtsp-500") as port:
+        with fault_peer("rtsp-500") as port:
             source = f"rtsp://127.0.0.1:{port}/cam1"
             yield RtspFault(source, _settings(source))
 
