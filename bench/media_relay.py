@@ -279,18 +279,7 @@ async def relay_pass_through(source: Any) -> tuple[int, float, float]:
             raise CameraUnreachable("the input ended")
         return source
 
-    now = datetime.now(UTC)
-    grant = Grant(  # the verified live grant the edge would subscribe for
-        id="grt",
-        request_id="req",
-        camera_id=camera.id,
-        incident_id="inc",
-        scope="live",
-        issued_at=now,
-        expires_at=now + timedelta(days=1),
-        consent_id="con",
-    )
-    sub = relay.subscribe(camera, grant, opener, time.monotonic())
+    sub = relay.subscribe(camera, live_grant(camera.id), opener, time.monotonic())
     t0, c0 = time.monotonic(), time.process_time()
     await sub.wait_open()
     received = 0
@@ -424,6 +413,21 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def live_grant(camera_id: str) -> Grant:
+    """The verified live grant (a day long) the edge would subscribe with."""
+    now = datetime.now(UTC)
+    return Grant(
+        id="grt",
+        request_id="req",
+        camera_id=camera_id,
+        incident_id="inc",
+        scope="live",
+        issued_at=now,
+        expires_at=now + timedelta(days=1),
+        consent_id="con",
+    )
+
+
 async def soak_bench(soak_s: float, cameras: int, per_camera: int) -> dict[str, Any]:
     mounts = [Mount(f"/m{i}", width=320, height=180, fps=15, gop_frames=30) for i in range(4)]
     with RtspTestServer(mounts, startup_timeout=30) as server:
@@ -447,7 +451,8 @@ async def soak_bench(soak_s: float, cameras: int, per_camera: int) -> dict[str, 
 
                 relay.warm(camera, opener)
                 subs += [
-                    relay.subscribe(camera, opener, time.monotonic()) for _ in range(per_camera)
+                    relay.subscribe(camera, live_grant(camera.id), opener, time.monotonic())
+                    for _ in range(per_camera)
                 ]
             with anyio.fail_after(120):
                 for sub in subs:
