@@ -2,7 +2,7 @@
 # installs whatever is missing (Debian packages, uv, the locked Python dependencies).
 UV = $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest test-conformance-selftest bench clean
 
 setup:
 	@scripts/setup.sh
@@ -21,9 +21,17 @@ typecheck:
 
 # The conformance suite's tests run in a process of their own: the suite watches every outbound
 # connection and every thread of its process, so leftovers of other tests must not be there.
+# Its self-test against deliberately broken adapters (a whole suite run per adapter, 40-110 s
+# each, timing-sensitive on a shared machine) is `make test-conformance-selftest`, run before
+# the conformance issue is resolved; CI runs the rest.
+SELFTEST = conformance/tests/test_broken_adapters.py conformance/tests/test_broken_onvif.py
+
 pytest:
 	$(UV) run --locked pytest --ignore=conformance/tests
-	$(UV) run --locked pytest conformance/tests
+	$(UV) run --locked pytest conformance/tests $(addprefix --ignore=,$(SELFTEST))
+
+test-conformance-selftest: setup
+	$(UV) run --locked pytest $(SELFTEST)
 
 bench: setup
 	$(UV) run --locked python bench/run_all.py
