@@ -1,5 +1,5 @@
 from camgate_conformance.pytest_plugin import ConformanceSuite
 
 
-class TestExamplecam(ConformanceSuite):
+class TestConformance(ConformanceSuite):
     adapter = "examplecam"

@@ -50,10 +50,9 @@ class ExampleSimulator(Simulator):
         fps: int = 10,
         size: tuple[int, int] = (320, 240),
     ) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="examplecam-")
-        self.log_path = Path(self._dir.name) / "events.jsonl"
-        self.config = {
-            "log": str(self.log_path),
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self.log_path = Path()
+        self.config: dict[str, Any] = {
             "fps": fps,
             "width": size[0],
             "height": size[1],
@@ -66,9 +65,11 @@ class ExampleSimulator(Simulator):
         self.settings: dict[str, Any] = {}
 
     def __enter__(self) -> ExampleSimulator:
-        config = Path(self._dir.name) / "config.json"
-        config.write_text(json.dumps(self.config), encoding="utf-8")
+        self._dir = tempfile.TemporaryDirectory(prefix="examplecam-")
+        self.log_path = Path(self._dir.name) / "events.jsonl"
         self.log_path.touch()
+        config = Path(self._dir.name) / "config.json"
+        config.write_text(json.dumps(self.config | {"log": str(self.log_path)}), encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "camgate_examplecam.testing.server", str(config)],
             stdin=subprocess.PIPE,
@@ -128,4 +129,6 @@ class ExampleSimulator(Simulator):
             for pipe in (process.stdin, process.stdout):
                 if pipe is not None:
                     pipe.close()
-        self._dir.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
