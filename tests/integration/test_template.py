@@ -47,6 +47,11 @@ def copy_template(dest: Path, name: str) -> Path:
     return dest
 
 
+#: ``camgate`` as the throwaway environment runs it, and the suite's CI settings.
+_CAMGATE = ["-m", "camgate.cli"]
+_CI = ["--trials", "3", "--budget-slack", "3"]
+
+
 def _run(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
@@ -85,9 +90,8 @@ def test_the_copy_is_certified_and_its_quality_declaration_holds(
     python, project = installed
     out = project / "report.json"
     run = _run(
-        [str(python), "-m", "camgate.cli", "conformance", NAME, "--quiet", "--json", str(out)]
         # camgate's CI settings (docs/conformance.md): a shared two-core machine.
-        + ["--trials", "3", "--budget-slack", "3"],
+        [str(python), *_CAMGATE, "conformance", NAME, "--quiet", "--json", str(out), *_CI],
         project,
         600,
     )

@@ -109,7 +109,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from camgate.quality import load_quality
 
     host = PluginHost()
-    adapters = []
+    adapters: list[dict[str, Any]] = []
     for f in sorted(host.adapters().values(), key=lambda f: f.name):
         quality = load_quality(host.registrar(f.name), f.name)
         adapters.append(

@@ -152,7 +152,11 @@ class PluginHost:
             for impl in self.pm.hook.camgate_register_adapters.get_hookimpls():
                 info = self._info.get(self.pm.get_name(impl.plugin) or "")
 
-                def register(factory: AdapterFactory, info: PluginInfo | None = info) -> None:
+                def register(
+                    factory: AdapterFactory,
+                    info: PluginInfo | None = info,
+                    plugin: object = impl.plugin,
+                ) -> None:
                     if not isinstance(factory, AdapterFactory):
                         raise PluginError(f"register() takes an AdapterFactory, got {factory!r}")
                     if factory.name in found:
@@ -162,7 +166,7 @@ class PluginHost:
                             factory, distribution=info.distribution, version=info.version
                         )
                     found[factory.name] = factory
-                    registrars[factory.name] = impl.plugin
+                    registrars[factory.name] = plugin
 
                 try:
                     impl.function(register=register)

@@ -34,6 +34,7 @@ __all__ = [
     "RuleStatus",
     "declaration_problems",
     "load_quality",
+    "markdown_table",
     "parse_quality",
     "report_problems",
 ]
@@ -297,3 +298,26 @@ def load_quality(plugin: object, adapter: str) -> QualityDeclaration | None:
     except (ModuleNotFoundError, TypeError, OSError):
         return None
     return parse_quality(text, adapter)
+
+
+def markdown_table(declarations: Mapping[str, QualityDeclaration | None]) -> str:
+    """The checklist as a Markdown table, one column per adapter (``declarations`` by name):
+    each cell ``done``, ``todo`` or ``exempt`` (the reason in a line below), ``?`` if not
+    marked."""
+    names = sorted(declarations)
+    lines = [
+        "| rule | gating | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    reasons: list[str] = []
+    for rule in RULES:
+        cells = []
+        for name in names:
+            declared = declarations[name]
+            mark = None if declared is None else declared.rules.get(rule.id)
+            cells.append("?" if mark is None else mark.status)
+            if mark is not None and mark.status == "exempt":
+                reasons.append(f"- `{name}` is exempt from `{rule.id}`: {mark.reason}")
+        gating = "yes" if rule.gating else ""
+        lines.append(f"| `{rule.id}` | {gating} | " + " | ".join(cells) + " |")
+    return "\n".join([*lines, *(["", *reasons] if reasons else [])]) + "\n"

@@ -26,7 +26,7 @@ def _body(parts: list[bytes], lengths: bool) -> bytes:
 def _feed(reader: MultipartReader, body: bytes, cuts: list[int]) -> list[bytes]:
     found: list[bytes] = []
     start = 0
-    for cut in sorted({c % (len(body) + 1) for c in cuts}) + [len(body)]:
+    for cut in [*sorted({c % (len(body) + 1) for c in cuts}), len(body)]:
         found += reader.feed(body[start:cut])
         start = cut
     return found

@@ -122,7 +122,7 @@ def _check_status(response: httpx.Response, where: str) -> None:
 
 def _boundary(response: httpx.Response, where: str) -> str:
     """The multipart boundary of an MJPEG answer; CameraProtocolError for anything else."""
-    kind = response.headers.get("content-type", "")
+    kind = str(response.headers.get("content-type", ""))
     boundary = kind.partition("boundary=")[2].strip().strip('"')
     if not kind.startswith("multipart/x-mixed-replace") or not boundary:
         raise CameraProtocolError(f"{where}: not an MJPEG stream ({kind[:60]!r})")
