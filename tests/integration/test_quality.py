@@ -127,6 +127,7 @@ def test_plugins_json_lists_simulator_target_and_declaration() -> None:
         assert listed[name]["simulator"] is True
         assert listed[name]["conformance_target"] is True
         assert listed[name]["quality"] == _declared(name).to_json()
+        assert listed[name]["quality_problems"] == []
 
 
 def test_the_docs_table_is_the_declarations() -> None:

@@ -115,6 +115,27 @@ def test_the_copy_lists_its_simulator_target_and_quality(installed: tuple[Path, 
     assert entry["simulator"] is True and entry["conformance_target"] is True
     assert entry["quality"]["discovery"]["status"] == "exempt"
     assert entry["quality"]["no-media-before-grant"] == {"status": "done"}
+    assert entry["quality_problems"] == []
+
+
+def test_a_broken_declaration_is_listed_as_a_problem_not_a_crash(
+    installed: tuple[Path, Path],
+) -> None:
+    python, project = installed
+    installed_copy = _run(
+        [str(python), "-c", f"import camgate_{NAME} as m; print(m.__file__)"], project, 60
+    )
+    target = Path(installed_copy.stdout.strip()).parent / "quality.toml"
+    saved = target.read_text()
+    try:
+        target.write_text(saved + "fast = 3\n")  # a rule must be a status or a table
+        run = _run([str(python), "-m", "camgate.cli", "plugins", "--json"], project, 120)
+        assert run.returncode == 0, run.stderr
+        entry = {a["name"]: a for a in json.loads(run.stdout)}[NAME]
+        assert entry["quality"] is None
+        assert "quality.toml" in entry["quality_problems"][0]
+    finally:
+        target.write_text(saved)
 
 
 def test_the_copys_own_tests_run(installed: tuple[Path, Path]) -> None:
