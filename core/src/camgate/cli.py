@@ -103,21 +103,34 @@ def _reader(args: argparse.Namespace, *, store: bool = True) -> _Reader:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    """List adapters (and with --all, every plugin)."""
+    """List adapters: capabilities, budgets, whether a simulator and a conformance target come
+    with them, their quality declaration (``quality``: rule → status, or null) and what is
+    wrong with it (``quality_problems``; a file that cannot be read is one, not a crash)."""
     from camgate.plugins import PluginHost
+    from camgate.quality import declaration_problems, load_quality
 
     host = PluginHost()
-    adapters = [
-        {
-            "name": f.name,
-            "distribution": f.distribution,
-            "version": f.version,
-            "capabilities": f.capabilities.to_list(),
-            "budgets": dump(f.budgets),
-            "description": f.description,
-        }
-        for f in sorted(host.adapters().values(), key=lambda f: f.name)
-    ]
+    adapters: list[dict[str, Any]] = []
+    for f in sorted(host.adapters().values(), key=lambda f: f.name):
+        try:
+            quality = load_quality(host.registrar(f.name), f.name)
+            problems = [] if quality is None else declaration_problems(quality)
+        except ValidationError as exc:
+            quality, problems = None, [str(exc)]
+        adapters.append(
+            {
+                "name": f.name,
+                "distribution": f.distribution,
+                "version": f.version,
+                "capabilities": f.capabilities.to_list(),
+                "budgets": dump(f.budgets),
+                "description": f.description,
+                "simulator": host.has_simulator(f.name),
+                "conformance_target": host.has_conformance_target(f.name),
+                "quality": None if quality is None else quality.to_json(),
+                "quality_problems": problems,
+            }
+        )
     if args.json:
         _print_json(adapters)
     else:

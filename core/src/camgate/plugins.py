@@ -83,6 +83,7 @@ class PluginHost:
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"a plugin implements a hook camgate does not have: {exc}") from exc
         self._adapters: dict[str, AdapterFactory] | None = None
+        self._registrars: dict[str, object] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -147,10 +148,15 @@ class PluginHost:
         """Every registered adapter factory by name (collected once, then cached)."""
         if self._adapters is None:
             found: dict[str, AdapterFactory] = {}
+            registrars: dict[str, object] = {}
             for impl in self.pm.hook.camgate_register_adapters.get_hookimpls():
                 info = self._info.get(self.pm.get_name(impl.plugin) or "")
 
-                def register(factory: AdapterFactory, info: PluginInfo | None = info) -> None:
+                def register(
+                    factory: AdapterFactory,
+                    info: PluginInfo | None = info,
+                    plugin: object = impl.plugin,
+                ) -> None:
                     if not isinstance(factory, AdapterFactory):
                         raise PluginError(f"register() takes an AdapterFactory, got {factory!r}")
                     if factory.name in found:
@@ -160,6 +166,7 @@ class PluginHost:
                             factory, distribution=info.distribution, version=info.version
                         )
                     found[factory.name] = factory
+                    registrars[factory.name] = plugin
 
                 try:
                     impl.function(register=register)
@@ -174,6 +181,7 @@ class PluginHost:
                         f"CAMGATE_DISABLE_PLUGINS={name}"
                     ) from exc
             self._adapters = found
+            self._registrars = registrars
         return dict(self._adapters)
 
     def adapter(self, name: str) -> AdapterFactory:
@@ -183,6 +191,25 @@ class PluginHost:
             known = ", ".join(sorted(adapters)) or "none"
             raise PluginError(f"no adapter named {name!r} (installed: {known})")
         return adapters[name]
+
+    def registrar(self, adapter: str) -> object:
+        """The plugin (module or object) that registered ``adapter``: where its package's files
+        (its quality declaration) are found. PluginError for an unknown adapter."""
+        self.adapter(adapter)
+        return self._registrars[adapter]
+
+    def has_simulator(self, adapter: str) -> bool:
+        """True when a plugin provides a simulator for ``adapter`` (built, never started)."""
+        try:
+            self.simulator(adapter, 1)
+        except PluginError:
+            return False
+        return True
+
+    def has_conformance_target(self, adapter: str) -> bool:
+        """True when a plugin provides a conformance target for ``adapter``'s simulator (built,
+        never started); without one the suite wraps the simulator and cannot certify."""
+        return self.conformance_target(adapter, None) is not None
 
     def simulator(self, adapter: str, count: int) -> Simulator:
         """A simulator for ``adapter``; PluginError when no plugin provides one."""

@@ -1,0 +1,5 @@
+from camgate_conformance.pytest_plugin import ConformanceSuite
+
+
+class TestConformance(ConformanceSuite):
+    adapter = "examplecam"
