@@ -727,9 +727,9 @@ class Edge:
 
     def _opener(self, camera: Camera, grant: Grant) -> Opener:
         async def open_upstream() -> LiveStream:
-            # Opened for the first consumer's grant: the camera is asked for sound only when that
-            # grant allows it. Later consumers share what the upstream carries; each one's guard
-            # drops audio its own grant lacks.
+            # Opened under one grant: the camera is asked for sound only when that grant allows
+            # it. The relay switches the upstream to an audio grant's opener when one joins (and
+            # back when the last leaves); each consumer's guard drops audio its grant lacks.
             return await self._adapter(camera.adapter, camera.id).open_live(camera, grant)
 
         return open_upstream
