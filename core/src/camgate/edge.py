@@ -914,16 +914,18 @@ class Edge:
     async def _access_ended(self, stream: GuardedStream, reason: str) -> None:
         self._live.discard(stream)
         stats = stream.stats()
-        await self._audit(
-            "access.end",
-            {
-                "grant": stream.grant.id,
-                "camera": stream.camera.id,
-                "reason": reason,
-                "packets": stats.packets,
-                "bytes": stats.nbytes,
-            },
-        )
+        body: dict[str, Any] = {
+            "grant": stream.grant.id,
+            "camera": stream.camera.id,
+            "reason": reason,
+            "packets": stats.packets,
+            "bytes": stats.nbytes,
+        }
+        # How the adapter reached the camera, when it says (e.g. a fallback to UDP).
+        notes = getattr(stream._upstream, "notes", None)
+        if isinstance(notes, dict) and notes:
+            body["upstream"] = {str(k): str(v) for k, v in notes.items()}
+        await self._audit("access.end", body)
         self.host.access_ended(stream.grant, stream.camera, reason, stats.packets, stats.nbytes)
 
     async def snapshot(self, camera_id: str, token: str | SignedGrant) -> Snapshot:

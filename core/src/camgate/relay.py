@@ -285,6 +285,12 @@ class Subscription:
         return self._up.audio_info
 
     @property
+    def notes(self) -> dict[str, str]:
+        """What the adapter said about how it reached the camera for this upstream (e.g. a
+        fallback to UDP), for the consumer's access record; empty when nothing."""
+        return dict(self._up.notes)
+
+    @property
     def closed(self) -> bool:
         """True once the subscription is closed (its upstream may live on for others)."""
         return self._closed
@@ -424,6 +430,8 @@ class Upstream:
         self._switched.set()
         #: Connections replaced for a change of audio.
         self.switches = 0
+        #: The adapter's notes on its connections (a stream's ``notes``: e.g. a UDP fallback).
+        self.notes: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -667,6 +675,7 @@ class Upstream:
                         self._open_audio = self._audio
                         stream = await self._opener()
                         self._stream = stream
+                        self._note(stream)
                     except Exception as exc:  # handed to the consumers
                         self.error = exc
                         if not isinstance(exc, AdapterError):
@@ -753,6 +762,7 @@ class Upstream:
             new, packets, first = self._swap
             self._swap = None
             self._stream = new
+            self._note(new)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
             stream = new
@@ -772,6 +782,11 @@ class Upstream:
             self._switch_done()
             if self._audio != self._open_audio:
                 self._need_switch()
+
+    def _note(self, stream: LiveStream) -> None:
+        notes = getattr(stream, "notes", None)
+        if isinstance(notes, dict):
+            self.notes.update({str(k): str(v) for k, v in notes.items()})
 
     def _relay_one(self, packet: MediaPacket) -> None:
         self.packets_in += 1

@@ -272,7 +272,8 @@ class _Session:
 class AltRtspServer:
     """Serve ``media`` (a file; see :func:`media_file`) at ``rtsp://127.0.0.1:<port><path>``.
 
-    ``udp_only`` refuses interleaved TCP with 461, ``tcp_only`` refuses UDP with 461;
+    ``udp_only`` refuses interleaved TCP with 461, ``tcp_only`` refuses UDP with 461 (both: a
+    camera that takes neither);
     ``cut_every_s`` ends each session that long after its PLAY; ``audio_codec`` is ``"copy"``
     or ``"pcm_mulaw"``/``"pcm_alaw"`` (G.711 encoded on the fly). :attr:`requests` logs
     ``(method, path, transport or "", status)`` for every request answered.
@@ -288,8 +289,6 @@ class AltRtspServer:
         cut_every_s: float | None = None,
         audio_codec: str = "copy",
     ) -> None:
-        if udp_only and tcp_only:
-            raise ValueError("udp_only and tcp_only exclude each other")
         if not path.startswith("/"):
             raise ValueError(f"path {path!r} must start with '/'")
         self.media = Path(media)
