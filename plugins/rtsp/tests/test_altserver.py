@@ -190,6 +190,15 @@ async def test_without_the_fallback_or_when_neither_transport_works_the_error_sa
             assert stream.transport == "udp" and stream.notes == {}
         finally:
             await stream.aclose()
+        # After a fallback the media flows through a guard started for UDP: it pins the source
+        # of every Transport reply to the camera's address (the RTSP guard's UDP promise).
+        stream = await RtspLiveStream.open(server.url(), RtspSettings())
+        try:
+            assert stream.transport == "udp" and stream.notes["transport"] == "udp"
+            guard = stream._guard
+            assert guard is not None and guard._udp and guard.tcp_refused is None
+        finally:
+            await stream.aclose()
     with serving(media, udp_only=True, tcp_only=True) as server:
         with pytest.raises(CameraProtocolError) as caught:
             await RtspLiveStream.open(server.url(), RtspSettings(connect_timeout_s=10))
@@ -285,3 +294,39 @@ def test_parse_transport_takes_any_text(value: str) -> None:
     except RtspRequestError:
         return
     assert spec["proto"] == spec["proto"].upper()
+
+
+# ------------------------------------------------------------------ the guard's view of SETUP
+
+SDP_REPLY = (
+    b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Type: application/sdp\r\nContent-Length: 10\r\n\r\n"
+    b"m=video 0\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("setup", "refused"),
+    [
+        (b"RTSP/1.0 461 Unsupported Transport\r\nCSeq: 3\r\n\r\n", 461),
+        (b"RTSP/1.0 400 Bad Request\r\nCSeq: 3\r\n\r\n", 400),
+        # A camera that answers an interleaved SETUP with a UDP transport (FFmpeg: invalid data)
+        (b"RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=5-6\r\n\r\n", 200),
+        (b"RTSP/1.0 200 OK\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n", None),
+        (b"RTSP/1.0 401 Unauthorized\r\nCSeq: 3\r\n\r\n", None),
+    ],
+)
+def test_the_guard_tells_a_refusal_of_rtp_over_tcp_from_other_answers(
+    setup: bytes, refused: int | None
+) -> None:
+    from camgate_rtsp.guard import ReplyScanner, RtspGuard
+
+    scanner = ReplyScanner(lambda location: location)
+    describe_401 = b"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\n\r\n"
+    for piece in (describe_401, SDP_REPLY, setup, b"RTSP/1.0 200 OK\r\nCSeq: 4\r\n\r\n"):
+        scanner.feed(piece)
+    assert scanner.setup_reply is not None and scanner.setup_reply[0] == int(setup[9:12])
+    for udp in (False, True):
+        with RtspGuard("rtsp://127.0.0.1:9/x", "cam", connect_timeout_s=1, udp=udp) as guard:
+            guard.setup_reply = scanner.setup_reply
+            # A guard started for UDP never reports a refusal of TCP (nothing to fall back to).
+            assert guard.tcp_refused == (None if udp else refused)
