@@ -699,9 +699,9 @@ class Upstream:
                         self.opened = True
                         self._ready.set()
                         backoff = settings.backoff_initial_s
-                        stream = await self._pump(stream)
-                        if stream is None:
+                        if not await self._pump(stream):
                             return  # the transform or the adapter failed: consumers told
+                        stream = self._stream or stream  # a switch may have replaced it
                         with anyio.CancelScope(shield=True):
                             await stream.aclose()
                         stream = self._stream = None
@@ -726,9 +726,10 @@ class Upstream:
             for sub in list(self._subs):
                 sub._wakeup()
 
-    async def _pump(self, stream: LiveStream) -> LiveStream | None:
-        """Relay ``stream`` until it is lost (returns the stream to close) or fails for good
-        (consumers told, returns None); replaces it by a switched connection when one is ready."""
+    async def _pump(self, stream: LiveStream) -> bool:
+        """Relay ``stream`` until it is lost (True: the stream in ``_stream`` is to be closed)
+        or fails for good (consumers told, False); replaces it by a switched connection when
+        one is ready."""
         if self._audio != self._open_audio:
             self._need_switch()  # consumers changed while it was opening
         elif not self._switching:
@@ -748,16 +749,16 @@ class Upstream:
                 self.error = failed.error
                 for sub in list(self._subs):
                     sub._fail(failed.error)
-                return None
+                return False
             except AdapterError as exc:
                 log.info("%s: upstream lost: %s", self.camera.id, exc)
             except Exception as exc:  # the transform (or the adapter) is broken
                 self.error = exc
                 for sub in list(self._subs):
                     sub._fail(exc)  # reconnecting cannot help: tell and stop
-                return None
+                return False
             if self._swap is None:
-                return stream
+                return True
             # The switched connection is ready: close the old one, go on with the new one.
             new, packets, first = self._swap
             self._swap = None
