@@ -34,11 +34,13 @@ it exactly as it wrapped an adapter's stream). What it promises:
   replaces the first one (closed then). Video consumers get no gap: the last packet of the old
   connection is followed by the new one's keyframe, marked ``discontinuity=True`` (timestamps
   may restart). The joining audio consumer starts at that keyframe, with the audio track known
-  (:meth:`Subscription.wait_open` returns only then). When the last audio consumer leaves and
-  the upstream lives on (other consumers or the cache), it is switched back to a video-only
-  connection the same way, so the camera's sound is not pulled for nobody. A switch that fails
-  (the second connection cannot be opened or sends no keyframe within ``switch_wait_s``) is
-  logged; the first connection carries on, and the audio consumer gets video only.
+  (:meth:`Subscription.wait_open` returns only then); no switch is made for a camera whose
+  stream description offers no audio (``offers_audio`` False). When the last audio consumer
+  leaves and the upstream lives on (other consumers or the cache), it is switched back to a
+  video-only connection the same way, so the camera's sound is not pulled for nobody. A switch
+  that fails (the second connection cannot be opened or sends no keyframe within
+  ``switch_wait_s``) is logged; the first connection carries on, and the audio consumer gets
+  video only.
 - **No subscription without a grant.** A :class:`Subscription` is made only for a live grant of
   its camera that has not expired (its constructor checks, and derives its expiry from the
   grant): neither an :class:`Upstream` nor the relay has a grant-less way to attach a consumer,
@@ -508,8 +510,21 @@ class Upstream:
 
     def _switch_pending(self, *, audio: bool) -> bool:
         """True when the connection in use (or being opened) differs from ``audio`` and a
-        switch to one that matches is under way or about to start."""
+        switch to one that matches is under way or about to start (not for sound from a
+        camera whose stream description offers none)."""
+        if audio and self._silent():
+            return False
         return self._started and not self.finished and self._open_audio != audio
+
+    def _silent(self) -> bool:
+        """True when the open connection's adapter says the camera offers no audio track
+        (``LiveStream.offers_audio`` is False): switching for sound would gain nothing."""
+        return getattr(self._stream, "offers_audio", None) is False
+
+    def _mismatch(self) -> bool:
+        """The open connection's sound differs from what the consumers need, and a switch
+        could change that."""
+        return self._audio != self._open_audio and not (self._audio and self._silent())
 
     def want(self, opener: Opener, *, audio: bool) -> None:
         """A consumer joined with ``opener`` (its grant allows audio or not): remember the
@@ -586,7 +601,7 @@ class Upstream:
                 with anyio.CancelScope(shield=True):
                     await new.aclose()
             if self._swap is None:
-                if self._audio != self._open_audio and not failed and not self.finished:
+                if self._mismatch() and not failed and not self.finished:
                     self._need_switch()  # the consumers changed their minds meanwhile
                 else:
                     self._switch_done()  # failed, or made moot by a reconnect
@@ -730,7 +745,7 @@ class Upstream:
         """Relay ``stream`` until it is lost (True: the stream in ``_stream`` is to be closed)
         or fails for good (consumers told, False); replaces it by a switched connection when
         one is ready."""
-        if self._audio != self._open_audio:
+        if self._mismatch():
             self._need_switch()  # consumers changed while it was opening
         elif not self._switching:
             self._switch_done()
@@ -781,7 +796,7 @@ class Upstream:
                 if not sub._await_switch:
                     sub._gap()  # timestamps may restart at the new connection's keyframe
             self._switch_done()
-            if self._audio != self._open_audio:
+            if self._mismatch():
                 self._need_switch()
 
     def _note(self, stream: LiveStream) -> None:

@@ -25,7 +25,9 @@ TICKS = 3000  # one frame at 30 fps in the RTP clock (90 kHz)
 
 @pytest.fixture(scope="module")
 def av_server() -> Iterator[RtspTestServer]:
-    with RtspTestServer([Mount("/av", gop_frames=15, audio=True)]) as server:
+    with RtspTestServer(
+        [Mount("/av", gop_frames=15, audio=True), Mount("/mute", gop_frames=15)]
+    ) as server:
         yield server
 
 
@@ -50,9 +52,18 @@ async def gate(tmp_path: Path, av_server: RtspTestServer) -> AsyncIterator[Gate]
                 position=HOME,
             )
         )
+        gate.add_camera(
+            Camera(
+                id="cam-mute",
+                adapter="rtsp",
+                source=av_server.url("/mute"),
+                owner_id="alice",
+                position=HOME,
+            )
+        )
         gate.enrol(
             "alice",
-            ["cam-av"],
+            ["cam-av", "cam-mute"],
             waiver_version="w1",
             waiver_sha256=waiver.sha256,
             terms=ConsentTerms(scopes=["live"], audio=True),
@@ -62,11 +73,13 @@ async def gate(tmp_path: Path, av_server: RtspTestServer) -> AsyncIterator[Gate]
         await gate.aclose()
 
 
-async def open_live(gate: Gate, incident_id: str, *, audio: bool) -> GuardedStream:
+async def open_live(
+    gate: Gate, incident_id: str, *, audio: bool, camera: str = "cam-av"
+) -> GuardedStream:
     grant = await gate.request_access(
-        incident_id, "cam-av", "live", requested_by="officer-7", duration_s=60, audio=audio
+        incident_id, camera, "live", requested_by="officer-7", duration_s=60, audio=audio
     )
-    return await gate.edge.open_live("cam-av", grant)
+    return await gate.edge.open_live(camera, grant)
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
@@ -78,12 +91,12 @@ async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
             await anyio.sleep(0.05)
 
 
-def upstream(gate: Gate) -> UpstreamStatistics | None:
-    return gate.edge.relay_statistics().upstream("cam-av")
+def upstream(gate: Gate, camera: str = "cam-av") -> UpstreamStatistics | None:
+    return gate.edge.relay_statistics().upstream(camera)
 
 
-def plays(server: RtspTestServer) -> int:
-    return sum(1 for e in server.requests() if e.kind == "play" and e.path == "/av")
+def plays(server: RtspTestServer, path: str = "/av") -> int:
+    return sum(1 for e in server.requests() if e.kind == "play" and e.path == path)
 
 
 async def read_until(
@@ -190,3 +203,21 @@ async def test_an_audio_grant_gets_sound_from_a_warm_upstream_and_leaving_drops_
                 break
     finally:
         await viewer.aclose()
+
+
+async def test_no_switch_for_sound_a_camera_does_not_offer(
+    gate: Gate, av_server: RtspTestServer
+) -> None:
+    incident = gate.report_incident("burglary", HOME, radius_m=300)
+    before = plays(av_server, "/mute")
+    async with await open_live(gate, incident.id, audio=False, camera="cam-mute") as video:
+        async with await open_live(gate, incident.id, audio=True, camera="cam-mute") as officer:
+            assert officer.audio_info is None
+            with anyio.fail_after(10):
+                async for packet in officer:
+                    assert packet.stream.kind == "video"
+                    break
+            up = upstream(gate, "cam-mute")
+            assert up is not None and up.switches == 0 and up.consumers == 2
+        assert video.info.codec == "h264"
+    assert plays(av_server, "/mute") - before == 1  # the camera was not opened a second time

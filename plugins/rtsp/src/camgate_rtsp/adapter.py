@@ -313,6 +313,9 @@ class RtspLiveStream:
         self.audio = audio
         #: The audio track handed over (AAC or G.711), once known; None without audio.
         self.audio_info: StreamInfo | None = None
+        #: Whether the camera's stream description offers an audio track (asked for or not);
+        #: None until known. The relay does not reopen a camera for sound it does not offer.
+        self.offers_audio: bool | None = None
         #: The transport the media flows over once open (``"tcp"`` or ``"udp"``).
         self.transport = (
             "tcp" if urlsplit(self._url.reveal()).scheme == "rtsps" else (settings.transport)
@@ -443,6 +446,8 @@ class RtspLiveStream:
         try:
             try:
                 container, stream = self._open_container()
+                media = self._guard.sdp_media if self._guard is not None else None
+                self.offers_audio = None if media is None else "audio" in media
                 self.info = _stream_info(stream)
                 self.opened_at = time.monotonic()
             except AdapterError as exc:
