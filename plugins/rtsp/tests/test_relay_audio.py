@@ -43,24 +43,9 @@ async def gate(tmp_path: Path, av_server: RtspTestServer) -> AsyncIterator[Gate]
     try:
         waiver = gate.publish_waiver(Waiver("w1", "I agree to share my camera."))
         gate.add_owner(Owner("alice", "Alice"))
-        gate.add_camera(
-            Camera(
-                id="cam-av",
-                adapter="rtsp",
-                source=av_server.url("/av"),
-                owner_id="alice",
-                position=HOME,
-            )
-        )
-        gate.add_camera(
-            Camera(
-                id="cam-mute",
-                adapter="rtsp",
-                source=av_server.url("/mute"),
-                owner_id="alice",
-                position=HOME,
-            )
-        )
+        for camera, path in (("cam-av", "/av"), ("cam-mute", "/mute")):
+            source = av_server.url(path)
+            gate.add_camera(Camera(camera, "rtsp", source, owner_id="alice", position=HOME))
         gate.enrol(
             "alice",
             ["cam-av", "cam-mute"],
