@@ -727,9 +727,9 @@ class Edge:
 
     def _opener(self, camera: Camera, grant: Grant) -> Opener:
         async def open_upstream() -> LiveStream:
-            # Opened for the first consumer's grant: the camera is asked for sound only when that
-            # grant allows it. Later consumers share what the upstream carries; each one's guard
-            # drops audio its own grant lacks.
+            # Opened under one grant: the camera is asked for sound only when that grant allows
+            # it. The relay switches the upstream to an audio grant's opener when one joins (and
+            # back when the last leaves); each consumer's guard drops audio its grant lacks.
             return await self._adapter(camera.adapter, camera.id).open_live(camera, grant)
 
         return open_upstream
@@ -914,16 +914,18 @@ class Edge:
     async def _access_ended(self, stream: GuardedStream, reason: str) -> None:
         self._live.discard(stream)
         stats = stream.stats()
-        await self._audit(
-            "access.end",
-            {
-                "grant": stream.grant.id,
-                "camera": stream.camera.id,
-                "reason": reason,
-                "packets": stats.packets,
-                "bytes": stats.nbytes,
-            },
-        )
+        body: dict[str, Any] = {
+            "grant": stream.grant.id,
+            "camera": stream.camera.id,
+            "reason": reason,
+            "packets": stats.packets,
+            "bytes": stats.nbytes,
+        }
+        # How the adapter reached the camera, when it says (e.g. a fallback to UDP).
+        notes = getattr(stream._upstream, "notes", None)
+        if isinstance(notes, dict) and notes:
+            body["upstream"] = {str(k): str(v) for k, v in notes.items()}
+        await self._audit("access.end", body)
         self.host.access_ended(stream.grant, stream.camera, reason, stats.packets, stats.nbytes)
 
     async def snapshot(self, camera_id: str, token: str | SignedGrant) -> Snapshot:

@@ -26,6 +26,21 @@ it exactly as it wrapped an adapter's stream). What it promises:
   an untransformed packet. The edge gives it camgate's privacy-mask re-encoder only: the relay
   runs before any grant (a warm cache), so no embedder code runs here (an embedder's transform
   runs per consumer, in its guarded stream, after the grant check).
+- **Sound only under a grant that allows it, and for every such grant.** The camera is asked for
+  its audio track only when an opener's grant allows audio (an officer's audio grant; the GOP
+  cache's warrant never asks for sound). An upstream opened without audio — by a video-only
+  first consumer, or warm for the cache — is *switched* when an audio grant joins: a second
+  connection is opened with that grant's opener and, once it has delivered a video keyframe, it
+  replaces the first one (closed then). Video consumers get no gap: the last packet of the old
+  connection is followed by the new one's keyframe, marked ``discontinuity=True`` (timestamps
+  may restart). The joining audio consumer starts at that keyframe, with the audio track known
+  (:meth:`Subscription.wait_open` returns only then); no switch is made for a camera whose
+  stream description offers no audio (``offers_audio`` False). When the last audio consumer
+  leaves and the upstream lives on (other consumers or the cache), it is switched back to a
+  video-only connection the same way, so the camera's sound is not pulled for nobody. A switch
+  that fails (the second connection cannot be opened or sends no keyframe within
+  ``switch_wait_s``) is logged; the first connection carries on, and the audio consumer gets
+  video only.
 - **No subscription without a grant.** A :class:`Subscription` is made only for a live grant of
   its camera that has not expired (its constructor checks, and derives its expiry from the
   grant): neither an :class:`Upstream` nor the relay has a grant-less way to attach a consumer,
@@ -114,9 +129,10 @@ class RelaySettings:
 
     ``give_up_s`` is how long consumers wait through failed reconnects before they get the
     adapter's error (a camera gone for good must not leave them hanging); a cached upstream with
-    no consumer keeps retrying. ``gop_cache`` turns the warm start on (off by default: a cache
-    keeps the camera connection open while an incident is near, which costs the owner bandwidth;
-    the edge's operator opts in).
+    no consumer keeps retrying. ``switch_wait_s`` bounds a switch of the upstream for a change of
+    audio (the second connection's open and first keyframe). ``gop_cache`` turns the warm start
+    on (off by default: a cache keeps the camera connection open while an incident is near,
+    which costs the owner bandwidth; the edge's operator opts in).
     """
 
     gop_cache: bool = False
@@ -125,6 +141,7 @@ class RelaySettings:
     backoff_initial_s: float = attrs.field(default=0.2, validator=_positive)
     backoff_max_s: float = attrs.field(default=5.0, validator=_positive)
     give_up_s: float = attrs.field(default=3.0, validator=_positive)
+    switch_wait_s: float = attrs.field(default=10.0, validator=_positive)
 
 
 @attrs.frozen
@@ -133,7 +150,9 @@ class UpstreamStatistics:
 
     ``serial`` tells upstreams of one camera apart (a dropped one is replaced by a new serial);
     ``cached``/``cached_keyframes`` count the GOP cache's packets and keyframes,
-    ``cache_start_pts`` is the pts of its first packet (None when empty).
+    ``cache_start_pts`` is the pts of its first packet (None when empty). ``audio`` tells
+    whether the open connection asked the camera for sound; ``switches`` counts connections
+    replaced for a change of audio (see :class:`Relay`).
     """
 
     camera_id: str
@@ -148,6 +167,8 @@ class UpstreamStatistics:
     cached: int
     cached_keyframes: int
     cache_start_pts: int | None
+    audio: bool = False
+    switches: int = 0
 
 
 @attrs.frozen
@@ -213,13 +234,24 @@ class Subscription:
     packets this consumer lost by being slow, ``gaps`` the discontinuities it was handed.
     """
 
-    def __init__(self, upstream: Upstream, grant: Grant, now: float) -> None:
+    def __init__(
+        self, upstream: Upstream, grant: Grant, now: float, opener: Opener | None = None
+    ) -> None:
         """Attach to ``upstream`` for ``grant`` (GrantMismatch/GrantExpired unless it is an
-        unexpired live grant of the upstream's camera), starting from its cached GOP."""
+        unexpired live grant of the upstream's camera), starting from its cached GOP — or, for
+        an audio grant joining an upstream without sound, from the switched connection's first
+        keyframe. ``opener`` opens the camera under ``grant`` (used when the upstream is
+        switched for, or back from, audio)."""
         relay = upstream._relay
         self._expired = _expiry(upstream.camera, grant, relay.clock)
         self._up = upstream
-        start = list(upstream._gop)
+        #: True when this consumer's grant allows audio.
+        self.audio = grant.audio
+        self._opener = opener
+        #: Waiting for the upstream's switch to a connection with sound: nothing is queued
+        #: before its first keyframe.
+        self._await_switch = grant.audio and upstream._switch_pending(audio=True)
+        start = [] if self._await_switch else list(upstream._gop)
         # Room for the cached GOP on top of the queue: a warm start is not an overflow.
         self._limit = relay.settings.queue_packets + len(start)
         self._queue: deque[MediaPacket] = deque(start)
@@ -255,6 +287,12 @@ class Subscription:
         return self._up.audio_info
 
     @property
+    def notes(self) -> dict[str, str]:
+        """What the adapter said about how it reached the camera for this upstream (e.g. a
+        fallback to UDP), for the consumer's access record; empty when nothing."""
+        return dict(self._up.notes)
+
+    @property
     def closed(self) -> bool:
         """True once the subscription is closed (its upstream may live on for others)."""
         return self._closed
@@ -271,7 +309,7 @@ class Subscription:
         return len(self._queue)
 
     def _offer(self, packet: MediaPacket) -> None:
-        if self._closed:
+        if self._closed or self._await_switch:
             return
         if self._expired():
             self._queue.clear()  # nothing flows past the grant's expiry, queued or not
@@ -326,9 +364,13 @@ class Subscription:
     async def wait_open(self) -> None:
         """Start the upstream if needed and wait until it is open (its ``info`` known).
 
-        Raises the adapter's error when the camera cannot be opened.
+        For an audio grant that joined an upstream without sound, it also waits for the switch
+        to a connection with sound (or its failure: then video flows alone). Raises the
+        adapter's error when the camera cannot be opened.
         """
         await self._up.wait_open()
+        if self._await_switch:
+            await self._up._switched.wait()
 
     async def aclose(self) -> None:
         """Leave the upstream; the last consumer of a camera without a cache closes it, and this
@@ -377,6 +419,21 @@ class Upstream:
         #: Asked before each packet is cached: False drops the cache (and, with no consumer, the
         #: upstream). The edge uses it to see a revocation committed by another process.
         self.cache_guard: Callable[[], bool] | None = None
+        # Sound: whether the camera should be asked for it now (an audio consumer is attached),
+        # whether the connection open (or being opened) asked for it, and the opener a switch
+        # back to video only uses (a video-only consumer's, or the cache's warrant).
+        self._audio = False
+        self._open_audio = False
+        self._video_opener: Opener | None = None
+        self._switching = False
+        self._switch_scope: anyio.CancelScope | None = None
+        self._swap: tuple[LiveStream, AsyncIterator[MediaPacket], MediaPacket] | None = None
+        self._switched = anyio.Event()
+        self._switched.set()
+        #: Connections replaced for a change of audio.
+        self.switches = 0
+        #: The adapter's notes on its connections (a stream's ``notes``: e.g. a UDP fallback).
+        self.notes: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -445,13 +502,118 @@ class Upstream:
             cached=len(gop),
             cached_keyframes=sum(1 for p in gop if p.is_keyframe),
             cache_start_pts=gop[0].pts if gop else None,
+            audio=self._open_audio and self.opened,
+            switches=self.switches,
         )
 
+    # ------------------------------------------------------------------ audio switches
+
+    def _switch_pending(self, *, audio: bool) -> bool:
+        """True when the connection in use (or being opened) differs from ``audio`` and a
+        switch to one that matches is under way or about to start (not for sound from a
+        camera whose stream description offers none)."""
+        if audio and self._silent():
+            return False
+        return self._started and not self.finished and self._open_audio != audio
+
+    def _silent(self) -> bool:
+        """True when the open connection's adapter says the camera offers no audio track
+        (``LiveStream.offers_audio`` is False): switching for sound would gain nothing."""
+        return getattr(self._stream, "offers_audio", None) is False
+
+    def _mismatch(self) -> bool:
+        """The open connection's sound differs from what the consumers need, and a switch
+        could change that."""
+        return self._audio != self._open_audio and not (self._audio and self._silent())
+
+    def want(self, opener: Opener, *, audio: bool) -> None:
+        """A consumer joined with ``opener`` (its grant allows audio or not): remember the
+        opener, and switch the upstream to a connection with sound for an audio grant."""
+        if not audio:
+            self._video_opener = opener
+            return
+        if self._audio:
+            return
+        self._audio = True
+        self._opener = opener
+        if self._switch_pending(audio=True):
+            self._need_switch()
+
+    def _need_switch(self) -> None:
+        """The open connection's sound differs from what the consumers need: switch."""
+        if self._switched.is_set():
+            self._switched = anyio.Event()
+        if not self._switching and self._stream is not None and not self.finished:
+            self._switching = True
+            _spawn(self._switch)
+
+    def _switch_done(self) -> None:
+        """The switch ended (made, made moot by a reconnect, or failed): consumers waiting for
+        it take what flows from now on, from a keyframe."""
+        for sub in self._subs:
+            if sub._await_switch:
+                sub._await_switch = False
+                sub._need_key, sub._mark_gap = True, False
+        self._switched.set()
+
+    def _audio_left(self) -> None:
+        """No audio consumer is left: switch back to video only if the upstream lives on."""
+        if not self._audio or any(s.audio for s in self._subs):
+            return
+        opener = self._video_opener or next(
+            (s._opener for s in self._subs if s._opener is not None), None
+        )
+        if opener is None:
+            return  # no grant to reopen without sound: it stays as it is until it closes
+        self._audio = False
+        self._opener = opener
+        if self._switch_pending(audio=False):
+            self._need_switch()
+
+    async def _switch(self) -> None:
+        """Open a second connection with the current opener, read it up to its first video
+        keyframe and hand it to the pump, which replaces the old connection with it."""
+        audio, opener = self._audio, self._opener
+        new: LiveStream | None = None
+        failed = False
+        try:
+            with anyio.CancelScope() as scope:
+                self._switch_scope = scope
+                try:
+                    with anyio.fail_after(self._relay.settings.switch_wait_s):
+                        new = await opener()
+                        it = new.__aiter__()
+                        first = await it.__anext__()
+                        while not _is_key(first):
+                            first = await it.__anext__()
+                except Exception as exc:  # logged; the old connection carries on
+                    failed = True
+                    what = "add the audio track" if audio else "drop the audio track"
+                    why = "no keyframe in time" if isinstance(exc, TimeoutError) else str(exc)
+                    log.warning("%s: could not %s: %s", self.camera.id, what, why)
+                    return
+                if not (self.finished or self._open_audio == audio or self._audio != audio):
+                    self._swap, new = (new, it, first), None
+        finally:
+            self._switching = False
+            self._switch_scope = None
+            if new is not None:
+                with anyio.CancelScope(shield=True):
+                    await new.aclose()
+            if self._swap is None:
+                if self._mismatch() and not failed and not self.finished:
+                    self._need_switch()  # the consumers changed their minds meanwhile
+                else:
+                    self._switch_done()  # failed, or made moot by a reconnect
+
     async def leave(self, sub: Subscription) -> None:
-        """Detach ``sub``; close the upstream when nobody is left and no cache is allowed."""
+        """Detach ``sub``; close the upstream when nobody is left and no cache is allowed
+        (switch back to video only when the last audio consumer left a living upstream)."""
         self._subs.discard(sub)
         if not self._subs and not self._warm:
             await self.aclose()
+        elif sub.audio:
+            self._audio_left()
 
     def drop(self) -> None:
         """Drop the cache and start closing now (synchronous): nothing more is offered, and
@@ -464,6 +626,9 @@ class Upstream:
         self._relay._forget(self)
         if self._scope is not None:
             self._scope.cancel()
+        if self._switch_scope is not None:
+            self._switch_scope.cancel()
+        self._switched.set()
         for sub in list(self._subs):
             sub._wakeup()
 
@@ -522,8 +687,10 @@ class Upstream:
                 lost_at: float | None = None
                 while True:
                     try:
+                        self._open_audio = self._audio
                         stream = await self._opener()
                         self._stream = stream
+                        self._note(stream)
                     except Exception as exc:  # handed to the consumers
                         self.error = exc
                         if not isinstance(exc, AdapterError):
@@ -547,32 +714,12 @@ class Upstream:
                         self.opened = True
                         self._ready.set()
                         backoff = settings.backoff_initial_s
-                        try:
-                            async for packet in stream:
-                                self.packets_in += 1
-                                if self._transform is None:
-                                    self._publish((packet,))
-                                    continue
-                                try:
-                                    out = self._transform.feed(packet)
-                                except Exception as exc:  # handed to the consumers
-                                    raise _TransformFailed(exc) from exc
-                                self._publish(out)
-                        except _TransformFailed as failed:  # reconnecting cannot help
-                            self.error = failed.error
-                            for sub in list(self._subs):
-                                sub._fail(failed.error)
-                            return
-                        except AdapterError as exc:
-                            log.info("%s: upstream lost: %s", self.camera.id, exc)
-                        except Exception as exc:  # the transform (or the adapter) is broken
-                            self.error = exc
-                            for sub in list(self._subs):
-                                sub._fail(exc)  # reconnecting cannot help: tell and stop
-                            return
+                        if not await self._pump(stream):
+                            return  # the transform or the adapter failed: consumers told
+                        stream = self._stream or stream  # a switch may have replaced it
                         with anyio.CancelScope(shield=True):
                             await stream.aclose()
-                        stream = None
+                        stream = self._stream = None
                         self._lost()
                         self.reconnects += 1
                     await anyio.sleep(backoff)
@@ -580,14 +727,93 @@ class Upstream:
         finally:
             self.finished = True
             self._relay._forget(self)
-            if stream is not None:
-                with anyio.CancelScope(shield=True):
-                    await stream.aclose()
+            swap, self._swap = self._swap, None
+            with anyio.CancelScope(shield=True):
+                # The stream open now (a switch may have replaced the one opened here).
+                for open_ in {id(s): s for s in (stream, self._stream) if s is not None}.values():
+                    await open_.aclose()
+                if swap is not None:
+                    await swap[0].aclose()
             self._gop.clear()
             self._ready.set()
+            self._switched.set()
             self._done.set()
             for sub in list(self._subs):
                 sub._wakeup()
+
+    async def _pump(self, stream: LiveStream) -> bool:
+        """Relay ``stream`` until it is lost (True: the stream in ``_stream`` is to be closed)
+        or fails for good (consumers told, False); replaces it by a switched connection when
+        one is ready."""
+        if self._mismatch():
+            self._need_switch()  # consumers changed while it was opening
+        elif not self._switching:
+            self._switch_done()
+        packets: AsyncIterator[MediaPacket] = stream.__aiter__()
+        first: MediaPacket | None = None
+        while True:
+            try:
+                if first is not None:
+                    self._relay_one(first)
+                    first = None
+                async for packet in packets:
+                    self._relay_one(packet)
+                    if self._swap is not None:
+                        break
+            except _TransformFailed as failed:  # reconnecting cannot help
+                self.error = failed.error
+                for sub in list(self._subs):
+                    sub._fail(failed.error)
+                return False
+            except AdapterError as exc:
+                log.info("%s: upstream lost: %s", self.camera.id, exc)
+            except Exception as exc:  # the transform (or the adapter) is broken
+                self.error = exc
+                for sub in list(self._subs):
+                    sub._fail(exc)  # reconnecting cannot help: tell and stop
+                return False
+            if self._swap is None:
+                return True
+            # The switched connection is ready: close the old one, go on with the new one.
+            new, packets, first = self._swap
+            self._swap = None
+            self._stream = new
+            self._note(new)
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            stream = new
+            self._open_audio = self._audio
+            self.switches += 1
+            log.info(
+                "%s: upstream switched to a connection %s sound",
+                self.camera.id,
+                "with" if self._open_audio else "without",
+            )
+            if self._transform is not None:
+                self._publish(self._transform.flush())
+            self._gop.clear()
+            for sub in list(self._subs):
+                if not sub._await_switch:
+                    sub._gap()  # timestamps may restart at the new connection's keyframe
+            self._switch_done()
+            if self._mismatch():
+                self._need_switch()
+
+    def _note(self, stream: LiveStream) -> None:
+        notes = getattr(stream, "notes", None)
+        if isinstance(notes, dict):
+            self.notes.update({str(k): str(v) for k, v in notes.items()})
+
+    def _relay_one(self, packet: MediaPacket) -> None:
+        self.packets_in += 1
+        if self._transform is None:
+            self._publish((packet,))
+            return
+        try:
+            out = self._transform.feed(packet)
+        except Exception as exc:  # handed to the consumers
+            raise _TransformFailed(exc) from exc
+        self._publish(out)
 
 
 class Relay:
@@ -660,7 +886,9 @@ class Relay:
         :meth:`Subscription.wait_open` next.
         """
         _expiry(camera, grant, self.clock)  # before an upstream is made for it
-        return Subscription(self._get(camera, opener), grant, now)
+        up = self._get(camera, opener)
+        up.want(opener, audio=grant.audio)
+        return Subscription(up, grant, now, opener)
 
     def statistics(self) -> RelayStatistics:
         """A snapshot of the relay's settings and upstreams, without packets."""
@@ -671,6 +899,7 @@ class Relay:
     def warm(self, camera: Camera, opener: Opener) -> Upstream:
         """Allow the camera's GOP cache and start its upstream (call inside the event loop)."""
         up = self._get(camera, opener)
+        up.want(opener, audio=False)  # the cache's warrant never asks for sound
         up.warm = True
         up.start()
         return up

@@ -4,6 +4,11 @@ Packets are relayed as they come (no re-encoding), from the first keyframe on. S
 (all optional):
 
 ``transport``           ``"tcp"`` (default: interleaved, no UDP time-out fallback) or ``"udp"``
+``udp_fallback``        when the camera refuses RTP over TCP at SETUP (``461 Unsupported
+                        Transport``, ``400``, or an answer that is not interleaved), open it
+                        again over UDP, with a warning in the log and the stream's
+                        :attr:`RtspLiveStream.notes` (True). Never for ``rtsps``: its media
+                        stays inside the TLS connection.
 ``connect_timeout_s``   how long to wait for the camera to answer and describe its streams (5)
 ``read_timeout_s``      how long a stalled stream may stay silent before it is an error (5)
 ``fast_start``          small probe, no analysis delay (True); False uses FFmpeg's defaults
@@ -133,6 +138,7 @@ class RtspSettings:
     )
     ca_file: str | None = attrs.field(default=None, validator=_optional_file)
     allow_basic_over_rtsp: bool = attrs.field(default=False, validator=_flag)
+    udp_fallback: bool = attrs.field(default=True, validator=_flag)
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> RtspSettings:
@@ -231,6 +237,14 @@ def _map_error(exc: BaseException, where: str, timeout_s: float) -> AdapterError
     return CameraProtocolError(f"{where}: {name} (errno {errno}) while reading the stream")
 
 
+class _TcpRefused(Exception):
+    """The camera refused RTP over TCP at SETUP (its RTSP status in ``status``)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"RTSP {status} at SETUP")
+        self.status = status
+
+
 def _stream_info(stream: Any) -> StreamInfo:
     ctx = stream.codec_context
     if stream.type == "audio":
@@ -299,6 +313,16 @@ class RtspLiveStream:
         self.audio = audio
         #: The audio track handed over (AAC or G.711), once known; None without audio.
         self.audio_info: StreamInfo | None = None
+        #: Whether the camera's stream description offers an audio track (asked for or not);
+        #: None until known. The relay does not reopen a camera for sound it does not offer.
+        self.offers_audio: bool | None = None
+        #: The transport the media flows over once open (``"tcp"`` or ``"udp"``).
+        self.transport = (
+            "tcp" if urlsplit(self._url.reveal()).scheme == "rtsps" else (settings.transport)
+        )
+        #: What the access record should know about how the camera was reached: after a UDP
+        #: fallback ``{"transport": "udp", "fallback": why}``; empty otherwise. No secret.
+        self.notes: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<RtspLiveStream {self._where}>"
@@ -330,11 +354,40 @@ class RtspLiveStream:
         return self
 
     def _open_container(self) -> tuple[Any, Any]:
+        """Open over the configured transport; fall back to UDP when the camera refuses RTP over
+        TCP (see the module's ``udp_fallback``), with a clear error when neither works."""
+        s = self._settings
+        try:
+            return self._open_over(s.transport)
+        except _TcpRefused as refused:
+            status = refused.status
+        why = f"the camera refused RTP over TCP (RTSP {status} at SETUP)"
+        if urlsplit(self._url.reveal()).scheme == "rtsps":
+            raise CameraProtocolError(
+                f"{self._where}: {why}; over rtsps the media must stay inside the TLS "
+                "connection, so UDP is not tried"
+            )
+        if not s.udp_fallback:
+            raise CameraProtocolError(f"{self._where}: {why}; set transport: udp")
+        log.warning("%s: %s: falling back to UDP", self._where, why)
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
+        try:
+            container = self._open_over("udp")
+        except (AdapterError, _TcpRefused) as exc:
+            detail = str(exc).removeprefix(f"{self._where}: ")
+            raise CameraProtocolError(f"{self._where}: {why}, and over UDP: {detail}") from None
+        self.transport = "udp"
+        self.notes = {"transport": "udp", "fallback": why}
+        return container
+
+    def _open_over(self, transport: str) -> tuple[Any, Any]:
         s = self._settings
         error: AdapterError | None = None
         started = time.monotonic()
         url = self._url.reveal()
-        options = s.open_options()
+        options = s.open_options() | {"rtsp_transport": transport}  # a fallback's, maybe
         if not self.audio:
             # Audio is a scope at the camera too: without an audio grant, do not SETUP the
             # audio track at all (FFmpeg's RTSP demuxer sets up every track by default).
@@ -342,19 +395,20 @@ class RtspLiveStream:
         tls = None
         try:
             if urlsplit(url).scheme == "rtsps":
-                options["rtsp_transport"] = "tcp"  # media stays inside the TLS connection
+                options["rtsp_transport"] = transport = "tcp"  # media stays inside TLS
                 tls = s.tls_context()
             self._guard = RtspGuard(
                 url,
                 self._where,
                 connect_timeout_s=s.connect_timeout_s,
-                udp=s.transport == "udp",
+                udp=transport == "udp",
                 tls=tls,
                 allow_basic_over_rtsp=s.allow_basic_over_rtsp,
             )
         except (OSError, ssl.SSLError) as exc:  # an unreadable ca_file; no port for the guard
             why = exc.strerror or type(exc).__name__
             raise CameraUnreachable(f"{self._where}: cannot start the RTSP guard ({why})") from None
+        refused: int | None = None
         try:
             container = av.open(
                 self._guard.local_url(url),
@@ -363,6 +417,7 @@ class RtspLiveStream:
                 timeout=(s.connect_timeout_s, s.read_timeout_s),
             )
         except (av.error.FFmpegError, OSError) as exc:
+            refused = self._guard.tcp_refused if self._guard.problem is None else None
             error = self._guard.problem or _map_error(exc, self._where, s.connect_timeout_s)
             media = self._guard.sdp_media
             if error is not None and media is not None and "video" not in media:
@@ -375,6 +430,8 @@ class RtspLiveStream:
                 error = CameraUnreachable(
                     f"{self._where}: no answer within {s.connect_timeout_s:g} s"
                 )
+        if refused is not None and not isinstance(error, NoVideoError):
+            raise _TcpRefused(refused)
         if error is not None:
             # Raised outside the except block: PyAV's exception repeats the URL with its
             # credentials, so it must not even be kept as __context__.
@@ -389,6 +446,8 @@ class RtspLiveStream:
         try:
             try:
                 container, stream = self._open_container()
+                media = self._guard.sdp_media if self._guard is not None else None
+                self.offers_audio = None if media is None else "audio" in media
                 self.info = _stream_info(stream)
                 self.opened_at = time.monotonic()
             except AdapterError as exc:

@@ -133,6 +133,11 @@ class ReplyScanner:
         #: The media types (``video``, ``audio``, …) of the last SDP a reply carried; None
         #: until one has. The adapter tells "no video" from other failures by it.
         self.sdp_media: frozenset[str] | None = None
+        #: The status and ``Transport`` header (None when it had none) of the first reply
+        #: after the one that carried the SDP: the answer to the first SETUP. The adapter tells
+        #: a camera that refuses RTP over TCP by it.
+        self.setup_reply: tuple[int, bytes | None] | None = None
+        self._sdp_seen = False
 
     def _take_sdp(self, data: bytes) -> None:
         """Keep the bytes of an SDP body as they pass; once whole, note its media types."""
@@ -213,6 +218,12 @@ class ReplyScanner:
                 raise CameraProtocolError("the peer does not answer as an RTSP camera")
             status = int(words[1])
             self.statuses.append(status)
+            if self._sdp_seen and self.setup_reply is None:
+                transport = next(
+                    (line[10:].strip() for line in lines[1:] if line[:10].lower() == b"transport:"),
+                    None,
+                )
+                self.setup_reply = (status, transport)
         elif not (len(words) == 3 and _METHOD.fullmatch(words[0]) and words[2][:5] == b"RTSP/"):
             raise CameraProtocolError("the peer does not answer as an RTSP camera")
         lengths = [line[15:] for line in lines[1:] if line[:15].lower() == b"content-length:"]
@@ -233,6 +244,7 @@ class ReplyScanner:
             )
         ):
             self._sdp, self._sdp_left = bytearray(), body
+            self._sdp_seen = True
         if not self._allow_basic:
             lines = self._no_basic(lines)
         if status is not None and 300 <= status < 400:
@@ -309,6 +321,8 @@ class RtspGuard:
         self.problem: AdapterError | None = None
         #: The media types of the last SDP the camera sent (None until it has sent one).
         self.sdp_media: frozenset[str] | None = None
+        #: The camera's answer to the first SETUP (status, ``Transport`` header), once seen.
+        self.setup_reply: tuple[int, bytes | None] | None = None
         self._listener = socket.create_server(("127.0.0.1", 0))
         #: The loopback port FFmpeg connects to.
         self.port: int = self._listener.getsockname()[1]
@@ -327,6 +341,21 @@ class RtspGuard:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def tcp_refused(self) -> int | None:
+        """The RTSP status with which the camera refused RTP interleaved on the control
+        connection, or None: the first SETUP (asked for TCP, as the guard was not started for
+        UDP) was answered ``461 Unsupported Transport`` or ``400 Bad Request``, or ``200``
+        with a transport that is not interleaved."""
+        if self._udp or self.setup_reply is None:
+            return None
+        status, transport = self.setup_reply
+        if status in (400, 461):
+            return status
+        if status == 200 and transport is not None and b"interleaved" not in transport.lower():
+            return status
+        return None
 
     def local_url(self, url: str) -> str:
         """``url`` (with its user and password) pointed at the guard, for ``av.open``."""
@@ -482,6 +511,8 @@ class _Relay:
             return
         if self.scanner.sdp_media is not None:
             self.guard.sdp_media = self.scanner.sdp_media
+        if self.scanner.setup_reply is not None and self.guard.setup_reply is None:
+            self.guard.setup_reply = self.scanner.setup_reply
         if data:
             self.ffmpeg.write(data)
 
