@@ -190,8 +190,7 @@ class Muxer:
             options["movflags"] = "+faststart+use_metadata_tags"
         elif format == "fmp4":
             options["movflags"] = (
-                "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"
-                "+use_metadata_tags"
+                "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets+use_metadata_tags"
             )
         if format != "mp4":
             # B-frames: the first picture shows at 0 and decodes before it; do not shift the
