@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import av
 import pytest
 from camgate import Gate, MediaPacket, StreamInfo
@@ -20,6 +21,8 @@ from camgate.media import Muxer
 from camgate.media.files import partial_name
 from camgate_rtsp.testinputs import hevc, sdp_only_h264
 from camgate_rtsp.testserver import Mount, RtspTestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import World
 from .test_media import _ffmpeg_decodes, _probe, _run
@@ -92,10 +95,13 @@ async def test_hevc_in_mp4_is_tagged_hvc1_and_decodes(inputs: World, tmp_path: P
     assert _ffmpeg_decodes(clip.path) == int(video["nb_read_frames"]) >= 30
 
 
-async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.05)
+async def _wait_for(predicate: Any) -> None:
+    """Wait (up to 30 s) until ``predicate()`` holds."""
+    for _ in range(600):
+        if predicate():
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError("the condition never held")
 
 
 async def test_camera_dying_mid_clip_keeps_the_partial_clip(tmp_path: Path) -> None:
@@ -157,8 +163,10 @@ async def test_reconnect_keeps_the_timeline_in_real_time(tmp_path: Path) -> None
                 server.stop()
                 await anyio.to_thread.run_sync(server.start)
                 await _wait_for(
-                    lambda: bool(gate.edge.relay_statistics().upstreams)
-                    and gate.edge.relay_statistics().upstreams[0].reconnects >= 1
+                    lambda: (
+                        bool(gate.edge.relay_statistics().upstreams)
+                        and gate.edge.relay_statistics().upstreams[0].reconnects >= 1
+                    )
                 )
             clip = result["clip"]
         finally:
@@ -214,16 +222,12 @@ def _h264(seconds: float) -> tuple[StreamInfo, list[MediaPacket]]:
         frame = av.VideoFrame(160, 120, "yuv420p")
         frame.pts = n * 3000
         for p in enc.encode(frame):
-            out.append(
-                MediaPacket(bytes(p), p.pts, p.dts, p.is_keyframe, info, 0.0, duration=3000)
-            )
+            out.append(MediaPacket(bytes(p), p.pts, p.dts, p.is_keyframe, info, 0.0, duration=3000))
     return info, out
 
 
 @pytest.mark.parametrize("format", ["mp4", "ts"])
-def test_aac_frames_without_a_timestamp_are_placed_not_dropped(
-    tmp_path: Path, format: str
-) -> None:
+def test_aac_frames_without_a_timestamp_are_placed_not_dropped(tmp_path: Path, format: str) -> None:
     """AAC with five frames per RTP packet: FFmpeg's RTP demuxer stamps only the first of
     each packet. All of the sound must reach the file (it lost 80 % before)."""
     video, pictures = _h264(3.0)
@@ -255,3 +259,50 @@ def test_aac_frames_without_a_timestamp_are_placed_not_dropped(
     (track,) = [s for s in data["streams"] if s["codec_type"] == "audio"]
     assert int(track["nb_read_packets"]) >= len(merged) - len(pictures) - 2
     _ffmpeg_decodes(out)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    outages=st.lists(st.floats(min_value=0.0, max_value=5.0), min_size=1, max_size=3),
+    restart=st.booleans(),
+)
+def test_gaps_follow_real_time_and_pictures_never_overlap(
+    outages: list[float], restart: bool
+) -> None:
+    """Segments of one second each, separated by outages of real time, whose timestamps
+    restart (flagged ``discontinuity``) or not: the output keeps every picture, in order,
+    with holes as long as the outages (never shorter than nothing)."""
+    import tempfile
+
+    info, second = _h264(1.0)
+    packets: list[MediaPacket] = []
+    now = 100.0
+    for n, outage in enumerate([0.0, *outages]):
+        now += outage
+        shift = 0 if restart else n * 90000
+        for i, p in enumerate(second):
+            packets.append(
+                attrs.evolve(
+                    p,
+                    pts=p.pts + shift,  # type: ignore[operator]
+                    dts=p.dts + shift,  # type: ignore[operator]
+                    arrival=now + i / 30,
+                    discontinuity=n > 0 and i == 0,
+                )
+            )
+        now += 1.0
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "g.mp4"
+        with Muxer(out, info) as muxer:
+            for packet in packets:
+                muxer.write(packet)
+        times = [
+            float(f["pts_time"])
+            for f in _ffprobe(out, "frame=pts_time", "-select_streams", "v")["frames"]
+        ]
+        assert len(times) == len(packets)
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert len(muxer.gaps) == len(outages)
+    for gap, outage in zip(muxer.gaps, outages, strict=True):
+        assert gap.missing_s == pytest.approx(outage, abs=0.04)
+    assert muxer.duration == pytest.approx(len(packets) / 30 + sum(outages), abs=0.1)

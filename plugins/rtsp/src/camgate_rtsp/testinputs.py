@@ -40,10 +40,10 @@ def sdp_only_h264(
 ) -> Mount:
     """A mount whose H.264 parameter sets are only in the SDP (``stream-format=avc``:
     x264 puts them in ``codec_data`` and, with ``repeat-headers=0``, not in the stream;
-    ``rtph264pay config-interval=0`` sends them as ``sprop-parameter-sets`` only), with ``bframes`` B-frames between anchors."""
+    ``rtph264pay config-interval=0`` sends them as ``sprop-parameter-sets`` only), with
+    ``bframes`` B-frames between anchors."""
     launch = (
-        _picture(width, height, fps)
-        + "x264enc name=enc speed-preset=ultrafast byte-stream=false "
+        _picture(width, height, fps) + "x264enc name=enc speed-preset=ultrafast byte-stream=false "
         f"key-int-max={gop_frames} bframes={bframes} b-adapt=false "
         "option-string=scenecut=0:repeat-headers=0 ! "
         f"video/x-h264,stream-format=avc,alignment=au,profile={profile} ! "
