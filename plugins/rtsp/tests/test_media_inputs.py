@@ -306,3 +306,48 @@ def test_gaps_follow_real_time_and_pictures_never_overlap(
     for gap, outage in zip(muxer.gaps, outages, strict=True):
         assert gap.missing_s == pytest.approx(outage, abs=0.04)
     assert muxer.duration == pytest.approx(len(packets) / 30 + sum(outages), abs=0.1)
+
+
+_REMUX = """
+import sys, time
+import av
+from camgate.media import Muxer
+from camgate.models import MediaPacket, StreamInfo
+src = av.open(sys.argv[1])
+ist = src.streams.video[0]
+ctx = ist.codec_context
+info = StreamInfo(codec=ctx.name, time_base=ist.time_base, width=ctx.width, height=ctx.height,
+                  extradata=bytes(ctx.extradata))
+with Muxer(sys.argv[2], info, format=sys.argv[3]) as muxer:
+    for p in src.demux(ist):
+        if p.size:
+            muxer.write(MediaPacket(bytes(p), p.pts, p.dts, p.is_keyframe, info, time.monotonic()))
+"""
+
+
+@pytest.mark.parametrize(("encoder", "format"), [("libx265", "mp4"), ("libx264", "fmp4")])
+def test_remux_opens_no_encoder(tmp_path: Path, encoder: str, format: str) -> None:
+    """Writing a camera's packets prints nothing: no encoder is opened (x265 and x264 announce
+    themselves on stderr when one is)."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "in.mp4"
+    lavfi = "testsrc2=size=160x120:rate=30"
+    subprocess.run(  # x265 talks on stderr whatever ffmpeg's -v says
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", lavfi, "-t", "1", "-c:v", encoder, source],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    out = tmp_path / f"out.{format}"
+    done = subprocess.run(
+        [sys.executable, "-c", _REMUX, str(source), str(out), format],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert _ffmpeg_decodes(out) == 30
