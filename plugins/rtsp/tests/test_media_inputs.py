@@ -16,7 +16,7 @@ import anyio
 import attrs
 import av
 import pytest
-from camgate import Gate, MediaPacket, StreamInfo
+from camgate import Clip, Gate, MediaPacket, StreamInfo
 from camgate.media import Muxer
 from camgate.media.files import partial_name
 from camgate_rtsp.testinputs import hevc, sdp_only_h264
@@ -104,30 +104,46 @@ async def _wait_for(predicate: Any) -> None:
     raise AssertionError("the condition never held")
 
 
-async def test_camera_dying_mid_clip_keeps_the_partial_clip(tmp_path: Path) -> None:
-    """The camera dies a few seconds into a 20 s clip: the pictures written are kept, audited
-    as partial with their SHA-256 and the reason."""
+async def _clip_while(
+    tmp_path: Path, out: Path, duration_s: float, format: str, meanwhile: Any
+) -> tuple[Clip, Gate, float]:
+    """Record a live clip from a camera of its own while ``meanwhile(server, gate)`` runs;
+    the clip, the (closed) gate for its audit log, and the seconds the clip took."""
     with RtspTestServer([Mount("/cam1", width=320, height=240)]) as server:
         gate = Gate.open(tmp_path / "camgate.db")
         try:
             world = World(gate, server)
-            out = tmp_path / "c.ts"
             grant = await world.grant()
             result: dict[str, Any] = {}
 
             async def record() -> None:
-                result["clip"] = await gate.edge.record_clip("cam-a", grant, out, 20.0, format="ts")
+                began = time.monotonic()
+                result["clip"] = await gate.edge.record_clip(
+                    "cam-a", grant, out, duration_s, format=format
+                )
+                result["took"] = time.monotonic() - began
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(record)
-                # About a second of pictures written (MPEG-TS is written as it goes).
-                part = partial_name(out)
-                await _wait_for(lambda: part.exists() and part.stat().st_size > 200_000)
-                server.kill()
-            clip = result["clip"]
+                await meanwhile(server, gate)
         finally:
             await gate.aclose()
-    assert clip.partial
+    return result["clip"], gate, result["took"]
+
+
+async def test_camera_dying_mid_clip_keeps_the_partial_clip(tmp_path: Path) -> None:
+    """The camera dies a few seconds into a 20 s clip: the pictures written are kept, audited
+    as partial with their SHA-256 and the reason."""
+    out = tmp_path / "c.ts"
+
+    async def die(server: RtspTestServer, gate: Gate) -> None:
+        # More than a second of pictures written (MPEG-TS is written as it goes).
+        part = partial_name(out)
+        await _wait_for(lambda: part.exists() and part.stat().st_size > 200_000)
+        server.kill()
+
+    clip, gate, _ = await _clip_while(tmp_path, out, 20.0, "ts", die)
+    assert clip.partial and clip.reason is not None
     assert clip.reason.startswith(f"the camera stopped sending after {clip.duration_s:.1f} s")
     assert 0.5 < clip.duration_s < 20
     assert hashlib.sha256(out.read_bytes()).hexdigest() == clip.sha256
@@ -143,35 +159,19 @@ async def test_reconnect_keeps_the_timeline_in_real_time(tmp_path: Path) -> None
     """The camera goes away and comes back mid-clip: the clip ends after its duration of real
     time (not at the grant's expiry), shows the hole as a gap in its timeline and in the
     audit, and decodes fully."""
-    with RtspTestServer([Mount("/cam1", width=320, height=240)]) as server:
-        gate = Gate.open(tmp_path / "camgate.db")
-        try:
-            world = World(gate, server)
-            out = tmp_path / "c.mp4"
-            grant = await world.grant()
-            result: dict[str, Any] = {}
+    out = tmp_path / "c.mp4"
 
-            async def record() -> None:
-                result["clip"] = await gate.edge.record_clip("cam-a", grant, out, 8.0)
-                result["done"] = time.monotonic()
+    async def cut(server: RtspTestServer, gate: Gate) -> None:
+        def upstream() -> Any:
+            return gate.edge.relay_statistics().upstream("cam-a")
 
-            began = time.monotonic()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(record)
-                await _wait_for(lambda: gate.edge.relay_statistics().upstreams)
-                await _wait_for(lambda: gate.edge.relay_statistics().upstreams[0].packets > 30)
-                server.stop()
-                await anyio.to_thread.run_sync(server.start)
-                await _wait_for(
-                    lambda: (
-                        bool(gate.edge.relay_statistics().upstreams)
-                        and gate.edge.relay_statistics().upstreams[0].reconnects >= 1
-                    )
-                )
-            clip = result["clip"]
-        finally:
-            await gate.aclose()
-    assert result["done"] - began < 8.0 + 10  # not stretched to the grant's 30 s
+        await _wait_for(lambda: upstream() is not None and upstream().packets > 30)
+        server.stop()
+        await anyio.to_thread.run_sync(server.start)
+        await _wait_for(lambda: upstream() is not None and upstream().reconnects >= 1)
+
+    clip, gate, took = await _clip_while(tmp_path, out, 8.0, "mp4", cut)
+    assert took < 8.0 + 10  # not stretched to the grant's 30 s
     (record,) = gate.audit.records("clip.exported")
     gaps = record.body["gaps"]
     assert gaps and all(g["missing_s"] > 0 for g in gaps)
