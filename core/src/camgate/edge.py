@@ -1043,6 +1043,12 @@ class Edge:
         there in one rename; ValidationError when ``path`` is a folder with files in it. A
         write error (a full disk) raises ExportError naming the file; whatever failed, what was
         written is removed and ``clip.failed`` says what was not exported and why.
+
+        A live clip lasts ``duration_s`` of real time and ends on a display-order boundary
+        (B-frames complete); a camera reconnecting meanwhile leaves a gap in its timeline
+        (``gaps`` in ``clip.exported``). When the camera stops sending after the clip started,
+        what was recorded is kept: the returned Clip has ``partial=True`` and ``reason`` ("the
+        camera stopped sending after 4.0 s: ..."), audited the same way. See docs/media.md.
         """
         if format not in CLIP_FORMATS:
             raise ValidationError(f"format={format!r}: must be one of {', '.join(CLIP_FORMATS)}")

@@ -19,6 +19,7 @@ import pytest
 from camgate import Clip, Gate, MediaPacket, StreamInfo
 from camgate.media import Muxer
 from camgate.media.files import partial_name
+from camgate.testing import run_cli
 from camgate_rtsp.testinputs import hevc, sdp_only_h264
 from camgate_rtsp.testserver import Mount, RtspTestServer
 from hypothesis import given, settings
@@ -351,3 +352,33 @@ def test_remux_opens_no_encoder(tmp_path: Path, encoder: str, format: str) -> No
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert _ffmpeg_decodes(out) == 30
+
+
+async def test_cli_says_a_clip_is_partial(tmp_path: Path) -> None:
+    """``camgate request`` prints ``partial`` and the reason for a clip the camera cut short."""
+    out = tmp_path / "out"
+    db = tmp_path / "camgate.db"
+    with RtspTestServer([Mount("/cam1", width=320, height=240)]) as server:
+        gate = Gate.open(db)
+        try:
+            incident = World(gate, server).incident.id
+        finally:
+            await gate.aclose()
+        args = ["request", "--incident", incident, "--camera", "cam-a", "--scope", "live"]
+        args += ["--by", "officer-7", "--duration", "20", "--format", "ts", "--out", str(out)]
+        done: dict[str, Any] = {}
+
+        async def request() -> None:
+            done["run"] = await anyio.to_thread.run_sync(lambda: run_cli("--db", str(db), *args))
+
+        def written() -> bool:
+            return any(f.stat().st_size > 200_000 for f in out.glob(".*.partial"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request)
+            await _wait_for(lambda: out.exists() and written())
+            server.kill()
+    got = json.loads(done["run"].stdout)
+    assert got["partial"] is True
+    assert got["reason"].startswith("the camera stopped sending after ")
+    assert _ffmpeg_decodes(got["file"]) >= 30
