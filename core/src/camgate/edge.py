@@ -1115,11 +1115,12 @@ class Edge:
         the clip is shorter than asked (None when it is not).
 
         A live clip ends before the first picture at or past ``duration_s`` that displays
-        after everything written (:meth:`Muxer.reaches`), or when ``duration_s`` (plus a
-        second) of real time has passed since its first picture while the camera is
-        reconnecting. When the camera stops sending after the clip has started (an adapter
+        after everything written (:meth:`Muxer.reaches`), or when, waiting for the camera to
+        come back, ``duration_s`` (plus a second) of real time has passed since its first
+        picture. When the camera stops sending after the clip has started (an adapter
         error), what was written is kept: the reason is returned, not raised."""
         writer: Muxer | None = None
+        began: float | None = None  # when the first picture was written (event loop time)
         live = duration_s is not None and cut is None
         async with stream:
             with anyio.CancelScope() as timer:
@@ -1149,11 +1150,14 @@ class Edge:
                         )
                     if live and duration_s is not None and writer.reaches(packet, duration_s):
                         break
-                    was_started = writer.started
                     writer.write(packet)
-                    if live and duration_s is not None and writer.started and not was_started:
+                    if live and duration_s is not None and writer.started:
                         # Real time, not stream time: a reconnect must not stretch the clip.
-                        timer.deadline = anyio.current_time() + duration_s + 1.0
+                        # While packets flow (a consumer behind real time, a busy mask
+                        # re-encoder) the clip ends on its pictures; the timer ends a wait.
+                        now = anyio.current_time()
+                        began = now if began is None else began
+                        timer.deadline = max(began + duration_s + 1.0, now + _STALL_S)
             if timer.cancelled_caught and writer is not None and duration_s is not None:
                 missing = duration_s - writer.duration
                 if missing > 0:  # the camera was reconnecting when the time was up
@@ -1247,6 +1251,11 @@ class Edge:
                 await anyio.to_thread.run_sync(lambda: export.discard("not exported"))
             raise
         return clip
+
+
+#: A live clip waits at least this long (seconds) for the next packet before its real-time
+#: end applies (packets still flowing behind real time are written, not cut).
+_STALL_S = 2.0
 
 
 class _Recording:
