@@ -88,12 +88,21 @@ async def test_sdp_only_b_frames_keep_the_cameras_parameter_sets(
     assert not clip.partial and clip.reason is None
 
 
-async def test_hevc_in_mp4_is_tagged_hvc1_and_decodes(inputs: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("format", ["mp4", "fmp4", "ts", "hls"])
+async def test_hevc_decodes_in_every_format_tagged_hvc1_in_mp4(
+    inputs: World, tmp_path: Path, format: str
+) -> None:
+    """H.265 whose parameter sets the client gets only from the SDP: every format decodes
+    fully, and MP4 / fMP4 say ``hvc1`` (parameter sets in the sample description)."""
+    out = tmp_path / ("clip" if format == "hls" else f"h.{format}")
     grant = await inputs.grant(camera="cam-hevc")
-    clip = await inputs.gate.edge.record_clip("cam-hevc", grant, tmp_path / "h.mp4", 1.0)
-    video = _video(clip.path)
-    assert (video["codec_name"], video["codec_tag_string"]) == ("hevc", "hvc1")
-    assert _ffmpeg_decodes(clip.path) == int(video["nb_read_frames"]) >= 30
+    await inputs.gate.edge.record_clip("cam-hevc", grant, out, 1.0, format=format)
+    target = out / "index.m3u8" if format == "hls" else out
+    video = _video(target)
+    assert video["codec_name"] == "hevc"
+    if format in ("mp4", "fmp4"):
+        assert video["codec_tag_string"] == "hvc1"
+    assert _ffmpeg_decodes(target) == int(video["nb_read_frames"]) >= 30
 
 
 async def _wait_for(predicate: Any) -> None:

@@ -6,7 +6,7 @@ RTSP test server, with a whole pipeline of its own (``Mount.launch``):
 - :func:`sdp_only_h264` — H.264 whose SPS/PPS travel only in the SDP
   (``sprop-parameter-sets``), never in-band, optionally with B-frames and a chosen profile,
   as ffmpeg-fed servers and many cameras send it;
-- :func:`hevc` — H.265.
+- :func:`hevc` — H.265, whose parameter sets a joining client gets only from the SDP.
 
 (GStreamer's ``rtpmp4gpay`` sends one AAC frame per RTP packet whatever its ``max-ptime``:
 AAC packed several frames per packet is tested on the muxer with real AAC frames instead.)
@@ -53,11 +53,13 @@ def sdp_only_h264(
 
 
 def hevc(path: str, *, width: int = 320, height: int = 240, fps: int = 30) -> Mount:
-    """A mount serving H.265 (x265, a keyframe every second)."""
+    """A mount serving H.265 (x265, a keyframe every second). x265 writes its VPS, SPS and
+    PPS once, before its first picture, so a client that joins later has them only from the
+    SDP (``sprop-vps/sps/pps``), as with many H.265 cameras."""
     launch = (
         _picture(width, height, fps)
         + f"x265enc name=enc speed-preset=ultrafast tune=zerolatency key-int-max={fps} ! "
         "video/x-h265,stream-format=byte-stream,alignment=au ! h265parse ! "
-        "rtph265pay config-interval=-1 pt=96 name=pay0"
+        "rtph265pay config-interval=0 pt=96 name=pay0"
     )
     return Mount(path, width=width, height=height, fps=fps, gop_frames=fps, launch=launch)
