@@ -472,6 +472,8 @@ def cmd_request(args: argparse.Namespace) -> int:
                     args.camera, signed, path, args.duration, format=args.format
                 )
                 result |= {"file": str(path), "sha256": clip.sha256, "duration_s": clip.duration_s}
+                if clip.partial:  # shorter than asked: the camera stopped, kept as it is
+                    result |= {"partial": True, "reason": clip.reason}
             _print_json(result)
             return 0
 

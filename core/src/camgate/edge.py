@@ -35,6 +35,7 @@ from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
 from camgate.codec import dump
 from camgate.errors import (
+    AdapterError,
     CameraProtocolError,
     CamgateError,
     ConsentRevoked,
@@ -47,6 +48,7 @@ from camgate.errors import (
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
 from camgate.media import (
     Cut,
+    Gap,
     HlsWriter,
     MaskTransform,
     Muxer,
@@ -1043,6 +1045,12 @@ class Edge:
         there in one rename; ValidationError when ``path`` is a folder with files in it. A
         write error (a full disk) raises ExportError naming the file; whatever failed, what was
         written is removed and ``clip.failed`` says what was not exported and why.
+
+        A live clip lasts ``duration_s`` of real time and ends on a display-order boundary
+        (B-frames complete); a camera reconnecting meanwhile leaves a gap in its timeline
+        (``gaps`` in ``clip.exported``). When the camera stops sending after the clip started,
+        what was recorded is kept: the returned Clip has ``partial=True`` and ``reason`` ("the
+        camera stopped sending after 4.0 s: ..."), audited the same way. See docs/media.md.
         """
         if format not in CLIP_FORMATS:
             raise ValidationError(f"format={format!r}: must be one of {', '.join(CLIP_FORMATS)}")
@@ -1078,9 +1086,54 @@ class Edge:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
             raise
+        rec = _Recording()
         try:
-            async with stream:
-                async for packet in stream:  # masked by the guard when the camera has masks
+            await self._record(rec, stream, export, format, cut, duration_s)
+            writer = rec.writer
+            if writer is not None:
+                await anyio.to_thread.run_sync(writer.close)
+            if writer is None or not writer.started:
+                raise CameraProtocolError("the stream ended before its first keyframe")  # noqa: TRY301
+        except BaseException as exc:
+            writer = rec.writer
+            with anyio.CancelScope(shield=True):
+                await self._clip_failed(export, writer, stream, path, format, exc)
+            raise
+        if cut is not None and cut.first is not None:
+            started = cut.first
+        return await self._clip_done(export, writer, stream, format, started, rec.stopped)
+
+    async def _record(
+        self,
+        rec: _Recording,
+        stream: GuardedStream,
+        export: Export,
+        format: str,
+        cut: WindowCut | None,
+        duration_s: float | None,
+    ) -> None:
+        """Write ``stream`` into ``export`` until the window or ``duration_s`` of real time is
+        over; ``rec`` gets the writer (as soon as it exists: a failure closes it), and why
+        the clip is shorter than asked (None when it is not).
+
+        A live clip ends before the first picture at or past ``duration_s`` that displays
+        after everything written (:meth:`Muxer.reaches`), or when, waiting for the camera to
+        come back, ``duration_s`` (plus a second) of real time has passed since its first
+        picture. When the camera stops sending after the clip has started (an adapter
+        error), what was written is kept: the reason is returned, not raised."""
+        writer: Muxer | None = None
+        began: float | None = None  # when the first picture was written (event loop time)
+        live = duration_s is not None and cut is None
+        async with stream:
+            with anyio.CancelScope() as timer:
+                async for packet in _until_error(stream):  # masked by the guard
+                    if isinstance(packet, AdapterError):
+                        if writer is None or not writer.started or writer.duration <= 0:
+                            raise packet
+                        rec.stopped = (
+                            f"the camera stopped sending after {writer.duration:.1f} s: {packet}"
+                        )
+                        break
                     if cut is not None:
                         verdict = cut(packet)
                         if verdict is Cut.STOP:
@@ -1090,27 +1143,31 @@ class Edge:
                     if writer is None:
                         if packet.stream.kind != "video":
                             continue
-                        writer = _clip_writer(
+                        writer = rec.writer = _clip_writer(
                             export.out.folder or export.out.sink(),
                             format,
                             packet.stream,
                             stream.grant,
                             stream.audio_info,
                         )
-                    writer.write(packet)
-                    if duration_s is not None and cut is None and writer.duration >= duration_s:
+                    if live and duration_s is not None and writer.reaches(packet, duration_s):
                         break
-            if writer is not None:
-                await anyio.to_thread.run_sync(writer.close)
-            if writer is None or not writer.started:
-                raise CameraProtocolError("the stream ended before its first keyframe")  # noqa: TRY301
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await self._clip_failed(export, writer, stream, path, format, exc)
-            raise
-        if cut is not None and cut.first is not None:
-            started = cut.first
-        return await self._clip_done(export, writer, stream, format, started)
+                    writer.write(packet)
+                    if live and duration_s is not None and writer.started:
+                        # Real time, not stream time: a reconnect must not stretch the clip.
+                        # While packets flow (a consumer behind real time, a busy mask
+                        # re-encoder) the clip ends on its pictures; the timer ends a wait.
+                        now = anyio.current_time()
+                        began = now if began is None else began
+                        timer.deadline = max(began + duration_s + 1.0, now + _STALL_S)
+            if timer.cancelled_caught and writer is not None and duration_s is not None:
+                missing = duration_s - writer.duration
+                if missing > 0:  # the camera was reconnecting when the time was up
+                    writer.gaps.append(Gap(writer.duration, missing))
+        if live and rec.stopped is None and writer is not None and duration_s is not None:
+            end = stream.stats().end_reason
+            if writer.duration < duration_s - 0.5 and not writer.gaps and end is not None:
+                rec.stopped = f"the stream ended ({end}) after {writer.duration:.1f} s"
 
     async def _clip_failed(
         self,
@@ -1152,9 +1209,11 @@ class Edge:
         stream: GuardedStream,
         format: str,
         started: datetime,
+        stopped: str | None = None,
     ) -> Clip:
         """Hash the complete clip (still under its partial name), audit ``clip.exported``,
-        finish its retention row and only then move it to its final name."""
+        finish its retention row and only then move it to its final name. ``stopped`` (why
+        the clip is shorter than asked) makes it a partial clip: kept, and audited as such."""
         path = export.final
         try:  # through the export's descriptor: ExportError if its partial name was swapped
             files = await anyio.to_thread.run_sync(export.out.hashes)
@@ -1177,7 +1236,11 @@ class Edge:
             size=size,
             sha256=digest,
             started_at=started,
+            partial=stopped is not None,
+            reason=stopped,
         )
+        if writer.gaps:
+            body["gaps"] = [{"at_s": g.at_s, "missing_s": g.missing_s} for g in writer.gaps]
         try:
             await self._audit(
                 "clip.exported",
@@ -1190,6 +1253,20 @@ class Edge:
                 await anyio.to_thread.run_sync(lambda: export.discard("not exported"))
             raise
         return clip
+
+
+#: A live clip waits at least this long (seconds) for the next packet before its real-time
+#: end applies (packets still flowing behind real time are written, not cut).
+_STALL_S = 2.0
+
+
+class _Recording:
+    """What :meth:`Edge._record` has done so far: the clip's writer (once the first video
+    packet arrived) and why the clip ends short (None while it does not)."""
+
+    def __init__(self) -> None:
+        self.writer: Muxer | None = None
+        self.stopped: str | None = None
 
 
 def _fingerprint(settings: Mapping[str, Any]) -> str:
@@ -1205,6 +1282,20 @@ def _fingerprint(settings: Mapping[str, Any]) -> str:
 
     text = json.dumps(dict(settings), sort_keys=True, default=plain)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def _until_error(stream: GuardedStream) -> AsyncIterator[MediaPacket | AdapterError]:
+    """``stream``'s packets, then the camera's error (an AdapterError) as the last item
+    instead of raising it, so a clip can keep what it wrote before the camera stopped."""
+    while True:
+        try:
+            packet = await stream.__anext__()
+        except StopAsyncIteration:
+            return
+        except AdapterError as exc:
+            yield exc
+            return
+        yield packet
 
 
 def _clip_writer(

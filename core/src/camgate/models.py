@@ -875,7 +875,12 @@ class Snapshot:
 
 @attrs.frozen
 class Clip:
-    """A video file written under a grant, with its hash for the audit log."""
+    """A video file written under a grant, with its hash for the audit log.
+
+    ``partial`` is True when the clip is shorter than asked because the camera stopped
+    sending (or the stream ended) first: what was recorded is kept, and ``reason`` says why
+    it ends where it does ("the camera stopped sending after 4.0 s: ...").
+    """
 
     grant_id: str
     camera_id: str
@@ -884,6 +889,8 @@ class Clip:
     size: int
     sha256: str
     started_at: datetime = attrs.field(validator=_aware)
+    partial: bool = False
+    reason: str | None = None
 
 
 #: At most this many polygons per camera, and this many corners per polygon.

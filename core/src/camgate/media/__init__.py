@@ -15,7 +15,7 @@ packets through. See docs/media.md.
 
 from camgate.media.jpeg import decode_jpeg, encode_jpeg, jpeg_from_packets
 from camgate.media.masks import MaskTransform, PlaneMasks, mask_jpeg, rasterise
-from camgate.media.mux import FORMATS, HlsWriter, Mp4Writer, Muxer, sha256_file, stream_bytes
+from camgate.media.mux import FORMATS, Gap, HlsWriter, Mp4Writer, Muxer, sha256_file, stream_bytes
 from camgate.media.provenance import clip_tags, find_clip
 from camgate.media.transform import PacketTransform, TransformFactory, transformed
 from camgate.media.window import Cut, WindowCut
@@ -23,6 +23,7 @@ from camgate.media.window import Cut, WindowCut
 __all__ = [
     "FORMATS",
     "Cut",
+    "Gap",
     "HlsWriter",
     "MaskTransform",
     "Mp4Writer",

@@ -1,11 +1,22 @@
 """Containers without re-encoding: MP4 files, fragmented MP4 and MPEG-TS byte streams, HLS.
 
 Every writer takes :class:`~camgate.models.MediaPacket` objects as the guard handed them over and
-muxes them as they are (H.264 and H.265 alike): timestamps are shifted so the output starts at
-zero at its first video keyframe, packets before that keyframe are skipped, and audio packets
+muxes them as they are (H.264 and H.265 alike), without an encoder: the output's parameter sets
+(``avcC``/``hvcC``, the AAC configuration) are the camera's own ``StreamInfo.extradata`` (from
+the SDP or the stream), so a camera that sends its SPS/PPS only in the SDP still gives a file
+every player decodes; H.265 in MP4 is tagged ``hvc1``. Timestamps are shifted so the output
+starts at zero at its first video keyframe's *presentation* time (with B-frames the first
+decode timestamps are negative), packets before that keyframe are skipped, and audio packets
 are written only when the writer was given an audio track (the edge gives it one only for a
 grant that allows audio). AAC passes through; G.711 (A-law, µ-law), which MP4 cannot hold and
-players rarely take from MPEG-TS, is transcoded to AAC.
+players rarely take from MPEG-TS, is transcoded to AAC. An AAC frame without a timestamp (an
+RTP packet carrying several frames gives only the first one a pts) is placed 1024 samples
+after the one before it.
+
+A gap (a packet with ``discontinuity``, e.g. the camera reconnected, or video timestamps jumping
+back) keeps the timeline in real time: the packet after the gap is placed where the time that
+passed since the last one puts it (from ``MediaPacket.arrival``), so the output has a visible
+hole instead of squeezing or overlapping pictures; :attr:`Muxer.gaps` lists the holes.
 
 A stream whose video changes shape mid-way (resolution or codec parameters) cannot be carried
 by one MP4 ``moov``: MP4 and fragmented MP4 writers raise
@@ -17,11 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Self
 
+import attrs
 import av
 import av.error
 
@@ -30,7 +43,9 @@ from camgate.media.files import Folder, PrivateFile, export_error, make_dirs, op
 from camgate.models import MediaPacket, StreamInfo
 
 __all__ = [
+    "AAC_FRAME_SAMPLES",
     "FORMATS",
+    "Gap",
     "HlsWriter",
     "Mp4Writer",
     "Muxer",
@@ -59,6 +74,12 @@ def _frame_ticks(info: StreamInfo) -> int:
     return max(1, round(1 / (30 * info.time_base)))
 
 
+def _src_seconds(packet: MediaPacket) -> Fraction:
+    """A packet's decode time in the source's clock, in seconds."""
+    ticks = packet.dts if packet.dts is not None else packet.pts or 0
+    return Fraction(ticks) * packet.stream.time_base
+
+
 def _shape(info: StreamInfo) -> tuple[str, int, int, bytes | None]:
     return (info.codec, info.width, info.height, info.extradata)
 
@@ -77,11 +98,49 @@ class _Track:
         self.last_end = 0
         #: Source time (seconds) that is 0 in the output.
         self.origin_s: Fraction | None = None
+        #: The largest output pts written (video: everything written displays up to here).
+        self.max_pts: int | None = None
+        #: Monotonic arrival of the last packet written, and its source dts in seconds.
+        self.last_arrival: float | None = None
+        self.last_src_s: Fraction | None = None
+        #: Where the next packet without a timestamp goes (AAC frames packed in one packet).
+        self.next_pts: int | None = None
         self.decoder: Any = None
         if info.codec in _TRANSCODED_AUDIO:
             self.decoder = av.CodecContext.create(info.codec, "r")
             self.decoder.sample_rate = info.sample_rate or 8000
             self.decoder.layout = "mono" if info.channels <= 1 else "stereo"
+
+
+@attrs.frozen
+class Gap:
+    """A hole in a muxer's output timeline: ``missing_s`` seconds of real time without
+    pictures, starting ``at_s`` seconds into the output (the camera reconnected)."""
+
+    at_s: float
+    missing_s: float
+
+
+#: A video timestamp going back more than this (seconds) without a ``discontinuity`` flag is
+#: a restart too (an adapter that reconnects on its own).
+_JUMP_BACK_S = 1
+#: Rounding allowance when comparing a written span with a requested one (seconds).
+_TOLERANCE_S = 0.001
+#: Samples in one AAC frame (AAC-LC): the step between frames packed into one RTP packet.
+AAC_FRAME_SAMPLES = 1024
+
+
+def _template(info: StreamInfo) -> Any:
+    """A stream to copy codec parameters from (PyAV's remux path,
+    ``add_stream_from_template``): taken from a throw-away output container, never opened,
+    so no encoder runs and nothing overwrites the camera's extradata."""
+    scratch: Any = av.open(io.BytesIO(), "w", format="matroska")
+    try:
+        if info.kind == "audio":
+            return scratch.add_stream(info.codec, rate=info.sample_rate or 8000)
+        return scratch.add_stream(info.codec)
+    finally:
+        scratch.close()
 
 
 class Muxer:
@@ -130,7 +189,13 @@ class Muxer:
         if format == "mp4":
             options["movflags"] = "+faststart+use_metadata_tags"
         elif format == "fmp4":
-            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags"
+            options["movflags"] = (
+                "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets+use_metadata_tags"
+            )
+        if format != "mp4":
+            # B-frames: the first picture shows at 0 and decodes before it; do not shift the
+            # whole stream later (MP4 says the same with an edit list).
+            options["avoid_negative_ts"] = "disabled"
         self._files: list[PrivateFile] = []
         dest: Any = target
         if isinstance(target, PrivateFile):
@@ -166,19 +231,31 @@ class Muxer:
         self._audio = _Track(self._add(audio), audio) if audio is not None else None
         self._origin_s: Fraction | None = None
         self.packets = 0
+        #: The holes in the output's timeline (camera reconnects), in order.
+        self.gaps: list[Gap] = []
 
     def _add(self, info: StreamInfo) -> Any:
+        """The output stream for ``info``: the camera's codec parameters, no encoder (except
+        for G.711, transcoded to AAC, and AAC whose configuration the camera did not give:
+        there the encoder's configuration for the same rate and channels is the one)."""
         try:
-            if info.kind == "audio":
+            if info.kind == "audio" and (info.codec in _TRANSCODED_AUDIO or not info.extradata):
                 codec = "aac" if info.codec in _TRANSCODED_AUDIO else info.codec
                 stream: Any = self._container.add_stream(codec, rate=info.sample_rate or 8000)
                 stream.layout = "mono" if info.channels <= 1 else "stereo"
                 if codec != info.codec:
                     return stream  # an encoder of our own: no extradata or time base to copy
             else:
-                stream = self._container.add_stream(info.codec)
-                stream.width = info.width
-                stream.height = info.height
+                stream = self._container.add_stream_from_template(_template(info), opaque=True)
+                ctx = stream.codec_context
+                if info.kind == "audio":
+                    ctx.sample_rate = info.sample_rate or ctx.sample_rate
+                    ctx.layout = "mono" if info.channels <= 1 else "stereo"
+                else:
+                    ctx.width, ctx.height = info.width, info.height
+                    if info.codec == "hevc" and self.format != "ts":
+                        ctx.codec_tag = "hvc1"  # parameter sets in hvcC: Apple players' tag
+                ctx.extradata = info.extradata
         except (av.error.FFmpegError, ValueError) as exc:
             raise CameraProtocolError(f"cannot write a {info.codec} stream: {exc}") from None
         if info.extradata:
@@ -200,14 +277,13 @@ class Muxer:
         """Mux one packet; returns 1 when it was written, 0 when skipped.
 
         Skipped: anything before the first video keyframe, audio without an audio track,
-        packets without a timestamp. Raises CameraProtocolError when an MP4's video changes
-        shape, or when FFmpeg refuses the packet.
+        video packets without a timestamp (an AAC frame without one is placed after the
+        frame before it). Raises CameraProtocolError when an MP4's video changes shape, or
+        when FFmpeg refuses the packet.
         """
-        if packet.pts is None:
-            return 0
         if packet.stream.kind == "audio":
             return self._write_audio(packet)
-        if packet.stream.kind != "video":
+        if packet.stream.kind != "video" or packet.pts is None:
             return 0
         if (
             self.format != "ts"
@@ -224,11 +300,73 @@ class Muxer:
         if self._origin_s is None:
             if not packet.is_keyframe:
                 return 0
-            first = packet.dts if packet.dts is not None else packet.pts
-            self._origin_s = self._video.origin_s = Fraction(first) * self.info.time_base
+            # The keyframe's presentation time is 0: with B-frames its decode time is earlier
+            # (negative in the output), and the first picture shows at 0, not a frame or two in.
+            self._origin_s = self._video.origin_s = Fraction(packet.pts) * self.info.time_base
             if not (self.info.width and self.info.height):
                 self._learn_size(packet)
+        elif self._restarts(packet):
+            self._bridge(packet)
         return self._mux(self._video, packet)
+
+    def _restarts(self, packet: MediaPacket) -> bool:
+        """True when ``packet`` starts a new timeline: flagged as after a gap, or a keyframe
+        whose timestamp went back by more than a second (an adapter that reconnected)."""
+        track = self._video
+        if packet.discontinuity:
+            return True
+        if not packet.is_keyframe or track.last_src_s is None:
+            return False
+        back = track.last_src_s - _src_seconds(packet)
+        return back > _JUMP_BACK_S
+
+    def _bridge(self, packet: MediaPacket) -> None:
+        """Place the first packet after a gap where real time puts it: after the last picture
+        by the time that passed between their arrivals (never before the last one ended)."""
+        track, tb = self._video, packet.stream.time_base
+        assert track.last_arrival is not None and track.max_pts is not None
+        end_s = Fraction(track.last_end) * self.info.time_base
+        last_s = Fraction(track.max_pts) * self.info.time_base
+        passed = Fraction(max(0.0, packet.arrival - track.last_arrival))
+        at_s = max(end_s, last_s + passed)
+        # Where this keyframe lands, in whole ticks of its own time base.
+        at_s = Fraction(round(at_s / tb)) * tb
+        track.origin_s = Fraction(packet.pts or 0) * tb - at_s
+        if packet.dts is not None and packet.pts is not None and packet.dts < packet.pts:
+            # B-frames: its decode time lies before its picture; keep it after the last one.
+            track.origin_s = min(track.origin_s, Fraction(packet.dts) * tb - end_s)
+        self.gaps.append(Gap(float(end_s), float(at_s - end_s)))
+        if self._audio is not None:
+            self._audio.origin_s = None  # audio re-anchors on the new picture clock
+
+    def reaches(self, packet: MediaPacket, seconds: float) -> bool:
+        """True when the output already shows ``seconds`` of video and ``packet`` is at a
+        display-order boundary: it displays after everything written (with B-frames, the
+        pictures that display ahead of the last anchor are all in). A clip of ``seconds``
+        ends before such a packet, so it neither stops short nor leaves a hole before its
+        last picture. After a gap, True when the packet would land at ``seconds`` or later.
+        Only video packets with a timestamp answer True."""
+        track = self._video
+        if (
+            packet.stream.kind != "video"
+            or packet.pts is None
+            or track.origin_s is None
+            or track.max_pts is None
+        ):
+            return False
+        tb = packet.stream.time_base
+        if self._restarts(packet):
+            return True if self.duration >= seconds else self._after_gap(packet) >= seconds
+        pts = Fraction(packet.pts) * tb - track.origin_s
+        anchor = pts > Fraction(track.max_pts) * self.info.time_base
+        return anchor and self.duration >= seconds - _TOLERANCE_S
+
+    def _after_gap(self, packet: MediaPacket) -> float:
+        """Where the first packet after a gap will start (seconds into the output)."""
+        track = self._video
+        assert track.last_arrival is not None and track.max_pts is not None
+        last_s = float(track.max_pts * self.info.time_base)
+        return max(self.duration, last_s + packet.arrival - track.last_arrival)
 
     def _learn_size(self, keyframe: MediaPacket) -> None:
         """A camera whose description left the picture size out (a short probe): decode the
@@ -264,6 +402,9 @@ class Muxer:
     def _write_audio(self, packet: MediaPacket) -> int:
         if self._audio is None or self._origin_s is None:
             return 0
+        packet = self._timed_audio(self._audio, packet)
+        if packet.pts is None:
+            return 0
         self._anchor_audio(self._audio, packet)
         if self._audio.decoder is None:
             return self._mux(self._audio, packet)
@@ -293,6 +434,21 @@ class Muxer:
         self.packets += written
         return written
 
+    def _timed_audio(self, track: _Track, packet: MediaPacket) -> MediaPacket:
+        """``packet`` with a timestamp: its own, or, for an AAC frame without one, the end
+        of the frame before it (1024 samples on). Unplaceable packets keep ``pts=None``."""
+        info = packet.stream
+        if packet.pts is None:
+            if track.next_pts is None or info.codec != "aac":
+                return packet
+            packet = attrs.evolve(packet, pts=track.next_pts, dts=track.next_pts)
+        assert packet.pts is not None
+        step = packet.duration
+        if not step and info.codec == "aac" and info.sample_rate:
+            step = round(Fraction(AAC_FRAME_SAMPLES, info.sample_rate) / info.time_base)
+        track.next_pts = packet.pts + step if step else None
+        return packet
+
     def _mux(self, track: _Track, packet: MediaPacket) -> int:
         assert track.origin_s is not None
         tb = packet.stream.time_base
@@ -305,6 +461,9 @@ class Muxer:
             dts = track.prev_dts + 1  # a camera repeating a timestamp must not break the muxer
         pts = max(pts, dts)
         track.prev_dts = dts
+        track.last_arrival = packet.arrival
+        track.last_src_s = _src_seconds(packet)
+        track.max_pts = pts if track.max_pts is None else max(track.max_pts, pts)
         out = av.Packet(packet.data)
         out.pts, out.dts = pts, dts
         out.time_base = tb

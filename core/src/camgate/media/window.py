@@ -30,7 +30,8 @@ class WindowCut:
     """Decide packet by packet what of a stream falls inside ``[start, end)``.
 
     Video packets need a ``wallclock`` (CameraProtocolError otherwise: a window cannot be cut
-    on times nobody knows). Audio is kept only between the first kept keyframe and the end.
+    on times nobody knows). Audio is kept only between the first kept keyframe and the end
+    (audio without a ``wallclock`` too: the writer places it after the sound before it).
     ``first``/``last`` are the capture times of the first kept picture and of the end of the
     last one.
     """
@@ -51,7 +52,9 @@ class WindowCut:
         at = packet.wallclock
         if at is None:
             if packet.stream.kind != "video":
-                return Cut.SKIP
+                # An AAC frame packed behind another one has no time of its own: it follows
+                # the sound before it, inside the window while the pictures are.
+                return Cut.KEEP if self.first is not None else Cut.SKIP
             raise CameraProtocolError(
                 "the camera's packets carry no capture time: a clip cannot be cut to the window"
             )

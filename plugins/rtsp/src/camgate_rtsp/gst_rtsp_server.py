@@ -36,6 +36,8 @@ username        null      with password: this mount requires RTSP auth (digest, 
                           when the top-level "auth" key is "basic")
 password        null      (never printed)
 maskable        false     draw privacy masks (``MASK`` command) on the picture before encoding
+launch          null      a whole gst-launch description (payloaders ``pay0``, ``pay1``...)
+                          used instead of the one built from the keys above
 =============== ========= ====================================================
 
 Protocol with the launcher: once the server is listening and every mount's
@@ -94,6 +96,7 @@ DEFAULTS: dict[str, Any] = {
     "username": None,
     "password": None,
     "maskable": False,
+    "launch": None,
 }
 _INT_KEYS = ("width", "height", "fps", "gop_frames", "bitrate_kbps")
 _BOOL_KEYS = ("video", "audio", "maskable")
@@ -265,6 +268,8 @@ def parse_config(text: str) -> tuple[list[dict[str, Any]], str]:
             raise SetupError(f"{where}: at least one of video / audio must be true")
         if mount["audio_codec"] not in _AUDIO_CODECS:
             raise SetupError(f'{where}: "audio_codec" must be one of {list(_AUDIO_CODECS)}')
+        if mount["launch"] is not None and not isinstance(mount["launch"], str):
+            raise SetupError(f'{where}: "launch" must be a gst-launch description or null')
         if not isinstance(mount["pattern"], str):
             raise SetupError(f'{where}: "pattern" must be a string')
         username, password = mount["username"], mount["password"]
@@ -290,7 +295,9 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
     parts: list[str] = []
     pay_index = 0
     _require_elements(Gst, ("rtpbin",))
-    if mount["video"]:
+    if mount["launch"]:
+        parts.append(mount["launch"])
+    if mount["video"] and not mount["launch"]:
         _require_elements(Gst, _VIDEO_ELEMENTS)
         if mount["pattern"] not in patterns:
             raise SetupError(
@@ -329,7 +336,7 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
             f"rtph264pay config-interval=0 pt=96 name=pay{pay_index}"
         )
         pay_index += 1
-    if mount["audio"]:
+    if mount["audio"] and not mount["launch"]:
         _require_elements(Gst, ("audiotestsrc", "audioconvert", "audioresample"))
         source = "audiotestsrc is-live=true wave=sine freq=440 volume=0.2"
         if mount["audio_codec"] == "pcma":

@@ -118,6 +118,9 @@ class Mount:
     username: str | None = attrs.field(default=None, validator=_optional_nonempty_str)
     password: str | None = attrs.field(default=None, repr=False, validator=_optional_nonempty_str)
     maskable: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    #: A whole gst-launch description (payloaders named ``pay0``, ``pay1``...) served instead
+    #: of the one built from the fields above: see :mod:`camgate_rtsp.testinputs`.
+    launch: str | None = attrs.field(default=None, validator=_optional_nonempty_str)
 
     def __attrs_post_init__(self) -> None:
         if self.width % 2 or self.height % 2:
