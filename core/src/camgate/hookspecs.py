@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from camgate.models import Camera, Decision, Grant, Incident, Vote
     from camgate.notify import OwnerNotice
     from camgate.policy import PolicyContext
+    from camgate.vocab import EndReason
 
 PROJECT = "camgate"
 
@@ -172,13 +173,15 @@ def camgate_access_started(grant: Grant, camera: Camera) -> None:
 
 @hookspec
 def camgate_access_ended(
-    grant: Grant, camera: Camera, reason: str, packets: int, nbytes: int
+    grant: Grant, camera: Camera, reason: EndReason, packets: int, nbytes: int
 ) -> None:
     """Observe the end of an access, with what was served.
 
     :param grant: the grant the access ran under.
     :param camera: the camera.
-    :param reason: why it ended: ``completed``, ``closed``, ``expired``, ``revoked``, ``error``.
+    :param reason: why it ended, a :class:`camgate.vocab.EndReason` (a ``str``: ``completed``,
+        ``closed``, ``expired``, ``revoked``, ``error``, ``incident-closed``, ``masks-changed``;
+        docs/hooks.md says what each means).
     :param packets: packets (or images) handed to the consumer.
     :param nbytes: bytes handed to the consumer.
     """
