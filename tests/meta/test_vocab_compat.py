@@ -73,8 +73,8 @@ async def _same_story(gate: Gate, source: str) -> None:
 
 
 async def test_an_old_log_verifies_and_old_and_new_records_say_the_same(tmp_path: Path) -> None:
-    for name in ("camgate.db", "camgate.key", "camgate.seal"):
-        shutil.copy(DATA / name, tmp_path / name)
+    for suffix in ("db", "key", "seal"):  # named store.*: camgate.db and .key are git-ignored
+        shutil.copy(DATA / f"store.{suffix}", tmp_path / f"camgate.{suffix}")
     db = tmp_path / "camgate.db"
     old = _rows(db)
     assert [r[3] for r in old if r[1] == "access.end"] == OLD_REASONS
