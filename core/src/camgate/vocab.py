@@ -107,6 +107,40 @@ class GrantProblem(_Word):
         return EndReason[self.name]  # same name, same text (tests/meta checks)
 
 
+#: The body of an owner notice record (``OwnerNotice.to_json``).
+_NOTICE = (
+    "id",
+    "event",
+    "owner_id",
+    "camera_id",
+    "request_id",
+    "at",
+    "scope",
+    "incident_kind",
+    "distance_m",
+    "requested_by",
+    "purpose",
+    "duration_s",
+    "note",
+    "reasons",
+    "deadline",
+    "witness",
+)
+#: What every retention record says of its artifact.
+_ARTIFACT = (
+    "artifact",
+    "kind",
+    "path",
+    "camera",
+    "grant",
+    "incident",
+    "sha256",
+    "size",
+    "created_at",
+    "expires_at",
+)
+
+
 class AuditKind(StrEnum):
     """The ``kind`` of an audit record, with what its ``body`` holds.
 
@@ -233,47 +267,13 @@ class AuditKind(StrEnum):
         "owner.notified",
         "A notifier accepted an owner notice: the notice (``event``: ``ask``, ``granted``, "
         "``refused``, ``revoked``) with the checkpoint it carries as ``witness``.",
-        (
-            "id",
-            "event",
-            "owner_id",
-            "camera_id",
-            "request_id",
-            "at",
-            "scope",
-            "incident_kind",
-            "distance_m",
-            "requested_by",
-            "purpose",
-            "duration_s",
-            "note",
-            "reasons",
-            "deadline",
-            "witness",
-        ),
+        _NOTICE,
     )
     OWNER_NOTIFY_FAILED = (
         "owner.notify_failed",
         "No notifier accepted an owner notice (so no grant is issued): the notice, as for "
         "``owner.notified``.",
-        (
-            "id",
-            "event",
-            "owner_id",
-            "camera_id",
-            "request_id",
-            "at",
-            "scope",
-            "incident_kind",
-            "distance_m",
-            "requested_by",
-            "purpose",
-            "duration_s",
-            "note",
-            "reasons",
-            "deadline",
-            "witness",
-        ),
+        _NOTICE,
     )
     # ---------------------------------------------------------------- access at the edge
     ACCESS_START = (
@@ -315,40 +315,13 @@ class AuditKind(StrEnum):
     ARTIFACT_REGISTERED = (
         "artifact.registered",
         "A file made from footage was registered with its expiry and the terms that set it.",
-        (
-            "artifact",
-            "kind",
-            "path",
-            "camera",
-            "grant",
-            "incident",
-            "sha256",
-            "size",
-            "created_at",
-            "expires_at",
-            "retention",
-        ),
+        (*_ARTIFACT, "retention"),
     )
     RETENTION_DELETED = (
         "retention.deleted",
         "Retention deletes an artifact (written before the file is unlinked): ``reason`` "
         "``expired`` or ``incomplete``, whether it was ``found`` and ``intact``.",
-        (
-            "artifact",
-            "kind",
-            "path",
-            "camera",
-            "grant",
-            "incident",
-            "sha256",
-            "size",
-            "created_at",
-            "expires_at",
-            "reason",
-            "found",
-            "sha256_found",
-            "intact",
-        ),
+        (*_ARTIFACT, "reason", "found", "sha256_found", "intact"),
     )
     HOLD_PLACED = (
         "hold.placed",
