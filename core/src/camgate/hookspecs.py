@@ -10,7 +10,8 @@ Every hook is synchronous (pluggy has no async hooks); adapters put their async 
 objects they register. Decisions where every plugin must be heard (consent, geofence) collect all
 answers; a ``firstresult`` hook stops at the first non-None answer.
 
-Each hook has a section in docs/hooks.md; a test fails when one is missing.
+Each hook has a section in docs/hooks.md and a ``test_hook_<hook>`` in
+tests/integration/test_hooks.py that implements it; tests fail when either is missing.
 """
 
 from __future__ import annotations
