@@ -52,6 +52,7 @@ from camgate.plugins import PluginHost
 from camgate.policy import PolicyContext
 from camgate.rules import AgencyRules, SensitivePlace
 from camgate.store import Store
+from camgate.vocab import AuditKind, EndReason, GrantProblem
 
 try:
     __version__ = version("camgate")
@@ -63,6 +64,7 @@ __all__ = [
     "Adapter",
     "AdapterFactory",
     "AgencyRules",
+    "AuditKind",
     "AuditLog",
     "Camera",
     "CameraClass",
@@ -74,9 +76,11 @@ __all__ = [
     "Credentials",
     "Decision",
     "Edge",
+    "EndReason",
     "Gate",
     "GeoPoint",
     "Grant",
+    "GrantProblem",
     "GrantSigner",
     "GrantVerifier",
     "GuardedStream",

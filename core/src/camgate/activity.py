@@ -18,6 +18,7 @@ import attrs
 from camgate.audit import AuditLog, AuditRecord
 from camgate.errors import NotFound
 from camgate.store import Store
+from camgate.vocab import AuditKind
 
 __all__ = ["Activity", "RequestView", "collect", "owner_history"]
 
@@ -112,28 +113,28 @@ def collect(records: Iterable[AuditRecord]) -> Activity:
     for r in records:
         at, body = _time(r.at), r.body
         kind = r.kind
-        if kind == "incident.reported":
+        if kind == AuditKind.INCIDENT_REPORTED:
             pos = body.get("position", {})
             act.incidents[body["id"]] = {
                 "kind": body["kind"],
                 "lat": pos.get("lat"),
                 "lon": pos.get("lon"),
             }
-        elif kind == "request.held":
+        elif kind == AuditKind.REQUEST_HELD:
             view = act.requests.setdefault(body["request"]["id"], _request(body["request"], at))
             view.asked_owner = True
-        elif kind == "owner.answered":
+        elif kind == AuditKind.OWNER_ANSWERED:
             if body.get("request") in act.requests:
                 act.requests[body["request"]].answer = body.get("answer")
-        elif kind == "decision":
+        elif kind == AuditKind.DECISION:
             req = body["request"]
             view = act.requests.setdefault(req["id"], _request(req, at))
             _decided(view, body["decision"], at)
-        elif kind == "grant.issued":
+        elif kind == AuditKind.GRANT_ISSUED:
             act.grants[body["id"]] = body["request_id"]
             if body["request_id"] in act.requests:
                 act.requests[body["request_id"]].grant = body["id"]
-        elif kind == "access.start":
+        elif kind == AuditKind.ACCESS_START:
             grant = body["grant"]
             act.accesses[grant["id"]] = {
                 "grant": grant["id"],
@@ -143,7 +144,7 @@ def collect(records: Iterable[AuditRecord]) -> Activity:
                 "ended_at": None,
                 "seconds": None,
             }
-        elif kind == "access.end":
+        elif kind == AuditKind.ACCESS_END:
             access = act.accesses.get(body.get("grant", ""))
             if access is not None:
                 access["ended_at"] = at
@@ -151,28 +152,28 @@ def collect(records: Iterable[AuditRecord]) -> Activity:
                 access |= {k: body.get(k) for k in ("packets", "bytes", "reason")}
                 if "sha256" in body:
                     access["sha256"] = body["sha256"]
-        elif kind == "clip.exported":
+        elif kind == AuditKind.CLIP_EXPORTED:
             act.clips.append(body | {"at": at})
-        elif kind == "artifact.registered":
+        elif kind == AuditKind.ARTIFACT_REGISTERED:
             act.exports.append(dict(body))
-        elif kind == "retention.deleted":
+        elif kind == AuditKind.RETENTION_DELETED:
             act.deletions.append(body | {"at": at})
-        elif kind == "camera.removed":
+        elif kind == AuditKind.CAMERA_REMOVED:
             act.removals.append({"at": at, "cameras": [body.get("camera")]})
-        elif kind == "consent.revoked":
+        elif kind == AuditKind.CONSENT_REVOKED:
             act.revocations.append(
                 {"at": at, "owner": body.get("owner"), "cameras": body.get("cameras", [])}
             )
-        elif kind in ("owner.notified", "owner.notify_failed"):
-            act.notices.append(body | {"at": at, "delivered": kind == "owner.notified"})
+        elif kind in (AuditKind.OWNER_NOTIFIED, AuditKind.OWNER_NOTIFY_FAILED):
+            act.notices.append(body | {"at": at, "delivered": kind == AuditKind.OWNER_NOTIFIED})
             told = act.requests.get(body.get("request_id", ""))
             if told is not None:
                 told.incident_kind = told.incident_kind or body.get("incident_kind") or None
                 if body.get("distance_m") is not None:
                     told.distance_m = float(body["distance_m"])
-        elif kind == "consent.enrolled":
+        elif kind == AuditKind.CONSENT_ENROLLED:
             act.enrolments.append(body | {"at": at})
-        elif kind in ("hold.placed", "hold.released"):
+        elif kind in (AuditKind.HOLD_PLACED, AuditKind.HOLD_RELEASED):
             act.holds.append(body | {"at": at, "kind": kind})
     _link(act)
     return act

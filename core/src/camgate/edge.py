@@ -79,6 +79,7 @@ from camgate.relay import (
 )
 from camgate.retention import Export
 from camgate.store import Store
+from camgate.vocab import AuditKind, EndReason, GrantProblem
 
 if TYPE_CHECKING:
     from camgate.retention import Retention
@@ -99,7 +100,7 @@ class StreamStats:
     packets: int
     nbytes: int
     ended: bool
-    end_reason: str | None
+    end_reason: EndReason | None
 
 
 class GuardedStream:
@@ -156,7 +157,7 @@ class GuardedStream:
         self.closed_at: float | None = None
         self._packets = 0
         self._nbytes = 0
-        self._end_reason: str | None = None
+        self._end_reason: EndReason | None = None
         self._close_lock = anyio.Lock()
         self._dropped_audio = 0
         self._flushed = False
@@ -189,7 +190,7 @@ class GuardedStream:
 
     async def _refuse(self) -> NoReturn:
         if not self._revoker_closes:
-            await self._end("revoked")
+            await self._end(EndReason.REVOKED)
         raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
 
     @property
@@ -214,10 +215,10 @@ class GuardedStream:
             if self._ready:  # transformed packets: the grant must still hold *now*
                 if self.revoked:
                     await self._refuse()
-                ended = self._end_reason not in (None, "completed")
+                ended = self._end_reason not in (None, EndReason.COMPLETED)
                 if ended or self._edge.clock.monotonic() >= self._deadline:
                     self._ready.clear()
-                    await self._end("expired")
+                    await self._end(EndReason.EXPIRED)
                     raise StopAsyncIteration
                 return self._served(self._ready.popleft())
             try:
@@ -225,7 +226,11 @@ class GuardedStream:
             except StopAsyncIteration:
                 # The camera ended the stream: what the transform still holds arrived before
                 # the end, under the grant; hand it over (once), checked like any other packet.
-                if self.transform is None or self._flushed or self._end_reason != "completed":
+                if (
+                    self.transform is None
+                    or self._flushed
+                    or self._end_reason != EndReason.COMPLETED
+                ):
                     raise
                 self._flushed = True
                 self._ready.extend(await self._transformed(self.transform.flush))
@@ -250,7 +255,7 @@ class GuardedStream:
         try:
             return await anyio.to_thread.run_sync(call, *args)
         except Exception:
-            await self._end("error")
+            await self._end(EndReason.ERROR)
             raise
 
     def _served(self, packet: MediaPacket) -> MediaPacket:
@@ -277,16 +282,16 @@ class GuardedStream:
                     self._read_scope = None
                     # A relay subscription ends itself when the grant expires.
                     expired = getattr(self._upstream, "expired", False) is True
-                    await self._end("expired" if expired else "completed")
+                    await self._end(EndReason.EXPIRED if expired else EndReason.COMPLETED)
                     raise
                 except anyio.get_cancelled_exc_class():
                     self._read_scope = None
                     if not scope.cancel_called:  # the consumer was cancelled, not our scope
-                        await self._end("closed")
+                        await self._end(EndReason.CLOSED)
                     raise  # our own scope (revocation, deadline) swallows it on exit
                 except BaseException:
                     self._read_scope = None
-                    await self._end("error")
+                    await self._end(EndReason.ERROR)
                     raise
             self._read_scope = None
         # Everything below runs after the packet arrived: check the grant still holds *now*.
@@ -294,28 +299,29 @@ class GuardedStream:
         # another process changes the store's data_version, and only then is consent re-read.
         if not self.revoked and self._edge.changed_since(self):
             problem = self._edge.grant_problem(self.camera, self.grant, clock.now())
-            if problem is None and self._edge.masks_changed(self):
-                problem = "masks-changed"  # set by another process: this picture is stale
-            if problem == "revoked":
+            ended = None if problem is None else problem.end_reason
+            if ended is None and self._edge.masks_changed(self):
+                ended = EndReason.MASKS_CHANGED  # set by another process: this picture is stale
+            if problem is GrantProblem.REVOKED:
                 self.trip()
-            elif problem is not None:
-                await self._end(problem)
+            elif ended is not None:
+                await self._end(ended)
                 raise StopAsyncIteration
         if self._revoked_at is not None:
             await self._refuse()
         if packet is None or clock.monotonic() >= self._deadline:
-            await self._end("expired")
+            await self._end(EndReason.EXPIRED)
             raise StopAsyncIteration
         return packet
 
-    async def _end(self, reason: str) -> None:
+    async def _end(self, reason: EndReason) -> None:
         # Shielded as a whole: a cancelled consumer must still close the camera connection and
         # write access.end (taking the lock in a cancelled task would raise at once).
         with anyio.CancelScope(shield=True):
             async with self._close_lock:
                 if self._end_reason is not None:
                     return
-                self._end_reason = "revoked" if self.revoked else reason
+                self._end_reason = EndReason.REVOKED if self.revoked else reason
                 try:
                     await self._upstream.aclose()
                     self.closed_at = self._edge.clock.monotonic()
@@ -324,7 +330,7 @@ class GuardedStream:
 
     async def aclose(self) -> None:
         """Close the stream and the camera connection (reason ``closed``). Idempotent."""
-        await self._end("closed")
+        await self._end(EndReason.CLOSED)
 
     async def __aenter__(self) -> Self:
         return self
@@ -503,27 +509,26 @@ class Edge:
         stream._seen = now
         return True
 
-    def grant_problem(self, camera: Camera, grant: Grant, now: datetime) -> str | None:
+    def grant_problem(self, camera: Camera, grant: Grant, now: datetime) -> GrantProblem | None:
         """Why ``grant`` no longer holds for ``camera`` at ``now``, or None while it does.
 
-        ``"revoked"``: a revocation or removal is under way, or the consent the grant was issued
-        under is no longer the camera's standing consent by its current owner (revoked,
-        superseded by a re-enrolment, the camera changed hands) or no longer allows the scope.
-        ``"incident-closed"``: the grant's incident is closed or past its window.
+        :class:`~camgate.vocab.GrantProblem` says what each value means (``REVOKED``: the
+        consent the grant was issued under no longer stands; ``INCIDENT_CLOSED``).
         """
         if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
-            return "revoked"
+            return GrantProblem.REVOKED
         consent = self.store.active_consent(camera.id)
         if consent is None or grant.scope not in consent.terms.scopes:
-            return "revoked"
+            return GrantProblem.REVOKED
         if grant.consent_id is None or consent.id != grant.consent_id:
-            return "revoked"  # a grant bound to no consent record, or to one no longer standing
+            # a grant bound to no consent record, or to one no longer standing
+            return GrantProblem.REVOKED
         try:
             incident = self.store.get_incident(grant.incident_id)
         except NotFound:
-            return "incident-closed"
+            return GrantProblem.INCIDENT_CLOSED
         if not incident.active_at(now):
-            return "incident-closed"
+            return GrantProblem.INCIDENT_CLOSED
         return None
 
     def _begin(self, key: tuple[str, str]) -> int:
@@ -559,7 +564,7 @@ class Edge:
     async def _close_marked(self, key: tuple[str, str]) -> None:
         for stream in [s for s in self._live if self._matches(s, key)]:
             stream.trip(closer=True)
-            await stream._end("revoked")
+            await stream._end(EndReason.REVOKED)
         for upstream in self._dropping.pop(key, []):
             await upstream.aclose()
 
@@ -612,7 +617,7 @@ class Edge:
         camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
         seen = self.version()  # before the check: a later change is noticed by the guard
         problem = await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now)
-        if problem == "revoked":
+        if problem is GrantProblem.REVOKED:
             raise ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
         if problem is not None:
             raise GrantExpired(f"grant {grant.id}: its incident is closed or past its window")
@@ -622,11 +627,13 @@ class Edge:
         body: dict[str, Any] = {"grant": dump(grant), "camera": camera_id}
         if attach is not None:
             body |= attach(grant, camera)
-        await self._audit("access.start", body, now)
+        await self._audit(AuditKind.ACCESS_START, body, now)
         self.host.access_started(grant, camera)
         return grant, camera, seen
 
-    async def _audit(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> None:
+    async def _audit(
+        self, kind: AuditKind, body: dict[str, Any], at: datetime | None = None
+    ) -> None:
         await anyio.to_thread.run_sync(
             lambda: self.audit.append(kind, body, at or self.clock.now())
         )
@@ -894,14 +901,14 @@ class Edge:
 
     async def _finish_unopened(self, grant: Grant, camera: Camera, exc: BaseException) -> None:
         reason = (
-            "expired"
+            EndReason.EXPIRED
             if isinstance(exc, TimeoutError)
-            else "revoked"
+            else EndReason.REVOKED
             if isinstance(exc, ConsentRevoked)
-            else "error"
+            else EndReason.ERROR
         )
         await self._audit(
-            "access.end",
+            AuditKind.ACCESS_END,
             {
                 "grant": grant.id,
                 "camera": camera.id,
@@ -913,7 +920,7 @@ class Edge:
         )
         self.host.access_ended(grant, camera, reason, 0, 0)
 
-    async def _access_ended(self, stream: GuardedStream, reason: str) -> None:
+    async def _access_ended(self, stream: GuardedStream, reason: EndReason) -> None:
         self._live.discard(stream)
         stats = stream.stats()
         body: dict[str, Any] = {
@@ -927,7 +934,7 @@ class Edge:
         notes = getattr(stream._upstream, "notes", None)
         if isinstance(notes, dict) and notes:
             body["upstream"] = {str(k): str(v) for k, v in notes.items()}
-        await self._audit("access.end", body)
+        await self._audit(AuditKind.ACCESS_END, body)
         self.host.access_ended(stream.grant, stream.camera, reason, stats.packets, stats.nbytes)
 
     async def snapshot(self, camera_id: str, token: str | SignedGrant) -> Snapshot:
@@ -948,17 +955,17 @@ class Edge:
                 await self._finish_unopened(grant, camera, exc)
             raise
         await self._audit(
-            "access.end",
+            AuditKind.ACCESS_END,
             {
                 "grant": grant.id,
                 "camera": camera.id,
-                "reason": "completed",
+                "reason": EndReason.COMPLETED,
                 "packets": 1,
                 "bytes": len(snap.jpeg),
                 "sha256": hashlib.sha256(snap.jpeg).hexdigest(),
             },
         )
-        self.host.access_ended(grant, camera, "completed", 1, len(snap.jpeg))
+        self.host.access_ended(grant, camera, EndReason.COMPLETED, 1, len(snap.jpeg))
         return snap
 
     def mask_transform(self, camera: Camera) -> PacketTransform | None:
@@ -1006,7 +1013,7 @@ class Edge:
             self._warmth.pop(camera_id, None)
         return self._relay.drop(camera_ids)
 
-    async def end_camera_streams(self, camera_id: str, reason: str) -> int:
+    async def end_camera_streams(self, camera_id: str, reason: EndReason) -> int:
         """End every open stream of one camera with ``reason`` and close its relay upstream
         (with its GOP cache and transform: the next consumer starts afresh); returns how many
         streams ended."""
@@ -1189,7 +1196,7 @@ class Edge:
         reason = str(exc) if isinstance(exc, CamgateError) else type(exc).__name__
         await anyio.to_thread.run_sync(lambda: export.discard(reason))
         await self._audit(
-            "clip.failed",
+            AuditKind.CLIP_FAILED,
             {
                 "grant": stream.grant.id,
                 "camera": stream.camera.id,
@@ -1243,7 +1250,7 @@ class Edge:
             body["gaps"] = [{"at_s": g.at_s, "missing_s": g.missing_s} for g in writer.gaps]
         try:
             await self._audit(
-                "clip.exported",
+                AuditKind.CLIP_EXPORTED,
                 dump(clip) | body | {"format": format, "masked": stream.masked},
             )
             sha = None if format == "hls" else digest

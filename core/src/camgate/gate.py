@@ -84,6 +84,7 @@ from camgate.retention import Retention
 from camgate.rules import AgencyRules
 from camgate.settings import split_camera_settings
 from camgate.store import Store, process_alive, process_identity
+from camgate.vocab import AuditKind, EndReason
 
 __all__ = ["Gate", "builtin_plugins"]
 
@@ -285,7 +286,7 @@ class Gate:
             # The removal and its camera.removed record: both or neither (_audited).
             await anyio.to_thread.run_sync(
                 lambda: self._audited(
-                    "camera.removed", lambda: {"camera": camera.id}, self.clock.now()
+                    AuditKind.CAMERA_REMOVED, lambda: {"camera": camera.id}, self.clock.now()
                 )
             )
             self.camera_index.discard(camera.id)
@@ -313,14 +314,14 @@ class Gate:
         mask = PrivacyMask(camera.id, polygons, self.clock.now(), owner_id)
         await anyio.to_thread.run_sync(
             lambda: self._audited(
-                "masks.set", lambda: dump(mask) | {"owner": owner_id}, mask.set_at
+                AuditKind.MASKS_SET, lambda: dump(mask) | {"owner": owner_id}, mask.set_at
             )
         )
-        await self.edge.end_camera_streams(camera.id, "masks-changed")
+        await self.edge.end_camera_streams(camera.id, EndReason.MASKS_CHANGED)
         if await self.edge.push_masks(camera, mask.polygons):
             await anyio.to_thread.run_sync(
                 lambda: self.audit.append(
-                    "masks.pushed",
+                    AuditKind.MASKS_PUSHED,
                     {"camera_id": camera.id, "owner": owner_id, "polygons": len(mask.polygons)},
                     self.clock.now(),
                 )
@@ -335,7 +336,7 @@ class Gate:
         """Publish a waiver version; owners accept it by its version and the hash of its text."""
         self.store.add_waiver(waiver)
         self.audit.append(
-            "waiver.published",
+            AuditKind.WAIVER_PUBLISHED,
             {"version": waiver.version, "sha256": waiver.sha256},
             self.clock.now(),
         )
@@ -382,7 +383,7 @@ class Gate:
             self._check_caps(cameras)
             return dump(record) | {"camera_classes": classes}
 
-        self._audited("consent.enrolled", checked, record.accepted_at)
+        self._audited(AuditKind.CONSENT_ENROLLED, checked, record.accepted_at)
         return record
 
     @property
@@ -419,7 +420,7 @@ class Gate:
         if rules.enrolment_caps:
             enrolled = {c.id: c for c in self.store.enrolled_cameras()}
             for _id, kind, body, *_rest in self.store.intents():
-                if kind == "consent.enrolled":
+                if kind == AuditKind.CONSENT_ENROLLED:
                     for camera_id in json.loads(body)["camera_ids"]:
                         with contextlib.suppress(NotFound):
                             enrolled.setdefault(camera_id, self.store.get_camera(camera_id))
@@ -460,7 +461,7 @@ class Gate:
                 # The revocation, its consent.revoked record and the owner notices it owes
                 # commit together (_audited); the notices are sent below, or on the next open.
                 body = await anyio.to_thread.run_sync(
-                    lambda: self._audited("consent.revoked", revoked, at)
+                    lambda: self._audited(AuditKind.CONSENT_REVOKED, revoked, at)
                 )
                 cameras: list[str] = body["cameras"]
                 await self.edge.close_owner_streams(owner.id)
@@ -474,7 +475,7 @@ class Gate:
     # ------------------------------------------------------------------ audited changes
 
     def _audited(
-        self, kind: str, prepare: Callable[[], dict[str, Any]], at: datetime
+        self, kind: AuditKind, prepare: Callable[[], dict[str, Any]], at: datetime
     ) -> dict[str, Any]:
         """Make the state change ``kind`` names and write its audit record: both or neither.
 
@@ -621,7 +622,7 @@ class Gate:
             window_s=window_s,
         )
         self.store.add_incident(incident)
-        self.audit.append("incident.reported", dump(incident), self.clock.now())
+        self.audit.append(AuditKind.INCIDENT_REPORTED, dump(incident), self.clock.now())
         self._warm_up(incident)
         return incident
 
@@ -679,7 +680,7 @@ class Gate:
         ]
         if warmed:
             self.audit.append(
-                "cache.warm", {"incident": incident.id, "cameras": warmed}, self.clock.now()
+                AuditKind.CACHE_WARM, {"incident": incident.id, "cameras": warmed}, self.clock.now()
             )
 
     def close_incident(self, incident_id: str) -> Incident:
@@ -688,7 +689,7 @@ class Gate:
         self.store.add_incident(incident)
         dropped = self.edge.cool(incident.id)
         self.audit.append(
-            "incident.closed",
+            AuditKind.INCIDENT_CLOSED,
             {"incident": incident.id, "caches_dropped": dropped},
             self.clock.now(),
         )
@@ -858,7 +859,7 @@ class Gate:
         notice = attrs.evolve(notice, witness=self.audit.witness())  # proof kept by the owner
         accepted = self.host.notify_owner(notice)
         self.audit.append(
-            "owner.notified" if accepted else "owner.notify_failed",
+            AuditKind.OWNER_NOTIFIED if accepted else AuditKind.OWNER_NOTIFY_FAILED,
             notice.to_json(),
             self.clock.now(),
         )
@@ -953,7 +954,7 @@ class Gate:
             return body
 
         try:
-            self._audited("decision", prepare, decision.decided_at)
+            self._audited(AuditKind.DECISION, prepare, decision.decided_at)
         except _LostRace:
             return False
         return True
@@ -1037,11 +1038,11 @@ class Gate:
         try:
             # The grant and its grant.issued record: both or neither; a waiting officer (any
             # process) sees the grant only once its record is durable.
-            self._audited("grant.issued", still_standing, issued)
+            self._audited(AuditKind.GRANT_ISSUED, still_standing, issued)
         except AccessDenied as refused:
             final = refused.decision
             self._audited(
-                "grant.refused",
+                AuditKind.GRANT_REFUSED,
                 lambda: {"request": request.id, "decision": final.to_json()},
                 final.decided_at,
             )
@@ -1088,7 +1089,7 @@ class Gate:
         )
         # The held request and its request.held record: both or neither (_audited).
         self._audited(
-            "request.held",
+            AuditKind.REQUEST_HELD,
             lambda: {
                 "request": dump(request),
                 "pending": dump(pending),
@@ -1155,7 +1156,7 @@ class Gate:
             return {"request": request_id, "owner": pending.owner_id, "answer": outcome}
 
         # The answer (the held request closed) and its owner.answered record: both or neither.
-        self._audited("owner.answered", still_open, now)
+        self._audited(AuditKind.OWNER_ANSWERED, still_open, now)
         request = self.store.get_request(request_id)
         decision = self._decide(request, at=now, owner_answer=approve)[0]
         self._record_decision(request, decision, held=True)
@@ -1357,20 +1358,22 @@ class _LostRace(Exception):
 
 #: Changes that reduce access: in force before their record when the log is elsewhere, and
 #: recorded by recovery if the record is missing (see Gate._audited).
-_ROLL_FORWARD = frozenset({"consent.revoked", "camera.removed", "masks.set"})
+_ROLL_FORWARD = frozenset(
+    {AuditKind.CONSENT_REVOKED, AuditKind.CAMERA_REMOVED, AuditKind.MASKS_SET}
+)
 
 #: This process's intents between their commit and their settling, as (store path, intent id):
 #: a settling pass in this process leaves them to the thread that wrote them.
 _IN_FLIGHT: set[tuple[Path, int]] = set()
 
 _CHANGES: dict[str, Callable[[Gate, dict[str, Any], datetime], None]] = {
-    "request.held": _apply_held,
-    "owner.answered": _apply_answered,
-    "decision": _apply_decision,
-    "consent.enrolled": _apply_enrolled,
-    "consent.revoked": _apply_revoked,
-    "masks.set": _apply_masks,
-    "camera.removed": _apply_removed,
-    "grant.issued": _apply_grant,
-    "grant.refused": _apply_grant_refused,
+    AuditKind.REQUEST_HELD: _apply_held,
+    AuditKind.OWNER_ANSWERED: _apply_answered,
+    AuditKind.DECISION: _apply_decision,
+    AuditKind.CONSENT_ENROLLED: _apply_enrolled,
+    AuditKind.CONSENT_REVOKED: _apply_revoked,
+    AuditKind.MASKS_SET: _apply_masks,
+    AuditKind.CAMERA_REMOVED: _apply_removed,
+    AuditKind.GRANT_ISSUED: _apply_grant,
+    AuditKind.GRANT_REFUSED: _apply_grant_refused,
 }

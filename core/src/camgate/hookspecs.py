@@ -10,7 +10,8 @@ Every hook is synchronous (pluggy has no async hooks); adapters put their async 
 objects they register. Decisions where every plugin must be heard (consent, geofence) collect all
 answers; a ``firstresult`` hook stops at the first non-None answer.
 
-Each hook has a section in docs/hooks.md; a test fails when one is missing.
+Each hook has a section in docs/hooks.md and a ``test_hook_<hook>`` in
+tests/integration/test_hooks.py that implements it; tests fail when either is missing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from camgate.models import Camera, Decision, Grant, Incident, Vote
     from camgate.notify import OwnerNotice
     from camgate.policy import PolicyContext
+    from camgate.vocab import EndReason
 
 PROJECT = "camgate"
 
@@ -172,13 +174,15 @@ def camgate_access_started(grant: Grant, camera: Camera) -> None:
 
 @hookspec
 def camgate_access_ended(
-    grant: Grant, camera: Camera, reason: str, packets: int, nbytes: int
+    grant: Grant, camera: Camera, reason: EndReason, packets: int, nbytes: int
 ) -> None:
     """Observe the end of an access, with what was served.
 
     :param grant: the grant the access ran under.
     :param camera: the camera.
-    :param reason: why it ended: ``completed``, ``closed``, ``expired``, ``revoked``, ``error``.
+    :param reason: why it ended, a :class:`camgate.vocab.EndReason` (a ``str``: ``completed``,
+        ``closed``, ``expired``, ``revoked``, ``error``, ``incident-closed``, ``masks-changed``;
+        docs/hooks.md says what each means).
     :param packets: packets (or images) handed to the consumer.
     :param nbytes: bytes handed to the consumer.
     """

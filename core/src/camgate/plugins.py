@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from camgate.geofence.shapes import Shape
     from camgate.notify import OwnerNotice
     from camgate.policy import PolicyContext
+    from camgate.vocab import EndReason
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginHost", "PluginInfo"]
 
@@ -265,7 +266,7 @@ class PluginHost:
         self.emit("camgate_access_started", grant=grant, camera=camera)
 
     def access_ended(
-        self, grant: Grant, camera: Camera, reason: str, packets: int, nbytes: int
+        self, grant: Grant, camera: Camera, reason: EndReason, packets: int, nbytes: int
     ) -> None:
         """Emit ``camgate_access_ended``."""
         self.emit(

@@ -47,6 +47,7 @@ from camgate.media.files import PartialOutput, abandoned, partial_name, sha256_p
 from camgate.models import new_id
 from camgate.rules import AgencyRules
 from camgate.store import Store
+from camgate.vocab import AuditKind
 
 __all__ = [
     "Artifact",
@@ -347,7 +348,9 @@ class Retention:
     def _registered(self, artifact: Artifact, terms: dict[str, float | None]) -> None:
         body = artifact.to_json()
         del body["state"], body["deleted_at"]
-        self.audit.append("artifact.registered", body | {"retention": terms}, artifact.created_at)
+        self.audit.append(
+            AuditKind.ARTIFACT_REGISTERED, body | {"retention": terms}, artifact.created_at
+        )
 
     def begin(
         self,
@@ -469,7 +472,7 @@ class Retention:
                 )
         hold = Hold(incident_id, reason.strip(), self.clock.now(), by or "unknown")
         self.audit.append(
-            "hold.placed",
+            AuditKind.HOLD_PLACED,
             {"incident": incident_id, "reason": hold.reason, "by": hold.placed_by},
             hold.placed_at,
         )
@@ -490,7 +493,7 @@ class Retention:
         if not found:
             raise NotFound(f"incident {incident_id!r} is not on hold")
         self.audit.append(
-            "hold.released",
+            AuditKind.HOLD_RELEASED,
             {"incident": incident_id, "reason": reason, "by": by or "unknown"},
             self.clock.now(),
         )
@@ -529,7 +532,7 @@ class Retention:
     def _recorded(self, ids: set[str]) -> dict[str, int]:
         """Deletion records already in the log for these artifacts (after a crash)."""
         found: dict[str, int] = {}
-        for record in self.audit.records("retention.deleted"):
+        for record in self.audit.records(AuditKind.RETENTION_DELETED):
             if record.body.get("artifact") in ids:
                 found[record.body["artifact"]] = record.seq
         return found
@@ -601,7 +604,7 @@ class Retention:
                     entry["sha256_found"] = sha256_path(target)[0]
                     if entry["sha256"]:
                         entry["intact"] = entry["sha256_found"] == entry["sha256"]
-                seq = self.audit.append("retention.deleted", entry, self.clock.now()).seq
+                seq = self.audit.append(AuditKind.RETENTION_DELETED, entry, self.clock.now()).seq
             else:
                 entry["recovered"] = True  # the record was written before a crash
             if entry["found"] == "present":

@@ -269,6 +269,7 @@ class AuditLog:
     def append(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> AuditRecord:
         """Append one record and return it once it is durable on disk.
 
+        ``kind`` is an :class:`camgate.vocab.AuditKind` (its text is what is stored and hashed).
         The record joins the sub-chain of every owner it names (directly or through a camera).
         Raises AuditError when the record cannot be written; callers must then not serve media.
         """
@@ -320,6 +321,7 @@ class AuditLog:
 
     def entry(self, kind: str, body: dict[str, Any], at: datetime | None = None) -> Entry:
         """The entry :meth:`append` chains for ``body``: its canonical text and its owners."""
+        kind = str(kind)  # an AuditKind is stored (and hashed) as its plain text
         when = (at or datetime.now(UTC)).isoformat()
         try:
             text = canonical(body).decode()  # the exact JSON that is hashed

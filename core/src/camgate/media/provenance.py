@@ -16,6 +16,7 @@ import av.error
 
 from camgate.errors import ValidationError
 from camgate.media.mux import sha256_file
+from camgate.vocab import AuditKind
 
 if TYPE_CHECKING:
     from camgate.audit import AuditLog, AuditRecord
@@ -40,7 +41,7 @@ def find_clip(audit: AuditLog, path: str | Path) -> list[AuditRecord]:
     except OSError as exc:
         raise ValidationError(f"cannot read {Path(path).name}: {exc.strerror}") from None
     found = []
-    for record in audit.records("clip.exported"):
+    for record in audit.records(AuditKind.CLIP_EXPORTED):
         segments = record.body.get("segments") or {}
         if record.body.get("sha256") == digest or digest in segments.values():
             found.append(record)
