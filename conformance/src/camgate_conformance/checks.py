@@ -1356,10 +1356,16 @@ async def egress_only_to_target(ctx: Context) -> None:
 
     attempts = recorder.connects()
     ctx.measurements["connection_attempts"] = len(attempts)
+    # Connects of threads that were there before the run and act outside it (an earlier
+    # test's relay, reconnecting): listed, not judged (recorder module docstring).
+    others = recorder.not_the_runs()
+    ctx.measurements["not_the_runs"] = len(others)
+    if others:
+        ctx.measurements["not_the_runs_seen"] = [c.line() for c in others[:5]]
     wrong = [c for c in attempts if (c.host, c.port) not in allowed and not fault_peer(c)]
     if wrong:
         lines = [
-            f"[{c.via} {c.at:.3f}] connect to {c.host}:{c.port}"
+            c.line()
             + (" (the camera itself, past the recorder)" if (c.host, c.port) in bypass else "")
             for c in wrong[:10]
         ]
