@@ -344,7 +344,7 @@ def _settings(settings: Mapping[str, Any], **extra: Any) -> RtspSettings:
 MAY_ALSO: dict[str, set[str]] = {"reconnecting": {"stateful.never-outside-grant"}}
 
 
-def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[str]]]:
+def broken_factories() -> dict[str, tuple[AdapterFactory, set[str]]]:
     """Each broken adapter's factory and the only checks it must fail."""
     return {
         "eager": (
@@ -415,6 +415,22 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def selftest_runs(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Every self-test run the session's selected tests need (their ``job`` parameter),
+    started at once in processes of their own, several at a time (see ``_selftest.py``)."""
+    from ._selftest import SelfTestRuns
+
+    jobs = []
+    for item in request.session.items:
+        job = getattr(item, "callspec", None) and item.callspec.params.get("job")
+        if isinstance(job, str) and job not in jobs:
+            jobs.append(job)
+    runs = SelfTestRuns(jobs)
+    yield runs
+    runs.close()
 
 
 class LeftoverRelay:

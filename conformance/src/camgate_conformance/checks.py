@@ -862,19 +862,29 @@ def _judge(ctx: Context, name: str, samples: list[float]) -> None:
     "budget.discovery", "Discovery answers within the declared budget (p95).", budget="discovery"
 )
 async def budget_discovery(ctx: Context) -> None:
-    """Time ``adapter.discover()`` over N trials; it must find at least one camera."""
+    """Time ``discover()`` over N trials, each on an adapter built afresh from the run's
+    settings (nothing cached from an earlier call); it must find at least one camera. What the
+    recorder saw the adapter ask during each trial is kept with the samples."""
     samples = []
+    asked: list[int] = []
     async with ctx.harness() as h:
         if type(h.adapter).discover is Adapter.discover:
             raise NotRun("the adapter discovers nothing: its cameras are addressed by URL")
         for _ in range(ctx.config.trials):
-            started = time.perf_counter()
-            found = await h.adapter.discover()
-            samples.append(time.perf_counter() - started)
+            adapter = ctx.factory.create(h.settings)
+            try:
+                since = time.monotonic()
+                started = time.perf_counter()
+                found = await adapter.discover()
+                samples.append(time.perf_counter() - started)
+            finally:
+                await adapter.aclose()
+            asked.append(sum(1 for e in ctx.events(since) if e.kind not in ("connect", "closed")))
             if not found:
                 raise CheckFailed(
                     "discover() found no camera on the target: there is nothing to time"
                 )
+    ctx.measurements["requests_per_trial"] = asked
     _judge(ctx, "discovery", samples)
 
 

@@ -335,7 +335,7 @@ class Recorder:
     """
 
     def __init__(
-        self, poll_s: float = 0.005, foreign_threads: Iterable[threading.Thread] | None = None
+        self, poll_s: float = 0.02, foreign_threads: Iterable[threading.Thread] | None = None
     ) -> None:
         """``foreign_threads``: threads whose descendants' connects (outside the run's context)
         are not the run's (module docstring); by default every thread alive now but this one.
