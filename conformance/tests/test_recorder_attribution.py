@@ -16,6 +16,7 @@ from collections.abc import Callable
 import anyio
 import pytest
 from camgate_conformance.recorder import Connect, Recorder
+from camgate_rtsp.testserver import Mount, RtspTestServer
 
 from .conftest import LeftoverRelay
 
@@ -53,7 +54,10 @@ def test_a_leftover_relays_reconnects_are_not_the_runs(leftover_relay: LeftoverR
         seen = await anyio.to_thread.run_sync(
             _wait, lambda: _to(leftover_port, recorder.not_the_runs())
         )
-        assert seen and leftover_relay.failures > before
+        failed = await anyio.to_thread.run_sync(
+            _wait, lambda: [] if leftover_relay.failures == before else [seen[0]]
+        )
+        assert seen and failed, "the leftover relay did not reconnect during the run"
         # The run's own connects count: in its context, in a worker thread, in a new thread.
         _knock(mine)
         await anyio.to_thread.run_sync(_knock, mine)
@@ -77,3 +81,18 @@ def test_with_no_foreign_thread_a_leftover_counts(leftover_relay: LeftoverRelay)
         seen = _wait(lambda: _to(leftover_port, recorder.connects()))
     assert seen, recorder.connects()
     assert not recorder.not_the_runs()
+
+
+def test_a_connection_open_before_the_run_is_not_the_runs() -> None:
+    """A connection an earlier test left open (to a server in another process) shows in /proc
+    from the first poll on: with foreign threads it is not the run's; with none (as in
+    ``camgate conformance``), it counts."""
+    with RtspTestServer([Mount("/c")]) as server:
+        port = int(server.url("/c").rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)):
+            with Recorder() as recorder:
+                time.sleep(0.3)
+            assert not _to(port, recorder.connects())
+            with Recorder(foreign_threads=()) as recorder:
+                seen = _wait(lambda: _to(port, recorder.connects()), 5.0)
+            assert seen and seen[0].via == "/proc"

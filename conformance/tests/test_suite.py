@@ -85,6 +85,11 @@ def test_rtsp_passes_with_the_expected_skips(rtsp_report: Report) -> None:
     assert rtsp_report.certified and rtsp_report.verdict == "CERTIFIED"
     stateful = rtsp_report.result("stateful.never-outside-grant")
     assert stateful.measurements["redemptions"] >= CI.min_redemptions
+    # The RTSP cameras burn their capture time in: each snapshot's picture time was read, and
+    # lies after its grant.
+    fresh = rtsp_report.result("gating.snapshot-fresh-and-closed")
+    assert len(fresh.measurements["picture_after_grant_s"]) == 2, fresh
+    assert all(s > -0.05 for s in fresh.measurements["picture_after_grant_s"]), fresh
 
 
 def test_every_check_says_who_observed_it(rtsp_report: Report) -> None:

@@ -548,8 +548,10 @@ async def _no_reconnect(ctx: Context, source: str, ended: float, budget: float, 
 async def recorded_window(ctx: Context) -> None:
     """Grant a short window inside the footage the target holds (``recorded_span``), replay it
     through the edge, decode every picture and read its capture time from the picture clock
-    (:func:`camgate.testing.read_picture_clock`): each must lie inside the window. Then the
-    replay range the recorder saw requested must lie inside it too."""
+    (:func:`camgate.testing.read_picture_clock`): each must lie inside the window. Then export
+    a clip of a second grant of the same window (``Edge.record_clip``) and read the picture
+    clock of every picture of the exported file the same way. Every replay range the recorder
+    saw requested must lie inside the window too."""
     span = getattr(ctx.target, "recorded_span", None)
     if span is None:
         raise NotRun(
@@ -560,29 +562,26 @@ async def recorded_window(ctx: Context) -> None:
     start = first + (last - first) / 3
     end = min(start + timedelta(seconds=RECORDED_WINDOW_S), last)
     limit = (RECORDED_WINDOW_S + 10) * ctx.config.budget_slack
+    shown = f"the window {start.isoformat()} to {end.isoformat()}"
+    clip = ctx.workdir / f"recorded-{secrets.token_hex(4)}.mp4"
     async with ctx.harness() as h:
         since = time.monotonic()
         token = await h.grant(0, Scope.RECORDED, window=(start, end))
         stream = await h.gate.edge.open_recorded(h.cameras[0].id, token)
         async with stream:
             times, blank = await _picture_times(stream, limit)
-    ctx.measurements["pictures"] = len(times) + blank
-    slack = timedelta(seconds=WINDOW_SLACK_S)
-    shown = f"the window {start.isoformat()} to {end.isoformat()}"
-    if not times and not blank:
-        raise CheckFailed(f"the replay of {shown} returned no picture", ctx.evidence(since))
-    if blank:
-        raise CheckFailed(
-            f"{blank} of {blank + len(times)} pictures carry no capture time (no picture clock): "
-            f"not the camera's recording of {shown}",
-            ctx.evidence(since),
-        )
-    outside = [t for t in times if not start - slack <= t <= end + slack]
-    if outside:
-        raise CheckFailed(
-            f"{len(outside)} of {len(times)} pictures were taken outside {shown}",
-            [f"picture taken at {t.isoformat()}" for t in outside[:6]] + ctx.evidence(since),
-        )
+        _pictures_inside(ctx, "replay", times, blank, (start, end), since)
+        token = await h.grant(0, Scope.RECORDED, window=(start, end))
+        try:
+            with anyio.fail_after(limit):
+                await h.gate.edge.record_clip(h.cameras[0].id, token, clip)
+        except (AdapterError, CamgateError) as exc:
+            raise CheckFailed(
+                f"the clip of {shown} could not be exported: {type(exc).__name__}: {exc}",
+                ctx.evidence(since),
+            ) from None
+    times, blank = await anyio.to_thread.run_sync(_file_picture_times, clip)
+    _pictures_inside(ctx, "exported clip", times, blank, (start, end), since)
     if ctx.recorder is None:
         return
     plays = [e for e in ctx.recorder.events() if e.at >= since and e.kind == "play"]
@@ -598,6 +597,56 @@ async def recorded_window(ctx: Context) -> None:
                 [play.line(), *ctx.evidence(play.at)],
             )
     ctx.measurements["replay_requests"] = len(plays)
+
+
+def _pictures_inside(
+    ctx: Context,
+    what: str,
+    times: list[datetime],
+    blank: int,
+    window: tuple[datetime, datetime],
+    since: float,
+) -> None:
+    """Fail unless every picture of the ``what`` carries a capture time inside ``window``."""
+    start, end = window
+    key = "pictures" if what == "replay" else "clip_pictures"
+    ctx.measurements[key] = len(times) + blank
+    slack = timedelta(seconds=WINDOW_SLACK_S)
+    shown = f"the window {start.isoformat()} to {end.isoformat()}"
+    if not times and not blank:
+        raise CheckFailed(f"the {what} of {shown} holds no picture", ctx.evidence(since))
+    if blank:
+        raise CheckFailed(
+            f"{blank} of {blank + len(times)} pictures of the {what} carry no capture time (no "
+            f"picture clock): not the camera's recording of {shown}",
+            ctx.evidence(since),
+        )
+    outside = [t for t in times if not start - slack <= t <= end + slack]
+    if outside:
+        raise CheckFailed(
+            f"{len(outside)} of {len(times)} pictures of the {what} were taken outside {shown}",
+            [f"picture taken at {t.isoformat()}" for t in outside[:6]] + ctx.evidence(since),
+        )
+
+
+def _file_picture_times(path: Path) -> tuple[list[datetime], int]:
+    """The capture time each picture of the video file ``path`` carries, and how many carry
+    none (a file that does not decode holds no picture)."""
+    import av
+
+    times: list[datetime] = []
+    blank = 0
+    try:
+        with av.open(str(path)) as container:
+            for picture in container.decode(video=0):
+                taken = read_picture_clock(picture)
+                if taken is None:
+                    blank += 1
+                else:
+                    times.append(taken)
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass
+    return times, blank
 
 
 #: How long a window ``gating.recorded-window`` grants (replay runs in real time).
@@ -762,6 +811,9 @@ async def snapshot_fresh_and_closed(ctx: Context) -> None:
             if getattr(ctx.target, "snapshot_clock", False):
                 # The time in the picture, not the adapter's stamp (issue 13, item 4).
                 pictured = _jpeg_clock(snap.jpeg)
+                if pictured is not None:
+                    after = (pictured - token.grant.issued_at).total_seconds()
+                    ctx.measurements.setdefault("picture_after_grant_s", []).append(round(after, 3))
                 if pictured is None or pictured < token.grant.issued_at - _CLOCK_SLACK:
                     raise CheckFailed(
                         f"snapshot {n}'s picture was taken "

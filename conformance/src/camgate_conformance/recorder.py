@@ -35,7 +35,8 @@ The adapter under test is only ever called from the run's context, and any threa
 from there descends from the run, so its connects count. ``camgate conformance`` (:func:`run_suite`)
 passes no foreign threads at all: a vendor plugin loaded before the run, whose import-time threads
 might later act for it, gets no exemption there. The attempts left out are kept
-(:meth:`Recorder.not_the_runs`) and reported.
+(:meth:`Recorder.not_the_runs`) and reported. Likewise, with foreign threads, a connection the
+``/proc`` watch finds already open when the run begins is not counted as the run's.
 """
 
 from __future__ import annotations
@@ -372,6 +373,10 @@ class Recorder:
     def __enter__(self) -> Recorder:
         install_audit_hook()
         self._run_token = _RUN.set(self)
+        if len(self._foreign):
+            # Connections open before the run began (a stream an earlier test left open) are
+            # not the run's either; with no foreign thread (run_suite), they count.
+            self._seen_proc = _proc_remote_addresses()
         self._threads = [
             threading.Thread(target=self._loop, name="camgate-recorder", daemon=True),
             threading.Thread(target=self._watch_proc, name="camgate-recorder-proc", daemon=True),

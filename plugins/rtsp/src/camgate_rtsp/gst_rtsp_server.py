@@ -36,6 +36,8 @@ username        null      with password: this mount requires RTSP auth (digest, 
                           when the top-level "auth" key is "basic")
 password        null      (never printed)
 maskable        false     draw privacy masks (``MASK`` command) on the picture before encoding
+picture_clock   false     burn each picture's capture time (wall clock, ms) into its bottom
+                          quarter: camgate.testing's picture clock (``read_picture_clock``)
 =============== ========= ====================================================
 
 Protocol with the launcher: once the server is listening and every mount's
@@ -94,9 +96,10 @@ DEFAULTS: dict[str, Any] = {
     "username": None,
     "password": None,
     "maskable": False,
+    "picture_clock": False,
 }
 _INT_KEYS = ("width", "height", "fps", "gop_frames", "bitrate_kbps")
-_BOOL_KEYS = ("video", "audio", "maskable")
+_BOOL_KEYS = ("video", "audio", "maskable", "picture_clock")
 _AUDIO_CODECS = ("aac", "pcma")
 
 # element -> package that provides it (Debian names), for install hints
@@ -313,11 +316,20 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
                 "videoconvert ! rsvgoverlay name=mask fit-to-frame=true ! videoconvert ! "
                 "video/x-raw,format=I420 ! "
             )
+        clock = ""
+        if mount["picture_clock"]:
+            # The capture time of each picture, drawn by a probe just before this overlay
+            # (see picture_clock_svg); after the masks, so no mask hides it.
+            _require_elements(Gst, ("rsvgoverlay", "videoconvert"))
+            clock = (
+                "videoconvert ! rsvgoverlay name=clock fit-to-frame=true ! videoconvert ! "
+                "video/x-raw,format=I420 ! "
+            )
         parts.append(
             f"videotestsrc is-live=true pattern={mount['pattern']} ! "
             f"video/x-raw,format=I420,width={mount['width']},height={mount['height']},"
             f"framerate={mount['fps']}/1 ! "
-            f"{overlay}{masks}"
+            f"{overlay}{masks}{clock}"
             "x264enc name=enc tune=zerolatency speed-preset=ultrafast "
             f"key-int-max={gop} bitrate={mount['bitrate_kbps']} "
             "byte-stream=true option-string=scenecut=0 ! "
@@ -355,6 +367,36 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
     except Exception as exc:  # GLib.Error
         raise SetupError(f"mount {mount['path']}: bad pipeline: {exc}") from None
     return description
+
+
+# ----------------------------------------------------------------------- picture clock
+
+# The layout and code of camgate.testing's picture clock (this script cannot import camgate):
+# 64 blocks, 4 rows of 16 along the bottom quarter; marker 0xA5, 48 bits of Unix milliseconds,
+# a checksum byte. Bright blocks are ones. conformance's tests decode it with camgate's reader.
+_CLOCK_ROWS, _CLOCK_COLUMNS, _CLOCK_MARKER = 4, 16, 0xA5
+
+
+def picture_clock_svg(width: int, height: int, taken_at: float) -> str:
+    """An SVG of ``width`` x ``height`` drawing ``taken_at`` (Unix seconds) as the picture
+    clock, for an ``rsvgoverlay``."""
+    millis = round(taken_at * 1000) & ((1 << 48) - 1)
+    checksum = sum(millis.to_bytes(6, "little")) & 0xFF
+    code = _CLOCK_MARKER | millis << 8 | checksum << 56
+    block_h, block_w = height // (4 * _CLOCK_ROWS), width // _CLOCK_COLUMNS
+    top = height - _CLOCK_ROWS * block_h
+    rects = []
+    for bit in range(_CLOCK_ROWS * _CLOCK_COLUMNS):
+        row, col = divmod(bit, _CLOCK_COLUMNS)
+        fill = "#fff" if code >> bit & 1 else "#000"
+        rects.append(
+            f'<rect x="{col * block_w}" y="{top + row * block_h}" width="{block_w}" '
+            f'height="{block_h}" fill="{fill}"/>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" shape-rendering="crispEdges">{"".join(rects)}</svg>'
+    )
 
 
 # ----------------------------------------------------------------------- server
@@ -542,6 +584,8 @@ class Server:
                 bus.enable_sync_message_emission()
                 bus.connect("sync-message", self._bus_sync_handler(path))
             media.connect("unprepared", self._on_unprepared, path)
+            if mount["picture_clock"]:
+                self._burn_clock(media, mount)
             thread = pool.get_thread(
                 GstRtspServer.RTSPThreadType.MEDIA, GstRtspServer.RTSPContext()
             )
@@ -573,6 +617,25 @@ class Server:
             if detail or ret == Gst.StateChangeReturn.FAILURE:
                 raise SetupError(detail or f"mount {path}: pipeline failed to reach PLAYING")
         self.started = True
+
+    def _burn_clock(self, media: Any, mount: dict[str, Any]) -> None:
+        """Before each picture reaches the ``clock`` overlay, give it the time now."""
+        Gst = self.Gst
+        overlay = media.get_element().get_by_name("clock")
+        width, height = mount["width"], mount["height"]
+
+        def on_buffer(_pad: Any, info: Any) -> Any:
+            # The picture was taken at its running time (videotestsrc is live), which may lie
+            # a little before now when the pipeline runs late: the wall time of that moment.
+            taken_at = time.time()
+            buffer, clock = info.get_buffer(), overlay.get_clock()
+            if buffer is not None and clock is not None and buffer.pts != Gst.CLOCK_TIME_NONE:
+                age = clock.get_time() - (overlay.get_base_time() + buffer.pts)
+                taken_at -= max(0, age) / Gst.SECOND
+            overlay.set_property("data", picture_clock_svg(width, height, taken_at))
+            return Gst.PadProbeReturn.OK
+
+        overlay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
 
     def _on_unprepared(self, _media: Any, path: str) -> None:
         if not self.shutting_down:
