@@ -624,15 +624,11 @@ class Server:
         overlay = media.get_element().get_by_name("clock")
         width, height = mount["width"], mount["height"]
 
-        def on_buffer(_pad: Any, info: Any) -> Any:
-            # The picture was taken at its running time (videotestsrc is live), which may lie
-            # a little before now when the pipeline runs late: the wall time of that moment.
-            taken_at = time.time()
-            buffer, clock = info.get_buffer(), overlay.get_clock()
-            if buffer is not None and clock is not None and buffer.pts != Gst.CLOCK_TIME_NONE:
-                age = clock.get_time() - (overlay.get_base_time() + buffer.pts)
-                taken_at -= max(0, age) / Gst.SECOND
-            overlay.set_property("data", picture_clock_svg(width, height, taken_at))
+        def on_buffer(_pad: Any, _info: Any) -> Any:
+            # The moment the picture is made. Not its running time: on a loaded machine a live
+            # source falls behind and its timestamps with it (seconds), though the picture
+            # is new; a camera's clock says when it took the picture, which is now.
+            overlay.set_property("data", picture_clock_svg(width, height, time.time()))
             return Gst.PadProbeReturn.OK
 
         overlay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
