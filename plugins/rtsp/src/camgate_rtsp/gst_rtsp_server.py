@@ -288,6 +288,15 @@ def parse_config(text: str) -> tuple[list[dict[str, Any]], str]:
     return mounts, auth_method
 
 
+def _svg_overlay(Gst: Any, name: str) -> str:
+    """An ``rsvgoverlay`` called ``name`` over the I420 picture (converted there and back)."""
+    _require_elements(Gst, ("rsvgoverlay", "videoconvert"))
+    return (
+        f"videoconvert ! rsvgoverlay name={name} fit-to-frame=true ! videoconvert ! "
+        "video/x-raw,format=I420 ! "
+    )
+
+
 def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
     """Return the gst-launch description (in parentheses) for one mount."""
     parts: list[str] = []
@@ -307,24 +316,11 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
                 "timeoverlay time-mode=running-time halignment=left valignment=top "
                 'font-desc="Sans 18" ! '
             )
-        masks = ""
-        if mount["maskable"]:
-            # Privacy masks drawn into the picture, as a camera does (SVG polygons, set at
-            # run time by the MASK command; an empty SVG draws nothing).
-            _require_elements(Gst, ("rsvgoverlay", "videoconvert"))
-            masks = (
-                "videoconvert ! rsvgoverlay name=mask fit-to-frame=true ! videoconvert ! "
-                "video/x-raw,format=I420 ! "
-            )
-        clock = ""
-        if mount["picture_clock"]:
-            # The capture time of each picture, drawn by a probe just before this overlay
-            # (see picture_clock_svg); after the masks, so no mask hides it.
-            _require_elements(Gst, ("rsvgoverlay", "videoconvert"))
-            clock = (
-                "videoconvert ! rsvgoverlay name=clock fit-to-frame=true ! videoconvert ! "
-                "video/x-raw,format=I420 ! "
-            )
+        # Privacy masks drawn into the picture, as a camera does (SVG polygons, set at run
+        # time by the MASK command; an empty SVG draws nothing); then the picture clock, drawn
+        # by a probe just before its overlay (see picture_clock_svg), so no mask hides it.
+        masks = _svg_overlay(Gst, "mask") if mount["maskable"] else ""
+        clock = _svg_overlay(Gst, "clock") if mount["picture_clock"] else ""
         parts.append(
             f"videotestsrc is-live=true pattern={mount['pattern']} ! "
             f"video/x-raw,format=I420,width={mount['width']},height={mount['height']},"
