@@ -451,3 +451,69 @@ def selftest_runs() -> Any:
     if not _SELFTEST:
         pytest.fail("no self-test runs were started")
     return _SELFTEST[0]
+
+
+class LeftoverRelay:
+    """What an earlier test can leave behind in the process: a camgate relay on an event loop of
+    its own thread, whose camera went away, reconnecting every ~0.1 s (connection refused).
+
+    Real parts: a GStreamer server (killed once the relay has opened), the RTSP adapter's live
+    stream, camgate's :class:`~camgate.relay.Relay` with its cache on (so it never gives up).
+    """
+
+    def __init__(self) -> None:
+        from camgate_rtsp.testserver import Mount, RtspTestServer
+
+        self.server = RtspTestServer([Mount("/cam1")])
+        self.opened = threading.Event()
+        self.stop = threading.Event()
+        self.failures = 0
+        self.thread = threading.Thread(target=self._main, name="leftover relay", daemon=True)
+
+    def __enter__(self) -> LeftoverRelay:
+        self.server.start()
+        self.url = self.server.url("/cam1")
+        self.thread.start()
+        assert self.opened.wait(60), "the leftover relay never opened its camera"
+        self.server.kill()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.server.stop()
+
+    async def _open(self) -> LiveStream:
+        try:
+            return await RtspLiveStream.open(self.url, _settings({}, connect_timeout_s=1.0))
+        except AdapterError:
+            self.failures += 1
+            raise
+
+    def _main(self) -> None:
+        from camgate.relay import Relay, RelaySettings
+
+        async def run() -> None:
+            relay = Relay(RelaySettings(backoff_initial_s=0.05, backoff_max_s=0.1))
+            camera = Camera(
+                id="leftover",
+                adapter="rtsp",
+                source=self.url,
+                owner_id="o",
+                position=GeoPoint(0, 0),
+            )
+            up = relay.warm(camera, self._open)
+            await up.wait_open()
+            self.opened.set()
+            while not self.stop.is_set():  # noqa: ASYNC110 (another thread's event)
+                await anyio.sleep(0.05)
+            await relay.aclose()
+
+        anyio.run(run)
+
+
+@pytest.fixture
+def leftover_relay() -> Iterator[LeftoverRelay]:
+    """A relay of an 'earlier test', reconnecting to a camera that is gone (see LeftoverRelay)."""
+    with LeftoverRelay() as leftover:
+        yield leftover
