@@ -84,11 +84,14 @@ def _resources(ctx: Context) -> dict[str, int]:
     """Threads, open file descriptors and asyncio tasks now (the recorder's own left out)."""
     own_threads = set(ctx.recorder.threads) if ctx.recorder is not None else set()
     own_fds = ctx.recorder.own_fds() if ctx.recorder is not None else set()
+    recorder = ctx.recorder
     threads = [
         t
         for t in threading.enumerate()
         # anyio's idle worker threads wait for work and go after 10 s; they are a pool
         if t not in own_threads and not t.name.startswith("AnyIO worker")
+        # threads that are not the run's (an earlier test's relay, reconnecting) come and go
+        and not (recorder is not None and recorder.is_foreign(t))
     ]
     try:
         fds = {int(fd) for fd in os.listdir("/proc/self/fd")} - own_fds
