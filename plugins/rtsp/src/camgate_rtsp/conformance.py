@@ -2,8 +2,9 @@
 
 Returned by the ``camgate_conformance_target`` hook (see :mod:`camgate_rtsp.plugin`); it has the
 shape of ``camgate_conformance.target.Target`` without importing that distribution. Cameras are
-``/cam1`` and ``/cam2`` (video) and ``/cam3`` (video and an AAC tone), each picture carrying its
-capture time (the picture clock of :mod:`camgate.testing`, burnt in by the server). The
+``/cam1`` and ``/cam2`` (video) and ``/cam3`` (video and an AAC tone); ``/cam1``, the camera the
+snapshot check uses, carries each picture's capture time (the picture clock of
+:mod:`camgate.testing`, burnt in by the server: it costs the server CPU, so only there). The
 backdoor is the server's own log of every client request (:meth:`RtspTestServer.requests`),
 mapped to camera sources.
 
@@ -122,20 +123,13 @@ class RtspTarget:
                     password=CAMERA_SECRET,
                     picture_clock=True,
                 ),
-                Mount(
-                    "/cam2",
-                    gop_frames=gop_frames,
-                    username="viewer",
-                    password=CAMERA_SECRET,
-                    picture_clock=True,
-                ),
+                Mount("/cam2", gop_frames=gop_frames, username="viewer", password=CAMERA_SECRET),
                 Mount(
                     "/cam3",
                     gop_frames=gop_frames,
                     audio=True,
                     username="viewer",
                     password=CAMERA_SECRET,
-                    picture_clock=True,
                 ),
                 Mount(
                     "/locked", gop_frames=gop_frames, username="owner", password=_LOCKED_PASSWORD
@@ -147,8 +141,8 @@ class RtspTarget:
         self.settings: dict[str, Any] = {}
         self.audio_source: str | None = None
         self.backdoor: RtspBackdoor | None = None
-        #: The cameras burn each picture's capture time in (camgate.testing's picture clock):
-        #: the suite reads a snapshot's time from the picture, not from the adapter's stamp.
+        #: The first camera burns each picture's capture time in (camgate.testing's picture
+        #: clock): the suite reads a snapshot's time from the picture, not the adapter's stamp.
         self.snapshot_clock = True
 
     def __enter__(self) -> RtspTarget:
