@@ -89,7 +89,8 @@ def _resources(ctx: Context) -> dict[str, int]:
         t
         for t in threading.enumerate()
         # anyio's idle worker threads wait for work and go after 10 s; they are a pool
-        if t not in own_threads and not t.name.startswith("AnyIO worker")
+        if t not in own_threads
+        and not t.name.startswith("AnyIO worker")
         # threads that are not the run's (an earlier test's relay, reconnecting) come and go
         and not (recorder is not None and recorder.is_foreign(t))
     ]
