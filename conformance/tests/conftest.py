@@ -283,7 +283,10 @@ class _RewrittenStream:
 
     async def __anext__(self) -> MediaPacket:
         while not self.pending:
-            self.pending = list(self.change(await self.inner.__anext__()))
+            packet = await self.inner.__anext__()
+            # In a worker thread: transcoding picture by picture must not hold up the event
+            # loop (that would be another fault than the one this adapter is there to show).
+            self.pending = list(await anyio.to_thread.run_sync(self.change, packet))
         return self.pending.pop(0)
 
     async def aclose(self) -> None:
