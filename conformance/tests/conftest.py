@@ -105,12 +105,13 @@ class LingeringStream:
 
 
 class LingeringAdapter(RtspAdapter):
-    """Ignores revocation: a closed stream's connection stays open for two more seconds."""
+    """Ignores revocation: a closed stream's connection stays open for three more seconds
+    (past any revocation window the self-tests allow: 0.5 s times slack 4)."""
 
     async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
         """The real stream, wrapped so that closing it does not close the connection."""
         inner = await RtspLiveStream.open(self.url_for(camera), self.settings)
-        return LingeringStream(inner, linger_s=2.0)
+        return LingeringStream(inner, linger_s=3.0)
 
 
 class LeakyAdapter(RtspAdapter):
@@ -282,7 +283,10 @@ class _RewrittenStream:
 
     async def __anext__(self) -> MediaPacket:
         while not self.pending:
-            self.pending = list(self.change(await self.inner.__anext__()))
+            packet = await self.inner.__anext__()
+            # In a worker thread: transcoding picture by picture must not hold up the event
+            # loop (that would be another fault than the one this adapter is there to show).
+            self.pending = list(await anyio.to_thread.run_sync(self.change, packet))
         return self.pending.pop(0)
 
     async def aclose(self) -> None:
@@ -344,7 +348,7 @@ def _settings(settings: Mapping[str, Any], **extra: Any) -> RtspSettings:
 MAY_ALSO: dict[str, set[str]] = {"reconnecting": {"stateful.never-outside-grant"}}
 
 
-def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[str]]]:
+def broken_factories() -> dict[str, tuple[AdapterFactory, set[str]]]:
     """Each broken adapter's factory and the only checks it must fail."""
     return {
         "eager": (
@@ -415,3 +419,104 @@ def broken_factories(target: RtspTarget) -> dict[str, tuple[AdapterFactory, set[
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def _job_of(item: pytest.Item) -> str | None:
+    """The self-test run a test reads (its ``job`` parameter), or None."""
+    job = getattr(item, "callspec", None) and item.callspec.params.get("job")  # type: ignore[attr-defined]
+    return job if isinstance(job, str) else None
+
+
+_SELFTEST: list[Any] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start every self-test run the selected tests need at once, in processes of their own
+    (see ``_selftest.py``), and move those tests last: the rest of the session runs while
+    they do."""
+    jobs = list(dict.fromkeys(j for j in map(_job_of, items) if j is not None))
+    items.sort(key=lambda item: _job_of(item) is not None)
+    if jobs and not config.option.collectonly and not _SELFTEST:
+        from ._selftest import SelfTestRuns
+
+        _SELFTEST.append(SelfTestRuns(jobs))
+
+
+def pytest_sessionfinish() -> None:
+    """Wait for the self-test runs still going and remove their files."""
+    while _SELFTEST:
+        _SELFTEST.pop().close()
+
+
+@pytest.fixture(scope="session")
+def selftest_runs() -> Any:
+    """The self-test runs started at collection (``pytest_collection_modifyitems``)."""
+    if not _SELFTEST:
+        pytest.fail("no self-test runs were started")
+    return _SELFTEST[0]
+
+
+class LeftoverRelay:
+    """What an earlier test can leave behind in the process: a camgate relay on an event loop of
+    its own thread, whose camera went away, reconnecting every ~0.1 s (connection refused).
+
+    Real parts: a GStreamer server (killed once the relay has opened), the RTSP adapter's live
+    stream, camgate's :class:`~camgate.relay.Relay` with its cache on (so it never gives up).
+    """
+
+    def __init__(self) -> None:
+        from camgate_rtsp.testserver import Mount, RtspTestServer
+
+        self.server = RtspTestServer([Mount("/cam1")])
+        self.opened = threading.Event()
+        self.stop = threading.Event()
+        self.failures = 0
+        self.thread = threading.Thread(target=self._main, name="leftover relay", daemon=True)
+
+    def __enter__(self) -> LeftoverRelay:
+        self.server.start()
+        self.url = self.server.url("/cam1")
+        self.thread.start()
+        assert self.opened.wait(60), "the leftover relay never opened its camera"
+        self.server.kill()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.server.stop()
+
+    async def _open(self) -> LiveStream:
+        try:
+            return await RtspLiveStream.open(self.url, _settings({}, connect_timeout_s=1.0))
+        except AdapterError:
+            self.failures += 1
+            raise
+
+    def _main(self) -> None:
+        from camgate.relay import Relay, RelaySettings
+
+        async def run() -> None:
+            relay = Relay(RelaySettings(backoff_initial_s=0.05, backoff_max_s=0.1))
+            camera = Camera(
+                id="leftover",
+                adapter="rtsp",
+                source=self.url,
+                owner_id="o",
+                position=GeoPoint(0, 0),
+            )
+            up = relay.warm(camera, self._open)
+            await up.wait_open()
+            self.opened.set()
+            while not self.stop.is_set():  # noqa: ASYNC110 (another thread's event)
+                await anyio.sleep(0.05)
+            await relay.aclose()
+
+        anyio.run(run)
+
+
+@pytest.fixture
+def leftover_relay() -> Iterator[LeftoverRelay]:
+    """A relay of an 'earlier test', reconnecting to a camera that is gone (see LeftoverRelay)."""
+    with LeftoverRelay() as leftover:
+        yield leftover

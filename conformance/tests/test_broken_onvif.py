@@ -1,98 +1,42 @@
-"""Broken ONVIF adapters (recorded footage): each fails exactly the check meant for it."""
+"""Broken ONVIF adapters (recorded footage): each fails exactly the check meant for it.
+
+Each run is a whole suite in a process of its own, several at once (``_selftest.py``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from typing import Any
 
-import anyio
-import attrs
 import pytest
-from camgate.adapters import LiveStream
-from camgate.models import Camera, Grant, MediaPacket, Scope, Snapshot
-from camgate_conformance import Status, run_checks
-from camgate_onvif.adapter import OnvifAdapter
-from camgate_onvif.conformance import OnvifTarget
-from camgate_onvif.plugin import FACTORY
+from camgate_conformance import Status
 
-from .conftest import QUICK
+from ._broken_onvif import BROKEN
 
-pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(900)]
 
 
-@pytest.fixture(scope="module")
-def onvif_target() -> Iterator[OnvifTarget]:
-    with OnvifTarget() as target:
-        yield target
-
-
-class _Restamped:
-    """A live stream whose packets claim to have been taken inside the grant's window."""
-
-    def __init__(self, inner: LiveStream, grant: Grant) -> None:
-        self.inner, self.info = inner, inner.info
-        assert grant.window_start is not None
-        self.start = grant.window_start
-        self.first: float | None = None
-
-    async def __aiter__(self) -> AsyncIterator[MediaPacket]:
-        async for packet in self.inner:
-            self.first = packet.arrival if self.first is None else self.first
-            moment = self.start + timedelta(seconds=packet.arrival - self.first)
-            yield attrs.evolve(packet, wallclock=moment)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class RestampingAdapter(OnvifAdapter):
-    """Serves a recorded grant with live video, restamped into the window."""
-
-    async def recorded(self, camera: Camera, grant: Grant) -> LiveStream:
-        as_live = attrs.evolve(grant, scope=Scope.LIVE, window_start=None, window_end=None)
-        live = await self.open_live(camera, as_live)
-        return _Restamped(live, grant)  # type: ignore[return-value]
-
-
-class StaleSnapshotAdapter(OnvifAdapter):
-    """Asks the camera for every snapshot, as it should, but serves the first picture it ever
-    got, stamped with the new picture's time: only the time in the picture gives it away."""
-
-    first: bytes | None = None
-
-    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
-        fresh = await super().snapshot(camera, grant)
-        if StaleSnapshotAdapter.first is None:
-            StaleSnapshotAdapter.first = fresh.jpeg
-            await anyio.sleep(0.2)  # the next grant is issued after this picture was taken
-        return attrs.evolve(fresh, jpeg=StaleSnapshotAdapter.first)
-
-
-#: Each broken ONVIF adapter, the only check it must fail, and what that check must say.
-BROKEN = {
-    "stale": (StaleSnapshotAdapter, "gating.snapshot-fresh-and-closed", "picture was taken at"),
-    "restamping": (RestampingAdapter, "gating.recorded-window", "carry no capture time"),
-}
-
-
-@pytest.mark.parametrize("name", sorted(BROKEN))
-def test_a_broken_onvif_adapter_fails_exactly_its_check(
-    onvif_target: OnvifTarget, name: str
-) -> None:
-    adapter, check_id, says = BROKEN[name]
-    factory = attrs.evolve(FACTORY, name=f"onvif-{name}", create=adapter.from_settings)
-    report = anyio.run(run_checks, factory, onvif_target, QUICK)
+@pytest.mark.parametrize("job", [f"onvif:{name}" for name in sorted(BROKEN)])
+def test_a_broken_onvif_adapter_fails_exactly_its_check(selftest_runs: Any, job: str) -> None:
+    _adapter, check_id, says = BROKEN[job.split(":")[1]]
+    report = selftest_runs.report(job)
     failed = {r.id: r.evidence for r in report.results if r.failed}
     assert set(failed) == {check_id}, failed
     assert says in failed[check_id][0], failed[check_id]
     assert not report.certified
 
 
+@pytest.mark.parametrize("job", ["onvif:honest"])
 def test_the_honest_onvif_adapter_reads_the_window_from_the_pictures(
-    onvif_target: OnvifTarget,
+    selftest_runs: Any, job: str
 ) -> None:
-    report = anyio.run(run_checks, FACTORY, onvif_target, QUICK)
+    report = selftest_runs.report(job)
     result = report.result("gating.recorded-window")
     assert result.status is Status.PASSED, result
-    assert result.measurements["pictures"] >= 5 and result.measurements["replay_requests"] == 1
+    assert result.measurements["pictures"] >= 5
+    # ... and from the exported clip of a second grant: one replay request per grant.
+    assert result.measurements["clip_pictures"] >= 5
+    assert result.measurements["replay_requests"] == 2
+    discovery = report.result("budget.discovery")
+    # Each timed discover() is a real one: a fresh adapter asks the device every time.
+    assert all(n > 0 for n in discovery.measurements["requests_per_trial"]), discovery
     assert report.certified, report.verdict

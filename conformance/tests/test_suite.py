@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -85,6 +86,11 @@ def test_rtsp_passes_with_the_expected_skips(rtsp_report: Report) -> None:
     assert rtsp_report.certified and rtsp_report.verdict == "CERTIFIED"
     stateful = rtsp_report.result("stateful.never-outside-grant")
     assert stateful.measurements["redemptions"] >= CI.min_redemptions
+    # The RTSP cameras burn their capture time in: each snapshot's picture time was read, and
+    # lies after its grant.
+    fresh = rtsp_report.result("gating.snapshot-fresh-and-closed")
+    assert len(fresh.measurements["picture_after_grant_s"]) == 2, fresh
+    assert all(s > -0.05 for s in fresh.measurements["picture_after_grant_s"]), fresh
 
 
 def test_every_check_says_who_observed_it(rtsp_report: Report) -> None:
@@ -230,3 +236,28 @@ def test_the_hook_gives_the_rtsp_target_and_leaves_settings_files_to_the_suite()
     assert isinstance(host.conformance_target("rtsp", None), RtspTarget)
     assert host.conformance_target("rtsp", {"sources": ["rtsp://127.0.0.1/x"]}) is None
     assert host.conformance_target("no-such-adapter", None) is None
+
+
+def test_the_rtsp_targets_pictures_carry_the_moment_they_were_made(
+    rtsp_target: RtspTarget,
+) -> None:
+    """The RTSP target's cameras burn the picture clock in (the suite reads snapshot times from
+    the picture): each decoded picture carries a time between the connect and its decoding."""
+    import av
+    from camgate.testing import read_picture_clock
+    from camgate_rtsp.adapter import RtspSettings, rtsp_url
+
+    settings = RtspSettings.from_mapping(rtsp_target.settings)
+    source = rtsp_target.sources[0]
+    url = rtsp_url(source, settings.credentials[source])
+    began = datetime.now(UTC)
+    times = []
+    options = RtspSettings().open_options()
+    with av.open(url, "r", options=options, timeout=(15.0, 15.0)) as container:
+        for picture in container.decode(video=0):
+            taken = read_picture_clock(picture)
+            assert taken is not None and taken <= datetime.now(UTC), taken
+            times.append(taken)
+            if len(times) == 10:
+                break
+    assert times == sorted(times) and times[0] >= began - timedelta(seconds=1), (began, times)

@@ -19,11 +19,30 @@ passes through it. For each connection it logs, on ``time.monotonic()``'s clock:
 made through Python's socket module), and :class:`Recorder` also polls the process's own TCP
 sockets in ``/proc`` for connections made in C (FFmpeg's): together they give every outbound
 connection attempt, checked against the destinations the target may be reached at.
+
+**Whose connect it is.** The hook sees the whole process, and a process that ran other work
+before the run (a test session) may still have threads of its own reconnecting somewhere (an
+earlier test's relay). A connect attempt is the *run's* unless both hold:
+
+* it is not made in the run's context (the ``contextvars`` context of the task that entered the
+  recorder, which every task, ``anyio.to_thread`` worker call and callback of the run inherits);
+* the connecting thread descends, through the threads that started it, from a thread of
+  ``foreign_threads``: threads alive before the run began, other than the one running it. The
+  recorder learns who started each thread by wrapping ``threading.Thread.start`` (a thread
+  started another way has no known parent and counts as the run's).
+
+The adapter under test is only ever called from the run's context, and any thread its code starts
+from there descends from the run, so its connects count. ``camgate conformance`` (:func:`run_suite`)
+passes no foreign threads at all: a vendor plugin loaded before the run, whose import-time threads
+might later act for it, gets no exemption there. The attempts left out are kept
+(:meth:`Recorder.not_the_runs`) and reported. Likewise, with foreign threads, a connection the
+``/proc`` watch finds already open when the run begins is not counted as the run's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import selectors
@@ -31,6 +50,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -94,6 +114,12 @@ class Connect:
     host: str
     port: int
     via: str  # "audit hook" or "/proc"
+    thread: str = ""  # the connecting thread's name (audit hook only)
+
+    def line(self) -> str:
+        """The attempt as one line of evidence."""
+        who = f" (thread {self.thread})" if self.thread else ""
+        return f"[{self.via} {self.at:.3f}] connect to {self.host}:{self.port}{who}"
 
 
 # ------------------------------------------------------------------ outbound connections
@@ -101,6 +127,22 @@ class Connect:
 _watchers: list[Recorder] = []
 _hook_installed = False
 _internal = threading.local()
+#: Set to the recorder in the context of the run it watches (module docstring).
+_RUN: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
+    "camgate_conformance_run", default=None
+)
+#: Each thread started since the hook was installed: (its starter, started in a run's context).
+_starters: weakref.WeakKeyDictionary[
+    threading.Thread, tuple[weakref.ref[threading.Thread], bool]
+] = weakref.WeakKeyDictionary()
+_plain_start = threading.Thread.start
+
+
+def _start(self: threading.Thread) -> None:
+    """``threading.Thread.start``, noting who started the thread and in which context."""
+    with contextlib.suppress(TypeError):
+        _starters[self] = (weakref.ref(threading.current_thread()), _RUN.get() is not None)
+    _plain_start(self)
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -113,16 +155,25 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         host, port = str(address[0]), int(address[1])
     except Exception:
         return
+    thread = threading.current_thread()
+    in_run = _RUN.get() is not None
     for recorder in list(_watchers):
-        recorder.connect_attempt(host, port, "audit hook")
+        if not in_run and recorder.is_foreign(thread):
+            inode = 0
+            with contextlib.suppress(OSError, ValueError):
+                inode = os.fstat(sock.fileno()).st_ino
+            recorder.not_the_run(host, port, thread.name, inode)
+        else:
+            recorder.connect_attempt(host, port, "audit hook", thread.name)
 
 
 def install_audit_hook() -> None:
-    """Add the process-wide ``socket.connect`` audit hook once (hooks cannot be removed; it
-    does nothing while no recorder watches)."""
+    """Add the process-wide ``socket.connect`` audit hook and the ``Thread.start`` wrapper once
+    (hooks cannot be removed; both do nothing but note while no recorder watches)."""
     global _hook_installed
     if not _hook_installed:
         sys.addaudithook(_audit)
+        threading.Thread.start = _start  # type: ignore[method-assign]
         _hook_installed = True
 
 
@@ -145,11 +196,13 @@ def _proc_sockets() -> list[list[str]]:
 
 def _proc_remote_addresses(
     keep: frozenset[tuple[str, int]] = frozenset(),
+    skip: frozenset[int] = frozenset(),
 ) -> set[tuple[str, int, int]]:
     """(remote host, remote port, local port) of this process's outbound TCP sockets, leaving
     out connections between two sockets of its own (an in-process relay on loopback) unless
-    the remote address is in ``keep`` (a target's: an in-process simulator is a camera)."""
-    mine = _proc_sockets()
+    the remote address is in ``keep`` (a target's: an in-process simulator is a camera), and
+    the sockets whose inode is in ``skip`` (connects that are not the run's)."""
+    mine = [cols for cols in _proc_sockets() if not (skip and int(cols[9]) in skip)]
     # A socket whose local port one of ours listens on was accepted, not connected out; one
     # whose far end is another socket of ours (listening, or the accepted end) stays inside.
     listening = {cols[1].rsplit(":", 1)[1] for cols in mine if cols[3] == "0A"}
@@ -282,10 +335,22 @@ class Recorder:
     outbound connection attempt seen while it ran (the suite's own forwarding excluded).
     """
 
-    def __init__(self, poll_s: float = 0.005) -> None:
+    def __init__(
+        self, poll_s: float = 0.02, foreign_threads: Iterable[threading.Thread] | None = None
+    ) -> None:
+        """``foreign_threads``: threads whose descendants' connects (outside the run's context)
+        are not the run's (module docstring); by default every thread alive now but this one.
+        """
         self._lock = threading.Lock()
         self._events: list[RecordedEvent] = []
         self._connects: list[Connect] = []
+        self._others: list[Connect] = []
+        self._other_inodes: set[int] = set()
+        if foreign_threads is None:
+            here = threading.current_thread()
+            foreign_threads = [t for t in threading.enumerate() if t is not here]
+        self._foreign: weakref.WeakSet[threading.Thread] = weakref.WeakSet(foreign_threads)
+        self._run_token: contextvars.Token[Recorder | None] | None = None
         self._seen_proc: set[tuple[str, int, int]] = set()
         self._proxies: dict[tuple[str, int], tuple[str, int]] = {}  # upstream -> listen address
         self._mirrors: dict[str, str] = {}  # target host -> the recorder's loopback host
@@ -307,6 +372,11 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         install_audit_hook()
+        self._run_token = _RUN.set(self)
+        if len(self._foreign):
+            # Connections open before the run began (a stream an earlier test left open) are
+            # not the run's either; with no foreign thread (run_suite), they count.
+            self._seen_proc = _proc_remote_addresses()
         self._threads = [
             threading.Thread(target=self._loop, name="camgate-recorder", daemon=True),
             threading.Thread(target=self._watch_proc, name="camgate-recorder-proc", daemon=True),
@@ -323,6 +393,10 @@ class Recorder:
         """Stop forwarding, close every socket. Idempotent."""
         if self in _watchers:
             _watchers.remove(self)
+        if self._run_token is not None:
+            with contextlib.suppress(ValueError, RuntimeError):  # another context: let it be
+                _RUN.reset(self._run_token)
+            self._run_token = None
         self._stop.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
@@ -442,10 +516,39 @@ class Recorder:
         with self._lock:
             return list(self._connects)
 
-    def connect_attempt(self, host: str, port: int, via: str) -> None:
-        """Note an outbound connection attempt (called by the audit hook)."""
+    def connect_attempt(self, host: str, port: int, via: str, thread: str = "") -> None:
+        """Note an outbound connection attempt of the run (called by the audit hook)."""
         with self._lock:
-            self._connects.append(Connect(time.monotonic(), host, port, via))
+            self._connects.append(Connect(time.monotonic(), host, port, via, thread))
+
+    def not_the_run(self, host: str, port: int, thread: str, inode: int = 0) -> None:
+        """Note a connect attempt that is not the run's (module docstring); ``inode`` is its
+        socket's, so the ``/proc`` watch does not count it either."""
+        with self._lock:
+            self._others.append(Connect(time.monotonic(), host, port, "audit hook", thread))
+            if inode:
+                self._other_inodes.add(inode)
+
+    def not_the_runs(self) -> list[Connect]:
+        """Connect attempts seen while the recorder ran that were not the run's: made outside
+        its context, by threads descending from ``foreign_threads``."""
+        with self._lock:
+            return list(self._others)
+
+    def is_foreign(self, thread: threading.Thread) -> bool:
+        """True when ``thread`` descends (through the threads that started it, never through
+        a start in a run's context) from one of the recorder's foreign threads."""
+        current: threading.Thread | None = thread
+        for _ in range(64):
+            if current is None:
+                return False
+            if current in self._foreign:
+                return True
+            started = _starters.get(current)
+            if started is None or started[1]:
+                return False  # unknown parentage, or started by the run: the run's
+            current = started[0]()
+        return False
 
     def around(self, at: float, before: int = 6, after: int = 6) -> list[str]:
         """The recorder's lines around time ``at``: evidence for a failure."""
@@ -486,7 +589,8 @@ class Recorder:
         while not self._stop.wait(self._poll_s):
             with self._lock:
                 keep = frozenset(self._proxies)
-            addresses = _proc_remote_addresses(keep)
+                others = frozenset(self._other_inodes)
+            addresses = _proc_remote_addresses(keep, others)
             # Read after /proc: a port is ours from before its connect until 1 s after close.
             now = time.monotonic()
             with self._lock:

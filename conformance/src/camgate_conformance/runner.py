@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,11 +84,15 @@ def _resources(ctx: Context) -> dict[str, int]:
     """Threads, open file descriptors and asyncio tasks now (the recorder's own left out)."""
     own_threads = set(ctx.recorder.threads) if ctx.recorder is not None else set()
     own_fds = ctx.recorder.own_fds() if ctx.recorder is not None else set()
+    recorder = ctx.recorder
     threads = [
         t
         for t in threading.enumerate()
         # anyio's idle worker threads wait for work and go after 10 s; they are a pool
-        if t not in own_threads and not t.name.startswith("AnyIO worker")
+        if t not in own_threads
+        and not t.name.startswith("AnyIO worker")
+        # threads that are not the run's (an earlier test's relay, reconnecting) come and go
+        and not (recorder is not None and recorder.is_foreign(t))
     ]
     try:
         fds = {int(fd) for fd in os.listdir("/proc/self/fd")} - own_fds
@@ -208,16 +212,22 @@ async def run_checks(
     progress: Progress | None = None,
     workdir: Path | None = None,
     plugin: object | None = None,
+    foreign_threads: Iterable[threading.Thread] | None = None,
 ) -> Report:
     """Run every check against ``factory``'s adapter and a started ``target``; ``plugin``, the
-    vendor's whole plugin, is registered in every check's gate (all its hooks run)."""
+    vendor's whole plugin, is registered in every check's gate (all its hooks run).
+
+    ``foreign_threads`` are threads that are not the run's: connects made by them (and the
+    threads they start) outside the run's context are left out of the egress check (see
+    :mod:`camgate_conformance.recorder`). By default, every thread alive when the run begins
+    except the calling one; :func:`run_suite` passes none."""
     config = validate(config or SuiteConfig())
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     began = time.perf_counter()
     done: dict[str, CheckResult] = {}
     with (
         tempfile.TemporaryDirectory(prefix="camgate-conformance-") as scratch,
-        Recorder() as recorder,
+        Recorder(foreign_threads=foreign_threads) as recorder,
     ):
         ctx = Context(factory, target, config, workdir or Path(scratch), recorder, plugin)
         with _capture_logs(ctx.log_lines):
@@ -256,9 +266,10 @@ def run_suite(
     factory = host.adapter(adapter)
     resolved = resolve_target(host, adapter, target)
     with resolved:
-        return anyio.run(
-            run_checks, factory, resolved, config, progress, None, _plugin_of(host, adapter)
-        )
+        # No thread is foreign here: the vendor's plugin is loaded, and a thread it started
+        # at import must not act for it unwatched.
+        plugin = _plugin_of(host, adapter)
+        return anyio.run(run_checks, factory, resolved, config, progress, None, plugin, ())
 
 
 def _plugin_of(host: PluginHost, adapter: str) -> object | None:

@@ -160,6 +160,10 @@ class OnvifTarget:
             for d in (1, 2)
         ]
         self.backdoor = OnvifBackdoor(self.sim)
+        # The recorded footage is encoded on first use (about 1 s quiet, several on a loaded
+        # machine): encode it now, so a replay is answered as a device's is, not after the
+        # adapter's read timeout.
+        _ = self.sim.recording
         return self
 
     def __exit__(self, *exc: object) -> None:

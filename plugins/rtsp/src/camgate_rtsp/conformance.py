@@ -2,8 +2,11 @@
 
 Returned by the ``camgate_conformance_target`` hook (see :mod:`camgate_rtsp.plugin`); it has the
 shape of ``camgate_conformance.target.Target`` without importing that distribution. Cameras are
-``/cam1`` and ``/cam2`` (video) and ``/cam3`` (video and an AAC tone). The backdoor is the server's
-own log of every client request (:meth:`RtspTestServer.requests`), mapped to camera sources.
+``/cam1`` and ``/cam2`` (video) and ``/cam3`` (video and an AAC tone); ``/cam1``, the camera the
+snapshot check uses, carries each picture's capture time (the picture clock of
+:mod:`camgate.testing`, burnt in by the server: it costs the server CPU, so only there). The
+backdoor is the server's own log of every client request (:meth:`RtspTestServer.requests`),
+mapped to camera sources.
 
 Faults staged for the robustness checks, each reached with a password the suite watches for:
 
@@ -113,7 +116,13 @@ class RtspTarget:
             [
                 # Credentials on every camera: the suite looks for them in every error, repr
                 # and log record, not only in the fault cases'.
-                Mount("/cam1", gop_frames=gop_frames, username="viewer", password=CAMERA_SECRET),
+                Mount(
+                    "/cam1",
+                    gop_frames=gop_frames,
+                    username="viewer",
+                    password=CAMERA_SECRET,
+                    picture_clock=True,
+                ),
                 Mount("/cam2", gop_frames=gop_frames, username="viewer", password=CAMERA_SECRET),
                 Mount(
                     "/cam3",
@@ -132,6 +141,9 @@ class RtspTarget:
         self.settings: dict[str, Any] = {}
         self.audio_source: str | None = None
         self.backdoor: RtspBackdoor | None = None
+        #: The first camera burns each picture's capture time in (camgate.testing's picture
+        #: clock): the suite reads a snapshot's time from the picture, not the adapter's stamp.
+        self.snapshot_clock = True
 
     def __enter__(self) -> RtspTarget:
         self.server.start()

@@ -38,6 +38,8 @@ password        null      (never printed)
 maskable        false     draw privacy masks (``MASK`` command) on the picture before encoding
 launch          null      a whole gst-launch description (payloaders ``pay0``, ``pay1``...)
                           used instead of the one built from the keys above
+picture_clock   false     burn each picture's capture time (wall clock, ms) into its bottom
+                          quarter: camgate.testing's picture clock (``read_picture_clock``)
 =============== ========= ====================================================
 
 Protocol with the launcher: once the server is listening and every mount's
@@ -97,9 +99,10 @@ DEFAULTS: dict[str, Any] = {
     "password": None,
     "maskable": False,
     "launch": None,
+    "picture_clock": False,
 }
 _INT_KEYS = ("width", "height", "fps", "gop_frames", "bitrate_kbps")
-_BOOL_KEYS = ("video", "audio", "maskable")
+_BOOL_KEYS = ("video", "audio", "maskable", "picture_clock")
 _AUDIO_CODECS = ("aac", "pcma")
 
 # element -> package that provides it (Debian names), for install hints
@@ -290,6 +293,15 @@ def parse_config(text: str) -> tuple[list[dict[str, Any]], str]:
     return mounts, auth_method
 
 
+def _svg_overlay(Gst: Any, name: str) -> str:
+    """An ``rsvgoverlay`` called ``name`` over the I420 picture (converted there and back)."""
+    _require_elements(Gst, ("rsvgoverlay", "videoconvert"))
+    return (
+        f"videoconvert ! rsvgoverlay name={name} fit-to-frame=true ! videoconvert ! "
+        "video/x-raw,format=I420 ! "
+    )
+
+
 def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
     """Return the gst-launch description (in parentheses) for one mount."""
     parts: list[str] = []
@@ -311,20 +323,16 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
                 "timeoverlay time-mode=running-time halignment=left valignment=top "
                 'font-desc="Sans 18" ! '
             )
-        masks = ""
-        if mount["maskable"]:
-            # Privacy masks drawn into the picture, as a camera does (SVG polygons, set at
-            # run time by the MASK command; an empty SVG draws nothing).
-            _require_elements(Gst, ("rsvgoverlay", "videoconvert"))
-            masks = (
-                "videoconvert ! rsvgoverlay name=mask fit-to-frame=true ! videoconvert ! "
-                "video/x-raw,format=I420 ! "
-            )
+        # Privacy masks drawn into the picture, as a camera does (SVG polygons, set at run
+        # time by the MASK command; an empty SVG draws nothing); then the picture clock, drawn
+        # by a probe just before its overlay (see picture_clock_svg), so no mask hides it.
+        masks = _svg_overlay(Gst, "mask") if mount["maskable"] else ""
+        clock = _svg_overlay(Gst, "clock") if mount["picture_clock"] else ""
         parts.append(
             f"videotestsrc is-live=true pattern={mount['pattern']} ! "
             f"video/x-raw,format=I420,width={mount['width']},height={mount['height']},"
             f"framerate={mount['fps']}/1 ! "
-            f"{overlay}{masks}"
+            f"{overlay}{masks}{clock}"
             "x264enc name=enc tune=zerolatency speed-preset=ultrafast "
             f"key-int-max={gop} bitrate={mount['bitrate_kbps']} "
             "byte-stream=true option-string=scenecut=0 ! "
@@ -362,6 +370,36 @@ def build_launch(Gst: Any, mount: dict[str, Any], patterns: set[str]) -> str:
     except Exception as exc:  # GLib.Error
         raise SetupError(f"mount {mount['path']}: bad pipeline: {exc}") from None
     return description
+
+
+# ----------------------------------------------------------------------- picture clock
+
+# The layout and code of camgate.testing's picture clock (this script cannot import camgate):
+# 64 blocks, 4 rows of 16 along the bottom quarter; marker 0xA5, 48 bits of Unix milliseconds,
+# a checksum byte. Bright blocks are ones. conformance's tests decode it with camgate's reader.
+_CLOCK_ROWS, _CLOCK_COLUMNS, _CLOCK_MARKER = 4, 16, 0xA5
+
+
+def picture_clock_svg(width: int, height: int, taken_at: float) -> str:
+    """An SVG of ``width`` x ``height`` drawing ``taken_at`` (Unix seconds) as the picture
+    clock, for an ``rsvgoverlay``."""
+    millis = round(taken_at * 1000) & ((1 << 48) - 1)
+    checksum = sum(millis.to_bytes(6, "little")) & 0xFF
+    code = _CLOCK_MARKER | millis << 8 | checksum << 56
+    block_h, block_w = height // (4 * _CLOCK_ROWS), width // _CLOCK_COLUMNS
+    top = height - _CLOCK_ROWS * block_h
+    rects = []
+    for bit in range(_CLOCK_ROWS * _CLOCK_COLUMNS):
+        row, col = divmod(bit, _CLOCK_COLUMNS)
+        fill = "#fff" if code >> bit & 1 else "#000"
+        rects.append(
+            f'<rect x="{col * block_w}" y="{top + row * block_h}" width="{block_w}" '
+            f'height="{block_h}" fill="{fill}"/>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" shape-rendering="crispEdges">{"".join(rects)}</svg>'
+    )
 
 
 # ----------------------------------------------------------------------- server
@@ -549,6 +587,8 @@ class Server:
                 bus.enable_sync_message_emission()
                 bus.connect("sync-message", self._bus_sync_handler(path))
             media.connect("unprepared", self._on_unprepared, path)
+            if mount["picture_clock"]:
+                self._burn_clock(media, mount)
             thread = pool.get_thread(
                 GstRtspServer.RTSPThreadType.MEDIA, GstRtspServer.RTSPContext()
             )
@@ -580,6 +620,21 @@ class Server:
             if detail or ret == Gst.StateChangeReturn.FAILURE:
                 raise SetupError(detail or f"mount {path}: pipeline failed to reach PLAYING")
         self.started = True
+
+    def _burn_clock(self, media: Any, mount: dict[str, Any]) -> None:
+        """Before each picture reaches the ``clock`` overlay, give it the time now."""
+        Gst = self.Gst
+        overlay = media.get_element().get_by_name("clock")
+        width, height = mount["width"], mount["height"]
+
+        def on_buffer(_pad: Any, _info: Any) -> Any:
+            # The moment the picture is made. Not its running time: on a loaded machine a live
+            # source falls behind and its timestamps with it (seconds), though the picture
+            # is new; a camera's clock says when it took the picture, which is now.
+            overlay.set_property("data", picture_clock_svg(width, height, time.time()))
+            return Gst.PadProbeReturn.OK
+
+        overlay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
 
     def _on_unprepared(self, _media: Any, path: str) -> None:
         if not self.shutting_down:

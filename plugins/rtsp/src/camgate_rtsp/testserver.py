@@ -97,7 +97,9 @@ class Mount:
     (first if ``video`` is False): AAC (``audio_codec="aac"``) or G.711 A-law
     (``"pcma"``). With ``username`` and ``password`` the mount requires RTSP digest
     authentication; mounts without them accept anonymous clients. A ``maskable`` mount
-    draws the privacy masks given to :meth:`RtspTestServer.set_masks` into its picture.
+    draws the privacy masks given to :meth:`RtspTestServer.set_masks` into its picture; a
+    ``picture_clock`` mount burns each picture's capture time into its bottom quarter
+    (:func:`camgate.testing.read_picture_clock` reads it back).
 
     Construction validates: ``path`` starts with "/" (no whitespace, "?", "#" or
     empty segments), the integers are positive, width/height are even, at least
@@ -121,6 +123,8 @@ class Mount:
     #: A whole gst-launch description (payloaders named ``pay0``, ``pay1``...) served instead
     #: of the one built from the fields above: see :mod:`camgate_rtsp.testinputs`.
     launch: str | None = attrs.field(default=None, validator=_optional_nonempty_str)
+    #: Burn each picture's capture time into it (camgate.testing's picture clock).
+    picture_clock: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.width % 2 or self.height % 2:
