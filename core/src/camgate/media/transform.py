@@ -22,7 +22,7 @@ import anyio.to_thread
 
 from camgate.models import Camera, MediaPacket
 
-__all__ = ["PacketTransform", "TransformFactory", "feed", "flush", "transformed"]
+__all__ = ["Chain", "PacketTransform", "TransformFactory", "chain", "feed", "flush", "transformed"]
 
 
 @runtime_checkable
@@ -40,6 +40,44 @@ class PacketTransform(Protocol):
 
 #: Maps a camera to the transform its packets go through, or None for none.
 TransformFactory = Callable[[Camera], PacketTransform | None]
+
+
+class Chain:
+    """Transforms applied one after the other: what the first returns is fed to the second.
+
+    :meth:`flush` flushes them in order, each one's held packets fed through the later ones
+    before those are flushed. ``in_loop`` only when every link is cheap.
+    """
+
+    def __init__(self, transforms: list[PacketTransform]) -> None:
+        self.transforms = transforms
+        self.in_loop = all(getattr(t, "in_loop", False) for t in transforms)
+
+    def __repr__(self) -> str:
+        return f"<Chain {self.transforms!r}>"
+
+    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
+        """Feed ``packet`` through every transform in turn."""
+        packets = [packet]
+        for transform in self.transforms:
+            packets = [out for p in packets for out in transform.feed(p)]
+        return packets
+
+    def flush(self) -> list[MediaPacket]:
+        """Flush every transform in order, passing what each held through the later ones."""
+        held: list[MediaPacket] = []
+        for transform in self.transforms:
+            held = [out for p in held for out in transform.feed(p)] + transform.flush()
+        return held
+
+
+def chain(*transforms: PacketTransform | None) -> PacketTransform | None:
+    """One transform applying ``transforms`` in order (None ones left out): None when none is
+    left, the transform itself when one is."""
+    present = [t for t in transforms if t is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else Chain(present)
 
 
 async def feed(transform: PacketTransform, packet: MediaPacket) -> list[MediaPacket]:
