@@ -11,6 +11,9 @@ makes it play.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import anyio
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate.cli import main
 from camgate_rtsp.testserver import Mount, RtspTestServer
 
 from .conftest import Site
@@ -72,6 +76,15 @@ async def _record(root: Path, db: Path, sources: dict[str, str]) -> dict[str, An
                 tg.start_soon(one, name, camera, fmt, browser)
     finally:
         await gate.aclose()
+    # And once from the shell: camgate request --browser (a process's gate of its own).
+    out = root / "cli"
+    args = ["--db", str(db), "request", "--incident", incident.id, "--camera", "hevc"]
+    args += ["--scope", "live", "--by", "officer-7", "--duration", str(CLIP_S)]
+    args += ["--format", "fmp4", "--browser", "--out", str(out)]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        code = await anyio.to_thread.run_sync(main, args)
+    assert code == 0, printed.getvalue()
+    clips["hevc-cli-fmp4"] = json.loads(printed.getvalue())
     return clips
 
 
@@ -121,12 +134,15 @@ def _assert_played(result: dict[str, Any]) -> None:
     assert result["currentTime"] >= CLIP_S * 0.9, result
 
 
-@pytest.mark.parametrize("name", ["h264-fmp4", "hevc-fmp4"])
+@pytest.mark.parametrize("name", ["h264-fmp4", "hevc-fmp4", "hevc-cli-fmp4"])
 def test_fmp4_plays_over_mse(chromium: Any, site: Site, clips: dict[str, Any], name: str) -> None:
-    path = site.root / f"{name}.mp4"
+    """fMP4 through Media Source Extensions (the last one written by ``camgate request
+    --browser``)."""
+    path = Path(clips[name]["file"] if name.endswith("cli-fmp4") else clips[name].path)
     mime = _mse_type(path)
     assert "avc1." in mime, "what a browser gets is H.264"
-    _assert_played(_play(chromium, site.url + "mse.html", f"play({name + '.mp4'!r}, {mime!r})"))
+    src = path.relative_to(site.root).as_posix()
+    _assert_played(_play(chromium, site.url + "mse.html", f"play({src!r}, {mime!r})"))
 
 
 @pytest.mark.parametrize("name", ["h264-hls", "hevc-hls"])
