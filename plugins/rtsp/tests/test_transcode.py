@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+import attrs
 import av
 import numpy as np
 import pytest
@@ -22,7 +23,19 @@ from camgate.relay import Relay, RelaySettings
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
 from camgate_rtsp.testserver import RtspTestServer
 
-from .test_media import POLYGONS, _decode_all, _ffmpeg_decodes, _hevc_packets, _inside, _probe
+from .test_media import (
+    POLYGONS,
+    _decode_all,
+    _ffmpeg_decodes,
+    _hevc_packets,
+    _inside,
+    _probe,
+    big,
+    media_server,
+    small,
+)
+
+__all__ = ["big", "media_server", "small"]  # test_media's module-scoped fixtures, shared
 
 pytestmark = pytest.mark.anyio
 
@@ -192,3 +205,23 @@ async def test_the_relay_feeds_its_transform_off_the_event_loop(
         assert set(transform.threads) == {loop}
     else:
         assert loop not in transform.threads
+
+
+async def test_a_camera_back_at_another_size_after_a_gap_keeps_the_output_size(
+    big: list[MediaPacket], small: list[MediaPacket], tmp_path: Path
+) -> None:
+    """A camera reopened (a gap: the relay flushes the transform) at another resolution: the
+    output keeps its size and its description, so one MP4 still holds the masked stream."""
+    transform = MaskTransform(POLYGONS)  # type: ignore[arg-type]
+    before = [o for p in big[:30] for o in transform.feed(p)] + transform.flush()  # the gap
+    # Timestamps go on after the gap here (a restarted clock is the muxer's matter).
+    offset = big[29].pts + 3000 - small[0].pts  # type: ignore[operator]
+    later = [
+        attrs.evolve(p, pts=p.pts + offset, dts=(p.dts or 0) + offset)  # type: ignore[operator]
+        for p in small
+    ]
+    after = _run(transform, later)
+    assert len(before) == 30 and len(after) == len(small)
+    assert {id(p.stream) for p in before + after} == {id(before[0].stream)}
+    assert (before[0].stream.width, before[0].stream.height) == (640, 360)
+    assert _ffmpeg_decodes(_write(tmp_path / "gap.mp4", before + after, "fmp4")) == 30 + len(small)

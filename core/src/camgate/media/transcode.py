@@ -9,9 +9,11 @@ Two transforms stand on it:
   (H.265: Chromium's Media Source Extensions and hls.js refuse HEVC) into H.264, and lets H.264
   pass untouched.
 
-One output shape per stream: a camera that changes resolution mid-stream is decoded (and
-masked) at its new size and then scaled — letterboxed when the aspect changed — to the size the
-stream started with, so one MP4 or fMP4 file, or one MSE source buffer, holds the whole stream.
+One output shape per stream: a camera that changes resolution mid-stream, or comes back at
+another one after a gap (the transform flushed), is decoded (and masked) at its new size and
+then scaled — letterboxed when the aspect changed — to the size the stream started with; the
+output's :class:`~camgate.models.StreamInfo` stays the same object, so one MP4 or fMP4 file, or
+one MSE source buffer, holds the whole stream.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class Reencoder:
         self._source: StreamInfo | None = None
         self._encoder: VideoCodecContext | None = None
         self._info: StreamInfo | None = None
+        self._size: tuple[int, int] | None = None
+        self._fresh = False
         self._pending: dict[int, MediaPacket] = {}
         self._need_keyframe = True
         #: Pictures encoded so far.
@@ -149,17 +153,17 @@ class Reencoder:
         self._source = info
         return decoder
 
-    def _open_encoder(self, frame: av.VideoFrame, time_base: Fraction) -> VideoCodecContext:
+    def _open_encoder(self, width: int, height: int, time_base: Fraction) -> VideoCodecContext:
         encoder = av.CodecContext.create("libx264", "w")
-        encoder.width = frame.width
-        encoder.height = frame.height
+        encoder.width = width
+        encoder.height = height
         encoder.pix_fmt = "yuv420p"
         encoder.time_base = time_base
         encoder.gop_size = 1000  # keyframes come where the camera put them (forced below)
         encoder.thread_count = self._threads
         encoder.options = dict(self._options) | {"sc_threshold": "0"}
         encoder.open()
-        self._info = None  # learnt from the first keyframe (its SPS/PPS)
+        self._fresh = True  # the output's description is checked at its first keyframe
         return encoder
 
     def feed(self, packet: MediaPacket) -> list[MediaPacket]:
@@ -204,14 +208,16 @@ class Reencoder:
 
     def _encode(self, frame: av.VideoFrame, time_base: Fraction) -> list[MediaPacket]:
         picture = self.picture(frame)
+        # One shape per stream (module doc), across flushes too: a camera reopened after a gap
+        # at another resolution is scaled to the size the stream started with.
+        size = self._size = self._size or (picture.width, picture.height)
+        if (picture.width, picture.height) != size:
+            picture = fit(picture, *size)
+            self.resized += 1
         if self._encoder is None:
-            self._encoder = self._open_encoder(picture, time_base)
+            self._encoder = self._open_encoder(*size, time_base)
             picture.pict_type = PictureType.I
         else:
-            size = (self._encoder.width, self._encoder.height)
-            if (picture.width, picture.height) != size:
-                picture = fit(picture, *size)  # one shape per stream (module doc)
-                self.resized += 1
             picture.pict_type = PictureType.I if frame.key_frame else PictureType.NONE
         self.frames += 1
         return self._wrap(self._encoder.encode(picture))
@@ -221,14 +227,18 @@ class Reencoder:
         out = []
         for p in packets:
             data = bytes(p)
-            if self._info is None:
-                self._info = StreamInfo(
+            if self._fresh:
+                self._fresh = False
+                info = StreamInfo(
                     codec="h264",
                     time_base=self._encoder.time_base,
                     width=self._encoder.width,
                     height=self._encoder.height,
                     extradata=_parameter_sets(data),
                 )
+                if info != self._info:  # the same after a flush: the same object, one track
+                    self._info = info
+            assert self._info is not None  # set at the encoder's first packet, just above
             source = self._pending.pop(p.pts, None) if p.pts is not None else None
             for stale in [k for k in self._pending if p.pts is not None and k < p.pts]:
                 del self._pending[stale]  # a frame the decoder never returned
