@@ -20,19 +20,17 @@ uv run python bench/transcode.py [--seconds 10] [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import av
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result
+from _common import cli_fps, fps_comparison, write_result
 from camgate.media import BrowserTranscode
-from camgate.models import MediaPacket, StreamInfo
+from camgate.models import MediaPacket
+from media_masks import read_packets
 
 SIZES = {"640x360": (640, 360), "1080p": (1920, 1080)}
 
@@ -51,25 +49,6 @@ def make_input(path: Path, width: int, height: int, seconds: float) -> None:
     )  # fmt: skip
 
 
-def read_packets(path: Path) -> list[MediaPacket]:
-    """The file's packets as an adapter would hand them over (90 kHz clock, Annex B)."""
-    out = []
-    with av.open(str(path), format="hevc") as container:
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
-        info = StreamInfo(
-            codec="hevc", time_base=stream.time_base, width=ctx.width, height=ctx.height
-        )
-        for n, packet in enumerate(container.demux(stream)):
-            if packet.size:
-                out.append(
-                    MediaPacket(
-                        bytes(packet), n * 3000, n * 3000, packet.is_keyframe, info, 0.0, 3000
-                    )
-                )
-    return out
-
-
 def camgate_fps(packets: list[MediaPacket]) -> float:
     """Frames per second through the browser transcode (every frame must come out)."""
     transform = BrowserTranscode()
@@ -81,14 +60,12 @@ def camgate_fps(packets: list[MediaPacket]) -> float:
     return len(packets) / elapsed
 
 
-def ffmpeg_fps(path: Path, frames: int, same: bool) -> float:
-    """Frames per second of ffmpeg decode + libx264 (wall time of the process)."""
+def ffmpeg_args(path: Path, same: bool) -> list[str]:
+    """ffmpeg decoding the file and encoding with libx264 (our settings or its defaults)."""
     args = ["ffmpeg", "-v", "error", "-f", "hevc", "-i", str(path), "-c:v", "libx264"]
     if same:
         args += ["-preset", "ultrafast", "-tune", "zerolatency", "-crf", "23"]
-    t0 = time.perf_counter()
-    subprocess.run([*args, "-f", "null", "-"], check=True)
-    return frames / (time.perf_counter() - t0)
+    return [*args, "-f", "null", "-"]
 
 
 def main() -> int:
@@ -102,21 +79,15 @@ def main() -> int:
         for label, (width, height) in SIZES.items():
             path = Path(tmp) / f"{label}.hevc"
             make_input(path, width, height, args.seconds)
-            packets = read_packets(path)
+            packets = read_packets(path, "hevc")
             runs: dict[str, list[float]] = {"camgate": [], "ffmpeg_same": [], "ffmpeg_default": []}
-            for _ in range(args.repeats):
+            for _ in range(args.repeats):  # interleaved, so load spikes hit all three alike
                 runs["camgate"].append(camgate_fps(packets))
-                runs["ffmpeg_same"].append(ffmpeg_fps(path, len(packets), True))
-                runs["ffmpeg_default"].append(ffmpeg_fps(path, len(packets), False))
-            med = {k: round(statistics.median(v), 1) for k, v in runs.items()}
-            results[label] = {
-                "frames": len(packets),
-                "median_fps": med,
-                "runs_fps": {k: [round(x, 1) for x in v] for k, v in runs.items()},
-                "ratio_vs_ffmpeg_same_settings": round(med["camgate"] / med["ffmpeg_same"], 2),
-                "ratio_vs_ffmpeg_default": round(med["camgate"] / med["ffmpeg_default"], 2),
-                "realtime_streams_at_30fps": round(med["camgate"] / 30, 1),
-            }
+                runs["ffmpeg_same"].append(cli_fps(ffmpeg_args(path, True), len(packets)))
+                runs["ffmpeg_default"].append(cli_fps(ffmpeg_args(path, False), len(packets)))
+            result = fps_comparison(runs, len(packets))
+            result["realtime_streams_at_30fps"] = round(result["median_fps"]["camgate"] / 30, 1)
+            results[label] = result
     write_result(
         "transcode",
         {

@@ -44,9 +44,13 @@ def _missing(reason: str) -> None:
     pytest.skip(f"{reason}: run scripts/setup.sh")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A headless Chromium context (Debian's, through Playwright) with a fresh profile."""
+    """A headless Chromium context (Debian's, through Playwright) with a fresh profile.
+
+    Per module, not per session: Playwright's sync API runs an event loop in the main thread
+    while it is started, and the async tests of the rest of the suite need that thread free.
+    """
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} (Debian package chromium) is not installed")
     from playwright.sync_api import sync_playwright

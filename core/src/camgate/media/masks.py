@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import av
 import av.error
@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from camgate.errors import CameraProtocolError
 from camgate.media.jpeg import encode_jpeg
-from camgate.media.transcode import Reencoder
+from camgate.media.transcode import EncoderOptions, Reencoder
 
 __all__ = ["FILL", "MaskTransform", "PlaneMasks", "mask_jpeg", "rasterise"]
 
@@ -169,19 +169,8 @@ class MaskTransform(Reencoder):
     Not thread-safe: one transform per stream, fed from one thread at a time.
     """
 
-    def __init__(
-        self,
-        polygons: Sequence[Polygon],
-        *,
-        preset: str = "ultrafast",
-        tune: str = "zerolatency",
-        crf: int = 23,
-        threads: int = 0,
-        decode_threads: int = 2,
-    ) -> None:
-        super().__init__(
-            preset=preset, tune=tune, crf=crf, threads=threads, decode_threads=decode_threads
-        )
+    def __init__(self, polygons: Sequence[Polygon], **options: Unpack[EncoderOptions]) -> None:
+        super().__init__(**options)
         self.polygons = [tuple((float(x), float(y)) for x, y in p) for p in polygons]
         self._masks: PlaneMasks | None = None
 

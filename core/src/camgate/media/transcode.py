@@ -19,7 +19,7 @@ one MSE source buffer, holds the whole stream.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 import av
 import av.error
@@ -30,7 +30,7 @@ from av.video.frame import PictureType
 from camgate.errors import CameraProtocolError
 from camgate.models import MediaPacket, StreamInfo
 
-__all__ = ["BROWSER_CODECS", "BrowserTranscode", "Reencoder", "fit"]
+__all__ = ["BROWSER_CODECS", "BrowserTranscode", "EncoderOptions", "Reencoder", "fit"]
 
 #: Video codecs every current browser plays from MSE and hls.js: passed through as they are.
 BROWSER_CODECS = ("h264",)
@@ -73,6 +73,17 @@ def fit(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
     return out
 
 
+class EncoderOptions(TypedDict, total=False):
+    """How a :class:`Reencoder` encodes: libx264's ``preset``, ``tune`` and ``crf``, its
+    ``threads`` (0: x264 chooses) and the decoder's ``decode_threads``."""
+
+    preset: str
+    tune: str
+    crf: int
+    threads: int
+    decode_threads: int
+
+
 class Reencoder:
     """Decode a camera's video and encode it again as H.264 (a PacketTransform).
 
@@ -90,18 +101,15 @@ class Reencoder:
     the guard feed it from a worker thread, off the event loop).
     """
 
-    def __init__(
-        self,
-        *,
-        preset: str = "ultrafast",
-        tune: str = "zerolatency",
-        crf: int = 23,
-        threads: int = 0,
-        decode_threads: int = 2,
-    ) -> None:
-        self._options = {"preset": preset, "tune": tune, "crf": str(crf), "forced-idr": "1"}
-        self._threads = threads
-        self._decode_threads = decode_threads
+    def __init__(self, **options: Unpack[EncoderOptions]) -> None:
+        self._options = {
+            "preset": options.get("preset", "ultrafast"),
+            "tune": options.get("tune", "zerolatency"),
+            "crf": str(options.get("crf", 23)),
+            "forced-idr": "1",
+        }
+        self._threads = options.get("threads", 0)
+        self._decode_threads = options.get("decode_threads", 2)
         self._decoder: VideoCodecContext | None = None
         self._source: StreamInfo | None = None
         self._encoder: VideoCodecContext | None = None
