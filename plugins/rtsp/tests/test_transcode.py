@@ -22,6 +22,8 @@ from camgate.media.transcode import fit
 from camgate.relay import Relay, RelaySettings
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
 from camgate_rtsp.testserver import RtspTestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .test_media import (
     POLYGONS,
@@ -225,3 +227,27 @@ async def test_a_camera_back_at_another_size_after_a_gap_keeps_the_output_size(
     assert {id(p.stream) for p in before + after} == {id(before[0].stream)}
     assert (before[0].stream.width, before[0].stream.height) == (640, 360)
     assert _ffmpeg_decodes(_write(tmp_path / "gap.mp4", before + after, "fmp4")) == 30 + len(small)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    src=st.tuples(st.integers(1, 200), st.integers(1, 200)),
+    dst=st.tuples(st.integers(1, 200), st.integers(1, 200)),
+)
+def test_fit_always_gives_the_output_size_and_never_shows_outside_the_picture(
+    src: tuple[int, int], dst: tuple[int, int]
+) -> None:
+    """Any size into any size: exactly the output's size, the picture inside, black around."""
+    width, height = src[0] * 2, src[1] * 2
+    out = fit(_frame(width, height, 235), dst[0] * 2, dst[1] * 2)
+    assert (out.width, out.height) == (dst[0] * 2, dst[1] * 2)
+    luma = out.to_ndarray()[: out.height]
+    bright = luma > 200
+    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
+    assert rows.size and cols.size, "some of the picture is shown"
+    # The picture is one centred rectangle; everything else is black.
+    box = luma[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    assert box.min() > 200
+    assert int(luma.sum()) - int(box.sum()) == 16 * (luma.size - box.size)
+    assert abs((rows[0]) - (out.height - 1 - rows[-1])) <= 2
+    assert abs((cols[0]) - (out.width - 1 - cols[-1])) <= 2
