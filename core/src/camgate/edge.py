@@ -727,19 +727,23 @@ class Edge:
                     await upstream.aclose()
                     await self._finish_unopened(grant, camera, exc)
                 raise
-        unmasked = scope is Scope.RECORDED and self.store.masks(camera.id) is None
-        if browser and (unmasked or scope is Scope.LIVE):
+        transcoding = False
+        if browser:
             # Masked footage is H.264 from the masks' re-encoder already; the rest may need
-            # the transcode (a no-op for H.264), after the embedder's transform.
-            extra = None if isinstance(transform, str) else transform  # "masks": none here
-            transform = chain(extra, BrowserTranscode())
+            # the transcode (a no-op for H.264), after the embedder's transform (live).
+            if isinstance(transform, str):  # a replay: the camera's masks, read once here
+                transform = self.mask_transform(camera)
+                transcoding = transform is None
+                transform = transform or BrowserTranscode()
+            else:
+                transform = chain(transform, BrowserTranscode())
         stream = GuardedStream(
             self, grant, camera, upstream, self._deadline(grant), seen, transform=transform
         )
         if scope is Scope.LIVE:
             stream.masks_key = live_masks[0] if live_masks else ()
             stream.masked = bool(stream.masks_key)
-        elif unmasked:
+        elif transcoding:
             stream.masked = False  # a browser transcode is not a mask
         self._live.add(stream)
         return stream
