@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,3 +50,25 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return path
+
+
+def cli_fps(args: list[str], frames: int) -> float:
+    """Frames per second of a command (ffmpeg) working through ``frames`` frames: wall time of
+    the whole process, start-up included."""
+    t0 = time.perf_counter()
+    subprocess.run(args, check=True)
+    return frames / (time.perf_counter() - t0)
+
+
+def fps_comparison(
+    runs: dict[str, list[float]], frames: int, ours: str = "camgate"
+) -> dict[str, Any]:
+    """Medians of interleaved frames-per-second runs, every run, and ``ours`` median over each
+    other's (``ratio_vs_<name>``)."""
+    med = {k: round(statistics.median(v), 1) for k, v in runs.items()}
+    return {
+        "frames": frames,
+        "median_fps": med,
+        "runs_fps": {k: [round(x, 1) for x in v] for k, v in runs.items()},
+        **{f"ratio_vs_{k}": round(med[ours] / med[k], 2) for k in runs if k != ours},
+    }

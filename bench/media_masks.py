@@ -50,14 +50,15 @@ def make_input(path: Path, size: str, seconds: float) -> None:
     )  # fmt: skip
 
 
-def read_packets(path: Path) -> list[MediaPacket]:
-    """The file's packets as an adapter would hand them over (90 kHz clock, Annex B)."""
+def read_packets(path: Path, codec: str = "h264") -> list[MediaPacket]:
+    """The file's packets as an adapter would hand them over (90 kHz clock, Annex B): raw
+    ``h264`` or ``hevc``."""
     out = []
-    with av.open(str(path), format="h264") as container:
+    with av.open(str(path), format=codec) as container:
         stream = container.streams.video[0]
         ctx = stream.codec_context
         info = StreamInfo(
-            codec="h264", time_base=stream.time_base, width=ctx.width, height=ctx.height
+            codec=codec, time_base=stream.time_base, width=ctx.width, height=ctx.height
         )
         for n, packet in enumerate(container.demux(stream)):
             if packet.size == 0:

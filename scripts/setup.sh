@@ -4,7 +4,11 @@
 #     (ffprobe checks our output; the benchmarks' baseline), PostgreSQL (the audit log's second
 #     store: tests and benchmarks start their own server from /usr/lib/postgresql/<ver>/bin), a
 #     C compiler with the headers of Python, SQLite, OpenSSL and libpq (uv sync builds
-#     camgate-native, the audit log's compiled verifier, from source);
+#     camgate-native, the audit log's compiled verifier, from source); Chromium, Node.js and
+#     npm (the browser tests under tests/browser/ drive Debian's chromium with Playwright: no
+#     browser is downloaded);
+#   - hls.js from the npm registry (the browser tests' HLS player), at the version pinned in
+#     tests/browser/package-lock.json, into tests/browser/node_modules/;
 #   - uv (on PATH, or bootstrapped into .tools/ from PyPI);
 #   - the workspace's locked Python dependencies (uv sync --locked).
 set -euo pipefail
@@ -14,8 +18,11 @@ APT_PACKAGES=(
   python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad ffmpeg postgresql gcc libc6-dev python3-dev libsqlite3-dev libssl-dev
-  libpq-dev
+  libpq-dev chromium
 )
+# npm (for hls.js, below) only where none is on PATH: a Node.js from elsewhere brings its own,
+# and Debian's npm package conflicts with it.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -52,3 +59,9 @@ else
 fi
 
 "$UV" sync --locked --quiet
+
+# hls.js for the browser tests: npm ci only when the pinned copy is missing.
+if [ ! -f tests/browser/node_modules/hls.js/dist/hls.min.js ]; then
+  echo "setup: installing hls.js for the browser tests (npm ci in tests/browser/)" >&2
+  (cd tests/browser && npm ci --silent --no-audit --no-fund --ignore-scripts)
+fi

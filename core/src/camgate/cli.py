@@ -469,7 +469,12 @@ def cmd_request(args: argparse.Namespace) -> int:
                 suffix = {"mp4": ".mp4", "fmp4": ".mp4", "ts": ".ts", "hls": ""}[args.format]
                 path = inside(out, f"{stem}{suffix}")
                 clip = await gate.edge.record_clip(
-                    args.camera, signed, path, args.duration, format=args.format
+                    args.camera,
+                    signed,
+                    path,
+                    args.duration,
+                    format=args.format,
+                    browser=args.browser,
                 )
                 result |= {"file": str(path), "sha256": clip.sha256, "duration_s": clip.duration_s}
                 if clip.partial:  # shorter than asked: the camera stopped, kept as it is
@@ -1127,6 +1132,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["mp4", "fmp4", "ts", "hls"],
         help="clip container (live and recorded scopes): mp4 (default), fragmented mp4, "
         "MPEG-TS, or hls (a folder with index.m3u8 and segments)",
+    )
+    p.add_argument(
+        "--browser",
+        action="store_true",
+        help="video every browser plays: H.265 is transcoded to H.264 (costs a decode and an "
+        "encode per picture; H.264 is kept as it is)",
     )
 
     p = add(top, "revoke", cmd_revoke, "revoke every consent of an owner")

@@ -47,6 +47,7 @@ from camgate.errors import (
 )
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
 from camgate.media import (
+    BrowserTranscode,
     Cut,
     Gap,
     HlsWriter,
@@ -54,6 +55,7 @@ from camgate.media import (
     Muxer,
     PacketTransform,
     WindowCut,
+    chain,
     mask_jpeg,
 )
 from camgate.media.files import Folder, PrivateFile
@@ -642,24 +644,33 @@ class Edge:
         left = (grant.expires_at - self.clock.now()).total_seconds()
         return self.clock.monotonic() + max(0.0, left)
 
-    async def open_live(self, camera_id: str, token: str | SignedGrant) -> GuardedStream:
+    async def open_live(
+        self, camera_id: str, token: str | SignedGrant, *, browser: bool = False
+    ) -> GuardedStream:
         """Open ``camera_id``'s live stream under a live grant; returns the guarded stream.
+
+        With ``browser=True`` the video is what every browser plays: H.265 is transcoded to
+        H.264 for this consumer (:class:`~camgate.media.BrowserTranscode`; H.264 and masked
+        streams pass as they are).
 
         Raises a :class:`camgate.errors.GrantError` subclass for a forged, expired, replayed or
         mismatched grant, ConsentRevoked when consent no longer stands, or an AdapterError.
         """
-        return await self._open_stream(camera_id, token, Scope.LIVE)
+        return await self._open_stream(camera_id, token, Scope.LIVE, browser)
 
-    async def open_recorded(self, camera_id: str, token: str | SignedGrant) -> GuardedStream:
+    async def open_recorded(
+        self, camera_id: str, token: str | SignedGrant, *, browser: bool = False
+    ) -> GuardedStream:
         """Replay ``camera_id``'s stored footage inside the grant's window, under a recorded
-        grant; the same guard as :meth:`open_live` (expiry, revocation, audit) applies.
+        grant; the same guard as :meth:`open_live` (expiry, revocation, audit) applies, and
+        the same ``browser`` option.
 
         Raises GrantMismatch when the grant names no window, and what :meth:`open_live` raises.
         """
-        return await self._open_stream(camera_id, token, Scope.RECORDED)
+        return await self._open_stream(camera_id, token, Scope.RECORDED, browser)
 
     async def _open_stream(
-        self, camera_id: str, token: str | SignedGrant, scope: Scope
+        self, camera_id: str, token: str | SignedGrant, scope: Scope, browser: bool = False
     ) -> GuardedStream:
         if scope is Scope.RECORDED:
             grant = self.verifier.verify(token)
@@ -725,12 +736,24 @@ class Edge:
                     await upstream.aclose()
                     await self._finish_unopened(grant, camera, exc)
                 raise
+        transcoding = False
+        if browser:
+            # Masked footage is H.264 from the masks' re-encoder already; the rest may need
+            # the transcode (a no-op for H.264), after the embedder's transform (live).
+            if isinstance(transform, str):  # a replay: the camera's masks, read once here
+                transform = self.mask_transform(camera)
+                transcoding = transform is None
+                transform = transform or BrowserTranscode()
+            else:
+                transform = chain(transform, BrowserTranscode())
         stream = GuardedStream(
             self, grant, camera, upstream, self._deadline(grant), seen, transform=transform
         )
         if scope is Scope.LIVE:
             stream.masks_key = live_masks[0] if live_masks else ()
             stream.masked = bool(stream.masks_key)
+        elif transcoding:
+            stream.masked = False  # a browser transcode is not a mask
         self._live.add(stream)
         return stream
 
@@ -1034,9 +1057,13 @@ class Edge:
         duration_s: float | None = None,
         *,
         format: str = "mp4",
+        browser: bool = False,
     ) -> Clip:
         """Write a clip under a live grant (``duration_s`` seconds from the next keyframe) or a
         recorded grant (the grant's window, cut on capture times: see docs/media.md).
+
+        ``browser=True`` writes video every browser plays (H.265 transcoded to H.264, as for
+        :meth:`open_live`); by default the camera's video is kept as it is.
 
         ``format`` is one of :data:`CLIP_FORMATS`; for ``hls`` ``path`` is a directory. Video
         passes through as it is unless the owner set privacy masks: then it is re-encoded with
@@ -1071,9 +1098,9 @@ class Edge:
             raise ValidationError(f"duration_s={duration_s!r}: must be a positive number")
         path = Path(path)
         if grant.scope is Scope.RECORDED:
-            stream = await self.open_recorded(camera_id, token)
+            stream = await self.open_recorded(camera_id, token, browser=browser)
         else:
-            stream = await self.open_live(camera_id, token)
+            stream = await self.open_live(camera_id, token, browser=browser)
         started = self.clock.now()
         writer: Muxer | None = None
         try:

@@ -66,6 +66,8 @@ import attrs
 from camgate.adapters import LiveStream
 from camgate.clock import Clock, SystemClock
 from camgate.errors import AdapterError, GrantExpired, GrantMismatch, ValidationError
+from camgate.media.transform import feed as transform_feed
+from camgate.media.transform import flush as transform_flush
 from camgate.models import Camera, Grant, MediaPacket, Scope, StreamInfo
 
 __all__ = [
@@ -98,9 +100,10 @@ class PacketTransform(Protocol):
 
     ``feed`` takes one packet as the camera sent it and returns the packets to relay in its place
     (none, one or several; a re-encoder may hold some back). ``flush`` returns what is held back
-    when the upstream ends or is lost (before the gap). Output packets carry their own
-    :class:`~camgate.models.StreamInfo`; a transform that re-encodes must start its output at a
-    keyframe after a flush.
+    when the upstream ends or is lost (before the gap). Both are called in a worker thread, one
+    call at a time (``camgate.media.transform.feed``), never on the event loop. Output packets
+    carry their own :class:`~camgate.models.StreamInfo`; a transform that re-encodes must start
+    its output at a keyframe after a flush.
     """
 
     def feed(self, packet: MediaPacket) -> list[MediaPacket]:
@@ -668,9 +671,9 @@ class Upstream:
             for sub in list(self._subs):
                 sub._offer(packet)
 
-    def _lost(self) -> None:
+    async def _lost(self) -> None:
         if self._transform is not None:
-            self._publish(self._transform.flush())
+            self._publish(await transform_flush(self._transform))
         self._gop.clear()
         for sub in list(self._subs):
             sub._gap()
@@ -720,7 +723,7 @@ class Upstream:
                         with anyio.CancelScope(shield=True):
                             await stream.aclose()
                         stream = self._stream = None
-                        self._lost()
+                        await self._lost()
                         self.reconnects += 1
                     await anyio.sleep(backoff)
                     backoff = min(backoff * 2, settings.backoff_max_s)
@@ -754,10 +757,10 @@ class Upstream:
         while True:
             try:
                 if first is not None:
-                    self._relay_one(first)
+                    await self._relay_one(first)
                     first = None
                 async for packet in packets:
-                    self._relay_one(packet)
+                    await self._relay_one(packet)
                     if self._swap is not None:
                         break
             except _TransformFailed as failed:  # reconnecting cannot help
@@ -804,13 +807,14 @@ class Upstream:
         if isinstance(notes, dict):
             self.notes.update({str(k): str(v) for k, v in notes.items()})
 
-    def _relay_one(self, packet: MediaPacket) -> None:
+    async def _relay_one(self, packet: MediaPacket) -> None:
         self.packets_in += 1
         if self._transform is None:
             self._publish((packet,))
             return
         try:
-            out = self._transform.feed(packet)
+            # In a worker thread: a re-encode must not stall the event loop.
+            out = await transform_feed(self._transform, packet)
         except Exception as exc:  # handed to the consumers
             raise _TransformFailed(exc) from exc
         self._publish(out)

@@ -301,33 +301,36 @@ async def test_masks_fill_every_masked_pixel_and_leave_the_rest(
 async def test_masks_follow_a_resolution_change(
     big: list[MediaPacket], small: list[MediaPacket], tmp_path: Path
 ) -> None:
-    """A stream that switches resolution: masks and encoder are rebuilt, nothing leaks."""
+    """A stream that switches resolution: the masks follow the new size, the output keeps the
+    size it started with, so one MP4 holds the whole stream and nothing leaks."""
     offset = big[-1].pts + 3000  # type: ignore[operator]
     switched = big[:30] + [
         attrs.evolve(p, pts=p.pts + offset, dts=(p.dts or 0) + offset)  # type: ignore[operator]
         for p in small
     ]
-    masked = _mask_all(switched)
-    assert {(p.stream.width, p.stream.height) for p in masked} == {(640, 360), (320, 180)}
-    ts = tmp_path / "switched.ts"
-    with Muxer(ts, masked[0].stream, format="ts") as mux:
-        for packet in masked:
-            mux.write(packet)
-    with av.open(str(ts)) as container:
-        frames = [f for f in container.decode(video=0)]
-    sizes = [(f.width, f.height) for f in frames]
-    assert sizes.count((640, 360)) == 30 and sizes.count((320, 180)) == len(small)
-    for frame in frames:
-        grey = frame.to_ndarray(format="gray")
-        inside = _inside(POLYGONS, frame.width, frame.height)
-        assert int(grey[inside].max()) <= 24, f"{frame.width}x{frame.height}: unmasked pixel"
-    # One MP4 cannot hold both shapes: a clear error, not a broken file.
-    with (
-        pytest.raises(CameraProtocolError, match="640x360 to h264 320x180"),
-        Mp4Writer(tmp_path / "switched.mp4", masked[0].stream) as writer,
-    ):
-        for packet in masked:
-            writer.write(packet)
+    transform = MaskTransform(POLYGONS)  # type: ignore[arg-type]
+    masked = [out for p in switched for out in transform.feed(p)] + transform.flush()
+    assert {(p.stream.width, p.stream.height) for p in masked} == {(640, 360)}
+    assert len({id(p.stream) for p in masked}) == 1, "one stream description: one MP4 track"
+    assert transform.resized == len(small)
+    for fmt in ("mp4", "fmp4", "ts"):
+        path = tmp_path / f"switched.{fmt}"
+        with Muxer(path, masked[0].stream, format=fmt) as mux:
+            for packet in masked:
+                mux.write(packet)
+        assert _ffmpeg_decodes(path) == 30 + len(small), fmt
+    with av.open(str(tmp_path / "switched.mp4")) as container:
+        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    inside = _inside(POLYGONS, 640, 360)
+    assert all(f.shape == (360, 640) for f in frames)
+    for n, grey in enumerate(frames):
+        assert int(grey[inside].max()) <= 24, f"frame {n}: unmasked pixel"
+    # The small part's picture (the ball pattern), not the big one's bars, after the switch.
+    plain = _decode_all(_write(tmp_path / "small.mp4", small))
+    upscaled = av.VideoFrame.from_ndarray(plain[-1], format="gray").reformat(640, 360)
+    outside = ~inside
+    diff = np.abs(frames[-1][outside].astype(int) - upscaled.to_ndarray()[outside].astype(int))
+    assert np.percentile(diff, 90) <= 24, "the new picture is what goes out, scaled"
 
 
 async def test_damaged_packets_give_a_gap_never_an_unmasked_picture(

@@ -8,6 +8,7 @@ packets through. See docs/media.md.
   re-encoding);
 - :mod:`camgate.media.jpeg` — a keyframe to a JPEG still;
 - :mod:`camgate.media.masks` — privacy masks burnt in (decode, fill, libx264);
+- :mod:`camgate.media.transcode` — the re-encoder masks use, and H.265 to H.264 for browsers;
 - :mod:`camgate.media.window` — clips cut to a grant's window;
 - :mod:`camgate.media.transform` — the per-camera packet transform protocol;
 - :mod:`camgate.media.provenance` — match a clip file to the audit record that exported it.
@@ -17,11 +18,14 @@ from camgate.media.jpeg import decode_jpeg, encode_jpeg, jpeg_from_packets
 from camgate.media.masks import MaskTransform, PlaneMasks, mask_jpeg, rasterise
 from camgate.media.mux import FORMATS, Gap, HlsWriter, Mp4Writer, Muxer, sha256_file, stream_bytes
 from camgate.media.provenance import clip_tags, find_clip
-from camgate.media.transform import PacketTransform, TransformFactory, transformed
+from camgate.media.transcode import BrowserTranscode, Reencoder
+from camgate.media.transform import Chain, PacketTransform, TransformFactory, chain, transformed
 from camgate.media.window import Cut, WindowCut
 
 __all__ = [
     "FORMATS",
+    "BrowserTranscode",
+    "Chain",
     "Cut",
     "Gap",
     "HlsWriter",
@@ -30,8 +34,10 @@ __all__ = [
     "Muxer",
     "PacketTransform",
     "PlaneMasks",
+    "Reencoder",
     "TransformFactory",
     "WindowCut",
+    "chain",
     "clip_tags",
     "decode_jpeg",
     "encode_jpeg",

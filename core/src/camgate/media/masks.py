@@ -1,5 +1,8 @@
 """Privacy masks burnt into the picture: decode, fill the owner's polygons, re-encode (libx264).
 
+The decode and encode are :class:`camgate.media.transcode.Reencoder`'s, shared with the
+browser transcode.
+
 Polygons are in normalised image coordinates (0..1), so one mask serves every resolution. Each
 resolution is rasterised once into plane masks (a luma mask and a 4:2:0 chroma mask, numpy
 booleans); a frame is then filled plane by plane with ``numpy.copyto`` — no per-pixel Python and
@@ -17,19 +20,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from fractions import Fraction
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import av
 import av.error
 import numpy as np
 import numpy.typing as npt
-from av.video.codeccontext import VideoCodecContext
-from av.video.frame import PictureType
 
 from camgate.errors import CameraProtocolError
 from camgate.media.jpeg import encode_jpeg
-from camgate.models import MediaPacket, StreamInfo
+from camgate.media.transcode import EncoderOptions, Reencoder
 
 __all__ = ["FILL", "MaskTransform", "PlaneMasks", "mask_jpeg", "rasterise"]
 
@@ -155,206 +155,36 @@ def _masked_copy(frame: av.VideoFrame, masks: PlaneMasks) -> av.VideoFrame:
     return out
 
 
-def _parameter_sets(data: bytes) -> bytes | None:
-    """SPS and PPS (NAL types 7 and 8) of an Annex B H.264 keyframe, as Annex B extradata."""
-    out = []
-    for nal in data.split(b"\x00\x00\x01"):
-        nal = nal.rstrip(b"\x00")
-        if nal and nal[0] & 0x1F in (7, 8):
-            out.append(b"\x00\x00\x00\x01" + nal)
-    return b"".join(out) or None
-
-
-class MaskTransform:
+class MaskTransform(Reencoder):
     """Re-encode a camera's video with its privacy masks filled (a PacketTransform).
 
-    Decodes each packet, fills the polygons (rasterised once per resolution) and encodes with
-    libx264 (``preset`` ultrafast, ``tune`` zerolatency by default: no lookahead, no B-frames,
-    so the encoder adds no delay). The decoder uses ``decode_threads`` frame threads (2 by
-    default: one frame of delay, 33 ms at 30 fps, for about twice the decode rate on two cores;
-    1 for none). A keyframe out wherever the camera sent one,
-    so the GOP is the source's. Output timestamps, arrival and wall-clock times are the source
-    packet's. A resolution change mid-stream rebuilds the masks and the encoder (the new part
-    starts with a keyframe and carries its own SPS/PPS). A packet the decoder refuses is dropped
-    and everything up to the next source keyframe with it (``dropped`` counts them). Audio and
-    other non-video packets pass through untouched.
+    A :class:`~camgate.media.transcode.Reencoder` (libx264 ``preset`` ultrafast, ``tune``
+    zerolatency by default; the camera's GOP; the source packets' timestamps; two decoder frame
+    threads; an undecodable packet dropped up to the next keyframe, counted in ``dropped``)
+    whose pictures are filled with the polygons, rasterised once per resolution. A resolution
+    change mid-stream rebuilds the masks for the new size and fills the picture at that size;
+    the filled picture is then scaled to the size the stream started with (letterboxed if the
+    aspect changed), so the output keeps one shape and an MP4 clip keeps going.
 
     Not thread-safe: one transform per stream, fed from one thread at a time.
     """
 
-    def __init__(
-        self,
-        polygons: Sequence[Polygon],
-        *,
-        preset: str = "ultrafast",
-        tune: str = "zerolatency",
-        crf: int = 23,
-        threads: int = 0,
-        decode_threads: int = 2,
-    ) -> None:
+    def __init__(self, polygons: Sequence[Polygon], **options: Unpack[EncoderOptions]) -> None:
+        super().__init__(**options)
         self.polygons = [tuple((float(x), float(y)) for x, y in p) for p in polygons]
-        self._options = {"preset": preset, "tune": tune, "crf": str(crf), "forced-idr": "1"}
-        self._threads = threads
-        self._decode_threads = decode_threads
-        self._decoder: VideoCodecContext | None = None
-        self._source: StreamInfo | None = None
-        self._encoder: VideoCodecContext | None = None
         self._masks: PlaneMasks | None = None
-        self._info: StreamInfo | None = None
-        self._pending: dict[int, MediaPacket] = {}
-        self._need_keyframe = True
-        self.frames = 0
-        self.dropped = 0
 
     def __repr__(self) -> str:
         return f"<MaskTransform polygons={len(self.polygons)} frames={self.frames}>"
-
-    @property
-    def info(self) -> StreamInfo | None:
-        """What the output stream looks like (None before the first picture)."""
-        return self._info
 
     def _masks_for(self, width: int, height: int) -> PlaneMasks:
         if self._masks is None or (self._masks.width, self._masks.height) != (width, height):
             self._masks = PlaneMasks(self.polygons, width, height)
         return self._masks
 
-    def _open_decoder(self, info: StreamInfo) -> VideoCodecContext:
-        try:
-            decoder = cast(VideoCodecContext, av.CodecContext.create(info.codec, "r"))
-        except (av.error.FFmpegError, ValueError):
-            raise CameraProtocolError(f"cannot decode {info.codec!r} to apply masks") from None
-        if info.extradata:
-            decoder.extradata = info.extradata
-        if self._decode_threads > 1:
-            # Frame threads: the decoder runs beside the encoder on another core, at the cost
-            # of (threads - 1) frames of delay. 1 = slice threads only, no delay.
-            decoder.thread_type = "AUTO"
-            decoder.thread_count = self._decode_threads
-        self._source = info
-        return decoder
-
-    def _open_encoder(self, frame: av.VideoFrame, time_base: Fraction) -> VideoCodecContext:
-        encoder = av.CodecContext.create("libx264", "w")
-        encoder.width = frame.width
-        encoder.height = frame.height
-        encoder.pix_fmt = "yuv420p"
-        encoder.time_base = time_base
-        encoder.gop_size = 1000  # keyframes come where the camera put them (forced below)
-        encoder.thread_count = self._threads
-        encoder.options = dict(self._options) | {"sc_threshold": "0"}
-        encoder.open()
-        self._info = None  # learnt from the first keyframe (its SPS/PPS)
-        return encoder
-
-    def feed(self, packet: MediaPacket) -> list[MediaPacket]:
-        """Decode, mask and re-encode one packet; returns the packets ready to go out."""
-        if packet.stream.kind != "video":
-            return [packet]
-        if self._need_keyframe:
-            if not packet.is_keyframe:
-                self.dropped += 1
-                return []
-            self._need_keyframe = False
-        if packet.is_keyframe and (
-            self._decoder is None or packet.stream.extradata != self._source_extradata()
-        ):
-            out = self._flush_decoder()  # the pictures the old decoder still holds
-            self._decoder = self._open_decoder(packet.stream)
-        else:
-            out = []
-        assert self._decoder is not None
-        src = av.Packet(packet.data)
-        src.pts, src.dts = packet.pts, packet.dts
-        src.time_base = packet.stream.time_base
-        if packet.pts is not None:
-            self._pending[packet.pts] = packet
-        try:
-            frames = self._decoder.decode(src)
-        except av.error.FFmpegError:
-            self.dropped += 1
-            self._need_keyframe = True  # a gap until the camera's next keyframe
-            return out
-        for frame in frames:
-            out += self._encode(frame, packet.stream.time_base)
-        return out
-
-    def _source_extradata(self) -> bytes | None:
-        return None if self._source is None else self._source.extradata
-
-    def _encode(self, frame: av.VideoFrame, time_base: Fraction) -> list[MediaPacket]:
-        out: list[MediaPacket] = []
-        if self._encoder is not None and (self._encoder.width, self._encoder.height) != (
-            frame.width,
-            frame.height,
-        ):
-            out += self._drain_encoder()
-        masked = _masked_copy(frame, self._masks_for(frame.width, frame.height))
-        if self._encoder is None:
-            self._encoder = self._open_encoder(frame, time_base)
-            masked.pict_type = PictureType.I
-        elif frame.key_frame:
-            masked.pict_type = PictureType.I
-        else:
-            masked.pict_type = PictureType.NONE
-        self.frames += 1
-        out += self._wrap(self._encoder.encode(masked))
-        return out
-
-    def _wrap(self, packets: list[Any]) -> list[MediaPacket]:
-        assert self._encoder is not None
-        out = []
-        for p in packets:
-            data = bytes(p)
-            if self._info is None:
-                self._info = StreamInfo(
-                    codec="h264",
-                    time_base=self._encoder.time_base,
-                    width=self._encoder.width,
-                    height=self._encoder.height,
-                    extradata=_parameter_sets(data),
-                )
-            source = self._pending.pop(p.pts, None) if p.pts is not None else None
-            for stale in [k for k in self._pending if p.pts is not None and k < p.pts]:
-                del self._pending[stale]  # a frame the decoder never returned
-            out.append(
-                MediaPacket(
-                    data=data,
-                    pts=p.pts,
-                    dts=p.dts,
-                    is_keyframe=p.is_keyframe,
-                    stream=self._info,
-                    arrival=source.arrival if source else 0.0,
-                    duration=source.duration if source else None,
-                    wallclock=source.wallclock if source else None,
-                )
-            )
-        return out
-
-    def _drain_encoder(self) -> list[MediaPacket]:
-        if self._encoder is None:
-            return []
-        try:
-            out = self._wrap(self._encoder.encode(None))
-        finally:
-            self._encoder = None
-        return out
-
-    def _flush_decoder(self) -> list[MediaPacket]:
-        out: list[MediaPacket] = []
-        if self._decoder is not None:
-            try:
-                frames = self._decoder.decode(None)
-            except av.error.FFmpegError:
-                frames = []
-            for frame in frames:
-                out += self._encode(frame, frame.time_base or Fraction(1, 90000))
-            self._decoder = None
-        return out
-
-    def flush(self) -> list[MediaPacket]:
-        """The stream ended: decode what the decoder holds and drain the encoder."""
-        return self._flush_decoder() + self._drain_encoder()
+    def picture(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """A copy of ``frame`` with the masks filled, at the frame's own size."""
+        return _masked_copy(frame, self._masks_for(frame.width, frame.height))
 
 
 def mask_jpeg(jpeg: bytes, polygons: Sequence[Polygon], *, quality: int = 3) -> bytes:
