@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 import tempfile
@@ -249,6 +250,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(20261206)
     clock = ManualClock()
+    load_before = os.getloadavg()
     policies = cedarpy.PolicySet.from_str("\n".join(text for _name, text in CEDAR))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")
@@ -394,6 +396,8 @@ def main() -> None:
             },
             "survey_vs_cedar": {"median": ratio(s, sc, "median_ms"), "p99": ratio(s, sc, "p99_ms")},
             "survey_rows_differing_from_reference": survey_differ,
+            # the machine is shared: the 1-minute load average before and after the run
+            "load_average": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
             "targets": {"decide_median_us": 50, "decide_p99_us": 500, "survey_ms": 50},
         },
     )

@@ -20,6 +20,7 @@ Core invariants, checked here and not through plugins, so no plugin set can swit
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import time
@@ -766,18 +767,20 @@ class Gate:
         sightings = self.sightings(incident, now)
         cameras, changes = self.facts.cameras([s.camera.id for s in sightings])
         rules = self.rules
+        shared = _SurveyVotes(template, incident, now)
         rows = []
         for sighting in sightings:
             found = cameras.get(sighting.camera.id)
             if found is None:  # removed since the index was read
                 continue
-            request = attrs.evolve(template, id=new_id("req"), camera_id=found.camera.id)
+            request = _for_camera(template, found.camera.id)
             decision, consent = self._judge(
                 request,
                 DecisionFacts.of(found, incident, rules, changes),
                 now,
                 geofence=sighting.votes,
                 distance=sighting.distance_m,
+                shared=shared,
             )
             if not decision.allowed:
                 outcome = Outcome.DENIED
@@ -850,19 +853,25 @@ class Gate:
         *,
         geofence: Sequence[Vote] | None = None,
         distance: float | None = None,
+        shared: _SurveyVotes | None = None,
     ) -> tuple[Decision, ConsentRecord | None]:
         """Every vote on ``request`` from ``facts`` alone, and the consent record judged.
 
         ``geofence`` and ``distance`` are the camera's geofence votes and its distance from the
-        incident when the caller (a survey) has them already; otherwise they are computed.
+        incident when the caller (a survey) has them already; otherwise they are computed, as
+        are the votes every camera of a survey shares (``shared``).
         """
         camera, incident = facts.camera, facts.incident
         consent = facts.standing_consent
         votes = _opt_in_votes(facts, request.scope)
-        votes.append(_incident_vote(incident, now))
-        votes.append(_capability_vote(self.host, camera, request.scope))
+        if shared is None:
+            votes.append(_incident_vote(incident, now))
+            votes.append(_capability_vote(self.host, camera, request.scope))
+        else:
+            votes.append(shared.incident)
+            votes.append(shared.capability(self.host, camera))
         votes.extend(self._geofence(incident, camera, now) if geofence is None else geofence)
-        votes.extend(_window_votes(request, now))
+        votes.extend(_window_votes(request, now) if shared is None else shared.window)
         ctx = PolicyContext(
             request=request,
             camera=camera,
@@ -1352,6 +1361,33 @@ def _capability_vote(host: PluginHost, camera: Camera, scope: Scope) -> Vote:
     if scope in factory.capabilities.scopes:
         return Vote("core.capability", Verdict.ALLOW, f"adapter {factory.name} serves {scope}")
     return Vote("core.capability", Verdict.DENY, f"adapter {factory.name} cannot serve {scope}")
+
+
+def _for_camera(template: AccessRequest, camera_id: str) -> AccessRequest:
+    """``template`` (validated) for another camera: a copy with that camera id and a new request
+    id, both camgate's own (a stored camera's id, :func:`new_id`), so the validators that
+    ``attrs.evolve`` would run again — a third of a survey's time — are not."""
+    request = copy.copy(template)
+    object.__setattr__(request, "camera_id", camera_id)
+    object.__setattr__(request, "id", new_id("req"))
+    return request
+
+
+class _SurveyVotes:
+    """The core votes every camera of one survey shares (same incident, moment, scope and
+    window), cast once; ``core.capability`` once per adapter."""
+
+    def __init__(self, request: AccessRequest, incident: Incident, now: datetime) -> None:
+        self.scope = request.scope
+        self.incident = _incident_vote(incident, now)
+        self.window = _window_votes(request, now)
+        self._capability: dict[str, Vote] = {}
+
+    def capability(self, host: PluginHost, camera: Camera) -> Vote:
+        vote = self._capability.get(camera.adapter)
+        if vote is None:
+            vote = self._capability[camera.adapter] = _capability_vote(host, camera, self.scope)
+        return vote
 
 
 def _window_votes(request: AccessRequest, now: datetime) -> list[Vote]:

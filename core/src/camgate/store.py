@@ -413,15 +413,15 @@ class Store:
         was filled under is unchanged. None for a file made by an older camgate and opened
         read-only (it has no counters; then nothing may be kept).
         """
-        try:
-            with self._read_lock, sqlite_errors(self.path):
+        with self._read_lock, sqlite_errors(self.path):
+            try:
                 row = self._reader.execute(
                     "SELECT cameras, consents, incidents FROM fact_changes"
                 ).fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
         return None if row is None else Changes(*row)
 
     def meta(self, key: str) -> str | None:
