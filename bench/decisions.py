@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,11 @@ from camgate.facts import DecisionFacts
 from camgate.gate import builtin_plugins
 from camgate.geofence import distance_m
 from camgate.grants import GrantSigner
-from camgate.models import Decision, Scope, new_id, purpose_names
+from camgate.models import Decision, Scope, purpose_names
 from camgate.plugins import PluginHost
 from camgate.store import Store
 from camgate.testing import DeclaringAdapters, ManualClock
-from consent import KINDS, near, populate, rules
+from consent import KINDS, make_requests, near, populate, rules
 
 #: The built-in policies in Cedar, one ``forbid`` per camgate vote that can deny, in the order
 #: camgate casts them; the ``permit`` stands for the allows (``policy{i}`` is line ``i``).
@@ -195,32 +195,6 @@ def cedar_inputs(
     return cedar_request, entity
 
 
-def make_requests(
-    rng: random.Random, incidents: list[Any], nearby: dict[str, list[str]], all_ids: list[str],
-    now: datetime, count: int,
-) -> list[AccessRequest]:  # fmt: skip
-    requests = []
-    for _ in range(count):
-        scope = rng.choice(["live", "snapshot", "recorded"])
-        incident = rng.choice(incidents)
-        pool = nearby[incident.id] if nearby[incident.id] and rng.random() < 0.5 else all_ids
-        requests.append(
-            AccessRequest(
-                id=new_id("req"),
-                incident_id=incident.id,
-                camera_id=rng.choice(pool),
-                scope=scope,
-                requested_by="bench",
-                requested_at=now,
-                purpose=rng.choice(["investigation"] * 9 + ["face-recognition"]),
-                duration_s=rng.choice([60.0, 600.0]),
-                window_start=now - timedelta(hours=2) if scope == "recorded" else None,
-                window_end=now - timedelta(hours=1) if scope == "recorded" else None,
-            )
-        )
-    return requests
-
-
 def survey_request(
     camera_id: str, request_id: str, incident_id: str, at: datetime
 ) -> AccessRequest:
@@ -273,21 +247,9 @@ def main() -> None:
         density = args.cameras / (16_000.0 * 16_000.0)
         radius = math.sqrt(args.candidates / density / math.pi)
         mapped = gate.report_incident("shooting", GeoPoint(32.2988, -90.1848), radius)
-        nearby = {
-            inc.id: [
-                cam
-                for cam, pos in placed
-                if ((pos.lat - inc.position.lat) * 111.0) ** 2
-                + ((pos.lon - inc.position.lon) * 94.0) ** 2
-                <= 1.5**2
-            ]
-            for inc in incidents
-        }
         clock.advance(600)
         now = clock.now()
-        requests = make_requests(
-            rng, incidents, nearby, [c for c, _p in placed], now, args.decisions
-        )
+        requests = make_requests(rng, incidents, placed, now, args.decisions)
 
         # ---- one decision: cached vs reference, interleaved; then Cedar on the same facts
         for request in requests:  # warm: pyproj, the page cache, the fact cache
