@@ -704,9 +704,10 @@ class Gate:
         """The cameras in the incident's zones with their geofence votes, reachable ones first.
 
         Reachable cameras come best view first (see :meth:`sightings`), then the others, nearest
-        first. A closed incident, or one past its window, reaches none.
+        first. A closed incident, or one past its window, reaches none. The geofence part of
+        :meth:`survey` (which adds every other vote and an outcome per camera).
         """
-        incident = self.store.get_incident(incident_id)
+        incident = self.facts.incident(incident_id)
         return [(s.camera, list(s.votes)) for s in self.sightings(incident)]
 
     def sightings(self, incident: Incident, now: datetime | None = None) -> list[Sighting]:
