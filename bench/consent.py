@@ -24,7 +24,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,7 +33,7 @@ from camgate import AccessRequest, Camera, ConsentRecord, ConsentTerms, Gate, Ge
 from camgate.codec import dump
 from camgate.gate import builtin_plugins
 from camgate.grants import GrantSigner
-from camgate.models import Waiver, new_id
+from camgate.models import Incident, Waiver, new_id
 from camgate.plugins import PluginHost
 from camgate.rules import AgencyRules, SensitivePlace
 from camgate.store import Store
@@ -102,6 +102,50 @@ def populate(
     return placed
 
 
+def make_requests(
+    rng: random.Random,
+    incidents: list[Incident],
+    placed: list[tuple[str, GeoPoint]],
+    now: datetime,
+    count: int,
+) -> list[AccessRequest]:
+    """Random requests, as an officer makes them: half for a camera within 1.5 km of the
+    incident (flat approximation, for picking only), half any camera; one in ten naming face
+    recognition; recorded ones for the hour that ended an hour ago."""
+    nearby = {
+        inc.id: [
+            cam
+            for cam, pos in placed
+            if ((pos.lat - inc.position.lat) * 111.0) ** 2
+            + ((pos.lon - inc.position.lon) * 94.0) ** 2
+            <= 1.5**2
+        ]
+        for inc in incidents
+    }
+    camera_ids = [cam for cam, _pos in placed]
+    requests = []
+    for _ in range(count):
+        scope = rng.choice(["live", "snapshot", "recorded"])
+        incident = rng.choice(incidents)
+        pool = nearby[incident.id] if nearby[incident.id] and rng.random() < 0.5 else camera_ids
+        window = (now - timedelta(hours=2), now - timedelta(hours=1))
+        requests.append(
+            AccessRequest(
+                id=new_id("req"),
+                incident_id=incident.id,
+                camera_id=rng.choice(pool),
+                scope=scope,
+                requested_by="bench",
+                requested_at=now,
+                purpose=rng.choice(["investigation"] * 9 + ["face-recognition"]),
+                duration_s=rng.choice([60.0, 600.0]),
+                window_start=window[0] if scope == "recorded" else None,
+                window_end=window[1] if scope == "recorded" else None,
+            )
+        )
+    return requests
+
+
 def rules(rng: random.Random) -> AgencyRules:
     return AgencyRules(
         name="Jackson RTCC",
@@ -144,41 +188,9 @@ def main() -> None:
         incidents = [
             full.report_incident(rng.choice(KINDS), near(rng, 6.0), 1500.0) for _ in range(40)
         ]
-        # an officer asks for cameras near the incident: half the requests pick one within
-        # 1.5 km (flat approximation, for picking only), half any camera
-        nearby = {
-            inc.id: [
-                cam
-                for cam, pos in placed
-                if ((pos.lat - inc.position.lat) * 111.0) ** 2
-                + ((pos.lon - inc.position.lon) * 94.0) ** 2
-                <= 1.5**2
-            ]
-            for inc in incidents
-        }
-        camera_ids = [cam for cam, _pos in placed]
         clock.advance(600)
         now = clock.now()
-        requests = []
-        for _ in range(args.decisions):
-            scope = rng.choice(["live", "snapshot", "recorded"])
-            incident = rng.choice(incidents)
-            pool = nearby[incident.id] if nearby[incident.id] and rng.random() < 0.5 else camera_ids
-            window = (now - timedelta(hours=2), now - timedelta(hours=1))
-            requests.append(
-                AccessRequest(
-                    id=new_id("req"),
-                    incident_id=incident.id,
-                    camera_id=rng.choice(pool),
-                    scope=scope,
-                    requested_by="bench",
-                    requested_at=now,
-                    purpose=rng.choice(["investigation"] * 9 + ["face-recognition"]),
-                    duration_s=rng.choice([60.0, 600.0]),
-                    window_start=window[0] if scope == "recorded" else None,
-                    window_end=window[1] if scope == "recorded" else None,
-                )
-            )
+        requests = make_requests(rng, incidents, placed, now, args.decisions)
         for request in requests[:200]:  # warm the page cache and pyproj
             full.decide(request)
             core.decide(request)

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -766,26 +766,50 @@ def cmd_audit_slice(args: argparse.Namespace) -> int:
 
 
 def cmd_geofence_query(args: argparse.Namespace) -> int:
-    """List the cameras round a point: distance, bearing, field of view, and why any is excluded.
+    """List the cameras round a point or an incident: distance, bearing, field of view, and what
+    a request for each would meet now (allowed, ask, denied) with every reason.
 
-    Every camera of the store within --radius metres (geodesic, WGS84) of --lat/--lon is listed,
-    reachable ones first (best view first), each with every geofence's vote — the agency's
-    exclusion zones and jurisdiction included. --plot FILE also draws a PNG map.
+    Every camera of the store within --radius metres (geodesic, WGS84) of --lat/--lon is listed
+    — or, with --incident, every camera in that incident's zones — reachable ones first (best
+    view first), each with every geofence's vote (the agency's exclusion zones and jurisdiction
+    included) and the decision a --scope request with --purpose would get (``Gate.survey``:
+    every core check and consent policy). The query is written to the audit log as one
+    ``survey`` record with its counts. --plot FILE also draws a PNG map.
     """
     from camgate.geofence import Disc, ZoneRole
     from camgate.geofence.geodesy import point
     from camgate.models import Incident
 
-    centre = point(args.lat, args.lon, "--lat/--lon")
-    zone = Disc.around(centre.lat, centre.lon, args.radius)
     with _closing(_gate(args)) as gate:
         now = gate.clock.now()
-        incident = Incident("query", "query", centre, now, zone.radius_m)
-        rows = gate.sightings(incident, now)
+        if args.incident is not None:
+            incident = gate.store.get_incident(args.incident)
+            centre = incident.position
+        else:
+            if args.lat is None or args.lon is None or args.radius is None:
+                raise CamgateError("give --lat, --lon and --radius, or --incident ID")
+            centre = point(args.lat, args.lon, "--lat/--lon")
+            radius = Disc.around(centre.lat, centre.lon, args.radius).radius_m
+            incident = Incident("query", "query", centre, now, radius)
+        zone = Disc.around(centre.lat, centre.lon, incident.radius_m)
+        # A recorded request names its window: the last hour, for the survey.
+        window = (now - timedelta(hours=1), now) if args.scope == "recorded" else None
+        survey = gate.survey(
+            incident,
+            scope=args.scope,
+            purpose=args.purpose,
+            window=window,
+            requested_by="cli",
+            at=now,
+        )
+        rows = [row.sighting for row in survey.rows]
         exclusions = [z.shape for z in gate.zones.zones(ZoneRole.EXCLUSION)]
     result = {
         "query": {"lat": centre.lat, "lon": centre.lon, "radius_m": zone.radius_m},
-        "cameras": [row.to_json() for row in rows],
+        "incident": survey.incident_id,
+        "scope": str(survey.scope),
+        "counts": survey.counts,
+        "cameras": [row.to_json() for row in survey.rows],
     }
     if args.plot:
         from camgate.geofence.plot import plot_sightings
@@ -795,11 +819,12 @@ def cmd_geofence_query(args: argparse.Namespace) -> int:
         _print_json(result)
         return 0
     print(f"{len(rows)} cameras within {zone.radius_m:.0f} m of {centre.lat}, {centre.lon}")
-    for row in rows:
-        fov = {None: "no FOV", True: "covers", False: "looks away"}[row.fov_covers]
+    for row in survey.rows:
+        sighting = row.sighting
+        fov = {None: "no FOV", True: "covers", False: "looks away"}[sighting.fov_covers]
         print(
-            f"  {row.camera.id:<14} {row.distance_m:7.0f} m {row.bearing_deg:5.0f}°  "
-            f"{fov:<10} {row.status}"
+            f"  {sighting.camera.id:<14} {sighting.distance_m:7.0f} m "
+            f"{sighting.bearing_deg:5.0f}°  {fov:<10} {sighting.status:<12} {row.outcome}"
         )
         for reason in row.reasons:
             print(f"      {reason}")
@@ -1160,9 +1185,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     geofence = group("geofence", "which cameras a place may reach; zones and exclusions")
     p = add(geofence, "query", cmd_geofence_query, "list cameras round a point, with reasons")
-    p.add_argument("--lat", type=float, required=True, help="latitude, WGS84 degrees")
-    p.add_argument("--lon", type=float, required=True, help="longitude, WGS84 degrees")
-    p.add_argument("--radius", type=float, required=True, help="metres (geodesic)")
+    p.add_argument("--lat", type=float, help="latitude, WGS84 degrees")
+    p.add_argument("--lon", type=float, help="longitude, WGS84 degrees")
+    p.add_argument("--radius", type=float, help="metres (geodesic)")
+    p.add_argument("--incident", help="survey this stored incident instead of a point")
+    p.add_argument("--scope", default="live", choices=["live", "recorded", "snapshot"])
+    p.add_argument("--purpose", default="investigation", help="the request's purpose")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", help="also draw a PNG map into FILE")
     p = add(geofence, "zone-add", cmd_geofence_zone_add, "store a zone")

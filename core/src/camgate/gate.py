@@ -20,6 +20,7 @@ Core invariants, checked here and not through plugins, so no plugin set can swit
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import time
@@ -44,6 +45,7 @@ from camgate.errors import (
     RequestExpired,
     ValidationError,
 )
+from camgate.facts import DecisionFacts, FactCache
 from camgate.geofence import (
     Exclusions,
     IncidentZones,
@@ -57,6 +59,7 @@ from camgate.geofence import (
 )
 from camgate.grants import GrantSigner, GrantVerifier, SignedGrant
 from camgate.models import (
+    DEFAULT_PURPOSE,
     AccessRequest,
     Camera,
     ConsentMode,
@@ -84,6 +87,7 @@ from camgate.retention import Retention
 from camgate.rules import AgencyRules
 from camgate.settings import split_camera_settings
 from camgate.store import Store, process_alive, process_identity
+from camgate.surveys import Outcome, Survey, SurveyRow
 from camgate.vocab import AuditKind, EndReason
 
 __all__ = ["Gate", "builtin_plugins"]
@@ -144,6 +148,8 @@ class Gate:
         self.zones = ZoneBook.for_store(store)
         #: The cameras' spatial index, kept in step with the store.
         self.camera_index = StoreIndex(store)
+        #: The facts decisions read, kept in memory while the store's change counters stand.
+        self.facts = FactCache(store)
         self._answered: dict[str, anyio.Event] = {}
         self.edge = Edge(
             store=store,
@@ -699,9 +705,10 @@ class Gate:
         """The cameras in the incident's zones with their geofence votes, reachable ones first.
 
         Reachable cameras come best view first (see :meth:`sightings`), then the others, nearest
-        first. A closed incident, or one past its window, reaches none.
+        first. A closed incident, or one past its window, reaches none. The geofence part of
+        :meth:`survey` (which adds every other vote and an outcome per camera).
         """
-        incident = self.store.get_incident(incident_id)
+        incident = self.facts.incident(incident_id)
         return [(s.camera, list(s.votes)) for s in self.sightings(incident)]
 
     def sightings(self, incident: Incident, now: datetime | None = None) -> list[Sighting]:
@@ -716,6 +723,78 @@ class Gate:
             self.host.geofence_extents(incident),
             lambda camera: self._geofence(incident, camera, when),
         )
+
+    def survey(
+        self,
+        incident: Incident | str,
+        *,
+        scope: Scope | str = Scope.LIVE,
+        purpose: str | Sequence[str] = DEFAULT_PURPOSE,
+        duration_s: float = 60.0,
+        window: tuple[datetime, datetime] | None = None,
+        requested_by: str = "survey",
+        at: datetime | None = None,
+        record: bool = True,
+    ) -> Survey:
+        """Decide every candidate camera of an incident in one pass: the map an officer sees.
+
+        The candidates are the cameras in the incident's zones (:meth:`sightings`: the spatial
+        index and every zone source, ranked). Each is judged exactly as :meth:`decide` judges a
+        request for it with this ``scope``, ``purpose``, ``duration_s`` and recorded ``window``
+        made at ``at`` (default: now): every core invariant, geofence and consent policy, on
+        facts loaded once for the whole set. Each row says ``allowed``, ``ask`` (the owner is
+        asked first) or ``denied``, with every reason.
+
+        A survey grants nothing and opens no camera, so it is not an access: with ``record``
+        (the default) it is written as ONE ``survey`` audit record with its counts, durable
+        before this returns (docs/audit.md). ``incident`` is a stored incident's id, or an
+        :class:`Incident` (``camgate geofence query`` surveys a point that way). NotFound for
+        an unknown incident id; ValidationError for a bad scope, purpose or window.
+        """
+        if isinstance(incident, str):
+            incident = self.facts.incident(incident)
+        now = at or self.clock.now()
+        template = AccessRequest(
+            id=new_id("req"),
+            incident_id=incident.id,
+            camera_id="survey",
+            scope=scope,
+            requested_by=requested_by,
+            requested_at=now,
+            purpose=purpose,
+            duration_s=duration_s,
+            window_start=window[0] if window else None,
+            window_end=window[1] if window else None,
+        )
+        sightings = self.sightings(incident, now)
+        cameras, changes = self.facts.cameras([s.camera.id for s in sightings])
+        rules = self.rules
+        shared = _SurveyVotes(template, incident, now)
+        rows = []
+        for sighting in sightings:
+            found = cameras.get(sighting.camera.id)
+            if found is None:  # removed since the index was read
+                continue
+            request = _for_camera(template, found.camera.id)
+            decision, consent = self._judge(
+                request,
+                DecisionFacts.of(found, incident, rules, changes),
+                now,
+                geofence=sighting.votes,
+                distance=sighting.distance_m,
+                shared=shared,
+            )
+            if not decision.allowed:
+                outcome = Outcome.DENIED
+            elif consent is not None and consent.terms.mode is ConsentMode.ASK:
+                outcome = Outcome.ASK
+            else:
+                outcome = Outcome.ALLOWED
+            rows.append(SurveyRow(sighting, decision, outcome))
+        result = Survey(incident.id, template.scope, template.purpose, now, rows)
+        if record:
+            self.audit.append(AuditKind.SURVEY, result.audit_body(requested_by), self.clock.now())
+        return result
 
     # ------------------------------------------------------------------ decisions
 
@@ -736,13 +815,25 @@ class Gate:
         *,
         at: datetime | None = None,
         owner_answer: bool | None = None,
+        cached: bool = True,
     ) -> Decision:
         """Collect every vote on a request (core invariants, geofences, consent policies).
 
         ``at`` is the moment judged (default: when the request was made); ``owner_answer`` the
-        owner's yes or no to an ask-first request. Pure: nothing is written.
+        owner's yes or no to an ask-first request. Pure: nothing is written. The stored facts
+        come from the gate's :class:`~camgate.facts.FactCache` (re-validated against the
+        store's change counters); ``cached=False`` reads every one afresh — the reference path,
+        which returns the same decision.
         """
-        return self._decide(request, at=at, owner_answer=owner_answer)[0]
+        return self._decide(request, at=at, owner_answer=owner_answer, cached=cached)[0]
+
+    def decision_facts(self, request: AccessRequest, *, cached: bool = True) -> DecisionFacts:
+        """The stored facts a decision on ``request`` judges (camera, incident, owner, consent,
+        waiver, the agency's rules), loaded once; NotFound for an unknown camera or incident."""
+        rules = self.rules
+        if cached:
+            return self.facts.facts(request.camera_id, request.incident_id, rules)
+        return DecisionFacts.load(self.store, request.camera_id, request.incident_id, rules)
 
     def _decide(
         self,
@@ -750,99 +841,50 @@ class Gate:
         *,
         at: datetime | None = None,
         owner_answer: bool | None = None,
+        cached: bool = True,
     ) -> tuple[Decision, ConsentRecord | None]:
-        camera = self.store.get_camera(request.camera_id)
-        incident = self.store.get_incident(request.incident_id)
-        now = at or request.requested_at
-        consent = self.store.active_consent(camera.id)
-        waiver: Waiver | None = None
-        votes: list[Vote] = []
-        if consent is None:
-            revoked = self.store.revoked_since(camera.id)
-            why = (
-                "the owner revoked consent" if revoked else "the owner has not enrolled this camera"
-            )
-            votes.append(Vote("core.opt-in", Verdict.DENY, why))
+        facts = self.decision_facts(request, cached=cached)
+        return self._judge(request, facts, at or request.requested_at, owner_answer)
+
+    def _judge(
+        self,
+        request: AccessRequest,
+        facts: DecisionFacts,
+        now: datetime,
+        owner_answer: bool | None = None,
+        *,
+        geofence: Sequence[Vote] | None = None,
+        distance: float | None = None,
+        shared: _SurveyVotes | None = None,
+    ) -> tuple[Decision, ConsentRecord | None]:
+        """Every vote on ``request`` from ``facts`` alone, and the consent record judged.
+
+        ``geofence`` and ``distance`` are the camera's geofence votes and its distance from the
+        incident when the caller (a survey) has them already; otherwise they are computed, as
+        are the votes every camera of a survey shares (``shared``).
+        """
+        camera, incident = facts.camera, facts.incident
+        consent = facts.standing_consent
+        votes = _opt_in_votes(facts, request.scope)
+        if shared is None:
+            votes.append(_incident_vote(incident, now))
+            votes.append(_capability_vote(self.host, camera, request.scope))
         else:
-            try:
-                waiver = self.store.get_waiver(consent.waiver_version)
-            except NotFound:
-                waiver = None
-            if waiver is None or waiver.sha256 != consent.waiver_sha256:
-                votes.append(
-                    Vote(
-                        "core.opt-in",
-                        Verdict.DENY,
-                        "the consent record does not match a published waiver",
-                    )
-                )
-                consent = None
-            else:
-                votes.append(
-                    Vote("core.opt-in", Verdict.ALLOW, f"enrolled under waiver {waiver.version}")
-                )
-                # The owner's scopes are promise 3: a core invariant, not an unpluggable policy.
-                allowed = ", ".join(sorted(consent.terms.scopes)) or "nothing"
-                if request.scope in consent.terms.scopes:
-                    votes.append(
-                        Vote(
-                            "core.scope", Verdict.ALLOW, f"the owner allows {request.scope} access"
-                        )
-                    )
-                else:
-                    votes.append(
-                        Vote(
-                            "core.scope",
-                            Verdict.DENY,
-                            f"the owner does not allow {request.scope} access (allowed: {allowed})",
-                        )
-                    )
-        if incident.active_at(now):
-            votes.append(
-                Vote(
-                    "core.incident",
-                    Verdict.ALLOW,
-                    f"{incident.kind} incident open since {incident.reported_at:%H:%M}",
-                )
-            )
-        else:
-            why = (
-                "the incident is closed"
-                if incident.status is IncidentStatus.CLOSED
-                else "the request falls outside the incident's time window"
-            )
-            votes.append(Vote("core.incident", Verdict.DENY, why))
-        try:
-            factory = self.host.adapter(camera.adapter)
-            if request.scope in factory.capabilities.scopes:
-                votes.append(
-                    Vote(
-                        "core.capability",
-                        Verdict.ALLOW,
-                        f"adapter {factory.name} serves {request.scope}",
-                    )
-                )
-            else:
-                votes.append(
-                    Vote(
-                        "core.capability",
-                        Verdict.DENY,
-                        f"adapter {factory.name} cannot serve {request.scope}",
-                    )
-                )
-        except PluginError as exc:
-            votes.append(Vote("core.capability", Verdict.DENY, str(exc)))
-        votes.extend(self._geofence(incident, camera, now))
-        votes.extend(_window_votes(request, now))
+            votes.append(shared.incident)
+            votes.append(shared.capability(self.host, camera))
+        votes.extend(self._geofence(incident, camera, now) if geofence is None else geofence)
+        votes.extend(_window_votes(request, now) if shared is None else shared.window)
         ctx = PolicyContext(
             request=request,
             camera=camera,
             incident=incident,
             consent=consent,
-            waiver=waiver,
-            distance_m=distance_m(incident.position, camera.position),
+            waiver=facts.waiver if facts.consent is not None else None,
+            distance_m=(
+                distance_m(incident.position, camera.position) if distance is None else distance
+            ),
             now=now,
-            owner=self.store.get_owner(camera.owner_id),
+            owner=facts.owner,
             owner_answer=owner_answer,
         )
         votes.extend(self.host.consent_votes(ctx))
@@ -1259,6 +1301,95 @@ class Gate:
             event = self._answered.setdefault(request_id, anyio.Event())
             with anyio.move_on_after(poll_s):
                 await event.wait()
+
+
+def _opt_in_votes(facts: DecisionFacts, scope: Scope) -> list[Vote]:
+    """``core.opt-in`` (enrolled under a published waiver whose hash matches, not revoked) and,
+    when it holds, ``core.scope`` (the owner's terms allow the scope: promise 3, a core
+    invariant rather than an unpluggable policy)."""
+    if facts.consent is None:
+        why = (
+            "the owner revoked consent"
+            if facts.revoked
+            else "the owner has not enrolled this camera"
+        )
+        return [Vote("core.opt-in", Verdict.DENY, why)]
+    consent, waiver = facts.standing_consent, facts.waiver
+    if consent is None or waiver is None:
+        return [
+            Vote(
+                "core.opt-in",
+                Verdict.DENY,
+                "the consent record does not match a published waiver",
+            )
+        ]
+    votes = [Vote("core.opt-in", Verdict.ALLOW, f"enrolled under waiver {waiver.version}")]
+    if scope in consent.terms.scopes:
+        votes.append(Vote("core.scope", Verdict.ALLOW, f"the owner allows {scope} access"))
+    else:
+        allowed = ", ".join(sorted(consent.terms.scopes)) or "nothing"
+        votes.append(
+            Vote(
+                "core.scope",
+                Verdict.DENY,
+                f"the owner does not allow {scope} access (allowed: {allowed})",
+            )
+        )
+    return votes
+
+
+def _incident_vote(incident: Incident, now: datetime) -> Vote:
+    """``core.incident``: the incident is open and ``now`` inside its time window."""
+    if incident.active_at(now):
+        return Vote(
+            "core.incident",
+            Verdict.ALLOW,
+            f"{incident.kind} incident open since {incident.reported_at:%H:%M}",
+        )
+    why = (
+        "the incident is closed"
+        if incident.status is IncidentStatus.CLOSED
+        else "the request falls outside the incident's time window"
+    )
+    return Vote("core.incident", Verdict.DENY, why)
+
+
+def _capability_vote(host: PluginHost, camera: Camera, scope: Scope) -> Vote:
+    """``core.capability``: the camera's adapter is installed and can serve the scope."""
+    try:
+        factory = host.adapter(camera.adapter)
+    except PluginError as exc:
+        return Vote("core.capability", Verdict.DENY, str(exc))
+    if scope in factory.capabilities.scopes:
+        return Vote("core.capability", Verdict.ALLOW, f"adapter {factory.name} serves {scope}")
+    return Vote("core.capability", Verdict.DENY, f"adapter {factory.name} cannot serve {scope}")
+
+
+def _for_camera(template: AccessRequest, camera_id: str) -> AccessRequest:
+    """``template`` (validated) for another camera: a copy with that camera id and a new request
+    id, both camgate's own (a stored camera's id, :func:`new_id`), so the validators that
+    ``attrs.evolve`` would run again — a third of a survey's time — are not."""
+    request = copy.copy(template)
+    object.__setattr__(request, "camera_id", camera_id)
+    object.__setattr__(request, "id", new_id("req"))
+    return request
+
+
+class _SurveyVotes:
+    """The core votes every camera of one survey shares (same incident, moment, scope and
+    window), cast once; ``core.capability`` once per adapter."""
+
+    def __init__(self, request: AccessRequest, incident: Incident, now: datetime) -> None:
+        self.scope = request.scope
+        self.incident = _incident_vote(incident, now)
+        self.window = _window_votes(request, now)
+        self._capability: dict[str, Vote] = {}
+
+    def capability(self, host: PluginHost, camera: Camera) -> Vote:
+        vote = self._capability.get(camera.adapter)
+        if vote is None:
+            vote = self._capability[camera.adapter] = _capability_vote(host, camera, self.scope)
+        return vote
 
 
 def _window_votes(request: AccessRequest, now: datetime) -> list[Vote]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
+import functools
 import hashlib
 import logging
 import math
@@ -358,7 +359,13 @@ def normalise(name: str) -> str:
     space, ``_`` or ``-`` made one ``-``, none at either end. Two spellings a reader takes for
     the same word compare equal; a different word (``facial``) does not.
     """
-    text = unicodedata.normalize("NFKC", str(name)).casefold()
+    return _normalise(str(name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise(name: str) -> str:
+    # Pure, and asked for the same few kinds and purposes on every decision: remembered.
+    text = unicodedata.normalize("NFKC", name).casefold()
     text = "".join(
         "-" if c in _MORE_DASHES or unicodedata.category(c) == "Pd" else c
         for c in text

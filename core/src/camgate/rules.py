@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,24 @@ def _retention(_inst: object, _attr: object, value: object) -> None:
         )
 
 
+#: The shortest meridian arc per degree of latitude on WGS84 (at the equator: 110 574.3 m),
+#: rounded down. Two points further apart in latitude than ``d / this`` degrees are more than
+#: ``d`` metres apart along the surface (no path between two parallels is shorter than the
+#: meridian arc between them).
+_MIN_M_PER_DEGREE_LAT = 110_574.0
+
+
+def _by_latitude(
+    places: tuple[SensitivePlace, ...],
+) -> tuple[list[float], list[tuple[int, SensitivePlace]], float]:
+    """The places sorted by latitude (with their given order), their latitudes, and the widest
+    latitude span in degrees any of them reaches: a camera further than that in latitude from a
+    place is outside it."""
+    ordered = sorted(enumerate(places), key=lambda item: item[1].position.lat)
+    span = max((p.radius_m for p in places), default=0.0) / _MIN_M_PER_DEGREE_LAT
+    return [p.position.lat for _i, p in ordered], ordered, span
+
+
 @attrs.frozen
 class SensitivePlace:
     """A place (a clinic, a shelter, a place of worship) whose cameras are never reachable."""
@@ -204,8 +223,13 @@ class AgencyRules:
     sensitive_cameras: frozenset[str] = attrs.field(default=(), converter=_ids)
     required_waivers: frozenset[str] | None = attrs.field(default=None, converter=_optional_ids)
     retention_days: float = attrs.field(default=30.0, validator=_retention)
+    # The sensitive places indexed by latitude (computed from them, not a setting).
+    _places_by_lat: tuple[list[float], list[tuple[int, SensitivePlace]], float] = attrs.field(
+        init=False, eq=False, repr=False, hash=False
+    )
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_places_by_lat", _by_latitude(self.sensitive_places))
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValidationError(f"name={self.name!r}: the agency's name must be a string")
         both = self.purposes & self.banned_purposes
@@ -220,7 +244,7 @@ class AgencyRules:
         """Rules from the ``[agency]`` table of a settings file; unknown keys are an error."""
         if not isinstance(data, Mapping):
             raise ValidationError(f"[agency] must be a table, not {data!r}")
-        known = {f.name for f in attrs.fields(cls)}
+        known = {f.name for f in attrs.fields(cls) if f.init}
         unknown = set(data) - known
         if unknown:
             raise ValidationError(
@@ -256,8 +280,20 @@ class AgencyRules:
         """The name of the sensitive place the camera is at, or None."""
         if camera.id in self.sensitive_cameras:
             return camera.label or camera.id
-        for place in self.sensitive_places:
-            if distance_m(place.position, camera.position) <= place.radius_m:
+        if not self.sensitive_places:
+            return None
+        lats, places, span = self._places_by_lat
+        lat = camera.position.lat
+        # Only places whose latitude is near enough can hold the camera (see _by_latitude);
+        # the geodesic test decides, in the order the places were given.
+        near = sorted(
+            places[i] for i in range(bisect_left(lats, lat - span), bisect_right(lats, lat + span))
+        )
+        for _order, place in near:
+            if (
+                abs(lat - place.position.lat) * _MIN_M_PER_DEGREE_LAT <= place.radius_m
+                and distance_m(place.position, camera.position) <= place.radius_m
+            ):
                 return place.name
         return None
 

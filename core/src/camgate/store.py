@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from camgate.codec import dump, load
 from camgate.errors import CamgateError, ConfigError, NotFound, StorageError, ValidationError
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from camgate.notify import OwnerNotice
 
 __all__ = [
+    "Changes",
     "Store",
     "connect",
     "process_alive",
@@ -98,8 +99,37 @@ CREATE TABLE IF NOT EXISTS audit_intents (
 -- the process named (pid, started); whatever a dead process left is sent by any other.
 CREATE TABLE IF NOT EXISTS owed_notices (
     id TEXT PRIMARY KEY, doc TEXT NOT NULL, pid INTEGER, started TEXT);
+-- How often each kind of fact a decision reads has changed, bumped by triggers (below) in the
+-- transaction of every write to those tables, whichever process or connection makes it: a
+-- decision re-validates what it keeps in memory by reading this one row (Store.changes).
+CREATE TABLE IF NOT EXISTS fact_changes (
+    id INTEGER PRIMARY KEY CHECK (id = 1), cameras INTEGER NOT NULL, consents INTEGER NOT NULL,
+    incidents INTEGER NOT NULL);
+INSERT OR IGNORE INTO fact_changes VALUES (1, 0, 0, 0);
 -- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
 """
+
+#: Which counter of ``fact_changes`` a write to each table bumps: ``cameras`` (the registry of
+#: cameras), ``consents`` (owners, waivers, consent records and the cameras they cover),
+#: ``incidents``.
+_FACT_TABLES = {
+    "cameras": "cameras",
+    "owners": "consents",
+    "waivers": "consents",
+    "consents": "consents",
+    "consent_cameras": "consents",
+    "incidents": "incidents",
+}
+# The names come from the table above, never from input.
+_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS {table}_{op}_bumps AFTER {op} ON {table} "
+    "BEGIN UPDATE fact_changes SET {column} = {column} + 1; END;\n"
+)
+_TRIGGERS = "".join(
+    _TRIGGER.format(table=table, op=op, column=column)
+    for table, column in _FACT_TABLES.items()
+    for op in ("INSERT", "UPDATE", "DELETE")
+)
 
 SCHEMA_VERSION = "1"
 
@@ -241,6 +271,18 @@ def process_alive(pid: int | None, started: str | None) -> bool:
     return True
 
 
+class Changes(NamedTuple):
+    """The store's change counters (:meth:`Store.changes`): each grows with every committed
+    write to its facts."""
+
+    #: The registry of cameras (added, moved, re-owned, removed).
+    cameras: int
+    #: Owners, published waivers, consent records (enrolled, revoked) and the cameras they cover.
+    consents: int
+    #: Incidents (reported, closed).
+    incidents: int
+
+
 #: What the edge keeps for a camera that belongs to its device and owner: dropped when the
 #: camera changes owner or source, and when it is removed.
 _CAMERA_EDGE_TABLES = ("edge_credentials", "camera_settings", "edge_secret_settings")
@@ -281,7 +323,7 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_SCHEMA + _TRIGGERS)
             _add_columns(self._conn, "audit_intents", {"started": "TEXT"})
             _add_columns(self._conn, "owed_notices", {"pid": "INTEGER", "started": "TEXT"})
             # Reads (the guard's per-packet checks among them) use their own connection, so
@@ -361,6 +403,26 @@ class Store:
         with self._read_lock:
             row = self._reader.execute("PRAGMA data_version").fetchone()
         return int(row[0])
+
+    def changes(self) -> Changes | None:
+        """The store's change counters: one number per kind of fact a decision reads
+        (:class:`Changes`), each bumped by every committed write to its tables, from any process
+        or connection (SQLite triggers, in the writing transaction).
+
+        One row read, a few microseconds: a cache of those facts is valid while the counter it
+        was filled under is unchanged. None for a file made by an older camgate and opened
+        read-only (it has no counters; then nothing may be kept).
+        """
+        with self._read_lock, sqlite_errors(self.path):
+            try:
+                row = self._reader.execute(
+                    "SELECT cameras, consents, incidents FROM fact_changes"
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
+        return None if row is None else Changes(*row)
 
     def meta(self, key: str) -> str | None:
         """A value from the meta table, or None."""

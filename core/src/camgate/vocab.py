@@ -339,3 +339,20 @@ class AuditKind(StrEnum):
         "An evidence hold was released; the incident's expired artifacts go at the next run.",
         ("incident", "reason", "by"),
     )
+    # ---------------------------------------------------------------- surveys
+    SURVEY = (
+        "survey",
+        "An incident's cameras were surveyed (the map; no access, no camera contacted): what "
+        "was asked and how many candidates were allowed, would be asked first, or denied.",
+        (
+            "incident",
+            "scope",
+            "purpose",
+            "requested_by",
+            "at",
+            "candidates",
+            "allowed",
+            "ask",
+            "denied",
+        ),
+    )

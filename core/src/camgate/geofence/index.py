@@ -333,8 +333,14 @@ class StoreIndex:
         self._version = -1
 
     def get(self) -> CameraIndex:
-        """The index, brought up to date with the store."""
-        version = self.store.data_version()
+        """The index, brought up to date with the store.
+
+        Re-read only when the store's camera counter moved (:meth:`Store.changes`: a camera
+        added, moved or removed by any process), not on every other commit (an audit record, a
+        grant); a file without counters (an older one, read-only) falls back to any commit.
+        """
+        changes = self.store.changes()
+        version = self.store.data_version() if changes is None else changes.cameras
         if self._index is None:
             self._index = CameraIndex(self.cell_m)
         if version != self._version:

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from camgate.geofence.geodesy import inverse, off_axis_deg, sector_gap_m
+from camgate.geofence.geodesy import WGS84, inverse, off_axis_deg, sector_gap_m
 from camgate.models import Camera, GeoPoint
 
 __all__ = ["View", "covers_disc", "has_fov", "sees_any", "view_of"]
@@ -50,15 +50,20 @@ class View:
 
 
 def view_of(camera: Camera, place: GeoPoint) -> View:
-    """How ``camera`` sees ``place`` (geodesic distance and azimuth from the camera)."""
-    az, dist = inverse(camera.position.lat, camera.position.lon, place.lat, place.lon)
+    """How ``camera`` sees ``place`` (geodesic distance and azimuth from the camera).
+
+    One point, so plain floats (one ``Geod.inv`` call, no arrays): the same numbers as
+    :func:`inverse` and :func:`off_axis_deg`. The place is covered when it lies within half the
+    angle of view and the range (:func:`sector_gap_m` is 0 exactly there), or is the camera's
+    own position.
+    """
+    fwd, _back, dist = WGS84.inv(camera.position.lon, camera.position.lat, place.lon, place.lat)
     d = float(dist)
     if not has_fov(camera):
         return View(d, None, None)
     heading, half, reach = _sector(camera)
-    off = float(off_axis_deg(az, heading))
-    covered = bool(sector_gap_m(d, off, reach, half) <= 0.0)
-    return View(d, off, covered)
+    off = abs((float(fwd) % 360.0 - heading + 180.0) % 360.0 - 180.0)
+    return View(d, off, d == 0.0 or (off <= half and d <= reach))
 
 
 def sees_any(camera: Camera, lat: Any, lon: Any) -> bool:
