@@ -1,8 +1,10 @@
 """Find end reasons, grant problems and audit kinds written as bare strings in source code.
 
-Used by ``tests/meta/test_vocab.py`` on camgate's packages. Audit kinds are distinctive
+Used by ``tests/meta/test_vocab.py`` on camgate's packages. Dotted audit kinds are distinctive
 (``access.end``) and flagged wherever they appear as a string, except as a dict key or a
-subscript (``body["decision"]`` names a field, not a kind); a string literal as the kind of an
+subscript (``body["decision"]`` names a field, not a kind); the plain-word kinds (``decision``,
+``survey``) only where they act as a kind (compared with or given to a name about a kind); a
+string literal as the kind of an
 audit write (``audit.append("x", ...)``) is flagged whatever it says, so a new kind cannot be
 born as a literal. End reasons are ordinary words (``closed``, ``error``), so they are flagged
 only where they act as a reason or a problem: an argument of a function that ends an access, a
@@ -18,6 +20,8 @@ from collections.abc import Iterator
 from camgate.vocab import AuditKind, EndReason, GrantProblem
 
 KINDS = {k.value for k in AuditKind}
+#: Kinds that are also ordinary words: flagged only where they act as a kind.
+PLAIN_KINDS = {k for k in KINDS if "." not in k}
 WORDS = {r.value for r in EndReason} | {p.value for p in GrantProblem}
 #: Functions whose string arguments are end reasons.
 ENDERS = {"_end", "end_camera_streams", "access_ended", "_access_ended", "_finish_unopened"}
@@ -49,6 +53,18 @@ def _is_audit_write(call: ast.Call) -> bool:
     return callee in WRITERS and owner.split(".")[-1] in ("audit", "log", "_audit")
 
 
+def _kind_role(holder: ast.AST, parent: ast.AST | None) -> bool:
+    """The literal is compared with, assigned to or passed as something named for a kind."""
+    if isinstance(parent, ast.Compare):
+        return any("kind" in _name(n).lower() for n in (parent.left, *parent.comparators))
+    if isinstance(parent, ast.Assign | ast.AnnAssign):
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        return any("kind" in _name(t).lower() for t in targets)
+    if isinstance(parent, ast.keyword):
+        return "kind" in (parent.arg or "")
+    return False
+
+
 def _hinted(node: ast.AST) -> bool:
     return any(h in _name(node).lower() for h in HINTS)
 
@@ -76,7 +92,8 @@ def findings(source: str, filename: str = "<source>") -> Iterator[tuple[int, str
             holder, parent = parent, parents.get(parent)
         is_key = isinstance(parent, ast.Dict) and holder in parent.keys
         is_index = isinstance(parent, ast.Subscript) and holder is parent.slice
-        if value in KINDS and not is_key and not is_index:
+        plain_word = value in PLAIN_KINDS and not _kind_role(holder, parent)
+        if value in KINDS and not is_key and not is_index and not plain_word:
             yield node.lineno, f"audit kind {value!r} as a string: use camgate.vocab.AuditKind"
             continue
         if value not in WORDS or is_key or is_index:

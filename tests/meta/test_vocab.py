@@ -131,6 +131,8 @@ OLD = textwrap.dedent(
             self._audited("decision", prepare, at)
             if kind == "consent.enrolled":
                 pass
+            if record.kind == "survey":
+                pass
     """
 )
 
@@ -155,6 +157,9 @@ def test_the_scan_leaves_other_words_alone() -> None:
             pass
         entries = [entry | {"reason": "expired"} for entry in todo]
         subprocess.run(["ffprobe", "-v", "error"])
+        def survey(self, requested_by: str = "survey"):
+            request = Request(camera_id="survey")
+        __all__ = ["Sighting", "survey"]
         """
     )
     assert list(literals.findings(fine)) == []
