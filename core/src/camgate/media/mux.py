@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -78,6 +79,27 @@ def _src_seconds(packet: MediaPacket) -> Fraction:
     """A packet's decode time in the source's clock, in seconds."""
     ticks = packet.dts if packet.dts is not None else packet.pts or 0
     return Fraction(ticks) * packet.stream.time_base
+
+
+#: NAL unit types of parameter sets: H.264 SPS and PPS; H.265 VPS, SPS and PPS.
+_PARAMETER_SETS = {"h264": (frozenset({7, 8}), 1), "hevc": (frozenset({32, 33, 34}), 2)}
+
+
+def inband_parameter_sets(codec: str, data: bytes) -> bytes | None:
+    """The parameter-set NAL units of an Annex B access unit (a keyframe), as Annex B
+    extradata, or None when it carries none (or is not Annex B, or not H.264/H.265)."""
+    if codec not in _PARAMETER_SETS:
+        return None
+    wanted, header = _PARAMETER_SETS[codec]
+    found: list[bytes] = []
+    for nal in re.split(rb"\x00\x00\x01", data)[1:]:
+        nal = nal.rstrip(b"\x00")  # a 4-byte start code's leading zero, trailing zero bytes
+        if len(nal) <= header:
+            continue
+        kind = nal[0] & 0x1F if codec == "h264" else (nal[0] >> 1) & 0x3F
+        if kind in wanted:
+            found.append(b"\x00\x00\x00\x01" + nal)
+    return b"".join(found) or None
 
 
 def _shape(info: StreamInfo) -> tuple[str, int, int, bytes | None]:
@@ -305,6 +327,12 @@ class Muxer:
             self._origin_s = self._video.origin_s = Fraction(packet.pts) * self.info.time_base
             if not (self.info.width and self.info.height):
                 self._learn_size(packet)
+            if not self.info.extradata and self.format != "ts":
+                # Parameter sets only in-band (no SDP ones): the first keyframe's, so that
+                # avcC/hvcC are written (fMP4 writes its header before any picture).
+                found = inband_parameter_sets(self.info.codec, packet.data)
+                if found:
+                    self._video.stream.codec_context.extradata = found
         elif self._restarts(packet):
             self._bridge(packet)
         return self._mux(self._video, packet)
