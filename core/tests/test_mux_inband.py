@@ -10,12 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from camgate.media import Muxer
 from camgate.media.mux import inband_parameter_sets
 from camgate.models import MediaPacket, StreamInfo
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 TB = Fraction(1, 90000)
 
