@@ -1186,6 +1186,10 @@ class Edge:
                         )
                     if live and duration_s is not None and writer.reaches(packet, duration_s):
                         break
+                    change = writer.shape_change(packet) if writer.started else None
+                    if change is not None:  # an MP4 holds one shape: keep what it has
+                        rec.stopped = change
+                        break
                     writer.write(packet)
                     if live and duration_s is not None and writer.started:
                         # Real time, not stream time: a reconnect must not stretch the clip.

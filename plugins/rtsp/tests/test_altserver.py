@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
+import av
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.errors import CameraProtocolError
@@ -146,6 +147,16 @@ async def test_live_snapshot_and_clip_of_every_input(
     decodes(clip.path)
     streams = ffprobe(clip.path)["streams"]
     assert [s["codec_name"] for s in streams if s["codec_type"] == "video"] == [video_codec]  # type: ignore[index,union-attr]
+    # And MP4, whose parameter sets are written once in its header (avcC/hvcC): the camera's
+    # own (from the SDP, or the first keyframe's), with the sound it offers.
+    if kind != "resize":  # a change of size ends an MP4: test_a_resolution_change_ends_an_mp4
+        out = tmp_path / "clip.mp4"
+        grant_av = await grant("live", audio=audio_codec is not None)
+        clip = await gate.edge.record_clip("cam", grant_av, out, 2.0, format="mp4")
+        decodes(clip.path)
+        kinds = sorted(s["codec_type"] for s in ffprobe(clip.path)["streams"])  # type: ignore[index,union-attr]
+        assert kinds == (["audio", "video"] if audio_codec else ["video"])
+        assert not clip.partial, clip.reason
 
 
 async def test_a_udp_only_camera_is_reached_over_udp_and_the_access_record_says_so(
@@ -330,3 +341,35 @@ def test_the_guard_tells_a_refusal_of_rtp_over_tcp_from_other_answers(
             guard.setup_reply = scanner.setup_reply
             # A guard started for UDP never reports a refusal of TCP (nothing to fall back to).
             assert guard.tcp_refused == (None if udp else refused)
+
+
+async def test_a_resolution_change_ends_an_mp4_and_keeps_what_it_holds(
+    media_dir: Path, tmp_path: Path, gate_for: list[Gate]
+) -> None:
+    """A camera that switches 320x240 <-> 480x270 mid-stream with the new parameter sets only
+    in-band: an MP4 holds one size, so the clip ends at the change as a partial clip (kept,
+    audited, decodable, one size), and MPEG-TS goes on through it."""
+    with serving(media_file("resize", media_dir)) as server:
+        gate = await make_gate(tmp_path, server.url())
+        gate_for.append(gate)
+        incident = gate.report_incident("burglary", HOME, radius_m=300)
+        grant = await gate.request_access(
+            incident.id, "cam", "live", requested_by="officer-7", duration_s=60
+        )
+        clip = await gate.edge.record_clip("cam", grant, tmp_path / "c.mp4", 6.0, format="mp4")
+        assert clip.partial and clip.reason is not None
+        assert "the video changed from h264" in clip.reason and "one mp4 file" in clip.reason
+        decodes(clip.path)
+        sizes = {(s["width"], s["height"]) for s in ffprobe(clip.path)["streams"]}  # type: ignore[index,union-attr]
+        assert len(sizes) == 1
+        with av.open(str(clip.path)) as container:
+            shapes = {(f.width, f.height) for f in container.decode(video=0)}
+        assert shapes == sizes  # every picture, not only the header, has the one size
+        exported = [r.body for r in gate.audit.records() if r.kind == "clip.exported"]
+        assert exported[-1]["partial"] is True and exported[-1]["reason"] == clip.reason
+        grant = await gate.request_access(
+            incident.id, "cam", "live", requested_by="officer-7", duration_s=60
+        )
+        ts = await gate.edge.record_clip("cam", grant, tmp_path / "c.ts", 6.0, format="ts")
+        assert not ts.partial
+        decodes(ts.path)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -92,14 +91,29 @@ def inband_parameter_sets(codec: str, data: bytes) -> bytes | None:
         return None
     wanted, header = _PARAMETER_SETS[codec]
     found: list[bytes] = []
-    for nal in re.split(rb"\x00\x00\x01", data)[1:]:
-        nal = nal.rstrip(b"\x00")  # a 4-byte start code's leading zero, trailing zero bytes
-        if len(nal) <= header:
-            continue
-        kind = nal[0] & 0x1F if codec == "h264" else (nal[0] >> 1) & 0x3F
-        if kind in wanted:
+    start = data.find(b"\x00\x00\x01")
+    while start >= 0:
+        begin = start + 3
+        if begin >= len(data):
+            break
+        kind = data[begin] & 0x1F if codec == "h264" else (data[begin] >> 1) & 0x3F
+        if kind < (6 if codec == "h264" else 32):
+            break  # a picture's slice: parameter sets come before it
+        start = data.find(b"\x00\x00\x01", begin)
+        nal = data[begin : len(data) if start < 0 else start].rstrip(b"\x00")
+        if kind in wanted and len(nal) > header:
             found.append(b"\x00\x00\x00\x01" + nal)
     return b"".join(found) or None
+
+
+def _picture_size(keyframe: MediaPacket) -> tuple[int, int] | None:
+    """The picture size a keyframe decodes to (its own parameter sets), None if it does not."""
+    try:
+        decoder: Any = av.CodecContext.create(keyframe.stream.codec, "r")
+        frames = decoder.decode(av.Packet(keyframe.data)) + decoder.decode(None)
+    except (av.error.FFmpegError, ValueError):
+        return None
+    return (frames[0].width, frames[0].height) if frames else None
 
 
 def _shape(info: StreamInfo) -> tuple[str, int, int, bytes | None]:
@@ -117,6 +131,8 @@ class _Track:
         self.stream = stream
         self.info = info
         self.prev_dts: int | None = None
+        #: The last interval between two pictures' decode times (video), 0 before the second.
+        self.frame_ticks = 0
         self.last_end = 0
         #: Source time (seconds) that is 0 in the output.
         self.origin_s: Fraction | None = None
@@ -252,6 +268,8 @@ class Muxer:
         self._video = _Track(self._add(self.info), self.info)
         self._audio = _Track(self._add(audio), audio) if audio is not None else None
         self._origin_s: Fraction | None = None
+        #: The last in-band parameter sets seen at a keyframe (a change may change the size).
+        self._inband: bytes | None = None
         self.packets = 0
         #: The holes in the output's timeline (camera reconnects), in order.
         self.gaps: list[Gap] = []
@@ -307,18 +325,9 @@ class Muxer:
             return self._write_audio(packet)
         if packet.stream.kind != "video" or packet.pts is None:
             return 0
-        if (
-            self.format != "ts"
-            and packet.stream is not self.info
-            and packet.stream.extradata is not None
-            and _shape(packet.stream) != _shape(self.info)
-        ):
-            old, new = self.info, packet.stream
-            raise CameraProtocolError(
-                f"the video changed from {old.codec} {old.width}x{old.height} to "
-                f"{new.codec} {new.width}x{new.height} mid-way; one {self.format} file "
-                "cannot hold both: start a new one"
-            )
+        change = self.shape_change(packet)
+        if change is not None:
+            raise CameraProtocolError(change)
         if self._origin_s is None:
             if not packet.is_keyframe:
                 return 0
@@ -336,6 +345,34 @@ class Muxer:
         elif self._restarts(packet):
             self._bridge(packet)
         return self._mux(self._video, packet)
+
+    def shape_change(self, packet: MediaPacket) -> str | None:
+        """Why ``packet`` cannot go into this MP4 or fMP4 file (None when it can): its video
+        has another codec or picture size than the file's — announced by the adapter (a new
+        ``StreamInfo``) or only in-band (a keyframe whose parameter sets give another size).
+        MPEG-TS and HLS carry a change in-band and never refuse. :meth:`write` raises
+        CameraProtocolError with this text; the edge ends a clip there and keeps it."""
+        if self.format == "ts" or packet.stream.kind != "video" or not packet.is_keyframe:
+            return None
+        old = self.info
+        size = (self._video.stream.width or old.width, self._video.stream.height or old.height)
+        new_codec, new_size = old.codec, size
+        announced = packet.stream
+        if announced is not old and announced.extradata is not None:
+            new_codec, new_size = announced.codec, (announced.width, announced.height)
+        found = inband_parameter_sets(packet.stream.codec, packet.data)
+        if found is not None and found != self._inband:
+            first = self._inband is None and self._origin_s is None
+            self._inband = found
+            if not first and new_codec == old.codec:
+                new_size = _picture_size(packet) or new_size
+        if new_codec == old.codec and new_size == size:
+            return None
+        return (
+            f"the video changed from {old.codec} {size[0]}x{size[1]} to {new_codec} "
+            f"{new_size[0]}x{new_size[1]} after {self.duration:.1f} s; one {self.format} file "
+            "cannot hold both"
+        )
 
     def _restarts(self, packet: MediaPacket) -> bool:
         """True when ``packet`` starts a new timeline: flagged as after a gap, or a keyframe
@@ -488,6 +525,10 @@ class Muxer:
         if track.prev_dts is not None and dts <= track.prev_dts:
             dts = track.prev_dts + 1  # a camera repeating a timestamp must not break the muxer
         pts = max(pts, dts)
+        if track.prev_dts is not None and track is self._video:
+            step = dts - track.prev_dts  # the camera's own frame interval (not a gap's)
+            if 0 < step * tb <= Fraction(1, 2):
+                track.frame_ticks = step
         track.prev_dts = dts
         track.last_arrival = packet.arrival
         track.last_src_s = _src_seconds(packet)
@@ -501,7 +542,7 @@ class Muxer:
         with self._writing():
             self._container.mux(out)
         self.packets += 1
-        frame = packet.duration or _frame_ticks(track.info)
+        frame = packet.duration or track.frame_ticks or _frame_ticks(track.info)
         track.last_end = max(track.last_end, pts + frame)
         return 1
 
