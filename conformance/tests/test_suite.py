@@ -176,9 +176,13 @@ class _NoFaults:
 
 def test_a_target_that_stages_no_faults_is_not_certified(rtsp_target: RtspTarget) -> None:
     skip = {c.id for c in CHECKS if c.group in ("budget", "stateful", "media")}
-    config = SuiteConfig(trials=1, skip=skip)
+    # What is judged here is certification, not speed: the slack of the self-tests, which run
+    # in subprocesses beside this test and load the machine.
+    config = SuiteConfig(trials=1, skip=skip, budget_slack=4.0)
     report = anyio.run(run_checks, FACTORY, _NoFaults(rtsp_target), config)
-    assert not any(r.failed for r in report.results)
+    assert not any(r.failed for r in report.results), [
+        (r.id, r.evidence) for r in report.results if r.failed
+    ]
     missing = {r.id for r in report.incomplete}
     assert {f"robustness.{f}" for f in FAULTS} <= missing
     assert "stateful.never-outside-grant" in missing  # left out with --skip: not certified
@@ -186,7 +190,7 @@ def test_a_target_that_stages_no_faults_is_not_certified(rtsp_target: RtspTarget
     assert not report.ok and not report.certified
     loose_config = attrs.evolve(config, allow_incomplete=True)
     loose = anyio.run(run_checks, FACTORY, _NoFaults(rtsp_target), loose_config)
-    assert loose.ok and not loose.certified
+    assert loose.ok and not loose.certified, [(r.id, r.evidence) for r in loose.results if r.failed]
     assert "--allow-incomplete" in loose.verdict and "--allow-incomplete" in to_html(loose)
     assert "--allow-incomplete" in to_junit(loose)
 
