@@ -358,7 +358,9 @@ class Muxer:
         size = (self._video.stream.width or old.width, self._video.stream.height or old.height)
         new_codec, new_size = old.codec, size
         announced = packet.stream
-        if announced is not old and announced.extradata is not None:
+        # New out-of-band parameter sets cannot reach an MP4's header: a change even at one size.
+        renewed = announced.extradata is not None and _shape(announced) != _shape(old)
+        if announced is not old and renewed:
             new_codec, new_size = announced.codec, (announced.width, announced.height)
         found = inband_parameter_sets(packet.stream.codec, packet.data)
         if found is not None and found != self._inband:
@@ -366,12 +368,13 @@ class Muxer:
             self._inband = found
             if not first and new_codec == old.codec:
                 new_size = _picture_size(packet) or new_size
-        if new_codec == old.codec and new_size == size:
+        if new_codec == old.codec and new_size == size and not (announced is not old and renewed):
             return None
+        sets = " (new parameter sets)" if (new_codec, new_size) == (old.codec, size) else ""
         return (
             f"the video changed from {old.codec} {size[0]}x{size[1]} to {new_codec} "
-            f"{new_size[0]}x{new_size[1]} after {self.duration:.1f} s; one {self.format} file "
-            "cannot hold both"
+            f"{new_size[0]}x{new_size[1]}{sets} after {self.duration:.1f} s; one {self.format} "
+            "file cannot hold both"
         )
 
     def _restarts(self, packet: MediaPacket) -> bool:
