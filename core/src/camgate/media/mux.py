@@ -107,9 +107,12 @@ def inband_parameter_sets(codec: str, data: bytes) -> bytes | None:
 
 
 def _picture_size(keyframe: MediaPacket) -> tuple[int, int] | None:
-    """The picture size a keyframe decodes to (its own parameter sets), None if it does not."""
+    """The picture size a keyframe decodes to (with its stream's extradata, then its own
+    in-band parameter sets), None if it does not."""
     try:
         decoder: Any = av.CodecContext.create(keyframe.stream.codec, "r")
+        if keyframe.stream.extradata:
+            decoder.extradata = keyframe.stream.extradata
         frames = decoder.decode(av.Packet(keyframe.data)) + decoder.decode(None)
     except (av.error.FFmpegError, ValueError):
         return None
@@ -270,6 +273,7 @@ class Muxer:
         self._origin_s: Fraction | None = None
         #: The last in-band parameter sets seen at a keyframe (a change may change the size).
         self._inband: bytes | None = None
+        self._shape_checked: MediaPacket | None = None
         self.packets = 0
         #: The holes in the output's timeline (camera reconnects), in order.
         self.gaps: list[Gap] = []
@@ -354,6 +358,8 @@ class Muxer:
         CameraProtocolError with this text; the edge ends a clip there and keeps it."""
         if self.format == "ts" or packet.stream.kind != "video" or not packet.is_keyframe:
             return None
+        if packet is self._shape_checked:
+            return None  # asked already (the edge asks before it writes): it was fine
         old = self.info
         size = (self._video.stream.width or old.width, self._video.stream.height or old.height)
         new_codec, new_size = old.codec, size
@@ -369,6 +375,7 @@ class Muxer:
             if not first and new_codec == old.codec:
                 new_size = _picture_size(packet) or new_size
         if new_codec == old.codec and new_size == size and not (announced is not old and renewed):
+            self._shape_checked = packet
             return None
         sets = " (new parameter sets)" if (new_codec, new_size) == (old.codec, size) else ""
         return (
@@ -439,17 +446,10 @@ class Muxer:
     def _learn_size(self, keyframe: MediaPacket) -> None:
         """A camera whose description left the picture size out (a short probe): decode the
         first keyframe once to learn it, before the header is written."""
-        try:
-            decoder: Any = av.CodecContext.create(keyframe.stream.codec, "r")
-            if keyframe.stream.extradata:
-                decoder.extradata = keyframe.stream.extradata
-            frames = decoder.decode(av.Packet(keyframe.data)) + decoder.decode(None)
-        except av.error.FFmpegError:
-            frames = []
-        if not frames:
+        size = _picture_size(keyframe)
+        if size is None:
             raise CameraProtocolError("the first keyframe does not decode: picture size unknown")
-        self._video.stream.width = frames[0].width
-        self._video.stream.height = frames[0].height
+        self._video.stream.width, self._video.stream.height = size
 
     def _anchor_audio(self, track: _Track, packet: MediaPacket) -> None:
         """Place audio on the video's output clock.
