@@ -7,11 +7,12 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import attrs
 import av
 import numpy as np
 import pytest
 from camgate.media import Muxer
-from camgate.media.mux import inband_parameter_sets
+from camgate.media.mux import holds_picture, inband_parameter_sets
 from camgate.models import MediaPacket, StreamInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -72,3 +73,44 @@ def test_parameter_sets_are_found_for_h264_and_h265() -> None:
 def test_any_bytes_give_parameter_sets_or_none(codec: str, data: bytes) -> None:
     found = inband_parameter_sets(codec, data)
     assert found is None or (found.startswith(b"\x00\x00\x00\x01") and len(found) > 5)
+
+
+@pytest.mark.parametrize("format", ["mp4", "fmp4", "ts"])
+def test_an_access_unit_without_a_picture_is_left_out(tmp_path: Path, format: str) -> None:
+    """A camera that went away mid-frame leaves an access unit holding only its delimiter
+    (what FFmpeg's RTP reader hands over): the file skips it, so players decode every
+    picture without an error, across the gap that follows."""
+    info = StreamInfo(codec="h264", time_base=TB, width=160, height=96)
+    packets = _inband_h264(60)
+    assert packets[30][2]  # a keyframe starts the second half (g=15)
+    aud = b"\x00\x00\x00\x01\x09\x30"
+    target = tmp_path / f"clip.{format}"
+    with Muxer(target, info, format=format) as muxer:
+        for data, pts, key in packets[:30]:
+            muxer.write(MediaPacket(data, pts, pts, key, info, arrival=pts / 90000))
+        cut = MediaPacket(aud, 30 * 3000, 30 * 3000, False, info, arrival=1.0)
+        assert muxer.write(cut) == 0
+        for data, pts, key in packets[30:]:  # the camera is back after 2 s, a new timeline
+            at, arrival = pts - 30 * 3000, 2.0 + pts / 90000
+            again = MediaPacket(data, at, at, key, info, arrival=arrival)
+            muxer.write(attrs.evolve(again, discontinuity=at == 0))
+        assert [round(g.missing_s, 1) for g in muxer.gaps] == [2.0]
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(target), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    assert decoded.returncode == 0 and decoded.stderr == "", decoded.stderr
+    with av.open(str(target)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 60
+
+
+@settings(max_examples=300)
+@given(codec=st.sampled_from(["h264", "hevc", "mjpeg"]), data=st.binary(max_size=256))
+def test_any_bytes_hold_a_picture_or_not(codec: str, data: bytes) -> None:
+    info = StreamInfo(codec=codec, time_base=TB, width=16, height=16)
+    held = holds_picture(MediaPacket(b"\x00\x00\x01" + data, 0, 0, False, info, arrival=0.0))
+    assert isinstance(held, bool)
+    assert holds_picture(MediaPacket(data, 0, 0, False, info, arrival=0.0)) or data.startswith(
+        b"\x00\x00"
+    )

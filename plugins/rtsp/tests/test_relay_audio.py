@@ -107,18 +107,18 @@ async def sound(stream: GuardedStream, seconds: float) -> list[MediaPacket]:
     raise AssertionError("the stream ended before its sound")
 
 
-def no_frame_missing(video: list[MediaPacket]) -> bool:
-    """Within each connection's run (split at discontinuities) no frame is missing."""
-    runs: list[list[MediaPacket]] = [[]]
-    for packet in video:
-        if packet.discontinuity:
-            runs.append([])
-        runs[-1].append(packet)
-    return all(
-        b.pts - a.pts == TICKS  # type: ignore[operator]
-        for run in runs
-        for a, b in itertools.pairwise(run)
-    )
+def frame_steps(video: list[MediaPacket]) -> list[tuple[int, int]]:
+    """The steps between frames that are not one frame apart, within each connection's run
+    (split at discontinuities), as (index, step in RTP ticks): empty when no frame is missing.
+    A step within half a frame of one frame counts as one frame: FFmpeg's RTP reader moves a
+    stream's clock by a few ticks when an RTCP sender report re-syncs it, which loses nothing;
+    a missing frame makes a step of two."""
+    odd: list[tuple[int, int]] = []
+    for i, (a, b) in enumerate(itertools.pairwise(video), 1):
+        step = b.pts - a.pts  # type: ignore[operator]
+        if not b.discontinuity and abs(step - TICKS) > TICKS // 2:
+            odd.append((i, step))
+    return odd
 
 
 async def test_an_audio_grant_joining_a_video_only_upstream_gets_sound_without_a_video_gap(
@@ -151,7 +151,7 @@ async def test_an_audio_grant_joining_a_video_only_upstream_gets_sound_without_a
     frames = [p for p in seen if p.stream.kind == "video"]
     marks = [p for p in frames if p.discontinuity]
     assert len(marks) == 1 and marks[0].is_keyframe
-    assert no_frame_missing(frames)
+    assert frame_steps(frames) == [], f"{len(frames)} frames"
     assert not any(p.stream.kind == "audio" for p in seen) and video.dropped_audio > 0
     await officer.aclose()
     assert upstream(gate) is None  # the last consumer closed the connection (no cache)

@@ -84,6 +84,19 @@ def _src_seconds(packet: MediaPacket) -> Fraction:
 _PARAMETER_SETS = {"h264": (frozenset({7, 8}), 1), "hevc": (frozenset({32, 33, 34}), 2)}
 
 
+def _nal_units(codec: str, data: bytes) -> Iterator[tuple[int, bytes]]:
+    """The (type, bytes) of each NAL unit of an Annex B access unit of H.264 or H.265 (nothing
+    when it is not Annex B)."""
+    start = data.find(b"\x00\x00\x01")
+    while start >= 0:
+        begin = start + 3
+        if begin >= len(data):
+            return
+        kind = data[begin] & 0x1F if codec == "h264" else (data[begin] >> 1) & 0x3F
+        start = data.find(b"\x00\x00\x01", begin)
+        yield kind, data[begin : len(data) if start < 0 else start].rstrip(b"\x00")
+
+
 def inband_parameter_sets(codec: str, data: bytes) -> bytes | None:
     """The parameter-set NAL units of an Annex B access unit (a keyframe), as Annex B
     extradata, or None when it carries none (or is not Annex B, or not H.264/H.265)."""
@@ -91,19 +104,28 @@ def inband_parameter_sets(codec: str, data: bytes) -> bytes | None:
         return None
     wanted, header = _PARAMETER_SETS[codec]
     found: list[bytes] = []
-    start = data.find(b"\x00\x00\x01")
-    while start >= 0:
-        begin = start + 3
-        if begin >= len(data):
-            break
-        kind = data[begin] & 0x1F if codec == "h264" else (data[begin] >> 1) & 0x3F
+    for kind, nal in _nal_units(codec, data):
         if kind < (6 if codec == "h264" else 32):
             break  # a picture's slice: parameter sets come before it
-        start = data.find(b"\x00\x00\x01", begin)
-        nal = data[begin : len(data) if start < 0 else start].rstrip(b"\x00")
         if kind in wanted and len(nal) > header:
             found.append(b"\x00\x00\x00\x01" + nal)
     return b"".join(found) or None
+
+
+def holds_picture(packet: MediaPacket) -> bool:
+    """False for an Annex B H.264/H.265 access unit without a picture's slice (e.g. only an
+    access unit delimiter: what a camera that went away mid-frame leaves); True otherwise,
+    including for other codecs and for length-prefixed units (avcC/hvcC extradata), which this
+    does not judge."""
+    codec, data, extradata = packet.stream.codec, packet.data, packet.stream.extradata
+    annex_b = data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01"))
+    if codec not in _PARAMETER_SETS or not annex_b or (extradata or b"\x00")[0] == 1:
+        return True
+    header = _PARAMETER_SETS[codec][1]
+    return any(
+        len(nal) > header and (1 <= kind <= 5 if codec == "h264" else kind < 32)
+        for kind, nal in _nal_units(codec, data)
+    )
 
 
 def _picture_size(keyframe: MediaPacket) -> tuple[int, int] | None:
@@ -322,8 +344,10 @@ class Muxer:
 
         Skipped: anything before the first video keyframe, audio without an audio track,
         video packets without a timestamp (an AAC frame without one is placed after the
-        frame before it). Raises CameraProtocolError when an MP4's video changes shape, or
-        when FFmpeg refuses the packet.
+        frame before it), and video packets that hold no picture (:func:`holds_picture`: an
+        access unit cut short when the camera went away, which players refuse). Raises
+        CameraProtocolError when an MP4's video changes shape, or when FFmpeg refuses the
+        packet.
         """
         if packet.stream.kind == "audio":
             return self._write_audio(packet)
@@ -332,6 +356,8 @@ class Muxer:
         change = self.shape_change(packet)
         if change is not None:
             raise CameraProtocolError(change)
+        if not holds_picture(packet):
+            return 0
         if self._origin_s is None:
             if not packet.is_keyframe:
                 return 0
