@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -430,6 +431,11 @@ class Muxer:
         last_s = Fraction(track.max_pts) * self.info.time_base
         passed = Fraction(max(0.0, packet.arrival - track.last_arrival))
         at_s = max(end_s, last_s + passed)
+        if track.frame_ticks:
+            # On the camera's frame grid, so tools that guess a frame rate from the
+            # timestamps (ffmpeg's CLI) still find the camera's and keep every picture.
+            frame_s = Fraction(track.frame_ticks) * tb
+            at_s = end_s + math.ceil((at_s - end_s) / frame_s) * frame_s
         # Where this keyframe lands, in whole ticks of its own time base.
         at_s = Fraction(round(at_s / tb)) * tb
         track.origin_s = Fraction(packet.pts or 0) * tb - at_s
