@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, SignedGrant, Waiver
 from camgate.vocab import AuditKind
-from camgate_rtsp.testserver import Mount, RtspTestServer, serving
+from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 HOME = GeoPoint(32.2988, -90.1848)
 ADD = (

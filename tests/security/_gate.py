@@ -46,7 +46,7 @@ ALL = ("live", "snapshot", "recorded")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL server (Debian's package) for a test module, on loopback (assign it
     in the module: ``postgres = _gate.postgres``)."""
-    from camgate.audit.pgserver import PostgresServer, postgres_available
+    from camgate.testing.pgserver import PostgresServer, postgres_available
 
     reason = postgres_available()
     if reason:

@@ -15,7 +15,7 @@ from camgate import (
     Owner,
     Waiver,
 )
-from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+from camgate_rtsp.testing.server import Mount, RtspTestServer, gstreamer_available
 
 SECRET = "pa:ss w@rd/ü"
 HOME = GeoPoint(32.2988, -90.1848)

@@ -42,7 +42,7 @@ class RtspSimulator(Simulator):
     """
 
     def __init__(self, count: int, *, auth: bool = False, gop_frames: int = 30) -> None:
-        from camgate_rtsp.testserver import Mount, RtspTestServer
+        from camgate_rtsp.testing.server import Mount, RtspTestServer
 
         if count < 1:
             raise ValueError("a simulator serves at least one camera")
