@@ -44,11 +44,11 @@ from camgate.audit import AuditLog
 from camgate.audit.base import ChainingBackend, Entry, _Pending
 from camgate.audit.chain import ChainVerifier
 from camgate.audit.fastverify import default_workers, fast_verify
-from camgate.audit.pgserver import PostgresServer
 from camgate.audit.postgres import PostgresAuditBackend
 from camgate.audit.sqlite import SQLiteAuditBackend
 from camgate.codec import canonical
 from camgate.grants import GrantSigner
+from camgate.testing.pgserver import PostgresServer
 
 OWNERS = 1000
 AT = "2026-10-01T10:00:00+00:00"

@@ -28,7 +28,7 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 
 def pyav(url: str, options: dict[str, str] | None = None) -> tuple[float, float]:

@@ -53,7 +53,7 @@ from camgate.errors import CameraUnreachable
 from camgate.models import Grant, MediaPacket, StreamInfo
 from camgate.relay import Relay, RelaySettings
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 HOME = GeoPoint(32.2988, -90.1848)
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
 from camgate.models import Camera, GeoPoint, Grant
 from camgate_onvif.adapter import OnvifAdapter
-from camgate_onvif.simulator import OnvifSimulator
+from camgate_onvif.testing.simulator import OnvifSimulator
 
 
 def _grant() -> Grant:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
 from camgate_onvif.replay import ReplayStream
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 
 async def read(stream: Any, packets: int) -> tuple[float, float]:

@@ -32,7 +32,7 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
 from camgate import Camera, ConsentRevoked, ConsentTerms, Gate, GeoPoint, Owner, Waiver
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 HOME = GeoPoint(32.2988, -90.1848)
 

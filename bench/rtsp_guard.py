@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
 from camgate_rtsp.adapter import RtspSettings
 from camgate_rtsp.guard import RtspGuard
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 FRAME = b"$\x00" + (1400).to_bytes(2, "big") + bytes(1400)
 

@@ -29,7 +29,7 @@ from camgate_conformance.checks import CEILINGS
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, rtsp_url
 from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
-from camgate_rtsp.testserver import gstreamer_available
+from camgate_rtsp.testing.server import gstreamer_available
 
 #: Small numbers: the suite's own tests check verdicts, not statistics. Time limits times 3: CI's
 #: machine is shared, and a p95 over 3 trials is the slowest trial.
@@ -465,7 +465,7 @@ class LeftoverRelay:
     """
 
     def __init__(self) -> None:
-        from camgate_rtsp.testserver import Mount, RtspTestServer
+        from camgate_rtsp.testing.server import Mount, RtspTestServer
 
         self.server = RtspTestServer([Mount("/cam1")])
         self.opened = threading.Event()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import anyio
 import pytest
 from camgate_conformance.recorder import Connect, Recorder
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from .conftest import LeftoverRelay
 

@@ -15,7 +15,7 @@ from camgate.plugins import PluginHost
 from camgate.rules import AgencyRules, SensitivePlace
 from camgate.store import Store
 from camgate.testing import DeclaringAdapters, ManualClock, camera_north_of
-from camgate_rtsp.testserver import Mount, RtspTestServer, serving
+from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 CENTRE = GeoPoint(32.2988, -90.1848)
 CLINIC = GeoPoint(CENTRE.lat + 300 / 111_000, CENTRE.lon)
@@ -106,7 +106,7 @@ def postgres() -> Iterator[Any]:
 
     Missing PostgreSQL fails the tests that need it; set CAMGATE_SKIP_POSTGRES=1 to skip them.
     """
-    from camgate.audit.pgserver import server_for_tests
+    from camgate.testing.pgserver import server_for_tests
 
     with server_for_tests() as server:
         yield server

@@ -25,7 +25,7 @@ import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.audit import AuditLog
 from camgate.store import Store
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_rtsp.testing.server import RtspTestServer
 
 pytestmark = pytest.mark.rtsp
 

@@ -137,7 +137,7 @@ def test_a_hub_with_another_key_is_refused(dsn: str) -> None:
 def test_the_newest_installed_server_is_found_and_a_missing_one_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from camgate.audit import pgserver
+    from camgate.testing import pgserver
 
     monkeypatch.setattr(pgserver, "PG_ROOT", tmp_path / "postgresql")
     assert pgserver.find_postgres_bin() is None

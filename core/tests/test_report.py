@@ -22,7 +22,7 @@ from camgate.geofence import distance_m
 from camgate.report import Period, build_report, suppress
 from camgate.store import Store
 from camgate.testing import ManualClock, run_cli
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_rtsp.testing.server import RtspTestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -22,7 +22,7 @@ import anyio
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.cli import main
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from .conftest import Site
 

@@ -20,7 +20,7 @@ from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.activity import owner_history
 from camgate.testing import run_cli
 from camgate.vocab import AuditKind, EndReason
-from camgate_rtsp.testserver import Mount, serving
+from camgate_rtsp.testing.server import Mount, serving
 
 DATA = Path(__file__).with_name("data") / "pre-vocab"
 HOME = GeoPoint(32.2988, -90.1848)

@@ -46,14 +46,9 @@ ALL = ("live", "snapshot", "recorded")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL server (Debian's package) for a test module, on loopback (assign it
     in the module: ``postgres = _gate.postgres``)."""
-    from camgate.audit.pgserver import PostgresServer, postgres_available
+    from camgate.testing.pgserver import server_for_tests
 
-    reason = postgres_available()
-    if reason:
-        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
-            pytest.skip(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
-        pytest.fail(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
-    with PostgresServer() as server:
+    with server_for_tests() as server:
         yield server
 
 

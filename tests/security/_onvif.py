@@ -12,8 +12,8 @@ from typing import Any
 import attrs
 import pytest
 from camgate_onvif.adapter import OnvifAdapter, OnvifSettings
-from camgate_onvif.simulator import OnvifSimulator
-from camgate_rtsp.testserver import RtspTestServer, serving
+from camgate_onvif.testing.simulator import OnvifSimulator
+from camgate_rtsp.testing.server import RtspTestServer, serving
 
 
 @pytest.fixture(scope="module")

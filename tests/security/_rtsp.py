@@ -19,7 +19,7 @@ from types import TracebackType
 
 import anyio
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer, serving
+from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 
 async def _cancel_others() -> None:

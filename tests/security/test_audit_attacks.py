@@ -1,7 +1,7 @@
 """Attacks on the audit log and its store (issue #12, items 5, 7 and the database parts of 18).
 
 Real parts only: SQLite files edited with a plain sqlite3 connection as someone with the file
-would, a real PostgreSQL server (``camgate.audit.pgserver``), real ``camgate`` processes
+would, a real PostgreSQL server (``camgate.testing.pgserver``), real ``camgate`` processes
 (``run_cli``), a real read-only mount and a real full filesystem (tmpfs mounted here; we run as
 root in CI).
 """
@@ -40,7 +40,7 @@ OWNERS = ["alice", "bob", "carol"]
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL server for this module (as core/tests/conftest.py starts one)."""
-    from camgate.audit.pgserver import server_for_tests
+    from camgate.testing.pgserver import server_for_tests
 
     with server_for_tests() as server:
         yield server

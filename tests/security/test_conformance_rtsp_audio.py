@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from camgate.models import Camera, GeoPoint, Grant
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer, serving
+from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rtsp]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from camgate.testing import run_cli
-from camgate_rtsp.testserver import Mount, RtspTestServer, serving
+from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 FORMATS = ("mp4", "fmp4", "ts", "hls")
 

@@ -40,7 +40,7 @@ from camgate.grants import SignedGrant
 from camgate.models import Grant, MediaPacket
 from camgate.relay import Relay, RelaySettings, Subscription, Upstream
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer, serving
+from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 pytestmark = pytest.mark.anyio
 HOME = GeoPoint(32.2988, -90.1848)

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from camgate.errors import CameraProtocolError
-from camgate_onvif.simulator import Quirks
+from camgate_onvif.testing.simulator import Quirks
 
 from tests.security._onvif import adapter, camera, grant, make_sim, rtsp_server
 

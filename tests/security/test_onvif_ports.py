@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from camgate.errors import CameraAuthError, CameraProtocolError, CameraUnreachable
 from camgate.media import decode_jpeg
-from camgate_onvif.simulator import OnvifSimulator, Quirks
+from camgate_onvif.testing.simulator import OnvifSimulator, Quirks
 
 from tests.security._onvif import Listener, adapter, camera, grant, listener, make_sim, rtsp_server
 

@@ -13,7 +13,7 @@ import attrs
 import pytest
 from camgate.errors import CameraAuthError, CameraProtocolError, CamgateError
 from camgate.media import decode_jpeg
-from camgate_onvif.simulator import OnvifSimulator, Quirks
+from camgate_onvif.testing.simulator import OnvifSimulator, Quirks
 
 from tests.security._onvif import adapter, camera, grant, make_sim, rtsp_server
 

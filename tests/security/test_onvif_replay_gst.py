@@ -17,9 +17,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from camgate_onvif.recording import Recording, encode_recording, read_code
 from camgate_onvif.replay import ReplayStream
-from camgate_rtsp.testserver import gstreamer_available
+from camgate_onvif.testing.recording import Recording, encode_recording, read_code
+from camgate_rtsp.testing.server import gstreamer_available
 
 SCRIPT = Path(__file__).with_name("_gst_onvif_replay.py")
 

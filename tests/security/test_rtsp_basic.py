@@ -23,7 +23,7 @@ from camgate_onvif.adapter import OnvifSettings
 from camgate_onvif.replay import ReplayStream
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, rtsp_url
 from camgate_rtsp.guard import ReplyScanner
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from ._rtsp import RedirectingCamera, TlsFront, first_packet, gst_server, self_signed
 

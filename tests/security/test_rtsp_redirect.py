@@ -21,7 +21,7 @@ from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.adapters import Credentials
 from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, rtsp_url
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from ._rtsp import (
     RedirectingCamera,
@@ -240,7 +240,7 @@ async def test_a_grant_for_one_camera_does_not_stream_another_through_a_redirect
 async def test_an_onvif_live_stream_is_guarded_too(tmp_path: Path) -> None:
     """The ONVIF adapter reads live streams with the same reader: a device whose stream URI
     redirects elsewhere is refused, and the ONVIF credentials do not follow."""
-    from camgate_onvif.simulator import OnvifSimulator
+    from camgate_onvif.testing.simulator import OnvifSimulator
 
     with listener() as other, RedirectingCamera({}) as cam:
         with OnvifSimulator(1, rtsp_server=cam) as sim:

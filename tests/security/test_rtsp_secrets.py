@@ -19,7 +19,7 @@ import pytest
 from camgate.adapters import Credentials
 from camgate.errors import AdapterError, CameraAuthError, CameraProtocolError
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings, redact, rtsp_url
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from ._rtsp import RedirectingCamera, gst_server, listener
 

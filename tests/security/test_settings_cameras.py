@@ -28,8 +28,8 @@ from camgate.media import decode_jpeg
 from camgate.models import Camera, ConsentTerms, GeoPoint, Owner, Waiver
 from camgate.store import Store
 from camgate.testing import run_cli
-from camgate_onvif.simulator import Quirks
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_onvif.testing.simulator import Quirks
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from tests.security._onvif import make_sim, rtsp_server
 from tests.security._rtsp import TlsFront, gst_server, self_signed

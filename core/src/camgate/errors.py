@@ -5,7 +5,8 @@ CamgateError                     base of everything below; never carries a secre
 ├── ValidationError              a model or setting was built from bad values (also a ValueError)
 ├── PluginError                  a plugin failed to load, or broke its hook's contract
 ├── ConfigError                  storage, keys or settings are missing or inconsistent
-│   └── StorageError             a store file: disk full, damaged, missing or read-only
+│   ├── StorageError             a store file: disk full, damaged, missing or read-only
+│   └── MissingExtra             a feature needs an optional extra that is not installed
 ├── NotFound                     an id names no camera, owner, incident, request or grant
 ├── AccessDenied                 the gate refused a request; `.decision` holds every reason
 ├── AnswerPending                an ask-first request is held for the owner; `.pending` says until
@@ -55,6 +56,7 @@ __all__ = [
     "GrantForged",
     "GrantMismatch",
     "GrantReplayed",
+    "MissingExtra",
     "NoVideoError",
     "NotFound",
     "PluginError",
@@ -79,6 +81,22 @@ class PluginError(CamgateError):
 
 class ConfigError(CamgateError):
     """Storage, keys or settings are missing or do not fit together."""
+
+
+class MissingExtra(ConfigError):
+    """A feature needs a package of one of camgate's optional extras, and it is not installed.
+
+    ``extra`` is the extra's name (``postgres``, ``plot``) and ``module`` the package that could
+    not be imported; the message says what to install: ``pip install 'camgate[<extra>]'``.
+    """
+
+    def __init__(self, extra: str, module: str, feature: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"{feature} needs {module!r}, which is not installed: "
+            f"install camgate[{extra}] (pip install 'camgate[{extra}]')"
+        )
 
 
 class NotFound(CamgateError, LookupError):

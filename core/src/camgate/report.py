@@ -31,6 +31,7 @@ from camgate.audit import AuditRecord, Checkpoint, VerifyResult
 from camgate.audit.chain import ChainVerifier
 from camgate.codec import canonical
 from camgate.errors import ValidationError
+from camgate.extras import needs_extra
 from camgate.media.files import make_dirs, write_private
 
 __all__ = ["Period", "Table", "build_report", "suppress", "verify_export", "write_report"]
@@ -299,7 +300,8 @@ def _enrolments(
 
 
 def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    with needs_extra("plot", "the report's charts"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
@@ -310,7 +312,8 @@ def _png(fig: Any) -> str:
 def _bars(title: str, panels: list[tuple[str, Mapping[str, int | None]]]) -> str:
     """A PNG (base64) of published counts, one bar chart per panel; a suppressed count is drawn
     as a '*' on an empty bar (never as a value)."""
-    from matplotlib.figure import Figure
+    with needs_extra("plot", "the report's charts"):
+        from matplotlib.figure import Figure
 
     tallest = max([1, *(len(values) for _, values in panels)])
     fig = Figure(figsize=(7, 0.8 + (0.35 * tallest + 0.5) * len(panels)))

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from camgate import ConsentTerms, Gate, GeoPoint, Incident, Owner, Waiver
 from camgate.models import Camera
-from camgate_onvif.simulator import OnvifSimulator
-from camgate_rtsp.testserver import Mount, RtspTestServer, serving
+from camgate_onvif.testing.simulator import OnvifSimulator
+from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 HOME = GeoPoint(32.2988, -90.1848)
 #: A mount of the shared GStreamer server behind RTSP digest auth (for the replay client).

@@ -22,7 +22,7 @@ from camgate.errors import (
 from camgate.media import decode_jpeg
 from camgate.models import Camera
 from camgate_onvif.adapter import OnvifAdapter, UrlPolicy, checked_url, device_url, profile_of
-from camgate_onvif.simulator import LAN_HOST, MEDIA_OPERATIONS, OnvifSimulator, Quirks
+from camgate_onvif.testing.simulator import LAN_HOST, MEDIA_OPERATIONS, OnvifSimulator, Quirks
 
 from .conftest import HOME, World, open_world
 

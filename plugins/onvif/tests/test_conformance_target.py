@@ -11,7 +11,7 @@ from camgate.errors import AdapterError, CameraAuthError
 from camgate.plugins import PluginHost
 from camgate_onvif.adapter import OnvifAdapter
 from camgate_onvif.conformance import FAULT_SECRET, OnvifBackdoor, OnvifTarget
-from camgate_onvif.simulator import OnvifSimulator
+from camgate_onvif.testing.simulator import OnvifSimulator
 
 pytestmark = pytest.mark.anyio
 

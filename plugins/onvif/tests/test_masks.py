@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 from camgate_onvif.replay import ReplayStream
-from camgate_onvif.simulator import OnvifSimulator
+from camgate_onvif.testing.simulator import OnvifSimulator
 
 from .conftest import open_world
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from camgate_onvif.simulator import OnvifSimulator, Quirks
+from camgate_onvif.testing.simulator import OnvifSimulator, Quirks
 
 
 def _probe(sim: OnvifSimulator, *args: str, password: str | None = None) -> Any:

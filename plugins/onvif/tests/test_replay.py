@@ -16,7 +16,6 @@ import av
 import pytest
 from camgate.adapters import Credentials
 from camgate.errors import CameraAuthError, CameraProtocolError, CameraUnreachable
-from camgate_onvif.recording import read_code
 from camgate_onvif.replay import (
     H264Depacketizer,
     ReplayPacket,
@@ -25,9 +24,10 @@ from camgate_onvif.replay import (
     ntp_to_datetime,
     replay_address,
 )
-from camgate_onvif.replay_server import packetize, parse_clock
-from camgate_onvif.simulator import OnvifSimulator, Quirks
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_onvif.testing.recording import read_code
+from camgate_onvif.testing.replay_server import packetize, parse_clock
+from camgate_onvif.testing.simulator import OnvifSimulator, Quirks
+from camgate_rtsp.testing.server import RtspTestServer
 
 from .conftest import SECURE, World, open_world
 

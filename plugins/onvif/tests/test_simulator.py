@@ -14,8 +14,8 @@ import pytest
 from camgate.adapters import Credentials
 from camgate.errors import CameraAuthError, PluginError
 from camgate.plugins import PluginHost
-from camgate_onvif.simulator import NS, OnvifSimulator, Quirks
 from camgate_onvif.soap import MEDIA2_WSDL, WSDL_DIR, SoapClient
+from camgate_onvif.testing.simulator import NS, OnvifSimulator, Quirks
 from lxml import etree
 
 pytestmark = pytest.mark.anyio

@@ -20,7 +20,7 @@ from camgate.errors import (
 from camgate.media import decode_jpeg
 from camgate.models import Camera, GeoPoint, Grant
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, redact, rtsp_url
-from camgate_rtsp.testserver import Mount, RtspTestServer, TestServerError
+from camgate_rtsp.testing.server import Mount, RtspTestServer, TestServerError
 
 from .conftest import SECRET
 
@@ -92,7 +92,7 @@ async def test_digest_credentials_from_settings_work(rtsp_server: RtspTestServer
 
 async def test_basic_credentials_work_too() -> None:
     # Basic over plain rtsp sends the password in clear text: only with the setting (F4).
-    from camgate_rtsp.testserver import Mount
+    from camgate_rtsp.testing.server import Mount
 
     with RtspTestServer([Mount("/b", username="viewer", password=SECRET)], auth="basic") as srv:
         cam = _camera(srv.url("/b"), "b")
@@ -212,7 +212,7 @@ async def test_a_peer_that_never_answers_times_out(silent_peer: int) -> None:
 
 
 async def test_a_camera_that_vanishes_mid_stream_ends_with_an_error() -> None:
-    from camgate_rtsp.testserver import Mount
+    from camgate_rtsp.testing.server import Mount
 
     server = RtspTestServer([Mount("/gone")])
     server.start()

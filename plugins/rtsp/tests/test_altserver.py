@@ -1,4 +1,4 @@
-"""The RTSP adapter against a second server implementation (camgate_rtsp.altserver, fed by
+"""The RTSP adapter against a second server implementation (camgate_rtsp.testing.altserver, fed by
 FFmpeg's RTP packetizers): every input of issue #14 live, as a snapshot and as a clip, each output
 decoded in full by ffmpeg; the UDP fallback for cameras that refuse RTP over TCP; a camera that
 cuts its sessions every few seconds; and the server's request parser fuzzed."""
@@ -18,7 +18,7 @@ from camgate.errors import CameraProtocolError
 from camgate.models import MediaPacket
 from camgate.relay import RelaySettings
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
-from camgate_rtsp.altserver import AltRtspServer, media_file, serving
+from camgate_rtsp.testing.altserver import AltRtspServer, media_file, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -252,7 +252,7 @@ async def test_a_camera_that_cuts_every_session_keeps_its_consumer_with_a_gap_ma
 
 # ------------------------------------------------------------------ the request parser, fuzzed
 
-from camgate_rtsp.altserver import RequestReader, RtspRequestError, parse_transport  # noqa: E402
+from camgate_rtsp.testing.altserver import RequestReader, RtspRequestError, parse_transport  # noqa: E402
 
 _requests = st.lists(
     st.tuples(

@@ -6,7 +6,7 @@ import time
 
 import av
 import pytest
-from camgate_rtsp.testserver import RequestEvent, RtspTestServer
+from camgate_rtsp.testing.server import RequestEvent, RtspTestServer
 
 
 def test_event_lines_parse_and_other_lines_do_not() -> None:

@@ -26,13 +26,15 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 from camgate.audit.base import ChainingBackend, Row, WriteTx, rows_sql
 from camgate.audit.chain import GENESIS
 from camgate.audit.fastverify import NativeScan
 from camgate.errors import AuditError
+from camgate.extras import needs_extra
+
+with needs_extra("postgres", "the PostgreSQL audit log"):
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
 __all__ = ["PostgresAuditBackend", "redact_dsn"]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from pyproj import Transformer
 
+from camgate.extras import needs_extra
 from camgate.geofence.geodesy import WGS84
 from camgate.geofence.shapes import Area, Corridor, Disc, Shape
 from camgate.geofence.survey import Sighting
@@ -37,10 +38,11 @@ def plot_sightings(
     exclusions: Sequence[Shape] = (),
 ) -> Path:
     """Draw ``sightings`` round ``incident`` with its zone(s) and exclusions into a PNG file."""
-    import matplotlib
+    with needs_extra("plot", "the geofence plot"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     c = incident.position
     to_m = Transformer.from_crs(

@@ -37,7 +37,7 @@ import attrs
 from camgate.testing import fault_peer
 from camgate_rtsp.conformance import VendorEvent
 
-from camgate_onvif.simulator import MEDIA_OPERATIONS, OnvifSimulator, Quirks
+from camgate_onvif.testing.simulator import MEDIA_OPERATIONS, OnvifSimulator, Quirks
 
 __all__ = ["FAULT_SECRET", "OnvifBackdoor", "OnvifFault", "OnvifTarget"]
 

@@ -38,7 +38,7 @@ def camgate_simulator(adapter: str, count: int) -> Simulator | None:
     """A simulated ONVIF device per camera pair (SOAP on loopback, streams from GStreamer)."""
     if adapter != "onvif":
         return None
-    from camgate_onvif.simulator import OnvifSimulator
+    from camgate_onvif.testing.simulator import OnvifSimulator
 
     return OnvifSimulator(count)
 

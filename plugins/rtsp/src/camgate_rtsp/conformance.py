@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 from camgate.testing import fault_peer
 
-from camgate_rtsp.testserver import Mount, RequestEvent, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RequestEvent, RtspTestServer
 
 __all__ = ["RtspBackdoor", "RtspFault", "RtspTarget", "VendorEvent"]
 

@@ -9,6 +9,7 @@ from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
 
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
+from camgate_rtsp.testing.simulator import RtspSimulator
 
 __all__ = [
     "FACTORY",
@@ -32,43 +33,6 @@ FACTORY = AdapterFactory(
 def camgate_register_adapters(register: Any) -> None:
     """Register the ``rtsp`` adapter."""
     register(FACTORY)
-
-
-class RtspSimulator(Simulator):
-    """``count`` cameras served by a real GStreamer RTSP server on loopback.
-
-    Cameras are ``/cam1`` .. ``/camN``: 640x360, 30 fps, H.264 with a keyframe every second.
-    With ``auth=True`` every mount needs digest credentials, given in ``settings``.
-    """
-
-    def __init__(self, count: int, *, auth: bool = False, gop_frames: int = 30) -> None:
-        from camgate_rtsp.testserver import Mount, RtspTestServer
-
-        if count < 1:
-            raise ValueError("a simulator serves at least one camera")
-        user, password = ("officer", "s3cret:pa ss") if auth else (None, None)
-        self.mounts = [
-            Mount(path=f"/cam{i}", gop_frames=gop_frames, username=user, password=password)
-            for i in range(1, count + 1)
-        ]
-        self.server = RtspTestServer(self.mounts)
-        self.sources: list[str] = []
-        self.settings: dict[str, Any] = {}
-
-    def __enter__(self) -> RtspSimulator:
-        self.server.start()
-        self.sources = [self.server.url(m.path) for m in self.mounts]
-        creds = {
-            self.server.url(m.path): {"username": m.username, "password": m.password}
-            for m in self.mounts
-            if m.username
-        }
-        self.settings = {"credentials": creds} if creds else {}
-        return self
-
-    def close(self) -> None:
-        """Stop the RTSP server process."""
-        self.server.stop()
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.edge import GuardedStream
 from camgate.models import MediaPacket
 from camgate.relay import RelaySettings, UpstreamStatistics
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 pytestmark = pytest.mark.anyio
 

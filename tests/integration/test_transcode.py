@@ -21,7 +21,7 @@ from camgate.media import BrowserTranscode, Chain, MaskTransform, Muxer, chain
 from camgate.media.transcode import fit
 from camgate.relay import Relay, RelaySettings
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_rtsp.testing.server import RtspTestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,6 +1,6 @@
 """A second RTSP server implementation for tests: ours, in Python, fed by FFmpeg's RTP muxer.
 
-GStreamer's server (:mod:`camgate_rtsp.testserver`) repeats the parameter sets in-band and
+GStreamer's server (:mod:`camgate_rtsp.testing.server`) repeats the parameter sets in-band and
 speaks both transports. Many cameras do neither, so this server is built differently on purpose:
 
 * the media is a file looped by ``ffmpeg -re -stream_loop -1 -c copy -f rtp`` (FFmpeg's own RTP
@@ -16,7 +16,7 @@ speaks both transports. Many cameras do neither, so this server is built differe
 
 One FFmpeg feeds every session (a client joins mid-stream, as with a real camera). Typical use::
 
-    from camgate_rtsp.altserver import media_file, serving
+    from camgate_rtsp.testing.altserver import media_file, serving
 
     with serving(media_file("h265", tmp_path), udp_only=True) as server:
         url = server.url()
@@ -660,7 +660,7 @@ _REASONS = {
 @contextlib.contextmanager
 def serving(media: Path | str, **options: Any) -> Iterator[AltRtspServer]:
     """A started :class:`AltRtspServer` for the ``with`` block (the fixture helper beside
-    :func:`camgate_rtsp.testserver.serving`); stopped on exit."""
+    :func:`camgate_rtsp.testing.server.serving`); stopped on exit."""
     server = AltRtspServer(media, **options)
     server.start()
     try:

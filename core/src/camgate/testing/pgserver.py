@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from camgate.extras import needs_extra
+
 __all__ = ["PostgresServer", "find_postgres_bin", "postgres_available", "server_for_tests"]
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -170,7 +172,8 @@ class PostgresServer:
 
     def create_database(self, name: str | None = None) -> str:
         """Create a fresh database and return its DSN."""
-        import psycopg
+        with needs_extra("postgres", "a PostgreSQL test database"):
+            import psycopg
 
         self._dbs += 1
         name = name or f"camgate_{os.getpid()}_{self._dbs}"

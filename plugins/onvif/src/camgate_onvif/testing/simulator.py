@@ -3,11 +3,11 @@
 :class:`OnvifSimulator` serves ``count`` devices from one HTTP server (device ``i`` under
 ``/dev<i>/onvif/...``). Each device has two video profiles — ``main`` (640x360) and ``sub``
 (320x180), H.264 — whose stream URIs point at a real GStreamer RTSP server
-(:mod:`camgate_rtsp.testserver`), a JPEG snapshot URL behind HTTP digest (or basic) auth, and one
-recording (Profile G search and replay). Every request but ``GetSystemDateAndTime`` must carry a
-WS-Security UsernameToken digest; the device's clock runs ``clock_skew_s`` away from the host's
-and tokens whose ``Created`` is more than ``token_tolerance_s`` off the *device's* clock are
-refused with ``ter:NotAuthorized``, as real cameras do.
+(:mod:`camgate_rtsp.testing.server`), a JPEG snapshot URL behind HTTP digest (or basic) auth, and
+one recording (Profile G search and replay). Every request but ``GetSystemDateAndTime`` must carry a
+WS-Security UsernameToken digest; the device's clock runs ``clock_skew_s`` away from the host's and
+tokens whose ``Created`` is more than ``token_tolerance_s`` off the *device's* clock are refused
+with ``ter:NotAuthorized``, as real cameras do.
 
 :class:`Quirks` makes it behave like the firmware that breaks ONVIF clients:
 
@@ -72,8 +72,8 @@ from camgate.adapters import Simulator
 from camgate.testing import draw_picture_clock
 from lxml import etree
 
-from camgate_onvif.recording import Recording, encode_recording
-from camgate_onvif.replay_server import ReplayServer, stop_serving
+from camgate_onvif.testing.recording import Recording, encode_recording
+from camgate_onvif.testing.replay_server import ReplayServer, stop_serving
 
 __all__ = [
     "MEDIA_OPERATIONS",
@@ -305,7 +305,7 @@ class OnvifSimulator(Simulator):
 
     def start(self) -> None:
         """Start the RTSP test server and the SOAP server (returns once both listen)."""
-        from camgate_rtsp.testserver import RtspTestServer
+        from camgate_rtsp.testing.server import RtspTestServer
 
         if self._owns_rtsp:
             self._rtsp = RtspTestServer(
@@ -422,9 +422,9 @@ class OnvifSimulator(Simulator):
         maskable: bool = False,
     ) -> list[Any]:
         """The RTSP test server mounts a simulator of ``count`` devices streams from (give an
-        :class:`~camgate_rtsp.testserver.RtspTestServer` of them as ``rtsp_server`` to share
+        :class:`~camgate_rtsp.testing.server.RtspTestServer` of them as ``rtsp_server`` to share
         one server between simulators); ``maskable`` mounts draw privacy masks."""
-        from camgate_rtsp.testserver import Mount
+        from camgate_rtsp.testing.server import Mount
 
         return [
             Mount(f"/dev{d}/{name}", width=w, height=h, gop_frames=gop_frames, maskable=maskable)
@@ -443,7 +443,7 @@ class OnvifSimulator(Simulator):
 
     @property
     def rtsp(self) -> Any:
-        """The :class:`camgate_rtsp.testserver.RtspTestServer` behind the stream URIs."""
+        """The :class:`camgate_rtsp.testing.server.RtspTestServer` behind the stream URIs."""
         return self._rtsp
 
     def device_url(self, device: int = 1) -> str:

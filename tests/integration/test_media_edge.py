@@ -28,7 +28,7 @@ from camgate import (
 from camgate.cli import main
 from camgate.media import clip_tags, find_clip, stream_bytes
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_rtsp.testing.server import RtspTestServer
 
 from .conftest import World
 from .test_media import POLYGONS, _decode_all, _ffmpeg_decodes, _inside, _probe, media_server

@@ -309,7 +309,7 @@ async def test_waiver_hash_mismatch_changes_nothing(world: World) -> None:
 
 async def test_a_silent_camera_still_ends_at_expiry_and_on_revocation(world: World) -> None:
     """Neither the deadline nor a revocation waits for the camera to send another packet."""
-    from camgate_rtsp.testserver import Mount, RtspTestServer
+    from camgate_rtsp.testing.server import Mount, RtspTestServer
 
     server = RtspTestServer([Mount("/quiet")])
     server.start()

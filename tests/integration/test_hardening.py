@@ -24,7 +24,7 @@ from camgate import (
     NotFound,
 )
 from camgate.models import MAX_DURATION_S
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from .conftest import SECRET, World
 

@@ -3,10 +3,10 @@
 
 This is a standalone script for the *system* Python (the one that has PyGObject,
 ``python3-gi``). It imports only the standard library and ``gi``; it must not
-import camgate. ``camgate_rtsp.testserver`` launches it; it can also be run by
+import camgate. ``camgate_rtsp.testing.server`` launches it; it can also be run by
 hand::
 
-    /usr/bin/python3 gst_rtsp_server.py --host 127.0.0.1 --port 0 \\
+    /usr/bin/python3 gst_server.py --host 127.0.0.1 --port 0 \\
         --config '{"mounts": [{"path": "/cam1"}]}'
 
 ``--config -`` reads the JSON from the first line of stdin instead (this keeps
@@ -58,7 +58,7 @@ mount's encoder emit a keyframe at once (answered ``KEY <path> ok`` or
 ``maskable`` mount draws on its picture (``[{"points": [[x, y], ...], "rgb": [r, g, b]}, ...]``,
 x and y fractions of the picture, origin top left; answered ``MASK <path> ok|unknown|bad``).
 SIGTERM / SIGINT stop the server with exit status 0. A setup failure prints one
-line ``gst_rtsp_server: error: ...`` on stderr and exits with status 2; a
+line ``gst_server: error: ...`` on stderr and exits with status 2; a
 pipeline error while running is reported the same way with exit status 1.
 
 Continuous encoding: every mount's factory is shared, and right after the
@@ -83,7 +83,7 @@ import threading
 import time
 from typing import Any, NoReturn
 
-PROG = "gst_rtsp_server"
+PROG = "gst_server"
 
 DEFAULTS: dict[str, Any] = {
     "width": 640,

@@ -32,7 +32,7 @@ from camgate.media import (
     transformed,
 )
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 pytestmark = pytest.mark.anyio
 

@@ -1,7 +1,7 @@
 """The simulated device's RTSP replay server: recorded footage, played by clock range.
 
 A real TCP server on loopback (standard library, one thread per connection) that serves
-:class:`~camgate_onvif.recording.Recording` s the way an ONVIF recorder does (Streaming
+:class:`~camgate_onvif.testing.recording.Recording` s the way an ONVIF recorder does (Streaming
 Specification, "RTSP replay"):
 
 - DESCRIBE, SETUP (``RTP/AVP/TCP`` interleaved only; anything else is ``461``), PLAY,
@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 
 import attrs
 
-from camgate_onvif.recording import Recording
 from camgate_onvif.replay import clock_range
+from camgate_onvif.testing.recording import Recording
 
 __all__ = ["ReplayRequest", "ReplayServer", "packetize", "parse_clock", "stop_serving"]
 

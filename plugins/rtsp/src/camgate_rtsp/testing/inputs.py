@@ -1,6 +1,6 @@
 """Camera behaviours the plain test mounts do not show, as gst-launch descriptions.
 
-Each function returns a :class:`~camgate_rtsp.testserver.Mount` served by the same GStreamer
+Each function returns a :class:`~camgate_rtsp.testing.server.Mount` served by the same GStreamer
 RTSP test server, with a whole pipeline of its own (``Mount.launch``):
 
 - :func:`sdp_only_h264` — H.264 whose SPS/PPS travel only in the SDP
@@ -16,7 +16,7 @@ The encoder is named ``enc`` like the built-in mounts' (the ``KEY`` command reac
 
 from __future__ import annotations
 
-from camgate_rtsp.testserver import Mount
+from camgate_rtsp.testing.server import Mount
 
 __all__ = ["hevc", "sdp_only_h264"]
 

@@ -1,6 +1,6 @@
 """Launch a real RTSP server on loopback for tests, demos and benchmarks.
 
-The server itself is ``gst_rtsp_server.py`` (next to this module), a standalone
+The server itself is ``gst_server.py`` (next to this module), a standalone
 script built on GStreamer's gst-rtsp-server. It needs PyGObject and GStreamer
 from the system's packages, so it runs under the *system* Python (default
 ``/usr/bin/python3``), not under this project's virtualenv. This module only
@@ -8,7 +8,7 @@ uses the standard library and ``attrs``.
 
 Typical use::
 
-    from camgate_rtsp.testserver import Mount, RtspTestServer, gstreamer_available
+    from camgate_rtsp.testing.server import Mount, RtspTestServer, gstreamer_available
 
     reason = gstreamer_available()
     if reason is not None:
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: The standalone server script launched by :class:`RtspTestServer`.
-SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
+SERVER_SCRIPT = Path(__file__).with_name("gst_server.py")
 
 _DEFAULT_PYTHON = "/usr/bin/python3"
 _STDERR_TAIL_LINES = 200
@@ -121,7 +121,7 @@ class Mount:
     password: str | None = attrs.field(default=None, repr=False, validator=_optional_nonempty_str)
     maskable: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     #: A whole gst-launch description (payloaders named ``pay0``, ``pay1``...) served instead
-    #: of the one built from the fields above: see :mod:`camgate_rtsp.testinputs`.
+    #: of the one built from the fields above: see :mod:`camgate_rtsp.testing.inputs`.
     launch: str | None = attrs.field(default=None, validator=_optional_nonempty_str)
     #: Burn each picture's capture time into it (camgate.testing's picture clock).
     picture_clock: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
@@ -231,7 +231,7 @@ def _drain(stream: object, sink: _StderrTail | None, on_line: object = None) -> 
 
 
 class RtspTestServer:
-    """A ``gst_rtsp_server.py`` child process serving ``mounts`` on ``host``.
+    """A ``gst_server.py`` child process serving ``mounts`` on ``host``.
 
     ``port=0`` lets the OS choose a free port (read :attr:`port` after
     :meth:`start`). The server stops on :meth:`stop`, on context-manager exit, and

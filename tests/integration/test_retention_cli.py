@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from camgate.testing import run_cli as camgate
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_rtsp.testing.server import RtspTestServer
 
 #: The owner keeps footage 4 seconds (the agency's default 30 days is longer, so this wins).
 KEEP_DAYS = 4 / 86400

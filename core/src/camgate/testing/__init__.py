@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,13 +49,21 @@ def camera_north_of(
 
 
 def run_cli(
-    *args: str, check: bool = True, timeout: float = 120
+    *args: str, check: bool = True, timeout: float = 120, without: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
     """Run ``camgate ARGS`` as a real process (``CAMGATE_*`` variables cleared); with ``check``,
-    raise AssertionError with its output when it exits non-zero."""
+    raise AssertionError with its output when it exits non-zero. ``without`` names modules the
+    process cannot import (``sys.modules[name] = None`` before camgate loads: what Python does
+    for a package that is not installed), to run camgate as an install without an extra."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+    prelude = (
+        "import runpy, sys\n"
+        f"sys.modules.update(dict.fromkeys({list(without)!r}))\n"
+        "runpy.run_module('camgate.cli', run_name='__main__', alter_sys=True)\n"
+    )
+    command = ["-c", prelude] if without else ["-m", "camgate.cli"]
     result = subprocess.run(
-        [sys.executable, "-m", "camgate.cli", *args],
+        [sys.executable, *command, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from camgate.media import decode_jpeg
-from camgate_rtsp.testserver import RtspTestServer
+from camgate_rtsp.testing.server import RtspTestServer
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
 

@@ -20,8 +20,8 @@ from camgate import Clip, Gate, MediaPacket, StreamInfo
 from camgate.media import Muxer
 from camgate.media.files import partial_name
 from camgate.testing import run_cli
-from camgate_rtsp.testinputs import hevc, sdp_only_h264
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.inputs import hevc, sdp_only_h264
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

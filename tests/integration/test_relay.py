@@ -20,7 +20,7 @@ from camgate.models import MediaPacket
 from camgate.relay import RelaySettings, UpstreamStatistics
 from camgate.testing import DeclaringAdapters
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
-from camgate_rtsp.testserver import Mount, RtspTestServer
+from camgate_rtsp.testing.server import Mount, RtspTestServer
 
 from .conftest import World
 

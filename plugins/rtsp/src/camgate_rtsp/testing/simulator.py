@@ -1,0 +1,46 @@
+"""The rtsp adapter's simulator: the plugin host's ``camgate_simulator`` answer for ``rtsp``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from camgate.adapters import Simulator
+
+from camgate_rtsp.testing.server import Mount, RtspTestServer
+
+__all__ = ["RtspSimulator"]
+
+
+class RtspSimulator(Simulator):
+    """``count`` cameras served by a real GStreamer RTSP server on loopback.
+
+    Cameras are ``/cam1`` .. ``/camN``: 640x360, 30 fps, H.264 with a keyframe every second.
+    With ``auth=True`` every mount needs digest credentials, given in ``settings``.
+    """
+
+    def __init__(self, count: int, *, auth: bool = False, gop_frames: int = 30) -> None:
+        if count < 1:
+            raise ValueError("a simulator serves at least one camera")
+        user, password = ("officer", "s3cret:pa ss") if auth else (None, None)
+        self.mounts = [
+            Mount(path=f"/cam{i}", gop_frames=gop_frames, username=user, password=password)
+            for i in range(1, count + 1)
+        ]
+        self.server = RtspTestServer(self.mounts)
+        self.sources: list[str] = []
+        self.settings: dict[str, Any] = {}
+
+    def __enter__(self) -> RtspSimulator:
+        self.server.start()
+        self.sources = [self.server.url(m.path) for m in self.mounts]
+        creds = {
+            self.server.url(m.path): {"username": m.username, "password": m.password}
+            for m in self.mounts
+            if m.username
+        }
+        self.settings = {"credentials": creds} if creds else {}
+        return self
+
+    def close(self) -> None:
+        """Stop the RTSP server process."""
+        self.server.stop()
