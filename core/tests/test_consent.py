@@ -263,7 +263,7 @@ def test_a_waiter_is_not_told_no_while_the_yes_is_being_concluded(world: World) 
 def test_a_waiter_is_told_when_the_answering_side_never_concludes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("camgate.gate.CONCLUDE_GRACE_S", 0.3)
+    monkeypatch.setattr("camgate.gate.asking.CONCLUDE_GRACE_S", 0.3)
     world.enrol("alice", ["a1"], mode="ask")
     with pytest.raises(AnswerPending) as held:
         world.request()

@@ -73,7 +73,9 @@ class DecisionFacts:
     """Every stored fact one decision judges: camera, incident, owner, consent, waiver, rules.
 
     Built once per decision (from :class:`FactCache` or :meth:`load`) and handed to every core
-    check and policy; a survey shares one incident across its cameras. ``changes`` are the
+    check and policy, then to what follows the decision (the ask-first hold, the owner's
+    notice, the grant's consent terms and horizon: :mod:`camgate.gate.decisions`); a survey
+    shares one incident across its cameras. ``changes`` are the
     store's change counters the facts were validated under (None when read without a cache), so
     a record of what a decision saw can say how fresh it was.
     """
