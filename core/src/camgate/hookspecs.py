@@ -8,7 +8,8 @@ an adapter able to serve the scope — are checked by the gate itself and cannot
 
 Every hook is synchronous (pluggy has no async hooks); adapters put their async work on the
 objects they register. Decisions where every plugin must be heard (consent, geofence) collect all
-answers; a ``firstresult`` hook stops at the first non-None answer.
+answers (no hook is ``firstresult`` today: what belongs to one adapter is on its
+:class:`~camgate.adapters.AdapterFactory`, not chosen by name among plugins).
 
 Each hook has a section in docs/hooks.md and a ``test_hook_<hook>`` in
 tests/integration/test_hooks.py that implements it; tests fail when either is missing.
