@@ -35,6 +35,7 @@ from camgate import (
     hookimpl,
 )
 from camgate.adapters import Adapter, AdapterFactory, Capabilities, LiveStream
+from camgate.cli import _core_command
 from camgate.commands import Command
 from camgate.errors import PluginError, ValidationError
 from camgate.geofence import Disc
@@ -562,10 +563,24 @@ def test_hook_camgate_register_commands_in_the_cli(tmp_path: Path) -> None:
             register(Command(name="revoke", help="not yours", configure=lambda p: None))
         """,
     )
-    done = _camgate(env, "revoke", "--help")
+    done = _camgate(env, "--help")
     assert done.returncode == 0
-    assert "Revoke every consent of an owner." in done.stdout
+    assert "revoke every consent of an owner" in done.stdout and "not yours" not in done.stdout
     assert "plugin 'camgate_thief' registers the command 'revoke'" in done.stderr
+    # A core command is parsed without loading any plugin: no word about the thief.
+    done = _camgate(env, "--db", str(tmp_path / "x.db"), "revoke", "--help")
+    assert done.returncode == 0 and "Revoke every consent" in done.stdout
+    assert done.stderr == ""
+
+
+def test_core_commands_are_parsed_without_loading_plugins() -> None:
+    core = {"revoke", "audit"}
+    assert _core_command(["--db", "x.db", "audit", "verify"], core)
+    assert _core_command(["--rules=r.toml", "--audit-dsn", "postgresql://h/d", "revoke"], core)
+    assert not _core_command(["conformance", "rtsp"], core)
+    assert not _core_command(["--help"], core)
+    assert not _core_command(["--db", "x.db"], core)
+    assert not _core_command([], core)
 
 
 def test_conformance_and_onvif_commands_come_from_their_plugins() -> None:

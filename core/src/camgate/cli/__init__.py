@@ -78,9 +78,30 @@ def _add_plugin_commands(b: Builder, core: set[str]) -> None:
             p.set_defaults(func=_placeholder(name, why))
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The options before the command that take a value (``--db PATH``).
+_VALUED = ("--db", "--rules", "--audit-dsn")
+
+
+def _core_command(argv: Sequence[str], core: set[str]) -> bool:
+    """True when ``argv`` runs one of core's commands: the plugins need not be loaded to parse
+    it (loading imports every plugin's modules, half a second on a quiet machine)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in _VALUED:
+            next(tokens, None)
+        elif token.startswith(tuple(f"{o}=" for o in _VALUED)):
+            continue
+        elif token.startswith("-"):
+            return False  # --help, --version or a typo: the whole parser answers
+        else:
+            return token in core
+    return False
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests): core's commands, then every command a
-    plugin registers through ``camgate_register_commands``."""
+    plugin registers through ``camgate_register_commands`` — unless ``argv`` (the arguments
+    about to be parsed) runs a core command, which needs no plugin loaded."""
     parser = argparse.ArgumentParser(
         prog="camgate",
         description="Consent-gated access to privately owned security cameras.",
@@ -106,13 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     b = Builder(top)
     for group in (plugins, owners, cameras, access, geofence, retention, audit):
         group.add_parsers(b)
-    _add_plugin_commands(b, set(top.choices))
+    core = set(top.choices)
+    if argv is None or not _core_command(argv, core):
+        _add_plugin_commands(b, core)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``camgate`` command."""
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
