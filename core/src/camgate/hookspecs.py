@@ -188,7 +188,8 @@ def camgate_notify_owner(notice: OwnerNotice) -> bool | None:
 def camgate_register_commands(register: Callable[[Command], None]) -> None:
     """Add commands to the ``camgate`` command line.
 
-    Called each time the ``camgate`` parser is built (every run of the command), through
+    Called each time the ``camgate`` parser is built (every run of the command but those of
+    core's own commands, parsed without loading plugins), through
     :meth:`camgate.plugins.PluginHost.commands`.
 
     :param register: call it with one :class:`camgate.commands.Command` per top-level command

@@ -20,16 +20,18 @@ EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_PENDING = 1, 2, 3, 4
 CONNECT_MARGIN_S = 5.0
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON, keys in their order."""
     print(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _gate(args: argparse.Namespace) -> Gate:
+def open_gate(args: argparse.Namespace) -> Gate:
+    """The gate of ``--db``, with ``--rules`` and ``--audit-dsn`` (created when missing)."""
     rules = AgencyRules.from_toml(args.rules) if args.rules else None
     return Gate.open(args.db, rules=rules, audit_dsn=args.audit_dsn)
 
 
-class _Reader:
+class Reader:
     """The store and audit log opened read-only (``mode=ro``: no key, table, journal or WAL is
     created or written), for the commands that only read: an auditor can run them on a
     read-only copy, directory or mount. A command that reads only the audit log
@@ -62,11 +64,13 @@ class _Reader:
             self._store.close()
 
 
-def _reader(args: argparse.Namespace, *, store: bool = True) -> _Reader:
-    return _Reader(args, store=store)
+def open_reader(args: argparse.Namespace, *, store: bool = True) -> Reader:
+    """The store and audit log of ``args``, read-only (:class:`Reader`)."""
+    return Reader(args, store=store)
 
 
-def _audit_key(args: argparse.Namespace, gate: Gate | _Reader | None) -> bytes | None:
+def audit_key(args: argparse.Namespace, gate: Gate | Reader | None) -> bytes | None:
+    """The hub's public key: ``--key`` (hex, checked), else ``gate``'s, else None."""
     from camgate.audit.chain import check_public_key
 
     if getattr(args, "key", None):
@@ -79,10 +83,13 @@ def _audit_key(args: argparse.Namespace, gate: Gate | _Reader | None) -> bytes |
     return gate.audit.public_key if gate is not None else None
 
 
-_G = TypeVar("_G", bound=Gate | _Reader)
+_G = TypeVar("_G", bound=Gate | Reader)
 
 
-class _closing(Generic[_G]):
+class closing(Generic[_G]):
+    """``with closing(open_gate(args)) as gate``: closes the audit log (signing what the command
+    appended) and the store on the way out."""
+
     def __init__(self, gate: _G) -> None:
         self.gate: _G = gate
 

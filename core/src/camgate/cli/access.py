@@ -16,11 +16,11 @@ from camgate.cli._common import (
     EXIT_DENIED,
     EXIT_PENDING,
     Builder,
-    _closing,
-    _gate,
-    _print_json,
-    _reader,
     add_setting,
+    closing,
+    open_gate,
+    open_reader,
+    print_json,
 )
 from camgate.codec import dump
 from camgate.errors import AccessDenied, AnswerPending, CamgateError, NotFound
@@ -45,18 +45,18 @@ def _window(args: argparse.Namespace) -> tuple[datetime, datetime] | None:
 
 def cmd_incident_report(args: argparse.Namespace) -> int:
     """Report an incident."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         incident = gate.report_incident(
             args.kind, GeoPoint(args.lat, args.lon), args.radius, window_s=args.window
         )
-        _print_json(dump(incident))
+        print_json(dump(incident))
     return 0
 
 
 def cmd_incident_close(args: argparse.Namespace) -> int:
     """Close an incident."""
-    with _closing(_gate(args)) as gate:
-        _print_json(dump(gate.close_incident(args.id)))
+    with closing(open_gate(args)) as gate:
+        print_json(dump(gate.close_incident(args.id)))
     return 0
 
 
@@ -77,7 +77,7 @@ def cmd_request(args: argparse.Namespace) -> int:
         )
 
     async def run() -> int:
-        async with _gate(args) as gate:
+        async with open_gate(args) as gate:
             if args.setting:  # validated before anything is asked; never stored
                 gate.edge.override_settings(args.camera, dict(args.setting))
             try:
@@ -96,7 +96,7 @@ def cmd_request(args: argparse.Namespace) -> int:
                     audio=args.audio,
                 )
             except AnswerPending as held:
-                _print_json(
+                print_json(
                     {
                         "granted": False,
                         "pending": True,
@@ -113,7 +113,7 @@ def cmd_request(args: argparse.Namespace) -> int:
                     "request": refusal.decision.request_id,
                     "reasons": refusal.decision.reasons,
                 }
-                _print_json(result)
+                print_json(result)
                 print(f"camgate: {refusal}", file=sys.stderr)
                 return EXIT_DENIED
             out = make_dirs(args.out)
@@ -146,7 +146,7 @@ def cmd_request(args: argparse.Namespace) -> int:
                 result |= {"file": str(path), "sha256": clip.sha256, "duration_s": clip.duration_s}
                 if clip.partial:  # shorter than asked: the camera stopped, kept as it is
                     result |= {"partial": True, "reason": clip.reason}
-            _print_json(result)
+            print_json(result)
             return 0
 
     return anyio.run(run)
@@ -159,7 +159,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """
     if not Path(args.db).exists():  # read-only: nothing is created to look in
         raise NotFound(f"no decision on request {args.request!r}: no camgate store at {args.db}")
-    with _closing(_reader(args)) as gate:
+    with closing(open_reader(args)) as gate:
         try:
             decision = gate.store.decision_json(args.request)
         except NotFound:
@@ -170,7 +170,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                     f"no decision on request {args.request!r}, and none waits for an answer"
                 ) from None
             if args.json:
-                _print_json({"request": args.request, "pending": True} | dump(pending))
+                print_json({"request": args.request, "pending": True} | dump(pending))
             else:
                 print(
                     f"request {args.request}: waiting for the owner's answer until "
@@ -178,7 +178,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 )
             return 0
     if args.json:
-        _print_json(decision)
+        print_json(decision)
         return 0
     verdict = "allowed" if decision["allowed"] else "refused"
     print(f"request {decision['request']}: {verdict}")
@@ -197,7 +197,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
     """Record the owner's yes or no to a request that waits for it; print the final decision."""
 
     async def run() -> dict[str, Any]:
-        async with _gate(args) as gate:
+        async with open_gate(args) as gate:
             decision = await gate.answer(args.request, args.approve, owner_id=args.owner)
         return {
             "request": args.request,
@@ -206,15 +206,15 @@ def cmd_answer(args: argparse.Namespace) -> int:
             "reasons": decision.reasons,
         }
 
-    _print_json(anyio.run(run))
+    print_json(anyio.run(run))
     return 0
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
     """List requests that wait for an owner's answer (first refusing any past their deadline)."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         gate.expire_pending()
-        _print_json([dump(p) for p in gate.pending(args.owner)])
+        print_json([dump(p) for p in gate.pending(args.owner)])
     return 0
 
 
@@ -222,11 +222,11 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke every consent of an owner."""
 
     async def run() -> list[str]:
-        async with _gate(args) as gate:
+        async with open_gate(args) as gate:
             return await gate.revoke(args.owner)
 
     cameras = anyio.run(run)
-    _print_json({"owner": args.owner, "revoked": cameras})
+    print_json({"owner": args.owner, "revoked": cameras})
     return 0
 
 

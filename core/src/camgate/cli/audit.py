@@ -10,11 +10,11 @@ from typing import Any
 from camgate.cli._common import (
     EXIT_ERROR,
     Builder,
-    _audit_key,
-    _closing,
-    _gate,
-    _print_json,
-    _reader,
+    audit_key,
+    closing,
+    open_gate,
+    open_reader,
+    print_json,
 )
 from camgate.errors import CamgateError, ValidationError
 
@@ -30,7 +30,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     period = Period.parse(args.period)
     if args.export:
-        key = _audit_key(args, None)
+        key = audit_key(args, None)
         if key is None:
             raise CamgateError(
                 "--export needs --key (the hub's public key, from a trusted channel)"
@@ -42,8 +42,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if verified.ok:
             records = [r for r in records if r.seq <= verified.records - verified.unsealed]
     else:
-        with _closing(_reader(args, store=False)) as gate:
-            verified = gate.audit.verify(public_key=_audit_key(args, None))
+        with closing(open_reader(args, store=False)) as gate:
+            verified = gate.audit.verify(public_key=audit_key(args, None))
             # Exactly the records verified (appends may continue meanwhile); all, when flagged.
             records = [
                 r for r in gate.audit.records() if r.seq <= verified.records or not verified.ok
@@ -57,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_report(records, period, k=args.k, verified=verified)
     page, data = write_report(report, args.out)
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         print(f"report {report['period']}: wrote {page} and {data}")
     return 0
@@ -68,10 +68,10 @@ def cmd_audit_find_clip(args: argparse.Namespace) -> int:
     camera, time); exit 1 when none did (an altered or foreign file)."""
     from camgate.media import clip_tags, find_clip
 
-    with _closing(_reader(args)) as gate:
+    with closing(open_reader(args)) as gate:
         found = find_clip(gate.audit, args.file)
     tags = {} if Path(args.file).is_dir() else clip_tags(args.file)
-    _print_json(
+    print_json(
         {
             "file": args.file,
             "tagged_grant": tags.get("camgate_grant"),
@@ -108,10 +108,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from camgate.audit import Checkpoint, OwnerSlice, verify_owner_slice
 
     if args.slice:
-        key = _audit_key(args, None)
+        key = audit_key(args, None)
         if key is None:
-            with _closing(_reader(args, store=False)) as gate:
-                key = _audit_key(args, gate)
+            with closing(open_reader(args, store=False)) as gate:
+                key = audit_key(args, gate)
         if key is None:
             raise ValidationError("--slice needs --key (the hub's public key)")
         try:
@@ -132,8 +132,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     known: list[Checkpoint] = []
     for source in ([args.against] if args.against else []) + (args.witness or []):
         known += _witnesses(source)
-    with _closing(_reader(args, store=False)) as gate:
-        result = gate.audit.verify(public_key=_audit_key(args, gate), known=known)
+    with closing(open_reader(args, store=False)) as gate:
+        result = gate.audit.verify(public_key=audit_key(args, gate), known=known)
     return _verdict(args, result.ok, result.to_json(), _passed_line(result), _status_line(result))
 
 
@@ -172,7 +172,7 @@ def _passed_line(result: Any) -> str:
 
 def _verdict(args: argparse.Namespace, ok: bool, data: dict[str, Any], good: str, bad: str) -> int:
     if args.json:
-        _print_json(data)
+        print_json(data)
     else:
         print(good if ok else bad)
     return 0 if ok else EXIT_ERROR
@@ -181,9 +181,9 @@ def _verdict(args: argparse.Namespace, ok: bool, data: dict[str, Any], good: str
 def cmd_audit_export(args: argparse.Namespace) -> int:
     """Write the audit log as JSON Lines: a header, the records, and the signed checkpoints
     (each after the record it signs); docs/audit.md says how a third party verifies it."""
-    with _closing(_reader(args, store=False)) as gate:
+    with closing(open_reader(args, store=False)) as gate:
         lines = gate.audit.export_jsonl(
-            public_key=_audit_key(args, None), unverified=args.allow_unverified
+            public_key=audit_key(args, None), unverified=args.allow_unverified
         )
         first = next(lines)  # verification happens before the first line: refuse whole
         print(first)
@@ -195,21 +195,21 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     """Sign the current head of the audit log now (checkpoints are also written every 4096
     records and at the first append a minute after the last one)."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         cp = gate.audit.checkpoint()
     if cp is None:
         print("nothing new to sign")
     else:
-        _print_json(cp.to_json())
+        print_json(cp.to_json())
     return 0
 
 
 def cmd_audit_slice(args: argparse.Namespace) -> int:
     """Print every record about an owner's cameras between two checkpoints, with the proof
     (signed checkpoints and Merkle paths) that none was left out, as JSON."""
-    with _closing(_reader(args, store=False)) as gate:
+    with closing(open_reader(args, store=False)) as gate:
         piece = gate.audit.owner_slice(args.owner, args.since, args.until)
-    _print_json(piece.to_json())
+    print_json(piece.to_json())
     return 0
 
 

@@ -11,10 +11,10 @@ import anyio
 from camgate.adapters import Credentials
 from camgate.cli._common import (
     Builder,
-    _closing,
-    _gate,
-    _print_json,
     add_setting,
+    closing,
+    open_gate,
+    print_json,
 )
 from camgate.codec import dump
 from camgate.errors import CamgateError
@@ -43,9 +43,9 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         battery=args.battery,
     )
     settings = dict(args.setting) if args.setting else None
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         gate.add_camera(camera, creds, settings)
-        _print_json(dump(camera) | gate.camera_settings(camera.id))
+        print_json(dump(camera) | gate.camera_settings(camera.id))
     return 0
 
 
@@ -53,23 +53,23 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
     """Change a camera's own adapter settings (secret ones are kept with its credentials)."""
     if not args.setting and not args.unset:
         raise CamgateError("give --setting KEY=VALUE or --unset KEY")
-    with _closing(_gate(args)) as gate:
-        _print_json(gate.set_camera_settings(args.camera, dict(args.setting), args.unset))
+    with closing(open_gate(args)) as gate:
+        print_json(gate.set_camera_settings(args.camera, dict(args.setting), args.unset))
     return 0
 
 
 def cmd_camera_show(args: argparse.Namespace) -> int:
     """Print a camera and its settings (the names of secret ones, never their values)."""
-    with _closing(_gate(args)) as gate:
-        _print_json(dump(gate.store.get_camera(args.camera)) | gate.camera_settings(args.camera))
+    with closing(open_gate(args)) as gate:
+        print_json(dump(gate.store.get_camera(args.camera)) | gate.camera_settings(args.camera))
     return 0
 
 
 def cmd_camera_list(args: argparse.Namespace) -> int:
     """Print every camera (or one owner's) with its settings, as :func:`cmd_camera_show`."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         cameras = gate.store.cameras(args.owner)
-        _print_json([dump(c) | gate.camera_settings(c.id) for c in cameras])
+        print_json([dump(c) | gate.camera_settings(c.id) for c in cameras])
     return 0
 
 
@@ -96,19 +96,19 @@ def cmd_masks_set(args: argparse.Namespace) -> int:
         raise ValueError("give at least one --polygon, or --clear")
 
     async def run() -> dict[str, Any]:
-        async with _gate(args) as gate:
+        async with open_gate(args) as gate:
             return dump(await gate.set_masks(args.owner, args.camera, polygons))
 
-    _print_json(anyio.run(run))
+    print_json(anyio.run(run))
     return 0
 
 
 def cmd_masks_show(args: argparse.Namespace) -> int:
     """Print a camera's privacy masks as JSON (an empty list when it has none)."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         gate.store.get_camera(args.camera)
         mask = gate.masks(args.camera)
-    _print_json({"camera": args.camera, "polygons": dump(mask)["polygons"] if mask else []})
+    print_json({"camera": args.camera, "polygons": dump(mask)["polygons"] if mask else []})
     return 0
 
 

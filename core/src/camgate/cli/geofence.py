@@ -9,9 +9,9 @@ from pathlib import Path
 
 from camgate.cli._common import (
     Builder,
-    _closing,
-    _gate,
-    _print_json,
+    closing,
+    open_gate,
+    print_json,
 )
 from camgate.errors import CamgateError, ValidationError
 
@@ -33,7 +33,7 @@ def cmd_geofence_query(args: argparse.Namespace) -> int:
     from camgate.geofence.geodesy import point
     from camgate.models import Incident
 
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         now = gate.clock.now()
         if args.incident is not None:
             incident = gate.store.get_incident(args.incident)
@@ -69,7 +69,7 @@ def cmd_geofence_query(args: argparse.Namespace) -> int:
 
         result["plot"] = str(plot_sightings(args.plot, incident, rows, [zone], exclusions))
     if args.json:
-        _print_json(result)
+        print_json(result)
         return 0
     print(f"{len(rows)} cameras within {zone.radius_m:.0f} m of {centre.lat}, {centre.lon}")
     for row in survey.rows:
@@ -123,16 +123,16 @@ def cmd_geofence_zone_add(args: argparse.Namespace) -> int:
     else:
         raise CamgateError("give the zone's shape: --geojson FILE, --corridor or --disc")
     zone = Zone.new(args.role, shape, name=args.name, kind=args.kind, incident_id=args.incident)
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         gate.zones.add(zone)
-    _print_json(zone.to_json())
+    print_json(zone.to_json())
     return 0
 
 
 def cmd_geofence_zone_list(args: argparse.Namespace) -> int:
     """Print the stored zones as JSON."""
-    with _closing(_gate(args)) as gate:
-        _print_json([z.to_json() for z in gate.zones.zones()])
+    with closing(open_gate(args)) as gate:
+        print_json([z.to_json() for z in gate.zones.zones()])
     return 0
 
 

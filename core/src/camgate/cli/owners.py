@@ -10,11 +10,11 @@ from typing import Any
 from camgate.cli._common import (
     EXIT_ERROR,
     Builder,
-    _closing,
-    _gate,
-    _print_json,
-    _Reader,
-    _reader,
+    Reader,
+    closing,
+    open_gate,
+    open_reader,
+    print_json,
 )
 from camgate.codec import dump
 from camgate.errors import CamgateError, NotFound
@@ -26,9 +26,9 @@ __all__ = ["add_parsers"]
 
 def cmd_owner_add(args: argparse.Namespace) -> int:
     """Register an owner."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         owner = gate.add_owner(Owner(args.id, args.name, args.contact, args.time_zone))
-        _print_json(dump(owner))
+        print_json(dump(owner))
     return 0
 
 
@@ -39,12 +39,12 @@ def cmd_owner_history(args: argparse.Namespace) -> int:
     (a checkpoint is signed first; exit 1 if the proof fails)."""
     from camgate.activity import owner_history
 
-    with _closing(_gate(args) if args.verify else _reader(args)) as gate:
+    with closing(open_gate(args) if args.verify else open_reader(args)) as gate:
         history = owner_history(gate.store, gate.audit, args.owner)
         if args.verify:
             history["slice"] = _verified_slice(gate, args.owner)
     if args.json:
-        _print_json(history)
+        print_json(history)
         return 0 if history.get("slice", {"ok": True})["ok"] else EXIT_ERROR
     if args.verify:
         v = history["slice"]
@@ -90,7 +90,7 @@ def cmd_owner_history(args: argparse.Namespace) -> int:
     return 0 if history.get("slice", {"ok": True})["ok"] else EXIT_ERROR
 
 
-def _verified_slice(gate: Gate | _Reader, owner: str) -> dict[str, Any]:
+def _verified_slice(gate: Gate | Reader, owner: str) -> dict[str, Any]:
     """Sign a checkpoint now and verify the owner's slice from the start of the log up to it."""
     from camgate.audit import verify_owner_slice
 
@@ -108,16 +108,16 @@ def _verified_slice(gate: Gate | _Reader, owner: str) -> dict[str, Any]:
 def cmd_waiver_publish(args: argparse.Namespace) -> int:
     """Publish a waiver version from a text file."""
     text = Path(args.file).read_text(encoding="utf-8")
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         waiver = gate.publish_waiver(Waiver(args.version, text))
-        _print_json({"version": waiver.version, "sha256": waiver.sha256})
+        print_json({"version": waiver.version, "sha256": waiver.sha256})
     return 0
 
 
 def cmd_enrol(args: argparse.Namespace) -> int:
     """Enrol an owner's cameras under a waiver and terms."""
     scopes = [s for s in args.allow.split(",") if s] if args.allow else []
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         sha = args.waiver_sha256
         if sha is None:
             sha = gate.store.get_waiver(args.waiver).sha256
@@ -128,7 +128,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
             waiver_sha256=sha,
             terms=_terms(args, scopes),
         )
-        _print_json(dump(record))
+        print_json(dump(record))
     return 0
 
 

@@ -11,7 +11,7 @@ import anyio
 from camgate.cli._common import (
     EXIT_ERROR,
     Builder,
-    _print_json,
+    print_json,
 )
 from camgate.codec import dump
 from camgate.errors import ValidationError
@@ -49,7 +49,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        _print_json(adapters)
+        print_json(adapters)
     else:
         for a in adapters:
             caps = ", ".join(a["capabilities"])

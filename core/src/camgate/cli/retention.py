@@ -6,9 +6,9 @@ import argparse
 
 from camgate.cli._common import (
     Builder,
-    _closing,
-    _gate,
-    _print_json,
+    closing,
+    open_gate,
+    print_json,
 )
 
 __all__ = ["add_parsers"]
@@ -17,10 +17,10 @@ __all__ = ["add_parsers"]
 def cmd_retention_run(args: argparse.Namespace) -> int:
     """Delete every exported file (clip, snapshot, HLS segment, cache) past its expiry, unless
     its incident is on hold; each deletion is in the audit log before the file goes."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         run = gate.retention.run(dry_run=args.dry_run)
     if args.json:
-        _print_json(run.to_json())
+        print_json(run.to_json())
         return 0
     verb = "would delete" if run.dry_run else "deleted"
     print(f"retention: {verb} {len(run.deleted)}, kept by a hold {len(run.held)}")
@@ -33,32 +33,32 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 
 def cmd_retention_list(args: argparse.Namespace) -> int:
     """Print every registered file with its expiry and state, as JSON."""
-    with _closing(_gate(args)) as gate:
-        _print_json([a.to_json() for a in gate.retention.artifacts()])
+    with closing(open_gate(args)) as gate:
+        print_json([a.to_json() for a in gate.retention.artifacts()])
     return 0
 
 
 def cmd_hold_add(args: argparse.Namespace) -> int:
     """Place an evidence hold on an incident: its files are kept past expiry (audited)."""
-    with _closing(_gate(args)) as gate:
-        _print_json(gate.retention.place_hold(args.incident, args.reason, by=args.by).to_json())
+    with closing(open_gate(args)) as gate:
+        print_json(gate.retention.place_hold(args.incident, args.reason, by=args.by).to_json())
     return 0
 
 
 def cmd_hold_release(args: argparse.Namespace) -> int:
     """Release an incident's evidence hold (audited); expired files go at the next run."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         hold = gate.retention.release_hold(args.incident, reason=args.reason, by=args.by)
-        _print_json({"released": hold.to_json()})
+        print_json({"released": hold.to_json()})
     return 0
 
 
 def cmd_hold_list(args: argparse.Namespace) -> int:
     """List the evidence holds in force."""
-    with _closing(_gate(args)) as gate:
+    with closing(open_gate(args)) as gate:
         holds = [h.to_json() for h in gate.retention.holds()]
     if args.json:
-        _print_json(holds)
+        print_json(holds)
     else:
         for h in holds:
             print(f"{h['incident']}  since {h['placed_at']}  by {h['by']}: {h['reason']}")
