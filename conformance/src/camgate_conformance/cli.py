@@ -1,7 +1,8 @@
 """``camgate conformance ADAPTER``: run the suite, show progress, print a summary, write reports.
 
-The core ``camgate`` command hands its ``conformance`` subcommand to :func:`configure` when this
-distribution is installed; ``camgate-conformance`` is the same command on its own. Exit status:
+This distribution's ``camgate`` plugin (:mod:`camgate_conformance.plugin`) registers
+``camgate conformance`` through the ``camgate_register_commands`` hook, which hands the parser to
+:func:`configure`; ``camgate-conformance`` is the same command on its own. Exit status:
 0 when the adapter is certified (no check failed, every gating, robustness and stateful check
 passed or does not apply to its declared capabilities), 1 otherwise ("not certified" with the
 list), 2 for bad usage. ``--allow-incomplete`` (development) exits 0 when nothing failed.

@@ -1,25 +1,26 @@
 """What the suite runs against: a target, its backdoor and the vendor faults it can stage.
 
-A vendor plugin provides a target through the ``camgate_conformance_target`` hook. The shapes
-below are :class:`typing.Protocol` classes, so a plugin implements them structurally and need not
-depend on this distribution. When no plugin provides a target, :func:`resolve_target` wraps the
-plugin's ``camgate_simulator`` (:class:`SimulatorTarget`): no backdoor and no faults, so the checks
-that need them are reported as not run.
+An adapter's :class:`~camgate.adapters.AdapterFactory` names its ``conformance_target`` factory.
+The shapes (:class:`Target`, :class:`Backdoor`, :class:`FaultCase`, :class:`VendorEvent`) are
+protocols of core's :mod:`camgate.targets`, re-exported here, so a plugin need not depend on this
+distribution. When an adapter has no target, :func:`resolve_target` wraps its ``simulator``
+(:class:`SimulatorTarget`): no backdoor and no faults, so the checks that need them are reported
+as not run.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from camgate.adapters import Simulator
-from camgate.errors import ConfigError, PluginError
+from camgate.errors import ConfigError
 from camgate.plugins import PluginHost
+from camgate.targets import Backdoor, FaultCase, Target, VendorEvent
 
 __all__ = [
     "Backdoor",
@@ -31,99 +32,6 @@ __all__ = [
     "load_config",
     "resolve_target",
 ]
-
-
-@runtime_checkable
-class VendorEvent(Protocol):
-    """One thing the vendor side saw a client do.
-
-    ``at`` is ``time.monotonic()`` on this machine when it happened (the vendor side's clock
-    must be comparable); ``client`` identifies the connection; ``kind`` names the request
-    (``connect``, ``describe``, ``play``, ``closed``, ...); ``camera`` is the source it concerns,
-    when it concerns one; ``media`` is True for a request that asks for media.
-    """
-
-    at: float
-    client: str
-    kind: str
-
-    @property
-    def camera(self) -> str | None:
-        """The camera source the event concerns, if any."""
-        ...
-
-    @property
-    def media(self) -> bool:
-        """True when this request asks the vendor for media."""
-        ...
-
-
-@runtime_checkable
-class Backdoor(Protocol):
-    """The vendor side's own record of what happened: read without going through the adapter."""
-
-    def events(self) -> Sequence[VendorEvent]:
-        """Every event so far, in order."""
-        ...
-
-    def open_clients(self) -> set[str]:
-        """The connections open now."""
-        ...
-
-
-@runtime_checkable
-class FaultCase(Protocol):
-    """A vendor fault staged by a target.
-
-    ``source`` and ``settings`` reach the faulty camera; ``secret`` is a credential in those
-    settings that must never appear in an error; ``within_s`` is how long the adapter may take
-    to report the fault; with ``mid_stream`` the fault happens only when ``trigger`` is called,
-    after the first packet (``drops``).
-    """
-
-    source: str
-    settings: Mapping[str, Any]
-    secret: str
-    within_s: float
-    mid_stream: bool
-
-    def trigger(self) -> None:
-        """Make the fault happen now (a no-op for faults present from the start)."""
-        ...
-
-
-@runtime_checkable
-class Target(Protocol):
-    """Cameras for the suite to reach, and what the suite may know about the vendor side.
-
-    Entering starts it; ``close`` (and leaving) stops everything it started. ``sources`` are
-    camera addresses (two or more so a grant can name the wrong camera); ``settings`` the
-    adapter settings that reach them; ``audio_source`` a camera that has audio, or None;
-    ``backdoor`` the vendor side's own log, None for a real device.
-    """
-
-    description: str
-    sources: list[str]
-    settings: dict[str, Any]
-    audio_source: str | None
-    backdoor: Backdoor | None
-
-    def __enter__(self) -> Any: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Any: ...
-
-    def fault(self, name: str) -> AbstractContextManager[FaultCase] | None:
-        """Stage the vendor fault ``name`` (see ``checks.FAULTS``), or None if it cannot."""
-        ...
-
-    def close(self) -> None:
-        """Stop everything the target started. Idempotent."""
-        ...
 
 
 class _PlainTarget:
@@ -144,7 +52,7 @@ class _PlainTarget:
 
 
 class SimulatorTarget(_PlainTarget):
-    """A target around a plain ``camgate_simulator``: cameras, but no backdoor and no faults."""
+    """A target around an adapter's plain ``simulator``: cameras, but no backdoor, no faults."""
 
     def __init__(self, simulator: Simulator) -> None:
         self._simulator = simulator
@@ -214,18 +122,14 @@ def load_config(path: str | Path) -> dict[str, Any]:
 def resolve_target(host: PluginHost, adapter: str, spec: str = "SIM") -> Target:
     """The target for ``adapter``: ``"SIM"`` for the plugin's simulator, else a settings file.
 
-    The plugin's ``camgate_conformance_target`` answers first; a settings file no plugin claims
-    becomes a :class:`ConfigTarget`; a simulator no plugin wraps becomes a
-    :class:`SimulatorTarget`. PluginError when there is neither.
+    The adapter's own ``conformance_target`` factory answers first (the host refuses one that
+    lacks parts of the protocol); a settings file it does not claim becomes a
+    :class:`ConfigTarget`; a simulator with no target becomes a :class:`SimulatorTarget`.
+    PluginError when there is neither.
     """
     config = None if spec.upper() == "SIM" else load_config(spec)
     found = host.conformance_target(adapter, config)
     if found is not None:
-        if not isinstance(found, Target):
-            raise PluginError(
-                f"the conformance target for {adapter!r} ({type(found).__name__}) lacks parts of "
-                "the Target protocol (sources, settings, audio_source, backdoor, fault, close)"
-            )
         return found
     if config is not None:
         return ConfigTarget(config, str(config.get("description", "settings file")))

@@ -13,19 +13,22 @@ more. Hooks are synchronous (pluggy has no async hooks); the async work lives on
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, get_type_hints, runtime_checkable
 
 import attrs
 
 from camgate.errors import CameraProtocolError, ValidationError
 from camgate.models import Camera, Grant, MediaPacket, Scope, Snapshot, StreamInfo
+from camgate.targets import Target
 
 __all__ = [
     "Adapter",
     "AdapterFactory",
+    "CAPABILITY_METHODS",
     "Capabilities",
     "Credentials",
     "LatencyBudgets",
@@ -34,6 +37,8 @@ __all__ = [
     "Secret",
     "SettingsClass",
     "Simulator",
+    "SimulatorFactory",
+    "TargetFactory",
     "VENDOR_BODY_LIMIT",
     "read_capped",
 ]
@@ -257,9 +262,27 @@ class SettingsClass(Protocol):
 SECRET: Mapping[str, Any] = {"secret": True}
 
 
+#: Each capability an :class:`AdapterFactory` may declare → the :class:`Adapter` method its
+#: adapter class must override to serve it. ``audio`` rides in a stream, so it needs ``live`` or
+#: ``recorded`` declared too; ``keeps_connections_open`` is a behaviour, not a method.
+CAPABILITY_METHODS: Mapping[str, str] = {
+    "live": "open_live",
+    "recorded": "recorded",
+    "snapshot": "snapshot",
+}
+
+#: Builds a simulator of the vendor side serving ``count`` cameras (at least 1), not started.
+SimulatorFactory = Callable[[int], "Simulator"]
+#: Builds the conformance target, not started: ``config`` is None for the plugin's simulator,
+#: else the parsed settings file QA gave with ``--target CONFIG``; None leaves that file to the
+#: suite (which then needs only its ``sources`` and ``settings``).
+TargetFactory = Callable[[Mapping[str, Any] | None], Target | None]
+
+
 @attrs.frozen
 class AdapterFactory:
-    """What a plugin registers: the adapter's name, promises and a builder.
+    """What a plugin registers: the adapter's name, promises and builders — everything about it,
+    once.
 
     ``create(settings)`` builds the adapter from the edge's settings for this vendor (a mapping the
     adapter documents; credentials arrive as :class:`Secret`). ``settings_class`` (optional)
@@ -267,6 +290,18 @@ class AdapterFactory:
     uses it to refuse a camera's bad settings before storing them; without it the adapter takes
     no per-camera settings. ``distribution`` and ``version`` are filled in by the plugin host from
     the plugin's package metadata when left empty.
+
+    ``simulator`` (optional, a :data:`SimulatorFactory`) builds the vendor side on loopback for
+    the demo, tests and the suite; ``conformance_target`` (optional, a :data:`TargetFactory`)
+    builds the suite's :class:`camgate.targets.Target` with its backdoor and faults. Without a
+    target the suite wraps the simulator (no backdoor, no faults: it cannot certify). Import the
+    simulator's module inside the factory, so a production install never loads test servers.
+
+    The plugin host refuses (:class:`camgate.errors.PluginError`) a factory that declares a
+    capability its adapter class does not implement (:data:`CAPABILITY_METHODS`,
+    :meth:`unimplemented`). The class is known when ``create`` is the class itself, a
+    classmethod of it (``MyAdapter.from_settings``) or a function annotated to return it; a
+    factory built otherwise (a bare lambda) is not checked here, only by the suite.
     """
 
     name: str
@@ -277,6 +312,42 @@ class AdapterFactory:
     distribution: str = ""
     version: str = ""
     settings_class: type[SettingsClass] | None = attrs.field(default=None, repr=False)
+    simulator: SimulatorFactory | None = attrs.field(default=None, repr=False)
+    conformance_target: TargetFactory | None = attrs.field(default=None, repr=False)
+
+    @property
+    def adapter_class(self) -> type[Adapter] | None:
+        """The :class:`Adapter` subclass ``create`` builds, when it can be told without building
+        one (see the class docstring); None otherwise."""
+        create: Any = self.create
+        if inspect.isclass(create):
+            return create if issubclass(create, Adapter) else None
+        owner = getattr(create, "__self__", None)
+        if inspect.isclass(owner) and issubclass(owner, Adapter):
+            return owner
+        try:
+            returned = get_type_hints(create).get("return")
+        except Exception:  # unresolvable annotations: not knowable, not an error
+            return None
+        return returned if inspect.isclass(returned) and issubclass(returned, Adapter) else None
+
+    def unimplemented(self) -> dict[str, str]:
+        """Each declared capability the adapter class does not implement → why (empty when all
+        are, or when the class is not known). The plugin host refuses such a factory."""
+        missing: dict[str, str] = {}
+        caps = self.capabilities
+        if caps.audio and not (caps.live or caps.recorded):
+            missing["audio"] = "audio rides in a stream: declare live or recorded too"
+        cls = self.adapter_class
+        if cls is None:
+            return missing
+        for capability, method in CAPABILITY_METHODS.items():
+            if getattr(caps, capability) and getattr(cls, method) is getattr(Adapter, method):
+                missing[capability] = (
+                    f"{cls.__name__} does not override Adapter.{method}() "
+                    f"(the base raises UnsupportedScope)"
+                )
+        return missing
 
     def check_settings(self, settings: Mapping[str, Any]) -> None:
         """Return when ``settings`` (a partial mapping: missing keys take their defaults) are

@@ -8,7 +8,8 @@ an adapter able to serve the scope — are checked by the gate itself and cannot
 
 Every hook is synchronous (pluggy has no async hooks); adapters put their async work on the
 objects they register. Decisions where every plugin must be heard (consent, geofence) collect all
-answers; a ``firstresult`` hook stops at the first non-None answer.
+answers (no hook is ``firstresult`` today: what belongs to one adapter is on its
+:class:`~camgate.adapters.AdapterFactory`, not chosen by name among plugins).
 
 Each hook has a section in docs/hooks.md and a ``test_hook_<hook>`` in
 tests/integration/test_hooks.py that implements it; tests fail when either is missing.
@@ -16,14 +17,15 @@ tests/integration/test_hooks.py that implements it; tests fail when either is mi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from camgate.adapters import AdapterFactory, Simulator
+    from camgate.adapters import AdapterFactory
+    from camgate.commands import Command
     from camgate.geofence.shapes import Shape
     from camgate.models import Camera, Decision, Grant, Incident, Vote
     from camgate.notify import OwnerNotice
@@ -45,47 +47,13 @@ def camgate_register_adapters(register: Callable[[AdapterFactory], None]) -> Non
 
     Called once when the plugin host starts.
 
-    :param register: call it with one :class:`camgate.adapters.AdapterFactory` per adapter.
-        Registering a name twice is a :class:`camgate.errors.PluginError`.
+    :param register: call it with one :class:`camgate.adapters.AdapterFactory` per adapter:
+        everything about the adapter at once (its builder, settings class, capabilities,
+        budgets, and its ``simulator`` and ``conformance_target`` factories). Registering a name
+        twice, or a factory declaring a capability its adapter class does not implement, is a
+        :class:`camgate.errors.PluginError`.
 
     Implemented by every vendor plugin.
-    """
-
-
-@hookspec(firstresult=True)
-def camgate_simulator(adapter: str, count: int) -> Simulator | None:
-    """Return a simulator of ``adapter``'s vendor side serving ``count`` cameras, not yet started.
-
-    Called by the demo, by tests and by the conformance suite when they need a real peer on
-    loopback for an adapter.
-
-    :param adapter: the adapter's registered name.
-    :param count: how many cameras the simulator should serve (at least 1).
-    :return: a :class:`camgate.adapters.Simulator`, or None when this plugin does not simulate
-        ``adapter``.
-
-    Stops at the first non-None result. Implemented by vendor plugins that ship a simulator.
-    """
-
-
-@hookspec(firstresult=True)
-def camgate_conformance_target(adapter: str, config: Mapping[str, Any] | None) -> object | None:
-    """Return the conformance suite's target for ``adapter``, not yet started.
-
-    Called by the conformance suite (``camgate conformance ADAPTER``). A target is a context
-    manager that serves the adapter's cameras — the plugin's simulator, or a real device or
-    account — and, for a simulator, exposes the vendor side's own record of every request (the
-    backdoor) and the vendor faults it can stage. Its shape is the ``Target`` protocol of
-    ``camgate_conformance.target``; a plugin implements it structurally and need not depend on
-    ``camgate-conformance``.
-
-    :param adapter: the adapter's registered name.
-    :param config: None for the plugin's simulator; otherwise the settings file QA gave with
-        ``--target CONFIG``, parsed (``sources``, ``settings``, vendor keys).
-    :return: the target, or None when this plugin does not provide one for ``adapter``.
-
-    Stops at the first non-None result. Implemented by vendor plugins; without one, the suite
-    wraps the ``camgate_simulator`` hook's simulator (no backdoor, no faults).
     """
 
 
@@ -210,4 +178,24 @@ def camgate_notify_owner(notice: OwnerNotice) -> bool | None:
 
     Every implementation is called. When none accepts, the gate raises a
     :class:`camgate.errors.PluginError`: an owner must always be told.
+    """
+
+
+# -------------------------------------------------------------------------------- commands
+
+
+@hookspec
+def camgate_register_commands(register: Callable[[Command], None]) -> None:
+    """Add commands to the ``camgate`` command line.
+
+    Called each time the ``camgate`` parser is built (every run of the command but those of
+    core's own commands, parsed without loading plugins), through
+    :meth:`camgate.plugins.PluginHost.commands`.
+
+    :param register: call it with one :class:`camgate.commands.Command` per top-level command
+        (``camgate NAME ...``); its ``configure(parser)`` adds the arguments and sets ``func``.
+        A name core has, or another plugin registered, is a :class:`camgate.errors.PluginError`.
+
+    Implemented by the conformance suite (``camgate conformance``) and by vendor plugins with
+    vendor commands (``camgate onvif probe``, account linking for cloud vendors).
     """

@@ -27,8 +27,10 @@ import pluggy
 
 from camgate import hookspecs
 from camgate.adapters import AdapterFactory, Simulator
+from camgate.commands import Command
 from camgate.errors import PluginError
 from camgate.models import Camera, Decision, Grant, Incident, Vote
+from camgate.targets import Target
 
 if TYPE_CHECKING:
     from camgate.geofence.shapes import Shape
@@ -162,6 +164,7 @@ class PluginHost:
                         raise PluginError(f"register() takes an AdapterFactory, got {factory!r}")
                     if factory.name in found:
                         raise PluginError(f"adapter {factory.name!r} is registered twice")
+                    _refuse_unimplemented(factory, info)
                     if info is not None and not factory.distribution:
                         factory = attrs.evolve(
                             factory, distribution=info.distribution, version=info.version
@@ -200,31 +203,89 @@ class PluginHost:
         return self._registrars[adapter]
 
     def has_simulator(self, adapter: str) -> bool:
-        """True when a plugin provides a simulator for ``adapter`` (built, never started)."""
-        try:
-            self.simulator(adapter, 1)
-        except PluginError:
-            return False
-        return True
+        """True when ``adapter`` is registered with a ``simulator`` factory (nothing is built)."""
+        factory = self.adapters().get(adapter)
+        return factory is not None and factory.simulator is not None
 
     def has_conformance_target(self, adapter: str) -> bool:
-        """True when a plugin provides a conformance target for ``adapter``'s simulator (built,
-        never started); without one the suite wraps the simulator and cannot certify."""
-        return self.conformance_target(adapter, None) is not None
+        """True when ``adapter`` is registered with a ``conformance_target`` factory (nothing is
+        built); without one the suite wraps the simulator and cannot certify."""
+        factory = self.adapters().get(adapter)
+        return factory is not None and factory.conformance_target is not None
 
     def simulator(self, adapter: str, count: int) -> Simulator:
-        """A simulator for ``adapter``; PluginError when no plugin provides one."""
-        sim: Simulator | None = self.pm.hook.camgate_simulator(adapter=adapter, count=count)
-        if sim is None:
-            raise PluginError(f"no plugin provides a simulator for adapter {adapter!r}")
+        """A simulator for ``adapter`` serving ``count`` cameras, from its factory's
+        ``simulator``, not started; PluginError for an unknown adapter or one without."""
+        factory = self.adapter(adapter)
+        if factory.simulator is None:
+            raise PluginError(f"adapter {adapter!r} registers no simulator")
+        sim = factory.simulator(count)
+        if not isinstance(sim, Simulator):
+            raise PluginError(
+                f"adapter {adapter!r}'s simulator factory returned {type(sim).__name__}, "
+                "not a camgate.adapters.Simulator"
+            )
         return sim
 
-    def conformance_target(self, adapter: str, config: Mapping[str, Any] | None) -> object | None:
-        """The conformance target a plugin provides for ``adapter``, or None."""
-        target: object | None = self.pm.hook.camgate_conformance_target(
-            adapter=adapter, config=config
-        )
+    def conformance_target(self, adapter: str, config: Mapping[str, Any] | None) -> Target | None:
+        """The conformance target ``adapter``'s factory builds for ``config`` (None: its
+        simulator), not started; None when the adapter is unknown, has no target factory, or
+        leaves this settings file to the suite. PluginError when what it builds lacks parts of
+        the :class:`camgate.targets.Target` protocol."""
+        factory = self.adapters().get(adapter)
+        if factory is None or factory.conformance_target is None:
+            return None
+        target = factory.conformance_target(config)
+        if target is not None and not isinstance(target, Target):
+            raise PluginError(
+                f"the conformance target for {adapter!r} ({type(target).__name__}) lacks parts "
+                "of the Target protocol (sources, settings, audio_source, backdoor, fault, close)"
+            )
         return target
+
+    # ------------------------------------------------------------------ commands
+
+    def commands(self, reserved: Iterable[str] = ()) -> list[Command]:
+        """Every command plugins register through ``camgate_register_commands``, in plugin
+        order. PluginError (naming the plugin) when a
+        plugin registers something else than a :class:`Command`, a name twice, or one of
+        ``reserved`` (core's own command names)."""
+        taken = set(reserved)
+        found: list[Command] = []
+        names: dict[str, str] = {}
+        for impl in self.pm.hook.camgate_register_commands.get_hookimpls():
+            plugin = self.pm.get_name(impl.plugin) or impl.plugin_name
+
+            def register(command: Command, plugin: str = plugin) -> None:
+                if not isinstance(command, Command):
+                    raise PluginError(
+                        f"plugin {plugin!r}: register() takes a camgate.commands.Command, "
+                        f"got {command!r}"
+                    )
+                if command.name in taken:
+                    raise PluginError(
+                        f"plugin {plugin!r} registers the command {command.name!r}, which is "
+                        "camgate's own"
+                    )
+                if command.name in names:
+                    raise PluginError(
+                        f"plugins {names[command.name]!r} and {plugin!r} both register the "
+                        f"command {command.name!r}"
+                    )
+                names[command.name] = plugin
+                found.append(command)
+
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {plugin!r} failed in camgate_register_commands: "
+                    f"{type(exc).__name__}: {exc}. Start without it with "
+                    f"CAMGATE_DISABLE_PLUGINS={plugin}"
+                ) from exc
+        return found
 
     # ------------------------------------------------------------------ decisions
 
@@ -281,6 +342,20 @@ class PluginHost:
     def consent_revoked(self, owner_id: str, camera_ids: Sequence[str], at: datetime) -> None:
         """Emit ``camgate_consent_revoked``."""
         self.emit("camgate_consent_revoked", owner_id=owner_id, camera_ids=camera_ids, at=at)
+
+
+def _refuse_unimplemented(factory: AdapterFactory, info: PluginInfo | None) -> None:
+    """PluginError naming the adapter, the capability and the method, when ``factory`` declares
+    a capability its adapter class does not implement."""
+    missing = factory.unimplemented()
+    if not missing:
+        return
+    who = f" (plugin {info.name!r}, distribution {info.distribution})" if info is not None else ""
+    problems = "; ".join(f"{cap!r}: {why}" for cap, why in sorted(missing.items()))
+    raise PluginError(
+        f"adapter {factory.name!r}{who} declares capabilities it does not implement — "
+        f"{problems}. Implement them or leave them out of its Capabilities"
+    )
 
 
 def _votes(results: Iterable[Any], hook: str) -> list[Vote]:

@@ -172,13 +172,13 @@ RULES: tuple[Rule, ...] = (
         "simulator",
         False,
         "Ship a simulator that really serves the vendor's protocol on loopback "
-        "(camgate_simulator).",
+        "(AdapterFactory.simulator).",
     ),
     Rule(
         "conformance-target",
         False,
         "Ship a conformance target with a backdoor (the simulator's own log) that stages every "
-        "fault (camgate_conformance_target).",
+        "fault (AdapterFactory.conformance_target).",
     ),
     Rule(
         "documented",

@@ -1,7 +1,7 @@
 """The onvif adapter's conformance target: simulated devices, their request logs, faults.
 
-Returned by the ``camgate_conformance_target`` hook (see :mod:`camgate_onvif.plugin`); it has the
-shape of ``camgate_conformance.target.Target`` without importing that distribution. Cameras are
+Built by the adapter factory's ``conformance_target`` (see :mod:`camgate_onvif.plugin`); it has the
+shape of core's ``camgate.targets.Target`` without importing the suite. Cameras are
 the ``main`` profiles of two simulated devices. The backdoor merges the devices' own log of
 every HTTP connection and SOAP request (:attr:`OnvifSimulator.connections`, ``requests``; the
 media operations ask for media) with the RTSP server's log of every client request, each mapped

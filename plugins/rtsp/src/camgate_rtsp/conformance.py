@@ -1,7 +1,7 @@
 """The rtsp adapter's conformance target: the GStreamer test server, its request log, faults.
 
-Returned by the ``camgate_conformance_target`` hook (see :mod:`camgate_rtsp.plugin`); it has the
-shape of ``camgate_conformance.target.Target`` without importing that distribution. Cameras are
+Built by the adapter factory's ``conformance_target`` (see :mod:`camgate_rtsp.plugin`); it has the
+shape of core's ``camgate.targets.Target`` without importing the suite. Cameras are
 ``/cam1`` and ``/cam2`` (video) and ``/cam3`` (video and an AAC tone); ``/cam1``, the camera the
 snapshot check uses, carries each picture's capture time (the picture clock of
 :mod:`camgate.testing`, burnt in by the server: it costs the server CPU, so only there). The

@@ -1,6 +1,6 @@
 """The Example Cam conformance target: the simulator, its log as the backdoor, staged faults.
 
-It has the shape of ``camgate_conformance.target.Target`` without importing that distribution.
+It has the shape of core's ``camgate.targets.Target`` without importing the suite.
 Cameras ``/cam1`` and ``/cam2`` (Digest-protected), ``/locked`` (another password) and
 ``/broken`` (always 500). Faults, each reached with :data:`FAULT_SECRET`, which the suite
 watches for in every error, repr and log record:
