@@ -39,9 +39,9 @@ RUN_LIMIT_S = 420.0
 def _run(job: str) -> Any:
     import anyio
     from camgate_conformance import SuiteConfig, run_checks
-    from camgate_onvif.conformance import OnvifTarget
-    from camgate_rtsp.conformance import RtspTarget
+    from camgate_onvif.testing.target import OnvifTarget
     from camgate_rtsp.plugin import FACTORY
+    from camgate_rtsp.testing.target import RtspTarget
 
     import conftest  # the broken adapters (this folder is on sys.path)
 

@@ -27,9 +27,9 @@ from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot, Strea
 from camgate_conformance import SuiteConfig
 from camgate_conformance.checks import CEILINGS
 from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, rtsp_url
-from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
 from camgate_rtsp.testing.server import gstreamer_available
+from camgate_rtsp.testing.target import RtspTarget
 
 #: Small numbers: the suite's own tests check verdicts, not statistics. Time limits times 3: CI's
 #: machine is shared, and a p95 over 3 trials is the slowest trial.

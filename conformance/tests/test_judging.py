@@ -9,8 +9,8 @@ import pytest
 from camgate.errors import CameraUnreachable
 from camgate_conformance import CheckFailed, SuiteConfig
 from camgate_conformance.checks import Context, _judge, _texts, secret_forms
-from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
+from camgate_rtsp.testing.target import RtspTarget
 
 
 def _ctx(tmp_path: Path, slack: float = 1.0) -> Context:

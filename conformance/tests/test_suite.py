@@ -24,8 +24,8 @@ from camgate_conformance import (
     to_junit,
 )
 from camgate_conformance.pytest_plugin import ConformanceSuite, cached_report
-from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
+from camgate_rtsp.testing.target import RtspTarget
 
 # A whole suite runs inside one test (about 30 s quiet): room for a loaded machine.
 pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(600)]

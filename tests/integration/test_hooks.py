@@ -42,9 +42,9 @@ from camgate.geofence import Disc
 from camgate.notify import OwnerNotice
 from camgate.plugins import PluginHost
 from camgate.targets import Target
-from camgate_rtsp.conformance import RtspTarget
 from camgate_rtsp.plugin import FACTORY
 from camgate_rtsp.testing import RtspSimulator
+from camgate_rtsp.testing.target import RtspTarget
 
 from .conftest import HOME, World
 

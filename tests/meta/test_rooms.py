@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_NAMES = frozenset(
     {
         "altserver",
+        "conformance",  # a plugin's conformance target (its backdoor reads the simulator)
         "fakes",
         "gst_rtsp_server",
         "gst_server",

@@ -10,8 +10,8 @@ import pytest
 from camgate.errors import AdapterError, CameraAuthError
 from camgate.plugins import PluginHost
 from camgate_onvif.adapter import OnvifAdapter
-from camgate_onvif.conformance import FAULT_SECRET, OnvifBackdoor, OnvifTarget
 from camgate_onvif.testing.simulator import OnvifSimulator
+from camgate_onvif.testing.target import FAULT_SECRET, OnvifBackdoor, OnvifTarget
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 """The simulator speaks ONVIF: its answers validate against the official WSDLs' schemas (the
 ones onvif-zeep ships), it checks UsernameToken digests against its skewed clock, and the
-plugin hands it out through ``camgate_simulator``."""
+plugin hands it out through its factory's ``simulator``."""
 
 from __future__ import annotations
 

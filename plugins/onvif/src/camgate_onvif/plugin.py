@@ -31,7 +31,7 @@ def _target(config: Mapping[str, Any] | None) -> Target | None:
     staged faults; a settings file is left to the suite (plain ``sources`` and ``settings``)."""
     if config is not None:
         return None
-    from camgate_onvif.conformance import OnvifTarget
+    from camgate_onvif.testing.target import OnvifTarget
 
     return OnvifTarget()
 

@@ -28,7 +28,7 @@ def _target(config: Mapping[str, Any] | None) -> Target | None:
     suite (plain ``sources`` and ``settings``)."""
     if config is not None:
         return None
-    from camgate_rtsp.conformance import RtspTarget
+    from camgate_rtsp.testing.target import RtspTarget
 
     return RtspTarget()
 
@@ -49,5 +49,3 @@ FACTORY = AdapterFactory(
 def camgate_register_adapters(register: Callable[[AdapterFactory], None]) -> None:
     """Register the ``rtsp`` adapter (with its simulator and conformance target)."""
     register(FACTORY)
-
-

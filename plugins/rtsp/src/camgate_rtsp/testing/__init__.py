@@ -4,7 +4,7 @@
   child process of the system Python (the script :mod:`camgate_rtsp.testing.gst_server`, located
   beside it as ``SERVER_SCRIPT``), serving :class:`Mount` s.
 - :mod:`camgate_rtsp.testing.simulator`: :class:`RtspSimulator`, ``count`` cameras on that server
-  (what the plugin host's ``camgate_simulator`` hook gives for ``rtsp``).
+  (what the ``rtsp`` factory's ``simulator`` builds).
 - :mod:`camgate_rtsp.testing.altserver`: :class:`AltRtspServer`, a second, independent RTSP
   server (FFmpeg-fed, in-process) for what GStreamer's cannot serve.
 - :mod:`camgate_rtsp.testing.inputs`: mounts for unusual inputs (HEVC, SDP-only parameter sets).

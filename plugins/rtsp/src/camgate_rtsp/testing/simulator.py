@@ -1,4 +1,4 @@
-"""The rtsp adapter's simulator: the plugin host's ``camgate_simulator`` answer for ``rtsp``."""
+"""The rtsp adapter's simulator: what the ``rtsp`` factory's ``simulator`` builds."""
 
 from __future__ import annotations
 

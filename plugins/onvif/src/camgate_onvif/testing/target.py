@@ -35,7 +35,7 @@ from typing import Any
 
 import attrs
 from camgate.testing import fault_peer
-from camgate_rtsp.conformance import VendorEvent
+from camgate_rtsp.testing.target import VendorEvent
 
 from camgate_onvif.testing.simulator import MEDIA_OPERATIONS, OnvifSimulator, Quirks
 
