@@ -182,7 +182,11 @@ def test_live_packets_are_the_senders_bytes_and_remux(sender: Sender, tmp_path: 
     assert not got[0].is_keyframe
     first_key = next(p for p in got if p.is_keyframe)
     assert sent["forced_keyframes"] >= 1
-    assert first_key.pts < 90000  # within 1 s of media time, not the sender's 4 s interval
+    # It is the requested keyframe, not the sender's scheduled one (at INTERVAL): it came within
+    # a round trip of the join (about 0.13 s here; the bench measures it), checked loosely as
+    # under 1 s of the sender's media clock (a busy machine stretches it less than wall time).
+    assert units[got.index(first_key)]["pts"] < int(INTERVAL * 90000)
+    assert first_key.pts < 90000
 
     # The muxer takes the packets as they are; ffmpeg decodes the file without a word.
     target = tmp_path / "live.mp4"
