@@ -221,6 +221,42 @@ def test_without_a_keyframe_request_the_first_keyframe_waits_for_the_sender(
     assert not any(p.discontinuity for p in got)
 
 
+def test_a_keyframe_request_mid_stream_brings_one_before_the_schedule(sender: Sender) -> None:
+    async def scenario() -> tuple[list[MediaPacket], dict[str, Any], int]:
+        receiver = WebRtcReceiver(keyframe_on_join=False)
+        session = await whep_connect(sender.url, receiver)
+        got: list[MediaPacket] = []
+        async for packet in receiver.packets():
+            got.append(packet)
+            if len(got) == 3:
+                await receiver.request_keyframe()
+            if packet.is_keyframe:
+                break
+        requests = receiver.statistics().keyframe_requests
+        await session.aclose()
+        return got, sender.session(session.resource), requests
+
+    got, sent, requests = run(scenario())
+    assert requests == 1 and sent["forced_keyframes"] == 1
+    assert _sent_units(sent, got)[-1]["pts"] < int(INTERVAL * 90000)
+
+
+def test_no_secret_in_reprs() -> None:
+    server = webrtc.IceServer(["turn:turn.example:3478"], "user", "turn-password")
+    assert "turn-password" not in repr(server)
+    receiver = WebRtcReceiver(ice_servers=[server])
+    assert "turn-password" not in repr(receiver)
+    session = webrtc.WhepSession(
+        receiver,
+        "https://whep.example/session/1?token=abc",
+        {"Authorization": "Bearer xyz"},
+        httpx.AsyncClient(),
+        own_client=True,
+    )
+    assert "abc" not in repr(session) and "xyz" not in repr(session)
+    run(session._client.aclose())
+
+
 def test_whep_close_deletes_the_session_and_ends_the_iterator(sender: Sender) -> None:
     async def scenario() -> tuple[dict[str, Any], int, str]:
         receiver = WebRtcReceiver()
