@@ -11,7 +11,9 @@ packets through. See docs/media.md.
 - :mod:`camgate.media.transcode` — the re-encoder masks use, and H.265 to H.264 for browsers;
 - :mod:`camgate.media.window` — clips cut to a grant's window;
 - :mod:`camgate.media.transform` — the per-camera packet transform protocol;
-- :mod:`camgate.media.provenance` — match a clip file to the audit record that exported it.
+- :mod:`camgate.media.provenance` — match a clip file to the audit record that exported it;
+- :mod:`camgate.media.webrtc` — live H.264 from a WebRTC peer (WHEP), no re-encoding
+  (``camgate[webrtc]``).
 """
 
 from camgate.media.jpeg import decode_jpeg, encode_jpeg, jpeg_from_packets
