@@ -1,7 +1,8 @@
 """camgate's optional extras, and the one way code imports a package that belongs to one.
 
 ``camgate[postgres]`` (psycopg) serves the PostgreSQL audit log; ``camgate[plot]`` (matplotlib)
-draws the geofence plot and the transparency report's charts. Everything else works without
+draws the geofence plot and the transparency report's charts; ``camgate[webrtc]`` (aiortc)
+receives live video over WebRTC (:mod:`camgate.media.webrtc`). Everything else works without
 them. Code that needs one imports it inside :func:`needs_extra`, so a missing package is a
 :class:`camgate.errors.MissingExtra` naming the extra to install, never a bare ImportError::
 
@@ -19,7 +20,11 @@ from camgate.errors import MissingExtra
 __all__ = ["EXTRAS", "needs_extra"]
 
 #: Each optional extra of the ``camgate`` distribution and the top-level packages it installs.
-EXTRAS: dict[str, tuple[str, ...]] = {"postgres": ("psycopg",), "plot": ("matplotlib",)}
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "postgres": ("psycopg",),
+    "plot": ("matplotlib",),
+    "webrtc": ("aiortc",),
+}
 
 
 @contextmanager

@@ -13,8 +13,8 @@ aiortc is an optional dependency (``pip install 'camgate[webrtc]'``), pinned to
 its decoder thread reads), and core/tests/test_webrtc.py fails with that version named if aiortc
 changes it.
 
-Errors: a missing aiortc is a :class:`~camgate.errors.ConfigError`; an SDP answer aiortc refuses
-or that negotiates no H.264, and a WHEP server that does not speak WHEP, are
+Errors: a missing aiortc is a :class:`~camgate.errors.MissingExtra` (a ``ConfigError``); an SDP
+answer aiortc refuses or that negotiates no H.264, and a WHEP server that does not speak WHEP, are
 :class:`~camgate.errors.CameraProtocolError`; ICE/DTLS that fails or does not connect in time, and
 a WHEP server that cannot be reached, are :class:`~camgate.errors.CameraUnreachable`; a WHEP
 server refusing the credentials is :class:`~camgate.errors.CameraAuthError`. No message holds an
@@ -44,6 +44,7 @@ from camgate.errors import (
     ConfigError,
     ValidationError,
 )
+from camgate.extras import needs_extra
 from camgate.media.mux import _nal_units
 from camgate.models import MediaPacket, StreamInfo, redact_address
 
@@ -71,14 +72,9 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 
 
 def _aiortc() -> Any:
-    """The aiortc module, or a ConfigError naming the extra that installs it."""
-    try:
+    """The aiortc module, or a MissingExtra (a ConfigError) naming ``camgate[webrtc]``."""
+    with needs_extra("webrtc", "the WebRTC receive path"):
         import aiortc
-    except ImportError as exc:
-        raise ConfigError(
-            "the WebRTC receive path needs aiortc: install camgate[webrtc] "
-            "(pip install 'camgate[webrtc]')"
-        ) from exc
     return aiortc
 
 
