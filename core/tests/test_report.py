@@ -120,7 +120,9 @@ def _report(db: Path, period: str, out: Path, *extra: str) -> dict[str, Any]:
 def test_report_numbers_match_the_flow(flow: tuple[Path, Any], tmp_path: Path) -> None:
     db, truth = flow
     r = _report(db, "2026-11", tmp_path / "nov", "--k", "1")  # k=1: nothing suppressed
-    assert r["log"]["verified"] is True
+    assert r["log"]["verified"] is True and r["log"]["status"] in ("verified", "consistent")
+    page = (tmp_path / "nov" / "report.html").read_text()
+    assert ("no outside witness" in page) == (r["log"]["status"] == "consistent")
     assert r["requests"]["cells"] == {
         "burglary": {"granted": 6, "refused": 5, "no-answer": 2, "waiting": 0},
         "shooting": {"granted": 5, "refused": 1, "no-answer": 0, "waiting": 0},

@@ -244,7 +244,10 @@ def build_report(
     log: dict[str, Any] = {"records": len(records), "head": records[-1].hash if records else None}
     if verified is not None:
         log |= {
+            # True for "consistent" too (nothing wrong found); "status" says which verdict:
+            # "verified" means outside witnesses also proved the log's length.
             "verified": verified.ok,
+            "status": verified.status,
             "checkpoints": verified.checkpoints,
             "problem": verified.problem or None,
         }
@@ -388,9 +391,12 @@ def render_html(report: dict[str, Any]) -> str:
     log = report["log"]
     problem = html.escape(str(log.get("problem")))
     banner = (
-        ""
-        if log.get("verified", True)
-        else f"<p class=bad>The audit log did NOT verify: {problem}</p>"
+        f"<p class=bad>The audit log did NOT verify: {problem}</p>"
+        if not log.get("verified", True)
+        else "<p>The audit log is consistent (every hash, link and signed checkpoint holds), "
+        "but no outside witness was given to prove that no records are missing at its end.</p>"
+        if log.get("status") == "consistent"
+        else ""
     )
     imgs = "".join(
         f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{png}">'
