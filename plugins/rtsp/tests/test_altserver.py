@@ -6,6 +6,7 @@ cuts its sessions every few seconds; and the server's request parser fuzzed."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -380,3 +381,42 @@ async def test_a_resolution_change_ends_an_mp4_and_keeps_what_it_holds(
         ts = await gate.edge.record_clip("cam", grant, tmp_path / "c.ts", 6.0, format="ts")
         assert not ts.partial
         decodes(ts.path)
+
+
+def _udp_peer(local_port: int) -> tuple[str, int] | None:
+    """The remote address a local UDP socket is connected to (from /proc/net/udp), None when
+    it is not connected (it takes datagrams from anyone)."""
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        if int(local.split(":")[1], 16) != local_port:
+            continue
+        host, port = remote.split(":")
+        if int(port, 16) == 0:
+            return None
+        return socket.inet_ntoa(int(host, 16).to_bytes(4, "little")), int(port, 16)
+    raise AssertionError(f"no UDP socket on port {local_port}")
+
+
+@pytest.mark.parametrize("source_only", [True, False])
+async def test_over_udp_only_the_camera_can_send_rtp(media_dir: Path, source_only: bool) -> None:
+    """Over UDP the client's RTP and RTCP sockets are connected to the ports the camera named
+    in its SETUP answer, so the kernel drops datagrams anybody else sends to them (an injected
+    picture); ``udp_source_only: false`` leaves them open, for a camera that sends from other
+    ports than it announces."""
+    with serving(media_file("h264", media_dir), udp_only=True) as server:
+        settings_ = RtspSettings(transport="udp", udp_source_only=source_only)
+        stream = await RtspLiveStream.open(server.url(), settings_)
+        try:
+            with anyio.fail_after(20):
+                async for _packet in stream:
+                    break  # media flows through the filter
+            (transport,) = [t for m, _, t, status in server.requests if m == "SETUP"]
+            ports = parse_transport(transport)["client_port"]
+            rtp, rtcp = (int(p) for p in ports.split("-"))
+            peers = [_udp_peer(rtp), _udp_peer(rtcp)]
+            (session,) = server._sessions.values()
+            ((rtp_sock, rtcp_sock, _),) = session.udp.values()
+            camera = [rtp_sock.getsockname(), rtcp_sock.getsockname()]
+            assert peers == (camera if source_only else [None, None])
+        finally:
+            await stream.aclose()

@@ -9,6 +9,11 @@ Packets are relayed as they come (no re-encoding), from the first keyframe on. S
                         again over UDP, with a warning in the log and the stream's
                         :attr:`RtspLiveStream.notes` (True). Never for ``rtsps``: its media
                         stays inside the TLS connection.
+``udp_source_only``     over UDP, take RTP and RTCP only from the address and ports the camera
+                        named in its SETUP answer (True): FFmpeg connects its UDP sockets
+                        (``rtsp_flags=filter_src``), so nobody else on the network can inject
+                        pictures. False only for a camera that sends from other ports than
+                        it announces (its media would otherwise be dropped).
 ``connect_timeout_s``   how long to wait for the camera to answer and describe its streams (5)
 ``read_timeout_s``      how long a stalled stream may stay silent before it is an error (5)
 ``fast_start``          small probe, no analysis delay (True); False uses FFmpeg's defaults
@@ -139,6 +144,7 @@ class RtspSettings:
     ca_file: str | None = attrs.field(default=None, validator=_optional_file)
     allow_basic_over_rtsp: bool = attrs.field(default=False, validator=_flag)
     udp_fallback: bool = attrs.field(default=True, validator=_flag)
+    udp_source_only: bool = attrs.field(default=True, validator=_flag)
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> RtspSettings:
@@ -388,6 +394,10 @@ class RtspLiveStream:
         started = time.monotonic()
         url = self._url.reveal()
         options = s.open_options() | {"rtsp_transport": transport}  # a fallback's, maybe
+        if transport == "udp" and s.udp_source_only:
+            # FFmpeg connects each UDP socket to the source the SETUP answer names (the guard
+            # pins it to the camera's address), so the kernel drops anybody else's datagrams.
+            options["rtsp_flags"] = "filter_src"
         if not self.audio:
             # Audio is a scope at the camera too: without an audio grant, do not SETUP the
             # audio track at all (FFmpeg's RTSP demuxer sets up every track by default).

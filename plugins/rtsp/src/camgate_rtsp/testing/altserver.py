@@ -142,6 +142,27 @@ def _parse_head(head: bytes) -> tuple[RtspRequest, int]:
     return RtspRequest(method, uri, headers), int(length)
 
 
+def _even_odd_sockets() -> list[socket.socket]:
+    """Two UDP sockets on consecutive ports, RTP on the even one and RTCP on the next, as
+    cameras bind them (RFC 3550; FFmpeg expects RTCP at the RTP port plus one)."""
+    for _ in range(100):
+        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp.bind(("127.0.0.1", 0))
+        port = rtp.getsockname()[1]
+        if port % 2 == 0 and port < 65535:
+            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                rtcp.bind(("127.0.0.1", port + 1))
+            except OSError:
+                rtcp.close()
+            else:
+                rtp.setblocking(False)
+                rtcp.setblocking(False)
+                return [rtp, rtcp]
+        rtp.close()
+    raise OSError("no free pair of consecutive UDP ports")
+
+
 def parse_transport(value: str) -> dict[str, str]:
     """The first transport spec of a ``Transport`` header as ``{"proto": ..., param: value}``
     (``proto`` is ``RTP/AVP``, ``RTP/AVP/TCP`` or ``RTP/AVP/UDP``; a flag has value "")."""
@@ -551,12 +572,7 @@ class AltRtspServer:
                 reply = f"RTP/AVP/TCP;unicast;interleaved={channel}-{channel + 1}"
             else:
                 rtp_port, rtcp_port = _port_pair(spec.get("client_port", ""))
-                socks = []
-                for _ in range(2):
-                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    s.bind(("127.0.0.1", 0))
-                    s.setblocking(False)
-                    socks.append(s)
+                socks = _even_odd_sockets()
                 host = conn.peer_host
                 session.udp[track] = (socks[0], socks[1], (host, rtp_port, rtcp_port))
                 ports = f"{socks[0].getsockname()[1]}-{socks[1].getsockname()[1]}"
