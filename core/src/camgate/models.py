@@ -870,7 +870,9 @@ class MediaPacket:
 
 @attrs.frozen
 class Snapshot:
-    """One JPEG still served under a grant."""
+    """One JPEG still served under a grant. ``notes``: how the adapter reached the camera,
+    when it says (e.g. ``{"transport": "udp", "fallback": why}``); the edge's ``access.end``
+    record carries them as ``upstream``, as for a stream's ``notes``."""
 
     grant_id: str
     camera_id: str
@@ -878,6 +880,7 @@ class Snapshot:
     width: int
     height: int
     taken_at: datetime = attrs.field(validator=_aware)
+    notes: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

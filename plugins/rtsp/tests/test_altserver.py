@@ -193,6 +193,19 @@ async def test_a_udp_only_camera_is_reached_over_udp_and_the_access_record_says_
         "fallback": "the camera refused RTP over TCP (RTSP 461 at SETUP)",
     }
     assert end.body["packets"] > 0
+    # A snapshot that falls back says so in its access record too.
+    with serving(media_file("h264", media_dir), udp_only=True) as server:
+        (tmp_path / "snap").mkdir()
+        gate = await make_gate(tmp_path / "snap", server.url())
+        gate_for.append(gate)
+        incident = gate.report_incident("burglary", HOME, radius_m=300)
+        token = await gate.request_access(
+            incident.id, "cam", "snapshot", requested_by="officer-7", duration_s=60
+        )
+        snap = await gate.edge.snapshot("cam", token)
+    assert snap.notes["transport"] == "udp"
+    end = next(gate.audit.records("access.end"))
+    assert end.body["upstream"]["transport"] == "udp" and end.body["packets"] == 1
 
 
 async def test_without_the_fallback_or_when_neither_transport_works_the_error_says_why(

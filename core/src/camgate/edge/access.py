@@ -400,10 +400,7 @@ class Edge(GopCache, Revocations, ClipExport):
             "packets": stats.packets,
             "bytes": stats.nbytes,
         }
-        # How the adapter reached the camera, when it says (e.g. a fallback to UDP).
-        notes = getattr(stream._upstream, "notes", None)
-        if isinstance(notes, dict) and notes:
-            body["upstream"] = {str(k): str(v) for k, v in notes.items()}
+        _upstream_notes(body, getattr(stream._upstream, "notes", None))
         await self._audit(AuditKind.ACCESS_END, body)
         self.host.access_ended(stream.grant, stream.camera, reason, stats.packets, stats.nbytes)
 
@@ -424,19 +421,25 @@ class Edge(GopCache, Revocations, ClipExport):
             with anyio.CancelScope(shield=True):
                 await self._finish_unopened(grant, camera, exc)
             raise
-        await self._audit(
-            AuditKind.ACCESS_END,
-            {
-                "grant": grant.id,
-                "camera": camera.id,
-                "reason": EndReason.COMPLETED,
-                "packets": 1,
-                "bytes": len(snap.jpeg),
-                "sha256": hashlib.sha256(snap.jpeg).hexdigest(),
-            },
-        )
+        body = {
+            "grant": grant.id,
+            "camera": camera.id,
+            "reason": EndReason.COMPLETED,
+            "packets": 1,
+            "bytes": len(snap.jpeg),
+            "sha256": hashlib.sha256(snap.jpeg).hexdigest(),
+        }
+        _upstream_notes(body, snap.notes)
+        await self._audit(AuditKind.ACCESS_END, body)
         self.host.access_ended(grant, camera, EndReason.COMPLETED, 1, len(snap.jpeg))
         return snap
+
+
+def _upstream_notes(body: dict[str, Any], notes: object) -> None:
+    """Put how the adapter reached the camera, when it says (e.g. a fallback to UDP), into an
+    ``access.end`` body as ``upstream``."""
+    if isinstance(notes, dict) and notes:
+        body["upstream"] = {str(k): str(v) for k, v in notes.items()}
 
 
 def _fingerprint(settings: Mapping[str, Any]) -> str:

@@ -621,4 +621,5 @@ class RtspAdapter(Adapter):
             width=width,
             height=height,
             taken_at=datetime.now(UTC),
+            notes=dict(stream.notes),
         )
