@@ -83,6 +83,9 @@ class Edge(GopCache, Revocations, ClipExport):
         self._settings = dict(adapter_settings or {})
         #: (adapter name, fingerprint of the camera-level settings) -> the adapter built for them
         self._adapters: dict[tuple[str, str], Adapter] = {}
+        #: Adapters replaced by new settings or credentials: streams opened through them may
+        #: still run, so they are closed with the edge, not when replaced.
+        self._retired: list[Adapter] = []
         #: camera id -> this process's settings over the stored ones (override_settings)
         self._overrides: dict[str, dict[str, Any]] = {}
         self._live: set[GuardedStream] = set()
@@ -123,7 +126,7 @@ class Edge(GopCache, Revocations, ClipExport):
 
     def _forget(self, adapter: str) -> None:
         for key in [key for key in self._adapters if key[0] == adapter]:
-            del self._adapters[key]
+            self._retired.append(self._adapters.pop(key))
 
     def override_settings(self, camera_id: str, settings: Mapping[str, Any]) -> None:
         """Settings for ``camera_id`` over its stored ones, in this process only (never
@@ -168,14 +171,16 @@ class Edge(GopCache, Revocations, ClipExport):
         return self._adapters[key]
 
     async def aclose(self) -> None:
-        """End every live stream (reason ``closed``) and close the adapters."""
+        """End every live stream (reason ``closed``) and close the adapters, those replaced
+        by new settings or credentials included."""
         for stream in list(self._live):
             await stream.aclose()
         self._warmth.clear()
         await self._relay.aclose()
-        for adapter in self._adapters.values():
+        for adapter in [*self._retired, *self._adapters.values()]:
             await adapter.aclose()
         self._adapters.clear()
+        self._retired.clear()
 
     # ------------------------------------------------------------------ redeeming grants
 
