@@ -1,6 +1,6 @@
 """The WebRTC receive path against a real aiortc peer in another process, speaking WHEP.
 
-The sender (core/tests/_webrtc_sender.py) encodes pictures carrying a frame counter with aiortc's
+The sender (camgate.testing.webrtc) encodes pictures carrying a frame counter with aiortc's
 H.264 encoder and reports, at ``GET /state``, what it sent: the tests compare the receiver's
 packets with that record and decode what the muxer wrote with ffmpeg and PyAV.
 """
@@ -32,12 +32,12 @@ from camgate.media.webrtc import (
     whep_connect,
 )
 from camgate.models import MediaPacket
+from camgate.testing.webrtc import read_counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SENDER = Path(__file__).with_name("_webrtc_sender.py")
-sys.path.insert(0, str(SENDER.parent))
-from _webrtc_sender import read_counter  # noqa: E402
+#: The sending peer, run as its own process (``python -m camgate.testing.webrtc``).
+SENDER = ["-m", "camgate.testing.webrtc"]
 
 INTERVAL = 4.0  # the sender's keyframe interval, seconds
 JOIN = 0.5  # the receiver joins this far into the sender's first group of pictures
@@ -49,7 +49,7 @@ class Sender:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(SENDER), *args],
+            [sys.executable, *SENDER, *args],
             stdout=subprocess.PIPE,
             text=True,
         )
