@@ -142,7 +142,9 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         if found is None or found["deleted"]:
             return 404, _error(404, "Not Found"), kind
         found["deleted"] = True
-        await SESSIONS[path.rsplit("/", 1)[1]].pc.close()
+        session = SESSIONS[path.rsplit("/", 1)[1]]
+        session.deleted = True
+        await session.pc.close()
         return 204, b"", {}
     return 404, _error(404, "Not Found"), kind
 
@@ -188,7 +190,7 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(ring.log), plain
     if request.path == "/_sim/state":
         state = {
-            key: {**value, **SESSIONS[key].state(), "sent": len(SESSIONS[key].sent)}
+            key: {**SESSIONS[key].state(), **value, "sent": len(SESSIONS[key].sent)}
             for key, value in ring.whep.items()
         }
         return 200, _json(state), plain

@@ -1,0 +1,95 @@
+"""Live video from the simulated Ring Partner API through a real gate: incident → grant →
+WHEP session → packets → an MP4 that ffmpeg decodes; closing sends DELETE at the simulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import av
+import pytest
+from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate.media import Mp4Writer
+from camgate.models import MediaPacket
+from camgate.testing.webrtc import read_counter
+from camgate_ring.testing import RingSimulator
+
+pytestmark = pytest.mark.anyio
+
+HOME = GeoPoint(32.2988, -90.1848)
+DEVICE = "ava1.ring.device.SIM2"
+
+
+async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Wait for ``condition`` (polled), failing after ``limit`` seconds (a generous bound)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.05)
+
+
+async def test_incident_grant_live_packets_mp4_and_delete_on_close(
+    sim: RingSimulator, tmp_path: Path
+) -> None:
+    gate = Gate.open(tmp_path / "camgate.db")
+    try:
+        waiver = gate.publish_waiver(Waiver("w1", "I agree to share my camera."))
+        gate.add_owner(Owner("alice", "Alice"))
+        gate.add_camera(
+            Camera(id="door", adapter="ring", source=DEVICE, owner_id="alice", position=HOME),
+            settings=sim.settings,
+        )
+        gate.enrol(
+            "alice",
+            ["door"],
+            waiver_version="w1",
+            waiver_sha256=waiver.sha256,
+            terms=ConsentTerms(scopes=["live"]),
+        )
+        incident = gate.report_incident("burglary", HOME, radius_m=300)
+        grant = await gate.request_access(
+            incident.id, "door", "live", requested_by="officer-7", duration_s=60
+        )
+        before = set(sim.state())
+        packets: list[MediaPacket] = []
+        async with await gate.edge.open_live("door", grant) as stream:
+            with anyio.fail_after(30):
+                async for packet in stream:
+                    packets.append(packet)
+                    if len(packets) == 30:
+                        break
+            (session_id,) = set(sim.state()) - before
+            assert sim.state()[session_id]["device"] == DEVICE
+            assert not sim.state()[session_id]["deleted"]
+            # The receiver asked for a keyframe on join (the sender's own come every 2 s).
+            assert sim.state()[session_id]["forced_keyframes"] >= 1
+        # Closing the stream ended the session at Ring: DELETE on its Location, peer closed.
+        await until(lambda: sim.state()[session_id]["deleted"], "the DELETE")
+        await until(lambda: sim.state()[session_id]["closed"], "the peer connection to close")
+        deletes = [
+            e
+            for e in sim.log()
+            if e["method"] == "DELETE" and e["path"].endswith(session_id) and e["status"] == 204
+        ]
+        assert len(deletes) == 1 and deletes[0]["bearer"]
+    finally:
+        await gate.aclose()
+
+    # The stream starts at a keyframe, with the size its SPS gives.
+    assert packets[0].is_keyframe
+    assert packets[0].stream.codec == "h264"
+    assert (packets[0].stream.width, packets[0].stream.height) == (320, 240)
+    target = tmp_path / "live.mp4"
+    with Mp4Writer(target, packets[0].stream) as mp4:
+        for packet in packets:
+            mp4.write(packet)
+    decoded = await anyio.run_process(
+        ["ffmpeg", "-v", "error", "-i", str(target), "-f", "null", "-"], check=True
+    )
+    assert decoded.stderr == b""
+    with av.open(str(target)) as container:
+        counters = [read_counter(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
+    assert len(counters) == 30
+    assert counters == list(range(counters[0], counters[0] + 30))  # none missing, in order
