@@ -3,14 +3,25 @@ WHEP session → packets → an MP4 that ffmpeg decodes; closing sends DELETE at
 
 from __future__ import annotations
 
+import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
 import av
 import pytest
-from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate import (
+    Camera,
+    ConsentTerms,
+    Gate,
+    GeoPoint,
+    Incident,
+    Owner,
+    SignedGrant,
+    Waiver,
+)
 from camgate.media import Mp4Writer
 from camgate.models import MediaPacket
 from camgate.testing.webrtc import read_counter
@@ -30,52 +41,70 @@ async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -
         await anyio.sleep(0.05)
 
 
-async def test_incident_grant_live_packets_mp4_and_delete_on_close(
-    sim: RingSimulator, tmp_path: Path
-) -> None:
-    gate = Gate.open(tmp_path / "camgate.db")
+class World:
+    """The gate and its open incident."""
+
+    def __init__(self, gate: Gate, incident: Incident) -> None:
+        self.gate = gate
+        self.incident = incident
+
+
+@pytest.fixture
+async def world(sim: RingSimulator, tmp_path: Path) -> AsyncIterator[World]:
+    """A gate over real files with Alice's Ring camera ``door`` (the simulator's line-powered
+    device) enrolled for live video, and an open incident beside it."""
+    opened = Gate.open(tmp_path / "camgate.db")
     try:
-        waiver = gate.publish_waiver(Waiver("w1", "I agree to share my camera."))
-        gate.add_owner(Owner("alice", "Alice"))
-        gate.add_camera(
+        waiver = opened.publish_waiver(Waiver("w1", "I agree to share my camera."))
+        opened.add_owner(Owner("alice", "Alice"))
+        opened.add_camera(
             Camera(id="door", adapter="ring", source=DEVICE, owner_id="alice", position=HOME),
             settings=sim.settings,
         )
-        gate.enrol(
+        opened.enrol(
             "alice",
             ["door"],
             waiver_version="w1",
             waiver_sha256=waiver.sha256,
             terms=ConsentTerms(scopes=["live"]),
         )
-        incident = gate.report_incident("burglary", HOME, radius_m=300)
-        grant = await gate.request_access(
-            incident.id, "door", "live", requested_by="officer-7", duration_s=60
-        )
-        before = set(sim.state())
-        packets: list[MediaPacket] = []
-        async with await gate.edge.open_live("door", grant) as stream:
-            with anyio.fail_after(30):
-                async for packet in stream:
-                    packets.append(packet)
-                    if len(packets) == 30:
-                        break
-            (session_id,) = set(sim.state()) - before
-            assert sim.state()[session_id]["device"] == DEVICE
-            assert not sim.state()[session_id]["deleted"]
-            # The receiver asked for a keyframe on join (the sender's own come every 2 s).
-            assert sim.state()[session_id]["forced_keyframes"] >= 1
-        # Closing the stream ended the session at Ring: DELETE on its Location, peer closed.
-        await until(lambda: sim.state()[session_id]["deleted"], "the DELETE")
-        await until(lambda: sim.state()[session_id]["closed"], "the peer connection to close")
-        deletes = [
-            e
-            for e in sim.log()
-            if e["method"] == "DELETE" and e["path"].endswith(session_id) and e["status"] == 204
-        ]
-        assert len(deletes) == 1 and deletes[0]["bearer"]
+        yield World(opened, opened.report_incident("burglary", HOME, radius_m=300))
     finally:
-        await gate.aclose()
+        await opened.aclose()
+
+
+async def live_grant(world: World) -> SignedGrant:
+    return await world.gate.request_access(
+        world.incident.id, "door", "live", requested_by="officer-7", duration_s=60
+    )
+
+
+async def test_incident_grant_live_packets_mp4_and_delete_on_close(
+    sim: RingSimulator, world: World, tmp_path: Path
+) -> None:
+    grant = await live_grant(world)
+    before = set(sim.state())
+    packets: list[MediaPacket] = []
+    async with await world.gate.edge.open_live("door", grant) as stream:
+        with anyio.fail_after(30):
+            async for packet in stream:
+                packets.append(packet)
+                if len(packets) == 30:
+                    break
+        (session_id,) = set(sim.state()) - before
+        assert sim.state()[session_id]["device"] == DEVICE
+        assert not sim.state()[session_id]["deleted"]
+        # The receiver asked for a keyframe on join (the sender's own come every 2 s).
+        assert sim.state()[session_id]["forced_keyframes"] >= 1
+    # Closing the stream ended the session at Ring: DELETE on its Location, peer closed.
+    await until(lambda: sim.state()[session_id]["deleted"], "the DELETE")
+    await until(lambda: sim.state()[session_id]["closed"], "the peer connection to close")
+    deletes = [
+        e
+        for e in sim.log()
+        if e["method"] == "DELETE" and e["path"].endswith(session_id) and e["status"] == 204
+    ]
+    assert len(deletes) == 1 and deletes[0]["bearer"]
 
     # The stream starts at a keyframe, with the size its SPS gives.
     assert packets[0].is_keyframe
@@ -93,3 +122,33 @@ async def test_incident_grant_live_packets_mp4_and_delete_on_close(
         counters = [read_counter(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
     assert len(counters) == 30
     assert counters == list(range(counters[0], counters[0] + 30))  # none missing, in order
+
+
+async def test_a_whep_401_refreshes_the_token_and_retries_once(
+    sim: RingSimulator, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    grant = await live_grant(world)
+    sim.expire_tokens()  # the adapter still believes its access token valid: Ring says 401
+    start = len(sim.log())
+    async with await world.gate.edge.open_live("door", grant) as stream:
+        with anyio.fail_after(30):
+            async for packet in stream:
+                assert packet.is_keyframe
+                break
+        shown = [repr(stream), str(stream)]
+    whep = f"/v1/devices/{DEVICE}/media/streaming/whep/sessions"
+    calls = [(e["method"], e["path"], e["status"]) for e in sim.log()[start:]]
+    assert calls[:3] == [("POST", whep, 401), ("POST", "/oauth/token", 200), ("POST", whep, 201)]
+    # No token of the account in any log record or repr, before or after the rotation.
+    tokens = json.loads(Path(sim.settings["token_file"]).read_text())
+    secrets = {
+        tokens["access_token"],
+        tokens["refresh_token"],
+        sim.settings["access_token"],
+        sim.settings["refresh_token"],
+        sim.settings["client_secret"],
+    }
+    for text in [caplog.text, *shown]:
+        for secret in secrets:
+            assert secret not in text

@@ -248,3 +248,17 @@ async def test_no_token_in_logs_reprs_or_errors(
     for text in shown:
         for secret in secrets:
             assert secret not in text
+
+
+async def test_requests_refused_together_refresh_once(sim: RingSimulator) -> None:
+    saved: list[Tokens] = []
+    async with client(sim, linked(sim), saved.append) as api:
+        sim.expire_tokens()
+        start = len(sim.log())
+        async with anyio.create_task_group() as tasks:
+            for _ in range(3):
+                tasks.start_soon(api.devices)
+    calls = since(sim, start)
+    assert calls.count(("POST", "/oauth/token", 200)) == 1
+    assert len(saved) == 1
+    assert calls.count(("GET", "/v1/devices", 200)) == 3

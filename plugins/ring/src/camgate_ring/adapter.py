@@ -155,14 +155,17 @@ class RingLiveStream:
     def __repr__(self) -> str:
         return f"RingLiveStream({self._session!r})"
 
-    async def start(self) -> None:
-        """Wait for the first keyframe (packets before it cannot be decoded and are dropped)."""
-        async for packet in self._packets:
-            if packet.is_keyframe:
-                self._first = packet
-                self.info = packet.stream
-                return
-        raise CameraUnreachable("Ring ended the live session before the first picture")
+    async def start(self, limit_s: float) -> None:
+        """Wait for the first keyframe (packets before it cannot be decoded and are dropped);
+        CameraUnreachable when Ring ends the session first or none comes within ``limit_s``."""
+        with anyio.move_on_after(limit_s):
+            async for packet in self._packets:
+                if packet.is_keyframe:
+                    self._first = packet
+                    self.info = packet.stream
+                    return
+            raise CameraUnreachable("Ring ended the live session before the first picture")
+        raise CameraUnreachable(f"Ring sent no picture within {limit_s:g} s")
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self._iterate()
@@ -248,8 +251,10 @@ class RingAdapter(Adapter):
 
     async def open_live(self, camera: Camera, grant: Grant) -> RingLiveStream:
         """Start a WHEP session for the camera's device and return the stream once its first
-        keyframe arrived. A 401/403 from the WHEP endpoint is retried once after a token
-        refresh; everything else as :func:`~camgate.media.webrtc.whep_connect` maps it."""
+        keyframe arrived (CameraUnreachable when none came within ``connect_timeout_s`` of the
+        answer; the session is then DELETEd). A 401/403 from the WHEP endpoint is retried once
+        after a token refresh; everything else as :func:`~camgate.media.webrtc.whep_connect`
+        maps it."""
         client = self.client()
         url = client.whep_url(camera.source)
         session: WhepSession | None = None
@@ -258,11 +263,12 @@ class RingAdapter(Adapter):
                 keyframe_on_join=self.settings.keyframe_on_join,
                 connect_timeout=self.settings.connect_timeout_s,
             )
+            used, auth = await client.authorised()
             try:
                 session = await whep_connect(
                     url,
                     receiver,
-                    headers=await client.bearer(),
+                    headers=auth,
                     client=client.http,
                     request_timeout=self.settings.request_timeout_s,
                 )
@@ -270,11 +276,11 @@ class RingAdapter(Adapter):
             except CameraAuthError:
                 if attempt:
                     raise
-                await client.refresh()
+                await client.refresh(stale=used)
         assert session is not None
         stream = RingLiveStream(session)
         try:
-            await stream.start()
+            await stream.start(self.settings.connect_timeout_s)
         except BaseException:
             await stream.aclose()
             raise

@@ -264,10 +264,14 @@ class PartnerClient:
         self._unsaved = None
         self._tokens = tokens
 
-    async def refresh(self) -> Tokens:
+    async def refresh(self, stale: Tokens | None = None) -> Tokens:
         """Refresh the access token now (rotation: the new refresh token is persisted through
-        ``on_tokens`` before anything uses it) and return the new tokens."""
+        ``on_tokens`` before anything uses it) and return the new tokens. With ``stale`` (the
+        tokens a refused request carried), refresh only if they are still the current ones:
+        concurrent requests refused together refresh once."""
         async with self._lock:
+            if stale is not None and stale is not self._tokens and self._unsaved is None:
+                return self._tokens
             return await self._refresh_locked()
 
     async def _refresh_locked(self) -> Tokens:
@@ -301,13 +305,23 @@ class PartnerClient:
     async def bearer(self) -> dict[str, str]:
         """The Authorization header with an access token valid for at least
         :data:`REFRESH_MARGIN_S` (refreshed first when needed)."""
+        return (await self._current())[1]
+
+    async def _current(self) -> tuple[Tokens, dict[str, str]]:
+        """The tokens in use (refreshed first when needed) and their Authorization header."""
         async with self._lock:
             if (
                 self._unsaved is not None
                 or self._tokens.expires_at - self._clock() < REFRESH_MARGIN_S
             ):
                 await self._refresh_locked()
-            return {"Authorization": f"Bearer {self._tokens.access_token.reveal()}"}
+            tokens = self._tokens
+            return tokens, {"Authorization": f"Bearer {tokens.access_token.reveal()}"}
+
+    async def authorised(self) -> tuple[Tokens, dict[str, str]]:
+        """Like :meth:`bearer`, with the tokens it carries (pass them to :meth:`refresh` as
+        ``stale`` when the request is refused)."""
+        return await self._current()
 
     # --- requests ---
 
@@ -380,7 +394,8 @@ class PartnerClient:
         refreshed = False
         limited = 0
         while True:
-            sent = {**(headers or {}), **await self.bearer()}
+            used, auth = await self._current()
+            sent = {**(headers or {}), **auth}
             with self._mapped(where):
                 response = await self.http.request(
                     method, url, json=json_body, content=content, headers=sent
@@ -391,7 +406,7 @@ class PartnerClient:
             if status == 401 and not refreshed:
                 refreshed = True
                 log.info("Ring answered 401 at %s: refreshing the token, retrying once", where)
-                await self.refresh()
+                await self.refresh(stale=used)
                 continue
             wait = _retry_after(response) if status == 429 else None
             if wait is not None and wait <= self._max_retry_after and limited < self._max_429:
