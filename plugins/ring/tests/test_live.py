@@ -152,3 +152,24 @@ async def test_a_whep_401_refreshes_the_token_and_retries_once(
     for text in [caplog.text, *shown]:
         for secret in secrets:
             assert secret not in text
+
+
+async def test_revocation_ends_the_whep_session_at_ring(sim: RingSimulator, world: World) -> None:
+    grant = await live_grant(world)
+    before = set(sim.state())
+    stream = await world.gate.edge.open_live("door", grant)
+    try:
+        with anyio.fail_after(30):
+            async for _packet in stream:
+                break
+        (session_id,) = set(sim.state()) - before
+        revoked = time.monotonic()
+        await world.gate.revoke("alice")
+        await until(lambda: sim.state()[session_id]["deleted"], "the DELETE after revocation")
+        await until(lambda: sim.state()[session_id]["closed"], "the peer connection to close")
+        took = time.monotonic() - revoked
+    finally:
+        await stream.aclose()
+    # Reported, not asserted tightly (a busy machine): the budget is the conformance suite's.
+    print(f"revocation -> DELETE and peer closed at Ring: {took:.3f} s")
+    assert [e["status"] for e in sim.log() if e["path"].endswith(session_id)][-1] == 204
