@@ -15,6 +15,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[RingSimulator]:
-    """Two cameras: the first on a battery (82 %), the second on line power."""
-    with RingSimulator(devices=2, battery={1: 82}) as running:
+    """Three cameras: the first on a battery (82 %), the second on line power, the third
+    offline."""
+    with RingSimulator(devices=3, battery={1: 82}, offline=frozenset({3})) as running:
         yield running

@@ -22,6 +22,7 @@ from camgate import (
     SignedGrant,
     Waiver,
 )
+from camgate.errors import CameraUnreachable
 from camgate.media import Mp4Writer
 from camgate.models import MediaPacket
 from camgate.testing.webrtc import read_counter
@@ -173,3 +174,29 @@ async def test_revocation_ends_the_whep_session_at_ring(sim: RingSimulator, worl
     # Reported, not asserted tightly (a busy machine): the budget is the conformance suite's.
     print(f"revocation -> DELETE and peer closed at Ring: {took:.3f} s")
     assert [e["status"] for e in sim.log() if e["path"].endswith(session_id)][-1] == 204
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [("ava1.ring.device.SIM3", "offline"), ("ava1.ring.device.GONE", "no such")],
+)
+async def test_an_offline_or_removed_device_is_unreachable(
+    sim: RingSimulator, world: World, source: str, said: str
+) -> None:
+    gate = world.gate
+    gate.add_camera(
+        Camera(id="side", adapter="ring", source=source, owner_id="alice", position=HOME),
+        settings=sim.settings,
+    )
+    gate.enrol(
+        "alice",
+        ["side"],
+        waiver_version="w1",
+        waiver_sha256=gate.store.get_waiver("w1").sha256,
+        terms=ConsentTerms(scopes=["live"]),
+    )
+    grant = await gate.request_access(
+        world.incident.id, "side", "live", requested_by="officer-7", duration_s=60
+    )
+    with anyio.fail_after(20), pytest.raises(CameraUnreachable, match=said):
+        await gate.edge.open_live("side", grant)

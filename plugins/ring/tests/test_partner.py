@@ -53,11 +53,11 @@ def since(sim: RingSimulator, start: int) -> list[tuple[str, str, int]]:
 async def test_devices_are_listed_with_their_power(sim: RingSimulator) -> None:
     async with client(sim, linked(sim)) as api:
         devices = await api.devices()
-    assert [d.id for d in devices] == ["ava1.ring.device.SIM1", "ava1.ring.device.SIM2"]
-    assert [d.name for d in devices] == ["Simulated Ring 1", "Simulated Ring 2"]
+    assert [d.id for d in devices] == [f"ava1.ring.device.SIM{i}" for i in (1, 2, 3)]
+    assert [d.name for d in devices] == [f"Simulated Ring {i}" for i in (1, 2, 3)]
     assert devices[0].battery_percentage == 82 and devices[0].battery_powered
     assert devices[1].line_powered and devices[1].battery_percentage is None
-    assert all(d.online for d in devices)
+    assert [d.online for d in devices] == [True, True, False]
 
 
 async def test_a_rotated_refresh_token_is_persisted_before_it_is_used(
@@ -112,7 +112,7 @@ async def test_the_adapter_persists_rotated_tokens_in_its_token_file(
     # A new adapter starts from the file, not from the (spent) tokens in the settings.
     again = RingAdapter.from_settings(settings)
     try:
-        assert len(await again.devices()) == 2
+        assert len(await again.devices()) == 3
     finally:
         await again.aclose()
 
@@ -144,7 +144,7 @@ async def test_a_401_refreshes_and_retries_once(sim: RingSimulator) -> None:
     async with client(sim, linked(sim), lambda _t: None) as api:
         sim.expire_tokens()
         start = len(sim.log())
-        assert len(await api.devices()) == 2
+        assert len(await api.devices()) == 3
     assert since(sim, start) == [
         ("GET", "/v1/devices", 401),
         ("POST", "/oauth/token", 200),
@@ -165,7 +165,7 @@ async def test_a_429_is_waited_out_for_its_retry_after(sim: RingSimulator) -> No
     async with client(sim, linked(sim)) as api:
         sim.rate_limit(1, 0.4)
         start = len(sim.log())
-        assert len(await api.devices()) == 2
+        assert len(await api.devices()) == 3
     entries = sim.log()[start:]
     assert [(e["path"], e["status"]) for e in entries] == [
         ("/v1/devices", 429),

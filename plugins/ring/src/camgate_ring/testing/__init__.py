@@ -24,8 +24,9 @@ CLIENT_SECRET = "sim-client-secret-0f3a"  # noqa: S105 (the simulator's own)
 
 class RingSimulator(Simulator):
     """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
-    with that percentage). Entering starts the server and links the account; ``sources`` are
-    the device ids and ``settings`` reach them (tokens persisted to a temporary token file).
+    with that percentage; online unless their index is in ``offline``). Entering starts the
+    server and links the account; ``sources`` are the device ids and ``settings`` reach them
+    (tokens persisted to a temporary token file).
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
     ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
 
@@ -34,6 +35,7 @@ class RingSimulator(Simulator):
         devices: int = 2,
         *,
         battery: dict[int, int] | None = None,
+        offline: frozenset[int] = frozenset(),
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
         join_delay: float = 0.5,
@@ -44,6 +46,7 @@ class RingSimulator(Simulator):
                     "id": f"ava1.ring.device.SIM{i}",
                     "name": f"Simulated Ring {i}",
                     "battery": (battery or {}).get(i, 255),
+                    "online": i not in offline,
                 }
                 for i in range(1, devices + 1)
             ],

@@ -11,7 +11,8 @@ listens. It speaks, as Ring documents them (docs/ring.md):
 - ``POST /v1/devices/{id}/media/streaming/whep/sessions`` (WHEP: SDP offer → ``201``, the
   answer, an absolute ``Location``) with an aiortc peer from :mod:`camgate.testing.webrtc`
   sending H.264 with a frame counter in the picture; ``DELETE`` on the Location → ``204``.
-- ``429`` with ``Retry-After`` on the next N API requests, on demand.
+- ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
+  currently offline" for a WHEP request to an offline device.
 
 The backdoor (never used by the adapter): ``GET /_sim/log`` (every request: method, path,
 status, whether it carried a bearer token, the grant type; never a token),
@@ -89,6 +90,7 @@ STATUS_TEXT = {
     404: "Not Found",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
+    503: "Service Unavailable",
 }
 
 
@@ -127,6 +129,8 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
     known = any(d["id"] == device for d in ring.devices)
     prefix = f"/v1/devices/{parts[3] if len(parts) > 3 else ''}{WHEP}"
     if method == "POST" and path == prefix and known:
+        if not next(d for d in ring.devices if d["id"] == device).get("online", True):
+            return 503, _error(503, "Device is currently offline"), kind
         if request.headers.get("content-type") != "application/sdp":
             return 415, _error(415, "Unsupported Media Type"), kind
         session, answer = await start_session(
