@@ -262,3 +262,31 @@ async def test_requests_refused_together_refresh_once(sim: RingSimulator) -> Non
     assert calls.count(("POST", "/oauth/token", 200)) == 1
     assert len(saved) == 1
     assert calls.count(("GET", "/v1/devices", 200)) == 3
+
+
+async def test_adapters_sharing_a_token_file_adopt_each_others_rotation(
+    sim: RingSimulator, tmp_path: Path
+) -> None:
+    pair = sim.link()
+    settings = {
+        **sim.settings,
+        "access_token": pair["access_token"],
+        "refresh_token": pair["refresh_token"],
+        "access_expires_at": 0,
+        "token_file": str(tmp_path / "tokens.json"),
+    }
+    first, second = RingAdapter.from_settings(settings), RingAdapter.from_settings(settings)
+    try:
+        second.client()  # holds the tokens from the settings, as the first one does
+        start = len(sim.log())
+        await first.devices()  # rotates: the refresh token both started with is spent
+        assert len(await second.devices()) == 3  # adopts the rotated tokens from the file
+        assert since(sim, start) == [
+            ("POST", "/oauth/token", 200),
+            ("GET", "/v1/devices", 200),
+            ("GET", "/v1/devices", 200),
+        ]
+        assert second.client().tokens == first.client().tokens
+    finally:
+        await first.aclose()
+        await second.aclose()

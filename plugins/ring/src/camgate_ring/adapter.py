@@ -238,6 +238,7 @@ class RingAdapter(Adapter):
                 client_secret=s.client_secret,
                 tokens=self._tokens(),
                 on_tokens=self._persist,
+                reload=self._file.load if self._file else None,
                 request_timeout_s=s.request_timeout_s,
                 max_retry_after_s=s.max_retry_after_s,
                 clock=time.time,

@@ -171,7 +171,10 @@ class PartnerClient:
 
     ``api_base`` and ``token_url`` are the configured hosts; ``client_id`` and
     ``client_secret`` the partner's credentials; ``tokens`` the account's current tokens;
-    ``on_tokens(tokens)`` persists rotated tokens (called before they are used). ``clock``
+    ``on_tokens(tokens)`` persists rotated tokens (called before they are used); ``reload()``
+    (optional) reads the persisted tokens back: before each refresh the client adopts tokens
+    another client of the same account persisted since (its own refresh token is then spent),
+    and refreshes only if those are due too. ``clock``
     gives UNIX seconds (tests move it). Use as an async context manager or call :meth:`aclose`.
     """
 
@@ -184,6 +187,7 @@ class PartnerClient:
         client_secret: Secret,
         tokens: Tokens,
         on_tokens: Callable[[Tokens], None] | None = None,
+        reload: Callable[[], Tokens | None] | None = None,
         request_timeout_s: float = 10.0,
         max_retry_after_s: float = 5.0,
         max_429_retries: int = 2,
@@ -196,6 +200,7 @@ class PartnerClient:
         self._tokens = tokens
         self._unsaved: Tokens | None = None
         self._on_tokens = on_tokens
+        self._reload = reload
         self._max_retry_after = max_retry_after_s
         self._max_429 = max_429_retries
         self._clock = clock
@@ -278,6 +283,13 @@ class PartnerClient:
         if self._unsaved is not None:
             self._persist(self._unsaved)
             return self._tokens
+        latest = self._reload() if self._reload is not None else None
+        if latest is not None and latest.refresh_token != self._tokens.refresh_token:
+            # Another client of this account rotated the tokens: ours are spent.
+            self._tokens = latest
+            if latest.expires_at - self._clock() >= REFRESH_MARGIN_S:
+                log.info("Ring: adopted the account's tokens rotated by another client")
+                return latest
         where = redact_address(self.token_url)
         form = {
             "grant_type": "refresh_token",
