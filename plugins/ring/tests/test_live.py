@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import av
@@ -43,11 +44,34 @@ async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -
 
 
 class World:
-    """The gate and its open incident."""
+    """A gate with Alice, the waiver ``w1`` and an open incident at :data:`HOME`."""
 
-    def __init__(self, gate: Gate, incident: Incident) -> None:
+    def __init__(self, gate: Gate, settings: dict[str, Any]) -> None:
         self.gate = gate
-        self.incident = incident
+        self.settings = settings
+        self.waiver = gate.publish_waiver(Waiver("w1", "I agree to share my camera."))
+        gate.add_owner(Owner("alice", "Alice"))
+        self.incident: Incident = gate.report_incident("burglary", HOME, radius_m=300)
+
+    def enrol(self, camera_id: str, device: str) -> None:
+        """Add Alice's Ring camera ``camera_id`` (the simulator's ``device``) for live video."""
+        self.gate.add_camera(
+            Camera(id=camera_id, adapter="ring", source=device, owner_id="alice", position=HOME),
+            settings=self.settings,
+        )
+        self.gate.enrol(
+            "alice",
+            [camera_id],
+            waiver_version="w1",
+            waiver_sha256=self.waiver.sha256,
+            terms=ConsentTerms(scopes=["live"]),
+        )
+
+    async def grant(self, camera_id: str = "door") -> SignedGrant:
+        """A live grant for ``camera_id`` under the open incident."""
+        return await self.gate.request_access(
+            self.incident.id, camera_id, "live", requested_by="officer-7", duration_s=60
+        )
 
 
 @pytest.fixture
@@ -56,34 +80,17 @@ async def world(sim: RingSimulator, tmp_path: Path) -> AsyncIterator[World]:
     device) enrolled for live video, and an open incident beside it."""
     opened = Gate.open(tmp_path / "camgate.db")
     try:
-        waiver = opened.publish_waiver(Waiver("w1", "I agree to share my camera."))
-        opened.add_owner(Owner("alice", "Alice"))
-        opened.add_camera(
-            Camera(id="door", adapter="ring", source=DEVICE, owner_id="alice", position=HOME),
-            settings=sim.settings,
-        )
-        opened.enrol(
-            "alice",
-            ["door"],
-            waiver_version="w1",
-            waiver_sha256=waiver.sha256,
-            terms=ConsentTerms(scopes=["live"]),
-        )
-        yield World(opened, opened.report_incident("burglary", HOME, radius_m=300))
+        world = World(opened, sim.settings)
+        world.enrol("door", DEVICE)
+        yield world
     finally:
         await opened.aclose()
-
-
-async def live_grant(world: World) -> SignedGrant:
-    return await world.gate.request_access(
-        world.incident.id, "door", "live", requested_by="officer-7", duration_s=60
-    )
 
 
 async def test_incident_grant_live_packets_mp4_and_delete_on_close(
     sim: RingSimulator, world: World, tmp_path: Path
 ) -> None:
-    grant = await live_grant(world)
+    grant = await world.grant()
     before = set(sim.state())
     packets: list[MediaPacket] = []
     async with await world.gate.edge.open_live("door", grant) as stream:
@@ -129,7 +136,7 @@ async def test_a_whep_401_refreshes_the_token_and_retries_once(
     sim: RingSimulator, world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    grant = await live_grant(world)
+    grant = await world.grant()
     sim.expire_tokens()  # the adapter still believes its access token valid: Ring says 401
     start = len(sim.log())
     async with await world.gate.edge.open_live("door", grant) as stream:
@@ -156,7 +163,7 @@ async def test_a_whep_401_refreshes_the_token_and_retries_once(
 
 
 async def test_revocation_ends_the_whep_session_at_ring(sim: RingSimulator, world: World) -> None:
-    grant = await live_grant(world)
+    grant = await world.grant()
     before = set(sim.state())
     stream = await world.gate.edge.open_live("door", grant)
     try:
@@ -183,20 +190,7 @@ async def test_revocation_ends_the_whep_session_at_ring(sim: RingSimulator, worl
 async def test_an_offline_or_removed_device_is_unreachable(
     sim: RingSimulator, world: World, source: str, said: str
 ) -> None:
-    gate = world.gate
-    gate.add_camera(
-        Camera(id="side", adapter="ring", source=source, owner_id="alice", position=HOME),
-        settings=sim.settings,
-    )
-    gate.enrol(
-        "alice",
-        ["side"],
-        waiver_version="w1",
-        waiver_sha256=gate.store.get_waiver("w1").sha256,
-        terms=ConsentTerms(scopes=["live"]),
-    )
-    grant = await gate.request_access(
-        world.incident.id, "side", "live", requested_by="officer-7", duration_s=60
-    )
+    world.enrol("side", source)
+    grant = await world.grant("side")
     with anyio.fail_after(20), pytest.raises(CameraUnreachable, match=said):
-        await gate.edge.open_live("side", grant)
+        await world.gate.edge.open_live("side", grant)
