@@ -107,19 +107,24 @@ def test_aiortc_is_the_pinned_version_with_the_hooked_internals() -> None:
         f"aiortc {AIORTC_VERSION}: re-check camgate.media.webrtc against aiortc {installed}'s "
         "RTCRtpReceiver (its decoder queue, _send_rtcp_pli) before changing the pin"
     )
-    pc = aiortc.RTCPeerConnection()
-    try:
-        receiver = pc.addTransceiver("video", direction="recvonly").receiver
-        hooked = getattr(receiver, webrtc._DECODER_QUEUE, None)
-        assert isinstance(hooked, queue.Queue), (
-            f"aiortc {installed}: RTCRtpReceiver has no {webrtc._DECODER_QUEUE} queue any more"
-        )
-        assert callable(getattr(receiver, "_send_rtcp_pli", None)), (
-            f"aiortc {installed}: RTCRtpReceiver._send_rtcp_pli is gone"
-        )
-        assert callable(receiver_module.decoder_worker), f"aiortc {installed}: no decoder_worker"
-    finally:
-        run(pc.close())
+
+    async def internals() -> tuple[Any, Any]:
+        # Built inside a running loop: aiortc's sender asks for the current loop, which a
+        # process that ran asyncio.run before (an earlier test) no longer has outside one.
+        pc = aiortc.RTCPeerConnection()
+        try:
+            receiver = pc.addTransceiver("video", direction="recvonly").receiver
+            queue_found = getattr(receiver, webrtc._DECODER_QUEUE, None)
+            return queue_found, getattr(receiver, "_send_rtcp_pli", None)
+        finally:
+            await pc.close()
+
+    hooked, pli = run(internals())
+    assert isinstance(hooked, queue.Queue), (
+        f"aiortc {installed}: RTCRtpReceiver has no {webrtc._DECODER_QUEUE} queue any more"
+    )
+    assert callable(pli), f"aiortc {installed}: RTCRtpReceiver._send_rtcp_pli is gone"
+    assert callable(receiver_module.decoder_worker), f"aiortc {installed}: no decoder_worker"
 
 
 def test_missing_aiortc_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
