@@ -1,4 +1,5 @@
-"""Properties of the parsers of untrusted input: the JSON:API device list and the webhooks."""
+"""Properties of the parsers of untrusted input: the JSON:API device list, the webhooks and
+the token endpoint's replies."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 from camgate.adapters import Secret
 from camgate.errors import CameraProtocolError
-from camgate_ring import WebhookRejected, WebhookVerifier, parse_devices
+from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
+from camgate_ring.partner import _token_reply
 from camgate_ring.webhooks import sign
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -181,3 +183,50 @@ def test_any_signed_json_is_an_event_or_rejected(document: Any) -> None:
     except WebhookRejected as exc:
         message = str(exc)
         assert message.startswith("Ring webhook: ")
+
+
+OLD = Tokens("old-access", "old-refresh", 0.0, "ava.v1:read")
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+#: Replies shaped like a token endpoint's, with any values (or none) in its fields.
+token_replies = st.fixed_dictionaries(
+    {},
+    optional={key: scalars for key in ("access_token", "refresh_token", "expires_in", "scope")},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        token_replies.map(lambda v: json.dumps(v).encode()),
+    )
+)
+def test_any_token_reply_is_tokens_or_a_protocol_error(content: bytes) -> None:
+    try:
+        tokens = _token_reply(content, OLD, 1000.0, "token endpoint")
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message == "token endpoint: the token reply is not an OAuth token"
+        return
+    for token in (tokens.access_token.reveal(), tokens.refresh_token.reveal()):
+        assert token and all(0x21 <= ord(ch) <= 0x7E for ch in token)  # fits a header
+    assert tokens.expires_at > 1000.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30),
+    st.integers(1, 10**6),
+    st.booleans(),
+)
+def test_a_token_reply_rotates_or_keeps_the_refresh_token(
+    access: str, lifetime: int, rotated: bool
+) -> None:
+    reply: dict[str, Any] = {"access_token": access, "expires_in": lifetime}
+    if rotated:
+        reply["refresh_token"] = "new-refresh"
+    tokens = _token_reply(json.dumps(reply).encode(), OLD, 1000.0, "t")
+    assert tokens.access_token.reveal() == access
+    assert tokens.refresh_token.reveal() == ("new-refresh" if rotated else "old-refresh")
+    assert tokens.expires_at == 1000.0 + lifetime and tokens.scope == OLD.scope

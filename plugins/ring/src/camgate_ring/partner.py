@@ -147,6 +147,15 @@ def _retry_after(response: httpx.Response) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
+def _token_text(value: Any) -> bool:
+    """True for a non-empty token of visible ASCII (what an HTTP header can carry)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 4096
+        and all(0x21 <= ord(ch) <= 0x7E for ch in value)
+    )
+
+
 def _token_reply(content: bytes, old: Tokens, now: float, where: str) -> Tokens:
     """The tokens of an OAuth token reply (a missing refresh token keeps the old one);
     CameraProtocolError when it is not one."""
@@ -159,7 +168,7 @@ def _token_reply(content: bytes, old: Tokens, now: float, where: str) -> Tokens:
         scope = body.get("scope", old.scope)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise bad from None
-    if not isinstance(access, str) or not access or not isinstance(refresh, str):
+    if not _token_text(access) or not _token_text(refresh):
         raise bad
     if not isinstance(scope, str) or not math.isfinite(lifetime) or lifetime <= 0:
         raise bad
