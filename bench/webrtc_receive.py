@@ -1,6 +1,6 @@
 """WebRTC receive path: time to first packet and first keyframe, and the per-packet cost.
 
-An aiortc peer in its own process (core/tests/_webrtc_sender.py) serves WHEP on loopback and
+An aiortc peer in its own process (camgate.testing.webrtc) serves WHEP on loopback and
 sends H.264 (320x240@15, aiortc's libx264 encoder) with a keyframe every ``--gop`` seconds of
 the camera's clock; each viewer joins at a random point of the group of pictures. Per trial,
 from the call to :func:`camgate.media.webrtc.whep_connect` (offer with ICE gathered, POST, answer,
@@ -34,7 +34,8 @@ from aiortc.jitterbuffer import JitterFrame
 from camgate.media.webrtc import WebRtcReceiver, whep_connect
 from camgate.models import MediaPacket
 
-SENDER = Path(__file__).resolve().parents[1] / "core" / "tests" / "_webrtc_sender.py"
+#: The sending peer, run as its own process (``python -m camgate.testing.webrtc``).
+SENDER = ["-m", "camgate.testing.webrtc"]
 
 
 async def trial(url: str, request: bool) -> tuple[float, float, list[MediaPacket]]:
@@ -97,7 +98,7 @@ def figures(first: list[float], keyframe: list[float]) -> dict[str, object]:
 async def main(trials: int, gop: float) -> None:
     sender = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(SENDER),
+        *SENDER,
         "--keyframe-interval",
         str(gop),
         "--join-delay",

@@ -20,6 +20,7 @@ BEGIN, END = "<!-- quality-table -->", "<!-- /quality-table -->"
 DECLARATIONS = {
     "rtsp": ROOT / "plugins" / "rtsp" / "src" / "camgate_rtsp" / FILE,
     "onvif": ROOT / "plugins" / "onvif" / "src" / "camgate_onvif" / FILE,
+    "ring": ROOT / "plugins" / "ring" / "src" / "camgate_ring" / FILE,
     "examplecam": ROOT / "plugins" / "_template" / "src" / "camgate_examplecam" / FILE,
 }
 

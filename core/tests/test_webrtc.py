@@ -1,6 +1,6 @@
 """The WebRTC receive path against a real aiortc peer in another process, speaking WHEP.
 
-The sender (core/tests/_webrtc_sender.py) encodes pictures carrying a frame counter with aiortc's
+The sender (camgate.testing.webrtc) encodes pictures carrying a frame counter with aiortc's
 H.264 encoder and reports, at ``GET /state``, what it sent: the tests compare the receiver's
 packets with that record and decode what the muxer wrote with ffmpeg and PyAV.
 """
@@ -32,12 +32,12 @@ from camgate.media.webrtc import (
     whep_connect,
 )
 from camgate.models import MediaPacket
+from camgate.testing.webrtc import read_counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SENDER = Path(__file__).with_name("_webrtc_sender.py")
-sys.path.insert(0, str(SENDER.parent))
-from _webrtc_sender import read_counter  # noqa: E402
+#: The sending peer, run as its own process (``python -m camgate.testing.webrtc``).
+SENDER = ["-m", "camgate.testing.webrtc"]
 
 INTERVAL = 4.0  # the sender's keyframe interval, seconds
 JOIN = 0.5  # the receiver joins this far into the sender's first group of pictures
@@ -49,7 +49,7 @@ class Sender:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(SENDER), *args],
+            [sys.executable, *SENDER, *args],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -107,19 +107,24 @@ def test_aiortc_is_the_pinned_version_with_the_hooked_internals() -> None:
         f"aiortc {AIORTC_VERSION}: re-check camgate.media.webrtc against aiortc {installed}'s "
         "RTCRtpReceiver (its decoder queue, _send_rtcp_pli) before changing the pin"
     )
-    pc = aiortc.RTCPeerConnection()
-    try:
-        receiver = pc.addTransceiver("video", direction="recvonly").receiver
-        hooked = getattr(receiver, webrtc._DECODER_QUEUE, None)
-        assert isinstance(hooked, queue.Queue), (
-            f"aiortc {installed}: RTCRtpReceiver has no {webrtc._DECODER_QUEUE} queue any more"
-        )
-        assert callable(getattr(receiver, "_send_rtcp_pli", None)), (
-            f"aiortc {installed}: RTCRtpReceiver._send_rtcp_pli is gone"
-        )
-        assert callable(receiver_module.decoder_worker), f"aiortc {installed}: no decoder_worker"
-    finally:
-        run(pc.close())
+
+    async def internals() -> tuple[Any, Any]:
+        # Built inside a running loop: aiortc's sender asks for the current loop, which a
+        # process that ran asyncio.run before (an earlier test) no longer has outside one.
+        pc = aiortc.RTCPeerConnection()
+        try:
+            receiver = pc.addTransceiver("video", direction="recvonly").receiver
+            queue_found = getattr(receiver, webrtc._DECODER_QUEUE, None)
+            return queue_found, getattr(receiver, "_send_rtcp_pli", None)
+        finally:
+            await pc.close()
+
+    hooked, pli = run(internals())
+    assert isinstance(hooked, queue.Queue), (
+        f"aiortc {installed}: RTCRtpReceiver has no {webrtc._DECODER_QUEUE} queue any more"
+    )
+    assert callable(pli), f"aiortc {installed}: RTCRtpReceiver._send_rtcp_pli is gone"
+    assert callable(receiver_module.decoder_worker), f"aiortc {installed}: no decoder_worker"
 
 
 def test_missing_aiortc_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,6 +46,7 @@ SHIPPED = sorted(quality_table.DECLARATIONS)
 DOCS = {
     "rtsp": "docs/rtsp.md",
     "onvif": "docs/onvif.md",
+    "ring": "docs/ring.md",
     "examplecam": "plugins/_template/README.md",
 }
 

@@ -16,9 +16,11 @@ changes it.
 Errors: a missing aiortc is a :class:`~camgate.errors.MissingExtra` (a ``ConfigError``); an SDP
 answer aiortc refuses or that negotiates no H.264, and a WHEP server that does not speak WHEP, are
 :class:`~camgate.errors.CameraProtocolError`; ICE/DTLS that fails or does not connect in time, and
-a WHEP server that cannot be reached, are :class:`~camgate.errors.CameraUnreachable`; a WHEP
-server refusing the credentials is :class:`~camgate.errors.CameraAuthError`. No message holds an
-SDP body, a header or a URL's query.
+a WHEP server that cannot be reached or answers 404 (no such stream) or 503 (its source offline),
+are :class:`~camgate.errors.CameraUnreachable`; a WHEP server refusing the credentials is
+:class:`~camgate.errors.CameraAuthError`; 429 and other 5xx answers are an
+:class:`~camgate.errors.AdapterError` (try again later). No message holds an SDP body, a header
+or a URL's query.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import attrs
 import httpx
 
 from camgate.errors import (
+    AdapterError,
     CameraAuthError,
     CameraProtocolError,
     CameraUnreachable,
@@ -693,11 +696,12 @@ async def whep_connect(
     Redirects (307/308) are followed only on the same scheme, host and port, at most 3; one to
     another host is a CameraProtocolError, so credentials in ``headers`` never leave the host
     they were meant for. The session URL (``Location``) must be on the same origin too.
-    401/403 → CameraAuthError; another status or a body that is not SDP →
-    CameraProtocolError; no connection → CameraUnreachable. The receiver is closed on any
-    error (and a session the server made is DELETEd). Messages show the URL only as
-    :func:`~camgate.models.redact_address` does. ``client`` (optional) is used as it is and
-    not closed; without it one is made for the session and closed by ``aclose``.
+    401/403 → CameraAuthError; 404/503 → CameraUnreachable; 429/5xx → AdapterError; another
+    status or a body that is not SDP → CameraProtocolError; no connection → CameraUnreachable.
+    The receiver is closed on any error (and a session the server made is DELETEd). Messages
+    show the URL only as :func:`~camgate.models.redact_address` does. ``client`` (optional) is
+    used as it is and not closed; without it one is made for the session and closed by
+    ``aclose``.
     """
     sent = dict(headers or {})
     own = client is None
@@ -751,6 +755,12 @@ async def _whep_post(
     status = response.status_code
     if status in (401, 403):
         raise CameraAuthError(f"WHEP endpoint {shown} refused the credentials ({status})")
+    if status == 404:
+        raise CameraUnreachable(f"WHEP endpoint {shown} has no such stream (404)")
+    if status == 503:
+        raise CameraUnreachable(f"WHEP endpoint {shown}: the source is offline (503)")
+    if status == 429 or status >= 500:
+        raise AdapterError(f"WHEP endpoint {shown} answered {status}: try again later")
     if status != 201:
         raise CameraProtocolError(f"WHEP endpoint {shown} answered {status}, not 201")
     kind = response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -1,6 +1,10 @@
-"""A sending WebRTC peer for the receive path's tests and bench: a WHEP server on loopback.
+"""A sending WebRTC peer for tests and benches of WebRTC receivers: a WHEP server on loopback.
 
-Run as a separate process: ``python _webrtc_sender.py --keyframe-interval 4``; it prints
+One sender for every test that needs a WebRTC peer: core's receive-path tests run it as a
+process, and vendor simulators (camgate-ring's) build their sessions with :func:`start_session`
+and answer HTTP with :func:`read_request` / :func:`respond`. Needs ``camgate[webrtc]``.
+
+Run as a separate process: ``python -m camgate.testing.webrtc --keyframe-interval 4``; it prints
 ``READY <endpoint url>`` on stdout once it listens. Speaks WHEP (RFC 9725): ``POST <endpoint>``
 with an SDP offer → ``201 Created``, the SDP answer, ``Location: /whep/session/<id>``;
 ``DELETE`` on that location ends the session. ``GET /state`` returns JSON about each session
@@ -34,10 +38,23 @@ from typing import Any
 
 import aiortc
 import aiortc.rtcrtpsender
+import attrs
 import av
 import numpy as np
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
+
+__all__ = [
+    "CounterTrack",
+    "Request",
+    "Session",
+    "SESSIONS",
+    "picture",
+    "read_counter",
+    "read_request",
+    "respond",
+    "start_session",
+]
 
 WIDTH, HEIGHT, FPS = 320, 240, 15
 BITS, BLOCK = 16, 20
@@ -153,24 +170,70 @@ class ScheduledEncoder(Encoder):
         return self.inner.pack(packet)
 
 
+#: Every session started in this process, by id.
 SESSIONS: dict[str, Session] = {}
-CURRENT: list[Session] = []
+_CURRENT: list[Session] = []
 
 
 def _get_encoder(codec: Any) -> Encoder:
     """aiortc asks for an encoder when a session's sender starts: that session's."""
-    return ScheduledEncoder(CURRENT[-1])
+    return ScheduledEncoder(_CURRENT[-1])
 
 
-aiortc.rtcrtpsender.get_encoder = _get_encoder
+async def start_session(
+    offer_sdp: str, *, interval: float, join_delay: float, dead: bool = False
+) -> tuple[Session, str]:
+    """Answer a receiver's SDP offer with a new sending session: (the session, its SDP
+    answer). ``interval`` is the keyframe interval and ``join_delay`` how far into the camera's
+    stream the receiver joins (seconds); ``dead`` closes the peer connection right after
+    answering (nothing answers ICE). The session is kept in :data:`SESSIONS`."""
+    # aiortc asks this module for its encoder: the session's scheduled one.
+    setattr(aiortc.rtcrtpsender, "get_encoder", _get_encoder)  # noqa: B010
+    session = Session(interval, join_delay)
+    SESSIONS[session.id] = session
+    _CURRENT.append(session)
+    session.pc.addTrack(session.track)
+    await session.pc.setRemoteDescription(aiortc.RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    await session.pc.setLocalDescription(await session.pc.createAnswer())
+    answer = str(session.pc.localDescription.sdp)
+    if dead:
+        await session.pc.close()
+    return session, answer
 
 
-async def _respond(
+@attrs.frozen
+class Request:
+    """One HTTP/1.1 request as :func:`read_request` read it: header names lower-case,
+    ``path`` without its query, ``query`` the raw query string."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+async def read_request(reader: asyncio.StreamReader) -> Request:
+    """Read one request (head and ``Content-Length`` body) from a test client."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    request, *header_lines = head.decode("latin-1").split("\r\n")
+    method, target, _version = request.split(" ", 2)
+    path, _, query = target.partition("?")
+    headers = {
+        k.strip().lower(): v.strip()
+        for k, _, v in (line.partition(":") for line in header_lines if line)
+    }
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return Request(method, path, query, headers, body)
+
+
+async def respond(
     writer: asyncio.StreamWriter,
     status: str,
     body: bytes = b"",
     headers: dict[str, str] | None = None,
 ) -> None:
+    """Write one response (``status`` as ``"201 Created"``) and close the connection."""
     lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
@@ -181,32 +244,23 @@ async def _respond(
 async def handle(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, args: argparse.Namespace
 ) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    request, *header_lines = head.decode("latin-1").split("\r\n")
-    method, target, _version = request.split(" ", 2)
-    path = target.split("?", 1)[0]
-    headers = {
-        k.strip().lower(): v.strip()
-        for k, _, v in (line.partition(":") for line in header_lines if line)
-    }
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    request = await read_request(reader)
+    method, path, headers, body = request.method, request.path, request.headers, request.body
     if method == "POST" and path == "/whep/away":
-        await _respond(
-            writer, "307 Temporary Redirect", b"", {"Location": "http://192.0.2.77/whep"}
-        )
+        await respond(writer, "307 Temporary Redirect", b"", {"Location": "http://192.0.2.77/whep"})
         return
     if method == "POST" and path == "/whep/here":
-        await _respond(writer, "307 Temporary Redirect", b"", {"Location": "/whep"})
+        await respond(writer, "307 Temporary Redirect", b"", {"Location": "/whep"})
         return
     if method == "POST" and path in ("/whep", "/whep/auth", "/whep/broken", "/whep/dead"):
         if path == "/whep/auth" and headers.get("authorization") != f"Bearer {args.token}":
-            await _respond(writer, "401 Unauthorized")
+            await respond(writer, "401 Unauthorized")
             return
         if headers.get("content-type") != "application/sdp":
-            await _respond(writer, "415 Unsupported Media Type")
+            await respond(writer, "415 Unsupported Media Type")
             return
         if path == "/whep/broken":
-            await _respond(
+            await respond(
                 writer,
                 "201 Created",
                 b"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n",
@@ -214,19 +268,16 @@ async def handle(
             )
             return
         delay = args.join_delay
-        join = random.uniform(0.2, args.keyframe_interval - 0.2) if delay == "random" else delay
-        session = Session(args.keyframe_interval, float(join))
-        SESSIONS[session.id] = session
-        CURRENT.append(session)
-        session.pc.addTrack(session.track)
-        await session.pc.setRemoteDescription(
-            aiortc.RTCSessionDescription(sdp=body.decode(), type="offer")
+        wait = random.uniform(0.2, args.keyframe_interval - 0.2)  # noqa: S311 (a test peer)
+        join = wait if delay == "random" else delay
+        # /whep/dead: an answer, then nobody there: ICE cannot connect
+        session, answer = await start_session(
+            body.decode(),
+            interval=args.keyframe_interval,
+            join_delay=float(join),
+            dead=path == "/whep/dead",
         )
-        await session.pc.setLocalDescription(await session.pc.createAnswer())
-        answer = session.pc.localDescription.sdp
-        if path == "/whep/dead":  # an answer, then nobody there: ICE cannot connect
-            await session.pc.close()
-        await _respond(
+        await respond(
             writer,
             "201 Created",
             answer.encode(),
@@ -235,18 +286,18 @@ async def handle(
     elif method == "DELETE" and path.startswith("/whep/session/"):
         found = SESSIONS.get(path.rsplit("/", 1)[1])
         if found is None:
-            await _respond(writer, "404 Not Found")
+            await respond(writer, "404 Not Found")
             return
         found.deleted = True
         await found.pc.close()
-        await _respond(writer, "200 OK")
+        await respond(writer, "200 OK")
     elif method == "GET" and path == "/state":
         state = {key: session.state() for key, session in SESSIONS.items()}
-        await _respond(
+        await respond(
             writer, "200 OK", json.dumps(state).encode(), {"Content-Type": "application/json"}
         )
     else:
-        await _respond(writer, "404 Not Found")
+        await respond(writer, "404 Not Found")
 
 
 async def main() -> None:

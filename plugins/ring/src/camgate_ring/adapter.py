@@ -1,0 +1,294 @@
+"""The Ring adapter (Partner API backend): live video over WHEP, without re-encoding.
+
+A camera's ``source`` is its Ring device id (as ``GET /v1/devices`` lists it). One adapter
+serves one linked account: its settings (:class:`RingSettings`) carry the API hosts, the
+partner's client id and secret, and the account's tokens. Live video: ``POST`` an SDP offer
+(ICE gathered, receive-only, H.264) to the device's WHEP endpoint with the bearer token, read
+the H.264 access units as camgate packets through :class:`camgate.media.webrtc.WebRtcReceiver`
+(a keyframe requested on join), and ``DELETE`` the session when the stream closes.
+
+Tokens are rotated on refresh. They are persisted through ``on_tokens`` (a callable given to
+:class:`RingAdapter`) or, with the ``token_file`` setting, written to that file (JSON, owner
+read/write only, replaced atomically) before they are used; a token file that exists is read
+at start and wins over the tokens in the settings (it is newer by construction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+from camgate.adapters import SECRET, Adapter, Credentials, Secret
+from camgate.errors import CameraAuthError, CameraUnreachable, ConfigError, ValidationError
+from camgate.media.webrtc import WebRtcReceiver, WhepSession, whep_connect
+from camgate.models import Camera, Grant, MediaPacket, StreamInfo
+from camgate.settings import build_settings, parse_credentials, positive
+
+from camgate_ring.devices import RingDevice
+from camgate_ring.partner import PartnerClient, Tokens, check_base_url
+
+__all__ = ["NAME", "RingAdapter", "RingLiveStream", "RingSettings", "TokenFile"]
+
+#: The adapter's registered name (the entry point's name, and ``Camera.adapter``).
+NAME = "ring"
+
+
+def _credentials(value: Mapping[str, Any]) -> dict[str, Credentials]:
+    return parse_credentials(value, NAME)
+
+
+def _optional_secret(value: str | Secret | None) -> Secret | None:
+    return None if value is None or isinstance(value, Secret) else Secret(value)
+
+
+def _url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
+    def check(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str):
+            raise ValidationError(f"ring setting {what}: must be a URL")
+        check_base_url(value, what)
+
+    return check
+
+
+@attrs.frozen
+class RingSettings:
+    """Validated settings of the Ring adapter (Partner backend).
+
+    ``api_base_url`` and ``token_url`` are the hosts (Ring's by default; a simulator's in
+    tests). ``client_id`` and ``client_secret`` are the partner's; ``access_token``,
+    ``refresh_token`` and ``access_expires_at`` (UNIX seconds, 0 = refresh first) the linked
+    account's; ``token_file`` where rotated tokens are persisted. The secrets are marked
+    :data:`~camgate.adapters.SECRET`. ``credentials`` is what the edge always adds; the Partner
+    backend does not use it."""
+
+    client_id: str = ""
+    client_secret: Secret | None = attrs.field(
+        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+    )
+    access_token: Secret | None = attrs.field(
+        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+    )
+    refresh_token: Secret | None = attrs.field(
+        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+    )
+    access_expires_at: float = 0.0
+    token_file: str | None = None
+    api_base_url: str = attrs.field(
+        default="https://api.amazonvision.com", validator=_url("api_base_url")
+    )
+    token_url: str = attrs.field(
+        default="https://oauth.ring.com/oauth/token", validator=_url("token_url")
+    )
+    request_timeout_s: float = attrs.field(default=10.0, validator=positive(NAME))
+    connect_timeout_s: float = attrs.field(default=20.0, validator=positive(NAME))
+    max_retry_after_s: float = attrs.field(default=5.0, validator=positive(NAME))
+    keyframe_on_join: bool = True
+    credentials: dict[str, Credentials] = attrs.field(
+        factory=dict, converter=_credentials, repr=False, metadata=SECRET
+    )
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> RingSettings:
+        """Settings from a mapping; an unknown key or a bad value is a ValidationError."""
+        return build_settings(cls, NAME, settings)
+
+
+class TokenFile:
+    """Persists the account's tokens in one JSON file, owner read/write only, replaced
+    atomically (a reader sees the old tokens or the new ones, never half of either)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"TokenFile({str(self.path)!r})"
+
+    def load(self) -> Tokens | None:
+        """The tokens in the file, None when there is no file; ValidationError when it is not
+        a token file."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise ValidationError(f"ring token file {str(self.path)!r} is not JSON") from None
+        return Tokens.from_json(value)
+
+    def save(self, tokens: Tokens) -> None:
+        """Write ``tokens``; returns once they are on disk (fsync'd)."""
+        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".ring-tokens-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(tokens.to_json(), out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, 0o600)
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+
+class RingLiveStream:
+    """A live WHEP session as a camgate :class:`~camgate.adapters.LiveStream`: packets from
+    the first keyframe on (the receiver asked for one on join), ``info`` the stream's size as
+    its SPS gives it. :meth:`aclose` sends ``DELETE`` for the session and closes the peer
+    connection; idempotent, safe to call after a cancelled read."""
+
+    def __init__(self, session: WhepSession) -> None:
+        self._session = session
+        self._packets = session.receiver.packets()
+        self._first: MediaPacket | None = None
+        self.info: StreamInfo = session.receiver.stream_info
+
+    def __repr__(self) -> str:
+        return f"RingLiveStream({self._session!r})"
+
+    async def start(self, limit_s: float) -> None:
+        """Wait for the first keyframe (packets before it cannot be decoded and are dropped);
+        CameraUnreachable when Ring ends the session first or none comes within ``limit_s``."""
+        with anyio.move_on_after(limit_s):
+            async for packet in self._packets:
+                if packet.is_keyframe:
+                    self._first = packet
+                    self.info = packet.stream
+                    return
+            raise CameraUnreachable("Ring ended the live session before the first picture")
+        raise CameraUnreachable(f"Ring sent no picture within {limit_s:g} s")
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[MediaPacket]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        async for packet in self._packets:
+            yield packet
+
+    async def aclose(self) -> None:
+        """End the session at Ring (DELETE) and close the peer connection."""
+        with anyio.CancelScope(shield=True):
+            await self._session.aclose()
+
+
+class RingAdapter(Adapter):
+    """Ring cameras of one linked account through the Partner API: live video (WHEP).
+
+    ``on_tokens`` persists rotated tokens (called before they are used); without it the
+    ``token_file`` setting does; with neither, a refresh is refused (ConfigError), since a
+    rotated refresh token that is not persisted would lose the owner's link at the next
+    restart."""
+
+    def __init__(
+        self, settings: RingSettings, *, on_tokens: Callable[[Tokens], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self._file = TokenFile(settings.token_file) if settings.token_file else None
+        self._on_tokens = on_tokens or (self._file.save if self._file else None)
+        self._client: PartnerClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> RingAdapter:
+        """The adapter for the edge's settings mapping (the factory's ``create``)."""
+        return cls(RingSettings.from_mapping(settings))
+
+    def __repr__(self) -> str:
+        return f"RingAdapter(api={self.settings.api_base_url!r})"
+
+    def _tokens(self) -> Tokens:
+        stored = self._file.load() if self._file else None
+        if stored is not None:
+            return stored
+        s = self.settings
+        if s.refresh_token is None:
+            raise CameraAuthError(
+                "Ring: no tokens for the account (settings refresh_token, or a token_file): "
+                "the owner must link the account first"
+            )
+        access = s.access_token or Secret("")
+        return Tokens(access, s.refresh_token, s.access_expires_at if access.reveal() else 0.0)
+
+    def _persist(self, tokens: Tokens) -> None:
+        if self._on_tokens is None:
+            raise ConfigError("Ring: rotated tokens need a token_file setting or on_tokens")
+        self._on_tokens(tokens)
+
+    def client(self) -> PartnerClient:
+        """The account's API client (made on first use, closed by :meth:`aclose`)."""
+        if self._client is None:
+            s = self.settings
+            if not s.client_id or s.client_secret is None:
+                raise ConfigError("Ring: settings client_id and client_secret are required")
+            self._client = PartnerClient(
+                api_base=s.api_base_url,
+                token_url=s.token_url,
+                client_id=s.client_id,
+                client_secret=s.client_secret,
+                tokens=self._tokens(),
+                on_tokens=self._persist,
+                reload=self._file.load if self._file else None,
+                request_timeout_s=s.request_timeout_s,
+                max_retry_after_s=s.max_retry_after_s,
+                clock=time.time,
+            )
+        return self._client
+
+    async def devices(self) -> list[RingDevice]:
+        """The devices the owner shared (no media asked for). Not :meth:`discover`: Partner
+        devices carry no position, which the owner gives at enrolment."""
+        return await self.client().devices()
+
+    async def open_live(self, camera: Camera, grant: Grant) -> RingLiveStream:
+        """Start a WHEP session for the camera's device and return the stream once its first
+        keyframe arrived (CameraUnreachable when none came within ``connect_timeout_s`` of the
+        answer; the session is then DELETEd). A 401/403 from the WHEP endpoint is retried once
+        after a token refresh; everything else as :func:`~camgate.media.webrtc.whep_connect`
+        maps it."""
+        client = self.client()
+        url = client.whep_url(camera.source)
+        session: WhepSession | None = None
+        for attempt in range(2):
+            receiver = WebRtcReceiver(
+                keyframe_on_join=self.settings.keyframe_on_join,
+                connect_timeout=self.settings.connect_timeout_s,
+            )
+            used, auth = await client.authorised()
+            try:
+                session = await whep_connect(
+                    url,
+                    receiver,
+                    headers=auth,
+                    client=client.http,
+                    request_timeout=self.settings.request_timeout_s,
+                )
+                break
+            except CameraAuthError:
+                if attempt:
+                    raise
+                await client.refresh(stale=used)
+        assert session is not None
+        stream = RingLiveStream(session)
+        try:
+            await stream.start(self.settings.connect_timeout_s)
+        except BaseException:
+            await stream.aclose()
+            raise
+        return stream
+
+    async def aclose(self) -> None:
+        """Close the API client. Idempotent."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -1,0 +1,141 @@
+"""The Ring Partner API simulated on loopback, for tests and demos (never imported by the
+adapter). :class:`RingSimulator` starts :mod:`camgate_ring.testing.server` as a process,
+links an account (a token pair) and gives the adapter settings that reach it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from camgate.adapters import Simulator
+
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "RingSimulator"]
+
+CLIENT_ID = "camgate-sim-client"
+CLIENT_SECRET = "sim-client-secret-0f3a"  # noqa: S105 (the simulator's own)
+
+
+class RingSimulator(Simulator):
+    """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
+    with that percentage; online unless their index is in ``offline``). Entering starts the
+    server and links the account; ``sources`` are the device ids and ``settings`` reach them
+    (tokens persisted to a temporary token file).
+    ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
+    ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
+
+    def __init__(
+        self,
+        devices: int = 2,
+        *,
+        battery: dict[int, int] | None = None,
+        offline: frozenset[int] = frozenset(),
+        access_ttl_s: float = 3600.0,
+        keyframe_interval: float = 2.0,
+        join_delay: float = 0.5,
+    ) -> None:
+        self.config: dict[str, Any] = {
+            "devices": [
+                {
+                    "id": f"ava1.ring.device.SIM{i}",
+                    "name": f"Simulated Ring {i}",
+                    "battery": (battery or {}).get(i, 255),
+                    "online": i not in offline,
+                }
+                for i in range(1, devices + 1)
+            ],
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "access_ttl_s": access_ttl_s,
+            "keyframe_interval": keyframe_interval,
+            "join_delay": join_delay,
+        }
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self.process: subprocess.Popen[str] | None = None
+        self.base = ""
+        self.sources: list[str] = []
+        self.settings: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"RingSimulator(base={self.base!r})"
+
+    def __enter__(self) -> RingSimulator:
+        self._dir = tempfile.TemporaryDirectory(prefix="ring-sim-")
+        config = Path(self._dir.name) / "config.json"
+        config.write_text(json.dumps(self.config), encoding="utf-8")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "camgate_ring.testing.server", str(config)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("READY "):
+            self.close()
+            raise RuntimeError("the Ring simulator did not start")
+        self.base = line.split()[1]
+        tokens = self.link()
+        self.sources = [device["id"] for device in self.config["devices"]]
+        self.settings = {
+            "api_base_url": self.base,
+            "token_url": f"{self.base}/oauth/token",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+            "access_expires_at": time.time() + float(tokens["expires_in"]),
+            "token_file": str(Path(self._dir.name) / "tokens.json"),
+        }
+        return self
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, self.base + path, json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def link(self) -> dict[str, Any]:
+        """A new token pair for the account (what account linking gives the partner)."""
+        result: dict[str, Any] = self._call("POST", "/_sim/link")
+        return result
+
+    def log(self) -> list[dict[str, Any]]:
+        """Every API request so far: method, path, status, bearer (bool), grant_type."""
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/log")
+        return result
+
+    def state(self) -> dict[str, Any]:
+        """The WHEP sessions by id: device, deleted, the peer connection's state, ``sent``
+        (access units sent), ``closed``."""
+        result: dict[str, Any] = self._call("GET", "/_sim/state")
+        return result
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now (the next call gets 401)."""
+        self._call("POST", "/_sim/expire")
+
+    def rate_limit(self, count: int, retry_after: float) -> None:
+        """The next ``count`` API requests get 429 with ``Retry-After: retry_after``."""
+        self._call("POST", "/_sim/rate-limit", {"count": count, "retry_after": retry_after})
+
+    def close(self) -> None:
+        """Stop the server and remove its files. Idempotent."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self.process = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None

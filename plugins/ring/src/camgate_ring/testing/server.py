@@ -1,0 +1,247 @@
+"""The simulated Ring Partner API: a real HTTP server on loopback, run as its own process.
+
+``python -m camgate_ring.testing.server CONFIG.json`` prints ``READY <base url>`` once it
+listens. It speaks, as Ring documents them (docs/ring.md):
+
+- ``POST /oauth/token`` (form): ``refresh_token`` grants with rotation (each refresh issues a
+  new refresh token and spends the old one: ``400 invalid_grant`` when it is reused), checked
+  client id and secret; access tokens live ``access_ttl_s`` seconds.
+- ``GET /v1/users/me`` and ``GET /v1/devices[?include=status]`` (JSON:API), bearer required:
+  ``401 Invalid Client`` for a missing, unknown or expired token.
+- ``POST /v1/devices/{id}/media/streaming/whep/sessions`` (WHEP: SDP offer → ``201``, the
+  answer, an absolute ``Location``) with an aiortc peer from :mod:`camgate.testing.webrtc`
+  sending H.264 with a frame counter in the picture; ``DELETE`` on the Location → ``204``.
+- ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
+  currently offline" for a WHEP request to an offline device.
+
+The backdoor (never used by the adapter): ``GET /_sim/log`` (every request: method, path,
+status, whether it carried a bearer token, the grant type; never a token),
+``GET /_sim/state`` (WHEP sessions), ``POST /_sim/link`` (a new token pair, as account linking
+gives), ``POST /_sim/expire`` (every access token expires now), ``POST /_sim/rate-limit``
+(``{"count": N, "retry_after": S}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from camgate.testing.webrtc import SESSIONS, Request, read_request, respond, start_session
+
+WHEP = "/media/streaming/whep/sessions"
+
+
+class Ring:
+    """The simulated account, its tokens and what was asked of it."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.devices: list[dict[str, Any]] = config["devices"]
+        self.access: dict[str, float] = {}  # access token -> expiry (time.time())
+        self.refresh: str | None = None  # the one valid refresh token
+        self.spent: set[str] = set()
+        self.limit = {"count": 0, "retry_after": 1}
+        self.log: list[dict[str, Any]] = []
+        self.whep: dict[str, dict[str, Any]] = {}  # session id -> device, deleted
+        self.base = ""
+
+    def issue(self) -> dict[str, Any]:
+        """A new token pair; the previous refresh token is spent."""
+        if self.refresh is not None:
+            self.spent.add(self.refresh)
+        access, self.refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        ttl = float(self.config["access_ttl_s"])
+        self.access[access] = time.time() + ttl
+        return {
+            "access_token": access,
+            "refresh_token": self.refresh,
+            "expires_in": ttl,
+            "scope": "ava.v1:read",
+            "token_type": "Bearer",
+        }
+
+    def authorised(self, request: Request) -> bool:
+        given = request.headers.get("authorization", "")
+        token = given.removeprefix("Bearer ") if given.startswith("Bearer ") else ""
+        return self.access.get(token, 0.0) > time.time()
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+def _error(status: int, title: str) -> bytes:
+    return _json({"errors": [{"status": str(status), "title": title}]})
+
+
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
+
+
+async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
+    """(status, body, headers) for one request."""
+    path, method = request.path, request.method
+    kind = {"Content-Type": "application/vnd.api+json"}
+    if path.startswith("/_sim/"):
+        return await backdoor(ring, request)
+    if method == "POST" and path == "/oauth/token":
+        form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+        if (
+            form.get("client_id") != ring.config["client_id"]
+            or form.get("client_secret") != ring.config["client_secret"]
+        ):
+            return 401, _json({"error": "invalid_client"}), {}
+        if form.get("grant_type") != "refresh_token":
+            return 400, _json({"error": "unsupported_grant_type"}), {}
+        if form.get("refresh_token") != ring.refresh or ring.refresh is None:
+            return 400, _json({"error": "invalid_grant"}), {}
+        return 200, _json(ring.issue()), {"Content-Type": "application/json"}
+    if not path.startswith("/v1/"):
+        return 404, _error(404, "Not Found"), kind
+    if ring.limit["count"] > 0:
+        ring.limit["count"] -= 1
+        headers = {**kind, "Retry-After": str(ring.limit["retry_after"])}
+        return 429, _error(429, "Rate Limit Exceeded"), headers
+    if not ring.authorised(request):
+        return 401, _error(401, "Invalid Client"), kind
+    if method == "GET" and path == "/v1/users/me":
+        return 200, _json({"data": {"type": "users", "id": "ava1.ring.account.SIM"}}), kind
+    if method == "GET" and path == "/v1/devices":
+        return 200, _json(devices_document(ring, "include=status" in request.query)), kind
+    parts = path.split("/")
+    device = unquote(parts[3]) if len(parts) > 3 else ""
+    known = any(d["id"] == device for d in ring.devices)
+    prefix = f"/v1/devices/{parts[3] if len(parts) > 3 else ''}{WHEP}"
+    if method == "POST" and path == prefix and known:
+        if not next(d for d in ring.devices if d["id"] == device).get("online", True):
+            return 503, _error(503, "Device is currently offline"), kind
+        if request.headers.get("content-type") != "application/sdp":
+            return 415, _error(415, "Unsupported Media Type"), kind
+        session, answer = await start_session(
+            request.body.decode(),
+            interval=float(ring.config["keyframe_interval"]),
+            join_delay=float(ring.config["join_delay"]),
+        )
+        ring.whep[session.id] = {"device": device, "deleted": False}
+        location = f"{ring.base}{prefix}/{session.id}"
+        return 201, answer.encode(), {"Content-Type": "application/sdp", "Location": location}
+    if method == "DELETE" and path.startswith(prefix + "/") and known:
+        found = ring.whep.get(path.rsplit("/", 1)[1])
+        if found is None or found["deleted"]:
+            return 404, _error(404, "Not Found"), kind
+        found["deleted"] = True
+        session = SESSIONS[path.rsplit("/", 1)[1]]
+        session.deleted = True
+        await session.pc.close()
+        return 204, b"", {}
+    return 404, _error(404, "Not Found"), kind
+
+
+def devices_document(ring: Ring, include_status: bool) -> dict[str, Any]:
+    """``GET /v1/devices`` as JSON:API, with the status resources when asked."""
+    data, included = [], []
+    for device in ring.devices:
+        status_id = f"{device['id']}.status"
+        data.append(
+            {
+                "type": "devices",
+                "id": device["id"],
+                "attributes": {"name": device["name"]},
+                "relationships": {
+                    "status": {
+                        "data": {"type": "device-status", "id": status_id},
+                        "links": {"related": f"/v1/devices/{device['id']}/status"},
+                    }
+                },
+            }
+        )
+        included.append(
+            {
+                "type": "device-status",
+                "id": status_id,
+                "attributes": {
+                    "online": device.get("online", True),
+                    "battery_status": {"percentage": device.get("battery", 255)},
+                },
+            }
+        )
+    document: dict[str, Any] = {"meta": {"time": "2026-01-01T00:00:00Z"}, "data": data}
+    if include_status:
+        document["included"] = included
+    return document
+
+
+async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
+    """The suite's view of the simulator (never used by the adapter)."""
+    plain = {"Content-Type": "application/json"}
+    if request.path == "/_sim/log":
+        return 200, _json(ring.log), plain
+    if request.path == "/_sim/state":
+        state = {
+            key: {**SESSIONS[key].state(), **value, "sent": len(SESSIONS[key].sent)}
+            for key, value in ring.whep.items()
+        }
+        return 200, _json(state), plain
+    if request.path == "/_sim/link" and request.method == "POST":
+        return 200, _json(ring.issue()), plain
+    if request.path == "/_sim/expire" and request.method == "POST":
+        ring.access = {token: 0.0 for token in ring.access}
+        return 200, b"{}", plain
+    if request.path == "/_sim/rate-limit" and request.method == "POST":
+        ring.limit = {**ring.limit, **json.loads(request.body)}
+        return 200, b"{}", plain
+    return 404, b"", {}
+
+
+async def main(config: dict[str, Any]) -> None:
+    ring = Ring(config)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            request = await read_request(reader)
+            status, body, headers = await handle(ring, request)
+            if not request.path.startswith("/_sim/"):
+                ring.log.append(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "status": status,
+                        "bearer": request.headers.get("authorization", "").startswith("Bearer "),
+                        "grant_type": parse_qs(request.body.decode(errors="replace")).get(
+                            "grant_type", [None]
+                        )[0]
+                        if request.path == "/oauth/token"
+                        else None,
+                        "time": time.time(),
+                    }
+                )
+            await respond(writer, f"{status} {STATUS_TEXT.get(status, 'Status')}", body, headers)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ring.base = f"http://127.0.0.1:{port}"
+    print(f"READY {ring.base}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
+    sys.exit(0)

@@ -1,0 +1,232 @@
+"""Properties of the parsers of untrusted input: the JSON:API device list, the webhooks and
+the token endpoint's replies."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from camgate.adapters import Secret
+from camgate.errors import CameraProtocolError
+from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
+from camgate_ring.partner import _token_reply
+from camgate_ring.webhooks import sign
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+KEY = Secret("hmac-signing-key-for-tests")
+NOW = datetime(2026, 2, 13, 13, 40, tzinfo=UTC)
+
+#: The keys a device document uses, and one it does not.
+KEYS = [
+    "data",
+    "included",
+    "type",
+    "id",
+    "attributes",
+    "name",
+    "relationships",
+    "status",
+    "online",
+    "battery_status",
+]
+KEYS += ["percentage", "x"]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(KEYS),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
+
+ids = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
+
+
+def device_document(entries: list[tuple[str, str, bool, int]]) -> dict[str, Any]:
+    data, included = [], []
+    for device_id, name, online, battery in entries:
+        data.append(
+            {
+                "type": "devices",
+                "id": device_id,
+                "attributes": {"name": name},
+                "relationships": {"status": {"data": {"type": "device-status", "id": device_id}}},
+            }
+        )
+        included.append(
+            {
+                "type": "device-status",
+                "id": device_id,
+                "attributes": {"online": online, "battery_status": {"percentage": battery}},
+            }
+        )
+    return {"data": data, "included": included}
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_any_json_is_devices_or_a_protocol_error(document: Any) -> None:
+    try:
+        devices = parse_devices(document)
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message.startswith("Ring device list: ")
+        return
+    assert all(d.id and d.name for d in devices)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(ids, ids, st.booleans(), st.sampled_from([0, 50, 100, 255])),
+        max_size=6,
+        unique_by=lambda entry: entry[0],
+    )
+)
+def test_a_well_formed_device_list_parses_to_what_it_says(
+    entries: list[tuple[str, str, bool, int]],
+) -> None:
+    devices = parse_devices(device_document(entries))
+    assert [(d.id, d.name, d.online) for d in devices] == [(e[0], e[1], e[2]) for e in entries]
+    for device, entry in zip(devices, entries, strict=True):
+        assert device.line_powered == (entry[3] == 255)
+        assert device.battery_percentage == (None if entry[3] == 255 else entry[3])
+
+
+def test_a_device_listed_twice_or_a_bad_percentage_is_refused() -> None:
+    twice = device_document([("a", "A", True, 5), ("a", "B", True, 5)])
+    with pytest.raises(CameraProtocolError, match="twice"):
+        parse_devices(twice)
+    with pytest.raises(CameraProtocolError, match="out of range"):
+        parse_devices(device_document([("a", "A", True, 101)]))
+
+
+def delivery(when: datetime, request_id: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "meta": {
+                "version": "1.1",
+                "time": when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z",  # nanoseconds, as Ring
+                "request_id": request_id or str(uuid.uuid4()),
+                "account_id": "ava1.ring.account.X",
+            },
+            "data": {
+                "id": "dev_human_1770989995231",
+                "type": "motion_detected",
+                "subType": "human",
+                "attributes": {"source": "dev", "source_type": "devices", "timestamp": 1},
+            },
+        }
+    ).encode()
+
+
+def verifier() -> WebhookVerifier:
+    return WebhookVerifier(KEY, max_age_s=300, clock=lambda: NOW)
+
+
+def test_a_signed_fresh_delivery_is_an_event_once() -> None:
+    check = verifier()
+    body = delivery(NOW - timedelta(seconds=2))
+    event = check.verify(body, sign(body, KEY))
+    assert (event.type, event.device_id, event.sub_type) == ("motion_detected", "dev", "human")
+    assert event.account_id == "ava1.ring.account.X"
+    with pytest.raises(WebhookRejected, match="duplicate"):
+        check.verify(body, sign(body, KEY))
+
+
+def test_stale_tampered_and_unsigned_deliveries_are_rejected() -> None:
+    check = verifier()
+    stale = delivery(NOW - timedelta(minutes=10))
+    with pytest.raises(WebhookRejected, match="freshness"):
+        check.verify(stale, sign(stale, KEY))
+    body = delivery(NOW)
+    signature = sign(body, KEY)
+    with pytest.raises(WebhookRejected, match="does not match"):
+        check.verify(body.replace(b"human", b"other"), signature)
+    with pytest.raises(WebhookRejected, match="does not match"):
+        check.verify(body, sign(body, Secret("another key")))
+    with pytest.raises(WebhookRejected, match="no sha256"):
+        check.verify(body, None)
+    # A rejected delivery is not remembered: the genuine one still passes.
+    assert check.verify(body, signature).type == "motion_detected"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.text(max_size=80), st.booleans())
+def test_any_delivery_is_an_event_only_when_signed(body: bytes, header: str, signed: bool) -> None:
+    given_header = sign(body, KEY) if signed else header
+    try:
+        event = verifier().verify(body, given_header)
+    except WebhookRejected as exc:
+        message = str(exc)
+        assert message.startswith("Ring webhook: ")  # one of the fixed messages
+        return
+    assert given_header == sign(body, KEY)
+    assert event.request_id
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_any_signed_json_is_an_event_or_rejected(document: Any) -> None:
+    body = json.dumps(document).encode()
+    try:
+        verifier().verify(body, sign(body, KEY))
+    except WebhookRejected as exc:
+        message = str(exc)
+        assert message.startswith("Ring webhook: ")
+
+
+OLD = Tokens("old-access", "old-refresh", 0.0, "ava.v1:read")
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+#: Replies shaped like a token endpoint's, with any values (or none) in its fields.
+token_replies = st.fixed_dictionaries(
+    {},
+    optional={key: scalars for key in ("access_token", "refresh_token", "expires_in", "scope")},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        token_replies.map(lambda v: json.dumps(v).encode()),
+    )
+)
+def test_any_token_reply_is_tokens_or_a_protocol_error(content: bytes) -> None:
+    try:
+        tokens = _token_reply(content, OLD, 1000.0, "token endpoint")
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message == "token endpoint: the token reply is not an OAuth token"
+        return
+    for token in (tokens.access_token.reveal(), tokens.refresh_token.reveal()):
+        assert token and all(0x21 <= ord(ch) <= 0x7E for ch in token)  # fits a header
+    assert tokens.expires_at > 1000.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30),
+    st.integers(1, 10**6),
+    st.booleans(),
+)
+def test_a_token_reply_rotates_or_keeps_the_refresh_token(
+    access: str, lifetime: int, rotated: bool
+) -> None:
+    reply: dict[str, Any] = {"access_token": access, "expires_in": lifetime}
+    if rotated:
+        reply["refresh_token"] = "new-refresh"
+    tokens = _token_reply(json.dumps(reply).encode(), OLD, 1000.0, "t")
+    assert tokens.access_token.reveal() == access
+    assert tokens.refresh_token.reveal() == ("new-refresh" if rotated else "old-refresh")
+    assert tokens.expires_at == 1000.0 + lifetime and tokens.scope == OLD.scope
