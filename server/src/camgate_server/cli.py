@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 from pathlib import Path
@@ -54,7 +55,9 @@ def _run(args: argparse.Namespace) -> int:
             accounts.close()
         print(f"created admin {account.username} ({account.id}) in {path}")
         return 0
-    anyio.run(_serve, args, path, settings)
+    # uvicorn re-raises Ctrl-C after a clean shutdown: for ``camgate serve`` a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(_serve, args, path, settings)
     return 0
 
 
