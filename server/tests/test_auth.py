@@ -176,3 +176,15 @@ async def test_an_invite_makes_one_owner_account_once(
     )
     assert expired.status_code == 410
     await admin.client.aclose()
+
+
+async def test_a_login_sent_as_a_cross_site_form_would_be_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """A form or ``text/plain`` body (what another site can make a browser send without a
+    preflight) is not read as JSON: no login CSRF."""
+    body = f'{{"username": "operator", "password": "{PASSWORD}"}}'
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):
+        answer = await client.post("/session", content=body, headers={"Content-Type": kind})
+        assert answer.status_code == 422
+        assert "set-cookie" not in answer.headers
