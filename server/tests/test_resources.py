@@ -23,6 +23,14 @@ async def _incident(operator: Any) -> str:
     return incident_id
 
 
+async def _ask(operator: Any, camera: str, incident_id: str | None = None) -> Any:
+    """The operator's request for ``camera``'s live view, under a new incident by default."""
+    incident_id = incident_id or await _incident(operator)
+    return await operator.send(
+        "POST", f"/incidents/{incident_id}/requests", json={"camera": camera, "scope": "live"}
+    )
+
+
 async def test_cameras_near_a_point_as_json_and_geojson(sessions: dict[str, Any]) -> None:
     operator = sessions["operator"]
     near = {"near": f"{CENTRE.lat},{CENTRE.lon}", "radius": "100"}
@@ -70,9 +78,7 @@ async def test_a_granted_request_carries_every_vote(sessions: dict[str, Any]) ->
     incident_id = await _incident(operator)
     read = await sessions["alice"].get(f"/incidents/{incident_id}")
     assert read.json()["kind"] == "burglary"
-    granted = await operator.send(
-        "POST", f"/incidents/{incident_id}/requests", json={"camera": "a1", "scope": "live"}
-    )
+    granted = await _ask(operator, "a1", incident_id)
     assert granted.status_code == 201, granted.text
     body = granted.json()
     assert body["status"] == "granted"
@@ -93,11 +99,7 @@ async def test_a_granted_request_carries_every_vote(sessions: dict[str, Any]) ->
 async def test_a_refused_request_is_a_403_problem_with_the_reasons(
     sessions: dict[str, Any],
 ) -> None:
-    operator = sessions["operator"]
-    incident_id = await _incident(operator)
-    refused = await operator.send(
-        "POST", f"/incidents/{incident_id}/requests", json={"camera": "far", "scope": "live"}
-    )
+    refused = await _ask(sessions["operator"], "far")
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
     problem = refused.json()
@@ -111,11 +113,7 @@ async def test_a_refused_request_is_a_403_problem_with_the_reasons(
 async def test_an_ask_first_request_waits_for_its_owner(
     sessions: dict[str, Any], gate: Gate
 ) -> None:
-    operator = sessions["operator"]
-    incident_id = await _incident(operator)
-    held = await operator.send(
-        "POST", f"/incidents/{incident_id}/requests", json={"camera": "b1", "scope": "live"}
-    )
+    held = await _ask(sessions["operator"], "b1")
     assert held.status_code == 202
     request_id = held.json()["request"]
     assert held.json()["status"] == "waiting"
@@ -136,9 +134,7 @@ async def test_an_owner_revokes_and_later_requests_are_refused(
     revoked = await sessions["alice"].send("POST", "/owners/me/revoke")
     assert revoked.status_code == 200
     assert revoked.json() == {"owner": "alice", "cameras": ["a1", "a2"]}
-    after = await operator.send(
-        "POST", f"/incidents/{incident_id}/requests", json={"camera": "a1", "scope": "live"}
-    )
+    after = await _ask(operator, "a1", incident_id)
     assert after.status_code == 403
     assert any("revoked" in r for r in after.json()["reasons"])
     history = (await sessions["alice"].get("/owners/me/accesses")).json()
@@ -149,7 +145,5 @@ async def test_a_supervisor_closes_an_incident(sessions: dict[str, Any]) -> None
     incident_id = await _incident(sessions["operator"])
     closed = await sessions["supervisor"].send("POST", f"/incidents/{incident_id}/close")
     assert closed.json()["status"] == "closed"
-    late = await sessions["operator"].send(
-        "POST", f"/incidents/{incident_id}/requests", json={"camera": "a1", "scope": "live"}
-    )
+    late = await _ask(sessions["operator"], "a1", incident_id)
     assert late.status_code == 403
