@@ -118,6 +118,12 @@ async def test_an_ask_first_request_waits_for_its_owner(
     request_id = held.json()["request"]
     assert held.json()["status"] == "waiting"
     assert [p.request_id for p in gate.pending("bob")] == [request_id]
+    waiting = (await sessions["bob"].get("/owners/me/pending")).json()["pending"]
+    assert [(w["request"], w["camera"], w["scope"]) for w in waiting] == [
+        (request_id, "b1", "live")
+    ]
+    assert (await sessions["alice"].get("/owners/me/pending")).json()["pending"] == []
+    assert (await sessions["operator"].get("/owners/me/pending")).status_code == 403
     no = await sessions["bob"].send(
         "POST", f"/requests/{request_id}/answer", json={"approve": False}
     )

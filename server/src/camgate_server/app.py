@@ -405,6 +405,38 @@ async def my_accesses(
     return await _thread(owner_history, gate.store, gate.audit, _own_owner(caller))
 
 
+@router.get("/owners/me/pending", tags=["owners"])
+async def my_pending(
+    request: Request, caller: Annotated[Caller, Depends(require(Action.REQUESTS_ANSWER))]
+) -> dict[str, Any]:
+    """The requests held for the calling owner's answer (ask-first terms), oldest first: who
+    asks, for which camera, incident, scope and purpose, and until when the owner may answer."""
+    gate = _gate(request)
+    owner_id = _own_owner(caller)
+
+    def held() -> list[dict[str, Any]]:
+        waiting = []
+        for pending in gate.pending(owner_id):
+            asked = gate.store.get_request(pending.request_id)
+            waiting.append(
+                {
+                    "request": pending.request_id,
+                    "camera": pending.camera_id,
+                    "incident": asked.incident_id,
+                    "scope": str(asked.scope),
+                    "purpose": asked.purpose,
+                    "duration_s": asked.duration_s,
+                    "requested_by": asked.requested_by,
+                    "note": asked.note,
+                    "asked_at": pending.asked_at.isoformat(),
+                    "deadline": pending.deadline.isoformat(),
+                }
+            )
+        return waiting
+
+    return {"owner": owner_id, "pending": await _thread(held)}
+
+
 @router.get("/owners/{owner_id}", tags=["owners"])
 async def get_owner(
     owner_id: str,
