@@ -4,7 +4,10 @@ each answers a value, None or a ValidationError, never another exception."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import anyio
+import httpx
 import pytest
 from camgate.errors import ValidationError
 from camgate_server.parsing import (
@@ -14,7 +17,8 @@ from camgate_server.parsing import (
     parse_secret,
     parse_username,
 )
-from hypothesis import given, settings
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 SECRET = st.text(alphabet="ABCabc019_-", min_size=43, max_size=43)
@@ -93,3 +97,43 @@ def test_parse_near_reads_what_a_client_writes(
 def test_parse_near_refuses(near: str) -> None:
     with pytest.raises(ValidationError):
         parse_near(near, None)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+LOGIN = st.one_of(
+    JSON,
+    st.fixed_dictionaries({"username": st.text(max_size=70), "password": st.text(max_size=70)}),
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=LOGIN, cookie=st.text(max_size=60), bearer=st.text(max_size=80))
+def test_any_login_body_cookie_or_bearer_is_answered_with_a_problem_never_a_500(
+    app: FastAPI, body: Any, cookie: str, bearer: str
+) -> None:
+    """Whatever arrives at ``POST /session`` or as a credential: 401, 422 or 429 (the limit is
+    reached within the run), a problem document that does not repeat the password sent."""
+
+    async def send() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            login = await c.post("/session", json=body)
+            c.cookies.set("camgate_session", cookie.encode("ascii", "ignore").decode())
+            header = bearer.encode("ascii", "ignore").decode().strip()
+            read = await c.get("/cameras", headers={"Authorization": header} if header else {})
+            return login, read
+
+    login, read = anyio.run(send)
+    assert login.status_code in (401, 422, 429), login.text
+    assert read.status_code == 401, read.text
+    for answer in (login, read):
+        assert answer.headers["content-type"] == "application/problem+json"
+    password = body.get("password") if isinstance(body, dict) else None
+    if isinstance(password, str) and len(password) >= 8:
+        assert password not in login.text
