@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import logging
 
+import anyio
 import httpx
 import pytest
+from camgate_server.accounts import AccountStore
+from fastapi import FastAPI
 
 from .conftest import CENTRE, PASSWORD
 
@@ -109,3 +112,23 @@ def test_unknown_routes_and_methods_are_problem_documents(live_server: str) -> N
     for answer in (missing, wrong, anonymous):
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["status"] == answer.status_code
+
+
+async def _anonymous_cameras(app: FastAPI) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", cookies={"camgate_session": "s" * 43}
+    ) as client:
+        return await client.get("/cameras")
+
+
+def test_an_unexpected_failure_is_a_500_problem_that_says_nothing_of_it(
+    app: FastAPI, accounts: AccountStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts.close()  # every lookup now fails inside sqlite3 with a ProgrammingError
+    answer = anyio.run(_anonymous_cameras, app)
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["error"] == "InternalError"
+    assert answer.json()["detail"] == "the server could not complete the request"
+    assert "sqlite" not in answer.text.lower() and "closed" not in answer.text
