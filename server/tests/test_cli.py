@@ -62,3 +62,21 @@ def test_camgate_serve_creates_an_admin_then_serves_the_api(tmp_path: Path) -> N
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     assert PASSWORD not in output
+
+
+def test_camgate_serve_wants_the_proxy_secret_with_proxy_roles(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CAMGATE_PROXY_SECRET"}
+    ran = subprocess.run(
+        _camgate("serve", "--db", str(tmp_path / "c.db"), "--proxy-role", "rtcc=operator"),
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 1
+    assert "CAMGATE_PROXY_SECRET" in ran.stderr
+    env["CAMGATE_PROXY_SECRET"] = "s" * 40
+    owners = subprocess.run(
+        _camgate("serve", "--db", str(tmp_path / "c.db"), "--proxy-role", "residents=owner"),
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert owners.returncode == 1
+    assert "owners log in with their own accounts" in owners.stderr
+    assert "s" * 40 not in owners.stderr

@@ -20,6 +20,7 @@ thread. Nothing here logs or repeats a secret in an error message.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -36,12 +37,12 @@ import attrs
 from camgate.errors import NotFound, ValidationError
 from camgate.store import connect, sqlite_errors
 
-from camgate_server.errors import InviteInvalid, NotAuthenticated, TooManyAttempts
+from camgate_server.errors import Forbidden, InviteInvalid, NotAuthenticated, TooManyAttempts
 from camgate_server.parsing import TOKEN_PREFIX, parse_api_token, parse_secret, parse_username
 from camgate_server.policy import POLICY, Action, Role
-from camgate_server.settings import ServerSettings
+from camgate_server.settings import ProxyAuth, ServerSettings
 
-__all__ = ["Account", "AccountStore", "Caller", "LoginLimiter", "accounts_path"]
+__all__ = ["Account", "AccountStore", "Caller", "LoginLimiter", "accounts_path", "proxy_caller"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -184,6 +185,29 @@ def _usable(row: tuple[str, str, str | None] | None, now: datetime) -> None:
     """InviteInvalid unless the invite row is unused and unexpired."""
     if row is None or row[2] is not None or datetime.fromisoformat(row[1]) <= now:
         raise InviteInvalid("the invite link is not valid, used already, or expired")
+
+
+def proxy_caller(proxy: ProxyAuth, username: str, groups: str) -> Caller:
+    """The caller a trusted proxy vouched for (the caller checked its secret header): an
+    account ``sso:<username>`` with the one staff role its groups map to (``proxy.roles``).
+
+    Forbidden when the groups map to no role or to more than one (an account has one role;
+    the agency's mapping must say which). Its CSRF token is an HMAC of the username under
+    the proxy secret: the same on every request, and unknowable to another site.
+    """
+    try:
+        name = parse_username(username.strip().lower())
+    except ValidationError:
+        raise NotAuthenticated("the proxy sent no valid username") from None
+    roles = {proxy.roles[g.strip()] for g in groups.split(",") if g.strip() in proxy.roles}
+    if len(roles) != 1:
+        raise Forbidden(
+            "your groups map to no camgate role" if not roles else
+            "your groups map to more than one camgate role; ask the agency's admin"
+        )  # fmt: skip
+    mac = hmac.new(proxy.secret.encode(), f"csrf:{name}".encode(), hashlib.sha256)
+    csrf = base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+    return Caller(Account(f"sso:{name}", name, Role(roles.pop())), None, csrf)
 
 
 class AccountStore:

@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from camgate_server import problems
-from camgate_server.accounts import Account, AccountStore, Caller, LoginLimiter
+from camgate_server.accounts import Account, AccountStore, Caller, LoginLimiter, proxy_caller
 from camgate_server.errors import CsrfRejected, Forbidden, NotAuthenticated
 from camgate_server.parsing import parse_bearer, parse_near
 from camgate_server.policy import Action, Role, allowed
-from camgate_server.settings import ServerSettings
+from camgate_server.settings import PROXY_SECRET_HEADER, ServerSettings
 
 __all__ = ["CSRF_HEADER", "caller_of", "create_app", "require"]
 
@@ -54,19 +54,32 @@ async def _thread(fn: Callable[..., _T], *args: Any) -> _T:
 
 
 async def caller_of(request: Request) -> Caller:
-    """Who is calling: an ``Authorization: Bearer`` API token, else the session cookie.
+    """Who is calling: an ``Authorization: Bearer`` API token, else a person the agency's
+    trusted proxy vouches for (only when ``settings.proxy`` is set and the request carries
+    its secret header), else the session cookie.
 
     A session's state-changing request (anything but GET, HEAD, OPTIONS) must carry the
     session's CSRF token in :data:`CSRF_HEADER` (synchronizer token, compared in constant
     time): CsrfRejected otherwise. A token needs none: a browser never attaches it on its own.
     NotAuthenticated when neither credential is valid.
     """
-    accounts = _accounts(request)
+    accounts, settings = _accounts(request), _settings(request)
     bearer = parse_bearer(request.headers.get("authorization"))
     if bearer is not None:
         return await _thread(accounts.token_caller, bearer)
-    cookie = request.cookies.get(_settings(request).cookie_name)
-    caller = await _thread(accounts.session_caller, cookie)
+    proxy = settings.proxy
+    vouched = None if proxy is None else request.headers.get(PROXY_SECRET_HEADER)
+    if proxy is not None and vouched is not None:
+        if not hmac.compare_digest(vouched.encode(), proxy.secret.encode()):
+            raise NotAuthenticated("the proxy's secret is wrong")
+        caller = proxy_caller(
+            proxy,
+            request.headers.get(proxy.user_header, ""),
+            request.headers.get(proxy.groups_header, ""),
+        )
+    else:
+        cookie = request.cookies.get(settings.cookie_name)
+        caller = await _thread(accounts.session_caller, cookie)
     if request.method not in _SAFE:
         sent = request.headers.get(CSRF_HEADER, "")
         if caller.csrf is None or not hmac.compare_digest(sent.encode(), caller.csrf.encode()):
@@ -300,7 +313,8 @@ async def login(body: LoginBody, request: Request, response: Response) -> Sessio
 
 @router.get("/session", tags=["authentication"])
 async def session(request: Request) -> SessionOut:
-    """The current session's account and CSRF token (a reloaded page reads it here)."""
+    """The current session's account and CSRF token (a reloaded page reads it here; a person
+    signed in through the agency's proxy reads theirs here too)."""
     caller = await caller_of(request)
     if caller.csrf is None:
         raise Forbidden("an API token has no session")

@@ -9,8 +9,9 @@ import os
 from pathlib import Path
 
 import anyio
+from camgate.errors import ValidationError
 
-from camgate_server.settings import ServerSettings
+from camgate_server.settings import ProxyAuth, ServerSettings
 
 __all__ = ["configure"]
 
@@ -32,6 +33,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="send the session cookie without Secure (only for plain HTTP on loopback)",
     )
     parser.add_argument(
+        "--proxy-role",
+        metavar="GROUP=ROLE",
+        action="append",
+        default=[],
+        help="believe the agency's single-sign-on proxy (its secret in $CAMGATE_PROXY_SECRET) "
+        "and give people in GROUP this staff role; repeat per group (docs/api.md)",
+    )
+    parser.add_argument(
         "--create-admin",
         metavar="USERNAME",
         default=None,
@@ -44,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from camgate_server.accounts import AccountStore, accounts_path
     from camgate_server.policy import Role
 
-    settings = ServerSettings(secure_cookies=not args.insecure_cookies)
+    settings = ServerSettings(secure_cookies=not args.insecure_cookies, proxy=_proxy(args))
     path = Path(args.accounts) if args.accounts else accounts_path(args.db)
     if args.create_admin is not None:
         password = os.environ.get("CAMGATE_ADMIN_PASSWORD") or getpass.getpass("password: ")
@@ -59,6 +68,22 @@ def _run(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(_serve, args, path, settings)
     return 0
+
+
+def _proxy(args: argparse.Namespace) -> ProxyAuth | None:
+    """``--proxy-role`` and ``$CAMGATE_PROXY_SECRET`` as a :class:`ProxyAuth`, or None."""
+    if not args.proxy_role:
+        return None
+    secret = os.environ.get("CAMGATE_PROXY_SECRET")
+    if not secret:
+        raise ValidationError("--proxy-role needs the proxy's secret in $CAMGATE_PROXY_SECRET")
+    roles = {}
+    for item in args.proxy_role:
+        group, sep, role = item.partition("=")
+        if not sep or not group:
+            raise ValidationError(f"--proxy-role is GROUP=ROLE, not {item!r}")
+        roles[group] = role
+    return ProxyAuth(secret, roles)
 
 
 async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings) -> None:

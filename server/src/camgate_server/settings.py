@@ -2,9 +2,52 @@
 
 from __future__ import annotations
 
-import attrs
+from collections.abc import Mapping
 
-__all__ = ["ServerSettings"]
+import attrs
+from camgate.errors import ValidationError
+
+from camgate_server.policy import Role
+
+__all__ = ["PROXY_SECRET_HEADER", "ProxyAuth", "ServerSettings"]
+
+#: The header a trusted reverse proxy proves itself with (:class:`ProxyAuth`).
+PROXY_SECRET_HEADER = "X-Camgate-Proxy-Secret"  # noqa: S105 - a header name
+
+
+def _roles(value: Mapping[str, str]) -> dict[str, str]:
+    try:
+        roles = {str(group): str(Role(role)) for group, role in dict(value).items()}
+    except ValueError:
+        raise ValidationError(f"a group maps to a role, one of {', '.join(Role)}") from None
+    if "owner" in roles.values():
+        raise ValidationError(
+            "owners log in with their own accounts, not the agency's single sign-on"
+        )
+    return roles
+
+
+@attrs.frozen
+class ProxyAuth:
+    """People authenticated by the agency's single sign-on at a trusted reverse proxy.
+
+    The proxy sends :data:`PROXY_SECRET_HEADER` with ``secret`` (compared in constant time), the
+    person's username in ``user_header`` and their groups, comma-separated, in
+    ``groups_header``; ``roles`` maps a group to a staff role. A request without the secret
+    header is judged by its token or session as usual; one with a wrong secret is refused. The
+    proxy must strip these headers from what it receives, and the server must be reachable only
+    through it (docs/api.md).
+    """
+
+    secret: str = attrs.field(repr=False)
+    roles: Mapping[str, str] = attrs.field(converter=_roles)
+    user_header: str = "X-Forwarded-User"
+    groups_header: str = "X-Forwarded-Groups"
+
+    @secret.validator
+    def _long(self, _attribute: object, value: str) -> None:
+        if len(value) < 32:
+            raise ValidationError("the proxy secret is at least 32 characters")
 
 
 @attrs.frozen
@@ -26,3 +69,5 @@ class ServerSettings:
     invite_ttl_s: float = 7 * 86400.0
     token_max_ttl_s: float = 365 * 86400.0
     cookie_name: str = "camgate_session"
+    #: The trusted reverse proxy of the agency's single sign-on, if any.
+    proxy: ProxyAuth | None = None
