@@ -26,13 +26,16 @@ def _camgate(*args: str) -> list[str]:
     return [sys.executable, "-m", "camgate.cli", *args]
 
 
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _camgate(*args), env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 def test_camgate_serve_creates_an_admin_then_serves_the_api(tmp_path: Path) -> None:
     db = tmp_path / "city.db"
     env = {**os.environ, "CAMGATE_ADMIN_PASSWORD": PASSWORD}
-    made = subprocess.run(
-        _camgate("serve", "--db", str(db), "--create-admin", "root"),
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    made = _run("serve", "--db", str(db), "--create-admin", "root", env=env)
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "city.accounts.db").exists()
     assert PASSWORD not in made.stdout + made.stderr
@@ -66,17 +69,12 @@ def test_camgate_serve_creates_an_admin_then_serves_the_api(tmp_path: Path) -> N
 
 def test_camgate_serve_wants_the_proxy_secret_with_proxy_roles(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CAMGATE_PROXY_SECRET"}
-    ran = subprocess.run(
-        _camgate("serve", "--db", str(tmp_path / "c.db"), "--proxy-role", "rtcc=operator"),
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    db = str(tmp_path / "c.db")
+    ran = _run("serve", "--db", db, "--proxy-role", "rtcc=operator", env=env)
     assert ran.returncode == 1
     assert "CAMGATE_PROXY_SECRET" in ran.stderr
     env["CAMGATE_PROXY_SECRET"] = "s" * 40
-    owners = subprocess.run(
-        _camgate("serve", "--db", str(tmp_path / "c.db"), "--proxy-role", "residents=owner"),
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    owners = _run("serve", "--db", db, "--proxy-role", "residents=owner", env=env)
     assert owners.returncode == 1
     assert "owners log in with their own accounts" in owners.stderr
     assert "s" * 40 not in owners.stderr
