@@ -36,6 +36,8 @@ async def test_a_session_cookie_is_httponly_strict_and_secure_when_asked(
         assert answer.status_code == 200
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
         assert ("Secure" in cookie) is secure
+        assert cookie.startswith("__Host-camgate_session=" if secure else "camgate_session=")
+        assert "Domain" not in cookie
 
 
 async def test_a_state_change_without_the_csrf_token_is_403(app: FastAPI) -> None:

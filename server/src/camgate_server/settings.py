@@ -68,6 +68,12 @@ class ServerSettings:
     login_window_s: float = 900.0
     invite_ttl_s: float = 7 * 86400.0
     token_max_ttl_s: float = 365 * 86400.0
-    cookie_name: str = "camgate_session"
     #: The trusted reverse proxy of the agency's single sign-on, if any.
     proxy: ProxyAuth | None = None
+
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name: ``__Host-camgate_session`` with Secure cookies (the
+        browser then accepts it only from this host over HTTPS, with Path=/ and no Domain, so a
+        sibling subdomain cannot plant or overwrite it), ``camgate_session`` without."""
+        return "__Host-camgate_session" if self.secure_cookies else "camgate_session"
