@@ -27,7 +27,7 @@ SELFTEST = conformance/tests/test_broken_adapters.py conformance/tests/test_brok
 
 # pytest applies --ignore only while recursing, never to testpaths, so the first process gets
 # its folders by name (every plugin's tests but the adapter template's, which its own test runs).
-MAIN_TESTS = tests core/tests $(filter-out plugins/_template/%,$(wildcard plugins/*/tests))
+MAIN_TESTS = tests core/tests server/tests $(filter-out plugins/_template/%,$(wildcard plugins/*/tests))
 
 pytest:
 	$(UV) run --locked pytest $(MAIN_TESTS)

@@ -1,0 +1,106 @@
+"""``camgate serve``: the HTTP API over the gate store of ``--db``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import os
+from pathlib import Path
+
+import anyio
+from camgate.errors import ValidationError
+
+from camgate_server.settings import ProxyAuth, ServerSettings
+
+__all__ = ["configure"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``camgate serve``'s arguments and set its handler."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    # Also accepted after the command; when absent, camgate's own --db (before it) stands.
+    parser.add_argument("--db", default=argparse.SUPPRESS, help="the gate's SQLite store")
+    parser.add_argument(
+        "--accounts",
+        default=None,
+        help="the accounts file (default: beside the store, <stem>.accounts.db)",
+    )
+    parser.add_argument(
+        "--insecure-cookies",
+        action="store_true",
+        help="send the session cookie without Secure (only for plain HTTP on loopback)",
+    )
+    parser.add_argument(
+        "--proxy-role",
+        metavar="GROUP=ROLE",
+        action="append",
+        default=[],
+        help="believe the agency's single-sign-on proxy (its secret in $CAMGATE_PROXY_SECRET) "
+        "and give people in GROUP this staff role; repeat per group (docs/api.md)",
+    )
+    parser.add_argument(
+        "--create-admin",
+        metavar="USERNAME",
+        default=None,
+        help="create an admin account (password from $CAMGATE_ADMIN_PASSWORD, else asked) and exit",
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from camgate_server.accounts import AccountStore, accounts_path
+    from camgate_server.policy import Role
+
+    settings = ServerSettings(secure_cookies=not args.insecure_cookies, proxy=_proxy(args))
+    path = Path(args.accounts) if args.accounts else accounts_path(args.db)
+    if args.create_admin is not None:
+        password = os.environ.get("CAMGATE_ADMIN_PASSWORD") or getpass.getpass("password: ")
+        accounts = AccountStore(path, settings=settings)
+        try:
+            account = accounts.create_account(args.create_admin, password, Role.ADMIN)
+        finally:
+            accounts.close()
+        print(f"created admin {account.username} ({account.id}) in {path}")
+        return 0
+    # uvicorn re-raises Ctrl-C after a clean shutdown: for ``camgate serve`` a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(_serve, args, path, settings)
+    return 0
+
+
+def _proxy(args: argparse.Namespace) -> ProxyAuth | None:
+    """``--proxy-role`` and ``$CAMGATE_PROXY_SECRET`` as a :class:`ProxyAuth`, or None."""
+    if not args.proxy_role:
+        return None
+    secret = os.environ.get("CAMGATE_PROXY_SECRET")
+    if not secret:
+        raise ValidationError("--proxy-role needs the proxy's secret in $CAMGATE_PROXY_SECRET")
+    roles = {}
+    for item in args.proxy_role:
+        group, sep, role = item.partition("=")
+        if not sep or not group:
+            raise ValidationError(f"--proxy-role is GROUP=ROLE, not {item!r}")
+        roles[group] = role
+    return ProxyAuth(secret, roles)
+
+
+async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings) -> None:
+    import uvicorn
+    from camgate.cli._common import open_gate
+
+    from camgate_server.accounts import AccountStore
+    from camgate_server.app import create_app
+
+    gate = open_gate(args)
+    accounts = AccountStore(path, settings=settings, now=gate.clock.now)
+    try:
+        app = create_app(gate, accounts, settings)
+        config = uvicorn.Config(
+            app, host=args.host, port=args.port, log_level="info", server_header=False
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        accounts.close()
+        await gate.aclose()

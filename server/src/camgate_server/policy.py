@@ -1,0 +1,77 @@
+"""Who may do what: the roles, the actions and the one table every route consults.
+
+Every route names its :class:`Action` and calls :func:`allowed` (through the app's ``require``
+dependency); nothing else grants a permission. Owners are allowed some actions only on their
+own resources: the route checks ownership and answers 404 for another owner's resource (its
+existence is not disclosed), while an action the role may never do is 403.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["POLICY", "Action", "Role", "allowed"]
+
+
+class Role(enum.StrEnum):
+    """An account's role (one per account)."""
+
+    ADMIN = "admin"  #: the agency's administrator: accounts, owners, invites, tokens
+    OPERATOR = "operator"  #: an officer: reports incidents, requests access (never approves)
+    SUPERVISOR = "supervisor"  #: oversees operators: reads, reports and closes incidents
+    AUDITOR = "auditor"  #: reads everything the agency may read, changes nothing
+    OWNER = "owner"  #: a camera owner: their own cameras, history and revocation only
+
+
+class Action(enum.StrEnum):
+    """What a request does; an API token's scopes are a set of these."""
+
+    OWNERS_READ = "owners:read"
+    OWNERS_WRITE = "owners:write"
+    INVITES_CREATE = "invites:create"
+    ACCOUNTS_WRITE = "accounts:write"
+    TOKENS_CREATE = "tokens:create"
+    CAMERAS_READ = "cameras:read"
+    INCIDENTS_READ = "incidents:read"
+    INCIDENTS_REPORT = "incidents:report"
+    INCIDENTS_CLOSE = "incidents:close"
+    REQUESTS_CREATE = "requests:create"
+    REQUESTS_ANSWER = "requests:answer"
+    OWN_REVOKE = "own:revoke"
+    OWN_ACCESSES = "own:accesses"
+
+
+_A = Action
+#: (role) → the actions it may take. Owner actions marked "own" in docs/api.md are further
+#: limited to the owner's own resources by the route (404 for anyone else's).
+POLICY: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(
+        {
+            _A.OWNERS_READ,
+            _A.OWNERS_WRITE,
+            _A.INVITES_CREATE,
+            _A.ACCOUNTS_WRITE,
+            _A.TOKENS_CREATE,
+            _A.CAMERAS_READ,
+            _A.INCIDENTS_READ,
+        }
+    ),
+    Role.OPERATOR: frozenset(
+        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.REQUESTS_CREATE}
+    ),
+    Role.SUPERVISOR: frozenset(
+        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.INCIDENTS_CLOSE}
+    ),
+    Role.AUDITOR: frozenset({_A.OWNERS_READ, _A.CAMERAS_READ, _A.INCIDENTS_READ}),
+    Role.OWNER: frozenset(
+        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.REQUESTS_ANSWER, _A.OWN_REVOKE, _A.OWN_ACCESSES}
+    ),
+}
+
+
+def allowed(role: Role, action: Action, scopes: frozenset[Action] | None = None) -> bool:
+    """Whether ``role`` may take ``action``; with an API token's ``scopes``, only when the
+    token's scopes name it too (a token never widens its account's role)."""
+    if action not in POLICY[role]:
+        return False
+    return scopes is None or action in scopes
