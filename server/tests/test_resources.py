@@ -76,8 +76,10 @@ async def test_owners_are_made_and_read_by_the_agency(sessions: dict[str, Any]) 
 async def test_a_granted_request_carries_every_vote(sessions: dict[str, Any]) -> None:
     operator = sessions["operator"]
     incident_id = await _incident(operator)
-    read = await sessions["alice"].get(f"/incidents/{incident_id}")
+    read = await sessions["auditor"].get(f"/incidents/{incident_id}")
     assert read.json()["kind"] == "burglary"
+    # An owner never reads the crime map: only requests for their own cameras tell of one.
+    assert (await sessions["alice"].get(f"/incidents/{incident_id}")).status_code == 403
     granted = await _ask(operator, "a1", incident_id)
     assert granted.status_code == 201, granted.text
     body = granted.json()

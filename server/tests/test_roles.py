@@ -41,7 +41,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any] | None, int, frozenset[str]]] = 
         201,
         frozenset({"operator", "supervisor"}),
     ),
-    "read incident": ("GET", "/incidents/{inc}", None, 200, EVERYONE),
+    "read incident": ("GET", "/incidents/{inc}", None, 200, STAFF),
     "close incident": ("POST", "/incidents/{inc}/close", None, 200, frozenset({"supervisor"})),
     "request access": (
         "POST",

@@ -63,9 +63,9 @@ POLICY: dict[Role, frozenset[Action]] = {
         {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.INCIDENTS_CLOSE}
     ),
     Role.AUDITOR: frozenset({_A.OWNERS_READ, _A.CAMERAS_READ, _A.INCIDENTS_READ}),
-    Role.OWNER: frozenset(
-        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.REQUESTS_ANSWER, _A.OWN_REVOKE, _A.OWN_ACCESSES}
-    ),
+    # Not incidents:read: an owner learns of an incident only through a request for their own
+    # camera (held for their answer, or in their accesses), never the crime map at large.
+    Role.OWNER: frozenset({_A.CAMERAS_READ, _A.REQUESTS_ANSWER, _A.OWN_REVOKE, _A.OWN_ACCESSES}),
 }
 
 
