@@ -30,7 +30,7 @@ from camgate.gate.invariants import (
     window_votes,
 )
 from camgate.gate.parts import GateParts
-from camgate.geofence import distance_m
+from camgate.geofence import ZoneBook, distance_m
 from camgate.grants import SignedGrant
 from camgate.models import (
     AccessRequest,
@@ -95,7 +95,9 @@ class Decisions(GateParts):
     ) -> tuple[Decision, DecisionFacts]:
         """The decision on ``request`` and the one record of the facts it judged."""
         facts = self.decision_facts(request, cached=cached)
-        return self._judge(request, facts, at or request.requested_at, owner_answer)[0], facts
+        with ZoneBook.held(self.store):  # the zones checked once for every zone source's vote
+            decision = self._judge(request, facts, at or request.requested_at, owner_answer)[0]
+        return decision, facts
 
     def _judge(
         self,

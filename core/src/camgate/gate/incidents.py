@@ -8,7 +8,6 @@ cameras whose live view the policies pre-authorise now (docs/media.md).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -19,7 +18,7 @@ from camgate.errors import NotFound
 from camgate.facts import DecisionFacts
 from camgate.gate.invariants import capability_vote, geofence_votes, incident_vote, window_votes
 from camgate.gate.parts import GateParts
-from camgate.geofence import Sighting, survey
+from camgate.geofence import Sighting, ZoneBook, survey
 from camgate.models import (
     DEFAULT_PURPOSE,
     AccessRequest,
@@ -146,12 +145,13 @@ class Incidents(GateParts):
         Uses the spatial index: only cameras that may lie in a zone source's extent are tested.
         """
         when = now or self.clock.now()
-        return survey(
-            incident,
-            self.camera_index.get(),
-            self.host.geofence_extents(incident),
-            lambda camera: geofence_votes(self.host, incident, camera, when),
-        )
+        with ZoneBook.held(self.store):  # the zones checked once for every camera's votes
+            return survey(
+                incident,
+                self.camera_index.get(),
+                self.host.geofence_extents(incident),
+                lambda camera: geofence_votes(self.host, incident, camera, when),
+            )
 
     def survey(
         self,
@@ -230,10 +230,15 @@ def _for_camera(template: AccessRequest, camera_id: str) -> AccessRequest:
     """``template`` (validated) for another camera: a copy with that camera id and a new request
     id, both camgate's own (a stored camera's id, :func:`new_id`), so the validators that
     ``attrs.evolve`` would run again — a third of a survey's time — are not."""
-    request = copy.copy(template)
+    request = object.__new__(AccessRequest)
+    for name in _REQUEST_FIELDS:
+        object.__setattr__(request, name, getattr(template, name))
     object.__setattr__(request, "camera_id", camera_id)
     object.__setattr__(request, "id", new_id("req"))
     return request
+
+
+_REQUEST_FIELDS = tuple(field.name for field in attrs.fields(AccessRequest))
 
 
 class SurveyVotes:
