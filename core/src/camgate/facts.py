@@ -105,7 +105,7 @@ class DecisionFacts:
     rules: AgencyRules
     changes: Changes | None = None
     #: The standing consent when the caller worked it out already (:meth:`of`).
-    standing: ConsentRecord | None | _Unknown = attrs.field(
+    standing: ConsentRecord | _Unknown | None = attrs.field(
         default=_UNKNOWN, kw_only=True, eq=False, repr=False
     )
 
@@ -175,6 +175,12 @@ class FactCache:
 
     def __repr__(self) -> str:
         return f"<FactCache cameras={len(self._cameras)} incidents={len(self._incidents)}>"
+
+    @property
+    def data_version(self) -> int | None:
+        """The file's data version read by the last look-up (None before the first): what the
+        facts in memory were last validated under."""
+        return self._version
 
     def _validate(self) -> Changes | None:
         """Read the counters; drop what a moved counter makes stale. Call under the lock.

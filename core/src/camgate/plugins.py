@@ -309,9 +309,7 @@ class PluginHost:
         if known is not None and known[0] == impls:
             plan = known[1]
         else:
-            plain = all(
-                not (impl.hookwrapper or impl.wrapper or impl.kwargnames) for impl in impls
-            )
+            plain = all(not (impl.hookwrapper or impl.wrapper or impl.kwargnames) for impl in impls)
             plan = (
                 [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)]
                 if plain

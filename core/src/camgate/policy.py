@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from datetime import datetime, time, timedelta
 from collections.abc import Sequence
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import attrs

@@ -95,7 +95,9 @@ class Decisions(GateParts):
     ) -> tuple[Decision, DecisionFacts]:
         """The decision on ``request`` and the one record of the facts it judged."""
         facts = self.decision_facts(request, cached=cached)
-        with ZoneBook.held(self.store):  # the zones checked once for every zone source's vote
+        # The zones checked once for every zone source's vote (not at all when the fact cache
+        # just read the same data version they were loaded under).
+        with ZoneBook.held(self.store, self.facts.data_version if cached else None):
             decision = self._judge(request, facts, at or request.requested_at, owner_answer)[0]
         return decision, facts
 

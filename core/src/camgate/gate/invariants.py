@@ -115,7 +115,9 @@ def incident_vote(incident: Incident, now: datetime) -> Vote:
 
 @functools.lru_cache(maxsize=4096)
 def _open_vote(kind: str, reported_at: datetime) -> Vote:
-    return Vote.known("core.incident", Verdict.ALLOW, f"{kind} incident open since {reported_at:%H:%M}")
+    return Vote.known(
+        "core.incident", Verdict.ALLOW, f"{kind} incident open since {reported_at:%H:%M}"
+    )
 
 
 def capability_vote(host: PluginHost, camera: Camera, scope: Scope) -> Vote:
@@ -125,7 +127,9 @@ def capability_vote(host: PluginHost, camera: Camera, scope: Scope) -> Vote:
     except PluginError as exc:
         return Vote("core.capability", Verdict.DENY, str(exc))
     if scope in factory.capabilities.scopes:
-        return Vote.known("core.capability", Verdict.ALLOW, f"adapter {factory.name} serves {scope}")
+        return Vote.known(
+            "core.capability", Verdict.ALLOW, f"adapter {factory.name} serves {scope}"
+        )
     return Vote("core.capability", Verdict.DENY, f"adapter {factory.name} cannot serve {scope}")
 
 

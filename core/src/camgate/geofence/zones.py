@@ -199,16 +199,23 @@ class ZoneBook:
             raise NotFound(f"no geofence zone {zone_id!r}")
 
     @classmethod
-    def held(cls, store: Store) -> AbstractContextManager[None]:
+    def held(cls, store: Store, version: int | None = None) -> AbstractContextManager[None]:
         """Within this block (in this thread), ``store``'s zones are checked against the file
         once (nothing is done when no book was opened on ``store``).
 
         The gate holds the book for one decision or one survey: every zone source then votes
         on the same zones, validated by one read of the file's data version instead of one per
-        vote and camera. A zone this process adds or removes meanwhile is still seen at once.
+        vote and camera. ``version``: the file's data version (:meth:`Store.data_version`) the
+        caller read just before (the fact cache's); zones read under that same version are then
+        not checked again at all. A zone this process adds or removes meanwhile is still seen
+        at once.
         """
         book = cls._books.get(store)
-        return nullcontext() if book is None else _Hold(book._held)
+        if book is None:
+            return nullcontext()
+        cache = book._cache
+        known = cache if version is not None and version == book._version else None
+        return _Hold(book._held, known)
 
     def zones(self, role: ZoneRole | None = None, incident_id: str | None = None) -> list[Zone]:
         """Stored zones, in the order they were added; filtered by role and incident."""
@@ -233,14 +240,15 @@ class ZoneBook:
 class _Hold:
     """:meth:`ZoneBook.held`'s block: the thread's held zones (None until the first look)."""
 
-    __slots__ = ("held", "outer")
+    __slots__ = ("held", "known", "outer")
 
-    def __init__(self, held: threading.local) -> None:
+    def __init__(self, held: threading.local, known: list[Zone] | None) -> None:
         self.held = held
+        self.known = known
 
     def __enter__(self) -> None:
         self.outer = getattr(self.held, "zones", False)
-        self.held.zones = None
+        self.held.zones = self.known
 
     def __exit__(self, *exc: object) -> None:
         self.held.zones = self.outer
