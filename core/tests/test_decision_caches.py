@@ -4,6 +4,7 @@ vote hooks called without pluggy's machinery, votes built without their checks."
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ import attrs
 from camgate import AccessRequest, Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.geofence import Disc, Zone, ZoneBook, ZoneRole
 from camgate.hookspecs import hookimpl
-from camgate.models import Decision, Verdict, Vote, new_id
-from camgate.policy import PolicyContext
+from camgate.models import ConsentRecord, Decision, Incident, Verdict, Vote, new_id
+from camgate.policy import PolicyContext, TermsPolicy
 from camgate.store import Store
 from camgate.testing import camera_north_of
 
@@ -126,3 +127,35 @@ def test_a_vote_built_without_checks_is_the_same_vote() -> None:
     checked = Vote("terms.radius", "allow", "12 m from the incident")
     assert known == checked and hash(known) == hash(checked) and repr(known) == repr(checked)
     assert known.verdict is Verdict.ALLOW
+
+
+def test_an_end_date_is_written_in_its_own_time_zone_whatever_was_judged_before() -> None:
+    utc = datetime(2026, 12, 7, 3, 30, tzinfo=UTC)
+    chicago = utc.astimezone(timezone(timedelta(hours=-6)))  # the same moment: 21:30 the 6th
+    assert utc == chicago
+    now = utc - timedelta(days=1)
+    request = AccessRequest(
+        id=new_id("req"),
+        incident_id="inc",
+        camera_id="a1",
+        scope="live",
+        requested_by="officer",
+        requested_at=now,
+    )
+    incident = Incident(id="inc", kind="shooting", position=CENTRE, reported_at=now, radius_m=300.0)
+    reasons = []
+    for ends_at in (utc, chicago):
+        consent = ConsentRecord(
+            id="cns",
+            owner_id="alice",
+            camera_ids=("a1",),
+            waiver_version=WAIVER.version,
+            waiver_sha256=WAIVER.sha256,
+            accepted_at=now,
+            terms=ConsentTerms(scopes={"live"}, ends_at=ends_at),
+        )
+        camera = camera_north_of("a1", "alice", CENTRE, 50.0)
+        ctx = PolicyContext(request, camera, incident, consent, WAIVER, 50.0, now)
+        votes = TermsPolicy().camgate_consent_vote(ctx) or []
+        reasons += [v.reason for v in votes if v.policy == "terms.end-date"]
+    assert reasons == ["consent runs until 2026-12-07", "consent runs until 2026-12-06"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import zoneinfo
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
 import attrs
@@ -142,7 +142,8 @@ def _quiet_votes(quiet: tuple[str, str], zone: str, inside: bool) -> tuple[Vote,
 
 
 @functools.lru_cache(maxsize=4096)
-def _end_votes(ends_at: datetime, ended: bool) -> tuple[Vote, ...]:
+def _end_votes(ends_at: datetime, _zone: tzinfo | None, ended: bool) -> tuple[Vote, ...]:
+    # ``_zone`` keys the cache too: equal moments in two time zones are written differently.
     if not ended:
         return (_allow("terms.end-date", f"consent runs until {ends_at:%Y-%m-%d}"),)
     return (_deny("terms.end-date", f"the owner's consent ended on {ends_at:%Y-%m-%d %H:%M}"),)
@@ -258,7 +259,8 @@ class TermsPolicy:
     def _end(ctx: PolicyContext, terms: ConsentTerms) -> Sequence[Vote]:
         if terms.ends_at is None:
             return []
-        return _end_votes(terms.ends_at, not ctx.now < terms.ends_at)
+        ends_at = terms.ends_at
+        return _end_votes(ends_at, ends_at.tzinfo, not ctx.now < ends_at)
 
 
 class AgencyPolicy:
