@@ -80,6 +80,7 @@ class PluginHost:
         # hooks may be called directly (see _direct).
         self._plain_exec = self.pm._inner_hookexec
         self._plans: dict[str, tuple[list[Any], list[tuple[Any, tuple[str, ...]]] | None]] = {}
+        self._callers: dict[str, Any] = {}
         self._info: dict[str, PluginInfo] = {}
         for name, plugin in (builtins or {}).items():
             self.register(plugin, name, builtin=True)
@@ -194,11 +195,14 @@ class PluginHost:
 
     def adapter(self, name: str) -> AdapterFactory:
         """The adapter factory called ``name``; PluginError names the ones that exist."""
-        adapters = self.adapters()
-        if name not in adapters:
+        adapters = self._adapters
+        if adapters is None:  # collected once (adapters()), then read without a copy
+            adapters = self.adapters()
+        factory = adapters.get(name)
+        if factory is None:
             known = ", ".join(sorted(adapters)) or "none"
             raise PluginError(f"no adapter named {name!r} (installed: {known})")
-        return adapters[name]
+        return factory
 
     def registrar(self, adapter: str) -> object:
         """The plugin (module or object) that registered ``adapter``: where its package's files
@@ -304,7 +308,10 @@ class PluginHost:
         current implementations on every call, so a plugin registered or unregistered by any
         route (``pm.register`` included) is seen at once.
         """
-        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        caller = self._callers.get(hook)
+        if caller is None:
+            caller = self._callers[hook] = getattr(self.pm.hook, hook)
+        impls = caller.get_hookimpls()
         known = self._plans.get(hook)
         if known is not None and known[0] == impls:
             plan = known[1]
