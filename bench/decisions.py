@@ -21,12 +21,17 @@ Measured, in one run, on the same store and the same requests:
   ``survey_reference`` (one ``decide(cached=False)`` per candidate, today's path) and
   ``survey_cedar`` (``cedarpy.is_authorized_batch`` over the candidates).
 
+``--before FILE`` adds the figures of an earlier run (its JSON, e.g. of the code before a
+change, run the same way in the same session) and the ratios now/before.
+
 Usage: uv run python bench/decisions.py [--cameras 100000] [--decisions 3000] [--surveys 30]
+       [--before bench/results/decisions-before.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -221,6 +226,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--surveys", type=int, default=30)
     parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--before", type=Path, help="an earlier run's JSON, compared with")
     args = parser.parse_args()
     rng = random.Random(20261206)
     clock = ManualClock()
@@ -328,6 +334,25 @@ def main() -> None:
     def ratio(a: dict[str, float], b: dict[str, float], key: str) -> float:
         return round(a[key] / max(b[key], 1e-9), 2)
 
+    before: dict[str, Any] = {}
+    if args.before is not None:
+        earlier = json.loads(args.before.read_text())
+        keys = ("decide_us", "survey", "survey_recorded_ms", "survey_cold_ms")
+        was = {k: earlier[k] for k in keys} | {"when": earlier["when"]}
+        was["survey_ms"] = was.pop("survey")["ms"]
+        before = {
+            "before": was,
+            "now_vs_before": {
+                "decide": {
+                    "median": ratio(f, was["decide_us"], "median_us"),
+                    "p99": ratio(f, was["decide_us"], "p99_us"),
+                },
+                "survey": {
+                    "median": ratio(s, was["survey_ms"], "median_ms"),
+                    "p99": ratio(s, was["survey_ms"], "p99_ms"),
+                },
+            },
+        }
     write_result(
         "decisions",
         {
@@ -361,6 +386,7 @@ def main() -> None:
             # the machine is shared: the 1-minute load average before and after the run
             "load_average": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
             "targets": {"decide_median_us": 50, "decide_p99_us": 500, "survey_ms": 50},
+            **before,
         },
     )
 

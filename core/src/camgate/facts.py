@@ -16,6 +16,7 @@ against.
 
 from __future__ import annotations
 
+import enum
 import threading
 
 import attrs
@@ -29,6 +30,15 @@ __all__ = ["CameraFacts", "DecisionFacts", "FactCache"]
 
 #: Cameras kept at most (the cache empties and refills beyond; 100 000 fit in well under 1 GB).
 MAX_CAMERAS = 250_000
+
+
+class _Unknown(enum.Enum):
+    """Not worked out yet."""
+
+    UNKNOWN = enum.auto()
+
+
+_UNKNOWN = _Unknown.UNKNOWN
 
 
 @attrs.frozen
@@ -46,6 +56,12 @@ class CameraFacts:
     consent: ConsentRecord | None
     waiver: Waiver | None
     revoked: bool
+    #: ``consent`` when it stands (see :attr:`DecisionFacts.standing_consent`), worked out once
+    #: per camera read (it hashes the waiver text).
+    standing: ConsentRecord | None = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "standing", _standing(self.consent, self.waiver))
 
     @classmethod
     def load(cls, store: Store, camera_id: str) -> CameraFacts:
@@ -88,6 +104,10 @@ class DecisionFacts:
     revoked: bool
     rules: AgencyRules
     changes: Changes | None = None
+    #: The standing consent when the caller worked it out already (:meth:`of`).
+    standing: ConsentRecord | _Unknown | None = attrs.field(
+        default=_UNKNOWN, kw_only=True, eq=False, repr=False
+    )
 
     @classmethod
     def of(
@@ -107,6 +127,7 @@ class DecisionFacts:
             camera.revoked,
             rules,
             changes,
+            standing=camera.standing,
         )
 
     @classmethod
@@ -121,10 +142,17 @@ class DecisionFacts:
     def standing_consent(self) -> ConsentRecord | None:
         """The consent record when it names a published waiver with the hash it was accepted
         under; None otherwise (then ``core.opt-in`` denies)."""
-        consent = self.consent
-        if consent is None or self.waiver is None or self.waiver.sha256 != consent.waiver_sha256:
-            return None
-        return consent
+        standing = self.standing
+        if isinstance(standing, _Unknown):
+            return _standing(self.consent, self.waiver)
+        return standing
+
+
+def _standing(consent: ConsentRecord | None, waiver: Waiver | None) -> ConsentRecord | None:
+    """``consent`` when it names ``waiver`` with the hash it was accepted under, else None."""
+    if consent is None or waiver is None or waiver.sha256 != consent.waiver_sha256:
+        return None
+    return consent
 
 
 class FactCache:
@@ -138,6 +166,7 @@ class FactCache:
         self.store = store
         self._lock = threading.Lock()
         self._seen: Changes | None = None
+        self._version: int | None = None
         self._cameras: dict[str, CameraFacts] = {}
         self._incidents: dict[str, Incident] = {}
         #: How often a look-up found its facts in memory, and how often it read the store.
@@ -147,9 +176,24 @@ class FactCache:
     def __repr__(self) -> str:
         return f"<FactCache cameras={len(self._cameras)} incidents={len(self._incidents)}>"
 
+    @property
+    def data_version(self) -> int | None:
+        """The file's data version read by the last look-up (None before the first): what the
+        facts in memory were last validated under."""
+        return self._version
+
     def _validate(self) -> Changes | None:
-        """Read the counters; drop what a moved counter makes stale. Call under the lock."""
+        """Read the counters; drop what a moved counter makes stale. Call under the lock.
+
+        The file's data version (:meth:`Store.data_version`, no table read) is read first: while
+        it stands no commit reached the file, so the counters cannot have moved and are not
+        read again.
+        """
+        version = self.store.data_version()
+        if version == self._version and self._seen is not None:
+            return self._seen
         now = self.store.changes()
+        self._version = version
         seen = self._seen
         if now != seen:
             # A camera's facts join the registry (owner, position) with consent and waivers.

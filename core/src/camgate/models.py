@@ -708,6 +708,18 @@ class Vote:
     verdict: Verdict = attrs.field(converter=Verdict)
     reason: str = attrs.field(validator=_non_empty)
 
+    @classmethod
+    def known(cls, policy: str, verdict: Verdict, reason: str) -> Vote:
+        """The same vote as ``Vote(policy, verdict, reason)``, built without the checks: for
+        camgate's own votes, whose policy name and reason are non-empty strings and verdict a
+        :class:`Verdict` by construction (a decision casts a dozen, a survey thousands)."""
+        vote = object.__new__(cls)
+        _set = object.__setattr__
+        _set(vote, "policy", policy)
+        _set(vote, "verdict", verdict)
+        _set(vote, "reason", reason)
+        return vote
+
 
 def _vote_tuple(value: Iterable[Vote]) -> tuple[Vote, ...]:
     return tuple(value)

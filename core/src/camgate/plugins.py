@@ -76,6 +76,11 @@ class PluginHost:
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        # pluggy's own executor: while it is in place (no tracing or monitoring), the decision
+        # hooks may be called directly (see _direct).
+        self._plain_exec = self.pm._inner_hookexec
+        self._plans: dict[str, tuple[list[Any], list[tuple[Any, tuple[str, ...]]] | None]] = {}
+        self._callers: dict[str, Any] = {}
         self._info: dict[str, PluginInfo] = {}
         for name, plugin in (builtins or {}).items():
             self.register(plugin, name, builtin=True)
@@ -190,11 +195,14 @@ class PluginHost:
 
     def adapter(self, name: str) -> AdapterFactory:
         """The adapter factory called ``name``; PluginError names the ones that exist."""
-        adapters = self.adapters()
-        if name not in adapters:
+        adapters = self._adapters
+        if adapters is None:  # collected once (adapters()), then read without a copy
+            adapters = self.adapters()
+        factory = adapters.get(name)
+        if factory is None:
             known = ", ".join(sorted(adapters)) or "none"
             raise PluginError(f"no adapter named {name!r} (installed: {known})")
-        return adapters[name]
+        return factory
 
     def registrar(self, adapter: str) -> object:
         """The plugin (module or object) that registered ``adapter``: where its package's files
@@ -289,13 +297,57 @@ class PluginHost:
 
     # ------------------------------------------------------------------ decisions
 
+    def _direct(self, hook: str) -> list[tuple[Any, tuple[str, ...]]] | None:
+        """The implementations of ``hook`` in the order pluggy calls them (last registered
+        first), each with the argument names it takes — or None when pluggy itself must call
+        them (a wrapper, keyword-only arguments, tracing or monitoring switched on).
+
+        A hook called per camera of a survey pays pluggy's general machinery each time; with
+        plain implementations, calling them in pluggy's order with pluggy's arguments and
+        keeping the non-None results is the same call. The plan is checked against the hook's
+        current implementations on every call, so a plugin registered or unregistered by any
+        route (``pm.register`` included) is seen at once.
+        """
+        caller = self._callers.get(hook)
+        if caller is None:
+            caller = self._callers[hook] = getattr(self.pm.hook, hook)
+        impls = caller.get_hookimpls()
+        known = self._plans.get(hook)
+        if known is not None and known[0] == impls:
+            plan = known[1]
+        else:
+            plain = all(not (impl.hookwrapper or impl.wrapper or impl.kwargnames) for impl in impls)
+            plan = (
+                [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)]
+                if plain
+                else None
+            )
+            self._plans[hook] = (impls, plan)
+        if self.pm._inner_hookexec is not self._plain_exec:
+            return None
+        return plan
+
+    def _call(self, hook: str, **kwargs: Any) -> list[Any]:
+        """``pm.hook.<hook>(**kwargs)``: pluggy's result list, called directly when it can be
+        (:meth:`_direct`)."""
+        plan = self._direct(hook)
+        if plan is None:
+            result: list[Any] = getattr(self.pm.hook, hook)(**kwargs)
+            return result
+        results = []
+        for function, argnames in plan:
+            res = function(*[kwargs[name] for name in argnames])
+            if res is not None:
+                results.append(res)
+        return results
+
     def consent_votes(self, ctx: PolicyContext) -> list[Vote]:
         """Every consent policy's votes, flattened, in plugin order."""
-        return _votes(self.pm.hook.camgate_consent_vote(ctx=ctx), "camgate_consent_vote")
+        return _votes(self._call("camgate_consent_vote", ctx=ctx), "camgate_consent_vote")
 
     def geofence_votes(self, incident: Incident, camera: Camera, now: datetime) -> list[Vote]:
         """Every geofence's vote on whether ``incident`` may reach ``camera``."""
-        results = self.pm.hook.camgate_geofence_vote(incident=incident, camera=camera, now=now)
+        results = self._call("camgate_geofence_vote", incident=incident, camera=camera, now=now)
         return _votes(results, "camgate_geofence_vote")
 
     def geofence_extents(self, incident: Incident) -> list[Shape]:
@@ -358,10 +410,10 @@ def _refuse_unimplemented(factory: AdapterFactory, info: PluginInfo | None) -> N
     )
 
 
-def _votes(results: Iterable[Any], hook: str) -> list[Vote]:
+def _votes(results: list[Any], hook: str) -> list[Vote]:
     votes: list[Vote] = []
     # pluggy calls the last-registered plugin first; report votes in registration order.
-    for result in reversed(list(results)):
+    for result in reversed(results):
         items = [result] if isinstance(result, Vote) else list(result)
         for vote in items:
             if not isinstance(vote, Vote):

@@ -22,8 +22,11 @@ so no plugin set can switch them off.
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
-from datetime import datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
 
 import attrs
 
@@ -44,6 +47,9 @@ from camgate.models import (
 from camgate.rules import AgencyRules, normalise
 
 __all__ = ["AgencyPolicy", "PolicyContext", "TermsPolicy", "in_quiet_hours"]
+
+#: Votes an :class:`AgencyPolicy` keeps at most (one per camera, request kind and waiver).
+_MEMO_MAX = 250_000
 
 
 @attrs.frozen
@@ -73,19 +79,74 @@ def in_quiet_hours(quiet: tuple[str, str], when: datetime, time_zone: str) -> bo
 
     The interval is start-inclusive, end-exclusive and may wrap midnight (``22:00``-``07:00``).
     """
-    local = when.astimezone(zoneinfo.ZoneInfo(time_zone)).time()
-    start, end = (time.fromisoformat(t) for t in quiet)
+    local = _local_time(when, time_zone)
+    start, end = _bounds(quiet)
     if start < end:
         return start <= local < end
     return local >= start or local < end
 
 
+# Pure functions of few distinct values (time zones, terms, moments shared by a survey's
+# cameras), kept so a decision does not parse, convert or format them again.
+@functools.lru_cache(maxsize=4096)
+def _local_time(when: datetime, time_zone: str) -> time:
+    return when.astimezone(zoneinfo.ZoneInfo(time_zone)).time()
+
+
+@functools.lru_cache(maxsize=1024)
+def _bounds(quiet: tuple[str, str]) -> tuple[time, time]:
+    start, end = quiet
+    return time.fromisoformat(start), time.fromisoformat(end)
+
+
 def _allow(policy: str, reason: str) -> Vote:
-    return Vote(policy, Verdict.ALLOW, reason)
+    return Vote.known(policy, Verdict.ALLOW, reason)
 
 
 def _deny(policy: str, reason: str) -> Vote:
-    return Vote(policy, Verdict.DENY, reason)
+    return Vote.known(policy, Verdict.DENY, reason)
+
+
+_PRE_AUTHORISED = _allow("terms.mode", "the owner pre-authorised requests that meet their terms")
+_SAID_YES = _allow("terms.mode", "the owner said yes to this request")
+_SAID_NO = _deny("terms.mode", "the owner said no to this request")
+_ASK_FIRST = Vote.known("terms.mode", Verdict.ABSTAIN, "the owner wants to be asked first")
+_RECENT = _allow("terms.lookback", "the footage asked for is recent enough")
+
+
+@functools.lru_cache(maxsize=4096)
+def _kind_votes(raw: str, kinds: frozenset[str]) -> tuple[Vote, ...]:
+    kind = normalise(raw)
+    if kind in kinds:
+        return (_allow("terms.incident-kind", f"the owner accepts {kind} incidents"),)
+    accepted = ", ".join(sorted(kinds)) or "none"
+    return (
+        _deny(
+            "terms.incident-kind",
+            f"the owner does not accept {kind} incidents (accepted: {accepted})",
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _quiet_votes(quiet: tuple[str, str], zone: str, inside: bool) -> tuple[Vote, ...]:
+    start, end = quiet
+    if inside:
+        return (
+            _deny(
+                "terms.quiet-hours",
+                f"it is the owner's quiet hours ({start}-{end}, {zone}); ask again after {end}",
+            ),
+        )
+    return (_allow("terms.quiet-hours", f"outside the owner's quiet hours ({start}-{end})"),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _end_votes(ends_at: datetime, _zone: tzinfo | None, ended: bool) -> tuple[Vote, ...]:
+    # ``_zone`` keys the cache too: equal moments in two time zones are written differently.
+    if not ended:
+        return (_allow("terms.end-date", f"consent runs until {ends_at:%Y-%m-%d}"),)
+    return (_deny("terms.end-date", f"the owner's consent ended on {ends_at:%Y-%m-%d %H:%M}"),)
 
 
 def _duration(seconds: float) -> str:
@@ -141,27 +202,18 @@ class TermsPolicy:
     @staticmethod
     def _mode(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
         if terms.mode is ConsentMode.PRE_AUTHORISED:
-            return [_allow("terms.mode", "the owner pre-authorised requests that meet their terms")]
+            return [_PRE_AUTHORISED]
         if ctx.owner_answer is True:
-            return [_allow("terms.mode", "the owner said yes to this request")]
+            return [_SAID_YES]
         if ctx.owner_answer is False:
-            return [_deny("terms.mode", "the owner said no to this request")]
-        return [Vote("terms.mode", Verdict.ABSTAIN, "the owner wants to be asked first")]
+            return [_SAID_NO]
+        return [_ASK_FIRST]
 
     @staticmethod
-    def _kind(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+    def _kind(ctx: PolicyContext, terms: ConsentTerms) -> Sequence[Vote]:
         if terms.incident_kinds is None:
             return []
-        kind = normalise(ctx.incident.kind)
-        accepted = ", ".join(sorted(terms.incident_kinds)) or "none"
-        if kind in terms.incident_kinds:
-            return [_allow("terms.incident-kind", f"the owner accepts {kind} incidents")]
-        return [
-            _deny(
-                "terms.incident-kind",
-                f"the owner does not accept {kind} incidents (accepted: {accepted})",
-            )
-        ]
+        return _kind_votes(ctx.incident.kind, terms.incident_kinds)
 
     @staticmethod
     def _radius(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
@@ -179,19 +231,12 @@ class TermsPolicy:
         ]
 
     @staticmethod
-    def _quiet(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+    def _quiet(ctx: PolicyContext, terms: ConsentTerms) -> Sequence[Vote]:
         if terms.quiet_hours is None:
             return []
         zone = ctx.owner.time_zone if ctx.owner is not None else "UTC"
-        start, end = terms.quiet_hours
-        if in_quiet_hours(terms.quiet_hours, ctx.now, zone):
-            return [
-                _deny(
-                    "terms.quiet-hours",
-                    f"it is the owner's quiet hours ({start}-{end}, {zone}); ask again after {end}",
-                )
-            ]
-        return [_allow("terms.quiet-hours", f"outside the owner's quiet hours ({start}-{end})")]
+        quiet = terms.quiet_hours
+        return _quiet_votes(quiet, zone, in_quiet_hours(quiet, ctx.now, zone))
 
     @staticmethod
     def _lookback(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
@@ -201,7 +246,7 @@ class TermsPolicy:
             return []
         earliest = ctx.now - timedelta(seconds=limit)
         if start >= earliest:
-            return [_allow("terms.lookback", "the footage asked for is recent enough")]
+            return [_RECENT]
         return [
             _deny(
                 "terms.lookback",
@@ -211,14 +256,11 @@ class TermsPolicy:
         ]
 
     @staticmethod
-    def _end(ctx: PolicyContext, terms: ConsentTerms) -> list[Vote]:
+    def _end(ctx: PolicyContext, terms: ConsentTerms) -> Sequence[Vote]:
         if terms.ends_at is None:
             return []
-        if ctx.now < terms.ends_at:
-            return [_allow("terms.end-date", f"consent runs until {terms.ends_at:%Y-%m-%d}")]
-        return [
-            _deny("terms.end-date", f"the owner's consent ended on {terms.ends_at:%Y-%m-%d %H:%M}")
-        ]
+        ends_at = terms.ends_at
+        return _end_votes(ends_at, ends_at.tzinfo, not ctx.now < ends_at)
 
 
 class AgencyPolicy:
@@ -230,6 +272,9 @@ class AgencyPolicy:
 
     def __init__(self, rules: AgencyRules) -> None:
         self.rules = rules
+        # Votes already worked out, by what they depend on (dropped when ``rules`` is replaced).
+        self._memo_of: AgencyRules | None = None
+        self._memo: dict[tuple[Any, ...], tuple[Vote, ...]] = {}
 
     def __repr__(self) -> str:
         return f"AgencyPolicy({self.rules.name!r})"
@@ -238,41 +283,64 @@ class AgencyPolicy:
     def camgate_consent_vote(self, ctx: PolicyContext) -> list[Vote]:
         """Vote on live-view kinds, banned purposes, sensitive places and required waivers."""
         rules = self.rules
+        memo = self._memo
+        if self._memo_of is not rules or len(memo) > _MEMO_MAX:
+            memo = self._memo = {}
+            self._memo_of = rules
+        request, camera, consent = ctx.request, ctx.camera, ctx.consent
+        keys = (
+            ("request", ctx.incident.kind, request.scope, request.purpose),
+            ("camera", camera.id, camera.label, camera.position),
+            ("waiver", None if consent is None else consent.waiver_version),
+        )
+        votes: list[Vote] = []
+        for key in keys:
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = tuple(self._votes(rules, key, ctx))
+            votes.extend(found)
+        return votes
+
+    @staticmethod
+    def _votes(rules: AgencyRules, key: tuple[Any, ...], ctx: PolicyContext) -> list[Vote]:
+        """The votes that depend only on ``key``: the request's, the camera's or the waiver's."""
         who = rules.name
         votes: list[Vote] = []
-        kind = normalise(ctx.incident.kind)
-        if rules.live_incident_kinds is not None and ctx.request.scope is Scope.LIVE:
-            if kind in rules.live_incident_kinds:
-                votes.append(_allow("agency.live-kinds", f"{who} allows live view for {kind}"))
-            else:
-                allowed = ", ".join(sorted(rules.live_incident_kinds)) or "no incident"
+        if key[0] == "request":
+            kind = normalise(ctx.incident.kind)
+            if rules.live_incident_kinds is not None and ctx.request.scope is Scope.LIVE:
+                if kind in rules.live_incident_kinds:
+                    votes.append(_allow("agency.live-kinds", f"{who} allows live view for {kind}"))
+                else:
+                    allowed = ", ".join(sorted(rules.live_incident_kinds)) or "no incident"
+                    votes.append(
+                        _deny(
+                            "agency.live-kinds",
+                            f"{who} allows live view only for: {allowed} (this is {kind})",
+                        )
+                    )
+            problems = []
+            banned = rules.banned_in(ctx.request.purpose)
+            if banned:
+                problems.append(f"{', '.join(banned)} is banned by {who}")
+            unknown = rules.unknown_in(ctx.request.purpose)
+            if unknown:
+                problems.append(
+                    f"{', '.join(unknown)} is not a purpose {who} allows "
+                    f"(its purposes: {', '.join(sorted(rules.purposes))})"
+                )
+            if problems:
+                votes.append(_deny("agency.purpose", "; ".join(problems)))
+        elif key[0] == "camera":
+            place = rules.sensitive_place_of(ctx.camera)
+            if place is not None:
                 votes.append(
                     _deny(
-                        "agency.live-kinds",
-                        f"{who} allows live view only for: {allowed} (this is {kind})",
+                        "agency.sensitive-place",
+                        f"the camera is at a sensitive place ({place}); {who} never reaches it",
                     )
                 )
-        problems = []
-        banned = rules.banned_in(ctx.request.purpose)
-        if banned:
-            problems.append(f"{', '.join(banned)} is banned by {who}")
-        unknown = rules.unknown_in(ctx.request.purpose)
-        if unknown:
-            problems.append(
-                f"{', '.join(unknown)} is not a purpose {who} allows "
-                f"(its purposes: {', '.join(sorted(rules.purposes))})"
-            )
-        if problems:
-            votes.append(_deny("agency.purpose", "; ".join(problems)))
-        place = rules.sensitive_place_of(ctx.camera)
-        if place is not None:
-            votes.append(
-                _deny(
-                    "agency.sensitive-place",
-                    f"the camera is at a sensitive place ({place}); {who} never reaches it",
-                )
-            )
-        if (
+        elif (
             rules.required_waivers is not None
             and ctx.consent is not None
             and ctx.consent.waiver_version not in rules.required_waivers

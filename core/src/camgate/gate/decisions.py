@@ -30,7 +30,7 @@ from camgate.gate.invariants import (
     window_votes,
 )
 from camgate.gate.parts import GateParts
-from camgate.geofence import distance_m
+from camgate.geofence import ZoneBook, distance_m
 from camgate.grants import SignedGrant
 from camgate.models import (
     AccessRequest,
@@ -95,7 +95,11 @@ class Decisions(GateParts):
     ) -> tuple[Decision, DecisionFacts]:
         """The decision on ``request`` and the one record of the facts it judged."""
         facts = self.decision_facts(request, cached=cached)
-        return self._judge(request, facts, at or request.requested_at, owner_answer)[0], facts
+        # The zones checked once for every zone source's vote (not at all when the fact cache
+        # just read the same data version they were loaded under).
+        with ZoneBook.held(self.store, self.facts.data_version if cached else None):
+            decision = self._judge(request, facts, at or request.requested_at, owner_answer)[0]
+        return decision, facts
 
     def _judge(
         self,

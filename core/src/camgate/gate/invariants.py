@@ -21,6 +21,7 @@ vote with its reason:
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import attrs
@@ -69,20 +70,26 @@ def opt_in_vote(facts: DecisionFacts) -> Vote:
             Verdict.DENY,
             "the consent record does not match a published waiver",
         )
-    return Vote("core.opt-in", Verdict.ALLOW, f"enrolled under waiver {waiver.version}")
+    return Vote.known("core.opt-in", Verdict.ALLOW, f"enrolled under waiver {waiver.version}")
 
 
 def scope_vote(consent: ConsentRecord, scope: Scope) -> Vote:
     """``core.scope``: the owner's terms allow ``scope`` (promise 3: a core invariant rather
     than an unpluggable policy)."""
     if scope in consent.terms.scopes:
-        return Vote("core.scope", Verdict.ALLOW, f"the owner allows {scope} access")
+        return _SCOPE_ALLOWED[scope]
     allowed = ", ".join(sorted(consent.terms.scopes)) or "nothing"
     return Vote(
         "core.scope",
         Verdict.DENY,
         f"the owner does not allow {scope} access (allowed: {allowed})",
     )
+
+
+_SCOPE_ALLOWED = {
+    scope: Vote.known("core.scope", Verdict.ALLOW, f"the owner allows {scope} access")
+    for scope in Scope
+}
 
 
 def core_votes(facts: DecisionFacts, scope: Scope) -> list[Vote]:
@@ -97,17 +104,20 @@ def core_votes(facts: DecisionFacts, scope: Scope) -> list[Vote]:
 def incident_vote(incident: Incident, now: datetime) -> Vote:
     """``core.incident``: the incident is open and ``now`` inside its time window."""
     if incident.active_at(now):
-        return Vote(
-            "core.incident",
-            Verdict.ALLOW,
-            f"{incident.kind} incident open since {incident.reported_at:%H:%M}",
-        )
+        return _open_vote(incident.kind, incident.reported_at)
     why = (
         "the incident is closed"
         if incident.status is IncidentStatus.CLOSED
         else "the request falls outside the incident's time window"
     )
     return Vote("core.incident", Verdict.DENY, why)
+
+
+@functools.lru_cache(maxsize=4096)
+def _open_vote(kind: str, reported_at: datetime) -> Vote:
+    return Vote.known(
+        "core.incident", Verdict.ALLOW, f"{kind} incident open since {reported_at:%H:%M}"
+    )
 
 
 def capability_vote(host: PluginHost, camera: Camera, scope: Scope) -> Vote:
@@ -117,7 +127,9 @@ def capability_vote(host: PluginHost, camera: Camera, scope: Scope) -> Vote:
     except PluginError as exc:
         return Vote("core.capability", Verdict.DENY, str(exc))
     if scope in factory.capabilities.scopes:
-        return Vote("core.capability", Verdict.ALLOW, f"adapter {factory.name} serves {scope}")
+        return Vote.known(
+            "core.capability", Verdict.ALLOW, f"adapter {factory.name} serves {scope}"
+        )
     return Vote("core.capability", Verdict.DENY, f"adapter {factory.name} cannot serve {scope}")
 
 
@@ -135,13 +147,16 @@ def geofence_votes(
     return votes
 
 
+_RECORDED = Vote.known("core.window", Verdict.ALLOW, "the window asked for has been recorded")
+
+
 def window_votes(request: AccessRequest, now: datetime) -> list[Vote]:
     """``core.window``: recorded footage is footage already recorded — a recorded window must
     end no later than the decision time, or a recording grant would watch with a delay."""
     if request.scope is not Scope.RECORDED or request.window_end is None:
         return []
     if request.window_end <= now:
-        return [Vote("core.window", Verdict.ALLOW, "the window asked for has been recorded")]
+        return [_RECORDED]
     return [
         Vote(
             "core.window",

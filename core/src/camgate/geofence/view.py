@@ -57,13 +57,26 @@ def view_of(camera: Camera, place: GeoPoint) -> View:
     angle of view and the range (:func:`sector_gap_m` is 0 exactly there), or is the camera's
     own position.
     """
+    last = _LAST[0]
+    if last[0] is camera and last[1] is place:  # asked again for the same objects
+        return last[2]
     fwd, _back, dist = WGS84.inv(camera.position.lon, camera.position.lat, place.lon, place.lat)
     d = float(dist)
     if not has_fov(camera):
-        return View(d, None, None)
-    heading, half, reach = _sector(camera)
-    off = abs((float(fwd) % 360.0 - heading + 180.0) % 360.0 - 180.0)
-    return View(d, off, d == 0.0 or (off <= half and d <= reach))
+        view = View(d, None, None)
+    else:
+        heading, half, reach = _sector(camera)
+        off = abs((float(fwd) % 360.0 - heading + 180.0) % 360.0 - 180.0)
+        view = View(d, off, d == 0.0 or (off <= half and d <= reach))
+    _LAST[0] = (camera, place, view)
+    return view
+
+
+#: The last view worked out, by the identity of its (frozen) camera and place: a survey ranks
+#: a camera (:func:`camgate.geofence.survey.survey`) and the radius geofence votes on it with
+#: the same two objects, one geodesic computation for both. Replaced in one assignment, so a
+#: thread reads a whole entry.
+_LAST: list[tuple[object, object, View]] = [(None, None, View(0.0, None, None))]
 
 
 def sees_any(camera: Camera, lat: Any, lon: Any) -> bool:

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import enum
 import json
+import threading
 import weakref
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -166,6 +168,7 @@ class ZoneBook:
                 db.execute(statement)
         self._cache: list[Zone] | None = None
         self._version = -1
+        self._held = threading.local()
 
     @classmethod
     def for_store(cls, store: Store) -> ZoneBook:
@@ -195,19 +198,60 @@ class ZoneBook:
         if not gone:
             raise NotFound(f"no geofence zone {zone_id!r}")
 
+    @classmethod
+    def held(cls, store: Store, version: int | None = None) -> AbstractContextManager[None]:
+        """Within this block (in this thread), ``store``'s zones are checked against the file
+        once (nothing is done when no book was opened on ``store``).
+
+        The gate holds the book for one decision or one survey: every zone source then votes
+        on the same zones, validated by one read of the file's data version instead of one per
+        vote and camera. ``version``: the file's data version (:meth:`Store.data_version`) the
+        caller read just before (the fact cache's); zones read under that same version are then
+        not checked again at all. A zone this process adds or removes meanwhile is still seen
+        at once.
+        """
+        book = cls._books.get(store)
+        if book is None:
+            return nullcontext()
+        cache = book._cache
+        known = cache if version is not None and version == book._version else None
+        return _Hold(book._held, known)
+
     def zones(self, role: ZoneRole | None = None, incident_id: str | None = None) -> list[Zone]:
         """Stored zones, in the order they were added; filtered by role and incident."""
-        version = self.store.data_version()
-        if self._cache is None or version != self._version:
-            rows = self.store.query("SELECT doc FROM geofence_zones ORDER BY rowid")
-            self._cache = [Zone.from_json(json.loads(doc)) for (doc,) in rows]
-            self._version = version
+        cache = self._cache
+        held = getattr(self._held, "zones", False)
+        if held is False or held is not cache or cache is None:
+            version = self.store.data_version()
+            if cache is None or version != self._version:
+                rows = self.store.query("SELECT doc FROM geofence_zones ORDER BY rowid")
+                cache = self._cache = [Zone.from_json(json.loads(doc)) for (doc,) in rows]
+                self._version = version
+            if held is not False:
+                self._held.zones = cache
         return [
             z
-            for z in self._cache
+            for z in cache
             if (role is None or z.role is role)
             and (incident_id is None or z.incident_id == incident_id)
         ]
+
+
+class _Hold:
+    """:meth:`ZoneBook.held`'s block: the thread's held zones (None until the first look)."""
+
+    __slots__ = ("held", "known", "outer")
+
+    def __init__(self, held: threading.local, known: list[Zone] | None) -> None:
+        self.held = held
+        self.known = known
+
+    def __enter__(self) -> None:
+        self.outer = getattr(self.held, "zones", False)
+        self.held.zones = self.known
+
+    def __exit__(self, *exc: object) -> None:
+        self.held.zones = self.outer
 
 
 def closed_vote(policy: str, incident: Incident, now: datetime) -> Vote | None:
@@ -221,7 +265,7 @@ def closed_vote(policy: str, incident: Incident, now: datetime) -> Vote | None:
             f"the incident's zone is valid from {incident.reported_at:%Y-%m-%d %H:%M} "
             f"to {incident.window_end:%Y-%m-%d %H:%M} UTC, not at {now:%Y-%m-%d %H:%M}"
         )
-    return Vote(policy, Verdict.DENY, why)
+    return Vote.known(policy, Verdict.DENY, why)
 
 
 def _fov_text(camera: Camera) -> str:
@@ -258,20 +302,20 @@ class RadiusGeofence:
         view = view_of(camera, incident.position)
         dist, radius = view.distance_m, incident.radius_m
         if dist > radius:
-            return Vote(
+            return Vote.known(
                 self.policy,
                 Verdict.ABSTAIN,
                 f"camera is {dist:.0f} m from the incident, outside its {radius:.0f} m radius",
             )
         if view.covers is False:
-            return Vote(
+            return Vote.known(
                 self.policy,
                 Verdict.ABSTAIN,
                 f"camera is {dist:.0f} m from the incident but its field of view "
                 f"({_fov_text(camera)}) does not cover it: {_miss(camera, view)}",
             )
         seen = f", {view.off_axis_deg:.0f}° off its axis" if view.covers else ""
-        return Vote(
+        return Vote.known(
             self.policy,
             Verdict.ALLOW,
             f"camera is {dist:.0f} m from the incident (radius {radius:.0f} m){seen}",
@@ -322,9 +366,9 @@ class IncidentZones(_FromBook):
                 target = "the incident"
                 seen = view_of(camera, incident.position).covers is not False
             if seen:
-                return Vote(policy, Verdict.ALLOW, f"camera is inside {zone.label()}")
+                return Vote.known(policy, Verdict.ALLOW, f"camera is inside {zone.label()}")
             missed.append(f"inside {zone.label()} but its field of view does not cover {target}")
-        return Vote(policy, Verdict.ABSTAIN, "; ".join(missed))
+        return Vote.known(policy, Verdict.ABSTAIN, "; ".join(missed))
 
 
 class Exclusions(_FromBook):
@@ -344,7 +388,7 @@ class Exclusions(_FromBook):
         for zone in self.book.zones(ZoneRole.EXCLUSION):
             shape = zone.shape
             if shape.contains(lat, lon).item():
-                return Vote(self.policy, Verdict.DENY, f"camera is inside {zone.label()}")
+                return Vote.known(self.policy, Verdict.DENY, f"camera is inside {zone.label()}")
             if not has_fov(camera):
                 continue
             if isinstance(shape, Disc):
@@ -355,7 +399,7 @@ class Exclusions(_FromBook):
                 la, lo = shape.vertices(5.0)
                 seen = covers_disc(camera, la, lo, shape.half_width_m)
             if seen:
-                return Vote(
+                return Vote.known(
                     self.policy, Verdict.DENY, f"camera's field of view covers {zone.label()}"
                 )
         return None
@@ -378,7 +422,7 @@ class Jurisdiction(_FromBook):
         if any(z.shape.contains(p.lat, p.lon).item() for z in zones):
             return None
         names = ", ".join(z.label() for z in zones)
-        return Vote(
+        return Vote.known(
             self.policy,
             Verdict.DENY,
             f"the incident at {p.lat:.5f}, {p.lon:.5f} is outside the agency's jurisdiction "
