@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -96,3 +98,62 @@ def test_a_connection_open_before_the_run_is_not_the_runs() -> None:
             with Recorder(foreign_threads=()) as recorder:
                 seen = _wait(lambda: _to(port, recorder.connects()), 5.0)
             assert seen and seen[0].via == "/proc"
+
+
+def _c_connect(port: int) -> socket.socket:
+    """A loopback connection made in C, as FFmpeg makes one (no Python audit event: only the
+    recorder's ``/proc`` watch can see it)."""
+    import ctypes
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    address = struct.pack("!HH4s8x", socket.AF_INET, port, socket.inet_aton("127.0.0.1"))
+    address = struct.pack("=H", socket.AF_INET) + address[2:]  # sa_family in host order
+    if libc.connect(sock.fileno(), ctypes.c_char_p(address), len(address)) != 0:
+        sock.close()
+        raise OSError(ctypes.get_errno(), "connect failed")
+    return sock
+
+
+def test_a_connection_to_our_own_listener_stays_inside_after_it_closes() -> None:
+    """FFmpeg's connection to an in-process guard is between two sockets of ours. When the
+    guard closes first, FFmpeg's end lingers half-closed in ``/proc`` with no socket of ours
+    at its far end any more: it is still not an egress (it failed a certified adapter's
+    self-test once)."""
+    with Recorder(poll_s=0.01) as recorder:
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        client = _c_connect(port)
+        accepted, _ = listener.accept()
+        try:
+            time.sleep(0.2)  # the /proc watch sees it, between two of ours
+            accepted.close()
+            listener.close()
+            time.sleep(0.3)  # ... and again, half-closed, its peer gone
+        finally:
+            client.close()
+        assert not _to(port, recorder.connects()), recorder.connects()
+    # A C connection to another process's listener is seen (the watch works at all).
+    code = (
+        "import socket, sys\n"
+        "s = socket.create_server(('127.0.0.1', 0))\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "c, _ = s.accept()\n"
+        "sys.stdin.read()\n"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None
+        port = int(other.stdout.readline())
+        with Recorder(poll_s=0.01) as recorder:
+            stranger = _c_connect(port)
+            try:
+                assert _wait(lambda: _to(port, recorder.connects()), within=5.0)
+            finally:
+                stranger.close()
+    finally:
+        other.kill()
+        other.wait()

@@ -197,11 +197,13 @@ def _proc_sockets() -> list[list[str]]:
 def _proc_remote_addresses(
     keep: frozenset[tuple[str, int]] = frozenset(),
     skip: frozenset[int] = frozenset(),
+    inside: set[int] | None = None,
 ) -> set[tuple[str, int, int]]:
     """(remote host, remote port, local port) of this process's outbound TCP sockets, leaving
     out connections between two sockets of its own (an in-process relay on loopback) unless
     the remote address is in ``keep`` (a target's: an in-process simulator is a camera), and
-    the sockets whose inode is in ``skip`` (connects that are not the run's)."""
+    the sockets whose inode is in ``skip`` (connects that are not the run's). The inodes of
+    the sockets left out as connections between two of its own are added to ``inside``."""
     mine = [cols for cols in _proc_sockets() if not (skip and int(cols[9]) in skip)]
     # A socket whose local port one of ours listens on was accepted, not connected out; one
     # whose far end is another socket of ours (listening, or the accepted end) stays inside.
@@ -214,8 +216,10 @@ def _proc_remote_addresses(
         addr, port = cols[2].rsplit(":", 1)
         host = _proc_host(addr)
         remote = (host, int(port, 16))
-        inside = port in listening or cols[2] in ends
-        if inside and host.startswith("127.") and remote not in keep:
+        internal = port in listening or cols[2] in ends
+        if internal and host.startswith("127.") and remote not in keep:
+            if inside is not None:
+                inside.add(int(cols[9]))
             continue
         found.add((*remote, int(cols[1].rsplit(":", 1)[1], 16)))
     return found
@@ -346,6 +350,7 @@ class Recorder:
         self._connects: list[Connect] = []
         self._others: list[Connect] = []
         self._other_inodes: set[int] = set()
+        self._inside_inodes: set[int] = set()
         if foreign_threads is None:
             here = threading.current_thread()
             foreign_threads = [t for t in threading.enumerate() if t is not here]
@@ -589,8 +594,13 @@ class Recorder:
         while not self._stop.wait(self._poll_s):
             with self._lock:
                 keep = frozenset(self._proxies)
-                others = frozenset(self._other_inodes)
-            addresses = _proc_remote_addresses(keep, others)
+                # A socket once seen between two of ours (FFmpeg's to an in-process guard)
+                # stays inside after its peer closes first and it lingers half-closed.
+                others = frozenset(self._other_inodes | self._inside_inodes)
+            inside: set[int] = set()
+            addresses = _proc_remote_addresses(keep, others, inside)
+            with self._lock:
+                self._inside_inodes |= inside
             # Read after /proc: a port is ours from before its connect until 1 s after close.
             now = time.monotonic()
             with self._lock:
