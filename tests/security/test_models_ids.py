@@ -66,7 +66,7 @@ def test_bad_ids_are_refused_by_every_model(bad: str) -> None:
         PrivacyMask(bad, [], NOW, "alice")
 
 
-@pytest.mark.parametrize("good", [*GOOD_IDS, new_id("cam")])
+@pytest.mark.parametrize("good", [*GOOD_IDS, new_id("cam")], ids=[*GOOD_IDS, "new_id"])
 def test_good_ids_are_accepted(good: str) -> None:
     assert Camera(good, "rtsp", "rtsp://h/s", good, CENTRE).id == good
     assert Owner(good, "Alice").id == good
