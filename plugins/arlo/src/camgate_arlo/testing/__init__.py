@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,9 +30,12 @@ def self_signed(directory: str, host: str = "127.0.0.1") -> tuple[str, str]:
     cert_file = os.path.join(directory, "arlo-stream.pem")
     key_file = os.path.join(directory, "arlo-stream.key")
     command = "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the Arlo simulator needs the openssl command (scripts/setup.sh)")
     subprocess.run(
         [
-            "openssl",  # noqa: S607 (the system's openssl command, as the rtsp tests use it)
+            openssl,
             *command.split(),
             *("-subj", "/CN=camgate arlo simulator", "-addext", f"subjectAltName=IP:{host}"),
             *("-keyout", key_file, "-out", cert_file),
