@@ -36,6 +36,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -85,6 +86,24 @@ BROWSER_USER_AGENT = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/114.0.0.0 Safari/537.36"
 )
+
+
+class _ScrubCookies(logging.Filter):
+    """Takes cookie values out of httpcore's trace records (at DEBUG it logs every response's
+    headers, and the login host's trust cookie is a credential)."""
+
+    _COOKIE = re.compile(r"(b'(?:set-)?cookie', b')[^']*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self._COOKIE.sub(r"\1***", message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+logging.getLogger("httpcore.http11").addFilter(_ScrubCookies())
+
 #: A session this close to its expiry (seconds) is renewed by a login before use.
 EXPIRY_MARGIN_S = 60.0
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

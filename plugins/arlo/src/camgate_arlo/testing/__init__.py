@@ -209,6 +209,11 @@ class ArloSimulator(Simulator):
         """These devices are offline (2059) from now on; none when called without."""
         self._call("offline", {"devices": list(device_ids)})
 
+    def configure(self, **values: float) -> None:
+        """Change ``session_cap_s``, ``connect_window_s`` or ``snapshot_delay_s`` now (for
+        stream sessions started from now on)."""
+        self._call("config", values)
+
     def state(self) -> dict[str, Any]:
         """The stream sessions: device, used, ended (``idle``, ``cap`` or None), open
         connections."""

@@ -29,7 +29,8 @@ The backdoor, on the API host under ``/_sim/`` (never used by the adapter): ``lo
 request: host, method, path, status, user agent; RTSPS ``connect``/``closed``), ``otp``,
 ``approve``, ``link`` (a complete, paired session), ``expire``, ``lock`` (the next N event
 streams go silent), ``fault`` (``{"auth": "403"|"429"|null}``: Cloudflare's refusals),
-``state`` (stream sessions).
+``state`` (stream sessions), ``config`` (the stream cap, connect window and snapshot
+delay, changed at run time).
 """
 
 from __future__ import annotations
@@ -443,6 +444,10 @@ def backdoor(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, str]]:
         return OK, _json({}), {}
     if name == "fault":
         arlo.auth_fault = body.get("auth")
+        return OK, _json({}), {}
+    if name == "config":
+        allowed = {"session_cap_s", "connect_window_s", "snapshot_delay_s"}
+        arlo.config |= {k: float(v) for k, v in body.items() if k in allowed}
         return OK, _json({}), {}
     if name == "offline":
         arlo.offline = set(body.get("devices", []))
