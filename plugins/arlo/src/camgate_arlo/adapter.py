@@ -249,11 +249,21 @@ class ArloLiveStream:
         )
 
     async def _renew(self) -> None:
+        """End the Arlo session (connection closed, idle sent) and start the next."""
         old, self._inner = self._inner, None
         if old is not None:
             await old.aclose()
+        await self._idle()
         await self.start()
         self._gap = True
+        log.info("Arlo: live stream of %s renewed before Arlo's cap", self._device.device_id)
+
+    async def _idle(self) -> None:
+        with anyio.move_on_after(self._adapter.settings.request_timeout_s):
+            try:
+                await self._adapter.client().stop_stream(self._device)
+            except Exception as exc:  # the stream is over either way
+                log.info("Arlo: the idle notification failed (%s)", type(exc).__name__)
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self
@@ -280,11 +290,7 @@ class ArloLiveStream:
             inner, self._inner = self._inner, None
             if inner is not None:
                 await inner.aclose()
-            with anyio.move_on_after(self._adapter.settings.request_timeout_s):
-                try:
-                    await self._adapter.client().stop_stream(self._device)
-                except Exception as exc:  # the stream is over either way
-                    log.info("Arlo: the idle notification failed (%s)", type(exc).__name__)
+            await self._idle()
 
 
 class ArloAdapter(Adapter):
