@@ -1,16 +1,18 @@
 """camgate-arlo's hook implementations (the ``arlo`` entry point of the ``camgate`` group): the
 adapter factory and the ``camgate arlo`` command. It declares live video and snapshots;
-recordings (the library) and audio are not built yet (docs/arlo.md), and no conformance
-target exists yet."""
+recordings (the library) and audio are not built yet (docs/arlo.md). The conformance target
+is the simulator with its log as the backdoor."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
 from camgate.commands import Command
+from camgate.targets import Target
 
 from camgate_arlo.adapter import NAME, ArloAdapter, ArloSettings
 
@@ -24,6 +26,16 @@ def _simulator(count: int) -> Simulator:
     return ArloSimulator(cameras=count)
 
 
+def _target(config: Mapping[str, Any] | None) -> Target | None:
+    """The simulated Arlo cloud with its log as the backdoor; None for a real account's
+    settings file (the suite then needs only its sources and settings)."""
+    if config is not None:
+        return None
+    from camgate_arlo.testing.target import ArloTarget
+
+    return ArloTarget()
+
+
 FACTORY = AdapterFactory(
     name=NAME,
     create=ArloAdapter.from_settings,
@@ -32,6 +44,7 @@ FACTORY = AdapterFactory(
     budgets=LatencyBudgets(snapshot_s=5.0, first_frame_s=5.0, revocation_s=1.0),
     description="Arlo cameras through the Arlo cloud (factor login, RTSPS live, snapshots).",
     simulator=_simulator,
+    conformance_target=_target,
 )
 
 

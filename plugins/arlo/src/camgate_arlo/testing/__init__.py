@@ -51,7 +51,8 @@ class ArloSimulator(Simulator):
     the base station ``SIMBASE``), an account with a second factor (``factors``), a stream
     cap of ``session_cap_s`` and a connect window of ``connect_window_s`` seconds. Entering
     starts everything; ``sources`` are the camera device ids and ``settings`` reach them with
-    a linked, paired session (persisted to a temporary session file)."""
+    a linked, paired session (persisted to a temporary session file). Devices in ``broken``
+    answer 500 to startStream and snapshots."""
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class ArloSimulator(Simulator):
         session_cap_s: float = 1800.0,
         connect_window_s: float = 30.0,
         snapshot_delay_s: float = 0.2,
+        broken: tuple[str, ...] = (),
     ) -> None:
         base = {
             "deviceId": "SIMBASE",
@@ -97,6 +99,7 @@ class ArloSimulator(Simulator):
             "session_cap_s": session_cap_s,
             "connect_window_s": connect_window_s,
             "snapshot_delay_s": snapshot_delay_s,
+            "broken": list(broken),
         }
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._rtsp: RtspTestServer | None = None
@@ -178,8 +181,9 @@ class ArloSimulator(Simulator):
         return result
 
     def log(self) -> list[dict[str, Any]]:
-        """Every request so far (host, method, path, status, user_agent) and every RTSPS
-        ``connect``/``play``/``closed`` (client, camera); never a token."""
+        """Every request so far (host, method, path, status, user_agent, client, kind, camera,
+        media), every connection's ``connect`` and ``closed``, and every RTSPS ``play``
+        (client, camera); never a token."""
         result: list[dict[str, Any]] = self._call("log")
         return result
 
@@ -208,6 +212,11 @@ class ArloSimulator(Simulator):
     def set_offline(self, *device_ids: str) -> None:
         """These devices are offline (2059) from now on; none when called without."""
         self._call("offline", {"devices": list(device_ids)})
+
+    def drop(self, *device_ids: str) -> None:
+        """End the live streams of these devices now (their RTSPS connections close); they
+        are offline from then on (``set_offline()`` brings them back)."""
+        self._call("drop", {"devices": list(device_ids)})
 
     def configure(self, **values: float) -> None:
         """Change ``session_cap_s``, ``connect_window_s`` or ``snapshot_delay_s`` now (for

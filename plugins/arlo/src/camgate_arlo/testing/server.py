@@ -25,12 +25,14 @@ docs/arlo.md describes it:
   first request must carry a live ``egressToken`` used within ``connect_window_s`` of
   ``startStream``; the session ends after ``session_cap_s`` or at ``idle``.
 
-The backdoor, on the API host under ``/_sim/`` (never used by the adapter): ``log`` (every
-request: host, method, path, status, user agent; RTSPS ``connect``/``closed``), ``otp``,
-``approve``, ``link`` (a complete, paired session), ``expire``, ``lock`` (the next N event
-streams go silent), ``fault`` (``{"auth": "403"|"429"|null}``: Cloudflare's refusals),
-``state`` (stream sessions), ``config`` (the stream cap, connect window and snapshot
-delay, changed at run time).
+The backdoor, on the API host under ``/_sim/`` (never used by the adapter, never logged):
+``log`` (every request: host, method, path, status, user agent, client, kind, camera, media;
+every connection's ``connect``/``closed``; RTSPS ``play``), ``otp``, ``approve``, ``link`` (a
+complete, paired session), ``expire``, ``lock`` (the next N event streams go silent),
+``fault`` (``{"auth": "403"|"429"|null}``: Cloudflare's refusals), ``offline``, ``drop`` (end
+the streams of these devices now; they are offline from then on), ``config`` (the stream cap,
+connect window and snapshot delay, changed at run time), ``state`` (stream sessions). Devices
+listed in the config's ``broken`` answer 500 to startStream and snapshots.
 """
 
 from __future__ import annotations
@@ -137,17 +139,33 @@ class Arlo:
     def device(self, device_id: str) -> dict[str, Any] | None:
         return next((d for d in self.devices if d["deviceId"] == device_id), None)
 
-    def record(self, host: str, request: Request, status: int) -> None:
+    def record(self, host: str, request: Request, status: int, client: str) -> None:
+        camera: str | None = None
+        path = request.path
+        media = path.startswith("/media/") or path.endswith(("/startStream", "/fullFrameSnapshot"))
+        if path.startswith("/media/"):
+            camera = path.removeprefix("/media/").split("-", 1)[0]
+        elif path.startswith("/hmsweb/users/devices/"):
+            with contextlib.suppress(ValueError, AttributeError):
+                camera = str(json.loads(request.body).get("resource", "")).removeprefix("cameras/")
         self.log.append(
             {
                 "at": time.monotonic(),
                 "host": host,
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": status,
                 "user_agent": request.headers.get("user-agent", ""),
+                "client": client,
+                "kind": path.rstrip("/").rsplit("/", 1)[-1] or "request",
+                "camera": camera or None,
+                "media": media,
             }
         )
+
+    def connection(self, host: str, kind: str, client: str) -> None:
+        """A connection to one of the hosts opened (``connect``) or ended (``closed``)."""
+        self.log.append({"at": time.monotonic(), "host": host, "kind": kind, "client": client})
 
     def publish(self, event: dict[str, Any]) -> None:
         for queue in self.subscribers:
@@ -158,7 +176,7 @@ class Arlo:
             return
         session["ended"] = why
         for writer in list(session["writers"]):
-            writer.close()
+            writer.transport.abort()  # at once: no TLS close_notify exchange to wait for
 
 
 def _cookies(request: Request) -> dict[str, str]:
@@ -172,6 +190,8 @@ def _cookies(request: Request) -> dict[str, str]:
 
 async def auth_host(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, str]]:
     """One request to the login host: (status, body, extra headers)."""
+    if request.method == "OPTIONS":  # a browser's preflight, as pyaarlo sends it
+        return OK, b"", {"Access-Control-Allow-Origin": "*"}
     if arlo.auth_fault:
         status = {"403": "403 Forbidden", "429": "429 Too Many Requests"}[arlo.auth_fault]
         page = b"<!DOCTYPE html><title>Just a moment...</title><p>cloudflare</p>"
@@ -235,7 +255,8 @@ async def auth_host(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str,
             return OK, _meta(400, error=9261, message="Invalid factor data"), {}
         if pending["kind"] == "PUSH":
             if not pending["approved"]:
-                return OK, _meta(400, message="Waiting for the push to be approved"), {}
+                # Arlo's exact pending code is not known; pyaarlo needs a numeric error.
+                return OK, _meta(400, error=400, message="Waiting for the push approval"), {}
         elif body.get("otp") != pending["otp"]:
             return OK, _meta(400, error=9261, message="Invalid factor data"), {}
         arlo.pending.pop(str(body["factorAuthCode"]))
@@ -290,6 +311,8 @@ async def api_host(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, 
             return OK, _failure("2050", "Wrong xcloudId"), {}
         if camera_id in arlo.offline:
             return OK, _failure("2059", "Device is offline."), {}
+        if camera_id in arlo.config.get("broken", []):
+            return "500 Internal Server Error", b"upstream failure", {}
         if path.endswith("fullFrameSnapshot"):
             asyncio.get_running_loop().create_task(_snapshot_later(arlo, camera_id))
             return OK, _success(), {}
@@ -379,29 +402,38 @@ async def subscribe(
 async def http_client(
     arlo: Arlo, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """One connection to one of the HTTP hosts (one request, then closed)."""
+    """One connection to one of the HTTP hosts (one request, then closed); logged as
+    ``connect`` and ``closed`` around the request (the backdoor's own connections are not)."""
+    peer = writer.get_extra_info("peername")
+    client = f"{host}:{peer[0]}:{peer[1]}" if peer else host
     try:
         request = await read_request(reader)
     except (asyncio.IncompleteReadError, ValueError, ConnectionError):
         writer.close()
         return
-    try:
-        if host == "api" and request.path.startswith("/_sim/"):
+    if host == "api" and request.path.startswith("/_sim/"):
+        with contextlib.suppress(ConnectionError, OSError):
             status, body, headers = backdoor(arlo, request)
             await respond(writer, status, body, {"Content-Type": "application/json", **headers})
-            return
-        if host == "events" and request.path == "/hmsweb/client/subscribe":
-            arlo.record(host, request, 200)
+        return
+    arlo.connection(host, "connect", client)
+    try:
+        if host in ("events", "api") and request.path == "/hmsweb/client/subscribe":
+            # Arlo serves its event stream on the API host; ``events`` is a host of its own
+            # here so a test can tell the adapter uses the events_base_url setting.
+            arlo.record(host, request, 200, client)
             await subscribe(arlo, request, reader, writer)
             return
         handler = auth_host if host == "auth" else api_host
         status, body, headers = await handler(arlo, request)
         if host == "events":
             status, body, headers = "404 Not Found", b"{}", {}
-        arlo.record(host, request, int(status.split()[0]))
+        arlo.record(host, request, int(status.split()[0]), client)
         await respond(writer, status, body, {"Content-Type": "application/json", **headers})
     except (ConnectionError, OSError):
         writer.close()
+    finally:
+        arlo.connection(host, "closed", client)
 
 
 def backdoor(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, str]]:
@@ -445,6 +477,12 @@ def backdoor(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, str]]:
     if name == "fault":
         arlo.auth_fault = body.get("auth")
         return OK, _json({}), {}
+    if name == "drop":
+        arlo.offline |= set(body.get("devices", []))  # and it stays away (2059)
+        for session in arlo.streams.values():
+            if session["device"] in body.get("devices", []):
+                arlo.end_stream(session, "dropped")
+        return OK, _json({}), {}
     if name == "config":
         allowed = {"session_cap_s", "connect_window_s", "snapshot_delay_s"}
         arlo.config |= {k: float(v) for k, v in body.items() if k in allowed}
@@ -468,6 +506,7 @@ async def rtsps_client(
     GStreamer's RTSP server until either side closes or the session ends."""
     peer = writer.get_extra_info("peername")
     client = f"{peer[0]}:{peer[1]}" if peer else "?"
+    client = f"rtsps:{client}"
     arlo.log.append({"at": time.monotonic(), "host": "rtsps", "kind": "connect", "client": client})
     session: dict[str, Any] | None = None
     try:
