@@ -70,7 +70,13 @@ def test_any_reply_parses_or_is_a_protocol_error(content: bytes) -> None:
 @BOUND
 @given(arlo_like)
 def test_any_data_parses_or_is_a_protocol_error(data: Any) -> None:
-    for parse in (wire.parse_auth, wire.parse_factors, wire.parse_devices, wire.parse_stream_url):
+    for parse in (
+        wire.parse_auth,
+        wire.parse_factors,
+        wire.parse_devices,
+        wire.parse_stream_url,
+        wire.parse_library,
+    ):
         with contextlib.suppress(CameraProtocolError):
             parse(data, "test")
     if isinstance(data, dict):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import io
 import json
 import logging
 import os
@@ -39,9 +40,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import attrs
+import av
+import av.error
 from camgate.adapters import SECRET, VENDOR_BODY_LIMIT, Adapter, Credentials, Secret
-from camgate.errors import CameraProtocolError, CameraUnreachable, ValidationError
+from camgate.errors import CameraProtocolError, CameraUnreachable, NoVideoError, ValidationError
 from camgate.media.jpeg import decode_jpeg
+from camgate.media.window import Cut, WindowCut
 from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo, redact_address
 from camgate.settings import build_settings, parse_credentials, positive
 from camgate_rtsp.adapter import RtspLiveStream, RtspSettings
@@ -57,7 +61,15 @@ from camgate_arlo.client import (
 )
 from camgate_arlo.wire import ArloDevice
 
-__all__ = ["NAME", "ArloAdapter", "ArloLiveStream", "ArloSettings", "SessionFile"]
+__all__ = [
+    "NAME",
+    "ArloAdapter",
+    "ArloLiveStream",
+    "ArloRecordedStream",
+    "ArloSettings",
+    "SessionFile",
+    "demux_mp4",
+]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +146,7 @@ class ArloSettings:
     clock_skew_s: float = attrs.field(default=2.0, validator=positive(NAME))
     push_poll_s: float = attrs.field(default=2.0, validator=positive(NAME))
     push_timeout_s: float = attrs.field(default=120.0, validator=positive(NAME))
+    clip_limit_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=positive(NAME))
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_credentials, repr=False, metadata=SECRET
     )
@@ -293,6 +306,135 @@ class ArloLiveStream:
             await self._idle()
 
 
+@attrs.frozen
+class _Clip:
+    """One recording, demuxed: its stream description and packets (data, pts, dts, keyframe,
+    duration), with the capture time of the first picture."""
+
+    info: StreamInfo
+    packets: list[tuple[bytes, int | None, int | None, bool, int | None]]
+    origin: int
+    created: datetime
+
+
+def demux_mp4(data: bytes, created: datetime, where: str) -> _Clip:
+    """The video of an MP4 recording (bytes), as packets with their times; CameraProtocolError
+    when it is not an MP4 with H.264/H.265 video."""
+    try:
+        with av.open(io.BytesIO(data), "r", format="mp4") as container:
+            if not container.streams.video:
+                raise NoVideoError(f"{where}: the recording has no video")
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            if ctx.name not in ("h264", "hevc") or stream.time_base is None:
+                raise CameraProtocolError(f"{where}: the recording is not H.264 or H.265")
+            info = StreamInfo(
+                codec=ctx.name,
+                time_base=stream.time_base,
+                width=ctx.width or 0,
+                height=ctx.height or 0,
+                extradata=bytes(ctx.extradata) if ctx.extradata else None,
+            )
+            packets = [
+                (bytes(p), p.pts, p.dts, p.is_keyframe, p.duration or None)
+                for p in container.demux(stream)
+                if p.size
+            ]
+    except (av.error.FFmpegError, OSError, ValueError):
+        raise CameraProtocolError(f"{where}: the recording is not an MP4 file") from None
+    if not packets:
+        raise CameraProtocolError(f"{where}: the recording holds no picture")
+    origin = (
+        min(p[1] for p in packets if p[1] is not None)
+        if any(p[1] is not None for p in packets)
+        else 0
+    )
+    return _Clip(info, packets, origin, created)
+
+
+class ArloRecordedStream:
+    """The library's recordings of one camera inside a grant's window, as a camgate
+    :class:`~camgate.adapters.LiveStream`: each MP4 fetched when its turn comes (URL host in
+    ``media_hosts``, size capped by ``clip_limit_bytes``), demuxed without re-encoding, each
+    packet's ``wallclock`` its recording's start plus media time, cut to the window at
+    keyframes (:class:`camgate.media.window.WindowCut`). The first packet of a later recording
+    is a keyframe marked ``discontinuity`` (its timestamps restart)."""
+
+    def __init__(
+        self, adapter: ArloAdapter, items: list[wire.LibraryItem], start: datetime, end: datetime
+    ) -> None:
+        self._adapter = adapter
+        self._items = items
+        self._cut = WindowCut(start, end)
+        self._clip: _Clip | None = None
+        self._index = 0
+        self._next = 0
+        self._kept = False
+        self._closed = False
+        self.info: StreamInfo = StreamInfo(codec="none", time_base=1)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"ArloRecordedStream(recordings={len(self._items)})"
+
+    async def load(self) -> bool:
+        """Fetch and demux the next recording; False when there is none."""
+        if self._next >= len(self._items):
+            return False
+        item = self._items[self._next]
+        self._next += 1
+        client = self._adapter.client()
+        data, _headers = await client.fetch_media(item.url, self._adapter.settings.clip_limit_bytes)
+        created = datetime.fromtimestamp(item.created_ms / 1000, UTC)
+        where = redact_address(item.url)
+        self._clip = await anyio.to_thread.run_sync(demux_mp4, data, created, where)
+        self._index = 0
+        if self.info.codec == "none":
+            self.info = self._clip.info
+        return True
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        while not self._closed:
+            clip = self._clip
+            if clip is None or self._index >= len(clip.packets):
+                if not await self.load():
+                    break
+                continue
+            data, pts, dts, key, duration = clip.packets[self._index]
+            first_of_clip = self._index == 0
+            self._index += 1
+            tb = clip.info.time_base
+            at = clip.created + timedelta(seconds=float(((pts or 0) - clip.origin) * tb))
+            packet = MediaPacket(
+                data=data,
+                pts=pts,
+                dts=dts,
+                is_keyframe=key,
+                stream=clip.info,
+                arrival=time.monotonic(),
+                duration=duration,
+                wallclock=at,
+            )
+            decision = self._cut(packet)
+            if decision is Cut.STOP:
+                break
+            if decision is Cut.SKIP:
+                continue
+            if first_of_clip and key and self._kept:
+                packet = attrs.evolve(packet, discontinuity=True)
+            self._kept = True
+            return packet
+        self._closed = True
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop; nothing stays open (each recording is fetched whole). Idempotent."""
+        self._closed = True
+        self._clip = None
+
+
 class ArloAdapter(Adapter):
     """Arlo cameras of one account: live video (RTSPS) and snapshots (see the module
     docstring). ``on_session`` persists new sessions (called before they are used); without
@@ -370,6 +512,32 @@ class ArloAdapter(Adapter):
         keyframe); renewed before Arlo's cap, closed with the idle notification."""
         stream = ArloLiveStream(self, await self.device(camera.source))
         await stream.start()
+        return stream
+
+    async def recorded(self, camera: Camera, grant: Grant) -> ArloRecordedStream:
+        """The camera's recordings inside ``grant.window_start``..``window_end`` from the
+        library (asked for by whole days, as Arlo takes it; only the recordings that overlap
+        the window are fetched), cut to the window; CameraUnreachable when there is none."""
+        device = await self.device(camera.source)
+        start, end = grant.window_start, grant.window_end
+        if start is None or end is None:
+            raise ValidationError("arlo: a recorded grant needs a window")
+        first_day = (start - timedelta(days=1)).astimezone(UTC).strftime("%Y%m%d")
+        last_day = end.astimezone(UTC).strftime("%Y%m%d")
+        items = [
+            item
+            for item in await self.client().library(first_day, last_day)
+            if item.device_id == device.device_id
+            and item.created_ms / 1000 < end.timestamp()
+            and item.created_ms / 1000 + item.duration_s > start.timestamp()
+        ]
+        items.sort(key=lambda item: item.created_ms)
+        if not items:
+            raise CameraUnreachable(
+                f"Arlo: no recording of {device.device_id!r} in the granted window"
+            )
+        stream = ArloRecordedStream(self, items, start, end)
+        await stream.load()
         return stream
 
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:

@@ -732,6 +732,14 @@ class ArloClient:
             headers={"xcloudId": device.xcloud_id},
         )
 
+    async def library(self, first_day: str, last_day: str) -> list[wire.LibraryItem]:
+        """The account's recordings made on the days ``first_day``..``last_day`` (YYYYMMDD,
+        Arlo's granularity: whole days)."""
+        data = await self.api(
+            "POST", "/hmsweb/users/library", {"dateFrom": first_day, "dateTo": last_day}
+        )
+        return wire.parse_library(data, redact_address(f"{self.api_base}/hmsweb/users/library"))
+
     @contextlib.asynccontextmanager
     async def events(self) -> AsyncIterator[AsyncGenerator[Mapping[str, Any], None]]:
         """Subscribe to the account's event stream (server-sent events) and yield an

@@ -1,7 +1,7 @@
 """camgate-arlo's hook implementations (the ``arlo`` entry point of the ``camgate`` group): the
-adapter factory and the ``camgate arlo`` command. It declares live video and snapshots;
-recordings (the library) and audio are not built yet (docs/arlo.md). The conformance target
-is the simulator with its log as the backdoor."""
+adapter factory and the ``camgate arlo`` command. It declares live video, snapshots and
+recordings (the library); audio is not built yet (docs/arlo.md). The conformance target is
+the simulator with its log as the backdoor."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ FACTORY = AdapterFactory(
     name=NAME,
     create=ArloAdapter.from_settings,
     settings_class=ArloSettings,
-    capabilities=Capabilities(live=True, snapshot=True),
+    capabilities=Capabilities(live=True, snapshot=True, recorded=True),
     budgets=LatencyBudgets(snapshot_s=5.0, first_frame_s=5.0, revocation_s=1.0),
     description="Arlo cameras through the Arlo cloud (factor login, RTSPS live, snapshots).",
     simulator=_simulator,

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_BODY",
     "ArloDevice",
     "Factor",
+    "LibraryItem",
     "Reply",
     "SseDecoder",
     "arlo_error",
@@ -39,6 +40,7 @@ __all__ = [
     "parse_event",
     "parse_devices",
     "parse_factors",
+    "parse_library",
     "parse_reply",
     "parse_snapshot_event",
     "parse_stream_url",
@@ -293,6 +295,49 @@ def parse_stream_url(data: Any, where: str) -> str:
     if any(ch.isspace() for ch in url):
         raise CameraProtocolError(f"{where}: Arlo's stream URL is malformed")
     return url
+
+
+@attrs.frozen
+class LibraryItem:
+    """One recording of the library: ``device_id``, ``created_ms`` (``utcCreatedDate``, UNIX
+    milliseconds), ``duration_s``, ``content_type`` and ``url`` (the presigned MP4, a
+    secret: it carries the signature)."""
+
+    device_id: str
+    created_ms: int
+    duration_s: float
+    content_type: str
+    url: str = attrs.field(repr=False)
+
+
+def parse_library(data: Any, where: str) -> list[LibraryItem]:
+    """``POST /hmsweb/users/library``'s ``data``: a list of recordings; entries without a
+    device id, a creation time, a positive duration or a URL are skipped."""
+    if not isinstance(data, list):
+        raise CameraProtocolError(f"{where}: Arlo's library is not a list")
+    items = []
+    for item in data:
+        if not isinstance(item, Mapping):
+            continue
+        device, created = item.get("deviceId"), item.get("utcCreatedDate")
+        duration, url = item.get("mediaDurationSecond"), item.get("presignedContentUrl")
+        kind = item.get("contentType")
+        if not isinstance(device, str) or not device or len(device) > 256:
+            continue
+        if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
+            continue
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            continue
+        if not math.isfinite(duration) or not 0 < duration <= 86_400:
+            continue
+        if not isinstance(url, str) or not url or len(url) > 8192:
+            continue
+        items.append(
+            LibraryItem(
+                device, created, float(duration), kind if isinstance(kind, str) else "", url
+            )
+        )
+    return items
 
 
 def parse_event(text: str) -> Mapping[str, Any] | None:

@@ -22,6 +22,8 @@ __all__ = ["EMAIL", "PASSWORD", "ArloSimulator", "self_signed"]
 
 EMAIL = "owner@example.org"
 PASSWORD = "sim-Arlo-pässword-7f1c"  # noqa: S105 (the simulator's own)
+#: The length of each recording in a simulated library (seconds).
+CLIP_S = 4.0
 
 
 def self_signed(directory: str, host: str = "127.0.0.1") -> tuple[str, str]:
@@ -52,7 +54,9 @@ class ArloSimulator(Simulator):
     cap of ``session_cap_s`` and a connect window of ``connect_window_s`` seconds. Entering
     starts everything; ``sources`` are the camera device ids and ``settings`` reach them with
     a linked, paired session (persisted to a temporary session file). Devices in ``broken``
-    answer 500 to startStream and snapshots."""
+    answer 500 to startStream and snapshots. With ``recorded=(start, end)`` (UNIX seconds)
+    each camera's library holds back-to-back recordings of :data:`CLIP_S` seconds covering it
+    (real MP4 files whose pictures carry the picture clock)."""
 
     def __init__(
         self,
@@ -64,6 +68,7 @@ class ArloSimulator(Simulator):
         connect_window_s: float = 30.0,
         snapshot_delay_s: float = 0.2,
         broken: tuple[str, ...] = (),
+        recorded: tuple[float, float] | None = None,
     ) -> None:
         base = {
             "deviceId": "SIMBASE",
@@ -100,7 +105,16 @@ class ArloSimulator(Simulator):
             "connect_window_s": connect_window_s,
             "snapshot_delay_s": snapshot_delay_s,
             "broken": list(broken),
+            "library": [
+                {"deviceId": cam["deviceId"], "start": recorded[0] + k * CLIP_S, "seconds": CLIP_S}
+                for cam in cams
+                for k in range(round((recorded[1] - recorded[0]) / CLIP_S))
+            ]
+            if recorded is not None
+            else [],
         }
+        #: The recorded span (UNIX seconds) every camera's library covers, when asked for.
+        self.recorded = recorded
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._rtsp: RtspTestServer | None = None
         self.process: subprocess.Popen[str] | None = None

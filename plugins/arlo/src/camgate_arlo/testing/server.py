@@ -42,6 +42,7 @@ import base64
 import contextlib
 import email.utils
 import functools
+import io
 import json
 import secrets
 import ssl
@@ -93,6 +94,26 @@ def snapshot_jpeg(taken_at: datetime, width: int = 640, height: int = 360) -> by
     return b"".join(bytes(p) for p in packets)
 
 
+def recorded_mp4(start: float, seconds: float, fps: int = 10) -> bytes:
+    """An MP4 of ``seconds`` of H.264 (320x240, a keyframe every second), each picture
+    carrying its capture time (``start`` + its media time, UNIX seconds) as the picture
+    clock: a recording as Arlo's library holds one."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": str(fps), "bf": "0"}
+        for i in range(round(seconds * fps)):
+            luma = np.full((240, 320), 80 + (i * 7) % 60, dtype=np.uint8)
+            draw_picture_clock(luma, datetime.fromtimestamp(start + i / fps, UTC))
+            frame = av.VideoFrame.from_ndarray(luma, format="gray").reformat(format="yuv420p")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
+
+
 class Arlo:
     """The simulated account, its sessions and streams, and what was asked of it."""
 
@@ -113,6 +134,12 @@ class Arlo:
         self.last_otp: str | None = None
         self.urls: dict[str, str] = {}
         self.user = "SIMUSER-1"
+        self.library: list[dict[str, Any]] = []  # deviceId, start, seconds, name
+        for clip in config.get("library", []):
+            name = f"{clip['deviceId']}-rec-{secrets.token_hex(6)}.mp4"
+            data = recorded_mp4(float(clip["start"]), float(clip["seconds"]))
+            self.media[name] = (data, float(clip["start"]) + float(clip["seconds"]))
+            self.library.append(clip | {"name": name})
 
     def issue(self, complete: bool) -> str:
         token = "2_" + secrets.token_urlsafe(24)
@@ -142,7 +169,9 @@ class Arlo:
     def record(self, host: str, request: Request, status: int, client: str) -> None:
         camera: str | None = None
         path = request.path
-        media = path.startswith("/media/") or path.endswith(("/startStream", "/fullFrameSnapshot"))
+        media = path.startswith("/media/") or path.endswith(
+            ("/startStream", "/fullFrameSnapshot", "/library")
+        )
         if path.startswith("/media/"):
             camera = path.removeprefix("/media/").split("-", 1)[0]
         elif path.startswith("/hmsweb/users/devices/"):
@@ -288,7 +317,8 @@ async def api_host(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, 
             return "403 Forbidden", b"<Error>AccessDenied</Error>", {}
         data, taken = item
         modified = email.utils.formatdate(taken, usegmt=True)
-        return OK, data, {"Content-Type": "image/jpeg", "Last-Modified": modified}
+        kind = "video/mp4" if path.endswith(".mp4") else "image/jpeg"
+        return OK, data, {"Content-Type": kind, "Last-Modified": modified}
     token = request.headers.get("authorization", "")
     if not arlo.valid(token):
         return "401 Unauthorized", _failure("2015", "Your session has expired"), {}
@@ -300,6 +330,8 @@ async def api_host(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, 
         return OK, _success({"userId": arlo.user, "accountStatus": "registered"}), {}
     if path == "/hmsweb/v2/users/devices":
         return OK, _success(arlo.devices), {}
+    if path == "/hmsweb/users/library":
+        return OK, _success(_library(arlo, body)), {}
     if path in ("/hmsweb/users/devices/startStream", "/hmsweb/users/devices/fullFrameSnapshot"):
         camera_id = str(body.get("properties", {}).get("cameraId", "")) or str(
             body.get("resource", "")
@@ -325,6 +357,31 @@ async def api_host(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, 
                     arlo.end_stream(session, "idle")
         return OK, _success(), {}
     return "404 Not Found", _failure("404", "no such path"), {}
+
+
+def _library(arlo: Arlo, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recordings made on the days ``dateFrom``..``dateTo`` (YYYYMMDD, UTC)."""
+    first, last = str(body.get("dateFrom", "")), str(body.get("dateTo", ""))
+    items = []
+    for clip in arlo.library:
+        day = datetime.fromtimestamp(clip["start"], UTC).strftime("%Y%m%d")
+        if not first <= day <= last:
+            continue
+        signature = secrets.token_hex(16)
+        items.append(
+            {
+                "deviceId": clip["deviceId"],
+                "name": clip["name"].removesuffix(".mp4"),
+                "createdDate": day,
+                "utcCreatedDate": int(clip["start"] * 1000),
+                "mediaDurationSecond": clip["seconds"],
+                "contentType": "video/mp4",
+                "reason": "motionRecord",
+                "presignedContentUrl": f"{arlo.urls['api']}/media/{clip['name']}"
+                f"?X-Amz-Expires=300&X-Amz-Signature={signature}",
+            }
+        )
+    return items
 
 
 def _stream_url(arlo: Arlo, device: dict[str, Any], request: Request) -> str:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,7 +109,10 @@ class ArloTarget:
     snapshot_clock = True
 
     def __init__(self) -> None:
-        self.sim = ArloSimulator(cameras=3, broken=("SIMCAM3",))
+        now = time.time()
+        #: Twelve seconds of recordings per camera, ending a few seconds ago.
+        self.span = (now - 16.0, now - 4.0)
+        self.sim = ArloSimulator(cameras=3, broken=("SIMCAM3",), recorded=self.span)
         self.sources: list[str] = []
         self.settings: dict[str, Any] = {}
         self.audio_source: str | None = None
@@ -116,6 +121,14 @@ class ArloTarget:
 
     def __repr__(self) -> str:
         return "ArloTarget()"
+
+    @property
+    def recorded_span(self) -> tuple[datetime, datetime]:
+        """The footage each camera's library holds; its pictures carry the picture clock."""
+        return (
+            datetime.fromtimestamp(self.span[0], UTC),
+            datetime.fromtimestamp(self.span[1], UTC),
+        )
 
     def __enter__(self) -> ArloTarget:
         try:
