@@ -161,10 +161,14 @@ class ArloSettings:
         return build_settings(cls, NAME, settings)
 
     def rtsp_settings(self) -> RtspSettings:
-        """The RTSP reader's settings for an Arlo stream (TLS verified with ``ca_file``)."""
+        """The RTSP reader's settings for an Arlo stream (TLS verified with ``ca_file``).
+        Closing waits for the reader to close the connection up to ``read_timeout_s`` (it
+        returns as soon as it is closed, normally within a packet interval), so a closed
+        stream holds nothing open."""
         return RtspSettings(
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
+            close_wait_s=self.read_timeout_s,
             ca_file=self.ca_file,
         )
 
