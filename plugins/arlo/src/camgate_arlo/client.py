@@ -760,10 +760,11 @@ class ArloClient:
                 if response.status_code == 401 and attempt == 0:
                     await self.relogin(session)
                     continue
-                if response.status_code != 200:
-                    raise AdapterError(
-                        f"{where}: Arlo refused the event stream ({response.status_code})"
-                    )
+                status = response.status_code
+                if status in (401, 403):
+                    raise CameraAuthError(f"{where}: Arlo refused the session ({status})")
+                if status != 200:
+                    raise AdapterError(f"{where}: Arlo refused the event stream ({status})")
                 events = self._iterate_events(response, where)
                 try:
                     yield events
