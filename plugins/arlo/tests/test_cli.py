@@ -28,6 +28,7 @@ def test_link_with_a_push_then_list_the_cameras(arlo: ArloSimulator, tmp_path: P
     command = [
         *(sys.executable, "-m", "camgate.cli", "arlo", "link", "--email", EMAIL),
         *("--password-env", "ARLO_PASSWORD", "--session-file", str(session), *hosts(arlo)),
+        *("--setting", "push_poll_s=0.2"),
     ]
     with subprocess.Popen(
         command,

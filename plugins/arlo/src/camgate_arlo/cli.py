@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 from camgate.errors import ValidationError
+from camgate.settings import parse_setting
 
 from camgate_arlo.adapter import NAME, ArloAdapter, ArloSettings
 from camgate_arlo.wire import ArloDevice, Factor
@@ -82,10 +83,10 @@ def _settings(args: argparse.Namespace, extra: dict[str, Any]) -> ArloSettings:
         if url:
             values[f"{host}_base_url"] = url
     for item in args.setting:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValidationError(f"arlo: --setting {key!r} is not KEY=VALUE")
-        values[key] = value.split(",") if key.endswith("_hosts") else value
+        key, value = parse_setting(item)
+        values[key] = (
+            value.split(",") if isinstance(value, str) and key.endswith("_hosts") else value
+        )
     return ArloSettings.from_mapping(values)
 
 
