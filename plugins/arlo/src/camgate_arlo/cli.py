@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 from camgate.errors import ValidationError
-from camgate.settings import parse_setting
+from camgate.settings import add_setting_option
 
 from camgate_arlo.adapter import NAME, ArloAdapter, ArloSettings
 from camgate_arlo.wire import ArloDevice, Factor
@@ -54,13 +54,7 @@ def _add_hosts(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session-file", required=True, help="where the session is kept")
     for host in ("auth", "api", "events"):
         parser.add_argument(f"--{host}-base-url", help=f"Arlo's {host} host (default: Arlo's)")
-    parser.add_argument(
-        "--setting",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another adapter setting (e.g. media_hosts=127.0.0.1)",
-    )
+    add_setting_option(parser, "another adapter setting (e.g. media_hosts=127.0.0.1)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +76,7 @@ def _settings(args: argparse.Namespace, extra: dict[str, Any]) -> ArloSettings:
         url = getattr(args, f"{host}_base_url")
         if url:
             values[f"{host}_base_url"] = url
-    for item in args.setting:
-        key, value = parse_setting(item)
+    for key, value in args.setting:
         values[key] = (
             value.split(",") if isinstance(value, str) and key.endswith("_hosts") else value
         )
