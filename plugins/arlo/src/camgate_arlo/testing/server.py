@@ -330,6 +330,10 @@ async def api_host(arlo: Arlo, request: Request) -> tuple[str, bytes, dict[str, 
         return OK, _success({"userId": arlo.user, "accountStatus": "registered"}), {}
     if path == "/hmsweb/v2/users/devices":
         return OK, _success(arlo.devices), {}
+    if path == "/hmsweb/users/automation/definitions":  # modes: none defined (as pyaarlo reads)
+        return OK, _success({}), {}
+    if path == "/hmsweb/users/devices/automation/active":
+        return OK, _success([]), {}
     if path == "/hmsweb/users/library":
         return OK, _success(_library(arlo, body)), {}
     if path in ("/hmsweb/users/devices/startStream", "/hmsweb/users/devices/fullFrameSnapshot"):
