@@ -19,7 +19,7 @@ from camgate.errors import CameraAuthError, CameraProtocolError
 from camgate.media import Mp4Writer
 from camgate.models import MediaPacket
 from camgate.testing import read_picture_clock
-from camgate_arlo import ArloAdapter, ArloSettings
+from camgate_arlo import ArloAdapter
 from camgate_arlo.adapter import rtsps_url
 from camgate_arlo.testing import ArloSimulator, self_signed
 from camgate_rtsp.adapter import RtspLiveStream
@@ -179,30 +179,28 @@ async def test_a_stream_nobody_connects_to_in_the_window_is_refused(
         await adapter.aclose()
 
 
-async def test_the_stream_renews_before_arlos_cap_as_a_discontinuity(
-    arlo: ArloSimulator,
+async def test_the_stream_renews_before_arlos_cap_as_an_audited_discontinuity(
+    arlo: ArloSimulator, tmp_path: Path
 ) -> None:
     arlo.configure(session_cap_s=3.0)
     settings = dict(arlo.settings) | {"stream_cap_s": 3.0, "renew_margin_s": 1.0}
-    adapter = ArloAdapter(ArloSettings.from_mapping(settings))
-    camera = Camera(id="door", adapter="arlo", source="SIMCAM2", owner_id="a", position=HOME)
-    before = len(sessions(arlo, "SIMCAM2"))
-    gaps: list[MediaPacket] = []
+    gate = Gate.open(tmp_path / "camgate.db")
     try:
-        stream = await adapter.open_live(camera, None)  # type: ignore[arg-type]
-        try:
+        world = World(gate, settings)
+        before = len(sessions(arlo))
+        gaps: list[MediaPacket] = []
+        async with await gate.edge.open_live("door", await world.grant()) as stream:
             with anyio.fail_after(30):
                 async for packet in stream:
                     if packet.discontinuity:
                         gaps.append(packet)
                         break
-            notes = dict(stream.notes)
-        finally:
-            await stream.aclose()
+        end = next(gate.audit.records("access.end"))
     finally:
-        await adapter.aclose()
+        await gate.aclose()
     assert gaps[0].is_keyframe
-    assert notes == {"sessions": "2"}
-    first, second = sessions(arlo, "SIMCAM2")[before:]
+    # The access record says the camera was reached through two Arlo sessions.
+    assert end.body["upstream"] == {"sessions": "2"}
+    first, second = sessions(arlo)[before:]
     assert first["ended"] == "idle"  # ended by us before Arlo's cap, not by the cap
     assert second["used"]
