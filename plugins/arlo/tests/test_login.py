@@ -239,3 +239,13 @@ async def test_the_simulator_refuses_an_unknown_host(arlo: ArloSimulator) -> Non
     async with httpx.AsyncClient() as client:
         response = await client.post(f"{arlo.events}/api/auth", json={})
     assert response.status_code == 404
+
+
+async def test_a_push_nobody_approves_times_out(arlo: ArloSimulator, tmp_path: Path) -> None:
+    adapter = fresh(arlo, tmp_path, push_poll_s=0.1, push_timeout_s=0.5)
+    try:
+        with anyio.fail_after(10), pytest.raises(CameraAuthError, match="not approved"):
+            await adapter.client().login(Prompt(arlo, "PUSH"))
+    finally:
+        await adapter.aclose()
+    assert not (tmp_path / "s.json").exists()
