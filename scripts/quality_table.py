@@ -21,6 +21,7 @@ DECLARATIONS = {
     "rtsp": ROOT / "plugins" / "rtsp" / "src" / "camgate_rtsp" / FILE,
     "onvif": ROOT / "plugins" / "onvif" / "src" / "camgate_onvif" / FILE,
     "ring": ROOT / "plugins" / "ring" / "src" / "camgate_ring" / FILE,
+    "arlo": ROOT / "plugins" / "arlo" / "src" / "camgate_arlo" / FILE,
     "examplecam": ROOT / "plugins" / "_template" / "src" / "camgate_examplecam" / FILE,
 }
 

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad ffmpeg postgresql gcc libc6-dev python3-dev libsqlite3-dev libssl-dev
   libpq-dev chromium
+  openssl  # the openssl command: the Arlo simulator's and the rtsps tests' self-signed certificates
 )
 # npm (for hls.js, below) only where none is on PATH: a Node.js from elsewhere brings its own,
 # and Debian's npm package conflicts with it.

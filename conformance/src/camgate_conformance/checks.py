@@ -1050,10 +1050,13 @@ def _fault_check(name: str, what: str) -> None:
             try:
                 error = await _provoke(ctx, fault)
             finally:
+                window = (began, time.monotonic())
                 if parts.hostname and parts.port is not None:
                     # The fault's peer may be reached directly, only while it is staged.
-                    window = (began, time.monotonic())
                     ctx.fault_windows.append((parts.hostname, parts.port, *window))
+                # So may the addresses a fault declares (a cloud camera's source is no address).
+                for host, port in getattr(fault, "endpoints", ()):
+                    ctx.fault_windows.append((str(host), int(port), *window))
         if error is not None:
             ctx.errors_seen.append((name, fault.secret, error))
         ctx.secrets.append((f"fault '{name}'", fault.secret, fault.settings))

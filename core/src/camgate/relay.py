@@ -292,7 +292,11 @@ class Subscription:
     @property
     def notes(self) -> dict[str, str]:
         """What the adapter said about how it reached the camera for this upstream (e.g. a
-        fallback to UDP), for the consumer's access record; empty when nothing."""
+        fallback to UDP), for the consumer's access record; empty when nothing. Read from the
+        open stream again now: an adapter may add to its notes while it streams (a renewed
+        vendor session)."""
+        if self._up._stream is not None:
+            self._up._note(self._up._stream)
         return dict(self._up.notes)
 
     @property

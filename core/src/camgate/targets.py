@@ -73,7 +73,10 @@ class FaultCase(Protocol):
     ``source`` and ``settings`` reach the faulty camera; ``secret`` is a credential in those
     settings that must never appear in an error; ``within_s`` is how long the adapter may take
     to report the fault; with ``mid_stream`` the fault happens only when ``trigger`` is called,
-    after the first packet (``drops``).
+    after the first packet (``drops``). An optional ``endpoints`` attribute lists ``(host,
+    port)`` pairs the adapter may reach while the fault is staged, besides the source's own
+    address (for a cloud adapter, whose sources are device ids and whose faulty peer is a host
+    in ``settings``).
     """
 
     @property
