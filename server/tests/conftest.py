@@ -3,6 +3,7 @@ the app over them, reached in-process (httpx's ASGI transport) or through uvicor
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -158,9 +159,9 @@ async def sessions(app: FastAPI) -> AsyncIterator[dict[str, Session]]:
         await s.client.aclose()
 
 
-@pytest.fixture
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app under a real uvicorn on 127.0.0.1 (a free port), in a thread; its base URL."""
+@contextlib.contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` under a real uvicorn on 127.0.0.1 (a free port), in a thread; its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -178,3 +179,10 @@ def live_server(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The app under a real uvicorn on 127.0.0.1 (a free port), in a thread; its base URL."""
+    with serving(app) as url:
+        yield url

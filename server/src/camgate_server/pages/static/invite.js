@@ -1,0 +1,29 @@
+"use strict";
+// Accept an invitation: the code is the link's fragment, which no server ever receives.
+
+const code = window.location.hash.slice(1);
+// Out of the address bar (and of history) once read.
+window.history.replaceState(null, "", window.location.pathname);
+if (!code) {
+  document.getElementById("accept-error").textContent =
+    "This link has no invitation code. Open the link from your invitation again.";
+}
+
+document.getElementById("accept").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = document.getElementById("accept-error");
+  error.textContent = "";
+  const username = form.username.value.trim().toLowerCase();
+  const password = form.password.value;
+  try {
+    await api("POST", API.acceptInvite, { code, username, password });
+    await api("POST", API.session, { username, password });
+    window.location.assign("/portal");
+  } catch (failure) {
+    error.textContent =
+      failure.status === 410
+        ? "This invitation was used already or has expired. Ask for a new one."
+        : problemText(failure);
+  }
+});
