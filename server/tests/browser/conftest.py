@@ -21,6 +21,7 @@ import anyio
 import attrs
 import pytest
 from camgate import ConsentTerms, Gate, Owner, Waiver
+from camgate.testing import CHROMIUM, CHROMIUM_ARGS
 from camgate_server.accounts import Account, AccountStore
 from camgate_server.app import create_app
 from camgate_server.policy import Role
@@ -28,18 +29,7 @@ from camgate_server.settings import ServerSettings
 
 from ..conftest import PASSWORD, _camera, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Where the pages' screenshots are written ($CAMGATE_ARTEFACTS, else the system's tmp dir).
 ARTEFACTS = Path(os.environ.get("CAMGATE_ARTEFACTS") or tempfile.gettempdir()) / (
     "camgate-artefacts/pages"
@@ -112,7 +102,7 @@ def browser() -> Iterator[Any]:
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
         )
         try:
             yield launched

@@ -93,7 +93,7 @@ function say(text) {
 
 // A problem document in words: its detail, then each reason.
 function problemText(error) {
-  if (!(error instanceof ApiError)) return String(error);
+  if (!(error instanceof ApiError)) return error instanceof Error ? error.message : String(error);
   const reasons = error.problem.reasons || [];
   return [error.message, ...reasons].join(" — ");
 }
@@ -110,6 +110,20 @@ function clock(seconds) {
 
 function localTime(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
+}
+
+// On the form's submit, run action(form); a failure's words go into the error line errorId.
+function onSubmit(formId, errorId, action, words = problemText) {
+  document.getElementById(formId).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = document.getElementById(errorId);
+    error.textContent = "";
+    try {
+      await action(event.target);
+    } catch (failure) {
+      error.textContent = words(failure);
+    }
+  });
 }
 
 // Call fn now and every POLL_MS after it settles; a failure is said, not thrown.

@@ -179,22 +179,14 @@ async function refreshRequests() {
 
 document.getElementById("purpose").replaceChildren(...CONFIG.purposes.map((p) => el("option", { value: p }, p)));
 
-document.getElementById("report").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const error = document.getElementById("report-error");
-  error.textContent = "";
-  try {
-    const made = await api("POST", API.incidents, {
-      kind: form.kind.value.trim(),
-      lat: Number(form.lat.value),
-      lon: Number(form.lon.value),
-      radius_m: Number(form.radius.value),
-    });
-    await showIncident(made.id);
-  } catch (failure) {
-    error.textContent = problemText(failure);
-  }
+onSubmit("report", "report-error", async (form) => {
+  const made = await api("POST", API.incidents, {
+    kind: form.kind.value.trim(),
+    lat: Number(form.lat.value),
+    lon: Number(form.lon.value),
+    radius_m: Number(form.radius.value),
+  });
+  await showIncident(made.id);
 });
 
 document.getElementById("open-incident").addEventListener("submit", async (event) => {

@@ -12,18 +12,15 @@ function destination(account) {
   if (account) window.location.replace(destination(account));
 })();
 
-document.getElementById("sign-in").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const error = document.getElementById("sign-in-error");
-  error.textContent = "";
-  try {
+onSubmit(
+  "sign-in",
+  "sign-in-error",
+  async (form) => {
     const session = await api("POST", API.session, {
       username: form.username.value.trim().toLowerCase(),
       password: form.password.value,
     });
     window.location.assign(destination(session.account));
-  } catch (failure) {
-    error.textContent = failure.status === 401 ? "Wrong username or password." : problemText(failure);
-  }
-});
+  },
+  (failure) => (failure.status === 401 ? "Wrong username or password." : problemText(failure)),
+);

@@ -9,21 +9,18 @@ if (!code) {
     "This link has no invitation code. Open the link from your invitation again.";
 }
 
-document.getElementById("accept").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const error = document.getElementById("accept-error");
-  error.textContent = "";
-  const username = form.username.value.trim().toLowerCase();
-  const password = form.password.value;
-  try {
+onSubmit(
+  "accept",
+  "accept-error",
+  async (form) => {
+    const username = form.username.value.trim().toLowerCase();
+    const password = form.password.value;
     await api("POST", API.acceptInvite, { code, username, password });
     await api("POST", API.session, { username, password });
     window.location.assign("/portal");
-  } catch (failure) {
-    error.textContent =
-      failure.status === 410
-        ? "This invitation was used already or has expired. Ask for a new one."
-        : problemText(failure);
-  }
-});
+  },
+  (failure) =>
+    failure.status === 410
+      ? "This invitation was used already or has expired. Ask for a new one."
+      : problemText(failure),
+);

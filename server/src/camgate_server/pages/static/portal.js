@@ -123,30 +123,21 @@ async function loadWaiver() {
   document.getElementById("waiver-text").textContent = waiver.text;
 }
 
-document.getElementById("terms").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const error = document.getElementById("terms-error");
-  error.textContent = "";
+onSubmit("terms", "terms-error", async (form) => {
   const cameras = [...form.querySelectorAll("input[name=camera]:checked")].map((i) => i.value);
   const scopes = [...form.querySelectorAll("input[name=scope]:checked")].map((i) => i.value);
   if (!waiver || !cameras.length || !scopes.length) {
-    error.textContent = "Choose at least one camera and one kind of view.";
-    return;
+    throw new Error("Choose at least one camera and one kind of view.");
   }
-  try {
-    await api("POST", API.enrol, {
-      cameras,
-      scopes,
-      mode: form.querySelector("input[name=mode]:checked").value,
-      waiver_version: waiver.version, // the text shown above, by its hash
-      waiver_sha256: waiver.sha256,
-    });
-    say(`Saved: waiver ${waiver.version} accepted for ${cameras.join(", ")}.`);
-    await refreshCameras();
-  } catch (failure) {
-    error.textContent = problemText(failure);
-  }
+  await api("POST", API.enrol, {
+    cameras,
+    scopes,
+    mode: form.querySelector("input[name=mode]:checked").value,
+    waiver_version: waiver.version, // the text shown above, by its hash
+    waiver_sha256: waiver.sha256,
+  });
+  say(`Saved: waiver ${waiver.version} accepted for ${cameras.join(", ")}.`);
+  await refreshCameras();
 });
 
 document.getElementById("revoke").addEventListener("click", async (event) => {
