@@ -45,6 +45,33 @@ def sign_in(context: Any, username: str, then: str) -> Any:
     return page
 
 
+def tab_to(page: Any, target: Any, presses: int = 60) -> None:
+    """Reach ``target`` with the Tab key alone (it is in the keyboard's order), from the top."""
+    page.locator("body").focus()
+    handle = target.element_handle()
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("(el) => document.activeElement === el", handle):
+            return
+    raise AssertionError(f"Tab never reached {target}")
+
+
+def csrf_watch(context: Any) -> list[str]:
+    """Every state-changing request the context's pages send without an X-CSRF-Token (but the
+    two made before a session exists: signing in and accepting an invitation)."""
+    missing: list[str] = []
+    exempt = {("POST", "/session"), ("POST", "/invites/accept")}
+
+    def seen(request: Any) -> None:
+        path = "/" + request.url.split("/", 3)[3].split("?")[0]
+        changes = request.method != "GET" and (request.method, path) not in exempt
+        if changes and not request.headers.get("x-csrf-token"):
+            missing.append(f"{request.method} {path}")
+
+    context.on("request", seen)
+    return missing
+
+
 def accessible(page: Any, artefacts: Path, name: str) -> None:
     """No serious or critical axe-core violation (WCAG 2.1 A and AA rules); a screenshot."""
     page.screenshot(path=str(artefacts / f"{name}.png"), full_page=True)
@@ -56,6 +83,7 @@ def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) 
 
     started = time.monotonic()
     owner_ctx, officer_ctx = person(browser, site), person(browser, site)
+    unguarded = csrf_watch(owner_ctx) + csrf_watch(officer_ctx)
 
     # The owner opens the invitation link, makes an account, lands on the portal.
     owner = owner_ctx.new_page()
@@ -102,7 +130,9 @@ def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) 
     expect(countdown).to_have_text(re.compile(r"^[0-4]:\d\d$"))  # 5 min to answer
     expect(countdown).not_to_have_text(countdown.text_content() or "")  # counting down
     accessible(owner, artefacts, "portal-asked")
-    asked.get_by_role("button", name="Yes, allow camera c1").click()
+    yes = asked.get_by_role("button", name="Yes, allow camera c1")
+    tab_to(owner, yes)  # the keyboard alone answers
+    owner.keyboard.press("Enter")
     expect(owner.locator("#pending-empty")).to_be_visible()
 
     # The officer's page shows the grant.
@@ -112,7 +142,8 @@ def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) 
 
     # The owner's history has the access; one button revokes.
     expect(owner.locator("#history tr[data-outcome=granted]")).to_contain_text("c1")
-    owner.get_by_role("button", name="Stop sharing all my cameras now").click()
+    tab_to(owner, owner.get_by_role("button", name="Stop sharing all my cameras now"))
+    owner.keyboard.press("Enter")
     expect(owner.locator("#revocations")).to_contain_text("c1", timeout=SEEN_MS)
     expect(owner.locator("#cameras tr[data-camera=c1]")).to_contain_text("No")
     accessible(owner, artefacts, "portal-revoked")
@@ -121,6 +152,7 @@ def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) 
     expect(mine).to_have_attribute("data-status", "ended", timeout=SEEN_MS)
     expect(mine).to_contain_text("Ended: the owner revoked consent at")
     accessible(officer, artefacts, "console-ended")
+    assert unguarded == []  # every state-changing fetch carried the CSRF token
     owner_ctx.close()
     officer_ctx.close()
     print(f"story: {time.monotonic() - started:.1f} s")
