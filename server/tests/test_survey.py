@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from camgate import Gate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from .conftest import CENTRE, Session
+from .conftest import CENTRE, PASSWORD, Session
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +157,42 @@ async def test_a_purpose_outside_the_agencys_list_is_refused_with_its_reason(
     rows = answer.json()["cameras"]
     assert rows and all(row["outcome"] == "denied" for row in rows)
     assert all(any("face-recognition" in r for r in row["outcome_reasons"]) for row in rows)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    scope=st.text(max_size=12),
+    purpose=st.text(max_size=40),
+    duration=st.one_of(st.floats(allow_nan=True), st.text(max_size=8)),
+)
+def test_any_query_is_an_answer_or_a_clear_422(
+    live_server: str, scope: str, purpose: str, duration: float | str
+) -> None:
+    """Whatever the query says, the map answers 200 or a ValidationError problem: never a 500."""
+    cookies, incident = _signed_in_officer(live_server)
+    params = {"scope": scope, "purpose": purpose, "duration_s": str(duration)}
+    with httpx.Client(base_url=live_server, cookies=cookies) as officer:
+        answer = officer.get(f"/incidents/{incident}/cameras", params=params)
+    assert answer.status_code in (200, 422), answer.text
+    if answer.status_code == 422:
+        assert answer.json()["error"] == "ValidationError"
+
+
+_OFFICERS: dict[str, tuple[dict[str, str], str]] = {}
+
+
+def _signed_in_officer(server: str) -> tuple[dict[str, str], str]:
+    """An officer's session cookies and an incident on ``server``, made once per server (a
+    login's argon2 check is slow on purpose)."""
+    if server not in _OFFICERS:
+        with httpx.Client(base_url=server) as officer:
+            logged = officer.post("/session", json={"username": "operator", "password": PASSWORD})
+            csrf = {"X-CSRF-Token": logged.json()["csrf_token"]}
+            body = {"kind": "burglary", "lat": CENTRE.lat, "lon": CENTRE.lon, "radius_m": 300}
+            incident = officer.post("/incidents", json=body, headers=csrf).json()["id"]
+            _OFFICERS[server] = (dict(officer.cookies), incident)
+    return _OFFICERS[server]

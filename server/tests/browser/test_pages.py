@@ -229,6 +229,12 @@ def test_signed_out_pages_send_you_to_sign_in(browser: Any, site: Site, artefact
     page.goto("/portal")
     assert page.url.endswith("/?next=/portal")
     accessible(page, artefacts, "sign-in")
+    # ?next= leads only to a path on this server, never to another host.
+    page.goto("/?next=//example.org/phish")
+    page.get_by_label("Username").fill("officer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site.url}/console")
     context.close()
 
 

@@ -10,6 +10,12 @@ const OUTCOME_WORDS = {
 };
 let waiver = null;
 const pendingItems = new Map(); // request id → its <li>
+// The history is read from the owner's whole slice of the audit log: read it again when
+// something changed here (an answer, a revocation, terms, a request come or gone), else at
+// most every HISTORY_MS.
+const HISTORY_MS = 15000;
+let historyAt = 0;
+let historyStale = true;
 
 function countdowns() {
   for (const item of pendingItems.values()) {
@@ -26,6 +32,7 @@ async function answer(id, approve, item) {
   } catch (error) {
     say(problemText(error));
   }
+  historyStale = true;
   await refresh();
 }
 
@@ -57,6 +64,7 @@ async function refreshPending() {
     if (!ids.has(id)) {
       item.remove();
       pendingItems.delete(id);
+      historyStale = true;
     }
   }
   for (const p of pending) {
@@ -64,6 +72,7 @@ async function refreshPending() {
     const item = pendingItem(p);
     pendingItems.set(p.request, item);
     list.append(item);
+    historyStale = true;
     say(`New request for camera ${p.camera}: answer yes or no.`);
   }
   document.getElementById("pending-empty").hidden = pending.length > 0;
@@ -91,6 +100,9 @@ async function refreshCameras() {
 }
 
 async function refreshHistory() {
+  if (!historyStale && Date.now() - historyAt < HISTORY_MS) return;
+  historyStale = false;
+  historyAt = Date.now();
   const history = await api("GET", API.accesses);
   const rows = history.requests.slice().reverse().map((r) =>
     el("tr", { "data-request": r.id, "data-outcome": r.outcome },
@@ -108,7 +120,8 @@ async function refreshHistory() {
 }
 
 async function refresh() {
-  await Promise.all([refreshPending(), refreshCameras(), refreshHistory()]);
+  await Promise.all([refreshPending(), refreshCameras()]);
+  await refreshHistory(); // after the pending list, which may mark it stale
 }
 
 async function loadWaiver() {
@@ -137,7 +150,8 @@ onSubmit("terms", "terms-error", async (form) => {
     waiver_sha256: waiver.sha256,
   });
   say(`Saved: waiver ${waiver.version} accepted for ${cameras.join(", ")}.`);
-  await refreshCameras();
+  historyStale = true;
+  await refresh();
 });
 
 document.getElementById("revoke").addEventListener("click", async (event) => {
@@ -145,6 +159,7 @@ document.getElementById("revoke").addEventListener("click", async (event) => {
   try {
     const revoked = await api("POST", API.revoke);
     say(`Sharing stopped for ${revoked.cameras.join(", ") || "no camera"}.`);
+    historyStale = true;
     await refresh();
   } catch (error) {
     say(problemText(error));
