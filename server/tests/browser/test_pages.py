@@ -72,6 +72,20 @@ def csrf_watch(context: Any) -> list[str]:
     return missing
 
 
+def console_errors(context: Any) -> list[str]:
+    """Every error the context's pages log (a script error, a CSP violation, a failed load)."""
+    errors: list[str] = []
+
+    def logged(message: Any) -> None:
+        # The sign-in page asks GET /session whether someone is signed in: 401 is its "no".
+        if message.type == "error" and "status of 401" not in message.text:
+            errors.append(f"{message.text} ({message.location.get('url')})")
+
+    context.on("console", logged)
+    context.on("weberror", lambda e: errors.append(str(e.error)))
+    return errors
+
+
 def accessible(page: Any, artefacts: Path, name: str) -> None:
     """No serious or critical axe-core violation (WCAG 2.1 A and AA rules); a screenshot."""
     page.screenshot(path=str(artefacts / f"{name}.png"), full_page=True)
@@ -83,7 +97,9 @@ def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) 
 
     started = time.monotonic()
     owner_ctx, officer_ctx = person(browser, site), person(browser, site)
-    unguarded = csrf_watch(owner_ctx) + csrf_watch(officer_ctx)
+    # Lists the contexts' handlers fill as the story goes.
+    unguarded = [csrf_watch(owner_ctx), csrf_watch(officer_ctx)]
+    errors = [console_errors(owner_ctx), console_errors(officer_ctx)]
 
     # The owner opens the invitation link, makes an account, lands on the portal.
     owner = owner_ctx.new_page()
@@ -152,7 +168,8 @@ def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) 
     expect(mine).to_have_attribute("data-status", "ended", timeout=SEEN_MS)
     expect(mine).to_contain_text("Ended: the owner revoked consent at")
     accessible(officer, artefacts, "console-ended")
-    assert unguarded == []  # every state-changing fetch carried the CSRF token
+    assert unguarded == [[], []]  # every state-changing fetch carried the CSRF token
+    assert errors == [[], []]  # no script error, no CSP violation, no failed load
     owner_ctx.close()
     officer_ctx.close()
     print(f"story: {time.monotonic() - started:.1f} s")
@@ -164,6 +181,7 @@ def test_a_refused_camera_shows_its_reasons_on_the_map(
     from playwright.sync_api import expect
 
     context = person(browser, site)
+    errors = console_errors(context)
     officer = sign_in(context, "officer", "/console")
     officer.get_by_label("Latitude").fill(str(CENTRE.lat))
     officer.get_by_label("Longitude").fill(str(CENTRE.lon))
@@ -180,6 +198,7 @@ def test_a_refused_camera_shows_its_reasons_on_the_map(
     expect(row.locator(".reasons li").first).to_contain_text("live")
     expect(row.get_by_role("button")).to_have_count(0)
     officer.screenshot(path=str(artefacts / "console-refused-popup.png"))
+    assert errors == []  # Leaflet runs under the pages' CSP without a violation
     context.close()
 
 
