@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,6 +155,26 @@ async def sessions(app: FastAPI) -> AsyncIterator[dict[str, Session]]:
     """Every test account logged in, by username."""
     made = {name: await login(app, name) for name in PEOPLE}
     yield made
+    for s in made.values():
+        await s.client.aclose()
+
+
+#: The ``logins`` fixture: ``await logins(username)`` is that account's Session.
+Logins = Callable[[str], Awaitable[Session]]
+
+
+@pytest.fixture
+async def logins(app: FastAPI) -> AsyncIterator[Logins]:
+    """``await logins("bob")``: a test account logged in on demand, once per test (only those
+    a test needs: each login's argon2 check is slow on purpose)."""
+    made: dict[str, Session] = {}
+
+    async def get(username: str) -> Session:
+        if username not in made:
+            made[username] = await login(app, username)
+        return made[username]
+
+    yield get
     for s in made.values():
         await s.client.aclose()
 

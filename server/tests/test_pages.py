@@ -16,7 +16,7 @@ from camgate_server.pages import PagesSettings
 from camgate_server.pages.api import request_status
 from fastapi import FastAPI
 
-from .conftest import CENTRE, WAIVER, Session
+from .conftest import CENTRE, WAIVER, Logins, Session
 
 pytestmark = pytest.mark.anyio
 
@@ -63,11 +63,10 @@ def test_the_tile_source_is_a_checked_setting() -> None:
             PagesSettings(bad)
 
 
-async def test_a_configured_tile_url_reaches_the_console(
-    app: FastAPI, sessions: dict[str, Session]
-) -> None:
+async def test_a_configured_tile_url_reaches_the_console(app: FastAPI, logins: Logins) -> None:
+    officer = await logins("operator")
     app.state.pages = PagesSettings("https://tiles.example.org/{z}/{x}/{y}.png", "<b>©</b>")
-    page = await sessions["operator"].get("/console")
+    page = await officer.get("/console")
     config = _config(page)
     assert config["tileUrl"] == "https://tiles.example.org/{z}/{x}/{y}.png"
     assert config["tileAttribution"] == "<b>©</b>"  # JSON, and "<" cannot close the block
@@ -76,22 +75,28 @@ async def test_a_configured_tile_url_reaches_the_console(
 
 
 async def test_an_owner_reads_the_waiver_and_only_their_cameras(
-    sessions: dict[str, Session],
+    logins: Logins,
 ) -> None:
-    waiver = (await sessions["alice"].get("/pages/api/waiver")).json()
+    bob = await logins("bob")
+    alice = await logins("alice")
+    officer = await logins("operator")
+    waiver = (await alice.get("/pages/api/waiver")).json()
     assert waiver == {"version": WAIVER.version, "sha256": WAIVER.sha256, "text": WAIVER.text}
-    mine = (await sessions["alice"].get("/pages/api/my-cameras")).json()["cameras"]
+    mine = (await alice.get("/pages/api/my-cameras")).json()["cameras"]
     by = {c["id"]: c for c in mine}
     assert set(by) == {"a1", "a2", "far"}
     assert by["a1"]["consent"]["terms"]["mode"] == "pre-authorised"
     assert by["a1"]["consent"]["waiver_sha256"] == WAIVER.sha256
     assert by["far"]["consent"] is None
-    bobs = (await sessions["bob"].get("/pages/api/my-cameras")).json()["cameras"]
+    bobs = (await bob.get("/pages/api/my-cameras")).json()["cameras"]
     assert [c["id"] for c in bobs] == ["b1"]
-    assert (await sessions["operator"].get("/pages/api/my-cameras")).status_code == 403
+    assert (await officer.get("/pages/api/my-cameras")).status_code == 403
 
 
-async def test_enrolment_is_the_owners_own(sessions: dict[str, Session], gate: Gate) -> None:
+async def test_enrolment_is_the_owners_own(logins: Logins, gate: Gate) -> None:
+    bob = await logins("bob")
+    alice = await logins("alice")
+    officer = await logins("operator")
     body = {
         "cameras": ["far"],
         "waiver_version": WAIVER.version,
@@ -99,37 +104,34 @@ async def test_enrolment_is_the_owners_own(sessions: dict[str, Session], gate: G
         "mode": "ask",
         "scopes": ["live"],
     }
-    made = await sessions["alice"].send("POST", "/pages/api/enrol", json=body)
+    made = await alice.send("POST", "/pages/api/enrol", json=body)
     assert made.status_code == 201, made.text
     consent = gate.store.active_consent("far")
     assert consent is not None and str(consent.terms.mode) == "ask"
-    bob = await sessions["bob"].send("POST", "/pages/api/enrol", json=body)
+    bob = await bob.send("POST", "/pages/api/enrol", json=body)
     assert bob.status_code == 404  # alice's camera does not exist for bob
-    wrong = await sessions["alice"].send(
-        "POST", "/pages/api/enrol", json=body | {"waiver_sha256": "0" * 64}
-    )
+    wrong = await alice.send("POST", "/pages/api/enrol", json=body | {"waiver_sha256": "0" * 64})
     assert (wrong.status_code, wrong.json()["error"]) == (422, "ValidationError")
-    officer = await sessions["operator"].send("POST", "/pages/api/enrol", json=body)
+    officer = await officer.send("POST", "/pages/api/enrol", json=body)
     assert officer.status_code == 403
-    no_csrf = await sessions["alice"].client.post("/pages/api/enrol", json=body)
+    no_csrf = await alice.client.post("/pages/api/enrol", json=body)
     assert (no_csrf.status_code, no_csrf.json()["error"]) == (403, "CsrfRejected")
 
 
-async def _ask(sessions: dict[str, Session], camera: str) -> httpx.Response:
-    made = await sessions["operator"].send(
+async def _ask(officer: Session, camera: str) -> httpx.Response:
+    made = await officer.send(
         "POST",
         "/incidents",
         json={"kind": "burglary", "lat": CENTRE.lat, "lon": CENTRE.lon, "radius_m": 300},
     )
-    return await sessions["operator"].send(
+    return await officer.send(
         "POST", f"/incidents/{made.json()['id']}/requests", json={"camera": camera, "scope": "live"}
     )
 
 
-async def test_a_requests_status_follows_it_to_its_end(
-    sessions: dict[str, Session], gate: Gate
-) -> None:
-    officer = sessions["operator"]
+async def test_a_requests_status_follows_it_to_its_end(logins: Logins, gate: Gate) -> None:
+    bob = await logins("bob")
+    officer = await logins("operator")
 
     async def status(request_id: str) -> dict[str, Any]:
         answer = await officer.get(f"/pages/api/requests/{request_id}")
@@ -137,33 +139,34 @@ async def test_a_requests_status_follows_it_to_its_end(
         body: dict[str, Any] = answer.json()
         return body
 
-    refused = (await _ask(sessions, "b1")).json()["request"]
+    refused = (await _ask(officer, "b1")).json()["request"]
     assert (await status(refused))["status"] == "waiting"
-    await sessions["bob"].send("POST", f"/requests/{refused}/answer", json={"approve": False})
+    await bob.send("POST", f"/requests/{refused}/answer", json={"approve": False})
     said_no = await status(refused)
     assert said_no["status"] == "refused" and said_no["reasons"], said_no
 
-    asked = (await _ask(sessions, "b1")).json()["request"]
-    await sessions["bob"].send("POST", f"/requests/{asked}/answer", json={"approve": True})
+    asked = (await _ask(officer, "b1")).json()["request"]
+    await bob.send("POST", f"/requests/{asked}/answer", json={"approve": True})
     assert (await status(asked))["status"] == "granted"
-    await sessions["bob"].send("POST", "/owners/me/revoke")
+    await bob.send("POST", "/owners/me/revoke")
     ended = await status(asked)
     assert ended["status"] == "ended"
     assert ended["reason"].startswith("the owner revoked consent at ")
 
-    now = (await _ask(sessions, "a1")).json()
+    now = (await _ask(officer, "a1")).json()
     assert now["status"] == "granted"
     later = datetime.fromisoformat(now["grant"]["expires_at"]) + timedelta(seconds=1)
     expired = request_status(gate, now["request"], later)
     assert expired["status"] == "ended" and "expired" in expired["reason"]
 
-    assert (await sessions["bob"].get(f"/pages/api/requests/{asked}")).status_code == 403
+    assert (await bob.get(f"/pages/api/requests/{asked}")).status_code == 403
     assert (await officer.get("/pages/api/requests/req_nope")).status_code == 404
 
 
 async def test_an_unanswered_request_is_no_answer_after_its_deadline(
-    sessions: dict[str, Session], gate: Gate
+    logins: Logins, gate: Gate
 ) -> None:
-    held = (await _ask(sessions, "b1")).json()
+    officer = await logins("operator")
+    held = (await _ask(officer, "b1")).json()
     past = datetime.fromisoformat(held["deadline"]) + timedelta(seconds=1)
     assert request_status(gate, held["request"], past)["status"] == "no-answer"

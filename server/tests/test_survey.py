@@ -14,13 +14,13 @@ from camgate import Gate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import CENTRE, PASSWORD, Session
+from .conftest import CENTRE, PASSWORD, Logins, Session
 
 pytestmark = pytest.mark.anyio
 
 
-async def _incident(sessions: dict[str, Session], radius_m: float = 300) -> str:
-    made = await sessions["operator"].send(
+async def _incident(officer: Session, radius_m: float = 300) -> str:
+    made = await officer.send(
         "POST",
         "/incidents",
         json={"kind": "burglary", "lat": CENTRE.lat, "lon": CENTRE.lon, "radius_m": radius_m},
@@ -34,11 +34,10 @@ def _surveys(gate: Gate) -> list[dict[str, Any]]:
     return [r.body for r in gate.audit.records() if r.kind == "survey"]
 
 
-async def test_the_map_has_each_cameras_outcome_and_reasons(
-    sessions: dict[str, Session], gate: Gate
-) -> None:
-    incident = await _incident(sessions)
-    answer = await sessions["operator"].get(f"/incidents/{incident}/cameras")
+async def test_the_map_has_each_cameras_outcome_and_reasons(logins: Logins, gate: Gate) -> None:
+    officer = await logins("operator")
+    incident = await _incident(officer)
+    answer = await officer.get(f"/incidents/{incident}/cameras")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     by = {row["camera"]: row for row in body["cameras"]}
@@ -53,9 +52,10 @@ async def test_the_map_has_each_cameras_outcome_and_reasons(
     assert by["a1"]["distance_m"] == pytest.approx(50, abs=1)
 
 
-async def test_a_refused_camera_says_why(sessions: dict[str, Session]) -> None:
-    incident = await _incident(sessions)
-    answer = await sessions["supervisor"].get(
+async def test_a_refused_camera_says_why(logins: Logins) -> None:
+    officer = await logins("operator")
+    incident = await _incident(officer)
+    answer = await (await logins("supervisor")).get(
         f"/incidents/{incident}/cameras", params={"scope": "snapshot"}
     )
     assert answer.status_code == 200, answer.text
@@ -68,16 +68,15 @@ async def test_a_refused_camera_says_why(sessions: dict[str, Session]) -> None:
     assert answer.json()["counts"]["denied"] == 1
 
 
-async def test_one_survey_audit_record_names_the_caller(
-    sessions: dict[str, Session], gate: Gate
-) -> None:
-    incident = await _incident(sessions)
+async def test_one_survey_audit_record_names_the_caller(logins: Logins, gate: Gate) -> None:
+    officer = await logins("operator")
+    incident = await _incident(officer)
     before = len(_surveys(gate))
-    answer = await sessions["auditor"].get(f"/incidents/{incident}/cameras")
+    answer = await (await logins("auditor")).get(f"/incidents/{incident}/cameras")
     assert answer.status_code == 200
     surveys = _surveys(gate)
     assert len(surveys) == before + 1
-    me = (await sessions["auditor"].get("/session")).json()["account"]["id"]
+    me = (await (await logins("auditor")).get("/session")).json()["account"]["id"]
     last = surveys[-1]
     assert last["requested_by"] == me
     assert (last["incident"], last["candidates"], last["allowed"], last["ask"]) == (
@@ -95,10 +94,11 @@ async def test_one_survey_audit_record_names_the_caller(
     }
 
 
-async def test_geojson_by_accept_or_format(sessions: dict[str, Session]) -> None:
-    incident = await _incident(sessions)
+async def test_geojson_by_accept_or_format(logins: Logins) -> None:
+    officer = await logins("operator")
+    incident = await _incident(officer)
     for kw in ({"headers": {"Accept": "application/geo+json"}}, {"params": {"format": "geojson"}}):
-        answer = await sessions["admin"].get(f"/incidents/{incident}/cameras", **kw)
+        answer = await (await logins("admin")).get(f"/incidents/{incident}/cameras", **kw)
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("application/geo+json")
         geo = answer.json()
@@ -113,7 +113,7 @@ async def test_geojson_by_accept_or_format(sessions: dict[str, Session]) -> None
 
 async def test_who_may_see_the_map(sessions: dict[str, Session], gate: Gate) -> None:
     """Staff who read incidents may; an owner may not (403, and the gate is not asked)."""
-    incident = await _incident(sessions)
+    incident = await _incident(sessions["operator"])
     expected = {"admin": 200, "operator": 200, "supervisor": 200, "auditor": 200}
     for who in sessions:
         before = len(_surveys(gate))
@@ -128,29 +128,30 @@ async def test_who_may_see_the_map(sessions: dict[str, Session], gate: Gate) -> 
             assert len(_surveys(gate)) == before + 1
 
 
-async def test_anonymous_is_401_and_unknown_incident_404(
-    client: Any, sessions: dict[str, Session]
-) -> None:
-    incident = await _incident(sessions)
+async def test_anonymous_is_401_and_unknown_incident_404(client: Any, logins: Logins) -> None:
+    officer = await logins("operator")
+    incident = await _incident(officer)
     assert (await client.get(f"/incidents/{incident}/cameras")).status_code == 401
-    missing = await sessions["operator"].get("/incidents/inc_nope/cameras")
+    missing = await officer.get("/incidents/inc_nope/cameras")
     assert missing.status_code == 404
     assert missing.json()["error"] == "NotFound"
 
 
-async def test_bad_query_values_are_422(sessions: dict[str, Session]) -> None:
-    incident = await _incident(sessions)
+async def test_bad_query_values_are_422(logins: Logins) -> None:
+    officer = await logins("operator")
+    incident = await _incident(officer)
     for params in ({"scope": "x-ray"}, {"duration_s": "-1"}, {"duration_s": "nan"}):
-        answer = await sessions["operator"].get(f"/incidents/{incident}/cameras", params=params)
+        answer = await officer.get(f"/incidents/{incident}/cameras", params=params)
         assert answer.status_code == 422, (params, answer.text)
         assert answer.json()["error"] == "ValidationError"
 
 
 async def test_a_purpose_outside_the_agencys_list_is_refused_with_its_reason(
-    sessions: dict[str, Session],
+    logins: Logins,
 ) -> None:
-    incident = await _incident(sessions)
-    answer = await sessions["operator"].get(
+    officer = await logins("operator")
+    incident = await _incident(officer)
+    answer = await officer.get(
         f"/incidents/{incident}/cameras", params={"purpose": "face-recognition"}
     )
     assert answer.status_code == 200
