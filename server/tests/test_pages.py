@@ -50,7 +50,7 @@ async def test_each_page_is_for_its_roles(
     assert console["tileUrl"] is None  # no tiles unless configured
     audit = _config(await sessions["auditor"].get("/console"))
     assert audit["canRequest"] is False and audit["canReport"] is False
-    for page in ("/", "/invite", "/static/common.js", "/static/vendor/leaflet/dist/leaflet.js"):
+    for page in ("/", "/invite", "/static/common.js", "/static/vendor/leaflet/leaflet.js"):
         assert (await client.get(page)).status_code == 200, page
 
 

@@ -29,7 +29,8 @@ MODULES = HERE / "node_modules"
 VENDOR = HERE.parent / "src" / "camgate_server" / "pages" / "static" / "vendor"
 MANIFEST = VENDOR / "MANIFEST.json"
 
-#: package → the files of it the pages serve (paths inside the npm package).
+#: package → the files of it the pages serve (paths inside the npm package). Each is copied to
+#: vendor/<package>/<path without its leading "dist/"> (a "dist/" folder is git-ignored here).
 FILES: dict[str, list[str]] = {
     "leaflet": [
         "LICENSE",
@@ -42,6 +43,10 @@ FILES: dict[str, list[str]] = {
         "dist/images/marker-shadow.png",
     ],
 }
+
+
+def _target(name: str, file: str) -> Path:
+    return VENDOR / name / file.removeprefix("dist/")
 
 
 def _sha256(path: Path) -> str:
@@ -71,7 +76,7 @@ def vendor() -> None:
         shutil.rmtree(target, ignore_errors=True)
         hashes = {}
         for file in FILES[name]:
-            dest = target / file
+            dest = _target(name, file)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(MODULES / name / file, dest)
             hashes[file] = _sha256(dest)
@@ -96,7 +101,7 @@ def check() -> list[str]:
         if sorted(entry["files"]) != sorted(FILES[name]):
             problems.append(f"{name}: the manifest lists other files than vendor.py copies")
         for file, digest in entry["files"].items():
-            copy = VENDOR / name / file
+            copy = _target(name, file)
             if not copy.is_file() or _sha256(copy) != digest:
                 problems.append(f"{name}/{file}: missing or changed since vendored")
             source = MODULES / name / file

@@ -39,8 +39,8 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 _TEMPLATES = HERE / "templates"
 _LEAFLET = (
-    '<link rel="stylesheet" href="/static/vendor/leaflet/dist/leaflet.css">\n'
-    '  <script src="/static/vendor/leaflet/dist/leaflet.js" defer></script>'
+    '<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">\n'
+    '  <script src="/static/vendor/leaflet/leaflet.js" defer></script>'
 )
 _STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR})
 
