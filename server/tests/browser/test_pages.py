@@ -268,3 +268,25 @@ def test_every_page_has_a_strict_content_security_policy(site: Site, path: str) 
     csp = answer.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert "unsafe-inline" not in csp
+
+
+def test_an_invitation_works_once(browser: Any, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    code, _ = site.accounts.create_invite("erin", site.admin)
+    context = person(browser, site)
+    page = context.new_page()
+    for attempt in ("erin", "erin2"):
+        page.goto(f"/invite#{code}")
+        assert page.url.endswith("/invite")  # the code is out of the address bar at once
+        page.get_by_label("Username").fill(attempt)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Create my account").click()
+        if attempt == "erin":
+            page.wait_for_url("**/portal")
+            page.get_by_role("button", name="Sign out").click()
+            page.wait_for_url(f"{site.url}/")
+    expect(page.locator("#accept-error")).to_have_text(
+        "This invitation was used already or has expired. Ask for a new one."
+    )
+    context.close()

@@ -29,6 +29,7 @@ const API = {
 const POLL_MS = 1500;
 
 let csrfToken = null;
+let leaving = false; // signing out: polls stop, so none races the sign-out's navigation
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -129,9 +130,11 @@ function onSubmit(formId, errorId, action, words = problemText) {
 // Call fn now and every POLL_MS after it settles; a failure is said, not thrown.
 function poll(fn) {
   const tick = async () => {
+    if (leaving) return;
     try {
       await fn();
     } catch (error) {
+      if (leaving) return;
       if (error instanceof ApiError && error.status === 401) {
         window.location.assign(`/?next=${encodeURIComponent(window.location.pathname)}`);
         return;
@@ -144,6 +147,7 @@ function poll(fn) {
 }
 
 document.getElementById("sign-out").addEventListener("click", async () => {
+  leaving = true;
   await api("DELETE", API.session).catch(() => null);
   window.location.assign("/");
 });
