@@ -13,6 +13,7 @@ an owner never sees the console). docs/pages.md says what each page does.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -98,17 +99,21 @@ def _settings(request: Request) -> PagesSettings:
     return settings
 
 
+@functools.cache
+def _template(name: str) -> string.Template:
+    """``templates/<name>.html``, read once."""
+    return string.Template((_TEMPLATES / f"{name}.html").read_text(encoding="utf-8"))
+
+
 def _render(request: Request, page: str, title: str, config: dict[str, Any]) -> HTMLResponse:
     """``templates/<page>.html`` inside the layout, with ``config`` as a JSON data block."""
     settings = _settings(request)
     config = config | {"tileUrl": settings.tile_url, "tileAttribution": settings.tile_attribution}
     # A JSON data block is not run as a script; "<" escaped so no text can close the element.
     data = json.dumps(config).replace("<", "\\u003c")
-    layout = string.Template((_TEMPLATES / "layout.html").read_text())
-    body = (_TEMPLATES / f"{page}.html").read_text()
-    text = layout.substitute(
+    text = _template("layout").substitute(
         title=html.escape(title),
-        body=body,
+        body=_template(page).template,
         page=page,
         config=data,
         map=_LEAFLET if page == "console" else "",  # only the console loads the map library
