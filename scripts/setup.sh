@@ -66,3 +66,11 @@ if [ ! -f tests/browser/node_modules/hls.js/dist/hls.min.js ]; then
   echo "setup: installing hls.js for the browser tests (npm ci in tests/browser/)" >&2
   (cd tests/browser && npm ci --silent --no-audit --no-fund --ignore-scripts)
 fi
+
+# The pages' front-end packages (server/web/package-lock.json): Leaflet is vendored into
+# camgate_server's static files and committed (server/web/vendor.py --check verifies it against
+# the lock file); axe-core is the browser tests' accessibility check. npm ci only when missing.
+if [ ! -f server/web/node_modules/axe-core/axe.min.js ]; then
+  echo "setup: installing the pages' front-end packages (npm ci in server/web/)" >&2
+  (cd server/web && npm ci --silent --no-audit --no-fund --ignore-scripts)
+fi

@@ -3,10 +3,11 @@ the app over them, reached in-process (httpx's ASGI transport) or through uvicor
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -158,9 +159,29 @@ async def sessions(app: FastAPI) -> AsyncIterator[dict[str, Session]]:
         await s.client.aclose()
 
 
+#: The ``logins`` fixture: ``await logins(username)`` is that account's Session.
+Logins = Callable[[str], Awaitable[Session]]
+
+
 @pytest.fixture
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app under a real uvicorn on 127.0.0.1 (a free port), in a thread; its base URL."""
+async def logins(app: FastAPI) -> AsyncIterator[Logins]:
+    """``await logins("bob")``: a test account logged in on demand, once per test (only those
+    a test needs: each login's argon2 check is slow on purpose)."""
+    made: dict[str, Session] = {}
+
+    async def get(username: str) -> Session:
+        if username not in made:
+            made[username] = await login(app, username)
+        return made[username]
+
+    yield get
+    for s in made.values():
+        await s.client.aclose()
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` under a real uvicorn on 127.0.0.1 (a free port), in a thread; its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -178,3 +199,10 @@ def live_server(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The app under a real uvicorn on 127.0.0.1 (a free port), in a thread; its base URL."""
+    with serving(app) as url:
+        yield url

@@ -19,23 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from camgate.testing import CHROMIUM, CHROMIUM_ARGS
 
 HERE = Path(__file__).parent
-CHROMIUM = Path("/usr/bin/chromium")
 HLS_JS = HERE / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 HEVC_CAMERA = HERE / "_gst_hevc_camera.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+#: Players start without a click.
+PLAYER_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 
 
 def _missing(reason: str) -> None:
@@ -61,7 +52,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             str(profile),
             executable_path=str(CHROMIUM),
             headless=True,
-            args=CHROMIUM_ARGS,
+            args=PLAYER_ARGS,
         )
         try:
             yield context

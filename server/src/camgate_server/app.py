@@ -668,4 +668,9 @@ def create_app(
     app.state.limiter = LoginLimiter(settings, gate.clock.monotonic)
     problems.install(app)
     app.include_router(router)
+    # The incident map and the HTML pages (helper `pages`, issue #19): their own modules.
+    from camgate_server import pages, survey
+
+    app.include_router(survey.router)
+    pages.install(app)
     return app

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from camgate.adapters import Adapter, AdapterFactory, Capabilities
@@ -23,6 +24,8 @@ from camgate.hookspecs import hookimpl
 from camgate.models import Camera, GeoPoint
 
 __all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
     "DeclaringAdapters",
     "ManualClock",
     "camera_north_of",
@@ -32,6 +35,22 @@ __all__ = [
     "read_picture_clock",
     "run_cli",
 ]
+
+#: Debian's Chromium (package ``chromium``, installed by scripts/setup.sh), which the browser
+#: tests drive through Playwright's ``executable_path``: no browser is ever downloaded.
+CHROMIUM = Path("/usr/bin/chromium")
+#: Its flags in tests: headless, no sandbox (containers), no GPU, and nothing reaching out
+#: (QUIC, first-run, background networking, component updates, sync).
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 def camera_north_of(

@@ -1,0 +1,215 @@
+"use strict";
+// The operator console: report an incident, its map of cameras (each outcome, and for every
+// camera not allowed the reasons in words), request access, follow each request.
+
+const OUTCOMES = {
+  allowed: { words: "may be viewed now", mark: "✓" },
+  ask: { words: "the owner is asked first", mark: "?" },
+  denied: { words: "refused", mark: "✕" },
+};
+const SCOPE_WORDS = { live: "live view", snapshot: "a snapshot", recorded: "recorded video" };
+const STORE_KEY = "camgate.console.requests";
+const FINAL = new Set(["ended", "refused", "no-answer"]);
+
+let map = null;
+let layer = null;
+let incident = null;
+let requests = JSON.parse(window.sessionStorage.getItem(STORE_KEY) || "[]");
+
+function setupMap() {
+  if (!window.L) return; // the table below carries everything the map shows
+  map = window.L.map("map", { keyboard: true }).setView([0, 0], 2);
+  if (CONFIG.tileUrl) {
+    window.L.tileLayer(CONFIG.tileUrl, { attribution: CONFIG.tileAttribution, maxZoom: 19 }).addTo(map);
+  }
+  layer = window.L.layerGroup().addTo(map);
+  map.on("click", (event) => {
+    document.getElementById("lat").value = event.latlng.lat.toFixed(6);
+    document.getElementById("lon").value = event.latlng.lng.toFixed(6);
+    say("Point set from the map.");
+  });
+}
+
+function popup(row) {
+  const outcome = OUTCOMES[row.outcome];
+  return el("div", { class: "popup", "data-camera": row.camera },
+    el("p", {}, el("strong", {}, `Camera ${row.camera}`), `: ${outcome.words}`),
+    row.outcome_reasons.length ? reasonList(row.outcome_reasons) : null);
+}
+
+function drawMap(survey) {
+  if (!map) return;
+  layer.clearLayers();
+  const centre = [survey.area.lat, survey.area.lon];
+  const circle = window.L.circle(centre, { radius: survey.area.radius_m, interactive: false });
+  layer.addLayer(circle);
+  for (const row of survey.cameras) {
+    const outcome = OUTCOMES[row.outcome];
+    const icon = window.L.divIcon({
+      className: `cam cam-${row.outcome}`,
+      html: outcome.mark,
+      iconSize: [20, 20],
+    });
+    const marker = window.L.marker([row.lat, row.lon], {
+      icon,
+      keyboard: true,
+      title: `Camera ${row.camera}: ${outcome.words}`,
+      alt: `Camera ${row.camera}: ${outcome.words}`,
+    });
+    marker.bindPopup(popup(row));
+    layer.addLayer(marker);
+    // Leaflet makes a keyboard marker a focusable role=button; its name is what it means.
+    marker.getElement().setAttribute("aria-label", `Camera ${row.camera}: ${outcome.words}`);
+  }
+  map.fitBounds(circle.getBounds());
+}
+
+function surveyRow(row) {
+  const outcome = OUTCOMES[row.outcome];
+  const scope = document.getElementById("scope").value;
+  const action = CONFIG.canRequest && row.outcome !== "denied"
+    ? el("button", { type: "button", onclick: () => requestAccess(row.camera) },
+      `Request ${SCOPE_WORDS[scope]} of ${row.camera}`)
+    : "";
+  return el("tr", { "data-camera": row.camera, "data-outcome": row.outcome },
+    el("th", { scope: "row" }, row.camera),
+    el("td", {}, `${Math.round(row.distance_m)} m`),
+    el("td", { class: `outcome-${row.outcome}` }, `${outcome.mark} ${outcome.words}`),
+    el("td", {}, reasonList(row.outcome_reasons)),
+    el("td", {}, action));
+}
+
+async function showIncident(id) {
+  const query = new URLSearchParams({
+    scope: document.getElementById("scope").value,
+    purpose: document.getElementById("purpose").value,
+  });
+  const survey = await api("GET", API.survey(id, query));
+  incident = id;
+  window.history.replaceState(null, "", `#${id}`);
+  document.getElementById("incident-title").textContent = `— ${survey.kind}, ${id}`;
+  const c = survey.counts;
+  document.getElementById("counts").textContent =
+    `${c.candidates} cameras: ${c.allowed} may be viewed now, ${c.ask} ask their owner first, ` +
+    `${c.denied} refused.`;
+  document.getElementById("survey").replaceChildren(...survey.cameras.map(surveyRow));
+  drawMap(survey);
+  say(`Incident ${id}: ${c.candidates} cameras found.`);
+}
+
+function saveRequests() {
+  window.sessionStorage.setItem(STORE_KEY, JSON.stringify(requests));
+}
+
+function statusWords(r) {
+  switch (r.status) {
+    case "waiting":
+      return [`Waiting for the owner — `,
+        el("span", { class: "countdown", "data-deadline": r.deadline }, "…"), " left"];
+    case "granted":
+      return [`Granted until ${localTime(r.expires_at)}`];
+    case "ended":
+      return [`Ended: ${r.reason}`];
+    case "no-answer":
+      return [`Refused: ${r.reason || "the owner did not answer in time"}`];
+    default:
+      return ["Refused", reasonList(r.reasons || [])];
+  }
+}
+
+function renderRequests() {
+  const items = requests.slice().reverse().map((r) =>
+    el("li", { "data-request": r.id || "", "data-camera": r.camera, "data-status": r.status },
+      el("p", {}, el("strong", {}, `Camera ${r.camera}`), `, ${SCOPE_WORDS[r.scope] || r.scope}: `,
+        el("span", { class: `status-${r.status}` }, ...statusWords(r))),
+      // LIVE HOOK: a granted live request gets a "Watch" button here that opens
+      // WS /live/{grant} (fMP4 into Media Source Extensions); the socket's close code and
+      // reason become this item's "Ended: …" at once, before the next poll.
+      null));
+  document.getElementById("requests").replaceChildren(...items);
+  document.getElementById("requests-empty").hidden = requests.length > 0;
+  ticks();
+}
+
+function ticks() {
+  for (const span of document.querySelectorAll("#requests .countdown")) {
+    span.textContent = clock((Date.parse(span.dataset.deadline) - Date.now()) / 1000);
+  }
+}
+
+async function requestAccess(camera) {
+  const scope = document.getElementById("scope").value;
+  const body = { camera, scope, purpose: document.getElementById("purpose").value, duration_s: 300 };
+  let entry;
+  try {
+    const answer = await api("POST", API.requests(incident), body);
+    entry = { id: answer.request, camera, scope, status: answer.status === "granted" ? "granted" : "waiting",
+      deadline: answer.deadline, expires_at: answer.grant && answer.grant.expires_at };
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 403) {
+      say(problemText(error));
+      return;
+    }
+    entry = { id: null, camera, scope, status: "refused", reasons: error.problem.reasons || [error.message] };
+  }
+  requests.push(entry);
+  saveRequests();
+  renderRequests();
+  say(`Request for ${camera}: ${entry.status}.`);
+}
+
+async function refreshRequests() {
+  let changed = false;
+  for (const r of requests) {
+    if (!r.id || FINAL.has(r.status)) continue;
+    const now = await api("GET", API.requestStatus(r.id));
+    const next = { status: now.status, deadline: now.deadline, reason: now.reason,
+      reasons: now.reasons, expires_at: now.grant && now.grant.expires_at };
+    if (now.status !== r.status || now.reason !== r.reason) {
+      Object.assign(r, next);
+      changed = true;
+      say(`Request for ${r.camera}: ${now.status}${now.reason ? ` — ${now.reason}` : ""}.`);
+    }
+  }
+  if (changed) {
+    saveRequests();
+    renderRequests();
+  }
+}
+
+document.getElementById("purpose").replaceChildren(...CONFIG.purposes.map((p) => el("option", { value: p }, p)));
+
+onSubmit("report", "report-error", async (form) => {
+  const made = await api("POST", API.incidents, {
+    kind: form.kind.value.trim(),
+    lat: Number(form.lat.value),
+    lon: Number(form.lon.value),
+    radius_m: Number(form.radius.value),
+  });
+  await showIncident(made.id);
+});
+
+document.getElementById("open-incident").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await showIncident(document.getElementById("incident-id").value.trim());
+  } catch (failure) {
+    say(problemText(failure));
+  }
+});
+
+(async () => {
+  await loadSession();
+  if (!CONFIG.canReport) {
+    for (const field of document.querySelectorAll("#report input, #report select, #report button")) {
+      field.disabled = true;
+    }
+    document.getElementById("report-error").textContent = "Your role reads incidents; it does not report them.";
+  }
+  setupMap();
+  renderRequests();
+  window.setInterval(ticks, 1000);
+  const id = window.location.hash.slice(1);
+  if (id) await showIncident(id).catch((failure) => say(problemText(failure)));
+  poll(refreshRequests); // EVENTS HOOK: decision / access.ended / revocation events call this
+})();

@@ -1,0 +1,296 @@
+"""The owner portal and the operator console in a real browser (Debian's Chromium).
+
+The story runs in two browser contexts at once, an owner's and an officer's, against one
+server: everything either sees comes through the pages polling the JSON API.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import CENTRE, PASSWORD
+from .conftest import AXE, WAIVER, Site
+
+#: How long an expectation waits for the page (a page sees what the other person did at its
+#: next poll, every 1.5 s; a busy machine is slower): a ceiling, never a sleep.
+SEEN_MS = 20_000
+_SERIOUS = """async () => {
+  const result = await axe.run(document, {
+    runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}});
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+def person(browser: Any, site: Site) -> Any:
+    """A fresh browser context (its own cookies) on the site, with axe-core ready in every page
+    (an init script: the pages' Content-Security-Policy allows no inline script)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=SEEN_MS)
+    context = browser.new_context(base_url=site.url)
+    context.add_init_script(path=str(AXE))
+    return context
+
+
+def sign_in(context: Any, username: str, then: str) -> Any:
+    page = context.new_page()
+    page.goto("/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_url(f"**{then}")
+    return page
+
+
+def tab_to(page: Any, target: Any, presses: int = 60) -> None:
+    """Reach ``target`` with the Tab key alone (it is in the keyboard's order), from the top."""
+    page.locator("body").focus()
+    handle = target.element_handle()
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("(el) => document.activeElement === el", handle):
+            return
+    raise AssertionError(f"Tab never reached {target}")
+
+
+def csrf_watch(context: Any) -> list[str]:
+    """Every state-changing request the context's pages send without an X-CSRF-Token (but the
+    two made before a session exists: signing in and accepting an invitation)."""
+    missing: list[str] = []
+    exempt = {("POST", "/session"), ("POST", "/invites/accept")}
+
+    def seen(request: Any) -> None:
+        path = "/" + request.url.split("/", 3)[3].split("?")[0]
+        changes = request.method != "GET" and (request.method, path) not in exempt
+        if changes and not request.headers.get("x-csrf-token"):
+            missing.append(f"{request.method} {path}")
+
+    context.on("request", seen)
+    return missing
+
+
+def console_errors(context: Any) -> list[str]:
+    """Every error the context's pages log (a script error, a CSP violation, a failed load)."""
+    errors: list[str] = []
+
+    def logged(message: Any) -> None:
+        # The sign-in page asks GET /session whether someone is signed in: 401 is its "no".
+        if message.type == "error" and "status of 401" not in message.text:
+            errors.append(f"{message.text} ({message.location.get('url')})")
+
+    context.on("console", logged)
+    context.on("weberror", lambda e: errors.append(str(e.error)))
+    return errors
+
+
+def accessible(page: Any, artefacts: Path, name: str) -> None:
+    """No serious or critical axe-core violation (WCAG 2.1 A and AA rules); a screenshot."""
+    page.screenshot(path=str(artefacts / f"{name}.png"), full_page=True)
+    assert page.evaluate(_SERIOUS) == [], name
+
+
+def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) -> None:
+    from playwright.sync_api import expect
+
+    started = time.monotonic()
+    owner_ctx, officer_ctx = person(browser, site), person(browser, site)
+    # Lists the contexts' handlers fill as the story goes.
+    unguarded = [csrf_watch(owner_ctx), csrf_watch(officer_ctx)]
+    errors = [console_errors(owner_ctx), console_errors(officer_ctx)]
+
+    # The owner opens the invitation link, makes an account, lands on the portal.
+    owner = owner_ctx.new_page()
+    owner.goto(f"/invite#{site.invite}")
+    accessible(owner, artefacts, "invite")
+    owner.get_by_label("Username").fill("carol")
+    owner.get_by_label("Password").fill(PASSWORD)
+    owner.get_by_role("button", name="Create my account").click()
+    owner.wait_for_url("**/portal")
+    # The waiver, its version and its SHA-256 are shown; ask-first is chosen; accepted.
+    expect(owner.locator("#waiver-version")).to_have_text(WAIVER.version)
+    expect(owner.locator("#waiver-sha256")).to_have_text(WAIVER.sha256)
+    expect(owner.locator("#waiver-text")).to_contain_text("only on my terms")
+    expect(owner.get_by_label("c1")).to_be_checked()
+    owner.get_by_label("Ask me first, every time").check()
+    owner.get_by_label("I have read the waiver above and accept it").check()
+    owner.get_by_role("button", name="Accept the waiver and save my terms").click()
+    row = owner.locator("#cameras tr[data-camera=c1]")
+    expect(row).to_contain_text("Ask first")
+    expect(row).to_contain_text(WAIVER.version)
+    accessible(owner, artefacts, "portal")
+
+    # The officer reports an incident nearby and sees the map: c1 asks its owner, e1 refused.
+    officer = sign_in(officer_ctx, "officer", "/console")
+    officer.get_by_label("Latitude").fill(str(CENTRE.lat))
+    officer.get_by_label("Longitude").fill(str(CENTRE.lon))
+    officer.get_by_label("Radius (metres)").fill("300")
+    officer.get_by_role("button", name="Report and show cameras").click()
+    c1 = officer.locator("#survey tr[data-camera=c1]")
+    expect(c1).to_have_attribute("data-outcome", "ask")
+    expect(officer.locator("#survey tr[data-camera=e1]")).to_have_attribute(
+        "data-outcome", "denied"
+    )
+    accessible(officer, artefacts, "console-map")
+    c1.get_by_role("button", name="Request live view of c1").click()
+    mine = officer.locator("#requests li[data-camera=c1]")
+    expect(mine).to_have_attribute("data-status", "waiting")
+    expect(mine).to_contain_text("Waiting for the owner")
+
+    # The owner's page shows the request with its countdown; the owner says yes.
+    asked = owner.locator("#pending li")
+    expect(asked).to_contain_text("Camera c1")
+    countdown = asked.locator(".countdown")
+    expect(countdown).to_have_text(re.compile(r"^[0-4]:\d\d$"))  # 5 min to answer
+    expect(countdown).not_to_have_text(countdown.text_content() or "")  # counting down
+    accessible(owner, artefacts, "portal-asked")
+    yes = asked.get_by_role("button", name="Yes, allow camera c1")
+    tab_to(owner, yes)  # the keyboard alone answers
+    owner.keyboard.press("Enter")
+    expect(owner.locator("#pending-empty")).to_be_visible()
+
+    # The officer's page shows the grant.
+    expect(mine).to_have_attribute("data-status", "granted")
+    expect(mine).to_contain_text("Granted until")
+    accessible(officer, artefacts, "console-granted")
+
+    # The owner's history has the access; one button revokes.
+    expect(owner.locator("#history tr[data-outcome=granted]")).to_contain_text("c1")
+    tab_to(owner, owner.get_by_role("button", name="Stop sharing all my cameras now"))
+    owner.keyboard.press("Enter")
+    expect(owner.locator("#revocations")).to_contain_text("c1")
+    expect(owner.locator("#cameras tr[data-camera=c1]")).to_contain_text("No")
+    accessible(owner, artefacts, "portal-revoked")
+
+    # The officer's page shows that the access ended, and why.
+    expect(mine).to_have_attribute("data-status", "ended")
+    expect(mine).to_contain_text("Ended: the owner revoked consent at")
+    accessible(officer, artefacts, "console-ended")
+    assert unguarded == [[], []]  # every state-changing fetch carried the CSRF token
+    assert errors == [[], []]  # no script error, no CSP violation, no failed load
+    owner_ctx.close()
+    officer_ctx.close()
+    print(f"story: {time.monotonic() - started:.1f} s")
+
+
+def test_a_refused_camera_shows_its_reasons_on_the_map(
+    browser: Any, site: Site, artefacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    errors = console_errors(context)
+    officer = sign_in(context, "officer", "/console")
+    officer.get_by_label("Latitude").fill(str(CENTRE.lat))
+    officer.get_by_label("Longitude").fill(str(CENTRE.lon))
+    officer.get_by_role("button", name="Report and show cameras").click()
+    # The refused camera's marker, reached by keyboard, opens its reasons in words.
+    marker = officer.get_by_role("button", name="Camera e1: refused")
+    marker.focus()
+    marker.press("Enter")
+    popup = officer.locator(".leaflet-popup .popup[data-camera=e1]")
+    expect(popup).to_contain_text("refused")
+    expect(popup.locator(".reasons li").first).to_contain_text("live")
+    # The same reasons are in the table, and there is no request button for it.
+    row = officer.locator("#survey tr[data-camera=e1]")
+    expect(row.locator(".reasons li").first).to_contain_text("live")
+    expect(row.get_by_role("button")).to_have_count(0)
+    officer.screenshot(path=str(artefacts / "console-refused-popup.png"))
+    assert errors == []  # Leaflet runs under the pages' CSP without a violation
+    context.close()
+
+
+def test_an_owner_reaches_only_their_own(browser: Any, site: Site, artefacts: Path) -> None:
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    dave = sign_in(context, "dave", "/portal")
+    expect(dave.locator("#cameras tr[data-camera=d1]")).to_contain_text("Ask first")
+    expect(dave.locator("#cameras tr")).to_have_count(1)  # not c1 nor e1
+    # Another owner's camera does not exist for dave; the console is not for owners.
+    status = dave.evaluate("async () => (await fetch('/cameras/c1')).status")
+    assert status == 404
+    answer = dave.goto("/console")
+    assert answer is not None and answer.status == 403
+    expect(dave.get_by_role("heading", level=1)).to_have_text("This page is not for your account")
+    accessible(dave, artefacts, "forbidden")
+    context.close()
+
+
+def test_an_officer_cannot_approve(browser: Any, site: Site) -> None:
+    context = person(browser, site)
+    officer = sign_in(context, "officer", "/console")
+    # A request held for dave (ask-first), made through the API with the page's session.
+    held = officer.evaluate(
+        """async ([lat, lon]) => {
+          await loadSession();
+          const made = await api("POST", API.incidents,
+            {kind: "burglary", lat, lon, radius_m: 300});
+          const asked = await api("POST", API.requests(made.id),
+            {camera: "d1", scope: "live", duration_s: 60});
+          try { await api("POST", API.answer(asked.request), {approve: true}); return "approved"; }
+          catch (e) { return [asked.status, e.status, e.problem.error]; }
+        }""",
+        [CENTRE.lat, CENTRE.lon],
+    )
+    assert held == ["waiting", 403, "Forbidden"]
+    assert [p.camera_id for p in site.gate.pending("dave")] == ["d1"]  # still waiting
+    answer = officer.goto("/portal")
+    assert answer is not None and answer.status == 403
+    context.close()
+
+
+def test_signed_out_pages_send_you_to_sign_in(browser: Any, site: Site, artefacts: Path) -> None:
+    context = person(browser, site)
+    page = context.new_page()
+    page.goto("/portal")
+    assert page.url.endswith("/?next=/portal")
+    accessible(page, artefacts, "sign-in")
+    # ?next= leads only to a path on this server, never to another host.
+    page.goto("/?next=//example.org/phish")
+    page.get_by_label("Username").fill("officer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site.url}/console")
+    context.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/portal", "/console", "/invite"])
+def test_every_page_has_a_strict_content_security_policy(site: Site, path: str) -> None:
+    import httpx
+
+    answer = httpx.get(site.url + path, follow_redirects=False)
+    if path in ("/portal", "/console"):
+        assert answer.status_code == 303
+        return
+    csp = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+
+
+def test_an_invitation_works_once(browser: Any, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    code, _ = site.accounts.create_invite("erin", site.admin)
+    context = person(browser, site)
+    page = context.new_page()
+    for attempt in ("erin", "erin2"):
+        page.goto(f"/invite#{code}")
+        assert page.url.endswith("/invite")  # the code is out of the address bar at once
+        page.get_by_label("Username").fill(attempt)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Create my account").click()
+        if attempt == "erin":
+            page.wait_for_url("**/portal")
+            page.get_by_role("button", name="Sign out").click()
+            page.wait_for_url(f"{site.url}/")
+    expect(page.locator("#accept-error")).to_have_text(
+        "This invitation was used already or has expired. Ask for a new one."
+    )
+    context.close()
