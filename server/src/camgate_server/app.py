@@ -668,4 +668,8 @@ def create_app(
     app.state.limiter = LoginLimiter(settings, gate.clock.monotonic)
     problems.install(app)
     app.include_router(router)
+    from camgate_server import downloads, live  # they import this module's dependencies
+
+    app.include_router(live.router)
+    app.include_router(downloads.router)
     return app

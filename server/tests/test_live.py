@@ -1,0 +1,193 @@
+"""``WS /live/{grant}`` through uvicorn on loopback, from a real GStreamer RTSP camera: fMP4 that
+PyAV decodes, audited before the first byte; revocation (through the HTTP API) and expiry close
+the socket with their documented codes; nobody but the grant's officer opens it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from camgate import Gate
+from camgate_rtsp.plugin import FACTORY
+from camgate_server.accounts import AccountStore
+from camgate_server.live import CloseCode, Fmp4Segments
+from camgate_server.policy import Role
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from . import media_world
+from .conftest import PASSWORD
+from .media_world import Person, grant, wait_for
+
+# The media world's fixtures (its gate streams from a real RTSP server).
+rtsp_server, gate, people = media_world.rtsp_server, media_world.gate, media_world.people
+
+pytestmark = pytest.mark.rtsp
+
+People = Callable[[str], Person]
+
+
+def _socket(live_server: str, grant_id: str, **headers: str) -> ClientConnection:
+    url = live_server.replace("http://", "ws://") + f"/live/{grant_id}"
+    return connect(url, additional_headers=headers, open_timeout=30, max_size=None)
+
+
+def _as_browser(live_server: str, person: Person, grant_id: str) -> ClientConnection:
+    """The handshake a browser on the server's own pages sends: its cookie and Origin."""
+    return _socket(live_server, grant_id, Cookie=person.cookie, Origin=live_server)
+
+
+def _until_closed(ws: ClientConnection, timeout_s: float = 30.0) -> tuple[list[bytes], float]:
+    """Every message until the server closes the socket, and when the close arrived."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            message = ws.recv(timeout=max(0.0, deadline - time.monotonic()))
+        except ConnectionClosed:
+            return got, time.monotonic()
+        assert isinstance(message, bytes)
+        got.append(message)
+
+
+def _boxes(segment: bytes) -> list[bytes]:
+    """The top-level box types of a segment."""
+    kinds, at = [], 0
+    while at < len(segment):
+        size = int.from_bytes(segment[at : at + 4], "big")
+        kinds.append(segment[at + 4 : at + 8])
+        at += size
+    return kinds
+
+
+def _decoded(path: Path, messages: list[bytes]) -> tuple[str, int]:
+    path.write_bytes(b"".join(messages))
+    with av.open(str(path)) as container:
+        codec = container.streams.video[0].codec_context.name
+        return codec, sum(1 for _ in container.decode(video=0))
+
+
+def _records(gate: Gate, kind: str, grant_id: str) -> list[dict[str, Any]]:
+    out = []
+    for record in gate.audit.records(kind):
+        named = record.body.get("grant")
+        if (named.get("id") if isinstance(named, dict) else named) == grant_id:
+            out.append(record.body)
+    return out
+
+
+def test_the_socket_carries_fmp4_that_decodes_and_is_audited_before_the_first_byte(
+    live_server: str, people: People, gate: Gate, tmp_path: Path
+) -> None:
+    operator = people("operator")
+    granted = grant(operator, "a1", duration_s=60)
+    with _as_browser(live_server, operator, granted["id"]) as ws:
+        init = ws.recv(timeout=30)
+        assert isinstance(init, bytes)
+        # The access is in the audit log, durable, before the first byte reached the client.
+        assert [s["camera"] for s in _records(gate, "access.start", granted["id"])] == ["a1"]
+        assert _boxes(init)[:2] == [b"ftyp", b"moov"] and b"moof" not in _boxes(init)
+        media = [ws.recv(timeout=30) for _ in range(3)]
+    for segment in media:
+        assert isinstance(segment, bytes) and _boxes(segment) == [b"moof", b"mdat"]
+    codec, frames = _decoded(tmp_path / "live.mp4", [init, *media])  # type: ignore[list-item]
+    assert codec == "h264"
+    assert frames >= 3 * 15, "three keyframe intervals of 15 pictures"
+    ended = wait_for(lambda: _records(gate, "access.end", granted["id"]))
+    assert ended[0]["reason"] == "closed" and ended[0]["packets"] >= frames
+
+
+def test_an_h265_camera_arrives_as_h264(live_server: str, people: People, tmp_path: Path) -> None:
+    operator = people("operator")
+    granted = grant(operator, "h1", duration_s=60)
+    with _as_browser(live_server, operator, granted["id"]) as ws:
+        messages = [ws.recv(timeout=30) for _ in range(2)]
+    codec, frames = _decoded(tmp_path / "h1.mp4", messages)  # type: ignore[arg-type]
+    assert codec == "h264" and frames > 0
+
+
+def test_revocation_through_the_api_closes_the_socket_within_the_budget(
+    live_server: str, people: People, gate: Gate
+) -> None:
+    operator, alice = people("operator"), people("alice")
+    granted = grant(operator, "a1", duration_s=60)
+    with _as_browser(live_server, operator, granted["id"]) as ws:
+        ws.recv(timeout=30)
+        ws.recv(timeout=30)  # video is flowing
+        asked = time.monotonic()
+        assert alice.post("/owners/me/revoke").status_code == 200
+        _, closed = _until_closed(ws)
+        assert ws.close_code == CloseCode.REVOKED == 4001
+        assert ws.close_reason == "ConsentRevoked"
+    assert closed - asked <= FACTORY.budgets.revocation_s
+    assert _records(gate, "access.end", granted["id"])[0]["reason"] == "revoked"
+
+
+def test_expiry_closes_the_socket(live_server: str, people: People, gate: Gate) -> None:
+    operator = people("operator")
+    granted = grant(operator, "a1", duration_s=2)
+    with _as_browser(live_server, operator, granted["id"]) as ws:
+        messages, _ = _until_closed(ws)
+        assert ws.close_code == CloseCode.EXPIRED == 4002
+        assert ws.close_reason == "expired"
+    assert len(messages) >= 2, "video flowed until the grant's end"
+    assert _records(gate, "access.end", granted["id"])[0]["reason"] == "expired"
+
+
+def _refused(ws: ClientConnection) -> tuple[int | None, str | None]:
+    with ws:
+        messages, _ = _until_closed(ws)
+    assert messages == [], "a refused socket carries nothing"
+    return ws.close_code, ws.close_reason
+
+
+def test_only_the_grants_officer_opens_it_and_only_once(
+    live_server: str, people: People, accounts: AccountStore, gate: Gate
+) -> None:
+    operator = people("operator")
+    granted = grant(operator, "a1", duration_s=60)
+    gid = granted["id"]
+    accounts.create_account("operator2", PASSWORD, Role.OPERATOR)
+    other = people("operator2")
+    alice, auditor = people("alice"), people("auditor")
+    tries: dict[str, Callable[[], ClientConnection]] = {
+        "another officer": lambda: _as_browser(live_server, other, gid),
+        "an owner": lambda: _as_browser(live_server, alice, gid),
+        "an auditor": lambda: _as_browser(live_server, auditor, gid),
+        "nobody": lambda: _socket(live_server, gid),
+        "a forged cookie": lambda: _socket(live_server, gid, Cookie=f"camgate_session={'x' * 43}"),
+        "another site": lambda: _socket(
+            live_server, gid, Cookie=operator.cookie, Origin="https://evil.example"
+        ),
+        "no such grant": lambda: _as_browser(live_server, operator, "gr_nothing"),
+    }
+    seen = {who: _refused(open_()) for who, open_ in tries.items()}
+    assert seen == {
+        "another officer": (4004, "NotFound"),
+        "an owner": (4003, "Forbidden"),
+        "an auditor": (4003, "Forbidden"),
+        "nobody": (4005, "NotAuthenticated"),
+        "a forged cookie": (4005, "NotAuthenticated"),
+        "another site": (4003, "Forbidden"),
+        "no such grant": (4004, "NotFound"),
+    }
+    assert _records(gate, "access.start", gid) == [], "no refusal redeemed the grant"
+    with _as_browser(live_server, operator, gid) as ws:
+        assert _boxes(ws.recv(timeout=30))[0] == b"ftyp"  # type: ignore[arg-type]
+        assert _refused(_as_browser(live_server, operator, gid)) == (4006, "GrantReplayed")
+
+
+def test_segments_are_cut_whole_however_the_bytes_arrive() -> None:
+    box = lambda kind, body=b"": (8 + len(body)).to_bytes(4, "big") + kind + body  # noqa: E731
+    init = box(b"ftyp", b"isom") + box(b"moov", b"x" * 20)
+    first = box(b"moof", b"a" * 5) + box(b"mdat", b"b" * 9)
+    second = box(b"moof") + box(b"mdat", b"c")
+    data = init + first + second + box(b"mfra", b"tail")
+    for step in (1, 3, 7, len(data)):
+        cutter = Fmp4Segments()
+        out = [s for at in range(0, len(data), step) for s in cutter.feed(data[at : at + step])]
+        assert out == [init, first, second]
