@@ -18,27 +18,36 @@ import httpx
 import pytest
 from camgate import ConsentTerms, Gate, Owner
 from camgate.testing import camera_north_of
+from camgate_onvif.testing import OnvifSimulator
 from camgate_rtsp.testing.inputs import hevc
 from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 from .conftest import CENTRE, PASSWORD, WAIVER
 
 #: Small pictures and a keyframe every half second: a fragment per half second, quick tests.
-H264 = Mount("/a1", width=320, height=240, fps=30, gop_frames=15, pattern="ball")
+H264 = Mount("/a1", width=320, height=240, fps=30, gop_frames=15)
 H265 = hevc("/h1", width=320, height=240, fps=30)
+#: The simulated ONVIF device's one profile (its recorded footage is served by the simulator).
+ONVIF_PROFILES = (("main", 320, 180),)
 
 
 @pytest.fixture(scope="session")
 def rtsp_server() -> Iterator[RtspTestServer]:
-    """The cameras: ``/a1`` (H.264) and ``/h1`` (H.265)."""
-    with serving([H264, H265]) as server:
+    """The cameras: ``/a1`` (H.264 colour bars), ``/h1`` (H.265), and the live profile of an
+    :class:`~camgate_onvif.testing.OnvifSimulator` (``/dev1/main``)."""
+    onvif = OnvifSimulator.mounts(1, ONVIF_PROFILES, gop_frames=30)
+    with serving([H264, H265, *onvif]) as server:
         yield server
 
 
-def media_gate(path: Path, rtsp_server: RtspTestServer, **open_kw: Any) -> Gate:
+def media_gate(
+    path: Path, rtsp_server: RtspTestServer, onvif: OnvifSimulator | None = None
+) -> Gate:
     """Alice's a1 (H.264) and h1 (H.265), live and snapshot pre-authorised; Bob's b1 (ask
-    first), all streaming from ``rtsp_server``; one open incident is up to the test."""
-    gate = Gate.open(path, **open_kw)
+    first), all streaming from ``rtsp_server``; with ``onvif``, Alice's o1 on that simulated
+    device too, recorded footage included. Incidents are up to the test."""
+    settings = {} if onvif is None else {"onvif": onvif.settings}
+    gate = Gate.open(path, adapter_settings=settings)
     gate.publish_waiver(WAIVER)
     gate.add_owner(Owner("alice", "Alice"))
     gate.add_owner(Owner("bob", "Bob"))
@@ -46,9 +55,14 @@ def media_gate(path: Path, rtsp_server: RtspTestServer, **open_kw: Any) -> Gate:
                                       ("b1", "bob", 80, "/a1")):  # fmt: skip
         camera = camera_north_of(name, owner, CENTRE, north)
         gate.add_camera(attrs.evolve(camera, adapter="rtsp", source=rtsp_server.url(mount)))
+    alices = ["a1", "h1"]
+    if onvif is not None:
+        alices.append("o1")
+        camera = camera_north_of("o1", "alice", CENTRE, 70)
+        gate.add_camera(attrs.evolve(camera, adapter="onvif", source=onvif.sources[0]))
     sha = WAIVER.sha256
-    gate.enrol("alice", ["a1", "h1"], waiver_version=WAIVER.version, waiver_sha256=sha,
-               terms=ConsentTerms(scopes={"live", "snapshot"}))  # fmt: skip
+    gate.enrol("alice", alices, waiver_version=WAIVER.version, waiver_sha256=sha,
+               terms=ConsentTerms(scopes={"live", "snapshot", "recorded"}))  # fmt: skip
     gate.enrol("bob", ["b1"], waiver_version=WAIVER.version, waiver_sha256=sha,
                terms=ConsentTerms(scopes={"live"}, mode="ask"))  # fmt: skip
     return gate

@@ -20,7 +20,8 @@ from typing import Annotated
 
 import anyio.to_thread
 from camgate import Gate
-from camgate.errors import ValidationError
+from camgate.errors import GrantMismatch, ValidationError
+from camgate.models import Scope
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
@@ -101,6 +102,8 @@ async def clip(
         window = (start, end)
     gate = _gate(request)
     grant, token = await anyio.to_thread.run_sync(grant_of, gate, caller, grant_id)
+    if grant.scope is not Scope.RECORDED:
+        raise GrantMismatch(f"grant {grant.id} is for {grant.scope} access, not recorded")
     folder = downloads_folder(gate)
     await anyio.to_thread.run_sync(lambda: folder.mkdir(mode=0o700, exist_ok=True))
     path = folder / f"{grant.id}-{secrets.token_hex(4)}.mp4"
