@@ -4,6 +4,7 @@ the socket with their documented codes; nobody but the grant's officer opens it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,14 @@ from typing import Any
 import av
 import pytest
 from camgate import Gate
+from camgate.errors import ValidationError
 from camgate_rtsp.plugin import FACTORY
+from camgate_server import downloads, live
 from camgate_server.accounts import AccountStore
 from camgate_server.live import CloseCode, Fmp4Segments
 from camgate_server.policy import Role
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -181,13 +186,41 @@ def test_only_the_grants_officer_opens_it_and_only_once(
         assert _refused(_as_browser(live_server, operator, gid)) == (4006, "GrantReplayed")
 
 
-def test_segments_are_cut_whole_however_the_bytes_arrive() -> None:
-    box = lambda kind, body=b"": (8 + len(body)).to_bytes(4, "big") + kind + body  # noqa: E731
-    init = box(b"ftyp", b"isom") + box(b"moov", b"x" * 20)
-    first = box(b"moof", b"a" * 5) + box(b"mdat", b"b" * 9)
-    second = box(b"moof") + box(b"mdat", b"c")
-    data = init + first + second + box(b"mfra", b"tail")
-    for step in (1, 3, 7, len(data)):
-        cutter = Fmp4Segments()
-        out = [s for at in range(0, len(data), step) for s in cutter.feed(data[at : at + step])]
-        assert out == [init, first, second]
+def _box(kind: bytes, body: bytes = b"") -> bytes:
+    return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+
+_INIT = _box(b"ftyp", b"isom") + _box(b"moov", b"x" * 20)
+_FRAGMENTS = [_box(b"moof", b"a" * 5) + _box(b"mdat", b"b" * 9), _box(b"moof") + _box(b"mdat")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=30))
+def test_segments_are_cut_whole_however_the_bytes_arrive(cuts: list[int]) -> None:
+    data = _INIT + b"".join(_FRAGMENTS) + _box(b"mfra", b"tail")
+    cutter, out, at = Fmp4Segments(), [], 0
+    for step in [*cuts, len(data)]:
+        out += cutter.feed(data[at : at + step])
+        at += step
+    assert out == [_INIT, *_FRAGMENTS], "the trailer (mfra) is never sent"
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_bytes_that_are_not_mp4_are_refused_cleanly(data: bytes) -> None:
+    cutter = Fmp4Segments()
+    try:
+        segments = cutter.feed(data)
+    except ValidationError:
+        return
+    assert b"".join(segments) == data[: sum(map(len, segments))]
+
+
+def test_the_close_codes_and_media_routes_are_documented() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    live_section = text[text.index("## Live socket") : text.index("## Downloads")]
+    rows = re.findall(r"^\| (\d{4}) \| `([A-Z_]+)` \|", live_section, re.M)
+    assert {(int(code), name) for code, name in rows} == {(c.value, c.name) for c in CloseCode}
+    for route in [*live.router.routes, *downloads.router.routes]:
+        path = re.sub(r"\{[a-z_]+\}", "{grant}", getattr(route, "path", ""))
+        assert path in text, path
