@@ -68,6 +68,7 @@ class CloseCode(enum.IntEnum):
     USED = 4006  #: the grant was redeemed already: a grant opens one socket
     CAMERA_ENDED = 4007  #: the camera ended the stream or could not be reached
     MASKS_CHANGED = 4008  #: the owner changed the privacy masks: ask again for the new ones
+    GOING_AWAY = 1001  #: the server is shutting down
     INTERNAL = 1011  #: anything else (nothing about it is disclosed)
 
 
@@ -78,6 +79,7 @@ _BY_REASON = {
     EndReason.MASKS_CHANGED: CloseCode.MASKS_CHANGED,
     EndReason.COMPLETED: CloseCode.CAMERA_ENDED,
     EndReason.ERROR: CloseCode.CAMERA_ENDED,
+    EndReason.CLOSED: CloseCode.GOING_AWAY,
 }
 
 
@@ -241,29 +243,37 @@ async def live(websocket: WebSocket, grant_id: str) -> None:
     await websocket.accept()
     failed: list[BaseException] = []
     stream: GuardedStream | None = None
+    left = False
     try:
         grant, token = await _authorised(websocket, grant_id)
         gate: Gate = websocket.app.state.gate
         stream = await gate.edge.open_live(grant.camera_id, token, browser=True)
-        async with stream, anyio.create_task_group() as tasks:
+        async with anyio.create_task_group() as tasks:
             tasks.start_soon(_pump, websocket, stream, failed, tasks.cancel_scope)
             await _until_client_leaves(websocket)
+            left = True
             tasks.cancel_scope.cancel()
     except CamgateError as exc:
         failed.append(exc)
     except Exception as exc:
         _log.error("live socket failed: %s", type(exc).__name__)
         failed.append(exc)
-    error = failed[0] if failed else None
-    end = None if stream is None else stream.stats().end_reason
-    if isinstance(error, WebSocketDisconnect | OSError) or (end is EndReason.CLOSED and not error):
-        return  # the client left
-    code = close_code(error, end)
-    if code is CloseCode.INTERNAL:
-        name = "InternalError"
-    else:
-        name = type(error).__name__ if error is not None else str(end)
-    await _close(websocket, code, name)
+    try:
+        # The client is told first: closing the camera's connection waits for the revoker
+        # (which makes the revocation durable first) and for the camera's next frame.
+        error = failed[0] if failed else None
+        if not (left or isinstance(error, WebSocketDisconnect | OSError)):
+            end = None if stream is None else stream.stats().end_reason
+            code = close_code(error, end)
+            if code is CloseCode.INTERNAL:
+                name = "InternalError"
+            else:
+                name = type(error).__name__ if error is not None else str(end)
+            await _close(websocket, code, name)
+    finally:
+        if stream is not None:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
 
 
 async def _pump(
