@@ -10,7 +10,7 @@ frame interval, then Alice revokes over HTTP. Measured:
 - ``to_post_answered``: the POST is sent → its 200 answer is received.
 
 Baseline in the same run and process, same camera: ``Gate.revoke`` called in-process → the
-guarded stream's consumer gets ``ConsentRevoked`` (what ``bench/revocation.py`` calls
+guarded stream's consumer gets ``ConsentRevoked`` (``bench/revocation.py``'s trial, its
 ``to_consumer``): everything above it is the HTTP API's and the WebSocket's share.
 
 Usage: uv run python bench/http_live.py [--trials 50]
@@ -33,11 +33,12 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
-from camgate import Camera, ConsentRevoked, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate_rtsp.testing.server import Mount, RtspTestServer
 from camgate_server.accounts import AccountStore
 from camgate_server.app import create_app
 from camgate_server.settings import ServerSettings
+from revocation import trial as revocation_trial
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -164,32 +165,13 @@ def http_trials(gate: Gate, accounts: AccountStore, trials: int) -> dict[str, li
 
 
 async def in_process_trials(gate: Gate, trials: int) -> list[float]:
-    """Gate.revoke in-process → the consumer's ConsentRevoked (the baseline)."""
+    """Gate.revoke in-process → the consumer's ConsentRevoked (the baseline): the trial of
+    bench/revocation.py (``to_consumer``) on the same camera."""
     incident = gate.report_incident("burglary", HOME, radius_m=200)
-    out: list[float] = []
-    for _ in range(trials):
-        _enrol(gate)
-        signed = await gate.request_access(
-            incident.id, "cam-a", "live", requested_by="bench", duration_s=120
-        )
-        ended = 0.0
-        async with await gate.edge.open_live("cam-a", signed, browser=True) as stream:
-
-            async def consume() -> None:
-                nonlocal ended
-                try:
-                    async for _packet in stream:
-                        pass
-                except ConsentRevoked:
-                    ended = time.monotonic()
-
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(consume)
-                await anyio.sleep(random.uniform(0.1, 0.133))
-                started = time.monotonic()
-                await gate.revoke("alice")
-        out.append(ended - started)
-    return out
+    return [
+        (await revocation_trial(gate, incident.id, WAIVER, random.randint(3, 20), False))[0]
+        for _ in range(trials)
+    ]
 
 
 def main() -> None:

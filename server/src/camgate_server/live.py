@@ -22,7 +22,7 @@ import contextlib
 import enum
 import logging
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,7 +110,7 @@ def close_code(error: BaseException | None, end: EndReason | None = None) -> Clo
 
 class Fmp4Segments:
     """Cut a fragmented MP4 byte stream into what Media Source Extensions append whole: the
-    init segment (every box before the first ``moof``: ``ftyp``, ``moov``) and then one media
+    init segment (every box up to the ``moov``: ``ftyp``, ``moov``) and then one media
     segment per ``moof`` ... ``mdat``.
 
     :meth:`feed` takes bytes as the muxer wrote them, cut anywhere, and returns the segments
@@ -136,14 +136,13 @@ class Fmp4Segments:
             if box is None:
                 return done
             kind, raw = box
-            if kind == b"moof" and not self._init_sent:
+            self._pending += raw
+            # The init segment is out as soon as its moov is: the page sets up its decoder
+            # while the first fragment is still being gathered.
+            if kind == (b"mdat" if self._init_sent else b"moov"):
                 done.append(bytes(self._pending))
                 self._pending.clear()
                 self._init_sent = True
-            self._pending += raw
-            if kind == b"mdat" and self._init_sent:
-                done.append(bytes(self._pending))
-                self._pending.clear()
 
     def _next_box(self) -> tuple[bytes, bytes] | None:
         buf = self._buffer
@@ -219,12 +218,17 @@ async def _segments(stream: GuardedStream) -> AsyncIterator[bytes]:
     the stream ended (its last fragment, the trailer) goes out only when the camera ended it
     (``completed``), never after an expiry, revocation or error."""
     cutter = Fmp4Segments()
-    async for chunk in stream_bytes(stream, format="fmp4"):
-        end = stream.stats().end_reason
-        if end is not None and end is not EndReason.COMPLETED:
-            return
-        for segment in cutter.feed(chunk):
-            yield segment
+    chunks = stream_bytes(stream, format="fmp4")
+    try:
+        async for chunk in chunks:
+            end = stream.stats().end_reason
+            if end is not None and end is not EndReason.COMPLETED:
+                return
+            for segment in cutter.feed(chunk):
+                yield segment
+    finally:
+        if isinstance(chunks, AsyncGenerator):  # closed here, not whenever it is collected
+            await chunks.aclose()
 
 
 async def _close(websocket: WebSocket, code: CloseCode, reason: str) -> None:
