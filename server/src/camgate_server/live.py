@@ -218,7 +218,7 @@ async def _segments(stream: GuardedStream) -> AsyncIterator[bytes]:
     the stream ended (its last fragment, the trailer) goes out only when the camera ended it
     (``completed``), never after an expiry, revocation or error."""
     cutter = Fmp4Segments()
-    chunks = stream_bytes(stream, format="fmp4")
+    chunks = stream_bytes(stream, format="fmp4", fragments="frame")
     try:
         async for chunk in chunks:
             end = stream.stats().end_reason
