@@ -76,6 +76,13 @@ def _decoded(path: Path, messages: list[bytes]) -> tuple[str, int]:
         return codec, sum(1 for _ in container.decode(video=0))
 
 
+def grant_owner(gate: Gate, grant_id: str) -> str:
+    """The account id whose request the grant answered."""
+    token = gate.store.get_grant_token(grant_id)
+    request_id = gate.edge.verifier.verify(token).request_id
+    return gate.store.get_request(request_id).requested_by
+
+
 def _records(gate: Gate, kind: str, grant_id: str) -> list[dict[str, Any]]:
     out = []
     for record in gate.audit.records(kind):
@@ -160,6 +167,9 @@ def test_only_the_grants_officer_opens_it_and_only_once(
     accounts.create_account("operator2", PASSWORD, Role.OPERATOR)
     other = people("operator2")
     alice, auditor = people("alice"), people("auditor")
+    officer = accounts.get_account(grant_owner(gate, gid))
+    _, no_video, _ = accounts.create_token(officer, "cad", ["incidents:report"], 600)
+    _, video, _ = accounts.create_token(officer, "wall", ["media:view"], 600)
     tries: dict[str, Callable[[], ClientConnection]] = {
         "another officer": lambda: _as_browser(live_server, other, gid),
         "an owner": lambda: _as_browser(live_server, alice, gid),
@@ -170,6 +180,9 @@ def test_only_the_grants_officer_opens_it_and_only_once(
             live_server, gid, Cookie=operator.cookie, Origin="https://evil.example"
         ),
         "no such grant": lambda: _as_browser(live_server, operator, "gr_nothing"),
+        "a token without media:view": lambda: _socket(
+            live_server, gid, Authorization=f"Bearer {no_video}"
+        ),
     }
     seen = {who: _refused(open_()) for who, open_ in tries.items()}
     assert seen == {
@@ -180,9 +193,12 @@ def test_only_the_grants_officer_opens_it_and_only_once(
         "a forged cookie": (4005, "NotAuthenticated"),
         "another site": (4003, "Forbidden"),
         "no such grant": (4004, "NotFound"),
+        "a token without media:view": (4003, "Forbidden"),
     }
     assert _records(gate, "access.start", gid) == [], "no refusal redeemed the grant"
-    with _as_browser(live_server, operator, gid) as ws:
+    # The officer's machine, with a token scoped to video (a token needs no Origin check).
+    bearer = {"Authorization": f"Bearer {video}", "Origin": "https://wall.example"}
+    with _socket(live_server, gid, **bearer) as ws:
         assert _boxes(ws.recv(timeout=30))[0] == b"ftyp"  # type: ignore[arg-type]
         assert _refused(_as_browser(live_server, operator, gid)) == (4006, "GrantReplayed")
 
