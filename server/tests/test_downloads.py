@@ -42,7 +42,11 @@ def sim(rtsp_server: RtspTestServer) -> Iterator[OnvifSimulator]:
 
 
 @pytest.fixture
-def gate(tmp_path: Path, rtsp_server: RtspTestServer, sim: OnvifSimulator) -> Iterator[Gate]:
+def gate(
+    request: pytest.FixtureRequest, tmp_path: Path, rtsp_server: RtspTestServer
+) -> Iterator[Gate]:
+    """The media world; with the ONVIF device's o1 for a test that asks for ``sim``."""
+    sim = request.getfixturevalue("sim") if "sim" in request.fixturenames else None
     gate = media_gate(tmp_path / "g.db", rtsp_server, onvif=sim)
     yield gate
     anyio.run(gate.aclose)

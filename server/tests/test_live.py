@@ -4,7 +4,10 @@ the socket with their documented codes; nobody but the grant's officer opens it.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -209,6 +212,26 @@ def _box(kind: bytes, body: bytes = b"") -> bytes:
 
 _INIT = _box(b"ftyp", b"isom") + _box(b"moov", b"x" * 20)
 _FRAGMENTS = [_box(b"moof", b"a" * 5) + _box(b"mdat", b"b" * 9), _box(b"moof") + _box(b"mdat")]
+
+
+def test_a_grant_whose_signed_token_was_changed_is_refused(
+    live_server: str, people: People, gate: Gate
+) -> None:
+    operator = people("operator")
+    granted = grant(operator, "a1", duration_s=2)
+    gid = granted["id"]
+    token = gate.store.get_grant_token(gid)
+    payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["expires_at"] = "2099-01-01T00:00:00+00:00"  # a longer grant, under the old signature
+    longer = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    with sqlite3.connect(gate.store.path) as db:  # the store's file, behind the gate's back
+        db.execute(
+            "UPDATE grants SET token = ? WHERE id = ?", (f"{longer}.{signature}", body["id"])
+        )
+    with _as_browser(live_server, operator, granted["id"]) as ws:
+        assert _refused(ws) == (4003, "GrantForged")
+    assert _records(gate, "access.start", granted["id"]) == []
 
 
 @settings(max_examples=200, deadline=None)
