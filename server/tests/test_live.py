@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import sqlite3
 import time
@@ -212,6 +213,26 @@ def _box(kind: bytes, body: bytes = b"") -> bytes:
 
 _INIT = _box(b"ftyp", b"isom") + _box(b"moov", b"x" * 20)
 _FRAGMENTS = [_box(b"moof", b"a" * 5) + _box(b"mdat", b"b" * 9), _box(b"moof") + _box(b"mdat")]
+
+
+def test_no_credential_of_the_handshake_reaches_the_servers_logs(
+    live_server: str, people: People, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    operator = people("operator")
+    granted = grant(operator, "a1", duration_s=60)
+    with _as_browser(live_server, operator, granted["id"]) as ws:
+        ws.recv(timeout=30)
+    # websockets logs the handshake's headers at debug level, under uvicorn's logger.
+    wait_for(lambda: any("< cookie:" in r.getMessage().lower() for r in caplog.records))
+    # The server's loggers (uvicorn's, websockets' under it, camgate's), not the test's clients.
+    logged = "\n".join(
+        r.getMessage()
+        for r in caplog.records
+        if not r.name.startswith(("httpx", "httpcore", "websockets.client"))
+    )
+    secret = operator.client.cookies["camgate_session"]
+    assert secret not in logged and operator.csrf not in logged
 
 
 def test_a_grant_whose_signed_token_was_changed_is_refused(

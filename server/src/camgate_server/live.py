@@ -51,6 +51,7 @@ from camgate_server.app import caller_of
 from camgate_server.errors import Forbidden, NotAuthenticated
 from camgate_server.parsing import parse_bearer
 from camgate_server.policy import Action, allowed
+from camgate_server.settings import PROXY_SECRET_HEADER
 
 __all__ = ["CloseCode", "Fmp4Segments", "close_code", "grant_of", "router"]
 
@@ -163,6 +164,39 @@ class Fmp4Segments:
         raw = bytes(buf[:size])
         del buf[:size]
         return kind, raw
+
+
+# ---------------------------------------------------------------------- no secret in logs
+
+#: Handshake headers whose values are credentials.
+_SECRET_HEADERS = frozenset({"cookie", "authorization", PROXY_SECRET_HEADER.lower()})
+
+
+class _RedactHandshake(logging.Filter):
+    """websockets, under uvicorn, logs every handshake header at debug level (``< cookie:
+    camgate_session=...``) through ``uvicorn.error``: the values of credential headers are
+    replaced before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            record.msg in ("< %s: %s", "> %s: %s")
+            and isinstance(args, tuple)
+            and len(args) == 2
+            and str(args[0]).lower() in _SECRET_HEADERS
+        ):
+            record.args = (args[0], "<redacted>")
+        return True
+
+
+def _redact_handshake_logs() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _RedactHandshake) for f in logger.filters):
+        logger.addFilter(_RedactHandshake())
+
+
+# Whoever serves this router runs uvicorn's WebSocket protocol: redact from the start.
+_redact_handshake_logs()
 
 
 # ---------------------------------------------------------------------- whose grant
