@@ -285,7 +285,10 @@ async def live(websocket: WebSocket, grant_id: str) -> None:
     try:
         grant, token = await _authorised(websocket, grant_id)
         gate: Gate = websocket.app.state.gate
-        stream = await gate.edge.open_live(grant.camera_id, token, browser=True)
+        try:
+            stream = await gate.edge.open_live(grant.camera_id, token, browser=True)
+        except TimeoutError:  # the edge's bound on opening: the grant's time ran out first
+            raise GrantExpired(f"grant {grant.id} ran out before the camera answered") from None
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_pump, websocket, stream, failed, tasks.cancel_scope)
             await _until_client_leaves(websocket)
