@@ -137,6 +137,10 @@ async def test_downloads_are_for_the_grants_officer_inside_its_scope_and_time(
     _problem(await operator.get(url), 410, "GrantExpired")
     assert _audited(gate, "access.start", grant_id) == []
     assert _audited(gate, "access.start", live_id) == []
+    # The owner revokes: a grant issued before is gone.
+    before, _ = await _grant(operator, "a1", "snapshot")
+    assert (await sessions["alice"].send("POST", "/owners/me/revoke")).status_code == 200
+    _problem(await operator.get(f"/grants/{before}/snapshot"), 410, "ConsentRevoked")
 
 
 async def test_a_clip_holds_exactly_the_asked_part_of_the_recorded_window(
