@@ -169,10 +169,14 @@ async def test_mp4_fmp4_and_ts_are_read_back_by_ffprobe(
         chunks = [c async for c in stream_bytes(source(), big[0].stream, format=fmt)]
         assert len(chunks) > 2, "a byte stream comes out in pieces, not at the end"
         (tmp_path / f"clip.{fmt}").write_bytes(b"".join(chunks))
+    # A fragment per picture (live viewing): each out as the next picture comes in.
+    frames = [c async for c in stream_bytes(source(), format="fmp4", fragments="frame")]
+    assert len(frames) >= len(big) - 1
+    (tmp_path / "frames.fmp4").write_bytes(b"".join(frames))
     with (tmp_path / "direct.ts").open("wb") as fh, Muxer(fh, big[0].stream, format="ts") as mux:
         for packet in big:
             mux.write(packet)
-    for name in ("clip.mp4", "clip.fmp4", "clip.ts", "direct.ts"):
+    for name in ("clip.mp4", "clip.fmp4", "frames.fmp4", "clip.ts", "direct.ts"):
         info = _probe(tmp_path / name, "stream=codec_name,width,height")
         assert info["streams"] == [{"codec_name": "h264", "width": 640, "height": 360}], name
         assert _ffmpeg_decodes(tmp_path / name) == len(big), name

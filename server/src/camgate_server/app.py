@@ -668,9 +668,12 @@ def create_app(
     app.state.limiter = LoginLimiter(settings, gate.clock.monotonic)
     problems.install(app)
     app.include_router(router)
-    # The incident map and the HTML pages (helper `pages`, issue #19): their own modules.
-    from camgate_server import pages, survey
+    # Modules of their own, importing this module's dependencies: the incident map, the HTML
+    # pages (issue #19), the live socket and the grant-bound downloads.
+    from camgate_server import downloads, live, pages, survey
 
     app.include_router(survey.router)
+    app.include_router(live.router)
+    app.include_router(downloads.router)
     pages.install(app)
     return app

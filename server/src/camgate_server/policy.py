@@ -39,6 +39,7 @@ class Action(enum.StrEnum):
     REQUESTS_ANSWER = "requests:answer"
     OWN_REVOKE = "own:revoke"
     OWN_ACCESSES = "own:accesses"
+    MEDIA_VIEW = "media:view"
 
 
 _A = Action
@@ -56,8 +57,9 @@ POLICY: dict[Role, frozenset[Action]] = {
             _A.INCIDENTS_READ,
         }
     ),
+    # media:view: video of a grant issued to the caller only (live.py, downloads.py).
     Role.OPERATOR: frozenset(
-        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.REQUESTS_CREATE}
+        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.REQUESTS_CREATE, _A.MEDIA_VIEW}
     ),
     Role.SUPERVISOR: frozenset(
         {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.INCIDENTS_CLOSE}

@@ -76,12 +76,16 @@ class ClipExport:
         *,
         format: str = "mp4",
         browser: bool = False,
+        window: tuple[datetime, datetime] | None = None,
     ) -> Clip:
         """Write a clip under a live grant (``duration_s`` seconds from the next keyframe) or a
         recorded grant (the grant's window, cut on capture times: see docs/media.md).
 
         ``browser=True`` writes video every browser plays (H.265 transcoded to H.264, as for
         :meth:`open_live`); by default the camera's video is kept as it is.
+
+        ``window`` (a recorded grant only) cuts the clip to a part of the grant's window;
+        GrantMismatch when it reaches outside it, ValidationError unless start < end.
 
         ``format`` is one of :data:`CLIP_FORMATS`; for ``hls`` ``path`` is a directory. Video
         passes through as it is unless the owner set privacy masks: then it is re-encoded with
@@ -111,7 +115,14 @@ class ClipExport:
         if grant.scope is Scope.RECORDED:
             if grant.window_start is None or grant.window_end is None:
                 raise GrantMismatch(f"grant {grant.id} covers no recorded window")
-            cut = WindowCut(grant.window_start, grant.window_end)
+            cut = WindowCut(*(window or (grant.window_start, grant.window_end)))
+            if cut.start < grant.window_start or cut.end > grant.window_end:
+                raise GrantMismatch(
+                    f"window {cut.start.isoformat()}..{cut.end.isoformat()} is outside grant "
+                    f"{grant.id}'s {grant.window_start.isoformat()}..{grant.window_end.isoformat()}"
+                )
+        elif window is not None:
+            raise GrantMismatch(f"grant {grant.id} is for {grant.scope} access: no window")
         elif not (duration_s is not None and duration_s > 0 and math.isfinite(duration_s)):
             raise ValidationError(f"duration_s={duration_s!r}: must be a positive number")
         path = Path(path)

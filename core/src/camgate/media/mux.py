@@ -46,6 +46,7 @@ from camgate.models import MediaPacket, StreamInfo
 __all__ = [
     "AAC_FRAME_SAMPLES",
     "FORMATS",
+    "FRAGMENTS",
     "Gap",
     "HlsWriter",
     "Mp4Writer",
@@ -57,6 +58,11 @@ __all__ = [
 #: Container formats a :class:`Muxer` writes: ``mp4`` (a file with its index at the front),
 #: ``fmp4`` (fragmented MP4, one fragment per keyframe, for byte streams) and ``ts`` (MPEG-TS).
 FORMATS = ("mp4", "fmp4", "ts")
+
+#: Where fragmented MP4 cuts its fragments: at each ``keyframe`` (the default: fewer, larger
+#: fragments), or after every ``frame`` (live viewing: a picture leaves one frame after it
+#: arrived instead of a whole keyframe interval later).
+FRAGMENTS = ("keyframe", "frame")
 
 _FFMPEG_FORMAT = {"mp4": "mp4", "fmp4": "mp4", "ts": "mpegts"}
 
@@ -215,7 +221,7 @@ class Muxer:
     audio packets; without it they are dropped. ``metadata`` becomes container tags (MP4 writes
     arbitrary keys, e.g. ``camgate_grant``). ``started`` is True once the first keyframe was
     written; ``duration`` is the video span written so far in seconds; ``packets`` counts the
-    packets written.
+    packets written. ``fragments`` (``fmp4`` only) is one of :data:`FRAGMENTS`.
 
     A path is opened by the muxer itself with camgate's private file mode
     (:func:`camgate.media.files.file_mode`); a PrivateFile (a partial export's) is written
@@ -237,11 +243,14 @@ class Muxer:
         format: str = "mp4",
         audio: StreamInfo | None = None,
         metadata: Mapping[str, str] | None = None,
+        fragments: str = "keyframe",
     ) -> None:
         if info.kind != "video":
             raise ValidationError(f"a muxer needs a video stream first, got a {info.kind} stream")
         if format not in FORMATS:
             raise ValidationError(f"format={format!r}: must be one of {', '.join(FORMATS)}")
+        if fragments not in FRAGMENTS:
+            raise ValidationError(f"fragments={fragments!r}: must be one of {', '.join(FRAGMENTS)}")
         if audio is not None and audio.kind != "audio":
             raise ValidationError(f"audio= needs an audio stream, got a {audio.kind} stream")
         self.format = format
@@ -253,8 +262,9 @@ class Muxer:
         if format == "mp4":
             options["movflags"] = "+faststart+use_metadata_tags"
         elif format == "fmp4":
+            cut = "frag_every_frame" if fragments == "frame" else "frag_keyframe"
             options["movflags"] = (
-                "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets+use_metadata_tags"
+                f"{cut}+empty_moov+default_base_moof+negative_cts_offsets+use_metadata_tags"
             )
         if format != "mp4":
             # B-frames: the first picture shows at 0 and decodes before it; do not shift the
@@ -699,12 +709,14 @@ async def stream_bytes(
     format: str = "fmp4",
     audio: StreamInfo | None = None,
     metadata: Mapping[str, str] | None = None,
+    fragments: str = "keyframe",
 ) -> AsyncIterator[bytes]:
     """Turn packets into a fragmented MP4 (``fmp4``) or MPEG-TS (``ts``) byte stream.
 
     Yields byte chunks as the muxer produces them (an fMP4 fragment is emitted when the next
     keyframe starts a new one), then the trailer when ``packets`` ends. Concatenated, the chunks
-    are a file ffmpeg, VLC or a browser's Media Source Extensions can play. The plain ``mp4``
+    are a file ffmpeg, VLC or a browser's Media Source Extensions can play; ``fragments="frame"``
+    cuts a fragment after every picture (see :data:`FRAGMENTS`). The plain ``mp4``
     format needs a seekable file: use :class:`Mp4Writer` for that. Without ``info`` the video
     track is described by the first video packet's ``stream`` — right for a masked stream,
     whose packets are H.264 from camgate's encoder whatever the camera sends.
@@ -720,7 +732,12 @@ async def stream_bytes(
                     continue
                 target: Any = sink
                 muxer = Muxer(
-                    target, info or packet.stream, format=format, audio=audio, metadata=metadata
+                    target,
+                    info or packet.stream,
+                    format=format,
+                    audio=audio,
+                    metadata=metadata,
+                    fragments=fragments,
                 )
             muxer.write(packet)
             chunk = sink.drain()
