@@ -1,5 +1,5 @@
-"""Properties of the parsers of untrusted input: the JSON:API device list, the webhooks and
-the token endpoint's replies."""
+"""Properties of the parsers of untrusted input: the JSON:API device list, the webhooks, the
+token endpoint's replies and the linking redirect's query."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from camgate.adapters import Secret
-from camgate.errors import CameraProtocolError
+from camgate.errors import CameraAuthError, CameraProtocolError, ValidationError
 from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
+from camgate_ring.link import _check_callback, authorization_request, parse_callback, pkce_challenge
 from camgate_ring.partner import _token_reply
 from camgate_ring.webhooks import sign
 from hypothesis import given, settings
@@ -230,3 +231,51 @@ def test_a_token_reply_rotates_or_keeps_the_refresh_token(
     assert tokens.access_token.reveal() == access
     assert tokens.refresh_token.reveal() == ("new-refresh" if rotated else "old-refresh")
     assert tokens.expires_at == 1000.0 + lifetime and tokens.scope == OLD.scope
+
+
+def test_a_first_token_reply_without_a_refresh_token_is_refused() -> None:
+    with pytest.raises(CameraProtocolError):
+        _token_reply(json.dumps({"access_token": "a", "expires_in": 60}).encode(), None, 0.0, "t")
+
+
+callback_words = st.sampled_from(["code", "state", "error", "x", "code", "&", "=", "%", "?"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.lists(st.tuples(callback_words, st.text(max_size=20)), max_size=6).map(
+            lambda pairs: "&".join(f"{k}={v}" for k, v in pairs)
+        ),
+    )
+)
+def test_any_callback_query_is_a_callback_or_a_validation_error(query: str) -> None:
+    secret_like = "s3cr3t-value-in-the-query"
+    try:
+        callback = parse_callback(
+            query + f"&state={secret_like}" if "state=" not in query else query
+        )
+    except ValidationError as exc:
+        message = str(exc)
+        assert secret_like not in message and message.startswith("Ring linking: ")
+        return
+    assert callback.code is not None or callback.error is not None
+    assert secret_like not in repr(callback)
+    if callback.error is not None:
+        assert all(ch.isalnum() or ch in "_-." for ch in callback.error)
+
+
+def test_a_callback_is_checked_against_its_request() -> None:
+    request = authorization_request("https://ring.example/authorize", "cid", "https://p.example/")
+    good = f"code=abc&state={request.state.reveal()}"
+    assert _check_callback(request, parse_callback(good)).reveal() == "abc"
+    with pytest.raises(CameraAuthError, match="state does not match"):
+        _check_callback(request, parse_callback("code=abc&state=other"))
+    with pytest.raises(CameraAuthError, match="state does not match"):
+        _check_callback(request, parse_callback("code=abc"))
+    with pytest.raises(ValidationError, match="twice"):
+        parse_callback(f"code=a&code=b&state={request.state.reveal()}")
+    assert pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == (
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636, appendix B
+    )

@@ -58,16 +58,27 @@ def _url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
     return check
 
 
+def _optional_url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
+    required = _url(what)
+
+    def check(inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+        if value != "":
+            required(inst, attribute, value)
+
+    return check
+
+
 @attrs.frozen
 class RingSettings:
     """Validated settings of the Ring adapter (Partner backend).
 
     ``api_base_url`` and ``token_url`` are the hosts (Ring's by default; a simulator's in
-    tests). ``client_id`` and ``client_secret`` are the partner's; ``access_token``,
-    ``refresh_token`` and ``access_expires_at`` (UNIX seconds, 0 = refresh first) the linked
-    account's; ``token_file`` where rotated tokens are persisted. The secrets are marked
-    :data:`~camgate.adapters.SECRET`. ``credentials`` is what the edge always adds; the Partner
-    backend does not use it."""
+    tests); ``authorize_url`` the OAuth authorisation page for linking from camgate (no
+    default: Ring documents none, docs/ring.md). ``client_id`` and ``client_secret`` are the
+    partner's; ``access_token``, ``refresh_token`` and ``access_expires_at`` (UNIX seconds,
+    0 = refresh first) the linked account's; ``token_file`` where rotated tokens are
+    persisted. The secrets are marked :data:`~camgate.adapters.SECRET`. ``credentials`` is what
+    the edge always adds; the Partner backend does not use it."""
 
     client_id: str = ""
     client_secret: Secret | None = attrs.field(
@@ -87,6 +98,7 @@ class RingSettings:
     token_url: str = attrs.field(
         default="https://oauth.ring.com/oauth/token", validator=_url("token_url")
     )
+    authorize_url: str = attrs.field(default="", validator=_optional_url("authorize_url"))
     request_timeout_s: float = attrs.field(default=10.0, validator=positive(NAME))
     connect_timeout_s: float = attrs.field(default=20.0, validator=positive(NAME))
     max_retry_after_s: float = attrs.field(default=5.0, validator=positive(NAME))

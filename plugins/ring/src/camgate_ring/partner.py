@@ -156,16 +156,18 @@ def _token_text(value: Any) -> bool:
     )
 
 
-def _token_reply(content: bytes, old: Tokens, now: float, where: str) -> Tokens:
-    """The tokens of an OAuth token reply (a missing refresh token keeps the old one);
-    CameraProtocolError when it is not one."""
+def _token_reply(content: bytes, old: Tokens | None, now: float, where: str) -> Tokens:
+    """The tokens of an OAuth token reply (a missing refresh token keeps the old one; without
+    ``old``, as for a first code exchange, it is required); CameraProtocolError when it is not
+    one."""
     bad = CameraProtocolError(f"{where}: the token reply is not an OAuth token")
     try:
         body = json.loads(content[:MAX_BODY])
         access = body["access_token"]
-        refresh = body.get("refresh_token") or old.refresh_token.reveal()
+        kept = old.refresh_token.reveal() if old is not None else ""
+        refresh = body.get("refresh_token") or kept
         lifetime = float(body.get("expires_in", 3600))
-        scope = body.get("scope", old.scope)
+        scope = body.get("scope", old.scope if old is not None else "")
     except (ValueError, KeyError, TypeError, AttributeError):
         raise bad from None
     if not _token_text(access) or not _token_text(refresh):

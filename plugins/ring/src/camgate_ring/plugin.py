@@ -4,14 +4,16 @@ adapter factory. It declares live video only: snapshots, recordings and audio ar
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
+from camgate.commands import Command
 
 from camgate_ring.adapter import NAME, RingAdapter, RingSettings
 
-__all__ = ["FACTORY", "camgate_register_adapters"]
+__all__ = ["COMMAND", "FACTORY", "camgate_register_adapters", "camgate_register_commands"]
 
 
 def _simulator(count: int) -> Simulator:
@@ -36,3 +38,20 @@ FACTORY = AdapterFactory(
 def camgate_register_adapters(register: Callable[[AdapterFactory], None]) -> None:
     """Register the ``ring`` adapter."""
     register(FACTORY)
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    """``camgate ring``'s actions (``link``), from :mod:`camgate_ring.cli`."""
+    from camgate_ring.cli import configure
+
+    configure(parser)
+
+
+#: ``camgate ring link``: link an owner's Ring account (docs/ring.md, "Linking").
+COMMAND = Command(name="ring", help="Ring accounts: link (camgate-ring)", configure=_configure)
+
+
+@hookimpl
+def camgate_register_commands(register: Callable[[Command], None]) -> None:
+    """Register ``camgate ring`` (``link``)."""
+    register(COMMAND)

@@ -92,6 +92,7 @@ class RingSimulator(Simulator):
             "refresh_token": tokens["refresh_token"],
             "access_expires_at": time.time() + float(tokens["expires_in"]),
             "token_file": str(Path(self._dir.name) / "tokens.json"),
+            "authorize_url": f"{self.base}/oauth/authorize",
         }
         return self
 
@@ -104,6 +105,19 @@ class RingSimulator(Simulator):
         """A new token pair for the account (what account linking gives the partner)."""
         result: dict[str, Any] = self._call("POST", "/_sim/link")
         return result
+
+    def owner_decides(self, url: str, *, approve: bool = True) -> str:
+        """What the owner's browser does with an authorisation ``url``: open the page, press
+        approve (or deny), and return the redirect address Ring sends it to (not followed)."""
+        page = httpx.get(url, timeout=10)
+        page.raise_for_status()
+        query = httpx.URL(url).query.decode()
+        form = {k: v for k, v in httpx.QueryParams(query).items()}
+        form["decision"] = "approve" if approve else "deny"
+        answer = httpx.post(f"{self.base}/oauth/authorize", data=form, timeout=10)
+        if answer.status_code != 302:
+            raise RuntimeError(f"the authorisation page answered {answer.status_code}")
+        return answer.headers["location"]
 
     def log(self) -> list[dict[str, Any]]:
         """Every API request so far: method, path, status, bearer (bool), grant_type."""

@@ -3,7 +3,10 @@
 ``python -m camgate_ring.testing.server CONFIG.json`` prints ``READY <base url>`` once it
 listens. It speaks, as Ring documents them (docs/ring.md):
 
-- ``POST /oauth/token`` (form): ``refresh_token`` grants with rotation (each refresh issues a
+- ``GET``/``POST /oauth/authorize``: an authorisation page the owner approves or denies
+  (PKCE S256 required), redirecting with a code (60 s, single use) or ``access_denied``.
+- ``POST /oauth/token`` (form): ``authorization_code`` grants (code, redirect and PKCE
+  verifier checked) and ``refresh_token`` grants with rotation (each refresh issues a
   new refresh token and spends the old one: ``400 invalid_grant`` when it is reused), checked
   client id and secret; access tokens live ``access_ttl_s`` seconds.
 - ``GET /v1/users/me`` and ``GET /v1/devices[?include=status]`` (JSON:API), bearer required:
@@ -24,14 +27,17 @@ gives), ``POST /_sim/expire`` (every access token expires now), ``POST /_sim/rat
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import html
 import json
 import secrets
 import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from camgate.testing.webrtc import SESSIONS, Request, read_request, respond, start_session
 
@@ -50,6 +56,7 @@ class Ring:
         self.limit = {"count": 0, "retry_after": 1}
         self.log: list[dict[str, Any]] = []
         self.whep: dict[str, dict[str, Any]] = {}  # session id -> device, deleted
+        self.codes: dict[str, dict[str, Any]] = {}  # authorisation code -> redirect, PKCE
         self.base = ""
 
     def issue(self) -> dict[str, Any]:
@@ -84,6 +91,7 @@ def _error(status: int, title: str) -> bytes:
 STATUS_TEXT = {
     200: "OK",
     201: "Created",
+    302: "Found",
     204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
@@ -107,11 +115,15 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
             or form.get("client_secret") != ring.config["client_secret"]
         ):
             return 401, _json({"error": "invalid_client"}), {}
+        if form.get("grant_type") == "authorization_code":
+            return exchange(ring, form)
         if form.get("grant_type") != "refresh_token":
             return 400, _json({"error": "unsupported_grant_type"}), {}
         if form.get("refresh_token") != ring.refresh or ring.refresh is None:
             return 400, _json({"error": "invalid_grant"}), {}
         return 200, _json(ring.issue()), {"Content-Type": "application/json"}
+    if path == "/oauth/authorize":
+        return authorize(ring, request)
     if not path.startswith("/v1/"):
         return 404, _error(404, "Not Found"), kind
     if ring.limit["count"] > 0:
@@ -151,6 +163,73 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         await session.pc.close()
         return 204, b"", {}
     return 404, _error(404, "Not Found"), kind
+
+
+def _loopback_or_https(uri: str) -> bool:
+    parts = urlsplit(uri)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def authorize(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
+    """The authorisation page: ``GET`` shows what the partner asks for with approve and deny
+    buttons; ``POST`` (the same parameters plus ``decision``) redirects to ``redirect_uri`` with
+    a code (valid 60 s, once, bound to the redirect and the PKCE challenge) or
+    ``error=access_denied``."""
+    query = request.query if request.method == "GET" else request.body.decode(errors="replace")
+    params = {k: v[0] for k, v in parse_qs(query).items()}
+    redirect = params.get("redirect_uri", "")
+    if (
+        params.get("client_id") != ring.config["client_id"]
+        or params.get("response_type") != "code"
+        or not _loopback_or_https(redirect)
+    ):
+        return 400, b"<p>invalid authorisation request</p>", {"Content-Type": "text/html"}
+    if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
+        return 400, b"<p>PKCE (S256) required</p>", {"Content-Type": "text/html"}
+    if request.method == "GET":
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in params.items()
+        )
+        page = (
+            '<form method="post" action="/oauth/authorize">'
+            f"<p>camgate asks to reach your Ring devices.</p>{fields}"
+            '<button name="decision" value="approve">Approve</button>'
+            '<button name="decision" value="deny">Deny</button></form>'
+        )
+        return 200, page.encode(), {"Content-Type": "text/html"}
+    reply = {"state": params.get("state", "")}
+    if params.get("decision") == "approve":
+        code = secrets.token_urlsafe(24)
+        ring.codes[code] = {
+            "redirect_uri": redirect,
+            "challenge": params["code_challenge"],
+            "expires": time.time() + 60.0,
+        }
+        reply = {"code": code, **reply}
+    else:
+        reply = {"error": "access_denied", **reply}
+    return 302, b"", {"Location": f"{redirect}?{urlencode(reply)}"}
+
+
+def exchange(ring: Ring, form: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+    """``grant_type=authorization_code``: a known, unused, unexpired code whose redirect
+    matches and whose PKCE verifier hashes to its challenge gets a token pair."""
+    found = ring.codes.pop(form.get("code", ""), None)
+    verifier = form.get("code_verifier", "")
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+    if (
+        found is None
+        or found["expires"] < time.time()
+        or found["redirect_uri"] != form.get("redirect_uri")
+        or found["challenge"] != challenge
+    ):
+        return 400, _json({"error": "invalid_grant"}), {"Content-Type": "application/json"}
+    return 200, _json(ring.issue()), {"Content-Type": "application/json"}
 
 
 def devices_document(ring: Ring, include_status: bool) -> dict[str, Any]:
