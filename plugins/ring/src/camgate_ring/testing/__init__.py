@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 from camgate.adapters import Simulator
 
-__all__ = ["CLIENT_ID", "CLIENT_SECRET", "RingSimulator"]
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "SIGNING_KEY", "RingSimulator"]
 
 CLIENT_ID = "camgate-sim-client"
 CLIENT_SECRET = "sim-client-secret-0f3a"  # noqa: S105 (the simulator's own)
+#: The partner's HMAC signing key the simulator signs its webhooks with.
+SIGNING_KEY = "sim-hmac-signing-key-7c21"
 
 
 class RingSimulator(Simulator):
@@ -52,6 +54,7 @@ class RingSimulator(Simulator):
             ],
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
+            "signing_key": SIGNING_KEY,
             "access_ttl_s": access_ttl_s,
             "keyframe_interval": keyframe_interval,
             "join_delay": join_delay,
@@ -118,6 +121,32 @@ class RingSimulator(Simulator):
         if answer.status_code != 302:
             raise RuntimeError(f"the authorisation page answered {answer.status_code}")
         return answer.headers["location"]
+
+    def send_webhook(
+        self,
+        url: str,
+        kind: str,
+        device: str | None = None,
+        *,
+        sub_type: str | None = None,
+        times: int = 1,
+        age_s: float = 0.0,
+        tamper: bool = False,
+    ) -> list[int]:
+        """Have Ring POST a signed delivery of ``kind`` (``motion_detected``…) about ``device``
+        (None: the account) to ``url``, ``times`` times with one request id, ``age_s`` old,
+        its signature broken with ``tamper``; the statuses the receiver answered."""
+        order = {
+            "url": url,
+            "type": kind,
+            "device": device,
+            "sub_type": sub_type,
+            "times": times,
+            "age_s": age_s,
+            "tamper": tamper,
+        }
+        result: list[int] = self._call("POST", "/_sim/webhook", order)
+        return result
 
     def log(self) -> list[dict[str, Any]]:
         """Every API request so far: method, path, status, bearer (bool), grant_type."""

@@ -20,7 +20,9 @@ listens. It speaks, as Ring documents them (docs/ring.md):
 The backdoor (never used by the adapter): ``GET /_sim/log`` (every request: method, path,
 status, whether it carried a bearer token, the grant type; never a token),
 ``GET /_sim/state`` (WHEP sessions), ``POST /_sim/link`` (a new token pair, as account linking
-gives), ``POST /_sim/expire`` (every access token expires now), ``POST /_sim/rate-limit``
+gives), ``POST /_sim/webhook`` (send a signed delivery to a URL: ``url``, ``type``, ``device``,
+``sub_type``, ``times``, ``age_s``, ``tamper``), ``POST /_sim/expire`` (every access token
+expires now), ``POST /_sim/rate-limit``
 (``{"count": N, "retry_after": S}``).
 """
 
@@ -30,15 +32,18 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import hmac
 import html
 import json
 import secrets
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+import httpx
 from camgate.testing.webrtc import SESSIONS, Request, read_request, respond, start_session
 
 WHEP = "/media/streaming/whep/sessions"
@@ -279,6 +284,8 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(state), plain
     if request.path == "/_sim/link" and request.method == "POST":
         return 200, _json(ring.issue()), plain
+    if request.path == "/_sim/webhook" and request.method == "POST":
+        return 200, _json(await send_webhook(ring, json.loads(request.body))), plain
     if request.path == "/_sim/expire" and request.method == "POST":
         ring.access = {token: 0.0 for token in ring.access}
         return 200, b"{}", plain
@@ -286,6 +293,47 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         ring.limit = {**ring.limit, **json.loads(request.body)}
         return 200, b"{}", plain
     return 404, b"", {}
+
+
+async def send_webhook(ring: Ring, order: dict[str, Any]) -> list[int]:
+    """POST one signed delivery (payload v1.1) to ``order["url"]`` ``times`` times (a retry
+    repeats its request id), its ``meta.time`` ``age_s`` in the past, its signature broken with
+    ``tamper``; the statuses the receiver answered."""
+    now = time.time() - float(order.get("age_s", 0.0))
+    device, kind = order.get("device"), order["type"]
+    stamp = int(now * 1000)
+    data: dict[str, Any] = {
+        "id": f"{device or 'account'}_{order.get('sub_type') or kind}_{stamp}",
+        "type": kind,
+        "attributes": {
+            "source": device or "ava1.ring.account.SIM",
+            "source_type": "devices" if device else "accounts",
+            "timestamp": stamp,
+        },
+    }
+    if device:
+        data["relationships"] = {"devices": {"links": {"self": f"/v1/devices/{device}"}}}
+    if order.get("sub_type"):
+        data["subType"] = order["sub_type"]
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    meta = {
+        "version": "1.1",
+        "time": f"{moment}.{int(now % 1 * 1e9):09d}Z",
+        "request_id": str(uuid.uuid4()),
+        "account_id": "ava1.ring.account.SIM",
+    }
+    body = _json({"meta": meta, "data": data})
+    key = ring.config["signing_key"].encode()
+    signature = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    if order.get("tamper"):
+        signature = signature[:-4] + ("0000" if not signature.endswith("0000") else "1111")
+    headers = {"Content-Type": "application/json", "X-Signature": signature}
+    statuses = []
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        for _ in range(int(order.get("times", 1))):
+            answer = await client.post(order["url"], content=body, headers=headers)
+            statuses.append(answer.status_code)
+    return statuses
 
 
 async def main(config: dict[str, Any]) -> None:
