@@ -102,6 +102,7 @@ class RingSettings:
     request_timeout_s: float = attrs.field(default=10.0, validator=positive(NAME))
     connect_timeout_s: float = attrs.field(default=20.0, validator=positive(NAME))
     max_retry_after_s: float = attrs.field(default=5.0, validator=positive(NAME))
+    read_timeout_s: float = attrs.field(default=10.0, validator=positive(NAME))
     keyframe_on_join: bool = True
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_credentials, repr=False, metadata=SECRET
@@ -155,11 +156,13 @@ class TokenFile:
 class RingLiveStream:
     """A live WHEP session as a camgate :class:`~camgate.adapters.LiveStream`: packets from
     the first keyframe on (the receiver asked for one on join), ``info`` the stream's size as
-    its SPS gives it. :meth:`aclose` sends ``DELETE`` for the session and closes the peer
+    its SPS gives it; no packet for ``read_timeout_s`` is CameraUnreachable (a peer that
+    vanished without closing). :meth:`aclose` sends ``DELETE`` for the session and closes the peer
     connection; idempotent, safe to call after a cancelled read."""
 
-    def __init__(self, session: WhepSession) -> None:
+    def __init__(self, session: WhepSession, read_timeout_s: float = 10.0) -> None:
         self._session = session
+        self._read_timeout = read_timeout_s
         self._packets = session.receiver.packets()
         self._first: MediaPacket | None = None
         self.info: StreamInfo = session.receiver.stream_info
@@ -186,7 +189,16 @@ class RingLiveStream:
         if self._first is not None:
             first, self._first = self._first, None
             yield first
-        async for packet in self._packets:
+        while True:
+            with anyio.move_on_after(self._read_timeout) as waited:
+                try:
+                    packet = await anext(self._packets)
+                except StopAsyncIteration:
+                    return
+            if waited.cancelled_caught:
+                raise CameraUnreachable(
+                    f"Ring sent nothing for {self._read_timeout:g} s: the live session is lost"
+                )
             yield packet
 
     async def aclose(self) -> None:
@@ -291,7 +303,7 @@ class RingAdapter(Adapter):
                     raise
                 await client.refresh(stale=used)
         assert session is not None
-        stream = RingLiveStream(session)
+        stream = RingLiveStream(session, self.settings.read_timeout_s)
         try:
             await stream.start(self.settings.connect_timeout_s)
         except BaseException:

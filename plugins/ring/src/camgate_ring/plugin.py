@@ -1,17 +1,22 @@
 """camgate-ring's hook implementations (the ``ring`` entry point of the ``camgate`` group): the
-adapter factory. It declares live video only: snapshots, recordings and audio are not built yet
-(docs/ring.md), and no conformance target exists yet."""
+adapter factory (with its simulator and conformance target) and the ``camgate ring`` command
+(``link``). It declares live video only: snapshots, recordings and audio are not built yet
+(docs/ring.md)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
 from camgate.commands import Command
 
 from camgate_ring.adapter import NAME, RingAdapter, RingSettings
+
+if TYPE_CHECKING:
+    from camgate.targets import Target
 
 __all__ = ["COMMAND", "FACTORY", "camgate_register_adapters", "camgate_register_commands"]
 
@@ -23,6 +28,16 @@ def _simulator(count: int) -> Simulator:
     return RingSimulator(devices=count)
 
 
+def _target(config: Mapping[str, Any] | None) -> Target | None:
+    """The simulated account with its request log as the backdoor, staged faults and the
+    addresses the adapter may reach; a settings file (a real account) is left to the suite."""
+    if config is not None:
+        return None
+    from camgate_ring.testing.target import RingTarget
+
+    return RingTarget()
+
+
 FACTORY = AdapterFactory(
     name=NAME,
     create=RingAdapter.from_settings,
@@ -31,6 +46,7 @@ FACTORY = AdapterFactory(
     budgets=LatencyBudgets(first_frame_s=5.0, revocation_s=1.0),
     description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live).",
     simulator=_simulator,
+    conformance_target=_target,
 )
 
 

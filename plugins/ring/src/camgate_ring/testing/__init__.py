@@ -26,7 +26,8 @@ SIGNING_KEY = "sim-hmac-signing-key-7c21"
 
 class RingSimulator(Simulator):
     """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
-    with that percentage; online unless their index is in ``offline``). Entering starts the
+    with that percentage; online unless their index is in ``offline``; answering a WHEP offer
+    with 500 when it is in ``broken``). Entering starts the
     server and links the account; ``sources`` are the device ids and ``settings`` reach them
     (tokens persisted to a temporary token file).
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
@@ -38,6 +39,7 @@ class RingSimulator(Simulator):
         *,
         battery: dict[int, int] | None = None,
         offline: frozenset[int] = frozenset(),
+        broken: frozenset[int] = frozenset(),
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
         join_delay: float = 0.5,
@@ -49,6 +51,7 @@ class RingSimulator(Simulator):
                     "name": f"Simulated Ring {i}",
                     "battery": (battery or {}).get(i, 255),
                     "online": i not in offline,
+                    "broken": i in broken,
                 }
                 for i in range(1, devices + 1)
             ],

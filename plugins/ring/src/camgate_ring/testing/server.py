@@ -103,6 +103,7 @@ STATUS_TEXT = {
     404: "Not Found",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -146,8 +147,11 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
     known = any(d["id"] == device for d in ring.devices)
     prefix = f"/v1/devices/{parts[3] if len(parts) > 3 else ''}{WHEP}"
     if method == "POST" and path == prefix and known:
-        if not next(d for d in ring.devices if d["id"] == device).get("online", True):
+        found_device = next(d for d in ring.devices if d["id"] == device)
+        if not found_device.get("online", True):
             return 503, _error(503, "Device is currently offline"), kind
+        if found_device.get("broken"):
+            return 500, _error(500, "Internal Server Error"), kind
         if request.headers.get("content-type") != "application/sdp":
             return 415, _error(415, "Unsupported Media Type"), kind
         session, answer = await start_session(
@@ -155,7 +159,11 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
             interval=float(ring.config["keyframe_interval"]),
             join_delay=float(ring.config["join_delay"]),
         )
-        ring.whep[session.id] = {"device": device, "deleted": False}
+        ring.whep[session.id] = {
+            "device": device,
+            "deleted": False,
+            "candidates": candidates(answer),
+        }
         location = f"{ring.base}{prefix}/{session.id}"
         return 201, answer.encode(), {"Content-Type": "application/sdp", "Location": location}
     if method == "DELETE" and path.startswith(prefix + "/") and known:
@@ -278,7 +286,12 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(ring.log), plain
     if request.path == "/_sim/state":
         state = {
-            key: {**SESSIONS[key].state(), **value, "sent": len(SESSIONS[key].sent)}
+            key: {
+                **SESSIONS[key].state(),
+                **value,
+                "sent": len(SESSIONS[key].sent),
+                "closed_at": SESSIONS[key].closed_at,
+            }
             for key, value in ring.whep.items()
         }
         return 200, _json(state), plain
@@ -336,6 +349,26 @@ async def send_webhook(ring: Ring, order: dict[str, Any]) -> list[int]:
     return statuses
 
 
+def whep_client(request: Request, status: int, headers: dict[str, str]) -> str | None:
+    """The WHEP session a request started (its ``Location``) or ended (its path), else None."""
+    if request.method == "POST" and status == 201 and "Location" in headers:
+        return headers["Location"].rsplit("/", 1)[1]
+    if request.method == "DELETE" and WHEP in request.path:
+        return request.path.rsplit("/", 1)[1]
+    return None
+
+
+def candidates(sdp: str) -> list[list[Any]]:
+    """The ``[address, port]`` of every ICE candidate in an SDP (where the receiver sends)."""
+    found = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            parts = line.split()
+            if len(parts) >= 6 and parts[2].lower() == "udp":
+                found.append([parts[4].split("%", 1)[0], int(parts[5])])
+    return found
+
+
 async def main(config: dict[str, Any]) -> None:
     ring = Ring(config)
 
@@ -356,6 +389,8 @@ async def main(config: dict[str, Any]) -> None:
                         if request.path == "/oauth/token"
                         else None,
                         "time": time.time(),
+                        "mono": time.monotonic(),
+                        "client": whep_client(request, status, headers),
                     }
                 )
             await respond(writer, f"{status} {STATUS_TEXT.get(status, 'Status')}", body, headers)
