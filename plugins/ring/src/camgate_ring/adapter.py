@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ import anyio
 import attrs
 from camgate.adapters import SECRET, Adapter, Credentials, Secret
 from camgate.errors import CameraAuthError, CameraUnreachable, ConfigError, ValidationError
+from camgate.media.jpeg import decode_jpeg
 from camgate.media.webrtc import WebRtcReceiver, WhepSession, whep_connect
-from camgate.models import Camera, Grant, MediaPacket, StreamInfo
+from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
 from camgate.settings import build_settings, parse_credentials, positive
 
 from camgate_ring.devices import RingDevice
@@ -208,7 +210,8 @@ class RingLiveStream:
 
 
 class RingAdapter(Adapter):
-    """Ring cameras of one linked account through the Partner API: live video (WHEP).
+    """Ring cameras of one linked account through the Partner API: live video (WHEP) and
+    snapshots (the latest image since the grant).
 
     ``on_tokens`` persists rotated tokens (called before they are used); without it the
     ``token_file`` setting does; with neither, a refresh is refused (ConfigError), since a
@@ -310,6 +313,33 @@ class RingAdapter(Adapter):
             await stream.aclose()
             raise
         return stream
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        """The device's latest image captured since the grant was issued (Ring has no "take
+        one now" call: ``latest_in_range`` from ``grant.issued_at`` to now). An image Ring
+        dates before the grant is refused (CameraUnreachable: battery cameras keep stale ones),
+        as is none in the range (416); a reply that is not a JPEG is a CameraProtocolError."""
+        issued = grant.issued_at
+        now = datetime.now(UTC)
+        start_ms = int(issued.timestamp() * 1000)
+        end_ms = max(start_ms, int(now.timestamp() * 1000))
+        data, taken_ms = await self.client().image(camera.source, start_ms, end_ms)
+        if taken_ms < start_ms:
+            stale = (start_ms - taken_ms) / 1000
+            raise CameraUnreachable(
+                f"Ring served an image taken {stale:.0f} s before the grant: refused (stale)"
+            )
+        width, height = decode_jpeg(data)
+        taken = datetime.fromtimestamp(taken_ms / 1000, UTC)
+        return Snapshot(
+            grant_id=grant.id,
+            camera_id=camera.id,
+            jpeg=data,
+            width=width,
+            height=height,
+            taken_at=taken,
+            notes={"captured_at": taken.isoformat(timespec="milliseconds")},
+        )
 
     async def aclose(self) -> None:
         """Close the API client. Idempotent."""

@@ -20,9 +20,10 @@ What it promises:
 - **Secrets.** No token, client secret or authorization header appears in any message, log
   record or repr; reply text put in a message has every token scrubbed and is cut short.
 
-Errors (camgate.errors): 401/403 → CameraAuthError; 404 and 503 (device removed, offline) →
-CameraUnreachable; 429 beyond the bound and 5xx → AdapterError; a redirect, another status or a
-body that is not what Ring sends → CameraProtocolError; no connection → CameraUnreachable.
+Errors (camgate.errors): 401/403 → CameraAuthError; 404, 503 (device removed, offline) and 416
+(no media at that time) → CameraUnreachable; 429 beyond the bound and 5xx → AdapterError; a
+redirect, another status or a body that is not what Ring sends → CameraProtocolError; no
+connection → CameraUnreachable.
 """
 
 from __future__ import annotations
@@ -357,6 +358,32 @@ class PartnerClient:
         device = quote(device_id, safe="")
         return self.url(f"/v1/devices/{device}/media/streaming/whep/sessions")
 
+    def media_url(self, device_id: str, kind: str) -> str:
+        """The device's media download endpoint (``kind``: ``image`` or ``video``)."""
+        device = quote(device_id, safe="")
+        return self.url(f"/v1/devices/{device}/media/{kind}/download")
+
+    async def image(self, device_id: str, start_ms: int, end_ms: int) -> tuple[bytes, int]:
+        """The device's latest JPEG captured within ``start_ms``..``end_ms`` (epoch ms) and its
+        capture time (``X-Media-Timestamp``, epoch ms): ``POST …/media/image/download`` with
+        ``latest_in_range``. No image in the range (Ring's 416) → CameraUnreachable; a reply
+        without a capture time or larger than :data:`MAX_BODY` → CameraProtocolError."""
+        body = {
+            "type": "latest_in_range",
+            "start_timestamp": start_ms,
+            "end_timestamp": end_ms,
+            "image_options": {"format": "jpeg"},
+        }
+        url = self.media_url(device_id, "image")
+        response = await self.request("POST", url, json_body=body, headers={"Accept": "image/jpeg"})
+        where = redact_address(url)
+        raw = response.headers.get("x-media-timestamp", "").strip()
+        if not raw.isdigit() or len(raw) > 15:
+            raise CameraProtocolError(f"{where}: Ring's image carries no capture time")
+        if len(response.content) > MAX_BODY:
+            raise CameraProtocolError(f"{where}: Ring's image is larger than {MAX_BODY} bytes")
+        return response.content, int(raw)
+
     def checked(self, url: str, base: str | None = None) -> str:
         """``url`` resolved against ``base`` (default: the API base) when it is on the API
         base's origin; CameraProtocolError (URL redacted) when it points anywhere else."""
@@ -389,6 +416,8 @@ class PartnerClient:
             return CameraUnreachable(f"{where}: no such device, or it was removed (404{detail})")
         if status == 503:
             return CameraUnreachable(f"{where}: the device is offline (503{detail})")
+        if status == 416:
+            return CameraUnreachable(f"{where}: Ring holds no media for that time (416{detail})")
         if status == 429:
             wait = _retry_after(response)
             shown = "unknown" if wait is None else f"{wait:g} s"

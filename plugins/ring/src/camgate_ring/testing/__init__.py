@@ -27,9 +27,10 @@ SIGNING_KEY = "sim-hmac-signing-key-7c21"
 class RingSimulator(Simulator):
     """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
     with that percentage; online unless their index is in ``offline``; answering a WHEP offer
-    with 500 when it is in ``broken``). Entering starts the
-    server and links the account; ``sources`` are the device ids and ``settings`` reach them
-    (tokens persisted to a temporary token file).
+    with 500 when it is in ``broken``; serving an hour-old snapshot whatever is asked when in
+    ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new).
+    Entering starts the server and links the account; ``sources`` are the device ids and
+    ``settings`` reach them (tokens persisted to a temporary token file).
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
     ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
 
@@ -40,6 +41,7 @@ class RingSimulator(Simulator):
         battery: dict[int, int] | None = None,
         offline: frozenset[int] = frozenset(),
         broken: frozenset[int] = frozenset(),
+        stale: frozenset[int] = frozenset(),
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
         join_delay: float = 0.5,
@@ -52,6 +54,8 @@ class RingSimulator(Simulator):
                     "battery": (battery or {}).get(i, 255),
                     "online": i not in offline,
                     "broken": i in broken,
+                    "stale_snapshot": i in stale,
+                    "snapshot_age_s": 600.0 if i in (battery or {}) else 0.0,
                 }
                 for i in range(1, devices + 1)
             ],

@@ -14,6 +14,8 @@ listens. It speaks, as Ring documents them (docs/ring.md):
 - ``POST /v1/devices/{id}/media/streaming/whep/sessions`` (WHEP: SDP offer → ``201``, the
   answer, an absolute ``Location``) with an aiortc peer from :mod:`camgate.testing.webrtc`
   sending H.264 with a frame counter in the picture; ``DELETE`` on the Location → ``204``.
+- ``POST /v1/devices/{id}/media/image/download`` (``latest_in_range``/``at_timestamp``): a
+  JPEG with the picture clock and ``X-Media-Timestamp``, 416 when none is in the range.
 - ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
   currently offline" for a WHEP request to an offline device.
 
@@ -39,11 +41,16 @@ import secrets
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+import av
 import httpx
+import numpy as np
+from camgate.media.jpeg import encode_jpeg
+from camgate.testing import draw_picture_clock
 from camgate.testing.webrtc import SESSIONS, Request, read_request, respond, start_session
 
 WHEP = "/media/streaming/whep/sessions"
@@ -102,6 +109,7 @@ STATUS_TEXT = {
     401: "Unauthorized",
     404: "Not Found",
     415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -166,6 +174,9 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         }
         location = f"{ring.base}{prefix}/{session.id}"
         return 201, answer.encode(), {"Content-Type": "application/sdp", "Location": location}
+    image = f"/v1/devices/{parts[3] if len(parts) > 3 else ''}/media/image/download"
+    if method == "POST" and path == image and known:
+        return snapshot(ring, device, request.body)
     if method == "DELETE" and path.startswith(prefix + "/") and known:
         found = ring.whep.get(path.rsplit("/", 1)[1])
         if found is None or found["deleted"]:
@@ -347,6 +358,38 @@ async def send_webhook(ring: Ring, order: dict[str, Any]) -> list[int]:
             answer = await client.post(order["url"], content=body, headers=headers)
             statuses.append(answer.status_code)
     return statuses
+
+
+def snapshot(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    """``POST …/media/image/download``: the device's latest image in the asked range as a JPEG
+    with the picture clock of its capture time and ``X-Media-Timestamp``. A device's latest
+    image is ``snapshot_age_s`` old (battery cameras: 600 s); none in the range is 416; a
+    ``stale_snapshot`` device serves an hour-old image whatever the range (a misbehaving
+    cloud, which the adapter must refuse)."""
+    kind = {"Content-Type": "application/vnd.api+json"}
+    device = next(d for d in ring.devices if d["id"] == device_id)
+    if not device.get("online", True):
+        return 503, _error(503, "Device is currently offline"), kind
+    try:
+        order = json.loads(body)
+        if order["type"] == "latest_in_range":
+            start, end = int(order["start_timestamp"]), int(order["end_timestamp"])
+        else:
+            start = end = int(order["timestamp"])  # at_timestamp
+    except (ValueError, KeyError, TypeError):
+        return 400, _error(400, "Bad Request"), kind
+    now_ms = int(time.time() * 1000)
+    if device.get("stale_snapshot"):
+        taken = now_ms - 3_600_000
+    else:
+        # A camera keeps images up to its latest: the latest one in the range.
+        taken = min(now_ms - int(float(device.get("snapshot_age_s", 0.0)) * 1000), end)
+        if taken < start:
+            return 416, _error(416, "TIMESTAMP_NOT_FOUND"), kind
+    luma = np.tile(np.linspace(40, 200, 320, dtype=np.uint8), (240, 1))
+    draw_picture_clock(luma, datetime.fromtimestamp(taken / 1000, UTC))
+    jpeg, _w, _h = encode_jpeg(av.VideoFrame.from_ndarray(luma, format="gray"), quality=3)
+    return 200, jpeg, {"Content-Type": "image/jpeg", "X-Media-Timestamp": str(taken)}
 
 
 def whep_client(request: Request, status: int, headers: dict[str, str]) -> str | None:

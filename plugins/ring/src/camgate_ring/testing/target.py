@@ -162,6 +162,8 @@ class RingTarget:
     backdoor."""
 
     description = "simulated Ring Partner API on loopback (request log and WHEP sessions)"
+    #: Snapshots carry the picture clock of their capture: the suite reads their time from it.
+    snapshot_clock = True
 
     def __init__(self) -> None:
         self.sim = RingSimulator(devices=4, offline=frozenset({3}), broken=frozenset({4}))
