@@ -419,24 +419,30 @@ async def main(config: dict[str, Any]) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             request = await read_request(reader)
             status, body, headers = await handle(ring, request)
+            entry: dict[str, Any] = {}
             if not request.path.startswith("/_sim/"):
-                ring.log.append(
-                    {
-                        "method": request.method,
-                        "path": request.path,
-                        "status": status,
-                        "bearer": request.headers.get("authorization", "").startswith("Bearer "),
-                        "grant_type": parse_qs(request.body.decode(errors="replace")).get(
-                            "grant_type", [None]
-                        )[0]
-                        if request.path == "/oauth/token"
-                        else None,
-                        "time": time.time(),
-                        "mono": time.monotonic(),
-                        "client": whep_client(request, status, headers),
-                    }
+                entry = {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "bearer": request.headers.get("authorization", "").startswith("Bearer "),
+                    "grant_type": parse_qs(request.body.decode(errors="replace")).get(
+                        "grant_type", [None]
+                    )[0]
+                    if request.path == "/oauth/token"
+                    else None,
+                    "time": time.time(),
+                    "mono": time.monotonic(),
+                    "client": whep_client(request, status, headers),
+                }
+                ring.log.append(entry)
+            try:
+                await respond(
+                    writer, f"{status} {STATUS_TEXT.get(status, 'Status')}", body, headers
                 )
-            await respond(writer, f"{status} {STATUS_TEXT.get(status, 'Status')}", body, headers)
+            finally:
+                if entry:
+                    entry["closed"] = time.monotonic()  # each connection serves one request
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

@@ -81,13 +81,18 @@ class RingBackdoor:
         return response.json()
 
     def events(self) -> list[VendorEvent]:
-        """Every request (a WHEP offer or media download is a media request) and every WHEP
-        peer connection's end (``closed``), in time order."""
+        """Every request (a WHEP offer or media download is a media request), the end
+        (``closed``) of each plain request's connection (the simulator closes it once it
+        answered) and of every WHEP peer connection, in time order."""
         found: list[VendorEvent] = []
         for i, entry in enumerate(self._get("/_sim/log")):
             kind, media = _kind(entry)
             client = entry.get("client") or f"request-{i}"
-            found.append(VendorEvent(entry["mono"], client, kind, _device(entry["path"]), media))
+            device = _device(entry["path"])
+            found.append(VendorEvent(entry["mono"], client, kind, device, media))
+            if not entry.get("client") and entry.get("closed") is not None:
+                # A plain request's connection closes once it is answered.
+                found.append(VendorEvent(entry["closed"], client, "closed", device, False))
         for sid, session in self._get("/_sim/state").items():
             if session.get("closed_at") is not None:
                 found.append(
@@ -96,8 +101,15 @@ class RingBackdoor:
         return sorted(found, key=lambda e: e.at)
 
     def open_clients(self) -> set[str]:
-        """WHEP sessions whose peer connection is not closed."""
-        return {sid for sid, s in self._get("/_sim/state").items() if s.get("closed_at") is None}
+        """WHEP sessions whose peer connection is not closed, and plain requests not yet
+        answered."""
+        answering = {
+            f"request-{i}"
+            for i, entry in enumerate(self._get("/_sim/log"))
+            if not entry.get("client") and entry.get("closed") is None
+        }
+        sessions = self._get("/_sim/state").items()
+        return answering | {sid for sid, s in sessions if s.get("closed_at") is None}
 
     def candidates(self) -> set[tuple[str, int]]:
         """Every ICE candidate address the simulator's peers offered."""
