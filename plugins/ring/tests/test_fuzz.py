@@ -1,5 +1,5 @@
 """Properties of the parsers of untrusted input: the JSON:API device list, the webhooks, the
-token endpoint's replies and the linking redirect's query."""
+token endpoint's replies, the linking redirect's query and recorded clips."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from camgate.errors import CameraAuthError, CameraProtocolError, ValidationError
 from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
 from camgate_ring.link import _check_callback, authorization_request, parse_callback, pkce_challenge
 from camgate_ring.partner import _token_reply
+from camgate_ring.recorded import clip_packets
 from camgate_ring.webhooks import sign
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -279,3 +280,19 @@ def test_a_callback_is_checked_against_its_request() -> None:
     assert pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == (
         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636, appendix B
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(st.binary(max_size=400), st.binary(max_size=64).map(lambda b: MP4_HEAD + b)))
+def test_any_clip_body_is_packets_or_a_protocol_error(data: bytes) -> None:
+    window = (NOW, NOW + timedelta(seconds=10))
+    try:
+        packets = clip_packets(data, NOW, window)
+    except CameraProtocolError:
+        return
+    assert all(window[0] <= p.wallclock <= window[1] for p in packets)  # type: ignore[operator]
+    assert not packets or packets[0].is_keyframe
+
+
+#: The start of an MP4 (an ``ftyp`` box), so the fuzzer reaches past the first check.
+MP4_HEAD = b"\\x00\\x00\\x00\\x18ftypisom\\x00\\x00\\x02\\x00isomiso2"

@@ -36,6 +36,7 @@ from camgate.settings import build_settings, parse_credentials, positive
 
 from camgate_ring.devices import RingDevice
 from camgate_ring.partner import PartnerClient, Tokens, check_base_url
+from camgate_ring.recorded import RingRecordedStream
 
 __all__ = ["NAME", "RingAdapter", "RingLiveStream", "RingSettings", "TokenFile"]
 
@@ -210,8 +211,8 @@ class RingLiveStream:
 
 
 class RingAdapter(Adapter):
-    """Ring cameras of one linked account through the Partner API: live video (WHEP) and
-    snapshots (the latest image since the grant).
+    """Ring cameras of one linked account through the Partner API: live video (WHEP),
+    snapshots (the latest image since the grant) and recordings cut to the grant's window.
 
     ``on_tokens`` persists rotated tokens (called before they are used); without it the
     ``token_file`` setting does; with neither, a refresh is refused (ConfigError), since a
@@ -339,6 +340,18 @@ class RingAdapter(Adapter):
             height=height,
             taken_at=taken,
             notes={"captured_at": taken.isoformat(timespec="milliseconds")},
+        )
+
+    async def recorded(self, camera: Camera, grant: Grant) -> RingRecordedStream:
+        """The device's recording inside ``grant.window_start``..``window_end`` (cut at now),
+        downloaded in 15-minute pieces and cut to the window (:mod:`camgate_ring.recorded`).
+        Nothing recorded there (Ring's 416) → CameraUnreachable."""
+        assert grant.window_start is not None and grant.window_end is not None
+        window = (grant.window_start, min(grant.window_end, datetime.now(UTC)))
+        client = self.client()
+        return await RingRecordedStream.open(
+            lambda start_ms, duration_ms: client.video(camera.source, start_ms, duration_ms),
+            window,
         )
 
     async def aclose(self) -> None:

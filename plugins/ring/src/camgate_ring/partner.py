@@ -54,6 +54,7 @@ from camgate.models import redact_address
 from camgate_ring.devices import RingDevice, parse_devices
 
 __all__ = [
+    "MAX_CLIP_MS",
     "REFRESH_MARGIN_S",
     "PartnerClient",
     "Tokens",
@@ -65,8 +66,12 @@ log = logging.getLogger(__name__)
 
 #: An access token this close to its expiry (seconds) is refreshed before use.
 REFRESH_MARGIN_S = 60.0
-#: The largest reply body the client reads (JSON documents are small).
+#: The largest reply body the client reads (JSON documents and images are small).
 MAX_BODY = 4 * 1024 * 1024
+#: The longest clip Ring serves in one download (15 minutes, in ms).
+MAX_CLIP_MS = 900_000
+#: The largest clip download the client accepts.
+MAX_CLIP_BODY = 512 * 1024 * 1024
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -382,6 +387,29 @@ class PartnerClient:
             raise CameraProtocolError(f"{where}: Ring's image carries no capture time")
         if len(response.content) > MAX_BODY:
             raise CameraProtocolError(f"{where}: Ring's image is larger than {MAX_BODY} bytes")
+        return response.content, int(raw)
+
+    async def video(self, device_id: str, start_ms: int, duration_ms: int) -> tuple[bytes, int]:
+        """The device's recording from ``start_ms`` (epoch ms) for ``duration_ms`` (at most
+        :data:`MAX_CLIP_MS`) as MP4 bytes, and how many ms it holds (Ring answers 206 with
+        ``X-Media-Length`` when it holds less): ``POST …/media/video/download``. Nothing
+        recorded there (416) → CameraUnreachable; larger than :data:`MAX_CLIP_BODY` or a 206
+        without its length → CameraProtocolError."""
+        if not 0 < duration_ms <= MAX_CLIP_MS:
+            raise ValidationError(f"Ring clips last 1 ms to {MAX_CLIP_MS} ms")
+        url = self.media_url(device_id, "video")
+        body = {"timestamp": start_ms, "duration": duration_ms}
+        response = await self.request(
+            "POST", url, json_body=body, headers={"Accept": "video/mp4"}, ok=(200, 206)
+        )
+        where = redact_address(url)
+        if len(response.content) > MAX_CLIP_BODY:
+            raise CameraProtocolError(f"{where}: Ring's clip is larger than {MAX_CLIP_BODY} bytes")
+        if response.status_code == 200:
+            return response.content, duration_ms
+        raw = response.headers.get("x-media-length", "").strip()
+        if not raw.isdigit() or int(raw) > duration_ms:
+            raise CameraProtocolError(f"{where}: Ring's partial clip does not say its length")
         return response.content, int(raw)
 
     def checked(self, url: str, base: str | None = None) -> str:

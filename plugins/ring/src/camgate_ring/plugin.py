@@ -1,7 +1,7 @@
 """camgate-ring's hook implementations (the ``ring`` entry point of the ``camgate`` group): the
 adapter factory (with its simulator and conformance target) and the ``camgate ring`` command
-(``link``). It declares live video and snapshots: recordings and audio are not built yet
-(docs/ring.md)."""
+(``link``). It declares live video, snapshots and recordings; not audio (Ring's WHEP is video
+only; docs/ring.md)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ FACTORY = AdapterFactory(
     name=NAME,
     create=RingAdapter.from_settings,
     settings_class=RingSettings,
-    capabilities=Capabilities(live=True, snapshot=True),
+    capabilities=Capabilities(live=True, snapshot=True, recorded=True),
     budgets=LatencyBudgets(snapshot_s=3.0, first_frame_s=5.0, revocation_s=1.0),
-    description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live, snapshots).",
+    description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live, snapshots, clips).",
     simulator=_simulator,
     conformance_target=_target,
 )

@@ -16,6 +16,8 @@ listens. It speaks, as Ring documents them (docs/ring.md):
   sending H.264 with a frame counter in the picture; ``DELETE`` on the Location → ``204``.
 - ``POST /v1/devices/{id}/media/image/download`` (``latest_in_range``/``at_timestamp``): a
   JPEG with the picture clock and ``X-Media-Timestamp``, 416 when none is in the range.
+- ``POST /v1/devices/{id}/media/video/download``: an MP4 of the asked range whose pictures
+  carry the picture clock; 416 outside the recordings, 206 when cut at now.
 - ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
   currently offline" for a WHEP request to an offline device.
 
@@ -33,9 +35,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fractions
 import hashlib
 import hmac
 import html
+import io
 import json
 import secrets
 import sys
@@ -70,6 +74,7 @@ class Ring:
         self.whep: dict[str, dict[str, Any]] = {}  # session id -> device, deleted
         self.codes: dict[str, dict[str, Any]] = {}  # authorisation code -> redirect, PKCE
         self.base = ""
+        self.started_ms = int(time.time() * 1000)
 
     def issue(self) -> dict[str, Any]:
         """A new token pair; the previous refresh token is spent."""
@@ -108,6 +113,7 @@ STATUS_TEXT = {
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
+    206: "Partial Content",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
     429: "Too Many Requests",
@@ -177,6 +183,8 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
     image = f"/v1/devices/{parts[3] if len(parts) > 3 else ''}/media/image/download"
     if method == "POST" and path == image and known:
         return snapshot(ring, device, request.body)
+    if method == "POST" and path == image.replace("/image/", "/video/") and known:
+        return await asyncio.to_thread(clip, ring, device, request.body)
     if method == "DELETE" and path.startswith(prefix + "/") and known:
         found = ring.whep.get(path.rsplit("/", 1)[1])
         if found is None or found["deleted"]:
@@ -390,6 +398,57 @@ def snapshot(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[
     draw_picture_clock(luma, datetime.fromtimestamp(taken / 1000, UTC))
     jpeg, _w, _h = encode_jpeg(av.VideoFrame.from_ndarray(luma, format="gray"), quality=3)
     return 200, jpeg, {"Content-Type": "image/jpeg", "X-Media-Timestamp": str(taken)}
+
+
+#: The simulated recordings: frames per second and keyframe interval (frames).
+CLIP_FPS, CLIP_GOP = 5, 10
+#: How far back a device's recordings reach (seconds before the simulator started).
+RECORDED_BACK_S = 3600.0
+
+
+def clip(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    """``POST …/media/video/download`` (``timestamp`` epoch ms, ``duration`` ms ≤ 15 min): an
+    MP4 (H.264, 320x240, 5 fps, a keyframe every 2 s, the first at ``timestamp``) whose every
+    picture carries the picture clock of its capture time. Recordings reach
+    :data:`RECORDED_BACK_S` before the simulator started, up to now; a range that starts
+    outside is 416, one that runs past now is cut there (206 with ``X-Media-Length``)."""
+    kind = {"Content-Type": "application/vnd.api+json"}
+    device = next(d for d in ring.devices if d["id"] == device_id)
+    if not device.get("online", True):
+        return 503, _error(503, "Device is currently offline"), kind
+    try:
+        order = json.loads(body)
+        start, duration = int(order["timestamp"]), int(order["duration"])
+    except (ValueError, KeyError, TypeError):
+        return 400, _error(400, "Bad Request"), kind
+    now_ms = int(time.time() * 1000)
+    if not 0 < duration <= 900_000:
+        return 400, _error(400, "Bad Request"), kind
+    if not ring.started_ms - RECORDED_BACK_S * 1000 <= start < now_ms:
+        return 416, _error(416, "TIMESTAMP_NOT_FOUND"), kind
+    end = min(start + duration, now_ms)
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=CLIP_FPS)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"g": str(CLIP_GOP), "keyint_min": str(CLIP_GOP), "bf": "0"}
+        stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        count = max(1, (end - start) * CLIP_FPS // 1000)
+        for i in range(count):
+            luma = np.tile(np.linspace(40, 200, 320, dtype=np.uint8), (240, 1))
+            taken = start + i * 1000 // CLIP_FPS
+            draw_picture_clock(luma, datetime.fromtimestamp(taken / 1000, UTC))
+            frame = av.VideoFrame.from_ndarray(luma, format="gray").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, fractions.Fraction(1, CLIP_FPS)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    status = 200 if end == start + duration else 206
+    headers = {"Content-Type": "video/mp4", "X-Media-Timestamp": str(start)}
+    if status == 206:
+        headers["X-Media-Length"] = str(end - start)
+    return status, out.getvalue(), headers
 
 
 def whep_client(request: Request, status: int, headers: dict[str, str]) -> str | None:

@@ -27,6 +27,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -207,6 +208,13 @@ class RingTarget:
         if self.backdoor is not None and self.sim.process is not None:
             found |= self.backdoor.candidates()
         return found
+
+    @property
+    def recorded_span(self) -> tuple[datetime, datetime]:
+        """Footage the simulated devices hold (every picture carries its capture time): the
+        last ten minutes up to a moment ago."""
+        now = datetime.now(UTC)
+        return now - timedelta(minutes=10), now - timedelta(seconds=5)
 
     def close(self) -> None:
         """Stop the simulator."""
