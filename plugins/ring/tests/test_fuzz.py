@@ -1,5 +1,6 @@
 """Properties of the parsers of untrusted input: the JSON:API device list, the webhooks, the
-token endpoint's replies, the linking redirect's query and recorded clips."""
+token endpoint's replies, the linking redirect's query, recorded clips and the app backend's
+device list and 2FA answers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from camgate.adapters import Secret
 from camgate.errors import CameraAuthError, CameraProtocolError, ValidationError
 from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
+from camgate_ring.app import parse_app_devices, two_factor
 from camgate_ring.link import _check_callback, authorization_request, parse_callback, pkce_challenge
 from camgate_ring.partner import _token_reply
 from camgate_ring.recorded import clip_packets
@@ -296,3 +298,42 @@ def test_any_clip_body_is_packets_or_a_protocol_error(data: bytes) -> None:
 
 #: The start of an MP4 (an ``ftyp`` box), so the fuzzer reaches past the first check.
 MP4_HEAD = b"\\x00\\x00\\x00\\x18ftypisom\\x00\\x00\\x02\\x00isomiso2"
+
+
+app_keys = ["doorbots", "stickup_cams", "authorized_doorbots", "chimes", "id", "description"]
+app_keys += ["kind", "latitude", "longitude", "battery_life", "alerts", "settings"]
+app_keys += ["connection", "live_view_disabled"]
+app_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5000) | st.floats() | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(app_keys), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(app_values)
+def test_any_app_device_list_is_devices_or_a_protocol_error(document: Any) -> None:
+    try:
+        devices = parse_app_devices(document)
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message.startswith("Ring app device list: ")
+        return
+    assert len({d.id for d in devices}) == len(devices)
+    for d in devices:
+        assert d.id.isdigit()
+        assert d.latitude is None or -90 <= d.latitude <= 90
+        assert d.battery_percentage is None or 0 <= d.battery_percentage <= 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=80), app_values.map(lambda v: json.dumps(v).encode())))
+def test_any_2fa_answer_is_a_2fa_request_or_a_protocol_error(content: bytes) -> None:
+    try:
+        asked = two_factor(content)
+    except CameraProtocolError:
+        return
+    assert asked.channel in ("sms", "email", "totp") and asked.retry_in_s >= 0

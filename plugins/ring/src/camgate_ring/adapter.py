@@ -38,7 +38,14 @@ from camgate_ring.devices import RingDevice
 from camgate_ring.partner import PartnerClient, Tokens, check_base_url
 from camgate_ring.recorded import RingRecordedStream
 
-__all__ = ["NAME", "RingAdapter", "RingLiveStream", "RingSettings", "TokenFile"]
+__all__ = [
+    "NAME",
+    "RingAdapter",
+    "RingLiveStream",
+    "RingSettings",
+    "TokenFile",
+    "write_json_atomic",
+]
 
 #: The adapter's registered name (the entry point's name, and ``Camera.adapter``).
 NAME = "ring"
@@ -142,18 +149,25 @@ class TokenFile:
 
     def save(self, tokens: Tokens) -> None:
         """Write ``tokens``; returns once they are on disk (fsync'd)."""
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".ring-tokens-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(tokens.to_json(), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o600)
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+        write_json_atomic(self.path, tokens.to_json())
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path``, owner read/write only, replacing the old file
+    atomically (a reader sees the old content or the new, never half); returns once it is on
+    disk (fsync'd)."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".ring-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(value, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o600)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
 
 
 class RingLiveStream:

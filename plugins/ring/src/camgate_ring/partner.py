@@ -286,6 +286,22 @@ class PartnerClient:
         self._unsaved = None
         self._tokens = tokens
 
+    #: What the owner does when a refresh is refused.
+    LOST_HINT = "the owner must reconnect the app in Ring's My Apps"
+
+    def _refresh_form(self) -> dict[str, str]:
+        """The token request's form for a refresh (the partner's client credentials)."""
+        return {
+            "grant_type": "refresh_token",
+            "refresh_token": self._tokens.refresh_token.reveal(),
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.reveal(),
+        }
+
+    def _headers(self, *, refresh: bool = False) -> dict[str, str]:
+        """Headers every request carries besides the bearer (none for the Partner API)."""
+        return {}
+
     async def refresh(self, stale: Tokens | None = None) -> Tokens:
         """Refresh the access token now (rotation: the new refresh token is persisted through
         ``on_tokens`` before anything uses it) and return the new tokens. With ``stale`` (the
@@ -308,19 +324,15 @@ class PartnerClient:
                 log.info("Ring: adopted the account's tokens rotated by another client")
                 return latest
         where = redact_address(self.token_url)
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": self._tokens.refresh_token.reveal(),
-            "client_id": self._client_id,
-            "client_secret": self._client_secret.reveal(),
-        }
         with self._mapped(where):
-            response = await self.http.post(self.token_url, data=form)
+            response = await self.http.post(
+                self.token_url, data=self._refresh_form(), headers=self._headers(refresh=True)
+            )
         status = response.status_code
         if status in (400, 401):
             raise CameraAuthError(
                 f"Ring refused to refresh the account's token ({status}): the link is lost; "
-                "the owner must reconnect the app in Ring's My Apps"
+                + self.LOST_HINT
             )
         if status == 429:
             raise AdapterError(f"{where}: Ring is rate-limiting token refreshes (429)")
@@ -475,7 +487,7 @@ class PartnerClient:
         limited = 0
         while True:
             used, auth = await self._current()
-            sent = {**(headers or {}), **auth}
+            sent = {**self._headers(), **(headers or {}), **auth}
             with self._mapped(where):
                 response = await self.http.request(
                     method, url, json=json_body, content=content, headers=sent

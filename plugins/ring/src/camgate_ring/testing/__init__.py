@@ -16,10 +16,22 @@ from typing import Any
 import httpx
 from camgate.adapters import Simulator
 
-__all__ = ["CLIENT_ID", "CLIENT_SECRET", "SIGNING_KEY", "RingSimulator"]
+__all__ = [
+    "APP_CODE",
+    "APP_PASSWORD",
+    "APP_USER",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "SIGNING_KEY",
+    "RingSimulator",
+]
 
 CLIENT_ID = "camgate-sim-client"
 CLIENT_SECRET = "sim-client-secret-0f3a"  # noqa: S105 (the simulator's own)
+#: The owner's app sign-in (the app backend) and the verification code the simulator "sends".
+APP_USER = "owner@example.org"
+APP_PASSWORD = "app-pa55word!"  # noqa: S105 (the simulator's own)
+APP_CODE = "246810"
 #: The partner's HMAC signing key the simulator signs its webhooks with.
 SIGNING_KEY = "sim-hmac-signing-key-7c21"
 
@@ -62,6 +74,7 @@ class RingSimulator(Simulator):
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "signing_key": SIGNING_KEY,
+            "app": {"username": APP_USER, "password": APP_PASSWORD, "code": APP_CODE},
             "access_ttl_s": access_ttl_s,
             "keyframe_interval": keyframe_interval,
             "join_delay": join_delay,
@@ -153,6 +166,12 @@ class RingSimulator(Simulator):
             "tamper": tamper,
         }
         result: list[int] = self._call("POST", "/_sim/webhook", order)
+        return result
+
+    def app_state(self) -> dict[str, Any]:
+        """The app side: ``hardware_ids`` signed in, ``sessions`` created, ``codes_sent``
+        (2FA codes within the last 10 minutes)."""
+        result: dict[str, Any] = self._call("GET", "/_sim/app")
         return result
 
     def log(self) -> list[dict[str, Any]]:

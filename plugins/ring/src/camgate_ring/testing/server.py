@@ -18,6 +18,9 @@ listens. It speaks, as Ring documents them (docs/ring.md):
   JPEG with the picture clock and ``X-Media-Timestamp``, 416 when none is in the range.
 - ``POST /v1/devices/{id}/media/video/download``: an MP4 of the asked range whose pictures
   carry the picture clock; 416 outside the recordings, 206 when cut at now.
+- The app (consumer) API: ``POST /oauth/token`` with ``client_id=ring_official_android`` (the
+  password grant with 2FA and its limit, single-use refresh tokens), ``POST
+  /clients_api/session`` and ``GET /clients_api/ring_devices``.
 - ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
   currently offline" for a WHEP request to an offline device.
 
@@ -75,6 +78,10 @@ class Ring:
         self.codes: dict[str, dict[str, Any]] = {}  # authorisation code -> redirect, PKCE
         self.base = ""
         self.started_ms = int(time.time() * 1000)
+        self.app_refresh: str | None = None  # the app's one valid refresh token
+        self.codes_sent: list[float] = []  # when 2FA codes were "sent"
+        self.hardware_ids: set[str] = set()  # the app's authorised client devices
+        self.sessions = 0
 
     def issue(self) -> dict[str, Any]:
         """A new token pair; the previous refresh token is spent."""
@@ -89,6 +96,19 @@ class Ring:
             "expires_in": ttl,
             "scope": "ava.v1:read",
             "token_type": "Bearer",
+        }
+
+    def issue_app(self) -> dict[str, Any]:
+        """A new app token pair; the previous app refresh token is spent (single use)."""
+        access, self.app_refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.access[access] = time.time() + 3600.0
+        return {
+            "access_token": access,
+            "refresh_token": self.app_refresh,
+            "expires_in": 3600,
+            "scope": "client",
+            "token_type": "bearer",
+            "created_at": int(time.time()),
         }
 
     def authorised(self, request: Request) -> bool:
@@ -130,6 +150,8 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         return await backdoor(ring, request)
     if method == "POST" and path == "/oauth/token":
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+        if form.get("client_id") == APP_CLIENT:
+            return app_token(ring, request, form)
         if (
             form.get("client_id") != ring.config["client_id"]
             or form.get("client_secret") != ring.config["client_secret"]
@@ -144,6 +166,8 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         return 200, _json(ring.issue()), {"Content-Type": "application/json"}
     if path == "/oauth/authorize":
         return authorize(ring, request)
+    if path.startswith("/clients_api/"):
+        return app_api(ring, request)
     if not path.startswith("/v1/"):
         return 404, _error(404, "Not Found"), kind
     if ring.limit["count"] > 0:
@@ -195,6 +219,91 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         await session.pc.close()
         return 204, b"", {}
     return 404, _error(404, "Not Found"), kind
+
+
+APP_CLIENT = "ring_official_android"
+#: Ring's limit on verification codes: this many in :data:`CODE_WINDOW_S`.
+CODE_LIMIT, CODE_WINDOW_S = 10, 600.0
+
+
+def _plain(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
+    return status, _json(body), {"Content-Type": "application/json"}
+
+
+def app_token(
+    ring: Ring, request: Request, form: dict[str, str]
+) -> tuple[int, bytes, dict[str, str]]:
+    """The app's token endpoint: the password grant with 2FA (412 and a code "sent"; a wrong
+    code 400 ``Verification Code…``; more than 10 codes in 10 minutes refused with ``too many
+    requests from dependency service``) and single-use refresh tokens."""
+    app = ring.config["app"]
+    grant = form.get("grant_type")
+    if grant == "refresh_token":
+        if form.get("refresh_token") != ring.app_refresh or ring.app_refresh is None:
+            return _plain(400, {"error": "invalid_grant"})
+        return _plain(200, ring.issue_app())
+    if grant != "password" or form.get("scope") != "client":
+        return _plain(400, {"error": "unsupported_grant_type"})
+    if form.get("username") != app["username"] or form.get("password") != app["password"]:
+        return _plain(401, {"error": "invalid_grant", "error_description": "invalid user"})
+    if not request.headers.get("hardware_id"):
+        return _plain(400, {"error": "invalid_request"})
+    code = request.headers.get("2fa-code")
+    if not code:
+        now = time.time()
+        ring.codes_sent = [t for t in ring.codes_sent if t > now - CODE_WINDOW_S]
+        if len(ring.codes_sent) >= CODE_LIMIT:
+            return _plain(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "too many requests from dependency service",
+                },
+            )
+        ring.codes_sent.append(now)
+        return _plain(412, {"next_time_in_secs": 60, "phone": "+1xxxxxxx89", "tsv_state": "sms"})
+    if code != app["code"]:
+        return _plain(400, {"error": "Verification Code is invalid or expired"})
+    ring.hardware_ids.add(request.headers["hardware_id"])
+    return _plain(200, ring.issue_app())
+
+
+def app_api(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
+    """``POST /clients_api/session`` and ``GET /clients_api/ring_devices`` (every group; each
+    camera with its position, battery and ``settings.live_view_disabled``), bearer and
+    ``hardware_id`` required."""
+    if not ring.authorised(request):
+        return _plain(401, {"error": "Unauthorized"})
+    hardware_id = request.headers.get("hardware_id", "")
+    if hardware_id not in ring.hardware_ids:
+        return _plain(404, {"error": f"Session hardware_id not found: {hardware_id}"})
+    if request.method == "POST" and request.path == "/clients_api/session":
+        ring.sessions += 1
+        return _plain(201, {"profile": {"id": 1, "email": ring.config["app"]["username"]}})
+    if request.method == "GET" and request.path == "/clients_api/ring_devices":
+        groups: dict[str, list[Any]] = {g: [] for g in ("doorbots", "authorized_doorbots")}
+        groups |= {"stickup_cams": [], "chimes": [], "other": [], "base_stations": []}
+        for i, device in enumerate(ring.devices, start=1):
+            battery = device.get("battery", 255)
+            groups["doorbots" if i % 2 else "stickup_cams"].append(
+                {
+                    "id": 1000 + i,
+                    "description": device["name"],
+                    "kind": "doorbell_v3" if i % 2 else "stickup_cam_v4",
+                    "device_id": f"sim{i:04d}",
+                    "location_id": "loc-1",
+                    "latitude": 32.2988 + i / 1000,
+                    "longitude": -90.1848,
+                    "battery_life": None if battery == 255 else str(battery),
+                    "alerts": {"connection": "online" if device.get("online", True) else "offline"},
+                    "settings": {"live_view_disabled": bool(device.get("live_view_disabled"))},
+                    "features": {"show_recordings": True},
+                    "time_zone": "America/Chicago",
+                }
+            )
+        groups["chimes"].append({"id": 9001, "description": "Chime", "kind": "chime"})
+        return _plain(200, groups)
+    return _plain(404, {"error": "Not Found"})
 
 
 def _loopback_or_https(uri: str) -> bool:
@@ -316,6 +425,13 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(state), plain
     if request.path == "/_sim/link" and request.method == "POST":
         return 200, _json(ring.issue()), plain
+    if request.path == "/_sim/app":
+        app = {
+            "hardware_ids": sorted(ring.hardware_ids),
+            "sessions": ring.sessions,
+            "codes_sent": len(ring.codes_sent),
+        }
+        return 200, _json(app), plain
     if request.path == "/_sim/webhook" and request.method == "POST":
         return 200, _json(await send_webhook(ring, json.loads(request.body))), plain
     if request.path == "/_sim/expire" and request.method == "POST":
@@ -492,6 +608,7 @@ async def main(config: dict[str, Any]) -> None:
                     else None,
                     "time": time.time(),
                     "mono": time.monotonic(),
+                    "hardware_id": request.headers.get("hardware_id"),
                     "client": whep_client(request, status, headers),
                 }
                 ring.log.append(entry)
