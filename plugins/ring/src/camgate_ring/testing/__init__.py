@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import httpx
 from camgate.adapters import Simulator
 
 __all__ = [
+    "RING_HOSTS",
     "APP_CODE",
     "APP_PASSWORD",
     "APP_USER",
@@ -36,6 +38,53 @@ APP_CODE = "246810"
 SIGNING_KEY = "sim-hmac-signing-key-7c21"
 
 
+#: Ring's hosts, which the TLS certificate names (clients that hard-code them resolve them to
+#: the simulator).
+RING_HOSTS = (
+    "oauth.ring.com",
+    "api.ring.com",
+    "app.ring.com",
+    "prd-api-us.prd.rings.solutions",
+    "api.amazonvision.com",
+)
+
+
+def make_certificates(folder: Path, hosts: tuple[str, ...]) -> Path:
+    """A test CA (``ca.pem``) and a server certificate it signed for ``hosts`` and 127.0.0.1
+    (``leaf.pem``, ``leaf.key``) in ``folder``, made with the ``openssl`` command; the CA's
+    path."""
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the Ring simulator's TLS needs the openssl command")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True)
+
+    run(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=camgate Ring simulator CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    names = ",".join([*(f"DNS:{h}" for h in hosts), "IP:127.0.0.1"])
+    (folder / "leaf.ext").write_text(
+        f"subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n",
+        encoding="ascii",
+    )
+    run(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr",
+        "-subj", f"/CN={hosts[0]}",
+    )  # fmt: skip
+    run(
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext",
+    )  # fmt: skip
+    return folder / "ca.pem"
+
+
 class RingSimulator(Simulator):
     """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
     with that percentage; online unless their index is in ``offline``; answering a WHEP offer
@@ -43,6 +92,8 @@ class RingSimulator(Simulator):
     ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new).
     Entering starts the server and links the account; ``sources`` are the device ids and
     ``settings`` reach them (tokens persisted to a temporary token file).
+    With ``tls`` it also listens with TLS (``tls_port``) under a certificate for Ring's
+    hosts (:data:`RING_HOSTS`) from a test CA (``ca_file``), made with ``openssl``.
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
     ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
 
@@ -57,6 +108,7 @@ class RingSimulator(Simulator):
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
         join_delay: float = 0.5,
+        tls: bool = False,
     ) -> None:
         self.config: dict[str, Any] = {
             "devices": [
@@ -79,6 +131,9 @@ class RingSimulator(Simulator):
             "keyframe_interval": keyframe_interval,
             "join_delay": join_delay,
         }
+        self.tls = tls
+        self.tls_port = 0
+        self.ca_file: Path | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.process: subprocess.Popen[str] | None = None
         self.base = ""
@@ -90,6 +145,10 @@ class RingSimulator(Simulator):
 
     def __enter__(self) -> RingSimulator:
         self._dir = tempfile.TemporaryDirectory(prefix="ring-sim-")
+        if self.tls:
+            self.ca_file = make_certificates(Path(self._dir.name), RING_HOSTS)
+            folder = Path(self._dir.name)
+            self.config["tls"] = {"cert": str(folder / "leaf.pem"), "key": str(folder / "leaf.key")}
         config = Path(self._dir.name) / "config.json"
         config.write_text(json.dumps(self.config), encoding="utf-8")
         self.process = subprocess.Popen(
@@ -103,7 +162,9 @@ class RingSimulator(Simulator):
         if not line.startswith("READY "):
             self.close()
             raise RuntimeError("the Ring simulator did not start")
-        self.base = line.split()[1]
+        words = line.split()
+        self.base = words[1]
+        self.tls_port = int(words[2]) if len(words) > 2 else 0
         tokens = self.link()
         self.sources = [device["id"] for device in self.config["devices"]]
         self.settings = {

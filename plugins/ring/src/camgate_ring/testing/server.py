@@ -20,7 +20,10 @@ listens. It speaks, as Ring documents them (docs/ring.md):
   carry the picture clock; 416 outside the recordings, 206 when cut at now.
 - The app (consumer) API: ``POST /oauth/token`` with ``client_id=ring_official_android`` (the
   password grant with 2FA and its limit, single-use refresh tokens), ``POST
-  /clients_api/session`` and ``GET /clients_api/ring_devices``.
+  /clients_api/session``, ``GET /clients_api/ring_devices``, ``…/dings/active``, the
+  location groups and ``…/doorbots/{id}/history`` (paged by ``older_than``); with ``tls`` in
+  the configuration, the same server also listens with TLS (the port is the third word of
+  ``READY``), for clients that only speak to Ring's HTTPS hosts.
 - ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
   currently offline" for a WHEP request to an offline device.
 
@@ -45,6 +48,7 @@ import html
 import io
 import json
 import secrets
+import ssl
 import sys
 import time
 import uuid
@@ -166,7 +170,7 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         return 200, _json(ring.issue()), {"Content-Type": "application/json"}
     if path == "/oauth/authorize":
         return authorize(ring, request)
-    if path.startswith("/clients_api/"):
+    if path.startswith(("/clients_api/", "/groups/v1/")):
         return app_api(ring, request)
     if not path.startswith("/v1/"):
         return 404, _error(404, "Not Found"), kind
@@ -303,7 +307,46 @@ def app_api(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
             )
         groups["chimes"].append({"id": 9001, "description": "Chime", "kind": "chime"})
         return _plain(200, groups)
+    if request.method == "GET" and request.path == "/clients_api/dings/active":
+        return _plain(200, [])
+    if request.method == "GET" and request.path.startswith("/groups/v1/locations/"):
+        return _plain(200, {"device_groups": []})
+    parts = request.path.split("/")
+    if request.method == "GET" and len(parts) == 5 and parts[2:5:2] == ["doorbots", "history"]:
+        return _plain(200, app_history(ring, parts[3], parse_qs(request.query)))
     return _plain(404, {"error": "Not Found"})
+
+
+#: Recorded events per device in the app's history.
+HISTORY_EVENTS = 7
+
+
+def app_history(ring: Ring, doorbot: str, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """``GET /clients_api/doorbots/{id}/history?limit=N[&older_than=ID]``: the device's events,
+    newest first (ids ``<device id>00 + k``), paged by ``older_than``."""
+    if not doorbot.isdigit():
+        return []
+    base = int(doorbot) * 100
+    events: list[dict[str, Any]] = [
+        {
+            "id": base + k,
+            "created_at": time.strftime(
+                "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ring.started_ms / 1000 - 600 + 60 * k)
+            ),
+            "kind": "ding" if k % 3 == 0 else "motion",
+            "answered": False,
+            "favorite": False,
+            "recording": {"status": "ready"},
+            "snapshot_url": "",
+            "events": [],
+        }
+        for k in range(HISTORY_EVENTS, 0, -1)
+    ]
+    older = query.get("older_than", [""])[0]
+    if older.isdigit():
+        events = [e for e in events if int(e["id"]) < int(older)]
+    limit = query.get("limit", ["30"])[0]
+    return events[: int(limit) if limit.isdigit() else 30]
 
 
 def _loopback_or_https(uri: str) -> bool:
@@ -623,7 +666,13 @@ async def main(config: dict[str, Any]) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     ring.base = f"http://127.0.0.1:{port}"
-    print(f"READY {ring.base}", flush=True)
+    tls_port = 0
+    if config.get("tls"):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(config["tls"]["cert"], config["tls"]["key"])
+        secure = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+        tls_port = secure.sockets[0].getsockname()[1]
+    print(f"READY {ring.base} {tls_port}", flush=True)
     async with server:
         await server.serve_forever()
 
