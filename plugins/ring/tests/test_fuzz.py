@@ -39,17 +39,22 @@ KEYS = [
 ]
 KEYS += ["percentage", "x"]
 
-json_values = st.recursive(
+
+def documents(keys: list[str], leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """JSON documents of ``leaves`` in lists and objects keyed by ``keys``."""
+    return st.recursive(
+        leaves,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.sampled_from(keys), children, max_size=5)
+        ),
+        max_leaves=25,
+    )
+
+
+json_values = documents(
+    KEYS,
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(KEYS),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=25,
 )
 
 ids = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
@@ -303,13 +308,9 @@ MP4_HEAD = b"\\x00\\x00\\x00\\x18ftypisom\\x00\\x00\\x02\\x00isomiso2"
 app_keys = ["doorbots", "stickup_cams", "authorized_doorbots", "chimes", "id", "description"]
 app_keys += ["kind", "latitude", "longitude", "battery_life", "alerts", "settings"]
 app_keys += ["connection", "live_view_disabled"]
-app_values = st.recursive(
+app_values = documents(
+    app_keys,
     st.none() | st.booleans() | st.integers(-5, 5000) | st.floats() | st.text(max_size=6),
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(st.sampled_from(app_keys), children, max_size=5)
-    ),
-    max_leaves=25,
 )
 
 

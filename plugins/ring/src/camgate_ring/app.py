@@ -35,13 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 from camgate.adapters import Secret
 from camgate.errors import AdapterError, CameraAuthError, CameraProtocolError, ValidationError
 from camgate.models import redact_address
 
 from camgate_ring.adapter import write_json_atomic
-from camgate_ring.partner import MAX_BODY, PartnerClient, Tokens, _token_reply, check_base_url
+from camgate_ring.partner import (
+    MAX_BODY,
+    PartnerClient,
+    Tokens,
+    _token_reply,
+    check_base_url,
+    post_token_form,
+)
 
 __all__ = [
     "APP_CLIENT_ID",
@@ -214,13 +220,9 @@ async def app_login(
     headers = {**_headers(hardware_id), "2fa-support": "true"}
     if code is not None:
         headers["2fa-code"] = code.reveal()
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(request_timeout_s), follow_redirects=False, trust_env=False
-    ) as http:
-        try:
-            response = await http.post(url, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            raise AdapterError(f"{where}: cannot reach Ring ({type(exc).__name__})") from None
+    response = await post_token_form(
+        url, form, headers=headers, request_timeout_s=request_timeout_s
+    )
     status = response.status_code
     error, description = _error_fields(response.content)
     if description == _LIMIT_TEXT:

@@ -39,18 +39,22 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import anyio
 import anyio.abc
 import attrs
-import httpx
 from camgate.adapters import Secret
 from camgate.errors import (
     CameraAuthError,
     CameraProtocolError,
-    CameraUnreachable,
     ConfigError,
     ValidationError,
 )
 from camgate.models import redact_address
 
-from camgate_ring.partner import MAX_BODY, Tokens, _token_reply, check_base_url
+from camgate_ring.partner import (
+    MAX_BODY,
+    Tokens,
+    _token_reply,
+    check_base_url,
+    post_token_form,
+)
 
 __all__ = [
     "CALLBACK_PATH",
@@ -216,15 +220,7 @@ async def exchange_code(
         form["redirect_uri"] = redirect_uri
     if verifier is not None:
         form["code_verifier"] = verifier.reveal()
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(request_timeout_s), follow_redirects=False, trust_env=False
-    ) as http:
-        try:
-            response = await http.post(url, data=form)
-        except httpx.TimeoutException:
-            raise CameraUnreachable(f"{where}: Ring did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise CameraUnreachable(f"{where}: cannot reach Ring ({type(exc).__name__})") from None
+    response = await post_token_form(url, form, request_timeout_s=request_timeout_s)
     status = response.status_code
     if status == 200:
         return _token_reply(response.content, None, clock(), where)

@@ -55,6 +55,7 @@ from camgate_ring.devices import RingDevice, parse_devices
 
 __all__ = [
     "MAX_CLIP_MS",
+    "post_token_form",
     "REFRESH_MARGIN_S",
     "PartnerClient",
     "Tokens",
@@ -160,6 +161,28 @@ def _token_text(value: Any) -> bool:
         and 0 < len(value) <= 4096
         and all(0x21 <= ord(ch) <= 0x7E for ch in value)
     )
+
+
+async def post_token_form(
+    url: str,
+    form: Mapping[str, str],
+    *,
+    headers: Mapping[str, str] | None = None,
+    request_timeout_s: float = 10.0,
+) -> httpx.Response:
+    """POST ``form`` to the token endpoint ``url`` on a client of its own (no redirect
+    followed, no proxy from the environment); Ring unreachable → CameraUnreachable naming the
+    redacted URL only."""
+    where = redact_address(url)
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(request_timeout_s), follow_redirects=False, trust_env=False
+    ) as http:
+        try:
+            return await http.post(url, data=dict(form), headers=dict(headers or {}))
+        except httpx.TimeoutException:
+            raise CameraUnreachable(f"{where}: Ring did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise CameraUnreachable(f"{where}: cannot reach Ring ({type(exc).__name__})") from None
 
 
 def _token_reply(content: bytes, old: Tokens | None, now: float, where: str) -> Tokens:

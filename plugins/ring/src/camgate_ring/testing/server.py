@@ -527,6 +527,17 @@ async def send_webhook(ring: Ring, order: dict[str, Any]) -> list[int]:
     return statuses
 
 
+def _online(
+    ring: Ring, device_id: str
+) -> tuple[dict[str, Any], tuple[int, bytes, dict[str, str]] | None]:
+    """The device, and the 503 Ring answers when it is offline (None when it is online)."""
+    device = next(d for d in ring.devices if d["id"] == device_id)
+    if device.get("online", True):
+        return device, None
+    kind = {"Content-Type": "application/vnd.api+json"}
+    return device, (503, _error(503, "Device is currently offline"), kind)
+
+
 def snapshot(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
     """``POST …/media/image/download``: the device's latest image in the asked range as a JPEG
     with the picture clock of its capture time and ``X-Media-Timestamp``. A device's latest
@@ -534,9 +545,9 @@ def snapshot(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[
     ``stale_snapshot`` device serves an hour-old image whatever the range (a misbehaving
     cloud, which the adapter must refuse)."""
     kind = {"Content-Type": "application/vnd.api+json"}
-    device = next(d for d in ring.devices if d["id"] == device_id)
-    if not device.get("online", True):
-        return 503, _error(503, "Device is currently offline"), kind
+    device, refused = _online(ring, device_id)
+    if refused is not None:
+        return refused
     try:
         order = json.loads(body)
         if order["type"] == "latest_in_range":
@@ -572,9 +583,9 @@ def clip(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[str,
     :data:`RECORDED_BACK_S` before the simulator started, up to now; a range that starts
     outside is 416, one that runs past now is cut there (206 with ``X-Media-Length``)."""
     kind = {"Content-Type": "application/vnd.api+json"}
-    device = next(d for d in ring.devices if d["id"] == device_id)
-    if not device.get("online", True):
-        return 503, _error(503, "Device is currently offline"), kind
+    _device, refused = _online(ring, device_id)
+    if refused is not None:
+        return refused
     try:
         order = json.loads(body)
         start, duration = int(order["timestamp"]), int(order["duration"])
