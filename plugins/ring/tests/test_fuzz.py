@@ -14,6 +14,7 @@ from camgate.adapters import Secret
 from camgate.errors import CameraAuthError, CameraProtocolError, ValidationError
 from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
 from camgate_ring.app import parse_app_devices, two_factor
+from camgate_ring.history import parse_history_page
 from camgate_ring.link import _check_callback, authorization_request, parse_callback, pkce_challenge
 from camgate_ring.partner import _token_reply
 from camgate_ring.recorded import clip_packets
@@ -338,3 +339,29 @@ def test_any_2fa_answer_is_a_2fa_request_or_a_protocol_error(content: bytes) -> 
     except CameraProtocolError:
         return
     assert asked.channel in ("sms", "email", "totp") and asked.retry_in_s >= 0
+
+
+history_keys = ["data", "links", "next", "type", "id", "attributes", "event_type", "sub_type"]
+history_keys += ["start", "end", "relationships", "source"]
+history_values = documents(
+    history_keys,
+    st.none()
+    | st.booleans()
+    | st.integers(0, 5_000_000_000_000)
+    | st.just("history-events")
+    | st.text(max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history_values)
+def test_any_history_page_is_events_or_a_protocol_error(document: Any) -> None:
+    try:
+        events, following = parse_history_page(document)
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message.startswith("Ring history: ")
+        return
+    for e in events:
+        assert e.id and e.event_type and (e.end is None or e.end >= e.start)
+    assert following is None or isinstance(following, str)

@@ -35,6 +35,7 @@ from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
 from camgate.settings import build_settings, parse_credentials, positive
 
 from camgate_ring.devices import RingDevice
+from camgate_ring.history import HistoryEvent
 from camgate_ring.partner import PartnerClient, Tokens, check_base_url
 from camgate_ring.recorded import RingRecordedStream
 
@@ -291,6 +292,13 @@ class RingAdapter(Adapter):
         """The devices the owner shared (no media asked for). Not :meth:`discover`: Partner
         devices carry no position, which the owner gives at enrolment."""
         return await self.client().devices()
+
+    async def history(
+        self, device_id: str, event_types: tuple[str, ...] = ("motion", "ding")
+    ) -> list[HistoryEvent]:
+        """The device's recorded events (motion, dings…: when something happened, to choose a
+        recorded window from). Asks Ring for no media; the caller decides who may see them."""
+        return await self.client().history(device_id, event_types)
 
     async def open_live(self, camera: Camera, grant: Grant) -> RingLiveStream:
         """Start a WHEP session for the camera's device and return the stream once its first

@@ -52,6 +52,7 @@ from camgate.errors import (
 from camgate.models import redact_address
 
 from camgate_ring.devices import RingDevice, parse_devices
+from camgate_ring.history import HistoryEvent, parse_history_page
 
 __all__ = [
     "MAX_CLIP_MS",
@@ -446,6 +447,28 @@ class PartnerClient:
         if not raw.isdigit() or int(raw) > duration_ms:
             raise CameraProtocolError(f"{where}: Ring's partial clip does not say its length")
         return response.content, int(raw)
+
+    async def history(
+        self,
+        device_id: str,
+        event_types: tuple[str, ...] = ("motion", "ding"),
+        *,
+        max_pages: int = 20,
+    ) -> list[HistoryEvent]:
+        """The device's recorded events of ``event_types`` (``motion``, ``ding``, ``on_demand``,
+        or composites such as ``motion.human``), newest first as Ring pages them: ``GET
+        /v1/history/devices/{id}/events``, following ``links.next`` (only on the API's origin)
+        for at most ``max_pages`` pages."""
+        device = quote(device_id, safe="")
+        types = quote(",".join(event_types), safe=",.")
+        url: str | None = f"/v1/history/devices/{device}/events?event_types={types}"
+        events: list[HistoryEvent] = []
+        for _page in range(max_pages):
+            if url is None:
+                break
+            found, url = parse_history_page(await self.get_json(url))
+            events += found
+        return events
 
     def checked(self, url: str, base: str | None = None) -> str:
         """``url`` resolved against ``base`` (default: the API base) when it is on the API

@@ -14,6 +14,7 @@ listens. It speaks, as Ring documents them (docs/ring.md):
 - ``POST /v1/devices/{id}/media/streaming/whep/sessions`` (WHEP: SDP offer → ``201``, the
   answer, an absolute ``Location``) with an aiortc peer from :mod:`camgate.testing.webrtc`
   sending H.264 with a frame counter in the picture; ``DELETE`` on the Location → ``204``.
+- ``GET /v1/history/devices/{id}/events`` (paged by ``page[key]``, ``links.next``).
 - ``POST /v1/devices/{id}/media/image/download`` (``latest_in_range``/``at_timestamp``): a
   JPEG with the picture clock and ``X-Media-Timestamp``, 416 when none is in the range.
 - ``POST /v1/devices/{id}/media/video/download``: an MP4 of the asked range whose pictures
@@ -182,6 +183,8 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         return 401, _error(401, "Invalid Client"), kind
     if method == "GET" and path == "/v1/users/me":
         return 200, _json({"data": {"type": "users", "id": "ava1.ring.account.SIM"}}), kind
+    if method == "GET" and path.startswith("/v1/history/devices/"):
+        return history_page(ring, path, request.query)
     if method == "GET" and path == "/v1/devices":
         return 200, _json(devices_document(ring, "include=status" in request.query)), kind
     parts = path.split("/")
@@ -525,6 +528,52 @@ async def send_webhook(ring: Ring, order: dict[str, Any]) -> list[int]:
             answer = await client.post(order["url"], content=body, headers=headers)
             statuses.append(answer.status_code)
     return statuses
+
+
+#: Events per device in the Partner history, and how many a page holds.
+PARTNER_EVENTS, PAGE_SIZE = 7, 3
+
+
+def history_page(ring: Ring, path: str, query: str) -> tuple[int, bytes, dict[str, str]]:
+    """``GET /v1/history/devices/{id}/events?event_types=…[&page[key]=N]``: the device's
+    events (every 6 minutes over the last hour before the simulator started, motion with
+    ``human`` and ``vehicle`` sub-types and dings), newest first, :data:`PAGE_SIZE` a page,
+    ``links.next`` while more remain."""
+    kind = {"Content-Type": "application/vnd.api+json"}
+    parts = path.split("/")
+    device = unquote(parts[4]) if len(parts) == 6 and parts[5] == "events" else ""
+    if not any(d["id"] == device for d in ring.devices):
+        return 404, _error(404, "Not Found"), kind
+    params = {k: v[0] for k, v in parse_qs(query).items()}
+    wanted = set(params.get("event_types", "motion,ding,on_demand").split(","))
+    events = []
+    for k in range(PARTNER_EVENTS):
+        start = ring.started_ms - 360_000 * (k + 1)
+        event_type = "ding" if k % 3 == 2 else "motion"
+        sub = None if event_type == "ding" else ("human" if k % 2 == 0 else "vehicle")
+        if event_type not in wanted and f"{event_type}.{sub}" not in wanted:
+            continue
+        attributes: dict[str, Any] = {
+            "event_type": event_type,
+            "start": start,
+            "end": start + 20_000,
+        }
+        if sub:
+            attributes["sub_type"] = sub
+        events.append(
+            {
+                "type": "history-events",
+                "id": f"{device}.event.{k}",
+                "attributes": attributes,
+                "relationships": {"source": {"data": {"type": "devices", "id": device}}},
+            }
+        )
+    offset = int(params["page[key]"]) if params.get("page[key]", "").isdigit() else 0
+    document: dict[str, Any] = {"data": events[offset : offset + PAGE_SIZE], "links": {}}
+    if offset + PAGE_SIZE < len(events):
+        types = params.get("event_types", "motion,ding,on_demand")
+        document["links"]["next"] = f"{path}?event_types={types}&page[key]={offset + PAGE_SIZE}"
+    return 200, _json(document), kind
 
 
 def _online(
