@@ -92,7 +92,8 @@ class RingSimulator(Simulator):
     ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new).
     Entering starts the server and links the account; ``sources`` are the device ids and
     ``settings`` reach them (tokens persisted to a temporary token file).
-    With ``tls`` it also listens with TLS (``tls_port``) under a certificate for Ring's
+    Ring ends live sessions after ``live_caps`` seconds (battery, line power; Ring's are 30 and
+    60). With ``tls`` it also listens with TLS (``tls_port``) under a certificate for Ring's
     hosts (:data:`RING_HOSTS`) from a test CA (``ca_file``), made with ``openssl``.
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
     ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
@@ -109,6 +110,7 @@ class RingSimulator(Simulator):
         keyframe_interval: float = 2.0,
         join_delay: float = 0.5,
         tls: bool = False,
+        live_caps: tuple[float, float] = (30.0, 60.0),
     ) -> None:
         self.config: dict[str, Any] = {
             "devices": [
@@ -120,6 +122,7 @@ class RingSimulator(Simulator):
                     "broken": i in broken,
                     "stale_snapshot": i in stale,
                     "snapshot_age_s": 600.0 if i in (battery or {}) else 0.0,
+                    "live_cap_s": live_caps[0] if i in (battery or {}) else live_caps[1],
                 }
                 for i in range(1, devices + 1)
             ],

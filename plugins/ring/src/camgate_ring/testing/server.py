@@ -25,6 +25,8 @@ listens. It speaks, as Ring documents them (docs/ring.md):
   location groups and ``…/doorbots/{id}/history`` (paged by ``older_than``); with ``tls`` in
   the configuration, the same server also listens with TLS (the port is the third word of
   ``READY``), for clients that only speak to Ring's HTTPS hosts.
+- Ring's live caps: a WHEP session still running after the device's ``live_cap_s`` (30 s on a
+  battery, 60 s on line power, unless the simulator is told otherwise) is ended by the server.
 - ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
   currently offline" for a WHEP request to an offline device.
 
@@ -208,7 +210,12 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
             "device": device,
             "deleted": False,
             "candidates": candidates(answer),
+            "capped": False,
         }
+        cap = float(found_device.get("live_cap_s", 60.0))
+        asyncio.get_running_loop().call_later(
+            cap, lambda: asyncio.ensure_future(end_at_cap(ring, session.id))
+        )
         location = f"{ring.base}{prefix}/{session.id}"
         return 201, answer.encode(), {"Content-Type": "application/sdp", "Location": location}
     image = f"/v1/devices/{parts[3] if len(parts) > 3 else ''}/media/image/download"
@@ -417,6 +424,14 @@ def exchange(ring: Ring, form: dict[str, str]) -> tuple[int, bytes, dict[str, st
     ):
         return 400, _json({"error": "invalid_grant"}), {"Content-Type": "application/json"}
     return 200, _json(ring.issue()), {"Content-Type": "application/json"}
+
+
+async def end_at_cap(ring: Ring, session_id: str) -> None:
+    """Ring's cap: end a live session still running (its peer connection closed by Ring)."""
+    session = SESSIONS[session_id]
+    if session.closed_at is None and not ring.whep[session_id]["deleted"]:
+        ring.whep[session_id]["capped"] = True
+        await session.pc.close()
 
 
 def devices_document(ring: Ring, include_status: bool) -> dict[str, Any]:
