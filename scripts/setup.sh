@@ -6,7 +6,8 @@
 #     C compiler with the headers of Python, SQLite, OpenSSL and libpq (uv sync builds
 #     camgate-native, the audit log's compiled verifier, from source); Chromium, Node.js and
 #     npm (the browser tests under tests/browser/ drive Debian's chromium with Playwright: no
-#     browser is downloaded);
+#     browser is downloaded); openssl (camgate-ring's simulator makes its test TLS certificates
+#     with it);
 #   - hls.js from the npm registry (the browser tests' HLS player), at the version pinned in
 #     tests/browser/package-lock.json, into tests/browser/node_modules/;
 #   - uv (on PATH, or bootstrapped into .tools/ from PyPI);
@@ -19,7 +20,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad ffmpeg postgresql gcc libc6-dev python3-dev libsqlite3-dev libssl-dev
   libpq-dev chromium
-  openssl  # the openssl command: the Arlo simulator's and the rtsps tests' self-signed certificates
+  openssl  # the openssl command: the Arlo and Ring simulators' self-signed certificates
 )
 # npm (for hls.js, below) only where none is on PATH: a Node.js from elsewhere brings its own,
 # and Debian's npm package conflicts with it.

@@ -55,19 +55,7 @@ def rtsp_report() -> Report:
 
 #: What keeps an installed adapter from certification today, each for a reason in the suite or
 #: its target rather than the adapter: the lead's list to close (issue 13).
-KNOWN_GAPS: dict[str, set[str]] = {
-    # No conformance target yet (issue 17): without a backdoor the gating checks cannot see the
-    # vendor's side, no fault is staged, and the WebRTC peer's ICE destinations are not yet
-    # declared to the recorder as the target's.
-    "ring": {
-        "gating.no-media-before-grant",
-        "gating.revocation-closes",
-        "gating.egress-only-to-target",
-        *(f"robustness.{name}" for name in ("auth", "rate-limited", "server-error", "timeout")),
-        *(f"robustness.{name}" for name in ("not-protocol", "refused", "offline", "drops")),
-        "robustness.no-secret-in-errors",
-    },
-}
+KNOWN_GAPS: dict[str, set[str]] = {}
 
 
 @pytest.mark.parametrize("adapter", _adapters())

@@ -16,9 +16,11 @@ passes through it. For each connection it logs, on ``time.monotonic()``'s clock:
   (``tls``; RTSPS and HTTPS are passed through and only counted: the suite cannot read them).
 
 :func:`install_audit_hook` adds a ``sys.addaudithook`` hook on ``socket.connect`` (every connect
-made through Python's socket module), and :class:`Recorder` also polls the process's own TCP
-sockets in ``/proc`` for connections made in C (FFmpeg's): together they give every outbound
-connection attempt, checked against the destinations the target may be reached at.
+made through Python's socket module) and on ``socket.sendto``/``sendmsg`` of UDP sockets (the
+first datagram to each destination: WebRTC's ICE sends without connecting), and
+:class:`Recorder` also polls the process's own TCP sockets in ``/proc`` for connections made in
+C (FFmpeg's): together they give every outbound connection attempt, checked against the
+destinations the target may be reached at.
 
 **Whose connect it is.** The hook sees the whole process, and a process that ran other work
 before the run (a test session) may still have threads of its own reconnecting somewhere (an
@@ -146,15 +148,18 @@ def _start(self: threading.Thread) -> None:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event != "socket.connect" or not _watchers or getattr(_internal, "on", False):
+    if event not in _AUDITED or not _watchers or getattr(_internal, "on", False):
         return
     try:
         sock, address = args
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return
-        host, port = str(address[0]), int(address[1])
+        if event != "socket.connect" and not sock.type & socket.SOCK_DGRAM:
+            return
+        host, port = str(address[0]).split("%", 1)[0], int(address[1])
     except Exception:
         return
+    via = "audit hook" if event == "socket.connect" else "udp sendto"
     thread = threading.current_thread()
     in_run = _RUN.get() is not None
     for recorder in list(_watchers):
@@ -164,7 +169,12 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 inode = os.fstat(sock.fileno()).st_ino
             recorder.not_the_run(host, port, thread.name, inode)
         else:
-            recorder.connect_attempt(host, port, "audit hook", thread.name)
+            recorder.connect_attempt(host, port, via, thread.name)
+
+
+#: The audit events watched: TCP and UDP connects, and UDP datagrams sent without a connect
+#: (WebRTC's ICE, whose first datagram to each destination counts as an attempt).
+_AUDITED = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
 
 
 def install_audit_hook() -> None:
@@ -348,6 +358,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._events: list[RecordedEvent] = []
         self._connects: list[Connect] = []
+        self._datagrams: set[tuple[str, int]] = set()  # UDP destinations noted once
         self._others: list[Connect] = []
         self._other_inodes: set[int] = set()
         self._inside_inodes: set[int] = set()
@@ -522,8 +533,13 @@ class Recorder:
             return list(self._connects)
 
     def connect_attempt(self, host: str, port: int, via: str, thread: str = "") -> None:
-        """Note an outbound connection attempt of the run (called by the audit hook)."""
+        """Note an outbound connection attempt of the run (called by the audit hook); a UDP
+        datagram (``via="udp sendto"``) only the first time for its destination."""
         with self._lock:
+            if via == "udp sendto":
+                if (host, port) in self._datagrams:
+                    return
+                self._datagrams.add((host, port))
             self._connects.append(Connect(time.monotonic(), host, port, via, thread))
 
     def not_the_run(self, host: str, port: int, thread: str, inode: int = 0) -> None:

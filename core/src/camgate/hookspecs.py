@@ -17,7 +17,7 @@ tests/integration/test_hooks.py that implements it; tests fail when either is mi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -163,6 +163,27 @@ def camgate_consent_revoked(owner_id: str, camera_ids: Sequence[str], at: dateti
     :param owner_id: the owner who revoked.
     :param camera_ids: the cameras no longer reachable.
     :param at: when the revocation took effect (UTC).
+    """
+
+
+@hookspec
+def camgate_camera_event(
+    adapter: str, source: str | None, kind: str, at: datetime, details: Mapping[str, str]
+) -> None:
+    """Observe something a camera or its vendor reported on its own, once the adapter verified
+    it came from the vendor (a signed webhook, an authenticated event stream).
+
+    :param adapter: the adapter's name (``ring``).
+    :param source: the camera's ``source`` as the adapter addresses it (the vendor's device id),
+        None for an event about the whole account.
+    :param kind: ``motion``, ``ding`` (a doorbell press), ``online``, ``offline``,
+        ``device-added``, ``device-removed`` (the owner withdrew the device from the vendor's
+        integration), ``unlinked`` (the owner withdrew the whole account), or another
+        vendor word.
+    :param at: when it happened (UTC).
+    :param details: short vendor facts (``sub_type``, ``request_id``...), never a secret.
+
+    Opens no media and grants nothing. Every implementation is called; exceptions are logged.
     """
 
 

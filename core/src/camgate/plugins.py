@@ -395,6 +395,24 @@ class PluginHost:
         """Emit ``camgate_consent_revoked``."""
         self.emit("camgate_consent_revoked", owner_id=owner_id, camera_ids=camera_ids, at=at)
 
+    def camera_event(
+        self,
+        adapter: str,
+        source: str | None,
+        kind: str,
+        at: datetime,
+        details: Mapping[str, str],
+    ) -> None:
+        """Emit ``camgate_camera_event`` (a vendor-verified camera event)."""
+        self.emit(
+            "camgate_camera_event",
+            adapter=adapter,
+            source=source,
+            kind=kind,
+            at=at,
+            details=details,
+        )
+
 
 def _refuse_unimplemented(factory: AdapterFactory, info: PluginInfo | None) -> None:
     """PluginError naming the adapter, the capability and the method, when ``factory`` declares

@@ -1,5 +1,6 @@
-"""Properties of the parsers of untrusted input: the JSON:API device list, the webhooks and
-the token endpoint's replies."""
+"""Properties of the parsers of untrusted input: the JSON:API device list, the webhooks, the
+token endpoint's replies, the linking redirect's query, recorded clips and the app backend's
+device list and 2FA answers."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 
 import pytest
 from camgate.adapters import Secret
-from camgate.errors import CameraProtocolError
+from camgate.errors import CameraAuthError, CameraProtocolError, ValidationError
 from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
+from camgate_ring.app import parse_app_devices, two_factor
+from camgate_ring.history import parse_history_page
+from camgate_ring.link import _check_callback, authorization_request, parse_callback, pkce_challenge
 from camgate_ring.partner import _token_reply
+from camgate_ring.recorded import clip_packets
 from camgate_ring.webhooks import sign
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,17 +40,22 @@ KEYS = [
 ]
 KEYS += ["percentage", "x"]
 
-json_values = st.recursive(
+
+def documents(keys: list[str], leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """JSON documents of ``leaves`` in lists and objects keyed by ``keys``."""
+    return st.recursive(
+        leaves,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.sampled_from(keys), children, max_size=5)
+        ),
+        max_leaves=25,
+    )
+
+
+json_values = documents(
+    KEYS,
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(KEYS),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=25,
 )
 
 ids = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
@@ -230,3 +240,128 @@ def test_a_token_reply_rotates_or_keeps_the_refresh_token(
     assert tokens.access_token.reveal() == access
     assert tokens.refresh_token.reveal() == ("new-refresh" if rotated else "old-refresh")
     assert tokens.expires_at == 1000.0 + lifetime and tokens.scope == OLD.scope
+
+
+def test_a_first_token_reply_without_a_refresh_token_is_refused() -> None:
+    with pytest.raises(CameraProtocolError):
+        _token_reply(json.dumps({"access_token": "a", "expires_in": 60}).encode(), None, 0.0, "t")
+
+
+callback_words = st.sampled_from(["code", "state", "error", "x", "code", "&", "=", "%", "?"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.lists(st.tuples(callback_words, st.text(max_size=20)), max_size=6).map(
+            lambda pairs: "&".join(f"{k}={v}" for k, v in pairs)
+        ),
+    )
+)
+def test_any_callback_query_is_a_callback_or_a_validation_error(query: str) -> None:
+    secret_like = "s3cr3t-value-in-the-query"
+    try:
+        callback = parse_callback(
+            query + f"&state={secret_like}" if "state=" not in query else query
+        )
+    except ValidationError as exc:
+        message = str(exc)
+        assert secret_like not in message and message.startswith("Ring linking: ")
+        return
+    assert callback.code is not None or callback.error is not None
+    assert secret_like not in repr(callback)
+    if callback.error is not None:
+        assert all(ch.isalnum() or ch in "_-." for ch in callback.error)
+
+
+def test_a_callback_is_checked_against_its_request() -> None:
+    request = authorization_request("https://ring.example/authorize", "cid", "https://p.example/")
+    good = f"code=abc&state={request.state.reveal()}"
+    assert _check_callback(request, parse_callback(good)).reveal() == "abc"
+    with pytest.raises(CameraAuthError, match="state does not match"):
+        _check_callback(request, parse_callback("code=abc&state=other"))
+    with pytest.raises(CameraAuthError, match="state does not match"):
+        _check_callback(request, parse_callback("code=abc"))
+    with pytest.raises(ValidationError, match="twice"):
+        parse_callback(f"code=a&code=b&state={request.state.reveal()}")
+    assert pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == (
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636, appendix B
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(st.binary(max_size=400), st.binary(max_size=64).map(lambda b: MP4_HEAD + b)))
+def test_any_clip_body_is_packets_or_a_protocol_error(data: bytes) -> None:
+    window = (NOW, NOW + timedelta(seconds=10))
+    try:
+        packets = clip_packets(data, NOW, window)
+    except CameraProtocolError:
+        return
+    assert all(window[0] <= p.wallclock <= window[1] for p in packets)  # type: ignore[operator]
+    assert not packets or packets[0].is_keyframe
+
+
+#: The start of an MP4 (an ``ftyp`` box), so the fuzzer reaches past the first check.
+MP4_HEAD = b"\\x00\\x00\\x00\\x18ftypisom\\x00\\x00\\x02\\x00isomiso2"
+
+
+app_keys = ["doorbots", "stickup_cams", "authorized_doorbots", "chimes", "id", "description"]
+app_keys += ["kind", "latitude", "longitude", "battery_life", "alerts", "settings"]
+app_keys += ["connection", "live_view_disabled"]
+app_values = documents(
+    app_keys,
+    st.none() | st.booleans() | st.integers(-5, 5000) | st.floats() | st.text(max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(app_values)
+def test_any_app_device_list_is_devices_or_a_protocol_error(document: Any) -> None:
+    try:
+        devices = parse_app_devices(document)
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message.startswith("Ring app device list: ")
+        return
+    assert len({d.id for d in devices}) == len(devices)
+    for d in devices:
+        assert d.id.isdigit()
+        assert d.latitude is None or -90 <= d.latitude <= 90
+        assert d.battery_percentage is None or 0 <= d.battery_percentage <= 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=80), app_values.map(lambda v: json.dumps(v).encode())))
+def test_any_2fa_answer_is_a_2fa_request_or_a_protocol_error(content: bytes) -> None:
+    try:
+        asked = two_factor(content)
+    except CameraProtocolError:
+        return
+    assert asked.channel in ("sms", "email", "totp") and asked.retry_in_s >= 0
+
+
+history_keys = ["data", "links", "next", "type", "id", "attributes", "event_type", "sub_type"]
+history_keys += ["start", "end", "relationships", "source"]
+history_values = documents(
+    history_keys,
+    st.none()
+    | st.booleans()
+    | st.integers(0, 5_000_000_000_000)
+    | st.just("history-events")
+    | st.text(max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history_values)
+def test_any_history_page_is_events_or_a_protocol_error(document: Any) -> None:
+    try:
+        events, following = parse_history_page(document)
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message.startswith("Ring history: ")
+        return
+    for e in events:
+        assert e.id and e.event_type and (e.end is None or e.end >= e.start)
+    assert following is None or isinstance(following, str)

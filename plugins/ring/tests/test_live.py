@@ -194,3 +194,36 @@ async def test_an_offline_or_removed_device_is_unreachable(
     grant = await world.grant("side")
     with anyio.fail_after(20), pytest.raises(CameraUnreachable, match=said):
         await world.gate.edge.open_live("side", grant)
+
+
+async def test_sessions_ring_ends_at_its_cap_are_renewed_within_the_grant(tmp_path: Path) -> None:
+    """Ring's 30 s / 60 s caps, shortened: each session the simulator ends is replaced by the
+    edge's relay (a new WHEP session), the new one's first packet a keyframe marked as a
+    discontinuity; a revocation ends the renewals."""
+    with RingSimulator(devices=2, battery={1: 50}, live_caps=(1.5, 3.0)) as capped:
+        opened = Gate.open(tmp_path / "camgate.db")
+        try:
+            world = World(opened, capped.settings)
+            world.enrol("door", "ava1.ring.device.SIM1")  # on a battery: 1.5 s sessions
+            stream = await world.gate.edge.open_live("door", await world.grant())
+            marks: list[bool] = []
+            with anyio.fail_after(60):
+                async for packet in stream:
+                    if packet.discontinuity:
+                        assert packet.is_keyframe
+                    marks.append(packet.discontinuity)
+                    if marks.count(True) == 2:
+                        break
+            await world.gate.revoke("alice")
+            await stream.aclose()
+            sessions = capped.state()
+            assert len(sessions) == 3
+            assert sum(s["capped"] for s in sessions.values()) >= 2
+            await until(
+                lambda: all(s["closed"] for s in capped.state().values()), "every session closed"
+            )
+            # Packets flowed in each session; none is renewed after the revocation.
+            assert all(s["sent"] > 0 for s in sessions.values())
+            assert len(capped.state()) == 3
+        finally:
+            await opened.aclose()

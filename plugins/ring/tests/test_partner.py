@@ -290,3 +290,18 @@ async def test_adapters_sharing_a_token_file_adopt_each_others_rotation(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_the_event_history_is_followed_page_by_page(sim: RingSimulator) -> None:
+    async with client(sim, linked(sim)) as api:
+        events = await api.history("ava1.ring.device.SIM1")
+        humans = await api.history("ava1.ring.device.SIM1", ("motion.human",))
+    assert [e.id for e in events] == [f"ava1.ring.device.SIM1.event.{k}" for k in range(7)]
+    assert {e.event_type for e in events} == {"motion", "ding"}
+    assert all(e.device_id == "ava1.ring.device.SIM1" for e in events)
+    assert [e.start for e in events] == sorted((e.start for e in events), reverse=True)
+    assert {(e.event_type, e.sub_type) for e in humans} == {("motion", "human")}
+    pages = [
+        e for e in sim.log() if e["path"] == "/v1/history/devices/ava1.ring.device.SIM1/events"
+    ]
+    assert len(pages) == 3 + 1  # seven events, three a page; then the three human ones

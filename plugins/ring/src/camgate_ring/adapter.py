@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,24 @@ import anyio
 import attrs
 from camgate.adapters import SECRET, Adapter, Credentials, Secret
 from camgate.errors import CameraAuthError, CameraUnreachable, ConfigError, ValidationError
+from camgate.media.jpeg import decode_jpeg
 from camgate.media.webrtc import WebRtcReceiver, WhepSession, whep_connect
-from camgate.models import Camera, Grant, MediaPacket, StreamInfo
+from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
 from camgate.settings import build_settings, parse_credentials, positive
 
 from camgate_ring.devices import RingDevice
+from camgate_ring.history import HistoryEvent
 from camgate_ring.partner import PartnerClient, Tokens, check_base_url
+from camgate_ring.recorded import RingRecordedStream
 
-__all__ = ["NAME", "RingAdapter", "RingLiveStream", "RingSettings", "TokenFile"]
+__all__ = [
+    "NAME",
+    "RingAdapter",
+    "RingLiveStream",
+    "RingSettings",
+    "TokenFile",
+    "write_json_atomic",
+]
 
 #: The adapter's registered name (the entry point's name, and ``Camera.adapter``).
 NAME = "ring"
@@ -58,16 +69,27 @@ def _url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
     return check
 
 
+def _optional_url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
+    required = _url(what)
+
+    def check(inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+        if value != "":
+            required(inst, attribute, value)
+
+    return check
+
+
 @attrs.frozen
 class RingSettings:
     """Validated settings of the Ring adapter (Partner backend).
 
     ``api_base_url`` and ``token_url`` are the hosts (Ring's by default; a simulator's in
-    tests). ``client_id`` and ``client_secret`` are the partner's; ``access_token``,
-    ``refresh_token`` and ``access_expires_at`` (UNIX seconds, 0 = refresh first) the linked
-    account's; ``token_file`` where rotated tokens are persisted. The secrets are marked
-    :data:`~camgate.adapters.SECRET`. ``credentials`` is what the edge always adds; the Partner
-    backend does not use it."""
+    tests); ``authorize_url`` the OAuth authorisation page for linking from camgate (no
+    default: Ring documents none, docs/ring.md). ``client_id`` and ``client_secret`` are the
+    partner's; ``access_token``, ``refresh_token`` and ``access_expires_at`` (UNIX seconds,
+    0 = refresh first) the linked account's; ``token_file`` where rotated tokens are
+    persisted. The secrets are marked :data:`~camgate.adapters.SECRET`. ``credentials`` is what
+    the edge always adds; the Partner backend does not use it."""
 
     client_id: str = ""
     client_secret: Secret | None = attrs.field(
@@ -87,9 +109,11 @@ class RingSettings:
     token_url: str = attrs.field(
         default="https://oauth.ring.com/oauth/token", validator=_url("token_url")
     )
+    authorize_url: str = attrs.field(default="", validator=_optional_url("authorize_url"))
     request_timeout_s: float = attrs.field(default=10.0, validator=positive(NAME))
     connect_timeout_s: float = attrs.field(default=20.0, validator=positive(NAME))
     max_retry_after_s: float = attrs.field(default=5.0, validator=positive(NAME))
+    read_timeout_s: float = attrs.field(default=10.0, validator=positive(NAME))
     keyframe_on_join: bool = True
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_credentials, repr=False, metadata=SECRET
@@ -126,28 +150,37 @@ class TokenFile:
 
     def save(self, tokens: Tokens) -> None:
         """Write ``tokens``; returns once they are on disk (fsync'd)."""
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".ring-tokens-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(tokens.to_json(), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o600)
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+        write_json_atomic(self.path, tokens.to_json())
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path``, owner read/write only, replacing the old file
+    atomically (a reader sees the old content or the new, never half); returns once it is on
+    disk (fsync'd)."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".ring-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(value, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o600)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
 
 
 class RingLiveStream:
     """A live WHEP session as a camgate :class:`~camgate.adapters.LiveStream`: packets from
     the first keyframe on (the receiver asked for one on join), ``info`` the stream's size as
-    its SPS gives it. :meth:`aclose` sends ``DELETE`` for the session and closes the peer
+    its SPS gives it; no packet for ``read_timeout_s`` is CameraUnreachable (a peer that
+    vanished without closing). :meth:`aclose` sends ``DELETE`` for the session and closes the peer
     connection; idempotent, safe to call after a cancelled read."""
 
-    def __init__(self, session: WhepSession) -> None:
+    def __init__(self, session: WhepSession, read_timeout_s: float = 10.0) -> None:
         self._session = session
+        self._read_timeout = read_timeout_s
         self._packets = session.receiver.packets()
         self._first: MediaPacket | None = None
         self.info: StreamInfo = session.receiver.stream_info
@@ -174,7 +207,16 @@ class RingLiveStream:
         if self._first is not None:
             first, self._first = self._first, None
             yield first
-        async for packet in self._packets:
+        while True:
+            with anyio.move_on_after(self._read_timeout) as waited:
+                try:
+                    packet = await anext(self._packets)
+                except StopAsyncIteration:
+                    return
+            if waited.cancelled_caught:
+                raise CameraUnreachable(
+                    f"Ring sent nothing for {self._read_timeout:g} s: the live session is lost"
+                )
             yield packet
 
     async def aclose(self) -> None:
@@ -184,7 +226,8 @@ class RingLiveStream:
 
 
 class RingAdapter(Adapter):
-    """Ring cameras of one linked account through the Partner API: live video (WHEP).
+    """Ring cameras of one linked account through the Partner API: live video (WHEP),
+    snapshots (the latest image since the grant) and recordings cut to the grant's window.
 
     ``on_tokens`` persists rotated tokens (called before they are used); without it the
     ``token_file`` setting does; with neither, a refresh is refused (ConfigError), since a
@@ -250,6 +293,13 @@ class RingAdapter(Adapter):
         devices carry no position, which the owner gives at enrolment."""
         return await self.client().devices()
 
+    async def history(
+        self, device_id: str, event_types: tuple[str, ...] = ("motion", "ding")
+    ) -> list[HistoryEvent]:
+        """The device's recorded events (motion, dings…: when something happened, to choose a
+        recorded window from). Asks Ring for no media; the caller decides who may see them."""
+        return await self.client().history(device_id, event_types)
+
     async def open_live(self, camera: Camera, grant: Grant) -> RingLiveStream:
         """Start a WHEP session for the camera's device and return the stream once its first
         keyframe arrived (CameraUnreachable when none came within ``connect_timeout_s`` of the
@@ -279,13 +329,52 @@ class RingAdapter(Adapter):
                     raise
                 await client.refresh(stale=used)
         assert session is not None
-        stream = RingLiveStream(session)
+        stream = RingLiveStream(session, self.settings.read_timeout_s)
         try:
             await stream.start(self.settings.connect_timeout_s)
         except BaseException:
             await stream.aclose()
             raise
         return stream
+
+    async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
+        """The device's latest image captured since the grant was issued (Ring has no "take
+        one now" call: ``latest_in_range`` from ``grant.issued_at`` to now). An image Ring
+        dates before the grant is refused (CameraUnreachable: battery cameras keep stale ones),
+        as is none in the range (416); a reply that is not a JPEG is a CameraProtocolError."""
+        issued = grant.issued_at
+        now = datetime.now(UTC)
+        start_ms = int(issued.timestamp() * 1000)
+        end_ms = max(start_ms, int(now.timestamp() * 1000))
+        data, taken_ms = await self.client().image(camera.source, start_ms, end_ms)
+        if taken_ms < start_ms:
+            stale = (start_ms - taken_ms) / 1000
+            raise CameraUnreachable(
+                f"Ring served an image taken {stale:.0f} s before the grant: refused (stale)"
+            )
+        width, height = decode_jpeg(data)
+        taken = datetime.fromtimestamp(taken_ms / 1000, UTC)
+        return Snapshot(
+            grant_id=grant.id,
+            camera_id=camera.id,
+            jpeg=data,
+            width=width,
+            height=height,
+            taken_at=taken,
+            notes={"captured_at": taken.isoformat(timespec="milliseconds")},
+        )
+
+    async def recorded(self, camera: Camera, grant: Grant) -> RingRecordedStream:
+        """The device's recording inside ``grant.window_start``..``window_end`` (cut at now),
+        downloaded in 15-minute pieces and cut to the window (:mod:`camgate_ring.recorded`).
+        Nothing recorded there (Ring's 416) → CameraUnreachable."""
+        assert grant.window_start is not None and grant.window_end is not None
+        window = (grant.window_start, min(grant.window_end, datetime.now(UTC)))
+        client = self.client()
+        return await RingRecordedStream.open(
+            lambda start_ms, duration_ms: client.video(camera.source, start_ms, duration_ms),
+            window,
+        )
 
     async def aclose(self) -> None:
         """Close the API client. Idempotent."""

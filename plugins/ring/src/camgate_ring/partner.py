@@ -20,9 +20,10 @@ What it promises:
 - **Secrets.** No token, client secret or authorization header appears in any message, log
   record or repr; reply text put in a message has every token scrubbed and is cut short.
 
-Errors (camgate.errors): 401/403 → CameraAuthError; 404 and 503 (device removed, offline) →
-CameraUnreachable; 429 beyond the bound and 5xx → AdapterError; a redirect, another status or a
-body that is not what Ring sends → CameraProtocolError; no connection → CameraUnreachable.
+Errors (camgate.errors): 401/403 → CameraAuthError; 404, 503 (device removed, offline) and 416
+(no media at that time) → CameraUnreachable; 429 beyond the bound and 5xx → AdapterError; a
+redirect, another status or a body that is not what Ring sends → CameraProtocolError; no
+connection → CameraUnreachable.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ from camgate.errors import (
 from camgate.models import redact_address
 
 from camgate_ring.devices import RingDevice, parse_devices
+from camgate_ring.history import HistoryEvent, parse_history_page
 
 __all__ = [
+    "MAX_CLIP_MS",
+    "post_token_form",
     "REFRESH_MARGIN_S",
     "PartnerClient",
     "Tokens",
@@ -64,8 +68,12 @@ log = logging.getLogger(__name__)
 
 #: An access token this close to its expiry (seconds) is refreshed before use.
 REFRESH_MARGIN_S = 60.0
-#: The largest reply body the client reads (JSON documents are small).
+#: The largest reply body the client reads (JSON documents and images are small).
 MAX_BODY = 4 * 1024 * 1024
+#: The longest clip Ring serves in one download (15 minutes, in ms).
+MAX_CLIP_MS = 900_000
+#: The largest clip download the client accepts.
+MAX_CLIP_BODY = 512 * 1024 * 1024
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -156,16 +164,40 @@ def _token_text(value: Any) -> bool:
     )
 
 
-def _token_reply(content: bytes, old: Tokens, now: float, where: str) -> Tokens:
-    """The tokens of an OAuth token reply (a missing refresh token keeps the old one);
-    CameraProtocolError when it is not one."""
+async def post_token_form(
+    url: str,
+    form: Mapping[str, str],
+    *,
+    headers: Mapping[str, str] | None = None,
+    request_timeout_s: float = 10.0,
+) -> httpx.Response:
+    """POST ``form`` to the token endpoint ``url`` on a client of its own (no redirect
+    followed, no proxy from the environment); Ring unreachable → CameraUnreachable naming the
+    redacted URL only."""
+    where = redact_address(url)
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(request_timeout_s), follow_redirects=False, trust_env=False
+    ) as http:
+        try:
+            return await http.post(url, data=dict(form), headers=dict(headers or {}))
+        except httpx.TimeoutException:
+            raise CameraUnreachable(f"{where}: Ring did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise CameraUnreachable(f"{where}: cannot reach Ring ({type(exc).__name__})") from None
+
+
+def _token_reply(content: bytes, old: Tokens | None, now: float, where: str) -> Tokens:
+    """The tokens of an OAuth token reply (a missing refresh token keeps the old one; without
+    ``old``, as for a first code exchange, it is required); CameraProtocolError when it is not
+    one."""
     bad = CameraProtocolError(f"{where}: the token reply is not an OAuth token")
     try:
         body = json.loads(content[:MAX_BODY])
         access = body["access_token"]
-        refresh = body.get("refresh_token") or old.refresh_token.reveal()
+        kept = old.refresh_token.reveal() if old is not None else ""
+        refresh = body.get("refresh_token") or kept
         lifetime = float(body.get("expires_in", 3600))
-        scope = body.get("scope", old.scope)
+        scope = body.get("scope", old.scope if old is not None else "")
     except (ValueError, KeyError, TypeError, AttributeError):
         raise bad from None
     if not _token_text(access) or not _token_text(refresh):
@@ -278,6 +310,22 @@ class PartnerClient:
         self._unsaved = None
         self._tokens = tokens
 
+    #: What the owner does when a refresh is refused.
+    LOST_HINT = "the owner must reconnect the app in Ring's My Apps"
+
+    def _refresh_form(self) -> dict[str, str]:
+        """The token request's form for a refresh (the partner's client credentials)."""
+        return {
+            "grant_type": "refresh_token",
+            "refresh_token": self._tokens.refresh_token.reveal(),
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.reveal(),
+        }
+
+    def _headers(self, *, refresh: bool = False) -> dict[str, str]:
+        """Headers every request carries besides the bearer (none for the Partner API)."""
+        return {}
+
     async def refresh(self, stale: Tokens | None = None) -> Tokens:
         """Refresh the access token now (rotation: the new refresh token is persisted through
         ``on_tokens`` before anything uses it) and return the new tokens. With ``stale`` (the
@@ -300,19 +348,15 @@ class PartnerClient:
                 log.info("Ring: adopted the account's tokens rotated by another client")
                 return latest
         where = redact_address(self.token_url)
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": self._tokens.refresh_token.reveal(),
-            "client_id": self._client_id,
-            "client_secret": self._client_secret.reveal(),
-        }
         with self._mapped(where):
-            response = await self.http.post(self.token_url, data=form)
+            response = await self.http.post(
+                self.token_url, data=self._refresh_form(), headers=self._headers(refresh=True)
+            )
         status = response.status_code
         if status in (400, 401):
             raise CameraAuthError(
                 f"Ring refused to refresh the account's token ({status}): the link is lost; "
-                "the owner must reconnect the app in Ring's My Apps"
+                + self.LOST_HINT
             )
         if status == 429:
             raise AdapterError(f"{where}: Ring is rate-limiting token refreshes (429)")
@@ -355,6 +399,77 @@ class PartnerClient:
         device = quote(device_id, safe="")
         return self.url(f"/v1/devices/{device}/media/streaming/whep/sessions")
 
+    def media_url(self, device_id: str, kind: str) -> str:
+        """The device's media download endpoint (``kind``: ``image`` or ``video``)."""
+        device = quote(device_id, safe="")
+        return self.url(f"/v1/devices/{device}/media/{kind}/download")
+
+    async def image(self, device_id: str, start_ms: int, end_ms: int) -> tuple[bytes, int]:
+        """The device's latest JPEG captured within ``start_ms``..``end_ms`` (epoch ms) and its
+        capture time (``X-Media-Timestamp``, epoch ms): ``POST …/media/image/download`` with
+        ``latest_in_range``. No image in the range (Ring's 416) → CameraUnreachable; a reply
+        without a capture time or larger than :data:`MAX_BODY` → CameraProtocolError."""
+        body = {
+            "type": "latest_in_range",
+            "start_timestamp": start_ms,
+            "end_timestamp": end_ms,
+            "image_options": {"format": "jpeg"},
+        }
+        url = self.media_url(device_id, "image")
+        response = await self.request("POST", url, json_body=body, headers={"Accept": "image/jpeg"})
+        where = redact_address(url)
+        raw = response.headers.get("x-media-timestamp", "").strip()
+        if not raw.isdigit() or len(raw) > 15:
+            raise CameraProtocolError(f"{where}: Ring's image carries no capture time")
+        if len(response.content) > MAX_BODY:
+            raise CameraProtocolError(f"{where}: Ring's image is larger than {MAX_BODY} bytes")
+        return response.content, int(raw)
+
+    async def video(self, device_id: str, start_ms: int, duration_ms: int) -> tuple[bytes, int]:
+        """The device's recording from ``start_ms`` (epoch ms) for ``duration_ms`` (at most
+        :data:`MAX_CLIP_MS`) as MP4 bytes, and how many ms it holds (Ring answers 206 with
+        ``X-Media-Length`` when it holds less): ``POST …/media/video/download``. Nothing
+        recorded there (416) → CameraUnreachable; larger than :data:`MAX_CLIP_BODY` or a 206
+        without its length → CameraProtocolError."""
+        if not 0 < duration_ms <= MAX_CLIP_MS:
+            raise ValidationError(f"Ring clips last 1 ms to {MAX_CLIP_MS} ms")
+        url = self.media_url(device_id, "video")
+        body = {"timestamp": start_ms, "duration": duration_ms}
+        response = await self.request(
+            "POST", url, json_body=body, headers={"Accept": "video/mp4"}, ok=(200, 206)
+        )
+        where = redact_address(url)
+        if len(response.content) > MAX_CLIP_BODY:
+            raise CameraProtocolError(f"{where}: Ring's clip is larger than {MAX_CLIP_BODY} bytes")
+        if response.status_code == 200:
+            return response.content, duration_ms
+        raw = response.headers.get("x-media-length", "").strip()
+        if not raw.isdigit() or int(raw) > duration_ms:
+            raise CameraProtocolError(f"{where}: Ring's partial clip does not say its length")
+        return response.content, int(raw)
+
+    async def history(
+        self,
+        device_id: str,
+        event_types: tuple[str, ...] = ("motion", "ding"),
+        *,
+        max_pages: int = 20,
+    ) -> list[HistoryEvent]:
+        """The device's recorded events of ``event_types`` (``motion``, ``ding``, ``on_demand``,
+        or composites such as ``motion.human``), newest first as Ring pages them: ``GET
+        /v1/history/devices/{id}/events``, following ``links.next`` (only on the API's origin)
+        for at most ``max_pages`` pages."""
+        device = quote(device_id, safe="")
+        types = quote(",".join(event_types), safe=",.")
+        url: str | None = f"/v1/history/devices/{device}/events?event_types={types}"
+        events: list[HistoryEvent] = []
+        for _page in range(max_pages):
+            if url is None:
+                break
+            found, url = parse_history_page(await self.get_json(url))
+            events += found
+        return events
+
     def checked(self, url: str, base: str | None = None) -> str:
         """``url`` resolved against ``base`` (default: the API base) when it is on the API
         base's origin; CameraProtocolError (URL redacted) when it points anywhere else."""
@@ -387,6 +502,8 @@ class PartnerClient:
             return CameraUnreachable(f"{where}: no such device, or it was removed (404{detail})")
         if status == 503:
             return CameraUnreachable(f"{where}: the device is offline (503{detail})")
+        if status == 416:
+            return CameraUnreachable(f"{where}: Ring holds no media for that time (416{detail})")
         if status == 429:
             wait = _retry_after(response)
             shown = "unknown" if wait is None else f"{wait:g} s"
@@ -416,7 +533,7 @@ class PartnerClient:
         limited = 0
         while True:
             used, auth = await self._current()
-            sent = {**(headers or {}), **auth}
+            sent = {**self._headers(), **(headers or {}), **auth}
             with self._mapped(where):
                 response = await self.http.request(
                     method, url, json=json_body, content=content, headers=sent

@@ -1,17 +1,24 @@
 """camgate-ring's hook implementations (the ``ring`` entry point of the ``camgate`` group): the
-adapter factory. It declares live video only: snapshots, recordings and audio are not built yet
-(docs/ring.md), and no conformance target exists yet."""
+adapter factory (with its simulator and conformance target) and the ``camgate ring`` command
+(``link``). It declares live video, snapshots and recordings; not audio (Ring's WHEP is video
+only; docs/ring.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
+from camgate.commands import Command
 
 from camgate_ring.adapter import NAME, RingAdapter, RingSettings
 
-__all__ = ["FACTORY", "camgate_register_adapters"]
+if TYPE_CHECKING:
+    from camgate.targets import Target
+
+__all__ = ["COMMAND", "FACTORY", "camgate_register_adapters", "camgate_register_commands"]
 
 
 def _simulator(count: int) -> Simulator:
@@ -21,14 +28,25 @@ def _simulator(count: int) -> Simulator:
     return RingSimulator(devices=count)
 
 
+def _target(config: Mapping[str, Any] | None) -> Target | None:
+    """The simulated account with its request log as the backdoor, staged faults and the
+    addresses the adapter may reach; a settings file (a real account) is left to the suite."""
+    if config is not None:
+        return None
+    from camgate_ring.testing.target import RingTarget
+
+    return RingTarget()
+
+
 FACTORY = AdapterFactory(
     name=NAME,
     create=RingAdapter.from_settings,
     settings_class=RingSettings,
-    capabilities=Capabilities(live=True),
-    budgets=LatencyBudgets(first_frame_s=5.0, revocation_s=1.0),
-    description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live).",
+    capabilities=Capabilities(live=True, snapshot=True, recorded=True),
+    budgets=LatencyBudgets(snapshot_s=3.0, first_frame_s=5.0, revocation_s=1.0),
+    description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live, snapshots, clips).",
     simulator=_simulator,
+    conformance_target=_target,
 )
 
 
@@ -36,3 +54,20 @@ FACTORY = AdapterFactory(
 def camgate_register_adapters(register: Callable[[AdapterFactory], None]) -> None:
     """Register the ``ring`` adapter."""
     register(FACTORY)
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    """``camgate ring``'s actions (``link``), from :mod:`camgate_ring.cli`."""
+    from camgate_ring.cli import configure
+
+    configure(parser)
+
+
+#: ``camgate ring link``: link an owner's Ring account (docs/ring.md, "Linking").
+COMMAND = Command(name="ring", help="Ring accounts: link (camgate-ring)", configure=_configure)
+
+
+@hookimpl
+def camgate_register_commands(register: Callable[[Command], None]) -> None:
+    """Register ``camgate ring`` (``link``)."""
+    register(COMMAND)

@@ -14,6 +14,7 @@ import collections
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -23,10 +24,23 @@ import attrs
 from camgate.adapters import Secret
 from camgate.errors import ValidationError
 
-__all__ = ["MAX_WEBHOOK_BODY", "WebhookEvent", "WebhookRejected", "WebhookVerifier", "sign"]
+__all__ = [
+    "KINDS",
+    "MAX_WEBHOOK_BODY",
+    "DuplicateDelivery",
+    "UnsignedDelivery",
+    "WebhookApp",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookRejected",
+    "WebhookVerifier",
+    "host_events",
+    "sign",
+]
 
 #: The largest webhook body accepted (Ring's are well under 4 KiB).
 MAX_WEBHOOK_BODY = 64 * 1024
+log = logging.getLogger(__name__)
 _PREFIX = "sha256="
 _HEX = re.compile(r"[0-9a-f]{64}")
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
@@ -34,6 +48,14 @@ _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 class WebhookRejected(ValidationError):
     """A webhook delivery that is not Ring's, not fresh, a duplicate or not understood."""
+
+
+class UnsignedDelivery(WebhookRejected):
+    """A delivery without a valid ``X-Signature``: not Ring's."""
+
+
+class DuplicateDelivery(WebhookRejected):
+    """A delivery whose ``meta.request_id`` was seen already (Ring's retry, or a replay)."""
 
 
 @attrs.frozen
@@ -100,16 +122,18 @@ class WebhookVerifier:
     def __repr__(self) -> str:
         return f"WebhookVerifier(max_age_s={self._max_age:g}, seen={len(self._seen)})"
 
-    def verify(self, body: bytes, signature: str | None) -> WebhookEvent:
+    def verify(self, body: bytes, signature: str | None, *, record: bool = True) -> WebhookEvent:
         """The event of a delivery (raw ``body``, the ``X-Signature`` header value), or
-        WebhookRejected saying which check failed."""
+        WebhookRejected saying which check failed (DuplicateDelivery for a request id seen).
+        With ``record=False`` the request id is not noted as seen: call :meth:`record` once
+        the event was handled, so a delivery that failed to be handled can be retried."""
         if len(body) > MAX_WEBHOOK_BODY:
             raise WebhookRejected("Ring webhook: the body is too large")
         given = (signature or "").strip()
         if not given.startswith(_PREFIX) or not _HEX.fullmatch(given[len(_PREFIX) :].lower()):
-            raise WebhookRejected("Ring webhook: no sha256 signature")
+            raise UnsignedDelivery("Ring webhook: no sha256 signature")
         if not hmac.compare_digest(sign(body, self._key), _PREFIX + given[len(_PREFIX) :].lower()):
-            raise WebhookRejected("Ring webhook: the signature does not match")
+            raise UnsignedDelivery("Ring webhook: the signature does not match")
         try:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -127,7 +151,7 @@ class WebhookVerifier:
         if request_id is None:
             raise WebhookRejected("Ring webhook: meta.request_id missing")
         if request_id in self._seen:
-            raise WebhookRejected("Ring webhook: a duplicate delivery (request_id seen)")
+            raise DuplicateDelivery("Ring webhook: a duplicate delivery (request_id seen)")
         kind = _optional_text(data.get("type"), "data.type")
         if kind is None:
             raise WebhookRejected("Ring webhook: data.type missing")
@@ -145,7 +169,118 @@ class WebhookVerifier:
             request_id=request_id,
             account_id=_optional_text(meta.get("account_id"), "meta.account_id"),
         )
+        if record:
+            self.record(request_id)
+        return event
+
+    def record(self, request_id: str) -> None:
+        """Note ``request_id`` as seen (a later delivery with it is a duplicate)."""
         self._seen[request_id] = None
         while len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-        return event
+
+
+#: Ring's webhook types and the camgate camera event kind each becomes (``camgate_camera_event``);
+#: a type not listed passes on as its own word.
+KINDS = {
+    "motion_detected": "motion",
+    "button_press": "ding",
+    "device_online": "online",
+    "device_offline": "offline",
+    "device_added": "device-added",
+    "device_removed": "device-removed",
+    "app_integration_removed": "unlinked",
+}
+
+
+def host_events(host: Any, adapter: str = "ring") -> Callable[[WebhookEvent], None]:
+    """An ``emit`` for :class:`WebhookReceiver` that hands each event to the plugin host's
+    ``camgate_camera_event`` hook (:meth:`camgate.plugins.PluginHost.camera_event`)."""
+
+    def emit(event: WebhookEvent) -> None:
+        details = {"type": event.type, "request_id": event.request_id}
+        if event.sub_type is not None:
+            details["sub_type"] = event.sub_type
+        if event.account_id is not None:
+            details["account_id"] = event.account_id
+        kind = KINDS.get(event.type, event.type)
+        host.camera_event(adapter, event.device_id, kind, event.time, details)
+
+    return emit
+
+
+class WebhookReceiver:
+    """Ring's deliveries, verified by ``verifier`` and handed to ``emit`` (e.g.
+    :func:`host_events`). :meth:`deliver` gives the HTTP status to answer: 204 handled, 200 a
+    duplicate (acknowledged so Ring stops retrying; nothing emitted), 401 no valid signature,
+    400 stale or not understood, 413 too large, 500 when ``emit`` failed (the request id is then
+    not noted, so Ring's retry is handled). Ring wants an answer within 5 s: ``emit`` must not
+    block."""
+
+    def __init__(self, verifier: WebhookVerifier, emit: Callable[[WebhookEvent], None]) -> None:
+        self.verifier = verifier
+        self._emit = emit
+
+    def __repr__(self) -> str:
+        return f"WebhookReceiver({self.verifier!r})"
+
+    def deliver(self, body: bytes, signature: str | None) -> int:
+        """Handle one delivery; the status to answer (class docstring). Never raises."""
+        if len(body) > MAX_WEBHOOK_BODY:
+            return 413
+        try:
+            event = self.verifier.verify(body, signature, record=False)
+        except DuplicateDelivery:
+            return 200
+        except UnsignedDelivery as exc:
+            log.warning("%s", exc)
+            return 401
+        except WebhookRejected as exc:
+            log.warning("%s", exc)
+            return 400
+        try:
+            self._emit(event)
+        except Exception:
+            log.exception("Ring webhook: handing the %s event on failed", event.type)
+            return 500
+        self.verifier.record(event.request_id)
+        return 204
+
+
+class WebhookApp:
+    """A minimal ASGI application serving Ring's Webhook URL with a :class:`WebhookReceiver`:
+    ``POST`` with the raw body and ``X-Signature`` → :meth:`WebhookReceiver.deliver`'s status,
+    anything else 405. Mount it behind the HTTPS endpoint registered with Ring."""
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        self.receiver = receiver
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """The ASGI entry point (HTTP only; lifespan messages are acknowledged)."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        status = 405
+        if scope["method"] == "POST":
+            body, more, too_big = b"", True, False
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > MAX_WEBHOOK_BODY:
+                    too_big = True
+                    body = b""
+            headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+            signature = headers.get("x-signature", b"").decode("latin-1")
+            status = 413 if too_big else self.receiver.deliver(body, signature)
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})

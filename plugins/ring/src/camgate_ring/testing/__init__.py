@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,17 +17,84 @@ from typing import Any
 import httpx
 from camgate.adapters import Simulator
 
-__all__ = ["CLIENT_ID", "CLIENT_SECRET", "RingSimulator"]
+__all__ = [
+    "RING_HOSTS",
+    "APP_CODE",
+    "APP_PASSWORD",
+    "APP_USER",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "SIGNING_KEY",
+    "RingSimulator",
+]
 
 CLIENT_ID = "camgate-sim-client"
 CLIENT_SECRET = "sim-client-secret-0f3a"  # noqa: S105 (the simulator's own)
+#: The owner's app sign-in (the app backend) and the verification code the simulator "sends".
+APP_USER = "owner@example.org"
+APP_PASSWORD = "app-pa55word!"  # noqa: S105 (the simulator's own)
+APP_CODE = "246810"
+#: The partner's HMAC signing key the simulator signs its webhooks with.
+SIGNING_KEY = "sim-hmac-signing-key-7c21"
+
+
+#: Ring's hosts, which the TLS certificate names (clients that hard-code them resolve them to
+#: the simulator).
+RING_HOSTS = (
+    "oauth.ring.com",
+    "api.ring.com",
+    "app.ring.com",
+    "prd-api-us.prd.rings.solutions",
+    "api.amazonvision.com",
+)
+
+
+def make_certificates(folder: Path, hosts: tuple[str, ...]) -> Path:
+    """A test CA (``ca.pem``) and a server certificate it signed for ``hosts`` and 127.0.0.1
+    (``leaf.pem``, ``leaf.key``) in ``folder``, made with the ``openssl`` command; the CA's
+    path."""
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the Ring simulator's TLS needs the openssl command")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True)
+
+    run(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=camgate Ring simulator CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    names = ",".join([*(f"DNS:{h}" for h in hosts), "IP:127.0.0.1"])
+    (folder / "leaf.ext").write_text(
+        f"subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n",
+        encoding="ascii",
+    )
+    run(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr",
+        "-subj", f"/CN={hosts[0]}",
+    )  # fmt: skip
+    run(
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext",
+    )  # fmt: skip
+    return folder / "ca.pem"
 
 
 class RingSimulator(Simulator):
     """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
-    with that percentage; online unless their index is in ``offline``). Entering starts the
-    server and links the account; ``sources`` are the device ids and ``settings`` reach them
-    (tokens persisted to a temporary token file).
+    with that percentage; online unless their index is in ``offline``; answering a WHEP offer
+    with 500 when it is in ``broken``; serving an hour-old snapshot whatever is asked when in
+    ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new).
+    Entering starts the server and links the account; ``sources`` are the device ids and
+    ``settings`` reach them (tokens persisted to a temporary token file).
+    Ring ends live sessions after ``live_caps`` seconds (battery, line power; Ring's are 30 and
+    60). With ``tls`` it also listens with TLS (``tls_port``) under a certificate for Ring's
+    hosts (:data:`RING_HOSTS`) from a test CA (``ca_file``), made with ``openssl``.
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
     ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
 
@@ -36,9 +104,13 @@ class RingSimulator(Simulator):
         *,
         battery: dict[int, int] | None = None,
         offline: frozenset[int] = frozenset(),
+        broken: frozenset[int] = frozenset(),
+        stale: frozenset[int] = frozenset(),
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
         join_delay: float = 0.5,
+        tls: bool = False,
+        live_caps: tuple[float, float] = (30.0, 60.0),
     ) -> None:
         self.config: dict[str, Any] = {
             "devices": [
@@ -47,15 +119,24 @@ class RingSimulator(Simulator):
                     "name": f"Simulated Ring {i}",
                     "battery": (battery or {}).get(i, 255),
                     "online": i not in offline,
+                    "broken": i in broken,
+                    "stale_snapshot": i in stale,
+                    "snapshot_age_s": 600.0 if i in (battery or {}) else 0.0,
+                    "live_cap_s": live_caps[0] if i in (battery or {}) else live_caps[1],
                 }
                 for i in range(1, devices + 1)
             ],
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
+            "signing_key": SIGNING_KEY,
+            "app": {"username": APP_USER, "password": APP_PASSWORD, "code": APP_CODE},
             "access_ttl_s": access_ttl_s,
             "keyframe_interval": keyframe_interval,
             "join_delay": join_delay,
         }
+        self.tls = tls
+        self.tls_port = 0
+        self.ca_file: Path | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.process: subprocess.Popen[str] | None = None
         self.base = ""
@@ -67,6 +148,10 @@ class RingSimulator(Simulator):
 
     def __enter__(self) -> RingSimulator:
         self._dir = tempfile.TemporaryDirectory(prefix="ring-sim-")
+        if self.tls:
+            self.ca_file = make_certificates(Path(self._dir.name), RING_HOSTS)
+            folder = Path(self._dir.name)
+            self.config["tls"] = {"cert": str(folder / "leaf.pem"), "key": str(folder / "leaf.key")}
         config = Path(self._dir.name) / "config.json"
         config.write_text(json.dumps(self.config), encoding="utf-8")
         self.process = subprocess.Popen(
@@ -80,7 +165,9 @@ class RingSimulator(Simulator):
         if not line.startswith("READY "):
             self.close()
             raise RuntimeError("the Ring simulator did not start")
-        self.base = line.split()[1]
+        words = line.split()
+        self.base = words[1]
+        self.tls_port = int(words[2]) if len(words) > 2 else 0
         tokens = self.link()
         self.sources = [device["id"] for device in self.config["devices"]]
         self.settings = {
@@ -92,6 +179,7 @@ class RingSimulator(Simulator):
             "refresh_token": tokens["refresh_token"],
             "access_expires_at": time.time() + float(tokens["expires_in"]),
             "token_file": str(Path(self._dir.name) / "tokens.json"),
+            "authorize_url": f"{self.base}/oauth/authorize",
         }
         return self
 
@@ -103,6 +191,51 @@ class RingSimulator(Simulator):
     def link(self) -> dict[str, Any]:
         """A new token pair for the account (what account linking gives the partner)."""
         result: dict[str, Any] = self._call("POST", "/_sim/link")
+        return result
+
+    def owner_decides(self, url: str, *, approve: bool = True) -> str:
+        """What the owner's browser does with an authorisation ``url``: open the page, press
+        approve (or deny), and return the redirect address Ring sends it to (not followed)."""
+        page = httpx.get(url, timeout=10)
+        page.raise_for_status()
+        query = httpx.URL(url).query.decode()
+        form = {k: v for k, v in httpx.QueryParams(query).items()}
+        form["decision"] = "approve" if approve else "deny"
+        answer = httpx.post(f"{self.base}/oauth/authorize", data=form, timeout=10)
+        if answer.status_code != 302:
+            raise RuntimeError(f"the authorisation page answered {answer.status_code}")
+        return answer.headers["location"]
+
+    def send_webhook(
+        self,
+        url: str,
+        kind: str,
+        device: str | None = None,
+        *,
+        sub_type: str | None = None,
+        times: int = 1,
+        age_s: float = 0.0,
+        tamper: bool = False,
+    ) -> list[int]:
+        """Have Ring POST a signed delivery of ``kind`` (``motion_detected``…) about ``device``
+        (None: the account) to ``url``, ``times`` times with one request id, ``age_s`` old,
+        its signature broken with ``tamper``; the statuses the receiver answered."""
+        order = {
+            "url": url,
+            "type": kind,
+            "device": device,
+            "sub_type": sub_type,
+            "times": times,
+            "age_s": age_s,
+            "tamper": tamper,
+        }
+        result: list[int] = self._call("POST", "/_sim/webhook", order)
+        return result
+
+    def app_state(self) -> dict[str, Any]:
+        """The app side: ``hardware_ids`` signed in, ``sessions`` created, ``codes_sent``
+        (2FA codes within the last 10 minutes)."""
+        result: dict[str, Any] = self._call("GET", "/_sim/app")
         return result
 
     def log(self) -> list[dict[str, Any]]:
