@@ -425,6 +425,11 @@ async def _snapshot_later(arlo: Arlo, camera_id: str) -> None:
     )
 
 
+def _chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a ``Transfer-Encoding: chunked`` body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
 async def subscribe(
     arlo: Arlo, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> int:
@@ -432,14 +437,19 @@ async def subscribe(
     if not arlo.valid(request.headers.get("authorization", "")):
         await respond(writer, "401 Unauthorized", _failure("2015", "Your session has expired"))
         return 401
-    head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    # Chunked, as Arlo's front ends stream it: a client that reads the stream in fixed-size
+    # pieces (pyaarlo's SSE reader asks for 1 024 bytes) gets each event as its chunk arrives.
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
     writer.write(head.encode())
     locked = arlo.locks > 0
     arlo.locks -= 1 if locked else 0
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     if not locked:
         arlo.subscribers.append(queue)
-        writer.write(b'event: message\ndata: {"status": "connected"}\n\n')
+        writer.write(_chunk(b'event: message\ndata: {"status": "connected"}\n\n'))
     try:
         gone = asyncio.ensure_future(reader.read(1))
         while True:
@@ -449,7 +459,7 @@ async def subscribe(
                 got.cancel()
                 break
             event = got.result()
-            writer.write(f"event: message\ndata: {json.dumps(event)}\n\n".encode())
+            writer.write(_chunk(f"event: message\ndata: {json.dumps(event)}\n\n".encode()))
             await writer.drain()
     except (ConnectionError, OSError):
         pass
