@@ -266,7 +266,8 @@ class AuditKind(StrEnum):
     OWNER_NOTIFIED = (
         "owner.notified",
         "A notifier accepted an owner notice: the notice (``event``: ``ask``, ``granted``, "
-        "``refused``, ``revoked``) with the checkpoint it carries as ``witness``.",
+        "``refused``, ``revoked``, ``program-ended``, ``program-renewed``) with the checkpoint "
+        "it carries as ``witness``.",
         _NOTICE,
     )
     OWNER_NOTIFY_FAILED = (
@@ -338,6 +339,25 @@ class AuditKind(StrEnum):
         "hold.released",
         "An evidence hold was released; the incident's expired artifacts go at the next run.",
         ("incident", "reason", "by"),
+    )
+    # ---------------------------------------------------------------- the agency's program
+    PROGRAM_NOTICE = (
+        "program.notice",
+        "The owners under active consent were told, once per rules version, that the agency's "
+        "program ended (``event``: ``program-ended``) or was renewed as a new rules version "
+        "(``program-renewed``): the agency, the version, the program's dates, the cameras, the "
+        "words the owners were sent (``text``) and the once-only ``key``.",
+        (
+            "event",
+            "agency",
+            "version",
+            "previous",
+            "program_start",
+            "program_end",
+            "cameras",
+            "text",
+            "key",
+        ),
     )
     # ---------------------------------------------------------------- surveys
     SURVEY = (

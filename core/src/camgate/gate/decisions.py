@@ -44,7 +44,8 @@ from camgate.models import (
     new_id,
 )
 from camgate.notify import OwnerNotice
-from camgate.policy import PolicyContext, in_quiet_hours
+from camgate.policy import PolicyContext, in_quiet_hours, live_time_vote
+from camgate.rules import LiveAllowance
 from camgate.vocab import AuditKind
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class Decisions(GateParts):
             now=now,
             owner=facts.owner,
             owner_answer=owner_answer,
+            live_allowance=self._live_allowance(request, facts, now),
         )
         votes.extend(self.host.consent_votes(ctx))
         decision = Decision(
@@ -153,6 +155,23 @@ class Decisions(GateParts):
             consent_id=consent.id if consent is not None else None,
         )
         return decision, consent
+
+    def _live_allowance(
+        self, request: AccessRequest, facts: DecisionFacts, now: datetime
+    ) -> LiveAllowance | None:
+        """The live time used and left for a live request under the agency's caps (None for
+        other scopes or when the rules cap nothing): read from the audit log
+        (:class:`~camgate.gate.livetime.LiveLedger`)."""
+        caps = facts.rules.live_caps
+        if request.scope is not Scope.LIVE or not caps:
+            return None
+        return self.live_ledger.allowance(
+            caps,
+            incident_id=request.incident_id,
+            officer=request.requested_by,
+            camera_id=request.camera_id,
+            now=now,
+        )
 
     def _notify(self, notice: OwnerNotice) -> bool:
         notice = attrs.evolve(notice, witness=self.audit.witness())  # proof kept by the owner
@@ -217,6 +236,7 @@ class Decisions(GateParts):
 
     def _request_sync(self, request: AccessRequest) -> SignedGrant | PendingRequest:
         self._settle_interrupted()  # decide on a settled state, never a half-made change
+        self.program_notices()  # owners told once of the program's end or renewal
         decision, facts = self._decide(request)
         consent = facts.standing_consent
         if decision.allowed and consent is not None and consent.terms.mode is ConsentMode.ASK:
@@ -352,6 +372,7 @@ class Decisions(GateParts):
             active = self.store.active_consent(request.camera_id)
             if active is None or active.id != decision.consent_id:
                 raise AccessDenied(unbound(decision, self.clock.now()))
+            self._live_time_still_left(request, decision, facts)
             return dump(grant)
 
         try:
@@ -373,6 +394,36 @@ class Decisions(GateParts):
             raise
         return self._signer.sign(grant)
 
+    def _live_time_still_left(
+        self, request: AccessRequest, decision: Decision, facts: DecisionFacts | None
+    ) -> None:
+        """Under the write lock, before a live grant is written: the live time asked is still
+        left under the agency's caps (another process may have been granted some since the
+        decision); AccessDenied with the ``agency.live-time`` reason when it is not."""
+        caps = (self.rules if facts is None else facts.rules).live_caps
+        if request.scope is not Scope.LIVE or not caps:
+            return
+        now = self.clock.now()
+        allowance = self.live_ledger.allowance(
+            caps,
+            incident_id=request.incident_id,
+            officer=request.requested_by,
+            camera_id=request.camera_id,
+            now=now,
+        )
+        if request.duration_s <= allowance.remaining_s:
+            return
+        vote = live_time_vote(self.rules if facts is None else facts.rules, request, allowance)
+        raise AccessDenied(
+            Decision(
+                decision.request_id,
+                decision.camera_id,
+                [*(v for v in decision.votes if v.policy != vote.policy), vote],
+                now,
+                consent_id=decision.consent_id,
+            )
+        )
+
     def _terms_horizon(
         self,
         request: AccessRequest,
@@ -381,10 +432,14 @@ class Decisions(GateParts):
         facts: DecisionFacts | None = None,
     ) -> datetime | None:
         """The first moment after ``now`` at which a term would stop holding, so a grant ends
-        there: the incident's window, the consent's end date, the start of quiet hours (in the
-        owner's time zone). The incident and owner are ``facts``' when given, else the stored."""
+        there: the incident's window, the agency's program end, the consent's end date, the
+        start of quiet hours (in the owner's time zone). The incident, rules and owner are
+        ``facts``' when given, else the stored."""
         incident = self.store.get_incident(request.incident_id) if facts is None else facts.incident
         ends = [incident.window_end]
+        program_end = (self.rules if facts is None else facts.rules).program_end
+        if program_end is not None:
+            ends.append(program_end)  # no grant outlives the agency's program
         if consent is not None:
             terms = consent.terms
             if terms.ends_at is not None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from camgate.edge import Edge
     from camgate.facts import DecisionFacts, FactCache
     from camgate.gate.incidents import SurveyVotes
+    from camgate.gate.livetime import LiveLedger
     from camgate.geofence import StoreIndex, ZoneBook
     from camgate.grants import GrantSigner, SignedGrant
     from camgate.models import (
@@ -53,6 +54,7 @@ class GateParts:
     _answered: dict[str, anyio.Event]
     edge: Edge
     retention: Retention
+    live_ledger: LiveLedger
 
     if TYPE_CHECKING:
 
@@ -93,6 +95,9 @@ class GateParts:
         ) -> tuple[Decision, ConsentRecord | None]: ...
 
         def _notify(self, notice: OwnerNotice) -> bool: ...
+
+        # the agency's program (camgate.gate.program)
+        def program_notices(self) -> list[str]: ...
 
         def _notice(
             self,
