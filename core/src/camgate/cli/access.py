@@ -218,6 +218,26 @@ def cmd_pending(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_program(args: argparse.Namespace) -> int:
+    """Show the agency's program (version, dates, running or not) and tell the owners, once,
+    that it ended or was renewed."""
+    with closing(open_gate(args)) as gate:
+        rules = gate.rules
+        now = gate.clock.now()
+        sent = gate.program_notices()
+        print_json(
+            {
+                "agency": rules.name,
+                "version": rules.version,
+                "program_start": rules.program_start and rules.program_start.isoformat(),
+                "program_end": rules.program_end and rules.program_end.isoformat(),
+                "state": rules.program_state(now),
+                "notices_sent": sent,
+            }
+        )
+    return 0
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke every consent of an owner."""
 
@@ -298,6 +318,12 @@ def add_parsers(b: Builder) -> None:
     p.add_argument("--owner")
     p = b.add(consent, "revoke", cmd_revoke, "revoke every consent of an owner")
     p.add_argument("--owner", required=True)
+    b.add(
+        consent,
+        "program",
+        cmd_program,
+        "show the agency's program; tell owners once that it ended or was renewed",
+    )
     p = b.add(consent, "explain", cmd_explain, "print every policy's vote on a request")
     p.add_argument("request")
     p.add_argument("--json", action="store_true")
