@@ -12,11 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
-from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
-from camgate.errors import ValidationError
+from camgate import AccessDenied, Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate.errors import AnswerPending, RequestExpired, ValidationError
+from camgate.models import Decision
 from camgate.policy import AgencyPolicy
 from camgate.rules import AgencyRules
+from camgate.testing import ManualClock
+from camgate_rtsp.testing.server import RtspTestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -114,6 +118,19 @@ purposes = ["investigation"]
             "[[agency.protected_activities]]\nname = 'p'\nincident_kinds = ['protest']\n"
             "purposes = ['crowd-watch']\n",
             "names purposes crowd-watch that are not in purposes",
+        ),
+        ("[agency.approval]\nrole = 'captain'\n", "approval: needs role and approvers"),
+        (
+            "[agency.approval]\nrole = 'captain'\napprovers = ['a']\ntimeout_min = 0\n",
+            "approval.timeout_min=0: must be a number above zero",
+        ),
+        (
+            "[agency.approval]\nrole = 'captain'\napprovers = ['../x']\n",
+            "approval.approvers",
+        ),
+        (
+            "[agency.approval]\nrole = 'captain'\napprovers = ['a']\nscopes = ['video']\n",
+            "approval.scopes: unknown scopes ['video']",
         ),
     ],
 )
@@ -276,3 +293,265 @@ def test_protected_activity_check_never_crashes(kind: str, purpose: str) -> None
     except ValidationError:
         return  # a purpose naming nothing: a clear error, as for any request
     assert all("(p)" in f for f in found)
+
+
+# ---------------------------------------------------------------------------- live-time caps
+
+CAPS = {"per_incident_h": 1, "per_officer_day_h": 0.5, "per_camera_week_h": 2}
+
+
+def _open(db: Path, clock: ManualClock) -> Gate:
+    return Gate.open(db, clock=clock, rules=AgencyRules(name="Jackson RTCC", live_caps=CAPS))
+
+
+async def _watch_then_refuse(db: Path, url: str, clock: ManualClock) -> dict[str, Any]:
+    gate = _open(db, clock)
+    try:
+        waiver = gate.publish_waiver(Waiver("w1", "I agree."))
+        gate.add_owner(Owner("alice", "Alice"))
+        for cam in ("p1", "p2"):
+            gate.add_camera(Camera(cam, "rtsp", url, "alice", CENTRE))
+        gate.enrol(
+            "alice", ["p1", "p2"], waiver_version="w1", waiver_sha256=waiver.sha256,
+            terms=ConsentTerms(scopes=["live", "snapshot"]),
+        )  # fmt: skip
+        inc = gate.report_incident("shooting", CENTRE, 500.0)
+
+        async def ask(cam: str, minutes: float, by: str = "o1") -> Any:
+            return await gate.request_access(
+                inc.id, cam, "live", requested_by=by, duration_s=minutes * 60
+            )
+
+        signed = await ask("p1", 20)
+        # Issued, not yet watched: the whole 20 min are held against every cap.
+        with pytest.raises(AccessDenied) as early:
+            await ask("p2", 15)
+        (why,) = early.value.decision.reasons
+        assert why == (
+            "agency.live-time: Jackson RTCC allows 30 min of live view for o1 in the last "
+            "24 h; 20 min used, 10 min left; 15 min asked"
+        )
+        async with await gate.edge.open_live("p1", signed) as stream:
+            got = 0
+            async for _packet in stream:
+                got += 1
+                if got == 3:
+                    break
+            clock.advance(300)  # five minutes watched, then the officer closes the stream
+        # Only the five minutes actually watched count now.
+        second = await ask("p2", 25)
+        assert second.grant.scope == "live"
+        with pytest.raises(AccessDenied) as refused:
+            await ask("p1", 1)
+        allowance = gate.live_ledger.allowance(
+            gate.rules.live_caps, incident_id=inc.id, officer="o1", camera_id="p1",
+            now=clock.now(),
+        )  # fmt: skip
+        return {
+            "incident": inc.id,
+            "refused": refused.value.decision.request_id,
+            "reasons": refused.value.decision.reasons,
+            "caps": allowance.caps,
+        }
+    finally:
+        await gate.aclose()
+
+
+def test_live_time_is_counted_from_what_was_watched_and_survives_a_restart(
+    tmp_path: Path, server: RtspTestServer
+) -> None:
+    db = tmp_path / "g.db"
+    clock = ManualClock()
+    seen = anyio.run(_watch_then_refuse, db, server.url("/cam1"), clock)
+    assert seen["caps"] == (
+        ("this incident", 3600.0, 1800.0),  # 5 min watched + 25 min granted, not yet watched
+        ("o1 in the last 24 h", 1800.0, 1800.0),
+        ("this camera in the last 7 days", 7200.0, 300.0),
+    )
+    assert seen["reasons"] == [
+        "agency.live-time: Jackson RTCC allows 30 min of live view for o1 in the last 24 h; "
+        "30 min used, 0 s left; 1 min asked"
+    ]
+    # A new gate (a restart) reads the same use back from the audit log, and its fast and
+    # reference decisions agree on it.
+    gate = _open(db, clock)
+    try:
+        again = gate.live_ledger.allowance(
+            gate.rules.live_caps, incident_id=seen["incident"], officer="o1", camera_id="p1",
+            now=clock.now(),
+        )  # fmt: skip
+        assert again.caps == seen["caps"]
+        request = gate.store.get_request(seen["refused"])
+        assert gate.decide(request, at=clock.now()) == gate.decide(
+            request, at=clock.now(), cached=False
+        )
+        clock.advance(26 * 60)  # the second grant ran out unwatched: its time is free again
+        assert gate.live_ledger.allowance(
+            gate.rules.live_caps,
+            incident_id=seen["incident"],
+            officer="o1",
+            camera_id="p1",
+            now=clock.now(),
+        ).remaining_s == pytest.approx(1500.0)
+    finally:
+        gate.store.close()
+    done = camgate(db, "consent", "explain", seen["refused"])
+    assert done.returncode == 0, done.stderr
+    assert "30 min used, 0 s left; 1 min asked (agency.live-time)" in done.stdout
+
+
+# ---------------------------------------------------------------------- second-person approval
+
+APPROVAL = {
+    "role": "captain",
+    "approvers": ["cpt-ross", "cpt-lee", "officer-7"],
+    "timeout_min": 30,
+    "scopes": ["live"],
+}
+
+
+@pytest.fixture
+def captains(world: World) -> World:
+    return world_with(world, approval=APPROVAL)
+
+
+def _held(w: World, cam: str = "a1", scope: str = "live") -> str:
+    with pytest.raises(AnswerPending) as held:
+        w.request(cam, scope)
+    return held.value.pending.request_id
+
+
+def _approve(
+    w: World, request_id: str, by: str, yes: bool = True, reason: str = "shots fired"
+) -> Any:
+    return anyio.run(lambda: w.gate.approve(request_id, approver=by, approved=yes, reason=reason))
+
+
+def test_a_live_request_waits_for_a_captain_other_than_the_requester(captains: World) -> None:
+    w = captains
+    assert w.request("a1", "snapshot").grant.scope == "snapshot"  # no approval for snapshots
+    rid = _held(w)
+    assert w.gate.store.grant_for_request(rid) is None
+    before = w.state()
+    for by, reason, words in [
+        ("officer-7", "ok", "a second person approves"),  # the requester, though an approver
+        ("sgt-pepper", "ok", "is not among those who approve as captain"),
+        ("cpt-ross", "  ", "state why"),
+    ]:
+        with pytest.raises(ValidationError, match=words):
+            _approve(w, rid, by, reason=reason)
+    assert w.state() == before  # nothing recorded
+    decision = _approve(w, rid, "cpt-ross", reason="shots fired, suspect fleeing north")
+    assert decision.allowed
+    (vote,) = [v for v in decision.votes if v.policy == "agency.approval"]
+    assert vote.reason == "approved by captain cpt-ross: shots fired, suspect fleeing north"
+    grant, _token = w.gate.store.grant_for_request(rid)
+    assert grant.approved_by == "captain cpt-ross"
+    assert grant.approval_reason == "shots fired, suspect fleeing north"
+    (record,) = w.gate.audit.records("approval.answered")
+    assert record.body["approver"] == "cpt-ross" and record.body["answer"] == "yes"
+    (issued,) = [r for r in w.gate.audit.records("grant.issued") if r.body["request_id"] == rid]
+    assert issued.body["approved_by"] == "captain cpt-ross"
+    with pytest.raises(ValidationError, match="already answered"):
+        _approve(w, rid, "cpt-lee")
+
+
+def test_a_refusal_and_a_missed_deadline_both_mean_no(captains: World) -> None:
+    w = captains
+    rid = _held(w)
+    decision = _approve(w, rid, "cpt-lee", yes=False, reason="no exigency shown")
+    assert decision.reasons == [
+        "agency.approval: captain cpt-lee did not approve: no exigency shown"
+    ]
+    late = _held(w)
+    w.clock.advance(30 * 60)
+    with pytest.raises(RequestExpired):
+        _approve(w, late, "cpt-ross")
+    refused = Decision.from_json(w.gate.store.decision_json(late))
+    assert refused.reasons == [
+        "agency.approval: no captain approved it by 2026-11-21T12:30:00+00:00, which counts as no"
+    ]
+    assert w.gate.store.grant_for_request(late) is None
+    events = [n["event"] for n in w.gate.store.notices("alice")]
+    assert events.count("refused") == 2  # the owner hears of both refusals
+
+
+def test_a_waiting_officer_gets_the_grant_when_a_captain_approves(captains: World) -> None:
+    w = captains
+
+    async def scene() -> Any:
+        got: dict[str, Any] = {}
+        async with anyio.create_task_group() as tg:
+
+            async def officer() -> None:
+                got["grant"] = await w.gate.request_access(
+                    w.incident.id, "a1", "live", requested_by="officer-7"
+                )
+
+            tg.start_soon(officer)
+            # the officer's request is held in a worker thread: wait for that condition
+            while not w.gate.store.open_approval_waits():  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            (wait,) = w.gate.approval_waits()
+            await w.gate.approve(
+                wait["request"]["id"], approver="cpt-ross", approved=True, reason="armed suspect"
+            )
+        return got["grant"]
+
+    signed = anyio.run(scene)
+    assert signed.grant.approved_by == "captain cpt-ross"
+
+
+def test_after_approval_an_ask_first_owner_is_asked(captains: World) -> None:
+    w = captains
+    w.enrol("bob", ["b1"], mode="ask")
+    rid = _held(w, "b1")
+    assert w.gate.pending("bob") == []  # the owner is not bothered before a captain approves
+    assert _approve(w, rid, "cpt-ross").allowed
+    (pending,) = w.gate.pending("bob")
+    assert pending.request_id == rid
+    decision = anyio.run(lambda: w.gate.answer(rid, True, owner_id="bob"))
+    assert decision.allowed
+    assert w.gate.store.grant_for_request(rid)[0].approved_by == "captain cpt-ross"
+
+
+def test_approval_from_the_cli(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    rules = _toml(
+        tmp_path,
+        "[agency.approval]\nrole = 'captain'\napprovers = ['cpt-ross']\ntimeout_min = 60\n"
+        "emergency_kinds = ['shooting']\n",
+    )
+    gate = Gate.open(db, rules=AgencyRules.from_toml(rules))
+    waiver = gate.publish_waiver(Waiver("w1", "I agree."))
+    gate.add_owner(Owner("alice", "Alice"))
+    gate.add_camera(Camera("a1", "rtsp", "rtsp://127.0.0.1:9/a1", "alice", CENTRE))
+    gate.enrol(
+        "alice", ["a1"], waiver_version="w1", waiver_sha256=waiver.sha256,
+        terms=ConsentTerms(scopes=["snapshot"]),
+    )  # fmt: skip
+    burglary = gate.report_incident("burglary", CENTRE, 500.0).id
+    gate.store.close()
+    asked = camgate(
+        db, "request", "--incident", burglary, "--camera", "a1", "--scope", "snapshot",
+        "--by", "o-17", "--no-wait", "--out", str(tmp_path), rules=rules,
+    )  # fmt: skip
+    assert asked.returncode == 4, asked.stderr
+    rid = json.loads(asked.stdout)["request"]
+    listed = json.loads(camgate(db, "consent", "approvals", rules=rules).stdout)
+    assert [(a["request"], a["requested_by"], a["role"]) for a in listed] == [
+        (rid, "o-17", "captain")
+    ]
+    assert listed[0]["why"] == [
+        "needs approval by a captain other than o-17 (outside declared emergencies (shooting))"
+    ]
+    explained = camgate(db, "consent", "explain", rid)
+    assert "waiting for a captain's approval until" in explained.stdout
+    done = camgate(
+        db, "consent", "approve", rid, "--by", "cpt-ross", "--yes", "--reason", "stolen car seen",
+        rules=rules,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["allowed"] is True
+    explained = camgate(db, "consent", "explain", rid)
+    assert "approved by captain cpt-ross: stolen car seen" in explained.stdout

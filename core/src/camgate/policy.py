@@ -46,9 +46,16 @@ from camgate.models import (
     Vote,
     Waiver,
 )
-from camgate.rules import AgencyRules, LiveAllowance, normalise
+from camgate.rules import AgencyRules, Approval, LiveAllowance, normalise
 
-__all__ = ["AgencyPolicy", "PolicyContext", "TermsPolicy", "in_quiet_hours", "live_time_vote"]
+__all__ = [
+    "AgencyPolicy",
+    "PolicyContext",
+    "TermsPolicy",
+    "in_quiet_hours",
+    "live_time_vote",
+    "needs_approval",
+]
 
 #: Votes an :class:`AgencyPolicy` keeps at most (one per camera, request kind and waiver).
 _MEMO_MAX = 250_000
@@ -64,6 +71,8 @@ class PolicyContext:
     camera's owner, and ``owner_answer`` the owner's answer to an ask-first request (None while
     nobody asked or the owner has not answered). ``live_allowance`` is the live time used and
     left under the agency's caps (None unless the request is live and the rules cap live time).
+    ``approval`` is a second person's answer to a request the rules make wait for one (None
+    while nobody answered).
     """
 
     request: AccessRequest
@@ -76,6 +85,7 @@ class PolicyContext:
     owner: Owner | None = None
     owner_answer: bool | None = None
     live_allowance: LiveAllowance | None = None
+    approval: Approval | None = None
 
 
 def in_quiet_hours(quiet: tuple[str, str], when: datetime, time_zone: str) -> bool:
@@ -312,6 +322,8 @@ class AgencyPolicy:
             votes.extend(found)
         if ctx.live_allowance is not None:
             votes.append(live_time_vote(rules, ctx.request, ctx.live_allowance))
+        if rules.approval is not None:
+            votes.extend(_approval_votes(rules, ctx))
         return votes
 
     @staticmethod
@@ -428,3 +440,39 @@ def live_time_vote(rules: AgencyRules, request: AccessRequest, allowance: LiveAl
         f"{_hms(cap - used)} of {_hms(cap)} left for {what}" for what, cap, used in allowance.caps
     )
     return _allow("agency.live-time", f"live time: {left}")
+
+
+#: The reason of the ``agency.approval`` abstention that makes the gate hold a request.
+NEEDS_APPROVAL = "needs approval"
+
+
+def _approval_votes(rules: AgencyRules, ctx: PolicyContext) -> list[Vote]:
+    """``agency.approval``: none when the request needs no approval; an abstention (the gate
+    holds the request for an approver) while nobody answered; the approver's yes or no, with
+    their reason, once they did."""
+    rule = rules.approval
+    assert rule is not None
+    request = ctx.request
+    why = rule.needed_for(request.scope, ctx.incident.kind, request.purpose, request.duration_s)
+    if not why:
+        return []
+    answer = ctx.approval
+    if answer is None:
+        return [
+            Vote.known(
+                "agency.approval",
+                Verdict.ABSTAIN,
+                f"{NEEDS_APPROVAL} by a {rule.role} other than {request.requested_by} "
+                f"({'; '.join(why)})",
+            )
+        ]
+    who = f"{answer.role} {answer.approver}"
+    if answer.approved:
+        return [_allow("agency.approval", f"approved by {who}: {answer.reason}")]
+    return [_deny("agency.approval", f"{who} did not approve: {answer.reason}")]
+
+
+def needs_approval(votes: Sequence[Vote]) -> bool:
+    """True when the votes hold an ``agency.approval`` abstention: the request waits for an
+    approver before anything is granted or asked of the owner."""
+    return any(v.policy == "agency.approval" and v.verdict is Verdict.ABSTAIN for v in votes)

@@ -73,12 +73,15 @@ from camgate.models import (
     Camera,
     CameraClass,
     GeoPoint,
+    check_id,
     normalise,
     purpose_names,
 )
 
 __all__ = [
     "AgencyRules",
+    "Approval",
+    "ApprovalRule",
     "LiveAllowance",
     "LiveCaps",
     "ProtectedActivity",
@@ -378,6 +381,110 @@ def _protected(
 
 
 @attrs.frozen
+class ApprovalRule:
+    """Which requests wait for a second person's approval, and who may give it.
+
+    A request needs approval when ANY criterion set here matches it: its scope is in
+    ``scopes``; its incident's kind in ``incident_kinds``; it names a purpose in ``purposes``;
+    it asks for longer than ``longer_than_s``; or ``emergency_kinds`` is set and its incident's
+    kind is not one of them (outside declared emergencies). The approver must be one of
+    ``approvers`` (the people holding ``role``) and not the officer who asked; no answer within
+    ``timeout_s`` is a no.
+    """
+
+    role: str
+    approvers: frozenset[str] = attrs.field(converter=_ids)
+    timeout_s: float = 1800.0
+    scopes: frozenset[str] = attrs.field(default=(), converter=_banned)
+    incident_kinds: frozenset[str] = attrs.field(default=(), converter=_banned)
+    purposes: frozenset[str] = attrs.field(default=(), converter=_banned)
+    longer_than_s: float | None = None
+    emergency_kinds: frozenset[str] | None = attrs.field(default=None, converter=_names)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.role, str) or not self.role.strip():
+            raise ValidationError("approval.role: name the role that approves (e.g. captain)")
+        if not self.approvers:
+            raise ValidationError("approval.approvers: list at least one person with the role")
+        for who in self.approvers:
+            check_id(who, "approval.approvers")
+        if not (isinstance(self.timeout_s, int | float) and 0 < self.timeout_s <= MAX_DURATION_S):
+            raise ValidationError(
+                f"approval.timeout_min: must be above zero and at most {MAX_DURATION_S / 60:g}"
+            )
+        unknown = self.scopes - {"live", "recorded", "snapshot"}
+        if unknown:
+            raise ValidationError(
+                f"approval.scopes: unknown scopes {sorted(unknown)} (live, recorded, snapshot)"
+            )
+
+    def needed_for(
+        self, scope: str, kind: str, purpose: str | Iterable[str], duration_s: float
+    ) -> list[str]:
+        """Why a request needs approval (empty: it does not), in words."""
+        kind = normalise(kind)
+        why = []
+        if str(scope) in self.scopes:
+            why.append(f"{scope} access")
+        if kind in self.incident_kinds:
+            why.append(f"a {kind} incident")
+        named = [p for p in purpose_names(purpose) if p in self.purposes]
+        if named:
+            why.append(f"the purpose {', '.join(named)}")
+        if (
+            self.longer_than_s is not None
+            and str(scope) != "snapshot"
+            and duration_s > self.longer_than_s
+        ):
+            why.append(f"longer than {self.longer_than_s / 3600:g} h")
+        if self.emergency_kinds is not None and kind not in self.emergency_kinds:
+            why.append(f"outside declared emergencies ({', '.join(sorted(self.emergency_kinds))})")
+        return why
+
+
+@attrs.frozen
+class Approval:
+    """A second person's answer to a request that needed approval: who (``approver``, holding
+    ``role``), ``approved`` or not, and their stated ``reason``."""
+
+    approver: str
+    role: str
+    approved: bool
+    reason: str
+
+
+_APPROVAL_KEYS = {
+    "role", "approvers", "timeout_min", "scopes", "incident_kinds", "purposes", "longer_than_h",
+    "emergency_kinds",
+}  # fmt: skip
+
+
+def _approval(value: ApprovalRule | Mapping[str, Any] | None) -> ApprovalRule | None:
+    if value is None or isinstance(value, ApprovalRule):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"approval={value!r}: must be a table with role and approvers")
+    unknown = set(value) - _APPROVAL_KEYS
+    if unknown or "role" not in value or "approvers" not in value:
+        raise ValidationError(
+            f"approval: needs role and approvers (known keys: {', '.join(sorted(_APPROVAL_KEYS))})"
+            f"{'; unknown keys ' + str(sorted(unknown)) if unknown else ''}"
+        )
+    fields = {k: v for k, v in value.items() if k not in ("timeout_min", "longer_than_h")}
+    for key, name in (("timeout_min", "timeout_s"), ("longer_than_h", "longer_than_s")):
+        if key in value:
+            number = value[key]
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not (math.isfinite(number) and number > 0)
+            ):
+                raise ValidationError(f"approval.{key}={number!r}: must be a number above zero")
+            fields[name] = float(number) * (60.0 if key == "timeout_min" else 3600.0)
+    return ApprovalRule(**fields)
+
+
+@attrs.frozen
 class AgencyRules:
     """What an agency decides for every camera. Each rule left at its default adds nothing.
 
@@ -399,7 +506,8 @@ class AgencyRules:
     - ``live_caps``: caps on live time per incident, per officer per day, per camera per week
       (:class:`LiveCaps`), counted from the audit log;
     - ``protected_activities``: incident kinds that may not be combined with some (or any)
-      purposes (:class:`ProtectedActivity`).
+      purposes (:class:`ProtectedActivity`);
+    - ``approval``: the requests that wait for a second person's approval (:class:`ApprovalRule`).
     """
 
     name: str = "the agency"
@@ -418,6 +526,7 @@ class AgencyRules:
     protected_activities: tuple[ProtectedActivity, ...] = attrs.field(
         default=(), converter=_protected
     )
+    approval: ApprovalRule | None = attrs.field(default=None, converter=_approval)
     # The sensitive places indexed by latitude (computed from them, not a setting).
     _places_by_lat: tuple[list[float], list[tuple[int, SensitivePlace]], float] = attrs.field(
         init=False, eq=False, repr=False, hash=False

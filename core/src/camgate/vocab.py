@@ -256,6 +256,8 @@ class AuditKind(StrEnum):
             "expires_at",
             "window_start",
             "window_end",
+            "approved_by",
+            "approval_reason",
         ),
     )
     GRANT_REFUSED = (
@@ -339,6 +341,21 @@ class AuditKind(StrEnum):
         "hold.released",
         "An evidence hold was released; the incident's expired artifacts go at the next run.",
         ("incident", "reason", "by"),
+    )
+    # ---------------------------------------------------------------- approval by a second person
+    APPROVAL_REQUESTED = (
+        "approval.requested",
+        "A request the agency's rules make wait for a second person's approval is held: the "
+        "request, the camera's ``owner``, the ``role`` that approves, the ``deadline`` (no "
+        "answer means no), ``why`` it needs approval and the votes so far.",
+        ("request", "owner", "role", "deadline", "why", "votes"),
+    )
+    APPROVAL_ANSWERED = (
+        "approval.answered",
+        "A held request's approval was answered (``answer``: ``yes``, ``no``, or ``expired`` "
+        "when nobody approved by the deadline): who (``approver``, ``role``) and their "
+        "``reason``.",
+        ("request", "answer", "approver", "role", "reason"),
     )
     # ---------------------------------------------------------------- the agency's program
     PROGRAM_NOTICE = (

@@ -44,8 +44,8 @@ from camgate.models import (
     new_id,
 )
 from camgate.notify import OwnerNotice
-from camgate.policy import PolicyContext, in_quiet_hours, live_time_vote
-from camgate.rules import LiveAllowance
+from camgate.policy import PolicyContext, in_quiet_hours, live_time_vote, needs_approval
+from camgate.rules import Approval, LiveAllowance
 from camgate.vocab import AuditKind
 
 if TYPE_CHECKING:
@@ -67,16 +67,20 @@ class Decisions(GateParts):
         at: datetime | None = None,
         owner_answer: bool | None = None,
         cached: bool = True,
+        approval: Approval | None = None,
     ) -> Decision:
         """Collect every vote on a request (core invariants, geofences, consent policies).
 
         ``at`` is the moment judged (default: when the request was made); ``owner_answer`` the
-        owner's yes or no to an ask-first request. Pure: nothing is written. The stored facts
+        owner's yes or no to an ask-first request; ``approval`` a second person's answer to a
+        request the agency's rules make wait for one. Pure: nothing is written. The stored facts
         come from the gate's :class:`~camgate.facts.FactCache` (re-validated against the
         store's change counters); ``cached=False`` reads every one afresh — the reference path,
         which returns the same decision.
         """
-        return self._decide(request, at=at, owner_answer=owner_answer, cached=cached)[0]
+        return self._decide(
+            request, at=at, owner_answer=owner_answer, cached=cached, approval=approval
+        )[0]
 
     def decision_facts(self, request: AccessRequest, *, cached: bool = True) -> DecisionFacts:
         """The stored facts a decision on ``request`` judges (camera, incident, owner, consent,
@@ -93,13 +97,16 @@ class Decisions(GateParts):
         at: datetime | None = None,
         owner_answer: bool | None = None,
         cached: bool = True,
+        approval: Approval | None = None,
     ) -> tuple[Decision, DecisionFacts]:
         """The decision on ``request`` and the one record of the facts it judged."""
         facts = self.decision_facts(request, cached=cached)
         # The zones checked once for every zone source's vote (not at all when the fact cache
         # just read the same data version they were loaded under).
         with ZoneBook.held(self.store, self.facts.data_version if cached else None):
-            decision = self._judge(request, facts, at or request.requested_at, owner_answer)[0]
+            decision = self._judge(
+                request, facts, at or request.requested_at, owner_answer, approval=approval
+            )[0]
         return decision, facts
 
     def _judge(
@@ -112,6 +119,7 @@ class Decisions(GateParts):
         geofence: Sequence[Vote] | None = None,
         distance: float | None = None,
         shared: SurveyVotes | None = None,
+        approval: Approval | None = None,
     ) -> tuple[Decision, ConsentRecord | None]:
         """Every vote on ``request`` from ``facts`` alone, and the consent record judged.
 
@@ -145,6 +153,7 @@ class Decisions(GateParts):
             owner=facts.owner,
             owner_answer=owner_answer,
             live_allowance=self._live_allowance(request, facts, now),
+            approval=approval,
         )
         votes.extend(self.host.consent_votes(ctx))
         decision = Decision(
@@ -239,6 +248,8 @@ class Decisions(GateParts):
         self.program_notices()  # owners told once of the program's end or renewal
         decision, facts = self._decide(request)
         consent = facts.standing_consent
+        if decision.allowed and needs_approval(decision.votes):
+            return self._hold_for_approval(request, decision, facts)  # a supervisor first
         if decision.allowed and consent is not None and consent.terms.mode is ConsentMode.ASK:
             return self._hold(request, decision, consent, facts)
         # The request, its decision and the decision record: both or neither (_audited).
@@ -329,6 +340,8 @@ class Decisions(GateParts):
         told = self._notify(notice)
         if not decision.allowed:
             return None
+        if needs_approval(decision.votes):  # never granted while an approval is outstanding
+            raise PluginError(f"request {request.id!r} waits for approval; no grant was issued")
         if not told:
             raise PluginError(
                 "no notifier accepted the owner's notice, so no grant was issued; "
@@ -366,6 +379,7 @@ class Decisions(GateParts):
             # Bound to the consent the decision was made under (for an ask-first request: at the
             # owner's yes); the edge honours the grant only while that exact record stands.
             consent_id=decision.consent_id,
+            **self._approval_fields(request),
         )
 
         def still_standing() -> dict[str, Any]:
@@ -393,6 +407,16 @@ class Decisions(GateParts):
             )
             raise
         return self._signer.sign(grant)
+
+    def _approval_fields(self, request: AccessRequest) -> dict[str, str]:
+        """What a grant says of the approval its request needed (nothing when none)."""
+        approval = self.approval_of(request.id) if self.rules.approval is not None else None
+        if approval is None or not approval.approved:
+            return {}
+        return {
+            "approved_by": f"{approval.role} {approval.approver}",
+            "approval_reason": approval.reason,
+        }
 
     def _live_time_still_left(
         self, request: AccessRequest, decision: Decision, facts: DecisionFacts | None

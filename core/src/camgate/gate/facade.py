@@ -24,6 +24,7 @@ from camgate.codec import dump
 from camgate.edge import Edge
 from camgate.errors import NotFound, ValidationError
 from camgate.facts import FactCache
+from camgate.gate.approvals import Approvals
 from camgate.gate.asking import AskFirst
 from camgate.gate.changes import AuditedChanges
 from camgate.gate.decisions import Decisions
@@ -71,7 +72,7 @@ def builtin_plugins(store: Store, rules: AgencyRules | None = None) -> dict[str,
     }
 
 
-class Gate(Decisions, AskFirst, Incidents, Program, AuditedChanges):
+class Gate(Decisions, AskFirst, Approvals, Incidents, Program, AuditedChanges):
     """Decides requests, signs grants, records everything; holds the embedded edge.
 
     Build one with :meth:`Gate.open` (a store file and a key file next to it), or from parts.

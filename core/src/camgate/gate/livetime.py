@@ -117,7 +117,8 @@ class LiveLedger:
             self._by_officer.setdefault(use.officer, []).append(use)
             self._by_camera.setdefault(use.camera_id, []).append(use)
         else:
-            found = self.grants.get(str(body.get("grant")))
+            grant = body.get("grant")  # access.start holds the grant, access.end its id
+            found = self.grants.get(str(grant.get("id") if isinstance(grant, dict) else grant))
             if found is None:
                 return
             moment = datetime.fromisoformat(at)
