@@ -3,8 +3,10 @@
 Rules enrol (with random terms, against the agency's enrolment caps), revoke, report and close
 incidents, let time pass, request access (any scope, purpose, duration) and answer ask-first
 requests. The agency's rules include the ordinance ones: a program that ends 3 h in, a
-protected activity (no investigation of protest incidents) and caps on live time; an invariant
-checks that the live time held never exceeds a cap and nothing is granted past the program.
+protected activity (no investigation of protest incidents), caps on live time, and a captain's
+approval for recorded footage (a captain answers; never the officer; before the owner is
+asked); an invariant checks that the live time held never exceeds a cap and nothing is
+granted past the program.
 A reference model — written here, independently of camgate's policies — says which
 terms and rules fail at each moment. The gate must agree on every outcome (granted, held for the
 owner, refused) and name exactly the failing ``terms.*`` and ``agency.*`` policies; an answer
@@ -72,6 +74,8 @@ RULES = AgencyRules(
     protected_activities=[
         {"name": "lawful protest", "incident_kinds": ["protest"], "purposes": ["investigation"]}
     ],
+    # recorded footage waits for a captain (never the officer who asked), 30 min at most
+    approval={"role": "captain", "approvers": ["cpt"], "scopes": ["recorded"], "timeout_min": 30},
 )
 LIVE_CAPS = {  # the model's reading of the caps, in seconds
     "incident": 0.05 * 3600,
@@ -145,6 +149,7 @@ class ConsentMachine(RuleBasedStateMachine):
         self.terms: dict[str, dict[str, Any]] = {}  # camera -> terms in force
         self.incidents: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, dict[str, Any]] = {}  # open ask-first requests
+        self.approvals: dict[str, dict[str, Any]] = {}  # requests waiting for the captain
         self.grants: list[tuple[Grant, dict[str, Any], dict[str, Any]]] = []
 
     def teardown(self) -> None:
@@ -401,11 +406,20 @@ class ConsentMachine(RuleBasedStateMachine):
             return None
         except AnswerPending as held:
             self.check(req, None, now)
+            if scope == "recorded":  # a captain first, whatever the owner's mode
+                rid = held.pending.request_id
+                assert self.gate.store.approval_wait(rid) is not None
+                asked = {p.request_id for p in self.gate.pending()}
+                assert rid not in asked, "the owner was asked before the captain"
+                self.approvals[held.pending.request_id] = req | {"deadline": held.pending.deadline}
+                self.note("held for the captain")
+                return None
             assert self.terms[cam]["mode"] == "ask", "held although the owner pre-authorised"
             self.pending[held.pending.request_id] = req | {"deadline": held.pending.deadline}
             self.note("held for the owner")
             return held.pending.request_id
         self.check(req, None, now)
+        assert scope != "recorded", "recorded footage granted without a captain's approval"
         assert self.terms[cam]["mode"] == "pre-authorised", "granted without asking the owner"
         self.granted(signed.grant, req)
         self.note("granted")
@@ -460,6 +474,52 @@ class ConsentMachine(RuleBasedStateMachine):
             assert found is None
             self.note("owner said yes, but a term no longer holds")
 
+    @precondition(lambda self: self.approvals)
+    @rule(yes=st.sampled_from([True, True, False]), data=st.data())
+    def captain_answers(self, yes: bool, data: st.DataObject) -> None:
+        rid = data.draw(st.sampled_from(list(self.approvals)))
+        req = self.approvals.pop(rid)
+        now = self.clock.now()
+        with pytest.raises(ValidationError):  # the requester never approves
+            anyio.run(
+                lambda: self.gate.approve(rid, approver="officer", approved=True, reason="me")
+            )
+        try:
+            decision = anyio.run(
+                lambda: self.gate.approve(rid, approver="cpt", approved=yes, reason="checked")
+            )
+        except RequestExpired:
+            assert now >= req["deadline"], "an approval in time was refused as late"
+            assert self.gate.store.grant_for_request(rid) is None
+            self.note("late approval refused")
+            return
+        assert now < req["deadline"], "a late approval was accepted"
+        denials = {
+            v.policy
+            for v in decision.denials
+            if v.policy.startswith(("terms.", "agency.", "core.scope"))
+        }
+        expected = self.failing(req, now)
+        if not yes:
+            assert not decision.allowed and "agency.approval" in denials
+            assert expected is None or denials == expected | {"agency.approval"}
+            self.note("captain said no")
+            return
+        self.check(req, None if decision.allowed else denials, now)
+        found = self.gate.store.grant_for_request(rid)
+        if not decision.allowed:
+            assert found is None
+            self.note("captain said yes, but a rule no longer holds")
+        elif self.terms[req["camera"]]["mode"] == "ask":
+            assert found is None, "granted without asking the ask-first owner"
+            pending = self.gate.store.get_pending(rid)
+            self.pending[rid] = req | {"deadline": pending.deadline}
+            self.note("captain said yes: owner asked")
+        else:
+            assert found is not None and found[0].approved_by == "captain cpt"
+            self.granted(found[0], req)
+            self.note("captain said yes: granted")
+
     @invariant()
     def unexpired_grants_stand_only_while_their_terms_hold(self) -> None:
         now = self.clock.now()
@@ -507,6 +567,8 @@ def test_media_only_while_every_term_and_rule_holds() -> None:
     seen = ConsentMachine.SEEN
     print("outcomes:", dict(seen))  # shown with -s; hypothesis also reports the events
     for outcome in ("granted", "refused", "held for the owner", "owner said yes: granted"):
+        assert seen[outcome] > 0, f"never exercised: {outcome} ({dict(seen)})"
+    for outcome in ("held for the captain", "captain said yes: granted", "captain said no"):
         assert seen[outcome] > 0, f"never exercised: {outcome} ({dict(seen)})"
     for policy in ("agency.program", "agency.protected-activity", "agency.live-time"):
         assert seen[f"refused by {policy}"] > 0, f"never exercised: {policy} ({dict(seen)})"

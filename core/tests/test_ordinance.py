@@ -150,6 +150,19 @@ def test_bad_ordinance_rules_are_clear_errors(tmp_path: Path, body: str, words: 
 # ---------------------------------------------------------------------------- sunset and renewal
 
 
+def _alice_enrolled(gate: Gate) -> Gate:
+    """``gate`` (opened with its key file, for the CLI) with alice's camera a1 enrolled for
+    snapshots."""
+    waiver = gate.publish_waiver(Waiver("w1", "I agree."))
+    gate.add_owner(Owner("alice", "Alice"))
+    gate.add_camera(Camera("a1", "rtsp", "rtsp://127.0.0.1:9/a1", "alice", CENTRE))
+    gate.enrol(
+        "alice", ["a1"], waiver_version="w1", waiver_sha256=waiver.sha256,
+        terms=ConsentTerms(scopes=["snapshot"]),
+    )  # fmt: skip
+    return gate
+
+
 def test_after_the_program_ends_every_request_is_refused_and_owners_are_told_once(
     tmp_path: Path, world: World
 ) -> None:
@@ -181,15 +194,7 @@ def _sunset_in_process(w: World, end: datetime) -> None:
 def test_a_renewal_is_a_new_rules_version_that_owners_see(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     first = _toml(tmp_path, "version = 'pilot-1'\nprogram_end = 2026-01-15T00:00:00-06:00\n")
-    gate = Gate.open(db)
-    waiver = gate.publish_waiver(Waiver("w1", "I agree."))
-    gate.add_owner(Owner("alice", "Alice"))
-    gate.add_camera(Camera("a1", "rtsp", "rtsp://127.0.0.1:9/a1", "alice", CENTRE))
-    gate.enrol(
-        "alice", ["a1"], waiver_version="w1", waiver_sha256=waiver.sha256,
-        terms=ConsentTerms(scopes=["snapshot"]),
-    )  # fmt: skip
-    gate.store.close()
+    _alice_enrolled(Gate.open(db)).store.close()
     done = camgate(db, "consent", "program", rules=first)
     assert json.loads(done.stdout)["notices_sent"] == ["program-ended"], done.stderr
     # told once, whichever process looks again
@@ -522,14 +527,7 @@ def test_approval_from_the_cli(tmp_path: Path) -> None:
         "[agency.approval]\nrole = 'captain'\napprovers = ['cpt-ross']\ntimeout_min = 60\n"
         "emergency_kinds = ['shooting']\n",
     )
-    gate = Gate.open(db, rules=AgencyRules.from_toml(rules))
-    waiver = gate.publish_waiver(Waiver("w1", "I agree."))
-    gate.add_owner(Owner("alice", "Alice"))
-    gate.add_camera(Camera("a1", "rtsp", "rtsp://127.0.0.1:9/a1", "alice", CENTRE))
-    gate.enrol(
-        "alice", ["a1"], waiver_version="w1", waiver_sha256=waiver.sha256,
-        terms=ConsentTerms(scopes=["snapshot"]),
-    )  # fmt: skip
+    gate = _alice_enrolled(Gate.open(db, rules=AgencyRules.from_toml(rules)))
     burglary = gate.report_incident("burglary", CENTRE, 500.0).id
     gate.store.close()
     asked = camgate(

@@ -185,18 +185,20 @@ class AskFirst(GateParts):
             pending = self.store.get_pending(request_id)
         if pending.open:
             return pending
+        outcome = self._outcome(request_id)
+        return pending if outcome is None else outcome
+
+    def _outcome(self, request_id: str) -> SignedGrant | Decision | None:
+        """A closed request's grant or refusal; None while whoever closed it (maybe another
+        process) is still storing its decision, or issuing the grant it allowed."""
         found = self.store.grant_for_request(request_id)
         if found is not None:
             return SignedGrant(*found)
         try:
             decision = Decision.from_json(self.store.decision_json(request_id))
         except NotFound:
-            # Closed a moment ago by whoever answered (maybe another process), which is still
-            # storing its decision: not an answer yet.
-            return pending
-        if decision.allowed:
-            return pending  # the grant is being issued
-        return decision
+            return None
+        return None if decision.allowed else decision
 
     def _waiting_for_approval(
         self, request_id: str
@@ -219,15 +221,9 @@ class AskFirst(GateParts):
                 pass
             else:
                 return None  # held for the owner now
-            found = self.store.grant_for_request(request_id)
-            if found is not None:
-                return SignedGrant(*found)
-            try:
-                decision = Decision.from_json(self.store.decision_json(request_id))
-            except NotFound:
-                decision = None  # the answer's decision is being stored
-            if decision is not None and not decision.allowed:
-                return decision
+            outcome = self._outcome(request_id)
+            if outcome is not None:
+                return outcome
         request = wait["request"]
         return PendingRequest(
             request_id=request_id,
