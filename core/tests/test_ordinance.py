@@ -553,3 +553,43 @@ def test_approval_from_the_cli(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["allowed"] is True
     explained = camgate(db, "consent", "explain", rid)
     assert "approved by captain cpt-ross: stolen car seen" in explained.stdout
+
+
+# ---------------------------------------------------------------------- the annual report
+
+
+def test_the_annual_report_has_the_ordinance_section(captains: World) -> None:
+    from camgate.report import Period, build_report, render_html
+
+    w = captains
+    w.request("a1", "snapshot")  # granted, no approval needed
+    _approve(w, _held(w), "cpt-ross", reason="armed robbery in progress")  # granted
+    _approve(w, _held(w), "cpt-lee", yes=False, reason="no exigency")  # refused
+    late = _held(w)
+    w.clock.advance(31 * 60)
+    w.gate.expire_approvals()  # no answer: refused
+    assert w.gate.store.grant_for_request(late) is None
+    w.refusal("a1", "snapshot", purpose="face-recognition")  # not in the vocabulary
+    records = list(w.gate.audit.records())
+    year = Period.parse("2026")
+    section = build_report(records, year, k=1)["ordinance"]
+    assert section["approvals"]["cells"]["answers"] == {"yes": 1, "no": 1, "expired": 1}
+    assert section["refusals_by_rule"]["cells"]["refusals"] == {
+        "agency.approval": 2,
+        "agency.purpose": 1,
+    }
+    assert section["uses_by_purpose"]["cells"]["investigation"] == {
+        "granted": 2,
+        "refused": 2,
+        "no-answer": 0,
+        "waiting": 0,
+    }
+    assert section["owners_notified"] == 1  # alice, the only owner asked about
+    assert section["program_notices"] == {}
+    # small counts are suppressed as in the monthly report
+    published = build_report(records, year, k=5)
+    assert published["ordinance"]["approvals"]["cells"]["answers"]["yes"] is None
+    assert published["ordinance"]["owners_notified"] is None
+    page = render_html(published)
+    assert "Surveillance-use ordinance" in page and "Approvals by a second person" in page
+    assert "alice" not in page.lower()  # counts only: no owner named
