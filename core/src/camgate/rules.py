@@ -27,7 +27,8 @@ or ``$CAMGATE_RULES``). The gate registers them as the built-in policy plugin ``
 
 The ordinance rules (docs/consent.md, "Ordinance rules") add a program with a start, an end
 and a version (``version``, ``program_start``, ``program_end``), caps on live time
-(``[agency.live_caps]``) and protected activities (``[[agency.protected_activities]]``)::
+(``[agency.live_caps]``), protected activities (``[[agency.protected_activities]]``) and
+approval by a second person (``[agency.approval]``)::
 
     version = "2026-pilot"
     program_start = 2026-03-01T00:00:00-06:00
@@ -42,6 +43,13 @@ and a version (``version``, ``program_start``, ``program_end``), caps on live ti
     name = "lawful protest"
     incident_kinds = ["protest", "demonstration"]
     purposes = ["investigation"]     # omitted: every purpose
+
+    [agency.approval]                # these wait for a captain (never the requester)
+    role = "captain"
+    approvers = ["cpt-ross", "cpt-lee"]
+    timeout_min = 30
+    scopes = ["live"]
+    emergency_kinds = ["shooting", "mass-casualty"]   # outside these: approval too
 
 Names of incident kinds and purposes are compared after :func:`normalise` (Unicode NFKC, case
 folded, every dash variant, space and underscore as one hyphen), so ``"Face Recognition"`` and
