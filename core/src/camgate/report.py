@@ -33,6 +33,7 @@ from camgate.codec import canonical
 from camgate.errors import ValidationError
 from camgate.extras import needs_extra
 from camgate.media.files import make_dirs, write_private
+from camgate.vocab import AuditKind
 
 __all__ = ["Period", "Table", "build_report", "suppress", "verify_export", "write_report"]
 
@@ -298,17 +299,18 @@ def _ordinance(
     approvals: Counter[str] = Counter()
     program: Counter[str] = Counter()
     for r in records:
-        if r.kind in ("decision", "grant.refused"):
+        if r.kind in (AuditKind.DECISION, AuditKind.GRANT_REFUSED):
             votes = (r.body.get("decision") or {}).get("votes", [])
-            refused_by[str(r.body.get("request") if r.kind == "grant.refused" else
-                           (r.body.get("request") or {}).get("id"))] = {
+            request = r.body.get("request")
+            request_id = request.get("id") if isinstance(request, dict) else request
+            refused_by[str(request_id)] = {
                 str(v.get("policy")) for v in votes if v.get("verdict") == "deny"
-            }  # fmt: skip
+            }
         if datetime.fromisoformat(r.at) not in period:
             continue
-        if r.kind == "approval.answered":
+        if r.kind == AuditKind.APPROVAL_ANSWERED:
             approvals[str(r.body.get("answer"))] += 1
-        elif r.kind == "program.notice":
+        elif r.kind == AuditKind.PROGRAM_NOTICE:
             program[str(r.body.get("event"))] += 1
     refusals: Counter[str] = Counter()
     for v in requests:
