@@ -421,7 +421,7 @@ def captains(world: World) -> World:
 
 
 def _held(w: World, cam: str = "a1", scope: str = "live") -> str:
-    with pytest.raises(AnswerPending) as held:
+    with pytest.raises(AnswerPending, match="waits for a captain's approval until") as held:
         w.request(cam, scope)
     return held.value.pending.request_id
 

@@ -238,6 +238,9 @@ class Decisions(GateParts):
         result = await anyio.to_thread.run_sync(self._request_sync, request)
         if not isinstance(result, SignedGrant):
             if not wait:
+                held = self.store.approval_wait(result.request_id)
+                if held is not None and held["outcome"] is None:
+                    raise AnswerPending(result, f"a {held['role']}'s approval")
                 raise AnswerPending(result)
             result = await self.wait_for_answer(result.request_id)
         await self.edge.live_grant_issued(result.grant)
