@@ -6,7 +6,8 @@ change the agency's rules) and through a second :class:`Store` on the same file,
 process would (close an incident, revoke, move a camera), which the gate hears of only through
 the store's change counters. After every change:
 
-- ``Gate.decide`` (facts from the cache) returns the same votes — outcome and every reason — as
+- ``Gate.decide`` (facts from the cache) returns the same votes (the ordinance rules' too:
+  program dates, live-time caps, protected activities) — outcome and every reason — as
   ``Gate.decide(cached=False)``, which reads every fact afresh;
 - ``Gate.survey`` lists exactly the cameras inside the incident's radius, and each row's
   decision equals the reference decision on the same request; a recorded survey adds exactly
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,17 @@ RULES = [
         banned_purposes=["face-recognition"],
         sensitive_places=[SensitivePlace("clinic", CLINIC, 30)],
         required_waivers=["2026-2"],
+    ),
+    AgencyRules(  # the ordinance rules: a program that ends, live-time caps, protected activity
+        name="Ordinance",
+        purposes=["investigation", "missing-person"],
+        version="pilot",
+        program_start=datetime(2026, 11, 21, 6, 0, tzinfo=UTC),
+        program_end=datetime(2026, 11, 22, 18, 0, tzinfo=UTC),
+        live_caps={"per_incident_h": 1, "per_officer_day_h": 0.02, "per_camera_week_h": 2},
+        protected_activities=[
+            {"name": "a", "incident_kinds": ["burglary"], "purposes": ["missing-person"]}
+        ],
     ),
 ]  # fmt: skip
 

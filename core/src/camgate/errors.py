@@ -118,10 +118,12 @@ class AnswerPending(CamgateError):
     Raised by ``Gate.request_access(..., wait=False)``; await ``Gate.wait_for_answer`` later.
     """
 
-    def __init__(self, pending: PendingRequest) -> None:
+    def __init__(self, pending: PendingRequest, waits_for: str = "the owner's answer") -> None:
         self.pending = pending
+        #: Whose answer it waits for: the owner's, or an approver's (the agency's rules).
+        self.waits_for = waits_for
         super().__init__(
-            f"request {pending.request_id!r} waits for the owner's answer until "
+            f"request {pending.request_id!r} waits for {waits_for} until "
             f"{pending.deadline.isoformat(timespec='seconds')}"
         )
 

@@ -821,6 +821,10 @@ class Grant:
     #: The consent record the grant was issued under; the edge honours the grant only while
     #: that exact record is the camera's standing consent (not revoked, not superseded).
     consent_id: str | None = None
+    #: Who approved the request when the agency's rules made it wait for a second person
+    #: (``"captain cpt-ross"``), and their stated reason; None otherwise.
+    approved_by: str | None = None
+    approval_reason: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.expires_at <= self.issued_at:

@@ -27,7 +27,8 @@ class OwnerNotice:
     """What an owner is told: which camera, what was asked and why, and what the gate decided.
 
     ``event`` is ``ask`` (an ask-first request waits for the owner's yes or no until
-    ``deadline``; answer it by ``request_id``), ``granted``, ``refused`` or ``revoked``;
+    ``deadline``; answer it by ``request_id``), ``granted``, ``refused``, ``revoked``, or
+    ``program-ended`` / ``program-renewed`` (the agency's program, in ``reasons``);
     ``reasons`` the refusal reasons in words; ``purpose`` what the footage is for.
 
     ``witness`` is the audit log's latest signed checkpoint when the notice was sent
@@ -76,6 +77,8 @@ class OwnerNotice:
             )
         if self.event == "revoked":
             return f"You revoked consent for camera {self.camera_id}; every stream of it ended."
+        if self.event.startswith("program-"):  # the agency's program ended or was renewed
+            return " ".join(self.reasons)
         verdict = "granted" if self.event == "granted" else "refused"
         text = f"{what.capitalize()}{why}{how_long} was {verdict}{by}{purpose}."
         if self.reasons:

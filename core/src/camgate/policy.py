@@ -12,8 +12,10 @@ Built in, the owner's terms (plugin ``camgate.policy``, :class:`TermsPolicy`):
 
 Built in, the agency's rules (plugin ``camgate.agency``, :class:`AgencyPolicy` over
 :class:`camgate.rules.AgencyRules`): ``agency.live-kinds``, ``agency.purpose``,
-``agency.sensitive-place``, ``agency.waiver``. Enrolment caps are checked by
-:meth:`camgate.gate.Gate.enrol`.
+``agency.sensitive-place``, ``agency.waiver``, and the ordinance rules ``agency.program`` (the
+program's start and end), ``agency.live-time`` (caps on live time) and
+``agency.protected-activity`` (incident kinds a purpose may not be combined with). Enrolment
+caps are checked by :meth:`camgate.gate.Gate.enrol`.
 
 The core invariants (opt-in with a matching waiver, an open incident, an adapter able to serve
 the scope) and the owner's scopes (``core.scope``) are not plugins: the gate checks them itself
@@ -44,9 +46,16 @@ from camgate.models import (
     Vote,
     Waiver,
 )
-from camgate.rules import AgencyRules, normalise
+from camgate.rules import AgencyRules, Approval, LiveAllowance, normalise
 
-__all__ = ["AgencyPolicy", "PolicyContext", "TermsPolicy", "in_quiet_hours"]
+__all__ = [
+    "AgencyPolicy",
+    "PolicyContext",
+    "TermsPolicy",
+    "in_quiet_hours",
+    "live_time_vote",
+    "needs_approval",
+]
 
 #: Votes an :class:`AgencyPolicy` keeps at most (one per camera, request kind and waiver).
 _MEMO_MAX = 250_000
@@ -60,7 +69,10 @@ class PolicyContext:
     its owner revoked), ``waiver`` the waiver text that record names, ``distance_m`` the geodesic
     distance from the incident to the camera, ``now`` the moment of the decision, ``owner`` the
     camera's owner, and ``owner_answer`` the owner's answer to an ask-first request (None while
-    nobody asked or the owner has not answered).
+    nobody asked or the owner has not answered). ``live_allowance`` is the live time used and
+    left under the agency's caps (None unless the request is live and the rules cap live time).
+    ``approval`` is a second person's answer to a request the rules make wait for one (None
+    while nobody answered).
     """
 
     request: AccessRequest
@@ -72,6 +84,8 @@ class PolicyContext:
     now: datetime
     owner: Owner | None = None
     owner_answer: bool | None = None
+    live_allowance: LiveAllowance | None = None
+    approval: Approval | None = None
 
 
 def in_quiet_hours(quiet: tuple[str, str], when: datetime, time_zone: str) -> bool:
@@ -281,7 +295,8 @@ class AgencyPolicy:
 
     @hookimpl
     def camgate_consent_vote(self, ctx: PolicyContext) -> list[Vote]:
-        """Vote on live-view kinds, banned purposes, sensitive places and required waivers."""
+        """Vote on live-view kinds, purposes, protected activities, sensitive places, required
+        waivers, the program's dates and live-time caps."""
         rules = self.rules
         memo = self._memo
         if self._memo_of is not rules or len(memo) > _MEMO_MAX:
@@ -299,6 +314,16 @@ class AgencyPolicy:
             if found is None:
                 found = memo[key] = tuple(self._votes(rules, key, ctx))
             votes.extend(found)
+        if rules.program_start is not None or rules.program_end is not None:
+            key = ("program", rules.program_state(ctx.now))
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = (_program_vote(rules, key[1]),)
+            votes.extend(found)
+        if ctx.live_allowance is not None:
+            votes.append(live_time_vote(rules, ctx.request, ctx.live_allowance))
+        if rules.approval is not None:
+            votes.extend(_approval_votes(rules, ctx))
         return votes
 
     @staticmethod
@@ -331,6 +356,15 @@ class AgencyPolicy:
                 )
             if problems:
                 votes.append(_deny("agency.purpose", "; ".join(problems)))
+            protected = rules.protected_activity_of(kind, ctx.request.purpose)
+            if protected:
+                votes.append(
+                    _deny(
+                        "agency.protected-activity",
+                        f"{who} does not use cameras for {'; '.join(protected)}: "
+                        "a protected activity",
+                    )
+                )
         elif key[0] == "camera":
             place = rules.sensitive_place_of(ctx.camera)
             if place is not None:
@@ -354,3 +388,91 @@ class AgencyPolicy:
                 )
             )
         return votes
+
+
+def _day(moment: datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="minutes")
+
+
+def _program_vote(rules: AgencyRules, state: str) -> Vote:
+    """The ``agency.program`` vote for the program's ``state`` (see
+    :meth:`AgencyRules.program_state`)."""
+    who = rules.name
+    version = f" (rules version {rules.version})" if rules.version else ""
+    if state == "before" and rules.program_start is not None:
+        return _deny(
+            "agency.program",
+            f"the {who} program{version} starts on {_day(rules.program_start)}; "
+            "no camera is reached before",
+        )
+    if state == "ended" and rules.program_end is not None:
+        return _deny(
+            "agency.program",
+            f"the {who} program{version} ended on {_day(rules.program_end)}; every request is "
+            "refused unless the program is renewed",
+        )
+    until = f" until {_day(rules.program_end)}" if rules.program_end is not None else ""
+    return _allow("agency.program", f"the {who} program{version} runs{until}")
+
+
+def _hms(seconds: float) -> str:
+    """A length of time in words: ``1 h 5 min``, ``40 s``."""
+    whole = max(0, round(seconds))
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    parts = [f"{h} h" if h else "", f"{m} min" if m else "", f"{s} s" if s and not h else ""]
+    return " ".join(p for p in parts if p) or "0 s"
+
+
+def live_time_vote(rules: AgencyRules, request: AccessRequest, allowance: LiveAllowance) -> Vote:
+    """The ``agency.live-time`` vote: the request's duration against what is left under every
+    cap, each named with its cap, use and remainder (denied when any has too little left)."""
+    asked = request.duration_s
+    over = [
+        f"{rules.name} allows {_hms(cap)} of live view for {what}; {_hms(used)} used, "
+        f"{_hms(max(0.0, cap - used))} left"
+        for what, cap, used in allowance.caps
+        if asked > cap - used
+    ]
+    if over:
+        return _deny("agency.live-time", f"{'; '.join(over)}; {_hms(asked)} asked")
+    left = "; ".join(
+        f"{_hms(cap - used)} of {_hms(cap)} left for {what}" for what, cap, used in allowance.caps
+    )
+    return _allow("agency.live-time", f"live time: {left}")
+
+
+#: The reason of the ``agency.approval`` abstention that makes the gate hold a request.
+NEEDS_APPROVAL = "needs approval"
+
+
+def _approval_votes(rules: AgencyRules, ctx: PolicyContext) -> list[Vote]:
+    """``agency.approval``: none when the request needs no approval; an abstention (the gate
+    holds the request for an approver) while nobody answered; the approver's yes or no, with
+    their reason, once they did."""
+    rule = rules.approval
+    assert rule is not None
+    request = ctx.request
+    why = rule.needed_for(request.scope, ctx.incident.kind, request.purpose, request.duration_s)
+    if not why:
+        return []
+    answer = ctx.approval
+    if answer is None:
+        return [
+            Vote.known(
+                "agency.approval",
+                Verdict.ABSTAIN,
+                f"{NEEDS_APPROVAL} by a {rule.role} other than {request.requested_by} "
+                f"({'; '.join(why)})",
+            )
+        ]
+    who = f"{answer.role} {answer.approver}"
+    if answer.approved:
+        return [_allow("agency.approval", f"approved by {who}: {answer.reason}")]
+    return [_deny("agency.approval", f"{who} did not approve: {answer.reason}")]
+
+
+def needs_approval(votes: Sequence[Vote]) -> bool:
+    """True when the votes hold an ``agency.approval`` abstention: the request waits for an
+    approver before anything is granted or asked of the owner."""
+    return any(v.policy == "agency.approval" and v.verdict is Verdict.ABSTAIN for v in votes)

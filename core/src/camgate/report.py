@@ -33,6 +33,7 @@ from camgate.codec import canonical
 from camgate.errors import ValidationError
 from camgate.extras import needs_extra
 from camgate.media.files import make_dirs, write_private
+from camgate.vocab import AuditKind
 
 __all__ = ["Period", "Table", "build_report", "suppress", "verify_export", "write_report"]
 
@@ -272,6 +273,61 @@ def build_report(
         "enrolled_at_end": suppress({"cameras": classes[1]}, CLASSES, k).to_json(),
         "retention_deletions": suppress({"files": deletions}, sorted(deletions), k).to_json(),
         "figures": figures,
+        "ordinance": _ordinance(records, requests, act.notices, live, period, k),
+    }
+
+
+#: How an approval was answered (``approval.answered``).
+APPROVAL_ANSWERS = ("yes", "no", "expired")
+
+
+def _ordinance(
+    records: list[AuditRecord],
+    requests: list[Any],
+    notices: list[dict[str, Any]],
+    live: list[dict[str, Any]],
+    period: Period,
+    k: int,
+) -> dict[str, Any]:
+    """What a surveillance-use ordinance asks of the annual report (docs/report.md, "The
+    ordinance section"): uses by purpose, live hours, approvals, refusals by the rule that
+    refused (the violations caught before any access), owners notified, program notices."""
+    by_purpose: dict[str, Counter[str]] = {}
+    for v in requests:
+        by_purpose.setdefault(v.purpose or "unknown", Counter())[v.outcome] += 1
+    refused_by: dict[str, set[str]] = {}  # the last decision on each request stands
+    approvals: Counter[str] = Counter()
+    program: Counter[str] = Counter()
+    for r in records:
+        if r.kind in (AuditKind.DECISION, AuditKind.GRANT_REFUSED):
+            votes = (r.body.get("decision") or {}).get("votes", [])
+            request = r.body.get("request")
+            request_id = request.get("id") if isinstance(request, dict) else request
+            refused_by[str(request_id)] = {
+                str(v.get("policy")) for v in votes if v.get("verdict") == "deny"
+            }
+        if datetime.fromisoformat(r.at) not in period:
+            continue
+        if r.kind == AuditKind.APPROVAL_ANSWERED:
+            approvals[str(r.body.get("answer"))] += 1
+        elif r.kind == AuditKind.PROGRAM_NOTICE:
+            program[str(r.body.get("event"))] += 1
+    refusals: Counter[str] = Counter()
+    for v in requests:
+        if v.outcome != GRANTED:
+            refusals.update(refused_by.get(v.id, ()))
+    told = [n for n in notices if n["at"] in period and n["delivered"]]
+    sessions = _count(len(live), k)
+    return {
+        "uses_by_purpose": suppress(by_purpose, OUTCOMES, k).to_json(),
+        "live_hours": None
+        if sessions is None
+        else round(sum(a["seconds"] for a in live) / 3600, 2),
+        "approvals": suppress({"answers": approvals}, APPROVAL_ANSWERS, k).to_json(),
+        "refusals_by_rule": suppress({"refusals": refusals}, sorted(refusals), k).to_json(),
+        "owners_notified": _count(len({n.get("owner_id") for n in told}), k),
+        "notices_sent": _count(len(told), k),
+        "program_notices": dict(sorted(program.items())),
     }
 
 
@@ -358,6 +414,32 @@ def _html_table(caption: str, table: dict[str, Any]) -> str:
     )
 
 
+def _ordinance_html(section: dict[str, Any] | None) -> str:
+    """The ordinance section of the page (empty for a report made before it existed)."""
+    if section is None:
+        return ""
+
+    def shown(v: object) -> str:
+        return "*" if v is None else html.escape(str(v))
+
+    program = ", ".join(f"{html.escape(e)}: {n}" for e, n in section["program_notices"].items())
+    return f"""<h2>Surveillance-use ordinance</h2>
+{_html_table("Requests by purpose", section["uses_by_purpose"])}
+{_html_table("Approvals by a second person, by answer", section["approvals"])}
+{
+        _html_table(
+            "Refusals by the rule that refused (a request may count under several)",
+            section["refusals_by_rule"],
+        )
+    }
+<ul>
+<li>Hours of live view: {shown(section["live_hours"])}</li>
+<li>Owners notified: {shown(section["owners_notified"])}; notices sent:
+{shown(section["notices_sent"])}</li>
+<li>Program notices (sunset, renewal): {program or "none"}</li>
+</ul>"""
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (charts embedded as PNG data URIs)."""
     f = report["figures"]
@@ -430,6 +512,7 @@ cannot be worked out from the totals.</p>
 {_html_table("Cameras enrolled at the end of the period, by class", report["enrolled_at_end"])}
 <h2>Retention</h2>
 {_html_table("Files deleted by retention, by kind", report["retention_deletions"])}
+{_ordinance_html(report.get("ordinance"))}
 <h2>Charts</h2>
 {imgs}
 </body></html>

@@ -82,6 +82,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, delivered_at TEXT,
     PRIMARY KEY (channel, notice_id));
 CREATE TABLE IF NOT EXISTS masks (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+-- Requests waiting for a second person's approval (the agency's approval rule): the request,
+-- the role, the deadline, and once answered the outcome, approver and reason (camgate.gate).
+CREATE TABLE IF NOT EXISTS approval_waits (
+    request_id TEXT PRIMARY KEY, deadline TEXT NOT NULL, outcome TEXT, doc TEXT NOT NULL);
 -- A camera's own adapter settings (JSON), validated by its adapter when stored; the values of
 -- keys the adapter marks secret are kept apart, with the credentials (edge_secret_settings).
 -- Both tables are created in a store made by an older camgate when it is next opened.
@@ -732,6 +736,45 @@ class Store:
             )
             return True
 
+    # ------------------------------------------------------------------ approvals (agency rules)
+
+    def add_approval_wait(self, request_id: str, deadline: datetime, doc: dict[str, Any]) -> None:
+        """Store a request that waits for a second person's approval until ``deadline``."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO approval_waits VALUES (?, ?, NULL, ?)",
+                (request_id, deadline.isoformat(), json.dumps(doc, sort_keys=True)),
+            )
+
+    def approval_wait(self, request_id: str) -> dict[str, Any] | None:
+        """The approval wait of a request (answered or not), or None when it never waited."""
+        rows = self._rows_if_any("SELECT doc FROM approval_waits WHERE request_id=?", (request_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def open_approval_waits(self) -> list[dict[str, Any]]:
+        """Requests still waiting for approval, oldest first."""
+        rows = self._rows_if_any(
+            "SELECT doc FROM approval_waits WHERE outcome IS NULL ORDER BY rowid"
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def close_approval_wait(self, request_id: str, answer: dict[str, Any]) -> bool:
+        """Close an approval wait with ``answer`` (its ``outcome``, and who and why); False
+        when it was closed already (a race lost)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT doc FROM approval_waits WHERE request_id=? AND outcome IS NULL",
+                (request_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            doc = json.loads(row[0]) | answer
+            db.execute(
+                "UPDATE approval_waits SET outcome=?, doc=? WHERE request_id=?",
+                (answer["outcome"], json.dumps(doc, sort_keys=True), request_id),
+            )
+            return True
+
     def add_decision(self, request_id: str, decision: Decision, *, replace: bool = False) -> None:
         """Store the final decision on a held request (``replace``: instead of the stored one)."""
         verb = "INSERT OR REPLACE" if replace else "INSERT"
@@ -914,10 +957,10 @@ class Store:
         )
         return [(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), r[6]) for r in rows]
 
-    def _rows_if_any(self, sql: str) -> list[tuple[Any, ...]]:
+    def _rows_if_any(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """``query``, with no rows for a table an older file (opened read-only) lacks."""
         try:
-            return self.query(sql)
+            return self.query(sql, params)
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc) or "no such column" in str(exc):
                 return []  # an older file opened read-only: nothing of the kind stored

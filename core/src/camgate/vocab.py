@@ -256,6 +256,8 @@ class AuditKind(StrEnum):
             "expires_at",
             "window_start",
             "window_end",
+            "approved_by",
+            "approval_reason",
         ),
     )
     GRANT_REFUSED = (
@@ -266,7 +268,8 @@ class AuditKind(StrEnum):
     OWNER_NOTIFIED = (
         "owner.notified",
         "A notifier accepted an owner notice: the notice (``event``: ``ask``, ``granted``, "
-        "``refused``, ``revoked``) with the checkpoint it carries as ``witness``.",
+        "``refused``, ``revoked``, ``program-ended``, ``program-renewed``) with the checkpoint "
+        "it carries as ``witness``.",
         _NOTICE,
     )
     OWNER_NOTIFY_FAILED = (
@@ -338,6 +341,40 @@ class AuditKind(StrEnum):
         "hold.released",
         "An evidence hold was released; the incident's expired artifacts go at the next run.",
         ("incident", "reason", "by"),
+    )
+    # ---------------------------------------------------------------- approval by a second person
+    APPROVAL_REQUESTED = (
+        "approval.requested",
+        "A request the agency's rules make wait for a second person's approval is held: the "
+        "request, the camera's ``owner``, the ``role`` that approves, the ``deadline`` (no "
+        "answer means no), ``why`` it needs approval and the votes so far.",
+        ("request", "owner", "role", "deadline", "why", "votes"),
+    )
+    APPROVAL_ANSWERED = (
+        "approval.answered",
+        "A held request's approval was answered (``answer``: ``yes``, ``no``, or ``expired`` "
+        "when nobody approved by the deadline): who (``approver``, ``role``) and their "
+        "``reason``.",
+        ("request", "answer", "approver", "role", "reason"),
+    )
+    # ---------------------------------------------------------------- the agency's program
+    PROGRAM_NOTICE = (
+        "program.notice",
+        "The owners under active consent were told, once per rules version, that the agency's "
+        "program ended (``event``: ``program-ended``) or was renewed as a new rules version "
+        "(``program-renewed``): the agency, the version, the program's dates, the cameras, the "
+        "words the owners were sent (``text``) and the once-only ``key``.",
+        (
+            "event",
+            "agency",
+            "version",
+            "previous",
+            "program_start",
+            "program_end",
+            "cameras",
+            "text",
+            "key",
+        ),
     )
     # ---------------------------------------------------------------- surveys
     SURVEY = (

@@ -163,6 +163,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
         try:
             decision = gate.store.decision_json(args.request)
         except NotFound:
+            wait = gate.store.approval_wait(args.request)
+            if wait is not None and wait["outcome"] is None:
+                if args.json:
+                    print_json({"request": args.request, "pending": True} | wait)
+                else:
+                    print(
+                        f"request {args.request}: waiting for a {wait['role']}'s approval until "
+                        f"{wait['deadline']} (no answer means no): {'; '.join(wait['why'])}"
+                    )
+                return 0
             try:
                 pending = gate.store.get_pending(args.request)
             except NotFound:
@@ -215,6 +225,65 @@ def cmd_pending(args: argparse.Namespace) -> int:
     with closing(open_gate(args)) as gate:
         gate.expire_pending()
         print_json([dump(p) for p in gate.pending(args.owner)])
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Record a second person's approval (or refusal) of a request waiting for one."""
+
+    async def run() -> dict[str, Any]:
+        async with open_gate(args) as gate:
+            decision = await gate.approve(
+                args.request, approver=args.by, approved=args.approve, reason=args.reason
+            )
+        return {
+            "request": args.request,
+            "approved": args.approve,
+            "approver": args.by,
+            "allowed": decision.allowed,
+            "reasons": decision.reasons,
+        }
+
+    print_json(anyio.run(run))
+    return 0
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    """List requests waiting for approval (first refusing any past their deadline)."""
+    with closing(open_gate(args)) as gate:
+        print_json(
+            [
+                {
+                    "request": w["request"]["id"],
+                    "camera": w["request"]["camera_id"],
+                    "requested_by": w["request"]["requested_by"],
+                    "role": w["role"],
+                    "deadline": w["deadline"],
+                    "why": w["why"],
+                }
+                for w in gate.approval_waits()
+            ]
+        )
+    return 0
+
+
+def cmd_program(args: argparse.Namespace) -> int:
+    """Show the agency's program (version, dates, running or not) and tell the owners, once,
+    that it ended or was renewed."""
+    with closing(open_gate(args)) as gate:
+        rules = gate.rules
+        now = gate.clock.now()
+        sent = gate.program_notices()
+        print_json(
+            {
+                "agency": rules.name,
+                "version": rules.version,
+                "program_start": rules.program_start and rules.program_start.isoformat(),
+                "program_end": rules.program_end and rules.program_end.isoformat(),
+                "state": rules.program_state(now),
+                "notices_sent": sent,
+            }
+        )
     return 0
 
 
@@ -298,6 +367,20 @@ def add_parsers(b: Builder) -> None:
     p.add_argument("--owner")
     p = b.add(consent, "revoke", cmd_revoke, "revoke every consent of an owner")
     p.add_argument("--owner", required=True)
+    p = b.add(consent, "approve", cmd_approve, "approve (or refuse) a request waiting for approval")
+    p.add_argument("request", help="the request id")
+    p.add_argument("--by", required=True, help="the approver's id (holding the rules' role)")
+    yes_no = p.add_mutually_exclusive_group(required=True)
+    yes_no.add_argument("--yes", dest="approve", action="store_true", help="approve it")
+    yes_no.add_argument("--no", dest="approve", action="store_false", help="refuse it")
+    p.add_argument("--reason", required=True, help="why (kept in the decision, grant and log)")
+    b.add(consent, "approvals", cmd_approvals, "list requests waiting for approval")
+    b.add(
+        consent,
+        "program",
+        cmd_program,
+        "show the agency's program; tell owners once that it ended or was renewed",
+    )
     p = b.add(consent, "explain", cmd_explain, "print every policy's vote on a request")
     p.add_argument("request")
     p.add_argument("--json", action="store_true")

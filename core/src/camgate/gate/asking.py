@@ -121,7 +121,9 @@ class AskFirst(GateParts):
         # The answer (the held request closed) and its owner.answered record: both or neither.
         self._audited(AuditKind.OWNER_ANSWERED, still_open, now)
         request = self.store.get_request(request_id)
-        decision, facts = self._decide(request, at=now, owner_answer=approve)
+        decision, facts = self._decide(
+            request, at=now, owner_answer=approve, approval=self.approval_of(request_id)
+        )
         self._record_decision(request, decision, held=True)
         try:
             self._conclude(request, decision, facts)
@@ -174,24 +176,62 @@ class AskFirst(GateParts):
             event.set()
 
     def _settle(self, request_id: str) -> SignedGrant | Decision | PendingRequest:
+        waiting = self._waiting_for_approval(request_id)
+        if waiting is not None:
+            return waiting
         pending = self.store.get_pending(request_id)
         if pending.open and self.clock.now() >= pending.deadline:
             self._expire(pending, self.clock.now())
             pending = self.store.get_pending(request_id)
         if pending.open:
             return pending
+        outcome = self._outcome(request_id)
+        return pending if outcome is None else outcome
+
+    def _outcome(self, request_id: str) -> SignedGrant | Decision | None:
+        """A closed request's grant or refusal; None while whoever closed it (maybe another
+        process) is still storing its decision, or issuing the grant it allowed."""
         found = self.store.grant_for_request(request_id)
         if found is not None:
             return SignedGrant(*found)
         try:
             decision = Decision.from_json(self.store.decision_json(request_id))
         except NotFound:
-            # Closed a moment ago by whoever answered (maybe another process), which is still
-            # storing its decision: not an answer yet.
-            return pending
-        if decision.allowed:
-            return pending  # the grant is being issued
-        return decision
+            return None
+        return None if decision.allowed else decision
+
+    def _waiting_for_approval(
+        self, request_id: str
+    ) -> SignedGrant | Decision | PendingRequest | None:
+        """For a request that waited for approval: its grant, its refusal, or a still open wait
+        (also while the answer's decision is being stored); None when it did not wait, or is
+        now held for the owner (read as usual)."""
+        wait = self.store.approval_wait(request_id)
+        if wait is None:
+            return None
+        now = self.clock.now()
+        deadline = datetime.fromisoformat(wait["deadline"])
+        if wait["outcome"] is None and now >= deadline:
+            self._expire_approval(wait, now)
+            wait = self.store.approval_wait(request_id) or wait
+        if wait["outcome"] is not None:
+            try:
+                self.store.get_pending(request_id)
+            except NotFound:
+                pass
+            else:
+                return None  # held for the owner now
+            outcome = self._outcome(request_id)
+            if outcome is not None:
+                return outcome
+        request = wait["request"]
+        return PendingRequest(
+            request_id=request_id,
+            camera_id=str(request["camera_id"]),
+            owner_id=str(wait["owner"]),
+            asked_at=datetime.fromisoformat(wait["asked_at"]),
+            deadline=deadline,
+        )
 
     async def wait_for_answer(self, request_id: str, *, poll_s: float = 0.05) -> SignedGrant:
         """Wait until a held request is answered; return its grant or raise AccessDenied.

@@ -20,7 +20,9 @@ from typing import Any
 
 from camgate.codec import canonical, load
 from camgate.errors import NotFound
+from camgate.gate.approvals import apply_approval_answered, apply_approval_requested
 from camgate.gate.parts import GateParts
+from camgate.gate.program import apply_program_notice
 from camgate.models import (
     AccessRequest,
     ConsentRecord,
@@ -250,4 +252,7 @@ _CHANGES: dict[str, Callable[[GateParts, dict[str, Any], datetime], None]] = {
     AuditKind.CAMERA_REMOVED: _apply_removed,
     AuditKind.GRANT_ISSUED: _apply_grant,
     AuditKind.GRANT_REFUSED: _apply_grant_refused,
+    AuditKind.PROGRAM_NOTICE: apply_program_notice,
+    AuditKind.APPROVAL_REQUESTED: apply_approval_requested,
+    AuditKind.APPROVAL_ANSWERED: apply_approval_answered,
 }

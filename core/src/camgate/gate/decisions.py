@@ -44,7 +44,8 @@ from camgate.models import (
     new_id,
 )
 from camgate.notify import OwnerNotice
-from camgate.policy import PolicyContext, in_quiet_hours
+from camgate.policy import PolicyContext, in_quiet_hours, live_time_vote, needs_approval
+from camgate.rules import Approval, LiveAllowance
 from camgate.vocab import AuditKind
 
 if TYPE_CHECKING:
@@ -66,16 +67,20 @@ class Decisions(GateParts):
         at: datetime | None = None,
         owner_answer: bool | None = None,
         cached: bool = True,
+        approval: Approval | None = None,
     ) -> Decision:
         """Collect every vote on a request (core invariants, geofences, consent policies).
 
         ``at`` is the moment judged (default: when the request was made); ``owner_answer`` the
-        owner's yes or no to an ask-first request. Pure: nothing is written. The stored facts
+        owner's yes or no to an ask-first request; ``approval`` a second person's answer to a
+        request the agency's rules make wait for one. Pure: nothing is written. The stored facts
         come from the gate's :class:`~camgate.facts.FactCache` (re-validated against the
         store's change counters); ``cached=False`` reads every one afresh — the reference path,
         which returns the same decision.
         """
-        return self._decide(request, at=at, owner_answer=owner_answer, cached=cached)[0]
+        return self._decide(
+            request, at=at, owner_answer=owner_answer, cached=cached, approval=approval
+        )[0]
 
     def decision_facts(self, request: AccessRequest, *, cached: bool = True) -> DecisionFacts:
         """The stored facts a decision on ``request`` judges (camera, incident, owner, consent,
@@ -92,13 +97,16 @@ class Decisions(GateParts):
         at: datetime | None = None,
         owner_answer: bool | None = None,
         cached: bool = True,
+        approval: Approval | None = None,
     ) -> tuple[Decision, DecisionFacts]:
         """The decision on ``request`` and the one record of the facts it judged."""
         facts = self.decision_facts(request, cached=cached)
         # The zones checked once for every zone source's vote (not at all when the fact cache
         # just read the same data version they were loaded under).
         with ZoneBook.held(self.store, self.facts.data_version if cached else None):
-            decision = self._judge(request, facts, at or request.requested_at, owner_answer)[0]
+            decision = self._judge(
+                request, facts, at or request.requested_at, owner_answer, approval=approval
+            )[0]
         return decision, facts
 
     def _judge(
@@ -111,6 +119,7 @@ class Decisions(GateParts):
         geofence: Sequence[Vote] | None = None,
         distance: float | None = None,
         shared: SurveyVotes | None = None,
+        approval: Approval | None = None,
     ) -> tuple[Decision, ConsentRecord | None]:
         """Every vote on ``request`` from ``facts`` alone, and the consent record judged.
 
@@ -143,6 +152,8 @@ class Decisions(GateParts):
             now=now,
             owner=facts.owner,
             owner_answer=owner_answer,
+            live_allowance=self._live_allowance(request, facts, now),
+            approval=approval,
         )
         votes.extend(self.host.consent_votes(ctx))
         decision = Decision(
@@ -153,6 +164,23 @@ class Decisions(GateParts):
             consent_id=consent.id if consent is not None else None,
         )
         return decision, consent
+
+    def _live_allowance(
+        self, request: AccessRequest, facts: DecisionFacts, now: datetime
+    ) -> LiveAllowance | None:
+        """The live time used and left for a live request under the agency's caps (None for
+        other scopes or when the rules cap nothing): read from the audit log
+        (:class:`~camgate.gate.livetime.LiveLedger`)."""
+        caps = facts.rules.live_caps
+        if request.scope is not Scope.LIVE or not caps:
+            return None
+        return self.live_ledger.allowance(
+            caps,
+            incident_id=request.incident_id,
+            officer=request.requested_by,
+            camera_id=request.camera_id,
+            now=now,
+        )
 
     def _notify(self, notice: OwnerNotice) -> bool:
         notice = attrs.evolve(notice, witness=self.audit.witness())  # proof kept by the owner
@@ -210,6 +238,9 @@ class Decisions(GateParts):
         result = await anyio.to_thread.run_sync(self._request_sync, request)
         if not isinstance(result, SignedGrant):
             if not wait:
+                held = self.store.approval_wait(result.request_id)
+                if held is not None and held["outcome"] is None:
+                    raise AnswerPending(result, f"a {held['role']}'s approval")
                 raise AnswerPending(result)
             result = await self.wait_for_answer(result.request_id)
         await self.edge.live_grant_issued(result.grant)
@@ -217,8 +248,11 @@ class Decisions(GateParts):
 
     def _request_sync(self, request: AccessRequest) -> SignedGrant | PendingRequest:
         self._settle_interrupted()  # decide on a settled state, never a half-made change
+        self.program_notices()  # owners told once of the program's end or renewal
         decision, facts = self._decide(request)
         consent = facts.standing_consent
+        if decision.allowed and needs_approval(decision.votes):
+            return self._hold_for_approval(request, decision, facts)  # a supervisor first
         if decision.allowed and consent is not None and consent.terms.mode is ConsentMode.ASK:
             return self._hold(request, decision, consent, facts)
         # The request, its decision and the decision record: both or neither (_audited).
@@ -309,6 +343,8 @@ class Decisions(GateParts):
         told = self._notify(notice)
         if not decision.allowed:
             return None
+        if needs_approval(decision.votes):  # never granted while an approval is outstanding
+            raise PluginError(f"request {request.id!r} waits for approval; no grant was issued")
         if not told:
             raise PluginError(
                 "no notifier accepted the owner's notice, so no grant was issued; "
@@ -346,12 +382,14 @@ class Decisions(GateParts):
             # Bound to the consent the decision was made under (for an ask-first request: at the
             # owner's yes); the edge honours the grant only while that exact record stands.
             consent_id=decision.consent_id,
+            **self._approval_fields(request),
         )
 
         def still_standing() -> dict[str, Any]:
             active = self.store.active_consent(request.camera_id)
             if active is None or active.id != decision.consent_id:
                 raise AccessDenied(unbound(decision, self.clock.now()))
+            self._live_time_still_left(request, decision, facts)
             return dump(grant)
 
         try:
@@ -373,6 +411,46 @@ class Decisions(GateParts):
             raise
         return self._signer.sign(grant)
 
+    def _approval_fields(self, request: AccessRequest) -> dict[str, str]:
+        """What a grant says of the approval its request needed (nothing when none)."""
+        approval = self.approval_of(request.id) if self.rules.approval is not None else None
+        if approval is None or not approval.approved:
+            return {}
+        return {
+            "approved_by": f"{approval.role} {approval.approver}",
+            "approval_reason": approval.reason,
+        }
+
+    def _live_time_still_left(
+        self, request: AccessRequest, decision: Decision, facts: DecisionFacts | None
+    ) -> None:
+        """Under the write lock, before a live grant is written: the live time asked is still
+        left under the agency's caps (another process may have been granted some since the
+        decision); AccessDenied with the ``agency.live-time`` reason when it is not."""
+        caps = (self.rules if facts is None else facts.rules).live_caps
+        if request.scope is not Scope.LIVE or not caps:
+            return
+        now = self.clock.now()
+        allowance = self.live_ledger.allowance(
+            caps,
+            incident_id=request.incident_id,
+            officer=request.requested_by,
+            camera_id=request.camera_id,
+            now=now,
+        )
+        if request.duration_s <= allowance.remaining_s:
+            return
+        vote = live_time_vote(self.rules if facts is None else facts.rules, request, allowance)
+        raise AccessDenied(
+            Decision(
+                decision.request_id,
+                decision.camera_id,
+                [*(v for v in decision.votes if v.policy != vote.policy), vote],
+                now,
+                consent_id=decision.consent_id,
+            )
+        )
+
     def _terms_horizon(
         self,
         request: AccessRequest,
@@ -381,10 +459,14 @@ class Decisions(GateParts):
         facts: DecisionFacts | None = None,
     ) -> datetime | None:
         """The first moment after ``now`` at which a term would stop holding, so a grant ends
-        there: the incident's window, the consent's end date, the start of quiet hours (in the
-        owner's time zone). The incident and owner are ``facts``' when given, else the stored."""
+        there: the incident's window, the agency's program end, the consent's end date, the
+        start of quiet hours (in the owner's time zone). The incident, rules and owner are
+        ``facts``' when given, else the stored."""
         incident = self.store.get_incident(request.incident_id) if facts is None else facts.incident
         ends = [incident.window_end]
+        program_end = (self.rules if facts is None else facts.rules).program_end
+        if program_end is not None:
+            ends.append(program_end)  # no grant outlives the agency's program
         if consent is not None:
             terms = consent.terms
             if terms.ends_at is not None:

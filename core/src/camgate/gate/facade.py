@@ -24,10 +24,13 @@ from camgate.codec import dump
 from camgate.edge import Edge
 from camgate.errors import NotFound, ValidationError
 from camgate.facts import FactCache
+from camgate.gate.approvals import Approvals
 from camgate.gate.asking import AskFirst
 from camgate.gate.changes import AuditedChanges
 from camgate.gate.decisions import Decisions
 from camgate.gate.incidents import Incidents
+from camgate.gate.livetime import LiveLedger
+from camgate.gate.program import Program
 from camgate.geofence import (
     Exclusions,
     IncidentZones,
@@ -69,7 +72,7 @@ def builtin_plugins(store: Store, rules: AgencyRules | None = None) -> dict[str,
     }
 
 
-class Gate(Decisions, AskFirst, Incidents, AuditedChanges):
+class Gate(Decisions, AskFirst, Approvals, Incidents, Program, AuditedChanges):
     """Decides requests, signs grants, records everything; holds the embedded edge.
 
     Build one with :meth:`Gate.open` (a store file and a key file next to it), or from parts.
@@ -102,6 +105,8 @@ class Gate(Decisions, AskFirst, Incidents, AuditedChanges):
         self.camera_index = StoreIndex(store)
         #: The facts decisions read, kept in memory while the store's change counters stand.
         self.facts = FactCache(store)
+        #: Live time used under the agency's live-time caps, read from the audit log.
+        self.live_ledger = LiveLedger(self.audit)
         self._answered: dict[str, anyio.Event] = {}
         self.edge = Edge(
             store=store,

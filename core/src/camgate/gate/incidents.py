@@ -34,6 +34,7 @@ from camgate.models import (
     new_id,
 )
 from camgate.plugins import PluginHost
+from camgate.policy import needs_approval
 from camgate.surveys import Outcome, Survey, SurveyRow
 from camgate.vocab import AuditKind
 
@@ -98,6 +99,7 @@ class Incidents(GateParts):
                 consent = facts.standing_consent  # the record the decision judged
                 if (
                     not decision.allowed
+                    or needs_approval(decision.votes)
                     or consent is None
                     or consent.terms.mode is not ConsentMode.PRE_AUTHORISED
                 ):
@@ -228,8 +230,10 @@ class Incidents(GateParts):
             )
             if not decision.allowed:
                 outcome = Outcome.DENIED
-            elif consent is not None and consent.terms.mode is ConsentMode.ASK:
-                outcome = Outcome.ASK
+            elif (consent is not None and consent.terms.mode is ConsentMode.ASK) or needs_approval(
+                decision.votes
+            ):
+                outcome = Outcome.ASK  # someone is asked first: the owner, or an approver
             else:
                 outcome = Outcome.ALLOWED
             rows.append(SurveyRow(sighting, decision, outcome))

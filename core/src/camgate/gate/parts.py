@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from camgate.edge import Edge
     from camgate.facts import DecisionFacts, FactCache
     from camgate.gate.incidents import SurveyVotes
+    from camgate.gate.livetime import LiveLedger
     from camgate.geofence import StoreIndex, ZoneBook
     from camgate.grants import GrantSigner, SignedGrant
     from camgate.models import (
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from camgate.notify import OwnerNotice
     from camgate.plugins import PluginHost
     from camgate.retention import Retention
-    from camgate.rules import AgencyRules
+    from camgate.rules import AgencyRules, Approval
     from camgate.store import Store
     from camgate.vocab import AuditKind
 
@@ -53,6 +54,7 @@ class GateParts:
     _answered: dict[str, anyio.Event]
     edge: Edge
     retention: Retention
+    live_ledger: LiveLedger
 
     if TYPE_CHECKING:
 
@@ -78,6 +80,7 @@ class GateParts:
             at: datetime | None = None,
             owner_answer: bool | None = None,
             cached: bool = True,
+            approval: Approval | None = None,
         ) -> tuple[Decision, DecisionFacts]: ...
 
         def _judge(
@@ -90,9 +93,13 @@ class GateParts:
             geofence: Sequence[Vote] | None = None,
             distance: float | None = None,
             shared: SurveyVotes | None = None,
+            approval: Approval | None = None,
         ) -> tuple[Decision, ConsentRecord | None]: ...
 
         def _notify(self, notice: OwnerNotice) -> bool: ...
+
+        # the agency's program (camgate.gate.program)
+        def program_notices(self) -> list[str]: ...
 
         def _notice(
             self,
@@ -134,6 +141,17 @@ class GateParts:
         ) -> PendingRequest: ...
 
         def _refuse_pending_of(self, owner_id: str, at: datetime) -> None: ...
+
+        def _wake(self, request_id: str) -> None: ...
+
+        # approvals (camgate.gate.approvals)
+        def approval_of(self, request_id: str) -> Approval | None: ...
+
+        def _hold_for_approval(
+            self, request: AccessRequest, decision: Decision, facts: DecisionFacts
+        ) -> PendingRequest: ...
+
+        def _expire_approval(self, wait: dict[str, Any], now: datetime) -> bool: ...
 
         async def wait_for_answer(
             self, request_id: str, *, poll_s: float = 0.05
