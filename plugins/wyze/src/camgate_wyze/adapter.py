@@ -9,9 +9,10 @@
   an ``rtsp_url`` has no live route (UnsupportedScope, saying so).
 - ``snapshot`` decodes the first keyframe of that live route (Wyze has no call for a fresh
   picture; event thumbnails are never served as snapshots).
-- ``recorded`` asks ``get_event_list`` for the grant's window, fetches each event's video
-  (allowed hosts only, no redirect, ``max_clip_bytes``) and hands over its packets cut to the
-  window on their capture time (event time + media time).
+- ``recorded`` asks ``get_event_list`` for the grant's window, fetches the video of each event
+  that *begins* inside it (allowed hosts only, no redirect, ``max_clip_bytes``; an event begun
+  before the window is never fetched, since its file holds footage from before it) and hands
+  over its packets cut to the window's end on their capture time (event time + media time).
 """
 
 from __future__ import annotations

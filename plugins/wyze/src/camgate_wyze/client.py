@@ -292,10 +292,14 @@ class WyzeClient:
         where = redact_address(url)
         for attempt in range(2):
             await self._login_turn()
-            with _mapped(where):
-                response = await self._http.post(
-                    url, json=dict(body), headers=self._login_headers()
-                )
+            try:
+                with _mapped(where):
+                    response = await self._http.post(
+                        url, json=dict(body), headers=self._login_headers()
+                    )
+            finally:
+                # Count the interval from when Wyze surely had the attempt: its answer.
+                _LAST_LOGIN[self.settings.auth_url] = time.monotonic()
             if response.status_code == 429 and attempt == 0:
                 continue  # Wyze's own limit: wait for the next turn once
             if response.status_code in (400, 401, 403):

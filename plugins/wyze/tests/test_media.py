@@ -1,0 +1,135 @@
+"""Media from the simulated Wyze: live and snapshots over the RTSP firmware (camgate-rtsp's
+GStreamer test server), event clips cut to the grant's window (decoded, picture clocks read)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import av
+import pytest
+from camgate.errors import CameraProtocolError, UnsupportedScope
+from camgate.media.jpeg import decode_jpeg
+from camgate.models import MediaPacket
+from camgate.testing import read_picture_clock
+from camgate_wyze.adapter import WyzeAdapter
+from camgate_wyze.testing import RTSP_PASSWORD, WyzeSimulator
+
+from .conftest import camera, grant
+
+pytestmark = pytest.mark.anyio
+
+
+def _pictures(packets: list[MediaPacket]) -> list[av.VideoFrame]:
+    decoder = av.CodecContext.create("h264", "r")
+    frames: list[av.VideoFrame] = []
+    for p in packets:
+        frames += decoder.decode(av.Packet(p.data))
+    frames += decoder.decode(None)
+    return frames
+
+
+async def test_recorded_is_cut_to_the_window(sim: WyzeSimulator) -> None:
+    first, second, _third = sim.events_at
+    start, end = first - timedelta(seconds=1), second + timedelta(seconds=2.05)
+    cam = camera(sim.macs[0])
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    mark = len(sim.log())
+    try:
+        stream = await adapter.recorded(cam, grant(cam, "recorded", (start, end)))
+        packets = [p async for p in stream]
+        await stream.aclose()
+    finally:
+        await adapter.aclose()
+    assert packets[0].is_keyframe and not packets[0].discontinuity
+    assert stream.info.codec == "h264" and (stream.info.width, stream.info.height) == (320, 240)
+    starts = [i for i, p in enumerate(packets) if p.discontinuity]
+    assert len(starts) == 1 and packets[starts[0]].is_keyframe  # the second event's clip
+    dts = [p.dts or 0 for p in packets]
+    assert dts == sorted(dts) and len(set(dts)) == len(dts)
+    clocks = [read_picture_clock(f) for f in _pictures(packets)]
+    assert all(c is not None and start <= c < end for c in clocks), clocks
+    # The first clip whole (4 s), the second up to the window's end (2 s), at 10 fps.
+    assert len(clocks) == 60
+    fetched = [e for e in sim.log()[mark:] if e["kind"] == "clip"]
+    assert len(fetched) == 2  # the third event lies outside the window: never fetched
+
+
+async def test_an_event_begun_before_the_window_is_not_fetched(sim: WyzeSimulator) -> None:
+    first, second, _third = sim.events_at
+    start, end = first + timedelta(seconds=1), second + timedelta(seconds=1.05)
+    cam = camera(sim.macs[0])
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    mark = len(sim.log())
+    try:
+        stream = await adapter.recorded(cam, grant(cam, "recorded", (start, end)))
+        packets = [p async for p in stream]
+        await stream.aclose()
+    finally:
+        await adapter.aclose()
+    clocks = [read_picture_clock(f) for f in _pictures(packets)]
+    assert clocks[0] == second and len(clocks) == 10 and not packets[0].discontinuity
+    assert len([e for e in sim.log()[mark:] if e["kind"] == "clip"]) == 1
+
+
+async def test_event_files_only_from_allowed_hosts(sim: WyzeSimulator) -> None:
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    client = adapter.client()
+    mark = len(sim.log())
+    try:
+        with pytest.raises(CameraProtocolError, match="not on an allowed media host"):
+            await client.fetch_video("https://elsewhere.example/media/ev1.mp4?X-Amz-Signature=s")
+        with pytest.raises(CameraProtocolError, match="redirects"):
+            await client.fetch_video(f"{sim.base}/media/away.mp4")
+        small = WyzeAdapter.from_settings(sim.settings_for(max_clip_bytes=1000))
+        with pytest.raises(CameraProtocolError, match="max_clip_bytes"):
+            await small.client().fetch_video(f"{sim.base}/media/ev1.mp4")
+        await small.aclose()
+    finally:
+        await adapter.aclose()
+    assert [e["kind"] for e in sim.log()[mark:]] == ["clip", "clip"]  # elsewhere: never asked
+
+
+async def test_live_over_the_rtsp_firmware(sim: WyzeSimulator) -> None:
+    cam = camera(sim.macs[0])
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    try:
+        stream = await adapter.open_live(cam, grant(cam))
+        packets = []
+        try:
+            async for packet in stream:
+                packets.append(packet)
+                if len(packets) >= 5:
+                    break
+        finally:
+            await stream.aclose()
+    finally:
+        await adapter.aclose()
+    assert packets[0].is_keyframe and stream.info.codec == "h264"
+    assert RTSP_PASSWORD not in repr(stream) + repr(adapter)
+    clock = read_picture_clock(_pictures(packets)[0])
+    assert clock is not None and abs(clock - datetime.now(UTC)) < timedelta(seconds=30)
+
+
+async def test_snapshot_is_a_fresh_frame_of_the_live_route(sim: WyzeSimulator) -> None:
+    cam = camera(sim.macs[0])
+    g = grant(cam, "snapshot")
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    try:
+        shot = await adapter.snapshot(cam, g)
+    finally:
+        await adapter.aclose()
+    assert decode_jpeg(shot.jpeg) == (320, 240) == (shot.width, shot.height)
+    assert shot.taken_at >= g.issued_at and shot.grant_id == g.id
+    with av.open(__import__("io").BytesIO(shot.jpeg)) as c:
+        clock = read_picture_clock(next(c.decode(video=0)))
+    assert clock is not None and clock >= g.issued_at - timedelta(seconds=1)
+
+
+async def test_a_camera_without_rtsp_firmware_has_no_live_route(sim: WyzeSimulator) -> None:
+    cam = camera(sim.macs[1])
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    with pytest.raises(UnsupportedScope, match="no live route"):
+        await adapter.open_live(cam, grant(cam))
+    with pytest.raises(UnsupportedScope, match="no live route"):
+        await adapter.snapshot(cam, grant(cam, "snapshot"))
+    await adapter.aclose()
