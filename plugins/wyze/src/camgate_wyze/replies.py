@@ -43,7 +43,7 @@ __all__ = [
 AUTH_CODES = frozenset({"2001", "2002", "2003", "2005"})
 #: Longest piece of a reply quoted in an error.
 QUOTE = 80
-_TOKENISH = re.compile(r"[A-Za-z0-9_\-\.]{20,}")
+_TOKENISH = re.compile(r"[A-Za-z0-9_\-\.]{24,}")
 
 
 class TokenExpired(CameraAuthError):
