@@ -21,6 +21,7 @@ DECLARATIONS = {
     "rtsp": ROOT / "plugins" / "rtsp" / "src" / "camgate_rtsp" / FILE,
     "onvif": ROOT / "plugins" / "onvif" / "src" / "camgate_onvif" / FILE,
     "ring": ROOT / "plugins" / "ring" / "src" / "camgate_ring" / FILE,
+    "wyze": ROOT / "plugins" / "wyze" / "src" / "camgate_wyze" / FILE,
     "examplecam": ROOT / "plugins" / "_template" / "src" / "camgate_examplecam" / FILE,
 }
 

@@ -47,6 +47,7 @@ DOCS = {
     "rtsp": "docs/rtsp.md",
     "onvif": "docs/onvif.md",
     "ring": "docs/ring.md",
+    "wyze": "docs/wyze.md",
     "examplecam": "plugins/_template/README.md",
 }
 
