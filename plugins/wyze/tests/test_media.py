@@ -82,7 +82,7 @@ async def test_event_files_only_from_allowed_hosts(sim: WyzeSimulator) -> None:
             await client.fetch_video(f"{sim.base}/media/away.mp4")
         small = WyzeAdapter.from_settings(sim.settings_for(max_clip_bytes=1000))
         with pytest.raises(CameraProtocolError, match="max_clip_bytes"):
-            await small.client().fetch_video(f"{sim.base}/media/ev1.mp4")
+            await small.client().fetch_video(f"{sim.base}/media/{sim.macs[0]}-ev1.mp4")
         await small.aclose()
     finally:
         await adapter.aclose()

@@ -231,7 +231,14 @@ class WyzeClient:
         self._resume_at = 0.0  # monotonic; calls wait until then (rate limit)
         self._reset_text = ""
         timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        # No connection kept between calls (max_keepalive_connections=0): nothing idles
+        # towards Wyze between accesses.
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     def __repr__(self) -> str:
         return f"WyzeClient(api={self.settings.api_url!r}, linked={self.tokens is not None})"

@@ -6,11 +6,13 @@ firmware, recordings from Wyze's event clips; the cloud WebRTC route is not buil
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from camgate import hookimpl
 from camgate.adapters import AdapterFactory, Capabilities, LatencyBudgets, Simulator
 from camgate.commands import Command
+from camgate.targets import Target
 
 from camgate_wyze.adapter import NAME, WyzeAdapter
 from camgate_wyze.settings import WyzeSettings
@@ -25,6 +27,16 @@ def _simulator(count: int) -> Simulator:
     return WyzeSimulator(cameras=count)
 
 
+def _target(config: Mapping[str, Any] | None) -> Target | None:
+    """The simulated cloud and RTSP firmware (``config`` None); a real account's settings
+    file needs nothing more than its sources and settings."""
+    if config is not None:
+        return None
+    from camgate_wyze.testing.target import WyzeTarget
+
+    return WyzeTarget()
+
+
 FACTORY = AdapterFactory(
     name=NAME,
     create=WyzeAdapter.from_settings,
@@ -33,6 +45,7 @@ FACTORY = AdapterFactory(
     budgets=LatencyBudgets(discovery_s=5.0, snapshot_s=4.0, first_frame_s=4.0, revocation_s=1.0),
     description="Wyze cameras: cloud API (devices, event clips), live over Wyze's RTSP firmware.",
     simulator=_simulator,
+    conformance_target=_target,
 )
 
 
@@ -49,7 +62,7 @@ COMMAND = Command(name="wyze", help="Wyze accounts: link (camgate-wyze)", config
 
 @hookimpl
 def camgate_register_adapters(register: Callable[[AdapterFactory], None]) -> None:
-    """Register the ``wyze`` adapter (with its simulator)."""
+    """Register the ``wyze`` adapter (with its simulator and conformance target)."""
     register(FACTORY)
 
 

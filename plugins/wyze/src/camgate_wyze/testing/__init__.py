@@ -41,7 +41,8 @@ class WyzeSimulator(Simulator):
     account's second factor (None, ``"totp"`` or ``"sms"``; the code is :data:`TOTP_CODE`).
     ``events_at`` are event times (UTC) for the first camera, each with a ``clip_seconds``
     clip; by default three events a minute apart, ending two minutes ago.
-    ``link`` writes a token file on entering (as ``camgate wyze link`` would)."""
+    ``link`` writes a token file on entering (as ``camgate wyze link`` would);
+    ``events_everywhere`` gives every camera those events (else only the first)."""
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class WyzeSimulator(Simulator):
         quota: int = 300,
         access_ttl_s: float = 7200.0,
         link: bool = True,
+        events_everywhere: bool = False,
     ) -> None:
         self.macs = [f"D03F27{i:06X}" for i in range(1, cameras + 1)]
         self.rtsp_count = cameras if rtsp is None else rtsp
@@ -81,11 +83,12 @@ class WyzeSimulator(Simulator):
             ],
             "events": [
                 {
-                    "event_id": f"ev{i}",
-                    "mac": self.macs[0],
+                    "event_id": f"{mac}-ev{i}",
+                    "mac": mac,
                     "ts_ms": int(at.timestamp() * 1000),
-                    "file": f"ev{i}.mp4",
+                    "file": f"{mac}-ev{i}.mp4",
                 }
+                for mac in self.macs[: 1 if events_everywhere is False else cameras]
                 for i, at in enumerate(events_at, 1)
             ],
         }
@@ -192,10 +195,13 @@ class WyzeSimulator(Simulator):
         response.raise_for_status()
         return response.json()
 
-    def log(self) -> list[dict[str, Any]]:
-        """Every request the simulated cloud answered so far (see the server's docstring)."""
+    def log(self, *, connections: bool = False) -> list[dict[str, Any]]:
+        """Every request the simulated cloud answered so far (see the server's docstring);
+        with ``connections`` also each connection's ``connect`` and ``closed``."""
         value: list[dict[str, Any]] = self._backdoor("GET", "/_sim/log")
-        return value
+        if connections:
+            return value
+        return [e for e in value if e["kind"] not in ("connect", "closed")]
 
     def expire_tokens(self) -> None:
         """Every access token expires now (the next API call gets code 2001)."""

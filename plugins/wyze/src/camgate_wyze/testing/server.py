@@ -250,7 +250,7 @@ async def handle(wyze: Wyze, request: Request) -> tuple[int, bytes, dict[str, st
         status, value = wyze.api(request)
         return status, _json(value), headers
     if path == "/media/away.mp4":
-        return 302, b"", {"Location": "http://192.0.2.1/media/e1.mp4"}
+        return 302, b"", {"Location": "http://192.0.2.1/media/ev1.mp4"}
     if path.startswith("/media/") and path.endswith(".mp4"):
         clip = Path(wyze.config["clip_dir"]) / path.removeprefix("/media/")
         if "/" in path.removeprefix("/media/") or not clip.is_file():
@@ -275,7 +275,8 @@ def _kind(request: Request) -> tuple[str, str | None, bool]:
     """The log's ``kind``, ``camera`` and ``media`` of a request."""
     path = request.path
     if path.startswith("/media/"):
-        return "clip", None, True
+        name = path.removeprefix("/media/")
+        return "clip", name.split("-", 1)[0] if "-" in name else None, True
     kind = path.rsplit("/", 1)[-1] or path
     camera = None
     if path.endswith("get_event_list"):
@@ -289,28 +290,47 @@ async def main(config: dict[str, Any]) -> None:
     wyze = Wyze(config)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted = time.monotonic()
         peer = writer.get_extra_info("peername")
         client = f"{peer[0]}:{peer[1]}"
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            request = await read_request(reader)
-            status, body, headers = await handle(wyze, request)
-            if not request.path.startswith("/_sim/"):
-                kind, camera, media = _kind(request)
-                code = None
-                if request.path.startswith("/app/") and status == 200:
-                    code = json.loads(body).get("code")
-                wyze.log.append(
-                    {
-                        "at": time.monotonic(),
-                        "client": client,
-                        "kind": kind,
-                        "camera": camera,
-                        "media": media,
-                        "status": status,
-                        "code": code,
-                    }
+        logged = False
+
+        def note(kind: str, at: float) -> None:
+            wyze.log.append(
+                {"at": at, "client": client, "kind": kind, "camera": None, "media": False,
+                 "status": None, "code": None}
+            )  # fmt: skip
+
+        try:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                request = await read_request(reader)
+                if not request.path.startswith("/_sim/"):
+                    # The backdoor's own connections are not the adapter's: left out.
+                    note("connect", accepted)
+                    logged = True
+                status, body, headers = await handle(wyze, request)
+                if logged:
+                    kind, camera, media = _kind(request)
+                    code = None
+                    if request.path.startswith("/app/") and status == 200:
+                        code = json.loads(body).get("code")
+                    wyze.log.append(
+                        {
+                            "at": time.monotonic(),
+                            "client": client,
+                            "kind": kind,
+                            "camera": camera,
+                            "media": media,
+                            "status": status,
+                            "code": code,
+                        }
+                    )
+                await respond(
+                    writer, f"{status} {STATUS_TEXT.get(status, 'Status')}", body, headers
                 )
-            await respond(writer, f"{status} {STATUS_TEXT.get(status, 'Status')}", body, headers)
+        finally:
+            if logged:
+                note("closed", time.monotonic())
 
     for event in config["events"]:
         started = datetime.fromtimestamp(event["ts_ms"] / 1000, UTC)
