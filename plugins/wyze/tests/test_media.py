@@ -9,7 +9,7 @@ import av
 import pytest
 from camgate.errors import CameraProtocolError, UnsupportedScope
 from camgate.media.jpeg import decode_jpeg
-from camgate.models import MediaPacket
+from camgate.models import MediaPacket, StreamInfo
 from camgate.testing import read_picture_clock
 from camgate_wyze.adapter import WyzeAdapter
 from camgate_wyze.testing import RTSP_PASSWORD, WyzeSimulator
@@ -28,9 +28,11 @@ def _pictures(packets: list[MediaPacket]) -> list[av.VideoFrame]:
     return frames
 
 
-async def test_recorded_is_cut_to_the_window(sim: WyzeSimulator) -> None:
-    first, second, _third = sim.events_at
-    start, end = first - timedelta(seconds=1), second + timedelta(seconds=2.05)
+async def _recorded(
+    sim: WyzeSimulator, start: datetime, end: datetime
+) -> tuple[list[MediaPacket], StreamInfo, list[datetime | None], int]:
+    """The recorded stream of the first camera for ``[start, end)``: its packets, its
+    ``info``, their pictures' clocks, and how many clips the cloud served for it."""
     cam = camera(sim.macs[0])
     adapter = WyzeAdapter.from_settings(sim.settings)
     mark = len(sim.log())
@@ -40,35 +42,33 @@ async def test_recorded_is_cut_to_the_window(sim: WyzeSimulator) -> None:
         await stream.aclose()
     finally:
         await adapter.aclose()
+    clocks = [read_picture_clock(f) for f in _pictures(packets)]
+    clips = len([e for e in sim.log()[mark:] if e["kind"] == "clip"])
+    return packets, stream.info, clocks, clips
+
+
+async def test_recorded_is_cut_to_the_window(sim: WyzeSimulator) -> None:
+    first, second, _third = sim.events_at
+    start, end = first - timedelta(seconds=1), second + timedelta(seconds=2.05)
+    packets, info, clocks, clips = await _recorded(sim, start, end)
     assert packets[0].is_keyframe and not packets[0].discontinuity
-    assert stream.info.codec == "h264" and (stream.info.width, stream.info.height) == (320, 240)
+    assert info.codec == "h264" and (info.width, info.height) == (320, 240)
     starts = [i for i, p in enumerate(packets) if p.discontinuity]
     assert len(starts) == 1 and packets[starts[0]].is_keyframe  # the second event's clip
     dts = [p.dts or 0 for p in packets]
     assert dts == sorted(dts) and len(set(dts)) == len(dts)
-    clocks = [read_picture_clock(f) for f in _pictures(packets)]
     assert all(c is not None and start <= c < end for c in clocks), clocks
     # The first clip whole (4 s), the second up to the window's end (2 s), at 10 fps.
     assert len(clocks) == 60
-    fetched = [e for e in sim.log()[mark:] if e["kind"] == "clip"]
-    assert len(fetched) == 2  # the third event lies outside the window: never fetched
+    assert clips == 2  # the third event lies outside the window: never fetched
 
 
 async def test_an_event_begun_before_the_window_is_not_fetched(sim: WyzeSimulator) -> None:
     first, second, _third = sim.events_at
     start, end = first + timedelta(seconds=1), second + timedelta(seconds=1.05)
-    cam = camera(sim.macs[0])
-    adapter = WyzeAdapter.from_settings(sim.settings)
-    mark = len(sim.log())
-    try:
-        stream = await adapter.recorded(cam, grant(cam, "recorded", (start, end)))
-        packets = [p async for p in stream]
-        await stream.aclose()
-    finally:
-        await adapter.aclose()
-    clocks = [read_picture_clock(f) for f in _pictures(packets)]
+    packets, _info, clocks, clips = await _recorded(sim, start, end)
     assert clocks[0] == second and len(clocks) == 10 and not packets[0].discontinuity
-    assert len([e for e in sim.log()[mark:] if e["kind"] == "clip"]) == 1
+    assert clips == 1
 
 
 async def test_event_files_only_from_allowed_hosts(sim: WyzeSimulator) -> None:

@@ -24,27 +24,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
-from camgate_rtsp.testing.target import RtspFault, RtspTarget
+from camgate_rtsp.testing.target import RtspFault, RtspTarget, VendorEvent
 
 from camgate_wyze.testing import WyzeSimulator
 
-__all__ = ["WyzeBackdoor", "WyzeFault", "WyzeTarget"]
+__all__ = ["VendorEvent", "WyzeBackdoor", "WyzeFault", "WyzeTarget"]
 
 #: The MAC of the camera every fault is staged on.
 FAULT_MAC = "D03F27FFFFFF"
 #: Event clips of the target: this many, each this long, back to back.
 EVENTS, CLIP_S = 6, 4.0
-
-
-@attrs.frozen
-class VendorEvent:
-    """An event of either server, with the camera (MAC) it concerns."""
-
-    at: float
-    client: str
-    kind: str
-    camera: str | None
-    media: bool
 
 
 class WyzeBackdoor:
