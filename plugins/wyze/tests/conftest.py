@@ -17,9 +17,10 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[WyzeSimulator]:
-    """Two cameras, the first on Wyze's RTSP firmware; three events of the first camera a
-    minute apart (4 s clips); logins allowed every 0.5 s."""
-    with WyzeSimulator(cameras=2, rtsp=1, login_interval_s=0.5) as running:
+    """Three cameras: the first on Wyze's RTSP firmware, the second a v4 on the cloud WebRTC
+    route, the third a v4 that is offline; three events of the first camera a minute apart
+    (4 s clips); logins allowed every 0.5 s."""
+    with WyzeSimulator(cameras=3, rtsp=1, login_interval_s=0.5, offline=frozenset({3})) as running:
         yield running
 
 

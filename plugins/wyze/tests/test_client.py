@@ -132,7 +132,7 @@ async def test_code_2001_refreshes_and_persists_tokens(sim: WyzeSimulator) -> No
         ("refresh_token", "1"),
         ("get_object_list", "1"),
     ]
-    assert len(cameras) == 2
+    assert len(cameras) == 3
     after = load_tokens(sim.token_file)
     assert after is not None and before is not None
     assert after.access_token != before.access_token

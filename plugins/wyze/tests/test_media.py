@@ -3,14 +3,18 @@ GStreamer test server), event clips cut to the grant's window (decoded, picture 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import av
 import pytest
-from camgate.errors import CameraProtocolError, UnsupportedScope
+from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate.media.jpeg import decode_jpeg
 from camgate.models import MediaPacket, StreamInfo
 from camgate.testing import read_picture_clock
+from camgate.testing.webrtc import read_counter
 from camgate_wyze.adapter import WyzeAdapter
 from camgate_wyze.testing import RTSP_PASSWORD, WyzeSimulator
 
@@ -125,11 +129,59 @@ async def test_snapshot_is_a_fresh_frame_of_the_live_route(sim: WyzeSimulator) -
     assert clock is not None and clock >= g.issued_at - timedelta(seconds=1)
 
 
-async def test_a_camera_without_rtsp_firmware_has_no_live_route(sim: WyzeSimulator) -> None:
-    cam = camera(sim.macs[1])
+async def _until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.05)
+
+
+async def test_live_over_cloud_webrtc_and_its_end_at_the_simulator(sim: WyzeSimulator) -> None:
+    cam = camera(sim.macs[1])  # no rtsp_url: a v4 on the cloud route
     adapter = WyzeAdapter.from_settings(sim.settings)
-    with pytest.raises(UnsupportedScope, match="no live route"):
-        await adapter.open_live(cam, grant(cam))
-    with pytest.raises(UnsupportedScope, match="no live route"):
-        await adapter.snapshot(cam, grant(cam, "snapshot"))
-    await adapter.aclose()
+    try:
+        stream = await adapter.open_live(cam, grant(cam))
+        packets = []
+        try:
+            async for packet in stream:
+                packets.append(packet)
+                if len(packets) >= 5:
+                    break
+        finally:
+            closing = time.monotonic()
+            await stream.aclose()
+    finally:
+        await adapter.aclose()
+    assert packets[0].is_keyframe and stream.info.codec == "h264"
+    assert (stream.info.width, stream.info.height) == (320, 240)
+    counters = [read_counter(f.to_ndarray(format="gray")) for f in _pictures(packets)]
+    assert counters == sorted(counters) and len(counters) == 5
+
+    def ended() -> list[str]:
+        return [e["kind"] for e in sim.log(connections=True) if e["at"] >= closing]
+
+    await _until(lambda: {"session-closed", "closed"} <= set(ended()), "the session's end")
+    log = sim.log(connections=True)
+    ends = [e["at"] - closing for e in log if e["kind"] == "session-closed" and e["at"] >= closing]
+    assert ends and min(ends) < 1.0  # the revocation budget: the peer saw it end
+
+
+async def test_snapshot_over_cloud_webrtc(sim: WyzeSimulator) -> None:
+    cam = camera(sim.macs[1])
+    g = grant(cam, "snapshot")
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    try:
+        shot = await adapter.snapshot(cam, g)
+    finally:
+        await adapter.aclose()
+    assert decode_jpeg(shot.jpeg) == (320, 240) and shot.taken_at >= g.issued_at
+
+
+async def test_an_offline_v4_is_unreachable(sim: WyzeSimulator) -> None:
+    cam = camera(sim.macs[2])
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    try:
+        with pytest.raises(CameraUnreachable, match="device offline"):
+            await adapter.open_live(cam, grant(cam))
+    finally:
+        await adapter.aclose()

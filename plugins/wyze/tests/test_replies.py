@@ -4,6 +4,7 @@ back what was in them."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from camgate.errors import AdapterError, CameraAuthError, CameraProtocolError
+from camgate_wyze.kvs import check_signaling_url, offer_message, parse_ice_servers, parse_message
 from camgate_wyze.replies import (
     TokenExpired,
     envelope_data,
@@ -167,3 +169,85 @@ def test_login_reply_shows_no_token() -> None:
     assert factor.needs_factor and factor.totp_app_id == "app-7"
     with pytest.raises(CameraAuthError, match="UserNamePasswordError"):
         parse_login(b'{"errorCode": 1000, "description": "UserNamePasswordError"}', W)
+
+
+# ------------------------------------------------------------------ KVS signalling
+
+KVS_PAYLOAD = st.one_of(
+    st.text(max_size=40),
+    JSON.map(lambda v: base64.b64encode(json.dumps(v).encode()).decode()),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "sdp": JSON,
+            "candidate": JSON,
+            "sdpMid": JSON,
+            "sdpMLineIndex": JSON,
+        },
+    ).map(lambda v: base64.b64encode(json.dumps(v).encode()).decode()),
+)
+KVS = st.fixed_dictionaries(
+    {},
+    optional={
+        "messageType": st.sampled_from(["SDP_ANSWER", "ICE_CANDIDATE", "STATUS_RESPONSE", "X"])
+        | JSON,
+        "messagePayload": KVS_PAYLOAD | JSON,
+        "statusResponse": st.fixed_dictionaries(
+            {}, optional={"statusCode": JSON, "description": JSON}
+        )
+        | JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | KVS.map(lambda v: json.dumps(v).encode()))
+def test_any_signalling_message_is_a_message_or_a_protocol_error(body: bytes) -> None:
+    try:
+        message = parse_message(body)
+    except CameraProtocolError:
+        return
+    assert isinstance(message.kind, str) and len(message.kind) <= 40
+    assert len(message.description) <= 80
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=20), st.integers(0, 5))
+def test_signalling_messages_read_back(sdp: str, candidate: str, index: int) -> None:
+    def wrap(kind: str, payload: dict[str, Any]) -> str:
+        encoded = base64.b64encode(json.dumps(payload).encode()).decode()
+        return json.dumps({"messageType": kind, "messagePayload": encoded})
+
+    if sdp:
+        assert parse_message(wrap("SDP_ANSWER", {"type": "answer", "sdp": sdp})).sdp == sdp
+    ice = parse_message(
+        wrap("ICE_CANDIDATE", {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": index})
+    )
+    assert (ice.candidate, ice.sdp_mid, ice.sdp_mline_index) == (candidate, "0", index)
+    sent = json.loads(offer_message(sdp))
+    assert sent["action"] == "SDP_OFFER"
+    assert json.loads(base64.b64decode(sent["messagePayload"]))["sdp"] == sdp
+
+
+@settings(max_examples=150, deadline=None)
+@given(JSON)
+def test_ice_servers_are_servers_or_a_protocol_error(value: Any) -> None:
+    with contextlib.suppress(CameraProtocolError):
+        for server in parse_ice_servers(value):
+            assert all(isinstance(u, str) for u in server.urls)
+
+
+def test_signalling_url_must_be_wss_on_an_allowed_host() -> None:
+    hosts = (".amazonaws.com", "127.0.0.1")
+    good = "wss://v-1a2b.kinesisvideo.us-west-2.amazonaws.com/?X-Amz-Signature=abc"
+    assert check_signaling_url(good, hosts) == good
+    assert check_signaling_url("ws://127.0.0.1:9/x", hosts)
+    for bad in (
+        "ws://v.kinesisvideo.us-west-2.amazonaws.com/?X-Amz-Signature=abc",  # not TLS
+        "wss://evil.example/?X-Amz-Signature=abc",
+        "wss://amazonaws.com.evil.example/",
+        None,
+    ):
+        with pytest.raises(CameraProtocolError) as info:
+            check_signaling_url(bad, hosts)
+        assert "Signature" not in str(info.value)

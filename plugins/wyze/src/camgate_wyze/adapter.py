@@ -21,7 +21,7 @@ import io
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -32,11 +32,13 @@ import av
 import av.error
 from camgate.adapters import Adapter, LiveStream
 from camgate.errors import CameraProtocolError, ConfigError, UnsupportedScope
+from camgate.media import jpeg_from_packets
 from camgate.media.window import Cut, WindowCut
 from camgate.models import Camera, GeoPoint, Grant, MediaPacket, Snapshot, StreamInfo
 from camgate_rtsp.adapter import RtspAdapter, RtspSettings
 
 from camgate_wyze.client import Tokens, WyzeClient, load_tokens, save_tokens
+from camgate_wyze.kvs import KvsLiveStream
 from camgate_wyze.replies import WyzeEvent
 from camgate_wyze.settings import NAME, WyzeSettings
 
@@ -110,15 +112,13 @@ class WyzeAdapter(Adapter):
         return cameras
 
     # ------------------------------------------------------------------ live (RTSP firmware)
-    def _rtsp(self, camera: Camera) -> tuple[RtspAdapter, Camera]:
-        """camgate-rtsp's adapter and the camera as it knows it (source: the RTSP URL)."""
+    def _rtsp(self, camera: Camera) -> tuple[RtspAdapter, Camera] | None:
+        """camgate-rtsp's adapter and the camera as it knows it (source: the RTSP URL), or
+        None for a camera without an ``rtsp_url`` (it takes the cloud WebRTC route)."""
         entry = self.settings.cameras.get(camera.source.upper(), {})
         url = entry.get("rtsp_url")
         if not url:
-            raise UnsupportedScope(
-                f"Wyze camera {camera.id}: no live route: its owner gave no RTSP URL (Wyze's "
-                "RTSP firmware) and the cloud WebRTC route is not built"
-            )
+            return None
         creds = self.settings.credentials
         cred = creds.get(camera.id) or creds.get(camera.source)
         settings = RtspSettings(
@@ -128,17 +128,42 @@ class WyzeAdapter(Adapter):
         )
         return RtspAdapter(settings), attrs.evolve(camera, source=url)
 
+    async def _kvs(self, camera: Camera) -> KvsLiveStream:
+        client = self.client()
+        mac = camera.source.upper()
+        url, servers = await client.signaling(mac)
+        where = f"Wyze camera {mac} (cloud WebRTC)"
+        return await KvsLiveStream.open(url, servers, where, self.settings.connect_timeout_s)
+
     async def open_live(self, camera: Camera, grant: Grant) -> LiveStream:
-        """The camera's live stream over its RTSP firmware (first packet a keyframe; audio
-        only when the grant allows it)."""
-        rtsp, target = self._rtsp(camera)
-        return await rtsp.open_live(target, grant)
+        """The camera's live stream: over its RTSP firmware when its owner gave an
+        ``rtsp_url`` (audio only when the grant allows it), else over Wyze's cloud WebRTC
+        (video only). The first packet is a keyframe."""
+        rtsp = self._rtsp(camera)
+        if rtsp is None:
+            return await self._kvs(camera)
+        return await rtsp[0].open_live(rtsp[1], grant)
 
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """A JPEG of the first keyframe read from the live route after this call; its
         ``taken_at`` is when it was decoded."""
-        rtsp, target = self._rtsp(camera)
-        return await rtsp.snapshot(target, grant)
+        rtsp = self._rtsp(camera)
+        if rtsp is not None:
+            return await rtsp[0].snapshot(rtsp[1], grant)
+        stream = await self._kvs(camera)
+        try:
+            first = await stream.__anext__()
+            jpeg, width, height = await anyio.to_thread.run_sync(jpeg_from_packets, [first])
+        finally:
+            await stream.aclose()
+        return Snapshot(
+            grant_id=grant.id,
+            camera_id=camera.id,
+            jpeg=jpeg,
+            width=width,
+            height=height,
+            taken_at=datetime.now(UTC),
+        )
 
     # ------------------------------------------------------------------ recorded
     async def recorded(self, camera: Camera, grant: Grant) -> LiveStream:

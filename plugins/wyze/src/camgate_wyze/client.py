@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import attrs
@@ -49,8 +49,10 @@ from camgate.errors import (
     ValidationError,
 )
 from camgate.media.files import write_private
+from camgate.media.webrtc import IceServer
 from camgate.models import redact_address
 
+from camgate_wyze.kvs import check_signaling_url, parse_ice_servers
 from camgate_wyze.replies import (
     LoginReply,
     TokenExpired,
@@ -509,6 +511,40 @@ class WyzeClient:
                 break
             end_ms = oldest - 1
         return sorted(found.values(), key=lambda e: e.at)
+
+    # ------------------------------------------------------------------ cloud WebRTC
+    async def _signaling_once(self, mac: str) -> tuple[str, list[IceServer]]:
+        url = f"{self.settings.webrtc_url}/signaling/device/{quote(mac, safe='')}"
+        where = redact_address(url)
+        await self._rate_wait(where)
+        headers = {"authorization": f"Bearer {self._linked().access_token.reveal()}"}
+        with _mapped(where):
+            response = await self._http.get(url, params={"use_trickle": "true"}, headers=headers)
+            body = await read_capped(response.aiter_bytes(), _BODY_LIMIT, where)
+        self._note_rate(response)
+        if response.status_code == 401:
+            raise TokenExpired(f"{where}: the access token was refused (401)")
+        _check_status(response, where)
+        value = parse_json(body, where)
+        if isinstance(value, Mapping) and isinstance(value.get("results"), Mapping):
+            value = value["results"]
+        if not isinstance(value, Mapping):
+            raise CameraProtocolError(f"{where}: the signalling reply is not a JSON object")
+        signaling = check_signaling_url(value.get("signalingUrl"), self.settings.signaling_hosts)
+        return signaling, parse_ice_servers(value.get("servers"))
+
+    async def signaling(self, mac: str) -> tuple[str, list[IceServer]]:
+        """The camera's pre-signed KVS signalling URL and ICE servers (a 401 is answered with
+        one refresh and one retry). The URL is checked (:func:`check_signaling_url`) and
+        never shown."""
+        try:
+            return await self._signaling_once(mac)
+        except TokenExpired:
+            await self.refresh()
+        try:
+            return await self._signaling_once(mac)
+        except TokenExpired:
+            raise CameraAuthError("Wyze refused the access token right after a refresh") from None
 
     # ------------------------------------------------------------------ event files
     def check_media_url(self, url: str) -> str:

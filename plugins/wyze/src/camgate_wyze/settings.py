@@ -4,7 +4,8 @@ Every host is a setting (Wyze's by default, a simulator's in tests). The account
 not settings: ``camgate wyze link`` writes them to ``token_file``, and the adapter refreshes
 them there. The owner's enrolment data per camera (owner, position, RTSP URL of Wyze's RTSP
 firmware) is the ``cameras`` setting, keyed by the camera's MAC; the RTSP username and
-password are the camera's credentials (``credentials``, added by the edge).
+password are the camera's credentials (``credentials``, added by the edge). A camera without an
+``rtsp_url`` is reached live over Wyze's cloud WebRTC (``webrtc_url``, ``signaling_hosts``).
 """
 
 from __future__ import annotations
@@ -77,10 +78,14 @@ def _expiry(value: Any) -> date | None:
         raise ValidationError("wyze setting api_key_expires: must be a date (YYYY-MM-DD)") from None
 
 
-def _hosts(value: Any) -> tuple[str, ...]:
+def _hosts(value: Any, what: str = "media_hosts") -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(h, str) and h for h in value):
-        raise ValidationError("wyze setting media_hosts: must be a list of host names")
+        raise ValidationError(f"wyze setting {what}: must be a list of host names")
     return tuple(h.lower() for h in value)
+
+
+def _signaling_hosts(value: Any) -> tuple[str, ...]:
+    return _hosts(value, "signaling_hosts")
 
 
 def _cameras(value: Any) -> dict[str, dict[str, Any]]:
@@ -132,6 +137,12 @@ class WyzeSettings:
         default="https://auth-prod.api.wyze.com", validator=_url("auth_url")
     )
     api_url: str = attrs.field(default="https://api.wyzecam.com", validator=_url("api_url"))
+    webrtc_url: str = attrs.field(
+        default="https://webrtc.api.wyze.com", validator=_url("webrtc_url")
+    )
+    signaling_hosts: tuple[str, ...] = attrs.field(
+        default=(".amazonaws.com",), converter=_signaling_hosts
+    )
     media_hosts: tuple[str, ...] = attrs.field(default=DEFAULT_MEDIA_HOSTS, converter=_hosts)
     max_clip_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=positive(NAME))
     cameras: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=_cameras)

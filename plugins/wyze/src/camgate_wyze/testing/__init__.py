@@ -37,7 +37,9 @@ RTSP_PASSWORD = "rtsp-pa55/w0rd"  # noqa: S105
 
 class WyzeSimulator(Simulator):
     """``cameras`` simulated Wyze cameras (MACs ``D03F27000001``…); the first ``rtsp`` of them
-    run Wyze's RTSP firmware (served by a GStreamer RTSP server, 2 s GOP). ``mfa`` is the
+    run Wyze's RTSP firmware (served by a GStreamer RTSP server, 2 s GOP), the others are v4s
+    reached over the cloud's KVS-style signalling websocket and an aiortc peer (2 s GOP); the
+    cameras numbered in ``offline`` (from 1) are offline. ``mfa`` is the
     account's second factor (None, ``"totp"`` or ``"sms"``; the code is :data:`TOTP_CODE`).
     ``events_at`` are event times (UTC) for the first camera, each with a ``clip_seconds``
     clip; by default three events a minute apart, ending two minutes ago.
@@ -57,6 +59,7 @@ class WyzeSimulator(Simulator):
         access_ttl_s: float = 7200.0,
         link: bool = True,
         events_everywhere: bool = False,
+        offline: frozenset[int] = frozenset(),
     ) -> None:
         self.macs = [f"D03F27{i:06X}" for i in range(1, cameras + 1)]
         self.rtsp_count = cameras if rtsp is None else rtsp
@@ -78,7 +81,12 @@ class WyzeSimulator(Simulator):
             "access_ttl_s": access_ttl_s,
             "clip_seconds": clip_seconds,
             "cameras": [
-                {"mac": mac, "nickname": f"Porch {i}", "model": "WYZE_CAKP2JFUS"}
+                {
+                    "mac": mac,
+                    "nickname": f"Porch {i}",
+                    "model": "WYZE_CAKP2JFUS" if i <= self.rtsp_count else "HL_CAM4",
+                    "online": i not in offline,
+                }
                 for i, mac in enumerate(self.macs, 1)
             ],
             "events": [
@@ -171,7 +179,9 @@ class WyzeSimulator(Simulator):
             "api_key": API_KEY,
             "auth_url": self.base,
             "api_url": self.base,
+            "webrtc_url": self.base,
             "media_hosts": ["127.0.0.1"],
+            "signaling_hosts": ["127.0.0.1"],
             "token_file": self.token_file,
             "cameras": cameras,
             "credentials": credentials,

@@ -15,6 +15,8 @@
   ``{"code", "msg", "data"}``: code 2001 for an expired or unknown access token, 2002 for an
   unknown refresh token. Every reply carries ``X-RateLimit-Remaining`` and
   ``X-RateLimit-Reset-By`` (JavaScript date text); a spent quota is answered 429.
+- ``GET /signaling/device/<mac>`` (bearer token): ``{"results": {"signalingUrl", "servers"}}``,
+  the signalling URL a websocket of this process speaking KVS messages (:func:`serve_ws`).
 - ``GET /media/<event>.mp4``: the event's clip (H.264, 10 fps, a keyframe a second, the picture
   clock burnt in); ``/media/away.mp4`` redirects to another host.
 
@@ -28,6 +30,7 @@ The backdoor (never used by the adapter): ``GET /_sim/log`` (every request: ``at
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -42,7 +45,7 @@ from urllib.parse import parse_qs
 
 import av
 from camgate.testing import draw_picture_clock
-from camgate.testing.webrtc import Request, read_request, respond
+from camgate.testing.webrtc import Request, read_request, respond, start_session
 
 from camgate_wyze.client import APP_API_KEY, SC, SV
 
@@ -101,6 +104,7 @@ class Wyze:
         self.remaining = int(config.get("quota", 300))
         self.reset_at = datetime.now(UTC) + timedelta(seconds=3600)
         self.base = ""
+        self.ws_base = ""
 
     def issue(self) -> dict[str, Any]:
         """A new token pair."""
@@ -249,6 +253,13 @@ async def handle(wyze: Wyze, request: Request) -> tuple[int, bytes, dict[str, st
             return 429, _json({"code": "429", "msg": "rate limited"}), headers
         status, value = wyze.api(request)
         return status, _json(value), headers
+    if path.startswith("/signaling/device/") and request.method == "GET":
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if wyze.access.get(token, 0.0) <= time.time():
+            return 401, _json({"message": "Unauthorized"}), plain
+        mac = path.rsplit("/", 1)[1]
+        url = f"{wyze.ws_base}/{mac}?X-Amz-Signature={secrets.token_hex(16)}"
+        return 200, _json({"results": {"signalingUrl": url, "servers": []}}), plain
     if path == "/media/away.mp4":
         return 302, b"", {"Location": "http://192.0.2.1/media/ev1.mp4"}
     if path.startswith("/media/") and path.endswith(".mp4"):
@@ -277,6 +288,8 @@ def _kind(request: Request) -> tuple[str, str | None, bool]:
     if path.startswith("/media/"):
         name = path.removeprefix("/media/")
         return "clip", name.split("-", 1)[0] if "-" in name else None, True
+    if path.startswith("/signaling/device/"):
+        return "signaling", path.rsplit("/", 1)[-1], True
     kind = path.rsplit("/", 1)[-1] or path
     camera = None
     if path.endswith("get_event_list"):
@@ -284,6 +297,69 @@ def _kind(request: Request) -> tuple[str, str | None, bool]:
             camera = json.loads(request.body)["device_mac_list"][0]
         return kind, camera, True
     return kind, camera, False
+
+
+def _b64(value: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(value).encode()).decode()
+
+
+async def serve_ws(wyze: Wyze, config: dict[str, Any]) -> Any:
+    """The KVS-style signalling websocket: an ``SDP_OFFER`` is answered (``SDP_ANSWER``) by an
+    aiortc peer sending H.264 with a frame counter in the picture (a keyframe every
+    ``keyframe_interval`` s); an offline camera gets a ``STATUS_RESPONSE`` 400. When the
+    viewer's peer connection closes, ``session-closed`` is logged; when the websocket closes,
+    ``closed``, and the peer is closed too."""
+    from websockets.asyncio.server import serve
+
+    offline = {c["mac"] for c in config["cameras"] if not c.get("online", True)}
+
+    def note(client: str, kind: str, camera: str | None, media: bool = False) -> None:
+        wyze.log.append(
+            {"at": time.monotonic(), "client": client, "kind": kind, "camera": camera,
+             "media": media, "status": None, "code": None}
+        )  # fmt: skip
+
+    async def handler(socket: Any) -> None:
+        peer = socket.remote_address
+        client = f"ws {peer[0]}:{peer[1]}"
+        mac = socket.request.path.split("?", 1)[0].strip("/")
+        note(client, "connect", None)
+        sessions = []
+        try:
+            async for text in socket:
+                message = json.loads(text)
+                if message.get("action") != "SDP_OFFER":
+                    continue
+                note(client, "sdp_offer", mac, media=True)
+                if mac in offline:
+                    status = {"statusCode": "400", "description": "device offline"}
+                    await socket.send(
+                        json.dumps({"messageType": "STATUS_RESPONSE", "statusResponse": status})
+                    )
+                    continue
+                offer = json.loads(base64.b64decode(message["messagePayload"]))["sdp"]
+                session, answer = await start_session(
+                    offer, interval=float(config.get("keyframe_interval", 2.0)), join_delay=0.2
+                )
+                sessions.append(session)
+
+                @session.pc.on("connectionstatechange")
+                def _closed(s: Any = session) -> None:
+                    if s.pc.connectionState in ("closed", "failed"):
+                        note(client, "session-closed", mac)
+
+                payload = _b64({"type": "answer", "sdp": answer})
+                await socket.send(
+                    json.dumps({"messageType": "SDP_ANSWER", "messagePayload": payload})
+                )
+        except Exception:  # noqa: S110 - a viewer gone mid-message: log the close
+            pass
+        finally:
+            note(client, "closed", None)
+            for session in sessions:
+                await session.pc.close()
+
+    return await serve(handler, "127.0.0.1", 0)
 
 
 async def main(config: dict[str, Any]) -> None:
@@ -337,6 +413,8 @@ async def main(config: dict[str, Any]) -> None:
         clip = Path(config["clip_dir"]) / event["file"]
         if not clip.exists():
             write_clip(clip, started, float(config.get("clip_seconds", 4.0)), (320, 240))
+    ws_server = await serve_ws(wyze, config)
+    wyze.ws_base = f"ws://127.0.0.1:{ws_server.sockets[0].getsockname()[1]}"
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     wyze.base = f"http://127.0.0.1:{port}"
