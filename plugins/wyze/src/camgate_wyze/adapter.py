@@ -5,8 +5,8 @@
   hangs). A camera's ``source`` is its MAC; its id ``wyze-<mac>``.
 - ``open_live`` reaches a camera on Wyze's RTSP firmware (v2, v3, Pan v3) at the ``rtsp_url``
   its owner gave at enrolment, through camgate-rtsp's reader (no re-encoding; its redirect
-  guard and time-outs). The cloud WebRTC route (v4 and later) is not built: a camera without
-  an ``rtsp_url`` has no live route (UnsupportedScope, saying so).
+  guard and time-outs); a camera without one (v4 and later) over Wyze's cloud WebRTC
+  (:mod:`camgate_wyze.kvs`: KVS signalling, camgate's WebRTC receive component).
 - ``snapshot`` decodes the first keyframe of that live route (Wyze has no call for a fresh
   picture; event thumbnails are never served as snapshots).
 - ``recorded`` asks ``get_event_list`` for the grant's window, fetches the video of each event

@@ -1,7 +1,6 @@
 """camgate-wyze's hook implementations (the ``wyze`` entry point of the ``camgate`` group):
 the adapter factory and ``camgate wyze link``. Live video and snapshots come over Wyze's RTSP
-firmware, recordings from Wyze's event clips; the cloud WebRTC route is not built
-(docs/wyze.md)."""
+firmware or Wyze's cloud WebRTC, recordings from Wyze's event clips (docs/wyze.md)."""
 
 from __future__ import annotations
 
@@ -43,7 +42,7 @@ FACTORY = AdapterFactory(
     settings_class=WyzeSettings,
     capabilities=Capabilities(live=True, snapshot=True, recorded=True),
     budgets=LatencyBudgets(discovery_s=5.0, snapshot_s=4.0, first_frame_s=4.0, revocation_s=1.0),
-    description="Wyze cameras: cloud API (devices, event clips), live over Wyze's RTSP firmware.",
+    description="Wyze cameras: cloud API, event clips, live over RTSP firmware or cloud WebRTC.",
     simulator=_simulator,
     conformance_target=_target,
 )
