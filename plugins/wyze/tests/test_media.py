@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import av
 import pytest
+from camgate.adapters import LiveStream
 from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate.media.jpeg import decode_jpeg
 from camgate.models import MediaPacket, StreamInfo
@@ -93,8 +94,10 @@ async def test_event_files_only_from_allowed_hosts(sim: WyzeSimulator) -> None:
     assert [e["kind"] for e in sim.log()[mark:]] == ["clip", "clip"]  # elsewhere: never asked
 
 
-async def test_live_over_the_rtsp_firmware(sim: WyzeSimulator) -> None:
-    cam = camera(sim.macs[0])
+async def _live(sim: WyzeSimulator, mac: str) -> tuple[list[MediaPacket], LiveStream, float]:
+    """Five packets of camera ``mac``'s live stream, the closed stream, and when its closing
+    began (``time.monotonic()``)."""
+    cam = camera(mac)
     adapter = WyzeAdapter.from_settings(sim.settings)
     try:
         stream = await adapter.open_live(cam, grant(cam))
@@ -105,11 +108,17 @@ async def test_live_over_the_rtsp_firmware(sim: WyzeSimulator) -> None:
                 if len(packets) >= 5:
                     break
         finally:
+            closing = time.monotonic()
             await stream.aclose()
     finally:
         await adapter.aclose()
-    assert packets[0].is_keyframe and stream.info.codec == "h264"
     assert RTSP_PASSWORD not in repr(stream) + repr(adapter)
+    return packets, stream, closing
+
+
+async def test_live_over_the_rtsp_firmware(sim: WyzeSimulator) -> None:
+    packets, stream, _ = await _live(sim, sim.macs[0])
+    assert packets[0].is_keyframe and stream.info.codec == "h264"
     clock = read_picture_clock(_pictures(packets)[0])
     assert clock is not None and abs(clock - datetime.now(UTC)) < timedelta(seconds=30)
 
@@ -137,21 +146,7 @@ async def _until(condition: Callable[[], bool], what: str, limit: float = 20.0) 
 
 
 async def test_live_over_cloud_webrtc_and_its_end_at_the_simulator(sim: WyzeSimulator) -> None:
-    cam = camera(sim.macs[1])  # no rtsp_url: a v4 on the cloud route
-    adapter = WyzeAdapter.from_settings(sim.settings)
-    try:
-        stream = await adapter.open_live(cam, grant(cam))
-        packets = []
-        try:
-            async for packet in stream:
-                packets.append(packet)
-                if len(packets) >= 5:
-                    break
-        finally:
-            closing = time.monotonic()
-            await stream.aclose()
-    finally:
-        await adapter.aclose()
+    packets, stream, closing = await _live(sim, sim.macs[1])  # no rtsp_url: the cloud route
     assert packets[0].is_keyframe and stream.info.codec == "h264"
     assert (stream.info.width, stream.info.height) == (320, 240)
     counters = [read_counter(f.to_ndarray(format="gray")) for f in _pictures(packets)]
