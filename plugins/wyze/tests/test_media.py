@@ -3,6 +3,7 @@ GStreamer test server), event clips cut to the grant's window (decoded, picture 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -180,3 +181,29 @@ async def test_an_offline_v4_is_unreachable(sim: WyzeSimulator) -> None:
             await adapter.open_live(cam, grant(cam))
     finally:
         await adapter.aclose()
+
+
+async def test_a_redirecting_signalling_channel_is_not_followed() -> None:
+    from camgate_wyze.kvs import KvsLiveStream
+
+    seen: list[str] = []
+
+    async def elsewhere(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append("connected")
+        writer.close()
+
+    async def redirecting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        location = f"ws://127.0.0.1:{other_port}/stolen"
+        writer.write(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    other = await asyncio.start_server(elsewhere, "127.0.0.1", 0)
+    other_port = other.sockets[0].getsockname()[1]
+    server = await asyncio.start_server(redirecting, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with other, server:
+        with pytest.raises(CameraProtocolError, match="redirects; not followed"):
+            await KvsLiveStream.open(f"ws://127.0.0.1:{port}/x", [], "cam", 5.0)
+    assert seen == []

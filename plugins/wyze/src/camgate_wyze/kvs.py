@@ -195,7 +195,6 @@ class KvsLiveStream:
         """Offer, take the answer (and trickled candidates), wait for the first keyframe.
         STATUS_RESPONSE with an error → CameraUnreachable (the device is offline or refused);
         no answer or no keyframe within ``timeout_s`` → CameraUnreachable."""
-        from websockets.asyncio.client import connect
         from websockets.exceptions import WebSocketException
 
         receiver = WebRtcReceiver(ice_servers=servers, connect_timeout=timeout_s)
@@ -204,9 +203,11 @@ class KvsLiveStream:
         try:
             with anyio.fail_after(timeout_s):
                 try:
-                    socket = await connect(
-                        signaling_url, max_size=MAX_MESSAGE, proxy=None, open_timeout=timeout_s
-                    )
+                    socket = await _connect(signaling_url, timeout_s)
+                except _Redirected:
+                    raise CameraProtocolError(
+                        f"{where}: the signalling channel redirects; not followed"
+                    ) from None
                 except (OSError, WebSocketException):
                     raise CameraUnreachable(
                         f"{where}: cannot open the signalling channel"
@@ -271,6 +272,22 @@ class KvsLiveStream:
             await _close(self._receiver, self._socket)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+class _Redirected(Exception):
+    """The signalling URL answered with a redirect (never followed)."""
+
+
+async def _connect(url: str, timeout_s: float) -> Any:
+    """The signalling websocket: no proxy, no redirect followed (websockets follows them,
+    across hosts too, unless told not to), messages at most :data:`MAX_MESSAGE`."""
+    from websockets.asyncio.client import connect
+
+    class NoRedirect(connect):
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            return _Redirected()
+
+    return await NoRedirect(url, max_size=MAX_MESSAGE, proxy=None, open_timeout=timeout_s)
 
 
 async def _receive(socket: Any, where: str) -> KvsMessage:
