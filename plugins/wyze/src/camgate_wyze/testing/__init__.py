@@ -104,6 +104,8 @@ class WyzeSimulator(Simulator):
         self.process: subprocess.Popen[str] | None = None
         self.rtsp: RtspTestServer | None = None
         self.base = ""
+        #: ``ws://127.0.0.1:PORT`` of the KVS-style signalling websocket.
+        self.ws_base = ""
         self.token_file = ""
         self.sources: list[str] = []
         self.settings: dict[str, Any] = {}
@@ -161,7 +163,7 @@ class WyzeSimulator(Simulator):
         line = self.process.stdout.readline()
         if not line.startswith("READY "):
             raise ConfigError("the Wyze simulator did not start")
-        self.base = line.split()[1]
+        self.base, self.ws_base = line.split()[1:3]
 
     def settings_for(self, **overrides: Any) -> dict[str, Any]:
         """Adapter settings reaching this simulator (every camera enrolled with an owner and

@@ -1,7 +1,8 @@
 """The simulated Wyze cloud: a real HTTP server on loopback, run as its own process.
 
 ``python -m camgate_wyze.testing.server CONFIG.json`` writes the event clips, then prints
-``READY <base url>``; it stops when its stdin closes. It speaks, as docs/wyze.md describes:
+``READY <base url> <signalling websocket base>``; it stops when its stdin closes. It speaks,
+as docs/wyze.md describes:
 
 - ``POST /api/user/login`` (auth host): ``keyid``/``apikey``/``x-api-key`` headers checked
   (401 otherwise), the triple-MD5 password (400 ``UserNamePasswordError``), a second factor
@@ -418,7 +419,7 @@ async def main(config: dict[str, Any]) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     wyze.base = f"http://127.0.0.1:{port}"
-    print(f"READY {wyze.base}", flush=True)
+    print(f"READY {wyze.base} {wyze.ws_base}", flush=True)
     loop = asyncio.get_running_loop()
     stdin_closed = loop.run_in_executor(None, sys.stdin.read)
     async with server:

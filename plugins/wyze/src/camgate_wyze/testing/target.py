@@ -1,15 +1,19 @@
 """The wyze adapter's conformance target: the simulated Wyze cloud beside camgate-rtsp's
-RTSP target, which plays the cameras' RTSP firmware.
+RTSP target, which plays the RTSP firmware.
 
 It has the shape of core's ``camgate.targets.Target`` without importing the suite. Its two
-cameras (sources: their MACs) are linked to a simulated account and enrolled with the RTSP
-target's ``/cam1`` (picture clock) and ``/cam2`` as their ``rtsp_url``. Every camera has
-contiguous event clips (picture clock burnt in) covering :attr:`WyzeTarget.recorded_span`.
-The backdoor is both servers' logs: the RTSP server's requests (cameras mapped to MACs) and
-the cloud's (``get_event_list`` and clip fetches ask for media).
+cameras (sources: their MACs) are linked to a simulated account: one a v4 on the cloud WebRTC
+route (the simulator's KVS-style websocket and aiortc peer), the other enrolled with the RTSP
+target's ``/cam1`` (picture clock) as its ``rtsp_url``. ``first`` says which route the first
+camera takes, the camera the suite's media checks use: ``"webrtc"`` (the factory's target) or
+``"rtsp"``. Every camera has contiguous event clips (picture clock burnt in) covering
+:attr:`WyzeTarget.recorded_span`. The backdoor is both servers' logs: the RTSP server's
+requests (cameras mapped to MACs) and the cloud's (signalling requests and offers, and
+``get_event_list`` and clip fetches, ask for media; signalling websockets are connections).
 
 A camera's source holds no address, so the suite's recorder cannot stand between the adapter
-and the servers; the servers' addresses are declared as ``endpoints``. The faults are the RTSP
+and the servers; the servers' addresses (cloud, signalling websocket, RTSP) are declared as
+``endpoints``. The faults are the RTSP
 target's (camgate_rtsp.testing.target), each reached through a Wyze camera whose
 ``rtsp_url`` is the fault's address.
 """
@@ -107,11 +111,18 @@ class WyzeFault:
 class WyzeTarget:
     """Two Wyze cameras on Wyze's RTSP firmware with a simulated cloud account."""
 
-    description = "simulated Wyze cloud + GStreamer RTSP firmware on loopback (both logs)"
-    #: ``/cam1`` burns each picture's capture time in.
-    snapshot_clock = True
-
-    def __init__(self) -> None:
+    def __init__(self, first: str = "webrtc") -> None:
+        if first not in ("webrtc", "rtsp"):
+            raise ValueError("WyzeTarget(first=...): 'webrtc' or 'rtsp'")
+        #: The route of the first camera, the one the suite's media checks use.
+        self.first = first
+        #: Only the RTSP target's ``/cam1`` burns each picture's capture time in; the cloud
+        #: peer sends a frame counter.
+        self.snapshot_clock = first == "rtsp"
+        self.description = (
+            f"simulated Wyze cloud (KVS WebRTC) + GStreamer RTSP firmware on loopback, "
+            f"first camera over {first} (both logs as backdoor)"
+        )
         self.rtsp = RtspTarget(gop_frames=20)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
         self._starts = [start + timedelta(seconds=CLIP_S * i) for i in range(EVENTS)]
@@ -131,8 +142,8 @@ class WyzeTarget:
         self.endpoints: list[tuple[str, int]] = []
 
     def rtsp_macs(self) -> dict[str, str]:
-        """The RTSP target's camera URLs, mapped to the MACs they play."""
-        return dict(zip(self.rtsp.sources, self.cloud.macs, strict=True))
+        """The RTSP target's ``/cam1`` URL, mapped to the MAC of the camera it plays."""
+        return {self.rtsp.sources[0]: self.cloud.macs[0 if self.first == "rtsp" else 1]}
 
     def __enter__(self) -> WyzeTarget:
         try:
@@ -144,6 +155,7 @@ class WyzeTarget:
         self.sources = list(self.cloud.macs)
         rtsp_creds = self.rtsp.settings["credentials"]
         base = self.cloud.settings_for()
+        # One camera on the RTSP firmware, the other a v4 over the cloud WebRTC route.
         for url, mac in self.rtsp_macs().items():
             base["cameras"][mac]["rtsp_url"] = url
             base["credentials"][mac] = rtsp_creds[url]
@@ -151,8 +163,10 @@ class WyzeTarget:
         self.backdoor = WyzeBackdoor(self)
         cloud = urlsplit(self.cloud.base)
         rtsp = urlsplit(self.rtsp.sources[0])
+        signalling = urlsplit(self.cloud.ws_base)
         self.endpoints = [
             (str(cloud.hostname), int(cloud.port or 0)),
+            (str(signalling.hostname), int(signalling.port or 0)),
             (str(rtsp.hostname), int(rtsp.port or 0)),
         ]
         return self
