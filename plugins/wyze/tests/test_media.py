@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,22 @@ async def test_an_event_begun_before_the_window_is_not_fetched(sim: WyzeSimulato
     packets, _info, clocks, clips = await _recorded(sim, start, end)
     assert clocks[0] == second and len(clocks) == 10 and not packets[0].discontinuity
     assert clips == 1
+
+
+async def test_presigned_queries_never_reach_the_log(
+    sim: WyzeSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = WyzeAdapter.from_settings(sim.settings)
+    url = f"{sim.base}/media/{sim.macs[0]}-ev1.mp4?X-Amz-Signature=s3cr3t-signature"
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert await adapter.client().fetch_video(url)
+            stream = await adapter.open_live(camera(sim.macs[1]), grant(camera(sim.macs[1])))
+            await stream.aclose()
+    finally:
+        await adapter.aclose()
+    assert "media/" in caplog.text and "?***" in caplog.text  # the request is logged, its query not
+    assert "s3cr3t" not in caplog.text and "X-Amz-Signature=" not in caplog.text
 
 
 async def test_event_files_only_from_allowed_hosts(sim: WyzeSimulator) -> None:

@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -101,6 +102,27 @@ MAX_EVENT_PAGES = 50
 _BODY_LIMIT = 4 * 1024 * 1024
 #: The last login attempt per auth host (monotonic), shared by every client of the process.
 _LAST_LOGIN: dict[str, float] = {}
+
+
+_QUERY = re.compile(r"\?[^\s\"']*")
+
+
+class _HideQueries(logging.Filter):
+    """Cuts every query out of a record of httpx's or websockets' loggers: Wyze's event-file
+    and signalling URLs are pre-signed (their query is a credential). The record is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message by its text with each ``?query`` shown as ``?***``."""
+        text = record.getMessage()
+        if "?" in text:
+            record.msg, record.args = _QUERY.sub("?***", text), ()
+        return True
+
+
+_HIDE_QUERIES = _HideQueries()
+for _name in ("httpx", "websockets.client"):
+    if _HIDE_QUERIES not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_HIDE_QUERIES)
 
 
 def triple_md5(password: str) -> str:
