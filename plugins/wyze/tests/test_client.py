@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from camgate.errors import AdapterError, CameraAuthError, ConfigError
+from camgate.errors import AdapterError, CameraAuthError, ConfigError, ValidationError
 from camgate_wyze.adapter import WyzeAdapter
 from camgate_wyze.client import Challenge, WyzeClient, load_tokens, save_tokens, triple_md5
 from camgate_wyze.settings import WyzeSettings
@@ -218,3 +218,36 @@ async def test_events_are_paged_twenty_at_a_time(tmp_path: Path) -> None:
         asks = [e for e in sim.log() if e["kind"] == "get_event_list"]
     assert [e.at for e in events] == times[2:44]  # [start, end): the last one is outside
     assert len(asks) == 3  # 20 + 20 + 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("cameras", {"AA": {"rtsp_url": "rtsp://viewer:hunter2-pw@10.0.0.7/live"}}, "no user"),
+        ("cameras", {"AA": {"rtsp_url": "http://10.0.0.7/live"}}, "rtsp://"),
+        ("cameras", {"AA": {"position": [1.0]}}, "latitude"),
+        ("cameras", {"AA": {"color": "red"}}, "unknown keys"),
+        ("api_url", "http://api.example.org", "plain http"),
+        ("api_key_expires", "next year", "YYYY-MM-DD"),
+        ("media_hosts", "one.example", "list of host names"),
+        ("login_interval_s", 0, "positive"),
+        ("no_such_setting", 1, "unknown keys"),
+    ],
+)
+def test_bad_settings_are_validation_errors_that_show_no_secret(
+    key: str, value: Any, why: str
+) -> None:
+    with pytest.raises(ValidationError, match=why) as info:
+        WyzeSettings.from_mapping({key: value})
+    assert "hunter2" not in str(info.value)
+
+
+def test_settings_repr_shows_no_secret() -> None:
+    settings = WyzeSettings.from_mapping(
+        {
+            "key_id": "k1",
+            "api_key": API_KEY,
+            "credentials": {"AA": {"username": "u", "password": "pw-x9"}},
+        }
+    )
+    assert API_KEY not in repr(settings) and "pw-x9" not in repr(settings)

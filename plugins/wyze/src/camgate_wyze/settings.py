@@ -113,6 +113,11 @@ def _cameras(value: Any) -> dict[str, dict[str, Any]]:
             not isinstance(rtsp, str) or urlsplit(rtsp).scheme not in ("rtsp", "rtsps")
         ):
             raise ValidationError(f"wyze setting cameras[{mac!r}].rtsp_url: an rtsp:// URL")
+        if rtsp is not None and "@" in urlsplit(rtsp).netloc:
+            raise ValidationError(
+                f"wyze setting cameras[{mac!r}].rtsp_url: no user or password in the URL "
+                "(they are the camera's credentials)"
+            )
         out[mac.upper()] = dict(entry)
     return out
 
