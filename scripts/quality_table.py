@@ -22,6 +22,7 @@ DECLARATIONS = {
     "onvif": ROOT / "plugins" / "onvif" / "src" / "camgate_onvif" / FILE,
     "ring": ROOT / "plugins" / "ring" / "src" / "camgate_ring" / FILE,
     "arlo": ROOT / "plugins" / "arlo" / "src" / "camgate_arlo" / FILE,
+    "wyze": ROOT / "plugins" / "wyze" / "src" / "camgate_wyze" / FILE,
     "examplecam": ROOT / "plugins" / "_template" / "src" / "camgate_examplecam" / FILE,
 }
 

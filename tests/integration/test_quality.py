@@ -48,6 +48,7 @@ DOCS = {
     "onvif": "docs/onvif.md",
     "ring": "docs/ring.md",
     "arlo": "docs/arlo.md",
+    "wyze": "docs/wyze.md",
     "examplecam": "plugins/_template/README.md",
 }
 

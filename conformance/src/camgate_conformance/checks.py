@@ -1050,11 +1050,12 @@ def _fault_check(name: str, what: str) -> None:
             try:
                 error = await _provoke(ctx, fault)
             finally:
+                # The fault's peer may be reached directly, only while it is staged: the
+                # source's address, or the fault's ``endpoints`` when its source holds none
+                # (a cloud camera addressed by a device id).
                 window = (began, time.monotonic())
                 if parts.hostname and parts.port is not None:
-                    # The fault's peer may be reached directly, only while it is staged.
                     ctx.fault_windows.append((parts.hostname, parts.port, *window))
-                # So may the addresses a fault declares (a cloud camera's source is no address).
                 for host, port in getattr(fault, "endpoints", ()):
                     ctx.fault_windows.append((str(host), int(port), *window))
         if error is not None:
