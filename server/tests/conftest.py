@@ -175,6 +175,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
             threading.Event().wait(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
+        app.state.events.close()  # event streams end; uvicorn waits for open responses
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()

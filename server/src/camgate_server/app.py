@@ -13,16 +13,17 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio.to_thread
 from camgate import Gate
 from camgate.activity import owner_history
-from camgate.errors import AnswerPending, NotFound, ValidationError
+from camgate.errors import AnswerPending, CamgateError, NotFound, ValidationError
 from camgate.models import Camera, GeoPoint, Incident, Owner, Scope, new_id
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from camgate_server import problems
 from camgate_server.accounts import Account, AccountStore, Caller, LoginLimiter, proxy_caller
 from camgate_server.errors import CsrfRejected, Forbidden, NotAuthenticated
-from camgate_server.parsing import parse_bearer, parse_near
+from camgate_server.events import EventFeed, event_stream
+from camgate_server.parsing import parse_bearer, parse_event_id, parse_near
 from camgate_server.policy import Action, Role, allowed
 from camgate_server.settings import PROXY_SECRET_HEADER, ServerSettings
 
@@ -648,13 +649,55 @@ async def answer(
     return decision.to_json()
 
 
+@router.get(
+    "/events",
+    tags=["events"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
+async def events(
+    request: Request,
+    caller: Annotated[Caller, Depends(require(Action.EVENTS_READ))],
+    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    after: Annotated[
+        str | None, Query(max_length=32, description="resume after this event id")
+    ] = None,
+) -> StreamingResponse:
+    """Server-sent events (``text/event-stream``): a request awaiting the owner
+    (``request.waiting``), a decision with every vote (``decision``), a grant issued
+    (``grant.issued``), access started and ended (``access.started``, ``access.ended``), a
+    revocation (``revocation``), read from the audit log, so events raised by another process
+    on the same store arrive too. Each event's ``id`` is its audit record's seq: send it back
+    as ``Last-Event-ID`` (or ``?after=``) to resume without losing one; without it the stream
+    starts at the present. An owner sees only events about their own cameras; staff see the
+    agency's. Comment lines are heartbeats; the stream ends when the caller's session or token
+    does, or the server shuts down."""
+    feed: EventFeed = request.app.state.events
+    resume = parse_event_id(last_event_id if last_event_id is not None else after)
+    cursor = resume if resume is not None else await feed.head()
+
+    async def still_allowed() -> bool:
+        try:
+            again = await caller_of(request)
+        except CamgateError:
+            return False
+        return again.account.id == caller.account.id and allowed(
+            again.account.role, Action.EVENTS_READ, again.scopes
+        )
+
+    return event_stream(feed, caller, cursor, still_allowed)
+
+
 def create_app(
     gate: Gate, accounts: AccountStore, settings: ServerSettings | None = None
 ) -> FastAPI:
     """The HTTP API over ``gate``, with people and machines from ``accounts``.
 
     The caller keeps ownership of both (closes them); the app only reads them from its state.
-    Every error is answered as a problem document (:mod:`camgate_server.problems`).
+    Every error is answered as a problem document (:mod:`camgate_server.problems`). Before
+    stopping the server, call ``app.state.events.close()`` (:class:`EventFeed`): event streams
+    never end on their own, and uvicorn waits for open responses (``camgate serve`` does it
+    when a signal arrives).
     """
     settings = settings or accounts.settings
     app = FastAPI(
@@ -666,6 +709,7 @@ def create_app(
     app.state.accounts = accounts
     app.state.settings = settings
     app.state.limiter = LoginLimiter(settings, gate.clock.monotonic)
+    app.state.events = EventFeed(gate, settings)
     problems.install(app)
     app.include_router(router)
     return app

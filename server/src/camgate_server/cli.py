@@ -7,11 +7,16 @@ import contextlib
 import getpass
 import os
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from camgate.errors import ValidationError
 
 from camgate_server.settings import ProxyAuth, ServerSettings
+
+if TYPE_CHECKING:
+    from camgate_server.events import EventFeed
 
 __all__ = ["configure"]
 
@@ -100,7 +105,20 @@ async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings)
         config = uvicorn.Config(
             app, host=args.host, port=args.port, log_level="info", server_header=False
         )
-        await uvicorn.Server(config).serve()
+        await _server(config, app.state.events).serve()
     finally:
         accounts.close()
         await gate.aclose()
+
+
+def _server(config: Any, events: EventFeed) -> Any:
+    """uvicorn's server, ending the event streams when a signal tells it to stop: uvicorn
+    waits for open responses before it shuts down, and an event stream never ends on its own."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            events.close()
+            super().handle_exit(sig, frame)
+
+    return Server(config)

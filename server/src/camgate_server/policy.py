@@ -39,6 +39,7 @@ class Action(enum.StrEnum):
     REQUESTS_ANSWER = "requests:answer"
     OWN_REVOKE = "own:revoke"
     OWN_ACCESSES = "own:accesses"
+    EVENTS_READ = "events:read"
 
 
 _A = Action
@@ -54,18 +55,33 @@ POLICY: dict[Role, frozenset[Action]] = {
             _A.TOKENS_CREATE,
             _A.CAMERAS_READ,
             _A.INCIDENTS_READ,
+            _A.EVENTS_READ,
         }
     ),
     Role.OPERATOR: frozenset(
-        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.REQUESTS_CREATE}
+        {
+            _A.CAMERAS_READ,
+            _A.INCIDENTS_READ,
+            _A.INCIDENTS_REPORT,
+            _A.REQUESTS_CREATE,
+            _A.EVENTS_READ,
+        }
     ),
     Role.SUPERVISOR: frozenset(
-        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.INCIDENTS_CLOSE}
+        {
+            _A.CAMERAS_READ,
+            _A.INCIDENTS_READ,
+            _A.INCIDENTS_REPORT,
+            _A.INCIDENTS_CLOSE,
+            _A.EVENTS_READ,
+        }
     ),
-    Role.AUDITOR: frozenset({_A.OWNERS_READ, _A.CAMERAS_READ, _A.INCIDENTS_READ}),
+    Role.AUDITOR: frozenset({_A.OWNERS_READ, _A.CAMERAS_READ, _A.INCIDENTS_READ, _A.EVENTS_READ}),
     # Not incidents:read: an owner learns of an incident only through a request for their own
     # camera (held for their answer, or in their accesses), never the crime map at large.
-    Role.OWNER: frozenset({_A.CAMERAS_READ, _A.REQUESTS_ANSWER, _A.OWN_REVOKE, _A.OWN_ACCESSES}),
+    Role.OWNER: frozenset(
+        {_A.CAMERAS_READ, _A.REQUESTS_ANSWER, _A.OWN_REVOKE, _A.OWN_ACCESSES, _A.EVENTS_READ}
+    ),
 }
 
 
