@@ -712,4 +712,7 @@ def create_app(
     app.state.events = EventFeed(gate, settings)
     problems.install(app)
     app.include_router(router)
+    from camgate_server import resources_consent  # its routes use this module's dependencies
+
+    app.include_router(resources_consent.router)
     return app

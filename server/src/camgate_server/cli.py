@@ -93,12 +93,13 @@ def _proxy(args: argparse.Namespace) -> ProxyAuth | None:
 
 async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings) -> None:
     import uvicorn
-    from camgate.cli._common import open_gate
+    from camgate import AgencyRules, Gate
 
     from camgate_server.accounts import AccountStore
     from camgate_server.app import create_app
 
-    gate = open_gate(args)
+    rules = AgencyRules.from_toml(args.rules) if args.rules else None
+    gate = Gate.open(args.db, rules=rules, audit_dsn=args.audit_dsn)
     accounts = AccountStore(path, settings=settings, now=gate.clock.now)
     try:
         app = create_app(gate, accounts, settings)
