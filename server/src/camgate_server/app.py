@@ -23,7 +23,7 @@ from camgate_server import problems
 from camgate_server.accounts import Account, AccountStore, Caller, LoginLimiter, proxy_caller
 from camgate_server.errors import CsrfRejected, Forbidden, NotAuthenticated
 from camgate_server.events import EventFeed, event_stream
-from camgate_server.parsing import parse_bearer, parse_event_id, parse_near
+from camgate_server.parsing import USERNAME_PATTERN, parse_bearer, parse_event_id, parse_near
 from camgate_server.policy import Action, Role, allowed
 from camgate_server.settings import PROXY_SECRET_HEADER, ServerSettings
 
@@ -132,7 +132,7 @@ class AccountBody(BaseModel):
     """A new staff or machine account (owners join by invite)."""
 
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(max_length=64)
+    username: str = Field(pattern=USERNAME_PATTERN)
     password: SecretStr = Field(min_length=12, max_length=1024)
     role: Literal["admin", "operator", "supervisor", "auditor"]
 
@@ -180,7 +180,7 @@ class AcceptBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(max_length=64)
-    username: str = Field(max_length=64)
+    username: str = Field(pattern=USERNAME_PATTERN)
     password: SecretStr = Field(min_length=12, max_length=1024)
 
 
@@ -189,8 +189,8 @@ class IncidentBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(min_length=1, max_length=100)
-    lat: float
-    lon: float
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
     radius_m: float = Field(gt=0)
     window_s: float = Field(default=12 * 3600.0, gt=0)
 
@@ -276,7 +276,7 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- routes
 
-router = APIRouter()
+router = APIRouter(responses=problems.RESPONSES)
 
 
 @router.post("/session", tags=["authentication"])

@@ -15,6 +15,7 @@ from camgate.models import GeoPoint
 
 __all__ = [
     "TOKEN_PREFIX",
+    "USERNAME_PATTERN",
     "parse_api_token",
     "parse_bearer",
     "parse_event_id",
@@ -28,6 +29,8 @@ __all__ = [
 TOKEN_PREFIX = "cgt_"  # noqa: S105 - a public prefix, not a secret
 _TOKEN = re.compile(r"cgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+#: A username, as the OpenAPI document states it (JSON Schema's regular expression).
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 _MAX_HEADER = 512
 _EVENT_ID = re.compile(r"[0-9]{1,18}")

@@ -18,13 +18,14 @@ from camgate.report import Period, build_report
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from camgate_server import problems
 from camgate_server.accounts import Caller
 from camgate_server.app import _gate, _incident_json, _own_owner, _owner_json, _thread, require
 from camgate_server.policy import Action, Role
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(responses=problems.RESPONSES)
 
 
 def _owned_camera(caller: Caller, gate: Any, camera_id: str) -> Any:
@@ -312,7 +313,13 @@ async def owner_audit(
 async def report(
     request: Request,
     caller: Annotated[Caller, Depends(require(Action.REPORT_READ))],
-    period: Annotated[str, Query(max_length=16, description="YYYY-MM, YYYY-Qn or YYYY")],
+    period: Annotated[
+        str,
+        Query(
+            pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2])|-[Qq][1-4])?$",
+            description="YYYY-MM, YYYY-Qn or YYYY",
+        ),
+    ],
     k: Annotated[int, Query(ge=1, le=100, description="suppress counts below k")] = 5,
 ) -> dict[str, Any]:
     """The transparency report for a period as JSON: counts only, no owner identity, counts
