@@ -14,7 +14,7 @@ import anyio.to_thread
 from camgate import Gate
 from camgate.activity import owner_history
 from camgate.errors import AnswerPending, CamgateError, NotFound, ValidationError
-from camgate.models import Camera, GeoPoint, Incident, Owner, Scope, new_id
+from camgate.models import Camera, GeoPoint, Grant, Incident, Owner, Scope, new_id
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -260,6 +260,28 @@ def _geojson(items: list[dict[str, Any]]) -> dict[str, Any]:
             for item in items
         ],
     }
+
+
+def grant_json(grant: Grant) -> dict[str, Any]:
+    """A grant as the API shows it: never its signed token (media is reached through the
+    server's grant-bound routes)."""
+    return {
+        "id": grant.id,
+        "camera": grant.camera_id,
+        "scope": str(grant.scope),
+        "issued_at": grant.issued_at.isoformat(),
+        "expires_at": grant.expires_at.isoformat(),
+        "audio": grant.audio,
+    }
+
+
+def visible_camera(caller: Caller, gate: Gate, camera_id: str) -> Camera:
+    """The camera, when the caller may see it; NotFound for an unknown camera, and for another
+    owner's camera to an owner (its existence is not disclosed)."""
+    camera = gate.store.get_camera(camera_id)
+    if caller.account.role is Role.OWNER and camera.owner_id != caller.account.owner_id:
+        raise NotFound(f"no camera {camera_id!r}")
+    return camera
 
 
 def _incident_json(incident: Incident) -> dict[str, Any]:
@@ -533,10 +555,7 @@ async def camera(
     caller: Annotated[Caller, Depends(require(Action.CAMERAS_READ))],
 ) -> dict[str, Any]:
     """One camera. Another owner's camera is 404 to an owner, as if it did not exist."""
-    found = await _thread(_gate(request).store.get_camera, camera_id)
-    if caller.account.role is Role.OWNER and found.owner_id != caller.account.owner_id:
-        raise NotFound(f"no camera {camera_id!r}")
-    return _camera_json(found)
+    return _camera_json(await _thread(visible_camera, caller, _gate(request), camera_id))
 
 
 @router.post("/incidents", status_code=201, tags=["incidents"])
@@ -620,14 +639,7 @@ async def request_access(
         "request": grant.request_id,
         "status": "granted",
         "decision": decision,
-        "grant": {
-            "id": grant.id,
-            "camera": grant.camera_id,
-            "scope": str(grant.scope),
-            "issued_at": grant.issued_at.isoformat(),
-            "expires_at": grant.expires_at.isoformat(),
-            "audio": grant.audio,
-        },
+        "grant": grant_json(grant),
     }
 
 

@@ -50,60 +50,73 @@ EVENT_KINDS: dict[str, str] = {
 _PAGE = 500
 
 
-def _grant_fields(grant: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "request_id", "camera_id", "incident_id", "scope", "audio", "issued_at")
-    return {k: grant.get(k) for k in (*keep, "expires_at")}
+#: event data key → where in the audit record's body it is (a path of keys), per record kind.
+#: Only what a console must show: no signature, witness or consent internals.
+_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "request.held": {
+        "request": ("request", "id"),
+        "camera": ("request", "camera_id"),
+        "owner": ("pending", "owner_id"),
+        "incident": ("request", "incident_id"),
+        "scope": ("request", "scope"),
+        "purpose": ("request", "purpose"),
+        "duration_s": ("request", "duration_s"),
+        "requested_by": ("request", "requested_by"),
+        "deadline": ("deadline",),
+    },
+    "decision": {
+        "request": ("decision", "request"),
+        "camera": ("decision", "camera"),
+        "allowed": ("decision", "allowed"),
+        "decided_at": ("decision", "decided_at"),
+        "votes": ("decision", "votes"),
+        "held": ("held",),
+        "closes": ("closes",),
+    },
+    "grant.issued": {
+        k: (k,)
+        for k in (
+            "id",
+            "request_id",
+            "camera_id",
+            "incident_id",
+            "scope",
+            "audio",
+            "issued_at",
+            "expires_at",
+        )
+    },
+    "access.start": {
+        "grant": ("grant", "id"),
+        "camera": ("camera",),
+        "scope": ("grant", "scope"),
+        "incident": ("grant", "incident_id"),
+        "start": ("start",),
+    },
+    "access.end": {k: (k,) for k in ("grant", "camera", "reason", "packets", "bytes", "error")},
+    "consent.revoked": {"owner": ("owner",), "cameras": ("cameras",)},
+}
+
+
+def _at(body: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        body = body.get(key) if isinstance(body, dict) else None
+    return body
 
 
 def event_of(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The data of the event for one audit record of ``kind`` (a key of :data:`EVENT_KINDS`).
-
-    Only what a console must show: no signature, witness or consent internals. A request
-    awaiting the owner carries who asks, for which camera, incident, scope and purpose, and
-    the deadline; a decision its every vote and reason; an access its grant, camera and (at
-    its end) why it ended and what was handed over; a revocation the owner and cameras.
-    """
-    if kind == "request.held":
-        asked = body.get("request", {})
-        return {
-            "request": asked.get("id"),
-            "camera": asked.get("camera_id"),
-            "owner": body.get("pending", {}).get("owner_id"),
-            "incident": asked.get("incident_id"),
-            "scope": asked.get("scope"),
-            "purpose": asked.get("purpose"),
-            "duration_s": asked.get("duration_s"),
-            "requested_by": asked.get("requested_by"),
-            "deadline": body.get("deadline"),
-        }
+    """The data of the event for one audit record of ``kind`` (a key of :data:`EVENT_KINDS`):
+    a request awaiting the owner carries who asks, for which camera, incident, scope and
+    purpose, and the deadline; a decision its every vote and reason; an access its grant,
+    camera and (at its end) why it ended and what was handed over; a revocation the owner and
+    cameras. A field the record lacks is null. ValueError for a kind that makes no event."""
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        raise ValueError(f"no event for audit records of kind {kind!r}")
+    data = {key: _at(body, path) for key, path in fields.items()}
     if kind == "decision":
-        decision = body.get("decision", {})
-        return {
-            "request": decision.get("request"),
-            "camera": decision.get("camera"),
-            "allowed": decision.get("allowed"),
-            "decided_at": decision.get("decided_at"),
-            "votes": decision.get("votes", []),
-            "held": bool(body.get("held")),
-            "closes": body.get("closes"),
-        }
-    if kind == "grant.issued":
-        return _grant_fields(body)
-    if kind == "access.start":
-        grant = body.get("grant", {})
-        return {
-            "grant": grant.get("id"),
-            "camera": body.get("camera"),
-            "scope": grant.get("scope"),
-            "incident": grant.get("incident_id"),
-            "start": body.get("start"),
-        }
-    if kind == "access.end":
-        keep = ("grant", "camera", "reason", "packets", "bytes", "error")
-        return {k: body.get(k) for k in keep}
-    if kind == "consent.revoked":
-        return {"owner": body.get("owner"), "cameras": body.get("cameras", [])}
-    raise ValueError(f"no event for audit records of kind {kind!r}")
+        data["held"] = bool(data["held"])
+    return data
 
 
 class EventFeed:

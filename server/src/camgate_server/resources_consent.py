@@ -20,20 +20,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from camgate_server import problems
 from camgate_server.accounts import Caller
-from camgate_server.app import _gate, _incident_json, _own_owner, _owner_json, _thread, require
-from camgate_server.policy import Action, Role
+from camgate_server.app import (
+    _gate,
+    _incident_json,
+    _own_owner,
+    _owner_json,
+    _thread,
+    grant_json,
+    require,
+    visible_camera,
+)
+from camgate_server.policy import Action
 
 __all__ = ["router"]
 
 router = APIRouter(responses=problems.RESPONSES)
-
-
-def _owned_camera(caller: Caller, gate: Any, camera_id: str) -> Any:
-    """The camera, when the caller may see it: an owner only their own (404 otherwise)."""
-    camera = gate.store.get_camera(camera_id)
-    if caller.account.role is Role.OWNER and camera.owner_id != caller.account.owner_id:
-        raise NotFound(f"no camera {camera_id!r}")
-    return camera
 
 
 # ---------------------------------------------------------------------- owners and incidents
@@ -141,7 +142,7 @@ async def enrol(
 
     def enrolled() -> ConsentRecord:
         for camera_id in body.cameras:
-            _owned_camera(caller, gate, camera_id)
+            visible_camera(caller, gate, camera_id)
         return gate.enrol(
             owner_id,
             body.cameras,
@@ -196,7 +197,7 @@ async def masks(
 ) -> dict[str, Any]:
     """A camera's privacy masks (another owner's camera is 404 to an owner)."""
     gate = _gate(request)
-    await _thread(_owned_camera, caller, gate, camera_id)
+    await _thread(visible_camera, caller, gate, camera_id)
     return _masks_json(camera_id, await _thread(gate.masks, camera_id))
 
 
@@ -211,7 +212,7 @@ async def set_masks(
     open stream of the camera ends so nothing flows under the old masks."""
     gate = _gate(request)
     owner_id = _own_owner(caller)
-    await _thread(_owned_camera, caller, gate, camera_id)
+    await _thread(visible_camera, caller, gate, camera_id)
     mask = await gate.set_masks(owner_id, camera_id, body.polygons)
     return _masks_json(camera_id, mask)
 
@@ -232,23 +233,13 @@ async def get_request(
 
     def read() -> dict[str, Any]:
         asked = gate.store.get_request(request_id)
-        _owned_camera(caller, gate, asked.camera_id)
+        visible_camera(caller, gate, asked.camera_id)
         try:
             decision = gate.store.decision_json(request_id)
         except NotFound:
             decision = None
         found = gate.store.grant_for_request(request_id)
-        grant = None
-        if found is not None:
-            made = found[0]
-            grant = {
-                "id": made.id,
-                "camera": made.camera_id,
-                "scope": str(made.scope),
-                "issued_at": made.issued_at.isoformat(),
-                "expires_at": made.expires_at.isoformat(),
-                "audio": made.audio,
-            }
+        grant = None if found is None else grant_json(found[0])
         if decision is None:
             status = "waiting"
         else:
