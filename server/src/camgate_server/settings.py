@@ -59,6 +59,8 @@ class ServerSettings:
     ``session_ttl_s`` from login. A login is refused with 429 after ``login_failures_per_account``
     failures for one username, or ``login_failures_per_address`` from one client address, within
     ``login_window_s``. Invites last ``invite_ttl_s``; API tokens at most ``token_max_ttl_s``.
+    Event streams (``GET /events``) look for new audit records every ``events_poll_s`` and send
+    a heartbeat after ``events_heartbeat_s`` of quiet.
     """
 
     secure_cookies: bool = True
