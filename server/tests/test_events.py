@@ -233,9 +233,11 @@ async def test_events_raised_by_another_process_arrive(
         await streams[name].until(lambda s: "revocation" in s.names())
         _, _, data = streams[name].events[-1]
         assert data["owner"] == "bob" and data["cameras"] == ["b1"]
-    # alice's stream stays quiet: a heartbeat passes and still no event arrives.
-    await streams["alice"].until(lambda s: s.comments >= 3)
-    assert streams["alice"].events == []
+    # Then alice revokes hers. Events arrive in log order, so bob's revocation, had alice's
+    # stream carried it, would come before her own: her stream holds her own only.
+    await gate.revoke("alice")
+    await streams["alice"].until(lambda s: "revocation" in s.names())
+    assert [(n, d["owner"]) for _, n, d in streams["alice"].events] == [("revocation", "alice")]
 
 
 async def test_resume_after_a_disconnect_loses_nothing(
@@ -293,14 +295,24 @@ async def test_who_may_open_the_stream(
         await client.aclose()
 
 
-async def test_a_stream_ends_with_its_session_and_with_the_server(
-    app: FastAPI, clients: dict[str, tuple[httpx.AsyncClient, str]], opened: Opened
+async def test_a_stream_ends_with_its_session_its_token_and_the_server(
+    app: FastAPI,
+    accounts: AccountStore,
+    live_server: str,
+    clients: dict[str, tuple[httpx.AsyncClient, str]],
+    opened: Opened,
 ) -> None:
     operator, csrf = clients["operator"]
     stream = await opened.open(operator)
     out = await operator.request("DELETE", "/session", headers={"X-CSRF-Token": csrf})
     assert out.status_code in (200, 204)
     await stream.to_end()  # the next heartbeat finds the session gone
+    machine = accounts.verify_password("auditor", PASSWORD)
+    token_id, token, _ = accounts.create_token(machine, "wall", ["events:read"], 3600)
+    bare = httpx.AsyncClient(base_url=live_server, timeout=DEADLINE_S)
+    by_token = await opened.open(bare, owned=bare, Authorization=f"Bearer {token}")
+    accounts.revoke_token(token_id)
+    await by_token.to_end()  # and finds the token revoked
     auditor, _ = clients["auditor"]
     other = await opened.open(auditor)
     app.state.events.close()  # what `camgate serve` does on SIGINT/SIGTERM
