@@ -317,3 +317,29 @@ async def test_a_stream_ends_with_its_session_its_token_and_the_server(
     other = await opened.open(auditor)
     app.state.events.close()  # what `camgate serve` does on SIGINT/SIGTERM
     await other.to_end()
+
+
+async def test_a_busy_stream_ends_with_its_session_too(
+    app: FastAPI, gate: Gate, clients: dict[str, tuple[httpx.AsyncClient, str]], opened: Opened
+) -> None:
+    """Decisions keep coming, four at a time, so the stream is never quiet for a heartbeat
+    interval (1 s here): the caller is checked again all the same, and the stream ends while
+    they still come."""
+    app.state.events.heartbeat_s = 1.0
+    operator, csrf = clients["operator"]
+    stream = await opened.open(operator)
+    incident = gate.report_incident("robbery", CENTRE, 300)
+    ended = anyio.Event()
+
+    async def keep_deciding() -> None:
+        while not ended.is_set():
+            await gate.request_access(incident.id, "a1", "live", requested_by="op")
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(keep_deciding)
+        await stream.until(lambda s: len(s.events) >= 3)  # busy now
+        out = await operator.request("DELETE", "/session", headers={"X-CSRF-Token": csrf})
+        assert out.status_code == 204
+        await stream.to_end()  # before the deadline, while decisions still come
+        ended.set()

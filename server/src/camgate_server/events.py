@@ -163,11 +163,11 @@ class EventFeed:
             else list(backend.rows(after, until))
         )
         found = []
-        for seq, _at, kind, body, *_ in rows:
+        for seq, at, kind, body, *_ in rows:
             name = EVENT_KINDS.get(kind)
             if name is None:
                 continue
-            data = event_of(kind, json.loads(body)) | {"at": _at}
+            data = event_of(kind, json.loads(body)) | {"at": at}
             found.append((seq, name, json.dumps(data, separators=(",", ":"), sort_keys=True)))
         return found
 
@@ -185,8 +185,13 @@ async def _stream(
 ) -> AsyncIterator[str]:
     owner = caller.account.owner_id if caller.account.role is Role.OWNER else None
     yield f"retry: {int(feed.poll_s * 1000) + 1000}\n: camgate events after {cursor}\n\n"
-    quiet_since = time.monotonic()
+    quiet_since = checked_at = time.monotonic()
     while not feed.closed:
+        # The caller is checked again every heartbeat interval, busy stream or quiet.
+        if time.monotonic() - checked_at >= feed.heartbeat_s:
+            if not await still_allowed():
+                return
+            checked_at = time.monotonic()
         head = await feed.head()
         if head > cursor:
             until = min(head, cursor + _PAGE) if owner is None else head
@@ -196,8 +201,6 @@ async def _stream(
             quiet_since = time.monotonic()
             continue
         if time.monotonic() - quiet_since >= feed.heartbeat_s:
-            if not await still_allowed():
-                return
             yield ": heartbeat\n\n"
             quiet_since = time.monotonic()
         await anyio.sleep(feed.poll_s)
@@ -207,8 +210,8 @@ def event_stream(
     feed: EventFeed, caller: Caller, cursor: int, still_allowed: Callable[[], Awaitable[bool]]
 ) -> StreamingResponse:
     """The ``text/event-stream`` response for ``caller`` from after seq ``cursor``.
-    ``still_allowed`` is asked every heartbeat whether the caller may still read events (False
-    ends the stream)."""
+    ``still_allowed`` is asked every heartbeat interval, busy or quiet, whether the caller may
+    still read events (False ends the stream)."""
     return StreamingResponse(
         _stream(feed, caller, cursor, still_allowed),
         media_type="text/event-stream",
