@@ -272,7 +272,8 @@ def test_a_report_over_a_broken_log_is_refused_or_flagged(
 def test_bad_periods_are_refused() -> None:
     assert Period.parse("2026-02").end == datetime(2026, 3, 1, tzinfo=UTC)
     assert Period.parse("2026-12").end == datetime(2027, 1, 1, tzinfo=UTC)
-    for bad in ("2026-13", "26-10", "2026-Q5", "October"):
+    # Years datetime cannot hold (0000; 9999's end is in year 10000) are refused the same way.
+    for bad in ("2026-13", "26-10", "2026-Q5", "October", "0000", "9999-12", "9999"):
         with pytest.raises(ValidationError, match="YYYY-MM"):
             Period.parse(bad)
     with pytest.raises(ValidationError, match="k="):

@@ -78,10 +78,10 @@ def accounts_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    """Alice (a1, a2: live pre-authorised; far: not enrolled, 5 km away), Bob (b1: ask first)."""
-    gate = Gate.open(tmp_path / "g.db")
+def build_gate(path: Path) -> Gate:
+    """Alice (a1, a2: live pre-authorised; far: not enrolled, 5 km away), Bob (b1: ask first),
+    in a new store at ``path``."""
+    gate = Gate.open(path)
     gate.publish_waiver(WAIVER)
     gate.add_owner(Owner("alice", "Alice"))
     gate.add_owner(Owner("bob", "Bob"))
@@ -93,6 +93,13 @@ def gate(tmp_path: Path) -> Iterator[Gate]:
                terms=ConsentTerms(scopes={"live", "snapshot"}))  # fmt: skip
     gate.enrol("bob", ["b1"], waiver_version=WAIVER.version, waiver_sha256=sha,
                terms=ConsentTerms(scopes={"live"}, mode="ask"))  # fmt: skip
+    return gate
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    """The gate of :func:`build_gate`."""
+    gate = build_gate(tmp_path / "g.db")
     yield gate
     anyio.run(gate.aclose)
 
@@ -196,6 +203,7 @@ def serving(app: FastAPI) -> Iterator[str]:
             threading.Event().wait(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
+        app.state.events.close()  # event streams end; uvicorn waits for open responses
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()

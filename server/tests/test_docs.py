@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from camgate_server import resources_consent
 from camgate_server.app import router
 from camgate_server.policy import POLICY, Action, Role
 
@@ -28,6 +29,6 @@ def test_the_documented_policy_table_is_the_code() -> None:
 
 def test_every_route_is_documented() -> None:
     text = API_MD.read_text()
-    for route in router.routes:
+    for route in [*router.routes, *resources_consent.router.routes]:
         path = getattr(route, "path", "")
         assert re.sub(r"\{[a-z_]+\}", "{id}", path) in re.sub(r"\{[a-z_]+\}", "{id}", text), path

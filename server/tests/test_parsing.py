@@ -13,6 +13,7 @@ from camgate.errors import ValidationError
 from camgate_server.parsing import (
     parse_api_token,
     parse_bearer,
+    parse_event_id,
     parse_near,
     parse_secret,
     parse_username,
@@ -141,3 +142,16 @@ def test_any_login_body_cookie_or_bearer_is_answered_with_a_problem_never_a_500(
     password = body.get("password") if isinstance(body, dict) else None
     if isinstance(password, str) and len(password) >= 8:
         assert password not in login.text
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.none(), st.text(max_size=40), st.integers(0, 10**18 - 1).map(str)))
+def test_parse_event_id_takes_any_header(text: str | None) -> None:
+    stripped = "" if text is None else text.strip()
+    if not stripped:
+        assert parse_event_id(text) is None
+    elif stripped.isascii() and stripped.isdigit() and len(stripped) <= 18:
+        assert parse_event_id(text) == int(stripped)
+    else:  # the message never repeats the input
+        with pytest.raises(ValidationError, match="^an event id is a non-negative whole number"):
+            parse_event_id(text)

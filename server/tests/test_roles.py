@@ -16,6 +16,7 @@ pytestmark = pytest.mark.anyio
 
 EVERYONE = frozenset(PEOPLE)
 STAFF = frozenset({"admin", "operator", "supervisor", "auditor"})
+OVERSIGHT = frozenset({"admin", "supervisor", "auditor"})
 
 #: action → (method, path, body, success status, who succeeds). ``{inc}`` is an open incident
 #: near the cameras, ``{held}`` bob's request held for his answer. Anyone else gets 403,
@@ -59,10 +60,29 @@ CASES: dict[str, tuple[str, str, dict[str, Any] | None, int, frozenset[str]]] = 
     ),
     "revoke own consent": ("POST", "/owners/me/revoke", None, 200, frozenset({"alice", "bob"})),
     "own accesses": ("GET", "/owners/me/accesses", None, 200, frozenset({"alice", "bob"})),
-}
+    "list owners": ("GET", "/owners", None, 200, frozenset({"admin", "auditor"})),
+    "list incidents": ("GET", "/incidents", None, 200, STAFF),
+    "read waivers": ("GET", "/waivers", None, 200, EVERYONE),
+    "publish waiver": (
+        "POST", "/waivers", {"version": "2027-1", "text": "New text."}, 201, frozenset({"admin"})
+    ),
+    "read own enrolments": ("GET", "/owners/me/enrolments", None, 200, frozenset({"alice", "bob"})),
+    "read alice's enrolments": ("GET", "/owners/alice/enrolments", None, 200, OVERSIGHT),
+    "read bob's masks": ("GET", "/cameras/b1/masks", None, 200, STAFF | {"bob"}),
+    "set bob's masks": (
+        "PUT", "/cameras/b1/masks", {"polygons": [[[0, 0], [0.5, 0], [0, 0.5]]]}, 200,
+        frozenset({"bob"}),
+    ),
+    "read bob's request": ("GET", "/requests/{held}", None, 200, STAFF | {"bob"}),
+    "verify audit": ("GET", "/audit/verify", None, 200, OVERSIGHT),
+    "own audit slice": ("GET", "/owners/me/audit", None, 200, frozenset({"alice", "bob"})),
+    "alice's audit slice": ("GET", "/owners/alice/audit", None, 200, OVERSIGHT),
+    "transparency report": ("GET", "/report?period=2026", None, 200, OVERSIGHT),
+}  # fmt: skip
 #: Where an owner is told "not found" rather than "forbidden": another owner's resource.
 NOT_FOUND = {("read alice's camera", "bob"), ("read bob's camera", "alice"),
-             ("approve request", "alice")}  # fmt: skip
+             ("approve request", "alice"), ("read bob's masks", "alice"),
+             ("set bob's masks", "alice"), ("read bob's request", "alice")}  # fmt: skip
 
 
 def expected(action: str, user: str) -> int:

@@ -64,9 +64,12 @@ class Period:
             first, months = 3 * int(m.group(3)) - 2, 3
         else:
             first, months = 1, 12
-        start = datetime(year, first, 1, tzinfo=UTC)
         last = first + months
-        end = datetime(year + (last - 1) // 12, (last - 1) % 12 + 1, 1, tzinfo=UTC)
+        try:  # years 1-9998: the period's end must be a datetime too
+            start = datetime(year, first, 1, tzinfo=UTC)
+            end = datetime(year + (last - 1) // 12, (last - 1) % 12 + 1, 1, tzinfo=UTC)
+        except ValueError:
+            raise ValidationError(f"--period {text!r}: give YYYY-MM, YYYY-Qn or YYYY") from None
         return cls(text.strip().upper(), start, end)
 
     def __contains__(self, when: object) -> bool:

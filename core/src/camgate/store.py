@@ -462,6 +462,10 @@ class Store:
         """The owner with this id."""
         return self._doc(Owner, "owners", "id", owner_id)
 
+    def owners(self) -> list[Owner]:
+        """Every owner, in id order."""
+        return self._docs(Owner, "SELECT doc FROM owners ORDER BY id")
+
     def add_camera(
         self,
         camera: Camera,
@@ -578,6 +582,11 @@ class Store:
                 (waiver.version, waiver.sha256, waiver.text),
             )
 
+    def waivers(self) -> list[Waiver]:
+        """Every published waiver version, oldest first."""
+        rows = self.query("SELECT version, text FROM waivers ORDER BY rowid")
+        return [Waiver(version=version, text=text) for version, text in rows]
+
     def get_waiver(self, version: str) -> Waiver:
         """The waiver with this version."""
         rows = self.query("SELECT version, text FROM waivers WHERE version=?", (version,))
@@ -677,6 +686,11 @@ class Store:
     def get_incident(self, incident_id: str) -> Incident:
         """The incident with this id."""
         return self._doc(Incident, "incidents", "id", incident_id)
+
+    def incidents(self) -> list[Incident]:
+        """Every incident, open or closed, oldest report first."""
+        found = self._docs(Incident, "SELECT doc FROM incidents")
+        return sorted(found, key=lambda i: (i.reported_at, i.id))
 
     def add_request(self, request: AccessRequest, decision: Decision) -> None:
         """Store a request with the decision made on it."""

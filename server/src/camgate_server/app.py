@@ -13,16 +13,17 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio.to_thread
 from camgate import Gate
 from camgate.activity import owner_history
-from camgate.errors import AnswerPending, NotFound, ValidationError
-from camgate.models import Camera, GeoPoint, Incident, Owner, Scope, new_id
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from camgate.errors import AnswerPending, CamgateError, NotFound, ValidationError
+from camgate.models import Camera, GeoPoint, Grant, Incident, Owner, Scope, new_id
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from camgate_server import problems
 from camgate_server.accounts import Account, AccountStore, Caller, LoginLimiter, proxy_caller
 from camgate_server.errors import CsrfRejected, Forbidden, NotAuthenticated
-from camgate_server.parsing import parse_bearer, parse_near
+from camgate_server.events import EventFeed, event_stream
+from camgate_server.parsing import USERNAME_PATTERN, parse_bearer, parse_event_id, parse_near
 from camgate_server.policy import Action, Role, allowed
 from camgate_server.settings import PROXY_SECRET_HEADER, ServerSettings
 
@@ -131,7 +132,7 @@ class AccountBody(BaseModel):
     """A new staff or machine account (owners join by invite)."""
 
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(max_length=64)
+    username: str = Field(pattern=USERNAME_PATTERN)
     password: SecretStr = Field(min_length=12, max_length=1024)
     role: Literal["admin", "operator", "supervisor", "auditor"]
 
@@ -179,7 +180,7 @@ class AcceptBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(max_length=64)
-    username: str = Field(max_length=64)
+    username: str = Field(pattern=USERNAME_PATTERN)
     password: SecretStr = Field(min_length=12, max_length=1024)
 
 
@@ -188,8 +189,8 @@ class IncidentBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(min_length=1, max_length=100)
-    lat: float
-    lon: float
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
     radius_m: float = Field(gt=0)
     window_s: float = Field(default=12 * 3600.0, gt=0)
 
@@ -261,6 +262,28 @@ def _geojson(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def grant_json(grant: Grant) -> dict[str, Any]:
+    """A grant as the API shows it: never its signed token (media is reached through the
+    server's grant-bound routes)."""
+    return {
+        "id": grant.id,
+        "camera": grant.camera_id,
+        "scope": str(grant.scope),
+        "issued_at": grant.issued_at.isoformat(),
+        "expires_at": grant.expires_at.isoformat(),
+        "audio": grant.audio,
+    }
+
+
+def visible_camera(caller: Caller, gate: Gate, camera_id: str) -> Camera:
+    """The camera, when the caller may see it; NotFound for an unknown camera, and for another
+    owner's camera to an owner (its existence is not disclosed)."""
+    camera = gate.store.get_camera(camera_id)
+    if caller.account.role is Role.OWNER and camera.owner_id != caller.account.owner_id:
+        raise NotFound(f"no camera {camera_id!r}")
+    return camera
+
+
 def _incident_json(incident: Incident) -> dict[str, Any]:
     return {
         "id": incident.id,
@@ -275,7 +298,7 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- routes
 
-router = APIRouter()
+router = APIRouter(responses=problems.RESPONSES)
 
 
 @router.post("/session", tags=["authentication"])
@@ -532,10 +555,7 @@ async def camera(
     caller: Annotated[Caller, Depends(require(Action.CAMERAS_READ))],
 ) -> dict[str, Any]:
     """One camera. Another owner's camera is 404 to an owner, as if it did not exist."""
-    found = await _thread(_gate(request).store.get_camera, camera_id)
-    if caller.account.role is Role.OWNER and found.owner_id != caller.account.owner_id:
-        raise NotFound(f"no camera {camera_id!r}")
-    return _camera_json(found)
+    return _camera_json(await _thread(visible_camera, caller, _gate(request), camera_id))
 
 
 @router.post("/incidents", status_code=201, tags=["incidents"])
@@ -619,14 +639,7 @@ async def request_access(
         "request": grant.request_id,
         "status": "granted",
         "decision": decision,
-        "grant": {
-            "id": grant.id,
-            "camera": grant.camera_id,
-            "scope": str(grant.scope),
-            "issued_at": grant.issued_at.isoformat(),
-            "expires_at": grant.expires_at.isoformat(),
-            "audio": grant.audio,
-        },
+        "grant": grant_json(grant),
     }
 
 
@@ -648,13 +661,55 @@ async def answer(
     return decision.to_json()
 
 
+@router.get(
+    "/events",
+    tags=["events"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
+async def events(
+    request: Request,
+    caller: Annotated[Caller, Depends(require(Action.EVENTS_READ))],
+    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    after: Annotated[
+        str | None, Query(max_length=32, description="resume after this event id")
+    ] = None,
+) -> StreamingResponse:
+    """Server-sent events (``text/event-stream``): a request awaiting the owner
+    (``request.waiting``), a decision with every vote (``decision``), a grant issued
+    (``grant.issued``), access started and ended (``access.started``, ``access.ended``), a
+    revocation (``revocation``), read from the audit log, so events raised by another process
+    on the same store arrive too. Each event's ``id`` is its audit record's seq: send it back
+    as ``Last-Event-ID`` (or ``?after=``) to resume without losing one; without it the stream
+    starts at the present. An owner sees only events about their own cameras; staff see the
+    agency's. Comment lines are heartbeats; the stream ends when the caller's session or token
+    does, or the server shuts down."""
+    feed: EventFeed = request.app.state.events
+    resume = parse_event_id(last_event_id if last_event_id is not None else after)
+    cursor = resume if resume is not None else await feed.head()
+
+    async def still_allowed() -> bool:
+        try:
+            again = await caller_of(request)
+        except CamgateError:
+            return False
+        return again.account.id == caller.account.id and allowed(
+            again.account.role, Action.EVENTS_READ, again.scopes
+        )
+
+    return event_stream(feed, caller, cursor, still_allowed)
+
+
 def create_app(
     gate: Gate, accounts: AccountStore, settings: ServerSettings | None = None
 ) -> FastAPI:
     """The HTTP API over ``gate``, with people and machines from ``accounts``.
 
     The caller keeps ownership of both (closes them); the app only reads them from its state.
-    Every error is answered as a problem document (:mod:`camgate_server.problems`).
+    Every error is answered as a problem document (:mod:`camgate_server.problems`). Before
+    stopping the server, call ``app.state.events.close()`` (:class:`EventFeed`): event streams
+    never end on their own, and uvicorn waits for open responses (``camgate serve`` does it
+    when a signal arrives).
     """
     settings = settings or accounts.settings
     app = FastAPI(
@@ -666,12 +721,14 @@ def create_app(
     app.state.accounts = accounts
     app.state.settings = settings
     app.state.limiter = LoginLimiter(settings, gate.clock.monotonic)
+    app.state.events = EventFeed(gate, settings)
     problems.install(app)
     app.include_router(router)
-    # Modules of their own, importing this module's dependencies: the incident map, the HTML
-    # pages (issue #19), the live socket and the grant-bound downloads.
-    from camgate_server import downloads, live, pages, survey
+    # Modules of their own, importing this module's dependencies: the consent resources, the
+    # incident map, the HTML pages (issue #19), the live socket and the grant-bound downloads.
+    from camgate_server import downloads, live, pages, resources_consent, survey
 
+    app.include_router(resources_consent.router)
     app.include_router(survey.router)
     app.include_router(live.router)
     app.include_router(downloads.router)

@@ -6,12 +6,20 @@ import argparse
 import contextlib
 import getpass
 import os
+import signal
+import tempfile
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 from camgate.errors import ValidationError
 
 from camgate_server.settings import ProxyAuth, ServerSettings
+
+if TYPE_CHECKING:
+    from camgate_server.events import EventFeed
 
 __all__ = ["configure"]
 
@@ -46,6 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="create an admin account (password from $CAMGATE_ADMIN_PASSWORD, else asked) and exit",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve a throwaway demo city: simulated cameras, an open incident and one account "
+        "per role with random passwords printed here (loopback, plain HTTP)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -64,10 +78,30 @@ def _run(args: argparse.Namespace) -> int:
             accounts.close()
         print(f"created admin {account.username} ({account.id}) in {path}")
         return 0
-    # uvicorn re-raises Ctrl-C after a clean shutdown: for ``camgate serve`` a normal stop.
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve, args, path, settings)
+    if args.demo:
+        if args.host not in _LOOPBACK:
+            raise ValidationError(
+                "--demo serves plain HTTP with passwords printed here: loopback only "
+                "(--host 127.0.0.1 or ::1)"
+            )
+        settings = attrs.evolve(settings, secure_cookies=False)
+    # uvicorn re-raises the signal that stopped it after a clean shutdown: Ctrl-C as
+    # KeyboardInterrupt, and SIGTERM (whose default would kill the process before the gate is
+    # closed) as the same, through this handler. Both are a normal stop of ``camgate serve``.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(_serve, args, path, settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _interrupt(_sig: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _proxy(args: argparse.Namespace) -> ProxyAuth | None:
@@ -88,19 +122,40 @@ def _proxy(args: argparse.Namespace) -> ProxyAuth | None:
 
 async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings) -> None:
     import uvicorn
-    from camgate.cli._common import open_gate
+    from camgate import AgencyRules, Gate
 
     from camgate_server.accounts import AccountStore
     from camgate_server.app import create_app
 
-    gate = open_gate(args)
-    accounts = AccountStore(path, settings=settings, now=gate.clock.now)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        if args.demo:
+            from camgate_server.demo import demo_city
+
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="camgate-demo-")))
+            accounts = AccountStore(folder / "demo.accounts.db", settings=settings)
+            stack.callback(accounts.close)
+            gate = await stack.enter_async_context(demo_city(folder, accounts))
+        else:
+            rules = AgencyRules.from_toml(args.rules) if args.rules else None
+            gate = Gate.open(args.db, rules=rules, audit_dsn=args.audit_dsn)
+            stack.push_async_callback(gate.aclose)
+            accounts = AccountStore(path, settings=settings, now=gate.clock.now)
+            stack.callback(accounts.close)
         app = create_app(gate, accounts, settings)
         config = uvicorn.Config(
             app, host=args.host, port=args.port, log_level="info", server_header=False
         )
-        await uvicorn.Server(config).serve()
-    finally:
-        accounts.close()
-        await gate.aclose()
+        await _server(config, app.state.events).serve()
+
+
+def _server(config: Any, events: EventFeed) -> Any:
+    """uvicorn's server, ending the event streams when a signal tells it to stop: uvicorn
+    waits for open responses before it shuts down, and an event stream never ends on its own."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            events.close()
+            super().handle_exit(sig, frame)
+
+    return Server(config)

@@ -15,8 +15,10 @@ from camgate.models import GeoPoint
 
 __all__ = [
     "TOKEN_PREFIX",
+    "USERNAME_PATTERN",
     "parse_api_token",
     "parse_bearer",
+    "parse_event_id",
     "parse_near",
     "parse_secret",
     "parse_username",
@@ -27,8 +29,11 @@ __all__ = [
 TOKEN_PREFIX = "cgt_"  # noqa: S105 - a public prefix, not a secret
 _TOKEN = re.compile(r"cgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+#: A username, as the OpenAPI document states it (JSON Schema's regular expression).
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 _MAX_HEADER = 512
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
 def parse_bearer(header: str | None) -> str | None:
@@ -83,3 +88,15 @@ def parse_near(near: str, radius: float | None) -> tuple[GeoPoint, float]:
     if not math.isfinite(radius_m) or not 0 < radius_m <= 50_000:
         raise ValidationError("radius is metres, more than 0 and at most 50000")
     return point, radius_m
+
+
+def parse_event_id(text: str | None) -> int | None:
+    """An event id sent back to resume a stream (``Last-Event-ID`` or ``?after=``): a
+    non-negative decimal integer of at most 18 digits, or None when absent or empty (start at
+    the present). Raises ValidationError for anything else."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if not _EVENT_ID.fullmatch(text):
+        raise ValidationError("an event id is a non-negative whole number (at most 18 digits)")
+    return int(text)

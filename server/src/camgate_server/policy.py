@@ -40,34 +40,64 @@ class Action(enum.StrEnum):
     OWN_REVOKE = "own:revoke"
     OWN_ACCESSES = "own:accesses"
     MEDIA_VIEW = "media:view"
+    EVENTS_READ = "events:read"
+    WAIVERS_READ = "waivers:read"
+    WAIVERS_PUBLISH = "waivers:publish"
+    CONSENT_READ = "consent:read"
+    OWN_CONSENT = "own:consent"
+    OWN_MASKS = "own:masks"
+    REQUESTS_READ = "requests:read"
+    AUDIT_VERIFY = "audit:verify"
+    REPORT_READ = "report:read"
 
 
 _A = Action
 #: (role) → the actions it may take. Owner actions marked "own" in docs/api.md are further
 #: limited to the owner's own resources by the route (404 for anyone else's).
+_STAFF_READ = {
+    _A.CAMERAS_READ,
+    _A.INCIDENTS_READ,
+    _A.EVENTS_READ,
+    _A.WAIVERS_READ,
+    _A.REQUESTS_READ,
+}
+_OVERSIGHT = {_A.CONSENT_READ, _A.AUDIT_VERIFY, _A.REPORT_READ}
 POLICY: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(
         {
+            *_STAFF_READ,
+            *_OVERSIGHT,
             _A.OWNERS_READ,
             _A.OWNERS_WRITE,
             _A.INVITES_CREATE,
             _A.ACCOUNTS_WRITE,
             _A.TOKENS_CREATE,
-            _A.CAMERAS_READ,
-            _A.INCIDENTS_READ,
+            _A.WAIVERS_PUBLISH,
         }
     ),
     # media:view: video of a grant issued to the caller only (live.py, downloads.py).
     Role.OPERATOR: frozenset(
-        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.REQUESTS_CREATE, _A.MEDIA_VIEW}
+        {*_STAFF_READ, _A.INCIDENTS_REPORT, _A.REQUESTS_CREATE, _A.MEDIA_VIEW}
     ),
     Role.SUPERVISOR: frozenset(
-        {_A.CAMERAS_READ, _A.INCIDENTS_READ, _A.INCIDENTS_REPORT, _A.INCIDENTS_CLOSE}
+        {*_STAFF_READ, *_OVERSIGHT, _A.INCIDENTS_REPORT, _A.INCIDENTS_CLOSE}
     ),
-    Role.AUDITOR: frozenset({_A.OWNERS_READ, _A.CAMERAS_READ, _A.INCIDENTS_READ}),
+    Role.AUDITOR: frozenset({*_STAFF_READ, *_OVERSIGHT, _A.OWNERS_READ}),
     # Not incidents:read: an owner learns of an incident only through a request for their own
     # camera (held for their answer, or in their accesses), never the crime map at large.
-    Role.OWNER: frozenset({_A.CAMERAS_READ, _A.REQUESTS_ANSWER, _A.OWN_REVOKE, _A.OWN_ACCESSES}),
+    Role.OWNER: frozenset(
+        {
+            _A.CAMERAS_READ,
+            _A.REQUESTS_ANSWER,
+            _A.REQUESTS_READ,
+            _A.OWN_REVOKE,
+            _A.OWN_ACCESSES,
+            _A.OWN_CONSENT,
+            _A.OWN_MASKS,
+            _A.EVENTS_READ,
+            _A.WAIVERS_READ,
+        }
+    ),
 }
 
 

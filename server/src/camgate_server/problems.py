@@ -40,7 +40,7 @@ from camgate_server.errors import (
     TooManyAttempts,
 )
 
-__all__ = ["PROBLEM_JSON", "install", "problem", "status_of"]
+__all__ = ["PROBLEM_JSON", "RESPONSES", "install", "problem", "status_of"]
 
 PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger("camgate_server")
@@ -69,6 +69,40 @@ _HTTP_NAMES = {
     405: "MethodNotAllowed",
     406: "NotAcceptable",
     415: "UnsupportedMediaType",
+}
+
+
+#: The schema of every problem document (extension members such as ``errors``, ``reasons``,
+#: ``decision`` and ``retry_after_s`` come on top).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail", "error"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "error": {"type": "string", "description": "camgate's error name"},
+    },
+    "additionalProperties": True,
+}
+_MEANS = {
+    400: "the request could not be read",
+    401: "no valid session or token",
+    403: "the role, the token's scopes or the CSRF token do not allow it; or access denied",
+    404: "no such resource, or not the caller's",
+    410: "the invite or the held request is gone",
+    422: "the request is not valid",
+    429: "too many failed logins",
+    502: "the camera or its adapter failed",
+    503: "the store or the audit log failed",
+}
+#: What every route may answer besides its success, for the OpenAPI document (agencies'
+#: code generators, and the schemathesis run that checks each answer against it).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": means, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for status, means in _MEANS.items()
 }
 
 

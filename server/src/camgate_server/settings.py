@@ -59,6 +59,8 @@ class ServerSettings:
     ``session_ttl_s`` from login. A login is refused with 429 after ``login_failures_per_account``
     failures for one username, or ``login_failures_per_address`` from one client address, within
     ``login_window_s``. Invites last ``invite_ttl_s``; API tokens at most ``token_max_ttl_s``.
+    Event streams (``GET /events``) look for new audit records every ``events_poll_s`` and send
+    a heartbeat after ``events_heartbeat_s`` of quiet.
     """
 
     secure_cookies: bool = True
@@ -68,6 +70,10 @@ class ServerSettings:
     login_window_s: float = 900.0
     invite_ttl_s: float = 7 * 86400.0
     token_max_ttl_s: float = 365 * 86400.0
+    #: How often an event stream looks for new audit records, and how long a quiet stream
+    #: waits before a heartbeat comment (when it also re-checks its caller).
+    events_poll_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    events_heartbeat_s: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
     #: The trusted reverse proxy of the agency's single sign-on, if any.
     proxy: ProxyAuth | None = None
 
