@@ -25,6 +25,7 @@ from camgate.models import Scope
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
+from camgate_server import problems
 from camgate_server.accounts import Caller
 from camgate_server.app import require
 from camgate_server.live import grant_of
@@ -32,7 +33,7 @@ from camgate_server.policy import Action
 
 __all__ = ["downloads_folder", "router"]
 
-router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], responses=problems.RESPONSES)
 
 #: Footage must not be cached by a browser or a proxy on the way.
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}

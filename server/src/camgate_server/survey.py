@@ -20,13 +20,14 @@ from camgate.models import DEFAULT_PURPOSE, Scope
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from camgate_server import problems
 from camgate_server.accounts import Caller
 from camgate_server.app import require
 from camgate_server.policy import Action
 
 __all__ = ["router", "survey_geojson"]
 
-router = APIRouter()
+router = APIRouter(responses=problems.RESPONSES)
 
 
 def survey_geojson(body: dict[str, Any]) -> dict[str, Any]:
