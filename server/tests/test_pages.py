@@ -56,7 +56,7 @@ async def test_each_page_is_for_its_roles(
 
 def test_the_tile_source_is_a_checked_setting() -> None:
     tiles = PagesSettings("https://tiles.example.org/{z}/{x}/{y}.png", "© Example")
-    assert "img-src 'self' data: https://tiles.example.org;" in tiles.csp()
+    assert "img-src 'self' data: blob: https://tiles.example.org;" in tiles.csp()
     assert "tiles.example" not in PagesSettings().csp()
     for bad in ("http://tiles.example.org/{z}/{x}/{y}.png", "https://tiles.example.org/{z}/{x}"):
         with pytest.raises(ValidationError):
