@@ -80,25 +80,29 @@ def in_thread(fn: Any, *args: Any) -> Any:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """Carol (c1, 60 m north: invited, not enrolled yet; streams the picture clock), dave (d1,
     90 m: ask first, live), erin (e1, 40 m: snapshots only, so live is refused), frank (m1,
-    70 m: live pre-authorised, masked top-left); an officer, a supervisor and an admin. c1,
-    e1 and m1 stream from a real GStreamer RTSP server; d1 from nowhere (it is never opened).
+    70 m, masked top-left, and g1, 75 m, the picture clock: live pre-authorised); an officer,
+    a supervisor and an admin. All but d1 (never opened) stream from a real GStreamer RTSP
+    server.
     """
     tmp = tmp_path_factory.mktemp("site")
     with rtsp_serving([CLOCK_CAMERA, BARS_CAMERA]) as rtsp:
         gate = Gate.open(tmp / "g.db")
         gate.publish_waiver(WAIVER)
-        sources = {"c1": rtsp.url("/c1"), "e1": rtsp.url("/m1"), "m1": rtsp.url("/m1")}
-        cameras = (("carol", "c1", 60), ("dave", "d1", 90), ("erin", "e1", 40), ("frank", "m1", 70))
-        for owner, camera, north in cameras:
+        sources = {"c1": rtsp.url("/c1"), "e1": rtsp.url("/m1"), "m1": rtsp.url("/m1"),
+                   "g1": rtsp.url("/c1")}  # fmt: skip
+        cameras = (("carol", "c1", 60), ("dave", "d1", 90), ("erin", "e1", 40),
+                   ("frank", "m1", 70), ("frank", "g1", 75))  # fmt: skip
+        for owner in ("carol", "dave", "erin", "frank"):
             gate.add_owner(Owner(owner, owner.title()))
+        for owner, camera, north in cameras:
             made = _camera(camera, owner, north)
             gate.add_camera(attrs.evolve(made, source=sources.get(camera, made.source)))
         for owner, camera, terms in (
-            ("dave", "d1", ConsentTerms(scopes={"live"}, mode="ask")),
-            ("erin", "e1", ConsentTerms(scopes={"snapshot"})),
-            ("frank", "m1", ConsentTerms(scopes={"live"})),
+            ("dave", ["d1"], ConsentTerms(scopes={"live"}, mode="ask")),
+            ("erin", ["e1"], ConsentTerms(scopes={"snapshot"})),
+            ("frank", ["m1", "g1"], ConsentTerms(scopes={"live"})),
         ):
-            gate.enrol(owner, [camera], waiver_version=WAIVER.version,
+            gate.enrol(owner, camera, waiver_version=WAIVER.version,
                        waiver_sha256=WAIVER.sha256, terms=terms)  # fmt: skip
         in_thread(gate.set_masks, "frank", "m1", MASK)
         yield from _served(tmp, gate, rtsp)

@@ -380,22 +380,31 @@ def test_an_invitation_works_once(browser: Any, site: Site) -> None:
     context.close()
 
 
-def test_a_masked_cameras_video_shows_the_mask(browser: Any, site: Site, artefacts: Path) -> None:
+def test_a_grid_of_cameras_and_a_masked_cameras_video_shows_the_mask(
+    browser: Any, site: Site, artefacts: Path
+) -> None:
     from playwright.sync_api import expect
 
     context = person(browser, site)
     errors = console_errors(context)
     officer = sign_in(context, "officer", "/console")
     report(officer)
-    officer.get_by_role("button", name="Request live view of m1").click()
-    mine = officer.locator("#requests li[data-camera=m1]")
-    expect(mine).to_have_attribute("data-status", "granted")  # frank pre-authorised live
-    mine.get_by_role("button", name="Watch camera m1").click()
-    video = officer.locator("#media li[data-key^=live-] video")
+    for camera in ("m1", "g1"):  # frank pre-authorised live: granted at once
+        officer.get_by_role("button", name=f"Request live view of {camera}").click()
+        mine = officer.locator(f"#requests li[data-camera={camera}]")
+        expect(mine).to_have_attribute("data-status", "granted")
+        mine.get_by_role("button", name=f"Watch camera {camera}").click()
+    # Both play at once, side by side in the grid.
+    tiles = officer.locator("#media li")
+    expect(tiles).to_have_count(2)
+    clock = tiles.filter(has_text="Camera g1").locator("video")
+    playing(clock, playing(clock))
+    video = tiles.filter(has_text="Camera m1").locator("video")
     deadline = time.monotonic() + SEEN_MS / 1000
     while shown(video)[0] < 10:
         assert time.monotonic() < deadline, "the masked camera's video does not play"
         officer.wait_for_timeout(50)
+    officer.screenshot(path=str(artefacts / "console-grid.png"), full_page=True)
     # frank's mask covers the top-left quarter: black there, colour bars beside it.
     png = video.screenshot()
     (artefacts / "console-live-masked.png").write_bytes(png)
