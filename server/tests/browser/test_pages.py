@@ -153,6 +153,13 @@ def console_errors(context: Any) -> list[str]:
     return errors
 
 
+def console_page(browser: Any, site: Site) -> tuple[Any, list[str], Any]:
+    """A new officer's context (its console errors watched) and their console page."""
+    context = person(browser, site)
+    errors = console_errors(context)
+    return context, errors, sign_in(context, "officer", "/console")
+
+
 def accessible(page: Any, artefacts: Path, name: str) -> None:
     """No serious or critical axe-core violation (WCAG 2.1 A and AA rules); a screenshot."""
     page.screenshot(path=str(artefacts / f"{name}.png"), full_page=True)
@@ -268,12 +275,8 @@ def test_a_refused_camera_shows_its_reasons_on_the_map(
 ) -> None:
     from playwright.sync_api import expect
 
-    context = person(browser, site)
-    errors = console_errors(context)
-    officer = sign_in(context, "officer", "/console")
-    officer.get_by_label("Latitude").fill(str(CENTRE.lat))
-    officer.get_by_label("Longitude").fill(str(CENTRE.lon))
-    officer.get_by_role("button", name="Report and show cameras").click()
+    context, errors, officer = console_page(browser, site)
+    report(officer)
     # The refused camera's marker, reached by keyboard, opens its reasons in words.
     marker = officer.get_by_role("button", name="Camera e1: refused")
     marker.focus()
@@ -385,9 +388,7 @@ def test_a_grid_of_cameras_and_a_masked_cameras_video_shows_the_mask(
 ) -> None:
     from playwright.sync_api import expect
 
-    context = person(browser, site)
-    errors = console_errors(context)
-    officer = sign_in(context, "officer", "/console")
+    context, errors, officer = console_page(browser, site)
     report(officer)
     for camera in ("m1", "g1"):  # frank pre-authorised live: granted at once
         officer.get_by_role("button", name=f"Request live view of {camera}").click()
@@ -419,9 +420,7 @@ def test_a_grid_of_cameras_and_a_masked_cameras_video_shows_the_mask(
 def test_a_snapshot_downloads_from_the_console(browser: Any, site: Site, artefacts: Path) -> None:
     from playwright.sync_api import expect
 
-    context = person(browser, site)
-    errors = console_errors(context)
-    officer = sign_in(context, "officer", "/console")
+    context, errors, officer = console_page(browser, site)
     report(officer, "Snapshot")
     officer.get_by_role("button", name="Request a snapshot of e1").click()
     mine = officer.locator("#requests li[data-camera=e1]")
