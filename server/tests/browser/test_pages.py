@@ -21,6 +21,9 @@ from camgate.testing import read_picture_clock
 from ..conftest import CENTRE, PASSWORD
 from .conftest import AXE, WAIVER, Site
 
+#: The site's cameras stream from a real GStreamer RTSP server.
+pytestmark = pytest.mark.rtsp
+
 #: How long an expectation waits for the page (a page sees what the other person did at its
 #: next poll, every 1.5 s; a busy machine is slower): a ceiling, never a sleep.
 SEEN_MS = 20_000
