@@ -56,7 +56,7 @@ async def test_each_page_is_for_its_roles(
 
 def test_the_tile_source_is_a_checked_setting() -> None:
     tiles = PagesSettings("https://tiles.example.org/{z}/{x}/{y}.png", "© Example")
-    assert "img-src 'self' data: https://tiles.example.org;" in tiles.csp()
+    assert "img-src 'self' data: blob: https://tiles.example.org;" in tiles.csp()
     assert "tiles.example" not in PagesSettings().csp()
     for bad in ("http://tiles.example.org/{z}/{x}/{y}.png", "https://tiles.example.org/{z}/{x}"):
         with pytest.raises(ValidationError):
@@ -170,3 +170,17 @@ async def test_an_unanswered_request_is_no_answer_after_its_deadline(
     held = (await _ask(officer, "b1")).json()
     past = datetime.fromisoformat(held["deadline"]) + timedelta(seconds=1)
     assert request_status(gate, held["request"], past)["status"] == "no-answer"
+
+
+async def test_an_approved_request_is_waiting_until_its_grant_is_issued(
+    logins: Logins, gate: Gate
+) -> None:
+    """The owner's yes is stored before the grant is issued (the gate decides again between
+    the two): a poll in between saw "refused" with no reason, a final state the console
+    never left. It is still "waiting" then."""
+    officer = await logins("operator")
+    held = (await _ask(officer, "b1")).json()
+    asked = gate.store.get_request(held["request"])
+    # The state between the answer and the grant: the held request closed with a yes.
+    assert gate.store.resolve_pending(asked.id, "yes", gate.clock.now())
+    assert request_status(gate, asked.id, gate.clock.now())["status"] == "waiting"

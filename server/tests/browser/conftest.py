@@ -22,6 +22,8 @@ import attrs
 import pytest
 from camgate import ConsentTerms, Gate, Owner, Waiver
 from camgate.testing import CHROMIUM, CHROMIUM_ARGS
+from camgate_rtsp.testing.server import Mount, RtspTestServer
+from camgate_rtsp.testing.server import serving as rtsp_serving
 from camgate_server.accounts import Account, AccountStore
 from camgate_server.app import create_app
 from camgate_server.policy import Role
@@ -34,6 +36,12 @@ AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" 
 ARTEFACTS = Path(os.environ.get("CAMGATE_ARTEFACTS") or tempfile.gettempdir()) / (
     "camgate-artefacts/pages"
 )
+#: c1 burns each picture's capture time into its bottom quarter (the picture clock); m1 is
+#: plain colour bars, which the gate masks. Small pictures, a keyframe every half second.
+CLOCK_CAMERA = Mount("/c1", width=320, height=240, fps=30, gop_frames=15, picture_clock=True)
+BARS_CAMERA = Mount("/m1", width=320, height=240, fps=30, gop_frames=15)
+#: frank's privacy mask on m1: the picture's top-left quarter.
+MASK = [[(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]]
 WAIVER = Waiver(
     "2026-2", "I share my cameras with the police only on my terms.\nI may stop at once."
 )
@@ -54,25 +62,53 @@ class Site:
     accounts: AccountStore
     invite: str
     admin: Account
+    rtsp: RtspTestServer
+
+
+def in_thread(fn: Any, *args: Any) -> Any:
+    """``anyio.run(fn, *args)`` on a thread of its own (Playwright's sync API may hold an
+    event loop on this one); its result."""
+    result: list[Any] = []
+    runner = threading.Thread(target=lambda: result.append(anyio.run(fn, *args)))
+    runner.start()
+    runner.join(timeout=60)
+    assert result, f"{fn} did not finish"
+    return result[0]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """Carol (c1, 60 m north: invited, not enrolled yet), dave (d1, 90 m: ask first, live),
-    erin (e1, 40 m: snapshots only, so live is refused); an officer, a supervisor and an admin.
+    """Carol (c1, 60 m north: invited, not enrolled yet; streams the picture clock), dave (d1,
+    90 m: ask first, live), erin (e1, 40 m: snapshots only, so live is refused), frank (m1,
+    70 m, masked top-left, and g1, 75 m, the picture clock: live pre-authorised); an officer,
+    a supervisor and an admin. All but d1 (never opened) stream from a real GStreamer RTSP
+    server.
     """
     tmp = tmp_path_factory.mktemp("site")
-    gate = Gate.open(tmp / "g.db")
-    gate.publish_waiver(WAIVER)
-    for owner, camera, north in (("carol", "c1", 60), ("dave", "d1", 90), ("erin", "e1", 40)):
-        gate.add_owner(Owner(owner, owner.title()))
-        gate.add_camera(_camera(camera, owner, north))
-    for owner, camera, terms in (
-        ("dave", "d1", ConsentTerms(scopes={"live"}, mode="ask")),
-        ("erin", "e1", ConsentTerms(scopes={"snapshot"})),
-    ):
-        gate.enrol(owner, [camera], waiver_version=WAIVER.version,
-                   waiver_sha256=WAIVER.sha256, terms=terms)  # fmt: skip
+    with rtsp_serving([CLOCK_CAMERA, BARS_CAMERA]) as rtsp:
+        gate = Gate.open(tmp / "g.db")
+        gate.publish_waiver(WAIVER)
+        sources = {"c1": rtsp.url("/c1"), "e1": rtsp.url("/m1"), "m1": rtsp.url("/m1"),
+                   "g1": rtsp.url("/c1")}  # fmt: skip
+        cameras = (("carol", "c1", 60), ("dave", "d1", 90), ("erin", "e1", 40),
+                   ("frank", "m1", 70), ("frank", "g1", 75))  # fmt: skip
+        for owner in ("carol", "dave", "erin", "frank"):
+            gate.add_owner(Owner(owner, owner.title()))
+        for owner, camera, north in cameras:
+            made = _camera(camera, owner, north)
+            gate.add_camera(attrs.evolve(made, source=sources.get(camera, made.source)))
+        for owner, camera, terms in (
+            ("dave", ["d1"], ConsentTerms(scopes={"live"}, mode="ask")),
+            ("erin", ["e1"], ConsentTerms(scopes={"snapshot"})),
+            ("frank", ["m1", "g1"], ConsentTerms(scopes={"live"})),
+        ):
+            gate.enrol(owner, camera, waiver_version=WAIVER.version,
+                       waiver_sha256=WAIVER.sha256, terms=terms)  # fmt: skip
+        in_thread(gate.set_masks, "frank", "m1", MASK)
+        yield from _served(tmp, gate, rtsp)
+
+
+def _served(tmp: Path, gate: Gate, rtsp: RtspTestServer) -> Iterator[Site]:
     settings = ServerSettings(secure_cookies=False)
     accounts = AccountStore(tmp / "g.accounts.db", settings=settings, now=gate.clock.now)
     admin = accounts.create_account("admin", PASSWORD, Role.ADMIN)
@@ -82,7 +118,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     app = create_app(gate, accounts, settings)
     try:
         with serving(app) as url:
-            yield Site(url, gate, accounts, code, admin)
+            yield Site(url, gate, accounts, code, admin, rtsp)
     finally:
         accounts.close()
         # Not on this thread: Playwright's sync API may hold its event loop here.

@@ -6,15 +6,23 @@ server: everything either sees comes through the pages polling the JSON API.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
+from camgate.testing import read_picture_clock
 
 from ..conftest import CENTRE, PASSWORD
 from .conftest import AXE, WAIVER, Site
+
+#: The site's cameras stream from a real GStreamer RTSP server.
+pytestmark = pytest.mark.rtsp
 
 #: How long an expectation waits for the page (a page sees what the other person did at its
 #: next poll, every 1.5 s; a busy machine is slower): a ceiling, never a sleep.
@@ -26,6 +34,64 @@ _SERIOUS = """async () => {
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
 }"""
+
+
+#: The picture a <video> shows now, as its brightness (canvas pixels, Rec. 601 luma), and how
+#: many pictures the browser has decoded so far.
+_PICTURE = """(video) => {
+  const frames = video.getVideoPlaybackQuality().totalVideoFrames;
+  if (!video.videoWidth) return {width: 0, frames};
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(video, 0, 0);
+  const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  const luma = new Array(canvas.width * canvas.height);
+  for (let i = 0; i < luma.length; i++) {
+    luma[i] = Math.round(0.299 * px[4 * i] + 0.587 * px[4 * i + 1] + 0.114 * px[4 * i + 2]);
+  }
+  return {width: canvas.width, height: canvas.height, luma, frames};
+}"""
+
+
+def shown(video: Any) -> tuple[int, datetime | None]:
+    """How many pictures ``video`` (a locator) has decoded, and the picture clock of the one
+    it shows now (None while it shows none that carries one)."""
+    import numpy as np
+
+    got = video.evaluate(_PICTURE)
+    if not got["width"]:
+        return got["frames"], None
+    luma = np.array(got["luma"], dtype=np.uint8).reshape(got["height"], got["width"])
+    return got["frames"], read_picture_clock(luma)
+
+
+def playing(video: Any, after: tuple[int, datetime | None] = (0, None)) -> tuple[int, datetime]:
+    """Wait (at most SEEN_MS) until ``video`` has decoded more than 5 pictures past ``after``
+    and shows a picture clock later than ``after``'s; that state."""
+    deadline = time.monotonic() + SEEN_MS / 1000
+    frames, clock = after
+    while True:
+        now = shown(video)
+        if now[1] is not None and now[0] > frames + 5 and (clock is None or now[1] > clock):
+            return now[0], now[1]
+        assert time.monotonic() < deadline, f"the video does not play: {now} after {after}"
+        video.page.wait_for_timeout(50)
+
+
+def greys(png: bytes) -> Any:
+    """A PNG screenshot's brightness as a 2-D numpy array (decoded by FFmpeg, through PyAV)."""
+    with av.open(io.BytesIO(png), format="png_pipe") as container:
+        return next(iter(container.decode(video=0))).to_ndarray(format="gray")
+
+
+def report(officer: Any, scope: str = "Live view") -> None:
+    """The officer reports a burglary at the centre, asking for ``scope``."""
+    officer.get_by_label("Latitude").fill(str(CENTRE.lat))
+    officer.get_by_label("Longitude").fill(str(CENTRE.lon))
+    officer.get_by_label("Access wanted").select_option(label=scope)
+    officer.get_by_role("button", name="Report and show cameras").click()
 
 
 def person(browser: Any, site: Site) -> Any:
@@ -88,6 +154,13 @@ def console_errors(context: Any) -> list[str]:
     context.on("console", logged)
     context.on("weberror", lambda e: errors.append(str(e.error)))
     return errors
+
+
+def console_page(browser: Any, site: Site) -> tuple[Any, list[str], Any]:
+    """A new officer's context (its console errors watched) and their console page."""
+    context = person(browser, site)
+    errors = console_errors(context)
+    return context, errors, sign_in(context, "officer", "/console")
 
 
 def accessible(page: Any, artefacts: Path, name: str) -> None:
@@ -155,23 +228,44 @@ def test_the_story_owner_and_officer(browser: Any, site: Site, artefacts: Path) 
     owner.keyboard.press("Enter")
     expect(owner.locator("#pending-empty")).to_be_visible()
 
-    # The officer's page shows the grant.
-    expect(mine).to_have_attribute("data-status", "granted")
+    # The officer's page shows the grant, and plays its live video: the browser decodes
+    # pictures, and the clock the camera burnt into them advances.
+    expect(mine).not_to_have_attribute("data-status", "waiting")
+    assert mine.get_attribute("data-status") == "granted", mine.inner_text()
     expect(mine).to_contain_text("Granted until")
-    accessible(officer, artefacts, "console-granted")
+    mine.get_by_role("button", name="Watch camera c1").click()
+    tile = officer.locator("#media li[data-key^=live-]")
+    video = tile.locator("video")
+    first = playing(video)
+    later = playing(video, first)
+    assert (later[1] - first[1]).total_seconds() > 0
+    expect(tile.locator(".media-status")).to_have_text("Live.")
+    expect(mine.get_by_role("button", name="Watch camera c1")).to_have_count(0)  # once
+    accessible(officer, artefacts, "console-live")
 
     # The owner's history has the access; one button revokes.
     expect(owner.locator("#history tr[data-outcome=granted]")).to_contain_text("c1")
     tab_to(owner, owner.get_by_role("button", name="Stop sharing all my cameras now"))
+    # When the officer's video stops (the page's own clock: the same machine's).
+    tile.evaluate(
+        """(tile) => { window.stoppedAt = new Promise((resolve) => new MutationObserver(() => {
+             if (tile.dataset.state === "ended") resolve(Date.now()); })
+           .observe(tile, {attributes: true})); }"""
+    )
+    clicked = time.time()
     owner.keyboard.press("Enter")
     expect(owner.locator("#revocations")).to_contain_text("c1")
     expect(owner.locator("#cameras tr[data-camera=c1]")).to_contain_text("No")
     accessible(owner, artefacts, "portal-revoked")
 
-    # The officer's page shows that the access ended, and why.
+    # The officer's video stops with the reason; the request shows that it ended, and why.
+    expect(tile.locator(".media-status")).to_contain_text("Stopped: the owner revoked consent")
+    stopped_s = officer.evaluate("window.stoppedAt") / 1000 - clicked
+    assert video.evaluate("(v) => v.readyState") == 0  # no picture is shown any more
     expect(mine).to_have_attribute("data-status", "ended")
-    expect(mine).to_contain_text("Ended: the owner revoked consent at")
+    expect(mine).to_contain_text("Ended: the owner revoked consent")
     accessible(officer, artefacts, "console-ended")
+    print(f"revoke click to the officer's video stopped: {stopped_s * 1000:.0f} ms")
     assert unguarded == [[], []]  # every state-changing fetch carried the CSRF token
     assert errors == [[], []]  # no script error, no CSP violation, no failed load
     owner_ctx.close()
@@ -184,12 +278,8 @@ def test_a_refused_camera_shows_its_reasons_on_the_map(
 ) -> None:
     from playwright.sync_api import expect
 
-    context = person(browser, site)
-    errors = console_errors(context)
-    officer = sign_in(context, "officer", "/console")
-    officer.get_by_label("Latitude").fill(str(CENTRE.lat))
-    officer.get_by_label("Longitude").fill(str(CENTRE.lon))
-    officer.get_by_role("button", name="Report and show cameras").click()
+    context, errors, officer = console_page(browser, site)
+    report(officer)
     # The refused camera's marker, reached by keyboard, opens its reasons in words.
     marker = officer.get_by_role("button", name="Camera e1: refused")
     marker.focus()
@@ -293,4 +383,64 @@ def test_an_invitation_works_once(browser: Any, site: Site) -> None:
     expect(page.locator("#accept-error")).to_have_text(
         "This invitation was used already or has expired. Ask for a new one."
     )
+    context.close()
+
+
+def test_a_grid_of_cameras_and_a_masked_cameras_video_shows_the_mask(
+    browser: Any, site: Site, artefacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    context, errors, officer = console_page(browser, site)
+    report(officer)
+    for camera in ("m1", "g1"):  # frank pre-authorised live: granted at once
+        officer.get_by_role("button", name=f"Request live view of {camera}").click()
+        mine = officer.locator(f"#requests li[data-camera={camera}]")
+        expect(mine).to_have_attribute("data-status", "granted")
+        mine.get_by_role("button", name=f"Watch camera {camera}").click()
+    # Both play at once, side by side in the grid.
+    tiles = officer.locator("#media li")
+    expect(tiles).to_have_count(2)
+    clock = tiles.filter(has_text="Camera g1").locator("video")
+    playing(clock, playing(clock))
+    video = tiles.filter(has_text="Camera m1").locator("video")
+    deadline = time.monotonic() + SEEN_MS / 1000
+    while shown(video)[0] < 10:
+        assert time.monotonic() < deadline, "the masked camera's video does not play"
+        officer.wait_for_timeout(50)
+    officer.screenshot(path=str(artefacts / "console-grid.png"), full_page=True)
+    # frank's mask covers the top-left quarter: black there, colour bars beside it.
+    png = video.screenshot()
+    (artefacts / "console-live-masked.png").write_bytes(png)
+    grey = greys(png)
+    height, width = grey.shape
+    assert int(grey[4 : height // 2 - 4, 4 : width // 2 - 4].max()) <= 32, "masked"
+    assert int(grey[4 : height // 2 - 4, width // 2 + 4 : -4].max()) > 100, "the picture"
+    assert errors == []
+    context.close()
+
+
+def test_a_snapshot_downloads_from_the_console(browser: Any, site: Site, artefacts: Path) -> None:
+    from playwright.sync_api import expect
+
+    context, errors, officer = console_page(browser, site)
+    report(officer, "Snapshot")
+    officer.get_by_role("button", name="Request a snapshot of e1").click()
+    mine = officer.locator("#requests li[data-camera=e1]")
+    expect(mine).to_have_attribute("data-status", "granted")  # erin pre-authorised snapshots
+    mine.get_by_role("button", name="Download the snapshot of camera e1").click()
+    tile = officer.locator("#media li[data-key^=snapshot-]")
+    expect(tile).to_have_attribute("data-state", "done")
+    picture = tile.get_by_role("img", name="Snapshot of camera e1")
+    assert picture.evaluate("(img) => img.decode().then(() => img.naturalWidth)") == 320
+    # Saved, the file is the JPEG whose SHA-256 the audit log recorded.
+    with officer.expect_download() as saving:
+        tile.get_by_role("link", name=re.compile(r"^Save e1-.*\.jpg$")).click()
+    jpeg = Path(saving.value.path()).read_bytes()
+    digest = hashlib.sha256(jpeg).hexdigest()
+    expect(tile.locator(".media-status")).to_contain_text(digest)
+    assert digest in [r.body.get("sha256") for r in site.gate.audit.records("access.end")]
+    expect(mine.get_by_role("button")).to_have_count(0)  # a grant is redeemed once
+    accessible(officer, artefacts, "console-snapshot")
+    assert errors == []
     context.close()

@@ -41,7 +41,8 @@ STATIC = HERE / "static"
 _TEMPLATES = HERE / "templates"
 _LEAFLET = (
     '<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">\n'
-    '  <script src="/static/vendor/leaflet/leaflet.js" defer></script>'
+    '  <script src="/static/vendor/leaflet/leaflet.js" defer></script>\n'
+    '  <script src="/static/media.js" defer></script>'
 )
 _STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR})
 
@@ -81,15 +82,18 @@ class PagesSettings:
         )
 
     def csp(self) -> str:
-        """The pages' Content-Security-Policy: scripts, styles and fetches from this server
-        only; images also from the tile host; no framing, no plugins, no form posts away."""
-        images = "'self' data:"
+        """The pages' Content-Security-Policy: scripts, styles and fetches (the live socket
+        included) from this server only; images also from the tile host; images and video
+        also from the page's own ``blob:`` URLs (Media Source Extensions, downloads shown in
+        the page); no framing, no plugins, no form posts away."""
+        images = "'self' data: blob:"
         if self.tile_url:
             parts = urlsplit(self.tile_url)
             images += f" {parts.scheme}://{parts.netloc}"
         return (
             "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-            f"img-src {images}; font-src 'self'; base-uri 'none'; form-action 'self'; "
+            f"img-src {images}; media-src 'self' blob:; font-src 'self'; base-uri 'none'; "
+            "form-action 'self'; "
             "frame-ancestors 'none'"
         )
 

@@ -150,7 +150,8 @@ async def enrol(
 def request_status(gate: Gate, request_id: str, now: datetime) -> dict[str, Any]:
     """Where an access request stands now, in words an officer reads.
 
-    ``status`` is ``waiting`` (with the owner's ``deadline``), ``granted`` (with the grant's
+    ``status`` is ``waiting`` (with the owner's ``deadline``; also between the owner's yes
+    and the grant's issue), ``granted`` (with the grant's
     ``expires_at``), ``ended`` (a granted access the owner revoked or that expired, with the
     ``reason``), ``refused`` (every ``reasons``, ``policy: reason``) or ``no-answer`` (the owner
     let the deadline pass, which counts as no). NotFound for an unknown request."""
@@ -191,6 +192,9 @@ def request_status(gate: Gate, request_id: str, now: datetime) -> dict[str, Any]
     except NotFound:
         decision = {"votes": []}
     reasons = [f"{v['policy']}: {v['reason']}" for v in decision["votes"] if v["verdict"] == "deny"]
+    if held is not None and held.outcome == "yes" and not reasons:
+        # The owner said yes and the gate is deciding again before it issues the grant.
+        return body | {"status": "waiting", "deadline": held.deadline.isoformat()}
     if held is not None and held.outcome == "no":
         reasons = reasons or ["the owner said no"]
     if held is not None and held.outcome == "revoked":

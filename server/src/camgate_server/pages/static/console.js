@@ -122,13 +122,39 @@ function renderRequests() {
     el("li", { "data-request": r.id || "", "data-camera": r.camera, "data-status": r.status },
       el("p", {}, el("strong", {}, `Camera ${r.camera}`), `, ${SCOPE_WORDS[r.scope] || r.scope}: `,
         el("span", { class: `status-${r.status}` }, ...statusWords(r))),
-      // LIVE HOOK: a granted live request gets a "Watch" button here that opens
-      // WS /live/{grant} (fMP4 into Media Source Extensions); the socket's close code and
-      // reason become this item's "Ended: …" at once, before the next poll.
-      null));
+      mediaAction(r)));
   document.getElementById("requests").replaceChildren(...items);
   document.getElementById("requests-empty").hidden = requests.length > 0;
   ticks();
+}
+
+// A granted request's button: watch live video (WS /live/{grant} into Media Source
+// Extensions), or download the snapshot or the recorded clip. A grant opens once, so the
+// button goes once used; a live socket's close code and reason become the request's
+// "Ended: …" at once, before the next poll.
+function mediaAction(r) {
+  if (r.status !== "granted" || !r.grant || r.used) return null;
+  const used = () => {
+    r.used = true;
+    saveRequests();
+    renderRequests();
+  };
+  if (r.scope === "live") {
+    return el("button", { type: "button", onclick: () => {
+      used();
+      watchLive(r.grant, r.camera, (words) => {
+        Object.assign(r, { status: "ended", reason: words });
+        saveRequests();
+        renderRequests();
+        say(`Live video of ${r.camera} stopped: ${words}.`);
+      });
+    } }, `Watch camera ${r.camera}`);
+  }
+  const what = r.scope === "snapshot" ? "the snapshot" : "the recorded video";
+  return el("button", { type: "button", onclick: () => {
+    used();
+    download(r.grant, r.camera, r.scope).catch((failure) => say(problemText(failure)));
+  } }, `Download ${what} of camera ${r.camera}`);
 }
 
 function ticks() {
@@ -144,7 +170,8 @@ async function requestAccess(camera) {
   try {
     const answer = await api("POST", API.requests(incident), body);
     entry = { id: answer.request, camera, scope, status: answer.status === "granted" ? "granted" : "waiting",
-      deadline: answer.deadline, expires_at: answer.grant && answer.grant.expires_at };
+      deadline: answer.deadline, expires_at: answer.grant && answer.grant.expires_at,
+      grant: answer.grant && answer.grant.id };
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 403) {
       say(problemText(error));
@@ -164,7 +191,8 @@ async function refreshRequests() {
     if (!r.id || FINAL.has(r.status)) continue;
     const now = await api("GET", API.requestStatus(r.id));
     const next = { status: now.status, deadline: now.deadline, reason: now.reason,
-      reasons: now.reasons, expires_at: now.grant && now.grant.expires_at };
+      reasons: now.reasons, expires_at: now.grant && now.grant.expires_at,
+      grant: now.grant && now.grant.id };
     if (now.status !== r.status || now.reason !== r.reason) {
       Object.assign(r, next);
       changed = true;
