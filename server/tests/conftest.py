@@ -63,8 +63,19 @@ def _camera(camera_id: str, owner: str, north: float) -> Camera:
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """asyncio: uvicorn runs on it (trio is not installed in the workspace)."""
+    """asyncio, where uvicorn serves (it runs on asyncio). Tests through httpx's ASGI transport
+    run on both of AnyIO's backends instead (``both_backends``): the server's code is
+    backend-neutral, and those tests prove it."""
     return "asyncio"
+
+
+def both_backends(request: pytest.FixtureRequest) -> str:
+    """Put in a test module as ``anyio_backend = pytest.fixture(params=BACKENDS)(both_backends)``
+    to run its tests on asyncio and on trio."""
+    return str(request.param)
+
+
+BACKENDS = ["asyncio", "trio"]
 
 
 @pytest.fixture(scope="session")

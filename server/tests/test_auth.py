@@ -13,9 +13,10 @@ from camgate_server.app import create_app
 from camgate_server.settings import ServerSettings
 from fastapi import FastAPI
 
-from .conftest import CENTRE, PASSWORD, SETTINGS, MovableClock, login
+from .conftest import BACKENDS, CENTRE, PASSWORD, SETTINGS, MovableClock, both_backends, login
 
 pytestmark = pytest.mark.anyio
+anyio_backend = pytest.fixture(params=BACKENDS)(both_backends)  # backend-neutral: both
 
 INCIDENT = {"kind": "burglary", "lat": CENTRE.lat, "lon": CENTRE.lon, "radius_m": 200}
 

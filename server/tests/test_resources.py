@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from camgate import Gate
 
-from .conftest import CENTRE
+from .conftest import BACKENDS, CENTRE, both_backends
 
 pytestmark = pytest.mark.anyio
+anyio_backend = pytest.fixture(params=BACKENDS)(both_backends)  # backend-neutral: both
 
 INCIDENT = {"kind": "burglary", "lat": CENTRE.lat, "lon": CENTRE.lon, "radius_m": 300}
 

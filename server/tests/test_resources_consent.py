@@ -10,9 +10,10 @@ import pytest
 from camgate import Gate
 from camgate.audit import OwnerSlice, verify_owner_slice
 
-from .conftest import CENTRE, WAIVER
+from .conftest import BACKENDS, CENTRE, WAIVER, both_backends
 
 pytestmark = pytest.mark.anyio
+anyio_backend = pytest.fixture(params=BACKENDS)(both_backends)  # backend-neutral: both
 
 INCIDENT = {"kind": "burglary", "lat": CENTRE.lat, "lon": CENTRE.lon, "radius_m": 300}
 

@@ -10,9 +10,10 @@ from camgate import Gate
 from camgate.errors import AnswerPending
 from fastapi import FastAPI
 
-from .conftest import CENTRE, PEOPLE, login
+from .conftest import BACKENDS, CENTRE, PEOPLE, both_backends, login
 
 pytestmark = pytest.mark.anyio
+anyio_backend = pytest.fixture(params=BACKENDS)(both_backends)  # backend-neutral: both
 
 EVERYONE = frozenset(PEOPLE)
 STAFF = frozenset({"admin", "operator", "supervisor", "auditor"})

@@ -10,9 +10,10 @@ from camgate_server.accounts import AccountStore
 from camgate_server.app import create_app
 from camgate_server.settings import PROXY_SECRET_HEADER, ProxyAuth, ServerSettings
 
-from .conftest import CENTRE
+from .conftest import BACKENDS, CENTRE, both_backends
 
 pytestmark = pytest.mark.anyio
+anyio_backend = pytest.fixture(params=BACKENDS)(both_backends)  # backend-neutral: both
 
 SECRET = "a proxy secret of at least thirty-two characters"
 PROXY = ProxyAuth(SECRET, {"rtcc-officers": "operator", "rtcc-audit": "auditor"})
