@@ -96,7 +96,8 @@ class RingSimulator(Simulator):
     60). With ``tls`` it also listens with TLS (``tls_port``) under a certificate for Ring's
     hosts (:data:`RING_HOSTS`) from a test CA (``ca_file``), made with ``openssl``.
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
-    ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
+    ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in (None: at a
+    random point of the keyframe interval, drawn per session)."""
 
     def __init__(
         self,
@@ -108,7 +109,7 @@ class RingSimulator(Simulator):
         stale: frozenset[int] = frozenset(),
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
-        join_delay: float = 0.5,
+        join_delay: float | None = 0.5,
         tls: bool = False,
         live_caps: tuple[float, float] = (30.0, 60.0),
     ) -> None:

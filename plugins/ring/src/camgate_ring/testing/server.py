@@ -50,6 +50,7 @@ import hmac
 import html
 import io
 import json
+import random
 import secrets
 import ssl
 import sys
@@ -204,7 +205,7 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         session, answer = await start_session(
             request.body.decode(),
             interval=float(ring.config["keyframe_interval"]),
-            join_delay=float(ring.config["join_delay"]),
+            join_delay=join_point(ring.config),
         )
         ring.whep[session.id] = {
             "device": device,
@@ -424,6 +425,15 @@ def exchange(ring: Ring, form: dict[str, str]) -> tuple[int, bytes, dict[str, st
     ):
         return 400, _json({"error": "invalid_grant"}), {"Content-Type": "application/json"}
     return 200, _json(ring.issue()), {"Content-Type": "application/json"}
+
+
+def join_point(config: dict[str, Any]) -> float:
+    """How far into the camera's stream a new viewer joins: the configured ``join_delay``, or
+    (None) a random point of the keyframe interval, as a viewer of a running camera does."""
+    if config["join_delay"] is not None:
+        return float(config["join_delay"])
+    interval = float(config["keyframe_interval"])
+    return random.uniform(0.1, max(0.1, interval - 0.1))  # noqa: S311 (a test peer)
 
 
 async def end_at_cap(ring: Ring, session_id: str) -> None:
