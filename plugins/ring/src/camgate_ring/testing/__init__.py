@@ -137,6 +137,7 @@ class RingSimulator(Simulator):
         }
         self.tls = tls
         self.tls_port = 0
+        self.signalling_url = ""
         self.ca_file: Path | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.process: subprocess.Popen[str] | None = None
@@ -169,6 +170,7 @@ class RingSimulator(Simulator):
         words = line.split()
         self.base = words[1]
         self.tls_port = int(words[2]) if len(words) > 2 else 0
+        self.signalling_url = words[3] if len(words) > 3 else ""
         tokens = self.link()
         self.sources = [device["id"] for device in self.config["devices"]]
         self.settings = {
@@ -237,6 +239,13 @@ class RingSimulator(Simulator):
         """The app side: ``hardware_ids`` signed in, ``sessions`` created, ``codes_sent``
         (2FA codes within the last 10 minutes)."""
         result: dict[str, Any] = self._call("GET", "/_sim/app")
+        return result
+
+    def signalling(self) -> dict[str, Any]:
+        """The app's live-view sessions by id: device, ``activated``, ``pings``,
+        ``closed_by_client`` (the code), ``closed_by_ring`` ([code, text]), the peer
+        connection's ``state``, ``closed``, ``forced_keyframes``, ``sent``."""
+        result: dict[str, Any] = self._call("GET", "/_sim/signalling")
         return result
 
     def log(self) -> list[dict[str, Any]]:

@@ -1,0 +1,201 @@
+"""The app backend's live view against the simulator: ticket, signalling websocket (offer,
+answer, activate_session, close), a real aiortc peer sending H.264 through a real gate into an
+MP4 that ffmpeg decodes; revocation ends the session at Ring; refusals before any media."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import av
+import pytest
+from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate.adapters import Secret
+from camgate.errors import CameraAuthError, CameraUnreachable, UnsupportedScope, ValidationError
+from camgate.media import Mp4Writer
+from camgate.media.webrtc import WebRtcReceiver
+from camgate.models import MediaPacket
+from camgate.testing.webrtc import read_counter
+from camgate_ring import RingAdapter
+from camgate_ring.adapter import RingSettings
+from camgate_ring.app import AppAccountFile, TwoFactorRequired, app_login
+from camgate_ring.signalling import signalling_connect
+from camgate_ring.testing import APP_CODE, APP_PASSWORD, APP_USER, RingSimulator
+
+pytestmark = pytest.mark.anyio
+
+HOME = GeoPoint(32.2988, -90.1848)
+TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
+
+
+@pytest.fixture(scope="module")
+def app_sim() -> Iterator[RingSimulator]:
+    """A battery doorbell (app id 1001), a line-powered stick-up cam (1002), one offline
+    (1003)."""
+    with RingSimulator(devices=3, battery={1: 71}, offline=frozenset({3})) as running:
+        yield running
+
+
+async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Wait for ``condition`` (polled), failing after ``limit`` seconds (a generous bound)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.05)
+
+
+@pytest.fixture
+async def app_settings(app_sim: RingSimulator, tmp_path: Path) -> dict[str, Any]:
+    """Settings of an app-backend account the owner signed in (password, then the code)."""
+    account = AppAccountFile(tmp_path / "ring-app.json")
+    login = {
+        "token_url": f"{app_sim.base}/oauth/token",
+        "username": APP_USER,
+        "password": Secret(APP_PASSWORD),
+        "hardware_id": account.load_or_create().hardware_id,
+    }
+    with pytest.raises(TwoFactorRequired):
+        await app_login(**login)  # type: ignore[arg-type]
+    account.save_tokens(await app_login(code=Secret(APP_CODE), **login))  # type: ignore[arg-type]
+    return {
+        "backend": "app",
+        "app_account_file": str(account.path),
+        "app_api_base_url": app_sim.base,
+        "app_token_url": f"{app_sim.base}/oauth/token",
+        "app_ticket_url": app_sim.base + TICKET_PATH,
+        "signalling_url": app_sim.signalling_url,
+    }
+
+
+@pytest.fixture
+async def gate(app_settings: dict[str, Any], tmp_path: Path) -> AsyncIterator[Gate]:
+    """A gate over real files with Alice's line-powered Ring camera ``door`` (app id 1002)
+    enrolled for live video through the app backend."""
+    opened = Gate.open(tmp_path / "camgate.db")
+    try:
+        waiver = opened.publish_waiver(Waiver("w1", "I agree to share my camera."))
+        opened.add_owner(Owner("alice", "Alice"))
+        for camera_id, source in (("door", "1002"), ("side", "1003")):
+            opened.add_camera(
+                Camera(
+                    id=camera_id, adapter="ring", source=source, owner_id="alice", position=HOME
+                ),
+                settings=app_settings,
+            )
+        opened.enrol(
+            "alice",
+            ["door", "side"],
+            waiver_version="w1",
+            waiver_sha256=waiver.sha256,
+            terms=ConsentTerms(scopes=["live"]),
+        )
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+async def grant(gate: Gate, camera_id: str = "door") -> Any:
+    incident = gate.report_incident("burglary", HOME, radius_m=300)
+    return await gate.request_access(
+        incident.id, camera_id, "live", requested_by="officer-7", duration_s=60
+    )
+
+
+async def test_live_over_the_app_signalling_into_an_mp4_and_close_tells_ring(
+    app_sim: RingSimulator, gate: Gate, tmp_path: Path
+) -> None:
+    signed = await grant(gate)
+    before = set(app_sim.signalling())
+    packets: list[MediaPacket] = []
+    async with await gate.edge.open_live("door", signed) as stream:
+        with anyio.fail_after(30):
+            async for packet in stream:
+                packets.append(packet)
+                if len(packets) == 30:
+                    break
+        (session_id,) = set(app_sim.signalling()) - before
+        state = app_sim.signalling()[session_id]
+        assert state["doorbot_id"] == 1002 and state["activated"]
+        assert state["forced_keyframes"] >= 1  # the keyframe asked for on join
+    await until(lambda: app_sim.signalling()[session_id]["closed"], "the peer connection closed")
+    assert app_sim.signalling()[session_id]["closed_by_client"] == 0
+    assert packets[0].is_keyframe
+    assert (packets[0].stream.width, packets[0].stream.height) == (320, 240)
+    target = tmp_path / "live.mp4"
+    with Mp4Writer(target, packets[0].stream) as mp4:
+        for packet in packets:
+            mp4.write(packet)
+    decoded = await anyio.run_process(
+        ["ffmpeg", "-v", "error", "-i", str(target), "-f", "null", "-"], check=True
+    )
+    assert decoded.stderr == b""
+    with av.open(str(target)) as container:
+        counters = [read_counter(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
+    assert counters == list(range(counters[0], counters[0] + 30))
+
+
+async def test_revocation_ends_the_app_session_at_ring(
+    app_sim: RingSimulator, gate: Gate, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    signed = await grant(gate)
+    before = set(app_sim.signalling())
+    stream = await gate.edge.open_live("door", signed)
+    try:
+        with anyio.fail_after(30):
+            async for _packet in stream:
+                break
+        (session_id,) = set(app_sim.signalling()) - before
+        await gate.revoke("alice")
+        await until(lambda: app_sim.signalling()[session_id]["closed"], "the peer closed")
+        await until(
+            lambda: app_sim.signalling()[session_id]["closed_by_client"] == 0, "the close message"
+        )
+    finally:
+        await stream.aclose()
+    assert "token=" not in caplog.text  # the socket URL carries the ticket: never logged
+
+
+async def test_an_offline_device_is_refused_before_any_media_request(
+    app_sim: RingSimulator, gate: Gate
+) -> None:
+    signed = await grant(gate, "side")
+    start = len(app_sim.log())
+    with anyio.fail_after(20), pytest.raises(CameraUnreachable, match="offline"):
+        await gate.edge.open_live("side", signed)
+    assert TICKET_PATH not in [e["path"] for e in app_sim.log()[start:]]
+
+
+async def test_a_bad_ticket_is_refused_with_ring_close_code_5(app_sim: RingSimulator) -> None:
+    receiver = WebRtcReceiver()
+    with anyio.fail_after(20), pytest.raises(CameraAuthError, match="refused the live view"):
+        await signalling_connect(app_sim.signalling_url, "not-a-ticket", 1002, receiver)
+
+
+async def test_snapshots_and_recordings_are_absent_for_the_app_backend(
+    app_settings: dict[str, Any],
+) -> None:
+    adapter = RingAdapter.from_settings(app_settings)
+    camera = Camera(id="door", adapter="ring", source="1002", owner_id="alice", position=HOME)
+    with pytest.raises(UnsupportedScope, match="live video only"):
+        await adapter.snapshot(camera, None)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedScope, match="live video only"):
+        await adapter.recorded(camera, None)  # type: ignore[arg-type]
+    await adapter.aclose()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("backend", "cloud"),
+        ("signalling_url", "ws://192.0.2.7/ws"),
+        ("signalling_url", "https://example.org/ws"),
+    ],
+)
+def test_bad_backend_settings_are_clear_errors(setting: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=setting):
+        RingSettings.from_mapping({setting: value})
