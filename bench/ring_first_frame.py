@@ -1,6 +1,6 @@
-"""Ring (Partner API, WHEP): time to the first decoded frame with and without a keyframe
-request on join, and revocation to the peer connection closed at Ring, against the simulated
-Ring (camgate_ring.testing) in the same run.
+"""Ring (WHEP and the app's signalling): time to the first decoded frame with and without a
+keyframe request on join, and revocation to the peer connection closed at Ring, against the
+simulated Ring (camgate_ring.testing) in the same run.
 
 The simulator's WHEP peer (aiortc, its own process) sends 320x240@15 H.264 with a keyframe every
 2 s of the camera's clock, and each viewer joins at a random point of that interval (as a viewer
@@ -10,13 +10,15 @@ decoded a picture from the first packet handed over:
 
 - ``keyframe_request``: camgate's default (``keyframe_on_join``), an RTCP PLI as soon as the
   first packet shows the peer;
-- ``no_request``: ``keyframe_on_join = false``, the camera's own schedule (the baseline).
+- ``no_request``: ``keyframe_on_join = false``, the camera's own schedule (the baseline);
 
-The two run in random order in each trial; each session is DELETEd afterwards. Then revocation:
-a real gate (SQLite file) grants live access to the simulated camera, the stream is read, the
-owner revokes, and the time is taken from ``gate.revoke()`` called to the simulator's peer
-connection closed (its ``closed_at``, the same CLOCK_MONOTONIC as ours: both processes run on
-this machine), and to ``revoke()`` returned.
+and the same two over the app backend (``backend = "app"``: ticket, signalling websocket,
+offer/answer, ``activate_session``) against the same simulator. The four run in random order in
+each trial; each session is ended at Ring afterwards (DELETE, or the signalling ``close``).
+Then revocation, over each path in turn: a real gate (SQLite file) grants live access to the
+simulated camera, the stream is read, the owner revokes, and the time is taken from
+``gate.revoke()`` called to the simulator's peer connection closed (its ``closed_at``, the same
+CLOCK_MONOTONIC as ours: both processes run on this machine), and to ``revoke()`` returned.
 
 Usage: uv run python bench/ring_first_frame.py [--trials 30] [--revocations 30]
 """
@@ -24,21 +26,27 @@ Usage: uv run python bench/ring_first_frame.py [--trials 30] [--revocations 30]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
+import attrs
 import av
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
+from camgate.adapters import Secret
 from camgate_ring import RingAdapter
-from camgate_ring.testing import RingSimulator
+from camgate_ring.app import AppAccountFile, TwoFactorRequired, app_login
+from camgate_ring.testing import APP_CODE, APP_PASSWORD, APP_USER, RingSimulator
 
 GOP_S = 2.0
 HOME = GeoPoint(32.2988, -90.1848)
@@ -46,10 +54,32 @@ DEVICE = "ava1.ring.device.SIM1"
 CAMERA = Camera(id="door", adapter="ring", source=DEVICE, owner_id="alice", position=HOME)
 
 
-async def first_frame(adapter: RingAdapter) -> float:
+async def app_settings(sim: RingSimulator, folder: Path) -> dict[str, object]:
+    """Settings of the simulated account on the app backend, the owner signed in."""
+    account = AppAccountFile(folder / "ring-app.json")
+    login = {
+        "token_url": f"{sim.base}/oauth/token",
+        "username": APP_USER,
+        "password": Secret(APP_PASSWORD),
+        "hardware_id": account.load_or_create().hardware_id,
+    }
+    with contextlib.suppress(TwoFactorRequired):  # Ring asks for the code: it is "sent"
+        await app_login(**login)  # type: ignore[arg-type]
+    account.save_tokens(await app_login(code=Secret(APP_CODE), **login))  # type: ignore[arg-type]
+    return {
+        "backend": "app",
+        "app_account_file": str(account.path),
+        "app_api_base_url": sim.base,
+        "app_token_url": f"{sim.base}/oauth/token",
+        "app_ticket_url": f"{sim.base}/api/v1/clap/ticket/request/signalsocket",
+        "signalling_url": sim.signalling_url,
+    }
+
+
+async def first_frame(adapter: RingAdapter, camera: Camera) -> float:
     """Seconds from ``open_live`` to a picture decoded from the first packet handed over."""
     t0 = time.monotonic()
-    stream = await adapter.open_live(CAMERA, None)  # type: ignore[arg-type]
+    stream = await adapter.open_live(camera, None)  # type: ignore[arg-type]
     try:
         codec = av.CodecContext.create("h264", "r")
         async for packet in stream:
@@ -61,20 +91,24 @@ async def first_frame(adapter: RingAdapter) -> float:
 
 
 async def revocation(
-    gate: Gate, sim: RingSimulator, incident_id: str, waiver: Waiver
+    gate: Gate,
+    sessions: Callable[[], dict[str, Any]],
+    camera_id: str,
+    incident_id: str,
+    waiver: Waiver,
 ) -> tuple[float, float]:
-    """One revocation: (revoke() called → peer connection closed at the simulator, → revoke()
-    returned), in seconds."""
+    """One revocation of ``camera_id``'s live view: (revoke() called → peer connection closed at
+    the simulator, whose sessions ``sessions`` returns; → revoke() returned), in seconds."""
     gate.enrol(
         "alice",
-        ["door"],
+        [camera_id],
         waiver_version=waiver.version,
         waiver_sha256=waiver.sha256,
         terms=ConsentTerms(scopes=["live"]),
     )
-    signed = await gate.request_access(incident_id, "door", "live", requested_by="bench")
-    before = set(sim.state())
-    stream = await gate.edge.open_live("door", signed)
+    signed = await gate.request_access(incident_id, camera_id, "live", requested_by="bench")
+    before = set(sessions())
+    stream = await gate.edge.open_live(camera_id, signed)
     try:
         seen = 0
         wanted = random.randint(1, 15)
@@ -82,14 +116,14 @@ async def revocation(
             seen += 1
             if seen == wanted:
                 break
-        (session,) = set(sim.state()) - before
+        (session,) = set(sessions()) - before
         started = time.monotonic()
         await gate.revoke("alice")
         returned = time.monotonic()
     finally:
         await stream.aclose()
     deadline = time.monotonic() + 30
-    while (closed_at := sim.state()[session]["closed_at"]) is None:
+    while (closed_at := sessions()[session]["closed_at"]) is None:
         if time.monotonic() > deadline:
             raise RuntimeError("the simulator's peer connection was never closed")
         await anyio.sleep(0.05)
@@ -97,31 +131,46 @@ async def revocation(
 
 
 async def main_async(trials: int, revocations: int) -> None:
-    with_request: list[float] = []
-    without: list[float] = []
-    to_closed: list[float] = []
-    to_return: list[float] = []
-    with RingSimulator(devices=1, keyframe_interval=GOP_S, join_delay=None) as sim:
+    times: dict[str, list[float]] = {}
+    to_closed: dict[str, list[float]] = {"whep": [], "app": []}
+    to_return: dict[str, list[float]] = {"whep": [], "app": []}
+    app_camera = attrs.evolve(CAMERA, source="1001")  # the app's id of the same device
+    with (
+        RingSimulator(devices=1, keyframe_interval=GOP_S, join_delay=None) as sim,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        app = await app_settings(sim, Path(folder))
         adapters = {
-            "keyframe_request": RingAdapter.from_settings(sim.settings),
-            "no_request": RingAdapter.from_settings({**sim.settings, "keyframe_on_join": False}),
+            "whep_keyframe_request": (RingAdapter.from_settings(sim.settings), CAMERA),
+            "whep_no_request": (
+                RingAdapter.from_settings({**sim.settings, "keyframe_on_join": False}),
+                CAMERA,
+            ),
+            "app_keyframe_request": (RingAdapter.from_settings(app), app_camera),
+            "app_no_request": (
+                RingAdapter.from_settings({**app, "keyframe_on_join": False}),
+                app_camera,
+            ),
         }
+        times = {name: [] for name in adapters}
         try:
-            for adapter in adapters.values():
-                await adapter.devices()  # signed in before the clock starts
+            for adapter, _camera in adapters.values():
+                if adapter.settings.backend == "app":
+                    await adapter.app_client().app_devices()  # signed in before the clock
+                else:
+                    await adapter.devices()
             order = list(adapters)
             for i in range(trials):
                 random.shuffle(order)
                 for name in order:
-                    took = await first_frame(adapters[name])
-                    (with_request if name == "keyframe_request" else without).append(took)
+                    times[name].append(await first_frame(*adapters[name]))
                 print(
-                    f"trial {i + 1}/{trials}: with request {with_request[-1]:.3f} s, "
-                    f"without {without[-1]:.3f} s",
+                    f"trial {i + 1}/{trials}: "
+                    + ", ".join(f"{name} {times[name][-1]:.3f} s" for name in adapters),
                     file=sys.stderr,
                 )
         finally:
-            for adapter in adapters.values():
+            for adapter, _camera in adapters.values():
                 await adapter.aclose()
         with tempfile.TemporaryDirectory() as tmp:
             gate = Gate.open(Path(tmp) / "bench.db")
@@ -129,32 +178,56 @@ async def main_async(trials: int, revocations: int) -> None:
                 waiver = gate.publish_waiver(Waiver("w1", "I agree."))
                 gate.add_owner(Owner("alice", "Alice"))
                 gate.add_camera(CAMERA, settings=sim.settings)
+                gate.add_camera(attrs.evolve(app_camera, id="door-app"), settings=app)
                 incident = gate.report_incident("burglary", HOME, radius_m=200)
+                paths = {"whep": ("door", sim.state), "app": ("door-app", sim.signalling)}
                 for i in range(revocations):
-                    closed, returned = await revocation(gate, sim, incident.id, waiver)
-                    to_closed.append(closed)
-                    to_return.append(returned)
-                    print(
-                        f"revocation {i + 1}/{revocations}: peer closed {closed * 1000:.1f} ms, "
-                        f"revoke() returned {returned * 1000:.1f} ms",
-                        file=sys.stderr,
-                    )
+                    for path, (camera_id, sessions) in paths.items():
+                        closed, returned = await revocation(
+                            gate, sessions, camera_id, incident.id, waiver
+                        )
+                        to_closed[path].append(closed)
+                        to_return[path].append(returned)
+                        print(
+                            f"revocation {i + 1}/{revocations} ({path}): peer closed "
+                            f"{closed * 1000:.1f} ms, revoke() returned {returned * 1000:.1f} ms",
+                            file=sys.stderr,
+                        )
             finally:
                 await gate.aclose()
     write_result(
         "ring_first_frame",
         {
-            "what": "Ring WHEP (simulated Partner API): open_live -> first decoded picture, "
-            "320x240@15 H.264, random join within the GOP; revoke() -> peer closed at Ring",
+            "what": "simulated Ring, WHEP (Partner API) and the app's signalling: open_live -> "
+            "first decoded picture, 320x240@15 H.264, random join within the GOP; "
+            "revoke() -> peer closed at Ring",
             "gop_s": GOP_S,
-            "camgate": {"first_picture_keyframe_request_on_join": summary(with_request)},
-            "baseline": {"first_picture_no_keyframe_request": summary(without)},
-            "ratio_median_request_over_none": round(
-                statistics.median(with_request) / statistics.median(without), 3
-            ),
+            "camgate": {
+                "whep_first_picture_keyframe_request_on_join": summary(
+                    times["whep_keyframe_request"]
+                ),
+                "app_first_picture_keyframe_request_on_join": summary(
+                    times["app_keyframe_request"]
+                ),
+            },
+            "baseline": {
+                "whep_first_picture_no_keyframe_request": summary(times["whep_no_request"]),
+                "app_first_picture_no_keyframe_request": summary(times["app_no_request"]),
+            },
+            **{
+                f"ratio_median_{path}_request_over_none": round(
+                    statistics.median(times[f"{path}_keyframe_request"])
+                    / statistics.median(times[f"{path}_no_request"]),
+                    3,
+                )
+                for path in ("whep", "app")
+            },
             "revocation": {
-                "to_peer_closed_at_ring": summary(to_closed),
-                "to_revoke_returned": summary(to_return),
+                path: {
+                    "to_peer_closed_at_ring": summary(to_closed[path]),
+                    "to_revoke_returned": summary(to_return[path]),
+                }
+                for path in ("whep", "app")
             },
         },
     )

@@ -244,7 +244,8 @@ class RingSimulator(Simulator):
     def signalling(self) -> dict[str, Any]:
         """The app's live-view sessions by id: device, ``activated``, ``pings``,
         ``closed_by_client`` (the code), ``closed_by_ring`` ([code, text]), the peer
-        connection's ``state``, ``closed``, ``forced_keyframes``, ``sent``."""
+        connection's ``state``, ``closed`` (and ``closed_at``, its ``time.monotonic()``),
+        ``forced_keyframes``, ``sent``."""
         result: dict[str, Any] = self._call("GET", "/_sim/signalling")
         return result
 

@@ -602,7 +602,12 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(state), plain
     if request.path == "/_sim/signalling":
         state = {
-            key: {**SESSIONS[key].state(), **value, "sent": len(SESSIONS[key].sent)}
+            key: {
+                **SESSIONS[key].state(),
+                **value,
+                "sent": len(SESSIONS[key].sent),
+                "closed_at": SESSIONS[key].closed_at,
+            }
             for key, value in ring.signalling.items()
         }
         return 200, _json(state), plain
