@@ -35,8 +35,13 @@ TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
 @pytest.fixture(scope="module")
 def app_sim() -> Iterator[RingSimulator]:
     """A battery doorbell (app id 1001), a line-powered stick-up cam (1002), one offline
-    (1003)."""
-    with RingSimulator(devices=3, battery={1: 71}, offline=frozenset({3})) as running:
+    (1003), one whose live view a Ring mode turned off (1004)."""
+    with RingSimulator(
+        devices=4,
+        battery={1: 71},
+        offline=frozenset({3}),
+        live_view_disabled=frozenset({4}),
+    ) as running:
         yield running
 
 
@@ -79,7 +84,7 @@ async def gate(app_settings: dict[str, Any], tmp_path: Path) -> AsyncIterator[Ga
     try:
         waiver = opened.publish_waiver(Waiver("w1", "I agree to share my camera."))
         opened.add_owner(Owner("alice", "Alice"))
-        for camera_id, source in (("door", "1002"), ("side", "1003")):
+        for camera_id, source in (("door", "1002"), ("side", "1003"), ("porch", "1004")):
             opened.add_camera(
                 Camera(
                     id=camera_id, adapter="ring", source=source, owner_id="alice", position=HOME
@@ -88,7 +93,7 @@ async def gate(app_settings: dict[str, Any], tmp_path: Path) -> AsyncIterator[Ga
             )
         opened.enrol(
             "alice",
-            ["door", "side"],
+            ["door", "side", "porch"],
             waiver_version="w1",
             waiver_sha256=waiver.sha256,
             terms=ConsentTerms(scopes=["live"]),
@@ -160,13 +165,16 @@ async def test_revocation_ends_the_app_session_at_ring(
     assert "token=" not in caplog.text  # the socket URL carries the ticket: never logged
 
 
-async def test_an_offline_device_is_refused_before_any_media_request(
-    app_sim: RingSimulator, gate: Gate
+@pytest.mark.parametrize(
+    ("camera_id", "said"), [("side", "offline"), ("porch", "live view is turned off")]
+)
+async def test_offline_or_live_view_off_is_refused_before_any_media_request(
+    app_sim: RingSimulator, gate: Gate, camera_id: str, said: str
 ) -> None:
-    signed = await grant(gate, "side")
+    signed = await grant(gate, camera_id)
     start = len(app_sim.log())
-    with anyio.fail_after(20), pytest.raises(CameraUnreachable, match="offline"):
-        await gate.edge.open_live("side", signed)
+    with anyio.fail_after(20), pytest.raises(CameraUnreachable, match=said):
+        await gate.edge.open_live(camera_id, signed)
     assert TICKET_PATH not in [e["path"] for e in app_sim.log()[start:]]
 
 

@@ -89,7 +89,8 @@ class RingSimulator(Simulator):
     """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
     with that percentage; online unless their index is in ``offline``; answering a WHEP offer
     with 500 when it is in ``broken``; serving an hour-old snapshot whatever is asked when in
-    ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new).
+    ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new; the
+    app's device list shows ``settings.live_view_disabled`` for those in ``live_view_disabled``).
     Entering starts the server and links the account; ``sources`` are the device ids and
     ``settings`` reach them (tokens persisted to a temporary token file).
     Ring ends live sessions after ``live_caps`` seconds (battery, line power; Ring's are 30 and
@@ -107,6 +108,7 @@ class RingSimulator(Simulator):
         offline: frozenset[int] = frozenset(),
         broken: frozenset[int] = frozenset(),
         stale: frozenset[int] = frozenset(),
+        live_view_disabled: frozenset[int] = frozenset(),
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
         join_delay: float | None = 0.5,
@@ -122,6 +124,7 @@ class RingSimulator(Simulator):
                     "online": i not in offline,
                     "broken": i in broken,
                     "stale_snapshot": i in stale,
+                    "live_view_disabled": i in live_view_disabled,
                     "snapshot_age_s": 600.0 if i in (battery or {}) else 0.0,
                     "live_cap_s": live_caps[0] if i in (battery or {}) else live_caps[1],
                 }
