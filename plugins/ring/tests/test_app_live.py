@@ -15,7 +15,13 @@ import av
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.adapters import Secret
-from camgate.errors import CameraAuthError, CameraUnreachable, UnsupportedScope, ValidationError
+from camgate.errors import (
+    AdapterError,
+    CameraAuthError,
+    CameraUnreachable,
+    UnsupportedScope,
+    ValidationError,
+)
 from camgate.media import Mp4Writer
 from camgate.media.webrtc import WebRtcReceiver
 from camgate.models import MediaPacket
@@ -207,3 +213,28 @@ async def test_snapshots_and_recordings_are_absent_for_the_app_backend(
 def test_bad_backend_settings_are_clear_errors(setting: str, value: str) -> None:
     with pytest.raises(ValidationError, match=setting):
         RingSettings.from_mapping({setting: value})
+
+
+async def test_a_504_and_an_asset_error_are_waited_out_then_named(
+    app_sim: RingSimulator, app_settings: dict[str, Any]
+) -> None:
+    """Ring's 504 and its asset errors (a 404 with ``{"errors": [7019]}``) are retried after
+    their waits (shortened here), at most twice; one that persists is named."""
+    adapter = RingAdapter.from_settings(
+        {**app_settings, "app_gateway_wait_s": 0.05, "app_asset_wait_s": 0.05}
+    )
+    try:
+        app_sim.app_faults((504, {}), (404, {"errors": [7019]}))
+        start = len(app_sim.log())
+        devices = await adapter.app_client().app_devices()
+        assert "1002" in [d.id for d in devices]
+        statuses = [e["status"] for e in app_sim.log()[start:]]
+        assert statuses[:2] == [504, 404] and statuses[-1] == 200
+        app_sim.app_faults(*[(404, {"errors": [7062]})] * 3)
+        with pytest.raises(CameraUnreachable, match="updating its firmware.*7062"):
+            await adapter.app_client().get_json("/clients_api/ring_devices")
+        app_sim.app_faults(*[(504, {})] * 3)
+        with pytest.raises(AdapterError, match="504"):
+            await adapter.app_client().get_json("/clients_api/ring_devices")
+    finally:
+        await adapter.aclose()

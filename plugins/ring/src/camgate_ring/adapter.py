@@ -164,6 +164,8 @@ class RingSettings:
     signalling_url: str = attrs.field(
         default="wss://api.prod.signalling.ring.devices.a2z.com/ws", validator=_socket_url
     )
+    app_gateway_wait_s: float = attrs.field(default=5.0, validator=positive(NAME))
+    app_asset_wait_s: float = attrs.field(default=20.0, validator=positive(NAME))
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_credentials, repr=False, metadata=SECRET
     )
@@ -366,6 +368,8 @@ class RingAdapter(Adapter):
                 on_tokens=account_file.save_tokens,
                 request_timeout_s=s.request_timeout_s,
                 max_retry_after_s=s.max_retry_after_s,
+                gateway_wait_s=s.app_gateway_wait_s,
+                asset_wait_s=s.app_asset_wait_s,
             )
         return self._app
 

@@ -110,7 +110,7 @@ def _message(raw: str | bytes) -> tuple[str, dict[str, Any]]:
     """(method, body) of a signalling message; CameraProtocolError when it is not one."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CameraProtocolError("Ring's signalling sent a message that is not JSON") from None
     if not isinstance(value, Mapping) or not isinstance(value.get("method"), str):
         raise CameraProtocolError("Ring's signalling sent a message without a method")

@@ -267,6 +267,11 @@ class RingSimulator(Simulator):
         """Every access token issued so far expires now (the next call gets 401)."""
         self._call("POST", "/_sim/expire")
 
+    def app_faults(self, *replies: tuple[int, Any]) -> None:
+        """The next app API requests (``/clients_api/…``) get these (status, JSON body) replies,
+        in order: 504s, 404 ``{"errors": [7019]}`` asset errors…"""
+        self._call("POST", "/_sim/app-faults", [{"status": s, "body": b} for s, b in replies])
+
     def rate_limit(self, count: int, retry_after: float) -> None:
         """The next ``count`` API requests get 429 with ``Retry-After: retry_after``."""
         self._call("POST", "/_sim/rate-limit", {"count": count, "retry_after": retry_after})

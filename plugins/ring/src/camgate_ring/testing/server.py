@@ -39,7 +39,8 @@ status, whether it carried a bearer token, the grant type; never a token),
 gives), ``POST /_sim/webhook`` (send a signed delivery to a URL: ``url``, ``type``, ``device``,
 ``sub_type``, ``times``, ``age_s``, ``tamper``), ``POST /_sim/expire`` (every access token
 expires now), ``POST /_sim/rate-limit``
-(``{"count": N, "retry_after": S}``).
+(``{"count": N, "retry_after": S}``), ``POST /_sim/app-faults`` (the next app API replies:
+``[{"status": 504, "body": …}, …]``), ``GET /_sim/signalling`` (the app's live-view sessions).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Ring:
         self.codes_sent: list[float] = []  # when 2FA codes were "sent"
         self.hardware_ids: set[str] = set()  # the app's authorised client devices
         self.sessions = 0
+        self.app_faults: list[tuple[int, Any]] = []  # the next app API replies, on demand
         self.tickets: set[str] = set()  # signalling tickets issued, each usable once
         self.signalling: dict[str, dict[str, Any]] = {}  # live-view session id -> what happened
 
@@ -300,6 +302,9 @@ def app_api(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
     """``POST /clients_api/session`` and ``GET /clients_api/ring_devices`` (every group; each
     camera with its position, battery and ``settings.live_view_disabled``), bearer and
     ``hardware_id`` required."""
+    if ring.app_faults:
+        status, body = ring.app_faults.pop(0)
+        return _plain(status, body)
     if not ring.authorised(request):
         return _plain(401, {"error": "Unauthorized"})
     hardware_id = request.headers.get("hardware_id", "")
@@ -622,6 +627,9 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(app), plain
     if request.path == "/_sim/webhook" and request.method == "POST":
         return 200, _json(await send_webhook(ring, json.loads(request.body))), plain
+    if request.path == "/_sim/app-faults" and request.method == "POST":
+        ring.app_faults += [(int(f["status"]), f["body"]) for f in json.loads(request.body)]
+        return 200, b"{}", plain
     if request.path == "/_sim/expire" and request.method == "POST":
         ring.access = {token: 0.0 for token in ring.access}
         return 200, b"{}", plain
