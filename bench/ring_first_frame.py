@@ -31,7 +31,6 @@ Usage: uv run python bench/ring_first_frame.py [--trials 30] [--revocations 30]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import statistics
 import sys
@@ -48,37 +47,13 @@ from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
-from camgate.adapters import Secret
 from camgate_ring import RingAdapter
-from camgate_ring.app import AppAccountFile, TwoFactorRequired, app_login
-from camgate_ring.testing import APP_CODE, APP_PASSWORD, APP_USER, RingSimulator
+from camgate_ring.testing import RingSimulator, app_backend_settings
 
 GOP_S = 2.0
 HOME = GeoPoint(32.2988, -90.1848)
 DEVICE = "ava1.ring.device.SIM1"
 CAMERA = Camera(id="door", adapter="ring", source=DEVICE, owner_id="alice", position=HOME)
-
-
-async def app_settings(sim: RingSimulator, folder: Path) -> dict[str, object]:
-    """Settings of the simulated account on the app backend, the owner signed in."""
-    account = AppAccountFile(folder / "ring-app.json")
-    login = {
-        "token_url": f"{sim.base}/oauth/token",
-        "username": APP_USER,
-        "password": Secret(APP_PASSWORD),
-        "hardware_id": account.load_or_create().hardware_id,
-    }
-    with contextlib.suppress(TwoFactorRequired):  # Ring asks for the code: it is "sent"
-        await app_login(**login)  # type: ignore[arg-type]
-    account.save_tokens(await app_login(code=Secret(APP_CODE), **login))  # type: ignore[arg-type]
-    return {
-        "backend": "app",
-        "app_account_file": str(account.path),
-        "app_api_base_url": sim.base,
-        "app_token_url": f"{sim.base}/oauth/token",
-        "app_ticket_url": f"{sim.base}/api/v1/clap/ticket/request/signalsocket",
-        "signalling_url": sim.signalling_url,
-    }
 
 
 async def first_frame(
@@ -152,7 +127,7 @@ async def main_async(trials: int, revocations: int) -> None:
         RingSimulator(devices=1, keyframe_interval=GOP_S, join_delay=None) as sim,
         tempfile.TemporaryDirectory() as folder,
     ):
-        app = await app_settings(sim, Path(folder))
+        app = await app_backend_settings(sim, Path(folder) / "ring-app.json")
         adapters = {
             "whep_keyframe_request": (RingAdapter.from_settings(sim.settings), CAMERA, sim.state),
             "whep_no_request": (

@@ -5,8 +5,7 @@ MP4 that ffmpeg decodes; revocation ends the session at Ring; refusals before an
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import anyio
 import av
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
-from camgate.adapters import Secret
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -28,14 +26,12 @@ from camgate.models import MediaPacket
 from camgate.testing.webrtc import read_counter
 from camgate_ring import RingAdapter
 from camgate_ring.adapter import RingSettings
-from camgate_ring.app import AppAccountFile, TwoFactorRequired, app_login
 from camgate_ring.signalling import signalling_connect
-from camgate_ring.testing import APP_CODE, APP_PASSWORD, APP_USER, RingSimulator
+from camgate_ring.testing import TICKET_PATH, RingSimulator, app_backend_settings, until
 
 pytestmark = pytest.mark.anyio
 
 HOME = GeoPoint(32.2988, -90.1848)
-TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
 
 
 @pytest.fixture(scope="module")
@@ -51,35 +47,10 @@ def app_sim() -> Iterator[RingSimulator]:
         yield running
 
 
-async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    """Wait for ``condition`` (polled), failing after ``limit`` seconds (a generous bound)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await anyio.sleep(0.05)
-
-
 @pytest.fixture
 async def app_settings(app_sim: RingSimulator, tmp_path: Path) -> dict[str, Any]:
     """Settings of an app-backend account the owner signed in (password, then the code)."""
-    account = AppAccountFile(tmp_path / "ring-app.json")
-    login = {
-        "token_url": f"{app_sim.base}/oauth/token",
-        "username": APP_USER,
-        "password": Secret(APP_PASSWORD),
-        "hardware_id": account.load_or_create().hardware_id,
-    }
-    with pytest.raises(TwoFactorRequired):
-        await app_login(**login)  # type: ignore[arg-type]
-    account.save_tokens(await app_login(code=Secret(APP_CODE), **login))  # type: ignore[arg-type]
-    return {
-        "backend": "app",
-        "app_account_file": str(account.path),
-        "app_api_base_url": app_sim.base,
-        "app_token_url": f"{app_sim.base}/oauth/token",
-        "app_ticket_url": app_sim.base + TICKET_PATH,
-        "signalling_url": app_sim.signalling_url,
-    }
+    return await app_backend_settings(app_sim, tmp_path / "ring-app.json")
 
 
 @pytest.fixture

@@ -11,14 +11,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
-from camgate.adapters import Simulator
+from camgate.adapters import Secret, Simulator
 
 __all__ = [
     "RING_HOSTS",
+    "TICKET_PATH",
+    "app_backend_settings",
+    "until",
     "APP_CODE",
     "APP_PASSWORD",
     "APP_USER",
@@ -36,6 +41,54 @@ APP_PASSWORD = "app-pa55word!"  # noqa: S105 (the simulator's own)
 APP_CODE = "246810"
 #: The partner's HMAC signing key the simulator signs its webhooks with.
 SIGNING_KEY = "sim-hmac-signing-key-7c21"
+
+
+#: Where the simulator hands out live-view tickets (the app's path on its own host).
+TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
+
+
+async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Wait for ``condition`` (polled every 50 ms); AssertionError naming ``what`` after
+    ``limit`` seconds (a generous bound: tests wait on conditions, not on time)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.05)
+
+
+async def app_backend_settings(sim: RingSimulator, account_path: Path) -> dict[str, Any]:
+    """Sign the simulator's owner in on the app backend (password, Ring's 412, then the code),
+    persist the account to ``account_path``, and return the adapter settings of that account
+    (``backend = "app"``, every host the simulator's)."""
+    from camgate_ring.app import AppAccountFile, TwoFactorRequired, app_login
+
+    account = AppAccountFile(account_path)
+    token_url = f"{sim.base}/oauth/token"
+    hardware_id = account.load_or_create().hardware_id
+    password = Secret(APP_PASSWORD)
+    try:
+        await app_login(
+            token_url=token_url, username=APP_USER, password=password, hardware_id=hardware_id
+        )
+        raise AssertionError("the simulator signed the owner in without a code")
+    except TwoFactorRequired:
+        pass
+    tokens = await app_login(
+        token_url=token_url,
+        username=APP_USER,
+        password=password,
+        hardware_id=hardware_id,
+        code=Secret(APP_CODE),
+    )
+    account.save_tokens(tokens)
+    return {
+        "backend": "app",
+        "app_account_file": str(account_path),
+        "app_api_base_url": sim.base,
+        "app_token_url": token_url,
+        "app_ticket_url": sim.base + TICKET_PATH,
+        "signalling_url": sim.signalling_url,
+    }
 
 
 #: Ring's hosts, which the TLS certificate names (clients that hard-code them resolve them to

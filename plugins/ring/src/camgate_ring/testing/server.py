@@ -594,7 +594,8 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
     plain = {"Content-Type": "application/json"}
     if request.path == "/_sim/log":
         return 200, _json(ring.log), plain
-    if request.path == "/_sim/state":
+    if request.path in ("/_sim/state", "/_sim/signalling"):
+        kept = ring.whep if request.path == "/_sim/state" else ring.signalling
         state = {
             key: {
                 **SESSIONS[key].state(),
@@ -602,18 +603,7 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
                 "sent": len(SESSIONS[key].sent),
                 "closed_at": SESSIONS[key].closed_at,
             }
-            for key, value in ring.whep.items()
-        }
-        return 200, _json(state), plain
-    if request.path == "/_sim/signalling":
-        state = {
-            key: {
-                **SESSIONS[key].state(),
-                **value,
-                "sent": len(SESSIONS[key].sent),
-                "closed_at": SESSIONS[key].closed_at,
-            }
-            for key, value in ring.signalling.items()
+            for key, value in kept.items()
         }
         return 200, _json(state), plain
     if request.path == "/_sim/link" and request.method == "POST":
