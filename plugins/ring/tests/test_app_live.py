@@ -26,7 +26,7 @@ from camgate.models import MediaPacket
 from camgate.testing.webrtc import read_counter
 from camgate_ring import RingAdapter
 from camgate_ring.adapter import RingSettings
-from camgate_ring.signalling import signalling_connect
+from camgate_ring.signalling import request_ticket, signalling_connect
 from camgate_ring.testing import TICKET_PATH, RingSimulator, app_backend_settings, until
 
 pytestmark = pytest.mark.anyio
@@ -209,3 +209,48 @@ async def test_a_504_and_an_asset_error_are_waited_out_then_named(
             await adapter.app_client().get_json("/clients_api/ring_devices")
     finally:
         await adapter.aclose()
+
+
+async def test_pings_keep_the_session_and_their_absence_is_close_code_6(
+    app_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """The client pings (every 5 s by default; 0.2 s here) and Ring counts them; a client that
+    stops pinging is ended by Ring with close code 6, and its packets end."""
+    with RingSimulator(devices=2, ping_timeout_s=2.0) as strict:
+        settings = await app_backend_settings(strict, tmp_path / "strict.json")
+        adapter = RingAdapter.from_settings(settings)
+        try:
+            client = adapter.app_client()
+            await client.app_devices()
+            pinging = await signalling_connect(
+                strict.signalling_url,
+                await request_ticket(client, settings["app_ticket_url"]),
+                1002,
+                WebRtcReceiver(),
+                ping_interval_s=0.2,
+            )
+            silent = await signalling_connect(
+                strict.signalling_url,
+                await request_ticket(client, settings["app_ticket_url"]),
+                1001,
+                WebRtcReceiver(),
+                ping_interval_s=60.0,
+            )
+            try:
+                await until(lambda: silent.ended_by is not None, "Ring's close of the silent one")
+                assert silent.ended_by == (6, "Timeout waiting for ping")
+                with anyio.fail_after(10):
+                    async for _packet in silent.receiver.packets():
+                        pass  # ends: Ring closed the session
+                sessions = strict.signalling()
+                kept = sessions[pinging.session_id]
+                assert kept["pings"] >= 2 and kept["closed_by_ring"] is None
+                assert sessions[silent.session_id]["closed_by_ring"] == [
+                    6,
+                    "Timeout waiting for ping",
+                ]
+            finally:
+                await pinging.aclose()
+                await silent.aclose()
+        finally:
+            await adapter.aclose()

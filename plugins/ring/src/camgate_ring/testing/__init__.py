@@ -151,7 +151,8 @@ class RingSimulator(Simulator):
     hosts (:data:`RING_HOSTS`) from a test CA (``ca_file``), made with ``openssl``.
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
     ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in (None: at a
-    random point of the keyframe interval, drawn per session)."""
+    random point of the keyframe interval, drawn per session). The app's signalling socket ends a
+    session that sent no ``ping`` for ``ping_timeout_s`` seconds (close code 6)."""
 
     def __init__(
         self,
@@ -167,6 +168,7 @@ class RingSimulator(Simulator):
         join_delay: float | None = 0.5,
         tls: bool = False,
         live_caps: tuple[float, float] = (30.0, 60.0),
+        ping_timeout_s: float = 10.0,
     ) -> None:
         self.config: dict[str, Any] = {
             "devices": [
@@ -190,6 +192,7 @@ class RingSimulator(Simulator):
             "access_ttl_s": access_ttl_s,
             "keyframe_interval": keyframe_interval,
             "join_delay": join_delay,
+            "ping_timeout_s": ping_timeout_s,
         }
         self.tls = tls
         self.tls_port = 0
