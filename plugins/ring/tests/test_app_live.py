@@ -254,3 +254,48 @@ async def test_pings_keep_the_session_and_their_absence_is_close_code_6(
                 await silent.aclose()
         finally:
             await adapter.aclose()
+
+
+async def test_app_sessions_are_capped_and_renewed_within_the_grant(
+    app_sim: RingSimulator, app_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """camgate applies Ring's Partner caps to the app's sessions (shortened here: 1.5 s on a
+    battery): the stream is renewed by the edge's relay, each new session's first packet a
+    keyframe marked as a discontinuity; a revocation ends the renewals."""
+    opened = Gate.open(tmp_path / "capped.db")
+    try:
+        waiver = opened.publish_waiver(Waiver("w1", "I agree to share my camera."))
+        opened.add_owner(Owner("alice", "Alice"))
+        opened.add_camera(
+            Camera(id="bell", adapter="ring", source="1001", owner_id="alice", position=HOME),
+            settings={**app_settings, "app_battery_cap_s": 1.5},
+        )
+        opened.enrol(
+            "alice",
+            ["bell"],
+            waiver_version="w1",
+            waiver_sha256=waiver.sha256,
+            terms=ConsentTerms(scopes=["live"]),
+        )
+        before = set(app_sim.signalling())
+        stream = await opened.edge.open_live("bell", await grant(opened, "bell"))
+        marks: list[bool] = []
+        with anyio.fail_after(60):
+            async for packet in stream:
+                if packet.discontinuity:
+                    assert packet.is_keyframe
+                marks.append(packet.discontinuity)
+                if marks.count(True) == 2:
+                    break
+        await opened.revoke("alice")
+        await stream.aclose()
+        sessions = {k: v for k, v in app_sim.signalling().items() if k not in before}
+        assert len(sessions) == 3
+        assert all(s["doorbot_id"] == 1001 and s["sent"] > 0 for s in sessions.values())
+        assert sum(s["closed_by_client"] == 0 for s in sessions.values()) >= 2
+        await until(
+            lambda: all(app_sim.signalling()[k]["closed"] for k in sessions), "every peer closed"
+        )
+        assert len(set(app_sim.signalling()) - before) == 3  # none renewed after the revocation
+    finally:
+        await opened.aclose()

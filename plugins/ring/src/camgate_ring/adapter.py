@@ -166,6 +166,8 @@ class RingSettings:
     )
     app_gateway_wait_s: float = attrs.field(default=5.0, validator=positive(NAME))
     app_asset_wait_s: float = attrs.field(default=20.0, validator=positive(NAME))
+    app_battery_cap_s: float = attrs.field(default=30.0, validator=positive(NAME))
+    app_line_cap_s: float = attrs.field(default=60.0, validator=positive(NAME))
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_credentials, repr=False, metadata=SECRET
     )
@@ -442,7 +444,10 @@ class RingAdapter(Adapter):
     async def _open_app_live(self, camera: Camera) -> RingLiveStream:
         """The app backend's live view: the device checked (:meth:`app_device`), a ticket, the
         signalling socket (:mod:`camgate_ring.signalling`), the stream once its first keyframe
-        arrived (a keyframe requested on join, as for WHEP)."""
+        arrived (a keyframe requested on join, as for WHEP). Each session is capped as Ring caps
+        Partner ones (``app_battery_cap_s`` when the app reports a battery level, else
+        ``app_line_cap_s``): the stream then ends and the edge's relay renews it within the
+        grant, the renewal's first packet marked as a discontinuity."""
         from camgate_ring.signalling import request_ticket, signalling_connect
 
         s = self.settings
@@ -451,8 +456,14 @@ class RingAdapter(Adapter):
         receiver = WebRtcReceiver(
             keyframe_on_join=s.keyframe_on_join, connect_timeout=s.connect_timeout_s
         )
+        battery = device.battery_percentage is not None
         session = await signalling_connect(
-            s.signalling_url, ticket, int(device.id), receiver, timeout_s=s.connect_timeout_s
+            s.signalling_url,
+            ticket,
+            int(device.id),
+            receiver,
+            timeout_s=s.connect_timeout_s,
+            limit_s=s.app_battery_cap_s if battery else s.app_line_cap_s,
         )
         stream = RingLiveStream(session, s.read_timeout_s)
         try:

@@ -13,7 +13,10 @@ What the public clients do (docs/ring.md, "The app backend"), and what this modu
    ``activate_session`` (else Ring ends the stream at about 70 s) and ``ping`` every
    ``ping_interval_s`` (5 s, as the app does). ``ice`` candidates Ring trickles are added to the
    peer connection.
-4. **Ending.** :meth:`SignallingSession.aclose` sends ``close`` (code 0) and closes the socket
+4. **Caps.** Ring documents no cap for this API; with ``limit_s`` camgate applies one (the
+   adapter: Ring's Partner caps, 30 s on a battery, 60 s on line power): the session is closed
+   as in 5., and the stream's packets end, so the edge's relay renews it within the grant.
+5. **Ending.** :meth:`SignallingSession.aclose` sends ``close`` (code 0) and closes the socket
    and the peer connection; idempotent. Ring's ``close`` (code 5: authentication; 6: no ping),
    or the socket dropping, ends the receiver (its packets stop), which the live stream reports.
 
@@ -139,6 +142,7 @@ class SignallingSession:
         doorbot_id: int,
         session_id: str,
         ping_interval_s: float,
+        limit_s: float | None = None,
     ) -> None:
         self.receiver = receiver
         self.session_id = session_id
@@ -151,6 +155,8 @@ class SignallingSession:
             asyncio.create_task(self._read()),
             asyncio.create_task(self._ping()),
         ]
+        if limit_s is not None:
+            self._tasks.append(asyncio.create_task(self._end_after(limit_s)))
 
     def __repr__(self) -> str:
         return f"SignallingSession(doorbot={self._doorbot}, session={self.session_id!r})"
@@ -169,6 +175,17 @@ class SignallingSession:
             while True:
                 await anyio.sleep(self._ping_interval)
                 await self.send("ping")
+
+    async def _end_after(self, limit_s: float) -> None:
+        """camgate's cap: after ``limit_s`` tell Ring (``close``) and close the socket; the
+        reader then ends the receiver, as when Ring ends a session."""
+        await anyio.sleep(limit_s)
+        self.ended_by = (CLOSE_NORMAL, f"camgate's live-session cap ({limit_s:g} s)")
+        with contextlib.suppress(WebSocketException, OSError):
+            await self._socket.send(
+                json.dumps({"method": "close", "reason": {"code": CLOSE_NORMAL, "text": ""}})
+            )
+            await self._socket.close()
 
     async def _read(self) -> None:
         try:
@@ -218,10 +235,12 @@ async def signalling_connect(
     ssl_context: ssl.SSLContext | None = None,
     timeout_s: float = 15.0,
     ping_interval_s: float = 5.0,
+    limit_s: float | None = None,
 ) -> SignallingSession:
     """Open the socket with ``ticket``, offer ``receiver``'s SDP for ``doorbot_id``, apply the
-    answer, activate the session; the session (its pings running). Errors as the module says;
-    the receiver is closed on any of them."""
+    answer, activate the session; the session (its pings running, and ended after ``limit_s``
+    when given: camgate's cap). Errors as the module says; the receiver is closed on any of
+    them."""
     query = urlencode(
         {
             "api_version": "4.0",
@@ -265,7 +284,9 @@ async def signalling_connect(
                     )
                 )
             session_id, answer = await _answer(socket, where)
-        session = SignallingSession(socket, receiver, doorbot_id, session_id, ping_interval_s)
+        session = SignallingSession(
+            socket, receiver, doorbot_id, session_id, ping_interval_s, limit_s
+        )
     except TimeoutError:
         await _abandon(socket, receiver)
         raise CameraUnreachable(f"{where}: Ring did not answer the live view in time") from None
