@@ -55,22 +55,25 @@ async def app_settings(app_sim: RingSimulator, tmp_path: Path) -> dict[str, Any]
 
 @pytest.fixture
 async def gate(app_settings: dict[str, Any], tmp_path: Path) -> AsyncIterator[Gate]:
-    """A gate over real files with Alice's line-powered Ring camera ``door`` (app id 1002)
-    enrolled for live video through the app backend."""
+    """A gate over real files with Alice's Ring cameras enrolled for live video through the app
+    backend: ``door`` (line power, app id 1002), ``side`` (offline), ``porch`` (live view
+    off), and ``bell`` (the battery doorbell, its sessions capped at 1.5 s)."""
     opened = Gate.open(tmp_path / "camgate.db")
     try:
         waiver = opened.publish_waiver(Waiver("w1", "I agree to share my camera."))
         opened.add_owner(Owner("alice", "Alice"))
-        for camera_id, source in (("door", "1002"), ("side", "1003"), ("porch", "1004")):
+        capped = {**app_settings, "app_battery_cap_s": 1.5}
+        cameras = {"door": "1002", "side": "1003", "porch": "1004", "bell": "1001"}
+        for camera_id, source in cameras.items():
             opened.add_camera(
                 Camera(
                     id=camera_id, adapter="ring", source=source, owner_id="alice", position=HOME
                 ),
-                settings=app_settings,
+                settings=capped if camera_id == "bell" else app_settings,
             )
         opened.enrol(
             "alice",
-            ["door", "side", "porch"],
+            list(cameras),
             waiver_version="w1",
             waiver_sha256=waiver.sha256,
             terms=ConsentTerms(scopes=["live"]),
@@ -257,45 +260,28 @@ async def test_pings_keep_the_session_and_their_absence_is_close_code_6(
 
 
 async def test_app_sessions_are_capped_and_renewed_within_the_grant(
-    app_sim: RingSimulator, app_settings: dict[str, Any], tmp_path: Path
+    app_sim: RingSimulator, gate: Gate
 ) -> None:
     """camgate applies Ring's Partner caps to the app's sessions (shortened here: 1.5 s on a
     battery): the stream is renewed by the edge's relay, each new session's first packet a
     keyframe marked as a discontinuity; a revocation ends the renewals."""
-    opened = Gate.open(tmp_path / "capped.db")
-    try:
-        waiver = opened.publish_waiver(Waiver("w1", "I agree to share my camera."))
-        opened.add_owner(Owner("alice", "Alice"))
-        opened.add_camera(
-            Camera(id="bell", adapter="ring", source="1001", owner_id="alice", position=HOME),
-            settings={**app_settings, "app_battery_cap_s": 1.5},
-        )
-        opened.enrol(
-            "alice",
-            ["bell"],
-            waiver_version="w1",
-            waiver_sha256=waiver.sha256,
-            terms=ConsentTerms(scopes=["live"]),
-        )
-        before = set(app_sim.signalling())
-        stream = await opened.edge.open_live("bell", await grant(opened, "bell"))
-        marks: list[bool] = []
-        with anyio.fail_after(60):
-            async for packet in stream:
-                if packet.discontinuity:
-                    assert packet.is_keyframe
-                marks.append(packet.discontinuity)
-                if marks.count(True) == 2:
-                    break
-        await opened.revoke("alice")
-        await stream.aclose()
-        sessions = {k: v for k, v in app_sim.signalling().items() if k not in before}
-        assert len(sessions) == 3
-        assert all(s["doorbot_id"] == 1001 and s["sent"] > 0 for s in sessions.values())
-        assert sum(s["closed_by_client"] == 0 for s in sessions.values()) >= 2
-        await until(
-            lambda: all(app_sim.signalling()[k]["closed"] for k in sessions), "every peer closed"
-        )
-        assert len(set(app_sim.signalling()) - before) == 3  # none renewed after the revocation
-    finally:
-        await opened.aclose()
+    before = set(app_sim.signalling())
+    stream = await gate.edge.open_live("bell", await grant(gate, "bell"))
+    marks: list[bool] = []
+    with anyio.fail_after(60):
+        async for packet in stream:
+            if packet.discontinuity:
+                assert packet.is_keyframe
+            marks.append(packet.discontinuity)
+            if marks.count(True) == 2:
+                break
+    await gate.revoke("alice")
+    await stream.aclose()
+    sessions = {k: v for k, v in app_sim.signalling().items() if k not in before}
+    assert len(sessions) == 3
+    assert all(s["doorbot_id"] == 1001 and s["sent"] > 0 for s in sessions.values())
+    assert sum(s["closed_by_client"] == 0 for s in sessions.values()) >= 2
+    await until(
+        lambda: all(app_sim.signalling()[k]["closed"] for k in sessions), "every peer closed"
+    )
+    assert len(set(app_sim.signalling()) - before) == 3  # none renewed after the revocation
