@@ -75,6 +75,31 @@ def test_demo_does_what_the_issue_asks(tmp_path: Path) -> None:
     assert again["audit_records"] == summary["audit_records"]
 
 
+def test_demo_on_simulated_ring_cameras(tmp_path: Path) -> None:
+    """``--vendor ring``: the same story on the Ring simulator (WHEP live from an aiortc peer,
+    snapshots from the Partner API), Alice's files decodable, nothing from Bob."""
+    out = tmp_path / "ring-out"
+    run = camgate("demo", "--vendor", "ring", "--out", str(out))
+    assert "ring simulator up: ava1.ring.device.SIM1" in run.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["vendor"] == "ring"
+    assert summary["granted"] == ["cam-alice"]
+    assert [d["camera"] for d in summary["denied"]] == ["cam-bob"]
+    assert summary["audit_ok"] is True
+    assert decode_jpeg((out / "cam-alice-snapshot.jpg").read_bytes()) == (320, 240)
+    info = ffprobe(out / "cam-alice-clip.mp4")
+    assert abs(float(info["format"]["duration"]) - 5.0) <= 0.5  # type: ignore[index]
+    assert int(info["streams"][0]["nb_read_frames"]) >= 60  # type: ignore[index]  # 15 fps
+    assert not list(out.glob("cam-bob*"))
+
+
+def test_demo_for_a_vendor_without_a_simulator_is_a_clear_error(tmp_path: Path) -> None:
+    result = camgate("demo", "--vendor", "nosuch", "--out", str(tmp_path / "x"), check=False)
+    assert result.returncode != 0
+    assert "nosuch" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_cli_flow_from_enrolment_to_revocation(tmp_path: Path, rtsp_server: RtspTestServer) -> None:
     db = ["--db", str(tmp_path / "g.db")]
     (tmp_path / "waiver.txt").write_text("I agree to share my camera with the RTCC.\n")

@@ -1,9 +1,11 @@
 """``camgate demo``: the whole path, from a reported incident to frames on disk, for real.
 
-It starts the rtsp adapter's simulator (a GStreamer RTSP server on loopback) with two cameras,
-enrols both under a waiver — Alice allows live and snapshot, Bob allows nothing live — reports a
-burglary near both, asks for a snapshot and a live clip of each, and writes into the output
-folder what the gate let through, the audit trail and ``summary.json``.
+It starts the rtsp adapter's simulator (a GStreamer RTSP server on loopback) with two cameras
+(or, with ``vendor``, another installed adapter's simulator: ``camgate demo --vendor ring`` runs
+the same story on two simulated Ring cameras, live over WebRTC), enrols both under a waiver —
+Alice allows live and snapshot, Bob allows nothing live — reports a burglary near both, asks for
+a snapshot and a live clip of each, and writes into the output folder what the gate let through,
+the audit trail and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ CLIP_SECONDS = 5.0
 JACKSON = GeoPoint(32.2988, -90.1848)
 
 
-async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
-    """Run the demo into ``out`` (created; an earlier demo's files there are replaced).
+async def run_demo(out: Path, *, vendor: str = "rtsp", log: Any = print) -> dict[str, Any]:
+    """Run the demo into ``out`` (created; an earlier demo's files there are replaced) on two
+    cameras of ``vendor``'s simulator (an installed adapter that registers one; PluginError
+    otherwise).
 
-    Returns the summary that is also written to ``out/summary.json``.
+    Returns the summary that is also written to ``out/summary.json`` (``vendor`` among it).
     """
     out.mkdir(parents=True, exist_ok=True)
     db = out / "camgate.db"
@@ -45,9 +49,9 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
     granted: list[str] = []
     denied: dict[str, list[str]] = {}
     try:
-        with gate.host.simulator("rtsp", 2) as sim:
-            gate.edge.configure("rtsp", sim.settings)
-            log(f"RTSP test server up: {', '.join(sim.sources)}")
+        with gate.host.simulator(vendor, 2) as sim:
+            gate.edge.configure(vendor, sim.settings)
+            log(f"{vendor} simulator up: {', '.join(sim.sources)}")
             waiver = gate.publish_waiver(Waiver("jackson-pilot-1", WAIVER_TEXT))
             people = [
                 (Owner("alice", "Alice (corner store)"), {Scope.LIVE, Scope.SNAPSHOT}, 40.0),
@@ -59,7 +63,7 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
                 gate.add_camera(
                     Camera(
                         id=f"cam-{owner.id}",
-                        adapter="rtsp",
+                        adapter=vendor,
                         source=source,
                         owner_id=owner.id,
                         position=position,
@@ -122,6 +126,7 @@ async def run_demo(out: Path, *, log: Any = print) -> dict[str, Any]:
     finally:
         await gate.aclose()
     summary = {
+        "vendor": vendor,
         "granted": granted,
         "denied": [{"camera": cam, "reasons": reasons} for cam, reasons in denied.items()],
         "files": files,

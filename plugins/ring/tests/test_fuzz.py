@@ -13,11 +13,12 @@ import pytest
 from camgate.adapters import Secret
 from camgate.errors import CameraAuthError, CameraProtocolError, ValidationError
 from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
-from camgate_ring.app import parse_app_devices, two_factor
+from camgate_ring.app import ASSET_ERRORS, asset_error, parse_app_devices, two_factor
 from camgate_ring.history import parse_history_page
 from camgate_ring.link import _check_callback, authorization_request, parse_callback, pkce_challenge
 from camgate_ring.partner import _token_reply
 from camgate_ring.recorded import clip_packets
+from camgate_ring.signalling import _close_reason, _message
 from camgate_ring.webhooks import sign
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -365,3 +366,36 @@ def test_any_history_page_is_events_or_a_protocol_error(document: Any) -> None:
     for e in events:
         assert e.id and e.event_type and (e.end is None or e.end >= e.start)
     assert following is None or isinstance(following, str)
+
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=300), _ANY_JSON.map(lambda v: json.dumps(v).encode())))
+def test_fuzz_asset_error_codes_only_or_none(body: bytes) -> None:
+    code = asset_error(body)
+    assert code is None or code in ASSET_ERRORS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=300), _ANY_JSON.map(json.dumps)))
+def test_fuzz_signalling_messages_parse_or_are_refused_clearly(raw: str) -> None:
+    try:
+        method, body = _message(raw)
+    except CameraProtocolError:
+        return
+    assert isinstance(method, str) and isinstance(body, dict)
+    code, text = _close_reason(body)
+    assert isinstance(code, int) and isinstance(text, str) and len(text) <= 200
+
+
+def test_deeply_nested_signalling_and_asset_replies_are_refused_clearly() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    assert asset_error(deep.encode()) is None
+    with pytest.raises(CameraProtocolError):
+        _message(deep)

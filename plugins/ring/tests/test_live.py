@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +27,12 @@ from camgate.errors import CameraUnreachable
 from camgate.media import Mp4Writer
 from camgate.models import MediaPacket
 from camgate.testing.webrtc import read_counter
-from camgate_ring.testing import RingSimulator
+from camgate_ring.testing import RingSimulator, until
 
 pytestmark = pytest.mark.anyio
 
 HOME = GeoPoint(32.2988, -90.1848)
 DEVICE = "ava1.ring.device.SIM2"
-
-
-async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    """Wait for ``condition`` (polled), failing after ``limit`` seconds (a generous bound)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await anyio.sleep(0.05)
 
 
 class World:

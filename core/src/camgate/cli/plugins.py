@@ -64,7 +64,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from camgate.demo import run_demo
 
     out = Path(args.out)
-    summary = anyio.run(lambda: run_demo(out, log=lambda m: print(f"demo: {m}", flush=True)))
+    summary = anyio.run(
+        lambda: run_demo(out, vendor=args.vendor, log=lambda m: print(f"demo: {m}", flush=True))
+    )
     print(f"demo: wrote {out / 'summary.json'}")
     return 0 if summary["audit_ok"] else EXIT_ERROR
 
@@ -76,3 +78,8 @@ def add_parsers(b: Builder) -> None:
 
     p = b.add(b.top, "demo", cmd_demo, "run the end-to-end demo against a real RTSP server")
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument(
+        "--vendor",
+        default="rtsp",
+        help="the adapter whose simulator serves the two cameras (default: rtsp; e.g. ring)",
+    )

@@ -23,12 +23,18 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 from camgate.adapters import SECRET, Adapter, Credentials, Secret
-from camgate.errors import CameraAuthError, CameraUnreachable, ConfigError, ValidationError
+from camgate.errors import (
+    CameraAuthError,
+    CameraUnreachable,
+    ConfigError,
+    UnsupportedScope,
+    ValidationError,
+)
 from camgate.media.jpeg import decode_jpeg
 from camgate.media.webrtc import WebRtcReceiver, WhepSession, whep_connect
 from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
@@ -38,6 +44,10 @@ from camgate_ring.devices import RingDevice
 from camgate_ring.history import HistoryEvent
 from camgate_ring.partner import PartnerClient, Tokens, check_base_url
 from camgate_ring.recorded import RingRecordedStream
+
+if TYPE_CHECKING:
+    from camgate_ring.app import AppClient, AppDevice
+    from camgate_ring.signalling import SignallingSession
 
 __all__ = [
     "NAME",
@@ -69,6 +79,24 @@ def _url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
     return check
 
 
+#: The account's backends: Ring's Partner API (the default) or the Ring app's API.
+BACKENDS = ("partner", "app")
+
+
+def _backend(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in BACKENDS:
+        raise ValidationError(f"ring setting backend: one of {', '.join(BACKENDS)}, not {value!r}")
+
+
+def _socket_url(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str):
+        raise ValidationError("ring setting signalling_url: must be a wss URL")
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("wss", "ws"):
+        raise ValidationError("ring setting signalling_url: must be a wss URL")
+    check_base_url(("https" if scheme == "wss" else "http") + "://" + rest, "signalling_url")
+
+
 def _optional_url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
     required = _url(what)
 
@@ -81,7 +109,13 @@ def _optional_url(what: str) -> Callable[[object, attrs.Attribute[str], str], No
 
 @attrs.frozen
 class RingSettings:
-    """Validated settings of the Ring adapter (Partner backend).
+    """Validated settings of the Ring adapter, for one account.
+
+    ``backend`` chooses the account's API: ``"partner"`` (the default, Ring's Partner API:
+    the fields below) or ``"app"`` (the Ring app's API: ``app_account_file`` holds the
+    account's hardware id and tokens, written by signing in — :func:`camgate_ring.app.app_login`;
+    ``app_api_base_url``, ``app_token_url``, ``app_ticket_url`` and ``signalling_url`` are its
+    hosts; it offers live video only, over the signalling websocket).
 
     ``api_base_url`` and ``token_url`` are the hosts (Ring's by default; a simulator's in
     tests); ``authorize_url`` the OAuth authorisation page for linking from camgate (no
@@ -115,6 +149,25 @@ class RingSettings:
     max_retry_after_s: float = attrs.field(default=5.0, validator=positive(NAME))
     read_timeout_s: float = attrs.field(default=10.0, validator=positive(NAME))
     keyframe_on_join: bool = True
+    backend: str = attrs.field(default="partner", validator=_backend)
+    app_account_file: str | None = None
+    app_api_base_url: str = attrs.field(
+        default="https://api.ring.com", validator=_url("app_api_base_url")
+    )
+    app_token_url: str = attrs.field(
+        default="https://oauth.ring.com/oauth/token", validator=_url("app_token_url")
+    )
+    app_ticket_url: str = attrs.field(
+        default="https://prd-api-us.prd.rings.solutions/api/v1/clap/ticket/request/signalsocket",
+        validator=_url("app_ticket_url"),
+    )
+    signalling_url: str = attrs.field(
+        default="wss://api.prod.signalling.ring.devices.a2z.com/ws", validator=_socket_url
+    )
+    app_gateway_wait_s: float = attrs.field(default=5.0, validator=positive(NAME))
+    app_asset_wait_s: float = attrs.field(default=20.0, validator=positive(NAME))
+    app_battery_cap_s: float = attrs.field(default=30.0, validator=positive(NAME))
+    app_line_cap_s: float = attrs.field(default=60.0, validator=positive(NAME))
     credentials: dict[str, Credentials] = attrs.field(
         factory=dict, converter=_credentials, repr=False, metadata=SECRET
     )
@@ -172,13 +225,16 @@ def write_json_atomic(path: Path, value: Any) -> None:
 
 
 class RingLiveStream:
-    """A live WHEP session as a camgate :class:`~camgate.adapters.LiveStream`: packets from
+    """A live session (WHEP, or the app's signalling) as a camgate
+    :class:`~camgate.adapters.LiveStream`: packets from
     the first keyframe on (the receiver asked for one on join), ``info`` the stream's size as
     its SPS gives it; no packet for ``read_timeout_s`` is CameraUnreachable (a peer that
     vanished without closing). :meth:`aclose` sends ``DELETE`` for the session and closes the peer
     connection; idempotent, safe to call after a cancelled read."""
 
-    def __init__(self, session: WhepSession, read_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, session: WhepSession | SignallingSession, read_timeout_s: float = 10.0
+    ) -> None:
         self._session = session
         self._read_timeout = read_timeout_s
         self._packets = session.receiver.packets()
@@ -220,7 +276,8 @@ class RingLiveStream:
             yield packet
 
     async def aclose(self) -> None:
-        """End the session at Ring (DELETE) and close the peer connection."""
+        """End the session at Ring (DELETE, or the signalling ``close``) and close the peer
+        connection."""
         with anyio.CancelScope(shield=True):
             await self._session.aclose()
 
@@ -241,6 +298,7 @@ class RingAdapter(Adapter):
         self._file = TokenFile(settings.token_file) if settings.token_file else None
         self._on_tokens = on_tokens or (self._file.save if self._file else None)
         self._client: PartnerClient | None = None
+        self._app: AppClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RingAdapter:
@@ -288,6 +346,50 @@ class RingAdapter(Adapter):
             )
         return self._client
 
+    def app_client(self) -> AppClient:
+        """The app-backend client of the account in ``app_account_file`` (made on first use,
+        closed by :meth:`aclose`); rotated tokens are written there before use. ConfigError
+        without the setting, CameraAuthError when the owner has not signed in."""
+        from camgate_ring.app import AppAccountFile, AppClient
+
+        if self._app is None:
+            s = self.settings
+            if not s.app_account_file:
+                raise ConfigError("Ring app backend: the app_account_file setting is required")
+            account_file = AppAccountFile(s.app_account_file)
+            account = account_file.load_or_create()
+            if account.tokens is None:
+                raise CameraAuthError(
+                    "Ring app backend: the owner has not signed in (password and code)"
+                )
+            self._app = AppClient(
+                api_base=s.app_api_base_url,
+                token_url=s.app_token_url,
+                hardware_id=account.hardware_id,
+                tokens=account.tokens,
+                on_tokens=account_file.save_tokens,
+                request_timeout_s=s.request_timeout_s,
+                max_retry_after_s=s.max_retry_after_s,
+                gateway_wait_s=s.app_gateway_wait_s,
+                asset_wait_s=s.app_asset_wait_s,
+            )
+        return self._app
+
+    async def app_device(self, source: str) -> AppDevice:
+        """The app's device ``source`` (its numeric id), checked before any media request:
+        CameraUnreachable when it is not listed, offline, or its live view is turned off."""
+        for device in await self.app_client().app_devices():
+            if device.id == source:
+                if device.online is False:
+                    raise CameraUnreachable(f"Ring device {source}: offline")
+                if device.live_view_disabled:
+                    raise CameraUnreachable(
+                        f"Ring device {source}: live view is turned off in the owner's Ring app "
+                        "(a mode or a privacy setting)"
+                    )
+                return device
+        raise CameraUnreachable(f"Ring device {source}: no such device on the account")
+
     async def devices(self) -> list[RingDevice]:
         """The devices the owner shared (no media asked for). Not :meth:`discover`: Partner
         devices carry no position, which the owner gives at enrolment."""
@@ -305,7 +407,9 @@ class RingAdapter(Adapter):
         keyframe arrived (CameraUnreachable when none came within ``connect_timeout_s`` of the
         answer; the session is then DELETEd). A 401/403 from the WHEP endpoint is retried once
         after a token refresh; everything else as :func:`~camgate.media.webrtc.whep_connect`
-        maps it."""
+        maps it. The app backend: :meth:`_open_app_live`."""
+        if self.settings.backend == "app":
+            return await self._open_app_live(camera)
         client = self.client()
         url = client.whep_url(camera.source)
         session: WhepSession | None = None
@@ -337,11 +441,52 @@ class RingAdapter(Adapter):
             raise
         return stream
 
+    async def _open_app_live(self, camera: Camera) -> RingLiveStream:
+        """The app backend's live view: the device checked (:meth:`app_device`), a ticket, the
+        signalling socket (:mod:`camgate_ring.signalling`), the stream once its first keyframe
+        arrived (a keyframe requested on join, as for WHEP). Each session is capped as Ring caps
+        Partner ones (``app_battery_cap_s`` when the app reports a battery level, else
+        ``app_line_cap_s``): the stream then ends and the edge's relay renews it within the
+        grant, the renewal's first packet marked as a discontinuity."""
+        from camgate_ring.signalling import request_ticket, signalling_connect
+
+        s = self.settings
+        device = await self.app_device(camera.source)
+        ticket = await request_ticket(self.app_client(), s.app_ticket_url)
+        receiver = WebRtcReceiver(
+            keyframe_on_join=s.keyframe_on_join, connect_timeout=s.connect_timeout_s
+        )
+        battery = device.battery_percentage is not None
+        session = await signalling_connect(
+            s.signalling_url,
+            ticket,
+            int(device.id),
+            receiver,
+            timeout_s=s.connect_timeout_s,
+            limit_s=s.app_battery_cap_s if battery else s.app_line_cap_s,
+        )
+        stream = RingLiveStream(session, s.read_timeout_s)
+        try:
+            await stream.start(s.connect_timeout_s)
+        except BaseException:
+            await stream.aclose()
+            raise
+        return stream
+
+    def _partner_only(self, what: str) -> None:
+        if self.settings.backend != "partner":
+            raise UnsupportedScope(
+                f"Ring app backend: {what} are not offered for this account (live video only; "
+                "link the account through the Partner API for them, docs/ring.md)"
+            )
+
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """The device's latest image captured since the grant was issued (Ring has no "take
         one now" call: ``latest_in_range`` from ``grant.issued_at`` to now). An image Ring
         dates before the grant is refused (CameraUnreachable: battery cameras keep stale ones),
-        as is none in the range (416); a reply that is not a JPEG is a CameraProtocolError."""
+        as is none in the range (416); a reply that is not a JPEG is a CameraProtocolError.
+        The app backend: UnsupportedScope."""
+        self._partner_only("snapshots")
         issued = grant.issued_at
         now = datetime.now(UTC)
         start_ms = int(issued.timestamp() * 1000)
@@ -367,7 +512,9 @@ class RingAdapter(Adapter):
     async def recorded(self, camera: Camera, grant: Grant) -> RingRecordedStream:
         """The device's recording inside ``grant.window_start``..``window_end`` (cut at now),
         downloaded in 15-minute pieces and cut to the window (:mod:`camgate_ring.recorded`).
-        Nothing recorded there (Ring's 416) → CameraUnreachable."""
+        Nothing recorded there (Ring's 416) → CameraUnreachable. The app backend:
+        UnsupportedScope."""
+        self._partner_only("recordings")
         assert grant.window_start is not None and grant.window_end is not None
         window = (grant.window_start, min(grant.window_end, datetime.now(UTC)))
         client = self.client()
@@ -377,7 +524,10 @@ class RingAdapter(Adapter):
         )
 
     async def aclose(self) -> None:
-        """Close the API client. Idempotent."""
+        """Close the API clients. Idempotent."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._app is not None:
+            await self._app.aclose()
+            self._app = None

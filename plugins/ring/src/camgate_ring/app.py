@@ -22,6 +22,10 @@ promises:
   (Ring limits creations per day); :meth:`AppClient.app_devices` lists every camera of every group
   of ``GET /clients_api/ring_devices`` (:func:`parse_app_devices`, fuzzed), with the position
   the app knows, for enrolment to offer as a default the owner confirms.
+- **Back-off.** A 504 is retried after ``gateway_wait_s`` (5 s) and a 404 carrying one of
+  Ring's asset error codes (:data:`ASSET_ERRORS`: 7050, 7019, 7061 to 7063) after ``asset_wait_s``
+  (20 s), as the app's clients do, at most twice in all with the 429 retries; a 504 that
+  persists is an AdapterError, a persisting asset error a CameraUnreachable naming it.
 """
 
 from __future__ import annotations
@@ -35,8 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 from camgate.adapters import Secret
-from camgate.errors import AdapterError, CameraAuthError, CameraProtocolError, ValidationError
+from camgate.errors import (
+    AdapterError,
+    CameraAuthError,
+    CameraProtocolError,
+    CameraUnreachable,
+    ValidationError,
+)
 from camgate.models import redact_address
 
 from camgate_ring.adapter import write_json_atomic
@@ -51,6 +62,7 @@ from camgate_ring.partner import (
 
 __all__ = [
     "APP_CLIENT_ID",
+    "ASSET_ERRORS",
     "AppAccount",
     "AppAccountFile",
     "AppClient",
@@ -59,6 +71,7 @@ __all__ = [
     "TwoFactorRequired",
     "WrongCode",
     "app_login",
+    "asset_error",
     "new_hardware_id",
     "parse_app_devices",
 ]
@@ -72,6 +85,15 @@ CAMERA_GROUPS = ("doorbots", "authorized_doorbots", "stickup_cams")
 #: The most devices one document may list.
 MAX_APP_DEVICES = 1000
 _LIMIT_TEXT = "too many requests from dependency service"
+#: The app API's asset error codes (a 404 whose body is ``{"errors": [code]}``): retried after
+#: ``asset_wait_s``, and named when they persist.
+ASSET_ERRORS = {
+    7050: "Ring has no such asset (no device answering)",
+    7019: "the device is offline",
+    7061: "the device is on cellular backup",
+    7062: "the device is updating its firmware",
+    7063: "the device is under maintenance",
+}
 
 
 class TwoFactorRequired(CameraAuthError):
@@ -158,6 +180,18 @@ class AppAccountFile:
     def save_tokens(self, tokens: Tokens) -> None:
         """Keep the account's hardware id and store ``tokens`` (an ``on_tokens`` callback)."""
         self.save(attrs.evolve(self.load_or_create(), tokens=tokens))
+
+
+def asset_error(content: bytes) -> int | None:
+    """The first known asset error code of a reply body ``{"errors": [code, …]}``, else None."""
+    try:
+        body = json.loads(content[:MAX_BODY])
+    except (ValueError, RecursionError):
+        return None
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    if not isinstance(errors, list):
+        return None
+    return next((e for e in errors if type(e) is int and e in ASSET_ERRORS), None)
 
 
 def _headers(hardware_id: str) -> dict[str, str]:
@@ -355,7 +389,11 @@ class AppClient(PartnerClient):
         request_timeout_s: float = 10.0,
         max_retry_after_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        gateway_wait_s: float = 5.0,
+        asset_wait_s: float = 20.0,
     ) -> None:
+        self.gateway_wait_s = gateway_wait_s
+        self.asset_wait_s = asset_wait_s
         super().__init__(
             api_base=api_base,
             token_url=token_url,
@@ -385,6 +423,23 @@ class AppClient(PartnerClient):
 
     def _headers(self, *, refresh: bool = False) -> dict[str, str]:
         return _headers(self.hardware_id)
+
+    def _transient_wait(self, response: httpx.Response) -> float | None:
+        """504 → ``gateway_wait_s``; a 404 carrying an asset error code → ``asset_wait_s``
+        (as the app's clients do); each retried at most twice, then mapped."""
+        if response.status_code == 504:
+            return self.gateway_wait_s
+        if response.status_code == 404 and asset_error(response.content) is not None:
+            return self.asset_wait_s
+        return None
+
+    def _status_error(self, response: httpx.Response, where: str) -> AdapterError:
+        code = asset_error(response.content) if response.status_code == 404 else None
+        if code is not None:
+            return CameraUnreachable(f"{where}: {ASSET_ERRORS[code]} (Ring asset error {code})")
+        if response.status_code == 504:
+            return AdapterError(f"{where}: Ring's gateway timed out (504) again: try later")
+        return super()._status_error(response, where)
 
     async def session(self) -> Any:
         """The client session (``POST /clients_api/session``), created once per client and

@@ -552,7 +552,18 @@ class PartnerClient:
                 log.info("Ring answered 429 at %s: retrying in %g s", where, wait)
                 await anyio.sleep(wait)
                 continue
+            wait = self._transient_wait(response)
+            if wait is not None and limited < self._max_429:
+                limited += 1
+                log.info("Ring answered %d at %s: retrying in %g s", status, where, wait)
+                await anyio.sleep(wait)
+                continue
             raise self._status_error(response, where)
+
+    def _transient_wait(self, response: httpx.Response) -> float | None:
+        """How long to wait before retrying a reply that says "try again" other than 429;
+        None: not retried. The Partner API documents none."""
+        return None
 
     async def get_json(self, path: str) -> Any:
         """GET ``path`` and return its JSON body; CameraProtocolError when it is not JSON."""

@@ -1,7 +1,8 @@
 """camgate-ring's hook implementations (the ``ring`` entry point of the ``camgate`` group): the
 adapter factory (with its simulator and conformance target) and the ``camgate ring`` command
-(``link``). It declares live video, snapshots and recordings; not audio (Ring's WHEP is video
-only; docs/ring.md)."""
+(``link``). It declares live video, snapshots and recordings (the Partner backend's; an
+app-backend account offers live video only and answers the others with UnsupportedScope); not
+audio (Ring's WHEP is video only; docs/ring.md)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ FACTORY = AdapterFactory(
     settings_class=RingSettings,
     capabilities=Capabilities(live=True, snapshot=True, recorded=True),
     budgets=LatencyBudgets(snapshot_s=3.0, first_frame_s=5.0, revocation_s=1.0),
-    description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live, snapshots, clips).",
+    description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live, snapshots, "
+    "clips) or, per account, the Ring app's API (live over its signalling websocket).",
     simulator=_simulator,
     conformance_target=_target,
 )

@@ -11,14 +11,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
-from camgate.adapters import Simulator
+from camgate.adapters import Secret, Simulator
 
 __all__ = [
     "RING_HOSTS",
+    "TICKET_PATH",
+    "app_backend_settings",
+    "until",
     "APP_CODE",
     "APP_PASSWORD",
     "APP_USER",
@@ -36,6 +41,54 @@ APP_PASSWORD = "app-pa55word!"  # noqa: S105 (the simulator's own)
 APP_CODE = "246810"
 #: The partner's HMAC signing key the simulator signs its webhooks with.
 SIGNING_KEY = "sim-hmac-signing-key-7c21"
+
+
+#: Where the simulator hands out live-view tickets (the app's path on its own host).
+TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
+
+
+async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Wait for ``condition`` (polled every 50 ms); AssertionError naming ``what`` after
+    ``limit`` seconds (a generous bound: tests wait on conditions, not on time)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.05)
+
+
+async def app_backend_settings(sim: RingSimulator, account_path: Path) -> dict[str, Any]:
+    """Sign the simulator's owner in on the app backend (password, Ring's 412, then the code),
+    persist the account to ``account_path``, and return the adapter settings of that account
+    (``backend = "app"``, every host the simulator's)."""
+    from camgate_ring.app import AppAccountFile, TwoFactorRequired, app_login
+
+    account = AppAccountFile(account_path)
+    token_url = f"{sim.base}/oauth/token"
+    hardware_id = account.load_or_create().hardware_id
+    password = Secret(APP_PASSWORD)
+    try:
+        await app_login(
+            token_url=token_url, username=APP_USER, password=password, hardware_id=hardware_id
+        )
+        raise AssertionError("the simulator signed the owner in without a code")
+    except TwoFactorRequired:
+        pass
+    tokens = await app_login(
+        token_url=token_url,
+        username=APP_USER,
+        password=password,
+        hardware_id=hardware_id,
+        code=Secret(APP_CODE),
+    )
+    account.save_tokens(tokens)
+    return {
+        "backend": "app",
+        "app_account_file": str(account_path),
+        "app_api_base_url": sim.base,
+        "app_token_url": token_url,
+        "app_ticket_url": sim.base + TICKET_PATH,
+        "signalling_url": sim.signalling_url,
+    }
 
 
 #: Ring's hosts, which the TLS certificate names (clients that hard-code them resolve them to
@@ -89,14 +142,17 @@ class RingSimulator(Simulator):
     """``devices`` simulated Ring cameras (line-powered unless listed in ``battery`` by index,
     with that percentage; online unless their index is in ``offline``; answering a WHEP offer
     with 500 when it is in ``broken``; serving an hour-old snapshot whatever is asked when in
-    ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new).
+    ``stale``; a battery camera's latest image is 10 minutes old, a line-powered one's new; the
+    app's device list shows ``settings.live_view_disabled`` for those in ``live_view_disabled``).
     Entering starts the server and links the account; ``sources`` are the device ids and
     ``settings`` reach them (tokens persisted to a temporary token file).
     Ring ends live sessions after ``live_caps`` seconds (battery, line power; Ring's are 30 and
     60). With ``tls`` it also listens with TLS (``tls_port``) under a certificate for Ring's
     hosts (:data:`RING_HOSTS`) from a test CA (``ca_file``), made with ``openssl``.
     ``access_ttl_s`` is the access token's lifetime; the WHEP peer sends a keyframe every
-    ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in."""
+    ``keyframe_interval`` seconds and the receiver joins ``join_delay`` seconds in (None: at a
+    random point of the keyframe interval, drawn per session). The app's signalling socket ends a
+    session that sent no ``ping`` for ``ping_timeout_s`` seconds (close code 6)."""
 
     def __init__(
         self,
@@ -106,11 +162,13 @@ class RingSimulator(Simulator):
         offline: frozenset[int] = frozenset(),
         broken: frozenset[int] = frozenset(),
         stale: frozenset[int] = frozenset(),
+        live_view_disabled: frozenset[int] = frozenset(),
         access_ttl_s: float = 3600.0,
         keyframe_interval: float = 2.0,
-        join_delay: float = 0.5,
+        join_delay: float | None = 0.5,
         tls: bool = False,
         live_caps: tuple[float, float] = (30.0, 60.0),
+        ping_timeout_s: float = 10.0,
     ) -> None:
         self.config: dict[str, Any] = {
             "devices": [
@@ -121,6 +179,7 @@ class RingSimulator(Simulator):
                     "online": i not in offline,
                     "broken": i in broken,
                     "stale_snapshot": i in stale,
+                    "live_view_disabled": i in live_view_disabled,
                     "snapshot_age_s": 600.0 if i in (battery or {}) else 0.0,
                     "live_cap_s": live_caps[0] if i in (battery or {}) else live_caps[1],
                 }
@@ -133,9 +192,11 @@ class RingSimulator(Simulator):
             "access_ttl_s": access_ttl_s,
             "keyframe_interval": keyframe_interval,
             "join_delay": join_delay,
+            "ping_timeout_s": ping_timeout_s,
         }
         self.tls = tls
         self.tls_port = 0
+        self.signalling_url = ""
         self.ca_file: Path | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.process: subprocess.Popen[str] | None = None
@@ -168,6 +229,7 @@ class RingSimulator(Simulator):
         words = line.split()
         self.base = words[1]
         self.tls_port = int(words[2]) if len(words) > 2 else 0
+        self.signalling_url = words[3] if len(words) > 3 else ""
         tokens = self.link()
         self.sources = [device["id"] for device in self.config["devices"]]
         self.settings = {
@@ -238,6 +300,14 @@ class RingSimulator(Simulator):
         result: dict[str, Any] = self._call("GET", "/_sim/app")
         return result
 
+    def signalling(self) -> dict[str, Any]:
+        """The app's live-view sessions by id: device, ``activated``, ``pings``,
+        ``closed_by_client`` (the code), ``closed_by_ring`` ([code, text]), the peer
+        connection's ``state``, ``closed`` (and ``closed_at``, its ``time.monotonic()``),
+        ``forced_keyframes``, ``sent``."""
+        result: dict[str, Any] = self._call("GET", "/_sim/signalling")
+        return result
+
     def log(self) -> list[dict[str, Any]]:
         """Every API request so far: method, path, status, bearer (bool), grant_type."""
         result: list[dict[str, Any]] = self._call("GET", "/_sim/log")
@@ -252,6 +322,11 @@ class RingSimulator(Simulator):
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (the next call gets 401)."""
         self._call("POST", "/_sim/expire")
+
+    def app_faults(self, *replies: tuple[int, Any]) -> None:
+        """The next app API requests (``/clients_api/…``) get these (status, JSON body) replies,
+        in order: 504s, 404 ``{"errors": [7019]}`` asset errors…"""
+        self._call("POST", "/_sim/app-faults", [{"status": s, "body": b} for s, b in replies])
 
     def rate_limit(self, count: int, retry_after: float) -> None:
         """The next ``count`` API requests get 429 with ``Retry-After: retry_after``."""

@@ -25,6 +25,9 @@ listens. It speaks, as Ring documents them (docs/ring.md):
   location groups and ``…/doorbots/{id}/history`` (paged by ``older_than``); with ``tls`` in
   the configuration, the same server also listens with TLS (the port is the third word of
   ``READY``), for clients that only speak to Ring's HTTPS hosts.
+- The app's live view: ``POST /api/v1/clap/ticket/request/signalsocket`` (bearer,
+  ``hardware_id``) → ``{"ticket": …}``, and the signalling websocket (the fourth word of
+  ``READY``; :func:`signalling`), whose sessions ``GET /_sim/signalling`` shows.
 - Ring's live caps: a WHEP session still running after the device's ``live_cap_s`` (30 s on a
   battery, 60 s on line power, unless the simulator is told otherwise) is ended by the server.
 - ``429`` with ``Retry-After`` on the next N API requests, on demand; ``503`` "Device is
@@ -36,7 +39,8 @@ status, whether it carried a bearer token, the grant type; never a token),
 gives), ``POST /_sim/webhook`` (send a signed delivery to a URL: ``url``, ``type``, ``device``,
 ``sub_type``, ``times``, ``age_s``, ``tamper``), ``POST /_sim/expire`` (every access token
 expires now), ``POST /_sim/rate-limit``
-(``{"count": N, "retry_after": S}``).
+(``{"count": N, "retry_after": S}``), ``POST /_sim/app-faults`` (the next app API replies:
+``[{"status": 504, "body": …}, …]``), ``GET /_sim/signalling`` (the app's live-view sessions).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import hmac
 import html
 import io
 import json
+import random
 import secrets
 import ssl
 import sys
@@ -89,6 +94,9 @@ class Ring:
         self.codes_sent: list[float] = []  # when 2FA codes were "sent"
         self.hardware_ids: set[str] = set()  # the app's authorised client devices
         self.sessions = 0
+        self.app_faults: list[tuple[int, Any]] = []  # the next app API replies, on demand
+        self.tickets: set[str] = set()  # signalling tickets issued, each usable once
+        self.signalling: dict[str, dict[str, Any]] = {}  # live-view session id -> what happened
 
     def issue(self) -> dict[str, Any]:
         """A new token pair; the previous refresh token is spent."""
@@ -175,6 +183,14 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         return authorize(ring, request)
     if path.startswith(("/clients_api/", "/groups/v1/")):
         return app_api(ring, request)
+    if method == "POST" and path == TICKET_PATH:
+        if not ring.authorised(request):
+            return _plain(401, {"error": "Unauthorized"})
+        if request.headers.get("hardware_id", "") not in ring.hardware_ids:
+            return _plain(404, {"error": "Session hardware_id not found"})
+        ticket = secrets.token_urlsafe(24)
+        ring.tickets.add(ticket)
+        return _plain(200, {"ticket": ticket})
     if not path.startswith("/v1/"):
         return 404, _error(404, "Not Found"), kind
     if ring.limit["count"] > 0:
@@ -204,7 +220,7 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         session, answer = await start_session(
             request.body.decode(),
             interval=float(ring.config["keyframe_interval"]),
-            join_delay=float(ring.config["join_delay"]),
+            join_delay=join_point(ring.config),
         )
         ring.whep[session.id] = {
             "device": device,
@@ -286,6 +302,9 @@ def app_api(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
     """``POST /clients_api/session`` and ``GET /clients_api/ring_devices`` (every group; each
     camera with its position, battery and ``settings.live_view_disabled``), bearer and
     ``hardware_id`` required."""
+    if ring.app_faults:
+        status, body = ring.app_faults.pop(0)
+        return _plain(status, body)
     if not ring.authorised(request):
         return _plain(401, {"error": "Unauthorized"})
     hardware_id = request.headers.get("hardware_id", "")
@@ -426,6 +445,108 @@ def exchange(ring: Ring, form: dict[str, str]) -> tuple[int, bytes, dict[str, st
     return 200, _json(ring.issue()), {"Content-Type": "application/json"}
 
 
+def join_point(config: dict[str, Any]) -> float:
+    """How far into the camera's stream a new viewer joins: the configured ``join_delay``, or
+    (None) a random point of the keyframe interval, as a viewer of a running camera does."""
+    if config["join_delay"] is not None:
+        return float(config["join_delay"])
+    interval = float(config["keyframe_interval"])
+    return random.uniform(0.1, max(0.1, interval - 0.1))  # noqa: S311 (a test peer)
+
+
+#: Where the app asks for a signalling ticket (under ``prd-api-us.prd.rings.solutions``).
+TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
+
+
+def app_doorbot(ring: Ring, doorbot_id: Any) -> dict[str, Any] | None:
+    """The device the app knows as ``doorbot_id`` (``1000 + index``), None when none is."""
+    if not isinstance(doorbot_id, int) or not 1001 <= doorbot_id <= 1000 + len(ring.devices):
+        return None
+    return ring.devices[doorbot_id - 1001]
+
+
+async def signalling(ring: Ring, socket: Any) -> None:
+    """The app's signalling socket: a ticket (single use) and a User-Agent required (else
+    ``close`` code 5 / the socket closed); ``live_view`` → ``session_created``, ``sdp`` (the
+    aiortc peer's answer); ``activate_session``, ``ping`` → ``pong``; no ping for
+    ``ping_timeout_s`` → ``close`` code 6; the client's ``close`` or the socket dropping ends the
+    peer connection; Ring's live cap ends it too (``close`` code 0)."""
+    request = socket.request
+    query = parse_qs(urlsplit(request.path).query)
+    ticket = query.get("token", [""])[0]
+    if "user-agent" not in {k.lower() for k in request.headers}:
+        await socket.close()
+        return
+    if ticket not in ring.tickets:
+        reason = {"code": 5, "text": "Unauthorized: invalid or expired token"}
+        await socket.send(json.dumps({"method": "close", "body": {"reason": reason}}))
+        await socket.close()
+        return
+    ring.tickets.discard(ticket)
+    session: Any = None
+    entry: dict[str, Any] = {}
+
+    async def say(method: str, **body: Any) -> None:
+        await socket.send(json.dumps({"method": method, "body": body}))
+
+    async def end(code: int, text: str) -> None:
+        entry["closed_by_ring"] = [code, text]
+        with contextlib.suppress(Exception):
+            await say("close", reason={"code": code, "text": text})
+            await socket.close()
+
+    try:
+        while True:
+            timeout = float(ring.config.get("ping_timeout_s", 10.0))
+            try:
+                raw = await asyncio.wait_for(socket.recv(), timeout if session else None)
+            except TimeoutError:
+                await end(6, "Timeout waiting for ping")
+                return
+            message = json.loads(raw)
+            method, body = message.get("method"), message.get("body", {})
+            if method == "close":
+                entry["closed_by_client"] = message.get("reason", {}).get("code")
+                return
+            if method == "live_view" and session is None:
+                device = app_doorbot(ring, body.get("doorbot_id"))
+                if device is None or not device.get("online", True):
+                    await end(0, "Device is offline")
+                    return
+                session, answer = await start_session(
+                    body["sdp"],
+                    interval=float(ring.config["keyframe_interval"]),
+                    join_delay=join_point(ring.config),
+                )
+                entry = {
+                    "doorbot_id": body["doorbot_id"],
+                    "device": device["id"],
+                    "activated": False,
+                    "pings": 0,
+                    "closed_by_client": None,
+                    "closed_by_ring": None,
+                }
+                ring.signalling[session.id] = entry
+                ids = {"doorbot_id": body["doorbot_id"], "session_id": session.id}
+                await say("session_created", **ids)
+                await say("sdp", sdp=answer, type="answer", **ids)
+                cap = float(device.get("live_cap_s", 60.0))
+                asyncio.get_running_loop().call_later(
+                    cap, lambda: asyncio.ensure_future(end(0, "Session cap reached"))
+                )
+            elif session is not None and body.get("session_id") == session.id:
+                if method == "activate_session":
+                    entry["activated"] = True
+                elif method == "ping":
+                    entry["pings"] += 1
+                    await say("pong", session_id=session.id)
+    except Exception:  # noqa: S110 (the socket dropped: end as Ring does)
+        pass
+    finally:
+        if session is not None:
+            await session.pc.close()
+
+
 async def end_at_cap(ring: Ring, session_id: str) -> None:
     """Ring's cap: end a live session still running (its peer connection closed by Ring)."""
     session = SESSIONS[session_id]
@@ -473,7 +594,8 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
     plain = {"Content-Type": "application/json"}
     if request.path == "/_sim/log":
         return 200, _json(ring.log), plain
-    if request.path == "/_sim/state":
+    if request.path in ("/_sim/state", "/_sim/signalling"):
+        kept = ring.whep if request.path == "/_sim/state" else ring.signalling
         state = {
             key: {
                 **SESSIONS[key].state(),
@@ -481,7 +603,7 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
                 "sent": len(SESSIONS[key].sent),
                 "closed_at": SESSIONS[key].closed_at,
             }
-            for key, value in ring.whep.items()
+            for key, value in kept.items()
         }
         return 200, _json(state), plain
     if request.path == "/_sim/link" and request.method == "POST":
@@ -495,6 +617,9 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(app), plain
     if request.path == "/_sim/webhook" and request.method == "POST":
         return 200, _json(await send_webhook(ring, json.loads(request.body))), plain
+    if request.path == "/_sim/app-faults" and request.method == "POST":
+        ring.app_faults += [(int(f["status"]), f["body"]) for f in json.loads(request.body)]
+        return 200, b"{}", plain
     if request.path == "/_sim/expire" and request.method == "POST":
         ring.access = {token: 0.0 for token in ring.access}
         return 200, b"{}", plain
@@ -747,8 +872,12 @@ async def main(config: dict[str, Any]) -> None:
         context.load_cert_chain(config["tls"]["cert"], config["tls"]["key"])
         secure = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
         tls_port = secure.sockets[0].getsockname()[1]
-    print(f"READY {ring.base} {tls_port}", flush=True)
-    async with server:
+    from websockets.asyncio.server import serve as ws_serve
+
+    socket_server = await ws_serve(lambda ws: signalling(ring, ws), "127.0.0.1", 0)
+    ws_port = next(iter(socket_server.sockets)).getsockname()[1]
+    print(f"READY {ring.base} {tls_port} ws://127.0.0.1:{ws_port}/ws", flush=True)
+    async with server, socket_server:
         await server.serve_forever()
 
 
