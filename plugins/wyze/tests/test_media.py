@@ -7,17 +7,15 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import anyio
 import av
 import pytest
 from camgate.adapters import LiveStream
 from camgate.errors import CameraProtocolError, CameraUnreachable
 from camgate.media.jpeg import decode_jpeg
 from camgate.models import MediaPacket, StreamInfo
-from camgate.testing import read_picture_clock
+from camgate.testing import read_picture_clock, until
 from camgate.testing.webrtc import read_counter
 from camgate_wyze.adapter import WyzeAdapter
 from camgate_wyze.testing import RTSP_PASSWORD, WyzeSimulator
@@ -159,13 +157,6 @@ async def test_snapshot_is_a_fresh_frame_of_the_live_route(sim: WyzeSimulator, i
         assert clock is not None and clock >= g.issued_at - timedelta(seconds=1)
 
 
-async def _until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await anyio.sleep(0.05)
-
-
 async def test_live_over_cloud_webrtc_and_its_end_at_the_simulator(sim: WyzeSimulator) -> None:
     packets, stream, closing = await _live(sim, sim.macs[1])  # no rtsp_url: the cloud route
     assert packets[0].is_keyframe and stream.info.codec == "h264"
@@ -176,7 +167,7 @@ async def test_live_over_cloud_webrtc_and_its_end_at_the_simulator(sim: WyzeSimu
     def ended() -> list[str]:
         return [e["kind"] for e in sim.log(connections=True) if e["at"] >= closing]
 
-    await _until(lambda: {"session-closed", "closed"} <= set(ended()), "the session's end")
+    await until(lambda: {"session-closed", "closed"} <= set(ended()), "the session's end")
     log = sim.log(connections=True)
     ends = [e["at"] - closing for e in log if e["kind"] == "session-closed" and e["at"] >= closing]
     assert ends and min(ends) < 1.0  # the revocation budget: the peer saw it end

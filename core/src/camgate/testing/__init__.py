@@ -14,16 +14,20 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from camgate.adapters import Adapter, AdapterFactory, Capabilities
 from camgate.hookspecs import hookimpl
 from camgate.models import Camera, GeoPoint
 
 __all__ = [
+    "until",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "DeclaringAdapters",
@@ -258,3 +262,12 @@ def read_picture_clock(picture: Any) -> datetime | None:
         return datetime.fromtimestamp(millis / 1000, UTC)
     except (OverflowError, ValueError, OSError):
         return None  # past datetime's range: not a clock any camera burns
+
+
+async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Wait for ``condition`` (polled every 50 ms); AssertionError naming ``what`` after
+    ``limit`` seconds (a generous bound: tests wait on conditions, not on time)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.05)

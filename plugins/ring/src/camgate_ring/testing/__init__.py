@@ -11,13 +11,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 from camgate.adapters import Secret, Simulator
+from camgate.testing import until
 
 __all__ = [
     "RING_HOSTS",
@@ -45,15 +44,6 @@ SIGNING_KEY = "sim-hmac-signing-key-7c21"
 
 #: Where the simulator hands out live-view tickets (the app's path on its own host).
 TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
-
-
-async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    """Wait for ``condition`` (polled every 50 ms); AssertionError naming ``what`` after
-    ``limit`` seconds (a generous bound: tests wait on conditions, not on time)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await anyio.sleep(0.05)
 
 
 async def app_backend_settings(sim: RingSimulator, account_path: Path) -> dict[str, Any]:
