@@ -94,14 +94,21 @@ def report(officer: Any, scope: str = "Live view") -> None:
     officer.get_by_role("button", name="Report and show cameras").click()
 
 
+#: The pages' fallback poll in these tests: longer than any test, so news comes by events.
+NO_POLL_MS = 3_600_000
+
+
 def person(browser: Any, site: Site) -> Any:
     """A fresh browser context (its own cookies) on the site, with axe-core ready in every page
-    (an init script: the pages' Content-Security-Policy allows no inline script)."""
+    (an init script: the pages' Content-Security-Policy allows no inline script). The pages'
+    fallback poll is set to an hour: every change a page shows after it loaded came by the
+    server-sent events (GET /events), or by the page's own action."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=SEEN_MS)
     context = browser.new_context(base_url=site.url)
     context.add_init_script(path=str(AXE))
+    context.add_init_script(script=f"window.CAMGATE_POLL_MS = {NO_POLL_MS};")
     return context
 
 

@@ -196,12 +196,9 @@ async def console(request: Request) -> Response:
 
 
 def install(app: FastAPI, settings: PagesSettings | None = None) -> None:
-    """Add the pages, their JSON helpers (:mod:`camgate_server.pages.api`) and their static
-    files (``/static``) to ``app``. ``settings`` default to :meth:`PagesSettings.from_env`;
-    they are read from ``app.state.pages`` at each request, so a test may replace them."""
-    from camgate_server.pages import api
-
+    """Add the pages and their static files (``/static``) to ``app``. ``settings`` default
+    to :meth:`PagesSettings.from_env`; they are read from ``app.state.pages`` at each
+    request, so a test may replace them."""
     app.state.pages = settings or PagesSettings.from_env()
     app.include_router(router)
-    app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
