@@ -6,8 +6,10 @@ server: everything either sees comes through the pages polling the JSON API.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
+import json
 import re
 import time
 from datetime import datetime
@@ -449,5 +451,50 @@ def test_a_snapshot_downloads_from_the_console(browser: Any, site: Site, artefac
     assert digest in [r.body.get("sha256") for r in site.gate.audit.records("access.end")]
     expect(mine.get_by_role("button")).to_have_count(0)  # a grant is redeemed once
     accessible(officer, artefacts, "console-snapshot")
+    assert errors == []
+    context.close()
+
+
+def test_an_owner_checks_their_audit_slice_in_the_page(
+    browser: Any, site: Site, artefacts: Path, tmp_path: Path
+) -> None:
+    """The portal checks the owner's slice itself (slice.js: signatures, Merkle proof, each
+    record's hash and the owner's chain); the same file saved, then edited, fails."""
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    errors = console_errors(context)
+    owner = sign_in(context, "dave", "/portal")
+    owner.get_by_role("button", name="Download and check my audit record").click()
+    result = owner.locator("#slice-result")
+    expect(result).to_have_attribute("data-ok", "true")
+    expect(result).to_contain_text("Verified: ")
+    accessible(owner, artefacts, "portal-audit")
+    with owner.expect_download() as saved:
+        owner.get_by_role("link", name="Save my audit record").click()
+    answer = json.loads(Path(saved.value.path()).read_text(encoding="utf-8"))
+    assert answer["verified"]["ok"] is True  # the server's own check agrees
+    piece = answer["slice"]
+    assert piece["owner"] == "dave" and piece["records"]
+
+    def check(name: str, data: dict[str, Any]) -> Any:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(data, indent=1), encoding="utf-8")  # not canonical: re-read
+        owner.get_by_label("Check a saved audit record").set_input_files(str(path))
+        return result
+
+    expect(check("as-saved", piece)).to_contain_text("Verified: ")
+    edited = copy.deepcopy(piece)
+    edited["records"][0]["body"]["owner"] = "someone else"
+    expect(check("edited", edited)).to_have_text(
+        f"FAILED: record {piece['records'][0]['seq']}: its content does not match its hash."
+    )
+    expect(result).to_have_attribute("data-ok", "false")
+    dropped = copy.deepcopy(piece)
+    dropped["records"].pop()
+    expect(check("dropped", dropped)).to_contain_text("FAILED: the records do not end at")
+    forged = copy.deepcopy(piece)
+    forged["end"]["payload"]["seq"] += 1
+    expect(check("forged", forged)).to_contain_text("signature does not verify")
     assert errors == []
     context.close()

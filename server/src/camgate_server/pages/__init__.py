@@ -44,6 +44,12 @@ _LEAFLET = (
     '  <script src="/static/vendor/leaflet/leaflet.js" defer></script>\n'
     '  <script src="/static/media.js" defer></script>'
 )
+#: Scripts a page loads besides common.js and its own: the console the map and the player,
+#: the portal the audit slice's check.
+_EXTRA = {
+    "console": _LEAFLET,
+    "portal": '<script src="/static/slice.js" defer></script>',
+}
 _STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR})
 
 router = APIRouter(include_in_schema=False)
@@ -120,7 +126,7 @@ def _render(request: Request, page: str, title: str, config: dict[str, Any]) -> 
         body=_template(page).template,
         page=page,
         config=data,
-        map=_LEAFLET if page == "console" else "",  # only the console loads the map library
+        map=_EXTRA.get(page, ""),  # only the console loads the map library
     )
     return HTMLResponse(text, headers=_headers(settings))
 

@@ -15,6 +15,7 @@ const API = {
   answer: (id) => `/requests/${encodeURIComponent(id)}/answer`,
   accesses: "/owners/me/accesses",
   revoke: "/owners/me/revoke",
+  mySlice: "/owners/me/audit",
   incidents: "/incidents",
   survey: (id, query) => `/incidents/${encodeURIComponent(id)}/cameras?${query}`,
   requests: (incident) => `/incidents/${encodeURIComponent(incident)}/requests`,

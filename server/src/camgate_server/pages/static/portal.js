@@ -190,6 +190,38 @@ document.getElementById("revoke").addEventListener("click", async (event) => {
   }
 });
 
+// Check a slice's text in the page (slice.js) and say the result.
+async function showSlice(text) {
+  const line = document.getElementById("slice-result");
+  line.textContent = "Checking…";
+  const found = await checkSlice(text);
+  line.dataset.ok = String(found.ok);
+  line.textContent = found.ok
+    ? `Verified: ${found.records} records about your cameras, complete and unaltered up to ` +
+      `record ${found.until}, signed by key ${found.key}.`
+    : `FAILED: ${found.problem}.`;
+}
+
+document.getElementById("slice-get").addEventListener("click", async () => {
+  try {
+    const answer = await fetch(API.mySlice, { credentials: "same-origin", redirect: "error" });
+    const text = await answer.text();
+    if (!answer.ok) throw new ApiError(answer.status, JSON.parse(text));
+    const link = document.getElementById("slice-save");
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+    link.hidden = false;
+    await showSlice(text);
+  } catch (error) {
+    say(problemText(error));
+  }
+});
+
+document.getElementById("slice-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (file) await showSlice(await file.text());
+});
+
 (async () => {
   await loadSession();
   await loadWaiver();
