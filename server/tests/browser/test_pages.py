@@ -19,6 +19,7 @@ from typing import Any
 import av
 import pytest
 from camgate.testing import read_picture_clock
+from camgate_server.policy import Role
 
 from ..conftest import CENTRE, PASSWORD
 from .conftest import AXE, WAIVER, Site
@@ -497,4 +498,66 @@ def test_an_owner_checks_their_audit_slice_in_the_page(
     forged["end"]["payload"]["seq"] += 1
     expect(check("forged", forged)).to_contain_text("signature does not verify")
     assert errors == []
+    context.close()
+
+
+def test_the_admin_and_auditor_page(browser: Any, site: Site, artefacts: Path) -> None:
+    """An admin reads owners and the rules, publishes a waiver and invites an owner (from the
+    keyboard), and sees the report's charts; an auditor reads the same but cannot publish
+    (the form is not offered, and the API refuses it); an operator cannot open the page."""
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    errors = console_errors(context)
+    unguarded = csrf_watch(context)
+    admin = sign_in(context, "admin", "/console")
+    admin.goto("/admin")
+    expect(admin.locator("#owners tr[data-owner=dave]")).to_contain_text("Dave")
+    expect(admin.locator("#rules")).to_contain_text("investigation")
+    expect(admin.locator(f"#waivers li[data-version='{WAIVER.version}']")).to_contain_text(
+        WAIVER.sha256
+    )
+    accessible(admin, artefacts, "admin")
+
+    admin.get_by_label("Version").fill("2027-1")
+    admin.get_by_label("Text").fill("A newer waiver.")
+    tab_to(admin, admin.get_by_role("button", name="Publish this waiver"))
+    admin.keyboard.press("Enter")
+    expect(admin.locator("#waivers li[data-version='2027-1']")).to_contain_text("A newer waiver.")
+    assert site.gate.store.get_waiver("2027-1").text == "A newer waiver."
+
+    admin.get_by_label("Owner id").fill("gina")
+    admin.get_by_label("Name", exact=True).fill("Gina")
+    admin.get_by_role("button", name="Register and make an invitation link").click()
+    expect(admin.locator("#invite-link")).to_contain_text(f"{site.url}/invite#")
+    expect(admin.locator("#owners tr[data-owner=gina]")).to_contain_text("Gina")
+
+    admin.get_by_role("button", name="Show the report").click()
+    chart = admin.locator("svg[data-table=requests]")
+    expect(chart).to_have_attribute("role", "img")
+    columns = admin.locator("table[data-table=requests] thead th").count() - 2
+    assert columns > 0 and chart.locator("rect").count() == columns
+    accessible(admin, artefacts, "admin-report")
+    assert (errors, unguarded) == ([], [])
+    context.close()
+
+    site.accounts.create_account("auditor", PASSWORD, Role.AUDITOR)
+    context = person(browser, site)
+    auditor = sign_in(context, "auditor", "/console")
+    auditor.goto("/admin")
+    expect(auditor.locator("#waivers li[data-version='2027-1']")).to_be_visible()
+    expect(auditor.locator("#owners tr[data-owner=gina]")).to_be_visible()
+    expect(auditor.locator("#publish")).to_be_hidden()
+    expect(auditor.locator("#invite")).to_be_hidden()
+    refused = auditor.evaluate(
+        """async () => { try { await api("POST", API.waivers, {version: "x", text: "y"}); }
+                         catch (e) { return [e.status, e.problem.error]; } }"""
+    )
+    assert refused == [403, "Forbidden"], refused
+    accessible(auditor, artefacts, "admin-auditor")
+    context.close()
+
+    context = person(browser, site)
+    officer = sign_in(context, "officer", "/console")
+    assert officer.goto("/admin").status == 403
     context.close()

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import attrs
+from camgate.codec import dump
 from camgate.errors import ValidationError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -199,6 +200,26 @@ async def console(request: Request) -> Response:
         "canRequest": who.account.role is Role.OPERATOR,
     }
     return _render(request, "console", "Incident console — camgate", config)
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin(request: Request) -> Response:
+    """The admin and auditor page (admin, supervisor, auditor): owners (an admin invites
+    one), the agency's rules and caps (read only, sent with the page), waivers (an admin
+    publishes), the transparency report with its charts. Operators and owners get 403."""
+    who = await _who(request, frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR}))
+    if isinstance(who, Response):
+        return who
+    role = who.account.role
+    rules = {k: v for k, v in dump(request.app.state.gate.rules).items() if not k.startswith("_")}
+    config = {
+        "role": str(role),
+        "rules": rules,
+        "canPublish": role is Role.ADMIN,
+        "canInvite": role is Role.ADMIN,
+        "canReadOwners": role in (Role.ADMIN, Role.AUDITOR),
+    }
+    return _render(request, "admin", "Administration and oversight — camgate", config)
 
 
 def install(app: FastAPI, settings: PagesSettings | None = None) -> None:
