@@ -37,6 +37,10 @@ async def test_each_page_is_for_its_roles(
         ("operator", "/portal", 403),
         ("auditor", "/console", 200),
         ("admin", "/portal", 403),
+        ("admin", "/admin", 200),
+        ("auditor", "/admin", 200),
+        ("operator", "/admin", 403),
+        ("alice", "/admin", 403),
     ):
         answer = await sessions[who].get(page)
         assert answer.status_code == status, (who, page)
@@ -47,6 +51,10 @@ async def test_each_page_is_for_its_roles(
     assert console["tileUrl"] is None  # no tiles unless configured
     audit = _config(await sessions["auditor"].get("/console"))
     assert audit["canRequest"] is False and audit["canReport"] is False
+    admin = _config(await sessions["admin"].get("/admin"))
+    assert admin["canPublish"] is True and "investigation" in admin["rules"]["purposes"]
+    auditor = _config(await sessions["auditor"].get("/admin"))
+    assert auditor["canPublish"] is False and auditor["canInvite"] is False
     for page in ("/", "/invite", "/static/common.js", "/static/vendor/leaflet/leaflet.js"):
         assert (await client.get(page)).status_code == 200, page
 
