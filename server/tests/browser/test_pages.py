@@ -561,3 +561,39 @@ def test_the_admin_and_auditor_page(browser: Any, site: Site, artefacts: Path) -
     officer = sign_in(context, "officer", "/console")
     assert officer.goto("/admin").status == 403
     context.close()
+
+
+def test_the_pages_json_reader_keeps_what_python_hashed(browser: Any, site: Site) -> None:
+    """slice.js's parser and canonical form, fuzzed in the browser: any JSON Python writes, in
+    any layout, reads back to the exact canonical text Python hashes (camgate.audit's
+    canonical JSON); any other text is a SyntaxError, never another failure."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    context = person(browser, site)
+    page = sign_in(context, "dave", "/portal")
+    run = """(text) => { try { return [true, canonical(parseExact(text))]; }
+                        catch (e) { return [e instanceof SyntaxError, null]; } }"""
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+        allow_infinity=False) | st.text(st.characters(exclude_categories=["Cs"]))  # fmt: skip
+    values = st.recursive(
+        leaves, lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids), max_leaves=12
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(values, st.sampled_from([None, 1, 2]))
+    def same_bytes(value: Any, indent: int | None) -> None:
+        expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert page.evaluate(run, json.dumps(value, indent=indent)) == [True, expected]
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.text(max_size=40))
+    def a_clear_error(text: str) -> None:
+        ok, canonical = page.evaluate(run, text)
+        assert ok, text  # a SyntaxError when not JSON
+        if canonical is not None:
+            assert json.loads(canonical) == json.loads(text)
+
+    same_bytes()
+    a_clear_error()
+    context.close()

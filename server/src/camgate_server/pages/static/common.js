@@ -68,35 +68,7 @@ async function loadSession() {
     csrfToken = session.csrf_token;
     const who = document.getElementById("whoami");
     who.textContent = `Signed in as ${session.account.username} (${session.account.role})`;
-    // Open the server-sent events (GET /events) and call onEvent(name, data) for each event of
-// `names`, and onEvent(null, null) whenever the stream (re)opens (news may have been missed
-// while it was down). The browser's EventSource reconnects on its own sending Last-Event-ID;
-// when the server ends the stream for good (an error answer), it is opened again after
-// REOPEN_MS from after the last event seen (?after=), so no event is lost and none repeats.
-function listen(names, onEvent) {
-  let last = null;
-  const open = () => {
-    if (leaving) return;
-    const url = last === null ? API.events : `${API.events}?after=${encodeURIComponent(last)}`;
-    const source = new EventSource(url);
-    source.addEventListener("open", () => onEvent(null, null));
-    for (const name of names) {
-      source.addEventListener(name, (event) => {
-        if (event.lastEventId) last = event.lastEventId;
-        onEvent(name, JSON.parse(event.data));
-      });
-    }
-    source.addEventListener("error", () => {
-      if (source.readyState !== EventSource.CLOSED) return; // the browser reconnects itself
-      source.close();
-      window.setTimeout(open, REOPEN_MS);
-    });
-    window.addEventListener("pagehide", () => source.close(), { once: true });
-  };
-  open();
-}
-
-document.getElementById("sign-out").hidden = false;
+    document.getElementById("sign-out").hidden = false;
     return session.account;
   } catch (error) {
     if (error.status === 401) return null;

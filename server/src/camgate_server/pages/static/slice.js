@@ -27,18 +27,31 @@ function parseExact(text) {
   const space = () => {
     while (i < text.length && " \t\n\r".includes(text[i])) i += 1;
   };
+  // The items of an object or a list, from its opening character to `close`, each read by
+  // each(), separated by commas.
+  const items = (close, each) => {
+    i += 1;
+    space();
+    if (text[i] === close) {
+      i += 1;
+      return;
+    }
+    for (;;) {
+      each();
+      space();
+      if (text[i] === ",") i += 1;
+      else if (text[i] === close) {
+        i += 1;
+        return;
+      } else fail();
+    }
+  };
   const value = () => {
     space();
     const c = text[i];
     if (c === "{") {
-      i += 1;
       const object = {};
-      space();
-      if (text[i] === "}") {
-        i += 1;
-        return object;
-      }
-      for (;;) {
+      items("}", () => {
         space();
         if (text[i] !== '"') fail();
         const key = string();
@@ -46,31 +59,13 @@ function parseExact(text) {
         if (text[i] !== ":") fail();
         i += 1;
         object[key] = value();
-        space();
-        if (text[i] === ",") i += 1;
-        else if (text[i] === "}") {
-          i += 1;
-          return object;
-        } else fail();
-      }
+      });
+      return object;
     }
     if (c === "[") {
-      i += 1;
       const list = [];
-      space();
-      if (text[i] === "]") {
-        i += 1;
-        return list;
-      }
-      for (;;) {
-        list.push(value());
-        space();
-        if (text[i] === ",") i += 1;
-        else if (text[i] === "]") {
-          i += 1;
-          return list;
-        } else fail();
-      }
+      items("]", () => list.push(value()));
+      return list;
     }
     if (c === '"') return string();
     for (const [word, meaning] of [["true", true], ["false", false], ["null", null]]) {
