@@ -597,3 +597,48 @@ def test_the_pages_json_reader_keeps_what_python_hashed(browser: Any, site: Site
     same_bytes()
     a_clear_error()
     context.close()
+
+
+def test_the_portal_resumes_its_events_after_the_stream_drops(browser: Any, site: Site) -> None:
+    """The event stream ends after event 1 (the browser reconnects by itself, sending
+    Last-Event-ID), the server then answers with an error (the stream is closed for good), and
+    the page opens it again itself from after event 1 (?after=1); a request made after that
+    comes by the reopened stream (no poll)."""
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    opened: list[str] = []
+
+    def events(route: Any) -> None:
+        opened.append(route.request.url.split("/", 3)[3])
+        if len(opened) == 1:  # a stream with one event, then its end
+            route.fulfill(status=200, content_type="text/event-stream",
+                          body="retry: 300\nid: 1\nevent: decision\ndata: {}\n\n")  # fmt: skip
+        elif len(opened) == 2:
+            route.fulfill(status=503, body="")
+        else:
+            route.continue_()
+
+    context.route("**/events*", events)
+    owner = sign_in(context, "dave", "/portal")
+    expect(owner.locator("#pending-empty")).to_be_visible()
+    deadline = time.monotonic() + SEEN_MS / 1000
+    while len(opened) < 3 and time.monotonic() < deadline:
+        owner.wait_for_timeout(100)
+    # The browser's own reconnection, then the page's from the last event it saw.
+    assert opened[:3] == ["events", "events", "events?after=1"], opened
+
+    officer_ctx = person(browser, site)
+    officer = sign_in(officer_ctx, "officer", "/console")
+    expect(officer.locator("#whoami")).to_contain_text("officer")  # its CSRF token is in
+    asked = officer.evaluate(
+        """async ([lat, lon]) => {
+             const made = await api("POST", API.incidents, {kind: "burglary", lat, lon,
+                                                            radius_m: 300});
+             return (await api("POST", API.requests(made.id), {camera: "d1", scope: "live"}))
+               .request; }""",
+        [CENTRE.lat, CENTRE.lon],
+    )
+    expect(owner.locator(f"#pending li[data-request={asked}]")).to_be_visible()
+    officer_ctx.close()
+    context.close()
