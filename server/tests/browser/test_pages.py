@@ -6,8 +6,10 @@ server: everything either sees comes through the pages polling the JSON API.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
+import json
 import re
 import time
 from datetime import datetime
@@ -17,6 +19,7 @@ from typing import Any
 import av
 import pytest
 from camgate.testing import read_picture_clock
+from camgate_server.policy import Role
 
 from ..conftest import CENTRE, PASSWORD
 from .conftest import AXE, WAIVER, Site
@@ -94,14 +97,21 @@ def report(officer: Any, scope: str = "Live view") -> None:
     officer.get_by_role("button", name="Report and show cameras").click()
 
 
+#: The pages' fallback poll in these tests: longer than any test, so news comes by events.
+NO_POLL_MS = 3_600_000
+
+
 def person(browser: Any, site: Site) -> Any:
     """A fresh browser context (its own cookies) on the site, with axe-core ready in every page
-    (an init script: the pages' Content-Security-Policy allows no inline script)."""
+    (an init script: the pages' Content-Security-Policy allows no inline script). The pages'
+    fallback poll is set to an hour: every change a page shows after it loaded came by the
+    server-sent events (GET /events), or by the page's own action."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=SEEN_MS)
     context = browser.new_context(base_url=site.url)
     context.add_init_script(path=str(AXE))
+    context.add_init_script(script=f"window.CAMGATE_POLL_MS = {NO_POLL_MS};")
     return context
 
 
@@ -443,4 +453,192 @@ def test_a_snapshot_downloads_from_the_console(browser: Any, site: Site, artefac
     expect(mine.get_by_role("button")).to_have_count(0)  # a grant is redeemed once
     accessible(officer, artefacts, "console-snapshot")
     assert errors == []
+    context.close()
+
+
+def test_an_owner_checks_their_audit_slice_in_the_page(
+    browser: Any, site: Site, artefacts: Path, tmp_path: Path
+) -> None:
+    """The portal checks the owner's slice itself (slice.js: signatures, Merkle proof, each
+    record's hash and the owner's chain); the same file saved, then edited, fails."""
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    errors = console_errors(context)
+    owner = sign_in(context, "dave", "/portal")
+    owner.get_by_role("button", name="Download and check my audit record").click()
+    result = owner.locator("#slice-result")
+    expect(result).to_have_attribute("data-ok", "true")
+    expect(result).to_contain_text("Verified: ")
+    accessible(owner, artefacts, "portal-audit")
+    with owner.expect_download() as saved:
+        owner.get_by_role("link", name="Save my audit record").click()
+    answer = json.loads(Path(saved.value.path()).read_text(encoding="utf-8"))
+    assert answer["verified"]["ok"] is True  # the server's own check agrees
+    piece = answer["slice"]
+    assert piece["owner"] == "dave" and piece["records"]
+
+    def check(name: str, data: dict[str, Any]) -> Any:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(data, indent=1), encoding="utf-8")  # not canonical: re-read
+        owner.get_by_label("Check a saved audit record").set_input_files(str(path))
+        return result
+
+    expect(check("as-saved", piece)).to_contain_text("Verified: ")
+    edited = copy.deepcopy(piece)
+    edited["records"][0]["body"]["owner"] = "someone else"
+    expect(check("edited", edited)).to_have_text(
+        f"FAILED: record {piece['records'][0]['seq']}: its content does not match its hash."
+    )
+    expect(result).to_have_attribute("data-ok", "false")
+    dropped = copy.deepcopy(piece)
+    dropped["records"].pop()
+    expect(check("dropped", dropped)).to_contain_text("FAILED: the records do not end at")
+    forged = copy.deepcopy(piece)
+    forged["end"]["payload"]["seq"] += 1
+    expect(check("forged", forged)).to_contain_text("signature does not verify")
+    assert errors == []
+    context.close()
+
+
+def test_the_admin_and_auditor_page(browser: Any, site: Site, artefacts: Path) -> None:
+    """An admin reads owners and the rules, publishes a waiver and invites an owner (from the
+    keyboard), and sees the report's charts; an auditor reads the same but cannot publish
+    (the form is not offered, and the API refuses it); an operator cannot open the page."""
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    errors = console_errors(context)
+    unguarded = csrf_watch(context)
+    admin = sign_in(context, "admin", "/console")
+    admin.goto("/admin")
+    expect(admin.locator("#owners tr[data-owner=dave]")).to_contain_text("Dave")
+    expect(admin.locator("#rules")).to_contain_text("investigation")
+    expect(admin.locator(f"#waivers li[data-version='{WAIVER.version}']")).to_contain_text(
+        WAIVER.sha256
+    )
+    accessible(admin, artefacts, "admin")
+
+    admin.get_by_label("Version").fill("2027-1")
+    admin.get_by_label("Text").fill("A newer waiver.")
+    tab_to(admin, admin.get_by_role("button", name="Publish this waiver"))
+    admin.keyboard.press("Enter")
+    expect(admin.locator("#waivers li[data-version='2027-1']")).to_contain_text("A newer waiver.")
+    assert site.gate.store.get_waiver("2027-1").text == "A newer waiver."
+
+    admin.get_by_label("Owner id").fill("gina")
+    admin.get_by_label("Name", exact=True).fill("Gina")
+    admin.get_by_role("button", name="Register and make an invitation link").click()
+    expect(admin.locator("#invite-link")).to_contain_text(f"{site.url}/invite#")
+    expect(admin.locator("#owners tr[data-owner=gina]")).to_contain_text("Gina")
+
+    admin.get_by_role("button", name="Show the report").click()
+    chart = admin.locator("svg[data-table=requests]")
+    expect(chart).to_have_attribute("role", "img")
+    columns = admin.locator("table[data-table=requests] thead th").count() - 2
+    assert columns > 0 and chart.locator("rect").count() == columns
+    accessible(admin, artefacts, "admin-report")
+    assert (errors, unguarded) == ([], [])
+    context.close()
+
+    site.accounts.create_account("auditor", PASSWORD, Role.AUDITOR)
+    context = person(browser, site)
+    auditor = sign_in(context, "auditor", "/console")
+    auditor.goto("/admin")
+    expect(auditor.locator("#waivers li[data-version='2027-1']")).to_be_visible()
+    expect(auditor.locator("#owners tr[data-owner=gina]")).to_be_visible()
+    expect(auditor.locator("#publish")).to_be_hidden()
+    expect(auditor.locator("#invite")).to_be_hidden()
+    refused = auditor.evaluate(
+        """async () => { try { await api("POST", API.waivers, {version: "x", text: "y"}); }
+                         catch (e) { return [e.status, e.problem.error]; } }"""
+    )
+    assert refused == [403, "Forbidden"], refused
+    accessible(auditor, artefacts, "admin-auditor")
+    context.close()
+
+    context = person(browser, site)
+    officer = sign_in(context, "officer", "/console")
+    assert officer.goto("/admin").status == 403
+    context.close()
+
+
+def test_the_pages_json_reader_keeps_what_python_hashed(browser: Any, site: Site) -> None:
+    """slice.js's parser and canonical form, fuzzed in the browser: any JSON Python writes, in
+    any layout, reads back to the exact canonical text Python hashes (camgate.audit's
+    canonical JSON); any other text is a SyntaxError, never another failure."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    context = person(browser, site)
+    page = sign_in(context, "dave", "/portal")
+    run = """(text) => { try { return [true, canonical(parseExact(text))]; }
+                        catch (e) { return [e instanceof SyntaxError, null]; } }"""
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+        allow_infinity=False) | st.text(st.characters(exclude_categories=["Cs"]))  # fmt: skip
+    values = st.recursive(
+        leaves, lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids), max_leaves=12
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(values, st.sampled_from([None, 1, 2]))
+    def same_bytes(value: Any, indent: int | None) -> None:
+        expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert page.evaluate(run, json.dumps(value, indent=indent)) == [True, expected]
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.text(max_size=40))
+    def a_clear_error(text: str) -> None:
+        ok, canonical = page.evaluate(run, text)
+        assert ok, text  # a SyntaxError when not JSON
+        if canonical is not None:
+            assert json.loads(canonical) == json.loads(text)
+
+    same_bytes()
+    a_clear_error()
+    context.close()
+
+
+def test_the_portal_resumes_its_events_after_the_stream_drops(browser: Any, site: Site) -> None:
+    """The event stream ends after event 1 (the browser reconnects by itself, sending
+    Last-Event-ID), the server then answers with an error (the stream is closed for good), and
+    the page opens it again itself from after event 1 (?after=1); a request made after that
+    comes by the reopened stream (no poll)."""
+    from playwright.sync_api import expect
+
+    context = person(browser, site)
+    opened: list[str] = []
+
+    def events(route: Any) -> None:
+        opened.append(route.request.url.split("/", 3)[3])
+        if len(opened) == 1:  # a stream with one event, then its end
+            route.fulfill(status=200, content_type="text/event-stream",
+                          body="retry: 300\nid: 1\nevent: decision\ndata: {}\n\n")  # fmt: skip
+        elif len(opened) == 2:
+            route.fulfill(status=503, body="")
+        else:
+            route.continue_()
+
+    context.route("**/events*", events)
+    owner = sign_in(context, "dave", "/portal")
+    expect(owner.locator("#pending-empty")).to_be_visible()
+    deadline = time.monotonic() + SEEN_MS / 1000
+    while len(opened) < 3 and time.monotonic() < deadline:
+        owner.wait_for_timeout(100)
+    # The browser's own reconnection, then the page's from the last event it saw.
+    assert opened[:3] == ["events", "events", "events?after=1"], opened
+
+    officer_ctx = person(browser, site)
+    officer = sign_in(officer_ctx, "officer", "/console")
+    expect(officer.locator("#whoami")).to_contain_text("officer")  # its CSRF token is in
+    asked = officer.evaluate(
+        """async ([lat, lon]) => {
+             const made = await api("POST", API.incidents, {kind: "burglary", lat, lon,
+                                                            radius_m: 300});
+             return (await api("POST", API.requests(made.id), {camera: "d1", scope: "live"}))
+               .request; }""",
+        [CENTRE.lat, CENTRE.lon],
+    )
+    expect(owner.locator(f"#pending li[data-request={asked}]")).to_be_visible()
+    officer_ctx.close()
     context.close()

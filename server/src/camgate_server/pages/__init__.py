@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import attrs
+from camgate.codec import dump
 from camgate.errors import ValidationError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -44,6 +45,12 @@ _LEAFLET = (
     '  <script src="/static/vendor/leaflet/leaflet.js" defer></script>\n'
     '  <script src="/static/media.js" defer></script>'
 )
+#: Scripts a page loads besides common.js and its own: the console the map and the player,
+#: the portal the audit slice's check.
+_EXTRA = {
+    "console": _LEAFLET,
+    "portal": '<script src="/static/slice.js" defer></script>',
+}
 _STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR})
 
 router = APIRouter(include_in_schema=False)
@@ -120,7 +127,7 @@ def _render(request: Request, page: str, title: str, config: dict[str, Any]) -> 
         body=_template(page).template,
         page=page,
         config=data,
-        map=_LEAFLET if page == "console" else "",  # only the console loads the map library
+        map=_EXTRA.get(page, ""),  # only the console loads the map library
     )
     return HTMLResponse(text, headers=_headers(settings))
 
@@ -195,13 +202,30 @@ async def console(request: Request) -> Response:
     return _render(request, "console", "Incident console — camgate", config)
 
 
-def install(app: FastAPI, settings: PagesSettings | None = None) -> None:
-    """Add the pages, their JSON helpers (:mod:`camgate_server.pages.api`) and their static
-    files (``/static``) to ``app``. ``settings`` default to :meth:`PagesSettings.from_env`;
-    they are read from ``app.state.pages`` at each request, so a test may replace them."""
-    from camgate_server.pages import api
+@router.get("/admin", response_class=HTMLResponse)
+async def admin(request: Request) -> Response:
+    """The admin and auditor page (admin, supervisor, auditor): owners (an admin invites
+    one), the agency's rules and caps (read only, sent with the page), waivers (an admin
+    publishes), the transparency report with its charts. Operators and owners get 403."""
+    who = await _who(request, frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR}))
+    if isinstance(who, Response):
+        return who
+    role = who.account.role
+    rules = {k: v for k, v in dump(request.app.state.gate.rules).items() if not k.startswith("_")}
+    config = {
+        "role": str(role),
+        "rules": rules,
+        "canPublish": role is Role.ADMIN,
+        "canInvite": role is Role.ADMIN,
+        "canReadOwners": role in (Role.ADMIN, Role.AUDITOR),
+    }
+    return _render(request, "admin", "Administration and oversight — camgate", config)
 
+
+def install(app: FastAPI, settings: PagesSettings | None = None) -> None:
+    """Add the pages and their static files (``/static``) to ``app``. ``settings`` default
+    to :meth:`PagesSettings.from_env`; they are read from ``app.state.pages`` at each
+    request, so a test may replace them."""
     app.state.pages = settings or PagesSettings.from_env()
     app.include_router(router)
-    app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

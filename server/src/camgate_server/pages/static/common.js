@@ -4,32 +4,37 @@
 
 const CONFIG = JSON.parse(document.getElementById("config").textContent);
 
-// Every JSON API path the pages call, in one table. The /pages/api/ ones are interim (see
-// camgate_server.pages.api): point them at the HTTP API's own waiver, enrolment and request
-// resources when those land (issue #18).
+// Every JSON API path the pages call, in one table (docs/api.md).
 const API = {
   session: "/session",
   acceptInvite: "/invites/accept",
-  waiver: "/pages/api/waiver",
-  myCameras: "/pages/api/my-cameras",
-  enrol: "/pages/api/enrol",
+  waivers: "/waivers",
+  cameras: "/cameras",
+  enrolments: "/owners/me/enrolments",
   pending: "/owners/me/pending",
   answer: (id) => `/requests/${encodeURIComponent(id)}/answer`,
   accesses: "/owners/me/accesses",
   revoke: "/owners/me/revoke",
+  mySlice: "/owners/me/audit",
   incidents: "/incidents",
+  owners: "/owners",
+  invites: (owner) => `/owners/${encodeURIComponent(owner)}/invites`,
+  report: "/report",
   survey: (id, query) => `/incidents/${encodeURIComponent(id)}/cameras?${query}`,
   requests: (incident) => `/incidents/${encodeURIComponent(incident)}/requests`,
-  requestStatus: (id) => `/pages/api/requests/${encodeURIComponent(id)}`,
+  request: (id) => `/requests/${encodeURIComponent(id)}`,
+  events: "/events",
 };
 
-// How often a page asks for news. EVENTS HOOK: when GET /events (server-sent events) lands,
-// each page's poll(refresh) becomes an EventSource on /events calling refresh() per event,
-// with this poll kept as the fallback when the stream drops.
-const POLL_MS = 1500;
+// How often a page asks for news when no event came: the fallback under the server-sent
+// events (listen()), which bring news at once. A test may set window.CAMGATE_POLL_MS first.
+const POLL_MS = window.CAMGATE_POLL_MS || 15000;
+// How long to wait before opening the event stream again when the server ended it.
+const REOPEN_MS = 2000;
 
 let csrfToken = null;
-let leaving = false; // signing out: polls stop, so none races the sign-out's navigation
+// Signing out: polls and event streams stop, so none races the sign-out's navigation.
+let leaving = false;
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -127,6 +132,22 @@ function onSubmit(formId, errorId, action, words = problemText) {
   });
 }
 
+// fn made to run one at a time: a call while it runs queues one more run after it (calls
+// then coalesce), so an event and a poll never interleave two refreshes of the same list.
+function serial(fn) {
+  let chain = Promise.resolve();
+  let queued = false;
+  return () => {
+    if (queued) return chain;
+    queued = true;
+    chain = chain.catch(() => null).then(() => {
+      queued = false;
+      return fn();
+    });
+    return chain;
+  };
+}
+
 // Call fn now and every POLL_MS after it settles; a failure is said, not thrown.
 function poll(fn) {
   const tick = async () => {
@@ -144,6 +165,34 @@ function poll(fn) {
     window.setTimeout(tick, POLL_MS);
   };
   tick();
+}
+
+// Open the server-sent events (GET /events) and call onEvent(name, data) for each event of
+// `names`, and onEvent(null, null) whenever the stream (re)opens (news may have been missed
+// while it was down). The browser's EventSource reconnects on its own sending Last-Event-ID;
+// when the server ends the stream for good (an error answer), it is opened again after
+// REOPEN_MS from after the last event seen (?after=), so no event is lost and none repeats.
+function listen(names, onEvent) {
+  let last = null;
+  const open = () => {
+    if (leaving) return;
+    const url = last === null ? API.events : `${API.events}?after=${encodeURIComponent(last)}`;
+    const source = new EventSource(url);
+    source.addEventListener("open", () => onEvent(null, null));
+    for (const name of names) {
+      source.addEventListener(name, (event) => {
+        if (event.lastEventId) last = event.lastEventId;
+        onEvent(name, JSON.parse(event.data));
+      });
+    }
+    source.addEventListener("error", () => {
+      if (source.readyState !== EventSource.CLOSED) return; // the browser reconnects itself
+      source.close();
+      window.setTimeout(open, REOPEN_MS);
+    });
+    window.addEventListener("pagehide", () => source.close(), { once: true });
+  };
+  open();
 }
 
 document.getElementById("sign-out").addEventListener("click", async () => {

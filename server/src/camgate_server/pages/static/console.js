@@ -185,19 +185,53 @@ async function requestAccess(camera) {
   say(`Request for ${camera}: ${entry.status}.`);
 }
 
-async function refreshRequests() {
+// Where a request stands, in the console's words, from GET /requests/{id} (waiting, granted,
+// refused) and the clock: a grant past its end has "ended"; a held request past the owner's
+// deadline is "no-answer" (no answer counts as no); the owner's yes stored before the grant is
+// issued is still "waiting". A revocation is learnt from its event (or the live socket's close).
+function standsNow(now, r) {
+  const grant = now.grant;
+  if (grant) {
+    const next = { status: "granted", grant: grant.id, expires_at: grant.expires_at };
+    if (Date.parse(grant.expires_at) > Date.now()) return next;
+    return { ...next, status: "ended", reason: `the grant expired at ${localTime(grant.expires_at)}` };
+  }
+  if (now.decision && !now.decision.allowed) {
+    const votes = now.decision.votes || [];
+    return { status: "refused",
+      reasons: votes.filter((v) => v.verdict === "deny").map((v) => `${v.policy}: ${v.reason}`) };
+  }
+  if (r.deadline && Date.parse(r.deadline) <= Date.now()) {
+    return { status: "no-answer", reason: "the owner did not answer in time" };
+  }
+  return { status: "waiting" };
+}
+
+const refreshRequests = serial(async () => {
   let changed = false;
   for (const r of requests) {
     if (!r.id || FINAL.has(r.status)) continue;
-    const now = await api("GET", API.requestStatus(r.id));
-    const next = { status: now.status, deadline: now.deadline, reason: now.reason,
-      reasons: now.reasons, expires_at: now.grant && now.grant.expires_at,
-      grant: now.grant && now.grant.id };
-    if (now.status !== r.status || now.reason !== r.reason) {
+    const next = standsNow(await api("GET", API.request(r.id)), r);
+    if (next.status !== r.status || next.reason !== r.reason) {
       Object.assign(r, next);
       changed = true;
-      say(`Request for ${r.camera}: ${now.status}${now.reason ? ` — ${now.reason}` : ""}.`);
+      say(`Request for ${r.camera}: ${next.status}${next.reason ? ` — ${next.reason}` : ""}.`);
     }
+  }
+  if (changed) {
+    saveRequests();
+    renderRequests();
+  }
+});
+
+// An owner revoked: every granted request for their cameras has ended.
+function revoked(data) {
+  let changed = false;
+  for (const r of requests) {
+    if (r.status !== "granted" || !data.cameras.includes(r.camera)) continue;
+    Object.assign(r, { status: "ended", reason: `the owner revoked consent at ${localTime(data.at)}` });
+    changed = true;
+    say(`Request for ${r.camera}: ended — the owner revoked consent.`);
   }
   if (changed) {
     saveRequests();
@@ -239,5 +273,10 @@ document.getElementById("open-incident").addEventListener("submit", async (event
   window.setInterval(ticks, 1000);
   const id = window.location.hash.slice(1);
   if (id) await showIncident(id).catch((failure) => say(problemText(failure)));
-  poll(refreshRequests); // EVENTS HOOK: decision / access.ended / revocation events call this
+  // News at once from the server-sent events; the poll is the fallback.
+  listen(["decision", "grant.issued", "access.ended", "revocation"], (name, data) => {
+    if (name === "revocation") revoked(data);
+    refreshRequests().catch((error) => say(problemText(error)));
+  });
+  poll(refreshRequests);
 })();

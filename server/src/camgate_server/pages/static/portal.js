@@ -56,6 +56,16 @@ function pendingItem(p) {
   return item;
 }
 
+// A browser notification of a new request, where the owner allowed them (the page's own
+// words in the status line are said either way).
+function notify(p) {
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  new Notification(`camgate: the police ask to see camera ${p.camera}`, {
+    body: `${p.scope} view for ${Math.round(p.duration_s)} s, purpose ${p.purpose}. Answer before ${localTime(p.deadline)}.`,
+    tag: p.request,
+  });
+}
+
 async function refreshPending() {
   const { pending } = await api("GET", API.pending);
   const list = document.getElementById("pending");
@@ -74,15 +84,23 @@ async function refreshPending() {
     list.append(item);
     historyStale = true;
     say(`New request for camera ${p.camera}: answer yes or no.`);
+    notify(p);
   }
   document.getElementById("pending-empty").hidden = pending.length > 0;
   countdowns();
 }
 
+// The consent that stands for a camera: the newest unrevoked enrolment covering it.
+function standing(enrolments, cameraId) {
+  const covering = enrolments.filter((e) => !e.revoked_at && e.camera_ids.includes(cameraId));
+  return covering.length ? covering[covering.length - 1] : null;
+}
+
 async function refreshCameras() {
-  const { cameras } = await api("GET", API.myCameras);
+  const [{ cameras }, { enrolments }] = await Promise.all([
+    api("GET", API.cameras), api("GET", API.enrolments)]);
   const rows = cameras.map((c) => {
-    const consent = c.consent;
+    const consent = standing(enrolments, c.id);
     return el("tr", { "data-camera": c.id },
       el("th", { scope: "row" }, c.label ? `${c.id} (${c.label})` : c.id),
       el("td", {}, consent ? "Yes" : "No"),
@@ -119,16 +137,21 @@ async function refreshHistory() {
     revoked.length ? `You stopped sharing: ${revoked.join("; ")}.` : "";
 }
 
-async function refresh() {
+const refresh = serial(async () => {
   await Promise.all([refreshPending(), refreshCameras()]);
   await refreshHistory(); // after the pending list, which may mark it stale
-}
+});
 
 async function loadWaiver() {
   try {
-    waiver = await api("GET", API.waiver);
+    const { waivers } = await api("GET", API.waivers);
+    waiver = waivers.length ? waivers[waivers.length - 1] : null; // the newest published
   } catch (error) {
     document.getElementById("waiver-text").textContent = problemText(error);
+    return;
+  }
+  if (!waiver) {
+    document.getElementById("waiver-text").textContent = "No waiver is published yet.";
     return;
   }
   document.getElementById("waiver-version").textContent = waiver.version;
@@ -142,12 +165,11 @@ onSubmit("terms", "terms-error", async (form) => {
   if (!waiver || !cameras.length || !scopes.length) {
     throw new Error("Choose at least one camera and one kind of view.");
   }
-  await api("POST", API.enrol, {
+  await api("POST", API.enrolments, {
     cameras,
-    scopes,
-    mode: form.querySelector("input[name=mode]:checked").value,
     waiver_version: waiver.version, // the text shown above, by its hash
     waiver_sha256: waiver.sha256,
+    terms: { scopes, mode: form.querySelector("input[name=mode]:checked").value },
   });
   say(`Saved: waiver ${waiver.version} accepted for ${cameras.join(", ")}.`);
   historyStale = true;
@@ -168,9 +190,53 @@ document.getElementById("revoke").addEventListener("click", async (event) => {
   }
 });
 
+// Check a slice's text in the page (slice.js) and say the result.
+async function showSlice(text) {
+  const line = document.getElementById("slice-result");
+  line.textContent = "Checking…";
+  const found = await checkSlice(text);
+  line.dataset.ok = String(found.ok);
+  line.textContent = found.ok
+    ? `Verified: ${found.records} records about your cameras, complete and unaltered up to ` +
+      `record ${found.until}, signed by key ${found.key}.`
+    : `FAILED: ${found.problem}.`;
+}
+
+document.getElementById("slice-get").addEventListener("click", async () => {
+  try {
+    const answer = await fetch(API.mySlice, { credentials: "same-origin", redirect: "error" });
+    const text = await answer.text();
+    if (!answer.ok) throw new ApiError(answer.status, JSON.parse(text));
+    const link = document.getElementById("slice-save");
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+    link.hidden = false;
+    await showSlice(text);
+  } catch (error) {
+    say(problemText(error));
+  }
+});
+
+document.getElementById("slice-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (file) await showSlice(await file.text());
+});
+
 (async () => {
   await loadSession();
   await loadWaiver();
   window.setInterval(countdowns, 1000);
-  poll(refresh); // EVENTS HOOK: request.awaiting / decision / revocation events call refresh()
+  // News at once from the server-sent events; the poll is the fallback.
+  listen(["request.waiting", "decision", "revocation", "access.started", "access.ended"], (name) => {
+    if (name !== "request.waiting") historyStale = true;
+    refresh().catch((error) => say(problemText(error)));
+  });
+  const ask = document.getElementById("notify");
+  if ("Notification" in window && Notification.permission === "default") {
+    ask.hidden = false;
+    ask.addEventListener("click", async () => {
+      ask.hidden = (await Notification.requestPermission()) !== "default";
+    });
+  }
+  poll(refresh);
 })();
