@@ -332,7 +332,8 @@ def test_a_full_disk_is_a_clear_disk_full_error(tmp_path: Path) -> None:
         db = mnt / "city.db"
         run_cli("--db", str(db), "owner", "add", "--id", "o1", "--name", "Owner One")
         filler = mnt / "filler"
-        with open(filler, "wb") as fh, contextlib.suppress(OSError):
+        # The suppress is outermost: closing the file flushes, which may fail with ENOSPC too.
+        with contextlib.suppress(OSError), open(filler, "wb") as fh:
             while True:
                 fh.write(b"\0" * 65536)
                 fh.flush()
