@@ -218,3 +218,29 @@ def test_a_zone_written_by_another_connection_is_seen_at_once(world: World) -> N
     for cached in (True, False):
         decision = world.gate.decide(_req(world, "a1"), cached=cached)
         assert [v.reason for v in decision.denials] == [REFUSAL]
+
+
+def test_the_annual_report_counts_zones_honoured(world: World) -> None:
+    from camgate.report import Period, build_report, render_html
+
+    world.enrol("alice", ["a1"])
+    zone = world.gate.register_zone(_north(60.0), by="clerk-1")
+    world.refusal("a1", "live")
+    anyio.run(world.gate.set_masks, "alice", "a1", MASK)
+    world.gate.attest_zone_mask("a1", zone.id, by="alice")
+    world.gate.remove_zone(zone.id, by="clerk-1")
+    records = list(world.gate.audit.records())
+    year = Period.parse(str(world.clock.now().year))
+    section = build_report(records, year, k=1)["ordinance"]
+    assert section["zones_honoured"]["cells"]["zones"] == {
+        "registered": 1,
+        "removed": 1,
+        "cameras asked": 1,
+        "masks attested": 1,
+    }
+    assert section["refusals_by_rule"]["cells"]["refusals"][POLICY] == 1
+    published = build_report(records, year, k=5)  # small counts suppressed as the rest
+    assert published["ordinance"]["zones_honoured"]["cells"]["zones"]["registered"] is None
+    page = render_html(published)
+    assert "Residents&#x27; privacy zones honoured" in page
+    assert zone.id not in page and "alice" not in page.lower()

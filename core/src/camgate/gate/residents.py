@@ -218,10 +218,11 @@ def zone_in_view(camera: Camera, zone: PrivacyZone) -> bool:
 
 
 def masks_digest(mask: PrivacyMask | None) -> str | None:
-    """A digest of a camera's masks (None for none): an attestation holds while it is equal."""
+    """A digest of a camera's mask polygons (None for none): an attestation holds while it is
+    equal (masks set again to the same polygons are unchanged)."""
     if mask is None:
         return None
-    body = json.dumps(dump(mask), sort_keys=True).encode()
+    body = json.dumps(dump(mask)["polygons"]).encode()
     return hashlib.sha256(body).hexdigest()
 
 
@@ -310,10 +311,15 @@ class ZoneMap:
             return self._map.get(camera_id, ())
 
     def affected(self) -> dict[str, tuple[ZoneCover, ...]]:
-        """Every camera a zone covers (a copy, current as of now)."""
+        """Every enrolled camera a zone covers (current as of now); a camera nobody shares is
+        refused anyway, and its owner is not asked."""
         self.covers("")
         with self._lock:
-            return dict(self._map)
+            found = dict(self._map)
+        if not found:
+            return found
+        enrolled = {c.id for c in self.store.enrolled_cameras()}
+        return {c: z for c, z in found.items() if c in enrolled}
 
 
 def privacy_vote(covers: Sequence[ZoneCover], scope: Scope) -> Vote | None:
@@ -392,8 +398,9 @@ class Residents(GateParts):
         raise NotFound(f"no privacy zone {zone_id!r}")
 
     def ask_zone_owners(self) -> int:
-        """Ask each owner whose camera's view covers a zone, once per zone and camera, to mask
-        it (an owner notice, audited ``zone.asked``); returns how many cameras were asked now."""
+        """Ask each owner whose enrolled camera's view covers a zone, once per zone and camera,
+        to mask it (an owner notice, audited ``zone.asked``); returns how many cameras were
+        asked now."""
         asked = 0
         for zone in self.privacy_zones():
             cameras = self._unasked(
@@ -467,9 +474,9 @@ class Residents(GateParts):
         self._audited(AuditKind.ZONE_MASK_ATTESTED, prepare, now)
 
     def zone_status(self, zone_id: str) -> dict[str, Any]:
-        """What the resident may see of their zone: how many cameras' views cover it, how many
-        owners attested a mask, and the cameras as opaque tokens (stable per zone, meaningless
-        elsewhere); never the owners or the camera ids."""
+        """What the resident may see of their zone: how many enrolled cameras' views cover it,
+        how many owners attested a mask, and the cameras as opaque tokens (stable per zone,
+        meaningless elsewhere); never the owners or the camera ids."""
         zone = self._zone(zone_id)
         key = self._token_key()
         rows = []
