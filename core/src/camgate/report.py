@@ -280,7 +280,7 @@ def build_report(
 #: What the report counts of residents' privacy zones: zones registered and removed, cameras
 #: whose owners were asked to mask one, masks attested (``zone.*`` records).
 ZONE_EVENTS = ("registered", "removed", "cameras asked", "masks attested")
-_ZONE_KINDS = {
+_ZONE_KINDS: dict[str, str] = {
     AuditKind.ZONE_REGISTERED: "registered",
     AuditKind.ZONE_REMOVED: "removed",
     AuditKind.ZONE_MASK_ATTESTED: "masks attested",
@@ -324,7 +324,7 @@ def _ordinance(
         elif r.kind == AuditKind.PROGRAM_NOTICE:
             program[str(r.body.get("event"))] += 1
         elif r.kind in _ZONE_KINDS:
-            zones[_ZONE_KINDS[AuditKind(r.kind)]] += 1
+            zones[_ZONE_KINDS[r.kind]] += 1
         elif r.kind == AuditKind.ZONE_ASKED:
             zones["cameras asked"] += len(r.body.get("cameras") or ())
     refusals: Counter[str] = Counter()
