@@ -242,5 +242,5 @@ def test_the_annual_report_counts_zones_honoured(world: World) -> None:
     published = build_report(records, year, k=5)  # small counts suppressed as the rest
     assert published["ordinance"]["zones_honoured"]["cells"]["zones"]["registered"] is None
     page = render_html(published)
-    assert "Residents&#x27; privacy zones honoured" in page
+    assert "Privacy zones of homes honoured" in page
     assert zone.id not in page and "alice" not in page.lower()

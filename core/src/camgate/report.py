@@ -461,7 +461,7 @@ def _zones_html(table: dict[str, Any] | None) -> str:
     """The residents' privacy zones table (empty for a report made before it existed)."""
     if table is None:
         return ""
-    return _html_table("Residents' privacy zones honoured", table)
+    return _html_table("Privacy zones of homes honoured", table)
 
 
 def render_html(report: dict[str, Any]) -> str:
