@@ -53,21 +53,8 @@ def test_zones_cli_end_to_end(tmp_path: Path) -> None:
     status = json.loads(run_cli(*base, "zones", "status", zone, "--json").stdout)
     assert (status["cameras_affected"], status["cameras_attested"]) == (1, 0)
     assert "a1" not in json.dumps(status) and "alice" not in json.dumps(status)
-    refused = run_cli(
-        *base,
-        "request",
-        "--incident",
-        incident,
-        "--camera",
-        "a1",
-        "--scope",
-        "snapshot",
-        "--by",
-        "o7",
-        "--out",
-        str(tmp_path / "out"),
-        check=False,
-    )
+    ask = f"request --incident {incident} --camera a1 --scope snapshot --by o7".split()
+    refused = run_cli(*base, *ask, "--out", str(tmp_path / "out"), check=False)
     assert refused.returncode == 3, refused.stderr
     assert REFUSAL in refused.stderr + refused.stdout
     run_cli(*base, "masks", "set", "a1", "--owner", "alice", "--polygon", "0,0 0.5,0 0.5,0.5")

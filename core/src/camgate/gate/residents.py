@@ -32,11 +32,11 @@ import numpy as np
 from camgate.codec import dump
 from camgate.errors import CamgateError, NotFound, ValidationError
 from camgate.gate.parts import GateParts
+from camgate.gate.program import owe_camera_notices
 from camgate.geofence.geodesy import distance_m, inverse
 from camgate.geofence.shapes import Area, Disc, shape_from_json
 from camgate.geofence.view import covers_disc, has_fov, sees_any
 from camgate.models import Camera, GeoPoint, PrivacyMask, Scope, Verdict, Vote, check_id, new_id
-from camgate.notify import OwnerNotice
 from camgate.store import Store
 from camgate.vocab import AuditKind
 
@@ -523,24 +523,10 @@ def apply_zone_removed(gate: GateParts, body: dict[str, Any], at: datetime) -> N
 
 def apply_zone_asked(gate: GateParts, body: dict[str, Any], at: datetime) -> None:
     """The change a ``zone.asked`` record makes: the asks marked, one notice per camera owed."""
-    notices = []
     for camera_id in body["cameras"]:
         gate.store.mark_zone_asked(str(body["zone"]), str(camera_id), at.isoformat())
-        try:
-            camera = gate.store.get_camera(camera_id)
-        except NotFound:
-            continue
-        notices.append(
-            OwnerNotice(
-                id=new_id("ntc"),
-                owner_id=camera.owner_id,
-                camera_id=camera.id,
-                event="privacy-zone",
-                at=at,
-                reasons=(f"{body['text']} (zone {body['zone']})",),
-            )
-        )
-    gate.store.owe_notices(notices)
+    text = f"{body['text']} (zone {body['zone']})"
+    owe_camera_notices(gate, list(body["cameras"]), "privacy-zone", text, at)
 
 
 def apply_zone_attested(gate: GateParts, body: dict[str, Any], at: datetime) -> None:
