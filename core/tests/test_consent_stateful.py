@@ -92,7 +92,8 @@ SCOPES = ["live", "snapshot", "recorded"]
 JUDGED = ("terms.", "agency.", "core.scope", "core.privacy-zone")
 #: Where a resident's privacy zone (15 m round) may lie, metres north of the centre: each is
 #: more than 10 m from the edge of the 100 m a camera without a known view is taken to see.
-ZONE_NORTHS = [0.0, 180.0, 300.0]
+#: Mostly by a2 alone (at 480 m), sometimes by a1 and k1 (at 0 m), so grants stay common.
+ZONE_NORTHS = [480.0, 480.0, 0.0]
 #: The model's coverage: cameras have no field of view, so within 100 m of the zone's edge.
 SEES = {z: {c for c, (_o, n, _k) in CAMERAS.items() if abs(n - z) - 15 <= 100} for z in ZONE_NORTHS}
 MASKS = [[(0.0, 0.0), (0.4, 0.0), (0.4, 0.4)], [(0.1, 0.1), (0.6, 0.1), (0.6, 0.6)]]
@@ -217,7 +218,8 @@ class ConsentMachine(RuleBasedStateMachine):
         if scope == "live" and req["duration"] > self.live_left(req["incident"], cam, now):
             bad.add("agency.live-time")
         if scope != "recorded" and any(
-            cam in SEES[north] and self.attested.get((zone, cam)) != self.masks.get(cam)
+            cam in SEES[north]
+            and (cam not in self.masks or self.attested.get((zone, cam)) != self.masks[cam])
             for zone, north in self.zones.items()
         ):
             bad.add("core.privacy-zone")
@@ -355,6 +357,7 @@ class ConsentMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ residents' privacy zones
 
+    @precondition(lambda self: not self.zones)  # one at a time, so grants stay common
     @rule(north=st.sampled_from(ZONE_NORTHS))
     def register_zone(self, north: float) -> None:
         home = f"{CENTRE.lat + north / 111_000},{CENTRE.lon},15"

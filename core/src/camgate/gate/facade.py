@@ -109,7 +109,7 @@ class Gate(Decisions, AskFirst, Approvals, Incidents, Program, Residents, Audite
         #: Live time used under the agency's live-time caps, read from the audit log.
         self.live_ledger = LiveLedger(self.audit)
         #: Which cameras residents' privacy zones refuse, kept while the zones counter stands.
-        self.zone_map = ZoneMap(store)
+        self.zone_map = ZoneMap(store, self.camera_index)
         self._answered: dict[str, anyio.Event] = {}
         self.edge = Edge(
             store=store,

@@ -34,6 +34,7 @@ from camgate.errors import CamgateError, NotFound, ValidationError
 from camgate.gate.parts import GateParts
 from camgate.gate.program import owe_camera_notices
 from camgate.geofence.geodesy import distance_m, inverse
+from camgate.geofence.index import StoreIndex
 from camgate.geofence.shapes import Area, Disc, shape_from_json
 from camgate.geofence.view import covers_disc, has_fov, sees_any
 from camgate.models import Camera, GeoPoint, PrivacyMask, Scope, Verdict, Vote, check_id, new_id
@@ -271,8 +272,10 @@ class ZoneMap:
     with no zones registered it is empty and costs nothing to build.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, index: StoreIndex | None = None) -> None:
         self.store = store
+        #: The cameras' spatial index: a rebuild looks only at cameras near a zone.
+        self.index = index
         self._lock = threading.Lock()
         self._version: int | None = None
         self._count: int | None = None
@@ -287,7 +290,7 @@ class ZoneMap:
             return
         attestations = self.store.zone_attestations()
         built: dict[str, tuple[ZoneCover, ...]] = {}
-        for camera in self.store.cameras():
+        for camera in self._near(zones):
             seen = [z for z in zones if zone_in_view(camera, z)]
             if seen:
                 digest = masks_digest(self.store.masks(camera.id))
@@ -295,6 +298,25 @@ class ZoneMap:
                     ZoneCover(z.id, _attested(camera, z.id, attestations, digest)) for z in seen
                 )
         self._map = built
+
+    def _near(self, zones: list[PrivacyZone]) -> list[Camera]:
+        """Every camera that may see one of ``zones``: through the index, those within the
+        zone's reach plus the longest camera range stored (a superset of
+        :func:`zone_in_view`); without an index, every camera."""
+        if self.index is None:
+            return self.store.cameras()
+        rows = self.store.query(
+            "SELECT MAX(CAST(json_extract(doc, '$.range_m') AS REAL)) FROM cameras"
+        )
+        longest = max(DEFAULT_RANGE_M, float(rows[0][0] or 0.0) if rows else 0.0)
+        index = self.index.get()
+        found: dict[str, Camera] = {}
+        for zone in zones:
+            for camera_id, _dist in index.within(zone.center, zone.reach_m + longest + 1.0):
+                if camera_id not in found:
+                    camera = index.camera(index.slot(camera_id))
+                    found[camera_id] = camera or self.store.get_camera(camera_id)
+        return list(found.values())
 
     def covers(self, camera_id: str, version: int | None = None) -> tuple[ZoneCover, ...]:
         """The zones the camera's view covers (empty for none). ``version``: the file's data
