@@ -244,3 +244,16 @@ def test_the_annual_report_counts_zones_honoured(world: World) -> None:
     page = render_html(published)
     assert "Privacy zones of homes honoured" in page
     assert zone.id not in page and "alice" not in page.lower()
+
+
+def test_a_long_range_camera_far_from_the_zone_is_found_by_the_fast_path(world: World) -> None:
+    """The zone map's spatial pre-filter reaches as far as the longest camera range."""
+    world.gate.add_camera(
+        camera_north_of("far", "alice", CENTRE, -400.0, heading_deg=0.0, fov_deg=20.0,
+                        range_m=600.0)
+    )  # fmt: skip
+    world.enrol("alice", ["far"])
+    world.gate.register_zone(_north(60.0), by="clerk-1")
+    for cached in (True, False):
+        decision = world.gate.decide(_req(world, "far"), cached=cached)
+        assert [v.reason for v in decision.denials] == [REFUSAL]
