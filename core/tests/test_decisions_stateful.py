@@ -7,14 +7,16 @@ process would (close an incident, revoke, move a camera), which the gate hears o
 the store's change counters. After every change:
 
 - ``Gate.decide`` (facts from the cache) returns the same votes (the ordinance rules' too:
-  program dates, live-time caps, protected activities) — outcome and every reason — as
+  program dates, live-time caps, protected activities; residents' privacy zones registered,
+  removed, masked and attested, here or by the other writer) — outcome and every reason — as
   ``Gate.decide(cached=False)``, which reads every fact afresh;
 - ``Gate.survey`` lists exactly the cameras inside the incident's radius, and each row's
   decision equals the reference decision on the same request; a recorded survey adds exactly
   one ``survey`` audit record with its counts.
 
 ``test_a_stale_cache_is_caught`` proves the test has teeth: with the counters frozen (the
-cache never invalidated) the machine fails.
+cache never invalidated) the machine fails; ``test_a_stale_zone_map_is_caught`` the same for
+the privacy zones' counter.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import anyio
 import attrs
 import pytest
 from camgate import AccessRequest, ConsentTerms, Gate, GeoPoint, Owner, Waiver
-from camgate.errors import NotFound
+from camgate.errors import NotFound, ValidationError
 from camgate.gate import builtin_plugins
+from camgate.gate.residents import PrivacyZone, parse_zone
 from camgate.geofence import distance_m
 from camgate.grants import GrantSigner
-from camgate.models import IncidentStatus, new_id
+from camgate.models import IncidentStatus, PrivacyMask, new_id
 from camgate.plugins import PluginHost
 from camgate.policy import AgencyPolicy
 from camgate.rules import AgencyRules, SensitivePlace
@@ -57,6 +60,8 @@ CAMERAS = {"a1": ("alice", 50.0), "a2": ("alice", 400.0), "b1": ("bob", 150.0), 
 OFFSETS = [20.0, 120.0, 230.0, 480.0, 900.0]
 RADII = [100.0, 300.0, 600.0]
 SCOPES = ["live", "snapshot", "recorded"]
+#: Metres north of the centre a resident's privacy zone (15 m round) may lie.
+ZONES = [60.0, 200.0, 450.0]
 KINDS = ["shooting", "burglary"]
 PURPOSES = ["investigation", "missing-person", "face-recognition", "investigation, shopping"]
 #: A sensitive place where camera a2 starts.
@@ -102,6 +107,8 @@ class Decisions(RuleBasedStateMachine):
 
     #: Set by the teeth test: the counters never move, so the cache is never invalidated.
     frozen_counters = False
+    #: Set by the zones teeth test: the privacy-zone counter never moves.
+    frozen_zones = False
 
     @initialize()
     def open(self) -> None:
@@ -121,6 +128,9 @@ class Decisions(RuleBasedStateMachine):
         if self.frozen_counters:
             seen = store.changes()
             store.changes = lambda: seen  # type: ignore[method-assign]
+        if self.frozen_zones:
+            count = store.zone_changes()
+            store.zone_changes = lambda: count  # type: ignore[method-assign]
         #: Another writer on the same file, as another process would be.
         self.other = Store(path)
         self.gate.publish_waiver(WAIVERS[0])
@@ -203,6 +213,42 @@ class Decisions(RuleBasedStateMachine):
     def change_rules(self, rules: AgencyRules) -> None:
         self.gate.host.unregister("camgate.agency")
         self.gate.host.register(AgencyPolicy(rules), "camgate.agency", builtin=True)
+
+    # residents' privacy zones: registered, removed, masks set and attested (here or elsewhere)
+
+    @rule(north=st.sampled_from(ZONES), elsewhere=st.booleans())
+    def register_zone(self, north: float, elsewhere: bool) -> None:
+        home = f"{CENTRE.lat + north / 111_000},{CENTRE.lon},15"
+        if elsewhere:
+            zone = PrivacyZone(new_id("pz"), parse_zone(home), self.clock.now(), "clerk")
+            self.other.put_privacy_zone(zone.id, zone.to_json())
+        else:
+            self.gate.register_zone(home, by="clerk")
+
+    @rule(data=st.data())
+    def remove_zone(self, data: Any) -> None:
+        zones = [z.id for z in self.gate.privacy_zones()]
+        if zones:
+            self.gate.remove_zone(data.draw(st.sampled_from(zones)), by="clerk")
+
+    @rule(camera=st.sampled_from(sorted(CAMERAS)), corner=st.sampled_from([0.2, 0.5]),
+          elsewhere=st.booleans())  # fmt: skip
+    def set_masks(self, camera: str, corner: float, elsewhere: bool) -> None:
+        owner = self.gate.store.get_camera(camera).owner_id
+        polygons = [[(0.0, 0.0), (corner, 0.0), (corner, corner)]]
+        if elsewhere:
+            self.other.set_masks(PrivacyMask(camera, polygons, self.clock.now(), owner))
+        else:
+            anyio.run(self.gate.set_masks, owner, camera, polygons)
+
+    @rule(camera=st.sampled_from(sorted(CAMERAS)), data=st.data())
+    def attest(self, camera: str, data: Any) -> None:
+        zones = [z.id for z in self.gate.privacy_zones()]
+        if not zones:
+            return
+        owner = self.gate.store.get_camera(camera).owner_id
+        with contextlib.suppress(ValidationError):  # no masks, or the zone is out of its view
+            self.gate.attest_zone_mask(camera, data.draw(st.sampled_from(zones)), by=owner)
 
     @rule(seconds=st.sampled_from([60.0, 3600.0, 6 * 3600.0, 13 * 3600.0]))
     def wait(self, seconds: float) -> None:
@@ -316,6 +362,18 @@ def test_a_stale_cache_is_caught() -> None:
 
     class Frozen(Decisions):
         frozen_counters = True
+
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            Frozen, settings=settings(SETTINGS, max_examples=200, phases=[Phase.generate])
+        )
+
+
+def test_a_stale_zone_map_is_caught() -> None:
+    """With the privacy-zone counter frozen, some sequence makes the zone map stale."""
+
+    class Frozen(Decisions):
+        frozen_zones = True
 
     with pytest.raises(AssertionError):
         run_state_machine_as_test(

@@ -28,7 +28,8 @@ class OwnerNotice:
 
     ``event`` is ``ask`` (an ask-first request waits for the owner's yes or no until
     ``deadline``; answer it by ``request_id``), ``granted``, ``refused``, ``revoked``, or
-    ``program-ended`` / ``program-renewed`` (the agency's program, in ``reasons``);
+    ``program-ended`` / ``program-renewed`` (the agency's program, in ``reasons``), or
+    ``privacy-zone`` (a resident's privacy zone in the camera's view: set a mask, then attest);
     ``reasons`` the refusal reasons in words; ``purpose`` what the footage is for.
 
     ``witness`` is the audit log's latest signed checkpoint when the notice was sent

@@ -280,6 +280,15 @@ def build_report(
     }
 
 
+#: What the report counts of residents' privacy zones: zones registered and removed, cameras
+#: whose owners were asked to mask one, masks attested (``zone.*`` records).
+ZONE_EVENTS = ("registered", "removed", "cameras asked", "masks attested")
+_ZONE_KINDS: dict[str, str] = {
+    AuditKind.ZONE_REGISTERED: "registered",
+    AuditKind.ZONE_REMOVED: "removed",
+    AuditKind.ZONE_MASK_ATTESTED: "masks attested",
+}
+
 #: How an approval was answered (``approval.answered``).
 APPROVAL_ANSWERS = ("yes", "no", "expired")
 
@@ -294,13 +303,15 @@ def _ordinance(
 ) -> dict[str, Any]:
     """What a surveillance-use ordinance asks of the annual report (docs/report.md, "The
     ordinance section"): uses by purpose, live hours, approvals, refusals by the rule that
-    refused (the violations caught before any access), owners notified, program notices."""
+    refused (the violations caught before any access), owners notified, program notices,
+    residents' privacy zones honoured."""
     by_purpose: dict[str, Counter[str]] = {}
     for v in requests:
         by_purpose.setdefault(v.purpose or "unknown", Counter())[v.outcome] += 1
     refused_by: dict[str, set[str]] = {}  # the last decision on each request stands
     approvals: Counter[str] = Counter()
     program: Counter[str] = Counter()
+    zones: Counter[str] = Counter()
     for r in records:
         if r.kind in (AuditKind.DECISION, AuditKind.GRANT_REFUSED):
             votes = (r.body.get("decision") or {}).get("votes", [])
@@ -315,6 +326,10 @@ def _ordinance(
             approvals[str(r.body.get("answer"))] += 1
         elif r.kind == AuditKind.PROGRAM_NOTICE:
             program[str(r.body.get("event"))] += 1
+        elif r.kind in _ZONE_KINDS:
+            zones[_ZONE_KINDS[r.kind]] += 1
+        elif r.kind == AuditKind.ZONE_ASKED:
+            zones["cameras asked"] += len(r.body.get("cameras") or ())
     refusals: Counter[str] = Counter()
     for v in requests:
         if v.outcome != GRANTED:
@@ -331,6 +346,7 @@ def _ordinance(
         "owners_notified": _count(len({n.get("owner_id") for n in told}), k),
         "notices_sent": _count(len(told), k),
         "program_notices": dict(sorted(program.items())),
+        "zones_honoured": suppress({"zones": zones}, ZONE_EVENTS, k).to_json(),
     }
 
 
@@ -440,7 +456,15 @@ def _ordinance_html(section: dict[str, Any] | None) -> str:
 <li>Owners notified: {shown(section["owners_notified"])}; notices sent:
 {shown(section["notices_sent"])}</li>
 <li>Program notices (sunset, renewal): {program or "none"}</li>
-</ul>"""
+</ul>
+{_zones_html(section.get("zones_honoured"))}"""
+
+
+def _zones_html(table: dict[str, Any] | None) -> str:
+    """The residents' privacy zones table (empty for a report made before it existed)."""
+    if table is None:
+        return ""
+    return _html_table("Privacy zones of homes honoured", table)
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -110,6 +110,19 @@ CREATE TABLE IF NOT EXISTS fact_changes (
     id INTEGER PRIMARY KEY CHECK (id = 1), cameras INTEGER NOT NULL, consents INTEGER NOT NULL,
     incidents INTEGER NOT NULL);
 INSERT OR IGNORE INTO fact_changes VALUES (1, 0, 0, 0);
+-- Residents' privacy zones (camgate.gate.residents): the zones, the owners' attestations that a
+-- mask covers one (per zone and camera), the owners asked once per zone and camera, and one
+-- counter bumped by every write to what decides which camera a zone refuses (zones,
+-- attestations, masks, cameras), so the gate's camera-to-zones map is rebuilt only then.
+CREATE TABLE IF NOT EXISTS privacy_zones (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS zone_attestations (
+    zone_id TEXT NOT NULL, camera_id TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (zone_id, camera_id));
+CREATE TABLE IF NOT EXISTS zone_asks (
+    zone_id TEXT NOT NULL, camera_id TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (zone_id, camera_id));
+CREATE TABLE IF NOT EXISTS zone_changes (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO zone_changes VALUES (1, 0);
 -- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
 """
 
@@ -132,6 +145,17 @@ _TRIGGER = (
 _TRIGGERS = "".join(
     _TRIGGER.format(table=table, op=op, column=column)
     for table, column in _FACT_TABLES.items()
+    for op in ("INSERT", "UPDATE", "DELETE")
+)
+#: The tables whose writes bump ``zone_changes`` (which camera a privacy zone refuses).
+_ZONE_TABLES = ("privacy_zones", "zone_attestations", "masks", "cameras")
+_ZONE_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS {table}_{op}_zones AFTER {op} ON {table} "
+    "BEGIN UPDATE zone_changes SET n = n + 1; END;\n"
+)
+_TRIGGERS += "".join(
+    _ZONE_TRIGGER.format(table=table, op=op)
+    for table in _ZONE_TABLES
     for op in ("INSERT", "UPDATE", "DELETE")
 )
 
@@ -568,6 +592,64 @@ class Store:
         """The camera's privacy masks, or None when the owner set none."""
         rows = self._docs(PrivacyMask, "SELECT doc FROM masks WHERE camera_id=?", (camera_id,))
         return rows[0] if rows and rows[0].polygons else None
+
+    # ------------------------------------------------------------------ privacy zones
+
+    def zone_changes(self) -> int | None:
+        """How often zones, attestations, masks or cameras changed (None: a read-only file made
+        before privacy zones existed; then nothing may be kept)."""
+        try:
+            rows = self.query("SELECT n FROM zone_changes")
+        except StorageError:
+            return None
+        return int(rows[0][0]) if rows else None
+
+    def put_privacy_zone(self, zone_id: str, doc: dict[str, Any]) -> None:
+        """Store a resident's privacy zone (JSON ``doc``, replacing one with its id)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO privacy_zones VALUES (?, ?)", (zone_id, json.dumps(doc))
+            )
+
+    def delete_privacy_zone(self, zone_id: str) -> bool:
+        """Delete a privacy zone, its attestations and asks; False when there was none."""
+        with self.transaction() as db:
+            gone = db.execute("DELETE FROM privacy_zones WHERE id=?", (zone_id,)).rowcount
+            db.execute("DELETE FROM zone_attestations WHERE zone_id=?", (zone_id,))
+            db.execute("DELETE FROM zone_asks WHERE zone_id=?", (zone_id,))
+        return bool(gone)
+
+    def privacy_zones(self) -> list[dict[str, Any]]:
+        """Every privacy zone's JSON doc, in the order they were registered."""
+        try:
+            rows = self.query("SELECT doc FROM privacy_zones ORDER BY rowid")
+        except StorageError:  # a read-only file made before privacy zones existed
+            return []
+        return [json.loads(doc) for (doc,) in rows]
+
+    def put_zone_attestation(self, zone_id: str, camera_id: str, doc: dict[str, Any]) -> None:
+        """Store an owner's attestation that a mask covers ``zone_id`` on ``camera_id``."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO zone_attestations VALUES (?, ?, ?)",
+                (zone_id, camera_id, json.dumps(doc)),
+            )
+
+    def zone_attestations(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every attestation's JSON doc by (zone id, camera id)."""
+        try:
+            rows = self.query("SELECT zone_id, camera_id, doc FROM zone_attestations")
+        except StorageError:
+            return {}
+        return {(z, c): json.loads(doc) for z, c, doc in rows}
+
+    def mark_zone_asked(self, zone_id: str, camera_id: str, at: str) -> bool:
+        """Record that the camera's owner was asked to mask the zone; False when asked before."""
+        with self.transaction() as db:
+            added = db.execute(
+                "INSERT OR IGNORE INTO zone_asks VALUES (?, ?, ?)", (zone_id, camera_id, at)
+            ).rowcount
+        return bool(added)
 
     def add_waiver(self, waiver: Waiver) -> None:
         """Publish a waiver version. Its text can never change: a new text needs a new version."""

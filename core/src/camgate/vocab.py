@@ -376,6 +376,32 @@ class AuditKind(StrEnum):
             "key",
         ),
     )
+    # ---------------------------------------------------------------- residents' privacy zones
+    ZONE_REGISTERED = (
+        "zone.registered",
+        "The agency registered a resident's privacy zone (a disc or a polygon, ``shape``) at the "
+        "resident's request: every camera whose view covers it is refused live and snapshot "
+        "until its owner attests a mask covers it. Who registered it (``by``), no resident's "
+        "identity.",
+        ("zone", "shape", "by", "registered_at"),
+    )
+    ZONE_REMOVED = (
+        "zone.removed",
+        "The agency removed a resident's privacy zone at the resident's request (``by``).",
+        ("zone", "by"),
+    )
+    ZONE_ASKED = (
+        "zone.asked",
+        "The owners of the cameras whose view covers a privacy zone were asked, once per zone "
+        "and camera, to set a privacy mask over it (``cameras``, the words sent: ``text``).",
+        ("zone", "cameras", "text"),
+    )
+    ZONE_MASK_ATTESTED = (
+        "zone.mask-attested",
+        "A camera's owner attested that the camera's privacy masks cover a resident's zone; it "
+        "holds while the masks are unchanged (``masks``: their digest, None for no masks).",
+        ("zone", "camera", "owner", "masks", "at"),
+    )
     # ---------------------------------------------------------------- surveys
     SURVEY = (
         "survey",

@@ -23,6 +23,12 @@ from camgate.errors import NotFound
 from camgate.gate.approvals import apply_approval_answered, apply_approval_requested
 from camgate.gate.parts import GateParts
 from camgate.gate.program import apply_program_notice
+from camgate.gate.residents import (
+    apply_zone_asked,
+    apply_zone_attested,
+    apply_zone_registered,
+    apply_zone_removed,
+)
 from camgate.models import (
     AccessRequest,
     ConsentRecord,
@@ -235,7 +241,12 @@ def _apply_decision(gate: GateParts, body: dict[str, Any], at: datetime) -> None
 #: Changes that reduce access: in force before their record when the log is elsewhere, and
 #: recorded by recovery if the record is missing (see Gate._audited).
 _ROLL_FORWARD = frozenset(
-    {AuditKind.CONSENT_REVOKED, AuditKind.CAMERA_REMOVED, AuditKind.MASKS_SET}
+    {
+        AuditKind.CONSENT_REVOKED,
+        AuditKind.CAMERA_REMOVED,
+        AuditKind.MASKS_SET,
+        AuditKind.ZONE_REGISTERED,
+    }
 )
 
 #: This process's intents between their commit and their settling, as (store path, intent id):
@@ -255,4 +266,8 @@ _CHANGES: dict[str, Callable[[GateParts, dict[str, Any], datetime], None]] = {
     AuditKind.PROGRAM_NOTICE: apply_program_notice,
     AuditKind.APPROVAL_REQUESTED: apply_approval_requested,
     AuditKind.APPROVAL_ANSWERED: apply_approval_answered,
+    AuditKind.ZONE_REGISTERED: apply_zone_registered,
+    AuditKind.ZONE_REMOVED: apply_zone_removed,
+    AuditKind.ZONE_ASKED: apply_zone_asked,
+    AuditKind.ZONE_MASK_ATTESTED: apply_zone_attested,
 }

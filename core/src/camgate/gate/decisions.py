@@ -30,6 +30,7 @@ from camgate.gate.invariants import (
     window_votes,
 )
 from camgate.gate.parts import GateParts
+from camgate.gate.residents import POLICY as PRIVACY_POLICY
 from camgate.geofence import ZoneBook, distance_m
 from camgate.grants import SignedGrant
 from camgate.models import (
@@ -40,6 +41,7 @@ from camgate.models import (
     Grant,
     PendingRequest,
     Scope,
+    Verdict,
     Vote,
     new_id,
 )
@@ -105,7 +107,12 @@ class Decisions(GateParts):
         # just read the same data version they were loaded under).
         with ZoneBook.held(self.store, self.facts.data_version if cached else None):
             decision = self._judge(
-                request, facts, at or request.requested_at, owner_answer, approval=approval
+                request,
+                facts,
+                at or request.requested_at,
+                owner_answer,
+                approval=approval,
+                cached=cached,
             )[0]
         return decision, facts
 
@@ -120,12 +127,14 @@ class Decisions(GateParts):
         distance: float | None = None,
         shared: SurveyVotes | None = None,
         approval: Approval | None = None,
+        cached: bool = True,
     ) -> tuple[Decision, ConsentRecord | None]:
         """Every vote on ``request`` from ``facts`` alone, and the consent record judged.
 
         ``geofence`` and ``distance`` are the camera's geofence votes and its distance from the
         incident when the caller (a survey) has them already; otherwise they are computed, as
-        are the votes every camera of a survey shares (``shared``).
+        are the votes every camera of a survey shares (``shared``). ``cached``: residents'
+        privacy zones from the gate's zone map (else read afresh, the reference path).
         """
         camera, incident = facts.camera, facts.incident
         consent = facts.standing_consent
@@ -140,6 +149,9 @@ class Decisions(GateParts):
             geofence_votes(self.host, incident, camera, now) if geofence is None else geofence
         )
         votes.extend(window_votes(request, now) if shared is None else shared.window)
+        privacy = self._privacy_vote(camera, request.scope, cached)
+        if privacy is not None:
+            votes.append(privacy)
         ctx = PolicyContext(
             request=request,
             camera=camera,
@@ -257,6 +269,8 @@ class Decisions(GateParts):
             return self._hold(request, decision, consent, facts)
         # The request, its decision and the decision record: both or neither (_audited).
         self._record_decision(request, decision)
+        if any(v.policy == PRIVACY_POLICY and v.verdict is Verdict.DENY for v in decision.votes):
+            self.ask_zone_owners()  # a camera enrolled after the zone: its owner asked now
         signed = self._conclude(request, decision, facts)
         if signed is None:
             raise AccessDenied(decision)

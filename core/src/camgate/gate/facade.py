@@ -31,6 +31,7 @@ from camgate.gate.decisions import Decisions
 from camgate.gate.incidents import Incidents
 from camgate.gate.livetime import LiveLedger
 from camgate.gate.program import Program
+from camgate.gate.residents import Residents, ZoneMap
 from camgate.geofence import (
     Exclusions,
     IncidentZones,
@@ -72,7 +73,7 @@ def builtin_plugins(store: Store, rules: AgencyRules | None = None) -> dict[str,
     }
 
 
-class Gate(Decisions, AskFirst, Approvals, Incidents, Program, AuditedChanges):
+class Gate(Decisions, AskFirst, Approvals, Incidents, Program, Residents, AuditedChanges):
     """Decides requests, signs grants, records everything; holds the embedded edge.
 
     Build one with :meth:`Gate.open` (a store file and a key file next to it), or from parts.
@@ -107,6 +108,8 @@ class Gate(Decisions, AskFirst, Approvals, Incidents, Program, AuditedChanges):
         self.facts = FactCache(store)
         #: Live time used under the agency's live-time caps, read from the audit log.
         self.live_ledger = LiveLedger(self.audit)
+        #: Which cameras residents' privacy zones refuse, kept while the zones counter stands.
+        self.zone_map = ZoneMap(store, self.camera_index)
         self._answered: dict[str, anyio.Event] = {}
         self.edge = Edge(
             store=store,

@@ -25,9 +25,11 @@ if TYPE_CHECKING:
     from camgate.grants import GrantSigner, SignedGrant
     from camgate.models import (
         AccessRequest,
+        Camera,
         ConsentRecord,
         Decision,
         PendingRequest,
+        Scope,
         Vote,
     )
     from camgate.notify import OwnerNotice
@@ -94,7 +96,13 @@ class GateParts:
             distance: float | None = None,
             shared: SurveyVotes | None = None,
             approval: Approval | None = None,
+            cached: bool = True,
         ) -> tuple[Decision, ConsentRecord | None]: ...
+
+        # residents' privacy zones (camgate.gate.residents)
+        def _privacy_vote(self, camera: Camera, scope: Scope, cached: bool) -> Vote | None: ...
+
+        def ask_zone_owners(self) -> int: ...
 
         def _notify(self, notice: OwnerNotice) -> bool: ...
 

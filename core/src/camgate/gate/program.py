@@ -22,7 +22,7 @@ from camgate.notify import OwnerNotice
 from camgate.rules import AgencyRules
 from camgate.vocab import AuditKind
 
-__all__ = ["Program", "apply_program_notice"]
+__all__ = ["Program", "apply_program_notice", "owe_camera_notices"]
 
 #: The meta key holding the last rules version owners were told of.
 VERSION_KEY = "program.version"
@@ -121,20 +121,28 @@ def apply_program_notice(gate: GateParts, body: dict[str, Any], at: datetime) ->
     gate.store.set_meta(str(body["key"]), at.isoformat())
     if body.get("version"):
         gate.store.set_meta(VERSION_KEY, str(body["version"]))
+    owe_camera_notices(gate, body["cameras"], str(body["event"]), str(body["text"]), at)
+
+
+def owe_camera_notices(
+    gate: GateParts, camera_ids: list[str], event: str, text: str, at: datetime
+) -> None:
+    """Owe each camera's owner one ``event`` notice saying ``text`` (sent after the change
+    commits); a camera removed since (recovery) has nobody to tell."""
     notices = []
-    for camera_id in body["cameras"]:
+    for camera_id in camera_ids:
         try:
             camera = gate.store.get_camera(camera_id)
-        except NotFound:  # removed since (recovery): nobody to tell about it
+        except NotFound:
             continue
         notices.append(
             OwnerNotice(
                 id=new_id("ntc"),
                 owner_id=camera.owner_id,
                 camera_id=camera.id,
-                event=str(body["event"]),
+                event=event,
                 at=at,
-                reasons=(str(body["text"]),),
+                reasons=(text,),
             )
         )
     gate.store.owe_notices(notices)
