@@ -17,7 +17,6 @@ from camgate.errors import (
     AdapterError,
     CameraAuthError,
     CameraUnreachable,
-    UnsupportedScope,
     ValidationError,
 )
 from camgate.media import Mp4Writer
@@ -162,18 +161,6 @@ async def test_a_bad_ticket_is_refused_with_ring_close_code_5(app_sim: RingSimul
     receiver = WebRtcReceiver()
     with anyio.fail_after(20), pytest.raises(CameraAuthError, match="refused the live view"):
         await signalling_connect(app_sim.signalling_url, "not-a-ticket", 1002, receiver)
-
-
-async def test_snapshots_and_recordings_are_absent_for_the_app_backend(
-    app_settings: dict[str, Any],
-) -> None:
-    adapter = RingAdapter.from_settings(app_settings)
-    camera = Camera(id="door", adapter="ring", source="1002", owner_id="alice", position=HOME)
-    with pytest.raises(UnsupportedScope, match="live video only"):
-        await adapter.snapshot(camera, None)  # type: ignore[arg-type]
-    with pytest.raises(UnsupportedScope, match="live video only"):
-        await adapter.recorded(camera, None)  # type: ignore[arg-type]
-    await adapter.aclose()
 
 
 @pytest.mark.parametrize(

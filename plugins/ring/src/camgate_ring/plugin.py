@@ -1,8 +1,8 @@
 """camgate-ring's hook implementations (the ``ring`` entry point of the ``camgate`` group): the
 adapter factory (with its simulator and conformance target) and the ``camgate ring`` command
-(``link``). It declares live video, snapshots and recordings (the Partner backend's; an
-app-backend account offers live video only and answers the others with UnsupportedScope); not
-audio (Ring's WHEP is video only; docs/ring.md)."""
+(``link``). It declares live video, snapshots and recordings, on both backends (the Partner
+API's, and the Ring app's for an account with ``backend = "app"``); not audio (Ring's live
+video is video only; docs/ring.md)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ FACTORY = AdapterFactory(
     capabilities=Capabilities(live=True, snapshot=True, recorded=True),
     budgets=LatencyBudgets(snapshot_s=3.0, first_frame_s=5.0, revocation_s=1.0),
     description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live, snapshots, "
-    "clips) or, per account, the Ring app's API (live over its signalling websocket).",
+    "clips) or, per account, the Ring app's API (live over its signalling websocket, "
+    "snapshots, recorded events through share/play).",
     simulator=_simulator,
     conformance_target=_target,
 )

@@ -88,6 +88,7 @@ async def app_backend_settings(sim: RingSimulator, account_path: Path) -> dict[s
         "app_token_url": token_url,
         "app_ticket_url": sim.base + TICKET_PATH,
         "signalling_url": sim.signalling_url,
+        "app_snapshot_url": f"{sim.base}/snapshots",
     }
 
 
