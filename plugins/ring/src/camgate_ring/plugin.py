@@ -31,12 +31,16 @@ def _simulator(count: int) -> Simulator:
 
 def _target(config: Mapping[str, Any] | None) -> Target | None:
     """The simulated account with its request log as the backdoor, staged faults and the
-    addresses the adapter may reach; a settings file (a real account) is left to the suite."""
-    if config is not None:
-        return None
+    addresses the adapter may reach: the Partner backend's (``--target SIM``, the default) or
+    the app backend's (``--target SIM:app``, which the suite hands over as ``{"simulator":
+    "app"}``); a settings file (a real account) is left to the suite."""
     from camgate_ring.testing.target import RingTarget
 
-    return RingTarget()
+    if config is None:
+        return RingTarget()
+    if dict(config) == {"simulator": "app"}:
+        return RingTarget(backend="app")
+    return None
 
 
 FACTORY = AdapterFactory(

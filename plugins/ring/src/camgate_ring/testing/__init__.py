@@ -297,7 +297,9 @@ class RingSimulator(Simulator):
 
     def app_state(self) -> dict[str, Any]:
         """The app side: ``hardware_ids`` signed in, ``sessions`` created, ``codes_sent``
-        (2FA codes within the last 10 minutes)."""
+        (2FA codes within the last 10 minutes), ``started_ms`` (when the simulator started:
+        its app history's events are ``started_ms - 600 s + k`` minutes, ``k`` 1 to 7, each
+        recorded for 20 s)."""
         result: dict[str, Any] = self._call("GET", "/_sim/app")
         return result
 

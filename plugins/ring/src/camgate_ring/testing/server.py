@@ -581,6 +581,9 @@ async def signalling(ring: Ring, socket: Any) -> None:
                 if device is None or not device.get("online", True):
                     await end(0, "Device is offline")
                     return
+                if device.get("broken"):
+                    await end(1, "Internal server error")
+                    return
                 session, answer = await start_session(
                     body["sdp"],
                     interval=float(ring.config["keyframe_interval"]),
@@ -588,7 +591,10 @@ async def signalling(ring: Ring, socket: Any) -> None:
                 )
                 entry = {
                     "doorbot_id": body["doorbot_id"],
-                    "device": device["id"],
+                    "device": str(body["doorbot_id"]),
+                    "partner_device": device["id"],
+                    "mono": time.monotonic(),
+                    "candidates": candidates(answer),
                     "activated": False,
                     "pings": 0,
                     "closed_by_client": None,
@@ -681,6 +687,7 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
             "hardware_ids": sorted(ring.hardware_ids),
             "sessions": ring.sessions,
             "codes_sent": len(ring.codes_sent),
+            "started_ms": ring.started_ms,
         }
         return 200, _json(app), plain
     if request.path == "/_sim/webhook" and request.method == "POST":
