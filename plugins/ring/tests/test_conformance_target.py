@@ -37,6 +37,18 @@ def _grant(camera: Camera) -> Grant:
     )
 
 
+async def _one_packet(adapter: RingAdapter, camera: Camera, target: RingTarget) -> set[str]:
+    """Open the camera's live stream, read one packet, note the clients open at the
+    simulator, close the stream; the clients noted."""
+    assert target.backdoor is not None
+    stream = await adapter.open_live(camera, _grant(camera))
+    async for _packet in stream:
+        break
+    opened = target.backdoor.open_clients()
+    await stream.aclose()
+    return opened
+
+
 async def test_the_recorder_sees_the_ice_destinations_the_target_declares() -> None:
     with RingTarget() as target, Recorder() as recorder:
         assert target.backdoor is not None
@@ -49,11 +61,7 @@ async def test_the_recorder_sees_the_ice_destinations_the_target_declares() -> N
         )
         since = time.monotonic()
         async with RingAdapter.from_settings(target.settings) as adapter:
-            stream = await adapter.open_live(camera, _grant(camera))
-            async for _packet in stream:
-                break
-            opened = target.backdoor.open_clients()
-            await stream.aclose()
+            opened = await _one_packet(adapter, camera, target)
         datagrams = {(c.host, c.port) for c in recorder.connects() if c.via == "udp sendto"}
         offered = target.backdoor.candidates()
         assert datagrams and datagrams <= offered <= target.endpoints
@@ -86,11 +94,7 @@ async def test_the_app_target_sees_the_live_view_and_its_end_and_holds_footage()
         )
         since = time.monotonic()
         async with RingAdapter.from_settings(target.settings) as adapter:
-            stream = await adapter.open_live(camera, _grant(camera))
-            async for _packet in stream:
-                break
-            opened = target.backdoor.open_clients()
-            await stream.aclose()
+            opened = await _one_packet(adapter, camera, target)
             first, last = target.recorded_span
             events = await adapter.history("1001")
             assert any(e.start < first and e.end is not None and last < e.end for e in events)

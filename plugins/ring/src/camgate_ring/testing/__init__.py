@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from camgate.adapters import Secret, Simulator
 
 __all__ = [
     "RING_HOSTS",
+    "exported_clip_inside",
     "TICKET_PATH",
     "app_backend_settings",
     "until",
@@ -54,6 +56,21 @@ async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await anyio.sleep(0.05)
+
+
+async def exported_clip_inside(clip: Path, window: tuple[datetime, datetime]) -> None:
+    """Check an exported clip: ffmpeg decodes ``clip`` without a word, and it holds pictures,
+    every one's picture clock inside ``window`` (AssertionError otherwise)."""
+    import av
+    from camgate.testing import read_picture_clock
+
+    decoded = await anyio.run_process(
+        ["ffmpeg", "-v", "error", "-i", str(clip), "-f", "null", "-"], check=True
+    )
+    assert decoded.stderr == b"", decoded.stderr
+    with av.open(str(clip)) as container:
+        pictured = [read_picture_clock(f) for f in container.decode(video=0)]
+    assert pictured and all(c is not None and window[0] <= c <= window[1] for c in pictured)
 
 
 async def app_backend_settings(sim: RingSimulator, account_path: Path) -> dict[str, Any]:
