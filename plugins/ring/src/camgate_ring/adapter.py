@@ -1,4 +1,6 @@
-"""The Ring adapter (Partner API backend): live video over WHEP, without re-encoding.
+"""The Ring adapter: the Partner API backend (below) and, per account, the app backend (live
+over :mod:`camgate_ring.signalling`; history, recordings and snapshots over
+:mod:`camgate_ring.app_media`).
 
 A camera's ``source`` is its Ring device id (as ``GET /v1/devices`` lists it). One adapter
 serves one linked account: its settings (:class:`RingSettings`) carry the API hosts, the
@@ -300,8 +302,9 @@ class RingLiveStream:
 
 
 class RingAdapter(Adapter):
-    """Ring cameras of one linked account through the Partner API: live video (WHEP),
-    snapshots (the latest image since the grant) and recordings cut to the grant's window.
+    """Ring cameras of one linked account through the Partner API (or, with ``backend =
+    "app"``, the Ring app's API): live video, snapshots (an image taken since the grant, its
+    capture time checked) and recordings cut to the grant's window.
 
     ``on_tokens`` persists rotated tokens (called before they are used); without it the
     ``token_file`` setting does; with neither, a refresh is refused (ConfigError), since a
