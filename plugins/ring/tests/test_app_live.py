@@ -169,9 +169,12 @@ async def test_a_bad_ticket_is_refused_with_ring_close_code_5(app_sim: RingSimul
         ("backend", "cloud"),
         ("signalling_url", "ws://192.0.2.7/ws"),
         ("signalling_url", "https://example.org/ws"),
+        ("app_snapshot_url", "http://192.0.2.7/snapshots"),
+        ("app_media_hosts", "evil/path"),
+        ("app_media_hosts", [7]),
     ],
 )
-def test_bad_backend_settings_are_clear_errors(setting: str, value: str) -> None:
+def test_bad_backend_settings_are_clear_errors(setting: str, value: object) -> None:
     with pytest.raises(ValidationError, match=setting):
         RingSettings.from_mapping({setting: value})
 
