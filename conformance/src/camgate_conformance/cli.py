@@ -39,8 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default="SIM",
-        metavar="SIM|CONFIG",
-        help="SIM (default) for the plugin's simulator, or a TOML/JSON settings file for a real "
+        metavar="SIM|SIM:VARIANT|CONFIG",
+        help="SIM (default) for the plugin's simulator, SIM:VARIANT for a variant its plugin "
+        "offers (e.g. ring's SIM:app), or a TOML/JSON settings file for a real "
         "device (checks that need the simulator's request log are then not run)",
     )
     parser.add_argument("--json", metavar="FILE", help="write the JSON report here")

@@ -120,17 +120,24 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_target(host: PluginHost, adapter: str, spec: str = "SIM") -> Target:
-    """The target for ``adapter``: ``"SIM"`` for the plugin's simulator, else a settings file.
+    """The target for ``adapter``: ``"SIM"`` for the plugin's simulator, ``"SIM:<variant>"``
+    for a variant of it the adapter's target factory offers (it is given ``{"simulator":
+    variant}``; ConfigError when it offers none), else a settings file.
 
     The adapter's own ``conformance_target`` factory answers first (the host refuses one that
     lacks parts of the protocol); a settings file it does not claim becomes a
     :class:`ConfigTarget`; a simulator with no target becomes a :class:`SimulatorTarget`.
     PluginError when there is neither.
     """
-    config = None if spec.upper() == "SIM" else load_config(spec)
+    variant = spec[4:] if spec.upper().startswith("SIM:") else None
+    config = None if spec.upper() == "SIM" else load_config(spec) if variant is None else None
+    if variant is not None:  # a simulated variant the adapter's target factory offers
+        config = {"simulator": variant}
     found = host.conformance_target(adapter, config)
     if found is not None:
         return found
+    if variant is not None:
+        raise ConfigError(f"{adapter!r} offers no simulated target {variant!r}")
     if config is not None:
         return ConfigTarget(config, str(config.get("description", "settings file")))
     return SimulatorTarget(host.simulator(adapter, 2))

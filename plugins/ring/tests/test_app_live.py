@@ -17,7 +17,6 @@ from camgate.errors import (
     AdapterError,
     CameraAuthError,
     CameraUnreachable,
-    UnsupportedScope,
     ValidationError,
 )
 from camgate.media import Mp4Writer
@@ -164,27 +163,18 @@ async def test_a_bad_ticket_is_refused_with_ring_close_code_5(app_sim: RingSimul
         await signalling_connect(app_sim.signalling_url, "not-a-ticket", 1002, receiver)
 
 
-async def test_snapshots_and_recordings_are_absent_for_the_app_backend(
-    app_settings: dict[str, Any],
-) -> None:
-    adapter = RingAdapter.from_settings(app_settings)
-    camera = Camera(id="door", adapter="ring", source="1002", owner_id="alice", position=HOME)
-    with pytest.raises(UnsupportedScope, match="live video only"):
-        await adapter.snapshot(camera, None)  # type: ignore[arg-type]
-    with pytest.raises(UnsupportedScope, match="live video only"):
-        await adapter.recorded(camera, None)  # type: ignore[arg-type]
-    await adapter.aclose()
-
-
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
         ("backend", "cloud"),
         ("signalling_url", "ws://192.0.2.7/ws"),
         ("signalling_url", "https://example.org/ws"),
+        ("app_snapshot_url", "http://192.0.2.7/snapshots"),
+        ("app_media_hosts", "evil/path"),
+        ("app_media_hosts", [7]),
     ],
 )
-def test_bad_backend_settings_are_clear_errors(setting: str, value: str) -> None:
+def test_bad_backend_settings_are_clear_errors(setting: str, value: object) -> None:
     with pytest.raises(ValidationError, match=setting):
         RingSettings.from_mapping({setting: value})
 

@@ -8,12 +8,14 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from camgate.adapters import Secret
 from camgate.errors import CameraAuthError, CameraProtocolError, ValidationError
 from camgate_ring import Tokens, WebhookRejected, WebhookVerifier, parse_devices
 from camgate_ring.app import ASSET_ERRORS, asset_error, parse_app_devices, two_factor
+from camgate_ring.app_media import capture_time, check_media_url, parse_app_history
 from camgate_ring.history import parse_history_page
 from camgate_ring.link import _check_callback, authorization_request, parse_callback, pkce_challenge
 from camgate_ring.partner import _token_reply
@@ -399,3 +401,72 @@ def test_deeply_nested_signalling_and_asset_replies_are_refused_clearly() -> Non
     assert asset_error(deep.encode()) is None
     with pytest.raises(CameraProtocolError):
         _message(deep)
+
+
+#: App history events: Ring's shape with every field drawn from good and bad values.
+_APP_EVENT = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.integers(min_value=-5, max_value=10**21) | st.text(max_size=22) | st.booleans(),
+        "kind": st.sampled_from(["ding", "motion", "on_demand", "x"]) | st.integers(),
+        "created_at": st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat())
+        | st.text(max_size=30)
+        | st.integers(),
+        "duration": st.floats() | st.integers() | st.none() | st.booleans() | st.text(max_size=3),
+        "recording": st.none() | st.just({"status": "ready"}) | _ANY_JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(_APP_EVENT, max_size=4), _ANY_JSON))
+def test_any_app_history_page_is_events_or_a_protocol_error(document: Any) -> None:
+    try:
+        events = parse_app_history(document)
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert message.startswith("Ring app history: ")
+        return
+    for e in events:
+        assert e.id.isdigit() and e.start.tzinfo is not None
+        assert e.end is None or e.end >= e.start
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda scheme, host, rest: f"{scheme}://{host}{rest}",
+            st.sampled_from(["https", "http", "ftp", "HTTPS"]),
+            st.sampled_from(
+                ["x.ring.com", "ring.com.evil", "a.s3.amazonaws.com", "[::1]", "h:99999"]
+            )
+            | st.text(max_size=20),
+            st.text(max_size=20),
+        ),
+    )
+)
+def test_any_recording_url_is_an_allowed_https_url_or_refused(url: str) -> None:
+    hosts = ("ring.com", "s3.amazonaws.com")
+    try:
+        checked = check_media_url(url, "https://api.ring.com", hosts)
+    except CameraProtocolError as exc:
+        message = str(exc)
+        assert "?" not in message  # never the signed query
+        return
+    parts = urlsplit(checked)
+    host = (parts.hostname or "").lower()
+    assert parts.scheme.lower() == "https"
+    assert any(host == h or host.endswith("." + h) for h in (*hosts, "api.ring.com"))
+    assert parts.username is None and parts.password is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=20))
+def test_any_capture_time_header_is_milliseconds_or_a_protocol_error(raw: str) -> None:
+    try:
+        millis = capture_time(raw)
+    except CameraProtocolError:
+        return
+    assert 946_684_800_000 <= millis <= 4_102_444_800_000

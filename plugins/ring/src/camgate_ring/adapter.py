@@ -1,4 +1,6 @@
-"""The Ring adapter (Partner API backend): live video over WHEP, without re-encoding.
+"""The Ring adapter: the Partner API backend (below) and, per account, the app backend (live
+over :mod:`camgate_ring.signalling`; history, recordings and snapshots over
+:mod:`camgate_ring.app_media`).
 
 A camera's ``source`` is its Ring device id (as ``GET /v1/devices`` lists it). One adapter
 serves one linked account: its settings (:class:`RingSettings`) carry the API hosts, the
@@ -21,7 +23,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,6 @@ from camgate.errors import (
     CameraAuthError,
     CameraUnreachable,
     ConfigError,
-    UnsupportedScope,
     ValidationError,
 )
 from camgate.media.jpeg import decode_jpeg
@@ -40,9 +41,10 @@ from camgate.media.webrtc import WebRtcReceiver, WhepSession, whep_connect
 from camgate.models import Camera, Grant, MediaPacket, Snapshot, StreamInfo
 from camgate.settings import build_settings, parse_credentials, positive
 
+from camgate_ring.app_media import DEFAULT_MEDIA_HOSTS, app_history, app_snapshot, recording
 from camgate_ring.devices import RingDevice
 from camgate_ring.history import HistoryEvent
-from camgate_ring.partner import PartnerClient, Tokens, check_base_url
+from camgate_ring.partner import MAX_CLIP_MS, PartnerClient, Tokens, check_base_url
 from camgate_ring.recorded import RingRecordedStream
 
 if TYPE_CHECKING:
@@ -107,6 +109,17 @@ def _optional_url(what: str) -> Callable[[object, attrs.Attribute[str], str], No
     return check
 
 
+def _hosts(value: Any) -> tuple[str, ...]:
+    """The ``app_media_hosts`` setting: host names (a list, or one comma-separated text)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(h, str) for h in items):
+        raise ValidationError("ring setting app_media_hosts: a list of host names")
+    hosts = tuple(h.strip().lower().strip(".") for h in items if h.strip())
+    if any(not h.isascii() or not h.replace("-", "").replace(".", "").isalnum() for h in hosts):
+        raise ValidationError("ring setting app_media_hosts: a list of host names")
+    return hosts
+
+
 @attrs.frozen
 class RingSettings:
     """Validated settings of the Ring adapter, for one account.
@@ -114,8 +127,10 @@ class RingSettings:
     ``backend`` chooses the account's API: ``"partner"`` (the default, Ring's Partner API:
     the fields below) or ``"app"`` (the Ring app's API: ``app_account_file`` holds the
     account's hardware id and tokens, written by signing in — :func:`camgate_ring.app.app_login`;
-    ``app_api_base_url``, ``app_token_url``, ``app_ticket_url`` and ``signalling_url`` are its
-    hosts; it offers live video only, over the signalling websocket).
+    ``app_api_base_url``, ``app_token_url``, ``app_ticket_url``, ``signalling_url`` and
+    ``app_snapshot_url`` are its hosts; ``app_media_hosts`` the hosts (and their sub-domains) a
+    recording's signed URL may point to; it offers live video over the signalling websocket,
+    snapshots and recordings — :mod:`camgate_ring.app_media`).
 
     ``api_base_url`` and ``token_url`` are the hosts (Ring's by default; a simulator's in
     tests); ``authorize_url`` the OAuth authorisation page for linking from camgate (no
@@ -166,6 +181,10 @@ class RingSettings:
     )
     app_gateway_wait_s: float = attrs.field(default=5.0, validator=positive(NAME))
     app_asset_wait_s: float = attrs.field(default=20.0, validator=positive(NAME))
+    app_snapshot_url: str = attrs.field(
+        default="https://app-snaps.ring.com/snapshots", validator=_url("app_snapshot_url")
+    )
+    app_media_hosts: tuple[str, ...] = attrs.field(default=DEFAULT_MEDIA_HOSTS, converter=_hosts)
     app_battery_cap_s: float = attrs.field(default=30.0, validator=positive(NAME))
     app_line_cap_s: float = attrs.field(default=60.0, validator=positive(NAME))
     credentials: dict[str, Credentials] = attrs.field(
@@ -283,8 +302,9 @@ class RingLiveStream:
 
 
 class RingAdapter(Adapter):
-    """Ring cameras of one linked account through the Partner API: live video (WHEP),
-    snapshots (the latest image since the grant) and recordings cut to the grant's window.
+    """Ring cameras of one linked account through the Partner API (or, with ``backend =
+    "app"``, the Ring app's API): live video, snapshots (an image taken since the grant, its
+    capture time checked) and recordings cut to the grant's window.
 
     ``on_tokens`` persists rotated tokens (called before they are used); without it the
     ``token_file`` setting does; with neither, a refresh is refused (ConfigError), since a
@@ -400,6 +420,9 @@ class RingAdapter(Adapter):
     ) -> list[HistoryEvent]:
         """The device's recorded events (motion, dings…: when something happened, to choose a
         recorded window from). Asks Ring for no media; the caller decides who may see them."""
+        if self.settings.backend == "app":
+            events = await app_history(self.app_client(), device_id)
+            return [e.history(device_id) for e in events if e.kind in event_types]
         return await self.client().history(device_id, event_types)
 
     async def open_live(self, camera: Camera, grant: Grant) -> RingLiveStream:
@@ -473,25 +496,24 @@ class RingAdapter(Adapter):
             raise
         return stream
 
-    def _partner_only(self, what: str) -> None:
-        if self.settings.backend != "partner":
-            raise UnsupportedScope(
-                f"Ring app backend: {what} are not offered for this account (live video only; "
-                "link the account through the Partner API for them, docs/ring.md)"
-            )
-
     async def snapshot(self, camera: Camera, grant: Grant) -> Snapshot:
         """The device's latest image captured since the grant was issued (Ring has no "take
         one now" call: ``latest_in_range`` from ``grant.issued_at`` to now). An image Ring
         dates before the grant is refused (CameraUnreachable: battery cameras keep stale ones),
         as is none in the range (416); a reply that is not a JPEG is a CameraProtocolError.
-        The app backend: UnsupportedScope."""
-        self._partner_only("snapshots")
+        The app backend asks for the next image after the grant's issue
+        (:func:`~camgate_ring.app_media.app_snapshot`) and checks its capture time the same
+        way."""
         issued = grant.issued_at
         now = datetime.now(UTC)
         start_ms = int(issued.timestamp() * 1000)
         end_ms = max(start_ms, int(now.timestamp() * 1000))
-        data, taken_ms = await self.client().image(camera.source, start_ms, end_ms)
+        if self.settings.backend == "app":
+            data, taken_ms = await app_snapshot(
+                self.app_client(), self.settings.app_snapshot_url, camera.source, start_ms
+            )
+        else:
+            data, taken_ms = await self.client().image(camera.source, start_ms, end_ms)
         if taken_ms < start_ms:
             stale = (start_ms - taken_ms) / 1000
             raise CameraUnreachable(
@@ -512,16 +534,51 @@ class RingAdapter(Adapter):
     async def recorded(self, camera: Camera, grant: Grant) -> RingRecordedStream:
         """The device's recording inside ``grant.window_start``..``window_end`` (cut at now),
         downloaded in 15-minute pieces and cut to the window (:mod:`camgate_ring.recorded`).
-        Nothing recorded there (Ring's 416) → CameraUnreachable. The app backend:
-        UnsupportedScope."""
-        self._partner_only("recordings")
+        Nothing recorded there (Ring's 416) → CameraUnreachable. The app backend: the
+        recorded events overlapping the window (:meth:`_app_recorded`)."""
         assert grant.window_start is not None and grant.window_end is not None
         window = (grant.window_start, min(grant.window_end, datetime.now(UTC)))
+        if self.settings.backend == "app":
+            return await self._app_recorded(camera.source, window)
         client = self.client()
         return await RingRecordedStream.open(
             lambda start_ms, duration_ms: client.video(camera.source, start_ms, duration_ms),
             window,
         )
+
+    async def _app_recorded(
+        self, source: str, window: tuple[datetime, datetime]
+    ) -> RingRecordedStream:
+        """The app backend's recording of ``window``: the device's events whose recording is
+        ready and which overlap it (an event without a duration counts as lasting up to
+        :data:`~camgate_ring.partner.MAX_CLIP_MS`), oldest first, each downloaded through
+        ``share/play`` as the consumer reads and cut to the window without re-encoding (the
+        Partner path's :class:`~camgate_ring.recorded.RingRecordedStream`). An event starting
+        inside an earlier one's recording is skipped (its pictures would repeat). No event →
+        CameraUnreachable."""
+        client = self.app_client()
+        longest = timedelta(milliseconds=MAX_CLIP_MS)
+        events = await app_history(client, source, since=window[0] - longest)
+        dings: dict[int, str] = {}
+        parts: list[tuple[int, int]] = []
+        for event in sorted(events, key=lambda e: e.start):
+            end = event.end or event.start + longest
+            if not event.recorded or end < window[0] or event.start > window[1]:
+                continue
+            start_ms = int(event.start.timestamp() * 1000)
+            duration_ms = max(1, int((end - event.start).total_seconds() * 1000))
+            if parts and start_ms < parts[-1][0] + parts[-1][1]:
+                continue
+            dings[start_ms] = event.id
+            parts.append((start_ms, duration_ms))
+        if not parts:
+            raise CameraUnreachable(f"Ring device {source}: no recorded event in the window")
+        hosts = self.settings.app_media_hosts
+
+        async def download(start_ms: int, duration_ms: int) -> tuple[bytes, int]:
+            return await recording(client, dings[start_ms], hosts=hosts), duration_ms
+
+        return await RingRecordedStream.open(download, window, parts)
 
     async def aclose(self) -> None:
         """Close the API clients. Idempotent."""

@@ -1,8 +1,8 @@
 """camgate-ring's hook implementations (the ``ring`` entry point of the ``camgate`` group): the
 adapter factory (with its simulator and conformance target) and the ``camgate ring`` command
-(``link``). It declares live video, snapshots and recordings (the Partner backend's; an
-app-backend account offers live video only and answers the others with UnsupportedScope); not
-audio (Ring's WHEP is video only; docs/ring.md)."""
+(``link``). It declares live video, snapshots and recordings, on both backends (the Partner
+API's, and the Ring app's for an account with ``backend = "app"``); not audio (Ring's live
+video is video only; docs/ring.md)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,16 @@ def _simulator(count: int) -> Simulator:
 
 def _target(config: Mapping[str, Any] | None) -> Target | None:
     """The simulated account with its request log as the backdoor, staged faults and the
-    addresses the adapter may reach; a settings file (a real account) is left to the suite."""
-    if config is not None:
-        return None
+    addresses the adapter may reach: the Partner backend's (``--target SIM``, the default) or
+    the app backend's (``--target SIM:app``, which the suite hands over as ``{"simulator":
+    "app"}``); a settings file (a real account) is left to the suite."""
     from camgate_ring.testing.target import RingTarget
 
-    return RingTarget()
+    if config is None:
+        return RingTarget()
+    if dict(config) == {"simulator": "app"}:
+        return RingTarget(backend="app")
+    return None
 
 
 FACTORY = AdapterFactory(
@@ -46,7 +50,8 @@ FACTORY = AdapterFactory(
     capabilities=Capabilities(live=True, snapshot=True, recorded=True),
     budgets=LatencyBudgets(snapshot_s=3.0, first_frame_s=5.0, revocation_s=1.0),
     description="Ring cameras through the Ring Partner API (OAuth 2, WHEP live, snapshots, "
-    "clips) or, per account, the Ring app's API (live over its signalling websocket).",
+    "clips) or, per account, the Ring app's API (live over its signalling websocket, "
+    "snapshots, recorded events through share/play).",
     simulator=_simulator,
     conformance_target=_target,
 )

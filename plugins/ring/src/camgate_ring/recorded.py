@@ -123,16 +123,21 @@ class RingRecordedStream:
         cls,
         download: Callable[[int, int], Awaitable[tuple[bytes, int]]],
         window: tuple[datetime, datetime],
+        parts: list[tuple[int, int]] | None = None,
     ) -> RingRecordedStream:
         """Download the window's first piece (errors surface here); CameraUnreachable when
-        the window holds no picture Ring recorded."""
-        parts = pieces(*window)
+        the window holds no picture Ring recorded. ``parts`` are the ``(start_ms,
+        duration_ms)`` recordings to ask for, oldest first (default: :func:`pieces` of the
+        window; the app backend's are its recorded events)."""
+        parts = pieces(*window) if parts is None else list(parts)
         if not parts:
             raise CameraUnreachable("Ring: the window holds no recording (it has not begun)")
-        packets = await _piece(download, parts[0], window, first=True)
+        packets: list[MediaPacket] = []
+        while parts and not packets:  # a piece may hold nothing inside the window
+            packets = await _piece(download, parts.pop(0), window, first=True)
         if not packets:
             raise CameraUnreachable("Ring's recording holds no picture inside the window")
-        return cls(download, window, packets, parts[1:])
+        return cls(download, window, packets, parts)
 
     def __aiter__(self) -> AsyncIterator[MediaPacket]:
         return self._iterate()

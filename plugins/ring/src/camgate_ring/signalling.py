@@ -211,8 +211,9 @@ class SignallingSession:
         if self._closed:
             return
         self._closed = True
+        reader, *others = self._tasks
         with anyio.CancelScope(shield=True):
-            for task in self._tasks:
+            for task in others:
                 task.cancel()
             with contextlib.suppress(WebSocketException, OSError):
                 await self._socket.send(
@@ -220,7 +221,13 @@ class SignallingSession:
                 )
             with contextlib.suppress(WebSocketException, OSError):
                 await self._socket.close()
+            # The reader is not cancelled: after Ring's end it may be closing the receiver,
+            # and a cancelled close would leave the peer connection's tasks running. The
+            # closed socket ends it; a reader still busy after the bound is cancelled.
+            with anyio.move_on_after(5.0):
+                await asyncio.wait({reader})
             for task in self._tasks:
+                task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
             await self.receiver.aclose()

@@ -11,15 +11,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 from camgate.adapters import Secret, Simulator
 from camgate.testing import until
 
 __all__ = [
     "RING_HOSTS",
+    "exported_clip_inside",
     "TICKET_PATH",
     "app_backend_settings",
     "until",
@@ -44,6 +47,21 @@ SIGNING_KEY = "sim-hmac-signing-key-7c21"
 
 #: Where the simulator hands out live-view tickets (the app's path on its own host).
 TICKET_PATH = "/api/v1/clap/ticket/request/signalsocket"
+
+
+async def exported_clip_inside(clip: Path, window: tuple[datetime, datetime]) -> None:
+    """Check an exported clip: ffmpeg decodes ``clip`` without a word, and it holds pictures,
+    every one's picture clock inside ``window`` (AssertionError otherwise)."""
+    import av
+    from camgate.testing import read_picture_clock
+
+    decoded = await anyio.run_process(
+        ["ffmpeg", "-v", "error", "-i", str(clip), "-f", "null", "-"], check=True
+    )
+    assert decoded.stderr == b"", decoded.stderr
+    with av.open(str(clip)) as container:
+        pictured = [read_picture_clock(f) for f in container.decode(video=0)]
+    assert pictured and all(c is not None and window[0] <= c <= window[1] for c in pictured)
 
 
 async def app_backend_settings(sim: RingSimulator, account_path: Path) -> dict[str, Any]:
@@ -78,6 +96,7 @@ async def app_backend_settings(sim: RingSimulator, account_path: Path) -> dict[s
         "app_token_url": token_url,
         "app_ticket_url": sim.base + TICKET_PATH,
         "signalling_url": sim.signalling_url,
+        "app_snapshot_url": f"{sim.base}/snapshots",
     }
 
 
@@ -286,7 +305,9 @@ class RingSimulator(Simulator):
 
     def app_state(self) -> dict[str, Any]:
         """The app side: ``hardware_ids`` signed in, ``sessions`` created, ``codes_sent``
-        (2FA codes within the last 10 minutes)."""
+        (2FA codes within the last 10 minutes), ``started_ms`` (when the simulator started:
+        its app history's events are ``started_ms - 600 s + k`` minutes, ``k`` 1 to 7, each
+        recorded for 20 s)."""
         result: dict[str, Any] = self._call("GET", "/_sim/app")
         return result
 

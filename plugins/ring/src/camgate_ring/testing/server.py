@@ -22,9 +22,12 @@ listens. It speaks, as Ring documents them (docs/ring.md):
 - The app (consumer) API: ``POST /oauth/token`` with ``client_id=ring_official_android`` (the
   password grant with 2FA and its limit, single-use refresh tokens), ``POST
   /clients_api/session``, ``GET /clients_api/ring_devices``, ``…/dings/active``, the
-  location groups and ``…/doorbots/{id}/history`` (paged by ``older_than``); with ``tls`` in
-  the configuration, the same server also listens with TLS (the port is the third word of
-  ``READY``), for clients that only speak to Ring's HTTPS hosts.
+  location groups, ``…/doorbots/{id}/history`` (paged by ``older_than``),
+  ``…/dings/{id}/share/play`` (a signed URL on this server's ``/recordings/``, which serves
+  the event's MP4) and the app's snapshots (``GET /snapshots/next/{id}``, dated by
+  ``x-time-millis``, a battery camera's ten minutes old); with ``tls`` in the configuration,
+  the same server also listens with TLS (the port is the third word of ``READY``), for
+  clients that only speak to Ring's HTTPS hosts.
 - The app's live view: ``POST /api/v1/clap/ticket/request/signalsocket`` (bearer,
   ``hardware_id``) → ``{"ticket": …}``, and the signalling websocket (the fourth word of
   ``READY``; :func:`signalling`), whose sessions ``GET /_sim/signalling`` shows.
@@ -97,6 +100,7 @@ class Ring:
         self.app_faults: list[tuple[int, Any]] = []  # the next app API replies, on demand
         self.tickets: set[str] = set()  # signalling tickets issued, each usable once
         self.signalling: dict[str, dict[str, Any]] = {}  # live-view session id -> what happened
+        self.signed: dict[str, str] = {}  # recording URL signature -> its ding id
 
     def issue(self) -> dict[str, Any]:
         """A new token pair; the previous refresh token is spent."""
@@ -147,6 +151,7 @@ STATUS_TEXT = {
     204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     206: "Partial Content",
     415: "Unsupported Media Type",
@@ -183,6 +188,10 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         return authorize(ring, request)
     if path.startswith(("/clients_api/", "/groups/v1/")):
         return app_api(ring, request)
+    if method == "GET" and path.startswith("/recordings/"):
+        return await asyncio.to_thread(signed_recording, ring, request)
+    if method == "GET" and path.startswith("/snapshots/next/"):
+        return app_snapshot(ring, request)
     if method == "POST" and path == TICKET_PATH:
         if not ring.authorised(request):
             return _plain(401, {"error": "Unauthorized"})
@@ -341,13 +350,71 @@ def app_api(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
     if request.method == "GET" and request.path.startswith("/groups/v1/locations/"):
         return _plain(200, {"device_groups": []})
     parts = request.path.split("/")
+    if request.method == "GET" and len(parts) == 6 and parts[2:6:2] == ["dings", "share"]:
+        return share_play(ring, parts[3], request.query) if parts[5] == "play" else _plain(404, {})
     if request.method == "GET" and len(parts) == 5 and parts[2:5:2] == ["doorbots", "history"]:
         return _plain(200, app_history(ring, parts[3], parse_qs(request.query)))
     return _plain(404, {"error": "Not Found"})
 
 
-#: Recorded events per device in the app's history.
-HISTORY_EVENTS = 7
+#: Recorded events per device in the app's history, and how long each one's recording lasts.
+HISTORY_EVENTS, EVENT_SECONDS = 7, 20
+
+
+def ding_start_ms(ring: Ring, ding_id: int) -> int:
+    """When the app's event ``ding_id`` (``<doorbot id> * 100 + k``) began (epoch ms)."""
+    return ring.started_ms - 600_000 + 60_000 * (ding_id % 100)
+
+
+def share_play(ring: Ring, ding: str, query: str) -> tuple[int, bytes, dict[str, str]]:
+    """``GET /clients_api/dings/{id}/share/play``: the recording's signed URL (on this
+    server's ``/recordings/``, valid for that ding only) as ``{"url": …}`` with
+    ``disable_redirect=true``, else a 302 to it; 404 for an unknown event."""
+    if not ding.isdigit() or app_doorbot(ring, int(ding) // 100) is None:
+        return _plain(404, {"error": "Not Found"})
+    if not 1 <= int(ding) % 100 <= HISTORY_EVENTS:
+        return _plain(404, {"error": "Not Found"})
+    signature = secrets.token_urlsafe(16)
+    ring.signed[signature] = ding
+    url = f"{ring.base}/recordings/{ding}.mp4?X-Amz-Signature={signature}"
+    if "disable_redirect=true" not in query:
+        return 302, b"", {"Location": url}
+    return _plain(200, {"url": url})
+
+
+def signed_recording(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
+    """``GET /recordings/{ding}.mp4?X-Amz-Signature=…`` (no bearer: the URL is signed): the
+    event's MP4 (:data:`EVENT_SECONDS` from its start, every picture with its clock); 403 for
+    a signature this server did not give for that ding. ``/recordings/elsewhere`` redirects to
+    another host (for the test that no redirect is followed)."""
+    if request.path == "/recordings/elsewhere":
+        return 302, b"", {"Location": "http://192.0.2.9/stolen.mp4"}
+    signature = parse_qs(request.query).get("X-Amz-Signature", [""])[0]
+    ding = request.path.removeprefix("/recordings/").removesuffix(".mp4")
+    if ring.signed.get(signature) != ding:
+        return 403, b"<Error>AccessDenied</Error>", {"Content-Type": "application/xml"}
+    device = app_doorbot(ring, int(ding) // 100)
+    assert device is not None
+    order = {"timestamp": ding_start_ms(ring, int(ding)), "duration": EVENT_SECONDS * 1000}
+    return clip(ring, device["id"], _json(order))
+
+
+def app_snapshot(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, str]]:
+    """``GET /snapshots/next/{doorbot id}?after-ms=…`` (bearer): the device's latest image
+    whatever ``after-ms`` asks (a battery camera's is ten minutes old, a ``stale_snapshot``
+    device's an hour), dated by ``x-time-millis``: the client must check it."""
+    if not ring.authorised(request):
+        return _plain(401, {"error": "Unauthorized"})
+    doorbot = request.path.removeprefix("/snapshots/next/")
+    device = app_doorbot(ring, int(doorbot)) if doorbot.isdigit() else None
+    if device is None:
+        return _plain(404, {"error": "Not Found"})
+    now_ms = int(time.time() * 1000)
+    if device.get("stale_snapshot"):
+        taken = now_ms - 3_600_000
+    else:
+        taken = now_ms - int(float(device.get("snapshot_age_s", 0.0)) * 1000)
+    return 200, clock_jpeg(taken), {"Content-Type": "image/jpeg", "x-time-millis": str(taken)}
 
 
 def app_history(ring: Ring, doorbot: str, query: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -359,10 +426,11 @@ def app_history(ring: Ring, doorbot: str, query: dict[str, list[str]]) -> list[d
     events: list[dict[str, Any]] = [
         {
             "id": base + k,
-            "created_at": time.strftime(
-                "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ring.started_ms / 1000 - 600 + 60 * k)
-            ),
+            "created_at": datetime.fromtimestamp(ding_start_ms(ring, base + k) / 1000, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "kind": "ding" if k % 3 == 0 else "motion",
+            "duration": EVENT_SECONDS,
             "answered": False,
             "favorite": False,
             "recording": {"status": "ready"},
@@ -513,6 +581,9 @@ async def signalling(ring: Ring, socket: Any) -> None:
                 if device is None or not device.get("online", True):
                     await end(0, "Device is offline")
                     return
+                if device.get("broken"):
+                    await end(1, "Internal server error")
+                    return
                 session, answer = await start_session(
                     body["sdp"],
                     interval=float(ring.config["keyframe_interval"]),
@@ -520,7 +591,10 @@ async def signalling(ring: Ring, socket: Any) -> None:
                 )
                 entry = {
                     "doorbot_id": body["doorbot_id"],
-                    "device": device["id"],
+                    "device": str(body["doorbot_id"]),
+                    "partner_device": device["id"],
+                    "mono": time.monotonic(),
+                    "candidates": candidates(answer),
                     "activated": False,
                     "pings": 0,
                     "closed_by_client": None,
@@ -613,6 +687,7 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
             "hardware_ids": sorted(ring.hardware_ids),
             "sessions": ring.sessions,
             "codes_sent": len(ring.codes_sent),
+            "started_ms": ring.started_ms,
         }
         return 200, _json(app), plain
     if request.path == "/_sim/webhook" and request.method == "POST":
@@ -753,10 +828,15 @@ def snapshot(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[
         taken = min(now_ms - int(float(device.get("snapshot_age_s", 0.0)) * 1000), end)
         if taken < start:
             return 416, _error(416, "TIMESTAMP_NOT_FOUND"), kind
+    return 200, clock_jpeg(taken), {"Content-Type": "image/jpeg", "X-Media-Timestamp": str(taken)}
+
+
+def clock_jpeg(taken_ms: int) -> bytes:
+    """A 320x240 JPEG whose picture clock shows ``taken_ms`` (epoch ms)."""
     luma = np.tile(np.linspace(40, 200, 320, dtype=np.uint8), (240, 1))
-    draw_picture_clock(luma, datetime.fromtimestamp(taken / 1000, UTC))
+    draw_picture_clock(luma, datetime.fromtimestamp(taken_ms / 1000, UTC))
     jpeg, _w, _h = encode_jpeg(av.VideoFrame.from_ndarray(luma, format="gray"), quality=3)
-    return 200, jpeg, {"Content-Type": "image/jpeg", "X-Media-Timestamp": str(taken)}
+    return jpeg
 
 
 #: The simulated recordings: frames per second and keyframe interval (frames).
@@ -790,8 +870,12 @@ def clip(ring: Ring, device_id: str, body: bytes) -> tuple[int, bytes, dict[str,
     with av.open(out, "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=CLIP_FPS)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        stream.options = {"g": str(CLIP_GOP), "keyint_min": str(CLIP_GOP), "bf": "0"}
-        stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        stream.codec_context.gop_size = CLIP_GOP
+        stream.codec_context.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "x264-params": f"keyint={CLIP_GOP}:min-keyint={CLIP_GOP}:scenecut=0:bframes=0",
+        }
         count = max(1, (end - start) * CLIP_FPS // 1000)
         for i in range(count):
             luma = np.tile(np.linspace(40, 200, 320, dtype=np.uint8), (240, 1))
