@@ -53,6 +53,7 @@ __all__ = [
     "read_counter",
     "read_request",
     "respond",
+    "sdp_candidates",
     "start_session",
 ]
 
@@ -78,6 +79,18 @@ def read_counter(gray: Any) -> int:
         centre = gray[BLOCK // 2, bit * BLOCK + BLOCK // 2]
         value = (value << 1) | (1 if centre > 128 else 0)
     return value
+
+
+def sdp_candidates(sdp: str) -> list[tuple[str, int]]:
+    """The ``(address, port)`` of every UDP ICE candidate in an SDP: where its peer may be sent
+    to (a simulator's answer names them; a conformance target declares them as endpoints)."""
+    found = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            parts = line.split()
+            if len(parts) >= 6 and parts[2].lower() == "udp" and parts[5].isdigit():
+                found.append((parts[4].split("%", 1)[0], int(parts[5])))
+    return found
 
 
 class CounterTrack(aiortc.VideoStreamTrack):

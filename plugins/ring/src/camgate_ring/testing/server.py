@@ -73,7 +73,14 @@ import httpx
 import numpy as np
 from camgate.media.jpeg import encode_jpeg
 from camgate.testing import draw_picture_clock
-from camgate.testing.webrtc import SESSIONS, Request, read_request, respond, start_session
+from camgate.testing.webrtc import (
+    SESSIONS,
+    Request,
+    read_request,
+    respond,
+    sdp_candidates,
+    start_session,
+)
 
 WHEP = "/media/streaming/whep/sessions"
 
@@ -234,7 +241,7 @@ async def handle(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, st
         ring.whep[session.id] = {
             "device": device,
             "deleted": False,
-            "candidates": candidates(answer),
+            "candidates": sdp_candidates(answer),
             "capped": False,
         }
         cap = float(found_device.get("live_cap_s", 60.0))
@@ -594,7 +601,7 @@ async def signalling(ring: Ring, socket: Any) -> None:
                     "device": str(body["doorbot_id"]),
                     "partner_device": device["id"],
                     "mono": time.monotonic(),
-                    "candidates": candidates(answer),
+                    "candidates": sdp_candidates(answer),
                     "activated": False,
                     "pings": 0,
                     "closed_by_client": None,
@@ -901,17 +908,6 @@ def whep_client(request: Request, status: int, headers: dict[str, str]) -> str |
     if request.method == "DELETE" and WHEP in request.path:
         return request.path.rsplit("/", 1)[1]
     return None
-
-
-def candidates(sdp: str) -> list[list[Any]]:
-    """The ``[address, port]`` of every ICE candidate in an SDP (where the receiver sends)."""
-    found = []
-    for line in sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            parts = line.split()
-            if len(parts) >= 6 and parts[2].lower() == "udp":
-                found.append([parts[4].split("%", 1)[0], int(parts[5])])
-    return found
 
 
 async def main(config: dict[str, Any]) -> None:

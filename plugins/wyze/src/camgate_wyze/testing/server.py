@@ -46,7 +46,7 @@ from urllib.parse import parse_qs
 
 import av
 from camgate.testing import draw_picture_clock
-from camgate.testing.webrtc import Request, read_request, respond, start_session
+from camgate.testing.webrtc import Request, read_request, respond, sdp_candidates, start_session
 
 from camgate_wyze.client import APP_API_KEY, SC, SV
 
@@ -314,10 +314,10 @@ async def serve_ws(wyze: Wyze, config: dict[str, Any]) -> Any:
 
     offline = {c["mac"] for c in config["cameras"] if not c.get("online", True)}
 
-    def note(client: str, kind: str, camera: str | None, media: bool = False) -> None:
+    def note(client: str, kind: str, camera: str | None, media: bool = False, **more: Any) -> None:
         wyze.log.append(
             {"at": time.monotonic(), "client": client, "kind": kind, "camera": camera,
-             "media": media, "status": None, "code": None}
+             "media": media, "status": None, "code": None, **more}
         )  # fmt: skip
 
     async def handler(socket: Any) -> None:
@@ -349,6 +349,8 @@ async def serve_ws(wyze: Wyze, config: dict[str, Any]) -> Any:
                     if s.pc.connectionState in ("closed", "failed"):
                         note(client, "session-closed", mac)
 
+                # Where the viewer will send (the conformance target declares these).
+                note(client, "sdp_answer", mac, candidates=sdp_candidates(answer))
                 payload = _b64({"type": "answer", "sdp": answer})
                 await socket.send(
                     json.dumps({"messageType": "SDP_ANSWER", "messagePayload": payload})

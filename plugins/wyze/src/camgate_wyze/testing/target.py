@@ -139,7 +139,7 @@ class WyzeTarget:
         self.settings: dict[str, Any] = {}
         self.audio_source: str | None = None
         self.backdoor: WyzeBackdoor | None = None
-        self.endpoints: list[tuple[str, int]] = []
+        self._fixed: list[tuple[str, int]] = []
 
     def rtsp_macs(self) -> dict[str, str]:
         """The RTSP target's ``/cam1`` URL, mapped to the MAC of the camera it plays."""
@@ -164,12 +164,24 @@ class WyzeTarget:
         cloud = urlsplit(self.cloud.base)
         rtsp = urlsplit(self.rtsp.sources[0])
         signalling = urlsplit(self.cloud.ws_base)
-        self.endpoints = [
+        self._fixed = [
             (str(cloud.hostname), int(cloud.port or 0)),
             (str(signalling.hostname), int(signalling.port or 0)),
             (str(rtsp.hostname), int(rtsp.port or 0)),
         ]
         return self
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """Where the adapter may connect or send: the cloud API, the signalling socket, the RTSP
+        firmware's server, and every ICE candidate the simulated peers offered in their SDP
+        answers (the UDP destinations of the cloud WebRTC route; a Wyze source is a MAC, not
+        an address, so the suite cannot tell them itself)."""
+        found = list(self._fixed)
+        if self._fixed:
+            for entry in self.cloud.log(connections=True):
+                found += [(str(h), int(p)) for h, p in entry.get("candidates", ())]
+        return found
 
     def __exit__(self, *exc: object) -> None:
         self.close()
