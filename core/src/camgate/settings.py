@@ -12,17 +12,23 @@ import json
 import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import attrs
 
-from camgate.adapters import AdapterFactory, Credentials
+from camgate.adapters import AdapterFactory, Credentials, Secret
 from camgate.errors import ValidationError
 
 __all__ = [
+    "LOOPBACK_HOSTS",
     "add_setting_option",
+    "base_url",
     "build_settings",
+    "check_base_url",
+    "is_loopback",
     "parse_credentials",
     "parse_setting",
+    "optional_secret",
     "positive",
     "split_camera_settings",
 ]
@@ -117,3 +123,49 @@ def add_setting_option(parser: argparse.ArgumentParser, help_text: str) -> None:
         metavar="KEY=VALUE",
         help=help_text,
     )
+
+
+#: Hosts a cloud adapter may reach over plain http (a simulator on loopback), never others.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback host name or address (where plain http is allowed: simulators)."""
+    return host.lower() in LOOPBACK_HOSTS
+
+
+def check_base_url(url: str, what: str, vendor: str) -> str:
+    """A cloud adapter's host setting ``what``: ``url`` without a trailing slash when it is
+    https (or http to a loopback host, for a simulator), has a host and carries no credentials,
+    query or fragment; otherwise ValidationError naming ``vendor`` and ``what`` (never the
+    URL, which could hold a secret)."""
+    if not isinstance(url, str):
+        raise ValidationError(f"{vendor} setting {what}: must be a URL")
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        has_user = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ValidationError(f"{vendor} setting {what}: must be an https URL") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValidationError(f"{vendor} setting {what}: must be an https URL")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ValidationError(f"{vendor} setting {what}: plain http only to a loopback host")
+    if has_user or parts.query or parts.fragment:
+        raise ValidationError(f"{vendor} setting {what}: no credentials, query or fragment")
+    return url.rstrip("/")
+
+
+def base_url(vendor: str, what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
+    """An attrs validator: the field is a host setting :func:`check_base_url` accepts."""
+
+    def check(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
+        check_base_url(value, what, vendor)
+
+    return check
+
+
+def optional_secret(value: str | Secret | None) -> Secret | None:
+    """An attrs converter: a text setting kept as a :class:`~camgate.adapters.Secret` (None
+    stays None), so no repr, log or error shows it."""
+    return value if value is None or isinstance(value, Secret) else Secret(value)

@@ -42,6 +42,7 @@ import anyio
 import attrs
 import av
 import av.error
+from camgate import settings as kit
 from camgate.adapters import SECRET, VENDOR_BODY_LIMIT, Adapter, Credentials, Secret
 from camgate.errors import CameraProtocolError, CameraUnreachable, NoVideoError, ValidationError
 from camgate.media.jpeg import decode_jpeg
@@ -57,7 +58,6 @@ from camgate_arlo.client import (
     ArloSession,
     LoginTransport,
     allowed_url,
-    check_base_url,
 )
 from camgate_arlo.wire import ArloDevice
 
@@ -83,17 +83,8 @@ def _credentials(value: Mapping[str, Any]) -> dict[str, Credentials]:
     return parse_credentials(value, NAME)
 
 
-def _optional_secret(value: str | Secret | None) -> Secret | None:
-    return None if value is None or isinstance(value, Secret) else Secret(value)
-
-
 def _url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
-    def check(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
-        if not isinstance(value, str):
-            raise ValidationError(f"arlo setting {what}: must be a URL")
-        check_base_url(value, what)
-
-    return check
+    return kit.base_url(NAME, what)
 
 
 def _hosts(value: Any) -> tuple[str, ...]:
@@ -128,10 +119,10 @@ class ArloSettings:
     )
     email: str = ""
     password: Secret | None = attrs.field(
-        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+        default=None, converter=kit.optional_secret, repr=False, metadata=SECRET
     )
     session: Secret | None = attrs.field(
-        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+        default=None, converter=kit.optional_secret, repr=False, metadata=SECRET
     )
     session_file: str | None = None
     ca_file: str | None = None

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import anyio
 import attrs
 import httpx
+from camgate import settings as kit
 from camgate.adapters import Secret, read_capped
 from camgate.errors import (
     AdapterError,
@@ -106,24 +107,11 @@ logging.getLogger("httpcore.http11").addFilter(_ScrubCookies())
 
 #: A session this close to its expiry (seconds) is renewed by a login before use.
 EXPIRY_MARGIN_S = 60.0
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def check_base_url(url: str, what: str) -> str:
-    """``url`` without a trailing slash when it is https (or http to a loopback host, for a
-    simulator), with a host and no credentials, query or fragment; ValidationError."""
-    try:
-        parts = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        raise ValidationError(f"arlo setting {what}: must be an https URL") from None
-    host = parts.host.lower()
-    if parts.scheme not in ("https", "http") or not host:
-        raise ValidationError(f"arlo setting {what}: must be an https URL")
-    if parts.scheme == "http" and host not in _LOOPBACK:
-        raise ValidationError(f"arlo setting {what}: plain http only to a loopback host")
-    if parts.userinfo or parts.query or parts.fragment:
-        raise ValidationError(f"arlo setting {what}: no credentials, query or fragment")
-    return url.rstrip("/")
+    """An Arlo host setting: :func:`camgate.kit.check_base_url` for vendor ``arlo``."""
+    return kit.check_base_url(url, what, "arlo")
 
 
 def allowed_url(url: str, hosts: Sequence[str], schemes: Sequence[str], what: str) -> str:
@@ -139,7 +127,7 @@ def allowed_url(url: str, hosts: Sequence[str], schemes: Sequence[str], what: st
     scheme, host = parsed.scheme.lower(), parsed.host.lower().rstrip(".")
     if scheme not in schemes or not host or parsed.userinfo:
         raise CameraProtocolError(f"Arlo's {what} URL {shown} is not one the adapter opens")
-    if scheme == "http" and host not in _LOOPBACK:
+    if scheme == "http" and not kit.is_loopback(host):
         raise CameraProtocolError(f"Arlo's {what} URL {shown} is plain http: refused")
     for entry in hosts:
         entry = entry.lower()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
+from camgate import settings as kit
 from camgate.adapters import SECRET, Adapter, Credentials, Secret
 from camgate.errors import (
     CameraAuthError,
@@ -68,17 +69,8 @@ def _credentials(value: Mapping[str, Any]) -> dict[str, Credentials]:
     return parse_credentials(value, NAME)
 
 
-def _optional_secret(value: str | Secret | None) -> Secret | None:
-    return None if value is None or isinstance(value, Secret) else Secret(value)
-
-
 def _url(what: str) -> Callable[[object, attrs.Attribute[str], str], None]:
-    def check(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
-        if not isinstance(value, str):
-            raise ValidationError(f"ring setting {what}: must be a URL")
-        check_base_url(value, what)
-
-    return check
+    return kit.base_url(NAME, what)
 
 
 #: The account's backends: Ring's Partner API (the default) or the Ring app's API.
@@ -142,13 +134,13 @@ class RingSettings:
 
     client_id: str = ""
     client_secret: Secret | None = attrs.field(
-        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+        default=None, converter=kit.optional_secret, repr=False, metadata=SECRET
     )
     access_token: Secret | None = attrs.field(
-        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+        default=None, converter=kit.optional_secret, repr=False, metadata=SECRET
     )
     refresh_token: Secret | None = attrs.field(
-        default=None, converter=_optional_secret, repr=False, metadata=SECRET
+        default=None, converter=kit.optional_secret, repr=False, metadata=SECRET
     )
     access_expires_at: float = 0.0
     token_file: str | None = None

@@ -40,6 +40,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import anyio
 import attrs
 import httpx
+from camgate import settings as kit
 from camgate.adapters import Secret
 from camgate.errors import (
     AdapterError,
@@ -74,7 +75,6 @@ MAX_BODY = 4 * 1024 * 1024
 MAX_CLIP_MS = 900_000
 #: The largest clip download the client accepts.
 MAX_CLIP_BODY = 512 * 1024 * 1024
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _secret(value: str | Secret) -> Secret:
@@ -118,17 +118,8 @@ class Tokens:
 
 
 def check_base_url(url: str, what: str) -> str:
-    """``url`` without a trailing slash when it is https (or http to a loopback host, for a
-    simulator), has a host and carries no credentials, query or fragment; ValidationError."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host:
-        raise ValidationError(f"ring setting {what}: must be an https URL")
-    if parts.scheme == "http" and host not in _LOOPBACK:
-        raise ValidationError(f"ring setting {what}: plain http only to a loopback host")
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        raise ValidationError(f"ring setting {what}: no credentials, query or fragment")
-    return url.rstrip("/")
+    """A Ring host setting: :func:`camgate.kit.check_base_url` for vendor ``ring``."""
+    return kit.check_base_url(url, what, "ring")
 
 
 def _origin(url: str) -> tuple[str, str, int]:

@@ -17,15 +17,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+from camgate import settings as kit
 from camgate.adapters import SECRET, Credentials, Secret
 from camgate.errors import ValidationError
-from camgate.settings import build_settings, parse_credentials, positive
+from camgate.settings import build_settings, is_loopback, parse_credentials, positive
 
 __all__ = ["NAME", "WyzeSettings", "check_base_url", "is_loopback"]
 
 #: The adapter's registered name (the entry point's name, and ``Camera.adapter``).
 NAME = "wyze"
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: The hosts Wyze serves event files from (signed S3 URLs); a setting.
 DEFAULT_MEDIA_HOSTS = (
     "wyze-device-alarm-file.s3.amazonaws.com",
@@ -33,32 +33,13 @@ DEFAULT_MEDIA_HOSTS = (
 )
 
 
-def is_loopback(host: str) -> bool:
-    """True for a loopback host name or address (where plain http is allowed: simulators)."""
-    return host.lower() in _LOOPBACK
-
-
 def check_base_url(url: str, what: str) -> str:
-    """``url`` without a trailing slash if it is https (or http to a loopback host), has a
-    host and carries no user info, query or fragment; ValidationError naming ``what``."""
-    if not isinstance(url, str):
-        raise ValidationError(f"wyze setting {what}: must be a URL")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not host:
-        raise ValidationError(f"wyze setting {what}: must be an https URL")
-    if parts.scheme == "http" and not is_loopback(host):
-        raise ValidationError(f"wyze setting {what}: plain http only to a loopback host")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ValidationError(f"wyze setting {what}: no user, query or fragment")
-    return url.rstrip("/")
+    """A Wyze host setting: :func:`camgate.kit.check_base_url` for vendor ``wyze``."""
+    return kit.check_base_url(url, what, NAME)
 
 
 def _url(what: str) -> Any:
-    def check(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
-        check_base_url(value, what)
-
-    return check
+    return kit.base_url(NAME, what)
 
 
 def _secret(value: str | Secret) -> Secret:
