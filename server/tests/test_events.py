@@ -343,3 +343,22 @@ async def test_a_busy_stream_ends_with_its_session_too(
         assert out.status_code == 204
         await stream.to_end()  # before the deadline, while decisions still come
         ended.set()
+
+
+def test_an_owner_account_without_its_owner_gets_no_feed() -> None:
+    """Accounts refuse an owner without ``owner_id``; the feed does not rely on that alone:
+    such a caller would otherwise read the agency's whole log."""
+    from typing import cast
+
+    from camgate_server.accounts import Account, Caller
+    from camgate_server.errors import Forbidden
+    from camgate_server.events import EventFeed, event_stream
+    from camgate_server.policy import Role
+
+    orphan = Caller(Account("acc_x", "orphan", Role.OWNER, None), None, "csrf")
+
+    async def allowed() -> bool:
+        return True
+
+    with pytest.raises(Forbidden, match="names no owner"):
+        event_stream(cast(EventFeed, None), orphan, 0, allowed)

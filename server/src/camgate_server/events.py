@@ -30,6 +30,7 @@ from camgate.audit.base import Row
 from fastapi.responses import StreamingResponse
 
 from camgate_server.accounts import Caller
+from camgate_server.errors import Forbidden
 from camgate_server.policy import Role
 from camgate_server.settings import ServerSettings
 
@@ -211,7 +212,10 @@ def event_stream(
 ) -> StreamingResponse:
     """The ``text/event-stream`` response for ``caller`` from after seq ``cursor``.
     ``still_allowed`` is asked every heartbeat interval, busy or quiet, whether the caller may
-    still read events (False ends the stream)."""
+    still read events (False ends the stream). An owner's account without its owner is
+    refused (Forbidden), never given the agency's whole feed."""
+    if caller.account.role is Role.OWNER and caller.account.owner_id is None:
+        raise Forbidden("this owner account names no owner")
     return StreamingResponse(
         _stream(feed, caller, cursor, still_allowed),
         media_type="text/event-stream",
