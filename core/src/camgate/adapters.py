@@ -13,15 +13,16 @@ more. Hooks are synchronous (pluggy has no async hooks); the async work lives on
 from __future__ import annotations
 
 import abc
+import contextlib
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Protocol, Self, get_type_hints, runtime_checkable
 
 import attrs
 
-from camgate.errors import CameraProtocolError, ValidationError
+from camgate.errors import CameraProtocolError, CameraUnreachable, ValidationError
 from camgate.models import Camera, Grant, MediaPacket, Scope, Snapshot, StreamInfo
 from camgate.targets import Target
 
@@ -40,6 +41,7 @@ __all__ = [
     "SimulatorFactory",
     "TargetFactory",
     "VENDOR_BODY_LIMIT",
+    "http_errors",
     "read_capped",
 ]
 
@@ -48,6 +50,27 @@ __all__ = [
 #: more (an endless body, a decompression bomb) gets a CameraProtocolError, and memory stays
 #: bounded by the limit (the ONVIF adapter: ``max_body_bytes`` in docs/onvif.md).
 VENDOR_BODY_LIMIT = 16 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def http_errors(where: str, peer: str) -> Iterator[None]:
+    """Map httpx's errors inside the block to camgate's tree, for an adapter that speaks HTTP to
+    ``peer`` (a vendor's name, or "the camera"): time-outs, refused connections and lost
+    connections are CameraUnreachable, a reply that is not HTTP is CameraProtocolError.
+    ``where`` names the call (a URL without secrets); httpx's own messages, which may hold a
+    URL with its query, are dropped (``from None``)."""
+    import httpx  # only adapters that speak HTTP pay for the import
+
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise CameraUnreachable(f"{where}: {peer} did not answer in time") from None
+    except httpx.ConnectError:
+        raise CameraUnreachable(f"{where}: cannot connect to {peer}") from None
+    except httpx.RemoteProtocolError:
+        raise CameraProtocolError(f"{where}: the peer does not answer in HTTP") from None
+    except httpx.HTTPError as exc:
+        raise CameraUnreachable(f"{where}: connection lost ({type(exc).__name__})") from None
 
 
 async def read_capped(chunks: AsyncIterable[bytes], limit: int, where: str) -> bytes:

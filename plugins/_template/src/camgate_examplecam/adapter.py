@@ -16,10 +16,10 @@ Settings (:class:`ExampleSettings`): ``connect_timeout_s``, ``read_timeout_s`` a
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -35,6 +35,7 @@ from camgate.adapters import (
     VENDOR_BODY_LIMIT,
     Adapter,
     Credentials,
+    http_errors,
     read_capped,
 )
 from camgate.errors import (
@@ -85,20 +86,9 @@ class ExampleSettings:
         return build_settings(cls, NAME, settings)
 
 
-@contextlib.contextmanager
-def _mapped(where: str) -> Iterator[None]:
-    """Map httpx's errors to camgate's tree. ``where`` is a redacted address; httpx's own
-    messages are dropped (``from None``) so nothing but what we wrote reaches an error."""
-    try:
-        yield
-    except httpx.TimeoutException:
-        raise CameraUnreachable(f"{where}: the camera did not answer in time") from None
-    except httpx.ConnectError:
-        raise CameraUnreachable(f"{where}: cannot connect to the camera") from None
-    except httpx.RemoteProtocolError:
-        raise CameraProtocolError(f"{where}: the peer does not answer in HTTP") from None
-    except httpx.TransportError as exc:
-        raise CameraUnreachable(f"{where}: connection lost ({type(exc).__name__})") from None
+def _mapped(where: str) -> AbstractContextManager[None]:
+    """httpx's errors as camgate's (:func:`camgate.adapters.http_errors`)."""
+    return http_errors(where, "the camera")
 
 
 def _check_status(response: httpx.Response, where: str) -> None:

@@ -39,7 +39,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
 
@@ -47,7 +48,7 @@ import anyio
 import attrs
 import httpx
 from camgate import settings as kit
-from camgate.adapters import Secret, read_capped
+from camgate.adapters import Secret, http_errors, read_capped
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -357,18 +358,8 @@ class ArloClient:
                 text = text.replace(value, "***")
         return text
 
-    @contextlib.contextmanager
-    def _mapped(self, where: str) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException:
-            raise CameraUnreachable(f"{where}: Arlo did not answer in time") from None
-        except httpx.ConnectError:
-            raise CameraUnreachable(f"{where}: cannot connect to Arlo") from None
-        except httpx.RemoteProtocolError:
-            raise CameraProtocolError(f"{where}: the peer does not answer in HTTP") from None
-        except httpx.HTTPError as exc:
-            raise CameraUnreachable(f"{where}: connection lost ({type(exc).__name__})") from None
+    def _mapped(self, where: str) -> AbstractContextManager[None]:
+        return http_errors(where, "Arlo")
 
     # --- the login host ---
 

@@ -28,12 +28,12 @@ connection → CameraUnreachable.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -41,7 +41,7 @@ import anyio
 import attrs
 import httpx
 from camgate import settings as kit
-from camgate.adapters import Secret
+from camgate.adapters import Secret, http_errors
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -471,18 +471,8 @@ class PartnerClient:
             )
         return resolved
 
-    @contextlib.contextmanager
-    def _mapped(self, where: str) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException:
-            raise CameraUnreachable(f"{where}: Ring did not answer in time") from None
-        except httpx.ConnectError:
-            raise CameraUnreachable(f"{where}: cannot connect to Ring") from None
-        except httpx.RemoteProtocolError:
-            raise CameraProtocolError(f"{where}: the peer does not answer in HTTP") from None
-        except httpx.HTTPError as exc:
-            raise CameraUnreachable(f"{where}: connection lost ({type(exc).__name__})") from None
+    def _mapped(self, where: str) -> AbstractContextManager[None]:
+        return http_errors(where, "Ring")
 
     def _status_error(self, response: httpx.Response, where: str) -> AdapterError:
         status = response.status_code

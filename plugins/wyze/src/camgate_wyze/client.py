@@ -24,14 +24,14 @@ What it promises:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 import attrs
 import httpx
-from camgate.adapters import Secret, read_capped
+from camgate.adapters import Secret, http_errors, read_capped
 from camgate.errors import (
     AdapterError,
     CameraAuthError,
@@ -203,19 +203,9 @@ class Challenge:
 FactorCallback = Callable[[Challenge], Awaitable[str]]
 
 
-@contextlib.contextmanager
-def _mapped(where: str) -> Iterator[None]:
-    """httpx's errors as camgate's, their text (which may hold a URL) dropped."""
-    try:
-        yield
-    except httpx.TimeoutException:
-        raise CameraUnreachable(f"{where}: Wyze did not answer in time") from None
-    except httpx.ConnectError:
-        raise CameraUnreachable(f"{where}: cannot connect") from None
-    except httpx.RemoteProtocolError:
-        raise CameraProtocolError(f"{where}: the peer does not answer in HTTP") from None
-    except httpx.TransportError as exc:
-        raise CameraUnreachable(f"{where}: connection lost ({type(exc).__name__})") from None
+def _mapped(where: str) -> AbstractContextManager[None]:
+    """httpx's errors as camgate's (:func:`camgate.adapters.http_errors`)."""
+    return http_errors(where, "Wyze")
 
 
 def _check_status(response: httpx.Response, where: str) -> None:
