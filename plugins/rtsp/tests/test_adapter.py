@@ -6,6 +6,7 @@ import itertools
 import socket
 import threading
 from collections.abc import Iterator
+from fractions import Fraction
 
 import anyio
 import pytest
@@ -19,8 +20,17 @@ from camgate.errors import (
 )
 from camgate.media import decode_jpeg
 from camgate.models import Camera, GeoPoint, Grant
-from camgate_rtsp.adapter import RtspAdapter, RtspLiveStream, RtspSettings, redact, rtsp_url
+from camgate_rtsp.adapter import (
+    RtspAdapter,
+    RtspLiveStream,
+    RtspSettings,
+    _Wallclock,
+    redact,
+    rtsp_url,
+)
 from camgate_rtsp.testing.server import Mount, RtspTestServer, TestServerError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .conftest import SECRET
 
@@ -268,3 +278,32 @@ async def test_force_keyframe_makes_the_encoder_emit_one_now(
             server.force_keyframe("/nope")
     with pytest.raises(TestServerError, match="not running"):
         server.force_keyframe("/slow")
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1), st.booleans(), st.booleans(), st.integers(1, 3000)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_an_untimed_packet_is_placed_where_its_stream_left_off(
+    steps: list[tuple[int, bool, bool, int]],
+) -> None:
+    """FFmpeg can leave the second AAC frame of an RTP packet untimed: it gets the time where
+    its stream's previous packet ended, never None once its stream has had a timed packet."""
+    clock = _Wallclock(0, Fraction(1, 16000))
+    seen: set[int] = set()
+    time = {0: 0, 1: 0}
+    for stream, timed, by_dts, duration in steps:
+        start = time[stream]
+        pts = start if timed and not by_dts else None
+        dts = start if timed and by_dts else None
+        placed = clock.place(stream, pts, dts, duration)
+        if timed or stream in seen:
+            assert placed == start
+            assert clock.at(placed, Fraction(1, 16000)) is not None
+            seen.add(stream)
+        else:
+            assert placed is None
+        time[stream] = start + duration

@@ -276,16 +276,49 @@ class _Wallclock:
 
     An estimate: later than the true capture time by the first packet's transport delay
     (typically milliseconds on a LAN). Recordings carry the replay's own clock instead.
+
+    FFmpeg's RTP demuxer can hand over a packet with no timestamp: the second and later AAC
+    frames of one RTP packet carry none of their own, and FFmpeg fills them in only while it
+    can interpolate (seen under load). :meth:`place` puts such a packet where its stream's
+    previous packet ended, so every packet handed over has a time and a wallclock.
     """
 
     def __init__(self, pts: int | None, time_base: Any) -> None:
         self.origin = datetime.now(UTC)
         self.start = (pts or 0) * time_base
+        self._next: dict[int, int] = {}  # per stream: where its next packet would start
+
+    def place(
+        self, stream: int, pts: int | None, dts: int | None, duration: int | None
+    ) -> int | None:
+        """The packet's presentation time in its stream's time base: its ``pts``, else its
+        ``dts``, else the end of the stream's previous placed packet (``duration`` long, in
+        the same time base); None only before the stream's first timed packet."""
+        at = pts if pts is not None else dts
+        if at is None:
+            at = self._next.get(stream)
+        if at is not None and duration:
+            self._next[stream] = at + duration
+        else:
+            self._next.pop(stream, None)  # where the next one starts is unknown
+        return at
 
     def at(self, pts: int | None, time_base: Any) -> datetime | None:
         if pts is None:
             return None
         return self.origin + timedelta(seconds=float(pts * time_base - self.start))
+
+
+def _duration(packet: Any) -> int | None:
+    """A packet's duration in its stream's time base; for audio without one, a codec frame
+    (AAC's 1024 samples) converted from the sample rate."""
+    if packet.duration:
+        return int(packet.duration)
+    ctx = packet.stream.codec_context
+    if packet.stream.type == "audio" and ctx.frame_size and ctx.sample_rate:
+        frame: int = round(ctx.frame_size / (ctx.sample_rate * packet.stream.time_base))
+        return frame
+    return None
 
 
 class RtspLiveStream:
@@ -491,8 +524,9 @@ class RtspLiveStream:
                 if packet.size == 0:
                     continue
                 if audio is not None and packet.stream.index == audio.index:
-                    if clock is not None and self.audio_info is not None:
-                        self._hand_over(self._audio_packet(packet, clock), token)
+                    sound = self._audio_packet(packet, clock) if clock is not None else None
+                    if sound is not None:  # untimed sound before the first timed one: dropped
+                        self._hand_over(sound, token)
                     continue
                 if not seen_keyframe:
                     if not packet.is_keyframe:
@@ -501,15 +535,16 @@ class RtspLiveStream:
                 if not info.extradata and stream.codec_context.extradata:
                     info = self.info = _stream_info(stream)
                 clock = clock or _Wallclock(packet.pts, stream.time_base)
+                pts = clock.place(stream.index, packet.pts, packet.dts, packet.duration)
                 item = MediaPacket(
                     data=bytes(packet),
-                    pts=packet.pts,
-                    dts=packet.dts,
+                    pts=pts,
+                    dts=packet.dts if packet.dts is not None else pts,
                     is_keyframe=packet.is_keyframe,
                     stream=info,
                     arrival=time.monotonic(),
                     duration=packet.duration or None,
-                    wallclock=clock.at(packet.pts, stream.time_base),
+                    wallclock=clock.at(pts, stream.time_base),
                 )
                 self._hand_over(item, token)
         except _GONE:
@@ -525,17 +560,22 @@ class RtspLiveStream:
         with contextlib.suppress(*_GONE):
             anyio.from_thread.run(self._send.send, error, token=token)
 
-    def _audio_packet(self, packet: Any, clock: _Wallclock) -> MediaPacket:
-        assert self.audio_info is not None
+    def _audio_packet(self, packet: Any, clock: _Wallclock) -> MediaPacket | None:
+        if self.audio_info is None:
+            return None
+        duration = _duration(packet)
+        pts = clock.place(packet.stream.index, packet.pts, packet.dts, duration)
+        if pts is None:
+            return None
         return MediaPacket(
             data=bytes(packet),
-            pts=packet.pts,
-            dts=packet.dts,
+            pts=pts,
+            dts=packet.dts if packet.dts is not None else pts,
             is_keyframe=True,
             stream=self.audio_info,
             arrival=time.monotonic(),
-            duration=packet.duration or None,
-            wallclock=clock.at(packet.pts, packet.stream.time_base),
+            duration=duration,
+            wallclock=clock.at(pts, packet.stream.time_base),
         )
 
     def _hand_over(self, item: MediaPacket, token: Any) -> None:
