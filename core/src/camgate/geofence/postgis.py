@@ -303,17 +303,23 @@ class PostgisIndex:
     def within(self, center: GeoPoint, radius_m: float) -> list[tuple[str, float]]:
         """Cameras PostGIS finds within ``radius_m`` of ``center``, nearest first.
 
-        ``(camera_id, distance_m)`` pairs: ``ST_DWithin`` and ``ST_Distance`` on geography
-        (WGS84 spheroid), through the GiST index; ties broken by id. A radius beyond half the
+        ``(camera_id, distance_m)`` pairs with ``ST_Distance`` at most ``radius_m`` on
+        geography (WGS84 spheroid), found through the GiST index with ``ST_DWithin``; ties
+        broken by id. A radius beyond half the
         Earth's circumference finds every camera; a negative or NaN one is a
         :class:`ValidationError`.
         """
         c, r = _center(center), _radius(radius_m)
+        # ST_DWithin(.., r) alone misses a camera at a pole at distance 0 when r is 0: the
+        # index's geocentric boxes of two spellings of the pole (lon 0, lon 45) differ by float
+        # noise and a zero expansion does not bridge it. So the index is asked for the radius
+        # widened by the band, and ST_Distance (the same spheroid) decides.
         rows = self._query(
-            "SELECT camera_id, ST_Distance(position, q.p) AS d FROM geofence_positions, "
+            "SELECT camera_id, d FROM (SELECT camera_id, ST_Distance(position, q.p) AS d "
+            "FROM geofence_positions, "
             "(SELECT ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography AS p) AS q "
-            "WHERE ST_DWithin(position, q.p, %s) ORDER BY d, camera_id",
-            (c.lon, c.lat, r),
+            "WHERE ST_DWithin(position, q.p, %s)) AS near WHERE d <= %s ORDER BY d, camera_id",
+            (c.lon, c.lat, _widen(r), r),
         )
         return [(str(i), float(d)) for i, d in rows]
 
