@@ -1,8 +1,9 @@
 """The geofence query at 1 M cameras: PostGIS vs camgate's own index vs a brute-force scan.
 
-One city-like set of cameras (default 1 000 000): three in four in 400 neighbourhoods (Gaussian
-clusters, 150 m to 1.5 km across, denser towards the centre), the rest spread uniformly over a
-60 km x 60 km metro area round Jackson, Mississippi. Measured in the same run, on the same data:
+One city-like set of cameras (default 1 000 000): three in four in 400 neighbourhoods
+(Gaussian clusters of sigma 200 m to 1.5 km, whose centres lie at an exponentially distributed
+distance from downtown, 12 km on average), the rest spread uniformly over a 60 km x 60 km metro
+area round Jackson, Mississippi. Measured in the same run, on the same data:
 
 - ``load``: camgate's ``CameraIndex.add_points`` (bulk, in memory) vs
   ``PostgisIndex.sync_points`` into an empty table (COPY, insert, GiST index maintained: one
@@ -50,14 +51,16 @@ def city(n: int, rng: np.random.Generator) -> tuple[Any, Any]:
     """Latitudes and longitudes of ``n`` cameras: clustered neighbourhoods plus a background."""
     clustered = n * 3 // 4
     # Neighbourhood centres: distance from downtown ~ exponential (dense core, long tail).
-    c_dist = np.minimum(rng.exponential(8_000.0, CLUSTERS), METRO_M / 2)
+    c_dist = np.minimum(rng.exponential(12_000.0, CLUSTERS), METRO_M / 2)
     c_lon, c_lat, _ = GEOD.fwd(
         np.full(CLUSTERS, CENTRE[1]), np.full(CLUSTERS, CENTRE[0]),
         rng.uniform(0, 360, CLUSTERS), c_dist,
     )  # fmt: skip
-    weight = rng.pareto(1.5, CLUSTERS) + 1.0
+    # A neighbourhood's share grows with its area, its density varies (log-normal, ~2x).
+    sigma = rng.uniform(200.0, 1_500.0, CLUSTERS)
+    weight = sigma**2 * rng.lognormal(0.0, 0.7, CLUSTERS)
     which = rng.choice(CLUSTERS, clustered, p=weight / weight.sum())
-    spread = rng.uniform(150.0, 1_500.0, CLUSTERS)[which]
+    spread = sigma[which]
     lon1, lat1, _ = GEOD.fwd(
         np.asarray(c_lon)[which], np.asarray(c_lat)[which],
         rng.uniform(0, 360, clustered), np.abs(rng.normal(0, 1, clustered)) * spread,
@@ -122,7 +125,7 @@ def main() -> None:
             "what": "cameras within a radius (geodesic): PostGIS vs camgate's index vs a scan",
             "cameras": n,
             "distribution": (
-                f"3/4 in {CLUSTERS} Gaussian neighbourhoods (150 m-1.5 km), 1/4 uniform over "
+                f"3/4 in {CLUSTERS} Gaussian neighbourhoods (sigma 200 m-1.5 km), 1/4 uniform over "
                 "60 x 60 km round Jackson, MS"
             ),
             "postgres": "Debian's PostgreSQL + PostGIS 3, loopback TCP, fsync on, default settings",
