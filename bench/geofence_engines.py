@@ -1,9 +1,10 @@
 """The geofence query at 1 M cameras: PostGIS vs camgate's own index vs a brute-force scan.
 
-One city-like set of cameras (default 1 000 000): three in four in 400 neighbourhoods
-(Gaussian clusters of sigma 200 m to 1.5 km, whose centres lie at an exponentially distributed
-distance from downtown, 12 km on average), the rest spread uniformly over a 60 km x 60 km metro
-area round Jackson, Mississippi. Measured in the same run, on the same data:
+One city-like set of cameras per size (default 10 000, issue #20's city, and 1 000 000): three
+in four in 400 neighbourhoods (Gaussian clusters of sigma 200 m to 1.5 km, whose centres lie at
+an exponentially distributed distance from downtown, 12 km on average), the rest spread
+uniformly over a 60 km x 60 km metro area round Jackson, Mississippi. Measured in the same
+run, on the same data:
 
 - ``load``: camgate's ``CameraIndex.add_points`` (bulk, in memory) vs
   ``PostgisIndex.sync_points`` into an empty table (COPY, insert, GiST index maintained: one
@@ -17,7 +18,7 @@ area round Jackson, Mississippi. Measured in the same run, on the same data:
 - ``upsert_one`` / ``delete_one`` on PostGIS (each a durable commit) vs ``add``/``remove`` on
   camgate's index (memory only).
 
-Usage: uv run python bench/geofence_engines.py [--cameras 1000000] [--queries 300]
+Usage: uv run python bench/geofence_engines.py [--sizes 10000,1000000] [--queries 300]
        [--radii 500,2000] [--brute-runs 10]
 """
 
@@ -79,9 +80,59 @@ def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
+def run_size(
+    server: PostgresServer,
+    n: int,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+    shuffle: random.Random,
+) -> dict[str, Any]:
+    """Load ``n`` cameras into both indexes (a fresh database), then query and update both."""
+    lat, lon = city(n, rng)
+    ids = [f"cam-{i}" for i in range(n)]
+    own = CameraIndex(cell_m=500.0)
+    own_load_s, _ = timed(own.add_points, ids, lat, lon)
+    print(f"camgate index: {n} cameras loaded in {own_load_s:.2f} s", file=sys.stderr)
+    dsn = postgis_database(server)
+    with PostgisIndex(dsn) as pg:
+        pg.ensure_schema()
+        pg_load_s, _ = timed(pg.sync_points, ids, lat, lon)
+        print(f"PostGIS: {n} cameras loaded in {pg_load_s:.2f} s", file=sys.stderr)
+        pg_resync_s, changed = timed(pg.sync_points, ids, lat, lon)
+        assert changed == 0, changed
+        with psycopg.connect(dsn, autocommit=True) as conn:  # as autovacuum would, later
+            conn.execute("VACUUM ANALYZE geofence_positions")
+        results = []
+        for radius in [float(r) for r in args.radii.split(",")]:
+            results.append(query_round(own, pg, lat, lon, radius, args, rng, shuffle))
+        upserts, deletes, adds, removes = [], [], [], []
+        for k in range(100):
+            cam = Camera(f"new-{k}", "rtsp", "rtsp://192.0.2.1/x", "o", GeoPoint(*CENTRE))
+            upserts.append(timed(pg.upsert, cam)[0])
+            adds.append(timed(own.add, cam)[0])
+        for k in range(100):
+            deletes.append(timed(pg.delete, f"new-{k}")[0])
+            removes.append(timed(own.remove, f"new-{k}")[0])
+    return {
+        "cameras": n,
+        "load_s": {
+            "camgate_index": round(own_load_s, 2),
+            "postgis_sync_empty": round(pg_load_s, 2),
+            "postgis_resync_unchanged": round(pg_resync_s, 2),
+        },
+        "queries": results,
+        "updates": {
+            "postgis_upsert_one": summary(upserts),
+            "postgis_delete_one": summary(deletes),
+            "camgate_add_one": summary(adds),
+            "camgate_remove_one": summary(removes),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cameras", type=int, default=1_000_000)
+    parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--radii", default="500,2000")
     parser.add_argument("--brute-runs", type=int, default=10)
@@ -89,58 +140,18 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     shuffle = random.Random(args.seed)
-    n = args.cameras
-    lat, lon = city(n, rng)
-    ids = [f"cam-{i}" for i in range(n)]
-
-    own = CameraIndex(cell_m=500.0)
-    own_load_s, _ = timed(own.add_points, ids, lat, lon)
-    print(f"camgate index: {n} cameras loaded in {own_load_s:.2f} s", file=sys.stderr)
-
     with PostgresServer() as server:
-        dsn = postgis_database(server)
-        with PostgisIndex(dsn) as pg:
-            pg.ensure_schema()
-            pg_load_s, _ = timed(pg.sync_points, ids, lat, lon)
-            print(f"PostGIS: {n} cameras loaded in {pg_load_s:.2f} s", file=sys.stderr)
-            pg_resync_s, changed = timed(pg.sync_points, ids, lat, lon)
-            assert changed == 0, changed
-            with psycopg.connect(dsn, autocommit=True) as conn:  # as autovacuum would, later
-                conn.execute("VACUUM ANALYZE geofence_positions")
-            results = []
-            for radius in [float(r) for r in args.radii.split(",")]:
-                results.append(query_round(own, pg, lat, lon, radius, args, rng, shuffle))
-            upserts, deletes, adds, removes = [], [], [], []
-            for k in range(100):
-                cam = Camera(f"new-{k}", "rtsp", "rtsp://192.0.2.1/x", "o", GeoPoint(*CENTRE))
-                upserts.append(timed(pg.upsert, cam)[0])
-                adds.append(timed(own.add, cam)[0])
-            for k in range(100):
-                deletes.append(timed(pg.delete, f"new-{k}")[0])
-                removes.append(timed(own.remove, f"new-{k}")[0])
-
+        sizes = [run_size(server, int(n), args, rng, shuffle) for n in args.sizes.split(",")]
     write_result(
         "geofence_engines",
         {
             "what": "cameras within a radius (geodesic): PostGIS vs camgate's index vs a scan",
-            "cameras": n,
             "distribution": (
                 f"3/4 in {CLUSTERS} Gaussian neighbourhoods (sigma 200 m-1.5 km), 1/4 uniform over "
                 "60 x 60 km round Jackson, MS"
             ),
             "postgres": "Debian's PostgreSQL + PostGIS 3, loopback TCP, fsync on, default settings",
-            "load_s": {
-                "camgate_index": round(own_load_s, 2),
-                "postgis_sync_empty": round(pg_load_s, 2),
-                "postgis_resync_unchanged": round(pg_resync_s, 2),
-            },
-            "queries": results,
-            "updates": {
-                "postgis_upsert_one": summary(upserts),
-                "postgis_delete_one": summary(deletes),
-                "camgate_add_one": summary(adds),
-                "camgate_remove_one": summary(removes),
-            },
+            "sizes": sizes,
         },
     )
 
