@@ -70,8 +70,15 @@ _EVERYWHERE_M = 20_100_000.0
 _MAX_BOX_DEG = 60.0
 _BOX_SAMPLES = 256
 
+#: Insert or move; a camera already at its position is not written (no row version, no WAL).
 _UPSERT = """
 INSERT INTO geofence_positions (camera_id, lat, lon) VALUES (%s, %s, %s)
+ON CONFLICT (camera_id) DO UPDATE SET lat = EXCLUDED.lat, lon = EXCLUDED.lon
+WHERE (geofence_positions.lat, geofence_positions.lon) IS DISTINCT FROM (EXCLUDED.lat, EXCLUDED.lon)
+"""
+#: :data:`_UPSERT` for every row of the sync's temporary table.
+_MERGE = """
+INSERT INTO geofence_positions (camera_id, lat, lon) SELECT * FROM geofence_incoming
 ON CONFLICT (camera_id) DO UPDATE SET lat = EXCLUDED.lat, lon = EXCLUDED.lon
 WHERE (geofence_positions.lat, geofence_positions.lon) IS DISTINCT FROM (EXCLUDED.lat, EXCLUDED.lon)
 """
@@ -250,9 +257,7 @@ class PostgisIndex:
                     "DELETE FROM geofence_positions g WHERE NOT EXISTS "
                     "(SELECT 1 FROM geofence_incoming i WHERE i.camera_id = g.camera_id)"
                 ).rowcount
-                changed = self._conn.execute(
-                    _UPSERT.replace("VALUES (%s, %s, %s)", "SELECT * FROM geofence_incoming")
-                ).rowcount
+                changed = self._conn.execute(_MERGE).rowcount
         except psycopg.Error as exc:
             raise self._fail("cannot sync the geofence index", exc) from None
         return max(gone, 0) + max(changed, 0)
