@@ -2,7 +2,8 @@
 # Install what camgate needs when it is missing, then sync the workspace. Quick when nothing is.
 #   - Debian packages: GStreamer's RTSP server (the real RTSP peer of tests and the demo), ffmpeg
 #     (ffprobe checks our output; the benchmarks' baseline), PostgreSQL (the audit log's second
-#     store: tests and benchmarks start their own server from /usr/lib/postgresql/<ver>/bin), a
+#     store: tests and benchmarks start their own server from /usr/lib/postgresql/<ver>/bin) with
+#     PostGIS for that major (postgresql-<ver>-postgis-3: the geofence index in SQL), a
 #     C compiler with the headers of Python, SQLite, OpenSSL and libpq (uv sync builds
 #     camgate-native, the audit log's compiled verifier, from source); Chromium, Node.js and
 #     npm (the browser tests under tests/browser/ drive Debian's chromium with Playwright: no
@@ -26,13 +27,14 @@ APT_PACKAGES=(
 # and Debian's npm package conflicts with it.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
+# Install those of the given Debian packages that are missing (apt-get; as root or with sudo).
+apt_install_missing() {
+  local missing=() pkg SUDO=""
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
   echo "setup: installing Debian packages: ${missing[*]}" >&2
-  SUDO=""
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || { echo "setup: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
     SUDO="sudo"
@@ -40,6 +42,14 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+apt_install_missing "${APT_PACKAGES[@]}"
+
+# PostGIS (the geofence index inside PostgreSQL: camgate.geofence.postgis) built for the
+# PostgreSQL major installed above: the newest under /usr/lib/postgresql, as the tests use.
+pg_major=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -name '[0-9]*' -printf '%f\n' 2>/dev/null | sort -n | tail -n 1 || true)
+if [ -n "$pg_major" ]; then
+  apt_install_missing "postgresql-${pg_major}-postgis-3"
 fi
 
 if command -v uv >/dev/null 2>&1; then

@@ -26,7 +26,14 @@ from types import TracebackType
 
 from camgate.extras import needs_extra
 
-__all__ = ["PostgresServer", "find_postgres_bin", "postgres_available", "server_for_tests"]
+__all__ = [
+    "PostgresServer",
+    "find_postgres_bin",
+    "postgis_available",
+    "postgis_database",
+    "postgres_available",
+    "server_for_tests",
+]
 
 PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -215,3 +222,47 @@ class PostgresServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def postgis_available() -> str | None:
+    """None when the test PostgreSQL (:func:`find_postgres_bin`) has PostGIS, else why not.
+
+    PostGIS is Debian's ``postgresql-<ver>-postgis-3`` for the same major version (its
+    ``postgis.control`` under ``/usr/share/postgresql/<ver>/extension``); scripts/setup.sh
+    installs it.
+    """
+    reason = postgres_available()
+    if reason:
+        return reason
+    binary = find_postgres_bin()
+    assert binary is not None
+    major = binary.parent.name
+    control = Path("/usr/share/postgresql") / major / "extension" / "postgis.control"
+    if not control.is_file():
+        return (
+            f"PostGIS is not installed for PostgreSQL {major} (no {control}; install Debian's "
+            f"postgresql-{major}-postgis-3: scripts/setup.sh does)"
+        )
+    return None
+
+
+def postgis_database(server: PostgresServer) -> str:
+    """A fresh database on ``server`` with the ``postgis`` extension created; its DSN.
+
+    Where PostGIS is missing, raises ``unittest.SkipTest`` when ``CAMGATE_SKIP_POSTGIS=1``
+    (or ``CAMGATE_SKIP_POSTGRES=1``), and otherwise RuntimeError saying why: the tests that need
+    it fail rather than pass unseen.
+    """
+    reason = postgis_available()
+    if reason:
+        for env in ("CAMGATE_SKIP_POSTGIS", "CAMGATE_SKIP_POSTGRES"):
+            if os.environ.get(env) == "1":
+                raise unittest.SkipTest(f"PostGIS tests skipped ({env}=1): {reason}")
+        raise RuntimeError(f"{reason}; set CAMGATE_SKIP_POSTGIS=1 to skip the PostGIS tests")
+    with needs_extra("postgres", "a PostGIS test database"):
+        import psycopg
+
+    dsn = server.create_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    return dsn
