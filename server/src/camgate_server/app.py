@@ -359,6 +359,17 @@ async def logout(request: Request, response: Response) -> None:
     )
 
 
+@router.get("/accounts", tags=["accounts"])
+async def list_accounts(
+    request: Request,
+    caller: Annotated[Caller, Depends(require(Action.ACCOUNTS_READ))],
+) -> dict[str, list[dict[str, str | None]]]:
+    """Every account: id, username, role and, for an owner's, the owner (admin, auditor).
+    Never a password hash, a session or a token."""
+    accounts = await _thread(_accounts(request).list_accounts)
+    return {"accounts": [account.to_json() for account in accounts]}
+
+
 @router.post("/accounts", status_code=201, tags=["accounts"])
 async def create_account(
     body: AccountBody,

@@ -513,6 +513,8 @@ def test_the_admin_and_auditor_page(browser: Any, site: Site, artefacts: Path) -
     admin = sign_in(context, "admin", "/console")
     admin.goto("/admin")
     expect(admin.locator("#owners tr[data-owner=dave]")).to_contain_text("Dave")
+    expect(admin.locator("#accounts tr[data-username=officer]")).to_contain_text("operator")
+    expect(admin.locator("#accounts tr[data-username=dave]")).to_contain_text("owner")
     expect(admin.locator("#rules")).to_contain_text("investigation")
     expect(admin.locator(f"#waivers li[data-version='{WAIVER.version}']")).to_contain_text(
         WAIVER.sha256
@@ -547,6 +549,7 @@ def test_the_admin_and_auditor_page(browser: Any, site: Site, artefacts: Path) -
     auditor.goto("/admin")
     expect(auditor.locator("#waivers li[data-version='2027-1']")).to_be_visible()
     expect(auditor.locator("#owners tr[data-owner=gina]")).to_be_visible()
+    expect(auditor.locator("#accounts tr[data-username=auditor]")).to_contain_text("auditor")
     expect(auditor.locator("#publish")).to_be_hidden()
     expect(auditor.locator("#invite")).to_be_hidden()
     refused = auditor.evaluate(

@@ -32,7 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from camgate_server.accounts import Caller
 from camgate_server.app import caller_of
 from camgate_server.errors import NotAuthenticated
-from camgate_server.policy import Role
+from camgate_server.policy import Action, Role, allowed
 
 __all__ = ["STATIC", "PagesSettings", "install", "router"]
 
@@ -205,7 +205,7 @@ async def console(request: Request) -> Response:
 @router.get("/admin", response_class=HTMLResponse)
 async def admin(request: Request) -> Response:
     """The admin and auditor page (admin, supervisor, auditor): owners (an admin invites
-    one), the agency's rules and caps (read only, sent with the page), waivers (an admin
+    one), the accounts and their roles (admin, auditor), the agency's rules and caps (read only, sent with the page), waivers (an admin
     publishes), the transparency report with its charts. Operators and owners get 403."""
     who = await _who(request, frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR}))
     if isinstance(who, Response):
@@ -218,6 +218,7 @@ async def admin(request: Request) -> Response:
         "canPublish": role is Role.ADMIN,
         "canInvite": role is Role.ADMIN,
         "canReadOwners": role in (Role.ADMIN, Role.AUDITOR),
+        "canReadAccounts": allowed(role, Action.ACCOUNTS_READ),
     }
     return _render(request, "admin", "Administration and oversight — camgate", config)
 

@@ -18,6 +18,7 @@ const API = {
   mySlice: "/owners/me/audit",
   incidents: "/incidents",
   owners: "/owners",
+  accounts: "/accounts",
   invites: (owner) => `/owners/${encodeURIComponent(owner)}/invites`,
   report: "/report",
   survey: (id, query) => `/incidents/${encodeURIComponent(id)}/cameras?${query}`,
