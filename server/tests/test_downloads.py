@@ -180,3 +180,30 @@ async def test_a_clip_holds_exactly_the_asked_part_of_the_recorded_window(
     exported = _audited(gate, "clip.exported", signed.grant.id)
     digest = hashlib.sha256(answer.content).hexdigest()
     assert [e["sha256"] for e in exported] == [digest] == [answer.headers["x-camgate-sha256"]]
+
+
+async def test_an_owner_looks_at_their_own_camera_and_nobody_else_does(
+    sessions: dict[str, Any], gate: Gate
+) -> None:
+    """``POST /cameras/{id}/look``: the owner's own still, unmasked, audited as the owner's
+    (naming the account), never an access; another owner 404, staff 403, no CSRF 403."""
+    await gate.set_masks("alice", "a1", MASK)
+    answer = await sessions["alice"].send("POST", "/cameras/a1/look")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "image/jpeg"
+    assert answer.headers["cache-control"] == "no-store"
+    with av.open(io.BytesIO(answer.content)) as container:
+        grey = next(iter(container.decode(video=0))).to_ndarray(format="gray")
+    height, width = grey.shape
+    assert int(grey[: height // 2 - 2, : width // 2 - 2].max()) > 100, "unmasked, for the owner"
+    assert answer.headers["x-camgate-sha256"] == hashlib.sha256(answer.content).hexdigest()
+    (look,) = [r.body for r in gate.audit.records("owner.look")]
+    assert (look["owner"], look["camera"], look["by"]) == ("alice", "a1", "alice")
+    assert not list(gate.audit.records("access.start"))
+    _problem(await sessions["bob"].send("POST", "/cameras/a1/look"), 404, "NotFound")
+    _problem(await sessions["alice"].send("POST", "/cameras/b1/look"), 404, "NotFound")
+    for staff in ("operator", "admin", "auditor"):
+        _problem(await sessions[staff].send("POST", "/cameras/a1/look"), 403, "Forbidden")
+    no_csrf = await sessions["alice"].client.post("/cameras/a1/look")
+    assert no_csrf.status_code == 403
+    assert len(list(gate.audit.records("owner.look"))) == 1, "no refusal looked"

@@ -205,8 +205,9 @@ async def console(request: Request) -> Response:
 @router.get("/admin", response_class=HTMLResponse)
 async def admin(request: Request) -> Response:
     """The admin and auditor page (admin, supervisor, auditor): owners (an admin invites
-    one), the accounts and their roles (admin, auditor), the agency's rules and caps (read only, sent with the page), waivers (an admin
-    publishes), the transparency report with its charts. Operators and owners get 403."""
+    one), the accounts and their roles (admin, auditor), the agency's rules and caps (read
+    only, sent with the page), waivers (an admin publishes), the transparency report with its
+    charts. Operators and owners get 403."""
     who = await _who(request, frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR}))
     if isinstance(who, Response):
         return who
