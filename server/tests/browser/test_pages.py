@@ -645,3 +645,106 @@ def test_the_portal_resumes_its_events_after_the_stream_drops(browser: Any, site
     expect(owner.locator(f"#pending li[data-request={asked}]")).to_be_visible()
     officer_ctx.close()
     context.close()
+
+
+#: The brightest pixel (Rec. 601 luma) of a canvas inside a box of normalised coordinates.
+_CANVAS_MAX = """(canvas, [x0, y0, x1, y1]) => {
+  const [w, h] = [canvas.width, canvas.height];
+  const box = [Math.round(x0 * w), Math.round(y0 * h), Math.round((x1 - x0) * w),
+               Math.round((y1 - y0) * h)];
+  const px = canvas.getContext("2d").getImageData(...box).data;
+  let top = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    top = Math.max(top, Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]));
+  }
+  return top;
+}"""
+#: Erin's shapes on e1 (colour bars): the top-right quarter drawn with the mouse, the bottom
+#: left with the keyboard; and a box inside each, and one in neither.
+MOUSE_SHAPE = [(0.55, 0.05), (0.95, 0.05), (0.95, 0.45), (0.55, 0.45)]
+KEYS_SHAPE = [(0.1, 0.6), (0.4, 0.6), (0.4, 0.9), (0.1, 0.9)]
+INSIDE = [(0.6, 0.1, 0.9, 0.4), (0.15, 0.65, 0.35, 0.85)]
+OUTSIDE = (0.05, 0.05, 0.45, 0.45)
+
+
+def test_an_owner_draws_masks_on_their_own_picture_and_the_police_get_them(
+    browser: Any, site: Site, artefacts: Path
+) -> None:
+    """Erin takes a current picture of e1 (her own look, audited as hers and not as an
+    access), draws one shape with the mouse and one with the keyboard alone, sees them
+    blacked out before saving, and saves them; an officer's later snapshot of e1 has both
+    burnt in."""
+    from playwright.sync_api import expect
+
+    site.accounts.create_account("erin", PASSWORD, Role.OWNER, owner_id="erin")
+    context = person(browser, site)
+    errors = console_errors(context)
+    unguarded = csrf_watch(context)
+    owner = sign_in(context, "erin", "/portal")
+    expect(owner.get_by_label("Camera", exact=True)).to_have_value("e1")
+    accesses = len(list(site.gate.audit.records("access.start")))
+    owner.get_by_role("button", name="Take a current picture").click()
+    canvas = owner.locator("#mask-canvas")
+    expect(canvas).to_be_visible()
+    looks = [r.body for r in site.gate.audit.records("owner.look")]
+    assert [(b["owner"], b["camera"], b["by"]) for b in looks] == [("erin", "e1", "erin")]
+    assert len(list(site.gate.audit.records("access.start"))) == accesses, "not an access"
+    assert canvas.evaluate(_CANVAS_MAX, list(INSIDE[0])) > 100, "the raw picture"
+
+    box = canvas.bounding_box()
+    for x, y in MOUSE_SHAPE:
+        canvas.click(position={"x": x * box["width"], "y": y * box["height"]})
+    owner.get_by_role("button", name="Close this shape").click()
+    # The second shape from the keyboard alone: the pointer starts in the middle.
+    tab_to(owner, canvas)
+    keys = ["Shift+ArrowLeft"] * 4 + ["ArrowDown"] * 5 + ["Enter"]  # (0.1, 0.6)
+    keys += ["Shift+ArrowRight"] * 3 + ["Enter"]  # (0.4, 0.6)
+    keys += ["Shift+ArrowDown"] * 3 + ["Enter"]  # (0.4, 0.9)
+    keys += ["Shift+ArrowLeft"] * 3 + [" "]  # (0.1, 0.9)
+    for key in keys:
+        owner.keyboard.press(key)
+    expect(owner.locator("#mask-state")).to_contain_text("4 corner(s)")
+    tab_to(owner, owner.get_by_role("button", name="Close this shape"))
+    owner.keyboard.press("Enter")
+    expect(owner.locator("#mask-shapes li")).to_have_count(2)
+    # The masked result, before saving: black under both shapes, the picture beside them.
+    for inside in INSIDE:
+        assert canvas.evaluate(_CANVAS_MAX, list(inside)) <= 32, inside
+    assert canvas.evaluate(_CANVAS_MAX, list(OUTSIDE)) > 100
+    assert site.gate.masks("e1") is None, "nothing saved yet"
+    accessible(owner, artefacts, "portal-masks")
+
+    owner.get_by_role("button", name="Save these masks for camera e1").click()
+    expect(owner.locator("#mask-state")).to_contain_text("as saved")
+    saved = site.gate.masks("e1")
+    assert saved is not None and saved.set_by == "erin"
+    for got, drawn in zip(saved.polygons, (MOUSE_SHAPE, KEYS_SHAPE), strict=True):
+        assert [c for xy in got for c in xy] == pytest.approx(
+            [c for xy in drawn for c in xy], abs=0.01
+        )
+    assert (errors, unguarded) == ([], [])
+    context.close()
+
+    # The police's next snapshot of e1 has both shapes burnt in by the server.
+    context, errors, officer = console_page(browser, site)
+    report(officer, "Snapshot")
+    officer.get_by_role("button", name="Request a snapshot of e1").click()
+    mine = officer.locator("#requests li[data-camera=e1]")
+    expect(mine).to_have_attribute("data-status", "granted")
+    mine.get_by_role("button", name="Download the snapshot of camera e1").click()
+    tile = officer.locator("#media li[data-key^=snapshot-]")
+    expect(tile).to_have_attribute("data-state", "done")
+    with officer.expect_download() as saving:
+        tile.get_by_role("link", name=re.compile(r"^Save e1-.*\.jpg$")).click()
+    with av.open(saving.value.path(), format="image2pipe") as container:
+        grey = next(iter(container.decode(video=0))).to_ndarray(format="gray")
+    height, width = grey.shape
+
+    def part(x0: float, y0: float, x1: float, y1: float) -> Any:
+        return grey[int(y0 * height) : int(y1 * height), int(x0 * width) : int(x1 * width)]
+
+    for inside in INSIDE:
+        assert int(part(*inside).max()) <= 32, f"masked at {inside}"
+    assert int(part(*OUTSIDE).max()) > 100, "the picture beside the masks"
+    assert errors == []
+    context.close()

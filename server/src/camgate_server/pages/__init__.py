@@ -46,10 +46,11 @@ _LEAFLET = (
     '  <script src="/static/media.js" defer></script>'
 )
 #: Scripts a page loads besides common.js and its own: the console the map and the player,
-#: the portal the audit slice's check.
+#: the portal the audit slice's check and the mask drawing.
 _EXTRA = {
     "console": _LEAFLET,
-    "portal": '<script src="/static/slice.js" defer></script>',
+    "portal": '<script src="/static/slice.js" defer></script>\n'
+    '  <script src="/static/masks.js" defer></script>',
 }
 _STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR})
 

@@ -16,6 +16,8 @@ const API = {
   accesses: "/owners/me/accesses",
   revoke: "/owners/me/revoke",
   mySlice: "/owners/me/audit",
+  look: (camera) => `/cameras/${encodeURIComponent(camera)}/look`,
+  masks: (camera) => `/cameras/${encodeURIComponent(camera)}/masks`,
   incidents: "/incidents",
   owners: "/owners",
   accounts: "/accounts",
