@@ -207,3 +207,39 @@ async def test_an_owner_looks_at_their_own_camera_and_nobody_else_does(
     no_csrf = await sessions["alice"].client.post("/cameras/a1/look")
     assert no_csrf.status_code == 403
     assert len(list(gate.audit.records("owner.look"))) == 1, "no refusal looked"
+
+
+async def test_a_recorded_window_is_requested_over_http_and_downloaded(
+    sessions: dict[str, Any], gate: Gate, sim: OnvifSimulator
+) -> None:
+    """``POST /incidents/{id}/requests`` takes the recorded window as ``from``/``to``; the
+    grant says it, and its clip is that window. Without one (or with half, or naive times)
+    the request is a 422 naming what is missing."""
+    operator = sessions["operator"]
+    incident_id = await _incident(operator)
+    url = f"/incidents/{incident_id}/requests"
+    rec = sim.recording
+    start, end = rec.start + timedelta(seconds=5), rec.start + timedelta(seconds=7)
+    body = {"camera": "o1", "scope": "recorded"}
+    for bad, words in (
+        ({}, "window"),
+        ({"from": start.isoformat()}, "from and to go together"),
+        ({"from": "2026-01-01T00:00:00", "to": "2026-01-01T00:00:05"}, "time zone"),
+    ):
+        refused = await operator.send("POST", url, json=body | bad)
+        _problem(refused, 422, "ValidationError")
+        assert words in refused.json()["detail"]
+    asked = await operator.send(
+        "POST", url, json=body | {"from": start.isoformat(), "to": end.isoformat()}
+    )
+    assert asked.status_code == 201, asked.text
+    grant = asked.json()["grant"]
+    assert (grant["from"], grant["to"]) == (start.isoformat(), end.isoformat())
+    clip = await operator.get(f"/grants/{grant['id']}/clip")
+    assert clip.status_code == 200, clip.text
+    with av.open(io.BytesIO(clip.content)) as container:
+        shown = [read_code(frame) for frame in container.decode(video=0)]
+    first = rec.index_at(start)
+    while not rec.frames[first].keyframe:
+        first += 1
+    assert shown == list(range(first, rec.index_at(end)))

@@ -12,7 +12,7 @@ import io
 import json
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -676,18 +676,19 @@ def test_an_owner_draws_masks_on_their_own_picture_and_the_police_get_them(
     burnt in."""
     from playwright.sync_api import expect
 
-    site.accounts.create_account("erin", PASSWORD, Role.OWNER, owner_id="erin")
+    # A second account of erin's (the invitation test made "erin" already, when it ran).
+    site.accounts.create_account("erinm", PASSWORD, Role.OWNER, owner_id="erin")
     context = person(browser, site)
     errors = console_errors(context)
     unguarded = csrf_watch(context)
-    owner = sign_in(context, "erin", "/portal")
+    owner = sign_in(context, "erinm", "/portal")
     expect(owner.get_by_label("Camera", exact=True)).to_have_value("e1")
     accesses = len(list(site.gate.audit.records("access.start")))
     owner.get_by_role("button", name="Take a current picture").click()
     canvas = owner.locator("#mask-canvas")
     expect(canvas).to_be_visible()
     looks = [r.body for r in site.gate.audit.records("owner.look")]
-    assert [(b["owner"], b["camera"], b["by"]) for b in looks] == [("erin", "e1", "erin")]
+    assert [(b["owner"], b["camera"], b["by"]) for b in looks] == [("erin", "e1", "erinm")]
     assert len(list(site.gate.audit.records("access.start"))) == accesses, "not an access"
     assert canvas.evaluate(_CANVAS_MAX, list(INSIDE[0])) > 100, "the raw picture"
 
@@ -717,7 +718,7 @@ def test_an_owner_draws_masks_on_their_own_picture_and_the_police_get_them(
     owner.get_by_role("button", name="Save these masks for camera e1").click()
     expect(owner.locator("#mask-state")).to_contain_text("as saved")
     saved = site.gate.masks("e1")
-    assert saved is not None and saved.set_by == "erin"
+    assert saved is not None and saved.set_by == "erin"  # the owner
     for got, drawn in zip(saved.polygons, (MOUSE_SHAPE, KEYS_SHAPE), strict=True):
         assert [c for xy in got for c in xy] == pytest.approx(
             [c for xy in drawn for c in xy], abs=0.01
@@ -746,5 +747,68 @@ def test_an_owner_draws_masks_on_their_own_picture_and_the_police_get_them(
     for inside in INSIDE:
         assert int(part(*inside).max()) <= 32, f"masked at {inside}"
     assert int(part(*OUTSIDE).max()) > 100, "the picture beside the masks"
+    assert errors == []
+    context.close()
+
+
+def _to_ms(when: datetime) -> datetime:
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+def test_a_recorded_clip_is_requested_and_downloaded_from_the_console(
+    browser: Any, site: Site, artefacts: Path
+) -> None:
+    """The officer asks for recorded video of o1 (a simulated ONVIF device) from a start to
+    an end typed in local time; the clip comes into the grid as a video Chromium plays, and
+    the saved file holds exactly that window's pictures with the hash the log recorded."""
+    from camgate_onvif.testing import read_code
+    from playwright.sync_api import expect
+
+    rec = site.onvif.recording
+    # Half a picture off the pictures' capture times, to the millisecond a person may type:
+    # which pictures are inside is not a matter of microseconds.
+    half = timedelta(seconds=0.5 / rec.fps)
+    start = _to_ms(rec.start + timedelta(seconds=5) - half)
+    end = _to_ms(start + timedelta(seconds=2))
+    context, errors, officer = console_page(browser, site)
+    officer.get_by_label("Access wanted").select_option(label="Recorded video")
+    # The fields take the officer's local time, as a person types it.
+    local = "(iso) => { const d = new Date(iso); return new Date(d - d.getTimezoneOffset() * 6e4).toISOString().slice(0, 23); }"  # noqa: E501
+    officer.get_by_label("From").fill(officer.evaluate(local, start.isoformat()))
+    officer.get_by_label("To").fill(officer.evaluate(local, end.isoformat()))
+    report(officer, "Recorded video")
+    officer.get_by_role("button", name="Request recorded video of o1").click()
+    mine = officer.locator("#requests li[data-camera=o1]")
+    expect(mine).to_have_attribute("data-status", "granted")  # hana pre-authorised it
+    mine.get_by_role("button", name="Download the recorded video of camera o1").click()
+    tile = officer.locator("#media li[data-key^=recorded-]")
+    expect(tile).to_have_attribute("data-state", "done")
+    video = tile.get_by_label("Recorded video of camera o1")
+    # Chromium plays it: its length is the window's, and it decodes pictures.
+    length = video.evaluate(
+        """(v) => new Promise((done) => {
+             const ready = () => done(v.duration);
+             if (v.readyState >= 1) ready(); else v.addEventListener("loadedmetadata", ready);
+           })"""
+    )
+    assert abs(length - 2.0) < 0.5, length
+    video.evaluate("(v) => { v.muted = true; return v.play(); }")
+    deadline = time.monotonic() + SEEN_MS / 1000
+    while video.evaluate("(v) => v.getVideoPlaybackQuality().totalVideoFrames") < 10:
+        assert time.monotonic() < deadline, "the clip does not play"
+        officer.wait_for_timeout(50)
+    accessible(officer, artefacts, "console-clip")
+    with officer.expect_download() as saving:
+        tile.get_by_role("link", name=re.compile(r"^Save o1-.*\.mp4$")).click()
+    saved = Path(saving.value.path())
+    with av.open(str(saved)) as container:
+        shown = [read_code(frame) for frame in container.decode(video=0)]
+    first = rec.index_at(start)
+    while not rec.frames[first].keyframe:
+        first += 1
+    assert shown == list(range(first, rec.index_at(end))), "the window asked for, whole"
+    digest = hashlib.sha256(saved.read_bytes()).hexdigest()
+    expect(tile.locator(".media-status")).to_contain_text(digest)
+    assert digest in [r.body.get("sha256") for r in site.gate.audit.records("clip.exported")]
     assert errors == []
     context.close()
