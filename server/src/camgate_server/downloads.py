@@ -32,12 +32,12 @@ from camgate_server.live import grant_of
 from camgate_server.parsing import parse_window
 from camgate_server.policy import Action
 
-__all__ = ["downloads_folder", "router"]
+__all__ = ["NO_STORE", "downloads_folder", "router"]
 
 router = APIRouter(tags=["media"], responses=problems.RESPONSES)
 
 #: Footage must not be cached by a browser or a proxy on the way.
-_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def downloads_folder(gate: Gate) -> Path:
@@ -72,7 +72,7 @@ async def snapshot(
     grant, token = await anyio.to_thread.run_sync(grant_of, gate, caller, grant_id)
     snap = await gate.edge.snapshot(grant.camera_id, token)
     digest = hashlib.sha256(snap.jpeg).hexdigest()
-    headers = _NO_STORE | {
+    headers = NO_STORE | {
         "Content-Disposition": f'attachment; filename="{grant.id}.jpg"',
         "X-Camgate-Sha256": digest,
     }
@@ -106,7 +106,7 @@ async def clip(
     made = await gate.edge.record_clip(
         grant.camera_id, token, path, format="mp4", browser=True, window=window
     )
-    headers = _NO_STORE | {"X-Camgate-Sha256": made.sha256}
+    headers = NO_STORE | {"X-Camgate-Sha256": made.sha256}
     if made.partial:
         headers["X-Camgate-Partial"] = "true"
     return FileResponse(

@@ -31,6 +31,7 @@ from camgate_server.app import (
     require,
     visible_camera,
 )
+from camgate_server.downloads import NO_STORE
 from camgate_server.policy import Action
 
 __all__ = ["router"]
@@ -237,11 +238,7 @@ async def owner_look(
     owner_id = _own_owner(caller)
     await _thread(visible_camera, caller, gate, camera_id)
     snap = await gate.owner_look(owner_id, camera_id, by=caller.account.username)
-    headers = {
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-        "X-Camgate-Sha256": hashlib.sha256(snap.jpeg).hexdigest(),
-    }
+    headers = NO_STORE | {"X-Camgate-Sha256": hashlib.sha256(snap.jpeg).hexdigest()}
     return Response(snap.jpeg, media_type="image/jpeg", headers=headers)
 
 

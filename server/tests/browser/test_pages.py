@@ -97,6 +97,28 @@ def report(officer: Any, scope: str = "Live view") -> None:
     officer.get_by_role("button", name="Report and show cameras").click()
 
 
+#: A scope's words on the console's buttons: (asking for it, downloading it).
+_WORDS = {
+    "snapshot": ("a snapshot", "the snapshot"),
+    "recorded": ("recorded video", "the recorded video"),
+}
+
+
+def download(officer: Any, camera: str, scope: str) -> tuple[Any, Any]:
+    """The officer asks for ``scope`` of ``camera`` from the map (its owner pre-authorised
+    it) and downloads it: the request's item and the grid's tile, once it is done."""
+    from playwright.sync_api import expect
+
+    asking, getting = _WORDS[scope]
+    officer.get_by_role("button", name=f"Request {asking} of {camera}").click()
+    mine = officer.locator(f"#requests li[data-camera={camera}]")
+    expect(mine).to_have_attribute("data-status", "granted")
+    mine.get_by_role("button", name=f"Download {getting} of camera {camera}").click()
+    tile = officer.locator(f"#media li[data-key^={scope}-]")
+    expect(tile).to_have_attribute("data-state", "done")
+    return mine, tile
+
+
 #: The pages' fallback poll in these tests: longer than any test, so news comes by events.
 NO_POLL_MS = 3_600_000
 
@@ -435,12 +457,7 @@ def test_a_snapshot_downloads_from_the_console(browser: Any, site: Site, artefac
 
     context, errors, officer = console_page(browser, site)
     report(officer, "Snapshot")
-    officer.get_by_role("button", name="Request a snapshot of e1").click()
-    mine = officer.locator("#requests li[data-camera=e1]")
-    expect(mine).to_have_attribute("data-status", "granted")  # erin pre-authorised snapshots
-    mine.get_by_role("button", name="Download the snapshot of camera e1").click()
-    tile = officer.locator("#media li[data-key^=snapshot-]")
-    expect(tile).to_have_attribute("data-state", "done")
+    mine, tile = download(officer, "e1", "snapshot")  # erin pre-authorised snapshots
     picture = tile.get_by_role("img", name="Snapshot of camera e1")
     assert picture.evaluate("(img) => img.decode().then(() => img.naturalWidth)") == 320
     # Saved, the file is the JPEG whose SHA-256 the audit log recorded.
@@ -729,12 +746,7 @@ def test_an_owner_draws_masks_on_their_own_picture_and_the_police_get_them(
     # The police's next snapshot of e1 has both shapes burnt in by the server.
     context, errors, officer = console_page(browser, site)
     report(officer, "Snapshot")
-    officer.get_by_role("button", name="Request a snapshot of e1").click()
-    mine = officer.locator("#requests li[data-camera=e1]")
-    expect(mine).to_have_attribute("data-status", "granted")
-    mine.get_by_role("button", name="Download the snapshot of camera e1").click()
-    tile = officer.locator("#media li[data-key^=snapshot-]")
-    expect(tile).to_have_attribute("data-state", "done")
+    _, tile = download(officer, "e1", "snapshot")
     with officer.expect_download() as saving:
         tile.get_by_role("link", name=re.compile(r"^Save e1-.*\.jpg$")).click()
     with av.open(saving.value.path(), format="image2pipe") as container:
@@ -777,12 +789,7 @@ def test_a_recorded_clip_is_requested_and_downloaded_from_the_console(
     officer.get_by_label("From").fill(officer.evaluate(local, start.isoformat()))
     officer.get_by_label("To").fill(officer.evaluate(local, end.isoformat()))
     report(officer, "Recorded video")
-    officer.get_by_role("button", name="Request recorded video of o1").click()
-    mine = officer.locator("#requests li[data-camera=o1]")
-    expect(mine).to_have_attribute("data-status", "granted")  # hana pre-authorised it
-    mine.get_by_role("button", name="Download the recorded video of camera o1").click()
-    tile = officer.locator("#media li[data-key^=recorded-]")
-    expect(tile).to_have_attribute("data-state", "done")
+    _, tile = download(officer, "o1", "recorded")  # hana pre-authorised it
     video = tile.get_by_label("Recorded video of camera o1")
     # Chromium plays it: its length is the window's, and it decodes pictures.
     length = video.evaluate(
