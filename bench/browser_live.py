@@ -14,12 +14,18 @@ button calls. Measured:
   directly (``-fflags nobuffer -flags low_delay``, RTSP over TCP), decoding to raw grey
   pictures on a pipe; the wall clock when Python reads a picture minus its capture time;
 - ``view_to_first_frame_cold``: ``watchLive`` called → the first picture presented, with no
-  other viewer of the camera (the gate opens the camera: RTSP set-up, then the next keyframe);
-- ``view_to_first_frame_warm``: the same while another view of the camera is open (the relay
-  shares the camera and its GOP cache hands the new viewer the last keyframe at once).
+  other viewer of the camera and no GOP cache (the gate opens the camera: RTSP set-up, then its
+  first picture, a keyframe);
+- ``view_to_first_frame_shared``: the same while another view of the camera is open, without
+  the GOP cache (the default): the relay shares the open connection but hands the new viewer
+  nothing from before its grant, so it waits for the camera's next keyframe — up to one GOP;
+- ``view_to_first_frame_warm``: with ``RelaySettings(gop_cache=True)`` and the camera warm (an
+  open incident covers it, its owner pre-authorised live view): the new viewer starts at the
+  cached keyframe at once (docs/media.md, "Warm start").
 
-Each view is a new incident and grant (a grant opens one socket). Usage:
-uv run python bench/browser_live.py [--samples 30] [--views 8]
+Each view is a new incident and grant (a grant opens one socket). The cold and shared views run
+on a gate without the GOP cache, the warm ones on a second gate with it, both in this run.
+Usage: uv run python bench/browser_live.py [--samples 30] [--views 8]
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import summary, write_result
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate.relay import RelaySettings
 from camgate.testing import CHROMIUM, CHROMIUM_ARGS, read_picture_clock
 from camgate_rtsp.testing.server import Mount, RtspTestServer
 from camgate_server.accounts import AccountStore
@@ -130,13 +137,14 @@ def ffmpeg_latency(url: str, samples: int, every: int = 5, skip: int = 60) -> li
 
 
 @contextlib.contextmanager
-def console(tmp: Path, url: str) -> Iterator[str]:
-    """The server (uvicorn on loopback, in a thread) over a gate with Alice's camera, live
-    pre-authorised, and an officer's account: its base URL."""
+def console(tmp: Path, url: str, relay: RelaySettings | None = None) -> Iterator[str]:
+    """The server (uvicorn on loopback, in a thread) over a gate (with ``relay`` settings) with
+    Alice's camera, live pre-authorised, and an officer's account: its base URL."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server" / "tests"))
     from conftest import serving  # the server tests' uvicorn-in-a-thread helper
 
-    gate = Gate.open(tmp / "bench.db")
+    tmp.mkdir(parents=True, exist_ok=True)
+    gate = Gate.open(tmp / "bench.db", relay_settings=relay)
     gate.publish_waiver(WAIVER)
     gate.add_owner(Owner("alice", "Alice"))
     gate.add_camera(Camera(id="cam", adapter="rtsp", source=url, owner_id="alice",
@@ -161,39 +169,65 @@ def _stop(page: Any, key: str) -> None:
     page.locator(f'#media li[data-key="{key}"][data-state=closed]').wait_for()
 
 
-def browser_run(base: str, samples: int, views: int) -> dict[str, list[float]]:
+@contextlib.contextmanager
+def officer_page(base: str) -> Iterator[Any]:
+    """Chromium (Playwright) with the officer signed in to the console at ``base``."""
     from playwright.sync_api import sync_playwright
 
-    out: dict[str, list[float]] = {"g2g": [], "cold": [], "warm": []}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
         )
         try:
-            context = browser.new_context(base_url=base)
-            page = context.new_page()
+            page = browser.new_context(base_url=base).new_page()
             page.goto("/")
             page.get_by_label("Username").fill("officer")
             page.get_by_label("Password").fill(PASSWORD)
             page.get_by_label("Password").press("Enter")
             page.wait_for_url("**/console")
             page.locator("#sign-out").wait_for()  # shown once the session (its token) is in
-            for _ in range(views):
-                cold = page.evaluate(_VIEW, [HOME.lat, HOME.lon])
-                out["cold"].append(cold["ms"] / 1000)
-                warm = page.evaluate(_VIEW, [HOME.lat, HOME.lon])
-                out["warm"].append(warm["ms"] / 1000)
-                _stop(page, warm["key"])
-                if len(out["g2g"]) < samples:
-                    for got in page.evaluate(_SAMPLES, [cold["key"], samples, 5, FPS]):
-                        luma = np.array(got["luma"], np.uint8).reshape(got["h"], got["w"])
-                        taken = _clock_ms(luma)
-                        if taken is not None:
-                            out["g2g"].append((got["at"] - taken) / 1000)
-                _stop(page, cold["key"])
-                time.sleep(0.5)  # the gate closes the camera after its last viewer left
+            yield page
         finally:
             browser.close()
+
+
+def browser_run(base: str, samples: int, views: int) -> dict[str, list[float]]:
+    """Without the GOP cache: cold views, views joining an open one, glass-to-glass."""
+    out: dict[str, list[float]] = {"g2g": [], "cold": [], "shared": []}
+    with officer_page(base) as page:
+        for _ in range(views):
+            cold = page.evaluate(_VIEW, [HOME.lat, HOME.lon])
+            out["cold"].append(cold["ms"] / 1000)
+            shared = page.evaluate(_VIEW, [HOME.lat, HOME.lon])
+            out["shared"].append(shared["ms"] / 1000)
+            _stop(page, shared["key"])
+            if len(out["g2g"]) < samples:
+                for got in page.evaluate(_SAMPLES, [cold["key"], samples, 5, FPS]):
+                    luma = np.array(got["luma"], np.uint8).reshape(got["h"], got["w"])
+                    taken = _clock_ms(luma)
+                    if taken is not None:
+                        out["g2g"].append((got["at"] - taken) / 1000)
+            _stop(page, cold["key"])
+            time.sleep(0.5)  # the gate closes the camera after its last viewer left
+    return out
+
+
+def warm_run(base: str, views: int) -> list[float]:
+    """With the GOP cache: views of the warm camera (nobody else watching), one at a time."""
+    out: list[float] = []
+    with officer_page(base) as page:
+        # The first incident warms the camera; a GOP later the cache holds a keyframe.
+        page.evaluate(
+            """([lat, lon]) => api("POST", API.incidents, {kind: "burglary", lat, lon,
+                                                          radius_m: 300})""",
+            [HOME.lat, HOME.lon],
+        )
+        time.sleep(2 * CAMERA.gop_frames / FPS)
+        for _ in range(views):
+            warm = page.evaluate(_VIEW, [HOME.lat, HOME.lon])
+            out.append(warm["ms"] / 1000)
+            _stop(page, warm["key"])
+            time.sleep(0.5)
     return out
 
 
@@ -205,8 +239,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, RtspTestServer([CAMERA]) as camera:
         url = camera.url("/cam")
         baseline = ffmpeg_latency(url, options.samples)
-        with console(Path(tmp), url) as base:
+        with console(Path(tmp) / "plain", url) as base:
             measured = browser_run(base, options.samples, options.views)
+        with console(Path(tmp) / "cached", url, RelaySettings(gop_cache=True)) as base:
+            measured["warm"] = warm_run(base, options.views)
     g2g = measured["g2g"][: options.samples]
     result = {
         "camera": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop_frames": CAMERA.gop_frames},
@@ -216,6 +252,7 @@ def main() -> None:
             summary(g2g)["median_ms"] / summary(baseline)["median_ms"], 2
         ),
         "view_to_first_frame_cold": summary(measured["cold"]),
+        "view_to_first_frame_shared": summary(measured["shared"]),
         "view_to_first_frame_warm": summary(measured["warm"]),
     }
     write_result("browser_live", result)

@@ -52,6 +52,12 @@ def gate(
     anyio.run(gate.aclose)
 
 
+def _grey(jpeg: bytes) -> Any:
+    """A JPEG's brightness, decoded by FFmpeg (PyAV)."""
+    with av.open(io.BytesIO(jpeg)) as container:
+        return next(iter(container.decode(video=0))).to_ndarray(format="gray")
+
+
 async def _incident(officer: Any) -> str:
     made = await officer.send(
         "POST",
@@ -100,8 +106,7 @@ async def test_a_snapshot_is_a_masked_jpeg_audited_with_its_hash(
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "image/jpeg"
     assert answer.headers["cache-control"] == "no-store"
-    with av.open(io.BytesIO(answer.content)) as container:
-        grey = next(iter(container.decode(video=0))).to_ndarray(format="gray")
+    grey = _grey(answer.content)
     height, width = grey.shape
     assert int(grey[: height // 2 - 2, : width // 2 - 2].max()) <= 24, "the mask is burnt in"
     assert int(grey[: height // 2, width // 2 + 2 :].max()) > 100, "the rest is the picture"
@@ -180,3 +185,65 @@ async def test_a_clip_holds_exactly_the_asked_part_of_the_recorded_window(
     exported = _audited(gate, "clip.exported", signed.grant.id)
     digest = hashlib.sha256(answer.content).hexdigest()
     assert [e["sha256"] for e in exported] == [digest] == [answer.headers["x-camgate-sha256"]]
+
+
+async def test_an_owner_looks_at_their_own_camera_and_nobody_else_does(
+    sessions: dict[str, Any], gate: Gate
+) -> None:
+    """``POST /cameras/{id}/look``: the owner's own still, unmasked, audited as the owner's
+    (naming the account), never an access; another owner 404, staff 403, no CSRF 403."""
+    await gate.set_masks("alice", "a1", MASK)
+    answer = await sessions["alice"].send("POST", "/cameras/a1/look")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "image/jpeg"
+    assert answer.headers["cache-control"] == "no-store"
+    grey = _grey(answer.content)
+    height, width = grey.shape
+    assert int(grey[: height // 2 - 2, : width // 2 - 2].max()) > 100, "unmasked, for the owner"
+    assert answer.headers["x-camgate-sha256"] == hashlib.sha256(answer.content).hexdigest()
+    (look,) = [r.body for r in gate.audit.records("owner.look")]
+    assert (look["owner"], look["camera"], look["by"]) == ("alice", "a1", "alice")
+    assert not list(gate.audit.records("access.start"))
+    _problem(await sessions["bob"].send("POST", "/cameras/a1/look"), 404, "NotFound")
+    _problem(await sessions["alice"].send("POST", "/cameras/b1/look"), 404, "NotFound")
+    for staff in ("operator", "admin", "auditor"):
+        _problem(await sessions[staff].send("POST", "/cameras/a1/look"), 403, "Forbidden")
+    no_csrf = await sessions["alice"].client.post("/cameras/a1/look")
+    assert no_csrf.status_code == 403
+    assert len(list(gate.audit.records("owner.look"))) == 1, "no refusal looked"
+
+
+async def test_a_recorded_window_is_requested_over_http_and_downloaded(
+    sessions: dict[str, Any], gate: Gate, sim: OnvifSimulator
+) -> None:
+    """``POST /incidents/{id}/requests`` takes the recorded window as ``from``/``to``; the
+    grant says it, and its clip is that window. Without one (or with half, or naive times)
+    the request is a 422 naming what is missing."""
+    operator = sessions["operator"]
+    incident_id = await _incident(operator)
+    url = f"/incidents/{incident_id}/requests"
+    rec = sim.recording
+    start, end = rec.start + timedelta(seconds=5), rec.start + timedelta(seconds=7)
+    body = {"camera": "o1", "scope": "recorded"}
+    for bad, words in (
+        ({}, "window"),
+        ({"from": start.isoformat()}, "from and to go together"),
+        ({"from": "2026-01-01T00:00:00", "to": "2026-01-01T00:00:05"}, "time zone"),
+    ):
+        refused = await operator.send("POST", url, json=body | bad)
+        _problem(refused, 422, "ValidationError")
+        assert words in refused.json()["detail"]
+    asked = await operator.send(
+        "POST", url, json=body | {"from": start.isoformat(), "to": end.isoformat()}
+    )
+    assert asked.status_code == 201, asked.text
+    grant = asked.json()["grant"]
+    assert (grant["from"], grant["to"]) == (start.isoformat(), end.isoformat())
+    clip = await operator.get(f"/grants/{grant['id']}/clip")
+    assert clip.status_code == 200, clip.text
+    with av.open(io.BytesIO(clip.content)) as container:
+        shown = [read_code(frame) for frame in container.decode(video=0)]
+    first = rec.index_at(start)
+    while not rec.frames[first].keyframe:
+        first += 1
+    assert shown == list(range(first, rec.index_at(end)))

@@ -18,6 +18,7 @@ import av
 import pytest
 from camgate import Gate
 from camgate.errors import ValidationError
+from camgate.relay import RelaySettings
 from camgate_rtsp.plugin import FACTORY
 from camgate_server import downloads, live
 from camgate_server.accounts import AccountStore
@@ -29,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from . import media_world
-from .conftest import PASSWORD
+from .conftest import CENTRE, PASSWORD
 from .media_world import Person, grant, wait_for
 
 # The media world's fixtures (its gate streams from a real RTSP server).
@@ -116,6 +117,35 @@ def test_the_socket_carries_fmp4_that_decodes_and_is_audited_before_the_first_by
     assert frames == len(media)
     ended = wait_for(lambda: _records(gate, "access.end", granted["id"]))
     assert ended[0]["reason"] == "closed" and ended[0]["packets"] >= frames
+
+
+def test_an_incident_reported_over_http_warms_the_gop_cache(
+    live_server: str, people: People, gate: Gate
+) -> None:
+    """With the GOP cache on, ``POST /incidents`` (reported on a worker thread, off the event
+    loop) warms the pre-authorised cameras it reaches, and a live view then starts at the
+    cached keyframe, not at the camera's next one."""
+    gate.edge.configure_relay(RelaySettings(gop_cache=True))
+    operator = people("operator")
+    reported = operator.post(
+        "/incidents",
+        json={"kind": "burglary", "lat": CENTRE.lat, "lon": CENTRE.lon, "radius_m": 300},
+    )
+    assert reported.status_code == 201, reported.text
+    (warm,) = [r.body for r in gate.audit.records("cache.warm")]
+    assert warm["incident"] == reported.json()["id"]
+    assert "a1" in warm["cameras"] and "b1" not in warm["cameras"]  # bob asks first
+
+    def cached() -> bool:
+        up = gate.edge.relay_statistics().upstream("a1")
+        return up is not None and up.cached_keyframes > 0
+
+    wait_for(cached)
+    granted = grant(operator, "a1", duration_s=60)
+    with _as_browser(live_server, operator, granted["id"]) as ws:
+        ws.recv(timeout=30)
+        (started,) = _records(gate, "access.start", granted["id"])
+    assert started["start"] == "cached", started
 
 
 def test_an_h265_camera_arrives_as_h264(live_server: str, people: People, tmp_path: Path) -> None:

@@ -17,11 +17,15 @@ from camgate_server.parsing import (
     parse_near,
     parse_secret,
     parse_username,
+    parse_window,
 )
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+_WHEN = st.one_of(
+    st.none(), st.datetimes(), st.datetimes(timezones=st.timezones(), allow_imaginary=False)
+)
 SECRET = st.text(alphabet="ABCabc019_-", min_size=43, max_size=43)
 HEX16 = st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)
 
@@ -155,3 +159,15 @@ def test_parse_event_id_takes_any_header(text: str | None) -> None:
     else:  # the message never repeats the input
         with pytest.raises(ValidationError, match="^an event id is a non-negative whole number"):
             parse_event_id(text)
+
+
+@settings(max_examples=300)
+@given(_WHEN, _WHEN)
+def test_parse_window_takes_both_aware_or_neither(start: Any, end: Any) -> None:
+    given_one = (start is None) != (end is None)
+    naive = any(t is not None and t.tzinfo is None for t in (start, end))
+    if given_one or naive:
+        with pytest.raises(ValidationError):
+            parse_window(start, end)
+        return
+    assert parse_window(start, end) == (None if start is None else (start, end))

@@ -60,6 +60,28 @@ async def test_cameras_near_a_point_as_json_and_geojson(sessions: dict[str, Any]
         assert refused.json()["error"] == "ValidationError"
 
 
+async def test_the_accounts_are_listed_without_their_secrets(logins: Any) -> None:
+    """GET /accounts: every account by username, its role and owner; nothing secret."""
+    admin = await logins("admin")
+    token = await admin.send(
+        "POST", "/tokens",
+        json={"account": (await admin.get("/session")).json()["account"]["id"],
+              "name": "x", "scopes": ["owners:read"], "ttl_s": 60},
+    )  # fmt: skip
+    assert token.status_code == 201, token.text
+    listed = await (await logins("auditor")).get("/accounts")
+    assert listed.status_code == 200, listed.text
+    accounts = listed.json()["accounts"]
+    assert [a["username"] for a in accounts] == sorted(a["username"] for a in accounts)
+    by_name = {a["username"]: a for a in accounts}
+    assert set(by_name) >= {"admin", "operator", "auditor", "alice", "bob"}
+    assert by_name["alice"]["role"] == "owner" and by_name["alice"]["owner"] == "alice"
+    assert by_name["operator"]["role"] == "operator" and by_name["operator"]["owner"] is None
+    assert all(set(a) == {"id", "username", "role", "owner"} for a in accounts)
+    for secret in ("argon2", token.json()["token"], admin.csrf, "password"):
+        assert secret not in listed.text
+
+
 async def test_owners_are_made_and_read_by_the_agency(sessions: dict[str, Any]) -> None:
     made = await sessions["admin"].send(
         "POST", "/owners", json={"id": "carol", "name": "Carol", "contact": "carol@example.org"}

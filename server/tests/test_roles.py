@@ -33,6 +33,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any] | None, int, frozenset[str]]] = 
         201,
         frozenset({"admin"}),
     ),
+    "list accounts": ("GET", "/accounts", None, 200, frozenset({"admin", "auditor"})),
     "list cameras": ("GET", "/cameras", None, 200, EVERYONE),
     "read alice's camera": ("GET", "/cameras/a1", None, 200, STAFF | {"alice"}),
     "read bob's camera": ("GET", "/cameras/b1", None, 200, STAFF | {"bob"}),

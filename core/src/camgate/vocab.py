@@ -205,6 +205,13 @@ class AuditKind(StrEnum):
         "(``polygons``: how many).",
         ("camera_id", "owner", "polygons"),
     )
+    OWNER_LOOK = (
+        "owner.look",
+        "An owner looked at their own camera (one still, to draw privacy masks on): not an "
+        "access under a grant. Written before the camera is contacted; ``by``: who asked for "
+        "the owner (the portal's account), if known.",
+        ("look", "owner", "camera", "by"),
+    )
     # ---------------------------------------------------------------- incidents
     INCIDENT_REPORTED = (
         "incident.reported",

@@ -286,6 +286,11 @@ class AccountStore:
             raise NotFound(f"no account {account_id!r}")
         return self._account(rows[0])
 
+    def list_accounts(self) -> list[Account]:
+        """Every account, by username (never a password hash, session or token)."""
+        rows = self._run("SELECT id, username, role, owner_id FROM accounts ORDER BY username")
+        return [self._account(row) for row in rows]
+
     def verify_password(self, username: str, password: str) -> Account:
         """The account whose username and password these are; NotAuthenticated otherwise (the
         same error, after the same work, for an unknown username and a wrong password)."""

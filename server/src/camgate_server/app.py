@@ -23,7 +23,13 @@ from camgate_server import problems
 from camgate_server.accounts import Account, AccountStore, Caller, LoginLimiter, proxy_caller
 from camgate_server.errors import CsrfRejected, Forbidden, NotAuthenticated
 from camgate_server.events import EventFeed, event_stream
-from camgate_server.parsing import USERNAME_PATTERN, parse_bearer, parse_event_id, parse_near
+from camgate_server.parsing import (
+    USERNAME_PATTERN,
+    parse_bearer,
+    parse_event_id,
+    parse_near,
+    parse_window,
+)
 from camgate_server.policy import Action, Role, allowed
 from camgate_server.settings import PROXY_SECRET_HEADER, ServerSettings
 
@@ -204,6 +210,14 @@ class RequestBody(BaseModel):
     purpose: str | list[str] = "investigation"
     duration_s: float = Field(default=60.0, gt=0)
     note: str = Field(default="", max_length=1000)
+    #: The recorded footage wanted (``scope`` recorded only, and then both): ISO 8601 with a
+    #: time zone, ``from`` before ``to``.
+    window_from: datetime | None = Field(default=None, alias="from")
+    window_to: datetime | None = Field(default=None, alias="to")
+
+    def window(self) -> tuple[datetime, datetime] | None:
+        """``(from, to)``, None when neither is given (:func:`parse_window`)."""
+        return parse_window(self.window_from, self.window_to)
 
 
 class AnswerBody(BaseModel):
@@ -272,6 +286,9 @@ def grant_json(grant: Grant) -> dict[str, Any]:
         "issued_at": grant.issued_at.isoformat(),
         "expires_at": grant.expires_at.isoformat(),
         "audio": grant.audio,
+        # The recorded footage it reaches (a recorded grant), else null.
+        "from": grant.window_start.isoformat() if grant.window_start else None,
+        "to": grant.window_end.isoformat() if grant.window_end else None,
     }
 
 
@@ -357,6 +374,17 @@ async def logout(request: Request, response: Response) -> None:
         samesite="strict",
         path="/",
     )
+
+
+@router.get("/accounts", tags=["accounts"])
+async def list_accounts(
+    request: Request,
+    caller: Annotated[Caller, Depends(require(Action.ACCOUNTS_READ))],
+) -> dict[str, list[dict[str, str | None]]]:
+    """Every account: id, username, role and, for an owner's, the owner (admin, auditor).
+    Never a password hash, a session or a token."""
+    accounts = await _thread(_accounts(request).list_accounts)
+    return {"accounts": [account.to_json() for account in accounts]}
 
 
 @router.post("/accounts", status_code=201, tags=["accounts"])
@@ -622,6 +650,7 @@ async def request_access(
             duration_s=body.duration_s,
             purpose=body.purpose,
             note=body.note,
+            window=body.window(),
             wait=False,
         )
     except AnswerPending as held:

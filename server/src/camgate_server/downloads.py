@@ -20,7 +20,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from camgate import Gate
-from camgate.errors import GrantMismatch, ValidationError
+from camgate.errors import GrantMismatch
 from camgate.models import Scope
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -29,14 +29,15 @@ from camgate_server import problems
 from camgate_server.accounts import Caller
 from camgate_server.app import require
 from camgate_server.live import grant_of
+from camgate_server.parsing import parse_window
 from camgate_server.policy import Action
 
-__all__ = ["downloads_folder", "router"]
+__all__ = ["NO_STORE", "downloads_folder", "router"]
 
 router = APIRouter(tags=["media"], responses=problems.RESPONSES)
 
 #: Footage must not be cached by a browser or a proxy on the way.
-_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def downloads_folder(gate: Gate) -> Path:
@@ -71,7 +72,7 @@ async def snapshot(
     grant, token = await anyio.to_thread.run_sync(grant_of, gate, caller, grant_id)
     snap = await gate.edge.snapshot(grant.camera_id, token)
     digest = hashlib.sha256(snap.jpeg).hexdigest()
-    headers = _NO_STORE | {
+    headers = NO_STORE | {
         "Content-Disposition": f'attachment; filename="{grant.id}.jpg"',
         "X-Camgate-Sha256": digest,
     }
@@ -94,13 +95,7 @@ async def clip(
     burnt in): its whole window, or ``from``..``to`` inside it (403 ``GrantMismatch`` when they
     reach outside). ``X-Camgate-Sha256`` is the hash the audit log recorded (``clip.exported``)
     before the first byte was sent."""
-    window: tuple[datetime, datetime] | None = None
-    if start is not None or end is not None:
-        if start is None or end is None:
-            raise ValidationError("from and to go together")
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValidationError("from and to need a time zone (e.g. Z or +00:00)")
-        window = (start, end)
+    window = parse_window(start, end)
     gate = _gate(request)
     grant, token = await anyio.to_thread.run_sync(grant_of, gate, caller, grant_id)
     if grant.scope is not Scope.RECORDED:
@@ -111,7 +106,7 @@ async def clip(
     made = await gate.edge.record_clip(
         grant.camera_id, token, path, format="mp4", browser=True, window=window
     )
-    headers = _NO_STORE | {"X-Camgate-Sha256": made.sha256}
+    headers = NO_STORE | {"X-Camgate-Sha256": made.sha256}
     if made.partial:
         headers["X-Camgate-Partial"] = "true"
     return FileResponse(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 
 from camgate.errors import ValidationError
 from camgate.models import GeoPoint
@@ -22,6 +23,7 @@ __all__ = [
     "parse_near",
     "parse_secret",
     "parse_username",
+    "parse_window",
 ]
 
 #: API tokens read ``cgt_<id>_<secret>``: the id finds the row, the secret is checked against
@@ -100,3 +102,16 @@ def parse_event_id(text: str | None) -> int | None:
     if not _EVENT_ID.fullmatch(text):
         raise ValidationError("an event id is a non-negative whole number (at most 18 digits)")
     return int(text)
+
+
+def parse_window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime] | None:
+    """A window of recorded footage given as ``from`` and ``to``: None when neither is given;
+    ValidationError for one alone or a time without a time zone (the order is the gate's to
+    check, with its other rules)."""
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise ValidationError("from and to go together")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationError("from and to need a time zone (e.g. Z or +00:00)")
+    return start, end

@@ -29,6 +29,7 @@ class Action(enum.StrEnum):
     OWNERS_READ = "owners:read"
     OWNERS_WRITE = "owners:write"
     INVITES_CREATE = "invites:create"
+    ACCOUNTS_READ = "accounts:read"
     ACCOUNTS_WRITE = "accounts:write"
     TOKENS_CREATE = "tokens:create"
     CAMERAS_READ = "cameras:read"
@@ -70,6 +71,7 @@ POLICY: dict[Role, frozenset[Action]] = {
             _A.OWNERS_READ,
             _A.OWNERS_WRITE,
             _A.INVITES_CREATE,
+            _A.ACCOUNTS_READ,
             _A.ACCOUNTS_WRITE,
             _A.TOKENS_CREATE,
             _A.WAIVERS_PUBLISH,
@@ -82,7 +84,7 @@ POLICY: dict[Role, frozenset[Action]] = {
     Role.SUPERVISOR: frozenset(
         {*_STAFF_READ, *_OVERSIGHT, _A.INCIDENTS_REPORT, _A.INCIDENTS_CLOSE}
     ),
-    Role.AUDITOR: frozenset({*_STAFF_READ, *_OVERSIGHT, _A.OWNERS_READ}),
+    Role.AUDITOR: frozenset({*_STAFF_READ, *_OVERSIGHT, _A.OWNERS_READ, _A.ACCOUNTS_READ}),
     # Not incidents:read: an owner learns of an incident only through a request for their own
     # camera (held for their answer, or in their accesses), never the crime map at large.
     Role.OWNER: frozenset(

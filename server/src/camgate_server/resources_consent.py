@@ -8,6 +8,7 @@ owner reaches only their own: another owner's camera or request is 404, as if it
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from camgate.audit import verify_owner_slice
@@ -15,7 +16,7 @@ from camgate.codec import dump, load
 from camgate.errors import AuditError, NotFound
 from camgate.models import ConsentRecord, ConsentTerms, PrivacyMask, Waiver
 from camgate.report import Period, build_report
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from camgate_server import problems
@@ -30,6 +31,7 @@ from camgate_server.app import (
     require,
     visible_camera,
 )
+from camgate_server.downloads import NO_STORE
 from camgate_server.policy import Action
 
 __all__ = ["router"]
@@ -215,6 +217,29 @@ async def set_masks(
     await _thread(visible_camera, caller, gate, camera_id)
     mask = await gate.set_masks(owner_id, camera_id, body.polygons)
     return _masks_json(camera_id, mask)
+
+
+@router.post(
+    "/cameras/{camera_id}/look",
+    tags=["cameras"],
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "the JPEG, unmasked"}},
+)
+async def owner_look(
+    camera_id: str,
+    request: Request,
+    caller: Annotated[Caller, Depends(require(Action.OWN_MASKS))],
+) -> Response:
+    """The calling owner's own look at their own camera: one JPEG still, without masks, to draw
+    the masks on (``Gate.owner_look``). Audited as the owner's (``owner.look``, naming the
+    account) before the camera is contacted; never an officer's access. Another owner's camera
+    is 404. ``X-Camgate-Sha256`` is the JPEG's hash."""
+    gate = _gate(request)
+    owner_id = _own_owner(caller)
+    await _thread(visible_camera, caller, gate, camera_id)
+    snap = await gate.owner_look(owner_id, camera_id, by=caller.account.username)
+    headers = NO_STORE | {"X-Camgate-Sha256": hashlib.sha256(snap.jpeg).hexdigest()}
+    return Response(snap.jpeg, media_type="image/jpeg", headers=headers)
 
 
 # ---------------------------------------------------------------------- requests and grants

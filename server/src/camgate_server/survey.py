@@ -12,6 +12,7 @@ Staff who read incidents (admin, operator, supervisor, auditor) may survey; an o
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from camgate_server import problems
 from camgate_server.accounts import Caller
 from camgate_server.app import require
+from camgate_server.parsing import parse_window
 from camgate_server.policy import Action
 
 __all__ = ["router", "survey_geojson"]
@@ -62,18 +64,25 @@ async def incident_cameras(
     ] = DEFAULT_PURPOSE,
     duration_s: Annotated[float, Query(gt=0, le=86400.0)] = 60.0,
     format: Annotated[Literal["json", "geojson"] | None, Query()] = None,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="recorded: the window's start")
+    ] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="recorded: its end")] = None,
 ) -> JSONResponse:
     """The incident's map: every candidate camera with its outcome (``allowed``, ``ask``,
     ``denied``) and, for every camera not allowed at once, the reasons (``outcome_reasons``,
     ``policy: reason`` each; ``decision_votes`` has every vote). ``area`` is the incident's
     point and radius, ``purposes`` the agency's list a request may name, ``counts`` the
-    outcomes. GeoJSON with ``?format=geojson`` or ``Accept: application/geo+json``.
+    outcomes. GeoJSON with ``?format=geojson`` or ``Accept: application/geo+json``. For
+    ``scope=recorded``, ``from`` and ``to`` (ISO 8601 with a time zone) are the footage's
+    window, as a request would give them (without them, 422).
 
     One ``survey`` audit record (the counts, the caller as ``requested_by``) is durable before
     the answer; nothing is granted and no camera is contacted. 404 for an unknown incident,
     422 for a malformed scope, purpose or duration; a purpose outside the agency's list is
     not an error but a reason on every camera (the gate's policies refuse it)."""
     gate: Gate = request.app.state.gate
+    window = parse_window(start, end)
 
     def surveyed() -> dict[str, Any]:
         incident = gate.store.get_incident(incident_id)
@@ -83,6 +92,7 @@ async def incident_cameras(
             purpose=purpose,
             duration_s=duration_s,
             requested_by=caller.account.id,
+            window=window,
         )
         return result.to_json() | {
             "area": {

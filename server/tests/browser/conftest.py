@@ -22,6 +22,7 @@ import attrs
 import pytest
 from camgate import ConsentTerms, Gate, Owner, Waiver
 from camgate.testing import CHROMIUM, CHROMIUM_ARGS
+from camgate_onvif.testing import OnvifSimulator
 from camgate_rtsp.testing.server import Mount, RtspTestServer
 from camgate_rtsp.testing.server import serving as rtsp_serving
 from camgate_server.accounts import Account, AccountStore
@@ -40,6 +41,9 @@ ARTEFACTS = Path(os.environ.get("CAMGATE_ARTEFACTS") or tempfile.gettempdir()) /
 #: plain colour bars, which the gate masks. Small pictures, a keyframe every half second.
 CLOCK_CAMERA = Mount("/c1", width=320, height=240, fps=30, gop_frames=15, picture_clock=True)
 BARS_CAMERA = Mount("/m1", width=320, height=240, fps=30, gop_frames=15)
+#: The simulated ONVIF device's one profile: hana's o1, whose recorded footage (30 s before the
+#: device started, each picture showing its index) the officer downloads.
+ONVIF_PROFILES = (("main", 320, 180),)
 #: frank's privacy mask on m1: the picture's top-left quarter.
 MASK = [[(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]]
 WAIVER = Waiver(
@@ -63,6 +67,7 @@ class Site:
     invite: str
     admin: Account
     rtsp: RtspTestServer
+    onvif: OnvifSimulator
 
 
 def in_thread(fn: Any, *args: Any) -> Any:
@@ -80,35 +85,43 @@ def in_thread(fn: Any, *args: Any) -> Any:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """Carol (c1, 60 m north: invited, not enrolled yet; streams the picture clock), dave (d1,
     90 m: ask first, live), erin (e1, 40 m: snapshots only, so live is refused), frank (m1,
-    70 m, masked top-left, and g1, 75 m, the picture clock: live pre-authorised); an officer,
-    a supervisor and an admin. All but d1 (never opened) stream from a real GStreamer RTSP
-    server.
+    70 m, masked top-left, and g1, 75 m, the picture clock: live pre-authorised), hana (o1,
+    85 m, a simulated ONVIF device: recorded footage pre-authorised); an officer, a supervisor
+    and an admin. All but d1 (never opened) stream from a real GStreamer RTSP server.
     """
     tmp = tmp_path_factory.mktemp("site")
-    with rtsp_serving([CLOCK_CAMERA, BARS_CAMERA]) as rtsp:
-        gate = Gate.open(tmp / "g.db")
+    mounts = [CLOCK_CAMERA, BARS_CAMERA, *OnvifSimulator.mounts(1, ONVIF_PROFILES)]
+    with (
+        rtsp_serving(mounts) as rtsp,
+        OnvifSimulator(1, rtsp_server=rtsp, profiles=ONVIF_PROFILES) as onvif,
+    ):
+        gate = Gate.open(tmp / "g.db", adapter_settings={"onvif": onvif.settings})
         gate.publish_waiver(WAIVER)
         sources = {"c1": rtsp.url("/c1"), "e1": rtsp.url("/m1"), "m1": rtsp.url("/m1"),
-                   "g1": rtsp.url("/c1")}  # fmt: skip
+                   "g1": rtsp.url("/c1"), "o1": onvif.sources[0]}  # fmt: skip
         cameras = (("carol", "c1", 60), ("dave", "d1", 90), ("erin", "e1", 40),
-                   ("frank", "m1", 70), ("frank", "g1", 75))  # fmt: skip
-        for owner in ("carol", "dave", "erin", "frank"):
+                   ("frank", "m1", 70), ("frank", "g1", 75), ("hana", "o1", 85))  # fmt: skip
+        for owner in ("carol", "dave", "erin", "frank", "hana"):
             gate.add_owner(Owner(owner, owner.title()))
         for owner, camera, north in cameras:
             made = _camera(camera, owner, north)
-            gate.add_camera(attrs.evolve(made, source=sources.get(camera, made.source)))
+            adapter = "onvif" if camera == "o1" else made.adapter
+            gate.add_camera(
+                attrs.evolve(made, adapter=adapter, source=sources.get(camera, made.source))
+            )
         for owner, camera, terms in (
             ("dave", ["d1"], ConsentTerms(scopes={"live"}, mode="ask")),
             ("erin", ["e1"], ConsentTerms(scopes={"snapshot"})),
             ("frank", ["m1", "g1"], ConsentTerms(scopes={"live"})),
+            ("hana", ["o1"], ConsentTerms(scopes={"recorded"})),
         ):
             gate.enrol(owner, camera, waiver_version=WAIVER.version,
                        waiver_sha256=WAIVER.sha256, terms=terms)  # fmt: skip
         in_thread(gate.set_masks, "frank", "m1", MASK)
-        yield from _served(tmp, gate, rtsp)
+        yield from _served(tmp, gate, rtsp, onvif)
 
 
-def _served(tmp: Path, gate: Gate, rtsp: RtspTestServer) -> Iterator[Site]:
+def _served(tmp: Path, gate: Gate, rtsp: RtspTestServer, onvif: OnvifSimulator) -> Iterator[Site]:
     settings = ServerSettings(secure_cookies=False)
     accounts = AccountStore(tmp / "g.accounts.db", settings=settings, now=gate.clock.now)
     admin = accounts.create_account("admin", PASSWORD, Role.ADMIN)
@@ -118,7 +131,7 @@ def _served(tmp: Path, gate: Gate, rtsp: RtspTestServer) -> Iterator[Site]:
     app = create_app(gate, accounts, settings)
     try:
         with serving(app) as url:
-            yield Site(url, gate, accounts, code, admin, rtsp)
+            yield Site(url, gate, accounts, code, admin, rtsp, onvif)
     finally:
         accounts.close()
         # Not on this thread: Playwright's sync API may hold its event loop here.

@@ -12,7 +12,7 @@ import io
 import json
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,28 @@ def report(officer: Any, scope: str = "Live view") -> None:
     officer.get_by_label("Longitude").fill(str(CENTRE.lon))
     officer.get_by_label("Access wanted").select_option(label=scope)
     officer.get_by_role("button", name="Report and show cameras").click()
+
+
+#: A scope's words on the console's buttons: (asking for it, downloading it).
+_WORDS = {
+    "snapshot": ("a snapshot", "the snapshot"),
+    "recorded": ("recorded video", "the recorded video"),
+}
+
+
+def download(officer: Any, camera: str, scope: str) -> tuple[Any, Any]:
+    """The officer asks for ``scope`` of ``camera`` from the map (its owner pre-authorised
+    it) and downloads it: the request's item and the grid's tile, once it is done."""
+    from playwright.sync_api import expect
+
+    asking, getting = _WORDS[scope]
+    officer.get_by_role("button", name=f"Request {asking} of {camera}").click()
+    mine = officer.locator(f"#requests li[data-camera={camera}]")
+    expect(mine).to_have_attribute("data-status", "granted")
+    mine.get_by_role("button", name=f"Download {getting} of camera {camera}").click()
+    tile = officer.locator(f"#media li[data-key^={scope}-]")
+    expect(tile).to_have_attribute("data-state", "done")
+    return mine, tile
 
 
 #: The pages' fallback poll in these tests: longer than any test, so news comes by events.
@@ -435,12 +457,7 @@ def test_a_snapshot_downloads_from_the_console(browser: Any, site: Site, artefac
 
     context, errors, officer = console_page(browser, site)
     report(officer, "Snapshot")
-    officer.get_by_role("button", name="Request a snapshot of e1").click()
-    mine = officer.locator("#requests li[data-camera=e1]")
-    expect(mine).to_have_attribute("data-status", "granted")  # erin pre-authorised snapshots
-    mine.get_by_role("button", name="Download the snapshot of camera e1").click()
-    tile = officer.locator("#media li[data-key^=snapshot-]")
-    expect(tile).to_have_attribute("data-state", "done")
+    mine, tile = download(officer, "e1", "snapshot")  # erin pre-authorised snapshots
     picture = tile.get_by_role("img", name="Snapshot of camera e1")
     assert picture.evaluate("(img) => img.decode().then(() => img.naturalWidth)") == 320
     # Saved, the file is the JPEG whose SHA-256 the audit log recorded.
@@ -513,6 +530,8 @@ def test_the_admin_and_auditor_page(browser: Any, site: Site, artefacts: Path) -
     admin = sign_in(context, "admin", "/console")
     admin.goto("/admin")
     expect(admin.locator("#owners tr[data-owner=dave]")).to_contain_text("Dave")
+    expect(admin.locator("#accounts tr[data-username=officer]")).to_contain_text("operator")
+    expect(admin.locator("#accounts tr[data-username=dave]")).to_contain_text("owner")
     expect(admin.locator("#rules")).to_contain_text("investigation")
     expect(admin.locator(f"#waivers li[data-version='{WAIVER.version}']")).to_contain_text(
         WAIVER.sha256
@@ -547,6 +566,7 @@ def test_the_admin_and_auditor_page(browser: Any, site: Site, artefacts: Path) -
     auditor.goto("/admin")
     expect(auditor.locator("#waivers li[data-version='2027-1']")).to_be_visible()
     expect(auditor.locator("#owners tr[data-owner=gina]")).to_be_visible()
+    expect(auditor.locator("#accounts tr[data-username=auditor]")).to_contain_text("auditor")
     expect(auditor.locator("#publish")).to_be_hidden()
     expect(auditor.locator("#invite")).to_be_hidden()
     refused = auditor.evaluate(
@@ -641,4 +661,161 @@ def test_the_portal_resumes_its_events_after_the_stream_drops(browser: Any, site
     )
     expect(owner.locator(f"#pending li[data-request={asked}]")).to_be_visible()
     officer_ctx.close()
+    context.close()
+
+
+#: The brightest pixel (Rec. 601 luma) of a canvas inside a box of normalised coordinates.
+_CANVAS_MAX = """(canvas, [x0, y0, x1, y1]) => {
+  const [w, h] = [canvas.width, canvas.height];
+  const box = [Math.round(x0 * w), Math.round(y0 * h), Math.round((x1 - x0) * w),
+               Math.round((y1 - y0) * h)];
+  const px = canvas.getContext("2d").getImageData(...box).data;
+  let top = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    top = Math.max(top, Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]));
+  }
+  return top;
+}"""
+#: Erin's shapes on e1 (colour bars): the top-right quarter drawn with the mouse, the bottom
+#: left with the keyboard; and a box inside each, and one in neither.
+MOUSE_SHAPE = [(0.55, 0.05), (0.95, 0.05), (0.95, 0.45), (0.55, 0.45)]
+KEYS_SHAPE = [(0.1, 0.6), (0.4, 0.6), (0.4, 0.9), (0.1, 0.9)]
+INSIDE = [(0.6, 0.1, 0.9, 0.4), (0.15, 0.65, 0.35, 0.85)]
+OUTSIDE = (0.05, 0.05, 0.45, 0.45)
+
+
+def test_an_owner_draws_masks_on_their_own_picture_and_the_police_get_them(
+    browser: Any, site: Site, artefacts: Path
+) -> None:
+    """Erin takes a current picture of e1 (her own look, audited as hers and not as an
+    access), draws one shape with the mouse and one with the keyboard alone, sees them
+    blacked out before saving, and saves them; an officer's later snapshot of e1 has both
+    burnt in."""
+    from playwright.sync_api import expect
+
+    # A second account of erin's (the invitation test made "erin" already, when it ran).
+    site.accounts.create_account("erinm", PASSWORD, Role.OWNER, owner_id="erin")
+    context = person(browser, site)
+    errors = console_errors(context)
+    unguarded = csrf_watch(context)
+    owner = sign_in(context, "erinm", "/portal")
+    expect(owner.get_by_label("Camera", exact=True)).to_have_value("e1")
+    accesses = len(list(site.gate.audit.records("access.start")))
+    owner.get_by_role("button", name="Take a current picture").click()
+    canvas = owner.locator("#mask-canvas")
+    expect(canvas).to_be_visible()
+    looks = [r.body for r in site.gate.audit.records("owner.look")]
+    assert [(b["owner"], b["camera"], b["by"]) for b in looks] == [("erin", "e1", "erinm")]
+    assert len(list(site.gate.audit.records("access.start"))) == accesses, "not an access"
+    assert canvas.evaluate(_CANVAS_MAX, list(INSIDE[0])) > 100, "the raw picture"
+
+    box = canvas.bounding_box()
+    for x, y in MOUSE_SHAPE:
+        canvas.click(position={"x": x * box["width"], "y": y * box["height"]})
+    owner.get_by_role("button", name="Close this shape").click()
+    # The second shape from the keyboard alone: the pointer starts in the middle.
+    tab_to(owner, canvas)
+    keys = ["Shift+ArrowLeft"] * 4 + ["ArrowDown"] * 5 + ["Enter"]  # (0.1, 0.6)
+    keys += ["Shift+ArrowRight"] * 3 + ["Enter"]  # (0.4, 0.6)
+    keys += ["Shift+ArrowDown"] * 3 + ["Enter"]  # (0.4, 0.9)
+    keys += ["Shift+ArrowLeft"] * 3 + [" "]  # (0.1, 0.9)
+    for key in keys:
+        owner.keyboard.press(key)
+    expect(owner.locator("#mask-state")).to_contain_text("4 corner(s)")
+    tab_to(owner, owner.get_by_role("button", name="Close this shape"))
+    owner.keyboard.press("Enter")
+    expect(owner.locator("#mask-shapes li")).to_have_count(2)
+    # The masked result, before saving: black under both shapes, the picture beside them.
+    for inside in INSIDE:
+        assert canvas.evaluate(_CANVAS_MAX, list(inside)) <= 32, inside
+    assert canvas.evaluate(_CANVAS_MAX, list(OUTSIDE)) > 100
+    assert site.gate.masks("e1") is None, "nothing saved yet"
+    accessible(owner, artefacts, "portal-masks")
+
+    owner.get_by_role("button", name="Save these masks for camera e1").click()
+    expect(owner.locator("#mask-state")).to_contain_text("as saved")
+    saved = site.gate.masks("e1")
+    assert saved is not None and saved.set_by == "erin"  # the owner
+    for got, drawn in zip(saved.polygons, (MOUSE_SHAPE, KEYS_SHAPE), strict=True):
+        assert [c for xy in got for c in xy] == pytest.approx(
+            [c for xy in drawn for c in xy], abs=0.01
+        )
+    assert (errors, unguarded) == ([], [])
+    context.close()
+
+    # The police's next snapshot of e1 has both shapes burnt in by the server.
+    context, errors, officer = console_page(browser, site)
+    report(officer, "Snapshot")
+    _, tile = download(officer, "e1", "snapshot")
+    with officer.expect_download() as saving:
+        tile.get_by_role("link", name=re.compile(r"^Save e1-.*\.jpg$")).click()
+    with av.open(saving.value.path(), format="image2pipe") as container:
+        grey = next(iter(container.decode(video=0))).to_ndarray(format="gray")
+    height, width = grey.shape
+
+    def part(x0: float, y0: float, x1: float, y1: float) -> Any:
+        return grey[int(y0 * height) : int(y1 * height), int(x0 * width) : int(x1 * width)]
+
+    for inside in INSIDE:
+        assert int(part(*inside).max()) <= 32, f"masked at {inside}"
+    assert int(part(*OUTSIDE).max()) > 100, "the picture beside the masks"
+    assert errors == []
+    context.close()
+
+
+def _to_ms(when: datetime) -> datetime:
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+def test_a_recorded_clip_is_requested_and_downloaded_from_the_console(
+    browser: Any, site: Site, artefacts: Path
+) -> None:
+    """The officer asks for recorded video of o1 (a simulated ONVIF device) from a start to
+    an end typed in local time; the clip comes into the grid as a video Chromium plays, and
+    the saved file holds exactly that window's pictures with the hash the log recorded."""
+    from camgate_onvif.testing import read_code
+    from playwright.sync_api import expect
+
+    rec = site.onvif.recording
+    # Half a picture off the pictures' capture times, to the millisecond a person may type:
+    # which pictures are inside is not a matter of microseconds.
+    half = timedelta(seconds=0.5 / rec.fps)
+    start = _to_ms(rec.start + timedelta(seconds=5) - half)
+    end = _to_ms(start + timedelta(seconds=2))
+    context, errors, officer = console_page(browser, site)
+    officer.get_by_label("Access wanted").select_option(label="Recorded video")
+    # The fields take the officer's local time, as a person types it.
+    local = "(iso) => { const d = new Date(iso); return new Date(d - d.getTimezoneOffset() * 6e4).toISOString().slice(0, 23); }"  # noqa: E501
+    officer.get_by_label("From").fill(officer.evaluate(local, start.isoformat()))
+    officer.get_by_label("To").fill(officer.evaluate(local, end.isoformat()))
+    report(officer, "Recorded video")
+    _, tile = download(officer, "o1", "recorded")  # hana pre-authorised it
+    video = tile.get_by_label("Recorded video of camera o1")
+    # Chromium plays it: its length is the window's, and it decodes pictures.
+    length = video.evaluate(
+        """(v) => new Promise((done) => {
+             const ready = () => done(v.duration);
+             if (v.readyState >= 1) ready(); else v.addEventListener("loadedmetadata", ready);
+           })"""
+    )
+    assert abs(length - 2.0) < 0.5, length
+    video.evaluate("(v) => { v.muted = true; return v.play(); }")
+    deadline = time.monotonic() + SEEN_MS / 1000
+    while video.evaluate("(v) => v.getVideoPlaybackQuality().totalVideoFrames") < 10:
+        assert time.monotonic() < deadline, "the clip does not play"
+        officer.wait_for_timeout(50)
+    accessible(officer, artefacts, "console-clip")
+    with officer.expect_download() as saving:
+        tile.get_by_role("link", name=re.compile(r"^Save o1-.*\.mp4$")).click()
+    saved = Path(saving.value.path())
+    with av.open(str(saved)) as container:
+        shown = [read_code(frame) for frame in container.decode(video=0)]
+    first = rec.index_at(start)
+    while not rec.frames[first].keyframe:
+        first += 1
+    assert shown == list(range(first, rec.index_at(end))), "the window asked for, whole"
+    digest = hashlib.sha256(saved.read_bytes()).hexdigest()
+    expect(tile.locator(".media-status")).to_contain_text(digest)
+    assert digest in [r.body.get("sha256") for r in site.gate.audit.records("clip.exported")]
+    assert errors == []
     context.close()

@@ -23,7 +23,9 @@ parts assembled), :mod:`~camgate.gate.decisions` (votes and grants, from one rec
 a decision saw: :class:`camgate.facts.DecisionFacts`), :mod:`~camgate.gate.asking` (ask-first),
 :mod:`~camgate.gate.incidents` (incidents, geofence, surveys), :mod:`~camgate.gate.changes`
 (audited changes and crash recovery), :mod:`~camgate.gate.invariants` (the ``core.*`` votes),
-:mod:`~camgate.gate.parts` (what the parts share). Import the public names from here.
+:mod:`~camgate.gate.owner_look` (an owner's own still of their own camera, to draw masks on:
+audited as the owner's, never an officer's access), :mod:`~camgate.gate.parts` (what the parts
+share). Import the public names from here.
 """
 
 from camgate.gate.asking import CONCLUDE_GRACE_S

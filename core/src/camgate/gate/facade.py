@@ -30,6 +30,7 @@ from camgate.gate.changes import AuditedChanges
 from camgate.gate.decisions import Decisions
 from camgate.gate.incidents import Incidents
 from camgate.gate.livetime import LiveLedger
+from camgate.gate.owner_look import OwnerLook
 from camgate.gate.program import Program
 from camgate.gate.residents import Residents, ZoneMap
 from camgate.geofence import (
@@ -73,7 +74,9 @@ def builtin_plugins(store: Store, rules: AgencyRules | None = None) -> dict[str,
     }
 
 
-class Gate(Decisions, AskFirst, Approvals, Incidents, Program, Residents, AuditedChanges):
+class Gate(
+    Decisions, AskFirst, Approvals, Incidents, Program, Residents, OwnerLook, AuditedChanges
+):
     """Decides requests, signs grants, records everything; holds the embedded edge.
 
     Build one with :meth:`Gate.open` (a store file and a key file next to it), or from parts.

@@ -13,6 +13,7 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
+import anyio.from_thread
 import attrs
 
 from camgate.codec import dump
@@ -69,10 +70,15 @@ class Incidents(GateParts):
 
     def _warm_up(self, incident: Incident) -> None:
         """Start the edge's GOP cache for the cameras the incident's geofence reaches (only
-        inside a running event loop: the cache lives in the process that serves media), and
-        only for those whose live view the policies pre-authorise now (see ``authorised``)."""
-        if not self.edge.cache_enabled():
+        where an event loop runs: the cache lives in the process that serves media), and
+        only for those whose live view the policies pre-authorise now (see ``authorised``).
+
+        Called inside the loop, it starts them here; called from a worker thread of the loop
+        (``anyio.to_thread``, as the HTTP server reports incidents, keeping disk waits off the
+        loop), the loop starts them, and this thread waits for it; anywhere else, nothing."""
+        if not self.edge.relay_statistics().settings.gop_cache:
             return
+        in_loop = self.edge.cache_enabled()
 
         def authorised(camera_id: str) -> Callable[[], datetime | None]:
             def until() -> datetime | None:
@@ -111,11 +117,23 @@ class Incidents(GateParts):
 
             return until
 
-        warmed = [
-            s.camera.id
-            for s in self.sightings(incident)
-            if s.reachable and self.edge.warm(incident, s.camera, authorised(s.camera.id))
-        ]
+        sightings = [s for s in self.sightings(incident) if s.reachable]
+
+        def warm_all() -> list[str]:
+            return [
+                s.camera.id
+                for s in sightings
+                if self.edge.warm(incident, s.camera, authorised(s.camera.id))
+            ]
+
+        if in_loop:
+            warmed = warm_all()
+        else:
+            try:
+                anyio.from_thread.check_cancelled()  # RuntimeError: not a loop's worker thread
+            except RuntimeError:
+                return  # no loop to serve media from here: no cache
+            warmed = anyio.from_thread.run_sync(warm_all)
         if warmed:
             self.audit.append(
                 AuditKind.CACHE_WARM, {"incident": incident.id, "cameras": warmed}, self.clock.now()

@@ -32,7 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from camgate_server.accounts import Caller
 from camgate_server.app import caller_of
 from camgate_server.errors import NotAuthenticated
-from camgate_server.policy import Role
+from camgate_server.policy import Action, Role, allowed
 
 __all__ = ["STATIC", "PagesSettings", "install", "router"]
 
@@ -46,10 +46,11 @@ _LEAFLET = (
     '  <script src="/static/media.js" defer></script>'
 )
 #: Scripts a page loads besides common.js and its own: the console the map and the player,
-#: the portal the audit slice's check.
+#: the portal the audit slice's check and the mask drawing.
 _EXTRA = {
     "console": _LEAFLET,
-    "portal": '<script src="/static/slice.js" defer></script>',
+    "portal": '<script src="/static/slice.js" defer></script>\n'
+    '  <script src="/static/masks.js" defer></script>',
 }
 _STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR})
 
@@ -205,8 +206,9 @@ async def console(request: Request) -> Response:
 @router.get("/admin", response_class=HTMLResponse)
 async def admin(request: Request) -> Response:
     """The admin and auditor page (admin, supervisor, auditor): owners (an admin invites
-    one), the agency's rules and caps (read only, sent with the page), waivers (an admin
-    publishes), the transparency report with its charts. Operators and owners get 403."""
+    one), the accounts and their roles (admin, auditor), the agency's rules and caps (read
+    only, sent with the page), waivers (an admin publishes), the transparency report with its
+    charts. Operators and owners get 403."""
     who = await _who(request, frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR}))
     if isinstance(who, Response):
         return who
@@ -218,6 +220,7 @@ async def admin(request: Request) -> Response:
         "canPublish": role is Role.ADMIN,
         "canInvite": role is Role.ADMIN,
         "canReadOwners": role in (Role.ADMIN, Role.AUDITOR),
+        "canReadAccounts": allowed(role, Action.ACCOUNTS_READ),
     }
     return _render(request, "admin", "Administration and oversight — camgate", config)
 

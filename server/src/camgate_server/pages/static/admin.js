@@ -1,5 +1,6 @@
 "use strict";
-// The admin and auditor page: owners (and, for an admin, inviting one), the agency's rules
+// The admin and auditor page: owners (and, for an admin, inviting one), the accounts and their
+// roles, the agency's rules
 // (read only), waivers (an admin publishes), the transparency report with its charts (inline
 // SVG drawn here: no chart library, no CDN). What a role may do is the API's to decide; the
 // page only hides the forms a role cannot use.
@@ -34,6 +35,13 @@ async function showOwners() {
   document.getElementById("owners").replaceChildren(...owners.map((o) =>
     el("tr", { "data-owner": o.id }, el("th", { scope: "row" }, o.id), el("td", {}, o.name),
       el("td", {}, o.contact || ""))));
+}
+
+async function showAccounts() {
+  const { accounts } = await api("GET", API.accounts);
+  document.getElementById("accounts").replaceChildren(...accounts.map((a) =>
+    el("tr", { "data-username": a.username }, el("th", { scope: "row" }, a.username),
+      el("td", {}, a.role), el("td", {}, a.owner || ""))));
 }
 
 async function showWaivers() {
@@ -115,7 +123,9 @@ onSubmit("invite", "invite-error", async (form) => {
   document.getElementById("publish").hidden = !CONFIG.canPublish;
   document.getElementById("invite").hidden = !CONFIG.canInvite;
   document.getElementById("owners-card").hidden = !CONFIG.canReadOwners;
+  document.getElementById("accounts-card").hidden = !CONFIG.canReadAccounts;
   document.getElementById("period").value = String(new Date().getUTCFullYear());
-  await Promise.all([showWaivers(), CONFIG.canReadOwners ? showOwners() : null])
+  await Promise.all([showWaivers(), CONFIG.canReadOwners ? showOwners() : null,
+    CONFIG.canReadAccounts ? showAccounts() : null])
     .catch((error) => say(problemText(error)));
 })();

@@ -80,10 +80,12 @@ function surveyRow(row) {
 }
 
 async function showIncident(id) {
-  const query = new URLSearchParams({
-    scope: document.getElementById("scope").value,
-    purpose: document.getElementById("purpose").value,
-  });
+  const scope = document.getElementById("scope").value;
+  const query = new URLSearchParams({ scope, purpose: document.getElementById("purpose").value });
+  if (scope === "recorded") {
+    query.set("from", fieldTime("window-from") || "");
+    query.set("to", fieldTime("window-to") || "");
+  }
   const survey = await api("GET", API.survey(id, query));
   incident = id;
   window.history.replaceState(null, "", `#${id}`);
@@ -163,9 +165,40 @@ function ticks() {
   }
 }
 
+// A datetime-local field's value ("2026-12-06T14:05:00", the officer's local time) as
+// ISO 8601 in UTC ("…Z"), or null when empty or not a time.
+function fieldTime(id) {
+  const value = document.getElementById(id).value;
+  const when = value ? new Date(value) : null;
+  return when && !Number.isNaN(when.getTime()) ? when.toISOString() : null;
+}
+
+// The recorded window's fields show with "Recorded video", first set to the last ten minutes.
+function showWindow() {
+  const recorded = document.getElementById("scope").value === "recorded";
+  document.getElementById("window").hidden = !recorded;
+  const local = (ms) => {
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+    return d.toISOString().slice(0, 19);
+  };
+  const [from, to] = [document.getElementById("window-from"), document.getElementById("window-to")];
+  if (recorded && !from.value && !to.value) {
+    from.value = local(Date.now() - 600000);
+    to.value = local(Date.now());
+  }
+}
+
 async function requestAccess(camera) {
   const scope = document.getElementById("scope").value;
   const body = { camera, scope, purpose: document.getElementById("purpose").value, duration_s: 300 };
+  if (scope === "recorded") {
+    body.from = fieldTime("window-from");
+    body.to = fieldTime("window-to");
+    if (!body.from || !body.to) {
+      say("Give the recorded video's start and end (From and To).");
+      return;
+    }
+  }
   let entry;
   try {
     const answer = await api("POST", API.requests(incident), body);
@@ -239,6 +272,7 @@ function revoked(data) {
   }
 }
 
+document.getElementById("scope").addEventListener("change", showWindow);
 document.getElementById("purpose").replaceChildren(...CONFIG.purposes.map((p) => el("option", { value: p }, p)));
 
 onSubmit("report", "report-error", async (form) => {
@@ -269,6 +303,7 @@ document.getElementById("open-incident").addEventListener("submit", async (event
     document.getElementById("report-error").textContent = "Your role reads incidents; it does not report them.";
   }
   setupMap();
+  showWindow();
   renderRequests();
   window.setInterval(ticks, 1000);
   const id = window.location.hash.slice(1);

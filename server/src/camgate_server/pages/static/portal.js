@@ -1,6 +1,6 @@
 "use strict";
-// The owner portal: requests waiting for an answer, cameras and terms, the waiver, every
-// access and refusal, revocation.
+// The owner portal: requests waiting for an answer, cameras and terms, privacy masks drawn on
+// a current picture (masks.js), the waiver, every access and refusal, revocation.
 
 const OUTCOME_WORDS = {
   granted: "allowed",
@@ -225,6 +225,7 @@ document.getElementById("slice-file").addEventListener("change", async (event) =
 (async () => {
   await loadSession();
   await loadWaiver();
+  initMasks().catch((error) => say(problemText(error)));
   window.setInterval(countdowns, 1000);
   // News at once from the server-sent events; the poll is the fallback.
   listen(["request.waiting", "decision", "revocation", "access.started", "access.ended"], (name) => {
