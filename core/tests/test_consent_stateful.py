@@ -12,7 +12,8 @@ terms and rules fail at each moment. The gate must agree on every outcome (grant
 owner, refused) and name exactly the failing ``terms.*`` and ``agency.*`` policies; an answer
 after the deadline must be refused; and at every step, any grant still unexpired must be one
 whose time-bound terms (quiet hours, end date, incident window) still hold, and whose owner has
-not revoked (the edge no longer stands behind it).
+not revoked (the edge no longer stands behind it); a live or snapshot grant stops holding at the
+edge once a resident's privacy zone its owner has not masked lies in its camera's view.
 
 ``test_removing_a_policy_is_caught`` proves the test has teeth: without the owner's-terms plugin
 or the agency's, the machine fails.
@@ -217,13 +218,17 @@ class ConsentMachine(RuleBasedStateMachine):
             bad.add("agency.protected-activity")
         if scope == "live" and req["duration"] > self.live_left(req["incident"], cam, now):
             bad.add("agency.live-time")
-        if scope != "recorded" and any(
+        if scope != "recorded" and self.zone_unmasked(cam):
+            bad.add("core.privacy-zone")
+        return bad
+
+    def zone_unmasked(self, cam: str) -> bool:
+        """A privacy zone lies in the camera's view and its owner's mask is not attested."""
+        return any(
             cam in SEES[north]
             and (cam not in self.masks or self.attested.get((zone, cam)) != self.masks[cam])
             for zone, north in self.zones.items()
-        ):
-            bad.add("core.privacy-zone")
-        return bad
+        )
 
     def live_used(self, now: datetime) -> dict[tuple[str, str], float]:
         """The model's live time charged at ``now``: nobody watches in this test, so each live
@@ -598,6 +603,8 @@ class ConsentMachine(RuleBasedStateMachine):
                 assert problem == "revoked", "consent gone or replaced, yet the edge would serve"
                 continue
             expected = None if inc["open"] and now < inc["end"] else "incident-closed"
+            if expected is None and grant.scope != "recorded" and self.zone_unmasked(camera.id):
+                expected = "privacy-zone-unmasked"  # a zone registered (or masks changed) since
             assert problem == expected, f"edge says {problem!r} for a grant, model {expected!r}"
             zone = OWNERS[camera.owner_id]
             assert not quiet_now(terms["quiet_hours"], now, zone)

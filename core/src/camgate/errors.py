@@ -15,7 +15,8 @@ CamgateError                     base of everything below; never carries a secre
 │   ├── GrantForged              the signature does not verify against the hub's key
 │   ├── GrantExpired             the grant's expiry has passed (or it is not yet valid)
 │   ├── GrantReplayed            the grant was already redeemed once
-│   └── GrantMismatch            the grant names another camera, scope or window
+│   ├── GrantMismatch            the grant names another camera, scope or window
+│   └── ZoneRefused              a resident's privacy zone, unmasked, is now in the camera's view
 ├── ConsentRevoked               the owner revoked consent; the stream was ended
 ├── AuditError                   the audit log could not be written or does not verify
 ├── ExportError                  a clip, snapshot or report could not be written (disk full)
@@ -64,6 +65,7 @@ __all__ = [
     "StorageError",
     "UnsupportedScope",
     "ValidationError",
+    "ZoneRefused",
 ]
 
 
@@ -153,6 +155,12 @@ class GrantReplayed(GrantError):
 
 class GrantMismatch(GrantError):
     """The grant does not cover what was asked: another camera, scope or time window."""
+
+
+class ZoneRefused(GrantError):
+    """A live or snapshot grant no longer opens: a resident's privacy zone lies in the camera's
+    view and its owner has not confirmed that a privacy mask covers it (registered after the
+    grant was issued, or the masks changed since). Recorded footage is not affected."""
 
 
 class ConsentRevoked(CamgateError):

@@ -82,6 +82,12 @@ class EndReason(_Word):
         "was masked otherwise than the owner now asks, so it ends; a new request gets the new "
         "masks.",
     )
+    PRIVACY_ZONE = (
+        "privacy-zone-unmasked",
+        "A resident's privacy zone was registered in the camera's view and its owner has not "
+        "yet confirmed that a privacy mask covers it: live view and snapshots of the camera "
+        "stop until they do (see GrantProblem.PRIVACY_ZONE); recorded footage is not affected.",
+    )
 
 
 class GrantProblem(_Word):
@@ -99,6 +105,12 @@ class GrantProblem(_Word):
     INCIDENT_CLOSED = (
         "incident-closed",
         "The grant's incident is closed, gone, or past its window.",
+    )
+    PRIVACY_ZONE = (
+        "privacy-zone-unmasked",
+        "A live or snapshot grant whose camera's view now covers a resident's privacy zone that "
+        "the camera's owner has not confirmed a mask covers (the zone registered after the "
+        "grant was issued, or the masks changed since the owner confirmed).",
     )
 
     @property

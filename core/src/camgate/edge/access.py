@@ -28,14 +28,14 @@ from camgate.codec import dump
 from camgate.edge.cache import GopCache
 from camgate.edge.clips import ClipExport
 from camgate.edge.guard import GuardedStream
-from camgate.edge.revocation import Revocations
+from camgate.edge.revocation import Revocations, refusal
 from camgate.errors import (
     CamgateError,
     ConsentRevoked,
-    GrantExpired,
     GrantMismatch,
     GrantReplayed,
     NotFound,
+    ZoneRefused,
 )
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
 from camgate.media import BrowserTranscode, PacketTransform, chain, mask_jpeg
@@ -197,10 +197,8 @@ class Edge(GopCache, Revocations, ClipExport):
         camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
         seen = self.version()  # before the check: a later change is noticed by the guard
         problem = await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now)
-        if problem is GrantProblem.REVOKED:
-            raise ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
         if problem is not None:
-            raise GrantExpired(f"grant {grant.id}: its incident is closed or past its window")
+            raise refusal(problem, camera_id, grant)
         fresh = await anyio.to_thread.run_sync(self.store.redeem, grant.id, now)
         if not fresh:
             raise GrantReplayed(f"grant {grant.id} was already redeemed")
@@ -380,6 +378,8 @@ class Edge(GopCache, Revocations, ClipExport):
             if isinstance(exc, TimeoutError)
             else EndReason.REVOKED
             if isinstance(exc, ConsentRevoked)
+            else EndReason.PRIVACY_ZONE
+            if isinstance(exc, ZoneRefused)
             else EndReason.ERROR
         )
         await self._audit(
@@ -420,7 +420,10 @@ class Edge(GopCache, Revocations, ClipExport):
                     jpeg = await anyio.to_thread.run_sync(mask_jpeg, snap.jpeg, masks.polygons)
                     snap = attrs.evolve(snap, jpeg=jpeg)
             now = self.clock.now()
-            if await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now):
+            problem = await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now)
+            if problem is GrantProblem.PRIVACY_ZONE:
+                raise refusal(problem, camera_id, grant)  # noqa: TRY301
+            if problem is not None:
                 raise ConsentRevoked(f"consent for camera {camera_id!r} was revoked")  # noqa: TRY301
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

@@ -8,6 +8,7 @@ granted packets only, and makes the edge write ``access.end`` exactly once, what
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -88,6 +89,9 @@ class GuardedStream:
         self._iter = upstream.__aiter__()
         self._deadline = deadline
         self._revoked_at: float | None = None
+        #: Why the stream must end now, without a revocation (set by :meth:`halt`).
+        self._halted: EndReason | None = None
+        self._loop_thread = threading.get_ident()
         self._revoker_closes = False
         self._read_scope: anyio.CancelScope | None = None
         # The store's version *before* the edge last checked consent for this grant: any
@@ -127,6 +131,22 @@ class GuardedStream:
         if self._read_scope is not None:
             self._read_scope.cancel()
 
+    def halt(self, reason: EndReason) -> None:
+        """End the stream with ``reason`` (not a revocation): no packet is handed over after
+        this call, and a pending read is interrupted when called on the stream's event-loop
+        thread (from another thread the stream ends at its next packet). Synchronous; the
+        stream's own next step closes the camera connection and writes ``access.end``."""
+        if self._halted is None:
+            self._halted = reason
+        if self._read_scope is not None and threading.get_ident() == self._loop_thread:
+            self._read_scope.cancel()
+
+    async def _stop_if_halted(self) -> None:
+        if self._halted is not None:
+            self._ready.clear()
+            await self._end(self._halted)
+            raise StopAsyncIteration
+
     async def _refuse(self) -> NoReturn:
         if not self._revoker_closes:
             await self._end(EndReason.REVOKED)
@@ -154,6 +174,7 @@ class GuardedStream:
             if self._ready:  # transformed packets: the grant must still hold *now*
                 if self.revoked:
                     await self._refuse()
+                await self._stop_if_halted()
                 ended = self._end_reason not in (None, EndReason.COMPLETED)
                 if ended or self._edge.clock.monotonic() >= self._deadline:
                     self._ready.clear()
@@ -208,6 +229,7 @@ class GuardedStream:
         clock = self._edge.clock
         if self.revoked:
             await self._refuse()
+        await self._stop_if_halted()
         if self._end_reason is not None:
             raise StopAsyncIteration
         remaining = self._deadline - clock.monotonic()
@@ -248,6 +270,7 @@ class GuardedStream:
                 raise StopAsyncIteration
         if self._revoked_at is not None:
             await self._refuse()
+        await self._stop_if_halted()
         if packet is None or clock.monotonic() >= self._deadline:
             await self._end(EndReason.EXPIRED)
             raise StopAsyncIteration

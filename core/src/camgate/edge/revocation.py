@@ -4,6 +4,12 @@ A revocation (or a camera's removal) trips every live stream of the owner's came
 synchronously, before anything touches the disk; until the change is durable the in-memory
 marks refuse new grants and GOP caches. :meth:`Revocations.version` moves on any such change
 (or any commit by another process), so every guard re-reads consent before its next packet.
+
+A resident's privacy zone works the same way without a mark: :meth:`Revocations.grant_problem`
+asks the gate's camera → zones map (rebuilt only when the zones counter moved), and a zone
+registered in this process halts the covered cameras' live streams at once
+(:meth:`Revocations.halt_zone_streams`); other processes' streams see it at their next packet
+through the store's change version, as they see a revocation.
 """
 
 from __future__ import annotations
@@ -11,21 +17,42 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from camgate.errors import NotFound
-from camgate.models import Camera, Grant
+from camgate.errors import CamgateError, ConsentRevoked, GrantExpired, NotFound, ZoneRefused
+from camgate.models import Camera, Grant, Scope
 from camgate.relay import Relay, Upstream
 from camgate.store import Store
 from camgate.vocab import EndReason, GrantProblem
 
 if TYPE_CHECKING:
     from camgate.edge.guard import GuardedStream
+    from camgate.gate.residents import ZoneMap
 
-__all__ = ["Revocations"]
+__all__ = ["Revocations", "refusal"]
+
+#: The scopes a resident's privacy zone refuses (camgate.gate.residents.REFUSED_SCOPES).
+_ZONE_SCOPES = frozenset({Scope.LIVE, Scope.SNAPSHOT})
+
+
+def refusal(problem: GrantProblem, camera_id: str, grant: Grant) -> CamgateError:
+    """The error a consumer gets for a grant with ``problem``: ConsentRevoked, ZoneRefused or
+    GrantExpired (an incident closed or past its window), each saying why."""
+    if problem is GrantProblem.REVOKED:
+        return ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
+    if problem is GrantProblem.PRIVACY_ZONE:
+        return ZoneRefused(
+            f"grant {grant.id}: a resident's privacy zone lies in camera {camera_id!r}'s view "
+            "and its owner has not yet confirmed a mask covers it; live view and snapshots "
+            "are refused until they do"
+        )
+    return GrantExpired(f"grant {grant.id}: its incident is closed or past its window")
 
 
 class Revocations:
     """The revocation part of :class:`~camgate.edge.Edge` (a mixin: its state lives on the
     edge, set up by ``Edge.__init__``)."""
+
+    #: The gate's camera → privacy zones map (set by the gate); None: no zone is checked.
+    zone_map: ZoneMap | None = None
 
     if TYPE_CHECKING:
         store: Store
@@ -54,7 +81,10 @@ class Revocations:
         """Why ``grant`` no longer holds for ``camera`` at ``now``, or None while it does.
 
         :class:`~camgate.vocab.GrantProblem` says what each value means (``REVOKED``: the
-        consent the grant was issued under no longer stands; ``INCIDENT_CLOSED``).
+        consent the grant was issued under no longer stands; ``INCIDENT_CLOSED``;
+        ``PRIVACY_ZONE``: a live or snapshot grant's camera now covers a resident's zone its
+        owner has not attested). The zones come from :attr:`zone_map`, a dict look-up while
+        the store is unchanged.
         """
         if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
             return GrantProblem.REVOKED
@@ -70,7 +100,27 @@ class Revocations:
             return GrantProblem.INCIDENT_CLOSED
         if not incident.active_at(now):
             return GrantProblem.INCIDENT_CLOSED
+        if self._zone_unmasked(camera.id, grant):
+            return GrantProblem.PRIVACY_ZONE
         return None
+
+    def _zone_unmasked(self, camera_id: str, grant: Grant) -> bool:
+        if self.zone_map is None or grant.scope not in _ZONE_SCOPES:
+            return False
+        return any(not cover.attested for cover in self.zone_map.covers(camera_id))
+
+    def halt_zone_streams(self) -> int:
+        """End every live stream whose camera now covers a privacy zone its owner has not
+        attested (reason ``privacy-zone-unmasked``): no packet is handed over after this call,
+        and a consumer waiting for one is woken. Synchronous: the gate calls it once a zone is
+        on record. Returns how many streams were halted."""
+        self._generation += 1  # every other stream re-reads its grant before its next packet
+        halted = 0
+        for stream in list(self._live):
+            if self._zone_unmasked(stream.camera.id, stream.grant):
+                stream.halt(EndReason.PRIVACY_ZONE)
+                halted += 1
+        return halted
 
     def _begin(self, key: tuple[str, str]) -> int:
         self._marks[key] = self._marks.get(key, 0) + 1

@@ -124,6 +124,7 @@ class Gate(Decisions, AskFirst, Approvals, Incidents, Program, Residents, Audite
         #: The registry of exported files, evidence holds and deletions (docs/retention.md).
         self.retention = Retention(store, self.audit, rules=lambda: self.rules, clock=self.clock)
         self.edge.retention = self.retention
+        self.edge.zone_map = self.zone_map  # grants of cameras a new zone covers stop holding
         self._settle_interrupted()
 
     @classmethod

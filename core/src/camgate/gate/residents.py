@@ -382,6 +382,11 @@ class Residents(GateParts):
         ``by``; returns it (its id is the resident's handle). Audited (``zone.registered``)
         before it returns; the owners of the cameras whose view covers it are then asked to
         mask it (``zone.asked``). Bad input is a :class:`ValidationError` (:func:`parse_zone`).
+
+        Grants already issued stop holding too: this process's live streams of the cameras
+        whose view covers the zone end at once (``access.end`` reason
+        ``privacy-zone-unmasked``), other processes' at their next packet, and a snapshot or
+        clip under such a live or snapshot grant is refused (:class:`~camgate.errors.ZoneRefused`).
         """
         check_id(by, "by")
         shape = parse_zone(zone) if isinstance(zone, str) else _zone_shape(zone)
@@ -394,6 +399,7 @@ class Residents(GateParts):
             "registered_at": made.registered_at.isoformat(),
         }
         self._audited(AuditKind.ZONE_REGISTERED, lambda: body, made.registered_at)
+        self.edge.halt_zone_streams()
         self.ask_zone_owners()
         return made
 
