@@ -305,6 +305,15 @@ class AuditKind(StrEnum):
         "when it says so (``upstream``, e.g. a fallback to UDP).",
         ("grant", "camera", "reason", "packets", "bytes", "sha256", "error", "upstream"),
     )
+    ACCESS_RENEWED = (
+        "access.renewed",
+        "A live access's connection to the camera was opened anew within its grant, before "
+        "the new connection's first packet is handed over: a vendor's session cap (Ring ends "
+        "live sessions after 30 s on a battery, 60 s on line power) or a lost connection. "
+        "One record per grant served, with the upstream's ``renewal`` count and its "
+        "``cause`` (what ended the previous connection).",
+        ("grant", "camera", "renewal", "cause"),
+    )
     CLIP_EXPORTED = (
         "clip.exported",
         "A clip was written and hashed, before it gets its final name (HLS: the "

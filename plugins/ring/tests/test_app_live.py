@@ -249,6 +249,11 @@ async def test_pings_keep_the_session_and_their_absence_is_close_code_6(
             await adapter.aclose()
 
 
+def renewals(gate: Gate) -> list[dict[str, Any]]:
+    """The ``access.renewed`` records so far."""
+    return [dict(r.body) for r in gate.audit.records("access.renewed")]
+
+
 async def test_app_sessions_are_capped_and_renewed_within_the_grant(
     app_sim: RingSimulator, gate: Gate
 ) -> None:
@@ -256,17 +261,23 @@ async def test_app_sessions_are_capped_and_renewed_within_the_grant(
     battery): the stream is renewed by the edge's relay, each new session's first packet a
     keyframe marked as a discontinuity; a revocation ends the renewals."""
     before = set(app_sim.signalling())
-    stream = await gate.edge.open_live("bell", await grant(gate, "bell"))
+    signed = await grant(gate, "bell")
+    stream = await gate.edge.open_live("bell", signed)
     marks: list[bool] = []
     with anyio.fail_after(60):
         async for packet in stream:
             if packet.discontinuity:
                 assert packet.is_keyframe
+                # Each renewal is on record before its first packet is handed over.
+                assert len(renewals(gate)) == marks.count(True) + 1
             marks.append(packet.discontinuity)
             if marks.count(True) == 2:
                 break
     await gate.revoke("alice")
     await stream.aclose()
+    assert [(r["grant"], r["renewal"], r["cause"]) for r in renewals(gate)] == [
+        (signed.grant.id, n, "camgate's live-session cap (1.5 s)") for n in (1, 2)
+    ]
     sessions = {k: v for k, v in app_sim.signalling().items() if k not in before}
     assert len(sessions) == 3
     assert all(s["doorbot_id"] == 1001 and s["sent"] > 0 for s in sessions.values())

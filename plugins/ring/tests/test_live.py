@@ -66,6 +66,11 @@ class World:
         )
 
 
+def renewals(gate: Gate) -> list[dict[str, Any]]:
+    """The ``access.renewed`` records so far (each live-cap renewal, audited)."""
+    return [dict(r.body) for r in gate.audit.records("access.renewed")]
+
+
 @pytest.fixture
 async def world(sim: RingSimulator, tmp_path: Path) -> AsyncIterator[World]:
     """A gate over real files with Alice's Ring camera ``door`` (the simulator's line-powered
@@ -197,17 +202,25 @@ async def test_sessions_ring_ends_at_its_cap_are_renewed_within_the_grant(tmp_pa
         try:
             world = World(opened, capped.settings)
             world.enrol("door", "ava1.ring.device.SIM1")  # on a battery: 1.5 s sessions
-            stream = await world.gate.edge.open_live("door", await world.grant())
+            grant = await world.grant()
+            stream = await world.gate.edge.open_live("door", grant)
             marks: list[bool] = []
             with anyio.fail_after(60):
                 async for packet in stream:
                     if packet.discontinuity:
                         assert packet.is_keyframe
+                        # Each renewal is on record before its first packet is handed over.
+                        assert len(renewals(world.gate)) == marks.count(True) + 1
                     marks.append(packet.discontinuity)
                     if marks.count(True) == 2:
                         break
             await world.gate.revoke("alice")
             await stream.aclose()
+            assert [(r["grant"], r["camera"], r["renewal"]) for r in renewals(world.gate)] == [
+                (grant.grant.id, "door", 1),
+                (grant.grant.id, "door", 2),
+            ]
+            assert all("Ring ended the live session" in r["cause"] for r in renewals(world.gate))
             sessions = capped.state()
             assert len(sessions) == 3
             assert sum(s["capped"] for s in sessions.values()) >= 2

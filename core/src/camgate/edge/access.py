@@ -102,7 +102,7 @@ class Edge(GopCache, Revocations, ClipExport):
         # Private: no public attribute hands out the relay, an upstream, cached packets or a
         # subscription; media leaves only through open_live/open_recorded/snapshot/record_clip
         # for a verified grant. relay_statistics() is the read-only view.
-        self._relay = Relay(relay_settings, self._transform, self.clock)
+        self._relay = Relay(relay_settings, self._transform, self.clock, self._renewed)
         #: camera id -> the open incidents whose geofence allows its GOP cache.
         self._warmth: dict[str, set[str]] = {}
         self._dropping: dict[tuple[str, str], list[Any]] = {}
@@ -394,6 +394,14 @@ class Edge(GopCache, Revocations, ClipExport):
             },
         )
         self.host.access_ended(grant, camera, reason, 0, 0)
+
+    async def _renewed(self, camera: Camera, grants: list[Grant], renewal: int, cause: str) -> None:
+        """The relay opened ``camera`` anew for the consumers of ``grants`` (a vendor's session
+        cap, a lost connection): one ``access.renewed`` record per grant, before the new
+        connection's first packet is relayed."""
+        for grant in grants:
+            body = {"grant": grant.id, "camera": camera.id, "renewal": renewal, "cause": cause}
+            await self._audit(AuditKind.ACCESS_RENEWED, body)
 
     async def _access_ended(self, stream: GuardedStream, reason: EndReason) -> None:
         self._live.discard(stream)

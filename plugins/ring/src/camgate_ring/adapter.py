@@ -251,6 +251,9 @@ class RingLiveStream:
         self._packets = session.receiver.packets()
         self._first: MediaPacket | None = None
         self.info: StreamInfo = session.receiver.stream_info
+        #: What ended the session, once it ended by itself (the edge's relay renews it and
+        #: audits the renewal with this cause): Ring's live cap, or a close code.
+        self.end_cause: str | None = None
 
     def __repr__(self) -> str:
         return f"RingLiveStream({self._session!r})"
@@ -279,12 +282,22 @@ class RingLiveStream:
                 try:
                     packet = await anext(self._packets)
                 except StopAsyncIteration:
+                    self.end_cause = self._ended_by()
                     return
             if waited.cancelled_caught:
                 raise CameraUnreachable(
                     f"Ring sent nothing for {self._read_timeout:g} s: the live session is lost"
                 )
             yield packet
+
+    def _ended_by(self) -> str:
+        ended = getattr(self._session, "ended_by", None)  # the app's signalling session
+        if ended is None:
+            return "Ring ended the live session (its cap: 30 s on a battery, 60 s on line power)"
+        code, text = ended
+        if str(text).startswith("camgate's live-session cap"):
+            return str(text)
+        return f"Ring closed the live view (code {int(code)})"
 
     async def aclose(self) -> None:
         """End the session at Ring (DELETE, or the signalling ``close``) and close the peer
