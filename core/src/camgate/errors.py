@@ -23,6 +23,7 @@ CamgateError                     base of everything below; never carries a secre
 └── AdapterError                 a vendor adapter failed to reach or read a camera
     ├── CameraUnreachable        connection refused, timed out, or the peer vanished
     ├── CameraAuthError          the camera refused the credentials (or none were given)
+    │   └── AccountUnlinked      the vendor account was unlinked on the vendor's side
     ├── CameraProtocolError      the peer does not speak the expected protocol (e.g. not RTSP)
     ├── NoVideoError             the camera's stream has no video track
     └── UnsupportedScope         the adapter does not serve that scope (live, snapshot, recorded)
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccessDenied",
+    "AccountUnlinked",
     "AdapterError",
     "AnswerPending",
     "AuditError",
@@ -191,6 +193,18 @@ class CameraUnreachable(AdapterError):
 
 class CameraAuthError(AdapterError):
     """The camera refused the credentials, or asked for credentials that were not configured."""
+
+
+class AccountUnlinked(CameraAuthError):
+    """The vendor account a camera is reached through was unlinked, or its authorisation
+    withdrawn, on the vendor's side (a token refresh refused: the owner removed camgate from
+    Ring's "My Apps", say). No camera of that account can be reached until its owner links it
+    again; the edge ends every open stream of the account's cameras. ``account`` is an opaque
+    key naming the account (:meth:`camgate.adapters.Adapter.account_key`), never a secret."""
+
+    def __init__(self, message: str, *, account: str = "") -> None:
+        super().__init__(message)
+        self.account = account
 
 
 class CameraProtocolError(AdapterError):

@@ -14,7 +14,8 @@ it exactly as it wrapped an adapter's stream). What it promises:
   opens it again. Consumers are not failed: the first packet each receives after the gap is a
   keyframe with ``discontinuity=True`` (timestamps may restart there). A camera that cannot be
   opened at all, or not again within ``give_up_s``, fails its consumers with the adapter's
-  error (never a hang); so does any other error of the adapter or the transform, at once.
+  error (never a hang); so does any other error of the adapter or the transform, at once, and
+  an :class:`~camgate.errors.AccountUnlinked` (the vendor account is gone: retrying cannot help).
   Each reconnect made for consumers is a *renewal*: the relay's ``on_renewed`` (the edge's
   audit record ``access.renewed``) is awaited for their grants before the new connection's
   first packet is relayed; if it fails, the consumers get its error and nothing more.
@@ -68,7 +69,13 @@ import attrs
 
 from camgate.adapters import LiveStream
 from camgate.clock import Clock, SystemClock
-from camgate.errors import AdapterError, GrantExpired, GrantMismatch, ValidationError
+from camgate.errors import (
+    AccountUnlinked,
+    AdapterError,
+    GrantExpired,
+    GrantMismatch,
+    ValidationError,
+)
 from camgate.media.transform import feed as transform_feed
 from camgate.media.transform import flush as transform_flush
 from camgate.models import Camera, Grant, MediaPacket, Scope, StreamInfo
@@ -710,9 +717,9 @@ class Upstream:
                         self._note(stream)
                     except Exception as exc:  # handed to the consumers
                         self.error = exc
-                        if not isinstance(exc, AdapterError):
+                        if not isinstance(exc, AdapterError) or isinstance(exc, AccountUnlinked):
                             for sub in list(self._subs):
-                                sub._fail(exc)  # settings or a bug: retrying cannot help
+                                sub._fail(exc)  # settings, a bug, an account unlinked: final
                             return
                         if not self.opened and not self._warm:
                             return  # nobody to reconnect for: the waiting consumers get it
@@ -801,6 +808,11 @@ class Upstream:
                 self.error = failed.error
                 for sub in list(self._subs):
                     sub._fail(failed.error)
+                return False
+            except AccountUnlinked as exc:  # the vendor account is gone: reconnecting cannot help
+                self.error = exc
+                for sub in list(self._subs):
+                    sub._fail(exc)
                 return False
             except AdapterError as exc:
                 log.info("%s: upstream lost: %s", self.camera.id, exc)

@@ -89,6 +89,14 @@ class EndReason(_Word):
         "stop until they do (see GrantProblem.PRIVACY_ZONE); recorded footage is not affected.",
     )
 
+    ACCOUNT_UNLINKED = (
+        "account-unlinked",
+        "The camera's vendor account was unlinked or its authorisation withdrawn on the "
+        "vendor's side (for example the owner removed camgate from Ring's \"My Apps\"): no "
+        "camera of that account can be reached until its owner links it again, so every open "
+        "access to them ended (see ``account.unlinked``).",
+    )
+
 
 class GrantProblem(_Word):
     """Why a verified, unexpired grant no longer holds for its camera (``Edge.grant_problem``).
@@ -304,6 +312,15 @@ class AuditKind(StrEnum):
         "opened the exception's name (``error``), and how the adapter reached the camera "
         "when it says so (``upstream``, e.g. a fallback to UDP).",
         ("grant", "camera", "reason", "packets", "bytes", "sha256", "error", "upstream"),
+    )
+    ACCOUNT_UNLINKED = (
+        "account.unlinked",
+        "A vendor account cameras are reached through was found unlinked, or its "
+        "authorisation withdrawn, on the vendor's side (a token refresh refused): every open "
+        "stream of its ``cameras`` ended (reason ``account-unlinked``) and their owners are "
+        "told. ``adapter``, ``account`` (an opaque key, never a secret), ``error`` (what the "
+        "vendor answered, without secrets).",
+        ("adapter", "account", "cameras", "error"),
     )
     ACCESS_RENEWED = (
         "access.renewed",

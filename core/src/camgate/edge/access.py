@@ -30,6 +30,7 @@ from camgate.edge.clips import ClipExport
 from camgate.edge.guard import GuardedStream
 from camgate.edge.revocation import Revocations, refusal
 from camgate.errors import (
+    AccountUnlinked,
     CamgateError,
     ConsentRevoked,
     GrantMismatch,
@@ -106,6 +107,8 @@ class Edge(GopCache, Revocations, ClipExport):
         #: camera id -> the open incidents whose geofence allows its GOP cache.
         self._warmth: dict[str, set[str]] = {}
         self._dropping: dict[tuple[str, str], list[Any]] = {}
+        #: (adapter, account key) of vendor accounts reported unlinked (account_unlinked).
+        self._unlinked: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"<Edge store={self.store.path} live={len(self._live)}>"
@@ -299,6 +302,7 @@ class Edge(GopCache, Revocations, ClipExport):
                     await sub.aclose()
                 await self._finish_unopened(grant, camera, exc)
             raise
+        self.account_reached(camera)
         # Live packets come through the relay, masked upstream already; a replay is masked here.
         # The embedder's transform (live only) is this consumer's own, made only now that the
         # grant is verified, redeemed and audited; its guard feeds it only granted packets.
@@ -380,6 +384,8 @@ class Edge(GopCache, Revocations, ClipExport):
             if isinstance(exc, ConsentRevoked)
             else EndReason.PRIVACY_ZONE
             if isinstance(exc, ZoneRefused)
+            else EndReason.ACCOUNT_UNLINKED
+            if isinstance(exc, AccountUnlinked)
             else EndReason.ERROR
         )
         await self._audit(
@@ -394,6 +400,8 @@ class Edge(GopCache, Revocations, ClipExport):
             },
         )
         self.host.access_ended(grant, camera, reason, 0, 0)
+        if isinstance(exc, AccountUnlinked):
+            await self.account_unlinked(camera, exc)
 
     async def _renewed(self, camera: Camera, grants: list[Grant], renewal: int, cause: str) -> None:
         """The relay opened ``camera`` anew for the consumers of ``grants`` (a vendor's session
@@ -437,6 +445,7 @@ class Edge(GopCache, Revocations, ClipExport):
             with anyio.CancelScope(shield=True):
                 await self._finish_unopened(grant, camera, exc)
             raise
+        self.account_reached(camera)
         body = {
             "grant": grant.id,
             "camera": camera.id,

@@ -19,7 +19,7 @@ import anyio.to_thread
 import attrs
 
 from camgate.adapters import LiveStream
-from camgate.errors import ConsentRevoked
+from camgate.errors import AccountUnlinked, ConsentRevoked
 from camgate.media import MaskTransform, PacketTransform
 from camgate.models import Camera, Grant, MediaPacket, StreamInfo
 from camgate.vocab import EndReason, GrantProblem
@@ -250,6 +250,11 @@ class GuardedStream:
                     if not scope.cancel_called:  # the consumer was cancelled, not our scope
                         await self._end(EndReason.CLOSED)
                     raise  # our own scope (revocation, deadline) swallows it on exit
+                except AccountUnlinked as exc:  # every stream of the account ends
+                    self._read_scope = None
+                    await self._end(EndReason.ACCOUNT_UNLINKED)
+                    await self._edge.account_unlinked(self.camera, exc)
+                    raise
                 except BaseException:
                     self._read_scope = None
                     await self._end(EndReason.ERROR)

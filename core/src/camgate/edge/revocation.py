@@ -14,10 +14,19 @@ through the store's change version, as they see a revocation.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from camgate.errors import CamgateError, ConsentRevoked, GrantExpired, NotFound, ZoneRefused
+from camgate.adapters import Adapter
+from camgate.errors import (
+    AccountUnlinked,
+    CamgateError,
+    ConsentRevoked,
+    GrantExpired,
+    NotFound,
+    ZoneRefused,
+)
 from camgate.models import Camera, Grant, Scope
 from camgate.relay import Relay, Upstream
 from camgate.store import Store
@@ -53,6 +62,9 @@ class Revocations:
 
     #: The gate's camera → privacy zones map (set by the gate); None: no zone is checked.
     zone_map: ZoneMap | None = None
+    #: Told once per vendor account found unlinked: (adapter, account key, its cameras, the
+    #: error's text); the gate audits it and tells the owners. None: not told.
+    on_account_unlinked: Callable[[str, str, list[str], str], Awaitable[None]] | None = None
 
     if TYPE_CHECKING:
         store: Store
@@ -61,8 +73,11 @@ class Revocations:
         _generation: int
         _relay: Relay
         _dropping: dict[tuple[str, str], list[Any]]
+        _unlinked: set[tuple[str, str]]
 
         def _drop_upstreams(self, camera_ids: list[str]) -> list[Upstream]: ...
+
+        def _adapter(self, name: str, camera_id: str | None = None) -> Adapter: ...
 
     def version(self) -> tuple[int, int]:
         """Changes whenever consent may have changed: a commit by another process to the store
@@ -188,6 +203,40 @@ class Revocations:
     async def close_camera_streams(self, camera_id: str) -> None:
         """End (reason ``revoked``) every stream of one camera, connections closed on return."""
         await self._close_marked(("camera", camera_id))
+
+    async def account_unlinked(self, camera: Camera, error: AccountUnlinked) -> list[str]:
+        """``error`` says the vendor account ``camera`` is reached through is unlinked: end
+        every open stream of the account's cameras (reason ``account-unlinked``, their relay
+        upstreams closed) and, once per account until one of its cameras is reached again,
+        tell :attr:`on_account_unlinked` (the gate audits it and tells the owners). Returns the
+        cameras of the account (those whose adapter names the same :meth:`account_key`)."""
+        cameras = self._account_cameras(camera, error.account)  # the loop's thread: _adapters
+        for camera_id in cameras:
+            await self.end_camera_streams(camera_id, EndReason.ACCOUNT_UNLINKED)
+        key = (camera.adapter, error.account or camera.id)
+        if key not in self._unlinked:
+            self._unlinked.add(key)
+            if self.on_account_unlinked is not None:
+                await self.on_account_unlinked(camera.adapter, error.account, cameras, str(error))
+        return cameras
+
+    def _account_cameras(self, camera: Camera, account: str) -> list[str]:
+        if not account:
+            return [camera.id]
+        found = [
+            other.id
+            for other in self.store.cameras()
+            if other.adapter == camera.adapter
+            and self._adapter(other.adapter, other.id).account_key(other) == account
+        ]
+        return sorted(set(found) | {camera.id})
+
+    def account_reached(self, camera: Camera) -> None:
+        """``camera``'s vendor account answered again (an access opened): a later unlinking is
+        reported anew."""
+        if self._unlinked:
+            key = self._adapter(camera.adapter, camera.id).account_key(camera)
+            self._unlinked.discard((camera.adapter, key or camera.id))
 
     def live_streams(self) -> list[GuardedStream]:
         """The streams open right now."""
