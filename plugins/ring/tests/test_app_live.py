@@ -4,6 +4,7 @@ MP4 that ffmpeg decodes; revocation ends the session at Ring; refusals before an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 import anyio
 import av
 import pytest
-from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate import Camera, ConsentTerms, EndReason, Gate, GeoPoint, Owner, Waiver
 from camgate.errors import (
+    AccountUnlinked,
     AdapterError,
     CameraAuthError,
     CameraUnreachable,
@@ -286,3 +288,34 @@ async def test_app_sessions_are_capped_and_renewed_within_the_grant(
         lambda: all(app_sim.signalling()[k]["closed"] for k in sessions), "every peer closed"
     )
     assert len(set(app_sim.signalling()) - before) == 3  # none renewed after the revocation
+
+
+async def test_a_sign_in_ended_at_ring_ends_every_stream_of_the_account(
+    app_sim: RingSimulator, gate: Gate
+) -> None:
+    """The app backend's account (one account file, two adapters: ``bell`` has its own cap
+    setting) loses its sign-in at Ring while ``door`` and ``bell`` stream: ``bell``'s renewal
+    finds the refresh refused, both streams end (``account-unlinked``), and every camera of the
+    account is named in one ``account.unlinked`` record and told."""
+    streams = {
+        cam: await gate.edge.open_live(cam, await grant(gate, cam)) for cam in ("door", "bell")
+    }
+    for stream in streams.values():
+        with anyio.fail_after(30):
+            await anext(aiter(stream))
+    app_sim.revoke_link("app")
+
+    async def drain(cam: str) -> None:
+        with contextlib.suppress(AccountUnlinked):
+            async for _packet in streams[cam]:
+                pass
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for cam in streams:
+                tg.start_soon(drain, cam)
+    assert {s.stats().end_reason for s in streams.values()} == {EndReason.ACCOUNT_UNLINKED}
+    (record,) = [r.body for r in gate.audit.records("account.unlinked")]
+    assert record["cameras"] == ["bell", "door", "porch", "side"]
+    told = [n["camera_id"] for n in gate.store.notices("alice") if n["event"] == "link-lost"]
+    assert sorted(told) == ["bell", "door", "porch", "side"]
