@@ -46,7 +46,9 @@ class StreamStats:
 class GuardedStream:
     """A live stream bound to one grant. Iterate it for packets; it ends itself.
 
-    Iteration stops (StopAsyncIteration) when the grant expires or the camera ends the stream;
+    Iteration stops (StopAsyncIteration) when the grant expires or the camera ends the stream,
+    or when the grant stops holding otherwise (its incident closed, a resident's privacy zone
+    registered in the camera's view: :meth:`halt`, the camera's vendor account unlinked);
     it raises :class:`camgate.errors.ConsentRevoked` once the owner revokes — and no packet is
     handed over after that moment. Use it as an async context manager, or call :meth:`aclose`.
 

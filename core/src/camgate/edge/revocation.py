@@ -226,17 +226,26 @@ class Revocations:
         found = [
             other.id
             for other in self.store.cameras()
-            if other.adapter == camera.adapter
-            and self._adapter(other.adapter, other.id).account_key(other) == account
+            if other.adapter == camera.adapter and self._account_of(other) == account
         ]
         return sorted(set(found) | {camera.id})
 
     def account_reached(self, camera: Camera) -> None:
         """``camera``'s vendor account answered again (an access opened): a later unlinking is
         reported anew."""
-        if self._unlinked:
-            key = self._adapter(camera.adapter, camera.id).account_key(camera)
+        if any(adapter == camera.adapter for adapter, _key in self._unlinked):
+            key = self._account_of(camera)
             self._unlinked.discard((camera.adapter, key or camera.id))
+
+    def _account_of(self, camera: Camera) -> str | None:
+        """The camera's vendor account key (None for an adapter without accounts)."""
+        try:
+            adapter = self._adapter(camera.adapter, camera.id)
+        except CamgateError:  # its plugin or settings are gone: no account to name
+            return None
+        account_key = getattr(adapter, "account_key", None)
+        key = account_key(camera) if callable(account_key) else None
+        return key if isinstance(key, str) else None
 
     def live_streams(self) -> list[GuardedStream]:
         """The streams open right now."""
