@@ -169,6 +169,7 @@ class ConsentMachine(RuleBasedStateMachine):
         self.zones: dict[str, float] = {}  # privacy zone id -> metres north
         self.masks: dict[str, int] = {}  # camera -> which of MASKS it has
         self.attested: dict[tuple[str, str], int] = {}  # (zone, camera) -> the mask attested
+        self.zone_stopped: set[str] = set()  # grants the edge stopped for a zone registered
 
     def teardown(self) -> None:
         self.gate.store.close()
@@ -605,6 +606,9 @@ class ConsentMachine(RuleBasedStateMachine):
             expected = None if inc["open"] and now < inc["end"] else "incident-closed"
             if expected is None and grant.scope != "recorded" and self.zone_unmasked(camera.id):
                 expected = "privacy-zone-unmasked"  # a zone registered (or masks changed) since
+                if grant.id not in self.zone_stopped:
+                    self.zone_stopped.add(grant.id)
+                    self.note("grant stopped by a zone")
             assert problem == expected, f"edge says {problem!r} for a grant, model {expected!r}"
             zone = OWNERS[camera.owner_id]
             assert not quiet_now(terms["quiet_hours"], now, zone)
@@ -644,6 +648,7 @@ def test_media_only_while_every_term_and_rule_holds() -> None:
         assert seen[outcome] > 0, f"never exercised: {outcome} ({dict(seen)})"
     for outcome in ("held for the captain", "captain said yes: granted", "captain said no"):
         assert seen[outcome] > 0, f"never exercised: {outcome} ({dict(seen)})"
+    assert seen["grant stopped by a zone"] > 0, f"never exercised: a zone ends a grant ({seen})"
     for policy in (
         "agency.program",
         "agency.protected-activity",
