@@ -142,7 +142,8 @@ async def test_upstream_loss_gives_a_gap_marker_then_the_stream_resumes(world: W
     server.start()
     try:
         world.enrol_camera("cam-f", server.url("/flaky"))
-        async with await world.gate.edge.open_live("cam-f", await world.grant(camera="cam-f")) as s:
+        grant = await world.grant(camera="cam-f")
+        async with await world.gate.edge.open_live("cam-f", grant) as s:
             before = await take(s, 10)
             assert not any(p.discontinuity for p in before)
             server.kill()  # the camera vanishes...
@@ -153,6 +154,14 @@ async def test_upstream_loss_gives_a_gap_marker_then_the_stream_resumes(world: W
                     if packet.discontinuity:
                         break
             assert packet.is_keyframe
+            # The renewal is on record before the gap's first packet was handed over.
+            (renewed,) = [r.body for r in world.gate.audit.records("access.renewed")]
+            assert (renewed["grant"], renewed["camera"], renewed["renewal"]) == (
+                grant.grant.id,
+                "cam-f",
+                1,
+            )
+            assert renewed["cause"] in ("ended", "lost: CameraUnreachable"), renewed
             after = await take(s, 10)  # and the stream goes on
             assert not any(p.discontinuity for p in after)
             up = upstream(world, "cam-f")
