@@ -27,7 +27,7 @@ from camgate.errors import (
     NotFound,
     ZoneRefused,
 )
-from camgate.models import Camera, Grant, Scope
+from camgate.models import Camera, Grant
 from camgate.relay import Relay, Upstream
 from camgate.store import Store
 from camgate.vocab import EndReason, GrantProblem
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from camgate.gate.residents import ZoneMap
 
 __all__ = ["Revocations", "refusal"]
-
-#: The scopes a resident's privacy zone refuses (camgate.gate.residents.REFUSED_SCOPES).
-_ZONE_SCOPES = frozenset({Scope.LIVE, Scope.SNAPSHOT})
 
 
 def refusal(problem: GrantProblem, camera_id: str, grant: Grant) -> CamgateError:
@@ -120,9 +117,7 @@ class Revocations:
         return None
 
     def _zone_unmasked(self, camera_id: str, grant: Grant) -> bool:
-        if self.zone_map is None or grant.scope not in _ZONE_SCOPES:
-            return False
-        return any(not cover.attested for cover in self.zone_map.covers(camera_id))
+        return self.zone_map is not None and self.zone_map.unmasked(camera_id, grant.scope)
 
     def halt_zone_streams(self) -> int:
         """End every live stream whose camera now covers a privacy zone its owner has not

@@ -332,6 +332,11 @@ class ZoneMap:
                 self._version = version if count is not None else None
             return self._map.get(camera_id, ())
 
+    def unmasked(self, camera_id: str, scope: Scope) -> bool:
+        """Whether ``scope`` of the camera is refused now: a zone its view covers, which its
+        owner has not attested, refuses live and snapshot (the edge's ``grant_problem``)."""
+        return scope in REFUSED_SCOPES and any(not c.attested for c in self.covers(camera_id))
+
     def affected(self) -> dict[str, tuple[ZoneCover, ...]]:
         """Every enrolled camera a zone covers (current as of now); a camera nobody shares is
         refused anyway, and its owner is not asked."""
