@@ -170,6 +170,39 @@ async def test_upstream_loss_gives_a_gap_marker_then_the_stream_resumes(world: W
         server.stop()
 
 
+async def test_a_renewal_the_log_refuses_serves_nothing_more(world: World) -> None:
+    """The audit log refuses the renewal's record (a real SQLite trigger on the store file):
+    the consumer gets the error and not one packet of the unrecorded connection."""
+    import sqlite3
+
+    from camgate.errors import CamgateError
+
+    use_relay(world, backoff_initial_s=0.1, backoff_max_s=0.5, give_up_s=15)
+    server = RtspTestServer([Mount("/refused", gop_frames=15)])
+    server.start()
+    try:
+        world.enrol_camera("cam-r", server.url("/refused"))
+        async with await world.gate.edge.open_live("cam-r", await world.grant(camera="cam-r")) as s:
+            await take(s, 5)
+            with sqlite3.connect(world.gate.store.path) as db:
+                db.execute(
+                    "CREATE TRIGGER refuse_renewals BEFORE INSERT ON audit "
+                    "WHEN NEW.kind = 'access.renewed' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            server.kill()
+            await anyio.sleep(0.5)
+            server.start()
+            served_gap = False
+            with anyio.fail_after(20), pytest.raises(CamgateError):
+                async for packet in s:
+                    served_gap = served_gap or packet.discontinuity
+            assert not served_gap
+        assert list(world.gate.audit.records("access.renewed")) == []
+        assert [r.body["reason"] for r in world.gate.audit.records("access.end")][-1] == "error"
+    finally:
+        server.stop()
+
+
 async def test_a_camera_gone_for_good_ends_its_consumers_with_an_error(world: World) -> None:
     from camgate.errors import CameraUnreachable
 
