@@ -108,3 +108,27 @@ def test_a_zone_registered_by_another_process_ends_the_stream_at_its_next_packet
             await gate.aclose()
 
     anyio.run(main)
+
+
+def test_a_zone_registered_from_a_worker_thread_ends_the_stream_at_its_next_packet(
+    tmp_path: Path, server: RtspTestServer
+) -> None:
+    """A server handing register_zone to a worker thread: the halt cannot interrupt the
+    event loop's read from there, so the stream ends before its next packet instead."""
+
+    async def main() -> None:
+        gate = Gate.open(tmp_path / "g.db")
+        try:
+            incident = await _setup(gate, server.url("/cam1"))
+            live = await gate.request_access(incident, "p1", "live", requested_by="o1")
+            stream = await gate.edge.open_live("p1", live)
+            assert await _packets(stream, 3) == 3
+            served = stream.stats().packets
+            await anyio.to_thread.run_sync(lambda: gate.register_zone(HOME, by="clerk-1"))
+            assert await _packets(stream, 1) == 0
+            assert stream.stats().packets == served
+            assert stream.stats().end_reason == EndReason.PRIVACY_ZONE
+        finally:
+            await gate.aclose()
+
+    anyio.run(main)
