@@ -12,7 +12,8 @@ terms and rules fail at each moment. The gate must agree on every outcome (grant
 owner, refused) and name exactly the failing ``terms.*`` and ``agency.*`` policies; an answer
 after the deadline must be refused; and at every step, any grant still unexpired must be one
 whose time-bound terms (quiet hours, end date, incident window) still hold, and whose owner has
-not revoked (the edge no longer stands behind it).
+not revoked (the edge no longer stands behind it); a live or snapshot grant stops holding at the
+edge once a resident's privacy zone its owner has not masked lies in its camera's view.
 
 ``test_removing_a_policy_is_caught`` proves the test has teeth: without the owner's-terms plugin
 or the agency's, the machine fails.
@@ -168,6 +169,7 @@ class ConsentMachine(RuleBasedStateMachine):
         self.zones: dict[str, float] = {}  # privacy zone id -> metres north
         self.masks: dict[str, int] = {}  # camera -> which of MASKS it has
         self.attested: dict[tuple[str, str], int] = {}  # (zone, camera) -> the mask attested
+        self.zone_stopped: set[str] = set()  # grants the edge stopped for a zone registered
 
     def teardown(self) -> None:
         self.gate.store.close()
@@ -217,13 +219,17 @@ class ConsentMachine(RuleBasedStateMachine):
             bad.add("agency.protected-activity")
         if scope == "live" and req["duration"] > self.live_left(req["incident"], cam, now):
             bad.add("agency.live-time")
-        if scope != "recorded" and any(
+        if scope != "recorded" and self.zone_unmasked(cam):
+            bad.add("core.privacy-zone")
+        return bad
+
+    def zone_unmasked(self, cam: str) -> bool:
+        """A privacy zone lies in the camera's view and its owner's mask is not attested."""
+        return any(
             cam in SEES[north]
             and (cam not in self.masks or self.attested.get((zone, cam)) != self.masks[cam])
             for zone, north in self.zones.items()
-        ):
-            bad.add("core.privacy-zone")
-        return bad
+        )
 
     def live_used(self, now: datetime) -> dict[tuple[str, str], float]:
         """The model's live time charged at ``now``: nobody watches in this test, so each live
@@ -598,6 +604,11 @@ class ConsentMachine(RuleBasedStateMachine):
                 assert problem == "revoked", "consent gone or replaced, yet the edge would serve"
                 continue
             expected = None if inc["open"] and now < inc["end"] else "incident-closed"
+            if expected is None and grant.scope != "recorded" and self.zone_unmasked(camera.id):
+                expected = "privacy-zone-unmasked"  # a zone registered (or masks changed) since
+                if grant.id not in self.zone_stopped:
+                    self.zone_stopped.add(grant.id)
+                    self.note("grant stopped by a zone")
             assert problem == expected, f"edge says {problem!r} for a grant, model {expected!r}"
             zone = OWNERS[camera.owner_id]
             assert not quiet_now(terms["quiet_hours"], now, zone)
@@ -637,6 +648,7 @@ def test_media_only_while_every_term_and_rule_holds() -> None:
         assert seen[outcome] > 0, f"never exercised: {outcome} ({dict(seen)})"
     for outcome in ("held for the captain", "captain said yes: granted", "captain said no"):
         assert seen[outcome] > 0, f"never exercised: {outcome} ({dict(seen)})"
+    assert seen["grant stopped by a zone"] > 0, f"never exercised: a zone ends a grant ({seen})"
     for policy in (
         "agency.program",
         "agency.protected-activity",

@@ -16,13 +16,13 @@ from typing import Any
 
 import av
 import pytest
-from camgate import Gate
-from camgate.errors import ValidationError
+from camgate import EndReason, Gate
+from camgate.errors import AccountUnlinked, ValidationError, ZoneRefused
 from camgate.relay import RelaySettings
 from camgate_rtsp.plugin import FACTORY
 from camgate_server import downloads, live
 from camgate_server.accounts import AccountStore
-from camgate_server.live import CloseCode, Fmp4Segments
+from camgate_server.live import CloseCode, Fmp4Segments, close_code
 from camgate_server.policy import Role
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -320,3 +320,14 @@ def test_the_close_codes_and_media_routes_are_documented() -> None:
     for route in [*live.router.routes, *downloads.router.routes]:
         path = re.sub(r"\{[a-z_]+\}", "{grant}", getattr(route, "path", ""))
         assert path in text, path
+
+
+def test_every_end_reason_closes_the_socket_with_a_documented_code() -> None:
+    """A new end reason (a privacy zone registered, a vendor account unlinked) must not close a
+    browser's socket as an internal error."""
+    for reason in EndReason:
+        assert close_code(None, reason) is not CloseCode.INTERNAL, reason
+    assert close_code(None, EndReason.PRIVACY_ZONE) is CloseCode.FORBIDDEN
+    assert close_code(ZoneRefused("zone"), None) is CloseCode.FORBIDDEN
+    assert close_code(None, EndReason.ACCOUNT_UNLINKED) is CloseCode.CAMERA_ENDED
+    assert close_code(AccountUnlinked("gone", account="k"), None) is CloseCode.CAMERA_ENDED

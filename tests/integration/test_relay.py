@@ -142,7 +142,8 @@ async def test_upstream_loss_gives_a_gap_marker_then_the_stream_resumes(world: W
     server.start()
     try:
         world.enrol_camera("cam-f", server.url("/flaky"))
-        async with await world.gate.edge.open_live("cam-f", await world.grant(camera="cam-f")) as s:
+        grant = await world.grant(camera="cam-f")
+        async with await world.gate.edge.open_live("cam-f", grant) as s:
             before = await take(s, 10)
             assert not any(p.discontinuity for p in before)
             server.kill()  # the camera vanishes...
@@ -153,10 +154,51 @@ async def test_upstream_loss_gives_a_gap_marker_then_the_stream_resumes(world: W
                     if packet.discontinuity:
                         break
             assert packet.is_keyframe
+            # The renewal is on record before the gap's first packet was handed over.
+            (renewed,) = [r.body for r in world.gate.audit.records("access.renewed")]
+            assert (renewed["grant"], renewed["camera"], renewed["renewal"]) == (
+                grant.grant.id,
+                "cam-f",
+                1,
+            )
+            assert renewed["cause"] in ("ended", "lost: CameraUnreachable"), renewed
             after = await take(s, 10)  # and the stream goes on
             assert not any(p.discontinuity for p in after)
             up = upstream(world, "cam-f")
             assert up is not None and up.reconnects >= 1
+    finally:
+        server.stop()
+
+
+async def test_a_renewal_the_log_refuses_serves_nothing_more(world: World) -> None:
+    """The audit log refuses the renewal's record (a real SQLite trigger on the store file):
+    the consumer gets the error and not one packet of the unrecorded connection."""
+    import sqlite3
+
+    from camgate.errors import CamgateError
+
+    use_relay(world, backoff_initial_s=0.1, backoff_max_s=0.5, give_up_s=15)
+    server = RtspTestServer([Mount("/refused", gop_frames=15)])
+    server.start()
+    try:
+        world.enrol_camera("cam-r", server.url("/refused"))
+        async with await world.gate.edge.open_live("cam-r", await world.grant(camera="cam-r")) as s:
+            await take(s, 5)
+            with sqlite3.connect(world.gate.store.path) as db:
+                db.execute(
+                    "CREATE TRIGGER refuse_renewals BEFORE INSERT ON audit "
+                    "WHEN NEW.kind = 'access.renewed' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            server.kill()
+            await anyio.sleep(0.5)
+            server.start()
+            served_gap = False
+            with anyio.fail_after(20), pytest.raises(CamgateError):
+                async for packet in s:
+                    served_gap = served_gap or packet.discontinuity
+            assert not served_gap
+        assert list(world.gate.audit.records("access.renewed")) == []
+        assert [r.body["reason"] for r in world.gate.audit.records("access.end")][-1] == "error"
     finally:
         server.stop()
 

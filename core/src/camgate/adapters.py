@@ -251,6 +251,14 @@ class Adapter:
         when the owner sets masks, and logs a failure."""
         return False
 
+    def account_key(self, camera: Camera) -> str | None:
+        """An opaque key of the vendor account this adapter reaches ``camera`` through: equal
+        for every camera of one account (across adapter instances sharing it), never a secret;
+        None (the default) for cameras reached without a vendor account. An
+        :class:`~camgate.errors.AccountUnlinked` the adapter raises names the same key, so the
+        edge can end the streams of every camera of that account."""
+        return None
+
     async def aclose(self) -> None:
         """Release whatever the adapter holds (sessions, pools). Idempotent."""
 

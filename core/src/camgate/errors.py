@@ -15,13 +15,15 @@ CamgateError                     base of everything below; never carries a secre
 │   ├── GrantForged              the signature does not verify against the hub's key
 │   ├── GrantExpired             the grant's expiry has passed (or it is not yet valid)
 │   ├── GrantReplayed            the grant was already redeemed once
-│   └── GrantMismatch            the grant names another camera, scope or window
+│   ├── GrantMismatch            the grant names another camera, scope or window
+│   └── ZoneRefused              a resident's privacy zone, unmasked, is now in the camera's view
 ├── ConsentRevoked               the owner revoked consent; the stream was ended
 ├── AuditError                   the audit log could not be written or does not verify
 ├── ExportError                  a clip, snapshot or report could not be written (disk full)
 └── AdapterError                 a vendor adapter failed to reach or read a camera
     ├── CameraUnreachable        connection refused, timed out, or the peer vanished
     ├── CameraAuthError          the camera refused the credentials (or none were given)
+    │   └── AccountUnlinked      the vendor account was unlinked on the vendor's side
     ├── CameraProtocolError      the peer does not speak the expected protocol (e.g. not RTSP)
     ├── NoVideoError             the camera's stream has no video track
     └── UnsupportedScope         the adapter does not serve that scope (live, snapshot, recorded)
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccessDenied",
+    "AccountUnlinked",
     "AdapterError",
     "AnswerPending",
     "AuditError",
@@ -64,6 +67,7 @@ __all__ = [
     "StorageError",
     "UnsupportedScope",
     "ValidationError",
+    "ZoneRefused",
 ]
 
 
@@ -155,6 +159,12 @@ class GrantMismatch(GrantError):
     """The grant does not cover what was asked: another camera, scope or time window."""
 
 
+class ZoneRefused(GrantError):
+    """A live or snapshot grant no longer opens: a resident's privacy zone lies in the camera's
+    view and its owner has not confirmed that a privacy mask covers it (registered after the
+    grant was issued, or the masks changed since). Recorded footage is not affected."""
+
+
 class ConsentRevoked(CamgateError):
     """The owner revoked consent; the stream was ended and no later packet was served."""
 
@@ -183,6 +193,18 @@ class CameraUnreachable(AdapterError):
 
 class CameraAuthError(AdapterError):
     """The camera refused the credentials, or asked for credentials that were not configured."""
+
+
+class AccountUnlinked(CameraAuthError):
+    """The vendor account a camera is reached through was unlinked, or its authorisation
+    withdrawn, on the vendor's side (a token refresh refused: the owner removed camgate from
+    Ring's "My Apps", say). No camera of that account can be reached until its owner links it
+    again; the edge ends every open stream of the account's cameras. ``account`` is an opaque
+    key naming the account (:meth:`camgate.adapters.Adapter.account_key`), never a secret."""
+
+    def __init__(self, message: str, *, account: str = "") -> None:
+        super().__init__(message)
+        self.account = account
 
 
 class CameraProtocolError(AdapterError):

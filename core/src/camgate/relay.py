@@ -14,7 +14,11 @@ it exactly as it wrapped an adapter's stream). What it promises:
   opens it again. Consumers are not failed: the first packet each receives after the gap is a
   keyframe with ``discontinuity=True`` (timestamps may restart there). A camera that cannot be
   opened at all, or not again within ``give_up_s``, fails its consumers with the adapter's
-  error (never a hang); so does any other error of the adapter or the transform, at once.
+  error (never a hang); so does any other error of the adapter or the transform, at once, and
+  an :class:`~camgate.errors.AccountUnlinked` (the vendor account is gone: retrying cannot help).
+  Each reconnect made for consumers is a *renewal*: the relay's ``on_renewed`` (the edge's
+  audit record ``access.renewed``) is awaited for their grants before the new connection's
+  first packet is relayed; if it fails, the consumers get its error and nothing more.
 - **A GOP cache only when allowed.** While :attr:`Upstream.warm` is set (the edge decides: an open
   incident's geofence covers the camera, the owner's consent stands, not a battery camera) the
   upstream keeps, in memory only, the packets since the last keyframe (at most
@@ -65,7 +69,13 @@ import attrs
 
 from camgate.adapters import LiveStream
 from camgate.clock import Clock, SystemClock
-from camgate.errors import AdapterError, GrantExpired, GrantMismatch, ValidationError
+from camgate.errors import (
+    AccountUnlinked,
+    AdapterError,
+    GrantExpired,
+    GrantMismatch,
+    ValidationError,
+)
 from camgate.media.transform import feed as transform_feed
 from camgate.media.transform import flush as transform_flush
 from camgate.models import Camera, Grant, MediaPacket, Scope, StreamInfo
@@ -119,6 +129,9 @@ class PacketTransform(Protocol):
 TransformFactory = Callable[[Camera], PacketTransform | None]
 #: Opens the camera's live stream (the edge binds the adapter, camera and warrant).
 Opener = Callable[[], Awaitable[LiveStream]]
+#: Told of a renewal: the camera, the grants of its consumers, the upstream's renewal count and
+#: what ended the previous connection; awaited before the new connection's first packet.
+RenewalHook = Callable[[Camera, list[Grant], int, str], Awaitable[None]]
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -248,6 +261,8 @@ class Subscription:
         relay = upstream._relay
         self._expired = _expiry(upstream.camera, grant, relay.clock)
         self._up = upstream
+        #: The grant this consumer is served under.
+        self.grant = grant
         #: True when this consumer's grant allows audio.
         self.audio = grant.audio
         self._opener = opener
@@ -418,6 +433,8 @@ class Upstream:
         self.opened = False
         self.finished = False
         self.reconnects = 0
+        #: What ended the last connection (the adapter's ``end_cause`` when its stream says).
+        self.lost_cause = ""
         #: Packets relayed (after the transform) and packets read from the camera.
         self.packets = 0
         self.packets_in = 0
@@ -700,9 +717,9 @@ class Upstream:
                         self._note(stream)
                     except Exception as exc:  # handed to the consumers
                         self.error = exc
-                        if not isinstance(exc, AdapterError):
+                        if not isinstance(exc, AdapterError) or isinstance(exc, AccountUnlinked):
                             for sub in list(self._subs):
-                                sub._fail(exc)  # settings or a bug: retrying cannot help
+                                sub._fail(exc)  # settings, a bug, an account unlinked: final
                             return
                         if not self.opened and not self._warm:
                             return  # nobody to reconnect for: the waiting consumers get it
@@ -721,6 +738,8 @@ class Upstream:
                         self.opened = True
                         self._ready.set()
                         backoff = settings.backoff_initial_s
+                        if self.reconnects and not await self._renewed():
+                            return  # not on record: the consumers got the error
                         if not await self._pump(stream):
                             return  # the transform or the adapter failed: consumers told
                         stream = self._stream or stream  # a switch may have replaced it
@@ -748,6 +767,22 @@ class Upstream:
             for sub in list(self._subs):
                 sub._wakeup()
 
+    async def _renewed(self) -> bool:
+        """Tell the relay's ``on_renewed`` of this renewal (for the consumers' grants); False
+        (consumers failed with its error) when it raised."""
+        hook = self._relay.on_renewed
+        subs = list(self._subs)
+        if hook is None or not subs:
+            return True
+        try:
+            await hook(self.camera, [sub.grant for sub in subs], self.reconnects, self.lost_cause)
+        except Exception as exc:
+            self.error = exc
+            for sub in subs:
+                sub._fail(exc)
+            return False
+        return True
+
     async def _pump(self, stream: LiveStream) -> bool:
         """Relay ``stream`` until it is lost (True: the stream in ``_stream`` is to be closed)
         or fails for good (consumers told, False); replaces it by a switched connection when
@@ -767,13 +802,21 @@ class Upstream:
                     await self._relay_one(packet)
                     if self._swap is not None:
                         break
+                else:
+                    self.lost_cause = str(getattr(stream, "end_cause", None) or "ended")
             except _TransformFailed as failed:  # reconnecting cannot help
                 self.error = failed.error
                 for sub in list(self._subs):
                     sub._fail(failed.error)
                 return False
+            except AccountUnlinked as exc:  # the vendor account is gone: reconnecting cannot help
+                self.error = exc
+                for sub in list(self._subs):
+                    sub._fail(exc)
+                return False
             except AdapterError as exc:
                 log.info("%s: upstream lost: %s", self.camera.id, exc)
+                self.lost_cause = f"lost: {type(exc).__name__}"
             except Exception as exc:  # the transform (or the adapter) is broken
                 self.error = exc
                 for sub in list(self._subs):
@@ -830,6 +873,8 @@ class Relay:
     ``transform_factory`` builds each camera's :class:`PacketTransform` when its upstream is
     created (None: pass-through); it runs before any grant, so the edge passes camgate's own
     mask re-encoder only. ``clock`` tells when a subscription's grant has expired.
+    ``on_renewed`` is awaited at every renewal of an upstream that has consumers (a reconnect
+    after its connection ended or was lost), before the new connection's first packet.
 
     The edge keeps its relay private: packets reach a consumer only through a subscription made
     for a grant the edge's guard verified (see :meth:`subscribe`).
@@ -840,10 +885,13 @@ class Relay:
         settings: RelaySettings | None = None,
         transform_factory: TransformFactory | None = None,
         clock: Clock | None = None,
+        on_renewed: RenewalHook | None = None,
     ) -> None:
         self.settings = settings or RelaySettings()
         self.transform_factory = transform_factory
         self.clock: Clock = clock or SystemClock()
+        #: Awaited at each renewal of an upstream with consumers (the module docstring).
+        self.on_renewed = on_renewed
         self._upstreams: dict[str, Upstream] = {}
 
     def __repr__(self) -> str:

@@ -82,6 +82,20 @@ class EndReason(_Word):
         "was masked otherwise than the owner now asks, so it ends; a new request gets the new "
         "masks.",
     )
+    PRIVACY_ZONE = (
+        "privacy-zone-unmasked",
+        "A resident's privacy zone was registered in the camera's view and its owner has not "
+        "yet confirmed that a privacy mask covers it: live view and snapshots of the camera "
+        "stop until they do (see GrantProblem.PRIVACY_ZONE); recorded footage is not affected.",
+    )
+
+    ACCOUNT_UNLINKED = (
+        "account-unlinked",
+        "The camera's vendor account was unlinked or its authorisation withdrawn on the "
+        "vendor's side (for example the owner removed camgate from Ring's \"My Apps\"): no "
+        "camera of that account can be reached until its owner links it again, so every open "
+        "access to them ended (see ``account.unlinked``).",
+    )
 
 
 class GrantProblem(_Word):
@@ -99,6 +113,12 @@ class GrantProblem(_Word):
     INCIDENT_CLOSED = (
         "incident-closed",
         "The grant's incident is closed, gone, or past its window.",
+    )
+    PRIVACY_ZONE = (
+        "privacy-zone-unmasked",
+        "A live or snapshot grant whose camera's view now covers a resident's privacy zone that "
+        "the camera's owner has not confirmed a mask covers (the zone registered after the "
+        "grant was issued, or the masks changed since the owner confirmed).",
     )
 
     @property
@@ -299,6 +319,24 @@ class AuditKind(StrEnum):
         "opened the exception's name (``error``), and how the adapter reached the camera "
         "when it says so (``upstream``, e.g. a fallback to UDP).",
         ("grant", "camera", "reason", "packets", "bytes", "sha256", "error", "upstream"),
+    )
+    ACCOUNT_UNLINKED = (
+        "account.unlinked",
+        "A vendor account cameras are reached through was found unlinked, or its "
+        "authorisation withdrawn, on the vendor's side (a token refresh refused): every open "
+        "stream of its ``cameras`` ended (reason ``account-unlinked``) and their owners are "
+        "told. ``adapter``, ``account`` (an opaque key, never a secret), ``error`` (what the "
+        "vendor answered, without secrets).",
+        ("adapter", "account", "cameras", "error"),
+    )
+    ACCESS_RENEWED = (
+        "access.renewed",
+        "A live access's connection to the camera was opened anew within its grant, before "
+        "the new connection's first packet is handed over: a vendor's session cap (Ring ends "
+        "live sessions after 30 s on a battery, 60 s on line power) or a lost connection. "
+        "One record per grant served, with the upstream's ``renewal`` count and its "
+        "``cause`` (what ended the previous connection).",
+        ("grant", "camera", "renewal", "cause"),
     )
     CLIP_EXPORTED = (
         "clip.exported",

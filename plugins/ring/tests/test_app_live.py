@@ -4,6 +4,7 @@ MP4 that ffmpeg decodes; revocation ends the session at Ring; refusals before an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 import anyio
 import av
 import pytest
-from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate import Camera, ConsentTerms, EndReason, Gate, GeoPoint, Owner, Waiver
 from camgate.errors import (
+    AccountUnlinked,
     AdapterError,
     CameraAuthError,
     CameraUnreachable,
@@ -249,6 +251,11 @@ async def test_pings_keep_the_session_and_their_absence_is_close_code_6(
             await adapter.aclose()
 
 
+def renewals(gate: Gate) -> list[dict[str, Any]]:
+    """The ``access.renewed`` records so far."""
+    return [dict(r.body) for r in gate.audit.records("access.renewed")]
+
+
 async def test_app_sessions_are_capped_and_renewed_within_the_grant(
     app_sim: RingSimulator, gate: Gate
 ) -> None:
@@ -256,17 +263,23 @@ async def test_app_sessions_are_capped_and_renewed_within_the_grant(
     battery): the stream is renewed by the edge's relay, each new session's first packet a
     keyframe marked as a discontinuity; a revocation ends the renewals."""
     before = set(app_sim.signalling())
-    stream = await gate.edge.open_live("bell", await grant(gate, "bell"))
+    signed = await grant(gate, "bell")
+    stream = await gate.edge.open_live("bell", signed)
     marks: list[bool] = []
     with anyio.fail_after(60):
         async for packet in stream:
             if packet.discontinuity:
                 assert packet.is_keyframe
+                # Each renewal is on record before its first packet is handed over.
+                assert len(renewals(gate)) == marks.count(True) + 1
             marks.append(packet.discontinuity)
             if marks.count(True) == 2:
                 break
     await gate.revoke("alice")
     await stream.aclose()
+    assert [(r["grant"], r["renewal"], r["cause"]) for r in renewals(gate)] == [
+        (signed.grant.id, n, "camgate's live-session cap (1.5 s)") for n in (1, 2)
+    ]
     sessions = {k: v for k, v in app_sim.signalling().items() if k not in before}
     assert len(sessions) == 3
     assert all(s["doorbot_id"] == 1001 and s["sent"] > 0 for s in sessions.values())
@@ -275,3 +288,34 @@ async def test_app_sessions_are_capped_and_renewed_within_the_grant(
         lambda: all(app_sim.signalling()[k]["closed"] for k in sessions), "every peer closed"
     )
     assert len(set(app_sim.signalling()) - before) == 3  # none renewed after the revocation
+
+
+async def test_a_sign_in_ended_at_ring_ends_every_stream_of_the_account(
+    app_sim: RingSimulator, gate: Gate
+) -> None:
+    """The app backend's account (one account file, two adapters: ``bell`` has its own cap
+    setting) loses its sign-in at Ring while ``door`` and ``bell`` stream: ``bell``'s renewal
+    finds the refresh refused, both streams end (``account-unlinked``), and every camera of the
+    account is named in one ``account.unlinked`` record and told."""
+    streams = {
+        cam: await gate.edge.open_live(cam, await grant(gate, cam)) for cam in ("door", "bell")
+    }
+    for stream in streams.values():
+        with anyio.fail_after(30):
+            await anext(aiter(stream))
+    app_sim.revoke_link("app")
+
+    async def drain(cam: str) -> None:
+        with contextlib.suppress(AccountUnlinked):
+            async for _packet in streams[cam]:
+                pass
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for cam in streams:
+                tg.start_soon(drain, cam)
+    assert {s.stats().end_reason for s in streams.values()} == {EndReason.ACCOUNT_UNLINKED}
+    (record,) = [r.body for r in gate.audit.records("account.unlinked")]
+    assert record["cameras"] == ["bell", "door", "porch", "side"]
+    told = [n["camera_id"] for n in gate.store.notices("alice") if n["event"] == "link-lost"]
+    assert sorted(told) == ["bell", "door", "porch", "side"]

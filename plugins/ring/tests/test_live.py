@@ -16,6 +16,7 @@ import pytest
 from camgate import (
     Camera,
     ConsentTerms,
+    EndReason,
     Gate,
     GeoPoint,
     Incident,
@@ -23,7 +24,7 @@ from camgate import (
     SignedGrant,
     Waiver,
 )
-from camgate.errors import CameraUnreachable
+from camgate.errors import AccountUnlinked, CameraUnreachable
 from camgate.media import Mp4Writer
 from camgate.models import MediaPacket
 from camgate.testing.webrtc import read_counter
@@ -64,6 +65,11 @@ class World:
         return await self.gate.request_access(
             self.incident.id, camera_id, "live", requested_by="officer-7", duration_s=60
         )
+
+
+def renewals(gate: Gate) -> list[dict[str, Any]]:
+    """The ``access.renewed`` records so far (each live-cap renewal, audited)."""
+    return [dict(r.body) for r in gate.audit.records("access.renewed")]
 
 
 @pytest.fixture
@@ -197,17 +203,25 @@ async def test_sessions_ring_ends_at_its_cap_are_renewed_within_the_grant(tmp_pa
         try:
             world = World(opened, capped.settings)
             world.enrol("door", "ava1.ring.device.SIM1")  # on a battery: 1.5 s sessions
-            stream = await world.gate.edge.open_live("door", await world.grant())
+            grant = await world.grant()
+            stream = await world.gate.edge.open_live("door", grant)
             marks: list[bool] = []
             with anyio.fail_after(60):
                 async for packet in stream:
                     if packet.discontinuity:
                         assert packet.is_keyframe
+                        # Each renewal is on record before its first packet is handed over.
+                        assert len(renewals(world.gate)) == marks.count(True) + 1
                     marks.append(packet.discontinuity)
                     if marks.count(True) == 2:
                         break
             await world.gate.revoke("alice")
             await stream.aclose()
+            assert [(r["grant"], r["camera"], r["renewal"]) for r in renewals(world.gate)] == [
+                (grant.grant.id, "door", 1),
+                (grant.grant.id, "door", 2),
+            ]
+            assert all("Ring ended the live session" in r["cause"] for r in renewals(world.gate))
             sessions = capped.state()
             assert len(sessions) == 3
             assert sum(s["capped"] for s in sessions.values()) >= 2
@@ -217,5 +231,71 @@ async def test_sessions_ring_ends_at_its_cap_are_renewed_within_the_grant(tmp_pa
             # Packets flowed in each session; none is renewed after the revocation.
             assert all(s["sent"] > 0 for s in sessions.values())
             assert len(capped.state()) == 3
+        finally:
+            await opened.aclose()
+
+
+async def test_a_link_revoked_at_ring_ends_every_stream_of_the_account_and_tells_them(
+    tmp_path: Path,
+) -> None:
+    """The owner withdraws camgate's link in Ring while two of the account's cameras stream:
+    the first call that needs a token (the battery camera's renewal at its 1.5 s cap) finds
+    the refresh refused, and both streams end at once (``account-unlinked``) — the line-powered
+    one long before its own 60 s cap — their peer connections close, and it is audited
+    once with the owner told, no token anywhere in it."""
+    with RingSimulator(devices=2, battery={1: 50}, live_caps=(1.5, 60.0)) as ring:
+        opened = Gate.open(tmp_path / "camgate.db")
+        try:
+            world = World(opened, ring.settings)
+            world.enrol("bell", "ava1.ring.device.SIM1")  # on a battery: 1.5 s sessions
+            world.enrol("door", DEVICE)  # line power: 60 s
+            grants = {cam: await world.grant(cam) for cam in ("bell", "door")}
+            streams = {cam: await opened.edge.open_live(cam, g) for cam, g in grants.items()}
+            for stream in streams.values():
+                with anyio.fail_after(30):
+                    await anext(aiter(stream))
+            ring.revoke_link()
+            ended: dict[str, BaseException | None] = {}
+
+            async def drain(cam: str) -> None:
+                try:
+                    async for _packet in streams[cam]:
+                        pass
+                    ended[cam] = None
+                except AccountUnlinked as exc:
+                    ended[cam] = exc
+
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    for cam in streams:
+                        tg.start_soon(drain, cam)
+            # The camera whose renewal met the refusal gets the error; the other just ends.
+            assert isinstance(ended["bell"], AccountUnlinked) and ended["door"] is None
+            assert {cam: s.stats().end_reason for cam, s in streams.items()} == {
+                "bell": EndReason.ACCOUNT_UNLINKED,
+                "door": EndReason.ACCOUNT_UNLINKED,
+            }
+            # Every peer connection is closed (a DELETE cannot succeed: Ring refuses the token).
+            await until(
+                lambda: all(s["closed"] for s in ring.state().values()), "every peer closed"
+            )
+            ends = {r.body["grant"]: r.body["reason"] for r in opened.audit.records("access.end")}
+            assert {ends[g.grant.id] for g in grants.values()} == {"account-unlinked"}
+            (record,) = [r.body for r in opened.audit.records("account.unlinked")]
+            assert record["adapter"] == "ring" and record["cameras"] == ["bell", "door"]
+            assert "the link is lost" in record["error"]
+            account = opened.edge._adapter("ring", "door").account_key(
+                opened.store.get_camera("door")
+            )
+            assert record["account"] == account and account.startswith("ring-")
+            told = [n for n in opened.store.notices("alice") if n["event"] == "link-lost"]
+            assert sorted(n["camera_id"] for n in told) == ["bell", "door"]
+            assert "link the account again" in told[0]["reasons"][0]
+            text = json.dumps([record, told])
+            for key in ("access_token", "refresh_token", "client_secret"):
+                assert str(ring.settings[key]) not in text
+            # A new grant now is refused at once, with the same clear error (not a hang).
+            with anyio.fail_after(20), pytest.raises(AccountUnlinked, match="link is lost"):
+                await opened.edge.open_live("door", await world.grant("door"))
         finally:
             await opened.aclose()

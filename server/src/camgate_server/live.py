@@ -78,6 +78,8 @@ _BY_REASON = {
     EndReason.EXPIRED: CloseCode.EXPIRED,
     EndReason.INCIDENT_CLOSED: CloseCode.EXPIRED,
     EndReason.MASKS_CHANGED: CloseCode.MASKS_CHANGED,
+    EndReason.PRIVACY_ZONE: CloseCode.FORBIDDEN,
+    EndReason.ACCOUNT_UNLINKED: CloseCode.CAMERA_ENDED,
     EndReason.COMPLETED: CloseCode.CAMERA_ENDED,
     EndReason.ERROR: CloseCode.CAMERA_ENDED,
     EndReason.CLOSED: CloseCode.GOING_AWAY,

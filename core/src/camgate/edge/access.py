@@ -28,14 +28,15 @@ from camgate.codec import dump
 from camgate.edge.cache import GopCache
 from camgate.edge.clips import ClipExport
 from camgate.edge.guard import GuardedStream
-from camgate.edge.revocation import Revocations
+from camgate.edge.revocation import Revocations, refusal
 from camgate.errors import (
+    AccountUnlinked,
     CamgateError,
     ConsentRevoked,
-    GrantExpired,
     GrantMismatch,
     GrantReplayed,
     NotFound,
+    ZoneRefused,
 )
 from camgate.grants import GrantVerifier, SignedGrant, check_grant
 from camgate.media import BrowserTranscode, PacketTransform, chain, mask_jpeg
@@ -102,10 +103,12 @@ class Edge(GopCache, Revocations, ClipExport):
         # Private: no public attribute hands out the relay, an upstream, cached packets or a
         # subscription; media leaves only through open_live/open_recorded/snapshot/record_clip
         # for a verified grant. relay_statistics() is the read-only view.
-        self._relay = Relay(relay_settings, self._transform, self.clock)
+        self._relay = Relay(relay_settings, self._transform, self.clock, self._renewed)
         #: camera id -> the open incidents whose geofence allows its GOP cache.
         self._warmth: dict[str, set[str]] = {}
         self._dropping: dict[tuple[str, str], list[Any]] = {}
+        #: (adapter, account key) of vendor accounts reported unlinked (account_unlinked).
+        self._unlinked: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"<Edge store={self.store.path} live={len(self._live)}>"
@@ -197,10 +200,8 @@ class Edge(GopCache, Revocations, ClipExport):
         camera = await anyio.to_thread.run_sync(self.store.get_camera, camera_id)
         seen = self.version()  # before the check: a later change is noticed by the guard
         problem = await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now)
-        if problem is GrantProblem.REVOKED:
-            raise ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
         if problem is not None:
-            raise GrantExpired(f"grant {grant.id}: its incident is closed or past its window")
+            raise refusal(problem, camera_id, grant)
         fresh = await anyio.to_thread.run_sync(self.store.redeem, grant.id, now)
         if not fresh:
             raise GrantReplayed(f"grant {grant.id} was already redeemed")
@@ -301,6 +302,7 @@ class Edge(GopCache, Revocations, ClipExport):
                     await sub.aclose()
                 await self._finish_unopened(grant, camera, exc)
             raise
+        self.account_reached(camera)
         # Live packets come through the relay, masked upstream already; a replay is masked here.
         # The embedder's transform (live only) is this consumer's own, made only now that the
         # grant is verified, redeemed and audited; its guard feeds it only granted packets.
@@ -380,6 +382,10 @@ class Edge(GopCache, Revocations, ClipExport):
             if isinstance(exc, TimeoutError)
             else EndReason.REVOKED
             if isinstance(exc, ConsentRevoked)
+            else EndReason.PRIVACY_ZONE
+            if isinstance(exc, ZoneRefused)
+            else EndReason.ACCOUNT_UNLINKED
+            if isinstance(exc, AccountUnlinked)
             else EndReason.ERROR
         )
         await self._audit(
@@ -394,6 +400,16 @@ class Edge(GopCache, Revocations, ClipExport):
             },
         )
         self.host.access_ended(grant, camera, reason, 0, 0)
+        if isinstance(exc, AccountUnlinked):
+            await self.account_unlinked(camera, exc)
+
+    async def _renewed(self, camera: Camera, grants: list[Grant], renewal: int, cause: str) -> None:
+        """The relay opened ``camera`` anew for the consumers of ``grants`` (a vendor's session
+        cap, a lost connection): one ``access.renewed`` record per grant, before the new
+        connection's first packet is relayed."""
+        for grant in grants:
+            body = {"grant": grant.id, "camera": camera.id, "renewal": renewal, "cause": cause}
+            await self._audit(AuditKind.ACCESS_RENEWED, body)
 
     async def _access_ended(self, stream: GuardedStream, reason: EndReason) -> None:
         self._live.discard(stream)
@@ -420,12 +436,16 @@ class Edge(GopCache, Revocations, ClipExport):
                     jpeg = await anyio.to_thread.run_sync(mask_jpeg, snap.jpeg, masks.polygons)
                     snap = attrs.evolve(snap, jpeg=jpeg)
             now = self.clock.now()
-            if await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now):
+            problem = await anyio.to_thread.run_sync(self.grant_problem, camera, grant, now)
+            if problem is GrantProblem.PRIVACY_ZONE:
+                raise refusal(problem, camera_id, grant)  # noqa: TRY301
+            if problem is not None:
                 raise ConsentRevoked(f"consent for camera {camera_id!r} was revoked")  # noqa: TRY301
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self._finish_unopened(grant, camera, exc)
             raise
+        self.account_reached(camera)
         body = {
             "grant": grant.id,
             "camera": camera.id,

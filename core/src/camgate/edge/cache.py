@@ -63,7 +63,7 @@ class GopCache:
         if self._relay.upstreams():
             raise ValidationError("the relay has open upstreams: configure it before streaming")
         self._extra_transform = transform_factory
-        self._relay = Relay(settings, self._transform, self.clock)
+        self._relay = Relay(settings, self._transform, self.clock, self._relay.on_renewed)
 
     def cache_enabled(self) -> bool:
         """True when the GOP cache is on and a cache could start here (inside an event loop)."""

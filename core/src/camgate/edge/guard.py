@@ -8,6 +8,7 @@ granted packets only, and makes the edge write ``access.end`` exactly once, what
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -18,7 +19,7 @@ import anyio.to_thread
 import attrs
 
 from camgate.adapters import LiveStream
-from camgate.errors import ConsentRevoked
+from camgate.errors import AccountUnlinked, ConsentRevoked
 from camgate.media import MaskTransform, PacketTransform
 from camgate.models import Camera, Grant, MediaPacket, StreamInfo
 from camgate.vocab import EndReason, GrantProblem
@@ -45,7 +46,9 @@ class StreamStats:
 class GuardedStream:
     """A live stream bound to one grant. Iterate it for packets; it ends itself.
 
-    Iteration stops (StopAsyncIteration) when the grant expires or the camera ends the stream;
+    Iteration stops (StopAsyncIteration) when the grant expires or the camera ends the stream,
+    or when the grant stops holding otherwise (its incident closed, a resident's privacy zone
+    registered in the camera's view: :meth:`halt`, the camera's vendor account unlinked);
     it raises :class:`camgate.errors.ConsentRevoked` once the owner revokes — and no packet is
     handed over after that moment. Use it as an async context manager, or call :meth:`aclose`.
 
@@ -88,6 +91,9 @@ class GuardedStream:
         self._iter = upstream.__aiter__()
         self._deadline = deadline
         self._revoked_at: float | None = None
+        #: Why the stream must end now, without a revocation (set by :meth:`halt`).
+        self._halted: EndReason | None = None
+        self._loop_thread = threading.get_ident()
         self._revoker_closes = False
         self._read_scope: anyio.CancelScope | None = None
         # The store's version *before* the edge last checked consent for this grant: any
@@ -127,6 +133,22 @@ class GuardedStream:
         if self._read_scope is not None:
             self._read_scope.cancel()
 
+    def halt(self, reason: EndReason) -> None:
+        """End the stream with ``reason`` (not a revocation): no packet is handed over after
+        this call, and a pending read is interrupted when called on the stream's event-loop
+        thread (from another thread the stream ends at its next packet). Synchronous; the
+        stream's own next step closes the camera connection and writes ``access.end``."""
+        if self._halted is None:
+            self._halted = reason
+        if self._read_scope is not None and threading.get_ident() == self._loop_thread:
+            self._read_scope.cancel()
+
+    async def _stop_if_halted(self) -> None:
+        if self._halted is not None:
+            self._ready.clear()
+            await self._end(self._halted)
+            raise StopAsyncIteration
+
     async def _refuse(self) -> NoReturn:
         if not self._revoker_closes:
             await self._end(EndReason.REVOKED)
@@ -154,6 +176,7 @@ class GuardedStream:
             if self._ready:  # transformed packets: the grant must still hold *now*
                 if self.revoked:
                     await self._refuse()
+                await self._stop_if_halted()
                 ended = self._end_reason not in (None, EndReason.COMPLETED)
                 if ended or self._edge.clock.monotonic() >= self._deadline:
                     self._ready.clear()
@@ -208,6 +231,7 @@ class GuardedStream:
         clock = self._edge.clock
         if self.revoked:
             await self._refuse()
+        await self._stop_if_halted()
         if self._end_reason is not None:
             raise StopAsyncIteration
         remaining = self._deadline - clock.monotonic()
@@ -228,6 +252,11 @@ class GuardedStream:
                     if not scope.cancel_called:  # the consumer was cancelled, not our scope
                         await self._end(EndReason.CLOSED)
                     raise  # our own scope (revocation, deadline) swallows it on exit
+                except AccountUnlinked as exc:  # every stream of the account ends
+                    self._read_scope = None
+                    await self._end(EndReason.ACCOUNT_UNLINKED)
+                    await self._edge.account_unlinked(self.camera, exc)
+                    raise
                 except BaseException:
                     self._read_scope = None
                     await self._end(EndReason.ERROR)
@@ -248,6 +277,7 @@ class GuardedStream:
                 raise StopAsyncIteration
         if self._revoked_at is not None:
             await self._refuse()
+        await self._stop_if_halted()
         if packet is None or clock.monotonic() >= self._deadline:
             await self._end(EndReason.EXPIRED)
             raise StopAsyncIteration

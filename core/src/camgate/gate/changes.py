@@ -20,6 +20,7 @@ from typing import Any
 
 from camgate.codec import canonical, load
 from camgate.errors import NotFound
+from camgate.gate.accounts import apply_account_unlinked
 from camgate.gate.approvals import apply_approval_answered, apply_approval_requested
 from camgate.gate.parts import GateParts
 from camgate.gate.program import apply_program_notice
@@ -270,4 +271,5 @@ _CHANGES: dict[str, Callable[[GateParts, dict[str, Any], datetime], None]] = {
     AuditKind.ZONE_REMOVED: apply_zone_removed,
     AuditKind.ZONE_ASKED: apply_zone_asked,
     AuditKind.ZONE_MASK_ATTESTED: apply_zone_attested,
+    AuditKind.ACCOUNT_UNLINKED: apply_account_unlinked,
 }

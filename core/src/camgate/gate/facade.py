@@ -10,6 +10,7 @@ surveys (:mod:`camgate.gate.incidents`) and audited changes (:mod:`camgate.gate.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from camgate.codec import dump
 from camgate.edge import Edge
 from camgate.errors import NotFound, ValidationError
 from camgate.facts import FactCache
+from camgate.gate.accounts import record_unlinked
 from camgate.gate.approvals import Approvals
 from camgate.gate.asking import AskFirst
 from camgate.gate.changes import AuditedChanges
@@ -127,6 +129,8 @@ class Gate(
         #: The registry of exported files, evidence holds and deletions (docs/retention.md).
         self.retention = Retention(store, self.audit, rules=lambda: self.rules, clock=self.clock)
         self.edge.retention = self.retention
+        self.edge.zone_map = self.zone_map  # grants of cameras a new zone covers stop holding
+        self.edge.on_account_unlinked = functools.partial(record_unlinked, self)
         self._settle_interrupted()
 
     @classmethod

@@ -332,6 +332,11 @@ class ZoneMap:
                 self._version = version if count is not None else None
             return self._map.get(camera_id, ())
 
+    def unmasked(self, camera_id: str, scope: Scope) -> bool:
+        """Whether ``scope`` of the camera is refused now: a zone its view covers, which its
+        owner has not attested, refuses live and snapshot (the edge's ``grant_problem``)."""
+        return scope in REFUSED_SCOPES and any(not c.attested for c in self.covers(camera_id))
+
     def affected(self) -> dict[str, tuple[ZoneCover, ...]]:
         """Every enrolled camera a zone covers (current as of now); a camera nobody shares is
         refused anyway, and its owner is not asked."""
@@ -382,6 +387,11 @@ class Residents(GateParts):
         ``by``; returns it (its id is the resident's handle). Audited (``zone.registered``)
         before it returns; the owners of the cameras whose view covers it are then asked to
         mask it (``zone.asked``). Bad input is a :class:`ValidationError` (:func:`parse_zone`).
+
+        Grants already issued stop holding too: this process's live streams of the cameras
+        whose view covers the zone end at once (``access.end`` reason
+        ``privacy-zone-unmasked``), other processes' at their next packet, and a snapshot or
+        clip under such a live or snapshot grant is refused (:class:`~camgate.errors.ZoneRefused`).
         """
         check_id(by, "by")
         shape = parse_zone(zone) if isinstance(zone, str) else _zone_shape(zone)
@@ -394,6 +404,7 @@ class Residents(GateParts):
             "registered_at": made.registered_at.isoformat(),
         }
         self._audited(AuditKind.ZONE_REGISTERED, lambda: body, made.registered_at)
+        self.edge.halt_zone_streams()
         self.ask_zone_owners()
         return made
 

@@ -18,6 +18,7 @@ at start and wins over the tokens in the settings (it is newer by construction).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -235,6 +236,14 @@ def write_json_atomic(path: Path, value: Any) -> None:
         raise
 
 
+def _account_key(settings: RingSettings, adapter: object) -> str:
+    """The account's key from the file its tokens live in (shared by every adapter of the
+    account), or from the adapter itself when there is none; a digest, never a token."""
+    where = settings.app_account_file if settings.backend == "app" else settings.token_file
+    ident = f"{settings.backend}\0{os.path.realpath(where) if where else id(adapter)}"
+    return "ring-" + hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
 class RingLiveStream:
     """A live session (WHEP, or the app's signalling) as a camgate
     :class:`~camgate.adapters.LiveStream`: packets from
@@ -251,6 +260,9 @@ class RingLiveStream:
         self._packets = session.receiver.packets()
         self._first: MediaPacket | None = None
         self.info: StreamInfo = session.receiver.stream_info
+        #: What ended the session, once it ended by itself (the edge's relay renews it and
+        #: audits the renewal with this cause): Ring's live cap, or a close code.
+        self.end_cause: str | None = None
 
     def __repr__(self) -> str:
         return f"RingLiveStream({self._session!r})"
@@ -279,12 +291,22 @@ class RingLiveStream:
                 try:
                     packet = await anext(self._packets)
                 except StopAsyncIteration:
+                    self.end_cause = self._ended_by()
                     return
             if waited.cancelled_caught:
                 raise CameraUnreachable(
                     f"Ring sent nothing for {self._read_timeout:g} s: the live session is lost"
                 )
             yield packet
+
+    def _ended_by(self) -> str:
+        ended = getattr(self._session, "ended_by", None)  # the app's signalling session
+        if ended is None:
+            return "Ring ended the live session (its cap: 30 s on a battery, 60 s on line power)"
+        code, text = ended
+        if str(text).startswith("camgate's live-session cap"):
+            return str(text)
+        return f"Ring closed the live view (code {int(code)})"
 
     async def aclose(self) -> None:
         """End the session at Ring (DELETE, or the signalling ``close``) and close the peer
@@ -311,6 +333,7 @@ class RingAdapter(Adapter):
         self._on_tokens = on_tokens or (self._file.save if self._file else None)
         self._client: PartnerClient | None = None
         self._app: AppClient | None = None
+        self._account = _account_key(settings, self)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RingAdapter:
@@ -319,6 +342,12 @@ class RingAdapter(Adapter):
 
     def __repr__(self) -> str:
         return f"RingAdapter(api={self.settings.api_base_url!r})"
+
+    def account_key(self, camera: Camera) -> str | None:
+        """The Ring account's opaque key: the same for every adapter sharing the account's
+        ``token_file`` (Partner) or ``app_account_file`` (app), else this adapter's own; a
+        refresh Ring refuses raises AccountUnlinked naming it."""
+        return self._account
 
     def _tokens(self) -> Tokens:
         stored = self._file.load() if self._file else None
@@ -356,6 +385,7 @@ class RingAdapter(Adapter):
                 max_retry_after_s=s.max_retry_after_s,
                 clock=time.time,
             )
+            self._client.account = self._account
         return self._client
 
     def app_client(self) -> AppClient:
@@ -385,6 +415,7 @@ class RingAdapter(Adapter):
                 gateway_wait_s=s.app_gateway_wait_s,
                 asset_wait_s=s.app_asset_wait_s,
             )
+            self._app.account = self._account
         return self._app
 
     async def app_device(self, source: str) -> AppDevice:

@@ -10,7 +10,9 @@ What it promises:
   (ConfigError) and the new tokens are kept in memory and offered again before next use.
 - **401.** A call answered 401 is retried once after a refresh; a second 401 is a
   CameraAuthError. A refresh the token URL refuses means the owner's link is lost (Ring cannot
-  re-issue tokens: the owner reconnects the app in Ring's "My Apps"): CameraAuthError.
+  re-issue tokens: the owner reconnects the app in Ring's "My Apps"): AccountUnlinked (a
+  CameraAuthError naming the client's ``account``), on which the edge ends every open stream
+  of the account's cameras and the gate audits it and tells the owner.
 - **429.** Retried after ``Retry-After`` seconds when that is at most ``max_retry_after_s``,
   at most ``max_429_retries`` times; otherwise an AdapterError saying how long Ring asked to
   wait. Never an unbounded wait.
@@ -43,6 +45,7 @@ import httpx
 from camgate import settings as kit
 from camgate.adapters import Secret, http_errors
 from camgate.errors import (
+    AccountUnlinked,
     AdapterError,
     CameraAuthError,
     CameraProtocolError,
@@ -301,6 +304,8 @@ class PartnerClient:
         self._unsaved = None
         self._tokens = tokens
 
+    #: The account's opaque key (``RingAdapter.account_key``), named by AccountUnlinked.
+    account: str = ""
     #: What the owner does when a refresh is refused.
     LOST_HINT = "the owner must reconnect the app in Ring's My Apps"
 
@@ -345,9 +350,10 @@ class PartnerClient:
             )
         status = response.status_code
         if status in (400, 401):
-            raise CameraAuthError(
+            raise AccountUnlinked(
                 f"Ring refused to refresh the account's token ({status}): the link is lost; "
-                + self.LOST_HINT
+                + self.LOST_HINT,
+                account=self.account,
             )
         if status == 429:
             raise AdapterError(f"{where}: Ring is rate-limiting token refreshes (429)")

@@ -334,6 +334,12 @@ class RingSimulator(Simulator):
         """Every access token issued so far expires now (the next call gets 401)."""
         self._call("POST", "/_sim/expire")
 
+    def revoke_link(self, backend: str = "partner") -> None:
+        """The owner withdraws camgate's link on Ring's side ("My Apps", or the app's sign-in
+        ended): every token of ``backend`` is refused from now on — API calls 401, refreshes
+        ``400 invalid_grant``. Live sessions already running go on until their cap."""
+        self._call("POST", "/_sim/revoke", {"backend": backend})
+
     def app_faults(self, *replies: tuple[int, Any]) -> None:
         """The next app API requests (``/clients_api/…``) get these (status, JSON body) replies,
         in order: 504s, 404 ``{"errors": [7019]}`` asset errors…"""

@@ -41,7 +41,9 @@ status, whether it carried a bearer token, the grant type; never a token),
 ``GET /_sim/state`` (WHEP sessions), ``POST /_sim/link`` (a new token pair, as account linking
 gives), ``POST /_sim/webhook`` (send a signed delivery to a URL: ``url``, ``type``, ``device``,
 ``sub_type``, ``times``, ``age_s``, ``tamper``), ``POST /_sim/expire`` (every access token
-expires now), ``POST /_sim/rate-limit``
+expires now), ``POST /_sim/revoke`` (``{"backend": "partner"|"app"}``: the owner withdrew the
+link in Ring, every token of that backend refused: API calls 401, refreshes ``400
+invalid_grant``), ``POST /_sim/rate-limit``
 (``{"count": N, "retry_after": S}``), ``POST /_sim/app-faults`` (the next app API replies:
 ``[{"status": 504, "body": …}, …]``), ``GET /_sim/signalling`` (the app's live-view sessions).
 """
@@ -101,6 +103,7 @@ class Ring:
         self.base = ""
         self.started_ms = int(time.time() * 1000)
         self.app_refresh: str | None = None  # the app's one valid refresh token
+        self.app_access: set[str] = set()  # the app's access tokens (the rest are partner's)
         self.codes_sent: list[float] = []  # when 2FA codes were "sent"
         self.hardware_ids: set[str] = set()  # the app's authorised client devices
         self.sessions = 0
@@ -128,6 +131,7 @@ class Ring:
         """A new app token pair; the previous app refresh token is spent (single use)."""
         access, self.app_refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         self.access[access] = time.time() + 3600.0
+        self.app_access.add(access)
         return {
             "access_token": access,
             "refresh_token": self.app_refresh,
@@ -701,6 +705,18 @@ async def backdoor(ring: Ring, request: Request) -> tuple[int, bytes, dict[str, 
         return 200, _json(await send_webhook(ring, json.loads(request.body))), plain
     if request.path == "/_sim/app-faults" and request.method == "POST":
         ring.app_faults += [(int(f["status"]), f["body"]) for f in json.loads(request.body)]
+        return 200, b"{}", plain
+    if request.path == "/_sim/revoke" and request.method == "POST":
+        # The owner removed the partner from "My Apps" (or ended the app's sign-in): every
+        # token of that backend is refused from now on (API 401, refresh 400 invalid_grant).
+        app = json.loads(request.body or b"{}").get("backend") == "app"
+        for token in ring.access:
+            if (token in ring.app_access) == app:
+                ring.access[token] = 0.0
+        if app:
+            ring.app_refresh = None
+        else:
+            ring.refresh = None
         return 200, b"{}", plain
     if request.path == "/_sim/expire" and request.method == "POST":
         ring.access = {token: 0.0 for token in ring.access}
