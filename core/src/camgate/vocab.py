@@ -293,6 +293,14 @@ class AuditKind(StrEnum):
         "when it says so (``upstream``, e.g. a fallback to UDP).",
         ("grant", "camera", "reason", "packets", "bytes", "sha256", "error", "upstream"),
     )
+    EDGE_ACK = (
+        "edge.ack",
+        "An edge at an owner's site acknowledged a revocation the hub sent it over NATS: the "
+        "``edge``, the ``camera``, the ``consent`` that no longer stands, the control stream's "
+        "``seq``, how many live streams it ended (``streams_ended``) and when it applied it "
+        "by its clock (``applied_at``). Written when the hub receives it.",
+        ("edge", "camera", "consent", "seq", "streams_ended", "applied_at"),
+    )
     CLIP_EXPORTED = (
         "clip.exported",
         "A clip was written and hashed, before it gets its final name (HLS: the "

@@ -91,7 +91,7 @@ class NatsServer:
         if self.running:
             return self
         log = self.dir / "nats.log"
-        self._proc = subprocess.Popen(  # noqa: S603 - our own argv
+        self._proc = subprocess.Popen(
             [
                 self.binary,
                 "-a",

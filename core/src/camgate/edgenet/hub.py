@@ -1,0 +1,326 @@
+"""The hub's side of the link to edges at owners' sites, and a consumer of their streams.
+
+:class:`HubLink` sets up NATS (the control stream, the acknowledgement stream, the identity
+lease bucket), then, until cancelled: watches the hub's store and publishes each camera's
+consent state to the edge that holds the camera whenever it changes (after the commit: it reads
+committed state), sends every edge a signed heartbeat, and records every acknowledgement an
+edge sends back as ``edge.ack`` in the hub's audit log. It reads the store's change counters,
+so a revocation made by any process on the store (``camgate serve``, the CLI) reaches the edges.
+
+:func:`open_remote_live` opens a guarded live stream on a remote edge over NATS: the edge
+publishes its packets to a subject the consumer subscribed to first; the consumer never dials
+the edge (owner sites are behind NAT).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from camgate.audit import hub_signer
+from camgate.edgenet import wire
+from camgate.errors import (
+    CamgateError,
+    ConfigError,
+    ConsentRevoked,
+    GrantError,
+    ValidationError,
+)
+from camgate.extras import needs_extra
+from camgate.grants import SignedGrant
+from camgate.models import MediaPacket
+from camgate.vocab import AuditKind
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+
+    from camgate.gate import Gate
+
+__all__ = ["HubLink", "RemoteStream", "open_remote_live"]
+
+log = logging.getLogger("camgate.edgenet")
+
+
+class HubLink:
+    """The hub's link to its edges over NATS (:meth:`run`).
+
+    ``edges`` maps an edge id to the ids of the cameras behind it (the hub operator's word: the
+    hub publishes a camera's consent only to its edge). ``beat_s``: heartbeat period (an edge's
+    staleness limit must be well above it); ``lease_s``: how long a vanished edge's identity
+    stays taken; ``poll_s``: how often the store's change counters are read.
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        nats_url: str,
+        edges: Mapping[str, Sequence[str]],
+        *,
+        beat_s: float = 0.5,
+        lease_s: float = 6.0,
+        poll_s: float = 0.01,
+    ) -> None:
+        self.gate = gate
+        self.nats_url = nats_url
+        self.edges = {wire.check_edge_id(e): tuple(cams) for e, cams in edges.items()}
+        self.beat_s, self.lease_s, self.poll_s = beat_s, lease_s, poll_s
+        self._signer = hub_signer(gate.store.path)
+        self._published: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
+        #: Acknowledgements recorded (edge.ack), for tests and the benchmark.
+        self.acks = 0
+
+    def __repr__(self) -> str:
+        return f"<HubLink edges={sorted(self.edges)}>"
+
+    async def run(self, ready: Callable[[], Awaitable[None] | None] | None = None) -> None:
+        """Set NATS up, publish every camera's state, then keep edges current until cancelled."""
+        with needs_extra("edgenet", "the hub's link to edges (camgate edge hub)"):
+            import nats
+            from nats.js.api import StreamConfig
+
+        try:
+            nc = await nats.connect(
+                self.nats_url, name="camgate-hub", max_reconnect_attempts=-1,
+                reconnect_time_wait=0.2, connect_timeout=5,
+            )  # fmt: skip
+        except Exception as exc:
+            raise ConfigError(f"cannot reach NATS at {self.nats_url}: {exc}") from None
+        try:
+            js = nc.jetstream()
+            await _ensure_stream(
+                js,
+                StreamConfig(
+                    name=wire.CONTROL_STREAM,
+                    subjects=["camgate.ctl.>"],
+                    max_msgs_per_subject=1,
+                    duplicate_window=120.0,
+                ),
+            )
+            await _ensure_stream(js, StreamConfig(name=wire.ACK_STREAM, subjects=["camgate.ack.>"]))
+            try:
+                await js.key_value(wire.LEASE_BUCKET)
+            except Exception:
+                await js.create_key_value(bucket=wire.LEASE_BUCKET, ttl=self.lease_s, history=1)
+            acks = await js.subscribe(
+                "camgate.ack.>", durable="camgate-hub", manual_ack=True, cb=self._on_ack
+            )
+            await self._sync(nc, force=True)
+            await self._beat(nc)
+            if ready is not None:
+                maybe = ready()
+                if maybe is not None:
+                    await maybe
+            try:
+                last = await anyio.to_thread.run_sync(self.gate.store.changes)
+                next_beat = time.monotonic() + self.beat_s
+                while True:
+                    await anyio.sleep(self.poll_s)
+                    now = await anyio.to_thread.run_sync(self.gate.store.changes)
+                    if (now != last or now is None) and await self._sync(nc):
+                        last = now
+                    if time.monotonic() >= next_beat:
+                        await self._beat(nc)
+                        next_beat = time.monotonic() + self.beat_s
+            finally:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await acks.unsubscribe()
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await nc.close()
+
+    async def _sync(self, nc: Client, *, force: bool = False) -> bool:
+        """Publish every camera state that changed; False when NATS did not take them all."""
+        store = self.gate.store
+        js = nc.jetstream()
+        done = True
+        for edge_id, cameras in self.edges.items():
+            for camera_id in cameras:
+                consent = await anyio.to_thread.run_sync(store.active_consent, camera_id)
+                now = (
+                    (None, ())
+                    if consent is None
+                    else (consent.id, tuple(str(s) for s in consent.terms.scopes))
+                )
+                if not force and self._published.get((edge_id, camera_id)) == now:
+                    continue
+                state = wire.ConsentState(camera_id, now[0], now[1], wire.now_utc())
+                subject = wire.consent_subject(edge_id, camera_id)
+                body = state.to_json()
+                headers = wire.sign_control(self._signer, subject, body)
+                # The message id names the state (a revocation by when it was made), so the
+                # same state sent twice (a hub restarted) is kept once and acknowledged once.
+                since = (
+                    await anyio.to_thread.run_sync(store.revoked_since, camera_id)
+                    if consent is None
+                    else None
+                )
+                headers["Nats-Msg-Id"] = f"{subject}:{now[0] or since}:{','.join(now[1])}"
+                try:
+                    await js.publish(subject, body, timeout=2, headers=headers)
+                except Exception as exc:
+                    log.warning("hub: consent state for %s not published: %s", edge_id, exc)
+                    done = False
+                    continue
+                self._published[(edge_id, camera_id)] = now
+        return done
+
+    async def _beat(self, nc: Client) -> None:
+        js = nc.jetstream()
+        body = wire.Beat(wire.now_utc()).to_json()
+        for edge_id in self.edges:
+            subject = wire.beat_subject(edge_id)
+            with contextlib.suppress(Exception):  # NATS away: edges go stale, as they should
+                await js.publish(
+                    subject, body, timeout=1, headers=wire.sign_control(self._signer, subject, body)
+                )
+
+    async def _on_ack(self, msg: Msg) -> None:
+        try:
+            body = _ack_body(msg.subject, msg.data, self.edges)
+        except ValidationError as exc:
+            log.warning("hub: acknowledgement dropped: %s", exc)
+            await msg.term()
+            return
+        await anyio.to_thread.run_sync(
+            lambda: self.gate.audit.append(AuditKind.EDGE_ACK, body, self.gate.clock.now())
+        )
+        await msg.ack()
+        self.acks += 1
+
+
+def _ack_body(subject: str, data: bytes, edges: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The ``edge.ack`` record body of an edge's acknowledgement (untrusted input, checked):
+    the edge must be the one the subject names, and the camera one of its own."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValidationError("acknowledgement is not JSON") from None
+    if not isinstance(raw, dict):
+        raise ValidationError("acknowledgement is not a JSON object")
+    edge, camera = raw.get("edge"), raw.get("camera")
+    if not isinstance(edge, str) or subject != f"camgate.ack.{edge}" or edge not in edges:
+        raise ValidationError("acknowledgement from an unknown edge or under another's subject")
+    if not isinstance(camera, str) or camera not in edges[edge]:
+        raise ValidationError(f"acknowledgement for a camera not behind edge {edge!r}")
+    consent, seq, ended = raw.get("consent"), raw.get("seq"), raw.get("streams_ended")
+    if consent is not None and not isinstance(consent, str):
+        raise ValidationError("acknowledgement: 'consent' is not a string or null")
+    for name, value in (("seq", seq), ("streams_ended", ended)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValidationError(f"acknowledgement: {name!r} is not a count")
+    applied = raw.get("applied_at")
+    if not isinstance(applied, str) or len(applied) > 64:
+        raise ValidationError("acknowledgement: 'applied_at' is not a time")
+    return {
+        "edge": edge,
+        "camera": camera,
+        "consent": consent,
+        "seq": seq,
+        "streams_ended": ended,
+        "applied_at": applied,
+    }
+
+
+async def _ensure_stream(js: Any, config: Any) -> None:
+    try:
+        await js.stream_info(config.name)
+    except Exception:
+        await js.add_stream(config)
+
+
+class RemoteStream:
+    """A guarded live stream served by a remote edge: iterate it for packets.
+
+    Iteration ends when the edge ends the stream (expiry, the camera); it raises
+    :class:`~camgate.errors.ConsentRevoked` when the edge ended it for a revocation (or because
+    it could not confirm consent). :attr:`end_reason` says why it ended.
+    """
+
+    def __init__(self, nc: Client, edge_id: str, key: str, sub: Any) -> None:
+        self._nc, self.edge_id, self.key, self._sub = nc, edge_id, key, sub
+        self.end_reason: str | None = None
+        self.packets = 0
+
+    def __repr__(self) -> str:
+        return f"<RemoteStream {self.edge_id}/{self.key} end={self.end_reason}>"
+
+    def __aiter__(self) -> AsyncIterator[MediaPacket]:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        if self.end_reason is not None:
+            raise StopAsyncIteration
+        msg = await self._sub.next_msg(timeout=None)
+        headers = msg.headers or {}
+        if "end" in headers:
+            self.end_reason = headers["end"][:32]
+            await self._unsubscribe()
+            if self.end_reason == "revoked":
+                raise ConsentRevoked(f"edge {self.edge_id!r} ended the stream: consent revoked")
+            raise StopAsyncIteration
+        self.packets += 1
+        return wire.decode_packet(msg.data, headers, time.monotonic())
+
+    async def _unsubscribe(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+
+    async def aclose(self) -> None:
+        """Ask the edge to end the stream (``closed``) and stop listening."""
+        if self.end_reason is None:
+            self.end_reason = "closed"
+            with contextlib.suppress(Exception):
+                await self._nc.publish(
+                    f"camgate.close.{self.edge_id}", json.dumps({"stream": self.key}).encode()
+                )
+        await self._unsubscribe()
+
+    async def __aenter__(self) -> RemoteStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+_ERRORS: dict[str, type[CamgateError]] = {
+    "ConsentRevoked": ConsentRevoked,
+    "EdgeStale": ConsentRevoked,
+}
+
+
+async def open_remote_live(
+    nc: Client, edge_id: str, camera_id: str, token: str | SignedGrant, timeout_s: float = 10.0
+) -> RemoteStream:
+    """Ask edge ``edge_id`` to open ``camera_id``'s live stream under ``token``.
+
+    Raises what the edge refused with: ConsentRevoked (also while the edge is stale), a
+    GrantError for a grant it did not accept, CamgateError otherwise; TimeoutError when the
+    edge did not answer within ``timeout_s``.
+    """
+    key = secrets.token_urlsafe(12)
+    sub = await nc.subscribe(wire.media_subject(edge_id, key), pending_msgs_limit=4096)
+    text = token.token if isinstance(token, SignedGrant) else token
+    request = json.dumps({"camera": camera_id, "token": text, "stream": key}).encode()
+    try:
+        reply = await nc.request(wire.open_subject(edge_id), request, timeout=timeout_s)
+        answer = json.loads(reply.data)
+    except BaseException:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        raise
+    if not isinstance(answer, dict) or answer.get("ok") is not True:
+        await sub.unsubscribe()
+        name = str(answer.get("error", "")) if isinstance(answer, dict) else ""
+        message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
+        cls = _ERRORS.get(name) or (GrantError if name.startswith("Grant") else CamgateError)
+        raise cls(f"edge {edge_id!r} refused: {name}: {message}"[:500])
+    return RemoteStream(nc, edge_id, key, sub)
