@@ -25,6 +25,7 @@ from camgate.edgenet import HubLink, open_remote_live
 from camgate.errors import ConsentRevoked
 from camgate.store import Store
 from camgate.testing.natsserver import NatsServer, server_for_tests
+from camgate.vocab import EndReason
 from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
 
 HOME = GeoPoint(32.2988, -90.1848)
@@ -214,7 +215,7 @@ async def test_revocation_on_the_hub_ends_the_remote_stream_and_is_acknowledged(
         with pytest.raises(ConsentRevoked), anyio.fail_after(10):
             async for _packet in stream:
                 pass
-        assert stream.end_reason == "revoked"
+        assert stream.end_reason is EndReason.REVOKED
         assert time.monotonic() - revoked_at < STALENESS_S  # by the message, not staleness
         acks = await until(site.acks, what="edge.ack in the hub's audit log")
         assert acks[0]["edge"] == "site1"

@@ -37,7 +37,7 @@ from camgate.errors import (
 from camgate.extras import needs_extra
 from camgate.grants import SignedGrant
 from camgate.models import MediaPacket
-from camgate.vocab import AuditKind
+from camgate.vocab import AuditKind, EndReason
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -247,7 +247,7 @@ class RemoteStream:
 
     def __init__(self, nc: Client, edge_id: str, key: str, sub: Any) -> None:
         self._nc, self.edge_id, self.key, self._sub = nc, edge_id, key, sub
-        self.end_reason: str | None = None
+        self.end_reason: EndReason | None = None
         self.packets = 0
 
     def __repr__(self) -> str:
@@ -262,9 +262,12 @@ class RemoteStream:
         msg = await self._sub.next_msg(timeout=None)
         headers = msg.headers or {}
         if "end" in headers:
-            self.end_reason = headers["end"][:32]
+            try:
+                self.end_reason = EndReason(headers["end"])
+            except ValueError:
+                self.end_reason = EndReason.ERROR  # a word this hub does not know
             await self._unsubscribe()
-            if self.end_reason == "revoked":
+            if self.end_reason is EndReason.REVOKED:
                 raise ConsentRevoked(f"edge {self.edge_id!r} ended the stream: consent revoked")
             raise StopAsyncIteration
         self.packets += 1
@@ -277,7 +280,7 @@ class RemoteStream:
     async def aclose(self) -> None:
         """Ask the edge to end the stream (``closed``) and stop listening."""
         if self.end_reason is None:
-            self.end_reason = "closed"
+            self.end_reason = EndReason.CLOSED
             with contextlib.suppress(Exception):
                 await self._nc.publish(
                     f"camgate.close.{self.edge_id}", json.dumps({"stream": self.key}).encode()
