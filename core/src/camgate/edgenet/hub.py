@@ -75,8 +75,9 @@ class HubLink:
         self.beat_s, self.lease_s, self.poll_s = beat_s, lease_s, poll_s
         self._signer = hub_signer(gate.store.path)
         self._published: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
-        #: Acknowledgements recorded (edge.ack), for tests and the benchmark.
+        #: Acknowledgements recorded (edge.ack) since this link started.
         self.acks = 0
+        self._acked: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<HubLink edges={sorted(self.edges)}>"
@@ -195,6 +196,16 @@ class HubLink:
         )
         await msg.ack()
         self.acks += 1
+        if self._acked is not None:
+            self._acked.set()
+            self._acked = None
+
+    async def wait_for_acks(self, count: int) -> None:
+        """Return once :attr:`acks` reaches ``count`` (wrap it in a time-out)."""
+        while self.acks < count:
+            if self._acked is None:
+                self._acked = anyio.Event()
+            await self._acked.wait()
 
 
 def _ack_body(subject: str, data: bytes, edges: Mapping[str, Sequence[str]]) -> dict[str, Any]:
