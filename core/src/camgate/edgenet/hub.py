@@ -248,6 +248,9 @@ async def _ensure_stream(js: Any, config: Any) -> None:
         await js.add_stream(config)
 
 
+_REASONS = {str(r.value): r for r in EndReason}
+
+
 class RemoteStream:
     """A guarded live stream served by a remote edge: iterate it for packets.
 
@@ -273,10 +276,8 @@ class RemoteStream:
         msg = await self._sub.next_msg(timeout=None)
         headers = msg.headers or {}
         if "end" in headers:
-            try:
-                self.end_reason = EndReason(headers["end"])
-            except ValueError:
-                self.end_reason = EndReason.ERROR  # a word this hub does not know
+            # a word this hub does not know is an error
+            self.end_reason = _REASONS.get(headers["end"], EndReason.ERROR)
             await self._unsubscribe()
             if self.end_reason is EndReason.REVOKED:
                 raise ConsentRevoked(f"edge {self.edge_id!r} ended the stream: consent revoked")
