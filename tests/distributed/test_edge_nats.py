@@ -21,7 +21,7 @@ import nats
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Incident, Owner, SignedGrant, Waiver
 from camgate.audit import AuditLog
-from camgate.edgenet import HubLink, open_remote_live
+from camgate.edgenet import HubLink, fetch_edge_audit, open_remote_live
 from camgate.errors import ConsentRevoked
 from camgate.store import Store
 from camgate.testing.natsserver import NatsServer, server_for_tests
@@ -100,6 +100,16 @@ class EdgeProcess:
                 self.proc.wait()
         self._reader.join(timeout=5)
         return self.proc.returncode
+
+    def audit_key(self) -> bytes:
+        """The edge's own audit key, as ``camgate --db edge.sqlite edge key`` prints it."""
+        done = subprocess.run(
+            [sys.executable, "-m", "camgate.cli", "--db", str(self.db), "edge", "key"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return bytes.fromhex(done.stdout.strip())
 
     def access_ends(self) -> list[dict[str, Any]]:
         """The ``access.end`` bodies in the edge's own audit log (read-only)."""
@@ -224,6 +234,17 @@ async def test_revocation_on_the_hub_ends_the_remote_stream_and_is_acknowledged(
         # Bob's camera is untouched.
         await read_packets(other, 5)
         await other.aclose()
+        # The hub fetches the edge's own audit log and verifies it with the edge's key.
+        assert site.edge is not None
+        key = await anyio.to_thread.run_sync(site.edge.audit_key)
+        assert key != site.gate.public_key  # the edge signs with a key of its own
+        records, verdict = await fetch_edge_audit(nc, "site1", key)
+        assert verdict.ok, verdict
+        kinds = [(r.kind, r.body.get("camera"), r.body.get("reason")) for r in records]
+        assert ("access.end", "cam-a", "revoked") in kinds
+        # Against any other key (here the hub's) its checkpoints do not verify.
+        _records, wrong = await fetch_edge_audit(nc, "site1", site.gate.public_key)
+        assert not wrong.ok
     finally:
         await nc.close()
     ends = await until(
@@ -280,3 +301,43 @@ async def test_second_edge_with_the_same_identity_is_refused(site: Site) -> None
     assert code == 1
     assert any("in use by another edge" in line for line in second.lines), second.lines
     assert site.edge is not None and site.edge.proc.poll() is None  # the first still serves
+
+
+@pytest.mark.anyio
+async def test_hub_link_as_its_own_process_carries_another_process_revocation(
+    tmp_path: Path, natsd: NatsServer, cameras: RtspTestServer
+) -> None:
+    """``camgate edge hub`` beside the hub's store, the edge given ``camgate edge key``'s key,
+    the revocation made by a third process (``camgate revoke``): it reaches the edge's stream
+    and the edge's acknowledgement lands in the hub's log."""
+    s = Site(tmp_path, natsd, cameras)
+    cli = [sys.executable, "-m", "camgate.cli", "--db", str(tmp_path / "hub.db")]
+    key = await anyio.run_process([*cli, "edge", "key"])
+    assert bytes.fromhex(key.stdout.decode().strip()) == s.gate.public_key
+    hub = subprocess.Popen(  # noqa: ASYNC220 - a long-running process, read by a thread
+        [*cli, "edge", "hub", "--nats", natsd.url, "--edge", "site1=cam-a,cam-b",
+         "--beat", str(BEAT_S)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    nc = await nats.connect(natsd.url)
+    try:
+        assert hub.stdout is not None
+        line = await anyio.to_thread.run_sync(hub.stdout.readline)
+        assert "hub link: serving" in line, line
+        edge = s.start_edge()
+        await until(lambda: edge.said("edge site1: serving") or edge.proc.poll() is not None)
+        stream = await open_when_served(nc, "cam-a", await s.grant("cam-a"))
+        await read_packets(stream, 5)
+        await anyio.run_process([*cli, "revoke", "--owner", "alice"])
+        with pytest.raises(ConsentRevoked), anyio.fail_after(10):
+            async for _packet in stream:
+                pass
+        acks = await until(s.acks, what="edge.ack written by the hub link process")
+        assert acks[0]["camera"] == "cam-a"
+    finally:
+        await nc.close()
+        hub.terminate()
+        hub.wait(timeout=20)
+        if s.edge is not None:
+            s.edge.stop()
+        await s.gate.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zlib
 from datetime import UTC, datetime
 from fractions import Fraction
 
@@ -153,3 +154,17 @@ def test_fuzz_ack_body(changes: dict[str, object], raw: bool) -> None:
     except ValidationError:
         return
     assert set(body) == set(GOOD_ACK)
+
+
+def test_an_audit_export_round_trips_and_bombs_are_refused() -> None:
+    lines = ['{"type": "log"}', '{"type": "record", "seq": 1}']
+    assert wire.unpack_audit(wire.pack_audit(lines)) == lines
+    with pytest.raises(ValidationError, match="too large"):
+        wire.unpack_audit(zlib.compress(b"x" * (wire.MAX_AUDIT_TEXT + 1)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(zlib.compress)))
+def test_fuzz_unpack_audit(body: bytes) -> None:
+    with contextlib.suppress(ValidationError):
+        assert isinstance(wire.unpack_audit(body), list)

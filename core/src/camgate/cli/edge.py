@@ -9,7 +9,7 @@ import sys
 
 import anyio
 
-from camgate.cli._common import Builder, open_gate
+from camgate.cli._common import Builder, open_gate, open_reader
 from camgate.errors import ValidationError
 
 __all__ = ["add_parsers"]
@@ -115,9 +115,23 @@ def cmd_edge_hub(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edge_key(args: argparse.Namespace) -> int:
+    """Print the hub's public key (64 hex digits) for ``camgate edge serve --hub-key``: the key
+    grants and control messages are signed with. Reads the store read-only."""
+    reader = open_reader(args)
+    try:
+        key = reader.audit.public_key
+    finally:
+        reader.close()
+    if key is None:
+        raise ValidationError(f"{args.db}: no hub key recorded yet (nothing was signed)")
+    print(key.hex())
+    return 0
+
+
 def add_parsers(b: Builder) -> None:
     """Add ``camgate edge`` and its actions."""
-    edge = b.group("edge", "edges at owners' sites over NATS: serve (at the site), hub (link)")
+    edge = b.group("edge", "edges at owners' sites over NATS: serve (at the site), hub (link), key")
     p = b.add(edge, "serve", cmd_edge_serve, "run an edge at an owner's site")
     p.add_argument("--id", required=True, help="this edge's id (letters, digits, '_', '-')")
     p.add_argument("--nats", required=True, help="the NATS server's URL (nats://host:port)")
@@ -129,6 +143,7 @@ def add_parsers(b: Builder) -> None:
         default=5.0,
         help="seconds without a confirmed hub heartbeat before it stops serving (default 5)",
     )
+    b.add(edge, "key", cmd_edge_key, "print the hub's public key for edges")
     p = b.add(edge, "hub", cmd_edge_hub, "run the hub's link to its edges")
     p.add_argument("--nats", required=True, help="the NATS server's URL (nats://host:port)")
     p.add_argument(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from camgate.audit import hub_signer
+from camgate.audit import AuditRecord, VerifyResult, hub_signer
 from camgate.edgenet import wire
 from camgate.errors import (
     CamgateError,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from camgate.gate import Gate
 
-__all__ = ["HubLink", "RemoteStream", "open_remote_live"]
+__all__ = ["HubLink", "RemoteStream", "fetch_edge_audit", "open_remote_live"]
 
 log = logging.getLogger("camgate.edgenet")
 
@@ -339,3 +339,25 @@ async def open_remote_live(
         cls = _ERRORS.get(name) or (GrantError if name.startswith("Grant") else CamgateError)
         raise cls(f"edge {edge_id!r} refused: {name}: {message}"[:500])
     return RemoteStream(nc, edge_id, key, sub)
+
+
+async def fetch_edge_audit(
+    nc: Client, edge_id: str, edge_key: bytes, timeout_s: float = 30.0
+) -> tuple[list[AuditRecord], VerifyResult]:
+    """Ask edge ``edge_id`` for its own audit log over NATS and verify it against ``edge_key``
+    (the edge's public key, pinned by the hub's operator: ``camgate --db edge.sqlite edge key``
+    at the site): every hash and link, and every checkpoint's signature (the edge signs one
+    when asked). Returns the records and the verdict; raises CamgateError when the edge refused
+    or the reply is not an export, TimeoutError when it did not answer."""
+    from camgate.report import verify_export
+
+    reply = await nc.request(wire.audit_subject(edge_id), b"{}", timeout=timeout_s)
+    if reply.data.startswith(b"{"):
+        try:
+            answer = json.loads(reply.data)
+            refused = f"{answer['error']}: {answer['message']}"
+        except (ValueError, KeyError, TypeError, RecursionError):
+            refused = "an unreadable answer"
+        raise CamgateError(f"edge {edge_id!r} did not send its audit log: {refused}"[:500])
+    lines = wire.unpack_audit(reply.data)
+    return await anyio.to_thread.run_sync(verify_export, lines, edge_key)

@@ -208,6 +208,7 @@ class EdgeSite:
             )
             opens = await nc.subscribe(wire.open_subject(self.edge_id), cb=self._on_open)
             closes = await nc.subscribe(f"camgate.close.{self.edge_id}", cb=self._on_close)
+            audits = await nc.subscribe(wire.audit_subject(self.edge_id), cb=self._on_audit)
             if ready is not None:
                 maybe = ready()
                 if maybe is not None:
@@ -216,7 +217,7 @@ class EdgeSite:
                 await self._loop(kv, revision, ttl, session.encode())
             finally:
                 with anyio.CancelScope(shield=True):
-                    for s in (sub, opens, closes):
+                    for s in (sub, opens, closes, audits):
                         with contextlib.suppress(Exception):
                             await s.unsubscribe()
                     await self.edge.end_all(EndReason.CLOSED)
@@ -350,21 +351,38 @@ class EdgeSite:
     async def _pump(self, key: str, subject: str, stream: GuardedStream) -> None:
         nc = self._nc
         assert nc is not None
-        reason = EndReason.COMPLETED
+        reason: EndReason | None = None
         try:
-            async with stream:
-                async for packet in stream:
-                    data, headers = wire.encode_packet(packet)
-                    await nc.publish(subject, data, headers=headers)
+            async for packet in stream:
+                data, headers = wire.encode_packet(packet)
+                await nc.publish(subject, data, headers=headers)
         except ConsentRevoked:
             reason = EndReason.REVOKED
         except CamgateError:
             reason = EndReason.ERROR
         finally:
             self._streams.pop(key, None)
-            reason = stream.stats().end_reason or reason
-            with contextlib.suppress(Exception):
-                await nc.publish(subject, b"", headers={"end": str(reason.value)})
+            # The consumer is told first; the stream's access.end is written as it closes.
+            reason = reason or stream.stats().end_reason or EndReason.COMPLETED
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await nc.publish(subject, b"", headers={"end": str(reason.value)})
+                await stream.aclose()
+
+    async def _on_audit(self, msg: Msg) -> None:
+        """The hub asks for this edge's audit log: sign a checkpoint now, reply with the export
+        (verified here first; the hub verifies it again against this edge's key)."""
+        audit = self.edge.audit
+
+        def export() -> list[str]:
+            audit.checkpoint()
+            return list(audit.export_jsonl())
+
+        try:
+            body = wire.pack_audit(await anyio.to_thread.run_sync(export))
+        except CamgateError as exc:
+            body = json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode()
+        await msg.respond(body)
 
     async def _on_close(self, msg: Msg) -> None:
         try:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import re
+import zlib
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "ConsentState",
     "ControlVerifier",
     "ack_subject",
+    "audit_subject",
     "beat_subject",
     "check_edge_id",
     "consent_subject",
@@ -42,7 +44,9 @@ __all__ = [
     "media_subject",
     "open_request",
     "open_subject",
+    "pack_audit",
     "sign_control",
+    "unpack_audit",
 ]
 
 #: JetStream stream of the hub's control messages to every edge (last message per subject kept).
@@ -92,6 +96,45 @@ def beat_subject(edge_id: str) -> str:
 def ack_subject(edge_id: str) -> str:
     """Where an edge publishes its acknowledgements (into :data:`ACK_STREAM`)."""
     return f"camgate.ack.{check_edge_id(edge_id)}"
+
+
+def audit_subject(edge_id: str) -> str:
+    """Where the hub asks an edge for its audit log (NATS request/reply)."""
+    return f"camgate.audit.{check_edge_id(edge_id)}"
+
+
+#: The largest audit export one reply carries, compressed (NATS' default max payload is 1 MiB).
+MAX_AUDIT_REPLY = 900 * 1024
+#: The largest audit export the hub inflates from one reply.
+MAX_AUDIT_TEXT = 64 * 1024 * 1024
+
+
+def pack_audit(lines: list[str]) -> bytes:
+    """An audit export (JSON Lines) as one reply body: zlib-compressed; ValidationError when it
+    does not fit in :data:`MAX_AUDIT_REPLY`."""
+    body = zlib.compress("\n".join(lines).encode(), 6)
+    if len(body) > MAX_AUDIT_REPLY:
+        raise ValidationError(
+            f"the edge's audit export is {len(body)} bytes compressed, over one reply's "
+            f"{MAX_AUDIT_REPLY}: export it at the site (camgate audit export)"
+        )
+    return body
+
+
+def unpack_audit(body: bytes) -> list[str]:
+    """The export lines of a :func:`pack_audit` reply; ValidationError for anything else
+    (not zlib, truncated, or inflating past :data:`MAX_AUDIT_TEXT`)."""
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(body, MAX_AUDIT_TEXT)
+    except zlib.error:
+        raise ValidationError("the edge's audit reply is not a compressed export") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValidationError("the edge's audit reply is truncated or too large")
+    try:
+        return text.decode().split("\n")
+    except UnicodeDecodeError:
+        raise ValidationError("the edge's audit reply is not UTF-8") from None
 
 
 def open_subject(edge_id: str) -> str:
