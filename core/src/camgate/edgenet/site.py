@@ -363,6 +363,8 @@ class EdgeSite:
         finally:
             self._streams.pop(key, None)
             # The consumer is told first; the stream's access.end is written as it closes.
+            if stream.revoked:  # its _end may still be under way in the revoking task
+                reason = EndReason.REVOKED
             reason = reason or stream.stats().end_reason or EndReason.COMPLETED
             with anyio.CancelScope(shield=True):
                 with contextlib.suppress(Exception):
