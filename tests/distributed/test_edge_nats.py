@@ -218,7 +218,8 @@ async def test_revocation_on_the_hub_ends_the_remote_stream_and_is_acknowledged(
     try:
         stream = await open_when_served(nc, "cam-a", await site.grant("cam-a"))
         await read_packets(stream, 10)  # real H.264 from the camera, through the edge
-        other = await open_remote_live(nc, "site1", "cam-b", await site.grant("cam-b"))
+        nc2 = await nats.connect(site.natsd.url)  # a second consumer, which will vanish
+        other = await open_remote_live(nc2, "site1", "cam-b", await site.grant("cam-b"))
         await read_packets(other, 3)
         revoked_at = time.monotonic()
         await site.gate.revoke("alice")
@@ -233,7 +234,8 @@ async def test_revocation_on_the_hub_ends_the_remote_stream_and_is_acknowledged(
         assert acks[0]["streams_ended"] == 1
         # Bob's camera is untouched.
         await read_packets(other, 5)
-        await other.aclose()
+        # Its consumer goes away without closing the stream: the edge closes it.
+        await nc2.close()
         # The hub fetches the edge's own audit log and verifies it with the edge's key.
         assert site.edge is not None
         key = await anyio.to_thread.run_sync(site.edge.audit_key)
@@ -252,6 +254,11 @@ async def test_revocation_on_the_hub_ends_the_remote_stream_and_is_acknowledged(
         what="access.end in the edge's log",
     )
     assert ends[0]["reason"] == "revoked"
+    gone = await until(
+        lambda: [e for e in site.edge.access_ends() if e["camera"] == "cam-b"],  # type: ignore[union-attr]
+        what="the edge closing the stream of a consumer gone (its grant runs 60 s)",
+    )
+    assert gone[0]["reason"] == "closed"
 
 
 @pytest.mark.anyio

@@ -259,8 +259,8 @@ class RemoteStream:
     it could not confirm consent). :attr:`end_reason` says why it ended.
     """
 
-    def __init__(self, nc: Client, edge_id: str, key: str, sub: Any) -> None:
-        self._nc, self.edge_id, self.key, self._sub = nc, edge_id, key, sub
+    def __init__(self, nc: Client, edge_id: str, key: str, sub: Any, alive: Any) -> None:
+        self._nc, self.edge_id, self.key, self._sub, self._alive = nc, edge_id, key, sub, alive
         self.end_reason: EndReason | None = None
         self.packets = 0
 
@@ -286,8 +286,9 @@ class RemoteStream:
         return wire.decode_packet(msg.data, headers, time.monotonic())
 
     async def _unsubscribe(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._sub.unsubscribe()
+        for sub in (self._sub, self._alive):
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def aclose(self) -> None:
         """Ask the edge to end the stream (``closed``) and stop listening."""
@@ -322,23 +323,33 @@ async def open_remote_live(
     edge did not answer within ``timeout_s``.
     """
     key = secrets.token_urlsafe(12)
-    sub = await nc.subscribe(wire.media_subject(edge_id, key), pending_msgs_limit=4096)
+    media = wire.media_subject(edge_id, key)
+    sub = await nc.subscribe(media, pending_msgs_limit=4096)
+
+    async def still_here(msg: Msg) -> None:
+        await msg.respond(b"1")
+
+    # The edge asks now and then whether anyone still listens; a consumer gone closes it.
+    alive = await nc.subscribe(wire.alive_subject(media), cb=still_here)
     text = token.token if isinstance(token, SignedGrant) else token
     request = json.dumps({"camera": camera_id, "token": text, "stream": key}).encode()
     try:
         reply = await nc.request(wire.open_subject(edge_id), request, timeout=timeout_s)
         answer = json.loads(reply.data)
     except BaseException:
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            await sub.unsubscribe()
+        with anyio.CancelScope(shield=True):
+            for s in (sub, alive):
+                with contextlib.suppress(Exception):
+                    await s.unsubscribe()
         raise
     if not isinstance(answer, dict) or answer.get("ok") is not True:
         await sub.unsubscribe()
+        await alive.unsubscribe()
         name = str(answer.get("error", "")) if isinstance(answer, dict) else ""
         message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
         cls = _ERRORS.get(name) or (GrantError if name.startswith("Grant") else CamgateError)
         raise cls(f"edge {edge_id!r} refused: {name}: {message}"[:500])
-    return RemoteStream(nc, edge_id, key, sub)
+    return RemoteStream(nc, edge_id, key, sub, alive)
 
 
 async def fetch_edge_audit(

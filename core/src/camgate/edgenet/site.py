@@ -40,6 +40,10 @@ __all__ = ["EdgeIdentityTaken", "EdgeSite", "EdgeStale", "SiteEdge"]
 log = logging.getLogger("camgate.edgenet")
 
 
+#: How often an edge asks whether a remote stream's consumer still listens (s).
+CONSUMER_CHECK_S = 2.0
+
+
 class EdgeStale(ConsentRevoked):
     """The edge cannot confirm it is up to date with the hub (no heartbeat within the staleness
     limit, or not yet replayed): it serves nothing until it can."""
@@ -151,6 +155,8 @@ class EdgeSite:
         self.control = wire.ControlVerifier(hub_key)
         self._nc: Client | None = None
         self._streams: dict[str, GuardedStream] = {}
+        #: Streams whose consumer went away, being closed by their watcher.
+        self._gone: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._acks: list[tuple[bytes, str]] = []
         self._ack_lock = asyncio.Lock()
@@ -352,6 +358,7 @@ class EdgeSite:
         nc = self._nc
         assert nc is not None
         reason: EndReason | None = None
+        watcher = asyncio.get_running_loop().create_task(self._watch_consumer(key, subject, stream))
         try:
             async for packet in stream:
                 data, headers = wire.encode_packet(packet)
@@ -361,6 +368,8 @@ class EdgeSite:
         except CamgateError:
             reason = EndReason.ERROR
         finally:
+            if key not in self._gone:  # a watcher closing the stream is let finish
+                watcher.cancel()
             self._streams.pop(key, None)
             # The consumer is told first; the stream's access.end is written as it closes.
             if stream.revoked:  # its _end may still be under way in the revoking task
@@ -370,6 +379,36 @@ class EdgeSite:
                 with contextlib.suppress(Exception):
                     await nc.publish(subject, b"", headers={"end": str(reason.value)})
                 await stream.aclose()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                self._gone.discard(key)
+
+    async def _watch_consumer(self, key: str, subject: str, stream: GuardedStream) -> None:
+        """Close ``stream`` (reason ``closed``) once nobody listens for it any more: its
+        consumer went away without closing it. Asked every :data:`CONSUMER_CHECK_S`; NATS says
+        at once when no one is subscribed, and three unanswered checks in a row count too.
+        While NATS itself is away the staleness limit, not this, ends the stream."""
+        from nats.errors import NoRespondersError
+
+        nc = self._nc
+        assert nc is not None
+        misses = 0
+        while True:
+            await anyio.sleep(CONSUMER_CHECK_S)
+            if not nc.is_connected:
+                continue
+            try:
+                await nc.request(wire.alive_subject(subject), b"", timeout=CONSUMER_CHECK_S)
+                misses = 0
+            except NoRespondersError:
+                misses = 3
+            except Exception:  # a time-out: a busy consumer, or one gone from a broken link
+                misses += 1
+            if misses >= 3:
+                log.info("edge %s: a stream's consumer is gone; closing it", self.edge_id)
+                self._gone.add(key)
+                await stream.aclose()
+                return
 
     async def _on_audit(self, msg: Msg) -> None:
         """The hub asks for this edge's audit log: sign a checkpoint now, reply with the export

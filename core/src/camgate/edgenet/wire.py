@@ -34,6 +34,7 @@ __all__ = [
     "ConsentState",
     "ControlVerifier",
     "ack_subject",
+    "alive_subject",
     "audit_subject",
     "beat_subject",
     "check_edge_id",
@@ -147,6 +148,11 @@ def media_subject(edge_id: str, stream_key: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", stream_key):
         raise ValidationError("a media stream key is 8-64 letters, digits, '_' or '-'")
     return f"camgate.media.{check_edge_id(edge_id)}.{stream_key}"
+
+
+def alive_subject(media: str) -> str:
+    """Where the edge asks whether the consumer of media subject ``media`` still listens."""
+    return f"{media}.alive"
 
 
 def _signed_bytes(subject: str, body: bytes) -> bytes:
