@@ -22,6 +22,7 @@ import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Incident, Owner, SignedGrant, Waiver
 from camgate.audit import AuditLog
 from camgate.edgenet import HubLink, fetch_edge_audit, open_remote_live
+from camgate.edgenet.wire import LEASE_BUCKET
 from camgate.errors import ConsentRevoked
 from camgate.store import Store
 from camgate.testing.natsserver import NatsServer, server_for_tests
@@ -348,3 +349,38 @@ async def test_hub_link_as_its_own_process_carries_another_process_revocation(
         if s.edge is not None:
             s.edge.stop()
         await s.gate.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_edge_whose_identity_is_taken_meanwhile_stops_serving(site: Site) -> None:
+    """Another edge takes the id while this one runs (its lease entry replaced): at its next
+    renewal this edge ends its streams and exits with the reason."""
+    edge = site.edge
+    assert edge is not None
+    nc = await nats.connect(site.natsd.url)
+    try:
+        stream = await open_when_served(nc, "cam-a", await site.grant("cam-a"))
+        await read_packets(stream, 3)
+        kv = await nc.jetstream().key_value(LEASE_BUCKET)
+        await kv.delete("site1")
+        await kv.create("site1", b'{"edge": "site1", "impostor": true}')
+        with pytest.raises(ConsentRevoked), anyio.fail_after(15):
+            async for _packet in stream:
+                pass
+        code = await anyio.to_thread.run_sync(lambda: edge.proc.wait(timeout=15))
+    finally:
+        await nc.close()
+    assert code == 1
+    assert edge.said("was taken by another edge"), edge.lines
+    # It left the other edge's lease alone.
+    entry = await _lease(site.natsd.url)
+    assert b"impostor" in entry
+
+
+async def _lease(url: str) -> bytes:
+    nc = await nats.connect(url)
+    try:
+        entry = await (await nc.jetstream().key_value(LEASE_BUCKET)).get("site1")
+        return entry.value or b""
+    finally:
+        await nc.close()

@@ -163,6 +163,7 @@ class EdgeSite:
         self._was_fresh = False
         #: The lease was lost to another edge: stop.
         self.lost: str | None = None
+        self._lease = 0  # the lease entry's revision
 
     def __repr__(self) -> str:
         return f"<EdgeSite {self.edge_id} fresh={self.edge.fresh()}>"
@@ -199,7 +200,7 @@ class EdgeSite:
             ttl = status.ttl or 6.0
             session = json.dumps({"edge": self.edge_id, "started": wire.now_utc().isoformat()})
             try:
-                revision = await kv.create(self.edge_id, session.encode())
+                self._lease = await kv.create(self.edge_id, session.encode())
             except KeyWrongLastSequenceError:
                 raise EdgeIdentityTaken(
                     f"edge id {self.edge_id!r} is in use by another edge (its lease holds for "
@@ -220,15 +221,16 @@ class EdgeSite:
                 if maybe is not None:
                     await maybe
             try:
-                await self._loop(kv, revision, ttl, session.encode())
+                await self._loop(kv, ttl, session.encode())
             finally:
                 with anyio.CancelScope(shield=True):
                     for s in (sub, opens, closes, audits):
                         with contextlib.suppress(Exception):
                             await s.unsubscribe()
                     await self.edge.end_all(EndReason.CLOSED)
-                    with contextlib.suppress(Exception):
-                        await kv.delete(self.edge_id)
+                    if self.lost is None:  # release the lease only while it is this edge's
+                        with contextlib.suppress(Exception):
+                            await kv.delete(self.edge_id, last=self._lease)
         finally:
             with anyio.CancelScope(shield=True):
                 for task in list(self._tasks):
@@ -236,12 +238,14 @@ class EdgeSite:
                 with contextlib.suppress(Exception):
                     await nc.close()
 
-    async def _loop(self, kv: Any, revision: int, ttl: float, session: bytes) -> None:
+    async def _loop(self, kv: Any, ttl: float, session: bytes) -> None:
         # Three loops, so that a NATS call waiting out its time-out never delays the watchdog.
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watchdog)
             tg.start_soon(self._ack_loop)
-            await self._lease_loop(kv, revision, ttl, session)
+            await self._lease_loop(kv, ttl, session)
+            tg.cancel_scope.cancel()  # the lease was lost
+        raise EdgeIdentityTaken(self.lost or "the lease was lost")
 
     async def _watchdog(self) -> None:
         """End every stream the moment the edge can no longer confirm it is up to date."""
@@ -267,21 +271,23 @@ class EdgeSite:
             await anyio.sleep(0.2)
             await self._flush_acks()
 
-    async def _lease_loop(self, kv: Any, revision: int, ttl: float, session: bytes) -> None:
+    async def _lease_loop(self, kv: Any, ttl: float, session: bytes) -> None:
+        """Renew the lease at a third of its time-to-live; return (streams ended, :attr:`lost`
+        set) when another edge took it meanwhile."""
         from nats.js.errors import KeyWrongLastSequenceError
 
         while True:
             await anyio.sleep(ttl / 3)
             try:
-                revision = await kv.update(self.edge_id, session, last=revision)
+                self._lease = await kv.update(self.edge_id, session, last=self._lease)
             except KeyWrongLastSequenceError:
                 # Expired while NATS was away: take it again unless another edge has it.
                 try:
-                    revision = await kv.create(self.edge_id, session)
+                    self._lease = await kv.create(self.edge_id, session)
                 except KeyWrongLastSequenceError:
                     self.lost = f"edge id {self.edge_id!r} was taken by another edge"
                     await self.edge.end_all(EndReason.REVOKED)
-                    raise EdgeIdentityTaken(self.lost) from None
+                    return
             except Exception as exc:  # NATS away: the staleness limit covers it
                 log.info("edge %s: lease not renewed: %s", self.edge_id, type(exc).__name__)
 
