@@ -291,9 +291,14 @@ async def test_cut_off_edge_stops_within_the_staleness_limit_and_replays(site: S
         await until(site.acks, timeout_s=20, what="the replayed revocation's edge.ack")
         bob = await open_when_served(nc, "cam-b", await site.grant("cam-b"), timeout_s=20)
         await read_packets(bob, 3)
-        await bob.aclose()
         with pytest.raises(ConsentRevoked, match="not in force"):
             await open_remote_live(nc, "site1", "cam-a", early)
+        # The incident closes on the hub: Bob's stream under it ends at the edge.
+        site.gate.close_incident(site.incident.id)
+        with anyio.fail_after(10):
+            async for _packet in bob:
+                pass
+        assert bob.end_reason is EndReason.INCIDENT_CLOSED
     finally:
         await nc.close()
 

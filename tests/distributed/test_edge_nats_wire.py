@@ -73,15 +73,17 @@ def test_fuzz_control_verify(body: bytes, headers: dict[str, str]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.dictionaries(
-        st.sampled_from(["kind", "camera", "consent", "scopes", "at"]),
+        st.sampled_from(["kind", "camera", "consent", "scopes", "at", "incident"]),
         st.one_of(
             st.none(), st.text(max_size=30), st.integers(), st.lists(st.text(max_size=5)),
-            st.sampled_from(["consent", "beat", "2026-01-01T00:00:00+00:00", "2026-01-01"]),
+            st.sampled_from(
+                ["consent", "beat", "incident.closed", "2026-01-01T00:00:00+00:00", "2026-01-01"]
+            ),
         ),
     )
 )  # fmt: skip
 def test_fuzz_consent_state_and_beat(data: dict[str, object]) -> None:
-    for parse in (wire.ConsentState.from_dict, wire.Beat.from_dict):
+    for parse in (wire.ConsentState.from_dict, wire.Beat.from_dict, wire.IncidentClosed.from_dict):
         with contextlib.suppress(ValidationError):
             parse(data)
 

@@ -3,7 +3,8 @@
 :class:`HubLink` sets up NATS (the control stream, the acknowledgement stream, the identity
 lease bucket), then, until cancelled: watches the hub's store and publishes each camera's
 consent state to the edge that holds the camera whenever it changes (after the commit: it reads
-committed state), sends every edge a signed heartbeat, and records every acknowledgement an
+committed state) and each incident closed early to every edge, sends every edge a signed
+heartbeat, and records every acknowledgement an
 edge sends back as ``edge.ack`` in the hub's audit log. It reads the store's change counters,
 so a revocation made by any process on the store (``camgate serve``, the CLI) reaches the edges.
 
@@ -20,6 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -36,7 +38,7 @@ from camgate.errors import (
 )
 from camgate.extras import needs_extra
 from camgate.grants import SignedGrant
-from camgate.models import MediaPacket
+from camgate.models import IncidentStatus, MediaPacket
 from camgate.vocab import AuditKind, EndReason
 
 if TYPE_CHECKING:
@@ -75,6 +77,8 @@ class HubLink:
         self.beat_s, self.lease_s, self.poll_s = beat_s, lease_s, poll_s
         self._signer = hub_signer(gate.store.path)
         self._published: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
+        #: incident id -> the end of its window, for incidents whose closure went out
+        self._closed: dict[str, datetime] = {}
         #: Acknowledgements recorded (edge.ack) since this link started.
         self.acks = 0
         self._acked: anyio.Event | None = None
@@ -115,6 +119,7 @@ class HubLink:
                 "camgate.ack.>", durable="camgate-hub", manual_ack=True, cb=self._on_ack
             )
             await self._sync(nc, force=True)
+            await self._sync_incidents(nc)
             await self._beat(nc)
             if ready is not None:
                 maybe = ready()
@@ -126,8 +131,10 @@ class HubLink:
                 while True:
                     await anyio.sleep(self.poll_s)
                     now = await anyio.to_thread.run_sync(self.gate.store.changes)
-                    if (now != last or now is None) and await self._sync(nc):
-                        last = now
+                    if now != last or now is None:
+                        consents = await self._sync(nc)
+                        if await self._sync_incidents(nc) and consents:
+                            last = now
                     if time.monotonic() >= next_beat:
                         await self._beat(nc)
                         next_beat = time.monotonic() + self.beat_s
@@ -172,6 +179,45 @@ class HubLink:
                     done = False
                     continue
                 self._published[(edge_id, camera_id)] = now
+        return done
+
+    async def _sync_incidents(self, nc: Client) -> bool:
+        """Tell every edge of each incident closed before its window ended (edges cannot know
+        incidents otherwise), and drop the closures whose window is over (no grant is left
+        under them); False when NATS did not take them all."""
+        js = nc.jetstream()
+        now = self.gate.clock.now()
+        done = True
+        incidents = await anyio.to_thread.run_sync(self.gate.store.incidents)
+        for incident in incidents:
+            if (
+                incident.status is not IncidentStatus.CLOSED
+                or incident.window_end <= now
+                or incident.id in self._closed
+            ):
+                continue
+            body = wire.IncidentClosed(incident.id, wire.now_utc()).to_json()
+            sent = True
+            for edge_id in self.edges:
+                subject = wire.incident_subject(edge_id, incident.id)
+                headers = wire.sign_control(self._signer, subject, body)
+                headers["Nats-Msg-Id"] = f"{subject}:closed"
+                try:
+                    await js.publish(subject, body, timeout=2, headers=headers)
+                except Exception as exc:
+                    log.warning("hub: incident closure for %s not published: %s", edge_id, exc)
+                    sent = done = False
+            if sent:
+                self._closed[incident.id] = incident.window_end
+        for incident_id, window_end in list(self._closed.items()):
+            if window_end > now:
+                continue
+            for edge_id in self.edges:
+                with contextlib.suppress(Exception):
+                    await js.purge_stream(
+                        wire.CONTROL_STREAM, subject=wire.incident_subject(edge_id, incident_id)
+                    )
+            del self._closed[incident_id]
         return done
 
     async def _beat(self, nc: Client) -> None:

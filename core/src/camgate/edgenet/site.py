@@ -66,6 +66,8 @@ class SiteEdge(Edge):
         self.staleness_s = staleness_s
         #: camera id -> what the hub last said of its consent.
         self.consents: dict[str, wire.ConsentState] = {}
+        #: Incidents the hub said closed (their grants no longer hold).
+        self.closed_incidents: set[str] = set()
         #: time.monotonic() until which the edge counts as up to date.
         self.fresh_until = 0.0
 
@@ -87,8 +89,8 @@ class SiteEdge(Edge):
     def grant_problem(self, camera: Camera, grant: Grant, now: datetime) -> GrantProblem | None:
         """Like the edge's, but from the hub's word: REVOKED while stale, while the camera is
         marked, or when the consent the grant was issued under is not the one the hub says
-        stands (or lacks the grant's scope). Incidents are the hub's: a grant ends by its
-        expiry at the latest."""
+        stands (or lacks the grant's scope); INCIDENT_CLOSED once the hub said the grant's
+        incident closed (a grant ends by its expiry at the latest)."""
         if not self.fresh():
             return GrantProblem.REVOKED
         if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
@@ -98,6 +100,8 @@ class SiteEdge(Edge):
             return GrantProblem.REVOKED
         if str(grant.scope.value) not in state.scopes:
             return GrantProblem.REVOKED
+        if grant.incident_id in self.closed_incidents:
+            return GrantProblem.INCIDENT_CLOSED
         return None
 
     async def open_live(
@@ -129,6 +133,11 @@ class SiteEdge(Edge):
         finally:
             self.end_removal(state.camera)
         return ended
+
+    def close_incident(self, closed: wire.IncidentClosed) -> None:
+        """The hub closed an incident: every stream under it ends before its next packet."""
+        self.closed_incidents.add(closed.incident)
+        self._generation += 1
 
     async def end_all(self, reason: EndReason) -> int:
         """End every live stream now (``reason``); returns how many."""
@@ -298,6 +307,13 @@ class EdgeSite:
                 beat = wire.Beat.from_dict(data)
                 if msg.metadata.num_pending == 0:
                     self.edge.confirm(beat.at, wire.now_utc())
+                return
+            if data.get("kind") == "incident.closed":
+                closed = wire.IncidentClosed.from_dict(data)
+                if msg.subject != wire.incident_subject(self.edge_id, closed.incident):
+                    what = "incident closure published under another incident's subject"
+                    raise ValidationError(what)  # noqa: TRY301
+                self.edge.close_incident(closed)
                 return
             state = wire.ConsentState.from_dict(data)
             if msg.subject != wire.consent_subject(self.edge_id, state.camera):

@@ -32,6 +32,7 @@ __all__ = [
     "LEASE_BUCKET",
     "Beat",
     "ConsentState",
+    "IncidentClosed",
     "ControlVerifier",
     "ack_subject",
     "alive_subject",
@@ -42,6 +43,7 @@ __all__ = [
     "control_filter",
     "decode_packet",
     "encode_packet",
+    "incident_subject",
     "media_subject",
     "open_request",
     "open_subject",
@@ -87,6 +89,11 @@ def control_filter(edge_id: str) -> str:
 def consent_subject(edge_id: str, camera_id: str) -> str:
     """Where the hub publishes one camera's consent state (the stream keeps the last)."""
     return f"camgate.ctl.{check_edge_id(edge_id)}.consent.{_camera_token(camera_id)}"
+
+
+def incident_subject(edge_id: str, incident_id: str) -> str:
+    """Where the hub tells one edge that an incident closed (kept until its window ends)."""
+    return f"camgate.ctl.{check_edge_id(edge_id)}.incident.{_camera_token(incident_id)}"
 
 
 def beat_subject(edge_id: str) -> str:
@@ -247,6 +254,28 @@ class ConsentState:
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise ValidationError("consent state: 'scopes' is not a list of strings")
         return cls(camera, consent, tuple(scopes), _time(data.get("at"), "consent state"))
+
+
+@attrs.frozen
+class IncidentClosed:
+    """An incident closed before its window ended: grants under it no longer hold."""
+
+    incident: str
+    at: datetime
+
+    def to_json(self) -> bytes:
+        """The message body."""
+        return json.dumps(
+            {"kind": "incident.closed", "incident": self.incident, "at": self.at.isoformat()}
+        ).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IncidentClosed:
+        """Parse a verified message body; ValidationError when it is not an incident closure."""
+        incident = data.get("incident")
+        if data.get("kind") != "incident.closed" or not isinstance(incident, str) or not incident:
+            raise ValidationError("not an incident closure message")
+        return cls(incident, _time(data.get("at"), "incident closure"))
 
 
 @attrs.frozen
