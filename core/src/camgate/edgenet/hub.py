@@ -132,8 +132,11 @@ class HubLink:
                     await anyio.sleep(self.poll_s)
                     now = await anyio.to_thread.run_sync(self.gate.store.changes)
                     if now != last or now is None:
-                        consents = await self._sync(nc)
-                        if await self._sync_incidents(nc) and consents:
+                        # Incidents are read only when theirs moved (or to purge old ones).
+                        done = await self._sync(nc)
+                        if now is None or last is None or now.incidents != last.incidents:
+                            done = await self._sync_incidents(nc) and done
+                        if done:
                             last = now
                     if time.monotonic() >= next_beat:
                         await self._beat(nc)
