@@ -148,33 +148,39 @@ class HubLink:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await nc.close()
 
+    def _states(self) -> dict[str, tuple[str | None, tuple[str, ...], str | None]]:
+        """Every mapped camera's consent as the store has it now: (consent id, scopes, when
+        its newest consent was revoked). One pass in one thread; reads every mapped camera."""
+        store = self.gate.store
+        out: dict[str, tuple[str | None, tuple[str, ...], str | None]] = {}
+        for cameras in self.edges.values():
+            for camera_id in cameras:
+                consent = store.active_consent(camera_id)
+                if consent is None:
+                    out[camera_id] = (None, (), store.revoked_since(camera_id))
+                else:
+                    scopes = tuple(str(s) for s in consent.terms.scopes)
+                    out[camera_id] = (consent.id, scopes, None)
+        return out
+
     async def _sync(self, nc: Client, *, force: bool = False) -> bool:
         """Publish every camera state that changed; False when NATS did not take them all."""
-        store = self.gate.store
         js = nc.jetstream()
         done = True
+        states = await anyio.to_thread.run_sync(self._states)
         for edge_id, cameras in self.edges.items():
             for camera_id in cameras:
-                consent = await anyio.to_thread.run_sync(store.active_consent, camera_id)
-                now = (
-                    (None, ())
-                    if consent is None
-                    else (consent.id, tuple(str(s) for s in consent.terms.scopes))
-                )
+                consent_id, scopes, since = states[camera_id]
+                now = (consent_id, scopes)
                 if not force and self._published.get((edge_id, camera_id)) == now:
                     continue
-                state = wire.ConsentState(camera_id, now[0], now[1], wire.now_utc())
+                state = wire.ConsentState(camera_id, consent_id, scopes, wire.now_utc())
                 subject = wire.consent_subject(edge_id, camera_id)
                 body = state.to_json()
                 headers = wire.sign_control(self._signer, subject, body)
                 # The message id names the state (a revocation by when it was made), so the
                 # same state sent twice (a hub restarted) is kept once and acknowledged once.
-                since = (
-                    await anyio.to_thread.run_sync(store.revoked_since, camera_id)
-                    if consent is None
-                    else None
-                )
-                headers["Nats-Msg-Id"] = f"{subject}:{now[0] or since}:{','.join(now[1])}"
+                headers["Nats-Msg-Id"] = f"{subject}:{consent_id or since}:{','.join(scopes)}"
                 try:
                     await js.publish(subject, body, timeout=2, headers=headers)
                 except Exception as exc:
