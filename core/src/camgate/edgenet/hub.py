@@ -4,9 +4,9 @@
 lease bucket), then, until cancelled: watches the hub's store and publishes each camera's
 consent state to the edge that holds the camera whenever it changes (after the commit: it reads
 committed state) and each incident closed early to every edge, sends every edge a signed
-heartbeat, and records every acknowledgement an
-edge sends back as ``edge.ack`` in the hub's audit log. It reads the store's change counters,
-so a revocation made by any process on the store (``camgate serve``, the CLI) reaches the edges.
+heartbeat, and records every acknowledgement an edge sends back as ``edge.ack`` in the hub's
+audit log. It follows the audit log (whose records name what changed), so a revocation made by
+any process on the store (``camgate serve``, the CLI) reaches the edges.
 
 :func:`open_remote_live` opens a guarded live stream on a remote edge over NATS: the edge
 publishes its packets to a subject the consumer subscribed to first; the consumer never dials
@@ -58,7 +58,9 @@ class HubLink:
     ``edges`` maps an edge id to the ids of the cameras behind it (the hub operator's word: the
     hub publishes a camera's consent only to its edge). ``beat_s``: heartbeat period (an edge's
     staleness limit must be well above it); ``lease_s``: how long a vanished edge's identity
-    stays taken; ``poll_s``: how often the store's change counters are read.
+    stays taken; ``poll_s``: how often the audit log's head is read; ``reconcile_s``: how often
+    every mapped camera's consent is compared with what was published (a change no record names,
+    e.g. a consent whose end date passed, reaches edges within it).
     """
 
     def __init__(
@@ -70,11 +72,18 @@ class HubLink:
         beat_s: float = 0.5,
         lease_s: float = 6.0,
         poll_s: float = 0.01,
+        reconcile_s: float = 30.0,
     ) -> None:
         self.gate = gate
         self.nats_url = nats_url
         self.edges = {wire.check_edge_id(e): tuple(cams) for e, cams in edges.items()}
         self.beat_s, self.lease_s, self.poll_s = beat_s, lease_s, poll_s
+        self.reconcile_s = reconcile_s
+        #: camera id -> the edges it is behind
+        self._edges_of: dict[str, list[str]] = {}
+        for edge_id, cameras in self.edges.items():
+            for camera in cameras:
+                self._edges_of.setdefault(camera, []).append(edge_id)
         self._signer = hub_signer(gate.store.path)
         self._published: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
         #: incident id -> the end of its window, for incidents whose closure went out
@@ -118,6 +127,8 @@ class HubLink:
             acks = await js.subscribe(
                 "camgate.ack.>", durable="camgate-hub", manual_ack=True, cb=self._on_ack
             )
+            # The log's head before the full pass: what is appended later is read after it.
+            seq = await anyio.to_thread.run_sync(self.gate.audit.last_seq)
             await self._sync(nc, force=True)
             await self._sync_incidents(nc)
             await self._beat(nc)
@@ -126,21 +137,7 @@ class HubLink:
                 if maybe is not None:
                     await maybe
             try:
-                last = await anyio.to_thread.run_sync(self.gate.store.changes)
-                next_beat = time.monotonic() + self.beat_s
-                while True:
-                    await anyio.sleep(self.poll_s)
-                    now = await anyio.to_thread.run_sync(self.gate.store.changes)
-                    if now != last or now is None:
-                        # Incidents are read only when theirs moved (or to purge old ones).
-                        done = await self._sync(nc)
-                        if now is None or last is None or now.incidents != last.incidents:
-                            done = await self._sync_incidents(nc) and done
-                        if done:
-                            last = now
-                    if time.monotonic() >= next_beat:
-                        await self._beat(nc)
-                        next_beat = time.monotonic() + self.beat_s
+                await self._follow(nc, seq)
             finally:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await acks.unsubscribe()
@@ -148,29 +145,73 @@ class HubLink:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await nc.close()
 
-    def _states(self) -> dict[str, tuple[str | None, tuple[str, ...], str | None]]:
-        """Every mapped camera's consent as the store has it now: (consent id, scopes, when
-        its newest consent was revoked). One pass in one thread; reads every mapped camera."""
+    async def _follow(self, nc: Client, seq: int) -> None:
+        """Until cancelled: read the audit log's new records every ``poll_s`` and publish the
+        state of the cameras they name (a consent enrolled or revoked, a camera removed; an
+        incident closed), heartbeat every ``beat_s``, and compare every mapped camera every
+        ``reconcile_s`` (anything changed without such a record)."""
+        next_beat = time.monotonic() + self.beat_s
+        next_full = time.monotonic() + self.reconcile_s
+        while True:
+            await anyio.sleep(self.poll_s)
+            head = await anyio.to_thread.run_sync(self.gate.audit.last_seq)
+            if head != seq:
+                cameras, incidents, upto = await anyio.to_thread.run_sync(self._named_since, seq)
+                done = await self._sync(nc, only=cameras) if cameras else True
+                if incidents:
+                    done = await self._sync_incidents(nc) and done
+                if done:
+                    seq = upto
+            if time.monotonic() >= next_full:  # failures are retried by the next one
+                await self._sync(nc)
+                await self._sync_incidents(nc)
+                next_full = time.monotonic() + self.reconcile_s
+            if time.monotonic() >= next_beat:
+                await self._beat(nc)
+                next_beat = time.monotonic() + self.beat_s
+
+    def _named_since(self, after: int) -> tuple[set[str], bool, int]:
+        """The mapped cameras that records after ``after`` name as changed, whether an incident
+        closed, and the last seq read."""
+        cameras: set[str] = set()
+        incidents = False
+        last = after
+        for row in self.gate.audit.backend.rows(after=after):
+            last, kind = row[0], row[2]
+            field = _NAMES_CAMERAS.get(kind)
+            if field is not None:
+                named = json.loads(row[3]).get(field)
+                for camera in [named] if isinstance(named, str) else named or []:
+                    if camera in self._edges_of:
+                        cameras.add(camera)
+            elif kind == AuditKind.INCIDENT_CLOSED:
+                incidents = True
+        return cameras, incidents, last
+
+    def _states(
+        self, only: set[str] | None = None
+    ) -> dict[str, tuple[str | None, tuple[str, ...], str | None]]:
+        """The mapped cameras' consent (``only`` those, or all) as the store has it now:
+        (consent id, scopes, when its newest consent was revoked), in one pass."""
         store = self.gate.store
         out: dict[str, tuple[str | None, tuple[str, ...], str | None]] = {}
-        for cameras in self.edges.values():
-            for camera_id in cameras:
-                consent = store.active_consent(camera_id)
-                if consent is None:
-                    out[camera_id] = (None, (), store.revoked_since(camera_id))
-                else:
-                    scopes = tuple(str(s) for s in consent.terms.scopes)
-                    out[camera_id] = (consent.id, scopes, None)
+        for camera_id in self._edges_of if only is None else only:
+            consent = store.active_consent(camera_id)
+            if consent is None:
+                out[camera_id] = (None, (), store.revoked_since(camera_id))
+            else:
+                scopes = tuple(str(s) for s in consent.terms.scopes)
+                out[camera_id] = (consent.id, scopes, None)
         return out
 
-    async def _sync(self, nc: Client, *, force: bool = False) -> bool:
-        """Publish every camera state that changed; False when NATS did not take them all."""
+    async def _sync(self, nc: Client, *, force: bool = False, only: set[str] | None = None) -> bool:
+        """Publish each camera state (``only`` those cameras) that changed since it was last
+        published (``force``: all); False when NATS did not take them all."""
         js = nc.jetstream()
         done = True
-        states = await anyio.to_thread.run_sync(self._states)
-        for edge_id, cameras in self.edges.items():
-            for camera_id in cameras:
-                consent_id, scopes, since = states[camera_id]
+        states = await anyio.to_thread.run_sync(self._states, only)
+        for camera_id, (consent_id, scopes, since) in states.items():
+            for edge_id in self._edges_of[camera_id]:
                 now = (consent_id, scopes)
                 if not force and self._published.get((edge_id, camera_id)) == now:
                     continue
@@ -304,6 +345,12 @@ async def _ensure_stream(js: Any, config: Any) -> None:
 
 
 _REASONS = {str(r.value): r for r in EndReason}
+#: Audit kinds whose records name cameras whose consent may have changed: the body field.
+_NAMES_CAMERAS = {
+    str(AuditKind.CONSENT_ENROLLED.value): "camera_ids",
+    str(AuditKind.CONSENT_REVOKED.value): "cameras",
+    str(AuditKind.CAMERA_REMOVED.value): "camera",
+}
 
 
 class RemoteStream:
