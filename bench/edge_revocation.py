@@ -90,7 +90,8 @@ async def revoke_during(gate: Gate, stream: Any, packets: int) -> tuple[float, f
         await gate.revoke("alice")
     await stream.aclose()
     if not ended:
-        raise RuntimeError("the stream did not end for the revocation")
+        why = getattr(stream, "end_reason", None) or stream.stats().end_reason
+        raise RuntimeError(f"the stream did not end for the revocation: it ended {why}")
     return started, ended - started
 
 

@@ -217,19 +217,26 @@ class HubLink:
                     continue
                 state = wire.ConsentState(camera_id, consent_id, scopes, wire.now_utc())
                 subject = wire.consent_subject(edge_id, camera_id)
-                body = state.to_json()
-                headers = wire.sign_control(self._signer, subject, body)
                 # The message id names the state (a revocation by when it was made), so the
                 # same state sent twice (a hub restarted) is kept once and acknowledged once.
-                headers["Nats-Msg-Id"] = f"{subject}:{consent_id or since}:{','.join(scopes)}"
-                try:
-                    await js.publish(subject, body, timeout=2, headers=headers)
-                except Exception as exc:
-                    log.warning("hub: consent state for %s not published: %s", edge_id, exc)
+                msg_id = f"{subject}:{consent_id or since}:{','.join(scopes)}"
+                if not await self._publish(js, subject, state.to_json(), msg_id):
                     done = False
                     continue
                 self._published[(edge_id, camera_id)] = now
         return done
+
+    async def _publish(self, js: Any, subject: str, body: bytes, msg_id: str) -> bool:
+        """Publish one signed control message into JetStream; False (logged) when NATS did not
+        take it."""
+        headers = wire.sign_control(self._signer, subject, body)
+        headers["Nats-Msg-Id"] = msg_id
+        try:
+            await js.publish(subject, body, timeout=2, headers=headers)
+        except Exception as exc:
+            log.warning("hub: %s not published: %s", subject, type(exc).__name__)
+            return False
+        return True
 
     async def _sync_incidents(self, nc: Client) -> bool:
         """Tell every edge of each incident closed before its window ended (edges cannot know
@@ -250,12 +257,7 @@ class HubLink:
             sent = True
             for edge_id in self.edges:
                 subject = wire.incident_subject(edge_id, incident.id)
-                headers = wire.sign_control(self._signer, subject, body)
-                headers["Nats-Msg-Id"] = f"{subject}:closed"
-                try:
-                    await js.publish(subject, body, timeout=2, headers=headers)
-                except Exception as exc:
-                    log.warning("hub: incident closure for %s not published: %s", edge_id, exc)
+                if not await self._publish(js, subject, body, f"{subject}:closed"):
                     sent = done = False
             if sent:
                 self._closed[incident.id] = incident.window_end
@@ -307,12 +309,7 @@ class HubLink:
 def _ack_body(subject: str, data: bytes, edges: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """The ``edge.ack`` record body of an edge's acknowledgement (untrusted input, checked):
     the edge must be the one the subject names, and the camera one of its own."""
-    try:
-        raw = json.loads(data)
-    except (ValueError, RecursionError):
-        raise ValidationError("acknowledgement is not JSON") from None
-    if not isinstance(raw, dict):
-        raise ValidationError("acknowledgement is not a JSON object")
+    raw = wire.json_object(data, "acknowledgement")
     edge, camera = raw.get("edge"), raw.get("camera")
     if not isinstance(edge, str) or subject != f"camgate.ack.{edge}" or edge not in edges:
         raise ValidationError("acknowledgement from an unknown edge or under another's subject")

@@ -44,6 +44,7 @@ __all__ = [
     "decode_packet",
     "encode_packet",
     "incident_subject",
+    "json_object",
     "media_subject",
     "open_request",
     "open_subject",
@@ -195,16 +196,17 @@ class ControlVerifier:
             raise ValidationError("control message signature is malformed") from None
         except InvalidSignature:
             raise ValidationError("control message not signed by the hub's key") from None
-        return _json_object(body)
+        return json_object(body, "control message")
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """``body`` parsed as one JSON object; ValidationError naming ``what`` otherwise."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        raise ValidationError("control message is not JSON") from None
+        raise ValidationError(f"{what} is not JSON") from None
     if not isinstance(data, dict):
-        raise ValidationError("control message is not a JSON object")
+        raise ValidationError(f"{what} is not a JSON object")
     return data
 
 
@@ -364,12 +366,7 @@ def decode_packet(body: bytes, headers: dict[str, str] | None, arrival: float) -
 def open_request(body: bytes) -> tuple[str, str, str]:
     """The camera, grant token and stream key of a consumer's open request; ValidationError for
     anything else."""
-    try:
-        req = json.loads(body)
-    except (ValueError, RecursionError):
-        raise ValidationError("an open request is JSON") from None
-    if not isinstance(req, dict):
-        raise ValidationError("an open request is a JSON object")
+    req = json_object(body, "an open request")
     camera, token, key = req.get("camera"), req.get("token"), req.get("stream")
     if not (isinstance(camera, str) and isinstance(token, str) and isinstance(key, str)):
         raise ValidationError("an open request names camera, token and stream")
