@@ -77,7 +77,7 @@ def test_fuzz_control_verify(body: bytes, headers: dict[str, str]) -> None:
         st.one_of(
             st.none(), st.text(max_size=30), st.integers(), st.lists(st.text(max_size=5)),
             st.sampled_from(
-                ["consent", "beat", "incident.closed", "2026-01-01T00:00:00+00:00", "2026-01-01"]
+                ["consent", "beat", "closure", "2026-01-01T00:00:00+00:00", "2026-01-01"]
             ),
         ),
     )

@@ -308,7 +308,7 @@ class EdgeSite:
                 if msg.metadata.num_pending == 0:
                     self.edge.confirm(beat.at, wire.now_utc())
                 return
-            if data.get("kind") == "incident.closed":
+            if data.get("kind") == "closure":
                 closed = wire.IncidentClosed.from_dict(data)
                 if msg.subject != wire.incident_subject(self.edge_id, closed.incident):
                     what = "incident closure published under another incident's subject"

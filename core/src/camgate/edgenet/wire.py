@@ -268,14 +268,14 @@ class IncidentClosed:
     def to_json(self) -> bytes:
         """The message body."""
         return json.dumps(
-            {"kind": "incident.closed", "incident": self.incident, "at": self.at.isoformat()}
+            {"kind": "closure", "incident": self.incident, "at": self.at.isoformat()}
         ).encode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IncidentClosed:
         """Parse a verified message body; ValidationError when it is not an incident closure."""
         incident = data.get("incident")
-        if data.get("kind") != "incident.closed" or not isinstance(incident, str) or not incident:
+        if data.get("kind") != "closure" or not isinstance(incident, str) or not incident:
             raise ValidationError("not an incident closure message")
         return cls(incident, _time(data.get("at"), "incident closure"))
 
