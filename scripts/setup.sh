@@ -22,6 +22,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad ffmpeg postgresql gcc libc6-dev python3-dev libsqlite3-dev libssl-dev
   libpq-dev chromium
   openssl  # the openssl command: the Arlo and Ring simulators' self-signed certificates
+  nats-server  # edges at owners' sites (camgate edge serve): JetStream; tests start their own
 )
 # npm (for hls.js, below) only where none is on PATH: a Node.js from elsewhere brings its own,
 # and Debian's npm package conflicts with it.

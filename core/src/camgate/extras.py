@@ -2,9 +2,11 @@
 
 ``camgate[postgres]`` (psycopg) serves the PostgreSQL audit log; ``camgate[plot]`` (matplotlib)
 draws the geofence plot and the transparency report's charts; ``camgate[webrtc]`` (aiortc)
-receives live video over WebRTC (:mod:`camgate.media.webrtc`). Everything else works without
-them. Code that needs one imports it inside :func:`needs_extra`, so a missing package is a
-:class:`camgate.errors.MissingExtra` naming the extra to install, never a bare ImportError::
+receives live video over WebRTC (:mod:`camgate.media.webrtc`); ``camgate[edgenet]``
+(nats-py) links edges at owners' sites to the hub over NATS (:mod:`camgate.edgenet`).
+Everything else works without them. Code that needs one imports it inside
+:func:`needs_extra`, so a missing package is a :class:`camgate.errors.MissingExtra` naming
+the extra to install, never a bare ImportError::
 
     with needs_extra("postgres", "the PostgreSQL audit log"):
         import psycopg
@@ -24,6 +26,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg",),
     "plot": ("matplotlib",),
     "webrtc": ("aiortc",),
+    "edgenet": ("nats",),
 }
 
 

@@ -338,6 +338,14 @@ class AuditKind(StrEnum):
         "``cause`` (what ended the previous connection).",
         ("grant", "camera", "renewal", "cause"),
     )
+    EDGE_ACK = (
+        "edge.ack",
+        "An edge at an owner's site acknowledged a revocation the hub sent it over NATS: the "
+        "``edge``, the ``camera``, the ``consent`` that no longer stands, the control stream's "
+        "``seq``, how many live streams it ended (``streams_ended``) and when it applied it "
+        "by its clock (``applied_at``). Written when the hub receives it.",
+        ("edge", "camera", "consent", "seq", "streams_ended", "applied_at"),
+    )
     CLIP_EXPORTED = (
         "clip.exported",
         "A clip was written and hashed, before it gets its final name (HLS: the "

@@ -8,7 +8,8 @@ file, see docs/consent.md). Exit status: 0 success, 1 an error (message on stder
 for the owner's answer (``camgate request --no-wait``).
 
 The commands live one group to a module of this package (``owners``, ``cameras``, ``access``,
-``geofence``, ``retention``, ``audit``, ``plugins``, ``zones``), each parser beside its handlers.
+``geofence``, ``retention``, ``audit``, ``plugins``, ``zones``, ``edge``), each parser beside its
+handlers.
 Plugins add commands through the ``camgate_register_commands`` hook (:meth:`PluginHost.commands`):
 ``camgate conformance`` comes from camgate-conformance that way, ``camgate onvif`` from
 camgate-onvif; core never imports them.
@@ -23,7 +24,17 @@ import sys
 from collections.abc import Sequence
 
 from camgate import __version__
-from camgate.cli import access, audit, cameras, geofence, owners, plugins, retention, zones
+from camgate.cli import (
+    access,
+    audit,
+    cameras,
+    edge,
+    geofence,
+    owners,
+    plugins,
+    retention,
+    zones,
+)
 from camgate.cli._common import EXIT_ERROR, Builder
 from camgate.errors import CamgateError, PluginError
 
@@ -125,7 +136,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     b = Builder(top)
-    for group in (plugins, owners, cameras, access, geofence, retention, audit, zones):
+    for group in (plugins, owners, cameras, access, geofence, retention, audit, zones, edge):
         group.add_parsers(b)
     core = set(top.choices)
     if argv is None or not _core_command(argv, core):
