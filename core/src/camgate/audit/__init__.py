@@ -215,6 +215,8 @@ class AuditLog:
         self.seal_path: Path | None = Path(seal) if seal is not None else None
         if backend is None:
             dsn = dsn or os.environ.get(AUDIT_DSN_ENV) or None
+            if dsn is None and store is not None and store.dsn is not None:
+                dsn = store.dsn  # a store in PostgreSQL keeps its audit log there too
             if store is None and (dsn is None or (signer is None and not read_only)):
                 raise AuditError("AuditLog needs a store, or a DSN and a signer, or a backend")
             if signer is None and store is not None:

@@ -110,7 +110,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--db",
         default=os.environ.get("CAMGATE_DB", "camgate.db"),
-        help="the SQLite store (default: $CAMGATE_DB or ./camgate.db)",
+        help="the store: a SQLite file, or a postgresql:// DSN shared by several hubs "
+        "(default: $CAMGATE_DB or ./camgate.db)",
     )
     parser.add_argument(
         "--rules",
