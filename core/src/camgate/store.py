@@ -216,9 +216,10 @@ class Store:
     (:mod:`camgate.db.migrations`); a newer one is refused with ConfigError. Every
     ``add_*``/``set_*`` method is durable when it returns; ``get_*`` methods raise
     :class:`camgate.errors.NotFound` for an unknown id. ``Store(path, read_only=True)`` opens
-    an existing file with ``mode=ro`` (see :func:`connect`): nothing is created or written, so it works on a read-only file, directory
-    or mount; writes then fail with StorageError. A storage failure (full disk, damaged file)
-    is a :class:`~camgate.errors.StorageError` naming the file, not a raw ``sqlite3`` error.
+    an existing file with ``mode=ro`` (see :func:`connect`): nothing is created or written,
+    so it works on a read-only file, directory or mount; writes then fail with StorageError.
+    A storage failure (full disk, damaged file, server gone) is a
+    :class:`~camgate.errors.StorageError` naming the file or database, not a driver error.
     """
 
     def __init__(
