@@ -305,6 +305,11 @@ class Store:
             )
 
     @property
+    def target(self) -> str | Path:
+        """What opens this store again: the SQLite path, or the PostgreSQL DSN."""
+        return self.path if self.dsn is None else self.dsn
+
+    @property
     def engine(self) -> str:
         """``sqlite`` or ``postgres``."""
         return "sqlite" if self.dsn is None else "postgres"
@@ -395,17 +400,31 @@ class Store:
         """A number that changes whenever a commit reaches the store (this store's own writes
         included: they come from its other connection).
 
-        Costs microseconds (no table is read), so a guard can ask it for every packet and only
-        look at consent again when something changed. On SQLite it is ``PRAGMA data_version``;
-        on PostgreSQL a counter in memory bumped by this process's commits and by every
-        ``NOTIFY`` other processes' triggers send (:class:`camgate.db.pg.Listener`; a new
-        number on every call while that listener is disconnected).
+        On SQLite it is ``PRAGMA data_version``: microseconds, no table read. On PostgreSQL it
+        is the ``store_version`` row, bumped by the triggers of every commit that changes
+        consent, the registry, incidents, zones or decisions: one row read (one round trip).
+        Either way it is exact: a commit that returned in any process is seen by the next call.
         """
         if self._listener is not None:
-            return self._listener.version()
+            with self._read_lock:
+                rows = self._reader.execute("SELECT n FROM store_version").fetchall()
+            return int(rows[0][0])
         with self._read_lock:
             rows = self._reader.execute("PRAGMA data_version").fetchall()
         return int(rows[0][0])
+
+    def live_version(self) -> int:
+        """Like :meth:`data_version`, but never a query: what a guard asks for every packet.
+
+        On SQLite it is :meth:`data_version`. On PostgreSQL it is a counter in memory, bumped
+        by this process's commits and by every ``NOTIFY`` other processes' triggers send
+        (:class:`camgate.db.pg.Listener`), so it moves a notification's delay (milliseconds on
+        a LAN) after another hub's commit; while the listener is disconnected it is a new
+        number on every call (whatever is kept on it is read again).
+        """
+        if self._listener is not None:
+            return self._listener.version()
+        return self.data_version()
 
     def changes(self) -> Changes | None:
         """The store's change counters: one number per kind of fact a decision reads
@@ -876,8 +895,9 @@ class Store:
         """Every camera under an active consent record."""
         return self._docs(
             Camera,
-            "SELECT DISTINCT k.doc FROM cameras k JOIN consent_cameras cc ON cc.camera_id = k.id "
-            "JOIN consents c ON c.id = cc.consent_id WHERE c.revoked_at IS NULL ORDER BY k.id",
+            "SELECT k.doc FROM cameras k WHERE EXISTS (SELECT 1 FROM consent_cameras cc "
+            "JOIN consents c ON c.id = cc.consent_id "
+            "WHERE cc.camera_id = k.id AND c.revoked_at IS NULL) ORDER BY k.id",
         )
 
     # ------------------------------------------------------------------ notice deliveries

@@ -35,7 +35,7 @@ with needs_extra("postgres", "a camgate store in PostgreSQL"):
 
     from camgate.audit.postgres import _scrub, redact_dsn
 
-__all__ = ["CHANNEL", "WRITE_LOCK", "Listener", "PgConnection", "translate"]
+__all__ = ["CHANNEL", "WRITE_LOCK", "Cursor", "Listener", "PgConnection", "translate"]
 
 #: The NOTIFY channel of committed changes (the triggers' ``pg_notify``).
 CHANNEL = "camgate_changes"
@@ -108,6 +108,27 @@ ORDER BY c.relname, a.attnum
 """
 
 
+class Cursor:
+    """What :meth:`PgConnection.execute` returns: sqlite3's cursor surface (a statement
+    without rows fetches none, as in SQLite)."""
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+        #: Rows the statement changed (-1 when not known).
+        self.rowcount = cur.rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row, or None."""
+        return None if self._cur.description is None else self._cur.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Every remaining row."""
+        return [] if self._cur.description is None else self._cur.fetchall()
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+
 class PgConnection:
     """One psycopg connection to ``dsn`` with the ``sqlite3.Connection`` surface the store uses.
 
@@ -177,17 +198,17 @@ class PgConnection:
             out = self._sql[key] = translate(sql, self.tables() if needs else {}, with_params)
         return out
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         """Run one statement (or, without parameters, several) and return its cursor."""
         conn = self._live()
         try:
             if params:
-                return conn.execute(self._translated(sql, True), tuple(params))
-            return conn.execute(self._translated(sql, False))
+                return Cursor(conn.execute(self._translated(sql, True), tuple(params)))
+            return Cursor(conn.execute(self._translated(sql, False)))
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.fail(exc)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Cursor:
         """Run one statement once per row of parameters."""
         conn = self._live()
         cur = conn.cursor()
@@ -195,7 +216,7 @@ class PgConnection:
             cur.executemany(self._translated(sql, True), [tuple(r) for r in rows])
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.fail(exc)
-        return cur
+        return Cursor(cur)
 
     @contextmanager
     def transaction(self, lock: int | None = WRITE_LOCK) -> Iterator[PgConnection]:

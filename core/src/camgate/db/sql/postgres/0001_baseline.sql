@@ -97,8 +97,12 @@ END $$;
 -- Other hubs learn of a commit that changes what decisions and live streams read through
 -- NOTIFY (sent at commit, once per transaction and channel): consent, registry, incidents,
 -- zones, decisions. Never per audit record or per delivery: NOTIFY serialises commits.
+-- store_version counts those commits exactly (Store.data_version reads it: one row).
+CREATE TABLE store_version (id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL);
+INSERT INTO store_version VALUES (1, 0);
 CREATE FUNCTION camgate_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    UPDATE store_version SET n = n + 1;
     PERFORM pg_notify('camgate_changes', '');
     RETURN NULL;
 END $$;
