@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from camgate import __version__
-from camgate.cli import access, audit, cameras, geofence, owners, plugins, retention, zones
+from camgate.cli import access, audit, cameras, db, geofence, owners, plugins, retention, zones
 from camgate.cli._common import EXIT_ERROR, Builder
 from camgate.errors import CamgateError, PluginError
 
@@ -126,7 +126,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     b = Builder(top)
-    for group in (plugins, owners, cameras, access, geofence, retention, audit, zones):
+    for group in (plugins, owners, cameras, access, geofence, retention, audit, zones, db):
         group.add_parsers(b)
     core = set(top.choices)
     if argv is None or not _core_command(argv, core):

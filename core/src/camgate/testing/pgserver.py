@@ -149,6 +149,11 @@ class PostgresServer:
             "--no-sync",  # the cluster is thrown away; commits below are still fsynced
         )
         self.port = _free_port()
+        self._pg_ctl_start()
+        return self
+
+    def _pg_ctl_start(self) -> None:
+        assert self.dir is not None
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories={self.dir} -c max_connections=200 "
@@ -157,7 +162,7 @@ class PostgresServer:
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
-            str(data),
+            str(self.dir / "data"),
             "-o",
             options,
             "-l",
@@ -168,7 +173,20 @@ class PostgresServer:
             "start",
         )
         self._started = True
-        return self
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut, their transactions rolled
+        back), keeping its data; :meth:`resume` starts it again on the same port."""
+        assert self.dir is not None and self._started
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"
+        )
+        self._started = False
+
+    def resume(self) -> None:
+        """Start the server :meth:`pause` stopped, on the same port, and wait until it accepts
+        connections."""
+        self._pg_ctl_start()
 
     def create_database(self, name: str | None = None) -> str:
         """Create a fresh database and return its DSN."""
