@@ -52,6 +52,8 @@ _IS_PARAM = re.compile(r"\bIS\s+\?")
 _CAST_REAL = re.compile(r"\bAS\s+REAL\)", re.IGNORECASE)
 _VALUES = re.compile(r"\bVALUES\s*\(([^)]*)\)", re.IGNORECASE)
 
+_ROLLED_BACK = "the transaction was rolled back; nothing of it was written"
+
 #: Per table: its columns in order, and those of its primary key.
 Tables = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
 
@@ -143,12 +145,15 @@ class PgConnection:
         self._conn: psycopg.Connection[Any] | None = None
         self._tables: Tables | None = None
         self._sql: dict[tuple[str, bool], str] = {}
+        self._in_tx = False
 
     def __repr__(self) -> str:
         return f"PgConnection({self.where!r})"
 
     def fail(self, exc: BaseException, doing: str = "") -> NoReturn:
         """Raise the StorageError for the driver error ``exc`` (password-free, not chained)."""
+        if not doing:
+            doing = _ROLLED_BACK if self._in_tx else "connection lost; the next call connects again"
         what = f" ({doing})" if doing else ""
         _fail(f"PostgreSQL store {self.where}{what}: {_scrub(self._dsn, exc)}")
 
@@ -225,11 +230,14 @@ class PgConnection:
         conn = self._live()
         try:
             with conn.transaction():
+                self._in_tx = True
                 if lock is not None:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                 yield self
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.fail(exc, "the transaction was rolled back; nothing of it was written")
+            self.fail(exc, _ROLLED_BACK)
+        finally:
+            self._in_tx = False
 
     def close(self) -> None:
         """Close the connection. Idempotent."""
