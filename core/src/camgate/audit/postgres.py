@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 from camgate.audit.base import ChainingBackend, Row, WriteTx, rows_sql
 from camgate.audit.chain import GENESIS
 from camgate.audit.fastverify import NativeScan
-from camgate.errors import AuditError
+from camgate.errors import AuditError, CamgateError
 from camgate.extras import needs_extra
 
 with needs_extra("postgres", "the PostgreSQL audit log"):
@@ -151,11 +151,11 @@ def hide_password(dsn: str, text: str) -> str:
     return "".join(out)
 
 
-def _fail(message: str) -> NoReturn:
-    """Raise AuditError(message) linked to no other exception: the driver's exception, whose
-    text may hold the password, is neither its cause nor its context (which ``from None``
-    only hides from tracebacks; loggers and error trackers walk it)."""
-    err = AuditError(message)
+def _fail(message: str, error: type[CamgateError] = AuditError) -> NoReturn:
+    """Raise ``error(message)`` (AuditError by default) linked to no other exception: the
+    driver's exception, whose text may hold the password, is neither its cause nor its context
+    (which ``from None`` only hides from tracebacks; loggers and error trackers walk it)."""
+    err = error(message)
     try:
         raise err
     finally:

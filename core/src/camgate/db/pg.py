@@ -33,7 +33,7 @@ from camgate.extras import needs_extra
 with needs_extra("postgres", "a camgate store in PostgreSQL"):
     import psycopg
 
-    from camgate.audit.postgres import _scrub, redact_dsn
+    from camgate.audit.postgres import _fail, _scrub, redact_dsn
 
 __all__ = ["CHANNEL", "WRITE_LOCK", "Cursor", "Listener", "PgConnection", "translate"]
 
@@ -88,16 +88,6 @@ def translate(sql: str, tables: Tables, with_params: bool) -> str:
     if with_params:
         out = out.replace("%", "%%").replace("?", "%s")
     return out
-
-
-def _fail(message: str) -> NoReturn:
-    """Raise StorageError(message) chained to nothing (the driver's text may hold a password)."""
-    err = StorageError(message)
-    try:
-        raise err
-    finally:
-        err.__cause__ = err.__context__ = None
-        err.__suppress_context__ = True
 
 
 _TABLES_SQL = """
@@ -155,7 +145,7 @@ class PgConnection:
         if not doing:
             doing = _ROLLED_BACK if self._in_tx else "connection lost; the next call connects again"
         what = f" ({doing})" if doing else ""
-        _fail(f"PostgreSQL store {self.where}{what}: {_scrub(self._dsn, exc)}")
+        _fail(f"PostgreSQL store {self.where}{what}: {_scrub(self._dsn, exc)}", StorageError)
 
     def _live(self) -> psycopg.Connection[Any]:
         conn = self._conn
