@@ -372,7 +372,7 @@ class Store:
                 self._local.db = None
 
     @contextmanager
-    def joined(self, db: sqlite3.Connection) -> Iterator[None]:
+    def joined(self, db: Connection) -> Iterator[None]:
         """Make this thread's store writes join ``db``'s open write transaction on this file
         (the audit log's, so a change and its audit record commit together)."""
         if getattr(self._local, "db", None) is not None:
@@ -382,6 +382,25 @@ class Store:
             yield
         finally:
             self._local.db = None
+
+    def write_lock(self) -> threading.RLock:
+        """The lock this process's store writers hold for their transaction (reentrant)."""
+        return self._lock
+
+    @contextmanager
+    def joined_postgres(self, conn: Any) -> Iterator[None]:
+        """PostgreSQL: make this thread's store writes join the open transaction of the psycopg
+        connection ``conn`` to this store's database (the audit log's, so a change and its
+        record commit together), under the store's lock. The caller's transaction must take
+        the store's write lock first (:data:`camgate.db.pg.WRITE_LOCK`, before the log's)."""
+        from camgate.db.pg import PgConnection
+
+        assert self.dsn is not None and isinstance(self._conn, PgConnection)
+        joined = PgConnection(self.dsn, conn=conn, tables=self._conn.tables())
+        with self.joined(joined):
+            yield
+        assert self._listener is not None
+        self._listener.bump()
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run a read query (on the read connection) and return all rows."""

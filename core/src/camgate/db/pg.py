@@ -129,11 +129,19 @@ class PgConnection:
     server went away. Not thread-safe: the store serialises its use under its locks.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        conn: psycopg.Connection[Any] | None = None,
+        tables: Tables | None = None,
+    ) -> None:
         self._dsn = dsn
         self.where = redact_dsn(dsn)
-        self._conn: psycopg.Connection[Any] | None = None
-        self._tables: Tables | None = None
+        #: ``conn`` given: another's connection inside its open transaction (never reconnected).
+        self._borrowed = conn is not None
+        self._conn: psycopg.Connection[Any] | None = conn
+        self._tables: Tables | None = tables
         self._sql: dict[tuple[str, bool], str] = {}
         self._in_tx = False
 
@@ -143,13 +151,17 @@ class PgConnection:
     def fail(self, exc: BaseException, doing: str = "") -> NoReturn:
         """Raise the StorageError for the driver error ``exc`` (password-free, not chained)."""
         if not doing:
-            doing = _ROLLED_BACK if self._in_tx else "connection lost; the next call connects again"
+            doing = (
+                _ROLLED_BACK
+                if self._in_tx or self._borrowed
+                else "connection lost; the next call connects again"
+            )
         what = f" ({doing})" if doing else ""
         _fail(f"PostgreSQL store {self.where}{what}: {_scrub(self._dsn, exc)}", StorageError)
 
     def _live(self) -> psycopg.Connection[Any]:
         conn = self._conn
-        if conn is not None and not conn.closed and not conn.broken:
+        if conn is not None and (self._borrowed or (not conn.closed and not conn.broken)):
             return conn
         if conn is not None:
             conn.close()
@@ -230,8 +242,8 @@ class PgConnection:
             self._in_tx = False
 
     def close(self) -> None:
-        """Close the connection. Idempotent."""
-        if self._conn is not None:
+        """Close the connection (not a borrowed one). Idempotent."""
+        if self._conn is not None and not self._borrowed:
             self._conn.close()
             self._conn = None
 
