@@ -36,7 +36,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory, postgres: Any) -> Iterator[
 def _apply(store: Store, ops: list[tuple[str, str, int]]) -> list[Any]:
     with store.transaction() as db:
         for table in ("privacy_zones", "zone_asks", "meta"):
-            db.execute(f"DELETE FROM {table}")  # noqa: S608 - our names
+            db.execute(f"DELETE FROM {table}")  # our names
     said: list[Any] = []
     for op, key, n in ops:
         if op == "put":
