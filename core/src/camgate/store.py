@@ -48,6 +48,7 @@ __all__ = [
     "Changes",
     "Store",
     "connect",
+    "local_path",
     "process_alive",
     "process_identity",
     "sqlite_errors",
@@ -188,6 +189,19 @@ def process_alive(pid: int | None, started: str | None) -> bool:
     return True
 
 
+def local_path(target: str | Path, home: str | Path | None = None) -> Path:
+    """Where files that belong beside the store ``target`` go (:attr:`Store.path`): a SQLite
+    store's own path; for a PostgreSQL DSN, ``<dbname>.pg`` in ``home`` (default
+    ``$CAMGATE_HOME``, else the working directory) — the hub's key and the audit seal are kept
+    beside it, the server's accounts file too."""
+    if not is_postgres(target):
+        return Path(target)
+    from camgate.audit.postgres import redact_dsn
+
+    base = Path(home or os.environ.get("CAMGATE_HOME") or ".")
+    return base / f"{redact_dsn(str(target)).rsplit('/', 1)[-1] or 'postgres'}.pg"
+
+
 class Changes(NamedTuple):
     """The store's change counters (:meth:`Store.changes`): each grows with every committed
     write to its facts."""
@@ -277,10 +291,7 @@ class Store:
         self.dsn = dsn
         conn = PgConnection(dsn)
         self.where = conn.where
-        # Files that belong beside a store (the hub's key, audit seals, locks) go in ``home``
-        # ($CAMGATE_HOME, else the working directory), named after the database.
-        base = Path(home or os.environ.get("CAMGATE_HOME") or ".")
-        self.path = base / f"{self.where.rsplit('/', 1)[-1] or 'postgres'}.pg"
+        self.path = local_path(dsn, home)
         self._conn = conn
         self._reader = PgConnection(dsn)
         try:
