@@ -8,7 +8,8 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,36 @@ def test_a_restart_mid_transaction_writes_nothing_and_the_store_reconnects(
         store.close()
 
 
+def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_while_the_listener_is_cut_off_every_look_is_a_change(
+    tmp_path: Path, own_server: PostgresServer
+) -> None:
+    """Fail closed: with the LISTEN connection down, nothing can be known about other hubs'
+    commits, so the guard's version moves on every packet (and consent is read again)."""
+    store = Store(own_server.create_database(), home=tmp_path)
+    listener = store._listener
+    assert listener is not None
+    try:
+        _until(lambda: listener.listening)
+        assert store.live_version() == store.live_version()  # quiet: no query, no change
+        own_server.pause()
+        _until(lambda: not listener.listening)
+        assert store.live_version() != store.live_version()
+        own_server.resume()
+        _until(lambda: listener.listening)
+        assert store.live_version() == store.live_version()
+    finally:
+        if not own_server._started:
+            own_server.resume()
+        store.close()
+
+
 # ---------------------------------------------------------------------- races between processes
 
 _CHILD = textwrap.dedent(
@@ -95,7 +126,9 @@ _CHILD = textwrap.dedent(
         time.sleep(0.002)
     now = datetime.now(UTC)
     if op == "redeem-and-answer":
-        print(json.dumps([store.redeem(arg, now), store.resolve_pending(arg, "yes", now)]))
+        answer = {"outcome": "approved", "by": str(os.getpid())}
+        print(json.dumps([store.redeem(arg, now), store.resolve_pending(arg, "yes", now),
+                          store.close_approval_wait(arg, answer)]))
     else:
         sha = store.get_waiver("w1").sha256
         try:
@@ -135,7 +168,9 @@ def _race(op: str, dsn: str, home: Path, args: list[str]) -> list[Any]:
                 child.kill()
 
 
-def test_racing_redemptions_and_answers_have_one_winner(tmp_path: Path, postgres: Any) -> None:
+def test_racing_redemptions_answers_and_approvals_have_one_winner(
+    tmp_path: Path, postgres: Any
+) -> None:
     dsn = postgres.create_database()
     store = Store(dsn, home=tmp_path)
     now = datetime.now(UTC)
@@ -145,13 +180,17 @@ def test_racing_redemptions_and_answers_have_one_winner(tmp_path: Path, postgres
             "INSERT INTO pending VALUES (?, ?, ?, NULL, ?)",
             ("req-1", "alice", held.deadline.isoformat(), json.dumps(dump(held))),
         )
+    store.add_approval_wait("req-1", held.deadline, {"request_id": "req-1"})
     store.close()
     results = _race("redeem-and-answer", dsn, tmp_path, ["req-1"] * 4)
     assert sorted(r[0] for r in results) == [False, False, False, True]  # one redemption
     assert sorted(r[1] for r in results) == [False, False, False, True]  # one answer
+    assert sorted(r[2] for r in results) == [False, False, False, True]  # one approval
     store = Store(dsn, home=tmp_path)
     try:
         assert store.get_pending("req-1").outcome == "yes"
+        wait = store.approval_wait("req-1")
+        assert wait is not None and wait["outcome"] == "approved"
     finally:
         store.close()
 
