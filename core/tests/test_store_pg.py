@@ -5,6 +5,7 @@ held request, enrolment caps)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -149,6 +150,7 @@ def _race(op: str, dsn: str, home: Path, args: list[str]) -> list[Any]:
             [sys.executable, "-c", _CHILD, op, dsn, str(home), str(go), arg],
             stdout=subprocess.PIPE,
             text=True,
+            env=os.environ | {"CAMGATE_HOME": str(home)},  # seals beside the test's files
         )
         for arg in args
     ]
@@ -195,7 +197,10 @@ def test_racing_redemptions_answers_and_approvals_have_one_winner(
         store.close()
 
 
-def test_racing_enrolments_never_pass_the_cap(tmp_path: Path, postgres: Any) -> None:
+def test_racing_enrolments_never_pass_the_cap(
+    tmp_path: Path, postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMGATE_HOME", str(tmp_path))
     dsn = postgres.create_database()
     gate = Gate.open(dsn, key_path=tmp_path / "hub.key", entry_points=False)
     try:
