@@ -91,6 +91,7 @@ def test_an_older_file_gets_counters_and_read_only_keeps_nothing(tmp_path: Path)
     for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
         db.execute(f"DROP TRIGGER {name}")
     db.execute("DROP TABLE fact_changes")
+    db.execute("DROP TABLE schema_version")  # older camgate: no versioned migrations either
     db.commit()
     db.close()
     read_only = Store(path, read_only=True)

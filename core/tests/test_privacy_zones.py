@@ -203,7 +203,7 @@ def test_a_zone_written_by_another_connection_is_seen_at_once(world: World) -> N
     """The fast path's zone map is rebuilt when the zones counter moves (any connection)."""
     world.enrol("alice", ["a1"])
     assert world.gate.decide(_req(world, "a1")).allowed  # the map is built (empty)
-    other = Store(world.gate.store.path)
+    other = Store(world.gate.store.target, home=world.gate.store.path.parent)
     try:
         zone = Disc(GeoPoint(CENTRE.lat + 50 / 111_000, CENTRE.lon), 10.0)
         doc = {

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 PASSWORD = "the root password, long enough"
 
@@ -78,3 +79,14 @@ def test_camgate_serve_wants_the_proxy_secret_with_proxy_roles(tmp_path: Path) -
     assert owners.returncode == 1
     assert "owners log in with their own accounts" in owners.stderr
     assert "s" * 40 not in owners.stderr
+
+
+def test_accounts_beside_a_postgresql_store_go_in_camgate_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from camgate_server.accounts import accounts_path
+
+    monkeypatch.setenv("CAMGATE_HOME", str(tmp_path))
+    dsn = "postgresql://camgate:pw@db.internal:5432/city"
+    assert accounts_path(dsn) == tmp_path / "city.accounts.db"
+    assert accounts_path(tmp_path / "camgate.db") == tmp_path / "camgate.accounts.db"

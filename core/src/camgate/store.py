@@ -14,12 +14,14 @@ import sqlite3
 import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from camgate.codec import dump, load
+from camgate.db import is_postgres
+from camgate.db.migrations import Status, sqlite_status, upgrade_sqlite
 from camgate.errors import CamgateError, ConfigError, NotFound, StorageError, ValidationError
 from camgate.models import (
     AccessRequest,
@@ -36,12 +38,17 @@ from camgate.models import (
 
 if TYPE_CHECKING:
     from camgate.adapters import Credentials
+    from camgate.db.pg import Listener, PgConnection
+
+    #: A write connection of either engine: both give ``execute(...).rowcount/fetchall``.
+    Connection = sqlite3.Connection | PgConnection
     from camgate.notify import OwnerNotice
 
 __all__ = [
     "Changes",
     "Store",
     "connect",
+    "local_path",
     "process_alive",
     "process_identity",
     "sqlite_errors",
@@ -49,115 +56,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS owners (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cameras (
-    id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES owners(id), doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS waivers (
-    version TEXT PRIMARY KEY, sha256 TEXT NOT NULL, text TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS consents (
-    id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, revoked_at TEXT, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS consent_cameras (
-    consent_id TEXT NOT NULL REFERENCES consents(id), camera_id TEXT NOT NULL,
-    PRIMARY KEY (consent_id, camera_id));
-CREATE INDEX IF NOT EXISTS consent_cameras_camera ON consent_cameras(camera_id);
-CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS decisions (request_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS grants (
-    id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, token TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS redeemed (grant_id TEXT PRIMARY KEY, at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS notices (
-    id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, doc TEXT NOT NULL, delivered_at TEXT);
-CREATE TABLE IF NOT EXISTS edge_credentials (
-    camera_id TEXT PRIMARY KEY, username TEXT NOT NULL, password TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pending (
-    request_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, deadline TEXT NOT NULL,
-    outcome TEXT, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS pending_open ON pending(outcome, deadline);
-CREATE TABLE IF NOT EXISTS deliveries (
-    channel TEXT NOT NULL, notice_id TEXT NOT NULL, owner_id TEXT NOT NULL, doc TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, delivered_at TEXT,
-    PRIMARY KEY (channel, notice_id));
-CREATE TABLE IF NOT EXISTS masks (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
--- Requests waiting for a second person's approval (the agency's approval rule): the request,
--- the role, the deadline, and once answered the outcome, approver and reason (camgate.gate).
-CREATE TABLE IF NOT EXISTS approval_waits (
-    request_id TEXT PRIMARY KEY, deadline TEXT NOT NULL, outcome TEXT, doc TEXT NOT NULL);
--- A camera's own adapter settings (JSON), validated by its adapter when stored; the values of
--- keys the adapter marks secret are kept apart, with the credentials (edge_secret_settings).
--- Both tables are created in a store made by an older camgate when it is next opened.
-CREATE TABLE IF NOT EXISTS camera_settings (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS edge_secret_settings (camera_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(channel, delivered_at, next_at);
--- A change whose audit record goes to another database (PostgreSQL): written before the record
--- (with the change itself when it reduces access), deleted once both are done; recovery settles
--- what a crash left (camgate.gate). ``pid`` and ``started`` name the writing process
--- (process_identity), so a reused pid is not mistaken for it.
-CREATE TABLE IF NOT EXISTS audit_intents (
-    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL, at TEXT NOT NULL,
-    after_seq INTEGER NOT NULL, pid INTEGER NOT NULL, started TEXT);
--- Owner notices a committed change owes (a revocation's), sent and deleted after the commit by
--- the process named (pid, started); whatever a dead process left is sent by any other.
-CREATE TABLE IF NOT EXISTS owed_notices (
-    id TEXT PRIMARY KEY, doc TEXT NOT NULL, pid INTEGER, started TEXT);
--- How often each kind of fact a decision reads has changed, bumped by triggers (below) in the
--- transaction of every write to those tables, whichever process or connection makes it: a
--- decision re-validates what it keeps in memory by reading this one row (Store.changes).
-CREATE TABLE IF NOT EXISTS fact_changes (
-    id INTEGER PRIMARY KEY CHECK (id = 1), cameras INTEGER NOT NULL, consents INTEGER NOT NULL,
-    incidents INTEGER NOT NULL);
-INSERT OR IGNORE INTO fact_changes VALUES (1, 0, 0, 0);
--- Residents' privacy zones (camgate.gate.residents): the zones, the owners' attestations that a
--- mask covers one (per zone and camera), the owners asked once per zone and camera, and one
--- counter bumped by every write to what decides which camera a zone refuses (zones,
--- attestations, masks, cameras), so the gate's camera-to-zones map is rebuilt only then.
-CREATE TABLE IF NOT EXISTS privacy_zones (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS zone_attestations (
-    zone_id TEXT NOT NULL, camera_id TEXT NOT NULL, doc TEXT NOT NULL,
-    PRIMARY KEY (zone_id, camera_id));
-CREATE TABLE IF NOT EXISTS zone_asks (
-    zone_id TEXT NOT NULL, camera_id TEXT NOT NULL, at TEXT NOT NULL,
-    PRIMARY KEY (zone_id, camera_id));
-CREATE TABLE IF NOT EXISTS zone_changes (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
-INSERT OR IGNORE INTO zone_changes VALUES (1, 0);
--- The audit tables are camgate.audit.sqlite's (created by the AuditLog).
-"""
-
-#: Which counter of ``fact_changes`` a write to each table bumps: ``cameras`` (the registry of
-#: cameras), ``consents`` (owners, waivers, consent records and the cameras they cover),
-#: ``incidents``.
-_FACT_TABLES = {
-    "cameras": "cameras",
-    "owners": "consents",
-    "waivers": "consents",
-    "consents": "consents",
-    "consent_cameras": "consents",
-    "incidents": "incidents",
-}
-# The names come from the table above, never from input.
-_TRIGGER = (
-    "CREATE TRIGGER IF NOT EXISTS {table}_{op}_bumps AFTER {op} ON {table} "
-    "BEGIN UPDATE fact_changes SET {column} = {column} + 1; END;\n"
-)
-_TRIGGERS = "".join(
-    _TRIGGER.format(table=table, op=op, column=column)
-    for table, column in _FACT_TABLES.items()
-    for op in ("INSERT", "UPDATE", "DELETE")
-)
-#: The tables whose writes bump ``zone_changes`` (which camera a privacy zone refuses).
-_ZONE_TABLES = ("privacy_zones", "zone_attestations", "masks", "cameras")
-_ZONE_TRIGGER = (
-    "CREATE TRIGGER IF NOT EXISTS {table}_{op}_zones AFTER {op} ON {table} "
-    "BEGIN UPDATE zone_changes SET n = n + 1; END;\n"
-)
-_TRIGGERS += "".join(
-    _ZONE_TRIGGER.format(table=table, op=op)
-    for table in _ZONE_TABLES
-    for op in ("INSERT", "UPDATE", "DELETE")
-)
 
 SCHEMA_VERSION = "1"
 
@@ -253,14 +151,6 @@ def connect(path: str | Path, *, read_only: bool = False, **options: Any) -> sql
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _add_columns(db: sqlite3.Connection, table: str, columns: Mapping[str, str]) -> None:
-    """Give a table of an older file the columns this camgate writes (NULL in old rows)."""
-    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-    for name, kind in columns.items():
-        if name not in have:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -299,6 +189,19 @@ def process_alive(pid: int | None, started: str | None) -> bool:
     return True
 
 
+def local_path(target: str | Path, home: str | Path | None = None) -> Path:
+    """Where files that belong beside the store ``target`` go (:attr:`Store.path`): a SQLite
+    store's own path; for a PostgreSQL DSN, ``<dbname>.pg`` in ``home`` (default
+    ``$CAMGATE_HOME``, else the working directory) — the hub's key and the audit seal are kept
+    beside it, the server's accounts file too."""
+    if not is_postgres(target):
+        return Path(target)
+    from camgate.audit.postgres import redact_dsn
+
+    base = Path(home or os.environ.get("CAMGATE_HOME") or ".")
+    return base / f"{redact_dsn(str(target)).rsplit('/', 1)[-1] or 'postgres'}.pg"
+
+
 class Changes(NamedTuple):
     """The store's change counters (:meth:`Store.changes`): each grows with every committed
     write to its facts."""
@@ -317,27 +220,45 @@ _CAMERA_EDGE_TABLES = ("edge_credentials", "camera_settings", "edge_secret_setti
 
 
 class Store:
-    """The SQLite file behind one camgate installation (hub and edge in the embedded default).
+    """The state of one camgate installation: a SQLite file (the embedded default), or a
+    PostgreSQL database shared by several hubs.
 
-    ``Store(path)`` creates the file and schema when missing. Every ``add_*``/``set_*`` method is
-    durable when it returns; ``get_*`` methods raise :class:`camgate.errors.NotFound` for an
-    unknown id. ``Store(path, read_only=True)`` opens an existing file with ``mode=ro`` (see
-    :func:`connect`): nothing is created or written, so it works on a read-only file, directory
-    or mount; writes then fail with StorageError. A storage failure (full disk, damaged file)
-    is a :class:`~camgate.errors.StorageError` naming the file, not a raw ``sqlite3`` error.
+    ``Store(path)`` creates the file and schema when missing; ``Store("postgresql://...")``
+    uses that database (:mod:`camgate.db.pg`), and ``home`` (default ``$CAMGATE_HOME``, else
+    the working directory) is where the files kept beside a store go (the hub's key, audit
+    seals), as :attr:`path`. Either way the schema is brought to this camgate's version
+    (:mod:`camgate.db.migrations`); a newer one is refused with ConfigError. Every
+    ``add_*``/``set_*`` method is durable when it returns; ``get_*`` methods raise
+    :class:`camgate.errors.NotFound` for an unknown id. ``Store(path, read_only=True)`` opens
+    an existing file with ``mode=ro`` (see :func:`connect`): nothing is created or written,
+    so it works on a read-only file, directory or mount; writes then fail with StorageError.
+    A storage failure (full disk, damaged file, server gone) is a
+    :class:`~camgate.errors.StorageError` naming the file or database, not a driver error.
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, home: str | Path | None = None
+    ) -> None:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._read_lock = threading.Lock()
         self._local = threading.local()  # the write transaction this thread is inside, if any
+        self._listener: Listener | None = None
+        #: The PostgreSQL DSN when the store is there (:mod:`camgate.db.pg`), else None.
+        self.dsn: str | None = None
+        if is_postgres(path):
+            self._open_postgres(str(path), home)
+            return
+        self.path = Path(path)
+        #: Where the store is, for messages: the file, or the DSN without its password.
+        self.where = str(self.path)
         if read_only:
-            self._conn = connect(
+            self._conn: Connection = connect(
                 self.path, read_only=True, check_same_thread=False, isolation_level=None
             )
-            self._reader = self._conn
+            self._reader: Connection = self._conn
+            with sqlite_errors(self.path):
+                sqlite_status(self._conn, self.where)  # newer than this camgate: refused
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,15 +266,14 @@ class Store:
                 # The file holds camera credentials: owner-only from the start. SQLite gives
                 # the -wal and -shm files the same permissions.
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            self._conn = sqlite3.connect(
+            conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=30.0
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA + _TRIGGERS)
-            _add_columns(self._conn, "audit_intents", {"started": "TEXT"})
-            _add_columns(self._conn, "owed_notices", {"pid": "INTEGER", "started": "TEXT"})
+            self._conn = conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            upgrade_sqlite(conn, self.where)
             # Reads (the guard's per-packet checks among them) use their own connection, so
             # they never wait behind a writer that is waiting for another process's lock.
             self._reader = sqlite3.connect(
@@ -361,45 +281,109 @@ class Store:
             )
         except sqlite3.DatabaseError as exc:
             raise storage_error(exc, self.path) from exc
+        self._check_meta()
+
+    def _open_postgres(self, dsn: str, home: str | Path | None) -> None:
+        """Open the store in the PostgreSQL database ``dsn`` (see :mod:`camgate.db.pg`)."""
+        from camgate.db.migrations import postgres_status, upgrade_postgres
+        from camgate.db.pg import Listener, PgConnection
+
+        self.dsn = dsn
+        conn = PgConnection(dsn)
+        self.where = conn.where
+        self.path = local_path(dsn, home)
+        self._conn = conn
+        self._reader = PgConnection(dsn)
+        try:
+            if self.read_only:
+                postgres_status(conn)
+            else:
+                upgrade_postgres(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._listener = Listener(dsn)
+        if not self.read_only:
+            self._check_meta()
+
+    def _check_meta(self) -> None:
         version = self.meta("schema")
         if version is None:
             self.set_meta("schema", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
-            raise ConfigError(f"{self.path}: schema {version}, this camgate reads {SCHEMA_VERSION}")
+            raise ConfigError(
+                f"{self.where}: schema {version}, this camgate reads {SCHEMA_VERSION}"
+            )
+
+    @property
+    def target(self) -> str | Path:
+        """What opens this store again: the SQLite path, or the PostgreSQL DSN."""
+        return self.path if self.dsn is None else self.dsn
+
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgres``."""
+        return "sqlite" if self.dsn is None else "postgres"
+
+    def schema_status(self) -> Status:
+        """Where this store's schema stands (versions applied and shipped)."""
+        with self._read_lock, self._errors():
+            if isinstance(self._reader, sqlite3.Connection):
+                return sqlite_status(self._reader, self.where)
+            from camgate.db.migrations import postgres_status
+
+            return postgres_status(self._reader)
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({self.where!r})"
 
     # ------------------------------------------------------------------ plumbing
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One durable write transaction (BEGIN IMMEDIATE ... COMMIT), under the store's lock.
+    def _errors(self) -> AbstractContextManager[None]:
+        """Map SQLite's storage failures (PostgreSQL's are mapped by its connection)."""
+        return sqlite_errors(self.path) if self.dsn is None else nullcontext()
 
-        BEGIN IMMEDIATE takes SQLite's write lock at once, so writers in every process are
-        serialised: what a transaction reads (on the read connection too) after it began stays
-        true until it commits. Inside another transaction of the same thread (this one, or one
-        given with :meth:`joined`) it joins that transaction: the work commits with it.
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One durable write transaction, under the store's lock.
+
+        On SQLite, BEGIN IMMEDIATE takes the file's write lock at once; on PostgreSQL the
+        transaction first takes one advisory transaction lock (:data:`camgate.db.pg.WRITE_LOCK`).
+        Either way writers in every process are serialised: what a transaction reads (on the
+        read connection too) after it began stays true until it commits. Inside another
+        transaction of the same thread (this one, or one given with :meth:`joined`) it joins
+        that transaction: the work commits with it.
         """
-        outer: sqlite3.Connection | None = getattr(self._local, "db", None)
+        outer: Connection | None = getattr(self._local, "db", None)
         if outer is not None:
             yield outer
             return
+        conn = self._conn
+        if not isinstance(conn, sqlite3.Connection):
+            with self._lock, conn.transaction():
+                self._local.db = conn
+                try:
+                    yield conn
+                finally:
+                    self._local.db = None
+            assert self._listener is not None
+            self._listener.bump()  # this process's own commit: caches read again
+            return
         with self._lock, sqlite_errors(self.path):
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._local.db = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            self._local.db = conn
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
+                yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")  # never leave the connection wedged
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")  # never leave the connection wedged
                 raise
             finally:
                 self._local.db = None
 
     @contextmanager
-    def joined(self, db: sqlite3.Connection) -> Iterator[None]:
+    def joined(self, db: Connection) -> Iterator[None]:
         """Make this thread's store writes join ``db``'s open write transaction on this file
         (the audit log's, so a change and its audit record commit together)."""
         if getattr(self._local, "db", None) is not None:
@@ -410,38 +394,78 @@ class Store:
         finally:
             self._local.db = None
 
+    def write_lock(self) -> threading.RLock:
+        """The lock this process's store writers hold for their transaction (reentrant)."""
+        return self._lock
+
+    @contextmanager
+    def joined_postgres(self, conn: Any) -> Iterator[None]:
+        """PostgreSQL: make this thread's store writes join the open transaction of the psycopg
+        connection ``conn`` to this store's database (the audit log's, so a change and its
+        record commit together), under the store's lock. The caller's transaction must take
+        the store's write lock first (:data:`camgate.db.pg.WRITE_LOCK`, before the log's)."""
+        from camgate.db.pg import PgConnection
+
+        assert self.dsn is not None and isinstance(self._conn, PgConnection)
+        joined = PgConnection(self.dsn, conn=conn, tables=self._conn.tables())
+        with self.joined(joined):
+            yield
+        assert self._listener is not None
+        self._listener.bump()
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run a read query (on the read connection) and return all rows."""
-        with self._read_lock, sqlite_errors(self.path):
-            return self._reader.execute(sql, params).fetchall()
+        with self._read_lock, self._errors():
+            return list(self._reader.execute(sql, params).fetchall())
 
     def close(self) -> None:
         """Close the connections. Idempotent."""
+        if self._listener is not None:
+            self._listener.close()
         with self._lock, self._read_lock:
             self._conn.close()
             self._reader.close()  # the same connection when read-only: closing twice is fine
 
     def data_version(self) -> int:
-        """A number that changes whenever a commit reaches the file (this store's own writes
+        """A number that changes whenever a commit reaches the store (this store's own writes
         included: they come from its other connection).
 
-        Costs microseconds (no table is read), so a guard can ask it for every packet and only
-        look at consent again when something changed.
+        On SQLite it is ``PRAGMA data_version``: microseconds, no table read. On PostgreSQL it
+        is the ``store_version`` row, bumped by the triggers of every commit that changes
+        consent, the registry, incidents, zones or decisions: one row read (one round trip).
+        Either way it is exact: a commit that returned in any process is seen by the next call.
         """
+        if self._listener is not None:
+            with self._read_lock:
+                rows = self._reader.execute("SELECT n FROM store_version").fetchall()
+            return int(rows[0][0])
         with self._read_lock:
-            row = self._reader.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+            rows = self._reader.execute("PRAGMA data_version").fetchall()
+        return int(rows[0][0])
+
+    def live_version(self) -> int:
+        """Like :meth:`data_version`, but never a query: what a guard asks for every packet.
+
+        On SQLite it is :meth:`data_version`. On PostgreSQL it is a counter in memory, bumped
+        by this process's commits and by every ``NOTIFY`` other processes' triggers send
+        (:class:`camgate.db.pg.Listener`), so it moves a notification's delay (milliseconds on
+        a LAN) after another hub's commit; while the listener is disconnected it is a new
+        number on every call (whatever is kept on it is read again).
+        """
+        if self._listener is not None:
+            return self._listener.version()
+        return self.data_version()
 
     def changes(self) -> Changes | None:
         """The store's change counters: one number per kind of fact a decision reads
         (:class:`Changes`), each bumped by every committed write to its tables, from any process
-        or connection (SQLite triggers, in the writing transaction).
+        or connection (triggers, in the writing transaction).
 
         One row read, a few microseconds: a cache of those facts is valid while the counter it
         was filled under is unchanged. None for a file made by an older camgate and opened
         read-only (it has no counters; then nothing may be kept).
         """
-        with self._read_lock, sqlite_errors(self.path):
+        with self._read_lock, self._errors():
             try:
                 row = self._reader.execute(
                     "SELECT cameras, consents, incidents FROM fact_changes"
@@ -523,7 +547,7 @@ class Store:
 
     @staticmethod
     def _put_settings(
-        db: sqlite3.Connection,
+        db: Connection,
         camera_id: str,
         settings: Mapping[str, Any],
         secrets: Mapping[str, Any],
@@ -826,11 +850,15 @@ class Store:
             if row is None:
                 return False
             doc = json.loads(row[0]) | {"outcome": outcome, "answered_at": at.isoformat()}
-            db.execute(
-                "UPDATE pending SET outcome=?, doc=? WHERE request_id=?",
-                (outcome, json.dumps(doc, sort_keys=True), request_id),
+            # Conditional: of two racing answers one changes the row (a constraint, not the
+            # read above, decides), even where writers are not serialised.
+            return bool(
+                db.execute(
+                    "UPDATE pending SET outcome=?, doc=? WHERE request_id=? AND outcome IS NULL",
+                    (outcome, json.dumps(doc, sort_keys=True), request_id),
+                ).rowcount
+                == 1
             )
-            return True
 
     # ------------------------------------------------------------------ approvals (agency rules)
 
@@ -865,11 +893,14 @@ class Store:
             if row is None:
                 return False
             doc = json.loads(row[0]) | answer
-            db.execute(
-                "UPDATE approval_waits SET outcome=?, doc=? WHERE request_id=?",
-                (answer["outcome"], json.dumps(doc, sort_keys=True), request_id),
+            return bool(
+                db.execute(
+                    "UPDATE approval_waits SET outcome=?, doc=? "
+                    "WHERE request_id=? AND outcome IS NULL",
+                    (answer["outcome"], json.dumps(doc, sort_keys=True), request_id),
+                ).rowcount
+                == 1
             )
-            return True
 
     def add_decision(self, request_id: str, decision: Decision, *, replace: bool = False) -> None:
         """Store the final decision on a held request (``replace``: instead of the stored one)."""
@@ -894,8 +925,9 @@ class Store:
         """Every camera under an active consent record."""
         return self._docs(
             Camera,
-            "SELECT DISTINCT k.doc FROM cameras k JOIN consent_cameras cc ON cc.camera_id = k.id "
-            "JOIN consents c ON c.id = cc.consent_id WHERE c.revoked_at IS NULL ORDER BY k.id",
+            "SELECT k.doc FROM cameras k WHERE EXISTS (SELECT 1 FROM consent_cameras cc "
+            "JOIN consents c ON c.id = cc.consent_id "
+            "WHERE cc.camera_id = k.id AND c.revoked_at IS NULL) ORDER BY k.id",
         )
 
     # ------------------------------------------------------------------ notice deliveries
@@ -1039,12 +1071,12 @@ class Store:
     def add_intent(self, kind: str, body: str, at: str, after_seq: int) -> int:
         """Record, before its audit record is written elsewhere, a change about to be made."""
         with self.transaction() as db:
-            cur = db.execute(
+            row = db.execute(
                 "INSERT INTO audit_intents (kind, body, at, after_seq, pid, started) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (kind, body, at, after_seq, os.getpid(), process_identity()),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchall()
+            return int(row[0][0])
 
     def intents(self) -> list[tuple[int, str, str, str, int, int, str | None]]:
         """Every unsettled intent: ``(id, kind, body, at, after_seq, pid, started)``."""

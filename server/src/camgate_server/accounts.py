@@ -87,8 +87,11 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 def accounts_path(store_path: str | Path) -> Path:
     """Where the accounts of the gate store at ``store_path`` live: beside it,
-    ``<stem>.accounts.db``."""
-    path = Path(store_path)
+    ``<stem>.accounts.db`` (a PostgreSQL store: beside its :func:`camgate.store.local_path`,
+    in ``$CAMGATE_HOME``; each hub keeps its own accounts file)."""
+    from camgate.store import local_path
+
+    path = local_path(store_path)
     return path.with_name(f"{path.stem}.accounts.db")
 
 

@@ -215,6 +215,8 @@ class AuditLog:
         self.seal_path: Path | None = Path(seal) if seal is not None else None
         if backend is None:
             dsn = dsn or os.environ.get(AUDIT_DSN_ENV) or None
+            if dsn is None and store is not None and store.dsn is not None:
+                dsn = store.dsn  # a store in PostgreSQL keeps its audit log there too
             if store is None and (dsn is None or (signer is None and not read_only)):
                 raise AuditError("AuditLog needs a store, or a DSN and a signer, or a backend")
             if signer is None and store is not None:
@@ -277,13 +279,19 @@ class AuditLog:
 
     @property
     def shares_store(self) -> bool:
-        """True when the log lives in the store's own SQLite file, so a store change and its
-        record can commit in one transaction (:meth:`append_with`)."""
-        backend = self.backend
+        """True when the log lives in the store's own SQLite file, or in the PostgreSQL
+        database the store is in, so a store change and its record can commit in one
+        transaction (:meth:`append_with`)."""
+        backend, store = self.backend, self._store
+        if store is None:
+            return False
+        if store.dsn is not None:
+            from camgate.audit.postgres import PostgresAuditBackend
+
+            return isinstance(backend, PostgresAuditBackend) and backend.dsn == store.dsn
         return (
-            self._store is not None
-            and isinstance(backend, SQLiteAuditBackend)
-            and backend.path.resolve() == Path(self._store.path).resolve()
+            isinstance(backend, SQLiteAuditBackend)
+            and backend.path.resolve() == Path(store.path).resolve()
         )
 
     def append_with(
@@ -296,16 +304,30 @@ class AuditLog:
         """
         store = self._store
         if store is None or not self.shares_store:
-            raise AuditError("append_with needs the audit log in the store's own SQLite file")
+            raise AuditError("append_with needs the audit log in the store's own database")
+        backend = self.backend
+        if isinstance(backend, SQLiteAuditBackend):
 
-        def make(tx: Any) -> Entry:
-            with store.joined(tx.db):
+            def make(tx: Any) -> Entry:
+                with store.joined(tx.db):
+                    body = change()
+                return self.entry(kind, body, at)
+
+            return backend.append_within(make)
+        from camgate.audit.postgres import PostgresAuditBackend
+        from camgate.db.pg import WRITE_LOCK
+
+        assert isinstance(backend, PostgresAuditBackend)  # shares_store says so
+
+        def make_pg(tx: Any) -> Entry:
+            with store.joined_postgres(tx.conn):
                 body = change()
             return self.entry(kind, body, at)
 
-        backend = self.backend
-        assert isinstance(backend, SQLiteAuditBackend)  # shares_store says so
-        return backend.append_within(make)
+        # The store's lock, then its advisory lock, then the log's: the order every writer of
+        # the store keeps (a store transaction that appends takes them so), so none deadlock.
+        with store.write_lock(), backend.first_lock(WRITE_LOCK):
+            return backend.append_within(make_pg)
 
     def has_record(self, kind: str, body: dict[str, Any], after: int) -> bool:
         """True when a record of ``kind`` with exactly this body has a seq above ``after``."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -29,7 +30,7 @@ from typing import Any, NoReturn
 from camgate.audit.base import ChainingBackend, Row, WriteTx, rows_sql
 from camgate.audit.chain import GENESIS
 from camgate.audit.fastverify import NativeScan
-from camgate.errors import AuditError
+from camgate.errors import AuditError, CamgateError
 from camgate.extras import needs_extra
 
 with needs_extra("postgres", "the PostgreSQL audit log"):
@@ -151,11 +152,11 @@ def hide_password(dsn: str, text: str) -> str:
     return "".join(out)
 
 
-def _fail(message: str) -> NoReturn:
-    """Raise AuditError(message) linked to no other exception: the driver's exception, whose
-    text may hold the password, is neither its cause nor its context (which ``from None``
-    only hides from tracebacks; loggers and error trackers walk it)."""
-    err = AuditError(message)
+def _fail(message: str, error: type[CamgateError] = AuditError) -> NoReturn:
+    """Raise ``error(message)`` (AuditError by default) linked to no other exception: the
+    driver's exception, whose text may hold the password, is neither its cause nor its context
+    (which ``from None`` only hides from tracebacks; loggers and error trackers walk it)."""
+    err = error(message)
     try:
         raise err
     finally:
@@ -274,6 +275,7 @@ class PostgresAuditBackend(ChainingBackend):
     def __init__(self, dsn: str, *, read_only: bool = False, **options: Any) -> None:
         super().__init__(**options)  # sign, public_key, checkpoint_every/_interval_s, group_commit
         self._dsn = dsn
+        self._first_lock = threading.local()
         self.where = redact_dsn(dsn)
         if read_only:  # create nothing, pin nothing: read the log's id if there is a log
             self._sign = None
@@ -317,6 +319,11 @@ class PostgresAuditBackend(ChainingBackend):
     def __repr__(self) -> str:
         return f"PostgresAuditBackend({self.where!r}, log={self.log_id!r})"
 
+    @property
+    def dsn(self) -> str:
+        """The database's DSN (may hold a password: never show it; :attr:`where` is safe)."""
+        return self._dsn
+
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=30)
         conn.execute("SET synchronous_commit = on")
@@ -331,8 +338,23 @@ class PostgresAuditBackend(ChainingBackend):
         if conn is None:
             raise AuditError(f"the audit log in {self.where} was opened read-only")
         with conn.transaction():
+            first = getattr(self._first_lock, "key", None)
+            if first is not None:  # the store's write lock, always taken before the log's
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (first,))
             conn.execute("SELECT 1 FROM audit_meta WHERE key = 'log' FOR UPDATE")
             yield _PgTx(conn)
+
+    @contextmanager
+    def first_lock(self, key: int) -> Iterator[None]:
+        """Within the block, this thread's write transactions take the advisory transaction
+        lock ``key`` before the log's row lock (:meth:`camgate.audit.AuditLog.append_with`
+        joins the store's writes, which hold the store's lock, to the log's transaction: the
+        two locks are then taken in the store's order, never the other way round)."""
+        self._first_lock.key = key
+        try:
+            yield
+        finally:
+            self._first_lock.key = None
 
     def _store_error(self, exc: BaseException) -> str | None:
         if isinstance(exc, psycopg.Error | OSError | ValueError | TypeError):

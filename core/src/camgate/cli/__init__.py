@@ -28,6 +28,7 @@ from camgate.cli import (
     access,
     audit,
     cameras,
+    db,
     edge,
     geofence,
     owners,
@@ -121,7 +122,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--db",
         default=os.environ.get("CAMGATE_DB", "camgate.db"),
-        help="the SQLite store (default: $CAMGATE_DB or ./camgate.db)",
+        help="the store: a SQLite file, or a postgresql:// DSN shared by several hubs "
+        "(default: $CAMGATE_DB or ./camgate.db)",
     )
     parser.add_argument(
         "--rules",
@@ -136,7 +138,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     b = Builder(top)
-    for group in (plugins, owners, cameras, access, geofence, retention, audit, zones, edge):
+    for group in (plugins, owners, cameras, access, geofence, retention, audit, zones, db, edge):
         group.add_parsers(b)
     core = set(top.choices)
     if argv is None or not _core_command(argv, core):

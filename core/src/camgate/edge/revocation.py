@@ -78,8 +78,9 @@ class Revocations:
 
     def version(self) -> tuple[int, int]:
         """Changes whenever consent may have changed: a commit by another process to the store
-        (SQLite's ``data_version``) or a revocation begun or finished in this process."""
-        return (self.store.data_version(), self._generation)
+        (:meth:`Store.live_version`: no query per packet) or a revocation begun or finished in
+        this process."""
+        return (self.store.live_version(), self._generation)
 
     def changed_since(self, stream: GuardedStream) -> bool:
         """True when :meth:`version` moved since ``stream`` last looked (and remember it)."""

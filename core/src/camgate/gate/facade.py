@@ -148,13 +148,18 @@ class Gate(
     ) -> Gate:
         """Open (or create) the store at ``path`` and the signing key beside it (``.key``).
 
+        ``path`` may be a PostgreSQL DSN (``postgresql://...``): the store and the audit log
+        are then in that database, shared by every hub pointed at it, and the key is
+        ``key_path`` (default beside :attr:`Store.path`, in ``$CAMGATE_HOME``); every hub of
+        one database must use the same key file.
+
         ``rules`` are the agency's (enrolment caps, live-view kinds, banned purposes, sensitive
         places); see :class:`camgate.rules.AgencyRules` and docs/consent.md. ``audit_dsn``
         keeps the audit log in PostgreSQL (default: ``$CAMGATE_AUDIT_DSN``, else the store).
         ``relay_settings`` bound the edge's relay and turn its GOP cache on (docs/media.md).
         """
         store = Store(path)
-        signer = hub_signer(path, key_path)  # never a new key for a log that has records
+        signer = hub_signer(store.path, key_path)  # never a new key for a log that has records
         host = PluginHost(builtins=builtin_plugins(store, rules), entry_points=entry_points)
         return cls(
             store=store,
@@ -167,7 +172,7 @@ class Gate(
         )
 
     def __repr__(self) -> str:
-        return f"<Gate store={self.store.path}>"
+        return f"<Gate store={self.store.where}>"
 
     @property
     def public_key(self) -> bytes:

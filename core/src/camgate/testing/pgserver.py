@@ -156,6 +156,11 @@ class PostgresServer:
             "--no-sync",  # the cluster is thrown away; commits below are still fsynced
         )
         self.port = _free_port()
+        self._pg_ctl_start()
+        return self
+
+    def _pg_ctl_start(self) -> None:
+        assert self.dir is not None
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories={self.dir} -c max_connections=200 "
@@ -164,7 +169,7 @@ class PostgresServer:
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
-            str(data),
+            str(self.dir / "data"),
             "-o",
             options,
             "-l",
@@ -175,21 +180,38 @@ class PostgresServer:
             "start",
         )
         self._started = True
-        return self
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create a fresh database and return its DSN."""
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut, their transactions rolled
+        back), keeping its data; :meth:`resume` starts it again on the same port."""
+        assert self.dir is not None and self._started
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"
+        )
+        self._started = False
+
+    def resume(self) -> None:
+        """Start the server :meth:`pause` stopped, on the same port, and wait until it accepts
+        connections."""
+        self._pg_ctl_start()
+
+    def create_database(self, name: str | None = None, *, template: str | None = None) -> str:
+        """Create a fresh database and return its DSN; ``template`` names a database of this
+        server to copy (nobody may be connected to it)."""
         with needs_extra("postgres", "a PostgreSQL test database"):
             import psycopg
 
         self._dbs += 1
         name = name or f"camgate_{os.getpid()}_{self._dbs}"
+        copy = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # name is ours: letters, digits, _
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')  # names are ours: letters, digits, _
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and remove its directory. Idempotent."""
+        """Stop the server and remove its directory. Idempotent. The shutdown is immediate (no
+        final checkpoint: the data is thrown away next), so a server that held many databases
+        stops at once instead of flushing them all."""
         if self.dir is None:
             return
         try:
@@ -199,7 +221,7 @@ class PostgresServer:
                     "-D",
                     str(self.dir / "data"),
                     "-m",
-                    "fast",
+                    "immediate",
                     "-w",
                     "stop",
                 )
