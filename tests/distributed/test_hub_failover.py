@@ -1,0 +1,174 @@
+"""A hub killed mid-stream: the other hub serves, and nothing was served unaudited.
+
+Hub A is a real subprocess holding a Gate (and its in-process edge) on the shared PostgreSQL,
+streaming a real RTSP camera to an officer (each packet it hands over is a line on its stdout).
+It is SIGKILLed mid-stream. The officer asks again through hub B (this process, the same
+database) and is served. Afterwards the shared audit log verifies; the only ``access.start``
+without an ``access.end`` is the stream of the killed hub — the architecture settles intents
+(changes half-made), not streams a dead process had open: its start was durable before its first
+packet, which is what "nothing unaudited" needs. A's grant, redeemed once, cannot be reopened
+through B.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
+from camgate.errors import GrantError
+from camgate_rtsp.testing.server import RtspTestServer
+
+pytestmark = pytest.mark.anyio
+HOME = GeoPoint(32.2988, -90.1848)
+
+#: Hub A: request a live grant, open the stream, print each packet handed to the officer.
+HUB_A = textwrap.dedent(
+    """
+    import sys, anyio
+    from camgate import Gate
+
+    async def main(dsn, incident):
+        gate = Gate.open(dsn)
+        grant = await gate.request_access(
+            incident, "cam-a", "live", requested_by="officer-7", duration_s=120
+        )
+        print("grant", grant.grant.id, grant.token, flush=True)
+        stream = await gate.edge.open_live("cam-a", grant)
+        async for packet in stream:
+            print("packet", len(packet.data), flush=True)
+
+    anyio.run(main, sys.argv[1], sys.argv[2])
+    """
+)
+
+
+class Lines:
+    """A subprocess's stdout lines, collected by a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def starting(self, word: str) -> list[str]:
+        return [line for line in self.lines if line.startswith(word + " ")]
+
+
+async def until(check: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await anyio.sleep(0.02)
+    return value
+
+
+async def test_a_hub_killed_mid_stream_the_other_serves_and_nothing_is_unaudited(
+    tmp_path: Path,
+    postgres: Any,
+    hub_camera: RtspTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAMGATE_HOME", str(tmp_path))  # both hubs: the same key file
+    monkeypatch.delenv("CAMGATE_AUDIT_DSN", raising=False)
+    dsn = postgres.create_database()
+    gate = Gate.open(dsn)  # hub B
+    try:
+        waiver = gate.publish_waiver(Waiver("w1", "I agree."))
+        gate.add_owner(Owner("alice", "Alice"))
+        gate.add_camera(
+            Camera(
+                id="cam-a",
+                adapter="rtsp",
+                source=hub_camera.url("/cam1"),
+                owner_id="alice",
+                position=HOME,
+            )
+        )
+        gate.enrol(
+            "alice",
+            ["cam-a"],
+            waiver_version="w1",
+            waiver_sha256=waiver.sha256,
+            terms=ConsentTerms(scopes=["live"]),
+        )
+        incident = gate.report_incident("burglary", HOME, radius_m=300)
+        hub_a = subprocess.Popen(  # noqa: ASYNC220 - a long-running process, read by a thread
+            [sys.executable, "-c", HUB_A, dsn, incident.id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ),
+        )
+        a = Lines(hub_a)
+        try:
+            await until(
+                lambda: len(a.starting("packet")) >= 5 or hub_a.poll() is not None,
+                60,
+                "hub A's officer to see packets",
+            )
+            assert hub_a.poll() is None, "\n".join(a.lines)
+            os.kill(hub_a.pid, signal.SIGKILL)  # mid-stream: no access.end, no close
+            hub_a.wait(timeout=20)
+        finally:
+            if hub_a.poll() is None:
+                hub_a.kill()
+                hub_a.wait()
+        seen_through_a = len(a.starting("packet"))
+        _, a_grant_id, a_token = a.starting("grant")[0].split()
+
+        # The officer reopens A's grant through B: it was redeemed once, so it is refused.
+        with pytest.raises(GrantError):
+            await gate.edge.open_live("cam-a", a_token)
+        # The officer asks again through hub B and is served.
+        grant = await gate.request_access(
+            incident.id, "cam-a", "live", requested_by="officer-7", duration_s=60
+        )
+        stream = await gate.edge.open_live("cam-a", grant)
+        served_by_b = 0
+        with anyio.fail_after(30):
+            async for _packet in stream:
+                served_by_b += 1
+                if served_by_b >= 5:
+                    break
+        await stream.aclose()
+    finally:
+        await gate.aclose()
+
+    # A fresh opening (any process writing the log does this): recovery and sealing.
+    gate = Gate.open(dsn)
+    try:
+        assert gate.store.intents() == []  # nothing half-made left by the killed hub
+        verdict = gate.audit.verify()
+        assert verdict.ok, verdict
+        starts = {r.body["grant"]["id"]: r for r in gate.audit.records("access.start")}
+        ends = {r.body["grant"]: r for r in gate.audit.records("access.end")}
+        issued = [r.body["id"] for r in gate.audit.records("grant.issued")]
+        assert sorted(issued) == sorted([a_grant_id, grant.grant.id])
+        # Every stream that handed out a packet was started in the log, before its end.
+        assert set(starts) == {a_grant_id, grant.grant.id}
+        assert ends[grant.grant.id].seq > starts[grant.grant.id].seq
+        assert ends[grant.grant.id].body["packets"] >= served_by_b
+        # The killed hub's stream is the only one left open; its start was durable first.
+        assert set(starts) - set(ends) == {a_grant_id}
+        assert seen_through_a >= 5
+        # A's refused reopening did not count as an access.
+        assert len(list(gate.audit.records("access.start"))) == 2
+    finally:
+        await gate.aclose()
