@@ -277,24 +277,30 @@ def run_distributed_demo(out: Path, *, log: Callable[[str], Any] = print) -> dic
         env["CAMGATE_HOME"] = str(home)  # both hubs: the same signing key, never the user's
         stack.enter_context(_environ("CAMGATE_HOME", str(home)))
         stack.enter_context(_environ("CAMGATE_AUDIT_DSN", None))
-        pg = stack.enter_context(PostgresServer())
-        dsn = pg.create_database("camgate_demo")
-        log(f"PostgreSQL up on 127.0.0.1:{pg.port} (the hubs' shared state and audit log)")
+        log(f"working folder {tmp} (removed on exit)")
         net = _Network(len(EDGES))
         stack.callback(net.close)  # after every process below is stopped
         log(net.note)
-        nats = stack.enter_context(NatsServer(tmp, host=net.host_ip))
-        log(f"NATS (JetStream) up at {nats.url}")
 
         def start(name: str, argv: list[str]) -> _Process:
             proc = _Process(name, argv, env)
             stack.callback(proc.stop)
             return proc
 
-        me = [sys.executable, "-m"]
+        cameras = {  # started first, while PostgreSQL starts; awaited below
+            edge_id: start(
+                f"cameras of {edge_id}",
+                net.wrap(i, [sys.executable, "-m", "camgate.demo_distributed"]),
+            )
+            for i, edge_id in enumerate(EDGES)
+        }
+        pg = stack.enter_context(PostgresServer())
+        dsn = pg.create_database("camgate_demo")
+        log(f"PostgreSQL up on 127.0.0.1:{pg.port} (the hubs' shared state and audit log)")
+        nats = stack.enter_context(NatsServer(tmp, host=net.host_ip))
+        log(f"NATS (JetStream) up at {nats.url}")
         sites: dict[str, dict[str, Any]] = {}
-        for i, edge_id in enumerate(EDGES):
-            cams = start(f"cameras of {edge_id}", net.wrap(i, [*me, "camgate.demo_distributed"]))
+        for edge_id, cams in cameras.items():
             sites[edge_id] = json.loads(cams.wait_for("{"))
             sources = ", ".join(sites[edge_id]["sources"])
             log(f"{edge_id}: cameras up (digest credentials) at {sources}")
@@ -391,8 +397,6 @@ async def _story(
             [*cli, "--db", dsn, "edge", "hub", "--nats", nats_url, "--beat", str(BEAT_S),
              *(a for e in link_args for a in ("--edge", e))],
         )  # fmt: skip
-        await anyio.to_thread.run_sync(link.wait_for, "hub link: serving")
-        log("hub 2 (camgate edge hub) serving: consent changes out, acknowledgements in")
         hub_key = gate.public_key.hex()
         edges: dict[str, _Process] = {}
         for edge_id, site in sites.items():
@@ -404,6 +408,8 @@ async def _story(
                      "--nats", nats_url, "--hub-key", hub_key, "--staleness", str(STALENESS_S)],
                 ),
             )  # fmt: skip
+        await anyio.to_thread.run_sync(link.wait_for, "hub link: serving")
+        log("hub 2 (camgate edge hub) serving: consent changes out, acknowledgements in")
         for edge_id, proc in edges.items():
             await anyio.to_thread.run_sync(proc.wait_for, f"edge {edge_id}: serving")
             where = (
@@ -438,8 +444,7 @@ async def _story(
             revocation = await _revocation(gate, nc, edge_of, incident.id, log)
             edge_audits: dict[str, Any] = {}
             for edge_id, site in sites.items():
-                key_hex = await anyio.run_process([*cli, "--db", str(site["db"]), "edge", "key"])
-                key = bytes.fromhex(key_hex.stdout.decode().strip())
+                key = await anyio.to_thread.run_sync(_edge_key, site["db"])
                 records, verdict = await fetch_edge_audit(nc, edge_id, key)
                 path = out / f"edge-{edge_id}-audit.jsonl"
                 lines = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in records)
@@ -612,6 +617,26 @@ async def _revocation(
         "acknowledged_ms": acked_ms,
         "ack_streams_ended": ack.body.get("streams_ended") if ack else None,
     }
+
+
+def _edge_key(db: Path) -> bytes:
+    """The edge's own audit key, as ``camgate --db EDGE.sqlite edge key`` prints it at the site
+    (read-only; the operator pins it at the hub)."""
+    from camgate.audit import AuditLog
+    from camgate.store import Store
+
+    store = Store(db, read_only=True)
+    try:
+        log = AuditLog(store, read_only=True)
+        try:
+            key = log.public_key
+        finally:
+            log.close()
+    finally:
+        store.close()
+    if key is None:
+        raise CamgateError(f"{db}: the edge has not signed anything yet")
+    return key
 
 
 def _can_dial(net: _Network, site: dict[str, Any]) -> bool | None:
