@@ -70,7 +70,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         if args.vendor != "rtsp":
             raise ValidationError("--distributed runs on the rtsp simulator only (no --vendor)")
-        result = run_distributed_demo(out, log=lambda m: print(f"demo: {m}", flush=True))
+        try:
+            result = run_distributed_demo(out, log=lambda m: print(f"demo: {m}", flush=True))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: everything it started is gone
+            print("demo: interrupted; everything it started was stopped and removed")
+            return 130
         print(f"demo: wrote {out / 'summary.json'}")
         edges_ok = all(a["ok"] for a in result["edge_audits"].values())
         return 0 if result["audit_ok"] and edges_ok else EXIT_ERROR
