@@ -23,8 +23,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,33 +59,6 @@ HUB_A = textwrap.dedent(
 )
 
 
-class Lines:
-    """A subprocess's stdout lines, collected by a thread."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def starting(self, word: str) -> list[str]:
-        return [line for line in self.lines if line.startswith(word + " ")]
-
-
-async def until(check: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await anyio.sleep(0.02)
-    return value
-
-
 def _setup(gate: Gate, source: str) -> str:
     """Alice's camera enrolled for live view, and an incident near it (its id)."""
     waiver = gate.publish_waiver(Waiver("w1", "I agree."))
@@ -117,29 +88,31 @@ async def test_a_hub_killed_mid_stream_the_other_serves_and_nothing_is_unaudited
     gate = Gate.open(dsn)  # hub B
     try:
         incident_id = _setup(gate, hub_camera.url("/cam1"))
-        hub_a = subprocess.Popen(  # noqa: ASYNC220 - a long-running process, read by a thread
+        hub_a = subprocess.Popen(  # noqa: ASYNC220 - a long-running process
             [sys.executable, "-c", HUB_A, dsn, incident_id],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=dict(os.environ),
         )
-        a = Lines(hub_a)
+        assert hub_a.stdout is not None
+        said: list[str] = []  # what hub A handed the officer, line by line
         try:
-            await until(
-                lambda: len(a.starting("packet")) >= 5 or hub_a.poll() is not None,
-                60,
-                "hub A's officer to see packets",
-            )
-            assert hub_a.poll() is None, "\n".join(a.lines)
+            with anyio.fail_after(60):
+                while sum(line.startswith("packet ") for line in said) < 5:
+                    line = await anyio.to_thread.run_sync(
+                        hub_a.stdout.readline, abandon_on_cancel=True
+                    )
+                    assert line, "hub A exited:\n" + "".join(said)
+                    said.append(line)
             os.kill(hub_a.pid, signal.SIGKILL)  # mid-stream: no access.end, no close
             hub_a.wait(timeout=20)
         finally:
             if hub_a.poll() is None:
                 hub_a.kill()
                 hub_a.wait()
-        seen_through_a = len(a.starting("packet"))
-        _, a_grant_id, a_token = a.starting("grant")[0].split()
+        seen_through_a = sum(line.startswith("packet ") for line in said)
+        _, a_grant_id, a_token = next(line for line in said if line.startswith("grant ")).split()
 
         # The officer reopens A's grant through B: it was redeemed once, so it is refused.
         with pytest.raises(GrantError):
