@@ -41,7 +41,8 @@ from typing import Any
 
 import anyio
 
-from camgate.errors import AccessDenied, CamgateError, ConsentRevoked
+from camgate.errors import AccessDenied, CamgateError, ConfigError, ConsentRevoked
+from camgate.extras import needs_extra
 from camgate.models import Camera, CameraClass, ConsentTerms, GeoPoint, Owner, Scope, Waiver
 
 __all__ = ["EDGES", "run_distributed_demo"]
@@ -144,13 +145,19 @@ class _Network:
     listens on (the bridge's, or 127.0.0.1); :meth:`close` removes what was made.
     """
 
-    def __init__(self, edges: int) -> None:
+    def __init__(self) -> None:
         self.used = False
         self.note = ""
         self.host_ip = "127.0.0.1"
         self.namespaces: list[str] = []
         self.addresses: list[str] = []
         self._bridge: str | None = None
+        self._veths: list[str] = []
+
+    def setup(self, edges: int) -> None:
+        """Make a namespace for each of ``edges`` edges where allowed; otherwise say why in
+        :attr:`note` (loopback). What was made before a failure is removed at once; call
+        :meth:`close` in any case (also after an interruption)."""
         tag = f"{os.getpid() % 100000:05d}"
         if os.geteuid() != 0:
             self.note = "not root: edges on loopback (network namespaces need root)"
@@ -164,6 +171,7 @@ class _Network:
             self._make(tag, edges)
         except (OSError, subprocess.SubprocessError) as exc:
             self.close()
+            self.host_ip, self.addresses = "127.0.0.1", []
             self.note = f"network namespaces not allowed here ({exc}): edges on loopback"
             return
         self.used = True
@@ -189,6 +197,7 @@ class _Network:
             ns, host_end, ns_end = f"camgate-demo-{tag}-{i + 1}", f"cgd{tag}h{i}", f"cgd{tag}n{i}"
             _ip("netns", "add", ns)
             self.namespaces.append(ns)
+            self._veths.append(host_end)  # deleting one end deletes the pair
             _ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end)
             _ip("link", "set", ns_end, "netns", ns)
             _ip("link", "set", host_end, "master", bridge, "up")
@@ -222,6 +231,10 @@ class _Network:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 _ip("netns", "del", ns)
         self.namespaces = []
+        for veth in self._veths:  # gone with its namespace, unless it never got there
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                _ip("link", "del", veth)
+        self._veths = []
         if self._bridge is not None:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 _ip("link", "del", self._bridge)
@@ -268,6 +281,9 @@ def run_distributed_demo(out: Path, *, log: Callable[[str], Any] = print) -> dic
     from camgate.testing.natsserver import NatsServer
     from camgate.testing.pgserver import PostgresServer
 
+    # checked before anything starts
+    with needs_extra("edgenet", "the distributed demo (camgate demo --distributed)"):
+        import nats  # noqa: F401
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack, _terminate_as_interrupt():
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="camgate-ddemo-")))
@@ -278,8 +294,9 @@ def run_distributed_demo(out: Path, *, log: Callable[[str], Any] = print) -> dic
         stack.enter_context(_environ("CAMGATE_HOME", str(home)))
         stack.enter_context(_environ("CAMGATE_AUDIT_DSN", None))
         log(f"working folder {tmp} (removed on exit)")
-        net = _Network(len(EDGES))
+        net = _Network()
         stack.callback(net.close)  # after every process below is stopped
+        net.setup(len(EDGES))
         log(net.note)
 
         def start(name: str, argv: list[str]) -> _Process:
@@ -294,17 +311,23 @@ def run_distributed_demo(out: Path, *, log: Callable[[str], Any] = print) -> dic
             )
             for i, edge_id in enumerate(EDGES)
         }
-        pg = stack.enter_context(PostgresServer())
+        try:
+            pg = stack.enter_context(PostgresServer())
+        except RuntimeError as exc:  # not installed, or it would not start: say which
+            raise ConfigError(f"the distributed demo needs PostgreSQL: {exc}") from None
         dsn = pg.create_database("camgate_demo")
         log(f"PostgreSQL up on 127.0.0.1:{pg.port} (the hubs' shared state and audit log)")
-        nats = stack.enter_context(NatsServer(tmp, host=net.host_ip))
-        log(f"NATS (JetStream) up at {nats.url}")
+        try:
+            natsd = stack.enter_context(NatsServer(tmp, host=net.host_ip))
+        except RuntimeError as exc:
+            raise ConfigError(f"the distributed demo needs nats-server: {exc}") from None
+        log(f"NATS (JetStream) up at {natsd.url}")
         sites: dict[str, dict[str, Any]] = {}
         for edge_id, cams in cameras.items():
             sites[edge_id] = json.loads(cams.wait_for("{"))
             sources = ", ".join(sites[edge_id]["sources"])
             log(f"{edge_id}: cameras up (digest credentials) at {sources}")
-        summary = anyio.run(_story, out, tmp, dsn, nats.url, net, sites, start, log)
+        summary = anyio.run(_story, out, tmp, dsn, natsd.url, net, sites, start, log)
     what = "namespaces, bridge, " if summary["network"]["namespaces"] else ""
     log(f"everything stopped and removed ({what}processes, temporary folders)")
     return summary
