@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 import pytest
 from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
-from camgate.errors import CamgateError, GrantError, StorageError
+from camgate.errors import CamgateError, GrantReplayed, StorageError
 from camgate.hookspecs import hookimpl
 from camgate.testing.pgserver import PostgresServer, server_for_tests
 from camgate_rtsp.testing.server import RtspTestServer
@@ -115,7 +115,7 @@ async def test_a_hub_killed_mid_stream_the_other_serves_and_nothing_is_unaudited
         _, a_grant_id, a_token = next(line for line in said if line.startswith("grant ")).split()
 
         # The officer reopens A's grant through B: it was redeemed once, so it is refused.
-        with pytest.raises(GrantError):
+        with pytest.raises(GrantReplayed, match="already redeemed"):
             await gate.edge.open_live("cam-a", a_token)
         # The officer asks again through hub B and is served.
         grant = await gate.request_access(
