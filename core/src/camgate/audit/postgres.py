@@ -332,9 +332,17 @@ class PostgresAuditBackend(ChainingBackend):
     def _scrub(self, exc: BaseException) -> str:
         return _scrub(self._dsn, exc)
 
+    def _writer(self) -> psycopg.Connection[Any] | None:
+        """The write connection; one the server closed (a restart) is replaced by a new one,
+        so a lost connection fails the write in flight and only that one."""
+        if self._conn is not None and (self._conn.closed or self._conn.broken):
+            self._conn.close()
+            self._conn = self._connect()
+        return self._conn
+
     @contextmanager
     def _transaction(self) -> Iterator[WriteTx]:
-        conn = self._conn
+        conn = self._writer()
         if conn is None:
             raise AuditError(f"the audit log in {self.where} was opened read-only")
         with conn.transaction():

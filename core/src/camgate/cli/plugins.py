@@ -60,10 +60,24 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the end-to-end demo into --out."""
+    """Run the end-to-end demo into --out (``--distributed``: across processes, see
+    :mod:`camgate.demo_distributed`)."""
     from camgate.demo import run_demo
 
     out = Path(args.out)
+    if args.distributed:
+        from camgate.demo_distributed import run_distributed_demo
+
+        if args.vendor != "rtsp":
+            raise ValidationError("--distributed runs on the rtsp simulator only (no --vendor)")
+        try:
+            result = run_distributed_demo(out, log=lambda m: print(f"demo: {m}", flush=True))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: everything it started is gone
+            print("demo: interrupted; everything it started was stopped and removed")
+            return 130
+        print(f"demo: wrote {out / 'summary.json'}")
+        edges_ok = all(a["ok"] for a in result["edge_audits"].values())
+        return 0 if result["audit_ok"] and edges_ok else EXIT_ERROR
     summary = anyio.run(
         lambda: run_demo(out, vendor=args.vendor, log=lambda m: print(f"demo: {m}", flush=True))
     )
@@ -82,4 +96,10 @@ def add_parsers(b: Builder) -> None:
         "--vendor",
         default="rtsp",
         help="the adapter whose simulator serves the two cameras (default: rtsp; e.g. ring)",
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="the story across PostgreSQL, NATS, two hubs and two edges (in network namespaces "
+        "where root allows); needs camgate[edgenet], PostgreSQL and nats-server",
     )

@@ -62,15 +62,17 @@ def _free_port() -> int:
 class NatsServer:
     """``nats-server -js`` on loopback; a context manager (stopped and removed on exit).
 
-    ``url`` is ``nats://127.0.0.1:<port>``; the port and the JetStream store directory stay
-    the same across :meth:`stop` and :meth:`start`.
+    ``url`` is ``nats://<host>:<port>``; the port and the JetStream store directory stay
+    the same across :meth:`stop` and :meth:`start`. ``host`` is the one address it listens on
+    (default 127.0.0.1; the distributed demo gives a bridge address its edges' namespaces reach).
     """
 
-    def __init__(self, base_dir: str | Path | None = None) -> None:
+    def __init__(self, base_dir: str | Path | None = None, *, host: str = "127.0.0.1") -> None:
         binary = _binary()
         if binary is None:
             raise RuntimeError(nats_available() or "no nats-server")
         self.binary = binary
+        self.host = host
         self.dir = Path(tempfile.mkdtemp(prefix="camgate-nats-", dir=base_dir)).resolve()
         self.port = _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -78,7 +80,7 @@ class NatsServer:
     @property
     def url(self) -> str:
         """The client URL of this server."""
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -95,7 +97,7 @@ class NatsServer:
             [
                 self.binary,
                 "-a",
-                "127.0.0.1",
+                self.host,
                 "-p",
                 str(self.port),
                 "-js",
@@ -113,7 +115,7 @@ class NatsServer:
             if self._proc.poll() is not None:
                 break
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with socket.create_connection((self.host, self.port), timeout=1) as s:
                     if s.recv(4).startswith(b"INFO"):
                         return self
             except OSError:
