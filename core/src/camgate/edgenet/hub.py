@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
+from camgate import errors
 from camgate.audit import AuditRecord, VerifyResult, hub_signer
 from camgate.edgenet import wire
+from camgate.edgenet.site import EdgeStale
 from camgate.errors import (
+    AdapterError,
     CamgateError,
     ConfigError,
     ConsentRevoked,
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
     from camgate.gate import Gate
 
-__all__ = ["HubLink", "RemoteStream", "fetch_edge_audit", "open_remote_live"]
+__all__ = ["EdgeUnreachable", "HubLink", "RemoteStream", "fetch_edge_audit", "open_remote_live"]
 
 log = logging.getLogger("camgate.edgenet")
 
@@ -463,21 +466,43 @@ class RemoteStream:
         await self.aclose()
 
 
-_ERRORS: dict[str, type[CamgateError]] = {
-    "ConsentRevoked": ConsentRevoked,
-    "EdgeStale": ConsentRevoked,
-}
+class EdgeUnreachable(AdapterError):
+    """No edge answered on NATS for that edge id (it is down, cut off, or not started): the
+    stream was not opened and the grant not used."""
+
+
+def _refusal(name: str) -> type[CamgateError]:
+    """The camgate error class an edge's refusal names: EdgeStale, a ConsentRevoked, one of
+    :mod:`camgate.errors` by its name, a GrantError for another ``Grant*``, else
+    CamgateError (a name is the edge's word, never trusted beyond picking a known class)."""
+    if name == "EdgeStale":
+        return EdgeStale
+    known = getattr(errors, name, None) if name.isidentifier() else None
+    if isinstance(known, type) and issubclass(known, CamgateError):
+        return known
+    return GrantError if name.startswith("Grant") else CamgateError
 
 
 async def open_remote_live(
-    nc: Client, edge_id: str, camera_id: str, token: str | SignedGrant, timeout_s: float = 10.0
+    nc: Client,
+    edge_id: str,
+    camera_id: str,
+    token: str | SignedGrant,
+    timeout_s: float = 10.0,
+    *,
+    browser: bool = False,
 ) -> RemoteStream:
-    """Ask edge ``edge_id`` to open ``camera_id``'s live stream under ``token``.
+    """Ask edge ``edge_id`` to open ``camera_id``'s live stream under ``token`` (``browser``:
+    as :meth:`camgate.edge.Edge.open_live`'s, H.265 transcoded to H.264 at the edge).
 
-    Raises what the edge refused with: ConsentRevoked (also while the edge is stale), a
-    GrantError for a grant it did not accept, CamgateError otherwise; TimeoutError when the
-    edge did not answer within ``timeout_s``.
+    Raises what the edge refused with: :class:`~camgate.edgenet.site.EdgeStale` (a
+    ConsentRevoked) while the edge cannot confirm it is up to date, ConsentRevoked, the grant
+    error it named (GrantReplayed, GrantExpired, ...; a GrantError for one unknown here),
+    CamgateError otherwise; :class:`EdgeUnreachable` when no edge of that id listens on NATS;
+    TimeoutError when the edge did not answer within ``timeout_s``.
     """
+    from nats.errors import NoRespondersError
+
     key = secrets.token_urlsafe(12)
     media = wire.media_subject(edge_id, key)
     sub = await nc.subscribe(media, pending_msgs_limit=4096)
@@ -488,9 +513,15 @@ async def open_remote_live(
     # The edge asks now and then whether anyone still listens; a consumer gone closes it.
     alive = await nc.subscribe(wire.alive_subject(media), cb=still_here)
     text = token.token if isinstance(token, SignedGrant) else token
-    request = json.dumps({"camera": camera_id, "token": text, "stream": key}).encode()
+    ask: dict[str, Any] = {"camera": camera_id, "token": text, "stream": key}
+    if browser:
+        ask["browser"] = True
+    request = json.dumps(ask).encode()
     try:
-        reply = await nc.request(wire.open_subject(edge_id), request, timeout=timeout_s)
+        try:
+            reply = await nc.request(wire.open_subject(edge_id), request, timeout=timeout_s)
+        except NoRespondersError:
+            raise EdgeUnreachable(f"edge {edge_id!r} is not connected to NATS") from None
         answer = json.loads(reply.data)
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -503,7 +534,7 @@ async def open_remote_live(
         await alive.unsubscribe()
         name = str(answer.get("error", "")) if isinstance(answer, dict) else ""
         message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
-        cls = _ERRORS.get(name) or (GrantError if name.startswith("Grant") else CamgateError)
+        cls = _refusal(name)
         raise cls(f"edge {edge_id!r} refused: {name}: {message}"[:500])
     return RemoteStream(nc, edge_id, key, sub, alive)
 

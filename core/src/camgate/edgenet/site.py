@@ -365,7 +365,8 @@ class EdgeSite:
             subject = wire.media_subject(self.edge_id, key)
             if key in self._streams:
                 raise ValidationError("that stream key is in use")
-            stream = await self.edge.open_live(camera, token)
+            browser = wire.open_wants_browser(msg.data)
+            stream = await self.edge.open_live(camera, token, browser=browser)
         except CamgateError as exc:
             reply = {"error": type(exc).__name__, "message": str(exc)}
             await msg.respond(json.dumps(reply).encode())

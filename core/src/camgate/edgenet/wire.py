@@ -47,6 +47,7 @@ __all__ = [
     "json_object",
     "media_subject",
     "open_request",
+    "open_wants_browser",
     "open_subject",
     "pack_audit",
     "sign_control",
@@ -371,6 +372,12 @@ def open_request(body: bytes) -> tuple[str, str, str]:
     if not (isinstance(camera, str) and isinstance(token, str) and isinstance(key, str)):
         raise ValidationError("an open request names camera, token and stream")
     return camera, token, key
+
+
+def open_wants_browser(body: bytes) -> bool:
+    """Whether a consumer's open request (already accepted by :func:`open_request`) asks for
+    video every browser plays (``"browser": true``: H.265 transcoded to H.264)."""
+    return json_object(body, "an open request").get("browser") is True
 
 
 def now_utc() -> datetime:
