@@ -5,7 +5,7 @@ parsers of what an edge or consumer sends (fuzzed)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from camgate.edgenet import EdgeStale, HubLink, wire
 from camgate.edgenet.hub import _refusal
 from camgate.errors import CamgateError, GrantReplayed, NotFound, ValidationError
 from camgate.store import Store
+from camgate.testing import until
 from camgate.testing.natsserver import server_for_tests
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,14 +69,6 @@ def _consents(got: list[tuple[str, dict[str, Any]]], subject: str) -> list[Any]:
     return [body.get("consent", "-") for subj, body in got if subj == subject]
 
 
-async def _until(check: Callable[[], bool]) -> None:
-    with anyio.fail_after(15):
-        while True:
-            if check():
-                return
-            await anyio.sleep(0.02)
-
-
 @pytest.mark.anyio
 async def test_the_hub_link_follows_assignments_made_while_it_runs(tmp_path: Path) -> None:
     """A camera assigned while the link runs gets its consent published to its edge; taken
@@ -104,10 +97,14 @@ async def test_the_hub_link_follows_assignments_made_while_it_runs(tmp_path: Pat
                 assert link.edges == {}
                 subject = wire.consent_subject("site1", "c1")
                 await anyio.to_thread.run_sync(gate.store.assign_edge, "site1", ["c1"])
-                await _until(lambda: _consents(got, subject) == [consent.id])
+                await until(
+                    lambda: _consents(got, subject) == [consent.id], "the consent published"
+                )
                 assert link.edges == {"site1": ("c1",)}
                 await anyio.to_thread.run_sync(gate.store.unassign_edge, ["c1"])
-                await _until(lambda: _consents(got, subject) == [consent.id, None])
+                await until(
+                    lambda: _consents(got, subject) == [consent.id, None], "no consent published"
+                )
                 assert link.edges == {}
                 tg.cancel_scope.cancel()
         finally:
