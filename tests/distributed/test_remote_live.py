@@ -8,6 +8,7 @@ with the edge down, a socket closes at once with EdgeUnreachable."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import socket
 import time
@@ -117,7 +118,7 @@ def _make_stores(tmp: Path, rtsp: RtspTestServer) -> bytes:
         gate.add_camera(attrs.evolve(camera, source=f"rtsp://127.0.0.1:9/{cam}"))
         edge_store.add_camera(camera)
         gate.enrol(owner, [cam], waiver_version="w1", waiver_sha256=waiver.sha256,
-                   terms=ConsentTerms(scopes=["live"]))  # fmt: skip
+                   terms=ConsentTerms(scopes=["live", "snapshot"]))  # fmt: skip
     key = gate.public_key
     edge_store.close()
     anyio.run(gate.aclose)
@@ -151,13 +152,13 @@ def world(tmp_path: Path, hub_camera: RtspTestServer) -> Iterator[World]:
                 proc.stop()
 
 
-def _grant(officer: httpx.Client, csrf: str, camera: str) -> str:
+def _grant(officer: httpx.Client, csrf: str, camera: str, scope: str = "live") -> str:
     headers = {"X-CSRF-Token": csrf}
     incident = officer.post("/incidents", headers=headers, json={
         "kind": "burglary", "lat": HOME.lat, "lon": HOME.lon, "radius_m": 300})  # fmt: skip
     assert incident.status_code == 201, incident.text
     asked = officer.post(f"/incidents/{incident.json()['id']}/requests", headers=headers,
-                         json={"camera": camera, "scope": "live", "duration_s": 120})  # fmt: skip
+                         json={"camera": camera, "scope": scope, "duration_s": 120})  # fmt: skip
     assert asked.status_code == 201, asked.text
     return str(asked.json()["grant"]["id"])
 
@@ -233,11 +234,36 @@ def test_a_remote_edges_camera_over_the_live_socket_until_its_owner_revokes(
     alice.close()
 
 
-def test_with_its_edge_down_a_remote_camera_closes_the_socket_clearly(world: World) -> None:
+def test_a_snapshot_through_the_edge_and_with_the_edge_down_a_clear_refusal(
+    world: World,
+) -> None:
+    """``GET /grants/{id}/snapshot`` of a camera behind the edge: the edge's masked, audited
+    JPEG. Then, the edge stopped: a snapshot is 502 and a live socket closes at once with 4007,
+    both ``EdgeUnreachable``."""
     w = world
-    w.cli("edge", "assign", "site1", "cam-b")  # no edge site1 is running
+    edge = w.start_edge()
+    w.cli("edge", "assign", "site1", "cam-b")
     officer, csrf = w.login("operator")
     cookie = f"camgate_session={officer.cookies['camgate_session']}"
+    url = f"/grants/{_grant(officer, csrf, 'cam-b', 'snapshot')}/snapshot"
+
+    def fetched() -> httpx.Response | None:  # again while the edge is not up to date yet
+        answer = officer.get(url)
+        stale = answer.status_code != 200 and answer.json().get("error") == "EdgeStale"
+        return None if stale else answer
+
+    got = until(fetched)
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "image/jpeg"
+    with av.open(io.BytesIO(got.content)) as container:
+        picture = next(container.decode(video=0))
+        assert picture.width > 0
+    (ended,) = w.edge_records("access.end")
+    assert ended["sha256"] == got.headers["X-Camgate-Sha256"]  # audited at the edge
+    edge.stop()
+    url = f"/grants/{_grant(officer, csrf, 'cam-b', 'snapshot')}/snapshot"
+    down = officer.get(url)
+    assert (down.status_code, down.json()["error"]) == (502, "EdgeUnreachable")
     asked = time.monotonic()
     with _socket(w, cookie, _grant(officer, csrf, "cam-b")) as ws:
         assert _until_closed(ws) == []

@@ -129,7 +129,18 @@ def test_fuzz_refusal_names(name: str) -> None:
 
 
 _VALUES = st.one_of(st.booleans(), st.none(), st.text(max_size=4))
-_OBJECTS = st.dictionaries(st.text(max_size=8), _VALUES, max_size=4)
+_KEYS = st.one_of(st.sampled_from(["camera", "token", "browser"]), st.text(max_size=8))
+_OBJECTS = st.dictionaries(_KEYS, _VALUES, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.builds(lambda d: json.dumps(d).encode(), _OBJECTS)))
+def test_fuzz_snapshot_request(body: bytes) -> None:
+    try:
+        camera, token = wire.snapshot_request(body)
+    except ValidationError:
+        return
+    assert (camera, token) == (json.loads(body)["camera"], json.loads(body)["token"])
 
 
 @settings(max_examples=300, deadline=None)

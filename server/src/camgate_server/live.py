@@ -35,7 +35,12 @@ import anyio
 import anyio.to_thread
 from camgate import Gate
 from camgate.edge import GuardedStream
-from camgate.edgenet.hub import EdgeUnreachable, RemoteStream, open_remote_live
+from camgate.edgenet.hub import (
+    EdgeUnreachable,
+    RemoteStream,
+    fetch_remote_snapshot,
+    open_remote_live,
+)
 from camgate.errors import (
     AdapterError,
     CamgateError,
@@ -325,6 +330,12 @@ class RemoteEdges:
             raise EdgeUnreachable(
                 f"edge {edge_id!r} did not answer within {self.timeout_s:g} s"
             ) from None
+
+    async def snapshot(self, edge_id: str, camera_id: str, token: str) -> bytes:
+        """One still of ``camera_id`` from edge ``edge_id`` under a snapshot grant: the JPEG
+        (:func:`~camgate.edgenet.fetch_remote_snapshot`; its errors)."""
+        nc = await self._client(edge_id)
+        return await fetch_remote_snapshot(nc, edge_id, camera_id, token, self.timeout_s * 3)
 
     async def aclose(self) -> None:
         """Close the NATS connection (idempotent)."""

@@ -20,6 +20,7 @@ from camgate.edgenet.hub import (
     HubLink,
     RemoteStream,
     fetch_edge_audit,
+    fetch_remote_snapshot,
     open_remote_live,
 )
 from camgate.edgenet.site import EdgeIdentityTaken, EdgeSite, EdgeStale, SiteEdge
@@ -33,5 +34,6 @@ __all__ = [
     "RemoteStream",
     "SiteEdge",
     "fetch_edge_audit",
+    "fetch_remote_snapshot",
     "open_remote_live",
 ]

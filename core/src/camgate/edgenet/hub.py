@@ -50,7 +50,14 @@ if TYPE_CHECKING:
 
     from camgate.gate import Gate
 
-__all__ = ["EdgeUnreachable", "HubLink", "RemoteStream", "fetch_edge_audit", "open_remote_live"]
+__all__ = [
+    "EdgeUnreachable",
+    "HubLink",
+    "RemoteStream",
+    "fetch_edge_audit",
+    "fetch_remote_snapshot",
+    "open_remote_live",
+]
 
 log = logging.getLogger("camgate.edgenet")
 
@@ -532,11 +539,41 @@ async def open_remote_live(
     if not isinstance(answer, dict) or answer.get("ok") is not True:
         await sub.unsubscribe()
         await alive.unsubscribe()
-        name = str(answer.get("error", "")) if isinstance(answer, dict) else ""
-        message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
-        cls = _refusal(name)
-        raise cls(f"edge {edge_id!r} refused: {name}: {message}"[:500])
+        raise _refused(edge_id, reply.data)
     return RemoteStream(nc, edge_id, key, sub, alive)
+
+
+async def fetch_remote_snapshot(
+    nc: Client, edge_id: str, camera_id: str, token: str | SignedGrant, timeout_s: float = 30.0
+) -> bytes:
+    """Ask edge ``edge_id`` for one still of ``camera_id`` under a snapshot ``token``: the JPEG
+    (masked by the edge, audited in its own log with its hash). Raises what the edge refused
+    with, as :func:`open_remote_live` does; :class:`EdgeUnreachable` when no edge of that id
+    listens on NATS or it did not answer within ``timeout_s``."""
+    from nats.errors import NoRespondersError
+
+    text = token.token if isinstance(token, SignedGrant) else token
+    request = json.dumps({"camera": camera_id, "token": text}).encode()
+    try:
+        reply = await nc.request(wire.snapshot_subject(edge_id), request, timeout=timeout_s)
+    except NoRespondersError:
+        raise EdgeUnreachable(f"edge {edge_id!r} is not connected to NATS") from None
+    except TimeoutError:
+        raise EdgeUnreachable(f"edge {edge_id!r} did not answer within {timeout_s:g} s") from None
+    if reply.data.startswith(b"\xff\xd8"):  # a JPEG's start of image
+        return bytes(reply.data)
+    raise _refused(edge_id, reply.data)
+
+
+def _refused(edge_id: str, data: bytes) -> CamgateError:
+    """The camgate error of an edge's JSON refusal (its ``error`` name and ``message``)."""
+    try:
+        answer = json.loads(data)
+    except (ValueError, RecursionError):
+        answer = None
+    name = str(answer.get("error", "")) if isinstance(answer, dict) else ""
+    message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
+    return _refusal(name)(f"edge {edge_id!r} refused: {name}: {message}"[:500])
 
 
 async def fetch_edge_audit(

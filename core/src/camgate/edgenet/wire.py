@@ -48,6 +48,8 @@ __all__ = [
     "media_subject",
     "open_request",
     "open_wants_browser",
+    "snapshot_request",
+    "snapshot_subject",
     "open_subject",
     "pack_audit",
     "sign_control",
@@ -145,6 +147,22 @@ def unpack_audit(body: bytes) -> list[str]:
         return text.decode().split("\n")
     except UnicodeDecodeError:
         raise ValidationError("the edge's audit reply is not UTF-8") from None
+
+
+def snapshot_subject(edge_id: str) -> str:
+    """Where a consumer asks an edge for one still under a snapshot grant (NATS request/reply:
+    the reply is the JPEG, or a JSON refusal)."""
+    return f"camgate.snap.{check_edge_id(edge_id)}"
+
+
+def snapshot_request(body: bytes) -> tuple[str, str]:
+    """The camera and grant token of a consumer's snapshot request; ValidationError for
+    anything else."""
+    req = json_object(body, "a snapshot request")
+    camera, token = req.get("camera"), req.get("token")
+    if not (isinstance(camera, str) and isinstance(token, str)):
+        raise ValidationError("a snapshot request names camera and token")
+    return camera, token
 
 
 def open_subject(edge_id: str) -> str:
