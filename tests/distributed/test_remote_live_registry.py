@@ -151,3 +151,12 @@ def test_fuzz_open_wants_browser(body: bytes) -> None:
     except ValidationError:
         return
     assert wants is (json.loads(body).get("browser") is True)
+
+
+def test_the_servers_nats_url_stays_out_of_reprs() -> None:
+    from camgate_server.live import RemoteEdges
+    from camgate_server.settings import ServerSettings
+
+    url = "nats://camgate:s3cret-pass@nats.city.example:4222"
+    assert "s3cret" not in repr(ServerSettings(nats_url=url))
+    assert "s3cret" not in repr(RemoteEdges(url))

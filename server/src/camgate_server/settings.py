@@ -78,7 +78,8 @@ class ServerSettings:
     proxy: ProxyAuth | None = None
     #: The NATS server's URL through which live sockets reach cameras behind remote edges
     #: (``camgate serve --nats``; ``camgate edge assign``); None: such cameras are refused.
-    nats_url: str | None = None
+    #: Kept out of the repr: a NATS URL may carry a user's password.
+    nats_url: str | None = attrs.field(default=None, repr=False)
 
     @property
     def cookie_name(self) -> str:
