@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from camgate.edgenet import HubLink, fetch_edge_audit, open_remote_live
 from camgate.edgenet.wire import LEASE_BUCKET
 from camgate.errors import ConsentRevoked
 from camgate.store import Store
+from camgate.testing import CliProcess
 from camgate.testing.natsserver import NatsServer, server_for_tests
 from camgate.vocab import EndReason
 from camgate_rtsp.testing.server import Mount, RtspTestServer, serving
@@ -64,43 +64,15 @@ async def until(check: Callable[[], Any], timeout_s: float = 15.0, what: str = "
         await anyio.sleep(0.02)
 
 
-class EdgeProcess:
+class EdgeProcess(CliProcess):
     """``camgate edge serve`` as a subprocess; its output lines collected by a thread."""
 
     def __init__(self, db: Path, edge_id: str, url: str, hub_key: bytes) -> None:
         self.db = db
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "camgate.cli", "--db", str(db), "edge", "serve",
-                "--id", edge_id, "--nats", url, "--hub-key", hub_key.hex(),
-                "--staleness", str(STALENESS_S),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        super().__init__(
+            "--db", str(db), "edge", "serve", "--id", edge_id, "--nats", url,
+            "--hub-key", hub_key.hex(), "--staleness", str(STALENESS_S),
         )  # fmt: skip
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def said(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
 
     def audit_key(self) -> bytes:
         """The edge's own audit key, as ``camgate --db edge.sqlite edge key`` prints it."""

@@ -599,7 +599,7 @@ class Store:
         remain."""
         camera = self.get_camera(camera_id)
         with self.transaction() as db:
-            for table in (*_CAMERA_EDGE_TABLES, "masks"):
+            for table in (*_CAMERA_EDGE_TABLES, "masks", "camera_edges"):
                 db.execute(f"DELETE FROM {table} WHERE camera_id=?", (camera_id,))  # noqa: S608
             db.execute("DELETE FROM cameras WHERE id=?", (camera_id,))
         return camera
@@ -1121,3 +1121,41 @@ class Store:
 
         rows = self.query("SELECT camera_id, username, password FROM edge_credentials")
         return {cam: Credentials(user, pw) for cam, user, pw in rows}
+
+    # ------------------------------------------------------------------ remote edges
+
+    def assign_edge(self, edge_id: str, camera_ids: list[str] | tuple[str, ...]) -> None:
+        """Record that the remote edge ``edge_id`` (``camgate edge serve`` at an owner's site)
+        serves these cameras, replacing the edge any of them had, all in one transaction.
+        ValidationError for an edge id that is not one NATS subject token, NotFound for a
+        camera not in the registry (then nothing is recorded)."""
+        from camgate.edgenet.wire import check_edge_id
+
+        check_edge_id(edge_id)
+        with self.transaction() as db:
+            for camera_id in camera_ids:
+                if not db.execute("SELECT 1 FROM cameras WHERE id=?", (camera_id,)).fetchall():
+                    raise NotFound(f"no camera {camera_id!r}")
+                db.execute(
+                    "INSERT OR REPLACE INTO camera_edges VALUES (?, ?)", (camera_id, edge_id)
+                )
+
+    def unassign_edge(self, camera_ids: list[str] | tuple[str, ...]) -> list[str]:
+        """Forget which edge serves these cameras (they are the hub's own again); returns those
+        that had one."""
+        gone = []
+        with self.transaction() as db:
+            for camera_id in camera_ids:
+                if db.execute("DELETE FROM camera_edges WHERE camera_id=?", (camera_id,)).rowcount:
+                    gone.append(camera_id)
+        return gone
+
+    def camera_edges(self) -> dict[str, str]:
+        """Every camera served by a remote edge: camera id -> edge id, in camera id order."""
+        rows = self.query("SELECT camera_id, edge_id FROM camera_edges ORDER BY camera_id")
+        return {camera: edge for camera, edge in rows}
+
+    def edge_of(self, camera_id: str) -> str | None:
+        """The remote edge that serves ``camera_id``, or None (the hub's own edge does)."""
+        rows = self.query("SELECT edge_id FROM camera_edges WHERE camera_id=?", (camera_id,))
+        return str(rows[0][0]) if rows else None

@@ -55,6 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="create an admin account (password from $CAMGATE_ADMIN_PASSWORD, else asked) and exit",
     )
     parser.add_argument(
+        "--nats",
+        metavar="URL",
+        default=None,
+        help="the NATS server (nats://host:port) through which live sockets reach cameras "
+        "behind remote edges (camgate edge assign; docs/deployment.md)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="serve a throwaway demo city: simulated cameras, an open incident and one account "
@@ -67,7 +74,9 @@ def _run(args: argparse.Namespace) -> int:
     from camgate_server.accounts import AccountStore, accounts_path
     from camgate_server.policy import Role
 
-    settings = ServerSettings(secure_cookies=not args.insecure_cookies, proxy=_proxy(args))
+    settings = ServerSettings(
+        secure_cookies=not args.insecure_cookies, proxy=_proxy(args), nats_url=args.nats
+    )
     path = Path(args.accounts) if args.accounts else accounts_path(args.db)
     if args.create_admin is not None:
         password = os.environ.get("CAMGATE_ADMIN_PASSWORD") or getpass.getpass("password: ")
@@ -126,6 +135,7 @@ async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings)
 
     from camgate_server.accounts import AccountStore
     from camgate_server.app import create_app
+    from camgate_server.live import close_remote_edges
 
     async with contextlib.AsyncExitStack() as stack:
         if args.demo:
@@ -142,6 +152,7 @@ async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings)
             accounts = AccountStore(path, settings=settings, now=gate.clock.now)
             stack.callback(accounts.close)
         app = create_app(gate, accounts, settings)
+        stack.push_async_callback(close_remote_edges, app)
         config = uvicorn.Config(
             app, host=args.host, port=args.port, log_level="info", server_header=False
         )

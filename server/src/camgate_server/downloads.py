@@ -7,7 +7,10 @@ durable before the camera is contacted, ``access.end`` with the JPEG's SHA-256 b
 returned), the clip is :meth:`camgate.edge.Edge.record_clip` of a recorded grant (masks,
 ``clip.exported`` with the file's SHA-256 before the first byte is sent, the file registered
 for retention). Only the officer the grant was issued to may download (``media:view``); any
-other grant is 404. A grant is redeemed once: a second download of it is 410.
+other grant is 404. A grant is redeemed once: a second download of it is 410. A snapshot of a
+camera the registry says a remote edge serves comes from that edge over NATS (``camgate serve
+--nats``; :class:`camgate_server.live.RemoteEdges`), masked and audited there; clips are the
+in-process edge's only.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from fastapi.responses import FileResponse
 from camgate_server import problems
 from camgate_server.accounts import Caller
 from camgate_server.app import require
-from camgate_server.live import grant_of
+from camgate_server.live import grant_of, remote_edges
 from camgate_server.parsing import parse_window
 from camgate_server.policy import Action
 
@@ -70,13 +73,17 @@ async def snapshot(
     masks burnt in. ``X-Camgate-Sha256`` is the hash the audit log recorded for it."""
     gate = _gate(request)
     grant, token = await anyio.to_thread.run_sync(grant_of, gate, caller, grant_id)
-    snap = await gate.edge.snapshot(grant.camera_id, token)
-    digest = hashlib.sha256(snap.jpeg).hexdigest()
+    edge_id = await anyio.to_thread.run_sync(gate.store.edge_of, grant.camera_id)
+    if edge_id is None:
+        jpeg = (await gate.edge.snapshot(grant.camera_id, token)).jpeg
+    else:  # a camera behind a remote edge: the edge masks and audits it (camgate serve --nats)
+        jpeg = await remote_edges(request.app).snapshot(edge_id, grant.camera_id, token)
+    digest = hashlib.sha256(jpeg).hexdigest()
     headers = NO_STORE | {
         "Content-Disposition": f'attachment; filename="{grant.id}.jpg"',
         "X-Camgate-Sha256": digest,
     }
-    return Response(snap.jpeg, media_type="image/jpeg", headers=headers)
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
 @router.get(

@@ -14,6 +14,11 @@ handshake, and CSRF tokens cannot ride on it).
 
 Every refusal and every end is a close frame with a code of :class:`CloseCode` and the
 camgate error's name as the reason (docs/api.md, "Live socket").
+
+A camera the registry says a remote edge serves (``camgate edge assign``) is opened through
+that edge over NATS (:func:`camgate.edgenet.open_remote_live`, :class:`RemoteEdges`, ``camgate
+serve --nats``): the edge verifies the grant offline, redeems it and audits the access in its
+own log, and its end (revoked, stale, expired) closes the socket with the same codes.
 """
 
 from __future__ import annotations
@@ -23,13 +28,19 @@ import enum
 import logging
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
 from camgate import Gate
 from camgate.edge import GuardedStream
+from camgate.edgenet.hub import (
+    EdgeUnreachable,
+    RemoteStream,
+    fetch_remote_snapshot,
+    open_remote_live,
+)
 from camgate.errors import (
     AdapterError,
     CamgateError,
@@ -53,7 +64,19 @@ from camgate_server.parsing import parse_bearer
 from camgate_server.policy import Action, allowed
 from camgate_server.settings import PROXY_SECRET_HEADER
 
-__all__ = ["CloseCode", "Fmp4Segments", "close_code", "grant_of", "router"]
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+
+__all__ = [
+    "CloseCode",
+    "Fmp4Segments",
+    "RemoteEdges",
+    "close_code",
+    "close_remote_edges",
+    "grant_of",
+    "remote_edges",
+    "router",
+]
 
 _log = logging.getLogger("camgate_server.live")
 
@@ -249,7 +272,107 @@ async def _authorised(websocket: WebSocket, grant_id: str) -> tuple[Grant, str]:
     return await anyio.to_thread.run_sync(grant_of, gate, caller, grant_id)
 
 
-async def _segments(stream: GuardedStream) -> AsyncIterator[bytes]:
+# ---------------------------------------------------------------------- remote edges
+
+#: A live stream the socket sends: the hub's own edge's, or a remote edge's over NATS.
+LiveStream = GuardedStream | RemoteStream
+
+
+def _end_of(stream: LiveStream) -> EndReason | None:
+    """Why the stream ended (None while it runs)."""
+    return stream.end_reason if isinstance(stream, RemoteStream) else stream.stats().end_reason
+
+
+class RemoteEdges:
+    """The server's one NATS connection to remote edges (``camgate serve --nats``), dialled at
+    the first live socket of a camera behind one, and the opening of streams through it.
+    ``nats_url`` None: a camera behind a remote edge is refused with EdgeUnreachable."""
+
+    def __init__(self, nats_url: str | None, timeout_s: float = 10.0) -> None:
+        self.nats_url = nats_url
+        self.timeout_s = timeout_s
+        self._nc: Client | None = None
+        self._lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<RemoteEdges connected={self._nc is not None}>"
+
+    async def _client(self, edge_id: str) -> Client:
+        if self.nats_url is None:
+            raise EdgeUnreachable(
+                f"the camera is behind edge {edge_id!r} and this server has no NATS "
+                "(camgate serve --nats URL)"
+            )
+        async with self._lock:
+            if self._nc is None or self._nc.is_closed:
+                import nats
+
+                try:
+                    self._nc = await nats.connect(
+                        self.nats_url, name="camgate-serve", max_reconnect_attempts=-1,
+                        reconnect_time_wait=0.2, connect_timeout=5, allow_reconnect=True,
+                    )  # fmt: skip
+                except Exception as exc:
+                    why = type(exc).__name__
+                    raise EdgeUnreachable(f"NATS could not be reached ({why})") from None
+            return self._nc
+
+    async def open(self, edge_id: str, camera_id: str, token: str) -> RemoteStream:
+        """Open ``camera_id``'s live stream on edge ``edge_id`` (browser video): what the edge
+        refused with (:func:`~camgate.edgenet.open_remote_live`), EdgeUnreachable when no
+        such edge is connected or it did not answer within ``timeout_s``."""
+        nc = await self._client(edge_id)
+        try:
+            return await open_remote_live(
+                nc, edge_id, camera_id, token, self.timeout_s, browser=True
+            )
+        except TimeoutError:
+            raise EdgeUnreachable(
+                f"edge {edge_id!r} did not answer within {self.timeout_s:g} s"
+            ) from None
+
+    async def snapshot(self, edge_id: str, camera_id: str, token: str) -> bytes:
+        """One still of ``camera_id`` from edge ``edge_id`` under a snapshot grant: the JPEG
+        (:func:`~camgate.edgenet.fetch_remote_snapshot`; its errors)."""
+        nc = await self._client(edge_id)
+        return await fetch_remote_snapshot(nc, edge_id, camera_id, token, self.timeout_s * 3)
+
+    async def aclose(self) -> None:
+        """Close the NATS connection (idempotent)."""
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+
+def remote_edges(app: Any) -> RemoteEdges:
+    """The app's :class:`RemoteEdges` (made at first use from ``settings.nats_url``)."""
+    remote = getattr(app.state, "remote_edges", None)
+    if remote is None:
+        remote = app.state.remote_edges = RemoteEdges(app.state.settings.nats_url)
+    return remote
+
+
+async def close_remote_edges(app: Any) -> None:
+    """Close the app's NATS connection to remote edges, if one was made."""
+    remote = getattr(app.state, "remote_edges", None)
+    if remote is not None:
+        await remote.aclose()
+
+
+async def _open(websocket: WebSocket, grant: Grant, token: str) -> LiveStream:
+    """Open the grant's camera: through the remote edge the registry names, else the hub's."""
+    gate: Gate = websocket.app.state.gate
+    edge_id = await anyio.to_thread.run_sync(gate.store.edge_of, grant.camera_id)
+    if edge_id is not None:
+        return await remote_edges(websocket.app).open(edge_id, grant.camera_id, token)
+    try:
+        return await gate.edge.open_live(grant.camera_id, token, browser=True)
+    except TimeoutError:  # the edge's bound on opening: the grant's time ran out first
+        raise GrantExpired(f"grant {grant.id} ran out before the camera answered") from None
+
+
+async def _segments(stream: LiveStream) -> AsyncIterator[bytes]:
     """The stream's fMP4 segments, ending with the stream; what the muxer emits only after
     the stream ended (its last fragment, the trailer) goes out only when the camera ended it
     (``completed``), never after an expiry, revocation or error."""
@@ -257,7 +380,7 @@ async def _segments(stream: GuardedStream) -> AsyncIterator[bytes]:
     chunks = stream_bytes(stream, format="fmp4", fragments="frame")
     try:
         async for chunk in chunks:
-            end = stream.stats().end_reason
+            end = _end_of(stream)
             if end is not None and end is not EndReason.COMPLETED:
                 return
             for segment in cutter.feed(chunk):
@@ -282,15 +405,11 @@ async def live(websocket: WebSocket, grant_id: str) -> None:
     camgate error's name as the reason."""
     await websocket.accept()
     failed: list[BaseException] = []
-    stream: GuardedStream | None = None
+    stream: LiveStream | None = None
     left = False
     try:
         grant, token = await _authorised(websocket, grant_id)
-        gate: Gate = websocket.app.state.gate
-        try:
-            stream = await gate.edge.open_live(grant.camera_id, token, browser=True)
-        except TimeoutError:  # the edge's bound on opening: the grant's time ran out first
-            raise GrantExpired(f"grant {grant.id} ran out before the camera answered") from None
+        stream = await _open(websocket, grant, token)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_pump, websocket, stream, failed, tasks.cancel_scope)
             await _until_client_leaves(websocket)
@@ -306,7 +425,7 @@ async def live(websocket: WebSocket, grant_id: str) -> None:
         # (which makes the revocation durable first) and for the camera's next frame.
         error = failed[0] if failed else None
         if not (left or isinstance(error, WebSocketDisconnect | OSError)):
-            end = None if stream is None else stream.stats().end_reason
+            end = None if stream is None else _end_of(stream)
             code = close_code(error, end)
             if code is CloseCode.INTERNAL:
                 name = "InternalError"
@@ -321,7 +440,7 @@ async def live(websocket: WebSocket, grant_id: str) -> None:
 
 async def _pump(
     websocket: WebSocket,
-    stream: GuardedStream,
+    stream: LiveStream,
     failed: list[BaseException],
     scope: anyio.CancelScope,
 ) -> None:

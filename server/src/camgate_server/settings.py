@@ -76,6 +76,10 @@ class ServerSettings:
     events_heartbeat_s: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
     #: The trusted reverse proxy of the agency's single sign-on, if any.
     proxy: ProxyAuth | None = None
+    #: The NATS server's URL through which live sockets reach cameras behind remote edges
+    #: (``camgate serve --nats``; ``camgate edge assign``); None: such cameras are refused.
+    #: Kept out of the repr: a NATS URL may carry a user's password.
+    nats_url: str | None = attrs.field(default=None, repr=False)
 
     @property
     def cookie_name(self) -> str:

@@ -9,7 +9,7 @@ import sys
 
 import anyio
 
-from camgate.cli._common import Builder, open_gate, open_reader
+from camgate.cli._common import Builder, closing, open_gate, open_reader, print_json
 from camgate.errors import ValidationError
 
 __all__ = ["add_parsers"]
@@ -96,11 +96,12 @@ def _edges(values: list[str]) -> dict[str, list[str]]:
 
 def cmd_edge_hub(args: argparse.Namespace) -> int:
     """Run the hub's link to its edges over NATS, beside ``camgate serve`` on the same store:
-    publishes each camera's consent state to its edge after every change, heartbeats, and
-    records the edges' acknowledgements (``edge.ack``) in the hub's audit log."""
+    publishes each camera's consent state to its edge (the registry's, ``camgate edge assign``,
+    and any ``--edge``) after every change, heartbeats, and records the edges'
+    acknowledgements (``edge.ack``) in the hub's audit log."""
     from camgate.edgenet import HubLink
 
-    edges = _edges(args.edge)
+    edges = _edges(args.edge or [])
     gate = open_gate(args)
     link = HubLink(gate, args.nats, edges, beat_s=args.beat, lease_s=args.lease)
 
@@ -112,6 +113,33 @@ def cmd_edge_hub(args: argparse.Namespace) -> int:
                 await gate.aclose()
 
     anyio.run(main)
+    return 0
+
+
+def cmd_edge_assign(args: argparse.Namespace) -> int:
+    """Record in the registry that edge EDGE serves these cameras (replacing the edge they
+    had): the hub's link publishes their consent there, and ``WS /live/{grant}`` of
+    ``camgate serve --nats`` opens them through it. All or nothing: an unknown camera records
+    none."""
+    with closing(open_gate(args)) as gate:
+        gate.store.assign_edge(args.edge_id, list(args.cameras))
+    print(f"edge {args.edge_id}: serves {', '.join(args.cameras)}")
+    return 0
+
+
+def cmd_edge_unassign(args: argparse.Namespace) -> int:
+    """Forget which edge serves these cameras (the hub's own edge serves them again); the
+    link tells their former edge they have no consent there any more."""
+    with closing(open_gate(args)) as gate:
+        gone = gate.store.unassign_edge(list(args.cameras))
+    print(f"unassigned {', '.join(gone) if gone else 'nothing'}")
+    return 0
+
+
+def cmd_edge_list(args: argparse.Namespace) -> int:
+    """Print the registry's camera -> edge mapping as JSON (``{"camera": "edge"}``)."""
+    with closing(open_gate(args)) as gate:
+        print_json(gate.store.camera_edges())
     return 0
 
 
@@ -131,7 +159,11 @@ def cmd_edge_key(args: argparse.Namespace) -> int:
 
 def add_parsers(b: Builder) -> None:
     """Add ``camgate edge`` and its actions."""
-    edge = b.group("edge", "edges at owners' sites over NATS: serve (at the site), hub (link), key")
+    edge = b.group(
+        "edge",
+        "edges at owners' sites over NATS: serve (at the site), hub (link), key, "
+        "assign/unassign/list (which edge serves a camera)",
+    )
     p = b.add(edge, "serve", cmd_edge_serve, "run an edge at an owner's site")
     p.add_argument("--id", required=True, help="this edge's id (letters, digits, '_', '-')")
     p.add_argument("--nats", required=True, help="the NATS server's URL (nats://host:port)")
@@ -149,11 +181,17 @@ def add_parsers(b: Builder) -> None:
     p.add_argument(
         "--edge",
         action="append",
-        required=True,
         metavar="EDGE=CAM[,CAM...]",
-        help="an edge and the cameras behind it (repeat for each edge)",
+        help="an edge and the cameras behind it, besides the registry's (camgate edge assign); "
+        "repeat for each edge",
     )
     p.add_argument("--beat", type=float, default=0.5, help="heartbeat period, s (default 0.5)")
     p.add_argument(
         "--lease", type=float, default=6.0, help="an edge identity's lease, s (default 6)"
     )
+    p = b.add(edge, "assign", cmd_edge_assign, "record that an edge serves these cameras")
+    p.add_argument("edge_id", metavar="EDGE", help="the edge's id (as camgate edge serve --id)")
+    p.add_argument("cameras", metavar="CAMERA", nargs="+", help="the cameras behind it")
+    p = b.add(edge, "unassign", cmd_edge_unassign, "forget which edge serves these cameras")
+    p.add_argument("cameras", metavar="CAMERA", nargs="+", help="the cameras")
+    b.add(edge, "list", cmd_edge_list, "print which edge serves each camera (JSON)")

@@ -15,16 +15,25 @@ Rooms: :mod:`~camgate.edgenet.wire` (subjects and messages), :mod:`~camgate.edge
 edge side), :mod:`~camgate.edgenet.hub` (the hub side and a consumer of remote streams).
 """
 
-from camgate.edgenet.hub import HubLink, RemoteStream, fetch_edge_audit, open_remote_live
+from camgate.edgenet.hub import (
+    EdgeUnreachable,
+    HubLink,
+    RemoteStream,
+    fetch_edge_audit,
+    fetch_remote_snapshot,
+    open_remote_live,
+)
 from camgate.edgenet.site import EdgeIdentityTaken, EdgeSite, EdgeStale, SiteEdge
 
 __all__ = [
     "EdgeIdentityTaken",
     "EdgeSite",
     "EdgeStale",
+    "EdgeUnreachable",
     "HubLink",
     "RemoteStream",
     "SiteEdge",
     "fetch_edge_audit",
+    "fetch_remote_snapshot",
     "open_remote_live",
 ]

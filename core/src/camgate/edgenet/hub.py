@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
+from camgate import errors
 from camgate.audit import AuditRecord, VerifyResult, hub_signer
 from camgate.edgenet import wire
+from camgate.edgenet.site import EdgeStale
 from camgate.errors import (
+    AdapterError,
     CamgateError,
     ConfigError,
     ConsentRevoked,
@@ -47,7 +50,14 @@ if TYPE_CHECKING:
 
     from camgate.gate import Gate
 
-__all__ = ["HubLink", "RemoteStream", "fetch_edge_audit", "open_remote_live"]
+__all__ = [
+    "EdgeUnreachable",
+    "HubLink",
+    "RemoteStream",
+    "fetch_edge_audit",
+    "fetch_remote_snapshot",
+    "open_remote_live",
+]
 
 log = logging.getLogger("camgate.edgenet")
 
@@ -55,9 +65,12 @@ log = logging.getLogger("camgate.edgenet")
 class HubLink:
     """The hub's link to its edges over NATS (:meth:`run`).
 
-    ``edges`` maps an edge id to the ids of the cameras behind it (the hub operator's word: the
-    hub publishes a camera's consent only to its edge). ``beat_s``: heartbeat period (an edge's
-    staleness limit must be well above it); ``lease_s``: how long a vanished edge's identity
+    Which edge serves a camera is the registry's word (:meth:`~camgate.store.Store.assign_edge`,
+    ``camgate edge assign``), read when the link starts and again every heartbeat; ``edges``
+    (an edge id -> the ids of cameras behind it, ``camgate edge hub --edge``) adds to it. The
+    hub publishes a camera's consent only to its edge; a camera taken off an edge is published
+    there as without consent, so that edge serves it no more. ``beat_s``: heartbeat period (an
+    edge's staleness limit must be well above it); ``lease_s``: how long a vanished edge's identity
     stays taken; ``poll_s``: how often the audit log's head is read; ``reconcile_s``: how often
     every mapped camera's consent is compared with what was published (a change no record names,
     e.g. a consent whose end date passed, reaches edges within it).
@@ -67,7 +80,7 @@ class HubLink:
         self,
         gate: Gate,
         nats_url: str,
-        edges: Mapping[str, Sequence[str]],
+        edges: Mapping[str, Sequence[str]] | None = None,
         *,
         beat_s: float = 0.5,
         lease_s: float = 6.0,
@@ -76,14 +89,19 @@ class HubLink:
     ) -> None:
         self.gate = gate
         self.nats_url = nats_url
-        self.edges = {wire.check_edge_id(e): tuple(cams) for e, cams in edges.items()}
+        #: The operator's flags (``--edge``): edge id -> cameras, besides the registry's.
+        self.flags = {wire.check_edge_id(e): tuple(cams) for e, cams in (edges or {}).items()}
         self.beat_s, self.lease_s, self.poll_s = beat_s, lease_s, poll_s
         self.reconcile_s = reconcile_s
+        #: edge id -> the cameras behind it (the flags and the registry), see :meth:`_remap`.
+        self.edges: dict[str, tuple[str, ...]] = {}
         #: camera id -> the edges it is behind
         self._edges_of: dict[str, list[str]] = {}
-        for edge_id, cameras in self.edges.items():
-            for camera in cameras:
-                self._edges_of.setdefault(camera, []).append(edge_id)
+        #: (edge, camera) pairs taken off an edge: their acknowledgements are still recorded.
+        self._former: set[tuple[str, str]] = set()
+        #: Pairs taken off an edge whose "no consent" is not yet published there.
+        self._to_clear: set[tuple[str, str]] = set()
+        self._set_map(self.flags)
         self._signer = hub_signer(gate.store.path)
         self._published: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
         #: incident id -> the end of its window, for incidents whose closure went out
@@ -94,6 +112,48 @@ class HubLink:
 
     def __repr__(self) -> str:
         return f"<HubLink edges={sorted(self.edges)}>"
+
+    def _set_map(self, edges: Mapping[str, Sequence[str]]) -> None:
+        self.edges = {edge: tuple(cameras) for edge, cameras in edges.items()}
+        self._edges_of = {}
+        for edge_id, cameras in self.edges.items():
+            for camera in cameras:
+                self._edges_of.setdefault(camera, []).append(edge_id)
+
+    def _mapping(self) -> dict[str, list[str]]:
+        """The flags' mapping joined with the registry's (blocking: reads the store)."""
+        edges: dict[str, list[str]] = {e: list(cams) for e, cams in self.flags.items()}
+        for camera, edge in self.gate.store.camera_edges().items():
+            cameras = edges.setdefault(edge, [])
+            if camera not in cameras:
+                cameras.append(camera)
+        return edges
+
+    async def _remap(self, nc: Client) -> bool:
+        """Read the registry's camera -> edge mapping again; publish the consent of each camera
+        newly behind an edge, and "no consent" for each taken off one. False when NATS did not
+        take them all (the next call tries again)."""
+        edges = await anyio.to_thread.run_sync(self._mapping)
+        old = {(e, c) for e, cams in self.edges.items() for c in cams}
+        new = {(e, c) for e, cams in edges.items() for c in cams}
+        done = True
+        if old != new:
+            self._set_map(edges)
+            done = await self._sync(nc, only={c for _e, c in new - old})
+            self._to_clear |= old - new
+            self._former |= old - new
+        self._to_clear -= new
+        js = nc.jetstream()
+        for edge_id, camera_id in sorted(self._to_clear):
+            self._published.pop((edge_id, camera_id), None)
+            state = wire.ConsentState(camera_id, None, (), wire.now_utc())
+            subject = wire.consent_subject(edge_id, camera_id)
+            msg_id = f"{subject}:unassigned:{state.at.isoformat()}"
+            if await self._publish(js, subject, state.to_json(), msg_id):
+                self._to_clear.discard((edge_id, camera_id))
+            else:
+                done = False
+        return done
 
     async def run(self, ready: Callable[[], Awaitable[None] | None] | None = None) -> None:
         """Set NATS up, publish every camera's state, then keep edges current until cancelled."""
@@ -129,6 +189,7 @@ class HubLink:
             )
             # The log's head before the full pass: what is appended later is read after it.
             seq = await anyio.to_thread.run_sync(self.gate.audit.last_seq)
+            self._set_map(await anyio.to_thread.run_sync(self._mapping))
             await self._sync(nc, force=True)
             await self._sync_incidents(nc)
             await self._beat(nc)
@@ -167,6 +228,7 @@ class HubLink:
                 await self._sync_incidents(nc)
                 next_full = time.monotonic() + self.reconcile_s
             if time.monotonic() >= next_beat:
+                await self._remap(nc)
                 await self._beat(nc)
                 next_beat = time.monotonic() + self.beat_s
 
@@ -284,7 +346,10 @@ class HubLink:
 
     async def _on_ack(self, msg: Msg) -> None:
         try:
-            body = _ack_body(msg.subject, msg.data, self.edges)
+            known: dict[str, set[str]] = {e: set(cams) for e, cams in self.edges.items()}
+            for edge_id, camera_id in self._former:
+                known.setdefault(edge_id, set()).add(camera_id)
+            body = _ack_body(msg.subject, msg.data, known)
         except ValidationError as exc:
             log.warning("hub: acknowledgement dropped: %s", exc)
             await msg.term()
@@ -306,7 +371,9 @@ class HubLink:
             await self._acked.wait()
 
 
-def _ack_body(subject: str, data: bytes, edges: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def _ack_body(
+    subject: str, data: bytes, edges: Mapping[str, Sequence[str] | set[str]]
+) -> dict[str, Any]:
     """The ``edge.ack`` record body of an edge's acknowledgement (untrusted input, checked):
     the edge must be the one the subject names, and the camera one of its own."""
     raw = wire.json_object(data, "acknowledgement")
@@ -406,21 +473,43 @@ class RemoteStream:
         await self.aclose()
 
 
-_ERRORS: dict[str, type[CamgateError]] = {
-    "ConsentRevoked": ConsentRevoked,
-    "EdgeStale": ConsentRevoked,
-}
+class EdgeUnreachable(AdapterError):
+    """No edge answered on NATS for that edge id (it is down, cut off, or not started): the
+    stream was not opened and the grant not used."""
+
+
+def _refusal(name: str) -> type[CamgateError]:
+    """The camgate error class an edge's refusal names: EdgeStale, a ConsentRevoked, one of
+    :mod:`camgate.errors` by its name, a GrantError for another ``Grant*``, else
+    CamgateError (a name is the edge's word, never trusted beyond picking a known class)."""
+    if name == "EdgeStale":
+        return EdgeStale
+    known = getattr(errors, name, None) if name.isidentifier() else None
+    if isinstance(known, type) and issubclass(known, CamgateError):
+        return known
+    return GrantError if name.startswith("Grant") else CamgateError
 
 
 async def open_remote_live(
-    nc: Client, edge_id: str, camera_id: str, token: str | SignedGrant, timeout_s: float = 10.0
+    nc: Client,
+    edge_id: str,
+    camera_id: str,
+    token: str | SignedGrant,
+    timeout_s: float = 10.0,
+    *,
+    browser: bool = False,
 ) -> RemoteStream:
-    """Ask edge ``edge_id`` to open ``camera_id``'s live stream under ``token``.
+    """Ask edge ``edge_id`` to open ``camera_id``'s live stream under ``token`` (``browser``:
+    as :meth:`camgate.edge.Edge.open_live`'s, H.265 transcoded to H.264 at the edge).
 
-    Raises what the edge refused with: ConsentRevoked (also while the edge is stale), a
-    GrantError for a grant it did not accept, CamgateError otherwise; TimeoutError when the
-    edge did not answer within ``timeout_s``.
+    Raises what the edge refused with: :class:`~camgate.edgenet.site.EdgeStale` (a
+    ConsentRevoked) while the edge cannot confirm it is up to date, ConsentRevoked, the grant
+    error it named (GrantReplayed, GrantExpired, ...; a GrantError for one unknown here),
+    CamgateError otherwise; :class:`EdgeUnreachable` when no edge of that id listens on NATS;
+    TimeoutError when the edge did not answer within ``timeout_s``.
     """
+    from nats.errors import NoRespondersError
+
     key = secrets.token_urlsafe(12)
     media = wire.media_subject(edge_id, key)
     sub = await nc.subscribe(media, pending_msgs_limit=4096)
@@ -431,9 +520,15 @@ async def open_remote_live(
     # The edge asks now and then whether anyone still listens; a consumer gone closes it.
     alive = await nc.subscribe(wire.alive_subject(media), cb=still_here)
     text = token.token if isinstance(token, SignedGrant) else token
-    request = json.dumps({"camera": camera_id, "token": text, "stream": key}).encode()
+    ask: dict[str, Any] = {"camera": camera_id, "token": text, "stream": key}
+    if browser:
+        ask["browser"] = True
+    request = json.dumps(ask).encode()
     try:
-        reply = await nc.request(wire.open_subject(edge_id), request, timeout=timeout_s)
+        try:
+            reply = await nc.request(wire.open_subject(edge_id), request, timeout=timeout_s)
+        except NoRespondersError:
+            raise EdgeUnreachable(f"edge {edge_id!r} is not connected to NATS") from None
         answer = json.loads(reply.data)
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -444,11 +539,41 @@ async def open_remote_live(
     if not isinstance(answer, dict) or answer.get("ok") is not True:
         await sub.unsubscribe()
         await alive.unsubscribe()
-        name = str(answer.get("error", "")) if isinstance(answer, dict) else ""
-        message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
-        cls = _ERRORS.get(name) or (GrantError if name.startswith("Grant") else CamgateError)
-        raise cls(f"edge {edge_id!r} refused: {name}: {message}"[:500])
+        raise _refused(edge_id, reply.data)
     return RemoteStream(nc, edge_id, key, sub, alive)
+
+
+async def fetch_remote_snapshot(
+    nc: Client, edge_id: str, camera_id: str, token: str | SignedGrant, timeout_s: float = 30.0
+) -> bytes:
+    """Ask edge ``edge_id`` for one still of ``camera_id`` under a snapshot ``token``: the JPEG
+    (masked by the edge, audited in its own log with its hash). Raises what the edge refused
+    with, as :func:`open_remote_live` does; :class:`EdgeUnreachable` when no edge of that id
+    listens on NATS or it did not answer within ``timeout_s``."""
+    from nats.errors import NoRespondersError
+
+    text = token.token if isinstance(token, SignedGrant) else token
+    request = json.dumps({"camera": camera_id, "token": text}).encode()
+    try:
+        reply = await nc.request(wire.snapshot_subject(edge_id), request, timeout=timeout_s)
+    except NoRespondersError:
+        raise EdgeUnreachable(f"edge {edge_id!r} is not connected to NATS") from None
+    except TimeoutError:
+        raise EdgeUnreachable(f"edge {edge_id!r} did not answer within {timeout_s:g} s") from None
+    if reply.data.startswith(b"\xff\xd8"):  # a JPEG's start of image
+        return bytes(reply.data)
+    raise _refused(edge_id, reply.data)
+
+
+def _refused(edge_id: str, data: bytes) -> CamgateError:
+    """The camgate error of an edge's JSON refusal (its ``error`` name and ``message``)."""
+    try:
+        answer = json.loads(data)
+    except (ValueError, RecursionError):
+        answer = None
+    name = str(answer.get("error", "")) if isinstance(answer, dict) else ""
+    message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
+    return _refusal(name)(f"edge {edge_id!r} refused: {name}: {message}"[:500])
 
 
 async def fetch_edge_audit(

@@ -28,7 +28,7 @@ from camgate.edgenet import wire
 from camgate.errors import CamgateError, ConfigError, ConsentRevoked, ValidationError
 from camgate.extras import needs_extra
 from camgate.grants import SignedGrant
-from camgate.models import Camera, Grant
+from camgate.models import Camera, Grant, Snapshot
 from camgate.vocab import EndReason, GrantProblem
 
 if TYPE_CHECKING:
@@ -110,6 +110,11 @@ class SiteEdge(Edge):
         """As :meth:`Edge.open_live`; raises :class:`EdgeStale` first while not up to date."""
         self._check_fresh()
         return await super().open_live(camera_id, token, browser=browser)
+
+    async def snapshot(self, camera_id: str, token: str | SignedGrant) -> Snapshot:
+        """As :meth:`Edge.snapshot`; raises :class:`EdgeStale` first while not up to date."""
+        self._check_fresh()
+        return await super().snapshot(camera_id, token)
 
     def _check_fresh(self) -> None:
         if not self.fresh():
@@ -225,6 +230,7 @@ class EdgeSite:
             opens = await nc.subscribe(wire.open_subject(self.edge_id), cb=self._on_open)
             closes = await nc.subscribe(f"camgate.close.{self.edge_id}", cb=self._on_close)
             audits = await nc.subscribe(wire.audit_subject(self.edge_id), cb=self._on_audit)
+            snaps = await nc.subscribe(wire.snapshot_subject(self.edge_id), cb=self._on_snapshot)
             if ready is not None:
                 maybe = ready()
                 if maybe is not None:
@@ -233,7 +239,7 @@ class EdgeSite:
                 await self._loop(kv, ttl, session.encode())
             finally:
                 with anyio.CancelScope(shield=True):
-                    for s in (sub, opens, closes, audits):
+                    for s in (sub, opens, closes, audits, snaps):
                         with contextlib.suppress(Exception):
                             await s.unsubscribe()
                     await self.edge.end_all(EndReason.CLOSED)
@@ -365,7 +371,8 @@ class EdgeSite:
             subject = wire.media_subject(self.edge_id, key)
             if key in self._streams:
                 raise ValidationError("that stream key is in use")
-            stream = await self.edge.open_live(camera, token)
+            browser = wire.open_wants_browser(msg.data)
+            stream = await self.edge.open_live(camera, token, browser=browser)
         except CamgateError as exc:
             reply = {"error": type(exc).__name__, "message": str(exc)}
             await msg.respond(json.dumps(reply).encode())
@@ -431,6 +438,23 @@ class EdgeSite:
                 self._gone.add(key)
                 await stream.aclose()
                 return
+
+    async def _on_snapshot(self, msg: Msg) -> None:
+        """A consumer asks for one still: reply with the JPEG (masked, audited in this edge's
+        log as the in-process edge does), or a JSON refusal naming the camgate error."""
+        try:
+            camera, token = wire.snapshot_request(msg.data)
+            jpeg = (await self.edge.snapshot(camera, token)).jpeg
+        except CamgateError as exc:
+            reply = {"error": type(exc).__name__, "message": str(exc)}
+            await msg.respond(json.dumps(reply).encode())
+            return
+        try:
+            await msg.respond(jpeg)
+        except Exception as exc:  # over NATS's payload limit: say so rather than go silent
+            reply = {"error": "CamgateError", "message": f"the still was not sent: {exc}"}
+            with contextlib.suppress(Exception):
+                await msg.respond(json.dumps(reply).encode()[:500])
 
     async def _on_audit(self, msg: Msg) -> None:
         """The hub asks for this edge's audit log: sign a checkpoint now, reply with the export

@@ -47,6 +47,9 @@ __all__ = [
     "json_object",
     "media_subject",
     "open_request",
+    "open_wants_browser",
+    "snapshot_request",
+    "snapshot_subject",
     "open_subject",
     "pack_audit",
     "sign_control",
@@ -144,6 +147,22 @@ def unpack_audit(body: bytes) -> list[str]:
         return text.decode().split("\n")
     except UnicodeDecodeError:
         raise ValidationError("the edge's audit reply is not UTF-8") from None
+
+
+def snapshot_subject(edge_id: str) -> str:
+    """Where a consumer asks an edge for one still under a snapshot grant (NATS request/reply:
+    the reply is the JPEG, or a JSON refusal)."""
+    return f"camgate.snap.{check_edge_id(edge_id)}"
+
+
+def snapshot_request(body: bytes) -> tuple[str, str]:
+    """The camera and grant token of a consumer's snapshot request; ValidationError for
+    anything else."""
+    req = json_object(body, "a snapshot request")
+    camera, token = req.get("camera"), req.get("token")
+    if not (isinstance(camera, str) and isinstance(token, str)):
+        raise ValidationError("a snapshot request names camera and token")
+    return camera, token
 
 
 def open_subject(edge_id: str) -> str:
@@ -371,6 +390,12 @@ def open_request(body: bytes) -> tuple[str, str, str]:
     if not (isinstance(camera, str) and isinstance(token, str) and isinstance(key, str)):
         raise ValidationError("an open request names camera, token and stream")
     return camera, token, key
+
+
+def open_wants_browser(body: bytes) -> bool:
+    """Whether a consumer's open request (already accepted by :func:`open_request`) asks for
+    video every browser plays (``"browser": true``: H.265 transcoded to H.264)."""
+    return json_object(body, "an open request").get("browser") is True
 
 
 def now_utc() -> datetime:

@@ -30,6 +30,7 @@ __all__ = [
     "until",
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "CliProcess",
     "DeclaringAdapters",
     "ManualClock",
     "camera_north_of",
@@ -95,6 +96,55 @@ def run_cli(
     if check and result.returncode != 0:
         raise AssertionError(f"camgate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+class CliProcess:
+    """``camgate ARGS`` as a long-running real process (``CAMGATE_*`` variables cleared, as
+    :func:`run_cli`): its output lines (stdout and stderr) are collected by a thread in
+    :attr:`lines`; :meth:`stop` ends it (SIGTERM, then SIGKILL after 20 s)."""
+
+    def __init__(self, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "camgate.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def said(self, text: str) -> bool:
+        """Whether a line of its output so far contains ``text``."""
+        return any(text in line for line in self.lines)
+
+    def wait_said(self, text: str, limit: float = 60.0) -> None:
+        """Block until a line contains ``text``; AssertionError with the output when the
+        process exits first or ``limit`` seconds pass."""
+        deadline = time.monotonic() + limit
+        while not self.said(text):
+            assert self.proc.poll() is None, "\n".join(self.lines)
+            assert time.monotonic() < deadline, f"no {text!r} in:\n" + "\n".join(self.lines)
+            time.sleep(0.02)
+
+    def stop(self) -> int:
+        """End the process (idempotent); its exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        return self.proc.returncode
 
 
 class ManualClock:

@@ -1,0 +1,4 @@
+-- Version 3: which remote edge (camgate edge serve at an owner's site) serves a camera
+-- (Store.assign_edge; the hub's link and the HTTP API's live socket read it).
+CREATE TABLE camera_edges (camera_id TEXT PRIMARY KEY, edge_id TEXT NOT NULL, rowid BIGSERIAL);
+CREATE INDEX camera_edges_edge ON camera_edges(edge_id);
