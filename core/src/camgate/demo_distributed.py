@@ -44,8 +44,14 @@ import anyio
 from camgate.errors import AccessDenied, CamgateError, ConfigError, ConsentRevoked
 from camgate.extras import needs_extra
 from camgate.models import Camera, CameraClass, ConsentTerms, GeoPoint, Owner, Scope, Waiver
+from camgate.vocab import AuditKind
 
 __all__ = ["EDGES", "run_distributed_demo"]
+
+#: The module each site runs for its cameras: the rtsp adapter's simulator as a process (two
+#: cameras that ask for digest credentials; one JSON line of sources and credentials, then it
+#: serves until its stdin closes). Named, not imported: core does not import a plugin.
+_CAMERAS = "camgate_rtsp.testing.simulator"
 
 #: Live clip length (s) taken through each edge.
 CLIP_SECONDS = 3.0
@@ -241,18 +247,6 @@ class _Network:
             self._bridge = None
 
 
-def _camera_main() -> None:
-    """The camera process of one site: two RTSP simulator cameras that ask for digest
-    credentials, on this network's loopback; prints one JSON line (sources, credentials), then
-    serves until its stdin closes."""
-    from camgate_rtsp.testing.simulator import RtspSimulator
-
-    with RtspSimulator(2, auth=True) as sim:
-        creds = sim.settings["credentials"]
-        print(json.dumps({"sources": sim.sources, "credentials": creds}), flush=True)
-        sys.stdin.read()
-
-
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM handled like Ctrl-C (KeyboardInterrupt), so cleanup runs for both."""
@@ -307,7 +301,7 @@ def run_distributed_demo(out: Path, *, log: Callable[[str], Any] = print) -> dic
         cameras = {  # started first, while PostgreSQL starts; awaited below
             edge_id: start(
                 f"cameras of {edge_id}",
-                net.wrap(i, [sys.executable, "-m", "camgate.demo_distributed"]),
+                net.wrap(i, [sys.executable, "-m", _CAMERAS, "--count", "2", "--auth"]),
             )
             for i, edge_id in enumerate(EDGES)
         }
@@ -509,7 +503,7 @@ async def _story(
         write_private(audit_path, audit_lines.encode(), replace=True)
         files.append(str(audit_path))
         notices = {o: len(gate.store.notices(o)) for ps in EDGES.values() for o, *_ in ps}
-        acks = [r.body for r in gate.audit.records("edge.ack")]
+        acks = [r.body for r in gate.audit.records(AuditKind.EDGE_ACK)]
     finally:
         await gate.aclose()
     summary = {
@@ -606,7 +600,7 @@ async def _revocation(
             seen += 1
             if seen >= 10:
                 break
-    before = {r.seq for r in gate.audit.records("edge.ack")}
+    before = {r.seq for r in gate.audit.records(AuditKind.EDGE_ACK)}
     revoked_at = time.monotonic()
     await gate.revoke(REVOKER)
     ended_ms = None
@@ -619,7 +613,7 @@ async def _revocation(
     ack = None
     deadline = time.monotonic() + 20.0
     while ack is None and time.monotonic() < deadline:
-        for record in gate.audit.records("edge.ack"):
+        for record in gate.audit.records(AuditKind.EDGE_ACK):
             if record.seq not in before and record.body.get("camera") == camera_id:
                 ack = record
         if ack is None:
@@ -673,7 +667,3 @@ def _can_dial(net: _Network, site: dict[str, Any]) -> bool | None:
             return True
     except OSError:
         return False
-
-
-if __name__ == "__main__":
-    _camera_main()

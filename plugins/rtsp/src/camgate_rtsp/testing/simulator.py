@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from camgate.adapters import Simulator
@@ -44,3 +48,21 @@ class RtspSimulator(Simulator):
     def close(self) -> None:
         """Stop the RTSP server process."""
         self.server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m camgate_rtsp.testing.simulator [--count N] [--auth]``: serve ``N`` cameras,
+    print one JSON line (``sources``, ``credentials``), and serve until stdin closes (the
+    sites of ``camgate demo --distributed`` run their cameras so, in their own namespaces)."""
+    parser = argparse.ArgumentParser(prog="camgate_rtsp.testing.simulator")
+    parser.add_argument("--count", type=int, default=2)
+    parser.add_argument("--auth", action="store_true", help="cameras ask for digest credentials")
+    args = parser.parse_args(argv)
+    with RtspSimulator(args.count, auth=args.auth) as sim:
+        creds = sim.settings.get("credentials", {})
+        print(json.dumps({"sources": sim.sources, "credentials": creds}), flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
