@@ -226,6 +226,7 @@ def test_a_store_made_before_camera_settings_opens_and_takes_them(tmp_path: Path
     with sqlite3.connect(db) as conn:  # the file as an older camgate left it
         conn.execute("DROP TABLE camera_settings")
         conn.execute("DROP TABLE edge_secret_settings")
+        conn.execute("DROP TABLE schema_version")  # made before versioned migrations, too
     run_cli("--db", str(db), "owner", "add", "--id", "alice", "--name", "Alice")
     run_cli(
         "--db", str(db), "camera", "add", "--id", "door", "--owner", "alice", "--adapter",
