@@ -65,7 +65,12 @@ class GateParts:
 
         # audited changes (camgate.gate.changes)
         def _audited(
-            self, kind: AuditKind, prepare: Callable[[], dict[str, Any]], at: datetime
+            self,
+            kind: AuditKind,
+            prepare: Callable[[], dict[str, Any]],
+            at: datetime,
+            *,
+            narrow: bool | None = None,
         ) -> dict[str, Any]: ...
 
         def _settle_interrupted(self) -> None: ...
