@@ -1,5 +1,6 @@
-"""Two hubs on one PostgreSQL, racing where the store's write lock is shared (docs/deployment.md
-"PostgreSQL"): a grant and a revocation of its consent, and live grants under a per-camera cap.
+"""Two hubs on one PostgreSQL, racing where a narrower write lock would let them run side by
+side (docs/deployment.md "PostgreSQL"): a grant and a revocation of its consent, and live grants
+under a per-camera cap. Whatever locks the store takes, these outcomes must hold.
 
 Each hub is its own Gate with its own connections (as two ``camgate serve`` processes). The
 interleavings are forced with PostgreSQL's own locks, taken by the test on its own connection

@@ -344,37 +344,28 @@ class Store:
         return sqlite_errors(self.path) if self.dsn is None else nullcontext()
 
     @contextmanager
-    def transaction(self, *, shared: bool = False) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """One durable write transaction, under the store's lock.
 
-        On SQLite, BEGIN IMMEDIATE takes the file's write lock at once: writers in every
-        process are serialised. On PostgreSQL the transaction first takes the advisory
-        transaction lock :data:`camgate.db.pg.WRITE_LOCK`: exclusively by default (then, as on
-        SQLite, what a transaction reads, on the read connection too, after it began stays true
-        until it commits), or in share mode with ``shared`` — for writes whose correctness
-        rests on constraints, conditional UPDATEs, row locks (:meth:`consent_stands`,
-        :meth:`revoke_consent_ids`) and keyed locks (:meth:`lock_keys`), never on a read made
-        before the write; they run concurrently with each other and exclude only the exclusive
-        writers. Inside another transaction of the same thread (this one, or one given with
-        :meth:`joined`) it joins that transaction: the work commits with it (an exclusive
-        write joining a shared transaction takes the lock exclusively there and then).
+        On SQLite, BEGIN IMMEDIATE takes the file's write lock at once; on PostgreSQL the
+        transaction first takes one advisory transaction lock (:data:`camgate.db.pg.WRITE_LOCK`).
+        Either way writers in every process are serialised: what a transaction reads (on the
+        read connection too) after it began stays true until it commits. Inside another
+        transaction of the same thread (this one, or one given with :meth:`joined`) it joins
+        that transaction: the work commits with it.
         """
         outer: Connection | None = getattr(self._local, "db", None)
         if outer is not None:
-            if not shared and getattr(self._local, "shared", False):
-                self._exclusive_now(outer)
             yield outer
             return
         conn = self._conn
         if not isinstance(conn, sqlite3.Connection):
-            with self._lock, conn.transaction(shared=shared):
+            with self._lock, conn.transaction():
                 self._local.db = conn
-                self._local.shared = shared
                 try:
                     yield conn
                 finally:
                     self._local.db = None
-                    self._local.shared = False
             assert self._listener is not None
             self._listener.bump()  # this process's own commit: caches read again
             return
@@ -403,63 +394,22 @@ class Store:
         finally:
             self._local.db = None
 
-    def _exclusive_now(self, db: Connection) -> None:
-        """Upgrade this thread's shared PostgreSQL transaction to the exclusive write lock."""
-        from camgate.db.pg import WRITE_LOCK
-
-        db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-        self._local.shared = False
-
-    def lock_keys(self, space: str, keys: list[str]) -> None:
-        """Inside a write transaction: hold, until it ends, a lock on each of ``keys`` in
-        ``space`` (what a check counts: an enrolment cap's camera class, a live-time cap's
-        camera), taken in sorted order so two writers never deadlock on them. Writers that
-        take the same key run one after the other; what each counted after taking it stays
-        true until it commits. On PostgreSQL an advisory transaction lock per key (two 32-bit
-        ``hashtext`` halves: a collision only serialises two keys); on SQLite nothing (the
-        transaction already holds the file's write lock)."""
-        db: Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            raise RuntimeError("lock_keys needs an open store transaction")
-        if self.dsn is None:
-            return
-        for key in sorted(set(keys)):
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(?), hashtext(?))", (space, key))
-
-    def consent_stands(self, consent_id: str) -> bool:
-        """Inside a write transaction: whether the consent record is unrevoked, and on
-        PostgreSQL a share lock on its row until the transaction ends (``FOR SHARE``): a
-        revocation of it (:meth:`revoke_consent_ids` updates the row) then waits for this
-        transaction, or this call waits for the revocation and sees it. So a grant written
-        after this returned True commits before any revocation of its consent."""
-        db: Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            raise RuntimeError("consent_stands needs an open store transaction")
-        sql = "SELECT 1 FROM consents WHERE id=? AND revoked_at IS NULL"
-        row = db.execute(sql if self.dsn is None else sql + " FOR SHARE", (consent_id,)).fetchone()
-        return row is not None
-
     def write_lock(self) -> threading.RLock:
         """The lock this process's store writers hold for their transaction (reentrant)."""
         return self._lock
 
     @contextmanager
-    def joined_postgres(self, conn: Any, *, shared: bool = False) -> Iterator[None]:
+    def joined_postgres(self, conn: Any) -> Iterator[None]:
         """PostgreSQL: make this thread's store writes join the open transaction of the psycopg
         connection ``conn`` to this store's database (the audit log's, so a change and its
         record commit together), under the store's lock. The caller's transaction must take
-        the store's write lock first (:data:`camgate.db.pg.WRITE_LOCK`, before the log's; in
-        share mode when ``shared``: see :meth:`transaction`)."""
+        the store's write lock first (:data:`camgate.db.pg.WRITE_LOCK`, before the log's)."""
         from camgate.db.pg import PgConnection
 
         assert self.dsn is not None and isinstance(self._conn, PgConnection)
         joined = PgConnection(self.dsn, conn=conn, tables=self._conn.tables())
         with self.joined(joined):
-            self._local.shared = shared
-            try:
-                yield
-            finally:
-                self._local.shared = False
+            yield
         assert self._listener is not None
         self._listener.bump()
 
@@ -754,7 +704,7 @@ class Store:
 
     def add_consent(self, record: ConsentRecord) -> None:
         """Store a consent record and index its cameras."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO consents VALUES (?, ?, ?, ?)",
                 (record.id, record.owner_id, None, self._json(record)),
@@ -800,16 +750,12 @@ class Store:
     def revoke_consent_ids(self, consent_ids: list[str], at: datetime) -> list[str]:
         """Mark these consent records revoked at ``at`` (those not revoked yet); return the
         cameras they covered."""
-        sql = "SELECT doc FROM consents WHERE id=? AND revoked_at IS NULL"
-        if self.dsn is not None:
-            sql += " FOR UPDATE"
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             cameras: list[str] = []
-            # Row locks in id order (two revocations never deadlock); a concurrent grant that
-            # holds a consent (consent_stands) commits first, and one that comes later sees
-            # the revocation.
-            for consent_id in sorted(set(consent_ids)):
-                row = db.execute(sql, (consent_id,)).fetchone()
+            for consent_id in consent_ids:
+                row = db.execute(
+                    "SELECT doc FROM consents WHERE id=? AND revoked_at IS NULL", (consent_id,)
+                ).fetchone()
                 if row is None:
                     continue
                 record = load(ConsentRecord, json.loads(row[0]))
@@ -854,7 +800,7 @@ class Store:
 
     def add_request(self, request: AccessRequest, decision: Decision) -> None:
         """Store a request with the decision made on it."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.execute("INSERT INTO requests VALUES (?, ?)", (request.id, self._json(request)))
             db.execute(
                 "INSERT INTO decisions VALUES (?, ?)",
@@ -897,7 +843,7 @@ class Store:
 
     def resolve_pending(self, request_id: str, outcome: str, at: datetime) -> bool:
         """Close a held request with ``outcome``; False when it was already closed (a race lost)."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             row = db.execute(
                 "SELECT doc FROM pending WHERE request_id=? AND outcome IS NULL", (request_id,)
             ).fetchone()
@@ -939,7 +885,7 @@ class Store:
     def close_approval_wait(self, request_id: str, answer: dict[str, Any]) -> bool:
         """Close an approval wait with ``answer`` (its ``outcome``, and who and why); False
         when it was closed already (a race lost)."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             row = db.execute(
                 "SELECT doc FROM approval_waits WHERE request_id=? AND outcome IS NULL",
                 (request_id,),
@@ -959,7 +905,7 @@ class Store:
     def add_decision(self, request_id: str, decision: Decision, *, replace: bool = False) -> None:
         """Store the final decision on a held request (``replace``: instead of the stored one)."""
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.execute(
                 f"{verb} INTO decisions VALUES (?, ?)",
                 (request_id, json.dumps(decision.to_json(), sort_keys=True)),
@@ -988,7 +934,7 @@ class Store:
 
     def queue_delivery(self, channel: str, notice: OwnerNotice, due: float) -> None:
         """Queue a notice for a delivery channel (webhook, e-mail) durably, due at ``due``."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, 0, ?, NULL)",
                 (
@@ -1019,7 +965,7 @@ class Store:
 
     def delivery_done(self, channel: str, notice_ids: list[str], at: datetime) -> None:
         """Mark notices delivered on a channel."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET delivered_at=? WHERE channel=? AND notice_id=?",
                 [(at.isoformat(), channel, n) for n in notice_ids],
@@ -1027,7 +973,7 @@ class Store:
 
     def delivery_failed(self, channel: str, notice_ids: list[str], retry_at: float) -> None:
         """Count a failed attempt and set when to try again."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET attempts=attempts+1, next_at=? "
                 "WHERE channel=? AND notice_id=?",
@@ -1050,7 +996,7 @@ class Store:
 
     def add_grant(self, grant: Grant, token: str) -> None:
         """Store an issued grant with its signed token."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO grants VALUES (?, ?, ?, ?)",
                 (grant.id, grant.camera_id, token, self._json(grant)),
@@ -1066,7 +1012,7 @@ class Store:
 
     def redeem(self, grant_id: str, at: datetime) -> bool:
         """Mark a grant redeemed; False when it already was (a replay)."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO redeemed VALUES (?, ?)", (grant_id, at.isoformat())
             )
@@ -1076,7 +1022,7 @@ class Store:
 
     def add_notice(self, notice: OwnerNotice) -> None:
         """Queue an owner notice durably."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.execute(
                 # A notice owed by a crashed process may be sent twice: the id makes it one.
                 "INSERT OR IGNORE INTO notices VALUES (?, ?, ?, NULL)",
@@ -1086,7 +1032,7 @@ class Store:
     def owe_notices(self, notices: list[OwnerNotice]) -> None:
         """Record notices a change owes its owner (sent after the change commits)."""
         me, started = os.getpid(), process_identity()
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO owed_notices VALUES (?, ?, ?, ?)",
                 [(n.id, json.dumps(n.to_json(), sort_keys=True), me, started) for n in notices],
@@ -1101,7 +1047,7 @@ class Store:
     def claim_notice(self, notice_id: str, pid: int | None, started: str | None) -> bool:
         """Take over a notice owed by the process ``(pid, started)`` (this process sends it now);
         False when another process took it first or it was sent."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "UPDATE owed_notices SET pid=?, started=? WHERE id=? AND pid IS ? AND started IS ?",
                 (os.getpid(), process_identity(), notice_id, pid, started),
@@ -1117,14 +1063,14 @@ class Store:
 
     def notice_paid(self, notice_id: str) -> None:
         """Forget an owed notice once it was handed to the notifiers."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM owed_notices WHERE id=?", (notice_id,))
 
     # ------------------------------------------------------------------ audit intents
 
     def add_intent(self, kind: str, body: str, at: str, after_seq: int) -> int:
         """Record, before its audit record is written elsewhere, a change about to be made."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO audit_intents (kind, body, at, after_seq, pid, started) "
                 "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -1150,7 +1096,7 @@ class Store:
 
     def drop_intent(self, intent_id: int) -> bool:
         """Settle an intent; False when it was already settled."""
-        with self.transaction(shared=True) as db:
+        with self.transaction() as db:
             cur = db.execute("DELETE FROM audit_intents WHERE id=?", (intent_id,))
             return cur.rowcount == 1
 

@@ -295,19 +295,12 @@ class AuditLog:
         )
 
     def append_with(
-        self,
-        kind: str,
-        change: Callable[[], dict[str, Any]],
-        at: datetime | None = None,
-        *,
-        shared: bool = False,
+        self, kind: str, change: Callable[[], dict[str, Any]], at: datetime | None = None
     ) -> AuditRecord:
         """Make a store change and append its record in one transaction (:attr:`shares_store`).
 
-        ``change`` runs with the store's write lock held (on PostgreSQL in share mode when
-        ``shared``: the change then guards what it reads by row locks, constraints or
-        :meth:`camgate.store.Store.lock_keys`) and every store write of this thread joined to
-        the transaction; it returns the record's body. Both commit, or neither.
+        ``change`` runs with the log's write lock held and every store write of this thread
+        joined to the transaction; it returns the record's body. Both commit, or neither.
         """
         store = self._store
         if store is None or not self.shares_store:
@@ -327,14 +320,13 @@ class AuditLog:
         assert isinstance(backend, PostgresAuditBackend)  # shares_store says so
 
         def make_pg(tx: Any) -> Entry:
-            with store.joined_postgres(tx.conn, shared=shared):
+            with store.joined_postgres(tx.conn):
                 body = change()
             return self.entry(kind, body, at)
 
-        # The store's lock, then its advisory lock, then the change's row locks, then the log's
-        # (taken when chaining, last): the order every writer of the store keeps, so none
-        # deadlock.
-        with store.write_lock(), backend.first_lock(WRITE_LOCK, shared=shared):
+        # The store's lock, then its advisory lock, then the log's: the order every writer of
+        # the store keeps (a store transaction that appends takes them so), so none deadlock.
+        with store.write_lock(), backend.first_lock(WRITE_LOCK):
             return backend.append_within(make_pg)
 
     def has_record(self, kind: str, body: dict[str, Any], after: int) -> bool:

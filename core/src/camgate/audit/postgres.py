@@ -1,14 +1,13 @@
 """The audit log's PostgreSQL backend: one log shared by several camgate processes.
 
 Same tables, same chain format and the same group commit as SQLite (:mod:`camgate.audit.base`);
-what differs is how writers are serialized. Each batch is one transaction that takes a row lock
-on the log's row in ``audit_meta`` (``SELECT ... FOR UPDATE``), then reads the chain head and
-the owners' heads, inserts, and commits; a store change joined to it runs before that lock is
-taken. Processes queue on that lock, so any number of them extend one chain; inside a process
-the leader/follower group commit shares one transaction (and one WAL flush) between concurrent
-appenders. ``synchronous_commit`` is set ``on`` for the session, so COMMIT returns only once the
-record is flushed to the server's WAL: an append is durable when it returns (given the server
-runs with ``fsync=on``, the default).
+what differs is how writers are serialized. Each batch is one transaction that first takes a
+row lock on the log's row in ``audit_meta`` (``SELECT ... FOR UPDATE``), then reads the chain
+head and the owners' heads, inserts, and commits. Processes queue on that lock, so any number of
+them extend one chain; inside a process the leader/follower group commit shares one transaction
+(and one WAL flush) between concurrent appenders. ``synchronous_commit`` is set ``on`` for the
+session, so COMMIT returns only once the record is flushed to the server's WAL: an append is
+durable when it returns (given the server runs with ``fsync=on``, the default).
 
 Record texts are stored as ``text``, not ``jsonb``: the hash is over the exact canonical bytes,
 which ``jsonb`` would not keep.
@@ -206,16 +205,12 @@ def _scrub(dsn: str, exc: BaseException) -> str:
 
 
 class _PgTx:
-    """The audit tables inside a transaction; :meth:`head` (the first thing a commit reads)
-    first takes the log's row lock, so the chain head is locked last in the transaction and
-    held only for chaining and the commit — never while the store's work in the same
-    transaction runs (:meth:`PostgresAuditBackend.first_lock`)."""
+    """The audit tables inside a transaction holding the log's row lock."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
 
     def head(self) -> tuple[int, str]:
-        self.conn.execute("SELECT 1 FROM audit_meta WHERE key = 'log' FOR UPDATE")
         row = self.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
@@ -345,19 +340,17 @@ class PostgresAuditBackend(ChainingBackend):
         with conn.transaction():
             first = getattr(self._first_lock, "key", None)
             if first is not None:  # the store's write lock, always taken before the log's
-                from camgate.db.pg import take_lock
-
-                take_lock(conn, first[0], shared=first[1])
-            yield _PgTx(conn)  # the log's row lock: taken by head(), last
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (first,))
+            conn.execute("SELECT 1 FROM audit_meta WHERE key = 'log' FOR UPDATE")
+            yield _PgTx(conn)
 
     @contextmanager
-    def first_lock(self, key: int, *, shared: bool = False) -> Iterator[None]:
+    def first_lock(self, key: int) -> Iterator[None]:
         """Within the block, this thread's write transactions take the advisory transaction
-        lock ``key`` (in share mode when ``shared``) first, and the log's row lock last
-        (:meth:`camgate.audit.AuditLog.append_with` joins the store's writes, which take the
-        store's lock and then row locks, to the log's transaction: every writer takes them in
-        that order, so none deadlock, and the chain head is held only while chaining)."""
-        self._first_lock.key = (key, shared)
+        lock ``key`` before the log's row lock (:meth:`camgate.audit.AuditLog.append_with`
+        joins the store's writes, which hold the store's lock, to the log's transaction: the
+        two locks are then taken in the store's order, never the other way round)."""
+        self._first_lock.key = key
         try:
             yield
         finally:

@@ -35,22 +35,11 @@ with needs_extra("postgres", "a camgate store in PostgreSQL"):
 
     from camgate.audit.postgres import _fail, _scrub, redact_dsn
 
-__all__ = [
-    "CHANNEL",
-    "WRITE_LOCK",
-    "Cursor",
-    "Listener",
-    "PgConnection",
-    "take_lock",
-    "translate",
-]
+__all__ = ["CHANNEL", "WRITE_LOCK", "Cursor", "Listener", "PgConnection", "translate"]
 
 #: The NOTIFY channel of committed changes (the triggers' ``pg_notify``).
 CHANNEL = "camgate_changes"
-#: ``pg_advisory_xact_lock`` key every store write transaction takes first (see
-#: :meth:`camgate.store.Store.transaction`): shared by the writes that row locks, constraints and
-#: keyed locks keep correct (decisions, grants, notices, redemptions, enrolment, revocation),
-#: exclusive for every other write (they see no concurrent writer).
+#: ``pg_advisory_xact_lock`` key every store write transaction takes first (see Store).
 WRITE_LOCK = 0x63616D68
 #: ``pg_advisory_xact_lock`` key schema migrations run under.
 MIGRATION_LOCK = 0x63616D69
@@ -109,13 +98,6 @@ LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
 ORDER BY c.relname, a.attnum
 """
-
-
-def take_lock(conn: Any, key: int, *, shared: bool = False) -> None:
-    """Take the advisory transaction lock ``key`` on the psycopg connection ``conn`` (inside
-    its open transaction): shared, or exclusive."""
-    verb = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    conn.execute(f"SELECT {verb}(%s)", (key,))
 
 
 class Cursor:
@@ -244,18 +226,15 @@ class PgConnection:
         return Cursor(cur)
 
     @contextmanager
-    def transaction(
-        self, lock: int | None = WRITE_LOCK, *, shared: bool = False
-    ) -> Iterator[PgConnection]:
+    def transaction(self, lock: int | None = WRITE_LOCK) -> Iterator[PgConnection]:
         """One transaction, committed when the block ends (rolled back on an exception); first
-        takes the advisory transaction lock ``lock`` (None: none), in share mode when
-        ``shared`` (it then excludes only the exclusive holders)."""
+        takes the advisory transaction lock ``lock`` (None: none)."""
         conn = self._live()
         try:
             with conn.transaction():
                 self._in_tx = True
                 if lock is not None:
-                    take_lock(conn, lock, shared=shared)
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                 yield self
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.fail(exc, _ROLLED_BACK)

@@ -50,12 +50,7 @@ class AuditedChanges(GateParts):
     """The audited-changes part of :class:`~camgate.gate.Gate` (a mixin)."""
 
     def _audited(
-        self,
-        kind: AuditKind,
-        prepare: Callable[[], dict[str, Any]],
-        at: datetime,
-        *,
-        narrow: bool | None = None,
+        self, kind: AuditKind, prepare: Callable[[], dict[str, Any]], at: datetime
     ) -> dict[str, Any]:
         """Make the state change ``kind`` names and write its audit record: both or neither.
 
@@ -77,14 +72,8 @@ class AuditedChanges(GateParts):
           drops the intent when it does not, so nothing is in force without its record.
 
         :meth:`_settle_interrupted` settles the intents a dead process left.
-
-        ``narrow`` (default: whether ``kind`` is in :data:`_NARROW`): the change takes the
-        store's write lock in share mode (:meth:`camgate.store.Store.transaction`) — it runs
-        beside other narrow changes in other hubs, so ``prepare`` must guard what it checks by
-        row locks, constraints or keyed locks; otherwise it excludes every other writer.
         """
         apply = _CHANGES[kind]
-        shared = kind in _NARROW if narrow is None else narrow
         body: dict[str, Any] = {}
         if self.audit.shares_store:
 
@@ -93,10 +82,10 @@ class AuditedChanges(GateParts):
                 apply(self, body, at)
                 return body
 
-            self.audit.append_with(kind, change, at, shared=shared)
+            self.audit.append_with(kind, change, at)
             return body
         forward = kind in _ROLL_FORWARD
-        with self.store.transaction(shared=shared):
+        with self.store.transaction():
             body.update(prepare())
             if forward:
                 apply(self, body, at)
@@ -258,21 +247,6 @@ _ROLL_FORWARD = frozenset(
         AuditKind.CAMERA_REMOVED,
         AuditKind.MASKS_SET,
         AuditKind.ZONE_REGISTERED,
-    }
-)
-
-#: Changes that take the store's write lock in share mode (Gate._audited): their checks hold by
-#: row locks, constraints and keyed locks, not by excluding every other writer — a decision
-#: (one that closes no held request) and a grant write rows of their own request; a grant first
-#: locks its consent's row (Store.consent_stands), a revocation updates it (so one waits for the
-#: other); an enrolment under caps locks the camera classes it counts (Store.lock_keys).
-_NARROW = frozenset(
-    {
-        AuditKind.DECISION,
-        AuditKind.GRANT_ISSUED,
-        AuditKind.GRANT_REFUSED,
-        AuditKind.CONSENT_ENROLLED,
-        AuditKind.CONSENT_REVOKED,
     }
 )
 

@@ -302,9 +302,7 @@ class Decisions(GateParts):
             return body
 
         try:
-            # Narrow (beside other hubs' decisions) unless it closes a held request: that check
-            # of ``prepare`` reads the request as stored, so it excludes every other writer.
-            self._audited(AuditKind.DECISION, prepare, decision.decided_at, narrow=closes is None)
+            self._audited(AuditKind.DECISION, prepare, decision.decided_at)
         except _LostRace:
             return False
         return True
@@ -403,13 +401,7 @@ class Decisions(GateParts):
 
         def still_standing() -> dict[str, Any]:
             active = self.store.active_consent(request.camera_id)
-            # consent_stands locks the consent's row: a revocation committed before this grant
-            # is seen here; one made later waits for the grant (and then ends it).
-            if (
-                active is None
-                or active.id != decision.consent_id
-                or not self.store.consent_stands(active.id)
-            ):
+            if active is None or active.id != decision.consent_id:
                 raise AccessDenied(unbound(decision, self.clock.now()))
             self._live_time_still_left(request, decision, facts)
             return dump(grant)
@@ -452,16 +444,6 @@ class Decisions(GateParts):
         caps = (self.rules if facts is None else facts.rules).live_caps
         if request.scope is not Scope.LIVE or not caps:
             return
-        # What the caps count, locked first (grants for other incidents, officers and cameras
-        # go on beside this one): the live time granted meanwhile is in the ledger read below.
-        self.store.lock_keys(
-            "live-time",
-            [
-                f"incident:{request.incident_id}",
-                f"officer:{request.requested_by}",
-                f"camera:{request.camera_id}",
-            ],
-        )
         now = self.clock.now()
         allowance = self.live_ledger.allowance(
             caps,

@@ -356,11 +356,8 @@ class Gate(
         classes = {c.id: str(c.camera_class) for c in cameras}
 
         def checked() -> dict[str, Any]:
-            # Under a lock on each camera class counted, which every enrolling process takes
-            # (the store's write lock itself is shared by enrolments): the count a cap is
-            # checked against cannot change before this record commits.
-            if self.rules.enrolment_caps:
-                self.store.lock_keys("enrolment-cap", [str(c.camera_class) for c in cameras])
+            # Under the store's write lock, which every enrolling process takes: the count the
+            # cap is checked against cannot change before this record commits.
             self._check_caps(cameras)
             return dump(record) | {"camera_classes": classes}
 
@@ -429,8 +426,7 @@ class Gate(
         self.edge.begin_revocation(owner_id)
 
         def revoked() -> dict[str, Any]:
-            # The records standing now are revoked (Store.revoke_consent_ids locks their rows:
-            # a grant holding one commits first, a later one sees it revoked), and the record
+            # Under the write lock: exactly the records standing now are revoked, and the record
             # names them, so the change can be applied again from the record alone.
             ids = self.store.active_consent_ids(owner.id)
             records = [c for c in self.store.consents(owner.id) if c.id in ids]

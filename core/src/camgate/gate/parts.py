@@ -65,12 +65,7 @@ class GateParts:
 
         # audited changes (camgate.gate.changes)
         def _audited(
-            self,
-            kind: AuditKind,
-            prepare: Callable[[], dict[str, Any]],
-            at: datetime,
-            *,
-            narrow: bool | None = None,
+            self, kind: AuditKind, prepare: Callable[[], dict[str, Any]], at: datetime
         ) -> dict[str, Any]: ...
 
         def _settle_interrupted(self) -> None: ...
