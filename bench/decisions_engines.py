@@ -13,7 +13,12 @@ row over 200 enrolled cameras. Reported per configuration: decisions/s (all hubs
 decisions over the longest hub's wall time), the per-decision latency (median, p95, p99), and
 the ratio to SQLite with the same number of hubs, measured in the same run.
 
-Usage: uv run python bench/decisions_engines.py [--decisions 300] [--cameras 200]
+With ``--waits``, a thread samples ``pg_stat_activity`` (every 5 ms) while the PostgreSQL hubs
+run and reports, per configuration, what their backends were doing: running, idle between
+statements, or waiting (``wait_event_type:wait_event``; a heavyweight-lock wait also names the
+lock: ``advisory`` or the relation) — where two hubs wait for each other.
+
+Usage: uv run python bench/decisions_engines.py [--decisions 300] [--cameras 200] [--waits]
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +107,44 @@ def worker(target: str, home: str, incident: str, n: int, cameras: int, go: str)
     print(json.dumps(out), flush=True)
 
 
+_WAITS_SQL = """
+SELECT a.state, coalesce(a.wait_event_type || ':' || a.wait_event, 'running'),
+       (SELECT l.locktype || coalesce(':' || l.relation::regclass::text, '')
+        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1)
+FROM pg_stat_activity a
+WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+  AND a.backend_type = 'client backend' AND a.query NOT LIKE 'LISTEN%%'
+"""
+
+
+class WaitSampler:
+    """Samples what the hubs' PostgreSQL backends are doing, every ``every_s``, until stopped:
+    the share of samples per ``state / wait event [/ lock]``."""
+
+    def __init__(self, dsn: str, every_s: float = 0.005) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._every = every_s
+        self._seen: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            for state, wait, lock in self._conn.execute(_WAITS_SQL).fetchall():
+                self._seen[" / ".join(x for x in (state, wait, lock) if x)] += 1
+
+    def stop(self) -> dict[str, float]:
+        """Stop; the share (0-1) of backend samples per activity, largest first."""
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+        total = sum(self._seen.values()) or 1
+        return {k: round(n / total, 3) for k, n in self._seen.most_common()}
+
+
 def configuration(target: str, home: Path, incident: str, hubs: int, args: Any) -> dict[str, Any]:
     go = home / f"go-{hubs}-{time.monotonic_ns()}"
     me = str(Path(__file__).resolve())
@@ -123,6 +168,7 @@ def configuration(target: str, home: Path, incident: str, hubs: int, args: Any) 
     ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    sampler = WaitSampler(target) if args.waits and target.startswith("postgres") else None
     go.touch()
     results = []
     for p in procs:
@@ -132,18 +178,24 @@ def configuration(target: str, home: Path, incident: str, hubs: int, args: Any) 
         results.append(json.loads(out.strip().splitlines()[-1]))
     samples = [s for r in results for s in r["samples"]]
     wall = max(r["wall_s"] for r in results)
-    return {
+    out = {
         "hubs": hubs,
         "decisions": len(samples),
         "decisions_per_s": round(len(samples) / wall, 1),
         "latency": summary(samples),
     }
+    if sampler is not None:
+        out["backend_activity"] = sampler.stop()
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--decisions", type=int, default=300, help="per hub")
     parser.add_argument("--cameras", type=int, default=200)
+    parser.add_argument(
+        "--waits", action="store_true", help="sample PostgreSQL wait events (see above)"
+    )
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
