@@ -10,17 +10,17 @@ Not for production use: no authentication, no TLS, loopback only.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-import unittest
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+
+from camgate.testing._servers import free_port, require
 
 __all__ = ["NatsServer", "nats_available", "server_for_tests"]
 
@@ -43,20 +43,9 @@ def server_for_tests() -> Iterator[NatsServer]:
     Where there is no nats-server, raises ``unittest.SkipTest`` when ``CAMGATE_SKIP_NATS=1``
     and RuntimeError saying why otherwise: the tests that need it fail rather than pass unseen.
     """
-    reason = nats_available()
-    if reason:
-        if os.environ.get("CAMGATE_SKIP_NATS") == "1":
-            raise unittest.SkipTest(f"NATS tests skipped (CAMGATE_SKIP_NATS=1): {reason}")
-        raise RuntimeError(f"{reason}; set CAMGATE_SKIP_NATS=1 to skip the NATS tests")
+    require(nats_available(), "CAMGATE_SKIP_NATS", "NATS")
     with NatsServer() as server:
         yield server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class NatsServer:
@@ -74,7 +63,7 @@ class NatsServer:
         self.binary = binary
         self.host = host
         self.dir = Path(tempfile.mkdtemp(prefix="camgate-nats-", dir=base_dir)).resolve()
-        self.port = _free_port()
+        self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import unittest
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from camgate.extras import needs_extra
+from camgate.testing._servers import free_port, require
 
 __all__ = [
     "PostgresServer",
@@ -77,20 +77,9 @@ def server_for_tests() -> Iterator[PostgresServer]:
     ``CAMGATE_SKIP_POSTGRES=1``, and otherwise RuntimeError saying why: the tests that need a
     server fail rather than pass unseen.
     """
-    reason = postgres_available()
-    if reason:
-        if os.environ.get("CAMGATE_SKIP_POSTGRES") == "1":
-            raise unittest.SkipTest(f"PostgreSQL tests skipped (CAMGATE_SKIP_POSTGRES=1): {reason}")
-        raise RuntimeError(f"{reason}; set CAMGATE_SKIP_POSTGRES=1 to skip the PostgreSQL tests")
+    require(postgres_available(), "CAMGATE_SKIP_POSTGRES", "PostgreSQL")
     with PostgresServer() as server:
         yield server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class PostgresServer:
@@ -155,7 +144,7 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",  # the cluster is thrown away; commits below are still fsynced
         )
-        self.port = _free_port()
+        self.port = free_port()
         self._pg_ctl_start()
         return self
 
