@@ -94,7 +94,11 @@ def test_fuzz_the_masks_of_a_consent_state(masks: Any, version: Any) -> None:
             good = PrivacyMask("cam-a", masks["polygons"], AT, "alice")
         except (ValidationError, TypeError, KeyError):
             good = None
-        if good is not None and masks.get("set_at") == AT.isoformat() and masks["set_by"] == "alice":
+        if (
+            good is not None
+            and masks.get("set_at") == AT.isoformat()
+            and masks["set_by"] == "alice"
+        ):
             data["masks_version"] = wire.masks_digest(good)
             assert wire.ConsentState.from_dict(data).masks == good
             return
