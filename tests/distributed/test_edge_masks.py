@@ -23,7 +23,7 @@ from camgate.testing.natsserver import NatsServer, server_for_tests
 from camgate.vocab import EndReason
 from camgate_rtsp.testing.server import RtspTestServer
 
-from .test_edge_nats import EdgeProcess, open_when_served
+from .test_edge_nats import EdgeProcess, _run_link, open_when_served
 
 HOME = GeoPoint(32.2988, -90.1848)
 #: The owner's mask: the picture's lower-left quarter.
@@ -84,10 +84,6 @@ async def hub(tmp_path: Path, natsd: NatsServer, hub_camera: RtspTestServer) -> 
         if h.edge is not None:
             h.edge.stop()
         await h.gate.aclose()
-
-
-async def _run_link(link: HubLink, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-    await link.run(ready=lambda: task_status.started())
 
 
 def _quarter(luma: Any) -> tuple[float, float]:
