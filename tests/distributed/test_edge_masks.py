@@ -54,7 +54,7 @@ class Hub:
         gate.enrol("alice", ["cam-a"], waiver_version="w1", waiver_sha256=waiver.sha256,
                    terms=ConsentTerms(scopes=["live", "snapshot"]))  # fmt: skip
         self.incident = gate.report_incident("burglary", HOME, radius_m=300)
-        self.link = HubLink(gate, nats_url, {"site1": ["cam-a"]}, beat_s=0.2)
+        self.link = HubLink(gate, nats_url, {"site1": ["cam-a"]}, beat_s=0.2, reconcile_s=0.5)
         self.edge_db = tmp / "edge.sqlite"
         self.edge: EdgeProcess | None = None
 
@@ -162,6 +162,31 @@ async def test_masks_set_at_the_hub_end_the_remote_stream_and_mask_what_the_edge
     assert hub.edge is not None
     reasons = [e["reason"] for e in hub.edge.access_ends() if e["camera"] == "cam-a"]
     assert reasons.count("masks-changed") == 2, reasons
+
+
+@pytest.mark.anyio
+async def test_masks_changed_without_a_record_reach_the_edge_by_the_full_comparison(
+    hub: Hub,
+) -> None:
+    """Masks written to the hub's store with no ``masks.set`` record (a restored store, a
+    repair): the link's periodic comparison (``reconcile_s``) still sends them."""
+    from datetime import UTC, datetime
+
+    from camgate.models import PrivacyMask
+
+    nc = await nats.connect(hub.link.nats_url)
+    try:
+        assert (await _snapshot(nc, hub))[0] > 30
+        mask = PrivacyMask("cam-a", QUARTER, datetime.now(UTC), "alice")
+        await anyio.to_thread.run_sync(hub.gate.store.set_masks, mask)
+        with anyio.fail_after(20):
+            while True:
+                inside, _outside = await _snapshot(nc, hub)
+                if inside < 12:
+                    break
+                await anyio.sleep(0.1)
+    finally:
+        await nc.close()
 
 
 @pytest.mark.anyio
