@@ -2,11 +2,12 @@
 
 :class:`HubLink` sets up NATS (the control stream, the acknowledgement stream, the identity
 lease bucket), then, until cancelled: watches the hub's store and publishes each camera's
-consent state to the edge that holds the camera whenever it changes (after the commit: it reads
-committed state) and each incident closed early to every edge, sends every edge a signed
-heartbeat, and records every acknowledgement an edge sends back as ``edge.ack`` in the hub's
-audit log. It follows the audit log (whose records name what changed), so a revocation made by
-any process on the store (``camgate serve``, the CLI) reaches the edges.
+consent state (and its owner's masks) to the edge that holds the camera whenever it changes
+(after the commit: it reads committed state) and each incident closed early to every edge,
+sends every edge a signed heartbeat, and records every acknowledgement an edge sends back as
+``edge.ack`` in the hub's audit log. It follows the audit log (whose records name what
+changed), so a revocation or masks set by any process on the store (``camgate serve``, the
+CLI) reaches the edges.
 
 :func:`open_remote_live` opens a guarded live stream on a remote edge over NATS: the edge
 publishes its packets to a subject the consumer subscribed to first; the consumer never dials

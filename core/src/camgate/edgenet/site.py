@@ -6,7 +6,9 @@ grant's consent still stands is read from what the hub last said over NATS
 nothing is served while the edge cannot confirm that it heard the hub recently
 (:attr:`SiteEdge.staleness_s`). :class:`EdgeSite` runs it: it connects *out* to NATS, takes the
 edge's identity lease, replays the control stream, applies each consent change (a revocation
-trips the camera's live streams through :class:`~camgate.edge.revocation.Revocations`),
+trips the camera's live streams through :class:`~camgate.edge.revocation.Revocations`; masks
+are stored in the edge's store, streams masked otherwise end, and the camera is refused until
+the masks the hub named are held),
 acknowledges it to the hub and serves guarded streams to consumers over NATS.
 """
 
