@@ -4,7 +4,8 @@ The edge runs at the owner's site (``camgate edge serve``) with its own store: i
 their credentials, which never go to the hub. It verifies grants offline with the hub's public key,
 as the in-process edge does, and connects *out* to NATS. The hub
 (:class:`~camgate.edgenet.hub.HubLink`, ``camgate edge hub``) publishes each camera's consent state
-to its edge on a JetStream subject of that edge, signed, after the commit that changed it, the
+(with the owner's privacy masks and their version) to its edge on a JetStream subject of that
+edge, signed, after the commit that changed it, the
 incidents closed before their window ended, and a heartbeat; JetStream keeps what an offline edge
 missed, and the edge replays it before it serves again. An edge that cannot confirm it is up to
 date within its staleness limit ends every live stream and refuses new grants. The edge

@@ -2,11 +2,12 @@
 
 :class:`HubLink` sets up NATS (the control stream, the acknowledgement stream, the identity
 lease bucket), then, until cancelled: watches the hub's store and publishes each camera's
-consent state to the edge that holds the camera whenever it changes (after the commit: it reads
-committed state) and each incident closed early to every edge, sends every edge a signed
-heartbeat, and records every acknowledgement an edge sends back as ``edge.ack`` in the hub's
-audit log. It follows the audit log (whose records name what changed), so a revocation made by
-any process on the store (``camgate serve``, the CLI) reaches the edges.
+consent state (and its owner's masks) to the edge that holds the camera whenever it changes
+(after the commit: it reads committed state) and each incident closed early to every edge,
+sends every edge a signed heartbeat, and records every acknowledgement an edge sends back as
+``edge.ack`` in the hub's audit log. It follows the audit log (whose records name what
+changed), so a revocation or masks set by any process on the store (``camgate serve``, the
+CLI) reaches the edges.
 
 :func:`open_remote_live` opens a guarded live stream on a remote edge over NATS: the edge
 publishes its packets to a subject the consumer subscribed to first; the consumer never dials
@@ -29,6 +30,7 @@ import anyio.to_thread
 
 from camgate import errors
 from camgate.audit import AuditRecord, VerifyResult, hub_signer
+from camgate.codec import load
 from camgate.edgenet import wire
 from camgate.edgenet.site import EdgeStale
 from camgate.errors import (
@@ -41,7 +43,7 @@ from camgate.errors import (
 )
 from camgate.extras import needs_extra
 from camgate.grants import SignedGrant
-from camgate.models import IncidentStatus, MediaPacket
+from camgate.models import IncidentStatus, MediaPacket, PrivacyMask
 from camgate.vocab import AuditKind, EndReason
 
 if TYPE_CHECKING:
@@ -103,7 +105,8 @@ class HubLink:
         self._to_clear: set[tuple[str, str]] = set()
         self._set_map(self.flags)
         self._signer = hub_signer(gate.store.path)
-        self._published: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
+        #: (edge, camera) -> the (consent id, scopes, masks version) last published there.
+        self._published: dict[tuple[str, str], tuple[str | None, tuple[str, ...], str]] = {}
         #: incident id -> the end of its window, for incidents whose closure went out
         self._closed: dict[str, datetime] = {}
         #: Acknowledgements recorded (edge.ack) since this link started.
@@ -250,20 +253,19 @@ class HubLink:
                 incidents = True
         return cameras, incidents, last
 
-    def _states(
-        self, only: set[str] | None = None
-    ) -> dict[str, tuple[str | None, tuple[str, ...], str | None]]:
+    def _states(self, only: set[str] | None = None) -> dict[str, _State]:
         """The mapped cameras' consent (``only`` those, or all) as the store has it now:
-        (consent id, scopes, when its newest consent was revoked), in one pass."""
+        (consent id, scopes, when its newest consent was revoked, its masks), in one pass."""
         store = self.gate.store
-        out: dict[str, tuple[str | None, tuple[str, ...], str | None]] = {}
+        out: dict[str, _State] = {}
         for camera_id in self._edges_of if only is None else only:
+            masks = _stored_masks(store, camera_id)
             consent = store.active_consent(camera_id)
             if consent is None:
-                out[camera_id] = (None, (), store.revoked_since(camera_id))
+                out[camera_id] = (None, (), store.revoked_since(camera_id), masks)
             else:
                 scopes = tuple(str(s) for s in consent.terms.scopes)
-                out[camera_id] = (consent.id, scopes, None)
+                out[camera_id] = (consent.id, scopes, None, masks)
         return out
 
     async def _sync(self, nc: Client, *, force: bool = False, only: set[str] | None = None) -> bool:
@@ -272,16 +274,18 @@ class HubLink:
         js = nc.jetstream()
         done = True
         states = await anyio.to_thread.run_sync(self._states, only)
-        for camera_id, (consent_id, scopes, since) in states.items():
+        for camera_id, (consent_id, scopes, since, masks) in states.items():
             for edge_id in self._edges_of[camera_id]:
-                now = (consent_id, scopes)
+                version = wire.masks_digest(masks)
+                now = (consent_id, scopes, version)
                 if not force and self._published.get((edge_id, camera_id)) == now:
                     continue
-                state = wire.ConsentState(camera_id, consent_id, scopes, wire.now_utc())
+                state = wire.ConsentState(camera_id, consent_id, scopes, wire.now_utc(), masks)
                 subject = wire.consent_subject(edge_id, camera_id)
-                # The message id names the state (a revocation by when it was made), so the
-                # same state sent twice (a hub restarted) is kept once and acknowledged once.
-                msg_id = f"{subject}:{consent_id or since}:{','.join(scopes)}"
+                # The message id names the state (a revocation by when it was made; masks by
+                # their version, which holds when they were set), so the same state sent twice
+                # (a hub restarted) is kept once and acknowledged once.
+                msg_id = f"{subject}:{consent_id or since}:{','.join(scopes)}:{version}"
                 if not await self._publish(js, subject, state.to_json(), msg_id):
                     done = False
                     continue
@@ -414,7 +418,18 @@ _NAMES_CAMERAS = {
     str(AuditKind.CONSENT_ENROLLED.value): "camera_ids",
     str(AuditKind.CONSENT_REVOKED.value): "cameras",
     str(AuditKind.CAMERA_REMOVED.value): "camera",
+    str(AuditKind.MASKS_SET.value): "camera_id",
 }
+
+#: A camera's state as the hub reads it: consent id, scopes, when revoked, masks.
+_State = tuple[str | None, tuple[str, ...], str | None, PrivacyMask | None]
+
+
+def _stored_masks(store: Any, camera_id: str) -> PrivacyMask | None:
+    """The camera's masks as stored, cleared ones too (no polygons: the edge clears its own),
+    or None when the owner never set any (the edge keeps what its own store holds)."""
+    rows = store.query("SELECT doc FROM masks WHERE camera_id=?", (camera_id,))
+    return load(PrivacyMask, json.loads(rows[0][0])) if rows else None
 
 
 class RemoteStream:

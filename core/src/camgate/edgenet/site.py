@@ -6,7 +6,9 @@ grant's consent still stands is read from what the hub last said over NATS
 nothing is served while the edge cannot confirm that it heard the hub recently
 (:attr:`SiteEdge.staleness_s`). :class:`EdgeSite` runs it: it connects *out* to NATS, takes the
 edge's identity lease, replays the control stream, applies each consent change (a revocation
-trips the camera's live streams through :class:`~camgate.edge.revocation.Revocations`),
+trips the camera's live streams through :class:`~camgate.edge.revocation.Revocations`; masks
+are stored in the edge's store, streams masked otherwise end, and the camera is refused until
+the masks the hub named are held),
 acknowledges it to the hub and serves guarded streams to consumers over NATS.
 """
 
@@ -66,6 +68,10 @@ class SiteEdge(Edge):
         self.staleness_s = staleness_s
         #: camera id -> what the hub last said of its consent.
         self.consents: dict[str, wire.ConsentState] = {}
+        #: camera id -> the version of the hub's masks this edge's store holds for it
+        #: (:func:`~camgate.edgenet.wire.masks_digest`); the camera is served only while it
+        #: is the version the hub's last state names.
+        self.masks_held: dict[str, str] = {}
         #: Incidents the hub said closed (their grants no longer hold).
         self.closed_incidents: set[str] = set()
         #: time.monotonic() until which the edge counts as up to date.
@@ -89,7 +95,8 @@ class SiteEdge(Edge):
     def grant_problem(self, camera: Camera, grant: Grant, now: datetime) -> GrantProblem | None:
         """Like the edge's, but from the hub's word: REVOKED while stale, while the camera is
         marked, or when the consent the grant was issued under is not the one the hub says
-        stands (or lacks the grant's scope); INCIDENT_CLOSED once the hub said the grant's
+        stands (or lacks the grant's scope), or while this edge's store does not yet hold the
+        masks the hub's state names (fail closed); INCIDENT_CLOSED once the hub said the grant's
         incident closed (a grant ends by its expiry at the latest)."""
         if not self.fresh():
             return GrantProblem.REVOKED
@@ -99,6 +106,8 @@ class SiteEdge(Edge):
         if state is None or state.consent is None or grant.consent_id != state.consent:
             return GrantProblem.REVOKED
         if str(grant.scope.value) not in state.scopes:
+            return GrantProblem.REVOKED
+        if self.masks_held.get(camera.id) != state.masks_version:
             return GrantProblem.REVOKED
         if grant.incident_id in self.closed_incidents:
             return GrantProblem.INCIDENT_CLOSED
@@ -126,18 +135,42 @@ class SiteEdge(Edge):
     async def apply(self, state: wire.ConsentState) -> int | None:
         """Apply one camera's consent state. When it ends the consent a grant could stand on
         (revoked, or replaced), the camera's live streams are tripped and closed and the count
-        is returned; None when nothing was revoked."""
+        is returned; None when nothing was revoked. Then the state's masks are stored (see
+        :meth:`take_masks`)."""
         old = self.consents.get(state.camera)
-        self.consents[state.camera] = state
+        self.consents[state.camera] = state  # refused from now until its masks are held
         self._generation += 1  # every guard re-reads consent before its next packet
-        if old is None or old.consent is None or old.consent == state.consent:
-            return None
-        ended = self.begin_removal(state.camera)
-        try:
-            await self.close_camera_streams(state.camera)
-        finally:
-            self.end_removal(state.camera)
+        ended = None
+        if old is not None and old.consent is not None and old.consent != state.consent:
+            ended = self.begin_removal(state.camera)
+            try:
+                await self.close_camera_streams(state.camera)
+            finally:
+                self.end_removal(state.camera)
+        await self.take_masks(state)
         return ended
+
+    async def take_masks(self, state: wire.ConsentState) -> int:
+        """Store the masks ``state`` carries in this edge's store (``set_masks``), so its
+        masking applies, and end the camera's open streams (``masks-changed``) when they differ
+        from what it held; returns how many ended. A state without masks (the hub holds none)
+        leaves the store's own. When the store refuses them the camera stays refused
+        (:attr:`masks_held` is not updated) and this is logged."""
+        camera, version = state.camera, state.masks_version
+        if state.masks is None or self.masks_held.get(camera) == version:
+            self.masks_held[camera] = version
+            return 0
+        try:
+            before = await anyio.to_thread.run_sync(self.store.masks, camera)
+            await anyio.to_thread.run_sync(self.store.set_masks, state.masks)
+        except CamgateError as exc:
+            log.warning("%s: the hub's masks not stored, camera refused: %s", camera, exc)
+            return 0
+        if self.consents.get(camera) is state:  # not overtaken by a newer state meanwhile
+            self.masks_held[camera] = version
+        if (before.polygons if before else ()) == state.masks.polygons:
+            return 0
+        return await self.end_camera_streams(camera, EndReason.MASKS_CHANGED)
 
     def close_incident(self, closed: wire.IncidentClosed) -> None:
         """The hub closed an incident: every stream under it ends before its next packet."""

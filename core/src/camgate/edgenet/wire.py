@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import zlib
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from camgate.errors import ConfigError, ValidationError
 from camgate.grants import GrantSigner
-from camgate.models import MediaPacket, StreamInfo
+from camgate.models import MediaPacket, PrivacyMask, StreamInfo
 
 __all__ = [
     "ACK_STREAM",
@@ -43,6 +44,7 @@ __all__ = [
     "control_filter",
     "decode_packet",
     "encode_packet",
+    "masks_digest",
     "incident_subject",
     "json_object",
     "media_subject",
@@ -66,8 +68,9 @@ LEASE_BUCKET = "camgate_edge_leases"
 SIG_HEADER = "Camgate-Sig"
 _LABEL = b"camgate-edge-control-v1\n"
 _EDGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-#: The largest control message an edge reads (a consent state is a few hundred bytes).
-MAX_CONTROL_BYTES = 64 * 1024
+#: The largest control message an edge reads (a consent state is a few hundred bytes; with the
+#: most masks a camera may have, 32 polygons of 64 corners, about 100 KiB).
+MAX_CONTROL_BYTES = 256 * 1024
 
 
 def check_edge_id(edge_id: str) -> str:
@@ -241,18 +244,65 @@ def _time(value: object, what: str) -> datetime:
     return at
 
 
+def masks_digest(masks: PrivacyMask | None) -> str:
+    """The version of a camera's masks as a consent state names it: the SHA-256 of the masks'
+    polygons, time and author (canonical JSON), or ``""`` when the hub holds none for it."""
+    if masks is None:
+        return ""
+    doc = {
+        "polygons": [[list(p) for p in poly] for poly in masks.polygons],
+        "set_at": masks.set_at.isoformat(),
+        "set_by": masks.set_by,
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _masks(camera: str, raw: object) -> PrivacyMask | None:
+    """The masks a consent state carries, validated as :class:`PrivacyMask` validates them."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValidationError("consent state: 'masks' is not an object or null")
+    set_by = raw.get("set_by")
+    if not isinstance(set_by, str):
+        raise ValidationError("consent state: masks' 'set_by' is not a string")
+    try:
+        return PrivacyMask(camera, raw.get("polygons"), _time(raw.get("set_at"), "masks"), set_by)
+    except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
+        raise ValidationError(f"consent state: bad masks: {str(exc)[:200]}") from None
+
+
 @attrs.frozen
 class ConsentState:
     """One camera's consent as the hub has it: the standing consent record's id and scopes,
-    or ``consent=None`` when none stands (revoked, or never enrolled)."""
+    or ``consent=None`` when none stands (revoked, or never enrolled); and the owner's privacy
+    masks for it (``masks``: None when the hub holds none; cleared masks have no polygons).
+
+    ``masks_version`` is :func:`masks_digest` of ``masks``: the edge serves the camera only
+    while the masks it stored are that version (fail closed).
+    """
 
     camera: str
     consent: str | None
     scopes: tuple[str, ...]
     at: datetime
+    masks: PrivacyMask | None = None
+
+    @property
+    def masks_version(self) -> str:
+        """:func:`masks_digest` of :attr:`masks`."""
+        return masks_digest(self.masks)
 
     def to_json(self) -> bytes:
         """The message body (compact JSON)."""
+        masks = None
+        if self.masks is not None:
+            masks = {
+                "polygons": [[list(p) for p in poly] for poly in self.masks.polygons],
+                "set_at": self.masks.set_at.isoformat(),
+                "set_by": self.masks.set_by,
+            }
         return json.dumps(
             {
                 "kind": "consent",
@@ -260,13 +310,16 @@ class ConsentState:
                 "consent": self.consent,
                 "scopes": list(self.scopes),
                 "at": self.at.isoformat(),
+                "masks": masks,
+                "masks_version": self.masks_version,
             },
             separators=(",", ":"),
         ).encode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConsentState:
-        """Parse a verified message body; ValidationError when it is not a consent state."""
+        """Parse a verified message body; ValidationError when it is not a consent state, or
+        its masks are not valid masks or not the version it names."""
         camera, consent, scopes = data.get("camera"), data.get("consent"), data.get("scopes")
         if data.get("kind") != "consent" or not isinstance(camera, str) or not camera:
             raise ValidationError("not a consent state message")
@@ -274,7 +327,12 @@ class ConsentState:
             raise ValidationError("consent state: 'consent' is not a string or null")
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise ValidationError("consent state: 'scopes' is not a list of strings")
-        return cls(camera, consent, tuple(scopes), _time(data.get("at"), "consent state"))
+        at = _time(data.get("at"), "consent state")
+        state = cls(camera, consent, tuple(scopes), at, _masks(camera, data.get("masks")))
+        # A hub of before masks travelled sends neither: no masks, version "".
+        if data.get("masks_version", "") != state.masks_version:
+            raise ValidationError("consent state: the masks are not the version it names")
+        return state
 
 
 @attrs.frozen
