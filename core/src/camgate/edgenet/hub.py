@@ -43,7 +43,7 @@ from camgate.errors import (
 )
 from camgate.extras import needs_extra
 from camgate.grants import SignedGrant
-from camgate.models import IncidentStatus, MediaPacket, PrivacyMask
+from camgate.models import IncidentStatus, MediaPacket, PrivacyMask, redact_address
 from camgate.vocab import AuditKind, EndReason
 
 if TYPE_CHECKING:
@@ -170,7 +170,9 @@ class HubLink:
                 reconnect_time_wait=0.2, connect_timeout=5,
             )  # fmt: skip
         except Exception as exc:
-            raise ConfigError(f"cannot reach NATS at {self.nats_url}: {exc}") from None
+            raise ConfigError(
+                f"cannot reach NATS at {redact_address(self.nats_url)} ({type(exc).__name__})"
+            ) from None
         try:
             js = nc.jetstream()
             await _ensure_stream(

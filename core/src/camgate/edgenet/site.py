@@ -30,7 +30,7 @@ from camgate.edgenet import wire
 from camgate.errors import CamgateError, ConfigError, ConsentRevoked, ValidationError
 from camgate.extras import needs_extra
 from camgate.grants import SignedGrant
-from camgate.models import Camera, Grant, Snapshot
+from camgate.models import Camera, Grant, Snapshot, redact_address
 from camgate.vocab import EndReason, GrantProblem
 
 if TYPE_CHECKING:
@@ -232,7 +232,9 @@ class EdgeSite:
                 connect_timeout=5,
             )
         except Exception as exc:
-            raise ConfigError(f"cannot reach NATS at {self.nats_url}: {exc}") from None
+            raise ConfigError(
+                f"cannot reach NATS at {redact_address(self.nats_url)} ({type(exc).__name__})"
+            ) from None
         self._nc = nc
         js = nc.jetstream()
         try:
