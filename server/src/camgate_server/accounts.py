@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -56,41 +57,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Account", "AccountStore", "Caller", "LoginLimiter", "accounts_path", "proxy_caller"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    owner_id TEXT,
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    digest TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    csrf TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY,
-    digest TEXT NOT NULL,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    name TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-CREATE TABLE IF NOT EXISTS invites (
-    digest TEXT PRIMARY KEY,
-    owner_id TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    used_at TEXT
-);
-"""
+
+def _file_schema() -> str:
+    """The accounts file's tables: those of the store's PostgreSQL schema version 4 (one
+    definition for both engines; all TEXT, which SQLite reads alike), each ``IF NOT EXISTS``
+    so a file made by an older camgate is taken as it is."""
+    from camgate.db.migrations import migrations
+
+    sql = next(m.sql for m in migrations("postgres") if m.name == "accounts")
+    return re.sub(r"\bCREATE (TABLE|INDEX) ", r"CREATE \1 IF NOT EXISTS ", sql)
+
 
 # Verified against when the username is unknown, so a miss costs what a hit costs.
 _HASHER = argon2.PasswordHasher()
@@ -270,7 +246,7 @@ class AccountStore:
         with sqlite_errors(path):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_file_schema())
 
     def __repr__(self) -> str:
         return f"<AccountStore {self.where}>"

@@ -3,6 +3,8 @@
 -- session opened on one hub is known to all. Secrets are stored only as SHA-256 digests and
 -- passwords as argon2id hashes. Read-then-write races are settled by these constraints (a
 -- unique username) and by row locks in AccountStore (an invite is spent once).
+-- The accounts file beside a SQLite store takes these same tables (all TEXT; AccountStore makes
+-- each statement IF NOT EXISTS): keep them portable.
 CREATE TABLE accounts (
     id TEXT PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,
@@ -18,7 +20,6 @@ CREATE TABLE sessions (
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );
-CREATE INDEX sessions_account ON sessions(account_id);
 CREATE TABLE tokens (
     id TEXT PRIMARY KEY,
     digest TEXT NOT NULL,
