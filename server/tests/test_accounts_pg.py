@@ -5,10 +5,12 @@ password, session id or token appears in an error or repr. A real PostgreSQL ser
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,5 +156,25 @@ def test_no_password_or_secret_in_errors_or_reprs(postgres: Any) -> None:
         for text in (str(taken.value), repr(store), repr(store.session_caller(session_id))):
             assert PASSWORD not in text and session_id not in text and SECRET not in text
         assert taken.value.__cause__ is None
+    finally:
+        store.close()
+
+
+def test_camgate_serve_creates_an_admin_in_the_database_and_names_it_without_password(
+    postgres: Any, tmp_path: Path
+) -> None:
+    dsn = postgres.create_database().replace("postgres@", f"postgres:{SECRET}@")
+    env = {**os.environ, "CAMGATE_ADMIN_PASSWORD": PASSWORD, "CAMGATE_HOME": str(tmp_path)}
+    made = subprocess.run(
+        [sys.executable, "-m", "camgate.cli", "serve", "--db", dsn, "--create-admin", "root"],
+        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "created admin root" in made.stdout and "postgresql://postgres@" in made.stdout
+    assert SECRET not in made.stdout + made.stderr and PASSWORD not in made.stdout + made.stderr
+    assert list(tmp_path.iterdir()) == []  # no accounts file: the database holds them
+    store = AccountStore(dsn, settings=SETTINGS)
+    try:
+        assert store.verify_password("root", PASSWORD).role is Role.ADMIN
     finally:
         store.close()
