@@ -81,12 +81,12 @@ def test_camgate_serve_wants_the_proxy_secret_with_proxy_roles(tmp_path: Path) -
     assert "s" * 40 not in owners.stderr
 
 
-def test_accounts_beside_a_postgresql_store_go_in_camgate_home(
+def test_accounts_of_a_postgresql_store_live_in_its_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from camgate_server.accounts import accounts_path
 
     monkeypatch.setenv("CAMGATE_HOME", str(tmp_path))
     dsn = "postgresql://camgate:pw@db.internal:5432/city"
-    assert accounts_path(dsn) == tmp_path / "city.accounts.db"
+    assert accounts_path(dsn) == dsn  # every hub on that database shares them
     assert accounts_path(tmp_path / "camgate.db") == tmp_path / "camgate.accounts.db"

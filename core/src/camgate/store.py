@@ -193,7 +193,7 @@ def local_path(target: str | Path, home: str | Path | None = None) -> Path:
     """Where files that belong beside the store ``target`` go (:attr:`Store.path`): a SQLite
     store's own path; for a PostgreSQL DSN, ``<dbname>.pg`` in ``home`` (default
     ``$CAMGATE_HOME``, else the working directory) — the hub's key and the audit seal are kept
-    beside it, the server's accounts file too."""
+    beside it."""
     if not is_postgres(target):
         return Path(target)
     from camgate.audit.postgres import redact_dsn

@@ -1,9 +1,15 @@
-"""Accounts, sessions, API tokens and owner invites, in their own SQLite file.
+"""Accounts, sessions, API tokens and owner invites: in their own SQLite file beside a SQLite
+store, in the shared database of a PostgreSQL store.
 
-The file sits beside the gate's store (``camgate.db`` → ``camgate.accounts.db``): the gate's
-store and audit log are the record of consent and access, which an agency may hand to an
+With a SQLite store the file sits beside it (``camgate.db`` → ``camgate.accounts.db``): the
+gate's store and audit log are the record of consent and access, which an agency may hand to an
 auditor or an owner; password hashes and session rows do not belong in it, are replaced on a
 different rhythm, and must never be exported with it (docs/api.md, "Where accounts live").
+With a PostgreSQL store every hub behind the load balancer must know every account and
+session, so the tables live in that database (schema version 4 of ``camgate.db.sql``),
+reached through the store's connection wrapper :class:`camgate.db.pg.PgConnection` (its
+password-free errors). The two engines run the same SQL; races between hubs are settled by
+the database (a unique username, a conditional update that spends an invite once).
 
 What is stored, and how:
 
@@ -24,16 +30,20 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import argon2
 import attrs
+from camgate.db import is_postgres
 from camgate.errors import NotFound, ValidationError
 from camgate.store import connect, sqlite_errors
 
@@ -42,57 +52,39 @@ from camgate_server.parsing import TOKEN_PREFIX, parse_api_token, parse_secret, 
 from camgate_server.policy import POLICY, Action, Role
 from camgate_server.settings import ProxyAuth, ServerSettings
 
+if TYPE_CHECKING:
+    from camgate.db.pg import PgConnection
+
 __all__ = ["Account", "AccountStore", "Caller", "LoginLimiter", "accounts_path", "proxy_caller"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    owner_id TEXT,
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    digest TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    csrf TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY,
-    digest TEXT NOT NULL,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    name TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-CREATE TABLE IF NOT EXISTS invites (
-    digest TEXT PRIMARY KEY,
-    owner_id TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    used_at TEXT
-);
-"""
+
+def _file_schema() -> str:
+    """The accounts file's tables: those of the store's PostgreSQL schema version 4 (one
+    definition for both engines; all TEXT, which SQLite reads alike), each ``IF NOT EXISTS``
+    so a file made by an older camgate is taken as it is."""
+    from camgate.db.migrations import migrations
+
+    sql = next(m.sql for m in migrations("postgres") if m.name == "accounts")
+    return re.sub(r"\bCREATE (TABLE|INDEX) ", r"CREATE \1 IF NOT EXISTS ", sql)
+
 
 # Verified against when the username is unknown, so a miss costs what a hit costs.
 _HASHER = argon2.PasswordHasher()
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 
-def accounts_path(store_path: str | Path) -> Path:
-    """Where the accounts of the gate store at ``store_path`` live: beside it,
-    ``<stem>.accounts.db`` (a PostgreSQL store: beside its :func:`camgate.store.local_path`,
-    in ``$CAMGATE_HOME``; each hub keeps its own accounts file)."""
-    from camgate.store import local_path
-
-    path = local_path(store_path)
+def accounts_path(store_path: str | Path) -> str | Path:
+    """Where the accounts of the gate store at ``store_path`` live: a SQLite store's beside
+    it, ``<stem>.accounts.db``; a PostgreSQL store's in the same database (its DSN is
+    returned as is), shared by every hub using it."""
+    if is_postgres(store_path):
+        return str(store_path)
+    path = Path(store_path)
     return path.with_name(f"{path.stem}.accounts.db")
+
+
+class _Conflict(Exception):
+    """A constraint refused a write (a taken username); carries no driver text."""
 
 
 def _digest(secret: str) -> str:
@@ -184,10 +176,12 @@ class LoginLimiter:
             self._failures.pop(("user", username), None)
 
 
-def _usable(row: tuple[str, str, str | None] | None, now: datetime) -> None:
-    """InviteInvalid unless the invite row is unused and unexpired."""
-    if row is None or row[2] is not None or datetime.fromisoformat(row[1]) <= now:
+def _usable(row: tuple[object, ...] | None, now: datetime) -> str:
+    """The owner of the invite row ``(owner_id, expires_at, used_at)``; InviteInvalid unless it
+    is unused and unexpired."""
+    if row is None or row[2] is not None or datetime.fromisoformat(str(row[1])) <= now:
         raise InviteInvalid("the invite link is not valid, used already, or expired")
+    return str(row[0])
 
 
 def proxy_caller(proxy: ProxyAuth, username: str, groups: str) -> Caller:
@@ -214,8 +208,11 @@ def proxy_caller(proxy: ProxyAuth, username: str, groups: str) -> Caller:
 
 
 class AccountStore:
-    """The accounts file: accounts, sessions, API tokens and invites (see the module docstring).
+    """Accounts, sessions, API tokens and invites (see the module docstring).
 
+    ``path`` is a SQLite file, or a ``postgresql://`` DSN (the gate store's): there the tables
+    are created by the store's migrations if missing, and shared by every hub on that
+    database. ``where`` names it for people (a PostgreSQL DSN without its password).
     ``now`` is the clock (aware UTC datetimes); tests pass one they move.
     """
 
@@ -226,26 +223,79 @@ class AccountStore:
         settings: ServerSettings | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        self.path = Path(path)
         self.settings = settings or ServerSettings()
         self.now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
-        self._db = connect(self.path, check_same_thread=False, isolation_level=None)
-        with sqlite_errors(self.path):
+        self._pg: PgConnection | None = None
+        self._db: sqlite3.Connection | PgConnection
+        if is_postgres(path):
+            from camgate.db.migrations import upgrade_postgres
+            from camgate.db.pg import PgConnection
+
+            self._pg = self._db = PgConnection(str(path))
+            self.where = self._pg.where
+            try:
+                with self._errors():
+                    upgrade_postgres(self._pg)
+            except BaseException:
+                self._pg.close()
+                raise
+            return
+        self.where = str(path)
+        self._db = connect(path, check_same_thread=False, isolation_level=None)
+        with sqlite_errors(path):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_file_schema())
 
     def __repr__(self) -> str:
-        return f"<AccountStore {self.path}>"
+        return f"<AccountStore {self.where}>"
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (or the database connection)."""
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Storage failures as StorageError (a PostgreSQL one without the DSN's password or
+        the driver's exception chained), a constraint's refusal as :class:`_Conflict`."""
+        if self._pg is None:
+            with sqlite_errors(self.where):
+                try:
+                    yield
+                except sqlite3.IntegrityError:
+                    raise _Conflict() from None
+            return
+        import psycopg
+
+        try:
+            yield
+        except psycopg.IntegrityError:
+            raise _Conflict() from None
+        except psycopg.Error as exc:
+            self._pg.fail(exc)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection | PgConnection]:
+        """One transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: row locks taken by its
+        statements), committed when the block ends, rolled back on an exception."""
+        with self._lock, self._errors():
+            if self._pg is not None:
+                with self._pg.transaction(lock=None):
+                    yield self._pg
+                return
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
     def _run(self, sql: str, params: Iterable[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock, sqlite_errors(self.path):
+        with self._lock, self._errors():
             return list(self._db.execute(sql, tuple(params)))
 
     # ------------------------------------------------------------------ accounts
@@ -271,7 +321,7 @@ class AccountStore:
                 "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
                 (account.id, username, str(role), owner_id, hashed, self.now().isoformat()),
             )
-        except sqlite3.IntegrityError:
+        except _Conflict:
             raise ValidationError(f"the username {username!r} is taken") from None
         return account
 
@@ -452,26 +502,25 @@ class AccountStore:
             raise ValidationError("a password is 12 to 1024 characters")
         hashed = _HASHER.hash(password)
         account_id = f"acc_{secrets.token_hex(8)}"
-        with self._lock, sqlite_errors(self.path):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
+        try:
+            with self._transaction() as db:
+                row = db.execute(
                     "SELECT owner_id, expires_at, used_at FROM invites WHERE digest = ?",
                     (digest,),
                 ).fetchone()
-                _usable(row, now)
-                self._db.execute(
-                    "UPDATE invites SET used_at = ? WHERE digest = ?", (now.isoformat(), digest)
+                owner_id = _usable(row, now)
+                # Spent only if still unused: a hub racing on the same code waits on the row
+                # (PostgreSQL) or the file (SQLite), then changes nothing and is refused.
+                spent = db.execute(
+                    "UPDATE invites SET used_at = ? WHERE digest = ? AND used_at IS NULL",
+                    (now.isoformat(), digest),
                 )
-                try:
-                    self._db.execute(
-                        "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
-                        (account_id, username, "owner", row[0], hashed, now.isoformat()),
-                    )
-                except sqlite3.IntegrityError:
-                    raise ValidationError(f"the username {username!r} is taken") from None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        return Account(account_id, username, Role.OWNER, str(row[0]))
+                if spent.rowcount != 1:
+                    raise InviteInvalid("the invite link is not valid, used already, or expired")
+                db.execute(
+                    "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
+                    (account_id, username, "owner", owner_id, hashed, now.isoformat()),
+                )
+        except _Conflict:
+            raise ValidationError(f"the username {username!r} is taken") from None
+        return Account(account_id, username, Role.OWNER, owner_id)

@@ -33,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--accounts",
         default=None,
-        help="the accounts file (default: beside the store, <stem>.accounts.db)",
+        help="the accounts file (default: beside a SQLite store, <stem>.accounts.db; "
+        "in the database of a PostgreSQL store)",
     )
     parser.add_argument(
         "--insecure-cookies",
@@ -77,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = ServerSettings(
         secure_cookies=not args.insecure_cookies, proxy=_proxy(args), nats_url=args.nats
     )
-    path = Path(args.accounts) if args.accounts else accounts_path(args.db)
+    path = args.accounts or accounts_path(args.db)
     if args.create_admin is not None:
         password = os.environ.get("CAMGATE_ADMIN_PASSWORD") or getpass.getpass("password: ")
         accounts = AccountStore(path, settings=settings)
@@ -85,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
             account = accounts.create_account(args.create_admin, password, Role.ADMIN)
         finally:
             accounts.close()
-        print(f"created admin {account.username} ({account.id}) in {path}")
+        print(f"created admin {account.username} ({account.id}) in {accounts.where}")
         return 0
     if args.demo:
         if args.host not in _LOOPBACK:
@@ -129,7 +130,7 @@ def _proxy(args: argparse.Namespace) -> ProxyAuth | None:
     return ProxyAuth(secret, roles)
 
 
-async def _serve(args: argparse.Namespace, path: Path, settings: ServerSettings) -> None:
+async def _serve(args: argparse.Namespace, path: str | Path, settings: ServerSettings) -> None:
     import uvicorn
     from camgate import AgencyRules, Gate
 

@@ -1,0 +1,4 @@
+-- Version 4: nothing on SQLite. With a SQLite store the HTTP API's accounts stay in their own
+-- file beside it (camgate_server.accounts: <stem>.accounts.db), never in the store a hub hands
+-- to auditors; on PostgreSQL version 4 creates them in the shared database so every hub knows
+-- every account. The number is kept so both engines count the same versions.
