@@ -218,7 +218,7 @@ async def test_an_edge_refuses_a_camera_until_it_holds_the_masks_the_hub_names(
         mask = PrivacyMask("cam-a", QUARTER, now, "alice")
         state = wire.ConsentState("cam-a", grant.consent_id, ("live",), now, mask)
         assert await edge.apply(state) is None  # the store refuses them: camera unknown there
-        assert edge.grant_problem(camera, grant, now) is GrantProblem.REVOKED
+        assert edge.grant_problem(camera, grant, now) is GrantProblem.MASKS_CHANGED
         store.add_owner(Owner("alice", "Alice"))
         store.add_camera(camera)
         await edge.apply(state)  # the same state again (a replay): now the masks are held

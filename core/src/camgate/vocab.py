@@ -114,6 +114,12 @@ class GrantProblem(_Word):
         "incident-closed",
         "The grant's incident is closed, gone, or past its window.",
     )
+    MASKS_CHANGED = (
+        "masks-changed",
+        "The camera's privacy masks changed and this edge does not hold the new ones yet (an "
+        "edge at an owner's site storing the masks the hub sent): open streams, masked the old "
+        "way, end; a new request is refused until the new masks are held.",
+    )
     PRIVACY_ZONE = (
         "privacy-zone-unmasked",
         "A live or snapshot grant whose camera's view now covers a resident's privacy zone that "

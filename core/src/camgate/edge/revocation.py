@@ -40,8 +40,9 @@ __all__ = ["Revocations", "refusal"]
 
 
 def refusal(problem: GrantProblem, camera_id: str, grant: Grant) -> CamgateError:
-    """The error a consumer gets for a grant with ``problem``: ConsentRevoked, ZoneRefused or
-    GrantExpired (an incident closed or past its window), each saying why."""
+    """The error a consumer gets for a grant with ``problem``: ConsentRevoked (also while an
+    edge waits for new masks), ZoneRefused or GrantExpired (an incident closed or past its
+    window), each saying why."""
     if problem is GrantProblem.REVOKED:
         return ConsentRevoked(f"consent for camera {camera_id!r} is not in force")
     if problem is GrantProblem.PRIVACY_ZONE:
@@ -49,6 +50,11 @@ def refusal(problem: GrantProblem, camera_id: str, grant: Grant) -> CamgateError
             f"grant {grant.id}: a resident's privacy zone lies in camera {camera_id!r}'s view "
             "and its owner has not yet confirmed a mask covers it; live view and snapshots "
             "are refused until they do"
+        )
+    if problem is GrantProblem.MASKS_CHANGED:
+        return ConsentRevoked(
+            f"consent for camera {camera_id!r} is not in force until this edge holds the "
+            "owner's new privacy masks; ask again in a moment"
         )
     return GrantExpired(f"grant {grant.id}: its incident is closed or past its window")
 

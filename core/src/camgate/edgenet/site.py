@@ -95,9 +95,10 @@ class SiteEdge(Edge):
     def grant_problem(self, camera: Camera, grant: Grant, now: datetime) -> GrantProblem | None:
         """Like the edge's, but from the hub's word: REVOKED while stale, while the camera is
         marked, or when the consent the grant was issued under is not the one the hub says
-        stands (or lacks the grant's scope), or while this edge's store does not yet hold the
-        masks the hub's state names (fail closed); INCIDENT_CLOSED once the hub said the grant's
-        incident closed (a grant ends by its expiry at the latest)."""
+        stands (or lacks the grant's scope); MASKS_CHANGED while this edge's store does not yet
+        hold the masks the hub's state names (fail closed: refused, and open streams end as
+        for a mask change); INCIDENT_CLOSED once the hub said the grant's incident closed (a
+        grant ends by its expiry at the latest)."""
         if not self.fresh():
             return GrantProblem.REVOKED
         if ("owner", camera.owner_id) in self._marks or ("camera", camera.id) in self._marks:
@@ -108,7 +109,9 @@ class SiteEdge(Edge):
         if str(grant.scope.value) not in state.scopes:
             return GrantProblem.REVOKED
         if self.masks_held.get(camera.id) != state.masks_version:
-            return GrantProblem.REVOKED
+            # The masks changed and are being stored: open streams end as a mask change does
+            # (not as a revocation), new grants are refused until they are held.
+            return GrantProblem.MASKS_CHANGED
         if grant.incident_id in self.closed_incidents:
             return GrantProblem.INCIDENT_CLOSED
         return None
