@@ -203,7 +203,8 @@ def test_a_file_size_limit_fails_the_clip_clearly(world: World, tmp_path: Path) 
     base = {k: v for k, v in os.environ.items() if not k.startswith("CAMGATE_")}
     done = subprocess.run(
         [sys.executable, "-m", "camgate.cli",
-         *world.request("--scope", "live", "--duration", "12", "--format", "ts", "--out", str(out))],
+         *world.request("--scope", "live", "--duration", "12", "--format", "ts",
+                        "--out", str(out))],
         capture_output=True, text=True, env=base, timeout=120, preexec_fn=limit,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
