@@ -150,9 +150,14 @@ class GuardedStream:
             raise StopAsyncIteration
 
     async def _refuse(self) -> NoReturn:
+        """End the stream as revoked and tell the consumer so (ConsentRevoked), whatever the
+        upstream did meanwhile (ended, or failed as the revocation closed the camera)."""
+        await self._refuse_from(None)
+
+    async def _refuse_from(self, cause: BaseException | None) -> NoReturn:
         if not self._revoker_closes:
             await self._end(EndReason.REVOKED)
-        raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked")
+        raise ConsentRevoked(f"consent for camera {self.camera.id!r} was revoked") from cause
 
     @property
     def dropped_audio(self) -> int:
@@ -243,6 +248,8 @@ class GuardedStream:
                     packet = await self._iter.__anext__()
                 except StopAsyncIteration:
                     self._read_scope = None
+                    if self._revoked_at is not None:  # the revoker closed the camera first
+                        await self._refuse()
                     # A relay subscription ends itself when the grant expires.
                     expired = getattr(self._upstream, "expired", False) is True
                     await self._end(EndReason.EXPIRED if expired else EndReason.COMPLETED)
@@ -256,6 +263,12 @@ class GuardedStream:
                     self._read_scope = None
                     await self._end(EndReason.ACCOUNT_UNLINKED)
                     await self._edge.account_unlinked(self.camera, exc)
+                    raise
+                except Exception as exc:
+                    self._read_scope = None
+                    if self._revoked_at is not None:  # the revocation's close, not a fault
+                        await self._refuse_from(exc)
+                    await self._end(EndReason.ERROR)
                     raise
                 except BaseException:
                     self._read_scope = None
