@@ -9,8 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from camgate.errors import StorageError
 from camgate.models import GeoPoint, PendingRequest
 from camgate.store import Store, local_path
 from camgate.testing import camera_north_of
+from camgate.testing import wait_until as _until
 from camgate.testing.pgserver import PostgresServer, server_for_tests
 
 SECRET = "Sup3rS3cretPw"
@@ -74,13 +74,6 @@ def test_a_restart_mid_transaction_writes_nothing_and_the_store_reconnects(
         if not own_server._started:
             own_server.resume()
         store.close()
-
-
-def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_while_the_listener_is_cut_off_every_look_is_a_change(

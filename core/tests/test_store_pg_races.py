@@ -10,7 +10,6 @@ interleavings are forced with PostgreSQL's own locks, taken by the test on its o
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from camgate.grants import GrantSigner
 from camgate.plugins import PluginHost
 from camgate.rules import AgencyRules, LiveCaps
 from camgate.store import Store
-from camgate.testing import DeclaringAdapters, camera_north_of
+from camgate.testing import DeclaringAdapters, camera_north_of, wait_until
 
 CENTRE = GeoPoint(32.2988, -90.1848)
 
@@ -71,13 +70,6 @@ def two_hubs(
     finally:
         for gate in made:
             anyio.run(gate.aclose)
-
-
-def _until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
 
 
 def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -127,10 +119,10 @@ def test_a_grant_racing_a_revocation_of_its_consent_commits_before_it_or_not_at_
                 lambda: a.request_access(incident, "c1", "snapshot", requested_by="x", wait=False)
             )
         )
-        _until(lambda: _lock_waits(watch, "grants") == 1)
+        wait_until(lambda: _lock_waits(watch, "grants") == 1, limit=60.0)
         revoking, revoked = _in_thread(lambda: anyio.run(b.revoke, "o1"))
         # The revocation either finishes (nothing holds it) or waits for hub a's transaction.
-        _until(lambda: not revoking.is_alive() or _lock_waits(watch) >= 2)
+        wait_until(lambda: not revoking.is_alive() or _lock_waits(watch) >= 2, limit=60.0)
         holder.execute("COMMIT")
         granting.join(60)
         revoking.join(60)
@@ -176,7 +168,7 @@ def test_live_grants_racing_on_two_hubs_never_pass_a_per_camera_cap(
         ]
         # Both at the grant: one waits on the table, the other (holding the camera's cap
         # lock) behind it, or both on the table when the cap is not locked.
-        _until(lambda: _lock_waits(watch) >= 2)
+        wait_until(lambda: _lock_waits(watch) >= 2, limit=60.0)
         holder.execute("COMMIT")
         for thread, _ in threads:
             thread.join(60)

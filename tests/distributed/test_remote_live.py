@@ -12,7 +12,7 @@ import io
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from camgate import Camera, ConsentTerms, Gate, GeoPoint, Owner, Waiver
 from camgate.audit import AuditLog
 from camgate.store import Store
 from camgate.testing import CliProcess, run_cli
+from camgate.testing import wait_until as until
 from camgate.testing.natsserver import NatsServer, server_for_tests
 from camgate_rtsp.testing.server import RtspTestServer
 from camgate_server.accounts import AccountStore
@@ -39,17 +40,6 @@ pytestmark = pytest.mark.rtsp
 HOME = GeoPoint(32.2988, -90.1848)
 PASSWORD = "remote live password 0123456789"
 STALENESS_S = 2.0
-
-
-def until(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """Poll ``check`` until it is truthy (its value); fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        time.sleep(0.02)
 
 
 def _free_port() -> int:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -28,6 +28,7 @@ from camgate.models import Camera, GeoPoint
 
 __all__ = [
     "until",
+    "wait_until",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "CliProcess",
@@ -56,6 +57,9 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+
+
+T = TypeVar("T")
 
 
 def camera_north_of(
@@ -321,3 +325,13 @@ async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await anyio.sleep(0.05)
+
+
+def wait_until(check: Callable[[], T], what: str = "the condition", limit: float = 30.0) -> T:
+    """Blocking :func:`until`, for tests outside an event loop: poll ``check`` every 10 ms until
+    it is truthy and return its value; AssertionError naming ``what`` after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+    return value
