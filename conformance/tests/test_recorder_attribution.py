@@ -100,16 +100,27 @@ def test_a_connection_open_before_the_run_is_not_the_runs() -> None:
             assert seen and seen[0].via == "/proc"
 
 
-def _c_connect(port: int) -> socket.socket:
+def _c_connect(port: int, from_port: int = 0) -> socket.socket:
     """A loopback connection made in C, as FFmpeg makes one (no Python audit event: only the
-    recorder's ``/proc`` watch can see it)."""
+    recorder's ``/proc`` watch can see it); from local port ``from_port`` if given (bound in
+    C too, unseen by the recorder's ``bind`` wrapper)."""
     import ctypes
     import struct
 
     libc = ctypes.CDLL(None, use_errno=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    address = struct.pack("!HH4s8x", socket.AF_INET, port, socket.inet_aton("127.0.0.1"))
-    address = struct.pack("=H", socket.AF_INET) + address[2:]  # sa_family in host order
+
+    def sockaddr(number: int) -> bytes:
+        packed = struct.pack("!HH4s8x", socket.AF_INET, number, socket.inet_aton("127.0.0.1"))
+        return struct.pack("=H", socket.AF_INET) + packed[2:]  # sa_family in host order
+
+    if from_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        local = sockaddr(from_port)
+        if libc.bind(sock.fileno(), ctypes.c_char_p(local), len(local)) != 0:
+            sock.close()
+            raise OSError(ctypes.get_errno(), "bind failed")
+    address = sockaddr(port)
     if libc.connect(sock.fileno(), ctypes.c_char_p(address), len(address)) != 0:
         sock.close()
         raise OSError(ctypes.get_errno(), "connect failed")
@@ -157,3 +168,79 @@ def test_a_connection_to_our_own_listener_stays_inside_after_it_closes() -> None
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_listener_that_came_and_went_between_two_polls_stays_inside() -> None:
+    """A staged fault's peer can open, serve and close between two polls of a starved watch:
+    the half-closed ends it leaves behind (FFmpeg's connecting end, whose far end nobody
+    listens on any more, and the accepted end, whose far end is gone) are still between two
+    sockets of ours. Python's ``bind`` told the recorder the port was ours (this failed a
+    certified Arlo adapter's CI run once)."""
+    with Recorder(poll_s=1.0) as recorder:
+        # The connecting end lingers: the server side closes first.
+        listener = socket.create_server(("127.0.0.1", 0))
+        first = listener.getsockname()[1]
+        client = _c_connect(first)
+        accepted, _ = listener.accept()
+        accepted.close()
+        listener.close()
+        # The accepted end lingers: the connecting end closes first, then the listener.
+        listener = socket.create_server(("127.0.0.1", 0))
+        second = listener.getsockname()[1]
+        gone = _c_connect(second)
+        kept, _ = listener.accept()
+        gone_port = gone.getsockname()[1]
+        gone.close()
+        listener.close()
+        try:
+            time.sleep(2.5)  # no poll before this point; two after, both half-closed
+        finally:
+            client.close()
+            kept.close()
+        seen = [c for c in recorder.connects() if c.port in (first, second, gone_port)]
+        assert not seen, seen
+
+
+@pytest.mark.parametrize("from_ours", [False, True], ids=["to-it", "from-it"])
+def test_a_port_we_once_listened_on_is_not_ours_once_another_process_listens(
+    from_ours: bool,
+) -> None:
+    """The recorder's memory of our own ports never covers a port another process listens on
+    now: a C connection there is seen, with the interval it was made in; so is one made to
+    another process from a port we once listened on (not an accepted socket of ours)."""
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket()\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('127.0.0.1', int(sys.argv[1])))\n"
+        "s.listen()\n"
+        "print('ready', flush=True)\n"
+        "c, _ = s.accept()\n"
+        "sys.stdin.read()\n"
+    )
+    with Recorder(poll_s=0.01) as recorder:
+        ours = socket.create_server(("127.0.0.1", 0))
+        port = ours.getsockname()[1]
+        ours.close()
+        remembered = port
+        if from_ours:
+            port = _closed_port()  # the other process listens elsewhere
+        other = subprocess.Popen(
+            [sys.executable, "-c", code, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert other.stdout is not None
+            assert other.stdout.readline().strip() == "ready"
+            stranger = _c_connect(port, remembered if from_ours else 0)
+            try:
+                seen = _wait(lambda: _to(port, recorder.connects()), within=5.0)
+            finally:
+                stranger.close()
+        finally:
+            other.kill()
+            other.wait()
+    assert seen and seen[0].via == "/proc"
+    assert seen[0].since is not None and seen[0].earliest <= seen[0].at

@@ -1417,12 +1417,13 @@ async def egress_only_to_target(ctx: Context) -> None:
     allowed |= {(str(h), int(p)) for h, p in getattr(ctx.target, "endpoints", ())}
     bypass = recorder.upstreams() - allowed
 
-    # A connect the /proc watch saw is noted when its poll ran, which a loaded machine delays.
+    # A connect the /proc watch saw is noted when its poll ran, which a loaded machine delays:
+    # it was made somewhere between the poll before and that one (``earliest`` .. ``at``).
     grace = FAULT_GRACE_S * ctx.config.budget_slack
 
     def fault_peer(c: Connect) -> bool:
         return any(
-            (c.host, c.port) == (h, p) and a <= c.at <= b + grace
+            (c.host, c.port) == (h, p) and c.earliest <= b + grace and a <= c.at
             for h, p, a, b in ctx.fault_windows
         )
 

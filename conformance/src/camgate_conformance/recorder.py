@@ -117,11 +117,22 @@ class Connect:
     port: int
     via: str  # "audit hook" or "/proc"
     thread: str = ""  # the connecting thread's name (audit hook only)
+    #: The earliest the connect can have been made: ``at`` for the audit hook; for ``/proc``,
+    #: when the poll before the one that first saw it began (a starved poll sees it late).
+    since: float | None = None
+
+    @property
+    def earliest(self) -> float:
+        """When the attempt was made at the earliest (``since``, else ``at``)."""
+        return self.at if self.since is None else self.since
 
     def line(self) -> str:
         """The attempt as one line of evidence."""
         who = f" (thread {self.thread})" if self.thread else ""
-        return f"[{self.via} {self.at:.3f}] connect to {self.host}:{self.port}{who}"
+        when = f"{self.at:.3f}"
+        if self.since is not None and self.since < self.at:
+            when = f"{self.since:.3f}..{self.at:.3f}"
+        return f"[{self.via} {when}] connect to {self.host}:{self.port}{who}"
 
 
 # ------------------------------------------------------------------ outbound connections
@@ -177,18 +188,37 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 _AUDITED = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
 
 
+_plain_bind = socket.socket.bind
+#: Ports (``/proc``'s hex spelling) TCP sockets of this process were bound to through Python's
+#: ``socket.socket.bind`` while a recorder watched, and when: a listener that opened and closed
+#: between two ``/proc`` polls is still known to have been this process's own.
+_bound_ports: dict[str, float] = {}
+
+
+def _bind(self: socket.socket, address: Any) -> None:
+    """``socket.socket.bind``, noting the TCP port it bound while a recorder watches."""
+    _plain_bind(self, address)
+    if _watchers and self.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError, TypeError, IndexError):
+            if self.type & socket.SOCK_STREAM:
+                _bound_ports[f"{int(self.getsockname()[1]):04X}"] = time.monotonic()
+
+
 def install_audit_hook() -> None:
-    """Add the process-wide ``socket.connect`` audit hook and the ``Thread.start`` wrapper once
-    (hooks cannot be removed; both do nothing but note while no recorder watches)."""
+    """Add the process-wide ``socket.connect`` audit hook and the ``Thread.start`` and
+    ``socket.socket.bind`` wrappers once (hooks cannot be removed; all three do nothing but
+    note while no recorder watches)."""
     global _hook_installed
     if not _hook_installed:
         sys.addaudithook(_audit)
         threading.Thread.start = _start  # type: ignore[method-assign]
+        socket.socket.bind = _bind  # type: ignore[method-assign,assignment]
         _hook_installed = True
 
 
-def _proc_sockets() -> list[list[str]]:
-    """The rows of ``/proc/self/net/tcp{,6}`` for this process's own sockets."""
+def _proc_sockets(everyone: list[list[str]] | None = None) -> list[list[str]]:
+    """The rows of ``/proc/self/net/tcp{,6}`` for this process's own sockets; every row of
+    the network namespace is added to ``everyone`` when given."""
     inodes: set[str] = set()
     with contextlib.suppress(OSError):
         for fd in os.listdir("/proc/self/fd"):
@@ -201,6 +231,8 @@ def _proc_sockets() -> list[list[str]]:
         with contextlib.suppress(OSError), open(table, encoding="ascii") as lines:
             next(lines, None)
             rows += [cols for cols in (line.split() for line in lines) if len(cols) >= 10]
+    if everyone is not None:
+        everyone += rows
     return [cols for cols in rows if cols[9] in inodes]
 
 
@@ -208,30 +240,53 @@ def _proc_remote_addresses(
     keep: frozenset[tuple[str, int]] = frozenset(),
     skip: frozenset[int] = frozenset(),
     inside: set[int] | None = None,
+    listened: set[str] | None = None,
 ) -> set[tuple[str, int, int]]:
     """(remote host, remote port, local port) of this process's outbound TCP sockets, leaving
     out connections between two sockets of its own (an in-process relay on loopback) unless
     the remote address is in ``keep`` (a target's: an in-process simulator is a camera), and
     the sockets whose inode is in ``skip`` (connects that are not the run's). The inodes of
-    the sockets left out as connections between two of its own are added to ``inside``."""
-    mine = [cols for cols in _proc_sockets() if not (skip and int(cols[9]) in skip)]
+    the sockets left out as connections between two of its own are added to ``inside``.
+
+    ``listened`` (hex port numbers) is the caller's memory of the ports this process listened
+    on (or Python bound: the caller adds those); this poll's listening ports are added to it.
+    A listener that closed between two polls (a staged fault's peer, a relay) leaves sockets
+    behind, half-closed: the accepted end, whose far end looks like an outbound address once
+    the connecting end is gone, and the connecting end, whose far end nobody listens on any
+    more. On loopback, both stay inside. The memory never speaks for a far end off loopback,
+    nor for a port another process listens on now: a port number we once listened on, reused
+    since, is not thereby ours."""
+    everyone: list[list[str]] = []
+    mine = [cols for cols in _proc_sockets(everyone) if not (skip and int(cols[9]) in skip)]
     # A socket whose local port one of ours listens on was accepted, not connected out; one
     # whose far end is another socket of ours (listening, or the accepted end) stays inside.
     listening = {cols[1].rsplit(":", 1)[1] for cols in mine if cols[3] == "0A"}
+    ours = set(listening)
+    others: set[str] = set()  # ports another process listens on now
+    if listened is not None:
+        listened |= listening
+        others = {c[1].rsplit(":", 1)[1] for c in everyone if c[3] == "0A"} - listening
+        ours |= listened - others
     ends = {cols[1] for cols in mine}
     found: set[tuple[str, int, int]] = set()
     for cols in mine:
-        if cols[3] == "0A" or cols[1].rsplit(":", 1)[1] in listening:
-            continue
         addr, port = cols[2].rsplit(":", 1)
         host = _proc_host(addr)
+        loopback = host.startswith("127.")
+        local_port = cols[1].rsplit(":", 1)[1]
+        # Accepted by a listener of ours that closed since: its far end is (was) a connecting
+        # socket, never a port another process listens on (a C socket bound to a port we
+        # once listened on and connected out from there is not accepted).
+        remembered = loopback and local_port in ours and port not in others
+        if cols[3] == "0A" or local_port in listening or remembered:
+            continue
         remote = (host, int(port, 16))
-        internal = port in listening or cols[2] in ends
-        if internal and host.startswith("127.") and remote not in keep:
+        internal = port in ours or cols[2] in ends
+        if internal and loopback and remote not in keep:
             if inside is not None:
                 inside.add(int(cols[9]))
             continue
-        found.add((*remote, int(cols[1].rsplit(":", 1)[1], 16)))
+        found.add((*remote, int(local_port, 16)))
     return found
 
 
@@ -368,6 +423,8 @@ class Recorder:
         self._foreign: weakref.WeakSet[threading.Thread] = weakref.WeakSet(foreign_threads)
         self._run_token: contextvars.Token[Recorder | None] | None = None
         self._seen_proc: set[tuple[str, int, int]] = set()
+        self._listened: set[str] = set()  # ports (hex) this process listened on, polls so far
+        self._began = 0.0
         self._proxies: dict[tuple[str, int], tuple[str, int]] = {}  # upstream -> listen address
         self._mirrors: dict[str, str] = {}  # target host -> the recorder's loopback host
         self._listen_of: dict[socket.socket, tuple[str, int]] = {}
@@ -388,11 +445,12 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         install_audit_hook()
+        self._began = time.monotonic()
         self._run_token = _RUN.set(self)
         if len(self._foreign):
             # Connections open before the run began (a stream an earlier test left open) are
             # not the run's either; with no foreign thread (run_suite), they count.
-            self._seen_proc = _proc_remote_addresses()
+            self._seen_proc = _proc_remote_addresses(listened=self._listened)
         self._threads = [
             threading.Thread(target=self._loop, name="camgate-recorder", daemon=True),
             threading.Thread(target=self._watch_proc, name="camgate-recorder-proc", daemon=True),
@@ -532,15 +590,18 @@ class Recorder:
         with self._lock:
             return list(self._connects)
 
-    def connect_attempt(self, host: str, port: int, via: str, thread: str = "") -> None:
-        """Note an outbound connection attempt of the run (called by the audit hook); a UDP
+    def connect_attempt(
+        self, host: str, port: int, via: str, thread: str = "", since: float | None = None
+    ) -> None:
+        """Note an outbound connection attempt of the run (called by the audit hook and the
+        ``/proc`` watch, which passes ``since``: the earliest it can have been made); a UDP
         datagram (``via="udp sendto"``) only the first time for its destination."""
         with self._lock:
             if via == "udp sendto":
                 if (host, port) in self._datagrams:
                     return
                 self._datagrams.add((host, port))
-            self._connects.append(Connect(time.monotonic(), host, port, via, thread))
+            self._connects.append(Connect(time.monotonic(), host, port, via, thread, since))
 
     def not_the_run(self, host: str, port: int, thread: str, inode: int = 0) -> None:
         """Note a connect attempt that is not the run's (module docstring); ``inode`` is its
@@ -607,14 +668,18 @@ class Recorder:
                 self._log(conn, "learned", detail=f"{host}:{port}, proxied at {address[1]}")
 
     def _watch_proc(self) -> None:
+        began = time.monotonic()
         while not self._stop.wait(self._poll_s):
             with self._lock:
                 keep = frozenset(self._proxies)
                 # A socket once seen between two of ours (FFmpeg's to an in-process guard)
                 # stays inside after its peer closes first and it lingers half-closed.
                 others = frozenset(self._other_inodes | self._inside_inodes)
+            # A socket this poll finds new was connected after the last poll began.
+            since, began = began, time.monotonic()
+            self._listened |= {p for p, t in list(_bound_ports.items()) if t >= self._began}
             inside: set[int] = set()
-            addresses = _proc_remote_addresses(keep, others, inside)
+            addresses = _proc_remote_addresses(keep, others, inside, self._listened)
             with self._lock:
                 self._inside_inodes |= inside
             # Read after /proc: a port is ours from before its connect until 1 s after close.
@@ -623,7 +688,7 @@ class Recorder:
                 own = {p for p, t in self._own_ports.items() if t is None or now - t < 1.0}
             found = {a for a in addresses if a[2] not in own}
             for host, port, _local in found - self._seen_proc:
-                self.connect_attempt(host, port, "/proc")
+                self.connect_attempt(host, port, "/proc", since=since)
             self._seen_proc = found
 
     def _loop(self) -> None:
