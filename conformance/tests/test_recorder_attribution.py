@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
+from camgate.testing import wait_until
 from camgate_conformance.recorder import Connect, Recorder
 from camgate_rtsp.testing.server import Mount, RtspTestServer
 
@@ -176,7 +177,7 @@ def test_a_listener_that_came_and_went_between_two_polls_stays_inside() -> None:
     listens on any more, and the accepted end, whose far end is gone) are still between two
     sockets of ours. Python's ``bind`` told the recorder the port was ours (this failed a
     certified Arlo adapter's CI run once)."""
-    with Recorder(poll_s=1.0) as recorder:
+    with Recorder(poll_s=3.0) as recorder:
         # The connecting end lingers: the server side closes first.
         listener = socket.create_server(("127.0.0.1", 0))
         first = listener.getsockname()[1]
@@ -193,7 +194,8 @@ def test_a_listener_that_came_and_went_between_two_polls_stays_inside() -> None:
         gone.close()
         listener.close()
         try:
-            time.sleep(2.5)  # no poll before this point; two after, both half-closed
+            assert recorder.polls == 0  # the watch never saw either listener
+            wait_until(lambda: recorder.polls >= 2, "two polls of the half-closed ends")
         finally:
             client.close()
             kept.close()

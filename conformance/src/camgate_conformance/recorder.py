@@ -425,6 +425,8 @@ class Recorder:
         self._seen_proc: set[tuple[str, int, int]] = set()
         self._listened: set[str] = set()  # ports (hex) this process listened on, polls so far
         self._began = 0.0
+        #: How many times the ``/proc`` watch has read the process's sockets so far.
+        self.polls = 0
         self._proxies: dict[tuple[str, int], tuple[str, int]] = {}  # upstream -> listen address
         self._mirrors: dict[str, str] = {}  # target host -> the recorder's loopback host
         self._listen_of: dict[socket.socket, tuple[str, int]] = {}
@@ -690,6 +692,7 @@ class Recorder:
             for host, port, _local in found - self._seen_proc:
                 self.connect_attempt(host, port, "/proc", since=since)
             self._seen_proc = found
+            self.polls += 1
 
     def _loop(self) -> None:
         while not self._stop.is_set():
