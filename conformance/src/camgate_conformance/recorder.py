@@ -685,9 +685,10 @@ class Recorder:
             with self._lock:
                 self._inside_inodes |= inside
             # Read after /proc: a port is ours from before its connect until 1 s after close.
-            now = time.monotonic()
+            # A socket /proc showed was still open when this poll began, so its close is
+            # judged against that moment, never against a later one a starved thread reaches.
             with self._lock:
-                own = {p for p, t in self._own_ports.items() if t is None or now - t < 1.0}
+                own = {p for p, t in self._own_ports.items() if t is None or t > began - 1.0}
             found = {a for a in addresses if a[2] not in own}
             for host, port, _local in found - self._seen_proc:
                 self.connect_attempt(host, port, "/proc", since=since)
