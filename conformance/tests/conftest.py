@@ -416,6 +416,14 @@ def broken_factories() -> dict[str, tuple[AdapterFactory, set[str]]]:
     }
 
 
+def failures(report: Any) -> str:
+    """Every failed check of ``report`` with its whole evidence, a line each: what an assertion
+    shows (a dict's repr would be cut short in the middle of the evidence)."""
+    return "\n".join(
+        f"{r.id}: {line}" for r in report.results if r.failed for line in (r.evidence or ("",))
+    )
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

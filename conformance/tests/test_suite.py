@@ -27,6 +27,8 @@ from camgate_conformance.pytest_plugin import ConformanceSuite, cached_report
 from camgate_rtsp.plugin import FACTORY
 from camgate_rtsp.testing.target import RtspTarget
 
+from .conftest import failures
+
 # A whole suite runs inside one test (about 30 s quiet): room for a loaded machine.
 pytestmark = [pytest.mark.rtsp, pytest.mark.timeout(600)]
 
@@ -61,13 +63,12 @@ KNOWN_GAPS: dict[str, set[str]] = {}
 @pytest.mark.parametrize("adapter", _adapters())
 def test_every_installed_adapter_is_certified_against_its_own_target(adapter: str) -> None:
     report = cached_report(adapter, "SIM", CI)
-    problems = {r.id: r.evidence for r in report.results if r.failed}
     gaps = {r.id for r in report.results if r.failed} | {r.id for r in report.incomplete}
-    assert gaps == KNOWN_GAPS.get(adapter, set()), (problems, report.verdict)
+    assert gaps == KNOWN_GAPS.get(adapter, set()), f"{report.verdict}\n{failures(report)}"
     if adapter in KNOWN_GAPS:
         assert not report.certified
         return
-    assert report.ok and report.certified, (problems, report.verdict)
+    assert report.ok and report.certified, f"{report.verdict}\n{failures(report)}"
     # No gating, robustness or stateful check was skipped or not run, unless the adapter does
     # not declare the capability it needs.
     for r in report.results:

@@ -120,6 +120,8 @@ class Connect:
     #: The earliest the connect can have been made: ``at`` for the audit hook; for ``/proc``,
     #: when the poll before the one that first saw it began (a starved poll sees it late).
     since: float | None = None
+    #: For ``/proc``: the socket's local port, and whether it was once one of the recorder's.
+    detail: str = ""
 
     @property
     def earliest(self) -> float:
@@ -132,7 +134,8 @@ class Connect:
         when = f"{self.at:.3f}"
         if self.since is not None and self.since < self.at:
             when = f"{self.since:.3f}..{self.at:.3f}"
-        return f"[{self.via} {when}] connect to {self.host}:{self.port}{who}"
+        more = f" ({self.detail})" if self.detail else ""
+        return f"[{self.via} {when}] connect to {self.host}:{self.port}{who}{more}"
 
 
 # ------------------------------------------------------------------ outbound connections
@@ -593,7 +596,13 @@ class Recorder:
             return list(self._connects)
 
     def connect_attempt(
-        self, host: str, port: int, via: str, thread: str = "", since: float | None = None
+        self,
+        host: str,
+        port: int,
+        via: str,
+        thread: str = "",
+        since: float | None = None,
+        detail: str = "",
     ) -> None:
         """Note an outbound connection attempt of the run (called by the audit hook and the
         ``/proc`` watch, which passes ``since``: the earliest it can have been made); a UDP
@@ -603,7 +612,7 @@ class Recorder:
                 if (host, port) in self._datagrams:
                     return
                 self._datagrams.add((host, port))
-            self._connects.append(Connect(time.monotonic(), host, port, via, thread, since))
+            self._connects.append(Connect(time.monotonic(), host, port, via, thread, since, detail))
 
     def not_the_run(self, host: str, port: int, thread: str, inode: int = 0) -> None:
         """Note a connect attempt that is not the run's (module docstring); ``inode`` is its
@@ -689,9 +698,12 @@ class Recorder:
             # judged against that moment, never against a later one a starved thread reaches.
             with self._lock:
                 own = {p for p, t in self._own_ports.items() if t is None or t > began - 1.0}
+                once = set(self._own_ports)
             found = {a for a in addresses if a[2] not in own}
-            for host, port, _local in found - self._seen_proc:
-                self.connect_attempt(host, port, "/proc", since=since)
+            for host, port, local in found - self._seen_proc:
+                was = ", once the recorder's" if local in once else ""
+                detail = f"from local port {local}{was}"
+                self.connect_attempt(host, port, "/proc", since=since, detail=detail)
             self._seen_proc = found
             self.polls += 1
 
