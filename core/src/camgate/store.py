@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from camgate.codec import dump, load
 from camgate.db import is_postgres
 from camgate.db.migrations import Status, sqlite_status, upgrade_sqlite
+from camgate.db.writers import process_alive, process_identity
 from camgate.errors import CamgateError, ConfigError, NotFound, StorageError, ValidationError
 from camgate.models import (
     AccessRequest,
@@ -39,6 +40,7 @@ from camgate.models import (
 if TYPE_CHECKING:
     from camgate.adapters import Credentials
     from camgate.db.pg import Listener, PgConnection
+    from camgate.db.writers import WriterLease
 
     #: A write connection of either engine: both give ``execute(...).rowcount/fetchall``.
     Connection = sqlite3.Connection | PgConnection
@@ -151,44 +153,6 @@ def connect(path: str | Path, *, read_only: bool = False, **options: Any) -> sql
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_identity(pid: int | None = None) -> str | None:
-    """What tells the process ``pid`` (default: this one) from a later one given the same pid:
-    this boot's id and the process's start time (``/proc/<pid>/stat``, in clock ticks since
-    boot). None when the process does not exist or the system has no ``/proc`` (then only the
-    pid can be compared)."""
-    try:
-        stat = Path(f"/proc/{os.getpid() if pid is None else pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
-    return f"{_boot_id()}:{fields[19]}"  # field 22 of stat(5), counted after the name
-
-
-def process_alive(pid: int | None, started: str | None) -> bool:
-    """Whether the process that wrote a row with ``pid`` and ``started``
-    (:func:`process_identity`) still runs on this host. A row with no pid (an older file's) has
-    no running writer; a live process with that pid but another start time is not the writer
-    (the pid was reused). Without ``/proc`` the pid alone decides."""
-    if pid is None:
-        return False
-    if started is not None and os.path.isdir("/proc/self"):
-        return process_identity(pid) == started
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def local_path(target: str | Path, home: str | Path | None = None) -> Path:
     """Where files that belong beside the store ``target`` go (:attr:`Store.path`): a SQLite
     store's own path; for a PostgreSQL DSN, ``<dbname>.pg`` in ``home`` (default
@@ -244,6 +208,7 @@ class Store:
         self._read_lock = threading.Lock()
         self._local = threading.local()  # the write transaction this thread is inside, if any
         self._listener: Listener | None = None
+        self._lease: WriterLease | None = None  # taken before a row names this process
         #: The PostgreSQL DSN when the store is there (:mod:`camgate.db.pg`), else None.
         self.dsn: str | None = None
         if is_postgres(path):
@@ -419,9 +384,12 @@ class Store:
             return list(self._reader.execute(sql, params).fetchall())
 
     def close(self) -> None:
-        """Close the connections. Idempotent."""
+        """Close the connections (and give back this process's writer lease). Idempotent."""
         if self._listener is not None:
             self._listener.close()
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
         with self._lock, self._read_lock:
             self._conn.close()
             self._reader.close()  # the same connection when read-only: closing twice is fine
@@ -1018,6 +986,38 @@ class Store:
             )
             return cur.rowcount == 1
 
+    # ------------------------------------------------------------------ writers
+
+    def writer_alive(self, pid: int | None, started: str | None) -> bool:
+        """Whether the process that wrote a row naming ``(pid, started)`` still runs
+        (:mod:`camgate.db.writers`): on this machine by ``/proc``, and on PostgreSQL also by
+        its writer lease, which speaks for a hub on any machine or in any container."""
+        if process_alive(pid, started):
+            return True
+        if self.dsn is None or pid is None:
+            return False
+        from camgate.db.writers import lease_held
+
+        with self._read_lock, self._errors():
+            return lease_held(self._reader, pid, started)
+
+    def _hold_lease(self) -> None:
+        """Before a row names this process: on PostgreSQL, hold its writer lease."""
+        if self.dsn is None:
+            return
+        from camgate.db.writers import lease_held, writer_lease
+
+        with self._lock:
+            if self._lease is None:
+                self._lease = writer_lease(self.dsn)
+            lease = self._lease
+
+        def held() -> bool:
+            with self._read_lock, self._errors():
+                return lease_held(self._reader, lease.pid, lease.started)
+
+        lease.ensure(self.where, held)
+
     # ------------------------------------------------------------------ notices
 
     def add_notice(self, notice: OwnerNotice) -> None:
@@ -1031,6 +1031,7 @@ class Store:
 
     def owe_notices(self, notices: list[OwnerNotice]) -> None:
         """Record notices a change owes its owner (sent after the change commits)."""
+        self._hold_lease()
         me, started = os.getpid(), process_identity()
         with self.transaction() as db:
             db.executemany(
@@ -1047,6 +1048,7 @@ class Store:
     def claim_notice(self, notice_id: str, pid: int | None, started: str | None) -> bool:
         """Take over a notice owed by the process ``(pid, started)`` (this process sends it now);
         False when another process took it first or it was sent."""
+        self._hold_lease()
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE owed_notices SET pid=?, started=? WHERE id=? AND pid IS ? AND started IS ?",
@@ -1070,6 +1072,7 @@ class Store:
 
     def add_intent(self, kind: str, body: str, at: str, after_seq: int) -> int:
         """Record, before its audit record is written elsewhere, a change about to be made."""
+        self._hold_lease()
         with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO audit_intents (kind, body, at, after_seq, pid, started) "

@@ -40,7 +40,7 @@ from camgate.models import (
     new_id,
 )
 from camgate.notify import OwnerNotice
-from camgate.store import process_alive, process_identity
+from camgate.store import process_identity
 from camgate.vocab import AuditKind
 
 __all__ = ["AuditedChanges"]
@@ -143,16 +143,17 @@ class AuditedChanges(GateParts):
         query), before every decision, enrolment and answer: a running hub never acts on a
         state a crashed process left half-made, and notices owed by the dead are sent.
 
-        An intent of a process that still runs (same pid *and* start time, so a reused pid is
-        not mistaken for it) is under way and left alone; this process's own intents are left
-        only while in flight (:data:`_IN_FLIGHT`).
+        An intent of a process that still runs (``Store.writer_alive``: same pid *and* start
+        time on this machine, so a reused pid is not mistaken for it, or its writer lease held
+        on PostgreSQL, wherever it runs) is under way and left alone; this process's own
+        intents are left only while in flight (:data:`_IN_FLIGHT`).
         """
         if not self.store.has_leftovers():
             return
-        me = os.getpid()
+        me = (os.getpid(), process_identity())  # not the pid alone: containers' are alike
         for intent_id, kind, text, at, after, pid, started in self.store.intents():
             if (self.store.path, intent_id) in _IN_FLIGHT or (
-                pid != me and process_alive(pid, started)
+                (pid, started) != me and self.store.writer_alive(pid, started)
             ):
                 continue  # under way
             when = datetime.fromisoformat(at)
@@ -169,7 +170,7 @@ class AuditedChanges(GateParts):
             if owner_id not in (None, notice.owner_id):
                 continue
             if (pid, started) != me:
-                if not dead_only or process_alive(pid, started):
+                if not dead_only or self.store.writer_alive(pid, started):
                     continue
                 if not self.store.claim_notice(notice.id, pid, started):
                     continue
