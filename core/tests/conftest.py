@@ -135,6 +135,16 @@ def postgres() -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[Any]:
+    """A PostgreSQL server of the test module's own, which its tests may stop and start
+    (``pause``/``resume``) without disturbing the session's."""
+    from camgate.testing.pgserver import server_for_tests
+
+    with server_for_tests() as server:
+        yield server
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def audit_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs a test once per audit store. For "postgres", CAMGATE_AUDIT_DSN names a fresh

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from camgate.models import GeoPoint, PendingRequest
 from camgate.store import Store, local_path
 from camgate.testing import camera_north_of
 from camgate.testing import wait_until as _until
-from camgate.testing.pgserver import PostgresServer, server_for_tests
+from camgate.testing.pgserver import PostgresServer
 
 SECRET = "Sup3rS3cretPw"
 
@@ -43,13 +42,6 @@ def test_no_password_in_errors_or_reprs(tmp_path: Path, postgres: Any) -> None:
         assert store.path == local_path(dsn, tmp_path) == tmp_path / f"{dbname}.pg"
     finally:
         store.close()
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[PostgresServer]:
-    """A server of this module's own, which the restart test stops and starts."""
-    with server_for_tests() as server:
-        yield server
 
 
 def test_a_restart_mid_transaction_writes_nothing_and_the_store_reconnects(

@@ -28,7 +28,7 @@ from camgate.errors import StorageError
 from camgate.store import Store
 from camgate.testing import wait_until
 from camgate.testing._servers import require
-from camgate.testing.pgserver import PostgresServer, server_for_tests
+from camgate.testing.pgserver import PostgresServer
 from camgate.vocab import AuditKind
 
 #: The other hub: owes alice a notice and leaves an intent, then runs until killed.
@@ -113,13 +113,6 @@ def test_another_hubs_leftovers_wait_while_it_runs_and_are_settled_once_it_dies(
     assert gate.store.intents() == [] and gate.store.owed_notices() == []
     told = [r for r in gate.audit.records() if r.kind == AuditKind.OWNER_NOTIFIED]
     assert [r.body["id"] for r in told] == ["ntc-other"]
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[PostgresServer]:
-    """A server of this module's own, which the restart test stops and starts."""
-    with server_for_tests() as server:
-        yield server
 
 
 def test_the_lease_is_one_per_process_and_database_and_held_again_after_a_restart(
