@@ -52,6 +52,8 @@ def test_a_store_made_before_migrations_upgrades_in_place(
         assert after is not None and after.consents == before.consents + 1
         index = store.query("SELECT name FROM sqlite_master WHERE name='grants_request'")
         assert index == [("grants_request",)]  # version 2 was applied
+        columns = [row[1] for row in store.query("PRAGMA table_info(artifacts)")]
+        assert columns[-1] == "node"  # version 5 was applied
     finally:
         store.close()
     assert main(["db", "upgrade", "--db", str(path)]) == 0

@@ -21,6 +21,11 @@ before its record is durable. A process killed between 1 and 4 leaves a
 ``deleting`` row; the next run looks for that artifact's record in the log, finishes the unlink
 if the record is there, and writes the record first if it is not. Nothing is deleted unrecorded,
 and each artifact gets exactly one deletion record.
+
+Several hubs on one PostgreSQL store each keep their files on their own disk: an artifact's row
+names its **node** (:func:`camgate.db.writers.node_name`), and a node's run deletes only its own
+(and those registered before nodes were recorded). Another node's file is not "missing" here,
+and its export under way is not abandoned because this machine has no such path.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import attrs
 
 from camgate.audit import AuditLog
 from camgate.clock import Clock, SystemClock
+from camgate.db.writers import node_name, pg_session_lock
 from camgate.errors import CamgateError, ConfigError, NotFound, ValidationError
 from camgate.media.files import PartialOutput, abandoned, partial_name, sha256_path
 from camgate.models import new_id
@@ -216,8 +222,9 @@ class Retention:
 
     ``rules`` returns the agency's rules in force (their ``retention_days``); the owner's terms
     come from the consent the artifact's grant was issued under (else the camera's standing
-    consent). Every method is synchronous and durable on return; call them from a worker
-    thread in async code.
+    consent). ``node`` names the machine whose disk the files registered here are on (default
+    :func:`~camgate.db.writers.node_name`); runs delete that node's files only. Every method
+    is synchronous and durable on return; call them from a worker thread in async code.
     """
 
     def __init__(
@@ -227,11 +234,14 @@ class Retention:
         *,
         rules: Callable[[], AgencyRules] = AgencyRules,
         clock: Clock | None = None,
+        node: str | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
         self.rules = rules
         self.clock: Clock = clock or SystemClock()
+        #: The node whose files this registers and deletes.
+        self.node = node or node_name()
         with store.transaction() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -340,9 +350,9 @@ class Retention:
     def _insert(self, artifact: Artifact) -> None:
         with self.store.transaction() as db:
             db.execute(
-                f"INSERT INTO artifacts ({_COLUMNS}, expires_ts) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                artifact._row(),
+                f"INSERT INTO artifacts ({_COLUMNS}, expires_ts, node) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*artifact._row(), self.node),
             )
 
     def _registered(self, artifact: Artifact, terms: dict[str, float | None]) -> None:
@@ -504,9 +514,11 @@ class Retention:
     # ------------------------------------------------------------------ deleting
 
     def _rows(self, where: str, params: tuple[Any, ...]) -> list[Artifact]:
+        """This node's artifacts (and those of no recorded node) matching ``where``."""
         rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM artifacts WHERE {where} ORDER BY expires_ts, rowid",  # noqa: S608
-            params,
+            f"SELECT {_COLUMNS} FROM artifacts WHERE ({where}) "  # noqa: S608
+            "AND (node IS NULL OR node = ?) ORDER BY expires_ts, rowid",
+            (*params, self.node),
         )
         return [Artifact._from_row(r) for r in rows]
 
@@ -542,22 +554,31 @@ class Retention:
         ``retention.deleted`` record; finish deletions a crash interrupted. ``dry_run`` lists
         what would go and changes nothing.
 
-        One run at a time per store (an exclusive lock on ``<store>.retention.lock``, released
-        by the kernel if the process dies): a second one raises ConfigError rather than record
-        a deletion twice.
+        One run at a time per store and node (an exclusive lock on ``<store>.retention.lock``,
+        and on PostgreSQL also a session advisory lock named after the node, for processes of
+        one node with different homes; the kernel or the server releases either if the process
+        dies): a second one raises ConfigError rather than record a deletion twice.
         """
         if dry_run:
             return self._run(True, now)
+        busy = ConfigError(
+            f"another retention run is under way on {self.store.where} for node {self.node!r}; "
+            "try again later"
+        )
         lock = Path(f"{self.store.path}.retention.lock")
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ConfigError(
-                    f"another retention run is under way on {self.store.path}; try again later"
-                ) from None
-            return self._run(False, now)
+                raise busy from None
+            if self.store.dsn is None:
+                return self._run(False, now)
+            name = f"camgate-retention:{self.node}"
+            with pg_session_lock(self.store.dsn, name, self.store.where) as taken:
+                if not taken:
+                    raise busy
+                return self._run(False, now)
         finally:
             os.close(fd)  # closing releases the lock
 

@@ -113,6 +113,19 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+_ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
+
+
+def _column_there(db: sqlite3.Connection, statement: str) -> bool:
+    """Whether ``statement`` adds a column the table already has. SQLite has no ``ADD COLUMN
+    IF NOT EXISTS``, and a file an older camgate made without ``schema_version`` takes every
+    version again (version 1 is all ``IF NOT EXISTS`` for it): a column there is applied."""
+    m = _ADD_COLUMN.match(statement)
+    if m is None:
+        return False
+    return any(row[1] == m.group(2) for row in db.execute(f"PRAGMA table_info({m.group(1)})"))
+
+
 def _baseline_fixups(db: sqlite3.Connection) -> None:
     """Columns added to version 1's tables before migrations existed (NULL in old rows)."""
     for table, columns in (
@@ -152,7 +165,8 @@ def upgrade_sqlite(db: sqlite3.Connection, where: str) -> list[int]:
         applied = []
         for mig in migrations("sqlite")[current:]:
             for statement in _statements(mig.sql):
-                db.execute(statement)
+                if not _column_there(db, statement):
+                    db.execute(statement)
             if mig.version == 1:
                 _baseline_fixups(db)
             db.execute(

@@ -23,18 +23,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from camgate.errors import StorageError
+from camgate.errors import ConfigError, StorageError
 
 __all__ = [
     "WriterLease",
     "lease_held",
     "lease_key",
+    "node_name",
+    "pg_session_lock",
     "process_alive",
     "process_identity",
     "writer_lease",
@@ -80,10 +84,44 @@ def process_alive(pid: int | None, started: str | None) -> bool:
     return True
 
 
+def node_name() -> str:
+    """The name of this node (machine) among the hubs sharing a store: ``$CAMGATE_NODE`` when
+    set, else the host name. Rows naming a file on this node's disk carry it (retention
+    deletes only its own node's files). Set ``CAMGATE_NODE`` where the host name changes
+    with each start (a container recreated)."""
+    name = os.environ.get("CAMGATE_NODE", "").strip() or socket.gethostname()
+    if not name:
+        raise ConfigError("this node has no name: set CAMGATE_NODE")
+    return name
+
+
 def lease_key(pid: int, started: str | None) -> int:
     """The advisory lock key (a signed 64-bit integer) of the writer ``(pid, started)``."""
-    digest = hashlib.blake2b(f"camgate-writer:{pid}:{started}".encode(), digest_size=8)
+    return _key(f"camgate-writer:{pid}:{started}")
+
+
+def _key(name: str) -> int:
+    digest = hashlib.blake2b(name.encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+@contextmanager
+def pg_session_lock(dsn: str, name: str, where: str) -> Iterator[bool]:
+    """Try the session advisory lock ``name`` (hashed to a key) on a connection of its own for
+    the block; yields whether it was taken. The server drops it when the block ends or the
+    process dies. StorageError naming ``where`` (no password) when the server is unreachable."""
+    import psycopg
+
+    conn = None
+    with suppress(psycopg.Error):  # its text may hold the password: not chained, not shown
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    if conn is None:
+        raise StorageError(f"PostgreSQL store {where}: cannot connect; is the server running?")
+    try:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_key(name),)).fetchone()
+        yield bool(row and row[0])
+    finally:
+        conn.close()
 
 
 #: Whether the writer lease of a key is held by any session of this database. pg_locks shows a
