@@ -158,8 +158,9 @@ _SESSION_SETTINGS = (
 
 class WriterLease:
     """This process's writer lease on one PostgreSQL database (see the module): a daemon thread
-    holding ``pg_advisory_lock(lease_key(pid, started))`` on a connection of its own, checking
-    it every ``poll_s`` and connecting again when it is lost. Get it with :func:`writer_lease`
+    taking the session advisory lock ``lease_key(pid, started)`` on a connection of its own
+    (trying every ``poll_s`` while a lost session of ours may still hold it), checking the
+    session every ``poll_s`` and connecting again when it is lost. Get it with :func:`writer_lease`
     (one per process and DSN, counted), give it back with :meth:`release`."""
 
     def __init__(self, dsn: str, pid: int, started: str | None, *, poll_s: float = 1.0) -> None:
