@@ -23,9 +23,12 @@ if the record is there, and writes the record first if it is not. Nothing is del
 and each artifact gets exactly one deletion record.
 
 Several hubs on one PostgreSQL store each keep their files on their own disk: an artifact's row
-names its **node** (:func:`camgate.db.writers.node_name`), and a node's run deletes only its own
-(and those registered before nodes were recorded). Another node's file is not "missing" here,
-and its export under way is not abandoned because this machine has no such path.
+names its **node** (:func:`camgate.db.writers.node_name`, remembered in the store's home), and a
+node's run deletes only its own. Another node's file is not "missing" here, and its export under
+way is not abandoned because this machine has no such path. A row registered before nodes were
+recorded is claimed (one atomic update, so one node) by the first node that has its file; one
+whose file no node has is left and counted (``elsewhere``). On SQLite (one machine) every row
+is the run's.
 """
 
 from __future__ import annotations
@@ -186,6 +189,8 @@ class RetentionRun:
     at: datetime
     deleted: list[dict[str, Any]]
     held: list[dict[str, Any]]
+    #: Expired artifacts this run left to the nodes whose disks hold them (PostgreSQL).
+    elsewhere: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (what ``camgate retention run --json`` prints)."""
@@ -194,6 +199,7 @@ class RetentionRun:
             "at": self.at.isoformat(),
             "deleted": self.deleted,
             "held": self.held,
+            "elsewhere": self.elsewhere,
         }
 
 
@@ -241,7 +247,8 @@ class Retention:
         self.rules = rules
         self.clock: Clock = clock or SystemClock()
         #: The node whose files this registers and deletes.
-        self.node = node or node_name()
+        remember = Path(f"{store.path}.node") if store.dsn is not None else None
+        self.node = node or node_name(remember)  # on SQLite only a label: not remembered
         with store.transaction() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -514,13 +521,51 @@ class Retention:
     # ------------------------------------------------------------------ deleting
 
     def _rows(self, where: str, params: tuple[Any, ...]) -> list[Artifact]:
-        """This node's artifacts (and those of no recorded node) matching ``where``."""
+        """The artifacts matching ``where`` that are this run's: on SQLite all; on PostgreSQL
+        this node's, and those of no recorded node whose file is here (see the module)."""
+        if self.store.dsn is None:
+            sql = f"SELECT {_COLUMNS} FROM artifacts WHERE {where} ORDER BY expires_ts, rowid"  # noqa: S608
+            return [Artifact._from_row(r) for r in self.store.query(sql, params)]
         rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM artifacts WHERE ({where}) "  # noqa: S608
+            f"SELECT {_COLUMNS}, node FROM artifacts WHERE ({where}) "  # noqa: S608
             "AND (node IS NULL OR node = ?) ORDER BY expires_ts, rowid",
             (*params, self.node),
         )
-        return [Artifact._from_row(r) for r in rows]
+        return [
+            Artifact._from_row(r[:-1]) for r in rows if r[-1] is not None or _present(Path(r[1]))
+        ]
+
+    def _elsewhere(self, ts: float) -> int:
+        """Expired artifacts on other nodes' disks (or, of no recorded node, on none here)."""
+        if self.store.dsn is None:
+            return 0
+        rows = self.store.query(
+            "SELECT node, path FROM artifacts WHERE state IN ('kept', 'deleting', 'writing') "
+            "AND expires_ts <= ? AND (node IS NULL OR node <> ?)",
+            (ts, self.node),
+        )
+        return sum(1 for node, path in rows if node is not None or not _present(Path(path)))
+
+    def _claim(self, artifacts: list[Artifact]) -> list[Artifact]:
+        """On PostgreSQL, take the rows of no recorded node for this node (one update each,
+        so one node gets each); the artifacts that are this node's."""
+        if self.store.dsn is None or not artifacts:
+            return artifacts
+        mine: set[str] = set()
+        for first in range(0, len(artifacts), _BATCH):
+            ids = [a.id for a in artifacts[first : first + _BATCH]]
+            marks = ",".join("?" * len(ids))
+            with self.store.transaction() as db:
+                db.execute(
+                    f"UPDATE artifacts SET node=? WHERE node IS NULL AND id IN ({marks})",  # noqa: S608
+                    (self.node, *ids),
+                )
+            rows = self.store.query(
+                f"SELECT id FROM artifacts WHERE node = ? AND id IN ({marks})",  # noqa: S608
+                (self.node, *ids),
+            )
+            mine |= {r[0] for r in rows}
+        return [a for a in artifacts if a.id in mine]
 
     def due(self, now: datetime | None = None) -> tuple[list[Artifact], list[Artifact]]:
         """Expired artifacts still on disk: ``(to delete, kept by a hold)``."""
@@ -585,21 +630,24 @@ class Retention:
     def _run(self, dry_run: bool, now: datetime | None) -> RetentionRun:
         at = now or self.clock.now()
         todo, held = self.due(at)
-        kept = [a.to_json() for a in held]
-        entries = [self._entry(a) | {"reason": "expired"} for a in todo]
         # A crash's leftovers go at once, hold or not: never exported, they are no evidence.
         listed = {a.id for a in todo}
         orphans = [a for a in self.orphans() if a.id not in listed]
+        if not dry_run:  # rows of no recorded node: this node's from now on, or another's
+            todo, orphans = self._claim(todo), self._claim(orphans)
+        kept = [a.to_json() for a in held]
+        entries = [self._entry(a) | {"reason": "expired"} for a in todo]
         entries += [self._entry(a) | {"reason": "incomplete"} for a in orphans]
         todo += orphans
+        elsewhere = self._elsewhere(at.timestamp())
         if dry_run:
-            return RetentionRun(True, at, entries, kept)
+            return RetentionRun(True, at, entries, kept, elsewhere)
         interrupted = {a.id for a in todo if a.state is ArtifactState.DELETING}
         recorded = self._recorded(interrupted) if interrupted else {}
         done: list[dict[str, Any]] = []
         for first in range(0, len(entries), _BATCH):
             done.extend(self._delete(entries[first : first + _BATCH], recorded))
-        return RetentionRun(False, at, done, kept)
+        return RetentionRun(False, at, done, kept, elsewhere)
 
     @staticmethod
     def _entry(artifact: Artifact) -> dict[str, Any]:

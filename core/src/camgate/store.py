@@ -1001,16 +1001,23 @@ class Store:
         with self._read_lock, self._errors():
             return lease_held(self._reader, pid, started)
 
-    def _hold_lease(self) -> None:
-        """Before a row names this process: on PostgreSQL, hold its writer lease."""
-        if self.dsn is None:
+    def hold_writer_lease(self) -> None:
+        """On PostgreSQL, hold this process's writer lease (:mod:`camgate.db.writers`) from now
+        until the store closes: done before any row names the process, and by a hub when it
+        opens, so the first one is not taken inside a write transaction. Nothing on SQLite or
+        read-only."""
+        if self.dsn is None or self.read_only:
             return
         from camgate.db.writers import lease_held, writer_lease
 
         with self._lock:
+            if self._lease is not None and self._lease.pid != os.getpid():
+                self._lease = None  # a forked child: the parent's lease is not its own
             if self._lease is None:
                 self._lease = writer_lease(self.dsn)
             lease = self._lease
+        if lease.held:  # the keeper's view, at most one poll old: no round trip
+            return
 
         def held() -> bool:
             with self._read_lock, self._errors():
@@ -1031,7 +1038,7 @@ class Store:
 
     def owe_notices(self, notices: list[OwnerNotice]) -> None:
         """Record notices a change owes its owner (sent after the change commits)."""
-        self._hold_lease()
+        self.hold_writer_lease()
         me, started = os.getpid(), process_identity()
         with self.transaction() as db:
             db.executemany(
@@ -1048,7 +1055,7 @@ class Store:
     def claim_notice(self, notice_id: str, pid: int | None, started: str | None) -> bool:
         """Take over a notice owed by the process ``(pid, started)`` (this process sends it now);
         False when another process took it first or it was sent."""
-        self._hold_lease()
+        self.hold_writer_lease()
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE owed_notices SET pid=?, started=? WHERE id=? AND pid IS ? AND started IS ?",
@@ -1072,7 +1079,7 @@ class Store:
 
     def add_intent(self, kind: str, body: str, at: str, after_seq: int) -> int:
         """Record, before its audit record is written elsewhere, a change about to be made."""
-        self._hold_lease()
+        self.hold_writer_lease()
         with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO audit_intents (kind, body, at, after_seq, pid, started) "

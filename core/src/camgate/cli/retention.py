@@ -23,7 +23,8 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         print_json(run.to_json())
         return 0
     verb = "would delete" if run.dry_run else "deleted"
-    print(f"retention: {verb} {len(run.deleted)}, kept by a hold {len(run.held)}")
+    elsewhere = f", left to other nodes {run.elsewhere}" if run.elsewhere else ""
+    print(f"retention: {verb} {len(run.deleted)}, kept by a hold {len(run.held)}{elsewhere}")
     for item in run.deleted:
         print(f"  {verb} {item['kind']:<12} {item['path']} ({item['found']})")
     for item in run.held:

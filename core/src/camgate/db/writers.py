@@ -22,6 +22,7 @@ the process, and the row's writer counts as running while either witness says so
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from camgate.errors import ConfigError, StorageError
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "WriterLease",
@@ -84,14 +87,28 @@ def process_alive(pid: int | None, started: str | None) -> bool:
     return True
 
 
-def node_name() -> str:
+def node_name(remember: Path | None = None) -> str:
     """The name of this node (machine) among the hubs sharing a store: ``$CAMGATE_NODE`` when
-    set, else the host name. Rows naming a file on this node's disk carry it (retention
-    deletes only its own node's files). Set ``CAMGATE_NODE`` where the host name changes
-    with each start (a container recreated)."""
-    name = os.environ.get("CAMGATE_NODE", "").strip() or socket.gethostname()
+    set; else the name kept in the file ``remember`` (the store's home, kept with the node's
+    files: a container recreated with a new host name keeps its node); else the host name,
+    then written to ``remember``. Rows naming a file on this node's disk carry it (retention
+    deletes only its own node's files)."""
+    name = os.environ.get("CAMGATE_NODE", "").strip()
+    if name:
+        return name
+    if remember is not None:
+        with suppress(OSError, UnicodeDecodeError):
+            kept = remember.read_text(encoding="utf-8").strip()
+            if kept:
+                return kept
+    name = socket.gethostname()
     if not name:
         raise ConfigError("this node has no name: set CAMGATE_NODE")
+    if remember is not None:
+        with suppress(OSError):  # a read-only home: the host name, unremembered
+            fd = os.open(remember, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(name + "\n")
     return name
 
 
@@ -212,10 +229,20 @@ class WriterLease:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(
-                    self._dsn, autocommit=True, connect_timeout=10, application_name="camgate lease"
+                    self._dsn,
+                    autocommit=True,
+                    connect_timeout=10,
+                    application_name="camgate lease",
+                    # This end gives up on a silent server too, rather than hold a stale view.
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
+                    tcp_user_timeout=30000,
                 ) as conn:
                     for setting in _SESSION_SETTINGS:
-                        conn.execute(setting)
+                        with suppress(psycopg.Error):  # an older server lacks one: the rest
+                            conn.execute(setting)
                     # A session of ours the server has not yet seen die may hold it still.
                     while not self._stop.is_set():
                         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
@@ -230,6 +257,8 @@ class WriterLease:
                         conn.execute("SELECT 1")
             except psycopg.Error:
                 pass
+            except Exception as exc:  # never end the keeper: every later write would fail
+                _log.warning("writer lease keeper: %s; connecting again", type(exc).__name__)
             finally:
                 self._held.clear()
             self._stop.wait(self._poll)

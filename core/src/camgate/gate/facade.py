@@ -131,6 +131,8 @@ class Gate(
         self.edge.retention = self.retention
         self.edge.zone_map = self.zone_map  # grants of cameras a new zone covers stop holding
         self.edge.on_account_unlinked = functools.partial(record_unlinked, self)
+        # A hub's writer lease, taken now rather than inside its first audited change.
+        store.hold_writer_lease()
         self._settle_interrupted()
 
     @classmethod
