@@ -301,3 +301,36 @@ def test_port_numbers_never_hide_a_connection_to_another_process(trick: str) -> 
             other.kill()
             other.wait()
     assert seen and seen[0].via == "/proc", recorder.connects()
+
+
+def test_a_client_of_ours_on_ipv6_loopback_is_not_egress() -> None:
+    """A connection another process makes to a listener of ours on ``::1`` (FFmpeg run as a
+    subprocess, reading an adapter's relay) is ingress: the accepted end is not counted."""
+    if not socket.has_ipv6:
+        raise AssertionError("this machine has no IPv6 loopback")
+    code = (
+        "import socket, sys\n"
+        "c = socket.create_connection(('::1', int(sys.argv[1])))\n"
+        "print(c.getsockname()[1], flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    with Recorder(poll_s=0.01) as recorder:
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+        client = subprocess.Popen(
+            [sys.executable, "-c", code, str(listener.getsockname()[1])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert client.stdout is not None
+            client_port = int(client.stdout.readline())
+            accepted, _ = listener.accept()
+            polls = recorder.polls
+            wait_until(lambda: recorder.polls >= polls + 3, "three polls")
+            accepted.close()
+        finally:
+            listener.close()
+            client.kill()
+            client.wait()
+    assert not _to(client_port, recorder.connects()), recorder.connects()

@@ -201,7 +201,7 @@ def _proc_remote_addresses(
 
     Port numbers alone never make a connection inside: its far end must not be a live socket
     of another process (the namespace's table shows whose it is), nor a port another process
-    listens on; and nothing off loopback is inside."""
+    listens on; and nothing off loopback (127.0.0.0/8, ``::1``) is inside."""
     everyone: list[list[str]] = []
     own_rows = _proc_sockets(everyone)
     own_inodes = {cols[9] for cols in own_rows}
@@ -224,7 +224,7 @@ def _proc_remote_addresses(
         local_addr, local_port = cols[1].rsplit(":", 1)
         remote = (host, int(port, 16))
         found_row = (*remote, int(local_port, 16))
-        if not host.startswith("127."):
+        if not (host.startswith("127.") or host == "::1"):
             found.add(found_row)  # off loopback nothing is between two sockets of ours
             continue
         peer = by_local.get(cols[2])
