@@ -197,56 +197,40 @@ def _proc_remote_addresses(
     A listener that closed between two polls (a staged fault's peer, a relay) leaves sockets
     behind, half-closed: the accepted end, whose far end looks like an outbound address once
     the connecting end is gone, and the connecting end, whose far end nobody listens on any
-    more. On loopback, both stay inside.
-
-    Port numbers alone never make a connection inside: its far end must not be a live socket
-    of another process (the namespace's table shows whose it is), nor a port another process
-    listens on; and nothing off loopback (127.0.0.0/8, ``::1``) is inside."""
+    more. On loopback, both stay inside. The memory never speaks for a far end off loopback,
+    nor for a port another process listens on now: a port number we once listened on, reused
+    since, is not thereby ours."""
     everyone: list[list[str]] = []
-    own_rows = _proc_sockets(everyone)
-    own_inodes = {cols[9] for cols in own_rows}
-    mine = [cols for cols in own_rows if not (skip and int(cols[9]) in skip)]
-    by_local = {cols[1]: cols for cols in everyone}
-    listeners = {cols[1] for cols in mine if cols[3] == "0A"}  # "ADDR:PORT", hex
-    listening = {a.rsplit(":", 1)[1] for a in listeners}
-    # Ports another process listens on now: a client's ephemeral port never is one.
-    others = {c[1].rsplit(":", 1)[1] for c in everyone if c[3] == "0A"} - listening
+    mine = [cols for cols in _proc_sockets(everyone) if not (skip and int(cols[9]) in skip)]
+    # A socket whose local port one of ours listens on was accepted, not connected out; one
+    # whose far end is another socket of ours (listening, or the accepted end) stays inside.
+    listening = {cols[1].rsplit(":", 1)[1] for cols in mine if cols[3] == "0A"}
     ours = set(listening)
+    others: set[str] = set()  # ports another process listens on now
     if listened is not None:
         listened |= listening
+        others = {c[1].rsplit(":", 1)[1] for c in everyone if c[3] == "0A"} - listening
         ours |= listened - others
+    ends = {cols[1] for cols in mine}
     found: set[tuple[str, int, int]] = set()
     for cols in mine:
-        if cols[3] == "0A":
-            continue
         addr, port = cols[2].rsplit(":", 1)
         host = _proc_host(addr)
-        local_addr, local_port = cols[1].rsplit(":", 1)
+        loopback = host.startswith("127.")
+        local_port = cols[1].rsplit(":", 1)[1]
+        # Accepted by a listener of ours that closed since: its far end is (was) a connecting
+        # socket, never a port another process listens on (a C socket bound to a port we
+        # once listened on and connected out from there is not accepted).
+        remembered = loopback and local_port in ours and port not in others
+        if cols[3] == "0A" or local_port in listening or remembered:
+            continue
         remote = (host, int(port, 16))
-        found_row = (*remote, int(local_port, 16))
-        if not (host.startswith("127.") or host == "::1"):
-            found.add(found_row)  # off loopback nothing is between two sockets of ours
+        internal = port in ours or cols[2] in ends
+        if internal and loopback and remote not in keep:
+            if inside is not None:
+                inside.add(int(cols[9]))
             continue
-        peer = by_local.get(cols[2])
-        peer_is_ours = peer is not None and peer[9] in own_inodes
-        # The far end is a live socket of another process: this is a connection to (or
-        # from) that process, whatever port numbers say.
-        foreign = peer is not None and peer[2] == cols[1] and peer[9] != "0" and not peer_is_ours
-        # Accepted by a listener of ours (on this address, or the wildcard), from a client's
-        # port (never a port another process listens on: a socket bound to our listener's
-        # port with SO_REUSEPORT and connected out is not accepted).
-        wildcard = {f"{'0' * len(local_addr)}:{local_port}"}
-        if (cols[1] in listeners or wildcard & listeners) and port not in others:
-            continue
-        # Accepted by a listener of ours that closed since, its client gone.
-        if local_port in ours and port not in others and not foreign:
-            continue
-        # To a listener of ours (open, or closed since), or to another socket of ours.
-        if (port in ours or peer_is_ours) and not foreign and remote not in keep:
-            if inside is not None and (peer is None or peer_is_ours):
-                inside.add(int(cols[9]))  # settled: the far end is ours, or gone for good
-            continue
-        found.add(found_row)
+        found.add((*remote, int(local_port, 16)))
     return found
 
 
